@@ -1,0 +1,113 @@
+// ward's policy model and the functions that load, compose and validate it.
+//
+// Nothing here makes a system call except LoadPolicyFile (which reads the
+// file); parsing and validation are pure so they can be unit-tested and
+// fuzzed. Paths in a loaded Policy are absolute and variable-expanded, but
+// not yet resolved against the filesystem: that happens when a plan is
+// compiled (see sandbox.h).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ward/result.h"
+
+namespace ward {
+
+// One problem in a policy document: the JSON path (`/filesystem/read/2`)
+// and why it is wrong.
+struct PolicyIssue {
+  std::string path;
+  std::string reason;
+};
+
+enum class NetworkMode {
+  kNone,  // a private network namespace holding only loopback (default)
+  kHost,  // DANGEROUS: the host's network, unrestricted
+};
+
+enum class Requirement { kRequired, kBestEffort };
+
+struct FilesystemPolicy {
+  std::vector<std::string> read;   // visible read-only
+  std::vector<std::string> write;  // visible read-write
+  std::vector<std::string> deny;   // hidden, even beneath read/write grants
+  bool private_tmp = true;         // a fresh, empty tmpfs at /tmp
+  bool system = true;              // the baseline of system paths (/usr, /lib*, ...)
+};
+
+struct EnvPolicy {
+  std::vector<std::string> inherit;         // names copied from the caller
+  std::map<std::string, std::string> set;   // explicit values
+};
+
+struct ProcessPolicy {
+  std::vector<std::string> argv;        // empty: taken from the command line
+  std::optional<std::string> cwd;       // default: ${CWD} if visible, else /
+  EnvPolicy env;
+  std::optional<int64_t> timeout_ms;    // wall-clock limit for the whole sandbox
+  bool shell = false;                   // run argv through /bin/sh -c
+};
+
+struct LimitsPolicy {
+  std::optional<int64_t> memory_mib;     // cgroup memory (or RLIMIT_AS)
+  std::optional<int64_t> pids;           // cgroup pids (or RLIMIT_NPROC)
+  std::optional<double> cpus;            // CPU bandwidth in cores (cgroup only)
+  std::optional<int64_t> cpu_seconds;    // RLIMIT_CPU
+  std::optional<int64_t> open_files;     // RLIMIT_NOFILE
+  std::optional<int64_t> file_size_mib;  // RLIMIT_FSIZE
+};
+
+struct EnforcementPolicy {
+  Requirement landlock = Requirement::kRequired;
+};
+
+struct Policy {
+  int version = 1;
+  std::optional<std::string> extends;  // a built-in profile name
+  FilesystemPolicy filesystem;
+  ProcessPolicy process;
+  LimitsPolicy limits;
+  NetworkMode network = NetworkMode::kNone;
+  EnforcementPolicy enforcement;
+};
+
+// Values for ${HOME}, ${CWD}, ${WORKSPACE}, ${USER}, ${TMPDIR}.
+struct PolicyVars {
+  std::map<std::string, std::string> values;
+  static PolicyVars FromEnvironment(const std::string& workspace = "");
+};
+
+// The outcome of loading: a policy, or every issue found (never just the
+// first one).
+struct PolicyLoad {
+  std::optional<Policy> policy;
+  std::vector<PolicyIssue> issues;
+  bool ok() const { return policy.has_value() && issues.empty(); }
+  std::string FormatIssues(const std::string& source) const;
+};
+
+// Parses and validates a JSON policy document, resolves `extends`
+// against the built-in profiles and expands variables.
+PolicyLoad ParsePolicy(const std::string& json_text, const PolicyVars& vars);
+
+// Reads `file` and calls ParsePolicy.
+PolicyLoad LoadPolicyFile(const std::string& file, const PolicyVars& vars);
+
+// A built-in profile, composed and expanded; nullopt if `name` is unknown.
+PolicyLoad LoadProfile(const std::string& name, const PolicyVars& vars);
+
+// Names and one-line descriptions of the built-in profiles.
+struct ProfileInfo {
+  std::string name;
+  std::string description;
+};
+const std::vector<ProfileInfo>& BuiltinProfiles();
+
+// The policy as canonical JSON (what `ward policy show` prints).
+std::string PolicyToJson(const Policy& policy);
+
+}  // namespace ward

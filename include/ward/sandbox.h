@@ -1,0 +1,67 @@
+// Running a command in a sandbox: the public C++ API that every front end
+// (CLI, daemon, SDKs) calls. It holds all enforcement; front ends only build
+// a Policy and a RunRequest.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ward/policy.h"
+#include "ward/result.h"
+
+namespace ward {
+
+struct RunRequest {
+  Policy policy;
+  // The command; overrides policy.process.argv when non-empty.
+  std::vector<std::string> argv;
+  // Give the workload a new pseudo-terminal wired to ward's own terminal.
+  bool pty = false;
+  // Send SIGKILL this long after forwarding SIGINT/SIGTERM/SIGHUP if the
+  // sandbox has not ended by then.
+  int64_t kill_grace_ms = 3000;
+};
+
+// Wall-clock points of the launch, in microseconds since ward's run began.
+struct Phase {
+  std::string name;
+  double us = 0;
+};
+
+struct RunResult {
+  int exit_code = 0;             // the workload's exit status (when exited)
+  int signal = 0;                // the signal that killed it, or 0
+  bool timed_out = false;        // process.timeoutMs elapsed; the sandbox was killed
+  bool interrupted = false;      // ward got SIGINT/SIGTERM/SIGHUP and forwarded it
+  std::vector<std::string> limits_hit;  // "memory", "pids"
+  double duration_ms = 0;        // clone to the end of teardown
+  std::vector<Phase> phases;
+  std::string memory_mechanism, pids_mechanism;  // "cgroup-v1", "rlimit", ...
+  int landlock_abi = 0;
+};
+
+// Runs the request and returns once every process of the sandbox is gone
+// and its mounts, namespaces and cgroups are released. Errors (policy that
+// cannot be enforced as written, missing kernel feature, command not found)
+// come back before the workload starts.
+Result<RunResult> Run(const RunRequest& request);
+
+// Ward's own exit codes (the workload's status otherwise; 128+N for signal N).
+inline constexpr int kExitUsage = 122;       // bad command line
+inline constexpr int kExitPolicy = 123;      // policy invalid or not enforceable as written
+inline constexpr int kExitTimeout = 124;     // process.timeoutMs elapsed
+inline constexpr int kExitSetup = 125;       // the sandbox could not be built
+inline constexpr int kExitNotExecutable = 126;
+inline constexpr int kExitNotFound = 127;
+
+// Host capabilities, as `ward doctor` reports them.
+struct DoctorCheck {
+  std::string name;
+  std::string status;  // "ok", "degraded", "missing"
+  std::string detail;
+};
+std::vector<DoctorCheck> Doctor();
+
+}  // namespace ward

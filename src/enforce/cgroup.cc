@@ -1,0 +1,277 @@
+#include "enforce/cgroup.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <optional>
+#include <sstream>
+
+#include "base/errors.h"
+#include "base/file.h"
+#include "base/unique_fd.h"
+
+namespace ward {
+
+namespace {
+
+constexpr const char* kRoot = "/sys/fs/cgroup";
+
+bool IsFs(const std::string& path, long magic) {
+  struct statfs s;
+  return statfs(path.c_str(), &s) == 0 && s.f_type == magic;
+}
+
+// The current process's cgroup path in the hierarchy named `key` in
+// /proc/self/cgroup ("" for the v2 hierarchy, else a v1 controller name).
+std::optional<std::string> OwnCgroup(const std::string& key) {
+  auto text = ReadFile("/proc/self/cgroup");
+  if (!text) return std::nullopt;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find(':');
+    auto b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string ctrls = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (key.empty() ? (line.substr(0, a) == "0" && ctrls.empty()) : false) return path;
+    std::istringstream cs(ctrls);
+    std::string c;
+    while (std::getline(cs, c, ',')) {
+      if (!key.empty() && c == key) return path;
+    }
+  }
+  return std::nullopt;
+}
+
+// The v2 mount: /sys/fs/cgroup itself (pure v2) or /sys/fs/cgroup/unified
+// (hybrid).
+std::optional<std::string> V2Mount() {
+  if (IsFs(kRoot, CGROUP2_SUPER_MAGIC)) return std::string(kRoot);
+  std::string unified = std::string(kRoot) + "/unified";
+  if (IsFs(unified, CGROUP2_SUPER_MAGIC)) return unified;
+  return std::nullopt;
+}
+
+// Where a v2 controller can be used: the current cgroup's parent must have
+// it enabled in subtree_control for our sibling... we create our cgroups
+// as children of our own cgroup, so our own cgroup must list it in
+// cgroup.subtree_control (or be able to).
+std::optional<std::string> V2Base(const std::string& controller) {
+  auto mount = V2Mount();
+  auto own = OwnCgroup("");
+  if (!mount || !own) return std::nullopt;
+  std::string dir = *mount + *own;
+  auto controllers = ReadFile(dir + "/cgroup.controllers");
+  if (!controllers || (" " + *controllers + " ").find(" " + controller + " ") == std::string::npos) {
+    // Trim-insensitive check: controllers end with a newline.
+    if (!controllers || controllers->find(controller) == std::string::npos) return std::nullopt;
+  }
+  if (access(dir.c_str(), W_OK) != 0) return std::nullopt;
+  return dir;
+}
+
+std::optional<std::string> V1Base(const std::string& controller) {
+  std::string mount = std::string(kRoot) + "/" + controller;
+  if (!IsFs(mount, CGROUP_SUPER_MAGIC)) return std::nullopt;
+  auto own = OwnCgroup(controller);
+  if (!own) return std::nullopt;
+  std::string dir = mount + (*own == "/" ? "" : *own);
+  if (access(dir.c_str(), W_OK) != 0) return std::nullopt;
+  return dir;
+}
+
+LimitMechanism Probe(const std::string& controller, std::string* where) {
+  if (auto d = V2Base(controller)) {
+    *where = *d;
+    return LimitMechanism::kCgroupV2;
+  }
+  if (auto d = V1Base(controller)) {
+    *where = *d;
+    return LimitMechanism::kCgroupV1;
+  }
+  return LimitMechanism::kNone;
+}
+
+std::string UniqueName() {
+  static std::atomic<int> counter{0};
+  return "ward-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+}
+
+}  // namespace
+
+const char* MechanismName(LimitMechanism m) {
+  switch (m) {
+    case LimitMechanism::kCgroupV2: return "cgroup-v2";
+    case LimitMechanism::kCgroupV1: return "cgroup-v1";
+    case LimitMechanism::kRlimit: return "rlimit";
+    case LimitMechanism::kNone: return "unavailable";
+  }
+  return "?";
+}
+
+CgroupSupport ProbeCgroups() {
+  CgroupSupport s;
+  std::string where;
+  auto one = [&](const char* name, LimitMechanism fallback, const char* fallback_why) {
+    LimitMechanism m = Probe(name, &where);
+    if (m == LimitMechanism::kNone) {
+      s.detail += std::string(name) + ": no writable cgroup (v2 or v1) for this user; " + fallback_why + "\n";
+      return fallback;
+    }
+    s.detail += std::string(name) + ": " + MechanismName(m) + " at " + where + "\n";
+    return m;
+  };
+  s.memory = one("memory", LimitMechanism::kRlimit, "memoryMiB falls back to RLIMIT_AS (address space, per process)");
+  s.pids = one("pids", LimitMechanism::kRlimit, "pids falls back to RLIMIT_NPROC (per user in the sandbox's user namespace)");
+  s.cpu = one("cpu", LimitMechanism::kNone, "cpus cannot be enforced (policies that set it are refused)");
+  return s;
+}
+
+SandboxCgroup::SandboxCgroup(SandboxCgroup&& o) noexcept : plan_(std::move(o.plan_)) {
+  o.plan_ = CgroupPlan{};
+}
+SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& o) noexcept {
+  if (this != &o) {
+    Remove();
+    plan_ = std::move(o.plan_);
+    o.plan_ = CgroupPlan{};
+  }
+  return *this;
+}
+SandboxCgroup::~SandboxCgroup() { Remove(); }
+
+void SandboxCgroup::Remove() {
+  for (int fd : plan_.v1_procs_fds) close(fd);
+  plan_.v1_procs_fds.clear();
+  if (plan_.v2_dir_fd >= 0) close(plan_.v2_dir_fd);
+  plan_.v2_dir_fd = -1;
+  for (auto it = plan_.dirs.rbegin(); it != plan_.dirs.rend(); ++it) {
+    // The sandbox's processes are all reaped before this runs; a cgroup can
+    // still be briefly busy while the kernel finishes releasing them.
+    for (int i = 0; i < 100 && rmdir(it->c_str()) != 0 && errno == EBUSY; ++i) usleep(1000);
+  }
+  plan_.dirs.clear();
+}
+
+Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
+  SandboxCgroup cg;
+  CgroupPlan& p = cg.plan_;
+  const std::string name = UniqueName();
+  std::string v2_dir;  // one v2 cgroup serves every v2 controller
+
+  // Makes (once) the cgroup for `controller` and returns its directory.
+  auto make = [&](const char* controller, LimitMechanism* mech) -> Result<std::string> {
+    std::string base;
+    *mech = Probe(controller, &base);
+    if (*mech == LimitMechanism::kNone) return std::string();
+    if (*mech == LimitMechanism::kCgroupV2) {
+      if (!v2_dir.empty()) return v2_dir;
+      // Our cgroup must delegate the controller to its children. Enabling
+      // it fails (EBUSY) on a non-root cgroup that holds processes: then
+      // there is no usable v2 cgroup, and that is an error, not a fallback.
+      std::string sub = base + "/cgroup.subtree_control";
+      auto cur = ReadFile(sub);
+      if (!cur || cur->find(controller) == std::string::npos) {
+        auto r = WriteFile(sub, std::string("+") + controller);
+        if (!r) return Error::Setup(std::string("cgroup v2: cannot delegate the ") + controller +
+                                    " controller: " + r.error().message);
+      }
+      v2_dir = base + "/" + name;
+      if (mkdir(v2_dir.c_str(), 0755) != 0) return SysError("mkdir", v2_dir);
+      p.dirs.push_back(v2_dir);
+      int fd = open(v2_dir.c_str(), O_DIRECTORY | O_PATH | O_CLOEXEC);
+      if (fd < 0) return SysError("open", v2_dir);
+      p.v2_dir_fd = fd;
+      return v2_dir;
+    }
+    std::string dir = base + "/" + name;
+    if (mkdir(dir.c_str(), 0755) != 0) return SysError("mkdir", dir);
+    p.dirs.push_back(dir);
+    std::string procs = dir + "/cgroup.procs";
+    int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return SysError("open", procs);
+    p.v1_procs_fds.push_back(fd);
+    return dir;
+  };
+  auto write = [](const std::string& dir, const char* file, const std::string& value) -> Result<void> {
+    return WriteFile(dir + "/" + file, value);
+  };
+
+  if (limits.memory_mib) {
+    auto dir = make("memory", &p.memory);
+    if (!dir) return dir.error();
+    std::string bytes = std::to_string(*limits.memory_mib * 1024 * 1024);
+    if (p.memory == LimitMechanism::kCgroupV2) {
+      WARD_TRY(write(*dir, "memory.max", bytes));
+      // No swap: the limit is on memory, not on memory the kernel may page out.
+      if (access((*dir + "/memory.swap.max").c_str(), F_OK) == 0) WARD_TRY(write(*dir, "memory.swap.max", "0"));
+      p.memory_v2 = true;
+    } else if (p.memory == LimitMechanism::kCgroupV1) {
+      WARD_TRY(write(*dir, "memory.limit_in_bytes", bytes));
+      if (access((*dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
+        WARD_TRY(write(*dir, "memory.memsw.limit_in_bytes", bytes));
+      }
+    } else {
+      p.memory = LimitMechanism::kRlimit;
+    }
+    p.memory_dir = *dir;
+  }
+  if (limits.pids) {
+    auto dir = make("pids", &p.pids);
+    if (!dir) return dir.error();
+    if (p.pids == LimitMechanism::kNone) {
+      p.pids = LimitMechanism::kRlimit;
+    } else {
+      WARD_TRY(write(*dir, "pids.max", std::to_string(*limits.pids)));
+      p.pids_v2 = p.pids == LimitMechanism::kCgroupV2;
+    }
+    p.pids_dir = *dir;
+  }
+  if (limits.cpus) {
+    auto dir = make("cpu", &p.cpu);
+    if (!dir) return dir.error();
+    const int64_t period = 100000;
+    const int64_t quota = std::max<int64_t>(1000, std::llround(*limits.cpus * period));
+    if (p.cpu == LimitMechanism::kCgroupV2) {
+      WARD_TRY(write(*dir, "cpu.max", std::to_string(quota) + " " + std::to_string(period)));
+    } else if (p.cpu == LimitMechanism::kCgroupV1) {
+      WARD_TRY(write(*dir, "cpu.cfs_period_us", std::to_string(period)));
+      WARD_TRY(write(*dir, "cpu.cfs_quota_us", std::to_string(quota)));
+    } else {
+      return Error::Setup("limits.cpus: no writable cgroup with the cpu controller (v2 or v1) for this user, "
+                          "and CPU bandwidth has no rlimit equivalent; run as a user with a delegated cgroup "
+                          "or remove limits.cpus");
+    }
+  }
+  return cg;
+}
+
+std::vector<std::string> SandboxCgroup::LimitsHit() const {
+  std::vector<std::string> hit;
+  auto counter = [](const std::string& text, const std::string& key) -> int64_t {
+    std::istringstream in(text);
+    std::string k;
+    int64_t v;
+    while (in >> k >> v) {
+      if (k == key) return v;
+    }
+    return 0;
+  };
+  if (!plan_.memory_dir.empty() && plan_.memory != LimitMechanism::kRlimit) {
+    auto t = ReadFile(plan_.memory_dir + (plan_.memory_v2 ? "/memory.events" : "/memory.oom_control"));
+    if (t && counter(*t, "oom_kill") > 0) hit.push_back("memory");
+  }
+  if (!plan_.pids_dir.empty() && plan_.pids != LimitMechanism::kRlimit) {
+    auto t = ReadFile(plan_.pids_dir + "/pids.events");
+    if (t && counter(*t, "max") > 0) hit.push_back("pids");
+  }
+  return hit;
+}
+
+}  // namespace ward

@@ -1,0 +1,47 @@
+// Resource limits through cgroups (v2, or v1 where that is what the host
+// has), with rlimits as the fallback where no writable cgroup exists.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "enforce/plan.h"
+#include "ward/policy.h"
+#include "ward/result.h"
+
+namespace ward {
+
+// What this host offers for each controller, for the current user.
+struct CgroupSupport {
+  LimitMechanism memory = LimitMechanism::kRlimit;
+  LimitMechanism pids = LimitMechanism::kRlimit;
+  LimitMechanism cpu = LimitMechanism::kNone;
+  std::string detail;  // one line per controller: where and why
+};
+CgroupSupport ProbeCgroups();
+const char* MechanismName(LimitMechanism m);
+
+// Owns the cgroups made for one sandbox; removes them on destruction.
+class SandboxCgroup {
+ public:
+  SandboxCgroup() = default;
+  SandboxCgroup(SandboxCgroup&&) noexcept;
+  SandboxCgroup& operator=(SandboxCgroup&&) noexcept;
+  ~SandboxCgroup();
+
+  // Creates the cgroups `limits` needs and writes the limits. A limit with
+  // no cgroup available falls back to an rlimit (memory -> RLIMIT_AS,
+  // pids -> RLIMIT_NPROC); `cpus` has no rlimit equivalent, so it is an
+  // error naming what is missing.
+  static Result<SandboxCgroup> Create(const LimitsPolicy& limits);
+
+  const CgroupPlan& plan() const { return plan_; }
+  // Which limits were hit ("memory", "pids"), read after the sandbox ended.
+  std::vector<std::string> LimitsHit() const;
+  void Remove();
+
+ private:
+  CgroupPlan plan_;
+};
+
+}  // namespace ward

@@ -1,0 +1,451 @@
+#include "enforce/compile.h"
+
+#include <linux/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "base/errors.h"
+#include "policy/paths.h"
+
+namespace ward {
+
+namespace {
+
+// The system baseline: what a dynamically linked program needs to start and
+// to behave (locale, time zone, certificates, name service configuration).
+// Paths that do not exist on this host are skipped.
+const char* const kSystemPaths[] = {
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+    "/etc/localtime", "/etc/timezone", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf",
+    "/etc/protocols", "/etc/services", "/etc/mime.types", "/etc/ssl", "/etc/ca-certificates",
+    "/etc/os-release", "/etc/debian_version", "/etc/locale.alias", "/etc/inputrc",
+};
+// Only with "network": "host": the host's resolver configuration.
+const char* const kHostNetworkPaths[] = {"/etc/resolv.conf", "/etc/hosts"};
+
+// Device nodes bound from the host into the private /dev.
+const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+// Candidate host directories for the new root's tmpfs. The tmpfs hides what
+// is below it (in the sandbox's mount namespace only), so the first one that
+// holds no bind source is used.
+const char* const kBaseCandidates[] = {"/tmp", "/mnt", "/run", "/var/tmp", "/opt", "/srv", "/media"};
+
+constexpr uint64_t kRo = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+constexpr uint64_t kRw = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+
+enum class Kind { kRead, kWrite, kDeny, kTmp, kProc, kDev };
+
+struct Entry {
+  Kind kind;
+  std::string real;    // host path == path inside the sandbox
+  std::string origin;  // policy field, for messages
+  bool is_dir = true;
+  bool baseline = false;
+};
+
+bool IsHostBacked(Kind k) { return k == Kind::kRead || k == Kind::kWrite; }
+
+std::string Rel(const std::string& abs) { return abs == "/" ? "." : abs.substr(1); }
+
+std::string Parent(const std::string& p) {
+  auto i = p.rfind('/');
+  return i == 0 ? "/" : p.substr(0, i);
+}
+
+class Layout {
+ public:
+  Layout(LaunchPlan& plan) : plan_(plan) {}
+
+  Result<void> Add(Entry e) {
+    auto it = entries_.find(e.real);
+    if (it == entries_.end()) {
+      entries_.emplace(e.real, std::move(e));
+      return {};
+    }
+    Entry& old = it->second;
+    if (old.kind == Kind::kTmp || old.kind == Kind::kProc || old.kind == Kind::kDev) {
+      return Error::Policy(e.origin + " \"" + e.real + "\": conflicts with the sandbox's own " + e.real +
+                           (old.kind == Kind::kTmp ? " (set filesystem.tmp to \"none\" to grant the host's)" : ""));
+    }
+    // A user rule replaces a baseline rule; otherwise deny beats allow and
+    // read-only beats writable between rules naming the same real path.
+    if (old.baseline && !e.baseline) old = std::move(e);
+    else if (e.kind == Kind::kDeny) old = std::move(e);
+    else if (old.kind == Kind::kWrite && e.kind == Kind::kRead) old = std::move(e);
+    return {};
+  }
+
+  // Ordered so that every directory comes before what lies beneath it.
+  void Emit() {
+    // Only something visible needs hiding: a deny whose path lies under a
+    // tmpfs, under nothing or under another deny simply does not exist in
+    // the sandbox, so it is dropped (and cannot own mount points).
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      const Entry* owner = Owner(it->first, true);
+      if (it->second.kind == Kind::kDeny && !(owner && IsHostBacked(owner->kind))) it = entries_.erase(it);
+      else ++it;
+    }
+    // std::map order puts a path before any path it prefixes.
+    for (const auto& [k, e] : entries_) EmitEntry(e);
+  }
+
+  // After synthesized files and symlinks: late read-only switches.
+  void Finish() {
+    for (const auto& op : deferred_) plan_.mounts.push_back(op);
+    if (mask_file_used_) {
+      plan_.mounts.insert(plan_.mounts.begin(), MountOp{MountOp::Kind::kWriteFile, "", ".ward-mask", 0, 0});
+      plan_.mounts.push_back({MountOp::Kind::kUnlink, "", ".ward-mask"});
+    }
+    plan_.mounts.push_back({MountOp::Kind::kSetAttr, "", ".", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV});
+  }
+
+  // The entry whose mount holds `path` (nullptr: the root tmpfs).
+  const Entry* Owner(const std::string& path, bool strict) const {
+    const Entry* best = nullptr;
+    for (const auto& [k, e] : entries_) {
+      if (strict && k == path) continue;
+      if (IsUnder(path, k) && (!best || k.size() > best->real.size())) best = &e;
+    }
+    return best;
+  }
+
+  bool HasDescendants(const std::string& path) const {
+    auto it = entries_.upper_bound(path);
+    return it != entries_.end() && IsUnder(it->first, path);
+  }
+
+  // True if `path` is readable in the sandbox (under a grant, not masked).
+  bool Visible(const std::string& path) const {
+    const Entry* o = Owner(path, false);
+    return o && o->kind != Kind::kDeny;
+  }
+
+  // A file synthesized in the root (only where the root tmpfs owns it).
+  void Synthesize(const std::string& path, const std::string& content) {
+    if (Owner(path, false) != nullptr) return;
+    MakeParents(path, nullptr);
+    plan_.mounts.push_back({MountOp::Kind::kWriteFile, content, Rel(path), 0, 0644});
+    plan_.landlock_child.push_back({path, false, false});
+  }
+
+  // Recreates a symlink met while resolving a grant, where a tmpfs owns it.
+  void Symlink(const std::string& at, const std::string& content) {
+    const Entry* o = Owner(at, false);
+    if (o && o->kind != Kind::kTmp) return;  // host-backed: the link is there already
+    if (!symlinks_.insert(at).second) return;
+    MakeParents(at, o);
+    plan_.mounts.push_back({MountOp::Kind::kSymlink, content, Rel(at)});
+  }
+
+ private:
+  // mkdir every directory between the owning tmpfs and `path`'s parent.
+  void MakeParents(const std::string& path, const Entry* owner) {
+    std::string stop = owner ? owner->real : "/";
+    std::vector<std::string> dirs;
+    for (std::string p = Parent(path); p != stop && p != "/"; p = Parent(p)) dirs.push_back(p);
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+      if (made_.insert(*it).second) plan_.mounts.push_back({MountOp::Kind::kMkdir, "", Rel(*it), 0, 0755});
+    }
+  }
+
+  void MountPoint(const Entry& e, const Entry* owner) {
+    if (owner && IsHostBacked(owner->kind)) return;  // exists on the host
+    MakeParents(e.real, owner);
+    if (e.is_dir) {
+      if (made_.insert(e.real).second) plan_.mounts.push_back({MountOp::Kind::kMkdir, "", Rel(e.real), 0, 0755});
+    } else {
+      plan_.mounts.push_back({MountOp::Kind::kMkfile, "", Rel(e.real), 0, 0644});
+    }
+  }
+
+  void EmitEntry(const Entry& e) {
+    const Entry* owner = Owner(e.real, true);
+    const std::string rel = Rel(e.real);
+    using K = MountOp::Kind;
+    switch (e.kind) {
+      case Kind::kRead:
+      case Kind::kWrite:
+        // Beneath a grant of the same kind, a bind would change nothing.
+        if (owner && owner->kind == e.kind) return;
+        MountPoint(e, owner);
+        plan_.mounts.push_back({K::kBind, e.real, rel, e.kind == Kind::kRead ? kRo : kRw});
+        plan_.landlock.push_back({e.real, e.kind == Kind::kWrite, false});
+        return;
+      case Kind::kDeny:
+        if (!e.is_dir) {
+          mask_file_used_ = true;
+          plan_.mounts.push_back({K::kMaskFile, ".ward-mask", rel, kRo | MOUNT_ATTR_NOEXEC});
+        } else if (HasDescendants(e.real)) {
+          // A more specific grant lies beneath: the mask holds its mount
+          // points, and turns read-only once they are mounted.
+          plan_.mounts.push_back({K::kMaskDir, "", rel, kRw | MOUNT_ATTR_NOEXEC, 0755});
+          deferred_.push_back({K::kSetAttr, "", rel, kRo | MOUNT_ATTR_NOEXEC});
+        } else {
+          plan_.mounts.push_back({K::kMaskDir, "", rel, kRo | MOUNT_ATTR_NOEXEC, 0});
+        }
+        return;
+      case Kind::kTmp:
+        MountPoint(e, owner);
+        plan_.mounts.push_back({K::kTmpfs, "", rel, kRw, 01777});
+        plan_.landlock_child.push_back({e.real, true, false});
+        return;
+      case Kind::kProc:
+        MountPoint(e, owner);
+        plan_.mounts.push_back({K::kProc, "", rel, kRw | MOUNT_ATTR_NOEXEC});
+        plan_.landlock_child.push_back({e.real, true, false});
+        return;
+      case Kind::kDev:
+        EmitDev(e, owner);
+        return;
+    }
+  }
+
+  void EmitDev(const Entry& e, const Entry* owner) {
+    using K = MountOp::Kind;
+    MountPoint(e, owner);
+    plan_.mounts.push_back({K::kTmpfs, "", "dev", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0755});
+    for (const char* node : kDevNodes) {
+      std::string host = std::string("/dev/") + node;
+      if (access(host.c_str(), F_OK) != 0) continue;
+      plan_.mounts.push_back({K::kMkfile, "", "dev/" + std::string(node), 0, 0666});
+      plan_.mounts.push_back({K::kBind, host, "dev/" + std::string(node), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC});
+    }
+    plan_.mounts.push_back({K::kMkdir, "", "dev/pts", 0, 0755});
+    plan_.mounts.push_back({K::kDevpts, "", "dev/pts", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC});
+    plan_.mounts.push_back({K::kSymlink, "pts/ptmx", "dev/ptmx"});
+    plan_.mounts.push_back({K::kMkdir, "", "dev/shm", 0, 0755});
+    plan_.mounts.push_back({K::kTmpfs, "", "dev/shm", kRw | MOUNT_ATTR_NOEXEC, 01777});
+    plan_.mounts.push_back({K::kSymlink, "/proc/self/fd", "dev/fd"});
+    plan_.mounts.push_back({K::kSymlink, "/proc/self/fd/0", "dev/stdin"});
+    plan_.mounts.push_back({K::kSymlink, "/proc/self/fd/1", "dev/stdout"});
+    plan_.mounts.push_back({K::kSymlink, "/proc/self/fd/2", "dev/stderr"});
+    deferred_.push_back({K::kSetAttr, "", "dev", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC});
+    plan_.landlock_child.push_back({"/dev", true, false});
+  }
+
+  LaunchPlan& plan_;
+  std::map<std::string, Entry> entries_;
+  std::vector<MountOp> deferred_;
+  std::set<std::string> made_, symlinks_;
+  bool mask_file_used_ = false;
+};
+
+std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+std::string ChooseBase(const std::vector<std::string>& sources) {
+  for (const char* c : kBaseCandidates) {
+    struct stat st;
+    if (lstat(c, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    bool clash = std::any_of(sources.begin(), sources.end(), [&](const std::string& s) {
+      return IsUnder(s, c) || IsUnder(c, s);
+    });
+    if (!clash) return c;
+  }
+  return "";
+}
+
+}  // namespace
+
+ResolvedPath ResolvePath(const std::string& path) {
+  ResolvedPath r;
+  std::deque<std::string> todo;
+  auto push_components = [&](const std::string& p, bool front) {
+    std::vector<std::string> comps;
+    size_t i = 0;
+    while (i < p.size()) {
+      size_t j = p.find('/', i);
+      if (j == std::string::npos) j = p.size();
+      if (j > i) comps.push_back(p.substr(i, j - i));
+      i = j + 1;
+    }
+    if (front) todo.insert(todo.begin(), comps.begin(), comps.end());
+    else todo.insert(todo.end(), comps.begin(), comps.end());
+  };
+  push_components(path, false);
+  std::string cur;  // real so far ("" is "/")
+  int links = 0;
+  r.exists = true;
+  while (!todo.empty()) {
+    std::string c = todo.front();
+    todo.pop_front();
+    if (c == ".") continue;
+    if (c == "..") {
+      cur = cur.empty() ? "" : cur.substr(0, cur.rfind('/'));
+      continue;
+    }
+    std::string next = cur + "/" + c;
+    if (!r.exists) {
+      cur = next;
+      continue;
+    }
+    struct stat st;
+    if (lstat(next.c_str(), &st) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR) r.error = errno;
+      r.exists = false;
+      cur = next;
+      continue;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      if (++links > 40) {
+        r.error = ELOOP;
+        r.exists = false;
+        return r;
+      }
+      char buf[PATH_MAX];
+      ssize_t n = readlink(next.c_str(), buf, sizeof buf - 1);
+      if (n < 0) {
+        r.error = errno;
+        r.exists = false;
+        return r;
+      }
+      std::string target(buf, static_cast<size_t>(n));
+      r.links.emplace_back(next, target);
+      if (!target.empty() && target[0] == '/') cur = "";
+      push_components(target, true);
+      continue;
+    }
+    cur = next;
+    r.is_dir = S_ISDIR(st.st_mode);
+  }
+  r.real = cur.empty() ? "/" : cur;
+  return r;
+}
+
+Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv_in, int landlock_abi) {
+  LaunchPlan plan;
+  plan.landlock_abi = landlock_abi;
+  plan.new_net = policy.network == NetworkMode::kNone;
+  Layout layout(plan);
+  std::vector<std::pair<std::string, std::string>> links;
+  std::vector<std::string> sources;
+
+  auto grant = [&](const std::string& path, Kind kind, const std::string& origin, bool baseline) -> Result<void> {
+    ResolvedPath r = ResolvePath(path);
+    if (r.error) return Error::Policy(origin + " " + Quote(path) + ": cannot resolve: " + ErrnoName(r.error));
+    if (!r.exists) {
+      if (baseline || kind == Kind::kDeny) return {};  // nothing to grant, nothing to hide
+      return Error::Policy(origin + " " + Quote(path) + ": does not exist" +
+                           (r.real != path ? " (resolves to " + Quote(r.real) + ")" : ""));
+    }
+    if (kind != Kind::kDeny && (IsUnder(r.real, "/proc") || IsUnder(r.real, "/dev") || r.real == "/")) {
+      return Error::Policy(origin + " " + Quote(path) + ": resolves to " + Quote(r.real) +
+                           ", which cannot be granted (the sandbox has its own /proc and /dev; / would expose the whole host)");
+    }
+    for (auto& l : r.links) links.push_back(l);
+    if (kind != Kind::kDeny) sources.push_back(r.real);
+    return layout.Add({kind, r.real, origin, r.is_dir, baseline});
+  };
+
+  (void)layout.Add({Kind::kProc, "/proc", "sandbox", true, false});
+  (void)layout.Add({Kind::kDev, "/dev", "sandbox", true, false});
+  if (policy.filesystem.private_tmp) {
+    WARD_TRY(layout.Add({Kind::kTmp, "/tmp", "sandbox", true, false}));
+  }
+  if (policy.filesystem.system) {
+    for (const char* p : kSystemPaths) WARD_TRY(grant(p, Kind::kRead, "system baseline", true));
+  }
+  if (policy.network == NetworkMode::kHost) {
+    for (const char* p : kHostNetworkPaths) WARD_TRY(grant(p, Kind::kRead, "network host", true));
+  }
+  const auto& fs = policy.filesystem;
+  for (size_t i = 0; i < fs.read.size(); ++i) WARD_TRY(grant(fs.read[i], Kind::kRead, "/filesystem/read/" + std::to_string(i), false));
+  for (size_t i = 0; i < fs.write.size(); ++i) WARD_TRY(grant(fs.write[i], Kind::kWrite, "/filesystem/write/" + std::to_string(i), false));
+  for (size_t i = 0; i < fs.deny.size(); ++i) WARD_TRY(grant(fs.deny[i], Kind::kDeny, "/filesystem/deny/" + std::to_string(i), false));
+
+  plan.base = ChooseBase(sources);
+  if (plan.base.empty()) return Error::Setup("no host directory is free to hold the sandbox's root (tried /tmp, /mnt, /run, /var/tmp, /opt, /srv, /media)");
+
+  layout.Emit();
+  for (const auto& [at, content] : links) layout.Symlink(at, content);
+
+  // Identity: the caller's uid and gid, mapped to themselves.
+  const uid_t uid = getuid();
+  const gid_t gid = getgid();
+  plan.uid_map = std::to_string(uid) + " " + std::to_string(uid) + " 1\n";
+  plan.gid_map = std::to_string(gid) + " " + std::to_string(gid) + " 1\n";
+  const char* user = getenv("USER");
+  std::string name = uid == 0 ? "root" : (user && *user ? user : "user");
+  std::string passwd = "root:x:0:0:root:/root:/bin/sh\n";
+  std::string group = "root:x:0:\n";
+  if (uid != 0) passwd += name + ":x:" + std::to_string(uid) + ":" + std::to_string(gid) + "::/tmp:/bin/sh\n";
+  if (gid != 0) group += name + ":x:" + std::to_string(gid) + ":\n";
+  passwd += "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+  group += "nogroup:x:65534:\n";
+  layout.Synthesize("/etc/passwd", passwd);
+  layout.Synthesize("/etc/group", group);
+  layout.Synthesize("/etc/hostname", "ward\n");
+  if (policy.network == NetworkMode::kNone) layout.Synthesize("/etc/hosts", "127.0.0.1 localhost ward\n::1 localhost ip6-localhost ip6-loopback\n");
+  plan.landlock_child.push_back({"/", false, true});
+  layout.Finish();
+
+  // Working directory.
+  if (policy.process.cwd) {
+    ResolvedPath r = ResolvePath(*policy.process.cwd);
+    if (!r.exists || !r.is_dir || !layout.Visible(r.real)) {
+      return Error::Policy("/process/cwd " + Quote(*policy.process.cwd) + ": not a directory visible in the sandbox");
+    }
+    plan.cwd = r.real;
+  } else {
+    char buf[PATH_MAX];
+    ResolvedPath r = ResolvePath(getcwd(buf, sizeof buf) ? buf : "/");
+    plan.cwd = r.exists && layout.Visible(r.real) ? r.real : "/";
+  }
+
+  // Environment: nothing unless inherited or set.
+  const auto& env = policy.process.env;
+  std::string path_var;
+  for (const auto& n : env.inherit) {
+    const char* v = getenv(n.c_str());
+    if (!v) continue;
+    plan.envp.push_back(n + "=" + v);
+    if (n == "PATH") path_var = v;
+  }
+  for (const auto& [n, v] : env.set) {
+    plan.envp.push_back(n + "=" + v);
+    if (n == "PATH") path_var = v;
+  }
+
+  // Command.
+  std::vector<std::string> argv = argv_in.empty() ? policy.process.argv : argv_in;
+  if (argv.empty()) return Error::Usage("no command: give one after `--` or in process.argv");
+  if (policy.process.shell) {
+    std::vector<std::string> sh = {"/bin/sh", "-c", argv[0], "sh"};
+    sh.insert(sh.end(), argv.begin() + 1, argv.end());
+    argv = std::move(sh);
+  }
+  plan.argv = argv;
+  if (argv[0].find('/') != std::string::npos) {
+    plan.exec_candidates.push_back(argv[0]);
+  } else {
+    if (path_var.empty()) path_var = "/usr/local/bin:/usr/bin:/bin";
+    size_t i = 0;
+    while (i <= path_var.size()) {
+      size_t j = path_var.find(':', i);
+      if (j == std::string::npos) j = path_var.size();
+      std::string dir = path_var.substr(i, j - i);
+      if (dir.empty()) dir = ".";  // POSIX: an empty entry is the working directory
+      plan.exec_candidates.push_back(dir + "/" + argv[0]);
+      i = j + 1;
+    }
+  }
+
+  // Limits that are rlimits in every case.
+  auto rl = [&](int res, int64_t v) { plan.rlimits.push_back({res, {static_cast<rlim_t>(v), static_cast<rlim_t>(v)}}); };
+  const auto& lim = policy.limits;
+  if (lim.cpu_seconds) rl(RLIMIT_CPU, *lim.cpu_seconds);
+  if (lim.open_files) rl(RLIMIT_NOFILE, *lim.open_files);
+  if (lim.file_size_mib) rl(RLIMIT_FSIZE, *lim.file_size_mib * 1024 * 1024);
+  rl(RLIMIT_CORE, 0);  // no core dumps of sandboxed memory on the host
+  plan.timeout_ms = policy.process.timeout_ms.value_or(0);
+  return plan;
+}
+
+}  // namespace ward

@@ -1,0 +1,29 @@
+// Policy -> LaunchPlan: resolves paths on the host, lays out the new root,
+// prepares argv, environment and limits. Runs before clone().
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "enforce/plan.h"
+#include "ward/policy.h"
+#include "ward/result.h"
+
+namespace ward {
+
+// Resolves `path` component by component on the host. `real` is the path
+// with every symlink followed; `links` lists each symlink met (its real
+// location and its content) so the sandbox can recreate them.
+struct ResolvedPath {
+  std::string real;
+  std::vector<std::pair<std::string, std::string>> links;
+  bool exists = false;
+  bool is_dir = false;
+  int error = 0;  // ELOOP, EACCES... (not ENOENT: that is exists == false)
+};
+ResolvedPath ResolvePath(const std::string& path);
+
+// Errors name the policy field (`/filesystem/read/1 "/opt/data": does not exist`).
+Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv, int landlock_abi);
+
+}  // namespace ward

@@ -1,0 +1,606 @@
+#include "enforce/launcher.h"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/mount.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstring>
+#include <memory>
+
+#include "base/errors.h"
+#include "base/unique_fd.h"
+#include "enforce/landlock.h"
+
+namespace ward {
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// The report channel. The child never formats text: it sends fixed-size
+// records on a pipe and the supervisor turns them into messages.
+
+enum Step : uint32_t {
+  kStepParentGone, kStepSetgroups, kStepUidMap, kStepGidMap, kStepCgroupJoin, kStepCgroupNs,
+  kStepRootTmpfs, kStepChdirRoot, kStepMountOp, kStepPivotRoot, kStepDetachOldRoot, kStepHostname,
+  kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
+  kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
+  kStepExec, kStepCount
+};
+
+const char* const kStepNames[kStepCount] = {
+    "parent check", "write /proc/self/setgroups", "write /proc/self/uid_map", "write /proc/self/gid_map",
+    "join cgroup", "unshare(CLONE_NEWCGROUP)", "mount tmpfs (new root)", "chdir (new root)", "mount",
+    "pivot_root", "umount2 (old root)", "sethostname", "setsid", "landlock_add_rule",
+    "prctl(PR_SET_NO_NEW_PRIVS)", "landlock_restrict_self", "setrlimit", "prctl(PR_SET_SECUREBITS)",
+    "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset", "seccomp(SET_MODE_FILTER)",
+    "fork (workload)", "chdir (working directory)", "ioctl(TIOCSCTTY)", "execve",
+};
+
+enum RecordType : uint32_t { kRecPhase = 1, kRecError = 2, kRecExit = 3 };
+
+enum PhaseId : uint32_t {
+  kPhChildStart, kPhUserns, kPhCgroup, kPhMounts, kPhPivot, kPhLandlock, kPhCaps, kPhSeccomp,
+  kPhExec, kPhCount
+};
+const char* const kPhaseNames[kPhCount] = {
+    "child started", "user namespace mapped", "cgroup joined", "mounts built", "root pivoted",
+    "landlock applied", "capabilities dropped", "seccomp loaded", "exec",
+};
+
+struct Record {
+  uint32_t type;
+  uint32_t step;   // Step or PhaseId
+  int32_t err;     // errno for kRecError
+  int32_t index;   // mount op index for kStepMountOp
+  int64_t value;   // timestamp (ns) or wait status
+};
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// ---------------------------------------------------------------------------
+// The child: async-signal-safe code only (it runs after fork of a possibly
+// multi-threaded caller): no allocation, no stdio, no locks.
+
+struct ChildContext {
+  const LaunchPlan* plan;
+  const CgroupPlan* cgroup;
+  int report_fd;
+  int parent_pidfd;
+  int ruleset_fd;
+  int pty_slave;
+  const sock_fprog* seccomp;
+  const sock_fprog* seccomp_extra;
+  char* const* argv;
+  char* const* envp;
+  Record phases[kPhCount];
+  int nphases;
+};
+
+[[noreturn]] void ChildFail(const ChildContext& c, Step step, int err, int index = -1) {
+  Record r{kRecError, step, err, index, 0};
+  (void)!write(c.report_fd, &r, sizeof r);
+  _exit(kExitSetup);
+}
+
+void Mark(ChildContext& c, PhaseId id) {
+  c.phases[c.nphases++] = Record{kRecPhase, id, 0, 0, NowNs()};
+}
+
+int WriteAll(const char* path, const char* data, size_t len) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, data, len);
+  int e = n == static_cast<ssize_t>(len) ? 0 : (n < 0 ? errno : EIO);
+  close(fd);
+  return e;
+}
+
+int SetAttr(const char* path, uint64_t attrs, unsigned flags) {
+  mount_attr a{};
+  a.attr_set = attrs;
+  // Every mount ward makes is private: nothing propagates in from the host
+  // or out to it.
+  a.propagation = MS_PRIVATE;
+  return syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &a, sizeof a) == 0 ? 0 : errno;
+}
+
+unsigned long MsFlags(uint64_t attrs) {
+  unsigned long f = 0;
+  if (attrs & MOUNT_ATTR_RDONLY) f |= MS_RDONLY;
+  if (attrs & MOUNT_ATTR_NOSUID) f |= MS_NOSUID;
+  if (attrs & MOUNT_ATTR_NODEV) f |= MS_NODEV;
+  if (attrs & MOUNT_ATTR_NOEXEC) f |= MS_NOEXEC;
+  return f;
+}
+
+// Formats "mode=NNNN" (octal) into buf without stdio.
+const char* ModeOption(char* buf, mode_t mode) {
+  memcpy(buf, "mode=0000", 10);
+  for (int i = 0; i < 4; ++i) buf[8 - i] = static_cast<char>('0' + ((mode >> (3 * i)) & 7));
+  return buf;
+}
+
+int RunMountOp(const MountOp& op) {
+  using K = MountOp::Kind;
+  const char* t = op.target.c_str();
+  char opt[16];
+  switch (op.kind) {
+    case K::kMkdir:
+      if (mkdir(t, op.mode) != 0 && errno != EEXIST) return errno;
+      return 0;
+    case K::kMkfile: {
+      int fd = open(t, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, op.mode);
+      if (fd < 0) return errno;
+      close(fd);
+      return 0;
+    }
+    case K::kWriteFile: {
+      int fd = open(t, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, op.mode);
+      if (fd < 0) return errno;
+      ssize_t n = op.source.empty() ? 0 : write(fd, op.source.data(), op.source.size());
+      int e = n == static_cast<ssize_t>(op.source.size()) ? 0 : EIO;
+      // open() applies the umask; the mode must be exact (0 for the mask).
+      if (fchmod(fd, op.mode) != 0) e = errno;
+      close(fd);
+      return e;
+    }
+    case K::kSymlink:
+      if (symlink(op.source.c_str(), t) != 0 && errno != EEXIST) return errno;
+      return 0;
+    case K::kBind:
+    case K::kMaskFile:
+      if (mount(op.source.c_str(), t, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
+      return SetAttr(t, op.attr_set, AT_RECURSIVE);
+    case K::kTmpfs:
+    case K::kMaskDir:
+      if (mount("tmpfs", t, "tmpfs", MsFlags(op.attr_set), ModeOption(opt, op.mode)) != 0) return errno;
+      return 0;
+    case K::kProc:
+      if (mount("proc", t, "proc", MsFlags(op.attr_set), nullptr) != 0) return errno;
+      return 0;
+    case K::kDevpts:
+      if (mount("devpts", t, "devpts", MsFlags(op.attr_set), "newinstance,ptmxmode=0666,mode=620") != 0) return errno;
+      return 0;
+    case K::kSetAttr:
+      return SetAttr(t, op.attr_set, 0);
+    case K::kUnlink:
+      return unlink(t) == 0 ? 0 : errno;
+  }
+  return EINVAL;
+}
+
+const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP};
+
+[[noreturn]] void RunWorkload(ChildContext& c, const sigset_t& old_mask) {
+  const LaunchPlan& p = *c.plan;
+  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  // Its own session and process group: signals are forwarded to the group,
+  // and the caller's terminal is not the controlling terminal.
+  if (setsid() < 0) ChildFail(c, kStepSetsid, errno);
+  if (c.pty_slave >= 0) {
+    for (int fd = 0; fd < 3; ++fd) dup2(c.pty_slave, fd);
+    if (ioctl(0, TIOCSCTTY, 0) != 0) ChildFail(c, kStepCtty, errno);
+  }
+  if (chdir(p.cwd.c_str()) != 0) ChildFail(c, kStepChdirCwd, errno);
+  Record r{kRecPhase, kPhExec, 0, 0, NowNs()};
+  (void)!write(c.report_fd, &r, sizeof r);
+  int err = ENOENT;
+  for (const auto& cand : p.exec_candidates) {
+    execve(cand.c_str(), c.argv, c.envp);
+    // Keep looking past missing entries; remember a permission problem.
+    if (errno != ENOENT && errno != ENOTDIR) err = errno;
+  }
+  ChildFail(c, kStepExec, err);
+}
+
+// PID 1 of the sandbox. Builds the sandbox, starts the workload, forwards
+// signals to it, reaps every orphan, and when the workload ends kills
+// whatever is left and reports the workload's status.
+[[noreturn]] void ChildMain(ChildContext& c) {
+  const LaunchPlan& p = *c.plan;
+  Mark(c, kPhChildStart);
+  // Every descriptor ward had open beyond stdio (including any the caller
+  // leaked to ward without O_CLOEXEC) is closed at the workload's exec.
+  syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+  // If the supervisor dies, so does the sandbox (and with PID 1, every
+  // process in it). The check after it closes the race with an early death.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  pollfd pf{c.parent_pidfd, POLLIN, 0};
+  if (poll(&pf, 1, 0) != 0) ChildFail(c, kStepParentGone, ESRCH);
+
+  int e;
+  if ((e = WriteAll("/proc/self/setgroups", "deny", 4))) ChildFail(c, kStepSetgroups, e);
+  if ((e = WriteAll("/proc/self/uid_map", p.uid_map.data(), p.uid_map.size()))) ChildFail(c, kStepUidMap, e);
+  if ((e = WriteAll("/proc/self/gid_map", p.gid_map.data(), p.gid_map.size()))) ChildFail(c, kStepGidMap, e);
+  Mark(c, kPhUserns);
+
+  for (int fd : c.cgroup->v1_procs_fds) {
+    if (write(fd, "0", 1) != 1) ChildFail(c, kStepCgroupJoin, errno);
+  }
+  // After joining: the cgroup namespace's root is the sandbox's own cgroup.
+  if (unshare(CLONE_NEWCGROUP) != 0) ChildFail(c, kStepCgroupNs, errno);
+  Mark(c, kPhCgroup);
+
+  // The new root: a tmpfs on the base directory, built op by op with
+  // relative paths, then pivoted into. Mounts in this namespace never
+  // reach the host (the namespace was copied with its mounts as slaves of
+  // the host's, and every mount ward adds is private).
+  if (mount("tmpfs", p.base.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) ChildFail(c, kStepRootTmpfs, errno);
+  if (chdir(p.base.c_str()) != 0) ChildFail(c, kStepChdirRoot, errno);
+  for (size_t i = 0; i < p.mounts.size(); ++i) {
+    if ((e = RunMountOp(p.mounts[i]))) ChildFail(c, kStepMountOp, e, static_cast<int>(i));
+  }
+  Mark(c, kPhMounts);
+  // pivot_root(".", "."): the old root ends up mounted on top of the new
+  // one and is detached right away, leaving no path back to the host.
+  if (syscall(SYS_pivot_root, ".", ".") != 0) ChildFail(c, kStepPivotRoot, errno);
+  if (umount2(".", MNT_DETACH) != 0) ChildFail(c, kStepDetachOldRoot, errno);
+  if (chdir("/") != 0) ChildFail(c, kStepChdirRoot, errno);
+  if (sethostname("ward", 4) != 0) ChildFail(c, kStepHostname, errno);
+  if (setsid() < 0) ChildFail(c, kStepSetsid, errno);
+  Mark(c, kPhPivot);
+
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(c, kStepNoNewPrivs, errno);
+  if (c.ruleset_fd >= 0) {
+    for (const auto& g : p.landlock_child) {
+      if ((e = LandlockAddPath(c.ruleset_fd, p.landlock_abi, g.path.c_str(), g.write, g.list_only))) {
+        ChildFail(c, kStepLandlockRule, e);
+      }
+    }
+    if ((e = LandlockRestrictSelf(c.ruleset_fd))) ChildFail(c, kStepLandlock, e);
+  }
+  Mark(c, kPhLandlock);
+
+  for (const auto& r : p.rlimits) {
+    if (setrlimit(static_cast<__rlimit_resource>(r.resource), &r.value) != 0) ChildFail(c, kStepRlimit, errno, r.resource);
+  }
+  // Capabilities: lock root's special treatment off, then empty the
+  // bounding, ambient, permitted, effective and inheritable sets, so not
+  // even executing a file as uid 0 gives any back.
+  if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                                   SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                                   SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) != 0) {
+    ChildFail(c, kStepSecurebits, errno);
+  }
+  for (int cap = 0; cap <= p.last_cap; ++cap) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) ChildFail(c, kStepCapBound, errno, cap);
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) ChildFail(c, kStepCapAmbient, errno);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &hdr, data) != 0) ChildFail(c, kStepCapset, errno);
+  // Init holds secrets of no one, but keep /proc/1 (its fds, memory) closed
+  // to the workload.
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  Mark(c, kPhCaps);
+
+  if (c.seccomp_extra->len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp_extra) != 0) {
+    ChildFail(c, kStepSeccomp, errno);
+  }
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp) != 0) ChildFail(c, kStepSeccomp, errno);
+  Mark(c, kPhSeccomp);
+  (void)!write(c.report_fd, c.phases, sizeof(Record) * c.nphases);
+
+  // Only what init needs survives: stdio (for the workload), the report
+  // pipe and the pty; everything else ward had open is closed here, so no
+  // inherited descriptor reaches the workload.
+  if (c.ruleset_fd >= 0) close(c.ruleset_fd);
+  close(c.parent_pidfd);
+  for (int fd : c.cgroup->v1_procs_fds) close(fd);
+
+  sigset_t all, old;
+  sigemptyset(&all);
+  for (int s : kForwarded) sigaddset(&all, s);
+  sigaddset(&all, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &all, &old);
+
+  pid_t pid = fork();
+  if (pid < 0) ChildFail(c, kStepFork, errno);
+  if (pid == 0) RunWorkload(c, old);
+  if (c.pty_slave >= 0) close(c.pty_slave);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3 && devnull >= 0; ++fd) dup2(devnull, fd);
+
+  int status = 0;
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&all, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      // To the workload's process group; before its setsid() has run, to
+      // the workload alone.
+      if (kill(-pid, sig) != 0) kill(pid, sig);
+      continue;
+    }
+    bool done = false;
+    int st;
+    pid_t w;
+    while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (w == pid) {
+        status = st;
+        done = true;
+      }
+    }
+    if (done) break;
+  }
+  // The workload is gone: nothing else may outlive it.
+  kill(-1, SIGKILL);
+  while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
+  }
+  Record r{kRecExit, 0, 0, 0, status};
+  (void)!write(c.report_fd, &r, sizeof r);
+  _exit(0);
+}
+
+// ---------------------------------------------------------------------------
+// The supervisor.
+
+class RawTerminal {
+ public:
+  explicit RawTerminal(int fd) : fd_(fd) {
+    if (tcgetattr(fd_, &saved_) == 0) {
+      termios raw = saved_;
+      cfmakeraw(&raw);
+      active_ = tcsetattr(fd_, TCSANOW, &raw) == 0;
+    }
+  }
+  ~RawTerminal() {
+    if (active_) tcsetattr(fd_, TCSANOW, &saved_);
+  }
+
+ private:
+  int fd_;
+  termios saved_{};
+  bool active_ = false;
+};
+
+void Relay(int from, int to, bool* open_flag) {
+  char buf[8192];
+  ssize_t n = read(from, buf, sizeof buf);
+  if (n <= 0) {
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    *open_flag = false;
+    return;
+  }
+  for (ssize_t off = 0; off < n;) {
+    ssize_t w = write(to, buf + off, static_cast<size_t>(n - off));
+    if (w < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return;
+    }
+    off += w;
+  }
+}
+
+}  // namespace
+
+Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, int ruleset_fd,
+                             const LaunchOptions& opts, LaunchError* exec_error) {
+  LaunchOutcome out;
+  // argv/envp as the arrays execve wants, built before clone.
+  std::vector<char*> argv, envp;
+  for (const auto& a : plan.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : plan.envp) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  sock_fprog prog{static_cast<unsigned short>(plan.seccomp.size()), const_cast<sock_filter*>(plan.seccomp.data())};
+  sock_fprog extra{static_cast<unsigned short>(plan.seccomp_extra.size()),
+                   const_cast<sock_filter*>(plan.seccomp_extra.data())};
+
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return SysError("pipe2", "report");
+  UniqueFd report_rd(p[0]), report_wr(p[1]);
+  UniqueFd self_pidfd(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+  if (!self_pidfd.valid()) return SysError("pidfd_open", "self");
+
+  UniqueFd pty_master, pty_slave;
+  if (opts.pty) {
+    pty_master.Reset(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!pty_master.valid() || grantpt(pty_master.get()) != 0 || unlockpt(pty_master.get()) != 0) {
+      return SysError("posix_openpt", "/dev/ptmx");
+    }
+    char name[128];
+    if (ptsname_r(pty_master.get(), name, sizeof name) != 0) return SysError("ptsname", "pty");
+    pty_slave.Reset(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!pty_slave.valid()) return SysError("open", name);
+    winsize ws;
+    if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_slave.get(), TIOCSWINSZ, &ws);
+  }
+
+  // Signals for ward itself arrive on a signalfd, to be forwarded.
+  sigset_t sigs, old_sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&sigs, s);
+  sigprocmask(SIG_BLOCK, &sigs, &old_sigs);
+  struct MaskRestore {
+    sigset_t m;
+    ~MaskRestore() { sigprocmask(SIG_SETMASK, &m, nullptr); }
+  } restore{old_sigs};
+  UniqueFd sigfd(signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd.valid()) return SysError("signalfd", "SIGINT,SIGTERM,SIGHUP,SIGQUIT");
+
+  ChildContext ctx{};
+  ctx.plan = &plan;
+  ctx.cgroup = &cgroup;
+  ctx.report_fd = report_wr.get();
+  ctx.parent_pidfd = self_pidfd.get();
+  ctx.ruleset_fd = ruleset_fd;
+  ctx.pty_slave = pty_slave.get();
+  ctx.seccomp = &prog;
+  ctx.seccomp_extra = &extra;
+  ctx.argv = argv.data();
+  ctx.envp = envp.data();
+
+  clone_args args{};
+  args.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD;
+  if (plan.new_net) args.flags |= CLONE_NEWNET;
+  int pidfd_raw = -1;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd_raw);
+  args.exit_signal = SIGCHLD;
+  if (cgroup.v2_dir_fd >= 0) {
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroup.v2_dir_fd);
+  }
+  const int64_t clone_ns = NowNs();
+  long pid = syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) {
+    int err = errno;
+    std::string flags = "CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS";
+    if (plan.new_net) flags += "|CLONE_NEWNET";
+    if (cgroup.v2_dir_fd >= 0) flags += "|CLONE_INTO_CGROUP";
+    return Error::Setup("clone3 " + flags + ": " + ErrnoName(err) +
+                        (err == EPERM || err == ENOSPC ? " (are unprivileged user namespaces disabled? see `ward doctor`)" : ""));
+  }
+  if (pid == 0) {
+    sigprocmask(SIG_SETMASK, &old_sigs, nullptr);
+    ChildMain(ctx);
+  }
+  UniqueFd pidfd(pidfd_raw);
+  report_wr.Reset();
+  pty_slave.Reset();
+  out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
+
+  std::unique_ptr<RawTerminal> raw;
+  bool stdin_open = opts.pty, master_open = opts.pty;
+  if (opts.pty) {
+    raw = std::make_unique<RawTerminal>(STDIN_FILENO);
+  }
+
+  Record setup_error{};
+  bool have_error = false, have_exit = false, init_gone = false;
+  int64_t deadline = plan.timeout_ms > 0 ? clone_ns + plan.timeout_ms * 1000000 : 0;
+  int64_t kill_at = 0;
+  auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
+
+  auto drain_report = [&]() {
+    Record recs[16];
+    for (;;) {
+      ssize_t n = read(report_rd.get(), recs, sizeof recs);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(Record)); ++i) {
+        const Record& r = recs[i];
+        if (r.type == kRecPhase && r.step < kPhCount) {
+          out.phases.push_back({kPhaseNames[r.step], (r.value - opts.start_ns) / 1000.0});
+        } else if (r.type == kRecError && !have_error) {
+          setup_error = r;
+          have_error = true;
+        } else if (r.type == kRecExit) {
+          out.wait_status = static_cast<int>(r.value);
+          have_exit = true;
+        }
+      }
+    }
+  };
+
+  bool report_open = true;
+  while (!init_gone) {
+    std::array<pollfd, 5> fds{};
+    fds[0] = {pidfd.get(), POLLIN, 0};
+    fds[1] = {report_open ? report_rd.get() : -1, POLLIN, 0};
+    fds[2] = {sigfd.get(), POLLIN, 0};
+    fds[3] = {stdin_open ? STDIN_FILENO : -1, POLLIN, 0};
+    fds[4] = {master_open ? pty_master.get() : -1, POLLIN, 0};
+    int timeout = -1;
+    int64_t now = NowNs();
+    int64_t next = 0;
+    if (deadline && !out.timed_out) next = deadline;
+    if (kill_at && (!next || kill_at < next)) next = kill_at;
+    if (next) timeout = next <= now ? 0 : static_cast<int>((next - now) / 1000000 + 1);
+    int n = poll(fds.data(), fds.size(), timeout);
+    if (n < 0 && errno != EINTR) return SysError("poll", "supervisor");
+    now = NowNs();
+    if (deadline && !out.timed_out && now >= deadline) {
+      out.timed_out = true;
+      send(SIGKILL);
+    }
+    if (kill_at && now >= kill_at) {
+      send(SIGKILL);
+      kill_at = 0;
+    }
+    if (n <= 0) continue;
+    if (fds[1].revents) report_open = drain_report();
+    if (fds[2].revents & POLLIN) {
+      signalfd_siginfo si;
+      while (read(sigfd.get(), &si, sizeof si) == sizeof si) {
+        int sig = static_cast<int>(si.ssi_signo);
+        if (sig == SIGWINCH) {
+          winsize ws;
+          if (opts.pty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_master.get(), TIOCSWINSZ, &ws);
+          continue;
+        }
+        // First signal: forwarded to the workload through init. A second
+        // one, or the grace period running out, kills the sandbox.
+        if (out.interrupted) {
+          send(SIGKILL);
+        } else {
+          out.interrupted = true;
+          send(sig);
+          kill_at = NowNs() + opts.kill_grace_ms * 1000000;
+        }
+      }
+    }
+    if (fds[3].revents) {
+      Relay(STDIN_FILENO, pty_master.get(), &stdin_open);
+    }
+    if (fds[4].revents) {
+      Relay(pty_master.get(), STDOUT_FILENO, &master_open);
+    }
+    if (fds[0].revents) init_gone = true;
+  }
+  siginfo_t info{};
+  waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
+  while (report_open) report_open = drain_report();
+  if (opts.pty) {
+    while (master_open) {
+      pollfd pf{pty_master.get(), POLLIN, 0};
+      if (poll(&pf, 1, 0) <= 0) break;
+      Relay(pty_master.get(), STDOUT_FILENO, &master_open);
+    }
+  }
+  const int64_t end_ns = NowNs();
+  out.phases.push_back({"sandbox gone", (end_ns - opts.start_ns) / 1000.0});
+  out.duration_ms = (end_ns - clone_ns) / 1e6;
+  if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) out.init_signal = info.si_status;
+
+  if (have_error && setup_error.step == kStepExec) {
+    exec_error->exec_errno = setup_error.err;
+    std::string cmd = plan.argv.empty() ? "" : plan.argv[0];
+    return Error::Setup("execve \"" + cmd + "\": " + ErrnoName(setup_error.err));
+  }
+  if (have_error) {
+    std::string what = setup_error.step < kStepCount ? kStepNames[setup_error.step] : "?";
+    if (setup_error.step == kStepMountOp && setup_error.index >= 0 &&
+        static_cast<size_t>(setup_error.index) < plan.mounts.size()) {
+      const MountOp& op = plan.mounts[static_cast<size_t>(setup_error.index)];
+      what += " \"" + (op.source.empty() ? std::string("") : op.source + "\" -> \"") + "/" + op.target + "\"";
+    }
+    if (setup_error.step == kStepRlimit) what += " (resource " + std::to_string(setup_error.index) + ")";
+    return Error::Setup("sandbox setup failed at " + what + ": " + ErrnoName(setup_error.err));
+  }
+  out.exited = have_exit;
+  return out;
+}
+
+}  // namespace ward

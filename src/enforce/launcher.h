@@ -1,0 +1,42 @@
+// Launching: clone into new namespaces, the sandbox's init (PID 1), and the
+// supervisor loop that forwards signals, enforces the timeout and reaps.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "enforce/plan.h"
+#include "ward/result.h"
+#include "ward/sandbox.h"
+
+namespace ward {
+
+struct LaunchOptions {
+  bool pty = false;
+  int64_t kill_grace_ms = 3000;
+  int64_t start_ns = 0;  // CLOCK_MONOTONIC when ward started the run
+};
+
+struct LaunchOutcome {
+  int wait_status = 0;   // the workload's, as from waitpid
+  bool exited = false;   // the workload's status is known
+  bool timed_out = false;
+  bool interrupted = false;
+  int init_signal = 0;   // if the sandbox's init itself was killed
+  std::vector<Phase> phases;
+  double duration_ms = 0;
+};
+
+// Runs `plan`. `ruleset_fd` is a landlock ruleset (or -1 when landlock is
+// not applied); `cgroup` says which cgroups the child joins. Setup failures
+// in the child come back as errors naming the step and the errno; a command
+// that cannot be executed comes back as an error with code kNotFound /
+// kNotExecutable in `exec_errno`.
+struct LaunchError {
+  int exec_errno = 0;
+};
+Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, int ruleset_fd,
+                             const LaunchOptions& options, LaunchError* exec_error);
+
+}  // namespace ward

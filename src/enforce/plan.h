@@ -1,0 +1,94 @@
+// The compiled plan: everything the sandbox child needs, computed before
+// clone() so that the child only executes a list of prepared operations
+// (no parsing, no formatting, no allocation).
+#pragma once
+
+#include <linux/filter.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "ward/policy.h"
+#include "ward/result.h"
+
+namespace ward {
+
+// One step of building the sandbox's root. Targets are relative to the new
+// root (no leading '/'), executed with the new root as working directory.
+struct MountOp {
+  enum class Kind : uint8_t {
+    kMkdir,      // mkdir target (mode)
+    kMkfile,     // create an empty file as a mount point (mode)
+    kWriteFile,  // create target (mode) holding `source` as content
+    kSymlink,    // symlink target -> source
+    kBind,       // bind host `source` (and everything mounted below it) at target
+    kTmpfs,      // a fresh tmpfs at target (mode)
+    kMaskDir,    // an empty tmpfs hiding a denied directory (mode)
+    kMaskFile,   // the empty, mode-0 mask file bound over a denied file
+    kProc,       // a fresh proc for the sandbox's pid namespace
+    kDevpts,     // a private devpts instance
+    kSetAttr,    // mount_setattr(target, 0, attr_set): late read-only switch
+    kUnlink,     // remove target (the mask file's source once bound)
+  };
+  Kind kind;
+  std::string source;
+  std::string target;
+  uint64_t attr_set = 0;  // MOUNT_ATTR_* applied after the mount
+  mode_t mode = 0755;
+};
+
+// A landlock grant. Host-side grants are added before clone(); child-side
+// ones name mounts the child creates (/tmp, /dev, /proc, synthesized files).
+struct LandlockGrant {
+  std::string path;
+  bool write = false;
+  bool list_only = false;  // READ_DIR only (the root directory)
+};
+
+// Where a resource limit is enforced.
+enum class LimitMechanism { kNone, kCgroupV2, kCgroupV1, kRlimit };
+
+struct CgroupPlan {
+  // Directories created for this sandbox, removed (deepest first) at the end.
+  std::vector<std::string> dirs;
+  // v1: `cgroup.procs` of each hierarchy, opened before clone; the child
+  // writes "0" to each to move itself in.
+  std::vector<int> v1_procs_fds;
+  // v2: the directory fd used with CLONE_INTO_CGROUP.
+  int v2_dir_fd = -1;
+  LimitMechanism memory = LimitMechanism::kNone;
+  LimitMechanism pids = LimitMechanism::kNone;
+  LimitMechanism cpu = LimitMechanism::kNone;
+  std::string memory_dir, pids_dir;  // for reading events after the run
+  bool memory_v2 = false, pids_v2 = false;
+};
+
+struct RlimitOp {
+  int resource;
+  rlimit value;
+};
+
+struct LaunchPlan {
+  std::string base;   // host directory the new root's tmpfs is mounted on
+  std::vector<MountOp> mounts;
+  std::string cwd;    // inside the sandbox
+  std::vector<std::string> argv;
+  std::vector<std::string> exec_candidates;  // argv[0] resolved against the sandbox's PATH
+  std::vector<std::string> envp;
+  std::vector<LandlockGrant> landlock;        // host-side grants
+  std::vector<LandlockGrant> landlock_child;  // paths inside the new root
+  int landlock_abi = 0;       // 0: landlock not applied
+  std::vector<sock_filter> seccomp;       // the BPF program (libseccomp)
+  std::vector<sock_filter> seccomp_extra; // a second program (personality)
+  std::vector<RlimitOp> rlimits;
+  std::string uid_map, gid_map;
+  int last_cap = 40;
+  bool new_net = true;
+  int64_t timeout_ms = 0;
+};
+
+}  // namespace ward

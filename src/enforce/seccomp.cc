@@ -1,0 +1,184 @@
+#include "enforce/seccomp.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "base/errors.h"
+#include "base/unique_fd.h"
+
+namespace ward {
+
+namespace {
+
+constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+                                     CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP |
+                                     0x00000080 /* CLONE_NEWTIME */;
+
+// Unconditionally denied calls.
+const std::vector<SeccompRule> kDenied = {
+    {"mount", "the sandbox's mount table is fixed: no new mounts, no remounts that undo masks or read-only binds"},
+    {"umount2", "unmounting a mask would reveal a denied path"},
+    {"pivot_root", "changing the root is part of the mount family"},
+    {"chroot", "changing the root is part of the mount family"},
+    {"move_mount", "new mount API"},
+    {"open_tree", "new mount API: could clone a mount tree"},
+    {"fsopen", "new mount API"},
+    {"fsconfig", "new mount API"},
+    {"fsmount", "new mount API"},
+    {"fspick", "new mount API: could reconfigure a superblock"},
+    {"mount_setattr", "could clear read-only or nosuid on a mount"},
+    {"setns", "joining another namespace"},
+    {"ptrace", "tracing reads and writes another process's memory and registers"},
+    {"process_vm_readv", "reads another process's memory"},
+    {"process_vm_writev", "writes another process's memory"},
+    {"kexec_load", "replaces the running kernel"},
+    {"kexec_file_load", "replaces the running kernel"},
+    {"init_module", "loads kernel code"},
+    {"finit_module", "loads kernel code"},
+    {"delete_module", "unloads kernel code"},
+    {"bpf", "loads programs into the kernel; a large attack surface"},
+    {"perf_event_open", "a large kernel attack surface and a side channel"},
+    {"keyctl", "the kernel keyring is not namespaced: keys of other sandboxes and the host"},
+    {"add_key", "the kernel keyring is not namespaced"},
+    {"request_key", "the kernel keyring is not namespaced"},
+    {"userfaultfd", "stalls kernel page faults at will: the classic exploit primitive for kernel races"},
+    {"io_uring_setup", "io_uring operations bypass seccomp inspection"},
+    {"io_uring_enter", "io_uring operations bypass seccomp inspection"},
+    {"io_uring_register", "io_uring operations bypass seccomp inspection"},
+    {"open_by_handle_at", "opens files by handle, bypassing path checks (the 'shocker' escape)"},
+    {"name_to_handle_at", "companion of open_by_handle_at"},
+    {"fanotify_init", "watches filesystem activity beyond the sandbox"},
+    {"acct", "host-wide process accounting"},
+    {"quotactl", "host filesystem quotas"},
+    {"quotactl_fd", "host filesystem quotas"},
+    {"reboot", "host power state"},
+    {"swapon", "host memory"},
+    {"swapoff", "host memory"},
+    {"syslog", "the kernel log leaks host addresses and activity"},
+    {"settimeofday", "the clock is not namespaced"},
+    {"clock_settime", "the clock is not namespaced"},
+    {"clock_adjtime", "the clock is not namespaced"},
+    {"adjtimex", "the clock is not namespaced"},
+    {"iopl", "raw I/O port access"},
+    {"ioperm", "raw I/O port access"},
+    {"uselib", "obsolete; a past source of kernel bugs"},
+    {"ustat", "obsolete"},
+    {"sysfs", "obsolete"},
+    {"vhangup", "hangs up the terminal of others"},
+    {"lookup_dcookie", "kernel profiling interface"},
+};
+
+// Denied only with certain arguments; listed here for the documentation.
+const std::vector<SeccompRule> kConditional = {
+    {"clone", "with any CLONE_NEW* flag: no new namespaces (user namespaces are the usual first step of kernel exploits)"},
+    {"clone3", "always ENOSYS: its flags live in memory the filter cannot read, so libc falls back to clone()"},
+    {"unshare", "with any CLONE_NEW* flag: no new namespaces"},
+    {"ioctl", "TIOCSTI (injects input into a terminal) and TIOCLINUX (console selection/injection)"},
+    {"personality", "anything but querying or the default Linux personalities: no disabling ASLR, no READ_IMPLIES_EXEC"},
+};
+
+struct CtxDeleter {
+  void operator()(scmp_filter_ctx c) const { seccomp_release(c); }
+};
+
+Result<void> Check(int rc, const std::string& what) {
+  if (rc < 0) return Error::Setup("seccomp: " + what + ": " + ErrnoName(-rc));
+  return {};
+}
+
+}  // namespace
+
+// personality(2): allow PER_LINUX (0), PER_LINUX32 (8), UNAME26 (0x20000),
+// their combination and the 0xffffffff query; deny everything else (no
+// ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, MMAP_PAGE_ZERO...).
+//
+// Written as raw BPF because libseccomp cannot express it: a rule may
+// compare an argument only once, so "not any of these five values" has no
+// libseccomp spelling. It is installed as a second filter; the kernel runs
+// both and applies the stricter verdict.
+std::vector<sock_filter> BuildPersonalityFilter() {
+  constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
+  constexpr uint32_t kNr = 135;                 // __NR_personality on x86_64
+  constexpr uint32_t kArgLo = 16, kArgHi = 20;  // offsetof(seccomp_data, args[0]) (+4)
+  constexpr uint32_t kAllow = 0x7fff0000U;      // SECCOMP_RET_ALLOW
+  constexpr uint32_t kDeny = 0x00050000U | EPERM;  // SECCOMP_RET_ERRNO | EPERM
+  return {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4),               // arch
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArchX86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, kAllow),                   // other arches: the main filter kills
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),               // nr
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kNr, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, kAllow),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArgHi),          // the kernel reads an unsigned int,
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),        // but be strict: high half must be 0
+      BPF_STMT(BPF_RET | BPF_K, kDeny),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArgLo),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0, 5, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8, 4, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x20000, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x20008, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffff, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, kDeny),
+      BPF_STMT(BPF_RET | BPF_K, kAllow),
+  };
+}
+
+const std::vector<SeccompRule>& SeccompDenyList() {
+  static const std::vector<SeccompRule> all = [] {
+    auto v = kDenied;
+    v.insert(v.end(), kConditional.begin(), kConditional.end());
+    return v;
+  }();
+  return all;
+}
+
+Result<std::vector<sock_filter>> BuildSeccompFilter() {
+  std::unique_ptr<void, CtxDeleter> ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) return Error::Setup("seccomp_init failed");
+  scmp_filter_ctx c = ctx.get();
+  // Only the native x86_64 ABI: i386 (int 0x80) and x32 calls kill the
+  // process instead of being evaluated against a table they do not match.
+  WARD_TRY(Check(seccomp_attr_set(c, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch action"));
+  const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+  for (const auto& r : kDenied) {
+    int nr = seccomp_syscall_resolve_name(r.syscall);
+    if (nr == __NR_SCMP_ERROR) return Error::Setup(std::string("seccomp: unknown syscall ") + r.syscall);
+    WARD_TRY(Check(seccomp_rule_add(c, eperm, nr, 0), r.syscall));
+  }
+  WARD_TRY(Check(seccomp_rule_add(c, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3"));
+  // Each CLONE_NEW* bit gets its own rule: any one of them set is denied.
+  for (uint64_t bit = 1; bit != 0; bit <<= 1) {
+    if (!(kNamespaceFlags & bit)) continue;
+    WARD_TRY(Check(seccomp_rule_add(c, eperm, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, bit, bit)), "clone"));
+    WARD_TRY(Check(seccomp_rule_add(c, eperm, SCMP_SYS(unshare), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, bit, bit)), "unshare"));
+  }
+  // The ioctl request is an unsigned int; compare its low 32 bits only.
+  for (uint64_t req : {uint64_t{TIOCSTI}, uint64_t{TIOCLINUX}}) {
+    WARD_TRY(Check(seccomp_rule_add(c, eperm, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, req)), "ioctl"));
+  }
+  // libseccomp 2.5 exports only to a file descriptor; a pipe keeps it in memory.
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return SysError("pipe2", "seccomp export");
+  UniqueFd rd(p[0]), wr(p[1]);
+  fcntl(wr.get(), F_SETPIPE_SZ, 1 << 20);
+  WARD_TRY(Check(seccomp_export_bpf(c, wr.get()), "export"));
+  wr.Reset();
+  std::vector<sock_filter> prog;
+  sock_filter buf[256];
+  for (;;) {
+    ssize_t n = read(rd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return SysError("read", "seccomp export");
+    if (n == 0) break;
+    prog.insert(prog.end(), buf, buf + n / sizeof(sock_filter));
+  }
+  if (prog.empty()) return Error::Setup("seccomp: exported an empty program");
+  return prog;
+}
+
+}  // namespace ward

@@ -1,0 +1,30 @@
+// The seccomp filter: system calls a confined program never needs.
+#pragma once
+
+#include <linux/filter.h>
+
+#include <string>
+#include <vector>
+
+#include "ward/result.h"
+
+namespace ward {
+
+// One entry of the deny list, with the reason it is there (also printed by
+// `ward doctor --seccomp` and documented in docs/security.md).
+struct SeccompRule {
+  const char* syscall;
+  const char* reason;
+};
+const std::vector<SeccompRule>& SeccompDenyList();
+
+// Builds the BPF program with libseccomp (before clone). Denied calls fail
+// with EPERM (clone3 with ENOSYS so libc falls back to clone(), whose flags
+// the filter can inspect); calls from any other architecture or ABI (i386
+// `int 0x80`, x32) kill the process.
+Result<std::vector<sock_filter>> BuildSeccompFilter();
+
+// The second, hand-written filter for personality(2) (see seccomp.cc).
+std::vector<sock_filter> BuildPersonalityFilter();
+
+}  // namespace ward

@@ -1,0 +1,552 @@
+// JSON -> Policy: structural validation with the JSON path of every issue,
+// variable expansion, `extends` composition and contradiction checks.
+//
+// nlohmann::json throws on malformed text; that exception is caught here and
+// never crosses this file's boundary.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "policy/paths.h"
+#include "policy/profiles.h"
+#include "ward/policy.h"
+
+namespace ward {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string TypeName(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    case json::value_t::string: return "a string";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_float: return "a number";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    default: return "an unsupported value";
+  }
+}
+
+std::string Quote(const std::string& s) { return json(s).dump(); }
+
+// Walks one policy document, filling `out` and collecting issues.
+class DocumentParser {
+ public:
+  DocumentParser(const PolicyVars& vars, std::vector<PolicyIssue>& issues)
+      : vars_(vars), issues_(issues) {}
+
+  void Parse(const json& doc, Policy& out) {
+    if (!doc.is_object()) {
+      Issue("", "a policy must be a JSON object, got " + TypeName(doc));
+      return;
+    }
+    Fields(doc, "", {"ward", "extends", "filesystem", "process", "limits", "network",
+                     "enforcement", "description"});
+    if (!doc.contains("ward")) {
+      Issue("/ward", "required: the format version, 1");
+    } else if (!doc["ward"].is_number_integer() || doc["ward"].get<int64_t>() != 1) {
+      Issue("/ward", "unsupported format version " + doc["ward"].dump() + "; this ward reads version 1");
+    }
+    if (doc.contains("description") && !doc["description"].is_string()) {
+      Issue("/description", "must be a string, got " + TypeName(doc["description"]));
+    }
+    if (doc.contains("extends")) {
+      const json& e = doc["extends"];
+      if (!e.is_string()) {
+        Issue("/extends", "must be a string naming a built-in profile, got " + TypeName(e));
+      } else if (!FindProfile(e.get<std::string>())) {
+        Issue("/extends", "unknown profile " + Quote(e.get<std::string>()) + " (see `ward policy profiles`)");
+      } else {
+        out.extends = e.get<std::string>();
+      }
+    }
+    if (doc.contains("filesystem")) Filesystem(doc["filesystem"], out.filesystem);
+    if (doc.contains("process")) Process(doc["process"], out.process);
+    if (doc.contains("limits")) Limits(doc["limits"], out.limits);
+    if (doc.contains("network")) Network(doc["network"], out.network);
+    if (doc.contains("enforcement")) Enforcement(doc["enforcement"], out.enforcement);
+  }
+
+ private:
+  void Issue(const std::string& path, const std::string& reason) {
+    issues_.push_back({path.empty() ? "/" : path, reason});
+  }
+
+  // Reports every key of `obj` not in `known`.
+  void Fields(const json& obj, const std::string& path, std::initializer_list<const char*> known) {
+    for (const auto& [key, value] : obj.items()) {
+      bool found = std::any_of(known.begin(), known.end(), [&](const char* k) { return key == k; });
+      if (!found) {
+        std::string list;
+        for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+        Issue(path + "/" + EscapePointer(key), "unknown field (expected one of: " + list + ")");
+      }
+    }
+  }
+
+  static std::string EscapePointer(const std::string& key) {
+    std::string out;
+    for (char c : key) {
+      if (c == '~') out += "~0";
+      else if (c == '/') out += "~1";
+      else out += c;
+    }
+    return out;
+  }
+
+  bool IsObject(const json& j, const std::string& path) {
+    if (j.is_object()) return true;
+    Issue(path, "must be an object, got " + TypeName(j));
+    return false;
+  }
+
+  // Expands ${VAR}; reports unknown variables and unterminated references.
+  std::optional<std::string> Expand(const std::string& s, const std::string& path) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '$' && i + 1 < s.size() && s[i + 1] == '{') {
+        size_t end = s.find('}', i + 2);
+        if (end == std::string::npos) {
+          Issue(path, "unterminated variable reference in " + Quote(s));
+          return std::nullopt;
+        }
+        std::string name = s.substr(i + 2, end - i - 2);
+        auto it = vars_.values.find(name);
+        if (it == vars_.values.end()) {
+          std::string known;
+          for (const auto& [k, v] : vars_.values) known += (known.empty() ? "" : ", ") + k;
+          Issue(path, "unknown variable ${" + name + "} (known: " + known + ")");
+          return std::nullopt;
+        }
+        out += it->second;
+        i = end;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  }
+
+  std::optional<std::string> String(const json& j, const std::string& path, bool expand = true) {
+    if (!j.is_string()) {
+      Issue(path, "must be a string, got " + TypeName(j));
+      return std::nullopt;
+    }
+    const std::string& s = j.get_ref<const std::string&>();
+    if (s.find('\0') != std::string::npos) {
+      Issue(path, "contains a NUL byte");
+      return std::nullopt;
+    }
+    return expand ? Expand(s, path) : std::optional<std::string>(s);
+  }
+
+  std::optional<std::string> Path(const json& j, const std::string& path) {
+    auto s = String(j, path);
+    if (!s) return std::nullopt;
+    std::string reason;
+    auto norm = NormalizePath(*s, &reason);
+    if (!norm) {
+      Issue(path, reason);
+      return std::nullopt;
+    }
+    return norm;
+  }
+
+  void PathList(const json& obj, const char* key, const std::string& base,
+                std::vector<std::string>& out) {
+    if (!obj.contains(key)) return;
+    std::string path = base + "/" + key;
+    const json& arr = obj[key];
+    if (!arr.is_array()) {
+      Issue(path, "must be an array of absolute paths, got " + TypeName(arr));
+      return;
+    }
+    for (size_t i = 0; i < arr.size(); ++i) {
+      std::string p = path + "/" + std::to_string(i);
+      auto norm = Path(arr[i], p);
+      if (!norm) continue;
+      if (IsUnder(*norm, "/proc") || IsUnder(*norm, "/dev")) {
+        Issue(p, Quote(*norm) + " is provided by the sandbox itself (a private /proc and a minimal /dev) and cannot be granted from the host");
+        continue;
+      }
+      out.push_back(*norm);
+    }
+  }
+
+  void Bool(const json& obj, const char* key, const std::string& base, bool& out) {
+    if (!obj.contains(key)) return;
+    if (!obj[key].is_boolean()) {
+      Issue(base + "/" + key, "must be true or false, got " + TypeName(obj[key]));
+      return;
+    }
+    out = obj[key].get<bool>();
+  }
+
+  void Integer(const json& obj, const char* key, const std::string& base, int64_t min,
+               int64_t max, std::optional<int64_t>& out, const char* unit) {
+    if (!obj.contains(key)) return;
+    const json& j = obj[key];
+    std::string path = base + "/" + key;
+    if (!j.is_number_integer()) {
+      Issue(path, "must be an integer (" + std::string(unit) + "), got " + TypeName(j));
+      return;
+    }
+    if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(max)) {
+      Issue(path, "out of range: must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    int64_t v = j.get<int64_t>();
+    if (v < min || v > max) {
+      Issue(path, "out of range: must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return;
+    }
+    out = v;
+  }
+
+  void Filesystem(const json& fs, FilesystemPolicy& out) {
+    const std::string base = "/filesystem";
+    if (!IsObject(fs, base)) return;
+    Fields(fs, base, {"read", "write", "deny", "tmp", "system"});
+    PathList(fs, "read", base, out.read);
+    PathList(fs, "write", base, out.write);
+    PathList(fs, "deny", base, out.deny);
+    if (fs.contains("tmp")) {
+      const json& t = fs["tmp"];
+      if (t == "private") out.private_tmp = true;
+      else if (t == "none") out.private_tmp = false;
+      else Issue(base + "/tmp", "must be \"private\" (a fresh tmpfs at /tmp) or \"none\", got " + t.dump());
+    }
+    Bool(fs, "system", base, out.system);
+  }
+
+  void Env(const json& env, EnvPolicy& out) {
+    const std::string base = "/process/env";
+    if (!IsObject(env, base)) return;
+    Fields(env, base, {"inherit", "set"});
+    if (env.contains("inherit")) {
+      const json& arr = env["inherit"];
+      if (!arr.is_array()) {
+        Issue(base + "/inherit", "must be an array of variable names, got " + TypeName(arr));
+      } else {
+        for (size_t i = 0; i < arr.size(); ++i) {
+          std::string p = base + "/inherit/" + std::to_string(i);
+          auto name = String(arr[i], p, false);
+          if (!name) continue;
+          if (!IsEnvName(*name)) {
+            Issue(p, Quote(*name) + " is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+            continue;
+          }
+          out.inherit.push_back(*name);
+        }
+      }
+    }
+    if (env.contains("set")) {
+      const json& obj = env["set"];
+      if (!IsObject(obj, base + "/set")) return;
+      for (const auto& [k, v] : obj.items()) {
+        std::string p = base + "/set/" + EscapePointer(k);
+        if (!IsEnvName(k)) {
+          Issue(p, Quote(k) + " is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+          continue;
+        }
+        auto value = String(v, p);
+        if (value) out.set[k] = *value;
+      }
+    }
+  }
+
+  static bool IsEnvName(const std::string& s) {
+    if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+  }
+
+  void Process(const json& proc, ProcessPolicy& out) {
+    const std::string base = "/process";
+    if (!IsObject(proc, base)) return;
+    Fields(proc, base, {"argv", "cwd", "env", "timeoutMs", "shell"});
+    if (proc.contains("argv")) {
+      const json& arr = proc["argv"];
+      if (!arr.is_array() || arr.empty()) {
+        Issue(base + "/argv", "must be a non-empty array of strings");
+      } else {
+        for (size_t i = 0; i < arr.size(); ++i) {
+          auto s = String(arr[i], base + "/argv/" + std::to_string(i));
+          if (s) out.argv.push_back(*s);
+        }
+        if (!out.argv.empty() && out.argv[0].empty()) Issue(base + "/argv/0", "the program must not be empty");
+      }
+    }
+    if (proc.contains("cwd")) out.cwd = Path(proc["cwd"], base + "/cwd");
+    if (proc.contains("env")) Env(proc["env"], out.env);
+    Integer(proc, "timeoutMs", base, 1, int64_t{7} * 24 * 3600 * 1000, out.timeout_ms, "milliseconds");
+    Bool(proc, "shell", base, out.shell);
+  }
+
+  void Limits(const json& lim, LimitsPolicy& out) {
+    const std::string base = "/limits";
+    if (!IsObject(lim, base)) return;
+    Fields(lim, base, {"memoryMiB", "pids", "cpus", "cpuSeconds", "openFiles", "fileSizeMiB"});
+    // The sandbox's own init is one process and needs a few MiB; below these
+    // floors no workload can start, which is a policy mistake, not a limit.
+    Integer(lim, "memoryMiB", base, 8, int64_t{1} << 30, out.memory_mib, "MiB");
+    Integer(lim, "pids", base, 2, 4194304, out.pids, "processes and threads, including the sandbox's init");
+    Integer(lim, "cpuSeconds", base, 1, int64_t{1} << 31, out.cpu_seconds, "seconds of CPU time");
+    Integer(lim, "openFiles", base, 4, 1 << 20, out.open_files, "file descriptors");
+    Integer(lim, "fileSizeMiB", base, 1, int64_t{1} << 30, out.file_size_mib, "MiB");
+    if (lim.contains("cpus")) {
+      const json& c = lim["cpus"];
+      if (!c.is_number()) {
+        Issue(base + "/cpus", "must be a number of cores (e.g. 0.5), got " + TypeName(c));
+      } else {
+        double v = c.get<double>();
+        if (!(v >= 0.01 && v <= 1024)) Issue(base + "/cpus", "out of range: must be between 0.01 and 1024 cores");
+        else out.cpus = v;
+      }
+    }
+  }
+
+  void Network(const json& net, NetworkMode& out) {
+    if (net == "none") {
+      out = NetworkMode::kNone;
+    } else if (net == "host") {
+      out = NetworkMode::kHost;
+    } else if (net.is_object()) {
+      Issue("/network", "egress rules are not supported by this version of ward; use \"none\" or \"host\"");
+    } else {
+      Issue("/network", "must be \"none\" (loopback only) or \"host\" (the host's network, unrestricted), got " + net.dump());
+    }
+  }
+
+  void Enforcement(const json& e, EnforcementPolicy& out) {
+    const std::string base = "/enforcement";
+    if (!IsObject(e, base)) return;
+    Fields(e, base, {"landlock"});
+    if (e.contains("landlock")) {
+      if (e["landlock"] == "required") out.landlock = Requirement::kRequired;
+      else if (e["landlock"] == "best-effort") out.landlock = Requirement::kBestEffort;
+      else Issue(base + "/landlock", "must be \"required\" or \"best-effort\", got " + e["landlock"].dump());
+    }
+  }
+
+  const PolicyVars& vars_;
+  std::vector<PolicyIssue>& issues_;
+};
+
+bool Has(const json& doc, const char* pointer) { return doc.contains(json::json_pointer(pointer)); }
+
+// `user` extends `base`: the user's document wins wherever it speaks. A path
+// the user lists anywhere replaces the profile's rule for that same path;
+// other paths and inherited variables accumulate.
+Policy Compose(Policy base, const Policy& user, const json& doc) {
+  auto& bfs = base.filesystem;
+  const auto& ufs = user.filesystem;
+  std::set<std::string> user_paths(ufs.read.begin(), ufs.read.end());
+  user_paths.insert(ufs.write.begin(), ufs.write.end());
+  user_paths.insert(ufs.deny.begin(), ufs.deny.end());
+  for (auto* list : {&bfs.read, &bfs.write, &bfs.deny}) {
+    std::erase_if(*list, [&](const std::string& p) { return user_paths.count(p) > 0; });
+  }
+  bfs.read.insert(bfs.read.end(), ufs.read.begin(), ufs.read.end());
+  bfs.write.insert(bfs.write.end(), ufs.write.begin(), ufs.write.end());
+  bfs.deny.insert(bfs.deny.end(), ufs.deny.begin(), ufs.deny.end());
+  if (Has(doc, "/filesystem/tmp")) bfs.private_tmp = ufs.private_tmp;
+  if (Has(doc, "/filesystem/system")) bfs.system = ufs.system;
+
+  auto& bp = base.process;
+  const auto& up = user.process;
+  if (!up.argv.empty()) bp.argv = up.argv;
+  if (up.cwd) bp.cwd = up.cwd;
+  if (up.timeout_ms) bp.timeout_ms = up.timeout_ms;
+  if (Has(doc, "/process/shell")) bp.shell = up.shell;
+  auto& benv = bp.env;
+  for (const auto& name : up.env.inherit) benv.set.erase(name);
+  for (const auto& [name, value] : up.env.set) {
+    std::erase(benv.inherit, name);
+    benv.set[name] = value;
+  }
+  for (const auto& name : up.env.inherit) {
+    if (std::find(benv.inherit.begin(), benv.inherit.end(), name) == benv.inherit.end()) {
+      benv.inherit.push_back(name);
+    }
+  }
+
+  auto& bl = base.limits;
+  const auto& ul = user.limits;
+  if (ul.memory_mib) bl.memory_mib = ul.memory_mib;
+  if (ul.pids) bl.pids = ul.pids;
+  if (ul.cpus) bl.cpus = ul.cpus;
+  if (ul.cpu_seconds) bl.cpu_seconds = ul.cpu_seconds;
+  if (ul.open_files) bl.open_files = ul.open_files;
+  if (ul.file_size_mib) bl.file_size_mib = ul.file_size_mib;
+  if (Has(doc, "/network")) base.network = user.network;
+  if (Has(doc, "/enforcement/landlock")) base.enforcement = user.enforcement;
+  base.extends = user.extends;
+  return base;
+}
+
+// Checks that need the whole (composed) policy.
+void CheckContradictions(const Policy& p, std::vector<PolicyIssue>& issues) {
+  const auto& fs = p.filesystem;
+  auto dupes = [&](const std::vector<std::string>& list, const char* name) {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!seen.insert(list[i]).second) {
+        issues.push_back({std::string("/filesystem/") + name + "/" + std::to_string(i),
+                          Quote(list[i]) + " is listed twice"});
+      }
+    }
+  };
+  dupes(fs.read, "read");
+  dupes(fs.write, "write");
+  dupes(fs.deny, "deny");
+  std::set<std::string> writes(fs.write.begin(), fs.write.end());
+  for (size_t i = 0; i < fs.read.size(); ++i) {
+    if (writes.count(fs.read[i])) {
+      issues.push_back({"/filesystem/read/" + std::to_string(i),
+                        Quote(fs.read[i]) + " is listed both as read-only and as writable; keep one"});
+    }
+  }
+  const auto& env = p.process.env;
+  for (size_t i = 0; i < env.inherit.size(); ++i) {
+    if (env.set.count(env.inherit[i])) {
+      issues.push_back({"/process/env/inherit/" + std::to_string(i),
+                        Quote(env.inherit[i]) + " is both inherited and set; keep one"});
+    }
+  }
+  if (p.process.cwd) {
+    for (const auto& d : fs.deny) {
+      if (IsUnder(*p.process.cwd, d)) {
+        issues.push_back({"/process/cwd", Quote(*p.process.cwd) + " lies under the denied path " + Quote(d)});
+      }
+    }
+  }
+  if (p.network == NetworkMode::kHost && p.enforcement.landlock == Requirement::kBestEffort) {
+    // Not a contradiction; nothing to report. Kept as a place for future cross-field rules.
+  }
+}
+
+PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, int depth) {
+  PolicyLoad load;
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    // e.what() carries the byte offset and what the parser expected.
+    std::string what = e.what();
+    auto pos = what.find("parse error");
+    load.issues.push_back({"/", "malformed JSON: " + (pos == std::string::npos ? what : what.substr(pos))});
+    return load;
+  }
+  Policy policy;
+  DocumentParser(vars, load.issues).Parse(doc, policy);
+  if (!load.issues.empty()) return load;
+  if (policy.extends) {
+    if (depth > 4) {
+      load.issues.push_back({"/extends", "profiles extend each other too deeply"});
+      return load;
+    }
+    PolicyLoad base = ParseWithProfiles(FindProfile(*policy.extends)->json, vars, depth + 1);
+    if (!base.ok()) {
+      for (auto& i : base.issues) load.issues.push_back({"/extends", "profile " + *policy.extends + ": " + i.path + ": " + i.reason});
+      return load;
+    }
+    policy = Compose(*base.policy, policy, doc);
+  }
+  CheckContradictions(policy, load.issues);
+  if (load.issues.empty()) load.policy = std::move(policy);
+  return load;
+}
+
+}  // namespace
+
+PolicyVars PolicyVars::FromEnvironment(const std::string& workspace) {
+  PolicyVars v;
+  auto env = [](const char* name, const char* fallback) {
+    const char* s = getenv(name);
+    return std::string(s && *s ? s : fallback);
+  };
+  char buf[4096];
+  std::string cwd = getcwd(buf, sizeof buf) ? buf : "/";
+  v.values["CWD"] = cwd;
+  v.values["HOME"] = env("HOME", "/");
+  v.values["USER"] = env("USER", "");
+  v.values["TMPDIR"] = env("TMPDIR", "/tmp");
+  v.values["WORKSPACE"] = workspace.empty() ? cwd : workspace;
+  return v;
+}
+
+std::string PolicyLoad::FormatIssues(const std::string& source) const {
+  std::string out;
+  for (const auto& i : issues) out += source + ": " + i.path + ": " + i.reason + "\n";
+  return out;
+}
+
+PolicyLoad ParsePolicy(const std::string& json_text, const PolicyVars& vars) {
+  return ParseWithProfiles(json_text, vars, 0);
+}
+
+PolicyLoad LoadPolicyFile(const std::string& file, const PolicyVars& vars) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    PolicyLoad load;
+    load.issues.push_back({"/", "cannot read policy file: " + std::string(strerror(errno))});
+    return load;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParsePolicy(ss.str(), vars);
+}
+
+PolicyLoad LoadProfile(const std::string& name, const PolicyVars& vars) {
+  const BuiltinProfile* p = FindProfile(name);
+  if (!p) {
+    PolicyLoad load;
+    std::string known;
+    for (const auto& info : BuiltinProfiles()) known += (known.empty() ? "" : ", ") + info.name;
+    load.issues.push_back({"/", "unknown profile " + Quote(name) + " (built-in profiles: " + known + ")"});
+    return load;
+  }
+  return ParsePolicy(p->json, vars);
+}
+
+std::string PolicyToJson(const Policy& p) {
+  json j;
+  j["ward"] = p.version;
+  if (p.extends) j["extends"] = *p.extends;
+  j["filesystem"] = {{"read", p.filesystem.read},
+                     {"write", p.filesystem.write},
+                     {"deny", p.filesystem.deny},
+                     {"tmp", p.filesystem.private_tmp ? "private" : "none"},
+                     {"system", p.filesystem.system}};
+  json proc = json::object();
+  if (!p.process.argv.empty()) proc["argv"] = p.process.argv;
+  if (p.process.cwd) proc["cwd"] = *p.process.cwd;
+  proc["env"] = {{"inherit", p.process.env.inherit}, {"set", p.process.env.set}};
+  if (p.process.timeout_ms) proc["timeoutMs"] = *p.process.timeout_ms;
+  proc["shell"] = p.process.shell;
+  j["process"] = proc;
+  json lim = json::object();
+  const auto& l = p.limits;
+  if (l.memory_mib) lim["memoryMiB"] = *l.memory_mib;
+  if (l.pids) lim["pids"] = *l.pids;
+  if (l.cpus) lim["cpus"] = *l.cpus;
+  if (l.cpu_seconds) lim["cpuSeconds"] = *l.cpu_seconds;
+  if (l.open_files) lim["openFiles"] = *l.open_files;
+  if (l.file_size_mib) lim["fileSizeMiB"] = *l.file_size_mib;
+  j["limits"] = lim;
+  j["network"] = p.network == NetworkMode::kHost ? "host" : "none";
+  j["enforcement"] = {{"landlock", p.enforcement.landlock == Requirement::kRequired ? "required" : "best-effort"}};
+  return j.dump(2);
+}
+
+}  // namespace ward

@@ -1,0 +1,29 @@
+// One function per subcommand: each registers its options on the app and
+// returns the action to run when it is selected.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+#include "ward/policy.h"
+
+namespace ward::cli {
+
+using Action = std::function<int()>;
+
+Action AddRun(CLI::App& app);
+Action AddPolicy(CLI::App& app);
+Action AddDoctor(CLI::App& app);
+
+// Loads --policy FILE or --profile NAME (exactly one, or the default
+// profile when neither is given). Prints every issue and returns false.
+struct PolicySource {
+  std::string file;
+  std::string profile;
+  std::string workspace;
+};
+void AddPolicyOptions(CLI::App& cmd, PolicySource& src, bool allow_default);
+bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out);
+
+}  // namespace ward::cli

@@ -1,0 +1,37 @@
+#include <cstdio>
+
+#include "commands.h"
+#include "ward/policy.h"
+
+namespace ward::cli {
+
+void AddPolicyOptions(CLI::App& cmd, PolicySource& src, bool allow_default) {
+  auto* f = cmd.add_option("-p,--policy", src.file, "policy file (JSON, see docs/policy.md)");
+  auto* p = cmd.add_option("--profile", src.profile,
+                           std::string("built-in profile: offline-readonly, workspace-write, minimal") +
+                               (allow_default ? " (default: offline-readonly)" : ""));
+  f->excludes(p);
+  cmd.add_option("--workspace", src.workspace, "directory that ${WORKSPACE} names (default: the current directory)");
+}
+
+bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out) {
+  PolicyVars vars = PolicyVars::FromEnvironment(src.workspace);
+  PolicyLoad load;
+  std::string name;
+  if (!src.file.empty()) {
+    load = LoadPolicyFile(src.file, vars);
+    name = src.file;
+  } else {
+    name = src.profile.empty() ? default_profile : src.profile;
+    load = LoadProfile(name, vars);
+    name = "profile " + name;
+  }
+  if (!load.ok()) {
+    std::fputs(load.FormatIssues(name).c_str(), stderr);
+    return false;
+  }
+  *out = std::move(*load.policy);
+  return true;
+}
+
+}  // namespace ward::cli

@@ -1,0 +1,105 @@
+// ward run: run a command in a sandbox.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstring>
+
+#include "commands.h"
+#include "ward/sandbox.h"
+
+namespace ward::cli {
+
+namespace {
+
+struct RunArgs {
+  PolicySource src;
+  std::vector<std::string> command;
+  bool pty = false;
+  bool json = false;
+  bool shell = false;
+  int64_t timeout_ms = 0;
+  std::string cwd;
+};
+
+int ErrorExit(const Error& e) {
+  switch (e.code) {
+    case Error::Code::kPolicy: return kExitPolicy;
+    case Error::Code::kUsage: return kExitUsage;
+    case Error::Code::kNotFound: return kExitNotFound;
+    case Error::Code::kNotExecutable: return kExitNotExecutable;
+    default: return kExitSetup;
+  }
+}
+
+void PrintJson(const RunResult* r, const Error* err, int exit_status) {
+  nlohmann::json j;
+  j["exitStatus"] = exit_status;
+  if (err) {
+    j["error"] = err->message;
+  } else {
+    j["exitCode"] = r->signal ? nlohmann::json(nullptr) : nlohmann::json(r->exit_code);
+    j["signal"] = r->signal ? nlohmann::json(strsignal(r->signal)) : nlohmann::json(nullptr);
+    j["signalNumber"] = r->signal;
+    j["timedOut"] = r->timed_out;
+    j["interrupted"] = r->interrupted;
+    j["limitsHit"] = r->limits_hit;
+    j["durationMs"] = r->duration_ms;
+    j["landlockAbi"] = r->landlock_abi;
+    if (!r->memory_mechanism.empty()) j["limitMechanisms"]["memory"] = r->memory_mechanism;
+    if (!r->pids_mechanism.empty()) j["limitMechanisms"]["pids"] = r->pids_mechanism;
+    nlohmann::json phases = nlohmann::json::array();
+    for (const auto& p : r->phases) phases.push_back({{"phase", p.name}, {"us", p.us}});
+    j["phases"] = phases;
+  }
+  std::fprintf(stderr, "%s\n", j.dump().c_str());
+}
+
+int DoRun(RunArgs& a) {
+  Policy policy;
+  if (!LoadPolicy(a.src, "offline-readonly", &policy)) return kExitPolicy;
+  if (a.shell) policy.process.shell = true;
+  if (a.timeout_ms > 0) policy.process.timeout_ms = a.timeout_ms;
+  if (!a.cwd.empty()) policy.process.cwd = a.cwd;
+  RunRequest req;
+  req.policy = std::move(policy);
+  req.argv = a.command;
+  req.pty = a.pty;
+  auto r = Run(req);
+  if (!r) {
+    int code = ErrorExit(r.error());
+    std::fprintf(stderr, "ward: %s\n", r.error().message.c_str());
+    if (a.json) PrintJson(nullptr, &r.error(), code);
+    return code;
+  }
+  int code = r->timed_out ? kExitTimeout : r->signal ? 128 + r->signal : r->exit_code;
+  if (r->timed_out) {
+    std::fprintf(stderr, "ward: timed out after %lld ms; the sandbox was killed\n",
+                 static_cast<long long>(*req.policy.process.timeout_ms));
+  }
+  for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());
+  if (a.json) PrintJson(&*r, nullptr, code);
+  return code;
+}
+
+}  // namespace
+
+Action AddRun(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand("run", "run a command in a sandbox: ward run [--policy FILE | --profile NAME] -- CMD [ARGS...]");
+  AddPolicyOptions(*cmd, a->src, true);
+  cmd->add_flag("--pty", a->pty, "give the command a new terminal wired to this one (default: no controlling terminal)");
+  cmd->add_flag("--json", a->json,
+                "print a machine-readable result as the last line of stderr: exitStatus, exitCode, signal, timedOut, "
+                "limitsHit, durationMs, phases");
+  cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
+  cmd->add_option("--timeout-ms", a->timeout_ms, "wall-clock limit; overrides process.timeoutMs")->check(CLI::PositiveNumber);
+  cmd->add_option("--cwd", a->cwd, "working directory inside the sandbox; overrides process.cwd");
+  cmd->add_option("command", a->command, "the command and its arguments (after --)")->required(false);
+  cmd->footer(
+      "The environment is empty except what the policy inherits or sets. stdin, stdout and stderr pass through.\n"
+      "SIGINT, SIGTERM and SIGHUP are forwarded to the command; it is killed 3 s later if still running,\n"
+      "or at once on a second signal. Nothing of the sandbox outlives `ward run`.");
+  return [a] { return DoRun(*a); };
+}
+
+}  // namespace ward::cli
