@@ -1,0 +1,44 @@
+# The two front-door commands:
+#   make run    install what is missing, build, run a demo sandbox
+#   make test   install what is missing, build, run the whole test suite
+#               (normal build, then again under ASan+UBSan)
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+
+.PHONY: all deps build run test test-fast test-asan bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@ninja -C $(BUILD) -j $(JOBS)
+
+run: build
+	@scripts/demo.sh $(BUILD)/bin/ward
+
+test-fast: build
+	@scripts/test-user.sh
+	@cd $(BUILD) && ctest --output-on-failure -j 2
+
+test-asan: deps
+	@scripts/test-user.sh
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWARD_SANITIZE=ON >/dev/null
+	@ninja -C $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j 2
+
+test: test-fast test-asan
+
+bench: build
+	@$(BUILD)/bin/ward_startup_bench
+
+fuzz: deps
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DWARD_FUZZ=ON -DWARD_TESTS=OFF >/dev/null
+	@ninja -C build-fuzz policy_fuzzer
+	@build-fuzz/bin/policy_fuzzer -max_total_time=60 tests/fuzz/corpus/policy
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
