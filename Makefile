@@ -37,8 +37,9 @@ bench: build
 
 fuzz: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DWARD_FUZZ=ON -DWARD_TESTS=OFF >/dev/null
+	@mkdir -p build-fuzz/corpus
 	@ninja -C build-fuzz policy_fuzzer
-	@build-fuzz/bin/policy_fuzzer -max_total_time=60 tests/fuzz/corpus/policy
+	@build-fuzz/bin/policy_fuzzer -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus tests/fuzz/corpus/policy
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

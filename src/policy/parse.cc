@@ -35,7 +35,99 @@ std::string TypeName(const json& j) {
   }
 }
 
-std::string Quote(const std::string& s) { return json(s).dump(); }
+// Never throws: a variable's value (from the environment) need not be UTF-8.
+std::string Dump(const json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+std::string Quote(const std::string& s) { return Dump(json(s)); }
+
+std::string EscapePointer(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+// An integral JSON number as int64 (JSON Schema counts 1.0 as an integer, so
+// ward does too); nullopt for anything else. *too_big: integral but outside
+// int64.
+std::optional<int64_t> IntegerValue(const json& j, bool* too_big) {
+  *too_big = false;
+  if (j.is_number_unsigned()) {
+    if (j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      *too_big = true;
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(j.get<uint64_t>());
+  }
+  if (j.is_number_integer()) return j.get<int64_t>();
+  if (j.is_number_float()) {
+    double d = j.get<double>();
+    if (!std::isfinite(d) || std::trunc(d) != d) return std::nullopt;
+    if (std::fabs(d) >= 9.2e18) {
+      *too_big = true;
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+// Reports keys that appear twice in one object. nlohmann::json keeps the
+// last one silently, other parsers (and other tools reading the same file)
+// may keep the first: a policy must mean one thing.
+class DuplicateKeyFinder {
+ public:
+  explicit DuplicateKeyFinder(std::vector<PolicyIssue>& issues) : issues_(issues) {}
+
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start || event == E::value) && !frames_.empty() &&
+        frames_.back().array) {
+      ++frames_.back().index;
+    }
+    switch (event) {
+      case E::object_start: frames_.push_back({false}); break;
+      case E::array_start: frames_.push_back({true}); break;
+      case E::object_end:
+      case E::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+      case E::key: {
+        if (frames_.empty() || !parsed.is_string()) break;
+        Frame& top = frames_.back();
+        top.key = parsed.get<std::string>();
+        if (!top.keys.insert(top.key).second) {
+          issues_.push_back({Pointer(), "duplicate key " + Quote(top.key) + "; a key may appear only once in an object"});
+        }
+        break;
+      }
+      case E::value: break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    int64_t index = -1;
+    std::string key;
+    std::set<std::string> keys;
+  };
+
+  std::string Pointer() const {
+    std::string out;
+    for (const auto& f : frames_) out += "/" + (f.array ? std::to_string(f.index) : EscapePointer(f.key));
+    return out;
+  }
+
+  std::vector<Frame> frames_;
+  std::vector<PolicyIssue>& issues_;
+};
 
 // Walks one policy document, filling `out` and collecting issues.
 class DocumentParser {
@@ -52,8 +144,11 @@ class DocumentParser {
                      "enforcement", "description"});
     if (!doc.contains("ward")) {
       Issue("/ward", "required: the format version, 1");
-    } else if (!doc["ward"].is_number_integer() || doc["ward"].get<int64_t>() != 1) {
-      Issue("/ward", "unsupported format version " + doc["ward"].dump() + "; this ward reads version 1");
+    } else {
+      bool too_big = false;
+      if (IntegerValue(doc["ward"], &too_big) != 1) {
+        Issue("/ward", "unsupported format version " + Dump(doc["ward"]) + "; this ward reads version 1");
+      }
     }
     if (doc.contains("description") && !doc["description"].is_string()) {
       Issue("/description", "must be a string, got " + TypeName(doc["description"]));
@@ -82,7 +177,8 @@ class DocumentParser {
 
   // Reports every key of `obj` not in `known`.
   void Fields(const json& obj, const std::string& path, std::initializer_list<const char*> known) {
-    for (const auto& [key, value] : obj.items()) {
+    for (const auto& item : obj.items()) {
+      const std::string& key = item.key();
       bool found = std::any_of(known.begin(), known.end(), [&](const char* k) { return key == k; });
       if (!found) {
         std::string list;
@@ -90,16 +186,6 @@ class DocumentParser {
         Issue(path + "/" + EscapePointer(key), "unknown field (expected one of: " + list + ")");
       }
     }
-  }
-
-  static std::string EscapePointer(const std::string& key) {
-    std::string out;
-    for (char c : key) {
-      if (c == '~') out += "~0";
-      else if (c == '/') out += "~1";
-      else out += c;
-    }
-    return out;
   }
 
   bool IsObject(const json& j, const std::string& path) {
@@ -222,7 +308,7 @@ class DocumentParser {
       const json& t = fs["tmp"];
       if (t == "private") out.private_tmp = true;
       else if (t == "none") out.private_tmp = false;
-      else Issue(base + "/tmp", "must be \"private\" (a fresh tmpfs at /tmp) or \"none\", got " + t.dump());
+      else Issue(base + "/tmp", "must be \"private\" (a fresh tmpfs at /tmp) or \"none\", got " + Dump(t));
     }
     Bool(fs, "system", base, out.system);
   }
@@ -323,7 +409,7 @@ class DocumentParser {
     } else if (net.is_object()) {
       Issue("/network", "egress rules are not supported by this version of ward; use \"none\" or \"host\"");
     } else {
-      Issue("/network", "must be \"none\" (loopback only) or \"host\" (the host's network, unrestricted), got " + net.dump());
+      Issue("/network", "must be \"none\" (loopback only) or \"host\" (the host's network, unrestricted), got " + Dump(net));
     }
   }
 
@@ -334,7 +420,7 @@ class DocumentParser {
     if (e.contains("landlock")) {
       if (e["landlock"] == "required") out.landlock = Requirement::kRequired;
       else if (e["landlock"] == "best-effort") out.landlock = Requirement::kBestEffort;
-      else Issue(base + "/landlock", "must be \"required\" or \"best-effort\", got " + e["landlock"].dump());
+      else Issue(base + "/landlock", "must be \"required\" or \"best-effort\", got " + Dump(e["landlock"]));
     }
   }
 
@@ -440,8 +526,9 @@ PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, in
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    // e.what() carries the byte offset and what the parser expected.
+  } catch (const json::exception& e) {
+    // parse_error (with the byte offset and what the parser expected), or
+    // out_of_range for a number no double can hold.
     std::string what = e.what();
     auto pos = what.find("parse error");
     load.issues.push_back({"/", "malformed JSON: " + (pos == std::string::npos ? what : what.substr(pos))});
