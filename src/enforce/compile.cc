@@ -417,9 +417,10 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   std::vector<std::string> argv = argv_in.empty() ? policy.process.argv : argv_in;
   if (argv.empty()) return Error::Usage("no command: give one after `--` or in process.argv");
   if (policy.process.shell) {
-    std::vector<std::string> sh = {"/bin/sh", "-c", argv[0], "sh"};
-    sh.insert(sh.end(), argv.begin() + 1, argv.end());
-    argv = std::move(sh);
+    // Like ssh: the words are joined with spaces into one script.
+    std::string script = argv[0];
+    for (size_t i = 1; i < argv.size(); ++i) script += " " + argv[i];
+    argv = {"/bin/sh", "-c", script};
   }
   plan.argv = argv;
   if (argv[0].find('/') != std::string::npos) {

@@ -411,6 +411,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return SysError("pipe2", "report");
   UniqueFd report_rd(p[0]), report_wr(p[1]);
+  fcntl(report_rd.get(), F_SETFL, O_NONBLOCK);
   UniqueFd self_pidfd(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
   if (!self_pidfd.valid()) return SysError("pidfd_open", "self");
 
@@ -493,11 +494,14 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   int64_t kill_at = 0;
   auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
 
+  // Reads what the child has reported so far. Returns false at end of file
+  // (every copy of the write end closed), true while more may come.
   auto drain_report = [&]() {
     Record recs[16];
     for (;;) {
       ssize_t n = read(report_rd.get(), recs, sizeof recs);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return true;
       if (n <= 0) return false;
       for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof(Record)); ++i) {
         const Record& r = recs[i];
@@ -571,7 +575,14 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   }
   siginfo_t info{};
   waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
-  while (report_open) report_open = drain_report();
+  // Init is gone; whatever it wrote is in the pipe. The workload's copy of
+  // the write end closed at exec, but an orphan that escaped kill(-1)
+  // cannot exist: the pid namespace died with init.
+  while (report_open) {
+    pollfd pf{report_rd.get(), POLLIN, 0};
+    if (poll(&pf, 1, 100) <= 0) break;
+    report_open = drain_report();
+  }
   if (opts.pty) {
     while (master_open) {
       pollfd pf{pty_master.get(), POLLIN, 0};
