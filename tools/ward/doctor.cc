@@ -4,16 +4,23 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "enforce/seccomp.h"
 #include "ward/sandbox.h"
 
 namespace ward::cli {
 
 Action AddDoctor(CLI::App& app) {
   auto json = std::make_shared<bool>(false);
+  auto seccomp = std::make_shared<bool>(false);
   auto* cmd = app.add_subcommand("doctor", "report what this host supports for sandboxing, what is degraded and why; "
                                            "exits 1 if a sandbox cannot start here");
   cmd->add_flag("--json", *json, "print the checks as JSON");
-  return [json] {
+  cmd->add_flag("--seccomp", *seccomp, "list the system calls the sandbox's seccomp filter denies, with the reason for each");
+  return [json, seccomp] {
+    if (*seccomp) {
+      for (const auto& r : SeccompDenyList()) std::printf("%-18s %s\n", r.syscall, r.reason);
+      return 0;
+    }
     auto checks = Doctor();
     bool fatal = false;
     nlohmann::json out = nlohmann::json::array();
