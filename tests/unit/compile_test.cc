@@ -1,0 +1,213 @@
+// The plan compiler against a real directory tree: which mounts, masks,
+// symlinks and landlock grants a policy turns into.
+#include "enforce/compile.h"
+
+#include <gtest/gtest.h>
+#include <linux/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+namespace ward {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CompileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/var/tmp/ward-compile-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    fs::create_directories(root_ + "/ws/sub/deep");
+    fs::create_directories(root_ + "/ws/.ssh");
+    std::ofstream(root_ + "/ws/.env") << "SECRET=1";
+    std::ofstream(root_ + "/ws/sub/deep/keep") << "x";
+    fs::create_symlink(root_ + "/ws/sub", root_ + "/link");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  Policy Base() {
+    Policy p;
+    p.filesystem.system = false;
+    return p;
+  }
+  static const MountOp* Find(const LaunchPlan& plan, MountOp::Kind kind, const std::string& abs) {
+    for (const auto& op : plan.mounts) {
+      if (op.kind == kind && "/" + op.target == abs) return &op;
+    }
+    return nullptr;
+  }
+  static size_t IndexOf(const LaunchPlan& plan, const MountOp* op) { return static_cast<size_t>(op - plan.mounts.data()); }
+
+  std::string root_;
+};
+
+TEST_F(CompileTest, ReadGrantIsReadOnlyBindWithLandlockRule) {
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  const MountOp* bind = Find(*plan, MountOp::Kind::kBind, root_ + "/ws");
+  ASSERT_NE(bind, nullptr);
+  EXPECT_EQ(bind->source, root_ + "/ws");
+  EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_RDONLY);
+  EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_NOSUID);
+  EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_NODEV);
+  ASSERT_EQ(plan->landlock.size(), 1u);
+  EXPECT_EQ(plan->landlock[0].path, root_ + "/ws");
+  EXPECT_FALSE(plan->landlock[0].write);
+  // The root tmpfs turns read-only last.
+  EXPECT_EQ(plan->mounts.back().kind, MountOp::Kind::kSetAttr);
+  EXPECT_EQ(plan->mounts.back().target, ".");
+}
+
+TEST_F(CompileTest, DenyUnderWriteGrantIsMaskedAfterTheBind) {
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.deny = {root_ + "/ws/.env", root_ + "/ws/.ssh"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  const MountOp* bind = Find(*plan, MountOp::Kind::kBind, root_ + "/ws");
+  const MountOp* file = Find(*plan, MountOp::Kind::kMaskFile, root_ + "/ws/.env");
+  const MountOp* dir = Find(*plan, MountOp::Kind::kMaskDir, root_ + "/ws/.ssh");
+  ASSERT_NE(bind, nullptr);
+  ASSERT_NE(file, nullptr);
+  ASSERT_NE(dir, nullptr);
+  EXPECT_FALSE(bind->attr_set & MOUNT_ATTR_RDONLY);
+  EXPECT_LT(IndexOf(*plan, bind), IndexOf(*plan, file));
+  EXPECT_LT(IndexOf(*plan, bind), IndexOf(*plan, dir));
+  EXPECT_EQ(dir->mode, 0u);
+  EXPECT_TRUE(dir->attr_set & MOUNT_ATTR_RDONLY);
+  // The mask file is created first and unlinked once bound.
+  EXPECT_EQ(plan->mounts.front().kind, MountOp::Kind::kWriteFile);
+  EXPECT_EQ(plan->mounts.front().target, ".ward-mask");
+  EXPECT_EQ(plan->mounts.front().mode, 0u);
+}
+
+TEST_F(CompileTest, MoreSpecificGrantBeneathADenyStaysVisible) {
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws", root_ + "/ws/sub/deep"};
+  p.filesystem.deny = {root_ + "/ws/sub"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  const MountOp* mask = Find(*plan, MountOp::Kind::kMaskDir, root_ + "/ws/sub");
+  const MountOp* mkdir = Find(*plan, MountOp::Kind::kMkdir, root_ + "/ws/sub/deep");
+  const MountOp* inner = Find(*plan, MountOp::Kind::kBind, root_ + "/ws/sub/deep");
+  ASSERT_NE(mask, nullptr);
+  ASSERT_NE(mkdir, nullptr);
+  ASSERT_NE(inner, nullptr);
+  EXPECT_EQ(mask->mode, 0755u);  // traversable to reach the grant
+  EXPECT_LT(IndexOf(*plan, mask), IndexOf(*plan, mkdir));
+  EXPECT_LT(IndexOf(*plan, mkdir), IndexOf(*plan, inner));
+  // ... and the mask turns read-only after the grant beneath it is mounted.
+  const MountOp* ro = Find(*plan, MountOp::Kind::kSetAttr, root_ + "/ws/sub");
+  ASSERT_NE(ro, nullptr);
+  EXPECT_LT(IndexOf(*plan, inner), IndexOf(*plan, ro));
+  EXPECT_TRUE(ro->attr_set & MOUNT_ATTR_RDONLY);
+}
+
+TEST_F(CompileTest, EqualSpecificityDenyBeatsAllow) {
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws", root_ + "/ws/sub"};
+  p.filesystem.deny = {root_ + "/ws/sub"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(Find(*plan, MountOp::Kind::kBind, root_ + "/ws/sub"), nullptr);
+  EXPECT_NE(Find(*plan, MountOp::Kind::kMaskDir, root_ + "/ws/sub"), nullptr);
+}
+
+TEST_F(CompileTest, SymlinksAreResolvedBeforeRulesAndRecreated) {
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/link"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_NE(Find(*plan, MountOp::Kind::kBind, root_ + "/ws/sub"), nullptr);
+  const MountOp* link = Find(*plan, MountOp::Kind::kSymlink, root_ + "/link");
+  ASSERT_NE(link, nullptr);
+  EXPECT_EQ(link->source, root_ + "/ws/sub");
+  // A deny through the link hides the target.
+  p.filesystem.read = {root_ + "/ws"};
+  p.filesystem.deny = {root_ + "/link"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_NE(Find(*plan, MountOp::Kind::kMaskDir, root_ + "/ws/sub"), nullptr);
+}
+
+TEST_F(CompileTest, MissingGrantIsAPolicyErrorNamingTheField) {
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws", root_ + "/nope"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().code, Error::Code::kPolicy);
+  EXPECT_NE(plan.error().message.find("/filesystem/read/1"), std::string::npos) << plan.error().message;
+  EXPECT_NE(plan.error().message.find("does not exist"), std::string::npos);
+}
+
+TEST_F(CompileTest, DenyOfMissingPathIsANoOp) {
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws"};
+  p.filesystem.deny = {root_ + "/ws/not-there"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  for (const auto& op : plan->mounts) EXPECT_EQ(op.target.find("not-there"), std::string::npos);
+}
+
+TEST_F(CompileTest, GrantResolvingIntoProcIsRefused) {
+  fs::create_symlink("/proc/self", root_ + "/ws/self");
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws/self"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("cannot be granted"), std::string::npos) << plan.error().message;
+}
+
+TEST_F(CompileTest, WorkspaceUnderTmpConflictsWithPrivateTmp) {
+  Policy p = Base();
+  p.filesystem.read = {"/tmp"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("conflicts with the sandbox's own /tmp"), std::string::npos)
+      << plan.error().message;
+}
+
+TEST_F(CompileTest, BaseAvoidsDirectoriesHoldingSources) {
+  Policy p = Base();
+  p.filesystem.private_tmp = false;
+  p.filesystem.read = {root_ + "/ws"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_FALSE(root_.rfind(plan->base + "/", 0) == 0) << plan->base;
+}
+
+TEST_F(CompileTest, CommandIsSearchedInTheSandboxPath) {
+  Policy p = Base();
+  p.process.env.set = {{"PATH", "/opt/bin:/usr/bin"}};
+  auto plan = CompilePlan(p, {"tool", "a b"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->exec_candidates, (std::vector<std::string>{"/opt/bin/tool", "/usr/bin/tool"}));
+  EXPECT_EQ(plan->argv, (std::vector<std::string>{"tool", "a b"}));
+  EXPECT_EQ(plan->envp, (std::vector<std::string>{"PATH=/opt/bin:/usr/bin"}));
+  p.process.shell = true;
+  plan = CompilePlan(p, {"echo", "hi"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->argv, (std::vector<std::string>{"/bin/sh", "-c", "echo hi"}));
+}
+
+TEST_F(CompileTest, EnvironmentIsEmptyUnlessInheritedOrSet) {
+  setenv("WARD_TEST_SECRET", "x", 1);
+  Policy p = Base();
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_TRUE(plan->envp.empty());
+  p.process.env.inherit = {"WARD_TEST_SECRET"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->envp, (std::vector<std::string>{"WARD_TEST_SECRET=x"}));
+}
+
+}  // namespace
+}  // namespace ward
