@@ -144,6 +144,10 @@ Result<std::vector<sock_filter>> BuildSeccompFilter() {
   // Only the native x86_64 ABI: i386 (int 0x80) and x32 calls kill the
   // process instead of being evaluated against a table they do not match.
   WARD_TRY(Check(seccomp_attr_set(c, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "badarch action"));
+  // A binary tree of syscall numbers instead of a linear scan: fewer
+  // instructions per call, and a faster load (the kernel emulates the filter
+  // for every syscall number to build its allow cache).
+  WARD_TRY(Check(seccomp_attr_set(c, SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize"));
   const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
   for (const auto& r : kDenied) {
     int nr = seccomp_syscall_resolve_name(r.syscall);

@@ -24,6 +24,10 @@ const std::vector<SeccompRule>& SeccompDenyList();
 // `int 0x80`, x32) kill the process.
 Result<std::vector<sock_filter>> BuildSeccompFilter();
 
+// The program BuildSeccompFilter produced at build time (what `ward run`
+// installs).
+const std::vector<sock_filter>& EmbeddedSeccompFilter();
+
 // The second, hand-written filter for personality(2) (see seccomp.cc).
 std::vector<sock_filter> BuildPersonalityFilter();
 

@@ -246,8 +246,16 @@ class DocumentParser {
     return norm;
   }
 
+  struct Origin {
+    std::string pointer;  // where the path first appears
+    std::string text;     // its normalized, unexpanded text
+  };
+
+  // Parses one of filesystem.read/write/deny. `where` maps each accepted
+  // path to the pointer of its first occurrence (for the contradiction checks,
+  // which must name the user's own entries, not indexes after composition).
   void PathList(const json& obj, const char* key, const std::string& base,
-                std::vector<std::string>& out) {
+                std::vector<std::string>& out, std::map<std::string, Origin>& where) {
     if (!obj.contains(key)) return;
     std::string path = base + "/" + key;
     const json& arr = obj[key];
@@ -259,8 +267,25 @@ class DocumentParser {
       std::string p = path + "/" + std::to_string(i);
       auto norm = Path(arr[i], p);
       if (!norm) continue;
+      const bool deny = std::string_view(key) == "deny";
       if (IsUnder(*norm, "/proc") || IsUnder(*norm, "/dev")) {
-        Issue(p, Quote(*norm) + " is provided by the sandbox itself (a private /proc and a minimal /dev) and cannot be granted from the host");
+        Issue(p, Quote(*norm) + " is provided by the sandbox itself (a private /proc and a minimal /dev) and cannot be " +
+                     (deny ? "denied" : "granted") + " from the host");
+        continue;
+      }
+      if (!deny && *norm == "/") {
+        Issue(p, "\"/\" cannot be granted: it would expose the whole host; grant the directories the workload needs");
+        continue;
+      }
+      // The same path written twice is a mistake; two different texts
+      // that expand to one path (${CWD} and ${WORKSPACE}, which are equal
+      // by default) are one grant, or the policy would be valid in one
+      // directory and not in another.
+      std::string ignored;
+      std::string text = NormalizePath(arr[i].get<std::string>(), &ignored).value_or("");
+      auto [it, fresh] = where.emplace(*norm, Origin{p, text});
+      if (!fresh) {
+        if (it->second.text == text) Issue(p, Quote(*norm) + " is listed twice (first at " + it->second.pointer + ")");
         continue;
       }
       out.push_back(*norm);
@@ -281,29 +306,34 @@ class DocumentParser {
     if (!obj.contains(key)) return;
     const json& j = obj[key];
     std::string path = base + "/" + key;
-    if (!j.is_number_integer()) {
-      Issue(path, "must be an integer (" + std::string(unit) + "), got " + TypeName(j));
+    bool too_big = false;
+    std::optional<int64_t> v = IntegerValue(j, &too_big);
+    if (!v && !too_big) {
+      Issue(path, "must be an integer (" + std::string(unit) + "), got " +
+                      (j.is_number_float() ? Dump(j) : TypeName(j)));
       return;
     }
-    if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(max)) {
+    if (too_big || *v < min || *v > max) {
       Issue(path, "out of range: must be between " + std::to_string(min) + " and " + std::to_string(max));
       return;
     }
-    int64_t v = j.get<int64_t>();
-    if (v < min || v > max) {
-      Issue(path, "out of range: must be between " + std::to_string(min) + " and " + std::to_string(max));
-      return;
-    }
-    out = v;
+    out = *v;
   }
 
   void Filesystem(const json& fs, FilesystemPolicy& out) {
     const std::string base = "/filesystem";
     if (!IsObject(fs, base)) return;
     Fields(fs, base, {"read", "write", "deny", "tmp", "system"});
-    PathList(fs, "read", base, out.read);
-    PathList(fs, "write", base, out.write);
-    PathList(fs, "deny", base, out.deny);
+    std::map<std::string, Origin> read_at, write_at, deny_at;
+    PathList(fs, "read", base, out.read, read_at);
+    PathList(fs, "write", base, out.write, write_at);
+    PathList(fs, "deny", base, out.deny, deny_at);
+    for (const auto& [p, at] : read_at) {
+      auto w = write_at.find(p);
+      if (w != write_at.end()) {
+        Issue(at.pointer, Quote(p) + " is listed both as read-only and as writable (" + w->second.pointer + "); keep one");
+      }
+    }
     if (fs.contains("tmp")) {
       const json& t = fs["tmp"];
       if (t == "private") out.private_tmp = true;
@@ -317,6 +347,7 @@ class DocumentParser {
     const std::string base = "/process/env";
     if (!IsObject(env, base)) return;
     Fields(env, base, {"inherit", "set"});
+    std::map<std::string, std::string> inherit_at;
     if (env.contains("inherit")) {
       const json& arr = env["inherit"];
       if (!arr.is_array()) {
@@ -328,6 +359,11 @@ class DocumentParser {
           if (!name) continue;
           if (!IsEnvName(*name)) {
             Issue(p, Quote(*name) + " is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+            continue;
+          }
+          auto [it, fresh] = inherit_at.emplace(*name, p);
+          if (!fresh) {
+            Issue(p, Quote(*name) + " is listed twice (first at " + it->second + ")");
             continue;
           }
           out.inherit.push_back(*name);
@@ -345,6 +381,10 @@ class DocumentParser {
         }
         auto value = String(v, p);
         if (value) out.set[k] = *value;
+        auto inherited = inherit_at.find(k);
+        if (inherited != inherit_at.end()) {
+          Issue(inherited->second, Quote(k) + " is both inherited and set (" + p + "); keep one");
+        }
       }
     }
   }
@@ -367,9 +407,10 @@ class DocumentParser {
       } else {
         for (size_t i = 0; i < arr.size(); ++i) {
           auto s = String(arr[i], base + "/argv/" + std::to_string(i));
-          if (s) out.argv.push_back(*s);
+          if (!s) continue;
+          if (i == 0 && s->empty()) Issue(base + "/argv/0", "the program must not be empty");
+          out.argv.push_back(*s);
         }
-        if (!out.argv.empty() && out.argv[0].empty()) Issue(base + "/argv/0", "the program must not be empty");
       }
     }
     if (proc.contains("cwd")) out.cwd = Path(proc["cwd"], base + "/cwd");
@@ -480,60 +521,65 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
   return base;
 }
 
-// Checks that need the whole (composed) policy.
-void CheckContradictions(const Policy& p, std::vector<PolicyIssue>& issues) {
+// Checks that need the whole (composed) policy. (Duplicates and read/write
+// or inherit/set overlaps are found while parsing, where the user's own JSON
+// pointers are known; composition cannot create new ones, because a path or
+// variable the user names replaces the profile's rule for it.)
+void CheckComposed(const Policy& p, std::vector<PolicyIssue>& issues) {
   const auto& fs = p.filesystem;
-  auto dupes = [&](const std::vector<std::string>& list, const char* name) {
-    std::set<std::string> seen;
-    for (size_t i = 0; i < list.size(); ++i) {
-      if (!seen.insert(list[i]).second) {
-        issues.push_back({std::string("/filesystem/") + name + "/" + std::to_string(i),
-                          Quote(list[i]) + " is listed twice"});
-      }
-    }
-  };
-  dupes(fs.read, "read");
-  dupes(fs.write, "write");
-  dupes(fs.deny, "deny");
-  std::set<std::string> writes(fs.write.begin(), fs.write.end());
-  for (size_t i = 0; i < fs.read.size(); ++i) {
-    if (writes.count(fs.read[i])) {
-      issues.push_back({"/filesystem/read/" + std::to_string(i),
-                        Quote(fs.read[i]) + " is listed both as read-only and as writable; keep one"});
-    }
-  }
-  const auto& env = p.process.env;
-  for (size_t i = 0; i < env.inherit.size(); ++i) {
-    if (env.set.count(env.inherit[i])) {
-      issues.push_back({"/process/env/inherit/" + std::to_string(i),
-                        Quote(env.inherit[i]) + " is both inherited and set; keep one"});
-    }
-  }
   if (p.process.cwd) {
+    // The most specific rule decides, as it does when the plan is compiled:
+    // a deny of /home/u with a grant of /home/u/proj leaves /home/u/proj
+    // visible. Between equally specific rules deny wins.
+    const std::string& cwd = *p.process.cwd;
+    const std::string* deny = nullptr;
+    size_t grant = 0;
     for (const auto& d : fs.deny) {
-      if (IsUnder(*p.process.cwd, d)) {
-        issues.push_back({"/process/cwd", Quote(*p.process.cwd) + " lies under the denied path " + Quote(d)});
+      if (IsUnder(cwd, d) && (!deny || d.size() > deny->size())) deny = &d;
+    }
+    for (const auto* list : {&fs.read, &fs.write}) {
+      for (const auto& g : *list) {
+        if (IsUnder(cwd, g)) grant = std::max(grant, g.size());
       }
     }
-  }
-  if (p.network == NetworkMode::kHost && p.enforcement.landlock == Requirement::kBestEffort) {
-    // Not a contradiction; nothing to report. Kept as a place for future cross-field rules.
+    if (deny && grant <= deny->size()) {
+      issues.push_back({"/process/cwd", Quote(cwd) + " lies under the denied path " + Quote(*deny)});
+    }
   }
 }
 
 PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, int depth) {
   PolicyLoad load;
   json doc;
+  std::vector<PolicyIssue> duplicates;
   try {
-    doc = json::parse(text);
-  } catch (const json::exception& e) {
-    // parse_error (with the byte offset and what the parser expected), or
-    // out_of_range for a number no double can hold.
+    doc = json::parse(text, DuplicateKeyFinder(duplicates));
+  } catch (const json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 2, column 1:
+    // syntax error ..." -> "malformed JSON at byte 11 (line 2, column 1):
+    // syntax error ...".
     std::string what = e.what();
     auto pos = what.find("parse error");
-    load.issues.push_back({"/", "malformed JSON: " + (pos == std::string::npos ? what : what.substr(pos))});
+    std::string where = "at byte " + std::to_string(e.byte);
+    if (pos != std::string::npos) {
+      what = what.substr(pos + 11);
+      auto colon = what.find(": ");
+      if (colon != std::string::npos) {
+        std::string at = what.substr(0, colon);  // " at line 2, column 1", or ""
+        if (at.rfind(" at ", 0) == 0) where += " (" + at.substr(4) + ")";
+        what = what.substr(colon + 2);
+      }
+    }
+    load.issues.push_back({"/", "malformed JSON " + where + ": " + what});
+    return load;
+  } catch (const json::exception& e) {
+    // out_of_range for a number no double can hold.
+    std::string what = e.what();  // "[json.exception.out_of_range.406] number overflow ..."
+    auto tag = what.find("] ");
+    load.issues.push_back({"/", "malformed JSON: " + (tag == std::string::npos ? what : what.substr(tag + 2))});
     return load;
   }
+  load.issues = std::move(duplicates);
   Policy policy;
   DocumentParser(vars, load.issues).Parse(doc, policy);
   if (!load.issues.empty()) return load;
@@ -549,7 +595,7 @@ PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, in
     }
     policy = Compose(*base.policy, policy, doc);
   }
-  CheckContradictions(policy, load.issues);
+  CheckComposed(policy, load.issues);
   if (load.issues.empty()) load.policy = std::move(policy);
   return load;
 }
@@ -579,7 +625,17 @@ std::string PolicyLoad::FormatIssues(const std::string& source) const {
 }
 
 PolicyLoad ParsePolicy(const std::string& json_text, const PolicyVars& vars) {
-  return ParseWithProfiles(json_text, vars, 0);
+  PolicyLoad load = ParseWithProfiles(json_text, vars, 0);
+  // Reasons quote the input (a parse error's "last read: ..." or a path
+  // expanded from the environment), which need not be UTF-8; front ends
+  // print issues as JSON, so every issue is made valid UTF-8 here (invalid
+  // bytes become U+FFFD).
+  auto valid = [](std::string& s) { s = json::parse(Dump(json(s))).get<std::string>(); };
+  for (auto& i : load.issues) {
+    valid(i.path);
+    valid(i.reason);
+  }
+  return load;
 }
 
 PolicyLoad LoadPolicyFile(const std::string& file, const PolicyVars& vars) {
@@ -633,7 +689,7 @@ std::string PolicyToJson(const Policy& p) {
   j["limits"] = lim;
   j["network"] = p.network == NetworkMode::kHost ? "host" : "none";
   j["enforcement"] = {{"landlock", p.enforcement.landlock == Requirement::kRequired ? "required" : "best-effort"}};
-  return j.dump(2);
+  return Dump(j, 2);
 }
 
 }  // namespace ward

@@ -50,16 +50,19 @@ Result<RunResult> Run(const RunRequest& req) {
   }
   result.landlock_abi = abi;
 
+  std::vector<Phase> phases;
+  auto mark = [&](const char* name) { phases.push_back({name, (NowNs() - start) / 1000.0}); };
   auto plan = CompilePlan(policy, req.argv, abi);
   if (!plan) return plan.error();
-  auto bpf = BuildSeccompFilter();
-  if (!bpf) return bpf.error();
-  plan->seccomp = std::move(*bpf);
+  mark("plan compiled");
+  plan->seccomp = EmbeddedSeccompFilter();
   plan->seccomp_extra = BuildPersonalityFilter();
   if (auto last = ReadFile("/proc/sys/kernel/cap_last_cap")) plan->last_cap = std::atoi(last->c_str());
 
+  mark("seccomp built");
   auto cgroup = SandboxCgroup::Create(policy.limits);
   if (!cgroup) return cgroup.error();
+  mark("cgroups created");
   const CgroupPlan& cg = cgroup->plan();
   result.memory_mechanism = policy.limits.memory_mib ? MechanismName(cg.memory) : "";
   result.pids_mechanism = policy.limits.pids ? MechanismName(cg.pids) : "";
@@ -84,6 +87,7 @@ Result<RunResult> Run(const RunRequest& req) {
     if (!rs) return rs.error();
     ruleset = std::move(*rs);
   }
+  mark("landlock ruleset built");
 
   LaunchOptions opts;
   opts.pty = req.pty;
@@ -99,8 +103,9 @@ Result<RunResult> Run(const RunRequest& req) {
     }
     return e;
   }
-  result.phases = std::move(out->phases);
-  result.phases.insert(result.phases.begin(), Phase{"ward started", 0});
+  phases.insert(phases.begin(), Phase{"run started", 0});
+  phases.insert(phases.end(), out->phases.begin(), out->phases.end());
+  result.phases = std::move(phases);
   result.duration_ms = out->duration_ms;
   result.timed_out = out->timed_out;
   result.interrupted = out->interrupted;

@@ -211,3 +211,23 @@ TEST_F(CompileTest, EnvironmentIsEmptyUnlessInheritedOrSet) {
 
 }  // namespace
 }  // namespace ward
+
+#include "enforce/seccomp.h"
+
+namespace ward {
+namespace {
+
+// The program embedded at build time is what libseccomp builds now.
+TEST(Seccomp, EmbeddedProgramMatchesAFreshBuild) {
+  auto fresh = BuildSeccompFilter();
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  const auto& embedded = EmbeddedSeccompFilter();
+  ASSERT_EQ(fresh->size(), embedded.size());
+  for (size_t i = 0; i < embedded.size(); ++i) {
+    EXPECT_EQ(memcmp(&(*fresh)[i], &embedded[i], sizeof(sock_filter)), 0) << "instruction " << i;
+  }
+  EXPECT_FALSE(BuildPersonalityFilter().empty());
+}
+
+}  // namespace
+}  // namespace ward
