@@ -107,14 +107,17 @@ class Layout {
     plan_.mounts.push_back({MountOp::Kind::kSetAttr, "", ".", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV});
   }
 
-  // The entry whose mount holds `path` (nullptr: the root tmpfs).
+  // The entry whose mount holds `path` (nullptr: the root tmpfs): the
+  // nearest ancestor (or `path` itself unless strict) with a rule.
   const Entry* Owner(const std::string& path, bool strict) const {
-    const Entry* best = nullptr;
-    for (const auto& [k, e] : entries_) {
-      if (strict && k == path) continue;
-      if (IsUnder(path, k) && (!best || k.size() > best->real.size())) best = &e;
+    std::string p = strict ? (path == "/" ? "" : Parent(path)) : path;
+    while (!p.empty()) {
+      auto it = entries_.find(p);
+      if (it != entries_.end()) return &it->second;
+      if (p == "/") break;
+      p = Parent(p);
     }
-    return best;
+    return nullptr;
   }
 
   bool HasDescendants(const std::string& path) const {
@@ -254,7 +257,37 @@ std::string ChooseBase(const std::vector<std::string>& sources) {
 
 }  // namespace
 
-ResolvedPath ResolvePath(const std::string& path) {
+struct ResolveCache {
+  struct Entry {
+    int err = 0;  // lstat's errno, or readlink's
+    mode_t mode = 0;
+    std::string link;
+  };
+  std::map<std::string, Entry> entries;
+
+  const Entry& Get(const std::string& p) {
+    auto it = entries.find(p);
+    if (it != entries.end()) return it->second;
+    Entry e;
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0) {
+      e.err = errno;
+    } else {
+      e.mode = st.st_mode;
+      if (S_ISLNK(st.st_mode)) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(p.c_str(), buf, sizeof buf - 1);
+        if (n < 0) e.err = errno;
+        else e.link.assign(buf, static_cast<size_t>(n));
+      }
+    }
+    return entries.emplace(p, std::move(e)).first->second;
+  }
+};
+
+ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
+  ResolveCache local;
+  if (!cache) cache = &local;
   ResolvedPath r;
   std::deque<std::string> todo;
   auto push_components = [&](const std::string& p, bool front) {
@@ -286,34 +319,32 @@ ResolvedPath ResolvePath(const std::string& path) {
       cur = next;
       continue;
     }
-    struct stat st;
-    if (lstat(next.c_str(), &st) != 0) {
-      if (errno != ENOENT && errno != ENOTDIR) r.error = errno;
+    const ResolveCache::Entry& st = cache->Get(next);
+    if (st.err && !S_ISLNK(st.mode)) {
+      if (st.err != ENOENT && st.err != ENOTDIR) r.error = st.err;
       r.exists = false;
       cur = next;
       continue;
     }
-    if (S_ISLNK(st.st_mode)) {
+    if (S_ISLNK(st.mode)) {
       if (++links > 40) {
         r.error = ELOOP;
         r.exists = false;
         return r;
       }
-      char buf[PATH_MAX];
-      ssize_t n = readlink(next.c_str(), buf, sizeof buf - 1);
-      if (n < 0) {
-        r.error = errno;
+      if (st.err) {
+        r.error = st.err;
         r.exists = false;
         return r;
       }
-      std::string target(buf, static_cast<size_t>(n));
+      const std::string& target = st.link;
       r.links.emplace_back(next, target);
       if (!target.empty() && target[0] == '/') cur = "";
       push_components(target, true);
       continue;
     }
     cur = next;
-    r.is_dir = S_ISDIR(st.st_mode);
+    r.is_dir = S_ISDIR(st.mode);
   }
   r.real = cur.empty() ? "/" : cur;
   return r;
@@ -326,9 +357,10 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   Layout layout(plan);
   std::vector<std::pair<std::string, std::string>> links;
   std::vector<std::string> sources;
+  ResolveCache cache;
 
   auto grant = [&](const std::string& path, Kind kind, const std::string& origin, bool baseline) -> Result<void> {
-    ResolvedPath r = ResolvePath(path);
+    ResolvedPath r = ResolvePath(path, &cache);
     if (r.error) return Error::Policy(origin + " " + Quote(path) + ": cannot resolve: " + ErrnoName(r.error));
     if (!r.exists) {
       if (baseline || kind == Kind::kDeny) return {};  // nothing to grant, nothing to hide
@@ -388,14 +420,14 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
 
   // Working directory.
   if (policy.process.cwd) {
-    ResolvedPath r = ResolvePath(*policy.process.cwd);
+    ResolvedPath r = ResolvePath(*policy.process.cwd, &cache);
     if (!r.exists || !r.is_dir || !layout.Visible(r.real)) {
       return Error::Policy("/process/cwd " + Quote(*policy.process.cwd) + ": not a directory visible in the sandbox");
     }
     plan.cwd = r.real;
   } else {
     char buf[PATH_MAX];
-    ResolvedPath r = ResolvePath(getcwd(buf, sizeof buf) ? buf : "/");
+    ResolvedPath r = ResolvePath(getcwd(buf, sizeof buf) ? buf : "/", &cache);
     plan.cwd = r.exists && layout.Visible(r.real) ? r.real : "/";
   }
 

@@ -21,7 +21,10 @@ struct ResolvedPath {
   bool is_dir = false;
   int error = 0;  // ELOOP, EACCES... (not ENOENT: that is exists == false)
 };
-ResolvedPath ResolvePath(const std::string& path);
+// `cache` (optional) remembers lstat/readlink results across calls: the
+// baseline's paths share most of their prefixes.
+struct ResolveCache;
+ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache = nullptr);
 
 // Errors name the policy field (`/filesystem/read/1 "/opt/data": does not exist`).
 Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv, int landlock_abi);
