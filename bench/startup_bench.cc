@@ -1,0 +1,599 @@
+// ward_startup_bench: the wall time from start to exit of a one-shot
+// sandboxed `/bin/true`, for ward and for named baselines, interleaved in
+// the same run so that a noisy, shared machine slows them all alike.
+//
+// Runners (each round runs every present runner once, in an order that
+// rotates from round to round):
+//   bare      posix_spawn("/bin/true") and wait: the floor
+//   ward      ward run --policy bench/full-layers.json --json -- /bin/true
+//             (every layer: mounts, landlock, seccomp, limits, network none)
+//   bwrap     bubblewrap with the closest equivalent options, and ward's own
+//             seccomp programs passed with --add-seccomp-fd
+//   lxc-exec  MXC's Linux executor (bubblewrap backend) if present
+//             (scripts/fetch-mxc.sh)
+//
+// Every runner is started the same way (posix_spawn, stdin and stdout on
+// /dev/null, stderr on a pipe that is read only after the child is reaped),
+// so the measurement costs each of them the same. ward's stderr ends with
+// its --json result, whose phase timestamps give the breakdown.
+//
+// Figures are medians (with p10 / p90) and the ratio ward / bwrap of the
+// medians. The exit status is non-zero only on errors, never for missing
+// the target: the verdict is printed (PASS / MISS).
+#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <limits.h>
+#include <nlohmann/json.hpp>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "enforce/seccomp.h"
+
+extern char** environ;
+
+namespace {
+
+using Json = nlohmann::json;
+
+// The same system paths as ward's baseline (kSystemPaths in
+// src/enforce/compile.cc), so that bwrap builds a root of the same size.
+const char* const kSystemPaths[] = {
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+    "/etc/localtime", "/etc/timezone", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf",
+    "/etc/protocols", "/etc/services", "/etc/mime.types", "/etc/ssl", "/etc/ca-certificates",
+    "/etc/os-release", "/etc/debian_version", "/etc/locale.alias", "/etc/inputrc",
+};
+
+// The variables ward's offline-readonly profile passes through.
+const char* const kInheritedEnv[] = {"PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM"};
+
+// Child descriptors for bwrap's seccomp programs.
+constexpr int kSeccompFd = 10;
+constexpr int kSeccompExtraFd = 11;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+[[noreturn]] void Die(const std::string& msg) {
+  std::fprintf(stderr, "ward_startup_bench: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+bool IsUnder(const std::string& path, const std::string& dir) {
+  if (dir == "/") return true;
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+std::string SelfDir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+std::string Absolute(const std::string& p) {
+  char buf[PATH_MAX];
+  if (realpath(p.c_str(), buf) == nullptr) Die(Errno("realpath \"" + p + "\""));
+  return buf;
+}
+
+bool Executable(const std::string& p) { return !p.empty() && access(p.c_str(), X_OK) == 0; }
+
+std::string FindInPath(const std::string& name) {
+  const char* path = getenv("PATH");
+  std::istringstream in(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(in, dir, ':')) {
+    std::string p = dir + "/" + name;
+    if (!dir.empty() && Executable(p)) return p;
+  }
+  return "";
+}
+
+std::string Base64(const std::string& in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int k = 3; k >= 0; --k) out += kAlphabet[(v >> (6 * k)) & 63];
+  }
+  if (i + 1 == in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Statistics.
+
+struct Stats {
+  size_t n = 0;
+  double median = NAN, p10 = NAN, p90 = NAN, min = NAN, max = NAN;
+};
+
+double Percentile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return NAN;
+  double pos = q * static_cast<double>(sorted.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos));
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
+}
+
+Stats Summarize(std::vector<double> v) {
+  Stats s;
+  s.n = v.size();
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  s.median = Percentile(v, 0.5);
+  s.p10 = Percentile(v, 0.1);
+  s.p90 = Percentile(v, 0.9);
+  s.min = v.front();
+  s.max = v.back();
+  return s;
+}
+
+Json StatsJson(const Stats& s) {
+  auto num = [](double d) { return std::isnan(d) ? Json(nullptr) : Json(std::round(d * 1000) / 1000); };
+  return {{"n", s.n}, {"median_ms", num(s.median)}, {"p10_ms", num(s.p10)}, {"p90_ms", num(s.p90)},
+          {"min_ms", num(s.min)}, {"max_ms", num(s.max)}};
+}
+
+// ---------------------------------------------------------------------------
+// Running one child.
+
+struct Outcome {
+  double ms = 0;     // posix_spawn to waitpid returning
+  int status = 0;    // wait status
+  std::string err;   // its stderr
+};
+
+class Spawner {
+ public:
+  Spawner() {
+    devnull_ = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull_ < 0) Die(Errno("open /dev/null"));
+  }
+
+  // `fds`: (parent fd, child fd) pairs to pass; each parent fd is rewound
+  // first (bwrap reads its seccomp programs to the end).
+  Outcome Run(const std::vector<std::string>& argv, const std::vector<std::pair<int, int>>& fds = {}) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) Die(Errno("pipe2"));
+    // Large enough for any --json line: the child never blocks on it, and
+    // the pipe is drained only once the child is gone.
+    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    for (const auto& [parent, child] : fds) lseek(parent, 0, SEEK_SET);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, devnull_, 0);
+    posix_spawn_file_actions_adddup2(&fa, devnull_, 1);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    for (const auto& [parent, child] : fds) posix_spawn_file_actions_adddup2(&fa, parent, child);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+
+    Outcome o;
+    pid_t pid;
+    const int64_t t0 = NowNs();
+    int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+    if (rc == 0) {
+      while (waitpid(pid, &o.status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    const int64_t t1 = NowNs();
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    if (rc != 0) {
+      close(p[0]);
+      errno = rc;
+      Die(Errno("posix_spawn \"" + argv[0] + "\""));
+    }
+    o.ms = static_cast<double>(t1 - t0) / 1e6;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(p[0], buf, sizeof buf)) > 0) o.err.append(buf, static_cast<size_t>(n));
+    close(p[0]);
+    return o;
+  }
+
+ private:
+  int devnull_ = -1;
+};
+
+std::string DescribeStatus(int status) {
+  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+std::string LastLine(const std::string& s) {
+  size_t end = s.find_last_not_of('\n');
+  if (end == std::string::npos) return "";
+  size_t begin = s.rfind('\n', end);
+  return s.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1) + 1);
+}
+
+// ---------------------------------------------------------------------------
+// Runners.
+
+struct Runner {
+  std::string name;
+  std::string description;
+  std::vector<std::string> argv;
+  std::vector<std::pair<int, int>> fds;
+  bool present = true;
+  std::string absent_reason;
+  std::string failure;        // set when it failed in a round; then it is dropped
+  std::vector<double> ms;
+};
+
+// Creates (if needed) a workspace holding one file the policy denies.
+std::string PrepareWorkspace(const std::string& requested, const std::string& bin_dir) {
+  std::vector<std::string> candidates;
+  if (!requested.empty()) {
+    candidates.push_back(requested);
+  } else {
+    candidates.push_back(bin_dir + "/../bench-workspace");
+    if (const char* home = getenv("HOME"); home && *home) candidates.push_back(std::string(home) + "/.cache/ward-bench-workspace");
+  }
+  std::string why;
+  for (const auto& c : candidates) {
+    if (mkdir(c.c_str(), 0755) != 0 && errno != EEXIST) {
+      why += "\n  mkdir \"" + c + "\": " + std::strerror(errno);
+      continue;
+    }
+    std::string secret = c + "/secret";
+    if (access(secret.c_str(), F_OK) != 0) {
+      std::ofstream f(secret);
+      f << "a file the full-layers policy denies\n";
+      if (!f) {
+        why += "\n  cannot create \"" + secret + "\"";
+        continue;
+      }
+    }
+    std::string abs = Absolute(c);
+    // ward mounts a private /tmp: a workspace there conflicts with it.
+    if (IsUnder(abs, "/tmp")) Die("workspace \"" + abs + "\" is under /tmp, which ward replaces with a private tmpfs; pick another with --workspace");
+    return abs;
+  }
+  Die("no usable workspace:" + why + "\n  (pass --workspace DIR: a directory this user can read, not under /tmp)");
+}
+
+// bwrap with the options closest to the full-layers policy. What differs
+// (no landlock, no cgroup or rlimit limits, /dev/null as the mask) is
+// listed in docs/performance.md.
+std::vector<std::string> BwrapArgv(const std::string& bwrap, const std::string& ws, bool seccomp) {
+  std::vector<std::string> a = {bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+                                "--cap-drop", "ALL", "--hostname", "ward"};
+  std::vector<std::string> bound;
+  std::vector<std::pair<std::string, std::string>> links;
+  for (const char* p : kSystemPaths) {
+    struct stat st;
+    if (lstat(p, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char buf[PATH_MAX];
+      ssize_t n = readlink(p, buf, sizeof buf - 1);
+      if (n <= 0) continue;
+      links.emplace_back(std::string(buf, static_cast<size_t>(n)), p);
+    } else {
+      a.insert(a.end(), {"--ro-bind", p, p});
+      bound.push_back(p);
+    }
+  }
+  // A symlink's target must be visible too (ward binds it, as it resolves
+  // every grant).
+  for (const auto& [target, at] : links) {
+    char real[PATH_MAX];
+    if (realpath(at.c_str(), real) == nullptr) continue;
+    bool covered = std::any_of(bound.begin(), bound.end(), [&](const std::string& b) { return IsUnder(real, b); });
+    if (!covered) {
+      a.insert(a.end(), {"--ro-bind", real, real});
+      bound.push_back(real);
+    }
+  }
+  for (const auto& [target, at] : links) a.insert(a.end(), {"--symlink", target, at});
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"});
+  a.insert(a.end(), {"--ro-bind", ws, ws, "--ro-bind", "/dev/null", ws + "/secret"});
+  a.insert(a.end(), {"--remount-ro", "/", "--chdir", ws, "--clearenv"});
+  for (const char* name : kInheritedEnv) {
+    if (const char* v = getenv(name)) a.insert(a.end(), {"--setenv", name, v});
+  }
+  a.insert(a.end(), {"--setenv", "HOME", "/tmp"});
+  if (seccomp) {
+    a.insert(a.end(), {"--add-seccomp-fd", std::to_string(kSeccompExtraFd), "--add-seccomp-fd", std::to_string(kSeccompFd)});
+  }
+  a.insert(a.end(), {"--", "/bin/true"});
+  return a;
+}
+
+// ward's own seccomp programs, in memfds that bwrap reads.
+std::pair<int, int> SeccompFds() {
+  auto filter = ward::BuildSeccompFilter();
+  if (!filter) Die("building ward's seccomp filter: " + filter.error().message);
+  auto extra = ward::BuildPersonalityFilter();
+  auto to_memfd = [](const std::vector<sock_filter>& prog, const char* name) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) Die(Errno("memfd_create"));
+    size_t len = prog.size() * sizeof(sock_filter);
+    if (write(fd, prog.data(), len) != static_cast<ssize_t>(len)) Die(Errno("write memfd"));
+    return fd;
+  };
+  return {to_memfd(*filter, "ward-seccomp"), to_memfd(extra, "ward-seccomp-extra")};
+}
+
+std::string LxcExecConfig(const std::string& ws) {
+  Json j = {
+      {"version", "1.0.0"},
+      {"containment", "bubblewrap"},
+      {"filesystem", {{"readonlyPaths", {ws}}, {"deniedPaths", {ws + "/secret"}}}},
+      {"network", {{"egress", {{"default", "deny"}}}}},
+      {"process", {{"commandLine", "/bin/true"}, {"cwd", ws}, {"timeout", 10000}}},
+      {"telemetry", {{"enabled", false}}},
+  };
+  return j.dump();
+}
+
+std::string FindLxcExec(const std::string& requested, const std::string& bin_dir) {
+  if (!requested.empty()) return requested;
+  if (const char* e = getenv("WARD_LXC_EXEC"); e && *e) return e;
+  for (const std::string& c : {bin_dir + "/../mxc/package/bin/x64/lxc-exec",
+                               std::string(WARD_SOURCE_DIR) + "/build/mxc/package/bin/x64/lxc-exec"}) {
+    if (Executable(c)) return c;
+  }
+  return "";
+}
+
+std::string Trim(const std::string& s, size_t max) {
+  std::string t = s;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t.size() > max ? t.substr(0, max) + "..." : t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ward_startup_bench: start-to-exit time of a sandboxed /bin/true, ward against named baselines "
+               "(bwrap, MXC lxc-exec, bare spawn), interleaved in one run; medians."};
+  int rounds = 200, warmup = 5;
+  double target = 0.6;
+  bool json_out = false, no_bwrap_seccomp = false, no_lxc = false;
+  std::string ward_path, bwrap_path, lxc_path, policy_path, workspace;
+  std::vector<std::string> extra_policies;
+  app.add_option("-n,--rounds", rounds, "measured rounds (each runs every runner once)")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup, "rounds run first and not counted")->check(CLI::NonNegativeNumber);
+  app.add_option("--target", target, "pass if median(ward) / median(bwrap) is at most this");
+  app.add_option("--ward", ward_path, "ward binary (default: `ward` beside this program)");
+  app.add_option("--bwrap", bwrap_path, "bubblewrap binary (default: bwrap on PATH)");
+  app.add_option("--lxc-exec", lxc_path,
+                 "MXC's lxc-exec (default: $WARD_LXC_EXEC, then build/mxc/package/bin/x64/lxc-exec as left by "
+                 "scripts/fetch-mxc.sh)");
+  app.add_flag("--no-lxc-exec", no_lxc, "do not run lxc-exec even if present");
+  app.add_option("--policy", policy_path, "ward policy (default: bench/full-layers.json)");
+  app.add_option("--workspace", workspace,
+                 "the sandbox's workspace, created with a `secret` file the policy denies (default: "
+                 "<bin>/../bench-workspace, else ~/.cache/ward-bench-workspace; never under /tmp)");
+  app.add_option("--ward-policy", extra_policies,
+                 "also run ward under this policy, as runner ward:<file stem> (repeatable; for ablations such as "
+                 "bench/ablate/*.json)");
+  app.add_flag("--no-bwrap-seccomp", no_bwrap_seccomp, "run bwrap without ward's seccomp programs");
+  app.add_flag("--json", json_out, "print a machine-readable summary on stdout instead of the table");
+  CLI11_PARSE(app, argc, argv);
+
+  const std::string bin_dir = SelfDir();
+  if (ward_path.empty()) ward_path = bin_dir + "/ward";
+  if (!Executable(ward_path)) Die("ward not found at \"" + ward_path + "\" (build it, or pass --ward PATH)");
+  ward_path = Absolute(ward_path);
+  if (policy_path.empty()) policy_path = std::string(WARD_SOURCE_DIR) + "/bench/full-layers.json";
+  policy_path = Absolute(policy_path);
+  for (auto& file : extra_policies) file = Absolute(file);
+  if (bwrap_path.empty()) bwrap_path = FindInPath("bwrap");
+  if (!Executable(bwrap_path)) Die("bwrap not found (install bubblewrap, or pass --bwrap PATH): it is the baseline the target is measured against");
+  const std::string ws = PrepareWorkspace(workspace, bin_dir);
+  // ${CWD} is then the workspace for ward, as --chdir makes it for bwrap.
+  if (chdir(ws.c_str()) != 0) Die(Errno("chdir \"" + ws + "\""));
+
+  std::vector<Runner> runners;
+  runners.push_back({"bare", "posix_spawn /bin/true, no sandbox (the floor)", {"/bin/true"}, {}});
+  auto base = [](const std::string& p) { return p.substr(p.rfind('/') + 1); };
+  runners.push_back({"ward", "ward run --policy " + base(policy_path) + " --json -- /bin/true",
+                     {ward_path, "run", "--policy", policy_path, "--workspace", ws, "--json", "--", "/bin/true"}, {}});
+  for (const auto& file : extra_policies) {
+    const std::string& abs = file;
+    std::string stem = abs.substr(abs.rfind('/') + 1);
+    stem = stem.substr(0, stem.rfind('.'));
+    runners.push_back({"ward:" + stem, "ward run --policy " + base(abs) + " (ablation)",
+                       {ward_path, "run", "--policy", abs, "--workspace", ws, "--json", "--", "/bin/true"}, {}});
+  }
+  Runner bw{"bwrap", no_bwrap_seccomp ? "bubblewrap, equivalent options, no seccomp" : "bubblewrap, equivalent options + ward's seccomp programs",
+            BwrapArgv(bwrap_path, ws, !no_bwrap_seccomp), {}};
+  if (!no_bwrap_seccomp) {
+    auto [main_fd, extra_fd] = SeccompFds();
+    bw.fds = {{main_fd, kSeccompFd}, {extra_fd, kSeccompExtraFd}};
+  }
+  runners.push_back(bw);
+  Runner lx{"lxc-exec", "MXC lxc-exec 1.0.x, containment bubblewrap", {}, {}};
+  if (no_lxc) {
+    lx.present = false;
+    lx.absent_reason = "disabled with --no-lxc-exec";
+  } else if (std::string p = FindLxcExec(lxc_path, bin_dir); Executable(p)) {
+    lx.argv = {Absolute(p), "--config-base64", Base64(LxcExecConfig(ws))};
+  } else {
+    lx.present = false;
+    lx.absent_reason = p.empty() ? "not found (run scripts/fetch-mxc.sh, or pass --lxc-exec PATH)" : "not executable: " + p;
+  }
+  runners.push_back(lx);
+
+  Spawner spawner;
+  std::vector<std::string> phase_order;
+  std::map<std::string, std::vector<double>> phase_ms;  // "a -> b": deltas
+  std::vector<double> outside_ms, paired_ratio;
+  Json limit_mechanisms;
+  int landlock_abi = -1;
+
+  const int total = warmup + rounds;
+  for (int round = 0; round < total; ++round) {
+    const bool counted = round >= warmup;
+    std::map<std::string, double> this_round;
+    for (size_t k = 0; k < runners.size(); ++k) {
+      Runner& r = runners[(k + static_cast<size_t>(round)) % runners.size()];
+      if (!r.present || !r.failure.empty()) continue;
+      Outcome o = spawner.Run(r.argv, r.fds);
+      if (!WIFEXITED(o.status) || WEXITSTATUS(o.status) != 0) {
+        std::string msg = DescribeStatus(o.status) + ": " + Trim(o.err, 600);
+        if (r.name != "lxc-exec") {
+          Die(r.name + " failed in round " + std::to_string(round) + " (" + msg + ")\n  command: " + r.argv[0] + " ...");
+        }
+        r.failure = msg;  // a failing optional baseline is reported, not fatal
+        continue;
+      }
+      if (r.name == "ward") {
+        Json j = Json::parse(LastLine(o.err), nullptr, false);
+        if (j.is_discarded() || !j.contains("phases")) Die("ward printed no --json result: " + Trim(o.err, 600));
+        if (counted) {
+          double prev_us = 0;
+          std::string prev = "";
+          for (const auto& ph : j["phases"]) {
+            std::string name = ph.value("phase", "?");
+            double us = ph.value("us", 0.0);
+            if (!prev.empty()) {
+              std::string key = prev + " -> " + name;
+              if (!phase_ms.count(key)) phase_order.push_back(key);
+              phase_ms[key].push_back((us - prev_us) / 1000.0);
+            }
+            prev = name;
+            prev_us = us;
+          }
+          // From spawn to Run() starting (exec of ward, policy load) plus
+          // after the sandbox is gone (cgroup removal, output, exit).
+          outside_ms.push_back(o.ms - prev_us / 1000.0);
+          limit_mechanisms = j.value("limitMechanisms", Json::object());
+          landlock_abi = j.value("landlockAbi", -1);
+        }
+      }
+      if (counted) {
+        r.ms.push_back(o.ms);
+        this_round[r.name] = o.ms;
+      }
+    }
+    if (this_round.count("ward") && this_round.count("bwrap")) paired_ratio.push_back(this_round["ward"] / this_round["bwrap"]);
+    if (!json_out && (round + 1) % 50 == 0) std::fprintf(stderr, "  %d/%d rounds\n", round + 1, total);
+  }
+
+  std::map<std::string, Stats> stats;
+  for (const auto& r : runners) stats[r.name] = Summarize(r.ms);
+  const double ratio = stats["ward"].median / stats["bwrap"].median;
+  const Stats paired = Summarize(paired_ratio);
+  const bool pass = ratio <= target;
+  utsname u{};
+  uname(&u);
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+  if (json_out) {
+    Json j;
+    j["rounds"] = rounds;
+    j["warmup"] = warmup;
+    j["uid"] = getuid();
+    j["machine"] = {{"kernel", u.release}, {"cpus", cpus}};
+    j["workspace"] = ws;
+    j["policy"] = policy_path;
+    j["runners"] = Json::object();
+    for (const auto& r : runners) {
+      Json e = StatsJson(stats[r.name]);
+      e["present"] = r.present;
+      e["description"] = r.description;
+      if (!r.present) e["absent"] = r.absent_reason;
+      if (!r.failure.empty()) e["failed"] = r.failure;
+      j["runners"][r.name] = e;
+    }
+    j["ratio_ward_bwrap"] = std::round(ratio * 1000) / 1000;
+    j["median_paired_ratio_ward_bwrap"] = std::round(paired.median * 1000) / 1000;
+    if (stats["lxc-exec"].n) j["ratio_ward_lxc_exec"] = std::round(stats["ward"].median / stats["lxc-exec"].median * 1000) / 1000;
+    j["target"] = target;
+    j["verdict"] = pass ? "PASS" : "MISS";
+    Json phases = Json::array();
+    for (const auto& k : phase_order) {
+      Json e = StatsJson(Summarize(phase_ms[k]));
+      e["phase"] = k;
+      phases.push_back(e);
+    }
+    Json outside = StatsJson(Summarize(outside_ms));
+    outside["phase"] = "outside Run(): exec of ward + policy load, cgroup removal + output + exit";
+    phases.push_back(outside);
+    j["ward_phases"] = phases;
+    j["ward_limit_mechanisms"] = limit_mechanisms;
+    j["ward_landlock_abi"] = landlock_abi;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+
+  std::printf("ward_startup_bench: %d rounds (+%d warm-up), runners interleaved; wall ms from spawn to reap\n", rounds, warmup);
+  std::printf("machine: Linux %s, %ld CPUs, uid %u; workspace %s\n", u.release, cpus, getuid(), ws.c_str());
+  std::printf("\n%-22s %9s %9s %9s %9s  %s\n", "runner", "median", "p10", "p90", "x bwrap", "what");
+  for (const auto& r : runners) {
+    const Stats& s = stats[r.name];
+    if (!r.present) {
+      std::printf("%-22s %9s %9s %9s %9s  absent: %s\n", r.name.c_str(), "-", "-", "-", "-", r.absent_reason.c_str());
+      continue;
+    }
+    if (!r.failure.empty()) {
+      std::printf("%-22s %9s %9s %9s %9s  FAILED: %s\n", r.name.c_str(), "-", "-", "-", "-", r.failure.c_str());
+      continue;
+    }
+    std::printf("%-22s %9.3f %9.3f %9.3f %9.2f  %s\n", r.name.c_str(), s.median, s.p10, s.p90,
+                s.median / stats["bwrap"].median, r.description.c_str());
+  }
+  std::printf("\nratio ward/bwrap (medians): %.3f   median of per-round ratios: %.3f   target <= %.2f: %s\n", ratio,
+              paired.median, target, pass ? "PASS" : "MISS");
+  if (stats["lxc-exec"].n) std::printf("ratio ward/lxc-exec (medians): %.3f\n", stats["ward"].median / stats["lxc-exec"].median);
+
+  std::printf("\nward phases (ms between consecutive --json phase marks; median, p10, p90 over rounds)\n");
+  double sum = 0;
+  for (const auto& k : phase_order) {
+    Stats s = Summarize(phase_ms[k]);
+    sum += s.median;
+    std::printf("  %-48s %8.3f %8.3f %8.3f\n", k.c_str(), s.median, s.p10, s.p90);
+  }
+  Stats o = Summarize(outside_ms);
+  std::printf("  %-48s %8.3f %8.3f %8.3f\n", "outside Run() (exec ward, load policy; rmdir", o.median, o.p10, o.p90);
+  std::printf("  %-48s\n", "  cgroups, print result, exit)");
+  std::printf("  %-48s %8.3f\n", "sum of medians", sum + o.median);
+  std::printf("limits: %s; landlock ABI %d\n", limit_mechanisms.dump().c_str(), landlock_abi);
+  return 0;
+}
