@@ -57,11 +57,12 @@ enum RecordType : uint32_t { kRecPhase = 1, kRecError = 2, kRecExit = 3 };
 
 enum PhaseId : uint32_t {
   kPhChildStart, kPhUserns, kPhCgroup, kPhMounts, kPhPivot, kPhLandlock, kPhCaps, kPhSeccomp,
-  kPhExec, kPhCount
+  kPhExec, kPhWorkloadExited, kPhSandboxEmpty, kPhCount
 };
 const char* const kPhaseNames[kPhCount] = {
     "child started", "user namespace mapped", "cgroup joined", "mounts built", "root pivoted",
-    "landlock applied", "capabilities dropped", "seccomp loaded", "exec",
+    "landlock applied", "capabilities dropped", "seccomp loaded", "exec", "workload exited",
+    "sandbox emptied",
 };
 
 struct Record {
@@ -344,12 +345,15 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     }
     if (done) break;
   }
+  Record last[3];
+  last[0] = Record{kRecPhase, kPhWorkloadExited, 0, 0, NowNs()};
   // The workload is gone: nothing else may outlive it.
   kill(-1, SIGKILL);
   while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
   }
-  Record r{kRecExit, 0, 0, 0, status};
-  (void)!write(c.report_fd, &r, sizeof r);
+  last[1] = Record{kRecPhase, kPhSandboxEmpty, 0, 0, NowNs()};
+  last[2] = Record{kRecExit, 0, 0, 0, status};
+  (void)!write(c.report_fd, last, sizeof last);
   _exit(0);
 }
 
