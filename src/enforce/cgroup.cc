@@ -58,22 +58,35 @@ std::optional<std::string> V2Mount() {
   return std::nullopt;
 }
 
-// Where a v2 controller can be used: the current cgroup's parent must have
-// it enabled in subtree_control for our sibling... we create our cgroups
-// as children of our own cgroup, so our own cgroup must list it in
-// cgroup.subtree_control (or be able to).
+bool ListsWord(const std::optional<std::string>& text, const std::string& word) {
+  if (!text) return false;
+  std::istringstream in(*text);
+  std::string w;
+  while (in >> w) {
+    if (w == word) return true;
+  }
+  return false;
+}
+
+// Where a v2 controller can be used: a writable cgroup whose
+// cgroup.subtree_control hands the controller to its children, so the
+// sandbox's cgroup can be made beneath it. Our own cgroup qualifies only if
+// it already delegates (a non-root cgroup holding processes cannot start
+// to: the "no internal processes" rule); otherwise its parent, which hands
+// the controller to us and so to our siblings, is used. ward never changes
+// subtree_control itself.
 std::optional<std::string> V2Base(const std::string& controller) {
   auto mount = V2Mount();
   auto own = OwnCgroup("");
   if (!mount || !own) return std::nullopt;
-  std::string dir = *mount + *own;
-  auto controllers = ReadFile(dir + "/cgroup.controllers");
-  if (!controllers || (" " + *controllers + " ").find(" " + controller + " ") == std::string::npos) {
-    // Trim-insensitive check: controllers end with a newline.
-    if (!controllers || controllers->find(controller) == std::string::npos) return std::nullopt;
+  std::string dir = *mount + (*own == "/" ? "" : *own);
+  if (ListsWord(ReadFile(dir + "/cgroup.subtree_control"), controller) && access(dir.c_str(), W_OK) == 0) {
+    return dir;
   }
-  if (access(dir.c_str(), W_OK) != 0) return std::nullopt;
-  return dir;
+  if (*own == "/" || !ListsWord(ReadFile(dir + "/cgroup.controllers"), controller)) return std::nullopt;
+  std::string parent = dir.substr(0, dir.rfind('/'));
+  if (access(parent.c_str(), W_OK) != 0) return std::nullopt;
+  return parent;
 }
 
 std::optional<std::string> V1Base(const std::string& controller) {
@@ -172,16 +185,6 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
     if (*mech == LimitMechanism::kNone) return std::string();
     if (*mech == LimitMechanism::kCgroupV2) {
       if (!v2_dir.empty()) return v2_dir;
-      // Our cgroup must delegate the controller to its children. Enabling
-      // it fails (EBUSY) on a non-root cgroup that holds processes: then
-      // there is no usable v2 cgroup, and that is an error, not a fallback.
-      std::string sub = base + "/cgroup.subtree_control";
-      auto cur = ReadFile(sub);
-      if (!cur || cur->find(controller) == std::string::npos) {
-        auto r = WriteFile(sub, std::string("+") + controller);
-        if (!r) return Error::Setup(std::string("cgroup v2: cannot delegate the ") + controller +
-                                    " controller: " + r.error().message);
-      }
       v2_dir = base + "/" + name;
       if (mkdir(v2_dir.c_str(), 0755) != 0) return SysError("mkdir", v2_dir);
       p.dirs.push_back(v2_dir);
