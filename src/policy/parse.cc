@@ -246,6 +246,20 @@ class DocumentParser {
     return norm;
   }
 
+  // A path's text before expansion, with "//", "/./" and a trailing "/"
+  // removed: "${HOME}//x/" -> "${HOME}/x".
+  static std::string LexicalKey(const std::string& s) {
+    std::string out = s.empty() || s[0] != '/' ? "" : "/";
+    size_t i = 0;
+    while (i <= s.size()) {
+      size_t j = std::min(s.find('/', i), s.size());
+      std::string comp = s.substr(i, j - i);
+      if (!comp.empty() && comp != ".") out += (out.empty() || out.back() == '/' ? "" : "/") + comp;
+      i = j + 1;
+    }
+    return out;
+  }
+
   struct Origin {
     std::string pointer;  // where the path first appears
     std::string text;     // its normalized, unexpanded text
@@ -281,8 +295,7 @@ class DocumentParser {
       // that expand to one path (${CWD} and ${WORKSPACE}, which are equal
       // by default) are one grant, or the policy would be valid in one
       // directory and not in another.
-      std::string ignored;
-      std::string text = NormalizePath(arr[i].get<std::string>(), &ignored).value_or("");
+      std::string text = LexicalKey(arr[i].get<std::string>());
       auto [it, fresh] = where.emplace(*norm, Origin{p, text});
       if (!fresh) {
         if (it->second.text == text) Issue(p, Quote(*norm) + " is listed twice (first at " + it->second.pointer + ")");
@@ -330,8 +343,13 @@ class DocumentParser {
     PathList(fs, "deny", base, out.deny, deny_at);
     for (const auto& [p, at] : read_at) {
       auto w = write_at.find(p);
-      if (w != write_at.end()) {
+      if (w == write_at.end()) continue;
+      if (w->second.text == at.text) {
         Issue(at.pointer, Quote(p) + " is listed both as read-only and as writable (" + w->second.pointer + "); keep one");
+      } else {
+        // Different texts that expand to one path: the more restrictive
+        // grant holds, as it would when the plan is compiled.
+        std::erase(out.write, p);
       }
     }
     if (fs.contains("tmp")) {
