@@ -386,6 +386,65 @@ std::string Trim(const std::string& s, size_t max) {
   return t.size() > max ? t.substr(0, max) + "..." : t;
 }
 
+// --probe-cgroup-v1: how long a fresh single-threaded process takes to move
+// itself into a cgroup v1 hierarchy by writing "0" to cgroup.procs (what
+// ward's sandbox init does) and to tasks, with a pause between trials so
+// that no other migration has just happened (as for a one-shot `ward run`).
+int ProbeCgroupV1(int trials) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line, own;
+  std::string controller;
+  for (const char* c : {"pids", "memory"}) {
+    in.clear();
+    in.seekg(0);
+    while (std::getline(in, line)) {
+      // "8:pids:/path"
+      size_t a = line.find(':'), b = line.find(':', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      if (line.substr(a + 1, b - a - 1) == c) {
+        own = line.substr(b + 1);
+        controller = c;
+        break;
+      }
+    }
+    if (!controller.empty()) break;
+  }
+  if (controller.empty()) Die("no cgroup v1 pids or memory hierarchy in /proc/self/cgroup");
+  std::string dir = "/sys/fs/cgroup/" + controller + (own == "/" ? "" : own) + "/ward-bench-probe-" + std::to_string(getpid());
+  if (mkdir(dir.c_str(), 0755) != 0) Die(Errno("mkdir \"" + dir + "\" (needs a writable cgroup v1 hierarchy, e.g. root)"));
+  std::printf("cgroup v1 join, %s hierarchy, %d trials each, 30 ms apart (ms)\n", controller.c_str(), trials);
+  for (const char* file : {"cgroup.procs", "tasks"}) {
+    std::vector<double> ms;
+    std::string path = dir + "/" + file;
+    for (int i = 0; i < trials; ++i) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) != 0) Die(Errno("pipe2"));
+      pid_t pid = fork();
+      if (pid < 0) Die(Errno("fork"));
+      if (pid == 0) {
+        int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        int64_t t0 = NowNs();
+        bool ok = fd >= 0 && write(fd, "0", 1) == 1;
+        int64_t d = ok ? NowNs() - t0 : -1;
+        (void)!write(p[1], &d, sizeof d);
+        _exit(0);
+      }
+      close(p[1]);
+      int64_t d = -1;
+      if (read(p[0], &d, sizeof d) != sizeof d) d = -1;
+      close(p[0]);
+      waitpid(pid, nullptr, 0);
+      if (d < 0) Die("writing \"0\" to " + path + " failed");
+      ms.push_back(static_cast<double>(d) / 1e6);
+      usleep(30000);
+    }
+    Stats s = Summarize(ms);
+    std::printf("  write \"0\" > %-13s median %7.3f  p10 %7.3f  p90 %7.3f\n", file, s.median, s.p10, s.p90);
+  }
+  for (int i = 0; i < 100 && rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) usleep(1000);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -413,8 +472,13 @@ int main(int argc, char** argv) {
                  "also run ward under this policy, as runner ward:<file stem> (repeatable; for ablations such as "
                  "bench/ablate/*.json)");
   app.add_flag("--no-bwrap-seccomp", no_bwrap_seccomp, "run bwrap without ward's seccomp programs");
+  bool probe_cgroup = false;
+  app.add_flag("--probe-cgroup-v1", probe_cgroup,
+               "instead of the benchmark: time a process joining a cgroup v1 hierarchy through cgroup.procs "
+               "and through tasks, -n trials each (default 15; needs a writable v1 hierarchy, e.g. root on a hybrid host)");
   app.add_flag("--json", json_out, "print a machine-readable summary on stdout instead of the table");
   CLI11_PARSE(app, argc, argv);
+  if (probe_cgroup) return ProbeCgroupV1(app.count("--rounds") ? rounds : 15);
 
   const std::string bin_dir = SelfDir();
   if (ward_path.empty()) ward_path = bin_dir + "/ward";
