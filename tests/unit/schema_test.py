@@ -160,6 +160,34 @@ class WardCheck(unittest.TestCase):
     def test_parser_only_corpus_matches_golden_output(self):
         self.check_golden("parser-only")
 
+    def test_policies_in_the_docs_are_valid(self):
+        # Every ```json block of docs/policy.md that is a whole policy passes,
+        # unless it is one of the invalid corpus (shown for its errors).
+        import re
+        with open(os.path.join(SOURCE, "docs", "policy.md"), encoding="utf-8") as f:
+            blocks = re.findall(r"```json\n(.*?)```", f.read(), re.S)
+        invalid = []
+        for path in files("tests", "policies", "invalid", "*.json"):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    invalid.append(json.load(f))
+            except ValueError:
+                pass
+        v = load_schema()
+        checked = 0
+        for i, block in enumerate(blocks):
+            doc = json.loads(block)
+            if "ward" not in doc or doc in invalid:
+                continue
+            with self.subTest(block=i), tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+                self.assertEqual([e.message for e in v.iter_errors(doc)], [])
+                f.write(block)
+                f.flush()
+                r = ward(["policy", "check", f.name], cwd=SOURCE)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                checked += 1
+        self.assertGreaterEqual(checked, 1)
+
     def test_several_files_at_once(self):
         good = os.path.join(SOURCE, "examples", "strict.json")
         bad = os.path.join(CORPUS, "invalid", "version-2.json")
