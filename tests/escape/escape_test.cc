@@ -1,0 +1,1351 @@
+// The escape suite: escape_probe runs inside `ward run` and tries one way
+// out per test; each test asserts the outcome AND the reason (errno, signal,
+// exit status, limitsHit from --json), next to a positive control: the same
+// probe action succeeding under a policy that allows it, or, for calls the
+// seccomp filter denies, the same call reaching the kernel when the probe runs
+// outside ward (EFAULT/EINVAL instead of EPERM).
+//
+// One binary, two ctest entries: escape_root (as root) and escape_user (as
+// the unprivileged WARD_TEST_USER, default "wardtest"; main() drops to it).
+// Where the two differ (resource limits: cgroups as root here, rlimits
+// unprivileged) the expected reason follows the mechanism that `ward doctor`
+// reports and that the run's own --json confirms.
+//
+// Every ward run is also checked for what it leaves behind: the host's mount
+// table must be unchanged and no cgroup named after that ward process may
+// remain.
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+
+const std::string kWard = WARD_BIN;
+const std::string kProbe = WARD_ESCAPE_PROBE;
+const std::string kWorkBase = WARD_ESCAPE_WORK;
+
+// --- small host-side helpers ---------------------------------------------
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+void SleepMs(int ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+std::string Dirname(const std::string& p) { return p.substr(0, p.rfind('/')); }
+
+bool ReadText(const std::string& path, std::string* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out->clear();
+  char buf[8192];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out->append(buf, static_cast<size_t>(n));
+  close(fd);
+  return n == 0;
+}
+
+std::string ReadOr(const std::string& path, const std::string& fallback = "<unreadable>") {
+  std::string s;
+  return ReadText(path, &s) ? s : fallback;
+}
+
+void WriteText(const std::string& path, const std::string& text, mode_t mode = 0644) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  ASSERT_GE(fd, 0) << "open " << path << ": " << strerror(errno);
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  fchmod(fd, mode);
+  close(fd);
+}
+
+void MakeDir(const std::string& path, mode_t mode = 0755) {
+  ASSERT_TRUE(mkdir(path.c_str(), mode) == 0 || errno == EEXIST) << "mkdir " << path << ": " << strerror(errno);
+  chmod(path.c_str(), mode);
+}
+
+void RemoveTree(const std::string& path) {
+  nftw(
+      path.c_str(),
+      [](const char* p, const struct stat*, int type, FTW*) {
+        if (type == FTW_DP || type == FTW_D) rmdir(p);
+        else unlink(p);
+        return 0;
+      },
+      16, FTW_DEPTH | FTW_PHYS);
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+// Host pids of processes whose argv is exactly `escape_probe sleeper MARKER`
+// (the orphans the probe leaves behind). ward's own command line mentions
+// the marker too, so matching argv[1] and argv[2] exactly matters.
+std::vector<pid_t> SleepersWithMarker(const std::string& marker) {
+  std::vector<pid_t> found;
+  DIR* d = opendir("/proc");
+  if (!d) return found;
+  while (dirent* e = readdir(d)) {
+    char* end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end || pid <= 0) continue;
+    std::string cmdline;
+    if (!ReadText("/proc/" + std::string(e->d_name) + "/cmdline", &cmdline)) continue;
+    std::vector<std::string> args;
+    std::stringstream ss(cmdline);
+    std::string a;
+    while (std::getline(ss, a, '\0')) args.push_back(a);
+    if (args.size() >= 3 && args[1] == "sleeper" && args[2] == marker) found.push_back(static_cast<pid_t>(pid));
+  }
+  closedir(d);
+  return found;
+}
+
+// Polls until `pred` holds or `ms` elapse.
+template <typename F>
+bool WaitFor(F pred, int ms) {
+  int64_t end = NowMs() + ms;
+  while (!pred()) {
+    if (NowMs() > end) return false;
+    SleepMs(10);
+  }
+  return true;
+}
+
+// Cgroup directories named after one ward process (ward names them
+// "ward-<pid>-<n>"), anywhere under /sys/fs/cgroup.
+std::vector<std::string> CgroupsOf(pid_t ward_pid) {
+  static thread_local std::vector<std::string>* out = nullptr;
+  static thread_local std::string prefix;
+  std::vector<std::string> found;
+  out = &found;
+  prefix = "ward-" + std::to_string(ward_pid) + "-";
+  nftw(
+      "/sys/fs/cgroup",
+      [](const char* p, const struct stat*, int type, FTW* ftw) {
+        if (type == FTW_D && std::strncmp(p + ftw->base, prefix.c_str(), prefix.size()) == 0) out->push_back(p);
+        return 0;
+      },
+      16, FTW_PHYS);
+  out = nullptr;
+  return found;
+}
+
+// --- running things --------------------------------------------------------
+
+// The probe's answer: `RESULT ok k=v ...` or `RESULT errno=ENAME k=v ...`.
+struct ProbeResult {
+  bool present = false;
+  std::string status;  // "ok" or the errno name
+  std::map<std::string, std::string> kv;
+  std::string Get(const std::string& k) const {
+    auto it = kv.find(k);
+    return it == kv.end() ? "<absent>" : it->second;
+  }
+};
+
+ProbeResult ParseResult(const std::string& out) {
+  ProbeResult r;
+  std::stringstream ss(out);
+  std::string line;
+  while (std::getline(ss, line)) {
+    if (line.rfind("RESULT ", 0) != 0) continue;
+    r = ProbeResult{};
+    r.present = true;
+    std::stringstream ls(line.substr(7));
+    std::string tok;
+    bool first = true;
+    while (ls >> tok) {
+      auto eq = tok.find('=');
+      if (first) {
+        r.status = tok == "ok" ? "ok" : (eq != std::string::npos ? tok.substr(eq + 1) : tok);
+        first = false;
+        continue;
+      }
+      if (eq != std::string::npos) r.kv[tok.substr(0, eq)] = tok.substr(eq + 1);
+    }
+  }
+  return r;
+}
+
+struct Outcome {
+  int wait_status = 0;
+  bool host_timeout = false;  // the test itself had to kill the process
+  pid_t pid = 0;
+  std::string out, err;
+  json result = nullptr;  // ward's --json line (null when absent)
+  ProbeResult probe;
+  int64_t ms = 0;
+
+  int ExitStatus() const {
+    return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+  }
+  // Probe status ("ok", an errno name) or "<no RESULT, exit N>".
+  std::string Status() const {
+    return probe.present ? probe.status : "<no RESULT, exit " + std::to_string(ExitStatus()) + ">";
+  }
+  std::string Describe() const {
+    return "\n--- exit " + std::to_string(ExitStatus()) + (host_timeout ? " (killed by the test: hung)" : "") +
+           "\n--- stdout:\n" + out + "--- stderr:\n" + err;
+  }
+  std::vector<std::string> LimitsHit() const {
+    std::vector<std::string> v;
+    if (result.is_object() && result.contains("limitsHit")) {
+      for (const auto& x : result["limitsHit"]) v.push_back(x.get<std::string>());
+    }
+    return v;
+  }
+  bool HasLimit(const std::string& l) const {
+    auto v = LimitsHit();
+    return std::find(v.begin(), v.end(), l) != v.end();
+  }
+};
+
+struct SpawnOptions {
+  std::string cwd;
+  int stdin_fd = -1;                      // default /dev/null
+  std::vector<std::pair<int, int>> leak;  // (our fd, fd number in the child), without O_CLOEXEC
+  std::vector<std::string> env;
+};
+
+struct Running {
+  pid_t pid = -1;
+  int out = -1, err = -1;
+  int64_t start = 0;
+};
+
+Running Spawn(const std::vector<std::string>& argv, const SpawnOptions& o) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) abort();
+  std::vector<char*> av, ev;
+  for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+  av.push_back(nullptr);
+  for (const auto& e : o.env) ev.push_back(const_cast<char*>(e.c_str()));
+  ev.push_back(nullptr);
+  Running r;
+  r.start = NowMs();
+  r.pid = fork();
+  if (r.pid == 0) {
+    int in = o.stdin_fd >= 0 ? o.stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    dup2(in, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (auto [from, to] : o.leak) {
+      if (from == to) fcntl(from, F_SETFD, 0);
+      else dup2(from, to);  // dup2 leaves the copy without FD_CLOEXEC
+    }
+    if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) _exit(121);
+    // A fresh process group: the test can signal ward alone, and ward's
+    // forwarding never reaches the test.
+    setpgid(0, 0);
+    execve(av[0], av.data(), ev.data());
+    _exit(120);
+  }
+  close(out[1]);
+  close(err[1]);
+  r.out = out[0];
+  r.err = err[0];
+  fcntl(r.out, F_SETFL, O_NONBLOCK);
+  fcntl(r.err, F_SETFL, O_NONBLOCK);
+  return r;
+}
+
+// Collects output until the process exits (then at most 500 ms more: an
+// orphan that escaped could hold the pipes open forever), killing it after
+// `timeout_ms`.
+Outcome Finish(Running& r, int timeout_ms) {
+  Outcome o;
+  o.pid = r.pid;
+  bool exited = false;
+  int64_t exit_at = 0;
+  bool out_open = true, err_open = true;
+  auto drain = [](int fd, std::string& s, bool& open_flag) {
+    char buf[8192];
+    for (;;) {
+      ssize_t n = read(fd, buf, sizeof buf);
+      if (n > 0) {
+        s.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0) open_flag = false;
+      return;
+    }
+  };
+  for (;;) {
+    pollfd fds[2] = {{out_open ? r.out : -1, POLLIN, 0}, {err_open ? r.err : -1, POLLIN, 0}};
+    poll(fds, 2, 20);
+    if (out_open) drain(r.out, o.out, out_open);
+    if (err_open) drain(r.err, o.err, err_open);
+    if (!exited) {
+      int st;
+      if (waitpid(r.pid, &st, WNOHANG) == r.pid) {
+        exited = true;
+        exit_at = NowMs();
+        o.wait_status = st;
+        o.ms = exit_at - r.start;
+      } else if (NowMs() - r.start > timeout_ms) {
+        o.host_timeout = true;
+        kill(r.pid, SIGKILL);
+      }
+    }
+    if (exited && ((!out_open && !err_open) || NowMs() - exit_at > 500)) break;
+  }
+  close(r.out);
+  close(r.err);
+  // ward's --json result is the last line of stderr.
+  std::string err = o.err;
+  while (!err.empty() && err.back() == '\n') err.pop_back();
+  std::string last = err.substr(err.rfind('\n') == std::string::npos ? 0 : err.rfind('\n') + 1);
+  if (!last.empty() && last[0] == '{') o.result = json::parse(last, nullptr, false);
+  if (o.result.is_discarded()) o.result = nullptr;
+  o.probe = ParseResult(o.out);
+  return o;
+}
+
+// The mechanism `ward doctor` reports for a limit: "cgroup-v2",
+// "cgroup-v1", "rlimit" or "unavailable".
+std::string DoctorMechanism(const std::string& limit) {
+  static std::map<std::string, std::string> cache;
+  if (cache.empty()) {
+    Running r = Spawn({kWard, "doctor", "--json"}, {"/", -1, {}, {"PATH=/usr/bin:/bin"}});
+    Outcome o = Finish(r, 10000);
+    json j = json::parse(o.out, nullptr, false);
+    if (j.is_array()) {
+      for (const auto& c : j) {
+        std::string name = c.value("check", "");
+        auto colon = name.find(": ");
+        if (name.rfind("limits.", 0) == 0 && colon != std::string::npos) {
+          // "limits.memoryMiB: cgroup-v1" -> cache["memory"] = "cgroup-v1"
+          std::string field = name.substr(7, colon - 7);
+          if (field == "memoryMiB") field = "memory";
+          cache[field] = name.substr(colon + 2);
+        }
+      }
+    }
+  }
+  return cache.count(limit) ? cache[limit] : "<ward doctor did not say>";
+}
+
+bool IsCgroup(const std::string& mechanism) { return mechanism.rfind("cgroup", 0) == 0; }
+
+// --- the fixture -------------------------------------------------------------
+
+struct RunOptions {
+  std::vector<std::string> flags;  // extra `ward run` flags
+  int stdin_fd = -1;               // default /dev/null
+  std::vector<std::pair<int, int>> leak;  // (our fd, fd number in ward), without O_CLOEXEC
+  int timeout_ms = 20000;
+};
+
+// A fresh workspace per test:
+//   R/                 the test's own directory (not granted to the sandbox)
+//   R/outside.txt      a host file in no grant
+//   R/ws/              W: the workspace, granted read-only by default
+//   W/public.txt       readable
+//   W/secret.txt       denied by most policies
+//   W/secretdir/inner.txt  a denied directory
+//   W/rw/              granted writable where a test needs it
+//   W/rw/pub.txt       readable and writable
+//   W/rw/secret2.txt   a denied file inside the writable directory
+class Escape : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    // Shared by root and the unprivileged run: sticky and world-writable,
+    // like /tmp. (Not under /tmp: the sandbox has a private /tmp.)
+    mkdir(kWorkBase.c_str(), 01777);
+    chmod(kWorkBase.c_str(), 01777);
+    const std::string tag = std::to_string(getuid()) + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+    root_ = kWorkBase + "/" + tag;
+    RemoveTree(root_);
+    MakeDir(root_, 0755);
+    ws_ = root_ + "/ws";
+    MakeDir(ws_);
+    MakeDir(ws_ + "/rw");
+    MakeDir(ws_ + "/secretdir");
+    secret_ = "WARD-SECRET-" + tag + "-" + std::to_string(NowMs());
+    WriteText(root_ + "/outside.txt", "OUTSIDE-" + secret_ + "\n");
+    WriteText(ws_ + "/public.txt", "PUBLIC-CONTENT\n");
+    WriteText(ws_ + "/secret.txt", secret_ + "\n");
+    WriteText(ws_ + "/secretdir/inner.txt", secret_ + "\n");
+    WriteText(ws_ + "/rw/pub.txt", "RW-PUBLIC\n");
+    WriteText(ws_ + "/rw/secret2.txt", secret_ + "\n");
+    marker_ = "ward-escape-marker-" + tag + "-" + std::to_string(NowMs());
+  }
+
+  void TearDown() override {
+    // Never leave a sleeper behind, whatever the outcome.
+    for (pid_t p : SleepersWithMarker(marker_)) kill(p, SIGKILL);
+    if (!HasFailure()) RemoveTree(root_);
+    else std::fprintf(stderr, "[ kept    ] %s\n", root_.c_str());
+  }
+
+  std::string W(const std::string& rel = "") const { return rel.empty() ? ws_ : ws_ + "/" + rel; }
+
+  // Reads W and the probe's directory; nothing else beyond the system
+  // baseline.
+  json Base() const {
+    return json{{"ward", 1}, {"filesystem", {{"read", {ws_, Dirname(kProbe)}}}}};
+  }
+  json WithDeny(json p) const {
+    p["filesystem"]["deny"] = {W("secret.txt"), W("secretdir"), W("rw/secret2.txt")};
+    return p;
+  }
+  json WithRw(json p) const {
+    p["filesystem"]["write"] = {W("rw")};
+    return p;
+  }
+  // The policy most filesystem tests use: read W, write W/rw, deny secrets.
+  json Standard() const { return WithDeny(WithRw(Base())); }
+
+  std::vector<std::string> Env() const {
+    const char* home = getenv("HOME");
+    passwd* pw = getpwuid(getuid());
+    return {"PATH=/usr/local/bin:/usr/bin:/bin",
+            std::string("HOME=") + (home ? home : pw ? pw->pw_dir : "/"),
+            std::string("USER=") + (pw ? pw->pw_name : "nobody"),
+            "LANG=C.UTF-8",
+            "WARD_ESCAPE_SECRET=leak-me-" + secret_,
+            "WARD_ESCAPE_INHERITED=inherited-value"};
+  }
+
+  Running StartWard(const json& policy, const std::vector<std::string>& probe_args, const RunOptions& o = {}) {
+    const std::string file = root_ + "/policy-" + std::to_string(policies_++) + ".json";
+    WriteText(file, policy.dump(2));
+    std::vector<std::string> argv = {kWard, "run", "--policy", file, "--json"};
+    argv.insert(argv.end(), o.flags.begin(), o.flags.end());
+    argv.push_back("--");
+    argv.push_back(kProbe);
+    argv.insert(argv.end(), probe_args.begin(), probe_args.end());
+    mountinfo_before_ = ReadOr("/proc/self/mountinfo");
+    return Spawn(argv, {ws_, o.stdin_fd, o.leak, Env()});
+  }
+
+  // Waits for ward and checks what it left behind.
+  Outcome FinishWard(Running& r, int timeout_ms = 20000) {
+    Outcome o = Finish(r, timeout_ms);
+    EXPECT_FALSE(o.host_timeout) << "ward did not return" << o.Describe();
+    EXPECT_TRUE(o.result.is_object()) << "no --json result on the last line of stderr" << o.Describe();
+    EXPECT_EQ(ReadOr("/proc/self/mountinfo"), mountinfo_before_) << "the host's mount table changed";
+    // The cgroups are removed before ward exits.
+    auto left = CgroupsOf(o.pid);
+    EXPECT_TRUE(left.empty()) << "leftover cgroup " << (left.empty() ? "" : left[0]) << " of ward pid " << o.pid;
+    return o;
+  }
+
+  Outcome RunWard(const json& policy, const std::vector<std::string>& probe_args, const RunOptions& o = {}) {
+    Running r = StartWard(policy, probe_args, o);
+    return FinishWard(r, o.timeout_ms);
+  }
+
+  // The positive control for system calls: the probe run directly.
+  Outcome RunDirect(const std::vector<std::string>& probe_args) {
+    std::vector<std::string> argv = {kProbe};
+    argv.insert(argv.end(), probe_args.begin(), probe_args.end());
+    Running r = Spawn(argv, {ws_, -1, {}, Env()});
+    return Finish(r, 20000);
+  }
+
+  void ExpectNoSecret(const Outcome& o) {
+    EXPECT_EQ(o.out.find(secret_), std::string::npos) << "the secret leaked" << o.Describe();
+    EXPECT_EQ(o.err.find(secret_), std::string::npos) << "the secret leaked" << o.Describe();
+  }
+
+  std::string root_, ws_, secret_, marker_, mountinfo_before_;
+  int policies_ = 0;
+};
+
+#define EXPECT_PROBE(o, expected) EXPECT_EQ((o).Status(), expected) << (o).Describe()
+#define ASSERT_PROBE(o, expected) ASSERT_EQ((o).Status(), expected) << (o).Describe()
+
+// --- reading a denied file -----------------------------------------------------
+
+TEST_F(Escape, ReadDeniedFile_Direct) {
+  Outcome o = RunWard(Standard(), {"read", W("secret.txt")});
+  EXPECT_PROBE(o, "EACCES");  // the mode-000 mask
+  EXPECT_EQ(o.probe.Get("step"), "open");
+  EXPECT_EQ(o.ExitStatus(), 0);
+  ExpectNoSecret(o);
+  // Positive controls: a granted file reads; the same file reads when the
+  // policy does not deny it.
+  Outcome pub = RunWard(Standard(), {"read", W("public.txt")});
+  EXPECT_PROBE(pub, "ok");
+  EXPECT_EQ(pub.probe.Get("content"), "PUBLIC-CONTENT_");
+  Outcome allowed = RunWard(Base(), {"read", W("secret.txt")});
+  EXPECT_PROBE(allowed, "ok");
+  EXPECT_NE(allowed.out.find(secret_), std::string::npos) << allowed.Describe();
+}
+
+TEST_F(Escape, ReadDeniedDirectory) {
+  Outcome ls = RunWard(Standard(), {"ls", W("secretdir")});
+  EXPECT_PROBE(ls, "EACCES");
+  Outcome in = RunWard(Standard(), {"read", W("secretdir/inner.txt")});
+  EXPECT_PROBE(in, "EACCES");
+  ExpectNoSecret(in);
+  Outcome ctl = RunWard(Base(), {"ls", W("secretdir")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("names"), "inner.txt");
+}
+
+TEST_F(Escape, DeniedFileMaskHidesMetadata) {
+  Outcome o = RunWard(Standard(), {"stat", W("secret.txt")});
+  EXPECT_PROBE(o, "ok");
+  EXPECT_EQ(o.probe.Get("mode"), "0000");
+  EXPECT_EQ(o.probe.Get("size"), "0");
+  Outcome ctl = RunDirect({"stat", W("secret.txt")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("size"), std::to_string(secret_.size() + 1));
+}
+
+TEST_F(Escape, PathsOutsideGrantsDoNotExist) {
+  Outcome o = RunWard(Standard(), {"read", root_ + "/outside.txt"});
+  EXPECT_PROBE(o, "ENOENT");
+  ExpectNoSecret(o);
+  // R itself exists, as the path to the grant W: it holds W and nothing else.
+  Outcome ls = RunWard(Standard(), {"ls", root_});
+  EXPECT_PROBE(ls, "ok");
+  EXPECT_EQ(ls.probe.Get("names"), "ws");
+  Outcome up = RunWard(Standard(), {"ls", Dirname(root_)});
+  EXPECT_PROBE(up, "ok");
+  EXPECT_EQ(up.probe.Get("names"), root_.substr(root_.rfind('/') + 1));
+  Outcome ctl = RunDirect({"read", root_ + "/outside.txt"});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+TEST_F(Escape, ReadDeniedFile_ViaSymlink) {
+  Outcome o = RunWard(Standard(), {"open-via-symlink", W("secret.txt"), W("rw/link")});
+  EXPECT_PROBE(o, "EACCES");
+  EXPECT_EQ(o.probe.Get("step"), "open");  // the link was made; following it hits the mask
+  ExpectNoSecret(o);
+  Outcome outside = RunWard(Standard(), {"open-via-symlink", root_ + "/outside.txt", W("rw/link2")});
+  EXPECT_PROBE(outside, "ENOENT");
+  ExpectNoSecret(outside);
+  Outcome ctl = RunWard(Standard(), {"open-via-symlink", W("public.txt"), W("rw/link3")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("content"), "PUBLIC-CONTENT_");
+}
+
+TEST_F(Escape, ReadDeniedFile_ViaHardlink) {
+  // The mask is a mount of its own: link() across mounts is EXDEV, and the
+  // new name never exists.
+  Outcome o = RunWard(Standard(), {"hardlink", W("secret.txt"), W("rw/hl")});
+  EXPECT_PROBE(o, "EXDEV");
+  EXPECT_EQ(o.probe.Get("after_open"), "ENOENT");
+  ExpectNoSecret(o);
+  // A denied file inside the writable directory itself.
+  Outcome same = RunWard(Standard(), {"hardlink", W("rw/secret2.txt"), W("rw/hl2")});
+  EXPECT_PROBE(same, "EXDEV");
+  EXPECT_EQ(same.probe.Get("after_open"), "ENOENT");
+  ExpectNoSecret(same);
+  EXPECT_FALSE(Exists(W("rw/hl2")));
+  // Positive control: link() itself works in the writable directory.
+  Outcome ctl = RunWard(Standard(), {"hardlink", W("rw/pub.txt"), W("rw/hl3")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("content"), "RW-PUBLIC_");
+}
+
+TEST_F(Escape, DeniedFileInWritableDirCannotBeReplacedOrRemoved) {
+  Outcome w = RunWard(Standard(), {"write", W("rw/secret2.txt")});
+  EXPECT_PROBE(w, "EROFS");  // the mask is a read-only bind
+  Outcome rm = RunWard(Standard(), {"unlink", W("rw/secret2.txt")});
+  EXPECT_PROBE(rm, "EBUSY");  // a mount point
+  Outcome mv = RunWard(Standard(), {"rename", W("rw/pub.txt"), W("rw/secret2.txt")});
+  EXPECT_PROBE(mv, "EBUSY");
+  EXPECT_EQ(ReadOr(W("rw/secret2.txt")), secret_ + "\n");
+  // Positive control: the neighbouring file can be removed.
+  Outcome ctl = RunWard(Standard(), {"unlink", W("rw/pub.txt")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_FALSE(Exists(W("rw/pub.txt")));
+}
+
+TEST_F(Escape, ReadDeniedFile_ViaProcSelfRoot) {
+  Outcome o = RunWard(Standard(), {"read-proc-root", W("secret.txt")});
+  EXPECT_PROBE(o, "EACCES");
+  ExpectNoSecret(o);
+  Outcome out = RunWard(Standard(), {"read-proc-root", root_ + "/outside.txt"});
+  EXPECT_PROBE(out, "ENOENT");
+  Outcome ctl = RunWard(Standard(), {"read-proc-root", W("public.txt")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("content"), "PUBLIC-CONTENT_");
+}
+
+TEST_F(Escape, ReadDeniedFile_ViaProcPidCwd) {
+  // The workload's cwd is W (ward's caller's cwd, visible in the sandbox).
+  Outcome self = RunWard(Standard(), {"read-proc-cwd", "self", "secret.txt"});
+  EXPECT_PROBE(self, "EACCES");
+  ExpectNoSecret(self);
+  // /proc/1 is the sandbox's init: not dumpable, so its cwd link is closed.
+  Outcome init = RunWard(Standard(), {"read-proc-cwd", "1", W("public.txt").substr(1)});
+  EXPECT_PROBE(init, "EACCES");
+  // A host pid (this test's) does not exist in the sandbox's /proc.
+  Outcome host = RunWard(Standard(), {"read-proc-cwd", std::to_string(getpid()), "outside.txt"});
+  EXPECT_PROBE(host, "ENOENT");
+  ExpectNoSecret(host);
+  Outcome ctl = RunWard(Standard(), {"read-proc-cwd", "self", "public.txt"});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("content"), "PUBLIC-CONTENT_");
+}
+
+TEST_F(Escape, ReadDeniedFile_ViaInheritedFd) {
+  int secret_fd = open(W("secret.txt").c_str(), O_RDONLY);  // no O_CLOEXEC, on purpose
+  ASSERT_GE(secret_fd, 0);
+  Outcome o = RunWard(Standard(), {"read-fd", "37"}, {.leak = {{secret_fd, 37}}});
+  EXPECT_PROBE(o, "EBADF");
+  EXPECT_EQ(o.probe.Get("step"), "fcntl");
+  ExpectNoSecret(o);
+  Outcome viaproc = RunWard(Standard(), {"read", "/proc/self/fd/37"}, {.leak = {{secret_fd, 37}}});
+  EXPECT_PROBE(viaproc, "ENOENT");
+  ExpectNoSecret(viaproc);
+  // Positive controls: an fd that is passed on (stdin) reads; the probe
+  // reads the leaked fd when run directly.
+  int pub = open(W("public.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  Outcome ctl = RunWard(Standard(), {"read-fd", "0"}, {.stdin_fd = pub});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("content"), "PUBLIC-CONTENT_");
+  close(pub);
+  std::vector<std::string> argv = {kProbe, "read-fd", "37"};
+  Running r = Spawn(argv, {ws_, -1, {{secret_fd, 37}}, Env()});
+  Outcome direct = Finish(r, 10000);
+  EXPECT_PROBE(direct, "ok");
+  close(secret_fd);
+}
+
+// runc's CVE-2024-21626: a leaked directory descriptor of the host (and a
+// working directory set through /proc/self/fd/N) led out of the container.
+TEST_F(Escape, LeakedDirFd_CVE_2024_21626) {
+  int dir = open(root_.c_str(), O_RDONLY | O_DIRECTORY);  // no O_CLOEXEC, on purpose
+  ASSERT_GE(dir, 0);
+  Outcome o = RunWard(Standard(), {"openat-fd", "38", "outside.txt"}, {.leak = {{dir, 38}}});
+  EXPECT_PROBE(o, "EBADF");
+  ExpectNoSecret(o);
+  Outcome viaproc = RunWard(Standard(), {"read", "/proc/self/fd/38/outside.txt"}, {.leak = {{dir, 38}}});
+  EXPECT_PROBE(viaproc, "ENOENT");
+  ExpectNoSecret(viaproc);
+  // The working directory named through the leaked descriptor: ward
+  // resolves it on the host to R, which the sandbox cannot see, and refuses.
+  Outcome cwd = RunWard(Standard(), {"ls", "."}, {.flags = {"--cwd", "/proc/self/fd/38"}, .leak = {{dir, 38}}});
+  EXPECT_EQ(cwd.ExitStatus(), 123) << cwd.Describe();
+  EXPECT_EQ(cwd.out.find("outside.txt"), std::string::npos) << cwd.Describe();
+  // Positive control: the descriptor does lead out when the probe runs
+  // directly with it.
+  Running r = Spawn({kProbe, "openat-fd", "38", "outside.txt"}, {ws_, -1, {{dir, 38}}, Env()});
+  Outcome direct = Finish(r, 10000);
+  EXPECT_PROBE(direct, "ok");
+  close(dir);
+}
+
+// DESIGN.md principle 3: a path's symlinks are resolved before rules are
+// applied, and between equally specific rules deny beats allow.
+TEST_F(Escape, DenyAppliesToSymlinkTarget) {
+  ASSERT_EQ(symlink("secret.txt", W("alias").c_str()), 0);
+  ASSERT_EQ(symlink("secretdir", W("aliasdir").c_str()), 0);
+  json p = Base();
+  p["filesystem"]["deny"] = {W("alias"), W("aliasdir")};  // deny named through links
+  Outcome o = RunWard(p, {"read", W("secret.txt")});
+  EXPECT_PROBE(o, "EACCES");
+  ExpectNoSecret(o);
+  Outcome d = RunWard(p, {"read", W("secretdir/inner.txt")});
+  EXPECT_PROBE(d, "EACCES");
+  ExpectNoSecret(d);
+  // A grant that names the denied directory through a link loses to the deny.
+  json g = Base();
+  g["filesystem"]["read"].push_back(W("aliasdir"));
+  g["filesystem"]["deny"] = {W("secretdir")};
+  Outcome gd = RunWard(g, {"read", W("secretdir/inner.txt")});
+  EXPECT_PROBE(gd, "EACCES");
+  ExpectNoSecret(gd);
+  // Positive control: without the deny the link reads.
+  Outcome ctl = RunWard(Base(), {"read", W("alias")});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+TEST_F(Escape, HostSymlinkIntoDeniedDirectory) {
+  // A link that exists on the host, inside the writable grant.
+  ASSERT_EQ(symlink("../secretdir", W("rw/door").c_str()), 0);
+  Outcome o = RunWard(Standard(), {"read", W("rw/door/inner.txt")});
+  EXPECT_PROBE(o, "EACCES");
+  ExpectNoSecret(o);
+  Outcome ctl = RunWard(WithRw(Base()), {"read", W("rw/door/inner.txt")});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+TEST_F(Escape, NoSysAndMinimalDev) {
+  Outcome sys = RunWard(Standard(), {"stat", "/sys/fs/cgroup"});
+  EXPECT_PROBE(sys, "ENOENT");
+  Outcome dev = RunWard(Standard(), {"ls", "/dev"});
+  EXPECT_PROBE(dev, "ok");
+  std::set<std::string> names;
+  std::stringstream ss(dev.probe.Get("names"));
+  std::string n;
+  while (std::getline(ss, n, ',')) names.insert(n);
+  const std::set<std::string> allowed = {"null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx",
+                                         "shm", "fd", "stdin", "stdout", "stderr"};
+  for (const auto& x : names) EXPECT_TRUE(allowed.count(x)) << "/dev/" << x << " is in the sandbox";
+  for (const char* x : {"mem", "kmem", "kmsg", "port", "sda", "vda", "kvm", "fuse"}) EXPECT_FALSE(names.count(x)) << x;
+  Outcome ctl = RunDirect({"stat", "/sys/fs/cgroup"});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+// ward run as root maps the sandbox's uid 0 to the host's uid 0. With no
+// capabilities that is harmless for files (read-only binds) but not for
+// procfs: /proc/sys and friends check the caller's euid against the
+// host's root (test_perm() in fs/proc/proc_sysctl.c), not capabilities, so
+// a writable /proc/sys would let the workload set host-wide sysctls
+// (kernel.core_pattern: code execution as host root; kernel.randomize_va_space).
+// The probe only opens for writing; it never writes.
+TEST_F(Escape, HostSysctlsNotWritable) {
+  for (const char* f : {"/proc/sys/kernel/core_pattern", "/proc/sys/kernel/randomize_va_space",
+                        "/proc/sys/vm/drop_caches", "/proc/sys/fs/lease-break-time",
+                        "/proc/irq/default_smp_affinity", "/proc/sysrq-trigger"}) {
+    if (!Exists(f)) continue;
+    Outcome o = RunWard(Standard(), {"open-write", f});
+    EXPECT_TRUE(o.Status() == "EROFS" || o.Status() == "EACCES" || o.Status() == "ENOENT")
+        << f << " is writable in the sandbox (as uid " << getuid() << ")" << o.Describe();
+    // Positive control: the probe does detect writability (root, outside).
+    if (geteuid() == 0) {
+      Outcome ctl = RunDirect({"open-write", f});
+      EXPECT_PROBE(ctl, "ok") << f;
+    }
+  }
+  // What stays allowed: reading a sysctl, and the sandbox's own
+  // namespaced ones are its own business.
+  Outcome r = RunWard(Standard(), {"read", "/proc/sys/kernel/randomize_va_space"});
+  EXPECT_PROBE(r, "ok");
+}
+
+// --- network ----------------------------------------------------------------------
+
+// Accepts connections on a listening socket and greets each one.
+class HostListener {
+ public:
+  explicit HostListener(int fd) : fd_(fd), thread_([this] { Loop(); }) {}
+  ~HostListener() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      (void)!write(c, "HELLO-FROM-HOST", 15);
+      close(c);
+    }
+  }
+  int fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(Escape, NetworkNoneCannotReachHostLoopback) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(s, 16), 0);
+  socklen_t len = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string port = std::to_string(ntohs(a.sin_port));
+  HostListener l(s);
+  Outcome o = RunWard(Standard(), {"connect-tcp", "127.0.0.1", port});
+  // 127.0.0.1 is the sandbox's own loopback, where nothing listens
+  // (ENETUNREACH while that loopback is down: see LoopbackUpInside).
+  EXPECT_TRUE(o.Status() == "ECONNREFUSED" || o.Status() == "ENETUNREACH") << o.Describe();
+  EXPECT_EQ(o.out.find("HELLO-FROM-HOST"), std::string::npos) << o.Describe();
+  // Positive controls: with "network": "host" the same connection reaches
+  // the listener; so does the probe outside.
+  json host = Standard();
+  host["network"] = "host";
+  Outcome h = RunWard(host, {"connect-tcp", "127.0.0.1", port});
+  EXPECT_PROBE(h, "ok");
+  EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
+  Outcome d = RunDirect({"connect-tcp", "127.0.0.1", port});
+  EXPECT_PROBE(d, "ok");
+}
+
+// policy.h: "network": "none" is "a private network namespace holding only
+// loopback": programs that talk to themselves over 127.0.0.1 must work.
+TEST_F(Escape, LoopbackUpInside) {
+  Outcome o = RunWard(Standard(), {"loopback"});
+  EXPECT_PROBE(o, "ok");
+  EXPECT_EQ(o.probe.Get("content"), "PONG");
+  Outcome ctl = RunDirect({"loopback"});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+TEST_F(Escape, HostAbstractUnixSocketUnreachable) {
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const std::string name = marker_;
+  std::memcpy(a.sun_path + 1, name.data(), name.size());
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), len), 0);
+  ASSERT_EQ(listen(s, 16), 0);
+  HostListener l(s);
+  // Abstract sockets belong to a network namespace: the sandbox's has none.
+  Outcome o = RunWard(Standard(), {"connect-abstract", name});
+  EXPECT_PROBE(o, "ECONNREFUSED");
+  // With the host's network, landlock's abstract-socket scope (ABI 6+)
+  // still refuses.
+  json host = Standard();
+  host["network"] = "host";
+  Outcome h = RunWard(host, {"connect-abstract", name});
+  if (h.result.value("landlockAbi", 0) >= 6) {
+    EXPECT_PROBE(h, "EPERM");
+  }
+  Outcome d = RunDirect({"connect-abstract", name});
+  EXPECT_PROBE(d, "ok");
+  EXPECT_EQ(d.probe.Get("content"), "HELLO-FROM-HOST");
+}
+
+// --- writing --------------------------------------------------------------------
+
+TEST_F(Escape, WriteReadOnlyPaths) {
+  for (const std::string& path : {W("public.txt"), W("new.txt"), std::string("/usr/ward-escape-probe"),
+                                  std::string("/ward-escape-probe"), Dirname(kProbe) + "/ward-escape-probe"}) {
+    Outcome o = RunWard(Standard(), {"write", path});
+    EXPECT_PROBE(o, "EROFS") << "writing " << path;
+  }
+  EXPECT_EQ(ReadOr(W("public.txt")), "PUBLIC-CONTENT\n");
+  EXPECT_FALSE(Exists(W("new.txt")));
+  // Positive control: the writable grant writes through to the host.
+  Outcome ctl = RunWard(Standard(), {"write", W("rw/new.txt")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ReadOr(W("rw/new.txt")), "written-by-probe\n");
+}
+
+TEST_F(Escape, PrivateTmpIsWritableAndPrivate) {
+  Outcome o = RunWard(Standard(), {"write", "/tmp/ward-escape-" + marker_});
+  EXPECT_PROBE(o, "ok");
+  EXPECT_FALSE(Exists("/tmp/ward-escape-" + marker_)) << "the sandbox's /tmp is the host's";
+}
+
+// --- the user's home ---------------------------------------------------------------
+
+TEST_F(Escape, HomeIsHiddenAndNotLeaked) {
+  const char* home_env = getenv("HOME");
+  passwd* pw = getpwuid(getuid());
+  const std::string home = home_env && *home_env ? home_env : pw ? pw->pw_dir : "/root";
+  ASSERT_NE(home, "/");
+  Outcome st = RunWard(Standard(), {"stat", home});
+  EXPECT_PROBE(st, "ENOENT");
+  Outcome ls = RunWard(Standard(), {"ls", Dirname(home).empty() ? "/" : Dirname(home)});
+  if (Dirname(home).empty()) {
+    EXPECT_PROBE(ls, "ok");
+    EXPECT_EQ(("," + ls.probe.Get("names") + ",").find("," + home.substr(1) + ","), std::string::npos) << ls.Describe();
+  } else {
+    EXPECT_PROBE(ls, "ENOENT");
+  }
+  // The built-in profile points HOME at the private /tmp.
+  json prof = {{"ward", 1}, {"extends", "offline-readonly"}, {"filesystem", {{"read", {Dirname(kProbe)}}}}};
+  Outcome env = RunWard(prof, {"env"});
+  EXPECT_PROBE(env, "ok");
+  EXPECT_NE(env.out.find("ENV HOME=/tmp\n"), std::string::npos) << env.Describe();
+  EXPECT_EQ(env.out.find("HOME=" + home + "\n"), std::string::npos) << env.Describe();
+  Outcome pst = RunWard(prof, {"stat", home});
+  EXPECT_PROBE(pst, "ENOENT");
+  // Positive control: the home directory is there on the host.
+  Outcome ctl = RunDirect({"stat", home});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("type"), "dir");
+}
+
+// --- system calls the filter denies ------------------------------------------------
+
+struct SyscallCase {
+  const char* name;
+  std::vector<std::string> args;
+  const char* inside;                // the probe's status inside ward
+  std::vector<std::string> outside;  // acceptable statuses outside (the kernel's answer)
+};
+
+std::ostream& operator<<(std::ostream& os, const SyscallCase& c) { return os << c.name; }
+
+class Syscall : public Escape, public ::testing::WithParamInterface<SyscallCase> {};
+
+TEST_P(Syscall, DeniedInsideReachesKernelOutside) {
+  const SyscallCase& c = GetParam();
+  Outcome in = RunWard(Standard(), c.args);
+  EXPECT_PROBE(in, c.inside);
+  EXPECT_EQ(in.ExitStatus(), 0) << in.Describe();
+  // Positive control: outside ward the call gets past any filter to the
+  // kernel's own checks. pivot_root needs CAP_SYS_ADMIN over the mount
+  // namespace before it reads its arguments; unprivileged, the control
+  // runs in a fresh user namespace.
+  std::vector<std::string> args = c.args;
+  if (c.args[0] == "pivot-root" && geteuid() != 0) args.insert(args.begin(), "in-userns");
+  Outcome out = RunDirect(args);
+  EXPECT_TRUE(std::find(c.outside.begin(), c.outside.end(), out.Status()) != c.outside.end())
+      << "outside ward: " << out.Status() << out.Describe();
+  EXPECT_NE(out.Status(), c.inside) << "the control cannot tell the filter from the kernel";
+}
+
+const std::vector<SyscallCase> kSyscalls = {
+    {"mount", {"mount"}, "EPERM", {"EFAULT"}},
+    {"umount", {"umount"}, "EPERM", {"EFAULT"}},
+    {"pivot_root", {"pivot-root"}, "EPERM", {"EFAULT"}},
+    {"chroot", {"chroot"}, "EPERM", {"EFAULT"}},
+    {"setns", {"setns"}, "EPERM", {"EBADF"}},
+    {"unshare_user", {"unshare-user"}, "EPERM", {"ok"}},
+    {"unshare_user_invalid", {"unshare-user", "invalid"}, "EPERM", {"EINVAL"}},
+    {"unshare_net", {"unshare-net", "invalid"}, "EPERM", {"EINVAL"}},
+    {"unshare_mnt", {"unshare", "mnt", "invalid"}, "EPERM", {"EINVAL"}},
+    {"unshare_pid", {"unshare", "pid", "invalid"}, "EPERM", {"EINVAL"}},
+    {"unshare_ipc", {"unshare", "ipc", "invalid"}, "EPERM", {"EINVAL"}},
+    {"unshare_uts", {"unshare", "uts", "invalid"}, "EPERM", {"EINVAL"}},
+    {"unshare_cgroup", {"unshare", "cgroup", "invalid"}, "EPERM", {"EINVAL"}},
+    {"unshare_time", {"unshare", "time", "invalid"}, "EPERM", {"EINVAL"}},
+    {"clone_newuser", {"clone-newuser"}, "EPERM", {"ok"}},
+    {"clone_newuser_invalid", {"clone-newuser", "invalid"}, "EPERM", {"EINVAL"}},
+    {"clone3", {"clone3"}, "ENOSYS", {"EINVAL"}},
+    {"ptrace_attach_child", {"ptrace-child"}, "EPERM", {"ok"}},
+    {"ptrace_traceme", {"ptrace-traceme"}, "EPERM", {"ok"}},
+    {"process_vm_readv", {"process-vm-readv"}, "EPERM", {"EFAULT"}},
+    {"tiocsti_devnull", {"tiocsti"}, "EPERM", {"ENOTTY"}},
+    // The kernel lets a process push input into its own controlling
+    // terminal (EIO where dev.tty.legacy_tiocsti=0 and unprivileged).
+    {"tiocsti_own_pty", {"tiocsti", "pty"}, "EPERM", {"ok", "EIO"}},
+    {"tioclinux", {"tioclinux"}, "EPERM", {"ENOTTY"}},
+    {"keyctl", {"keyctl"}, "EPERM", {"EOPNOTSUPP"}},
+    {"keyctl_session_keyring", {"keyctl-session"}, "EPERM", {"ok"}},
+    {"add_key", {"add_key"}, "EPERM", {"EFAULT"}},
+    {"request_key", {"request_key"}, "EPERM", {"EFAULT"}},
+    {"bpf", {"bpf"}, "EPERM", {"EFAULT"}},
+    {"perf_event_open", {"perf_event_open"}, "EPERM", {"EFAULT"}},
+    {"userfaultfd", {"userfaultfd"}, "EPERM", {"EINVAL"}},
+    {"io_uring_setup", {"io_uring_setup"}, "EPERM", {"EFAULT"}},
+    {"open_by_handle_at", {"open_by_handle_at"}, "EPERM", {"EFAULT"}},
+    {"name_to_handle_at", {"name_to_handle_at"}, "EPERM", {"EFAULT"}},
+    {"personality_no_aslr", {"personality", "no-aslr"}, "EPERM", {"ok"}},
+    {"personality_read_implies_exec", {"personality", "read-implies-exec"}, "EPERM", {"ok"}},
+};
+
+INSTANTIATE_TEST_SUITE_P(Escape, Syscall, ::testing::ValuesIn(kSyscalls),
+                         [](const ::testing::TestParamInfo<SyscallCase>& i) { return std::string(i.param.name); });
+
+TEST_F(Escape, PtraceInitDenied) {
+  // Attaching to the sandbox's init (never tried on the host's pid 1).
+  Outcome o = RunWard(Standard(), {"ptrace-init"});
+  EXPECT_PROBE(o, "EPERM");
+}
+
+TEST_F(Escape, PersonalityDefaultsAllowed) {
+  for (const char* p : {"query", "linux"}) {
+    Outcome o = RunWard(Standard(), {"personality", p});
+    EXPECT_PROBE(o, "ok") << "personality " << p;
+  }
+}
+
+TEST_F(Escape, TiocstiOnInheritedTerminal) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(grantpt(master), 0);
+  ASSERT_EQ(unlockpt(master), 0);
+  char name[128];
+  ASSERT_EQ(ptsname_r(master, name, sizeof name), 0);
+  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  Outcome o = RunWard(Standard(), {"tiocsti-fd0"}, {.stdin_fd = slave});
+  EXPECT_PROBE(o, "EPERM");
+  // Nothing was pushed into the terminal's input queue.
+  int flags = fcntl(slave, F_GETFL);
+  fcntl(slave, F_SETFL, flags | O_NONBLOCK);
+  char buf[16];
+  EXPECT_LT(read(slave, buf, sizeof buf), 1) << "input was injected into the caller's terminal";
+  close(slave);
+  close(master);
+}
+
+// --- foreign ABIs -----------------------------------------------------------------
+
+TEST_F(Escape, I386Int80KilledBySigsys) {
+  Outcome o = RunWard(Standard(), {"int80"});
+  EXPECT_EQ(o.ExitStatus(), 128 + SIGSYS) << o.Describe();
+  EXPECT_FALSE(o.probe.present) << o.Describe();
+  EXPECT_EQ(o.result.value("signalNumber", 0), SIGSYS) << o.Describe();
+  Outcome ctl = RunDirect({"int80"});
+  EXPECT_PROBE(ctl, "ok");  // the host runs i386 calls
+}
+
+TEST_F(Escape, X32KilledBySigsys) {
+  Outcome o = RunWard(Standard(), {"x32"});
+  EXPECT_EQ(o.ExitStatus(), 128 + SIGSYS) << o.Describe();
+  EXPECT_FALSE(o.probe.present) << o.Describe();
+  EXPECT_EQ(o.result.value("signalNumber", 0), SIGSYS) << o.Describe();
+  Outcome ctl = RunDirect({"x32"});
+  EXPECT_TRUE(ctl.Status() == "ok" || ctl.Status() == "ENOSYS") << ctl.Describe();  // the kernel answered
+}
+
+// --- processes and the pid namespace ----------------------------------------------
+
+// A child of the test that waits to be killed: a host process to aim at.
+struct HostVictim {
+  pid_t pid;
+  HostVictim() {
+    pid = fork();
+    if (pid == 0) {
+      for (;;) pause();
+    }
+  }
+  bool Alive() const {
+    int st;
+    return waitpid(pid, &st, WNOHANG) == 0;
+  }
+  ~HostVictim() {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+};
+
+TEST_F(Escape, KillHostProcess) {
+  HostVictim victim;
+  Outcome o = RunWard(Standard(), {"kill", std::to_string(victim.pid), "9"});
+  EXPECT_PROBE(o, "ESRCH");  // host pids do not exist in the sandbox
+  EXPECT_TRUE(victim.Alive());
+  // Positive controls: the probe kills its own child inside; outside it
+  // kills the victim.
+  Outcome ctl = RunWard(Standard(), {"kill-child"});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("child_killed"), "1");
+  HostVictim other;
+  Outcome direct = RunDirect({"kill", std::to_string(other.pid), "9"});
+  EXPECT_PROBE(direct, "ok");
+  EXPECT_TRUE(WaitFor([&] { return !other.Alive(); }, 2000));
+}
+
+TEST_F(Escape, PidNamespace) {
+  Outcome o = RunWard(Standard(), {"pidns"});
+  EXPECT_PROBE(o, "ok");
+  EXPECT_EQ(o.probe.Get("pid"), "2");  // init is 1, the workload 2
+  EXPECT_EQ(o.probe.Get("ppid"), "1");
+  EXPECT_EQ(o.probe.Get("pids"), "1,2");
+  Outcome ctl = RunDirect({"pidns"});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_GT(std::stoi(ctl.probe.Get("nprocs")), 2);
+}
+
+TEST_F(Escape, KillMinusOneStaysInside) {
+  HostVictim victim;
+  Outcome o = RunWard(Standard(), {"kill-all"});
+  EXPECT_PROBE(o, "ok");
+  // Positive control within the run: kill(-1) did reach the sandbox's own
+  // child; it did not reach the host.
+  EXPECT_EQ(o.probe.Get("child_killed"), "1");
+  EXPECT_TRUE(victim.Alive());
+  EXPECT_EQ(o.result.value("exitCode", -1), 0) << o.Describe();
+}
+
+TEST_F(Escape, HostnameAndIdentity) {
+  Outcome h = RunWard(Standard(), {"hostname"});
+  EXPECT_PROBE(h, "ok");
+  EXPECT_EQ(h.probe.Get("hostname"), "ward");
+  Outcome id = RunWard(Standard(), {"id"});
+  EXPECT_PROBE(id, "ok");
+  // The caller's uid and gid, mapped to themselves; no supplementary groups.
+  EXPECT_EQ(id.probe.Get("uid"), std::to_string(getuid()));
+  EXPECT_EQ(id.probe.Get("gid"), std::to_string(getgid()));
+  EXPECT_EQ(id.probe.Get("groups"), "-");
+}
+
+TEST_F(Escape, CapabilitiesDropped) {
+  Outcome o = RunWard(Standard(), {"caps"});
+  EXPECT_PROBE(o, "ok");
+  for (const char* k : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    EXPECT_EQ(o.probe.Get(k), "0000000000000000") << k << o.Describe();
+  }
+  EXPECT_EQ(o.probe.Get("NoNewPrivs"), "1");
+  EXPECT_EQ(o.probe.Get("Seccomp"), "2");
+  // Positive control: outside, the bounding set is full and no filter is on.
+  Outcome ctl = RunDirect({"caps"});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_NE(ctl.probe.Get("CapBnd"), "0000000000000000");
+  EXPECT_EQ(ctl.probe.Get("Seccomp"), "0");
+}
+
+TEST_F(Escape, EnvironmentCleared) {
+  json p = Standard();
+  p["process"] = {{"env", {{"inherit", {"WARD_ESCAPE_INHERITED", "WARD_ESCAPE_UNSET"}},
+                           {"set", {{"WARD_ESCAPE_SET", "set-value"}}}}}};
+  Outcome o = RunWard(p, {"env"});
+  EXPECT_PROBE(o, "ok");
+  std::set<std::string> env;
+  std::stringstream ss(o.out);
+  std::string line;
+  while (std::getline(ss, line)) {
+    if (line.rfind("ENV ", 0) == 0) env.insert(line.substr(4));
+  }
+  EXPECT_EQ(env, (std::set<std::string>{"WARD_ESCAPE_INHERITED=inherited-value", "WARD_ESCAPE_SET=set-value"}))
+      << o.Describe();
+  ExpectNoSecret(o);
+  // Positive control: the probe prints what it is given.
+  Outcome ctl = RunDirect({"env"});
+  EXPECT_NE(ctl.out.find("ENV WARD_ESCAPE_SECRET=leak-me-" + secret_), std::string::npos) << ctl.Describe();
+}
+
+// --- exit status ----------------------------------------------------------------
+
+TEST_F(Escape, ExitStatusPassThrough) {
+  for (int code : {0, 1, 7, 42, 255}) {
+    Outcome o = RunWard(Standard(), {"exit", std::to_string(code)});
+    EXPECT_EQ(o.ExitStatus(), code) << o.Describe();
+    EXPECT_EQ(o.result.value("exitCode", -1), code) << o.Describe();
+    EXPECT_EQ(o.result.value("signalNumber", -1), 0) << o.Describe();
+  }
+  for (int sig : {SIGSEGV, SIGTERM, SIGKILL, SIGABRT}) {
+    Outcome o = RunWard(Standard(), {"signal", std::to_string(sig)});
+    EXPECT_EQ(o.ExitStatus(), 128 + sig) << "signal " << sig << o.Describe();
+    EXPECT_EQ(o.result.value("signalNumber", -1), sig) << o.Describe();
+    EXPECT_TRUE(o.result.contains("exitCode") && o.result["exitCode"].is_null()) << o.Describe();
+  }
+}
+
+// --- resource limits ------------------------------------------------------------
+
+TEST_F(Escape, ForkBombContainedByPids) {
+  const std::string mech = DoctorMechanism("pids");
+  json p = Standard();
+  p["limits"] = {{"pids", 16}};
+  Outcome o = RunWard(p, {"forkbomb", "200"});
+  EXPECT_EQ(o.ExitStatus(), 0) << o.Describe();
+  EXPECT_PROBE(o, "EAGAIN");
+  ASSERT_TRUE(o.probe.present);
+  EXPECT_LT(std::stoi(o.probe.Get("forks")), 16) << o.Describe();
+  EXPECT_EQ(o.result["limitMechanisms"].value("pids", ""), mech) << o.Describe();
+  if (IsCgroup(mech)) {
+    EXPECT_TRUE(o.HasLimit("pids")) << "limitsHit should report pids under " << mech << o.Describe();
+  } else {
+    EXPECT_EQ(mech, "rlimit");  // RLIMIT_NPROC: fork's EAGAIN is the whole signal
+  }
+  // Positive controls: the same probe forks 32 children without the limit,
+  // and under a limit that leaves room.
+  Outcome free = RunWard(Standard(), {"forkbomb", "32"});
+  EXPECT_PROBE(free, "ok");
+  EXPECT_EQ(free.probe.Get("forks"), "32");
+  EXPECT_TRUE(free.LimitsHit().empty()) << free.Describe();
+  p["limits"] = {{"pids", 64}};
+  Outcome room = RunWard(p, {"forkbomb", "32"});
+  EXPECT_PROBE(room, "ok");
+  EXPECT_TRUE(room.LimitsHit().empty()) << room.Describe();
+}
+
+TEST_F(Escape, MemoryHogContained) {
+  const std::string mech = DoctorMechanism("memory");
+  json p = Standard();
+  p["limits"] = {{"memoryMiB", 64}};
+  Outcome o = RunWard(p, {"memhog", "512"});
+  EXPECT_EQ(o.result["limitMechanisms"].value("memory", ""), mech) << o.Describe();
+  if (IsCgroup(mech)) {
+    // The OOM killer, confined to the sandbox's cgroup.
+    EXPECT_EQ(o.ExitStatus(), 128 + SIGKILL) << o.Describe();
+    EXPECT_EQ(o.result.value("signalNumber", 0), SIGKILL) << o.Describe();
+    EXPECT_TRUE(o.HasLimit("memory")) << o.Describe();
+  } else {
+    EXPECT_EQ(mech, "rlimit");
+    EXPECT_PROBE(o, "ENOMEM");  // RLIMIT_AS: mmap fails
+    ASSERT_TRUE(o.probe.present);
+    EXPECT_LT(std::stoi(o.probe.Get("allocated_mib")), 64);
+    EXPECT_EQ(o.ExitStatus(), 0) << o.Describe();
+  }
+  // Positive controls: 16 MiB fit under the limit; 512 MiB fit without it.
+  Outcome small = RunWard(p, {"memhog", "16"});
+  EXPECT_PROBE(small, "ok");
+  EXPECT_TRUE(small.LimitsHit().empty()) << small.Describe();
+  Outcome free = RunWard(Standard(), {"memhog", "512"});
+  EXPECT_PROBE(free, "ok");
+}
+
+// --- nothing outlives the sandbox -----------------------------------------------
+
+TEST_F(Escape, NoLeftoverProcesses) {
+  // An orphan in its own session, ignoring SIGTERM/SIGHUP: only a
+  // sandbox-wide teardown ends it.
+  Running r = StartWard(Standard(), {"spawn-orphan", marker_, W("rw/orphan.pid"), "1500"});
+  // Positive control: while the sandbox runs, the host sees the orphan.
+  bool seen = WaitFor([&] { return !SleepersWithMarker(marker_).empty(); }, 5000);
+  Outcome o = FinishWard(r);
+  EXPECT_TRUE(seen) << "the orphan was never visible from the host: the check below would prove nothing";
+  EXPECT_PROBE(o, "ok");
+  EXPECT_EQ(o.ExitStatus(), 0);
+  EXPECT_TRUE(SleepersWithMarker(marker_).empty()) << "an orphan outlived `ward run`";
+  // And without the hold: the workload exits at once, leaving the orphan.
+  Outcome quick = RunWard(Standard(), {"spawn-orphan", marker_, W("rw/orphan2.pid")});
+  EXPECT_PROBE(quick, "ok");
+  EXPECT_TRUE(Exists(W("rw/orphan2.pid")));
+  EXPECT_TRUE(SleepersWithMarker(marker_).empty()) << "an orphan outlived `ward run`";
+}
+
+TEST_F(Escape, TimeoutKillsEverything) {
+  const int64_t t0 = NowMs();
+  Outcome o = RunWard(Standard(), {"spawn-orphan", marker_, W("rw/orphan.pid"), "10000"}, {.flags = {"--timeout-ms", "300"}});
+  EXPECT_EQ(o.ExitStatus(), 124) << o.Describe();
+  EXPECT_TRUE(o.result.value("timedOut", false)) << o.Describe();
+  EXPECT_LT(NowMs() - t0, 5000);
+  EXPECT_TRUE(Exists(W("rw/orphan.pid"))) << "the orphan never started" << o.Describe();
+  EXPECT_TRUE(SleepersWithMarker(marker_).empty()) << "an orphan outlived the timeout";
+  // Positive control: within the timeout, the same workload's status.
+  Outcome ctl = RunWard(Standard(), {"sleep", "10"}, {.flags = {"--timeout-ms", "5000"}});
+  EXPECT_EQ(ctl.ExitStatus(), 0) << ctl.Describe();
+  EXPECT_FALSE(ctl.result.value("timedOut", true)) << ctl.Describe();
+}
+
+TEST_F(Escape, SigtermReachesWorkloadThenTeardown) {
+  Running r = StartWard(Standard(), {"trap-term", W("rw/term.txt"), W("rw/ready"), marker_, W("rw/orphan.pid")});
+  ASSERT_TRUE(WaitFor([&] { return Exists(W("rw/ready")); }, 10000)) << "the probe never got ready";
+  EXPECT_FALSE(SleepersWithMarker(marker_).empty());
+  kill(r.pid, SIGTERM);
+  Outcome o = FinishWard(r);
+  EXPECT_EQ(o.ExitStatus(), 42) << o.Describe();  // the workload's own exit after its handler ran
+  EXPECT_PROBE(o, "ok");
+  EXPECT_TRUE(o.result.value("interrupted", false)) << o.Describe();
+  EXPECT_EQ(ReadOr(W("rw/term.txt")), "got-SIGTERM\n");
+  EXPECT_TRUE(SleepersWithMarker(marker_).empty()) << "an orphan outlived the interrupted sandbox";
+}
+
+TEST_F(Escape, SecondSignalKillsSandbox) {
+  Running r = StartWard(Standard(), {"ignore-term", W("rw/ready")});
+  ASSERT_TRUE(WaitFor([&] { return Exists(W("rw/ready")); }, 10000)) << "the probe never got ready";
+  kill(r.pid, SIGTERM);
+  SleepMs(200);
+  int st;
+  EXPECT_EQ(waitpid(r.pid, &st, WNOHANG), 0) << "ward ended on the first SIGTERM that the workload ignores";
+  const int64_t t0 = NowMs();
+  kill(r.pid, SIGTERM);
+  Outcome o = FinishWard(r);
+  EXPECT_LT(NowMs() - t0, 2000) << "the second signal did not end the sandbox at once";
+  EXPECT_EQ(o.ExitStatus(), 128 + SIGKILL) << o.Describe();
+  EXPECT_TRUE(o.result.value("interrupted", false)) << o.Describe();
+}
+
+TEST_F(Escape, SupervisorKilledTearsDownSandbox) {
+  // With limits, so that cgroups exist (where this user has them).
+  json p = Standard();
+  p["limits"] = {{"pids", 64}, {"memoryMiB", 256}};
+  Running r = StartWard(p, {"spawn-orphan", marker_, W("rw/orphan.pid"), "15000"});
+  ASSERT_TRUE(WaitFor([&] { return !SleepersWithMarker(marker_).empty(); }, 10000)) << "the orphan never appeared";
+  const bool cgroups = IsCgroup(DoctorMechanism("pids"));
+  if (cgroups) {
+    EXPECT_FALSE(CgroupsOf(r.pid).empty()) << "positive control: the sandbox's cgroups exist while it runs";
+  }
+  kill(r.pid, SIGKILL);
+  Outcome o = Finish(r, 10000);
+  EXPECT_EQ(o.ExitStatus(), 128 + SIGKILL);
+  EXPECT_TRUE(WaitFor([&] { return SleepersWithMarker(marker_).empty(); }, 3000))
+      << "the sandbox outlived its supervisor";
+  EXPECT_EQ(ReadOr("/proc/self/mountinfo"), mountinfo_before_) << "the host's mount table changed";
+  // DESIGN.md: "when ... the supervisor dies, every process, mount, cgroup
+  // and namespace of that sandbox is gone."
+  std::vector<std::string> left;
+  WaitFor([&] { return (left = CgroupsOf(r.pid)).empty(); }, 2000);
+  std::string names;
+  for (const auto& d : left) names += " " + d;
+  EXPECT_TRUE(left.empty()) << "cgroups outlived their supervisor (killed with SIGKILL):" << names;
+  for (const auto& d : left) rmdir(d.c_str());  // do not leave it on the machine
+}
+
+TEST_F(Escape, CgroupsExistOnlyWhileRunning) {
+  json p = Standard();
+  p["limits"] = {{"pids", 64}, {"memoryMiB", 256}};
+  Running r = StartWard(p, {"spawn-orphan", marker_, W("rw/orphan.pid"), "1000"});
+  ASSERT_TRUE(WaitFor([&] { return !SleepersWithMarker(marker_).empty(); }, 10000));
+  std::vector<std::string> during = CgroupsOf(r.pid);
+  Outcome o = FinishWard(r);  // checks that none is left
+  EXPECT_PROBE(o, "ok");
+  if (IsCgroup(DoctorMechanism("pids")) || IsCgroup(DoctorMechanism("memory"))) {
+    EXPECT_FALSE(during.empty()) << "positive control: no cgroup seen while the sandbox ran";
+  } else {
+    EXPECT_TRUE(during.empty());
+  }
+}
+
+}  // namespace
+
+// --ward-mode=root: run as root, or skip (77) when not root.
+// --ward-mode=user: as root, drop to WARD_TEST_USER (default wardtest) and
+//   re-execute with a clean environment; not root, run as the caller.
+int main(int argc, char** argv) {
+  std::string mode;
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--ward-mode=", 12) == 0) mode = argv[i] + 12;
+    else rest.push_back(argv[i]);
+  }
+  if (mode == "root" && geteuid() != 0) {
+    std::printf("SKIP: not running as root; escape_user covers the unprivileged run\n");
+    return 77;
+  }
+  if (mode == "user" && geteuid() == 0) {
+    const char* name = getenv("WARD_TEST_USER");
+    if (!name || !*name) name = "wardtest";
+    passwd* pw = getpwnam(name);
+    if (!pw) {
+      std::printf("SKIP: user %s does not exist (create it with scripts/test-user.sh)\n", name);
+      return 77;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return 1;
+    self[n] = 0;
+    std::vector<std::string> env = {std::string("HOME=") + pw->pw_dir, std::string("USER=") + pw->pw_name,
+                                    std::string("LOGNAME=") + pw->pw_name, "SHELL=/bin/sh",
+                                    "PATH=/usr/local/bin:/usr/bin:/bin"};
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    if (setgroups(0, nullptr) != 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+        setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0) {
+      std::perror("dropping to the test user");
+      return 1;
+    }
+    std::string tag = "--ward-mode=user-dropped";
+    rest.insert(rest.begin() + 1, tag.data());
+    rest.push_back(nullptr);
+    execve(self, rest.data(), envp.data());
+    std::perror("execve");
+    return 1;
+  }
+  int n = static_cast<int>(rest.size());
+  rest.push_back(nullptr);
+  ::testing::InitGoogleTest(&n, rest.data());
+  std::printf("escape suite: uid %d, limits: memory via %s, pids via %s\n", static_cast<int>(getuid()),
+              DoctorMechanism("memory").c_str(), DoctorMechanism("pids").c_str());
+  return RUN_ALL_TESTS();
+}

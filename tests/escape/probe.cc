@@ -1,0 +1,744 @@
+// escape_probe: runs inside a ward sandbox (and, as a positive control,
+// outside it) and tries exactly one thing per subcommand.
+//
+// Output contract: zero or more informational lines, then exactly one line
+//
+//   RESULT ok [key=value ...]
+//   RESULT errno=ENAME [key=value ...]
+//
+// on stdout, and exit status 0. A subcommand that is meant to die (int80,
+// x32, memhog under a cgroup, signal N) dies by the signal instead, and the
+// caller asserts on ward's exit status. Values never contain spaces.
+//
+// Where it lets the caller tell "blocked by the sandbox" from "reached the
+// kernel", a system call is made with an argument the kernel rejects (a bad
+// pointer, an invalid flag): under ward's seccomp filter the call fails with
+// EPERM/ENOSYS before the kernel looks at its arguments; outside, the kernel
+// answers EFAULT/EINVAL/EBADF. Such a call can never do harm, even if the
+// filter let it through.
+//
+// Built static and without sanitizers: the sandbox grants only the probe's
+// directory, and the sanitizer runtimes make system calls (personality,
+// mmap of shadow memory) that would confuse the results.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <linux/keyctl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+// Not in every libc header set; values from the kernel's uapi.
+constexpr unsigned long kCloneNewTime = 0x00000080;
+constexpr int kUffdUserModeOnly = 1;
+constexpr long kX32SyscallBit = 0x40000000;
+
+void* const kBadPtr = reinterpret_cast<void*>(1);
+
+std::string ErrName(int e) {
+  const char* n = strerrorname_np(e);
+  return n ? n : "E" + std::to_string(e);
+}
+
+// Replaces anything that would break the one-line, space-separated format.
+std::string Clean(const std::string& s, size_t max = 120) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    out += (u > 0x20 && u < 0x7f && c != '=') ? c : '_';
+  }
+  return out;
+}
+
+[[noreturn]] void Ok(const std::string& extra = "") {
+  printf("RESULT ok%s%s\n", extra.empty() ? "" : " ", extra.c_str());
+  fflush(stdout);
+  _exit(0);
+}
+
+[[noreturn]] void Fail(int err, const std::string& extra = "") {
+  printf("RESULT errno=%s%s%s\n", ErrName(err).c_str(), extra.empty() ? "" : " ", extra.c_str());
+  fflush(stdout);
+  _exit(0);
+}
+
+// A system call's outcome: ok with its return value, or its errno.
+[[noreturn]] void Report(long rc, const std::string& extra = "") {
+  if (rc < 0) Fail(errno, extra);
+  Ok("ret=" + std::to_string(rc) + (extra.empty() ? "" : " " + extra));
+}
+
+[[noreturn]] void Usage(const char* why) {
+  fprintf(stderr, "escape_probe: %s\n", why);
+  _exit(2);
+}
+
+std::string Arg(int argc, char** argv, int i) {
+  if (i >= argc) Usage("missing argument");
+  return argv[i];
+}
+
+long Num(const std::string& s) {
+  char* end = nullptr;
+  long v = strtol(s.c_str(), &end, 0);
+  if (!end || *end) Usage("not a number");
+  return v;
+}
+
+// Reads what an open fd holds: "ok bytes=N content=..." or the errno.
+[[noreturn]] void ReadFd(int fd, const std::string& step) {
+  char buf[4096];
+  ssize_t n = read(fd, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=" + step);
+  Ok("bytes=" + std::to_string(n) + " content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
+[[noreturn]] void ReadPath(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) Fail(errno, "step=open");
+  ReadFd(fd, "read");
+}
+
+[[noreturn]] void WritePath(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Fail(errno, "step=open");
+  const char msg[] = "written-by-probe\n";
+  if (write(fd, msg, sizeof msg - 1) != static_cast<ssize_t>(sizeof msg - 1)) Fail(errno, "step=write");
+  if (close(fd) != 0) Fail(errno, "step=close");
+  Ok();
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  return close(fd) == 0 && ok;
+}
+
+void SleepMs(long ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+std::vector<long> ProcPids() {
+  std::vector<long> pids;
+  DIR* d = opendir("/proc");
+  if (!d) return pids;
+  while (dirent* e = readdir(d)) {
+    char* end;
+    long p = strtol(e->d_name, &end, 10);
+    if (*end == 0 && p > 0) pids.push_back(p);
+  }
+  closedir(d);
+  return pids;
+}
+
+std::string Join(const std::vector<long>& v) {
+  std::string s;
+  for (long x : v) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(x);
+  }
+  return s.empty() ? "-" : s;
+}
+
+// Forks a child that waits to be killed; returns its pid.
+pid_t ForkPauser() {
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (;;) pause();
+  }
+  return pid;
+}
+
+// The child of "sleeper": a long sleep whose command line carries a marker
+// that the host can search for in /proc/*/cmdline.
+[[noreturn]] void Sleeper(const std::string& marker) {
+  (void)marker;
+  signal(SIGTERM, SIG_IGN);  // only SIGKILL (teardown) ends it
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  for (;;) SleepMs(1000000);
+}
+
+// Double-forks a sleeper that outlives this process: setsid() takes it out
+// of the workload's process group, so only a sandbox-wide teardown can end
+// it. Writes the sleeper's pid (as seen in the sandbox) to pidfile.
+bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return false;
+  pid_t mid = fork();
+  if (mid < 0) return false;
+  if (mid == 0) {
+    setsid();
+    pid_t grand = fork();
+    if (grand == 0) {
+      close(p[0]);
+      const char* self = "/proc/self/exe";
+      std::string m = marker;
+      char* args[] = {const_cast<char*>("escape_probe"), const_cast<char*>("sleeper"), m.data(), nullptr};
+      // The pipe closes (O_CLOEXEC) once the sleeper runs.
+      execv(self, args);
+      _exit(127);
+    }
+    std::string text = std::to_string(grand) + "\n";
+    _exit(grand > 0 && WriteFile(pidfile, text) ? 0 : 1);
+  }
+  close(p[1]);
+  int st = 0;
+  waitpid(mid, &st, 0);
+  char c;
+  // Wait until the grandchild has exec'd (its copy of the write end closes).
+  while (read(p[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  close(p[0]);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+[[noreturn]] void CmdConnectTcp(const std::string& ip, long port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  char buf[64];
+  ssize_t n = read(s, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
+// Listens on 127.0.0.1 and connects to itself: the loopback a sandbox with
+// "network": "none" is meant to keep.
+[[noreturn]] void CmdLoopback() {
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (l < 0) Fail(errno, "step=socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=bind");
+  if (listen(l, 1) != 0) Fail(errno, "step=listen");
+  socklen_t len = sizeof a;
+  getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  int s = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+  if (s < 0) Fail(errno, "step=accept");
+  if (write(s, "PONG", 4) != 4) Fail(errno, "step=write");
+  char buf[8];
+  ssize_t n = read(c, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
+// Connects to the abstract unix socket "\0name".
+[[noreturn]] void CmdConnectAbstract(const std::string& name) {
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (name.size() + 1 > sizeof a.sun_path) Usage("name too long");
+  memcpy(a.sun_path + 1, name.data(), name.size());
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), len) != 0) Fail(errno, "step=connect");
+  char buf[64];
+  ssize_t n = read(s, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
+volatile sig_atomic_t g_term = 0;
+void OnTerm(int) { g_term = 1; }
+
+// --- subcommands -----------------------------------------------------------
+
+[[noreturn]] void CmdOpenViaSymlink(const std::string& target, const std::string& link) {
+  unlink(link.c_str());
+  if (symlink(target.c_str(), link.c_str()) != 0) Fail(errno, "step=symlink");
+  ReadPath(link);
+}
+
+[[noreturn]] void CmdHardlink(const std::string& target, const std::string& link) {
+  unlink(link.c_str());
+  if (::link(target.c_str(), link.c_str()) != 0) {
+    int e = errno;
+    // Whatever the reason, the new name must not give the content either.
+    int fd = open(link.c_str(), O_RDONLY | O_CLOEXEC);
+    Fail(e, std::string("step=link after_open=") + (fd < 0 ? ErrName(errno) : "opened"));
+  }
+  ReadPath(link);
+}
+
+[[noreturn]] void CmdLs(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) Fail(errno, "step=opendir");
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  if (errno) Fail(errno, "step=readdir");
+  std::string list;
+  for (const auto& n : names) {
+    if (!list.empty()) list += ',';
+    list += Clean(n, 60);
+  }
+  Ok("count=" + std::to_string(names.size()) + " names=" + (list.empty() ? "-" : Clean(list, 2000)));
+}
+
+[[noreturn]] void CmdStat(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) Fail(errno);
+  char mode[16];
+  snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+  Ok(std::string("mode=") + mode + " size=" + std::to_string(st.st_size) + " uid=" + std::to_string(st.st_uid) +
+     " type=" + (S_ISDIR(st.st_mode) ? "dir" : S_ISREG(st.st_mode) ? "file" : S_ISLNK(st.st_mode) ? "link" : "other"));
+}
+
+unsigned long NamespaceFlag(const std::string& ns) {
+  if (ns == "user") return CLONE_NEWUSER;
+  if (ns == "net") return CLONE_NEWNET;
+  if (ns == "mnt") return CLONE_NEWNS;
+  if (ns == "pid") return CLONE_NEWPID;
+  if (ns == "ipc") return CLONE_NEWIPC;
+  if (ns == "uts") return CLONE_NEWUTS;
+  if (ns == "cgroup") return CLONE_NEWCGROUP;
+  if (ns == "time") return kCloneNewTime;
+  Usage("unknown namespace");
+}
+
+// unshare(ns); with "invalid", an extra flag bit (CSIGNAL's 0x1) that the
+// kernel rejects with EINVAL before creating anything.
+[[noreturn]] void CmdUnshare(const std::string& ns, bool invalid) {
+  unsigned long flags = NamespaceFlag(ns) | (invalid ? 0x1UL : 0);
+  Report(unshare(static_cast<int>(flags)));
+}
+
+// clone(CLONE_NEWUSER); with "invalid", CLONE_NEWUSER|CLONE_FS, which the
+// kernel rejects with EINVAL.
+[[noreturn]] void CmdCloneNewuser(bool invalid) {
+  unsigned long flags = CLONE_NEWUSER | SIGCHLD | (invalid ? CLONE_FS : 0);
+  long pid = syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
+  if (pid == 0) _exit(0);
+  if (pid < 0) Fail(errno);
+  int st;
+  waitpid(static_cast<pid_t>(pid), &st, 0);
+  Ok("child=created");
+}
+
+[[noreturn]] void CmdPtraceChild() {
+  pid_t child = ForkPauser();
+  if (child < 0) Fail(errno, "step=fork");
+  long rc = ptrace(PTRACE_ATTACH, child, nullptr, nullptr);
+  int e = errno;
+  if (rc == 0) {
+    int st;
+    waitpid(child, &st, 0);  // the attach stop
+    ptrace(PTRACE_DETACH, child, nullptr, nullptr);
+  }
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  if (rc != 0) Fail(e);
+  Ok("attached=child");
+}
+
+[[noreturn]] void CmdPtraceTraceme() {
+  int p[2];
+  if (pipe(p) != 0) Fail(errno, "step=pipe");
+  pid_t child = fork();
+  if (child == 0) {
+    int r = ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == 0 ? 0 : errno;
+    (void)!write(p[1], &r, sizeof r);
+    _exit(0);
+  }
+  close(p[1]);
+  int r = -1;
+  (void)!read(p[0], &r, sizeof r);
+  int st;
+  waitpid(child, &st, 0);
+  if (r != 0) Fail(r);
+  Ok("traceme=accepted");
+}
+
+// TIOCSTI on /dev/null: the kernel answers ENOTTY (not a terminal); the
+// filter answers EPERM without looking at the descriptor.
+[[noreturn]] void CmdTiocstiNull() {
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) Fail(errno, "step=open");
+  char c = '\n';
+  Report(ioctl(fd, TIOCSTI, &c));
+}
+
+// TIOCSTI on a terminal of our own: a fresh pty made our controlling
+// terminal, so the kernel's own checks (same controlling tty) would pass.
+[[noreturn]] void CmdTiocstiPty() {
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) Fail(errno, "step=posix_openpt");
+  if (grantpt(m) != 0 || unlockpt(m) != 0) Fail(errno, "step=unlockpt");
+  char name[128];
+  if (ptsname_r(m, name, sizeof name) != 0) Fail(errno, "step=ptsname");
+  int p[2];
+  if (pipe(p) != 0) Fail(errno, "step=pipe");
+  pid_t child = fork();
+  if (child == 0) {
+    int r = 0;
+    setsid();
+    int s = open(name, O_RDWR | O_CLOEXEC);
+    if (s < 0) r = 1000 + errno;
+    else if (ioctl(s, TIOCSCTTY, 0) != 0) r = 2000 + errno;
+    else {
+      char c = 'x';
+      if (ioctl(s, TIOCSTI, &c) != 0) r = errno;
+    }
+    (void)!write(p[1], &r, sizeof r);
+    _exit(0);
+  }
+  close(p[1]);
+  int r = -1;
+  (void)!read(p[0], &r, sizeof r);
+  waitpid(child, nullptr, 0);
+  if (r >= 2000) Fail(r - 2000, "step=TIOCSCTTY");
+  if (r >= 1000) Fail(r - 1000, "step=open_slave");
+  if (r != 0) Fail(r, "step=TIOCSTI");
+  Ok("injected=1");
+}
+
+// int $0x80: the i386 entry point, getpid (20 in the i386 table).
+[[noreturn]] void CmdInt80() {
+  long ret;
+  asm volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory", "r8", "r9", "r10", "r11");
+  if (ret < 0 && ret > -4096) Fail(static_cast<int>(-ret), "abi=i386");
+  Ok("abi=i386 ret=" + std::to_string(ret));
+}
+
+// getpid through the x32 ABI (__X32_SYSCALL_BIT | 39).
+[[noreturn]] void CmdX32() {
+  long ret;
+  asm volatile("syscall" : "=a"(ret) : "a"(kX32SyscallBit | 39L) : "rcx", "r11", "memory");
+  if (ret < 0 && ret > -4096) Fail(static_cast<int>(-ret), "abi=x32");
+  Ok("abi=x32 ret=" + std::to_string(ret));
+}
+
+// Forks children that wait, until fork fails or `max` are running.
+[[noreturn]] void CmdForkbomb(long max) {
+  std::vector<pid_t> kids;
+  int err = 0;
+  while (static_cast<long>(kids.size()) < max) {
+    pid_t p = ForkPauser();
+    if (p < 0) {
+      err = errno;
+      break;
+    }
+    kids.push_back(p);
+  }
+  for (pid_t p : kids) kill(p, SIGKILL);
+  for (pid_t p : kids) waitpid(p, nullptr, 0);
+  if (err) Fail(err, "forks=" + std::to_string(kids.size()));
+  Ok("forks=" + std::to_string(kids.size()));
+}
+
+// Maps and touches `mib` MiB, one MiB at a time.
+[[noreturn]] void CmdMemhog(long mib) {
+  long done = 0;
+  for (; done < mib; ++done) {
+    void* p = mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) Fail(errno, "allocated_mib=" + std::to_string(done));
+    memset(p, 0x5a, 1 << 20);
+  }
+  Ok("allocated_mib=" + std::to_string(done));
+}
+
+[[noreturn]] void CmdCaps() {
+  FILE* f = fopen("/proc/self/status", "re");
+  if (!f) Fail(errno, "step=open");
+  std::string out;
+  char line[512];
+  const char* keys[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"};
+  while (fgets(line, sizeof line, f)) {
+    for (const char* k : keys) {
+      size_t n = strlen(k);
+      if (strncmp(line, k, n) == 0 && line[n] == ':') {
+        const char* v = line + n + 1;
+        while (*v == ' ' || *v == '\t') ++v;
+        std::string val(v);
+        while (!val.empty() && (val.back() == '\n' || val.back() == ' ')) val.pop_back();
+        out += std::string(out.empty() ? "" : " ") + k + "=" + Clean(val);
+      }
+    }
+  }
+  fclose(f);
+  Ok(out);
+}
+
+[[noreturn]] void CmdId() {
+  gid_t groups[64];
+  int n = getgroups(64, groups);
+  std::string g;
+  for (int i = 0; i < n; ++i) {
+    if (!g.empty()) g += ',';
+    g += std::to_string(groups[i]);
+  }
+  Ok("uid=" + std::to_string(getuid()) + " euid=" + std::to_string(geteuid()) + " gid=" + std::to_string(getgid()) +
+     " egid=" + std::to_string(getegid()) + " groups=" + (g.empty() ? "-" : g));
+}
+
+[[noreturn]] void CmdPidns() {
+  std::vector<long> pids = ProcPids();
+  Ok("pid=" + std::to_string(getpid()) + " ppid=" + std::to_string(getppid()) + " nprocs=" +
+     std::to_string(pids.size()) + " pids=" + Join(pids));
+}
+
+// True only where this process is plainly a sandbox's workload: a tiny pid
+// in a /proc with a handful of processes. Guards kill(-1).
+bool LooksSandboxed() {
+  return getpid() <= 10 && ProcPids().size() < 20;
+}
+
+// kill(-1, SIGKILL): every process this one may signal in its pid
+// namespace. A child is forked first so the call provably reached
+// something.
+[[noreturn]] void CmdKillAll() {
+  if (!LooksSandboxed()) Usage("refusing kill(-1) outside a sandbox");
+  pid_t child = ForkPauser();
+  if (child < 0) Fail(errno, "step=fork");
+  signal(SIGKILL, SIG_DFL);
+  long rc = kill(-1, SIGKILL);
+  int e = errno;
+  int st = 0;
+  waitpid(child, &st, 0);
+  std::string killed = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? "1" : "0";
+  if (rc != 0) Fail(e, "child_killed=" + killed);
+  Ok("child_killed=" + killed);
+}
+
+[[noreturn]] void CmdKillChild() {
+  pid_t child = ForkPauser();
+  if (child < 0) Fail(errno, "step=fork");
+  long rc = kill(child, SIGKILL);
+  int e = errno;
+  int st = 0;
+  waitpid(child, &st, 0);
+  if (rc != 0) Fail(e);
+  Ok(std::string("child_killed=") + (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? "1" : "0"));
+}
+
+// Waits (up to 20 s) for SIGTERM with a handler installed; on SIGTERM,
+// writes `file` and exits 42. Before waiting it spawns an orphan (marker)
+// and writes `ready`.
+[[noreturn]] void CmdTrapTerm(const std::string& file, const std::string& ready, const std::string& marker,
+                              const std::string& pidfile) {
+  struct sigaction sa{};
+  sa.sa_handler = OnTerm;
+  sigaction(SIGTERM, &sa, nullptr);
+  if (!SpawnOrphan(marker, pidfile)) Fail(errno, "step=spawn_orphan");
+  if (!WriteFile(ready, "ready\n")) Fail(errno, "step=ready");
+  for (int i = 0; i < 20000 && !g_term; ++i) SleepMs(1);
+  if (!g_term) {
+    printf("RESULT errno=ETIMEDOUT step=wait_sigterm\n");
+    fflush(stdout);
+    _exit(0);
+  }
+  if (!WriteFile(file, "got-SIGTERM\n")) _exit(3);
+  printf("RESULT ok got=SIGTERM\n");
+  fflush(stdout);
+  _exit(42);
+}
+
+// Ignores SIGTERM and writes `ready`, then sleeps (up to 20 s).
+[[noreturn]] void CmdIgnoreTerm(const std::string& ready) {
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  if (!WriteFile(ready, "ready\n")) Fail(errno, "step=ready");
+  SleepMs(20000);
+  Ok("slept=20000");
+}
+
+int Main(int argc, char** argv) {
+  if (argc < 2) Usage("usage: escape_probe SUBCOMMAND [ARGS...]");
+  const std::string cmd = argv[1];
+  auto arg = [&](int i) { return Arg(argc, argv, i); };
+  auto has = [&](int i, const char* word) { return argc > i && strcmp(argv[i], word) == 0; };
+
+  // Files and paths.
+  if (cmd == "read") ReadPath(arg(2));
+  if (cmd == "write") WritePath(arg(2));
+  if (cmd == "open-via-symlink") CmdOpenViaSymlink(arg(2), arg(3));
+  if (cmd == "hardlink") CmdHardlink(arg(2), arg(3));
+  if (cmd == "read-proc-root") ReadPath("/proc/self/root" + arg(2));
+  if (cmd == "read-proc-cwd") ReadPath("/proc/" + arg(2) + "/cwd/" + arg(3));
+  if (cmd == "read-fd") {
+    int fd = static_cast<int>(Num(arg(2)));
+    if (fcntl(fd, F_GETFD) < 0) Fail(errno, "step=fcntl");
+    ReadFd(fd, "read");
+  }
+  if (cmd == "openat-fd") {  // a leaked directory descriptor as a way out
+    int fd = static_cast<int>(Num(arg(2)));
+    int f = openat(fd, arg(3).c_str(), O_RDONLY | O_CLOEXEC);
+    if (f < 0) Fail(errno, "step=openat");
+    ReadFd(f, "read");
+  }
+  if (cmd == "open-write") {
+    // Opens for writing and writes nothing: whether the kernel would let a
+    // write through, without making one (for files like
+    // /proc/sysrq-trigger where a write is the damage).
+    int fd = open(arg(2).c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) Fail(errno);
+    close(fd);
+    Ok("opened=write");
+  }
+  if (cmd == "unlink") Report(unlink(arg(2).c_str()));
+  if (cmd == "rename") Report(rename(arg(2).c_str(), arg(3).c_str()));
+  if (cmd == "ls") CmdLs(arg(2));
+  if (cmd == "stat") CmdStat(arg(2));
+
+  // System calls the filter denies (bad arguments: harmless if let through).
+  if (cmd == "mount") Report(mount(static_cast<const char*>(kBadPtr), static_cast<const char*>(kBadPtr),
+                                   static_cast<const char*>(kBadPtr), 0, nullptr));
+  if (cmd == "umount") Report(umount2(static_cast<const char*>(kBadPtr), 0));
+  if (cmd == "pivot-root") Report(syscall(SYS_pivot_root, kBadPtr, kBadPtr));
+  if (cmd == "chroot") Report(chroot(static_cast<const char*>(kBadPtr)));
+  if (cmd == "setns") Report(syscall(SYS_setns, -1, 0));
+  if (cmd == "unshare-user") CmdUnshare("user", has(2, "invalid"));
+  if (cmd == "unshare-net") CmdUnshare("net", has(2, "invalid"));
+  if (cmd == "unshare") CmdUnshare(arg(2), has(3, "invalid"));
+  if (cmd == "clone-newuser") CmdCloneNewuser(has(2, "invalid"));
+  if (cmd == "clone3") Report(syscall(SYS_clone3, nullptr, 0));  // EINVAL: size 0
+  if (cmd == "ptrace-init") Report(ptrace(PTRACE_ATTACH, 1, nullptr, nullptr));
+  if (cmd == "ptrace-child") CmdPtraceChild();
+  if (cmd == "ptrace-traceme") CmdPtraceTraceme();
+  if (cmd == "process-vm-readv") Report(syscall(SYS_process_vm_readv, getpid(), kBadPtr, 1, kBadPtr, 1, 0));
+  if (cmd == "tiocsti") {
+    if (has(2, "pty")) CmdTiocstiPty();
+    CmdTiocstiNull();
+  }
+  if (cmd == "tiocsti-fd0") {  // whatever terminal ward's caller passed as stdin
+    char c = 'x';
+    Report(ioctl(0, TIOCSTI, &c));
+  }
+  if (cmd == "tioclinux") {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    char sub = 0;
+    Report(ioctl(fd, TIOCLINUX, &sub));
+  }
+  if (cmd == "keyctl") Report(syscall(SYS_keyctl, 0x7fffffff, 0, 0, 0, 0));  // EOPNOTSUPP
+  if (cmd == "keyctl-session") Report(syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
+  if (cmd == "add_key") Report(syscall(SYS_add_key, kBadPtr, kBadPtr, nullptr, 0, KEY_SPEC_PROCESS_KEYRING));
+  if (cmd == "request_key") Report(syscall(SYS_request_key, kBadPtr, kBadPtr, nullptr, 0));
+  if (cmd == "bpf") Report(syscall(SYS_bpf, 0 /* BPF_MAP_CREATE */, kBadPtr, 64));  // EFAULT
+  if (cmd == "perf_event_open") Report(syscall(SYS_perf_event_open, kBadPtr, 0, -1, -1, 0));
+  if (cmd == "userfaultfd") Report(syscall(SYS_userfaultfd, kUffdUserModeOnly | 0x2));  // EINVAL
+  if (cmd == "io_uring_setup") Report(syscall(SYS_io_uring_setup, 1, kBadPtr));
+  if (cmd == "open_by_handle_at") Report(syscall(SYS_open_by_handle_at, -1, kBadPtr, O_RDONLY));
+  if (cmd == "name_to_handle_at") Report(syscall(SYS_name_to_handle_at, AT_FDCWD, "/", kBadPtr, kBadPtr, 0));
+  if (cmd == "personality") {
+    // "query": 0xffffffff; "linux": PER_LINUX; "no-aslr": ADDR_NO_RANDOMIZE.
+    std::string what = arg(2);
+    unsigned long p;
+    if (what == "query") p = 0xffffffffUL;
+    else if (what == "linux") p = PER_LINUX;
+    else if (what == "no-aslr") p = ADDR_NO_RANDOMIZE;
+    else if (what == "read-implies-exec") p = READ_IMPLIES_EXEC;
+    else p = static_cast<unsigned long>(Num(what));
+    Report(syscall(SYS_personality, p));
+  }
+  if (cmd == "int80") CmdInt80();
+  if (cmd == "x32") CmdX32();
+
+  // Network.
+  if (cmd == "connect-tcp") CmdConnectTcp(arg(2), Num(arg(3)));
+  if (cmd == "connect-abstract") CmdConnectAbstract(arg(2));
+  if (cmd == "loopback") CmdLoopback();
+
+  // Processes and namespaces.
+  if (cmd == "kill") Report(kill(static_cast<pid_t>(Num(arg(2))), argc > 3 ? static_cast<int>(Num(arg(3))) : SIGKILL));
+  if (cmd == "kill-child") CmdKillChild();
+  if (cmd == "kill-all") CmdKillAll();
+  if (cmd == "pidns") CmdPidns();
+  if (cmd == "forkbomb") CmdForkbomb(argc > 2 ? Num(arg(2)) : 100000);
+  if (cmd == "memhog") CmdMemhog(Num(arg(2)));
+  if (cmd == "spawn-orphan") {
+    // spawn-orphan MARKER PIDFILE [HOLD_MS]: leave a sleeper behind, then
+    // exit (after HOLD_MS, so the host can see it while the sandbox runs).
+    if (!SpawnOrphan(arg(2), arg(3))) Fail(errno, "step=spawn");
+    if (argc > 4) SleepMs(Num(arg(4)));
+    Ok("orphan=spawned");
+  }
+  if (cmd == "sleeper") Sleeper(arg(2));
+  if (cmd == "trap-term") CmdTrapTerm(arg(2), arg(3), arg(4), arg(5));
+  if (cmd == "ignore-term") CmdIgnoreTerm(arg(2));
+  if (cmd == "sleep") {
+    SleepMs(Num(arg(2)));
+    Ok();
+  }
+  if (cmd == "exit") {
+    fflush(stdout);
+    _exit(static_cast<int>(Num(arg(2))));
+  }
+  if (cmd == "signal") {
+    int sig = static_cast<int>(Num(arg(2)));
+    signal(sig, SIG_DFL);
+    prctl(PR_SET_DUMPABLE, 0);  // no core file, whatever the host's settings
+    kill(getpid(), sig);
+    SleepMs(5000);
+    Ok("survived=1");
+  }
+
+  // Identity.
+  if (cmd == "env") {
+    int n = 0;
+    for (char** e = environ; *e; ++e, ++n) printf("ENV %s\n", *e);
+    Ok("count=" + std::to_string(n));
+  }
+  if (cmd == "caps") CmdCaps();
+  if (cmd == "hostname") {
+    utsname u{};
+    if (uname(&u) != 0) Fail(errno);
+    Ok(std::string("hostname=") + Clean(u.nodename));
+  }
+  if (cmd == "id" || cmd == "whoami") CmdId();
+  Usage(("unknown subcommand " + cmd).c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2 && strcmp(argv[1], "in-userns") == 0) {
+    // Positive controls only: run a subcommand in a fresh user and mount
+    // namespace (in this process: an exec would drop the namespace's
+    // capabilities), where calls that need CAP_SYS_ADMIN over the mount
+    // namespace (pivot_root) get past the kernel's permission check.
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) Fail(errno, "step=unshare");
+    return Main(argc - 1, argv + 1);
+  }
+  return Main(argc, argv);
+}
