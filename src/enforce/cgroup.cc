@@ -247,7 +247,7 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
       WARD_TRY(write(*dir, "cpu.cfs_period_us", std::to_string(period)));
       WARD_TRY(write(*dir, "cpu.cfs_quota_us", std::to_string(quota)));
     } else {
-      return Error::Setup("limits.cpus: no writable cgroup with the cpu controller (v2 or v1) for this user, "
+      return Error::Policy("/limits/cpus: no writable cgroup with the cpu controller (v2 or v1) for this user, "
                           "and CPU bandwidth has no rlimit equivalent; run as a user with a delegated cgroup "
                           "or remove limits.cpus");
     }

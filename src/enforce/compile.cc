@@ -473,7 +473,11 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   // Limits that are rlimits in every case.
   auto rl = [&](int res, int64_t v) { plan.rlimits.push_back({res, {static_cast<rlim_t>(v), static_cast<rlim_t>(v)}}); };
   const auto& lim = policy.limits;
-  if (lim.cpu_seconds) rl(RLIMIT_CPU, *lim.cpu_seconds);
+  if (lim.cpu_seconds) {
+    // Soft limit: SIGXCPU (a clear reason, 128+24); the hard limit one
+    // second later kills with SIGKILL if SIGXCPU was caught and ignored.
+    plan.rlimits.push_back({RLIMIT_CPU, {static_cast<rlim_t>(*lim.cpu_seconds), static_cast<rlim_t>(*lim.cpu_seconds + 1)}});
+  }
   if (lim.open_files) rl(RLIMIT_NOFILE, *lim.open_files);
   if (lim.file_size_mib) rl(RLIMIT_FSIZE, *lim.file_size_mib * 1024 * 1024);
   rl(RLIMIT_CORE, 0);  // no core dumps of sandboxed memory on the host

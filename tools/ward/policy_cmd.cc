@@ -32,7 +32,8 @@ int Check(const PolicyArgs& a) {
       std::fputs(load.FormatIssues(f).c_str(), stdout);
     }
   }
-  if (a.json) std::printf("%s\n", report.dump(2).c_str());
+  // File names need not be UTF-8; replace what is not rather than throw.
+  if (a.json) std::printf("%s\n", report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   return all_ok ? 0 : kExitPolicy;
 }
 
