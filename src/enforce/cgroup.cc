@@ -1,12 +1,15 @@
 #include "enforce/cgroup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cmath>
 #include <optional>
 #include <sstream>
@@ -111,6 +114,22 @@ LimitMechanism Probe(const std::string& controller, std::string* where) {
   return LimitMechanism::kNone;
 }
 
+// Removes cgroups left by a ward that was killed before it could clean up
+// (SIGKILL to the supervisor kills the sandbox through PR_SET_PDEATHSIG,
+// but leaves the empty directory). Only empty ones can be removed, and only
+// those whose supervisor is gone are tried.
+void RemoveStale(const std::string& base) {
+  DIR* d = opendir(base.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    int pid = 0, n = 0;
+    if (std::sscanf(e->d_name, "ward-%d-%d", &pid, &n) != 2 || pid <= 0) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    rmdir((base + "/" + e->d_name).c_str());
+  }
+  closedir(d);
+}
+
 std::string UniqueName() {
   static std::atomic<int> counter{0};
   return "ward-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
@@ -185,6 +204,7 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
     if (*mech == LimitMechanism::kNone) return std::string();
     if (*mech == LimitMechanism::kCgroupV2) {
       if (!v2_dir.empty()) return v2_dir;
+      RemoveStale(base);
       v2_dir = base + "/" + name;
       if (mkdir(v2_dir.c_str(), 0755) != 0) return SysError("mkdir", v2_dir);
       p.dirs.push_back(v2_dir);
@@ -193,6 +213,7 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
       p.v2_dir_fd = fd;
       return v2_dir;
     }
+    RemoveStale(base);
     std::string dir = base + "/" + name;
     if (mkdir(dir.c_str(), 0755) != 0) return SysError("mkdir", dir);
     p.dirs.push_back(dir);
