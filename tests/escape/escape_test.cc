@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <netinet/in.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -853,10 +854,26 @@ TEST_F(Escape, WriteReadOnlyPaths) {
   EXPECT_EQ(ReadOr(W("rw/new.txt")), "written-by-probe\n");
 }
 
-TEST_F(Escape, PrivateTmpIsWritableAndPrivate) {
-  Outcome o = RunWard(Standard(), {"write", "/tmp/ward-escape-" + marker_});
-  EXPECT_PROBE(o, "ok");
-  EXPECT_FALSE(Exists("/tmp/ward-escape-" + marker_)) << "the sandbox's /tmp is the host's";
+TEST_F(Escape, PrivateTmpAndShmAreWritableAndPrivate) {
+  for (const std::string dir : {"/tmp", "/dev/shm"}) {
+    const std::string f = dir + "/ward-escape-" + marker_;
+    Outcome o = RunWard(Standard(), {"write", f});
+    EXPECT_PROBE(o, "ok") << f;
+    EXPECT_FALSE(Exists(f)) << "the sandbox's " << dir << " is the host's";
+    // Nor does the next sandbox see it.
+    Outcome next = RunWard(Standard(), {"read", f});
+    EXPECT_PROBE(next, "ENOENT") << f;
+  }
+}
+
+TEST_F(Escape, DeviceNodesCannotBeCreated) {
+  Outcome o = RunWard(Standard(), {"mknod-null", W("rw/null")});
+  EXPECT_PROBE(o, "EPERM");  // no CAP_MKNOD (and the grant is nodev)
+  EXPECT_FALSE(Exists(W("rw/null")));
+  if (geteuid() == 0) {  // positive control: root outside makes it
+    Outcome ctl = RunDirect({"mknod-null", W("rw/null")});
+    EXPECT_PROBE(ctl, "ok");
+  }
 }
 
 // --- the user's home ---------------------------------------------------------------
@@ -1121,6 +1138,59 @@ TEST_F(Escape, EnvironmentCleared) {
   EXPECT_NE(ctl.out.find("ENV WARD_ESCAPE_SECRET=leak-me-" + secret_), std::string::npos) << ctl.Describe();
 }
 
+// The sandbox's init is a fork of ward: its memory and environment are the
+// caller's (runc's CVE-2019-5736 overwrote the runtime through
+// /proc/<init>/exe). Init is not dumpable, so none of it opens.
+TEST_F(Escape, InitProcessIsClosed_CVE_2019_5736) {
+  for (const char* f : {"/proc/1/environ", "/proc/1/exe", "/proc/1/mem", "/proc/1/root/etc/hostname"}) {
+    Outcome o = RunWard(Standard(), {"read", f});
+    EXPECT_PROBE(o, "EACCES") << f;
+    EXPECT_EQ(o.out.find("leak-me"), std::string::npos) << "ward's own environment leaked" << o.Describe();
+  }
+  Outcome w = RunWard(Standard(), {"open-write", "/proc/1/exe"});
+  EXPECT_PROBE(w, "EACCES");
+  // Listing /proc/1/fd is a matter of owning the directory (as root, the
+  // sandbox's uid 0 owns a non-dumpable process's entries: the fd numbers
+  // show); opening what they point to needs ptrace access, which no one in
+  // the sandbox has.
+  Outcome fds = RunWard(Standard(), {"ls", "/proc/1/fd"});
+  if (geteuid() != 0) {
+    EXPECT_PROBE(fds, "EACCES");
+  }
+  std::vector<std::string> numbers = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"};
+  if (fds.Status() == "ok") {
+    numbers.clear();
+    std::stringstream ss(fds.probe.Get("names"));
+    for (std::string n; std::getline(ss, n, ',');) numbers.push_back(n);
+  }
+  for (const auto& n : numbers) {
+    Outcome fd = RunWard(Standard(), {"read", "/proc/1/fd/" + n});
+    EXPECT_TRUE(fd.Status() == "EACCES" || (fds.Status() != "ok" && fd.Status() == "ENOENT"))
+        << "init's fd " << n << fd.Describe();
+  }
+  // Positive control: the workload's own entries open.
+  Outcome self = RunWard(Standard(), {"read", "/proc/self/environ"});
+  EXPECT_PROBE(self, "ok");
+  Outcome selfexe = RunWard(Standard(), {"read", "/proc/self/exe"});
+  EXPECT_PROBE(selfexe, "ok");
+}
+
+TEST_F(Escape, HostSysVSharedMemoryUnreachable) {
+  const key_t key = static_cast<key_t>(0x57000000 | (getpid() & 0xffffff));
+  int id = shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0600);
+  ASSERT_GE(id, 0) << strerror(errno);
+  char* m = static_cast<char*>(shmat(id, nullptr, 0));
+  ASSERT_NE(m, reinterpret_cast<char*>(-1));
+  std::strcpy(m, "HOST-SHM");
+  Outcome o = RunWard(Standard(), {"shmget", std::to_string(key)});
+  Outcome ctl = RunDirect({"shmget", std::to_string(key)});
+  shmdt(m);
+  shmctl(id, IPC_RMID, nullptr);
+  EXPECT_PROBE(o, "ENOENT");  // the sandbox's own IPC namespace
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("content"), "HOST-SHM");
+}
+
 // --- exit status ----------------------------------------------------------------
 
 TEST_F(Escape, ExitStatusPassThrough) {
@@ -1191,6 +1261,42 @@ TEST_F(Escape, MemoryHogContained) {
   EXPECT_TRUE(small.LimitsHit().empty()) << small.Describe();
   Outcome free = RunWard(Standard(), {"memhog", "512"});
   EXPECT_PROBE(free, "ok");
+}
+
+TEST_F(Escape, FileSizeLimited) {
+  json p = Standard();
+  p["limits"] = {{"fileSizeMiB", 2}};
+  Outcome o = RunWard(p, {"write-big", W("rw/big"), "8"});
+  EXPECT_EQ(o.ExitStatus(), 128 + SIGXFSZ) << o.Describe();
+  Outcome ign = RunWard(p, {"write-big", W("rw/big"), "8", "ignore-sigxfsz"});
+  EXPECT_PROBE(ign, "EFBIG");
+  EXPECT_EQ(ign.probe.Get("written_mib"), "2");
+  struct stat st;
+  ASSERT_EQ(stat(W("rw/big").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 2 << 20);
+  Outcome ctl = RunWard(Standard(), {"write-big", W("rw/big"), "8"});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+TEST_F(Escape, OpenFilesLimited) {
+  json p = Standard();
+  p["limits"] = {{"openFiles", 32}};
+  Outcome o = RunWard(p, {"open-many", "100"});
+  EXPECT_PROBE(o, "EMFILE");
+  EXPECT_EQ(o.probe.Get("opened"), "29");  // 32 minus stdin, stdout, stderr
+  Outcome ctl = RunWard(Standard(), {"open-many", "100"});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+TEST_F(Escape, CpuTimeLimited) {
+  json p = Standard();
+  p["limits"] = {{"cpuSeconds", 1}};
+  Outcome o = RunWard(p, {"spin", "5000"});
+  // RLIMIT_CPU with soft == hard: SIGXCPU, or SIGKILL at the hard limit.
+  EXPECT_TRUE(o.ExitStatus() == 128 + SIGXCPU || o.ExitStatus() == 128 + SIGKILL) << o.Describe();
+  EXPECT_FALSE(o.probe.present) << o.Describe();
+  Outcome ctl = RunWard(p, {"spin", "100"});
+  EXPECT_PROBE(ctl, "ok");
 }
 
 // --- nothing outlives the sandbox -----------------------------------------------

@@ -38,6 +38,8 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/shm.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -615,6 +617,45 @@ int Main(int argc, char** argv) {
     if (fd < 0) Fail(errno);
     close(fd);
     Ok("opened=write");
+  }
+  if (cmd == "mknod-null") Report(mknod(arg(2).c_str(), S_IFCHR | 0666, makedev(1, 3)));
+  if (cmd == "write-big") {
+    // write-big FILE MIB: writes MIB MiB (RLIMIT_FSIZE: EFBIG with SIGXFSZ
+    // ignored, death by SIGXFSZ otherwise).
+    if (has(4, "ignore-sigxfsz")) signal(SIGXFSZ, SIG_IGN);
+    int fd = open(arg(2).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) Fail(errno, "step=open");
+    static char mib[1 << 20];
+    long n = Num(arg(3));
+    for (long i = 0; i < n; ++i) {
+      if (write(fd, mib, sizeof mib) != static_cast<ssize_t>(sizeof mib)) Fail(errno, "written_mib=" + std::to_string(i));
+    }
+    Ok("written_mib=" + std::to_string(n));
+  }
+  if (cmd == "open-many") {
+    long n = Num(arg(2)), i = 0;
+    for (; i < n; ++i) {
+      if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0) Fail(errno, "opened=" + std::to_string(i));
+    }
+    Ok("opened=" + std::to_string(i));
+  }
+  if (cmd == "spin") {  // burns CPU for MS milliseconds of CPU time
+    long ms = Num(arg(2));
+    timespec ts;
+    volatile uint64_t x = 0;
+    for (;;) {
+      for (int i = 0; i < 1000000; ++i) x = x + 1;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+      if (ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= ms) break;
+    }
+    Ok("spun_ms=" + std::to_string(ms));
+  }
+  if (cmd == "shmget") {  // attaches to an existing SysV shared memory key
+    int id = shmget(static_cast<key_t>(Num(arg(2))), 0, 0);
+    if (id < 0) Fail(errno);
+    void* m = shmat(id, nullptr, SHM_RDONLY);
+    if (m == reinterpret_cast<void*>(-1)) Fail(errno, "step=shmat");
+    Ok("content=" + Clean(std::string(static_cast<const char*>(m), strnlen(static_cast<const char*>(m), 64))));
   }
   if (cmd == "unlink") Report(unlink(arg(2).c_str()));
   if (cmd == "rename") Report(rename(arg(2).c_str(), arg(3).c_str()));
