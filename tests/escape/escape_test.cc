@@ -18,11 +18,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <netinet/in.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
