@@ -6,6 +6,8 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -165,16 +167,61 @@ CgroupSupport ProbeCgroups() {
   return s;
 }
 
-SandboxCgroup::SandboxCgroup(SandboxCgroup&& o) noexcept : plan_(std::move(o.plan_)) {
+SandboxCgroup::SandboxCgroup(SandboxCgroup&& o) noexcept
+    : plan_(std::move(o.plan_)), watchdog_fd_(o.watchdog_fd_), watchdog_pid_(o.watchdog_pid_) {
   o.plan_ = CgroupPlan{};
+  o.watchdog_fd_ = o.watchdog_pid_ = -1;
 }
 SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& o) noexcept {
   if (this != &o) {
     Remove();
     plan_ = std::move(o.plan_);
+    watchdog_fd_ = o.watchdog_fd_;
+    watchdog_pid_ = o.watchdog_pid_;
     o.plan_ = CgroupPlan{};
+    o.watchdog_fd_ = o.watchdog_pid_ = -1;
   }
   return *this;
+}
+
+// Principle: nothing of a sandbox outlives it, even when ward itself is
+// SIGKILLed. The sandbox's processes die with ward (PR_SET_PDEATHSIG on
+// its init), but someone must remove the emptied cgroups. This process
+// waits for ward's end (the pipe's write end closing), removes whatever is
+// left, and exits. Only async-signal-safe calls after fork.
+Result<void> SandboxCgroup::StartWatchdog() {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return SysError("pipe2", "cgroup watchdog");
+  std::vector<const char*> dirs;
+  for (auto it = plan_.dirs.rbegin(); it != plan_.dirs.rend(); ++it) dirs.push_back(it->c_str());
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(p[0]);
+    close(p[1]);
+    return SysError("fork", "cgroup watchdog");
+  }
+  if (pid == 0) {
+    // Survive what is aimed at ward's process group (Ctrl-C, a closed
+    // terminal); hold none of ward's descriptors (a caller waiting for
+    // EOF on ward's stdout must not wait for this process).
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU}) signal(sig, SIG_IGN);
+    if (p[0] > 0) syscall(SYS_close_range, 0, p[0] - 1, 0);
+    syscall(SYS_close_range, p[0] + 1, ~0U, 0);
+    char b;
+    while (read(p[0], &b, 1) < 0 && errno == EINTR) {
+    }
+    for (const char* d : dirs) {
+      for (int i = 0; i < 5000; ++i) {
+        if (rmdir(d) == 0 || errno != EBUSY) break;
+        usleep(1000);
+      }
+    }
+    _exit(0);
+  }
+  close(p[0]);
+  watchdog_fd_ = p[1];
+  watchdog_pid_ = pid;
+  return {};
 }
 SandboxCgroup::~SandboxCgroup() { Remove(); }
 
@@ -189,6 +236,12 @@ void SandboxCgroup::Remove() {
     for (int i = 0; i < 100 && rmdir(it->c_str()) != 0 && errno == EBUSY; ++i) usleep(1000);
   }
   plan_.dirs.clear();
+  if (watchdog_fd_ >= 0) {
+    close(watchdog_fd_);
+    watchdog_fd_ = -1;
+    waitpid(watchdog_pid_, nullptr, 0);
+    watchdog_pid_ = -1;
+  }
 }
 
 Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
@@ -273,6 +326,7 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
                           "or remove limits.cpus");
     }
   }
+  if (!p.dirs.empty()) WARD_TRY(cg.StartWatchdog());
   return cg;
 }
 

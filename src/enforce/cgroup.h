@@ -41,7 +41,13 @@ class SandboxCgroup {
   void Remove();
 
  private:
+  // A small process that removes the cgroups if ward dies first (see
+  // cgroup.cc).
+  Result<void> StartWatchdog();
+
   CgroupPlan plan_;
+  int watchdog_fd_ = -1;
+  int watchdog_pid_ = -1;
 };
 
 }  // namespace ward

@@ -30,6 +30,9 @@ const char* const kSystemPaths[] = {
 // Only with "network": "host": the host's resolver configuration.
 const char* const kHostNetworkPaths[] = {"/etc/resolv.conf", "/etc/hosts"};
 
+// Entries of the sandbox's /proc that would act on the host, made read-only.
+const char* const kProcReadOnly[] = {"sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "sysvipc"};
+
 // Device nodes bound from the host into the private /dev.
 const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
@@ -203,7 +206,18 @@ class Layout {
       case Kind::kProc:
         MountPoint(e, owner);
         plan_.mounts.push_back({K::kProc, "", rel, kRw | MOUNT_ATTR_NOEXEC});
-        plan_.landlock_child.push_back({e.real, true, false});
+        // procfs checks writes to these against the host's uid 0, not
+        // against capabilities (test_perm() in proc_sysctl.c; sysrq-trigger
+        // has no check at all): a root caller's sandbox, which is uid 0 on
+        // the host, could set kernel.core_pattern or reboot the host.
+        // They are bound read-only over themselves, and landlock grants
+        // /proc read-only as a second layer.
+        for (const char* sub : kProcReadOnly) {
+          std::string host = std::string("/proc/") + sub;
+          if (access(host.c_str(), F_OK) != 0) continue;
+          plan_.mounts.push_back({K::kBind, rel + "/" + sub, rel + "/" + sub, kRo | MOUNT_ATTR_NOEXEC});
+        }
+        plan_.landlock_child.push_back({e.real, false, false});
         return;
       case Kind::kDev:
         EmitDev(e, owner);

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <net/if.h>
+#include <sys/socket.h>
 #include <linux/mount.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -41,7 +43,7 @@ enum Step : uint32_t {
   kStepRootTmpfs, kStepChdirRoot, kStepMountOp, kStepPivotRoot, kStepDetachOldRoot, kStepHostname,
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
-  kStepExec, kStepCount
+  kStepExec, kStepLoopback, kStepCount
 };
 
 const char* const kStepNames[kStepCount] = {
@@ -51,6 +53,7 @@ const char* const kStepNames[kStepCount] = {
     "prctl(PR_SET_NO_NEW_PRIVS)", "landlock_restrict_self", "setrlimit", "prctl(PR_SET_SECUREBITS)",
     "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset", "seccomp(SET_MODE_FILTER)",
     "fork (workload)", "chdir (working directory)", "ioctl(TIOCSCTTY)", "execve",
+    "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)",
 };
 
 enum RecordType : uint32_t { kRecPhase = 1, kRecError = 2, kRecExit = 3 };
@@ -235,6 +238,16 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if ((e = WriteAll("/proc/self/uid_map", p.uid_map.data(), p.uid_map.size()))) ChildFail(c, kStepUidMap, e);
   if ((e = WriteAll("/proc/self/gid_map", p.gid_map.data(), p.gid_map.size()))) ChildFail(c, kStepGidMap, e);
   Mark(c, kPhUserns);
+
+  if (p.new_net) {
+    // A new network namespace starts with loopback down; bring it up.
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    memcpy(ifr.ifr_name, "lo", 3);
+    ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+    if (s < 0 || ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ChildFail(c, kStepLoopback, errno);
+    close(s);
+  }
 
   for (int fd : c.cgroup->v1_procs_fds) {
     if (write(fd, "0", 1) != 1) ChildFail(c, kStepCgroupJoin, errno);
