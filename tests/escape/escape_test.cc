@@ -644,6 +644,46 @@ TEST_F(Escape, ReadDeniedFile_ViaInheritedFd) {
   close(secret_fd);
 }
 
+// ward marks every inherited descriptor close-on-exec, which keeps them from
+// the workload; but the sandbox's init is a fork of ward that never execs,
+// so it would hold them (a file the policy denies, opened by ward's caller)
+// for the sandbox's whole life, one ptrace-class bug away from the workload.
+// Checked from the host: /proc/<init>/fd (as root only: unprivileged, the
+// host cannot look into the non-dumpable init either).
+TEST_F(Escape, InitHoldsNoInheritedDescriptors) {
+  if (geteuid() != 0) GTEST_SKIP() << "the host can inspect the sandbox's init only as root";
+  int secret_fd = open(W("secret.txt").c_str(), O_RDONLY);  // no O_CLOEXEC, on purpose
+  ASSERT_GE(secret_fd, 0);
+  Running r = StartWard(Standard(), {"sleep", "1500"}, {.leak = {{secret_fd, 37}}});
+  std::string children;
+  WaitFor([&] { return ReadText("/proc/" + std::to_string(r.pid) + "/task/" + std::to_string(r.pid) + "/children", &children) && !children.empty(); }, 5000);
+  const pid_t init = static_cast<pid_t>(std::atol(children.c_str()));
+  ASSERT_GT(init, 0) << "no child of ward found";
+  SleepMs(300);  // past the setup: init is waiting for the workload
+  std::vector<std::string> held;
+  DIR* d = opendir(("/proc/" + std::to_string(init) + "/fd").c_str());
+  ASSERT_NE(d, nullptr) << strerror(errno);
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[4096];
+    ssize_t n = readlink(("/proc/" + std::to_string(init) + "/fd/" + e->d_name).c_str(), target, sizeof target - 1);
+    held.push_back(std::string(e->d_name) + " -> " + (n > 0 ? std::string(target, static_cast<size_t>(n)) : "?"));
+  }
+  closedir(d);
+  Outcome o = FinishWard(r);
+  close(secret_fd);
+  EXPECT_PROBE(o, "ok");
+  std::string all;
+  for (const auto& h : held) all += "\n  " + h;
+  bool secret = false, leaked = false;
+  for (const auto& h : held) {
+    secret = secret || h.find("secret.txt") != std::string::npos;
+    leaked = leaked || h.rfind("37 ", 0) == 0;
+  }
+  EXPECT_FALSE(secret) << "init holds the caller's descriptor of a denied file; init's descriptors:" << all;
+  EXPECT_FALSE(leaked) << "init holds fd 37, leaked by ward's caller";
+}
+
 // runc's CVE-2024-21626: a leaked directory descriptor of the host (and a
 // working directory set through /proc/self/fd/N) led out of the container.
 TEST_F(Escape, LeakedDirFd_CVE_2024_21626) {
