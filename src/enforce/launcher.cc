@@ -25,6 +25,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "base/errors.h"
 #include "base/unique_fd.h"
@@ -194,6 +195,18 @@ int RunMountOp(const MountOp& op) {
   return EINVAL;
 }
 
+// Closes every descriptor from 3 up except `a` and `b` (-1: none).
+void CloseAllBut(int a, int b) {
+  if (a > b) std::swap(a, b);
+  unsigned next = 3;
+  for (int keep : {a, b}) {
+    if (keep < static_cast<int>(next)) continue;
+    if (static_cast<unsigned>(keep) > next) syscall(SYS_close_range, next, keep - 1, 0);
+    next = static_cast<unsigned>(keep) + 1;
+  }
+  syscall(SYS_close_range, next, ~0U, 0);
+}
+
 const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP};
 
 [[noreturn]] void RunWorkload(ChildContext& c, const sigset_t& old_mask) {
@@ -319,9 +332,9 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   // Only what init needs survives: stdio (for the workload), the report
   // pipe and the pty; everything else ward had open is closed here, so no
   // inherited descriptor reaches the workload.
-  if (c.ruleset_fd >= 0) close(c.ruleset_fd);
-  close(c.parent_pidfd);
-  for (int fd : c.cgroup->v1_procs_fds) close(fd);
+  // (Everything was marked close-on-exec at the start, which protects the
+  // workload; init never execs, so it closes them itself.)
+  CloseAllBut(c.report_fd, c.pty_slave);
 
   sigset_t all, old;
   sigemptyset(&all);
@@ -335,6 +348,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (c.pty_slave >= 0) close(c.pty_slave);
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   for (int fd = 0; fd < 3 && devnull >= 0; ++fd) dup2(devnull, fd);
+  if (devnull > 2) close(devnull);
 
   int status = 0;
   for (;;) {
