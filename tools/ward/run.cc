@@ -98,7 +98,9 @@ Action AddRun(CLI::App& app) {
   cmd->footer(
       "The environment is empty except what the policy inherits or sets. stdin, stdout and stderr pass through.\n"
       "SIGINT, SIGTERM and SIGHUP are forwarded to the command; it is killed 3 s later if still running,\n"
-      "or at once on a second signal. Nothing of the sandbox outlives `ward run`.");
+      "or at once on a second signal. Nothing of the sandbox outlives `ward run`.\n"
+      "Exit status: the command's own; 128+N if signal N killed it; 122 bad command line, 123 policy invalid\n"
+      "or not enforceable here, 124 timeout, 125 sandbox setup failed, 126 not executable, 127 not found.");
   return [a] { return DoRun(*a); };
 }
 
