@@ -274,7 +274,11 @@ std::string PrepareWorkspace(const std::string& requested, const std::string& bi
     if (const char* home = getenv("HOME"); home && *home) candidates.push_back(std::string(home) + "/.cache/ward-bench-workspace");
   }
   std::string why;
+  auto under_tmp = [](const std::string& p) {
+    if (IsUnder(p, "/tmp")) Die("workspace \"" + p + "\" is under /tmp, which ward replaces with a private tmpfs; pick another with --workspace");
+  };
   for (const auto& c : candidates) {
+    under_tmp(c);
     if (mkdir(c.c_str(), 0755) != 0 && errno != EEXIST) {
       why += "\n  mkdir \"" + c + "\": " + std::strerror(errno);
       continue;
@@ -288,9 +292,9 @@ std::string PrepareWorkspace(const std::string& requested, const std::string& bi
         continue;
       }
     }
-    std::string abs = Absolute(c);
     // ward mounts a private /tmp: a workspace there conflicts with it.
-    if (IsUnder(abs, "/tmp")) Die("workspace \"" + abs + "\" is under /tmp, which ward replaces with a private tmpfs; pick another with --workspace");
+    std::string abs = Absolute(c);
+    under_tmp(abs);
     return abs;
   }
   Die("no usable workspace:" + why + "\n  (pass --workspace DIR: a directory this user can read, not under /tmp)");
