@@ -59,11 +59,17 @@ if [ -z "$tgz" ] || ! tar -xzf "$tgz" -C "$tmp" package/bin/x64/lxc-exec package
   touch "$stamp"
   exit 0
 fi
-# Replace atomically, so a concurrent build never sees half a tree.
+# Move into place whole, so a concurrent build never sees half a tree; if
+# another fetch got there first, keep its copy.
+if [ -x "$exe" ] && [ "$force" = 0 ]; then
+  exit 0
+fi
 rm -rf "$dest/package.old"
-[ -d "$dest/package" ] && mv "$dest/package" "$dest/package.old"
-mv "$tmp/package" "$dest/package" && rm -rf "$dest/package.old"
-chmod 0755 "$exe"
+[ -d "$dest/package" ] && mv -T "$dest/package" "$dest/package.old" 2>/dev/null
+mv -T "$tmp/package" "$dest/package" 2>/dev/null
+rm -rf "$dest/package.old"
 rm -f "$stamp"
-say "lxc-exec $VERSION at $exe"
+if [ -x "$exe" ]; then
+  say "lxc-exec $VERSION at $exe"
+fi
 exit 0
