@@ -270,7 +270,12 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
     std::string dir = base + "/" + name;
     if (mkdir(dir.c_str(), 0755) != 0) return SysError("mkdir", dir);
     p.dirs.push_back(dir);
-    std::string procs = dir + "/cgroup.procs";
+    // `tasks`, not `cgroup.procs`: moving a whole process takes the
+    // cgroup_threadgroup_rwsem for writing, which waits for an RCU grace
+    // period (~10 ms here); moving one thread does not. The sandbox's init
+    // is single-threaded when it joins, so this moves the process, and
+    // everything it forks is born inside.
+    std::string procs = dir + "/tasks";
     int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return SysError("open", procs);
     p.v1_procs_fds.push_back(fd);

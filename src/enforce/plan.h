@@ -55,7 +55,7 @@ enum class LimitMechanism { kNone, kCgroupV2, kCgroupV1, kRlimit };
 struct CgroupPlan {
   // Directories created for this sandbox, removed (deepest first) at the end.
   std::vector<std::string> dirs;
-  // v1: `cgroup.procs` of each hierarchy, opened before clone; the child
+  // v1: `tasks` of each hierarchy, opened before clone; the child
   // writes "0" to each to move itself in.
   std::vector<int> v1_procs_fds;
   // v2: the directory fd used with CLONE_INTO_CGROUP.

@@ -24,6 +24,8 @@ struct PolicySource {
   std::string workspace;
 };
 void AddPolicyOptions(CLI::App& cmd, PolicySource& src, bool allow_default);
+// The policy variables, with --workspace made absolute (false: printed why).
+bool MakeVars(const std::string& workspace_arg, PolicyVars* vars);
 bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out);
 
 }  // namespace ward::cli

@@ -19,8 +19,10 @@ struct PolicyArgs {
 int Check(const PolicyArgs& a) {
   bool all_ok = true;
   nlohmann::json report = nlohmann::json::array();
+  PolicyVars vars;
+  if (!MakeVars(a.src.workspace, &vars)) return kExitUsage;
   for (const auto& f : a.files) {
-    PolicyLoad load = LoadPolicyFile(f, PolicyVars::FromEnvironment(a.src.workspace));
+    PolicyLoad load = LoadPolicyFile(f, vars);
     all_ok = all_ok && load.ok();
     if (a.json) {
       nlohmann::json errs = nlohmann::json::array();

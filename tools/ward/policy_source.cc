@@ -1,4 +1,7 @@
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "commands.h"
 #include "ward/policy.h"
@@ -14,8 +17,24 @@ void AddPolicyOptions(CLI::App& cmd, PolicySource& src, bool allow_default) {
   cmd.add_option("--workspace", src.workspace, "directory that ${WORKSPACE} names (default: the current directory)");
 }
 
+bool MakeVars(const std::string& workspace_arg, PolicyVars* vars) {
+  std::string workspace;
+  if (!workspace_arg.empty()) {
+    // Relative to the current directory, like any path on a command line.
+    char buf[PATH_MAX];
+    if (!realpath(workspace_arg.c_str(), buf)) {
+      std::fprintf(stderr, "ward: --workspace \"%s\": %s\n", workspace_arg.c_str(), std::strerror(errno));
+      return false;
+    }
+    workspace = buf;
+  }
+  *vars = PolicyVars::FromEnvironment(workspace);
+  return true;
+}
+
 bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out) {
-  PolicyVars vars = PolicyVars::FromEnvironment(src.workspace);
+  PolicyVars vars;
+  if (!MakeVars(src.workspace, &vars)) return false;
   PolicyLoad load;
   std::string name;
   if (!src.file.empty()) {
