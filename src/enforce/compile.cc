@@ -129,9 +129,15 @@ class Layout {
   }
 
   // True if `path` is readable in the sandbox (under a grant, not masked).
+  // True if the host's `path` is the same directory in the sandbox: under
+  // a grant and not masked. A host path under the private /tmp is not (the
+  // sandbox's /tmp is another, empty directory); the top of /tmp, /dev or
+  // /proc themselves, and the root, exist in the sandbox too.
   bool Visible(const std::string& path) const {
+    if (path == "/") return true;
     const Entry* o = Owner(path, false);
-    return o && o->kind != Kind::kDeny;
+    if (!o) return false;
+    return IsHostBacked(o->kind) || (o->kind != Kind::kDeny && o->real == path);
   }
 
   // A file synthesized in the root (only where the root tmpfs owns it).

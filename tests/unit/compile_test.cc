@@ -174,6 +174,30 @@ TEST_F(CompileTest, WorkspaceUnderTmpConflictsWithPrivateTmp) {
       << plan.error().message;
 }
 
+// Regression (escape suite, LeakedDirFd_CVE_2024_21626 in a checkout under
+// /tmp): a host directory under the private /tmp is not what the sandbox's
+// /tmp holds, so it cannot be the working directory.
+TEST_F(CompileTest, WorkingDirectoryMustBeTheSameDirectoryInside) {
+  char tmpl[] = "/tmp/ward-cwd-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  Policy p = Base();
+  p.process.cwd = tmpl;
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  rmdir(tmpl);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("/process/cwd"), std::string::npos) << plan.error().message;
+  p.process.cwd = "/tmp";  // the private /tmp itself exists inside
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->cwd, "/tmp");
+  p.process.cwd = root_ + "/ws";  // not granted
+  EXPECT_FALSE(CompilePlan(p, {"/bin/true"}, 7));
+  p.filesystem.read = {root_ + "/ws"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->cwd, root_ + "/ws");
+}
+
 TEST_F(CompileTest, BaseAvoidsDirectoriesHoldingSources) {
   Policy p = Base();
   p.filesystem.private_tmp = false;
