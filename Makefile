@@ -35,11 +35,14 @@ test: test-fast test-asan
 bench: build
 	@$(BUILD)/bin/ward_startup_bench
 
+# Every fuzzer for FUZZ_SECONDS (default 60) each; new inputs go to build-fuzz/corpus/NAME.
 fuzz: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DWARD_FUZZ=ON -DWARD_TESTS=OFF >/dev/null
-	@mkdir -p build-fuzz/corpus
-	@ninja -C build-fuzz policy_fuzzer
-	@build-fuzz/bin/policy_fuzzer -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus tests/fuzz/corpus/policy
+	@ninja -C build-fuzz
+	@for f in build-fuzz/bin/*_fuzzer; do \
+	  name=$$(basename $$f _fuzzer); mkdir -p build-fuzz/corpus/$$name; \
+	  echo "fuzzing $$name"; $$f -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus/$$name tests/fuzz/corpus/$$name || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
