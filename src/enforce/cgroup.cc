@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <mutex>
+#include <vector>
 #include <cmath>
 #include <optional>
 #include <sstream>
@@ -31,12 +33,19 @@ bool IsFs(const std::string& path, long magic) {
   return statfs(path.c_str(), &s) == 0 && s.f_type == magic;
 }
 
-// The current process's cgroup path in the hierarchy named `key` in
-// /proc/self/cgroup ("" for the v2 hierarchy, else a v1 controller name).
-std::optional<std::string> OwnCgroup(const std::string& key) {
-  auto text = ReadFile("/proc/self/cgroup");
-  if (!text) return std::nullopt;
-  std::istringstream in(*text);
+// What /proc/self/cgroup and the v2 mount say, read once per decision.
+struct HostView {
+  std::string self_cgroup;
+  std::optional<std::string> v2_mount;
+
+  static HostView Read();
+  // The current process's cgroup path in the hierarchy named `key` in
+  // /proc/self/cgroup ("" for the v2 hierarchy, else a v1 controller name).
+  std::optional<std::string> Own(const std::string& key) const;
+};
+
+std::optional<std::string> HostView::Own(const std::string& key) const {
+  std::istringstream in(self_cgroup);
   std::string line;
   while (std::getline(in, line)) {
     auto a = line.find(':');
@@ -44,11 +53,14 @@ std::optional<std::string> OwnCgroup(const std::string& key) {
     if (a == std::string::npos || b == std::string::npos) continue;
     std::string ctrls = line.substr(a + 1, b - a - 1);
     std::string path = line.substr(b + 1);
-    if (key.empty() ? (line.substr(0, a) == "0" && ctrls.empty()) : false) return path;
+    if (key.empty()) {
+      if (line.substr(0, a) == "0" && ctrls.empty()) return path;
+      continue;
+    }
     std::istringstream cs(ctrls);
     std::string c;
     while (std::getline(cs, c, ',')) {
-      if (!key.empty() && c == key) return path;
+      if (c == key) return path;
     }
   }
   return std::nullopt;
@@ -61,6 +73,13 @@ std::optional<std::string> V2Mount() {
   std::string unified = std::string(kRoot) + "/unified";
   if (IsFs(unified, CGROUP2_SUPER_MAGIC)) return unified;
   return std::nullopt;
+}
+
+HostView HostView::Read() {
+  HostView v;
+  v.self_cgroup = ReadFile("/proc/self/cgroup").value_or("");
+  v.v2_mount = V2Mount();
+  return v;
 }
 
 bool ListsWord(const std::optional<std::string>& text, const std::string& word) {
@@ -80,9 +99,9 @@ bool ListsWord(const std::optional<std::string>& text, const std::string& word) 
 // to: the "no internal processes" rule); otherwise its parent, which hands
 // the controller to us and so to our siblings, is used. ward never changes
 // subtree_control itself.
-std::optional<std::string> V2Base(const std::string& controller) {
-  auto mount = V2Mount();
-  auto own = OwnCgroup("");
+std::optional<std::string> V2Base(const std::string& controller, const HostView& host) {
+  const auto& mount = host.v2_mount;
+  auto own = host.Own("");
   if (!mount || !own) return std::nullopt;
   std::string dir = *mount + (*own == "/" ? "" : *own);
   if (ListsWord(ReadFile(dir + "/cgroup.subtree_control"), controller) && access(dir.c_str(), W_OK) == 0) {
@@ -94,22 +113,22 @@ std::optional<std::string> V2Base(const std::string& controller) {
   return parent;
 }
 
-std::optional<std::string> V1Base(const std::string& controller) {
+std::optional<std::string> V1Base(const std::string& controller, const HostView& host) {
+  auto own = host.Own(controller);
+  if (!own) return std::nullopt;
   std::string mount = std::string(kRoot) + "/" + controller;
   if (!IsFs(mount, CGROUP_SUPER_MAGIC)) return std::nullopt;
-  auto own = OwnCgroup(controller);
-  if (!own) return std::nullopt;
   std::string dir = mount + (*own == "/" ? "" : *own);
   if (access(dir.c_str(), W_OK) != 0) return std::nullopt;
   return dir;
 }
 
-LimitMechanism Probe(const std::string& controller, std::string* where) {
-  if (auto d = V2Base(controller)) {
+LimitMechanism Probe(const std::string& controller, const HostView& host, std::string* where) {
+  if (auto d = V2Base(controller, host)) {
     *where = *d;
     return LimitMechanism::kCgroupV2;
   }
-  if (auto d = V1Base(controller)) {
+  if (auto d = V1Base(controller, host)) {
     *where = *d;
     return LimitMechanism::kCgroupV1;
   }
@@ -152,8 +171,9 @@ const char* MechanismName(LimitMechanism m) {
 CgroupSupport ProbeCgroups() {
   CgroupSupport s;
   std::string where;
+  const HostView host = HostView::Read();
   auto one = [&](const char* name, LimitMechanism fallback, const char* fallback_why) {
-    LimitMechanism m = Probe(name, &where);
+    LimitMechanism m = Probe(name, host, &where);
     if (m == LimitMechanism::kNone) {
       s.detail += std::string(name) + ": no writable cgroup (v2 or v1) for this user; " + fallback_why + "\n";
       return fallback;
@@ -182,6 +202,16 @@ SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& o) noexcept {
     o.watchdog_fd_ = o.watchdog_pid_ = -1;
   }
   return *this;
+}
+
+// Reaps finished watchdogs of earlier sandboxes, and remembers `pid` (if
+// not -1) to reap later.
+void ReapWatchdogs(int pid) {
+  static std::mutex mu;
+  static std::vector<int> pending;
+  std::lock_guard<std::mutex> lock(mu);
+  std::erase_if(pending, [](int p) { return waitpid(p, nullptr, WNOHANG) != 0; });
+  if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0) pending.push_back(pid);
 }
 
 // Principle: nothing of a sandbox outlives it, even when ward itself is
@@ -237,9 +267,12 @@ void SandboxCgroup::Remove() {
   }
   plan_.dirs.clear();
   if (watchdog_fd_ >= 0) {
+    // The watchdog now finds nothing left and exits. Waiting for that would
+    // cost a context switch on every run; it is reaped on a later call (or
+    // by init once ward exits) instead.
     close(watchdog_fd_);
     watchdog_fd_ = -1;
-    waitpid(watchdog_pid_, nullptr, 0);
+    ReapWatchdogs(watchdog_pid_);
     watchdog_pid_ = -1;
   }
 }
@@ -249,11 +282,12 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
   CgroupPlan& p = cg.plan_;
   const std::string name = UniqueName();
   std::string v2_dir;  // one v2 cgroup serves every v2 controller
+  const HostView host = HostView::Read();
 
   // Makes (once) the cgroup for `controller` and returns its directory.
   auto make = [&](const char* controller, LimitMechanism* mech) -> Result<std::string> {
     std::string base;
-    *mech = Probe(controller, &base);
+    *mech = Probe(controller, host, &base);
     if (*mech == LimitMechanism::kNone) return std::string();
     if (*mech == LimitMechanism::kCgroupV2) {
       if (!v2_dir.empty()) return v2_dir;
