@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "enforce/compile.h"
 #include "enforce/seccomp.h"
 
 extern char** environ;
@@ -53,15 +54,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The same system paths as ward's baseline (kSystemPaths in
-// src/enforce/compile.cc), so that bwrap builds a root of the same size.
-const char* const kSystemPaths[] = {
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
-    "/etc/localtime", "/etc/timezone", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf",
-    "/etc/protocols", "/etc/services", "/etc/mime.types", "/etc/ssl", "/etc/ca-certificates",
-    "/etc/os-release", "/etc/debian_version", "/etc/locale.alias", "/etc/inputrc",
-};
+// The same system paths as ward's baseline, so that bwrap builds a root of
+// the same size.
+const std::vector<std::string> kSystemPaths = ward::SystemBaselinePaths();
 
 // The variables ward's offline-readonly profile passes through.
 const char* const kInheritedEnv[] = {"PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM"};
@@ -308,7 +303,8 @@ std::vector<std::string> BwrapArgv(const std::string& bwrap, const std::string& 
                                 "--cap-drop", "ALL", "--hostname", "ward"};
   std::vector<std::string> bound;
   std::vector<std::pair<std::string, std::string>> links;
-  for (const char* p : kSystemPaths) {
+  for (const std::string& path : kSystemPaths) {
+    const char* p = path.c_str();
     struct stat st;
     if (lstat(p, &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {

@@ -305,6 +305,8 @@ struct ResolveCache {
   }
 };
 
+std::vector<std::string> SystemBaselinePaths() { return {std::begin(kSystemPaths), std::end(kSystemPaths)}; }
+
 ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
   ResolveCache local;
   if (!cache) cache = &local;

@@ -26,6 +26,10 @@ struct ResolvedPath {
 struct ResolveCache;
 ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache = nullptr);
 
+// The system baseline (`"system": true`): what a dynamically linked
+// program needs to start and behave. Paths missing on a host are skipped.
+std::vector<std::string> SystemBaselinePaths();
+
 // Errors name the policy field (`/filesystem/read/1 "/opt/data": does not exist`).
 Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv, int landlock_abi);
 
