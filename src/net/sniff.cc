@@ -1,0 +1,735 @@
+#include "net/sniff.h"
+
+#include <algorithm>
+#include <bitset>
+#include <vector>
+
+namespace ward::net {
+namespace {
+
+using Bytes = std::span<const uint8_t>;
+
+constexpr uint8_t kTlsContentHandshake = 0x16;
+constexpr uint8_t kTlsHandshakeClientHello = 0x01;
+constexpr size_t kTlsRecordHeader = 5;
+constexpr size_t kTlsMaxRecordPayload = 16384;  // 2^14, RFC 8446 §5.1
+constexpr size_t kMaxMethodLength = 32;
+
+uint16_t Get16(Bytes b, size_t pos) { return static_cast<uint16_t>((b[pos] << 8) | b[pos + 1]); }
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// RFC 9110 §5.6.2 tchar.
+bool IsTchar(char c) {
+  if (IsDigit(c) || IsAlpha(c)) return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A DNS host name as text: labels of 1..63 characters from [A-Za-z0-9_-],
+// separated by single dots, 253 characters at most, no trailing dot. Writes
+// the lower-cased name to *out.
+bool NormalizeHostName(std::string_view in, std::string* out) {
+  if (in.empty() || in.size() > 253) return false;
+  std::string s;
+  s.reserve(in.size());
+  size_t label = 0;
+  for (char c : in) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+    } else {
+      if (!IsDigit(c) && !IsAlpha(c) && c != '-' && c != '_') return false;
+      if (++label > 63) return false;
+    }
+    s.push_back(Lower(c));
+  }
+  if (label == 0) return false;
+  *out = std::move(s);
+  return true;
+}
+
+// Dotted quad, each part 0..255 without leading zeros ("010" is octal to
+// inet_aton and decimal to others, so it is refused).
+bool ValidIpv4(std::string_view s) {
+  int parts = 0;
+  size_t i = 0;
+  while (true) {
+    size_t start = i;
+    unsigned v = 0;
+    while (i < s.size() && IsDigit(s[i]) && i - start < 3) v = v * 10 + static_cast<unsigned>(s[i++] - '0');
+    size_t n = i - start;
+    if (n == 0 || v > 255 || (n > 1 && s[start] == '0')) return false;
+    ++parts;
+    if (i == s.size()) return parts == 4;
+    if (s[i] != '.' || parts == 4) return false;
+    ++i;
+  }
+}
+
+// Colon-separated groups of 1..4 hex digits; the last may be a dotted quad
+// (counting as two groups) if `v4_last` allows it.
+bool CountIpv6Groups(std::string_view part, bool v4_last, int* groups) {
+  *groups = 0;
+  if (part.empty()) return true;
+  size_t start = 0;
+  while (true) {
+    size_t colon = part.find(':', start);
+    std::string_view g = part.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
+    if (colon == std::string_view::npos && v4_last && g.find('.') != std::string_view::npos) {
+      if (!ValidIpv4(g)) return false;
+      *groups += 2;
+      return true;
+    }
+    if (g.empty() || g.size() > 4 || !std::all_of(g.begin(), g.end(), IsHex)) return false;
+    ++*groups;
+    if (colon == std::string_view::npos) return true;
+    start = colon + 1;
+  }
+}
+
+// RFC 4291 §2.2 text form; no zone identifier.
+bool ValidIpv6(std::string_view s) {
+  if (s.size() < 2 || s.size() > 45) return false;
+  size_t dc = s.find("::");
+  if (dc == std::string_view::npos) {
+    int n = 0;
+    return CountIpv6Groups(s, true, &n) && n == 8;
+  }
+  if (s.find("::", dc + 1) != std::string_view::npos) return false;
+  int head = 0;
+  int tail = 0;
+  if (!CountIpv6Groups(s.substr(0, dc), false, &head)) return false;
+  if (!CountIpv6Groups(s.substr(dc + 2), true, &tail)) return false;
+  return head + tail <= 7;
+}
+
+// 1..65535 in decimal, no sign, no leading zero.
+bool ParsePort(std::string_view s, uint16_t* port) {
+  if (s.empty() || s.size() > 5 || s[0] == '0') return false;
+  unsigned v = 0;
+  for (char c : s) {
+    if (!IsDigit(c)) return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v > 65535) return false;
+  *port = static_cast<uint16_t>(v);
+  return true;
+}
+
+struct HostPort {
+  std::string host;
+  std::optional<uint16_t> port;
+};
+
+// uri-host [":" port], where uri-host is a plain host name or a bracketed
+// IPv6 literal. No percent-encoding, no userinfo, no empty port.
+bool ParseHostPort(std::string_view s, bool port_required, HostPort* out) {
+  std::string_view port_text;
+  bool has_port = false;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string_view::npos) return false;
+    std::string_view ip = s.substr(1, close - 1);
+    if (!ValidIpv6(ip)) return false;
+    out->host.assign(ip);
+    for (char& c : out->host) c = Lower(c);
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return false;
+      port_text = rest.substr(1);
+      has_port = true;
+    }
+  } else {
+    size_t colon = s.find(':');
+    if (!NormalizeHostName(s.substr(0, colon), &out->host)) return false;
+    if (colon != std::string_view::npos) {
+      port_text = s.substr(colon + 1);
+      has_port = true;
+    }
+  }
+  if (has_port) {
+    uint16_t p = 0;
+    if (!ParsePort(port_text, &p)) return false;
+    out->port = p;
+  } else if (port_required) {
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// TLS
+
+class Reader {
+ public:
+  explicit Reader(Bytes b) : b_(b) {}
+  size_t remaining() const { return b_.size() - pos_; }
+  bool U8(uint8_t* v) {
+    if (remaining() < 1) return false;
+    *v = b_[pos_++];
+    return true;
+  }
+  bool U16(uint16_t* v) {
+    if (remaining() < 2) return false;
+    *v = Get16(b_, pos_);
+    pos_ += 2;
+    return true;
+  }
+  bool Take(size_t n, Bytes* out) {
+    if (remaining() < n) return false;
+    *out = b_.subspan(pos_, n);
+    pos_ += n;
+    return true;
+  }
+
+ private:
+  Bytes b_;
+  size_t pos_ = 0;
+};
+
+TlsClientHello TlsMalformed(TlsError e) {
+  TlsClientHello r;
+  r.status = TlsSniffStatus::kMalformed;
+  r.error = e;
+  return r;
+}
+
+// server_name (RFC 6066 §3): a list of exactly one host_name entry.
+TlsError ParseServerName(Bytes ext, std::string* host) {
+  Reader r(ext);
+  uint16_t list_len = 0;
+  if (!r.U16(&list_len) || list_len == 0 || list_len != r.remaining()) {
+    return TlsError::kServerNameList;
+  }
+  uint8_t type = 0;
+  uint16_t len = 0;
+  Bytes name;
+  if (!r.U8(&type) || !r.U16(&len) || !r.Take(len, &name)) return TlsError::kServerNameList;
+  if (r.remaining() != 0) return TlsError::kMultipleServerNames;
+  if (type != 0) return TlsError::kServerNameType;
+  std::string_view text(reinterpret_cast<const char*>(name.data()), name.size());
+  if (!NormalizeHostName(text, host)) return TlsError::kServerNameHost;
+  return TlsError::kNone;
+}
+
+TlsClientHello ParseClientHelloBody(Bytes body) {
+  Reader r(body);
+  uint16_t version = 0;
+  Bytes skip;
+  if (!r.U16(&version)) return TlsMalformed(TlsError::kTruncated);
+  if ((version >> 8) != 3) return TlsMalformed(TlsError::kClientVersion);
+  if (!r.Take(32, &skip)) return TlsMalformed(TlsError::kTruncated);  // random
+  uint8_t session_id_len = 0;
+  if (!r.U8(&session_id_len)) return TlsMalformed(TlsError::kTruncated);
+  if (session_id_len > 32) return TlsMalformed(TlsError::kSessionId);
+  if (!r.Take(session_id_len, &skip)) return TlsMalformed(TlsError::kTruncated);
+  uint16_t suites_len = 0;
+  if (!r.U16(&suites_len)) return TlsMalformed(TlsError::kTruncated);
+  if (suites_len == 0 || suites_len % 2 != 0) return TlsMalformed(TlsError::kCipherSuites);
+  if (!r.Take(suites_len, &skip)) return TlsMalformed(TlsError::kTruncated);
+  uint8_t compression_len = 0;
+  if (!r.U8(&compression_len)) return TlsMalformed(TlsError::kTruncated);
+  if (compression_len == 0) return TlsMalformed(TlsError::kCompression);
+  if (!r.Take(compression_len, &skip)) return TlsMalformed(TlsError::kTruncated);
+
+  TlsClientHello out;
+  out.status = TlsSniffStatus::kNoSni;
+  if (r.remaining() == 0) return out;  // no extensions at all (TLS <= 1.2)
+  uint16_t extensions_len = 0;
+  if (!r.U16(&extensions_len) || extensions_len != r.remaining()) {
+    return TlsMalformed(TlsError::kExtensionsLength);
+  }
+  std::bitset<65536> seen;
+  bool encrypted = false;
+  while (r.remaining() > 0) {
+    uint16_t type = 0;
+    uint16_t len = 0;
+    Bytes data;
+    if (!r.U16(&type) || !r.U16(&len) || !r.Take(len, &data)) {
+      return TlsMalformed(TlsError::kExtensionsLength);
+    }
+    if (seen.test(type)) return TlsMalformed(TlsError::kDuplicateExtension);
+    seen.set(type);
+    if (type == kTlsExtServerName) {
+      TlsError e = ParseServerName(data, &out.host);
+      if (e != TlsError::kNone) return TlsMalformed(e);
+    } else if (type == kTlsExtEncryptedClientHello || type == kTlsExtEncryptedServerName) {
+      encrypted = true;
+    }
+  }
+  if (encrypted) {
+    out.status = TlsSniffStatus::kEncryptedClientHello;
+  } else if (!out.host.empty()) {
+    out.status = TlsSniffStatus::kSni;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+HttpRequestHead HttpFail(HttpRequestHead r, HttpSniffStatus status, HttpError e) {
+  r.status = status;
+  r.error = e;
+  return r;
+}
+
+// Whitespace that some lenient parser might take as a separator.
+bool IsLooseSpace(char c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f'; }
+
+bool ContainsIgnoreCase(std::string_view hay, std::string_view needle) {
+  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    if (EqualsIgnoreCase(hay.substr(i, needle.size()), needle)) return true;
+  }
+  return false;
+}
+
+// Methods of RFC 9110, PATCH, the HTTP/2 preface and WebDAV/UPnP ones.
+bool IsKnownMethod(std::string_view m) {
+  static constexpr std::string_view kMethods[] = {
+      "GET",       "HEAD",        "POST",     "PUT",        "DELETE",   "CONNECT", "OPTIONS",  "TRACE",
+      "PATCH",     "PRI",         "PROPFIND", "PROPPATCH",  "MKCOL",    "COPY",    "MOVE",     "LOCK",
+      "UNLOCK",    "SEARCH",      "REPORT",   "MKACTIVITY", "CHECKOUT", "MERGE",   "M-SEARCH", "NOTIFY",
+      "SUBSCRIBE", "UNSUBSCRIBE", "PURGE",    "LINK",       "UNLINK",   "QUERY"};
+  for (std::string_view k : kMethods) {
+    if (EqualsIgnoreCase(m, k)) return true;
+  }
+  return false;
+}
+
+// "Not HTTP" must mean that no server would read these bytes as an HTTP
+// request: the proxy may treat such a connection as opaque TCP, and a server
+// that did read a Host from it would defeat the name check. So it is decided
+// only by the first token (the would-be method): a byte in it that is
+// neither a token character nor whitespace. Everything else waits for the
+// end of the line.
+bool PartialLineIsNotHttp(std::string_view partial) {
+  for (char c : partial) {
+    if (IsLooseSpace(c) || c == '\r') return false;
+    if (!IsTchar(c)) return true;
+  }
+  return false;
+}
+
+// The request line without its CRLF. It is taken for HTTP (and then held to
+// the strict grammar: anything off is kMalformed) if its first token is a
+// known method or the line mentions "HTTP/" in any case; it is kNotHttp if
+// neither, or if the first token holds a byte no method can contain. So
+// HTTP/0.9 ("GET /"), "http/1.1" and trailing spaces, which lenient servers
+// accept, are malformed, while an SSH banner or a Redis command is not HTTP.
+bool ParseRequestLine(std::string_view line, HttpRequestHead* r) {
+  auto fail = [r](HttpSniffStatus status, HttpError e) {
+    *r = HttpFail(std::move(*r), status, e);
+    return false;
+  };
+  size_t sp = 0;
+  while (sp < line.size() && !IsLooseSpace(line[sp])) ++sp;
+  std::string_view method = line.substr(0, sp);
+  if (!std::all_of(method.begin(), method.end(), IsTchar)) {
+    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
+  }
+  if (!IsKnownMethod(method) && !ContainsIgnoreCase(line, "HTTP/")) {
+    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
+  }
+  if (method.empty() || method.size() > kMaxMethodLength || sp == line.size() || line[sp] != ' ') {
+    return fail(HttpSniffStatus::kMalformed, HttpError::kRequestLine);
+  }
+  size_t last_sp = line.rfind(' ');
+  if (last_sp == sp) return fail(HttpSniffStatus::kMalformed, HttpError::kRequestLine);
+  std::string_view target = line.substr(sp + 1, last_sp - sp - 1);
+  std::string_view version = line.substr(last_sp + 1);
+  if (target.empty() || target.find(' ') != std::string_view::npos) {
+    return fail(HttpSniffStatus::kMalformed, HttpError::kRequestLine);
+  }
+  r->method.assign(method);
+  r->target.assign(target);
+  for (char c : target) {
+    // Visible ASCII only; '#' (a fragment) never belongs in a request target.
+    if (c < 0x21 || c > 0x7e || c == '#') return fail(HttpSniffStatus::kMalformed, HttpError::kTarget);
+  }
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
+    return fail(HttpSniffStatus::kMalformed, HttpError::kVersion);
+  }
+  r->version_minor = version[7] - '0';
+  return true;
+}
+
+struct HeaderState {
+  bool host = false;
+  bool content_length = false;
+  bool transfer_encoding = false;
+};
+
+HttpError ParseHeaderLine(std::string_view line, HeaderState* seen, HttpRequestHead* r) {
+  if (line[0] == ' ' || line[0] == '\t') return HttpError::kObsFold;
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return HttpError::kHeaderName;
+  std::string_view name = line.substr(0, colon);
+  if (name.find_first_of(" \t") != std::string_view::npos) return HttpError::kWhitespaceBeforeColon;
+  if (!std::all_of(name.begin(), name.end(), IsTchar)) return HttpError::kHeaderName;
+  std::string_view value = line.substr(colon + 1);
+  for (char c : value) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return HttpError::kHeaderValue;
+  }
+  size_t b = value.find_first_not_of(" \t");
+  value = b == std::string_view::npos ? std::string_view() : value.substr(b);
+  size_t e = value.find_last_not_of(" \t");
+  value = value.substr(0, e == std::string_view::npos ? 0 : e + 1);
+
+  if (EqualsIgnoreCase(name, "host")) {
+    if (seen->host) return HttpError::kDuplicateHost;
+    seen->host = true;
+    HostPort hp;
+    if (!ParseHostPort(value, false, &hp)) return HttpError::kBadHost;
+    r->host = std::move(hp.host);
+    r->port = hp.port;
+  } else if (EqualsIgnoreCase(name, "content-length")) {
+    // One field, one decimal number: "5, 5" and repeats are read differently
+    // by different servers (RFC 9112 §6.3), so they are refused.
+    if (seen->content_length || value.empty() || value.size() > 18 ||
+        !std::all_of(value.begin(), value.end(), IsDigit)) {
+      return HttpError::kContentLength;
+    }
+    seen->content_length = true;
+    uint64_t v = 0;
+    for (char c : value) v = v * 10 + static_cast<uint64_t>(c - '0');
+    r->content_length = v;
+  } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
+    if (seen->transfer_encoding || !EqualsIgnoreCase(value, "chunked")) {
+      return HttpError::kTransferEncoding;
+    }
+    seen->transfer_encoding = true;
+    r->chunked = true;
+  }
+  return HttpError::kNone;
+}
+
+// The target's form, checked against the method; fills scheme/target_host.
+HttpError ParseTargetForm(HttpRequestHead* r, bool* absolute) {
+  *absolute = false;
+  const std::string& t = r->target;
+  if (r->method == "CONNECT") {
+    HostPort hp;
+    if (!ParseHostPort(t, true, &hp)) return HttpError::kTarget;
+    r->target_host = std::move(hp.host);
+    r->target_port = hp.port;
+    return HttpError::kNone;
+  }
+  if (t == "*") return r->method == "OPTIONS" ? HttpError::kNone : HttpError::kTarget;
+  if (t[0] == '/') return HttpError::kNone;
+  size_t sep = t.find("://");
+  if (sep == std::string::npos) return HttpError::kTarget;
+  std::string scheme = t.substr(0, sep);
+  for (char& c : scheme) c = Lower(c);
+  if (scheme != "http" && scheme != "https") return HttpError::kTarget;
+  std::string_view rest = std::string_view(t).substr(sep + 3);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+  if (authority.find('@') != std::string_view::npos) return HttpError::kTarget;  // userinfo
+  HostPort hp;
+  if (!ParseHostPort(authority, false, &hp)) return HttpError::kBadHost;
+  r->scheme = std::move(scheme);
+  r->target_host = std::move(hp.host);
+  r->target_port = hp.port;
+  *absolute = true;
+  return HttpError::kNone;
+}
+
+HttpRequestHead FinishHead(HttpRequestHead r, const HeaderState& seen) {
+  if (r.content_length && r.chunked) {
+    return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kContentLengthAndTransferEncoding);
+  }
+  if (r.chunked && r.version_minor == 0) {
+    return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kTransferEncoding);
+  }
+  bool absolute = false;
+  HttpError e = ParseTargetForm(&r, &absolute);
+  if (e != HttpError::kNone) return HttpFail(std::move(r), HttpSniffStatus::kMalformed, e);
+  bool connect = r.method == "CONNECT";
+  if (!seen.host) {
+    if (!connect && !absolute) {
+      return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kMissingHost);
+    }
+  } else if (connect || absolute) {
+    bool same = r.host == r.target_host;
+    if (connect) {
+      same = same && (!r.port || r.port == r.target_port);
+    } else {
+      uint16_t default_port = r.scheme == "https" ? 443 : 80;
+      same = same && r.port.value_or(default_port) == r.target_port.value_or(default_port);
+    }
+    if (!same) {
+      r.status = HttpSniffStatus::kAmbiguousHost;
+      return r;
+    }
+  }
+  r.status = HttpSniffStatus::kRequest;
+  return r;
+}
+
+std::string_view AsText(Bytes b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+
+}  // namespace
+
+std::string_view TlsErrorName(TlsError error) {
+  switch (error) {
+    case TlsError::kNone:
+      return "none";
+    case TlsError::kRecordVersion:
+      return "record_version";
+    case TlsError::kRecordLength:
+      return "record_length";
+    case TlsError::kInterleavedRecord:
+      return "interleaved_record";
+    case TlsError::kNotClientHello:
+      return "not_client_hello";
+    case TlsError::kTooLarge:
+      return "too_large";
+    case TlsError::kTrailingData:
+      return "trailing_data";
+    case TlsError::kTruncated:
+      return "truncated";
+    case TlsError::kClientVersion:
+      return "client_version";
+    case TlsError::kSessionId:
+      return "session_id";
+    case TlsError::kCipherSuites:
+      return "cipher_suites";
+    case TlsError::kCompression:
+      return "compression";
+    case TlsError::kExtensionsLength:
+      return "extensions_length";
+    case TlsError::kDuplicateExtension:
+      return "duplicate_extension";
+    case TlsError::kServerNameList:
+      return "server_name_list";
+    case TlsError::kMultipleServerNames:
+      return "multiple_server_names";
+    case TlsError::kServerNameType:
+      return "server_name_type";
+    case TlsError::kServerNameHost:
+      return "server_name_host";
+  }
+  return "unknown";
+}
+
+std::string_view HttpErrorName(HttpError error) {
+  switch (error) {
+    case HttpError::kNone:
+      return "none";
+    case HttpError::kNotHttp:
+      return "not_http";
+    case HttpError::kTooLarge:
+      return "too_large";
+    case HttpError::kBareCr:
+      return "bare_cr";
+    case HttpError::kBareLf:
+      return "bare_lf";
+    case HttpError::kLeadingEmptyLine:
+      return "leading_empty_line";
+    case HttpError::kRequestLine:
+      return "request_line";
+    case HttpError::kTarget:
+      return "target";
+    case HttpError::kVersion:
+      return "version";
+    case HttpError::kHeaderName:
+      return "header_name";
+    case HttpError::kWhitespaceBeforeColon:
+      return "whitespace_before_colon";
+    case HttpError::kHeaderValue:
+      return "header_value";
+    case HttpError::kObsFold:
+      return "obs_fold";
+    case HttpError::kMissingHost:
+      return "missing_host";
+    case HttpError::kDuplicateHost:
+      return "duplicate_host";
+    case HttpError::kBadHost:
+      return "bad_host";
+    case HttpError::kContentLength:
+      return "content_length";
+    case HttpError::kTransferEncoding:
+      return "transfer_encoding";
+    case HttpError::kContentLengthAndTransferEncoding:
+      return "content_length_and_transfer_encoding";
+    case HttpError::kHostMismatch:
+      return "host_mismatch";
+    case HttpError::kNotConnect:
+      return "not_connect";
+    case HttpError::kConnectBody:
+      return "connect_body";
+  }
+  return "unknown";
+}
+
+TlsClientHello ParseClientHelloSni(std::span<const uint8_t> data) {
+  TlsClientHello r;
+  if (data.empty()) {
+    r.need = kTlsRecordHeader;
+    return r;
+  }
+  // A client's first TLS bytes are a handshake record, version 3.x.
+  if (data[0] != kTlsContentHandshake || (data.size() >= 2 && data[1] != 3)) {
+    r.status = TlsSniffStatus::kNotTls;
+    return r;
+  }
+  // Reassemble the handshake message from as many records as it spans.
+  std::vector<uint8_t> message;
+  size_t message_size = 0;  // header included, once the header is in
+  size_t record_bytes = 0;  // payload bytes of the records seen so far
+  size_t pos = 0;
+  while (true) {
+    if (data.size() - pos < kTlsRecordHeader) {
+      r.need = pos + kTlsRecordHeader;
+      return r;
+    }
+    if (data[pos] != kTlsContentHandshake) return TlsMalformed(TlsError::kInterleavedRecord);
+    if (data[pos + 1] != 3 || data[pos + 2] > 4) return TlsMalformed(TlsError::kRecordVersion);
+    size_t len = Get16(data, pos + 3);
+    if (len == 0 || len > kTlsMaxRecordPayload) return TlsMalformed(TlsError::kRecordLength);
+    record_bytes += len;
+    if (message_size != 0 && record_bytes > message_size) {
+      return TlsMalformed(TlsError::kTrailingData);
+    }
+    size_t avail = std::min(len, data.size() - pos - kTlsRecordHeader);
+    Bytes fragment = data.subspan(pos + kTlsRecordHeader, avail);
+    message.insert(message.end(), fragment.begin(), fragment.end());
+    if (!message.empty() && message[0] != kTlsHandshakeClientHello) {
+      return TlsMalformed(TlsError::kNotClientHello);
+    }
+    if (message_size == 0 && message.size() >= 4) {
+      message_size = 4 + ((size_t{message[1]} << 16) | (size_t{message[2]} << 8) | message[3]);
+      if (message_size > kMaxClientHelloSize) return TlsMalformed(TlsError::kTooLarge);
+      if (record_bytes > message_size) return TlsMalformed(TlsError::kTrailingData);
+    }
+    if (avail < len) {
+      r.need = pos + kTlsRecordHeader + len;
+      return r;
+    }
+    pos += kTlsRecordHeader + len;
+    if (message_size != 0 && record_bytes == message_size) break;
+  }
+  TlsClientHello out = ParseClientHelloBody(Bytes(message).subspan(4));
+  if (out.status != TlsSniffStatus::kMalformed) out.consumed = pos;
+  return out;
+}
+
+HttpRequestHead ParseHttpRequestHead(std::string_view data) {
+  HttpRequestHead r;
+  std::string_view window = data.substr(0, kMaxHttpHeadSize);
+  HeaderState seen;
+  size_t pos = 0;
+  bool first = true;
+  while (true) {
+    size_t lf = window.find('\n', pos);
+    size_t line_end = lf == std::string_view::npos ? window.size() : lf;
+    size_t cr = window.find('\r', pos);
+    if (cr < line_end) {
+      // The only CR allowed is the one right before LF. A CR at the very end
+      // of the input may still be followed by LF.
+      bool ok = lf == std::string_view::npos ? cr + 1 == window.size() : cr + 1 == lf;
+      if (!ok) return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBareCr);
+    }
+    if (lf == std::string_view::npos) {
+      if (first && PartialLineIsNotHttp(window.substr(pos))) {
+        return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
+      }
+      if (data.size() >= kMaxHttpHeadSize) {
+        return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kTooLarge);
+      }
+      return r;  // kNeedMore
+    }
+    if (lf == pos || window[lf - 1] != '\r') {
+      if (first && PartialLineIsNotHttp(window.substr(pos, lf - pos))) {
+        return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
+      }
+      return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBareLf);
+    }
+    std::string_view line = window.substr(pos, lf - 1 - pos);
+    pos = lf + 1;
+    if (first) {
+      if (line.empty()) {
+        return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kLeadingEmptyLine);
+      }
+      if (!ParseRequestLine(line, &r)) return r;
+      first = false;
+      continue;
+    }
+    if (line.empty()) {
+      r.head_length = pos;
+      return FinishHead(std::move(r), seen);
+    }
+    HttpError e = ParseHeaderLine(line, &seen, &r);
+    if (e != HttpError::kNone) return HttpFail(std::move(r), HttpSniffStatus::kMalformed, e);
+  }
+}
+
+HttpRequestHead ParseHttpRequestHead(std::span<const uint8_t> data) { return ParseHttpRequestHead(AsText(data)); }
+
+ConnectRequest ParseConnectRequest(std::string_view data) {
+  HttpRequestHead h = ParseHttpRequestHead(data);
+  ConnectRequest c;
+  auto fail = [&c](HttpError e) {
+    c.status = ConnectStatus::kMalformed;
+    c.error = e;
+    return c;
+  };
+  // Once the request line is in, any other method is refused, whatever else
+  // is wrong with it.
+  if (!h.method.empty() && h.method != "CONNECT") return fail(HttpError::kNotConnect);
+  switch (h.status) {
+    case HttpSniffStatus::kNeedMore:
+      return c;
+    case HttpSniffStatus::kNotHttp:
+      return fail(HttpError::kNotHttp);
+    case HttpSniffStatus::kMalformed:
+      return fail(h.error);
+    case HttpSniffStatus::kAmbiguousHost:
+      return fail(HttpError::kHostMismatch);
+    case HttpSniffStatus::kRequest:
+      break;
+  }
+  if (h.chunked || h.content_length.value_or(0) != 0) return fail(HttpError::kConnectBody);
+  c.status = ConnectStatus::kConnect;
+  c.host = std::move(h.target_host);
+  c.ipv6 = c.host.find(':') != std::string::npos;
+  c.port = h.target_port.value_or(0);
+  c.head_length = h.head_length;
+  return c;
+}
+
+ConnectRequest ParseConnectRequest(std::span<const uint8_t> data) { return ParseConnectRequest(AsText(data)); }
+
+}  // namespace ward::net

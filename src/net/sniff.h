@@ -1,0 +1,207 @@
+// Sniffers for the first bytes a sandboxed program sends on an intercepted
+// TCP connection: the TLS ClientHello (for the server name, SNI), an HTTP/1.x
+// request head (for the Host), and an HTTP CONNECT request (for the tunnel's
+// destination) sent to the cooperative proxy.
+//
+// Trust boundary: every byte comes from the sandboxed program, which may be
+// trying to make the proxy see one destination while the server sees another
+// (domain fronting, request smuggling). So these parsers are strict where
+// real-world parsers disagree: when two readings of the same bytes are
+// possible, the answer is "malformed", never a guess. Each is pure (no
+// syscalls), bounds-checked, reads at most a fixed prefix of its input
+// (kMaxClientHelloSize, kMaxHttpHeadSize) and can be called again with a
+// longer buffer after kNeedMore.
+//
+// Host names are returned lower-cased (ASCII) and only if they are made of
+// labels of 1..63 characters from [a-z0-9_-], 253 characters at most, with no
+// trailing dot; IPv6 literals (from brackets) are returned without brackets,
+// lower-cased. Numeric hosts are returned as text, not normalized: "127.1" is
+// not "127.0.0.1" here, and the caller must not resolve such text loosely.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ward::net {
+
+// ---------------------------------------------------------------------------
+// TLS ClientHello
+
+// Largest ClientHello handshake message accepted (header included). Clients
+// send 200 bytes to ~2 KiB (post-quantum key shares included); beyond this the
+// proxy refuses instead of buffering.
+inline constexpr size_t kMaxClientHelloSize = 16384;
+inline constexpr uint16_t kTlsExtServerName = 0x0000;
+inline constexpr uint16_t kTlsExtEncryptedClientHello = 0xfe0d;
+inline constexpr uint16_t kTlsExtEncryptedServerName = 0xffce;  // draft ESNI
+
+enum class TlsSniffStatus : uint8_t {
+  kNeedMore,  // consistent so far; call again with at least `need` bytes
+  kNotTls,    // the first bytes are not a TLS handshake record
+  kNoSni,     // a well-formed ClientHello without server_name
+  kSni,       // a well-formed ClientHello naming `host`
+  // A well-formed ClientHello with encrypted_client_hello (or the draft
+  // encrypted_server_name): the real server name is hidden and `host`, if
+  // set, is only the outer (public) name. Chrome sends a GREASE ECH extension
+  // that is indistinguishable from a real one by design; refusing these
+  // refuses Chrome unless it is configured not to send it.
+  kEncryptedClientHello,
+  kMalformed,  // see `error`
+};
+
+enum class TlsError : uint8_t {
+  kNone,
+  kRecordVersion,        // record-layer version not 3.x (x <= 4)
+  kRecordLength,         // a handshake record of 0 or more than 16384 bytes
+  kInterleavedRecord,    // a non-handshake record before the ClientHello is complete
+  kNotClientHello,       // the first handshake message is not a ClientHello
+  kTooLarge,             // ClientHello longer than kMaxClientHelloSize
+  kTrailingData,         // the records carrying the ClientHello hold more after it
+  kTruncated,            // a length inside the ClientHello runs past its end
+  kClientVersion,        // legacy_version not 3.x
+  kSessionId,            // session id longer than 32
+  kCipherSuites,         // empty or odd-length cipher suite list
+  kCompression,          // no compression method
+  kExtensionsLength,     // extensions block does not fill the ClientHello exactly
+  kDuplicateExtension,   // the same extension type twice (RFC 8446 §4.2)
+  kServerNameList,       // server_name extension empty or its list mis-sized
+  kMultipleServerNames,  // more than one entry in server_name
+  kServerNameType,       // entry type other than host_name (0)
+  kServerNameHost,       // host name empty, too long, or with characters outside [A-Za-z0-9_.-]
+};
+
+std::string_view TlsErrorName(TlsError error);  // stable snake_case: "duplicate_extension"
+
+struct TlsClientHello {
+  TlsSniffStatus status = TlsSniffStatus::kNeedMore;
+  // kNeedMore: the input must grow to at least this many bytes before the
+  // answer can change (the end of the current record; the total is unknown
+  // while further records may follow).
+  size_t need = 0;
+  TlsError error = TlsError::kNone;  // kMalformed only
+  std::string host;                  // kSni; kEncryptedClientHello: the outer name if any
+  size_t consumed = 0;               // bytes of the records that carried the ClientHello
+};
+
+// Reads the ClientHello at the start of a client's TLS stream. The handshake
+// message may be fragmented over several handshake records (as fragmenting
+// clients and censorship-evasion tools do), each of 1..16384 bytes, with no
+// other record type in between, and its last byte must end the last record.
+// Legacy SSLv2 hellos report kNotTls. Any duplicated extension, a second
+// server name, or a name that is not a plain host name is kMalformed, not the
+// first or last of them: the server might pick the other one.
+TlsClientHello ParseClientHelloSni(std::span<const uint8_t> data);
+
+// ---------------------------------------------------------------------------
+// HTTP/1.x request head (RFC 9112)
+
+// Largest request head accepted: request line, header fields and the empty
+// line that ends them.
+inline constexpr size_t kMaxHttpHeadSize = 16384;
+
+enum class HttpSniffStatus : uint8_t {
+  kNeedMore,  // consistent so far but the head has not ended
+  // No server would take this for an HTTP request: the first token holds a
+  // byte no method can contain, or the first line has neither a known
+  // method nor "HTTP/" (an SSH banner, a Redis command, TLS, binary).
+  kNotHttp,
+  kRequest,  // a well-formed request head
+  // Well formed, but the absolute-form target (or the CONNECT authority)
+  // names another host or port than the Host header: servers disagree on
+  // which one wins. Both are reported (`target_host`/`target_port`, `host`/
+  // `port`); refuse it.
+  kAmbiguousHost,
+  kMalformed,  // see `error`
+};
+
+enum class HttpError : uint8_t {
+  kNone,
+  kNotHttp,                // (ParseConnectRequest only)
+  kTooLarge,               // no end of head within kMaxHttpHeadSize
+  kBareCr,                 // CR not followed by LF
+  kBareLf,                 // LF not preceded by CR
+  kLeadingEmptyLine,       // CRLF before the request line
+  kRequestLine,            // not exactly "method SP target SP version"
+  kTarget,                 // bad characters, or the wrong form for the method
+  kVersion,                // HTTP/x.y other than 1.0 and 1.1
+  kHeaderName,             // empty name, non-token character, or no colon
+  kWhitespaceBeforeColon,  // "Host : x" (RFC 9112 §5.1: must be rejected)
+  kHeaderValue,            // control characters (other than HTAB) in a value
+  kObsFold,                // a line starting with SP/HTAB (line folding)
+  kMissingHost,            // no Host, and no authority in the target
+  kDuplicateHost,          // two Host header fields
+  kBadHost,                // Host (or target authority) not a plain host[:port]
+  kContentLength,          // non-numeric, huge, or repeated Content-Length
+  kTransferEncoding,       // other than a single "chunked", or in HTTP/1.0
+  kContentLengthAndTransferEncoding,
+  kHostMismatch,  // (ParseConnectRequest only) kAmbiguousHost
+  kNotConnect,    // (ParseConnectRequest only) another method
+  kConnectBody,   // (ParseConnectRequest only) CONNECT with a body
+};
+
+std::string_view HttpErrorName(HttpError error);  // stable snake_case: "duplicate_host"
+
+struct HttpRequestHead {
+  HttpSniffStatus status = HttpSniffStatus::kNeedMore;
+  HttpError error = HttpError::kNone;
+  size_t head_length = 0;  // bytes up to and including the empty line
+
+  // Set once the request line has been read (also with kNeedMore).
+  std::string method;     // case preserved (methods are case-sensitive)
+  std::string target;     // as sent
+  int version_minor = 1;  // HTTP/1.<version_minor>
+
+  // From the Host header field (empty if absent).
+  std::string host;
+  std::optional<uint16_t> port;
+  // From an absolute-form target ("http://h:p/...", scheme lower-cased, port
+  // defaulting to 80/443 when comparing) or a CONNECT authority ("h:p").
+  std::string scheme;
+  std::string target_host;
+  std::optional<uint16_t> target_port;
+
+  // Body framing, so the caller can find the next request on the connection.
+  std::optional<uint64_t> content_length;
+  bool chunked = false;
+};
+
+// Reads the request head at the start of `data`. Accepts: a request line of
+// a token method, one SP, a target of visible ASCII, one SP and "HTTP/1.0" or
+// "HTTP/1.1"; header lines "name: value" with a token name directly followed
+// by the colon and a value free of control characters other than HTAB; CRLF
+// line ends only; then an empty line. The target must be origin-form ("/..."),
+// absolute-form ("http://" or "https://" host[:port], no userinfo), "*" for
+// OPTIONS, or authority-form "host:port" for CONNECT (and only for it).
+// A Host header is required unless the method is CONNECT or the target is
+// absolute-form; a second Host, Content-Length together with
+// Transfer-Encoding, and any transfer coding but a single "chunked" are
+// refused. Bytes after the head are not looked at.
+HttpRequestHead ParseHttpRequestHead(std::string_view data);
+HttpRequestHead ParseHttpRequestHead(std::span<const uint8_t> data);
+
+// ---------------------------------------------------------------------------
+// HTTP CONNECT (RFC 9110 §9.3.6), as sent to HTTP_PROXY/HTTPS_PROXY.
+
+enum class ConnectStatus : uint8_t { kNeedMore, kConnect, kMalformed };
+
+struct ConnectRequest {
+  ConnectStatus status = ConnectStatus::kNeedMore;
+  HttpError error = HttpError::kNone;  // kMalformed
+  std::string host;                    // lower-cased; an IPv6 literal without its brackets
+  bool ipv6 = false;
+  uint16_t port = 0;
+  size_t head_length = 0;  // the tunnel's bytes start here
+};
+
+// A request head as ParseHttpRequestHead accepts it, with method CONNECT, an
+// authority-form target with a port ("host:443", "[2001:db8::1]:443"), no
+// body (no Transfer-Encoding, Content-Length absent or 0), and a Host header,
+// if present, naming the same host (and the same port if it has one).
+ConnectRequest ParseConnectRequest(std::string_view data);
+ConnectRequest ParseConnectRequest(std::span<const uint8_t> data);
+
+}  // namespace ward::net

@@ -1,0 +1,74 @@
+// libFuzzer target for the HTTP/1.x request-head and CONNECT parsers: any
+// byte string yields one verdict, never a crash or an over-read; an accepted
+// head is decided by its own bytes only, and no prefix of it is decided.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "net/sniff.h"
+
+namespace {
+
+using ward::net::HttpSniffStatus;
+
+void CheckHost(const std::string& host) {
+  if (host.empty()) __builtin_trap();
+  for (char c : host) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) __builtin_trap();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  ward::net::HttpRequestHead h = ward::net::ParseHttpRequestHead(in);
+  switch (h.status) {
+    case HttpSniffStatus::kNeedMore:
+      if (size >= ward::net::kMaxHttpHeadSize) __builtin_trap();
+      break;
+    case HttpSniffStatus::kNotHttp:
+      break;
+    case HttpSniffStatus::kMalformed:
+      if (h.error == ward::net::HttpError::kNone) __builtin_trap();
+      (void)ward::net::HttpErrorName(h.error);
+      break;
+    case HttpSniffStatus::kRequest:
+    case HttpSniffStatus::kAmbiguousHost: {
+      if (h.head_length < 4 || h.head_length > size || h.head_length > ward::net::kMaxHttpHeadSize ||
+          in.substr(h.head_length - 4, 4) != "\r\n\r\n") {
+        __builtin_trap();
+      }
+      if (!h.host.empty()) CheckHost(h.host);
+      if (!h.target_host.empty()) CheckHost(h.target_host);
+      if (h.host.empty() && h.target_host.empty()) __builtin_trap();  // no name to decide on
+      if (h.status == HttpSniffStatus::kAmbiguousHost && (h.host.empty() || h.target_host.empty())) {
+        __builtin_trap();
+      }
+      ward::net::HttpRequestHead exact = ward::net::ParseHttpRequestHead(in.substr(0, h.head_length));
+      if (exact.status != h.status || exact.host != h.host || exact.port != h.port ||
+          exact.target_host != h.target_host || exact.method != h.method || exact.target != h.target) {
+        __builtin_trap();
+      }
+      ward::net::HttpRequestHead shorter = ward::net::ParseHttpRequestHead(in.substr(0, h.head_length - 1));
+      if (shorter.status != HttpSniffStatus::kNeedMore) __builtin_trap();
+      break;
+    }
+  }
+
+  ward::net::ConnectRequest c = ward::net::ParseConnectRequest(in);
+  if (c.status == ward::net::ConnectStatus::kConnect) {
+    if (c.port == 0 || c.head_length != h.head_length || h.status != HttpSniffStatus::kRequest ||
+        h.method != "CONNECT" || c.host != h.target_host || c.ipv6 != (c.host.find(':') != std::string::npos)) {
+      __builtin_trap();
+    }
+    CheckHost(c.host);
+  } else if (c.status == ward::net::ConnectStatus::kMalformed && c.error == ward::net::HttpError::kNone) {
+    __builtin_trap();
+  } else if (c.status == ward::net::ConnectStatus::kNeedMore && h.status != HttpSniffStatus::kNeedMore) {
+    __builtin_trap();
+  }
+  return 0;
+}
