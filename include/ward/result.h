@@ -30,12 +30,14 @@ struct Unexpected {
 };
 inline Unexpected<Error> Fail(Error e) { return {std::move(e)}; }
 
-template <typename T>
+// E is the error type: ward's Error almost everywhere; parsers of untrusted
+// bytes use their own small error structs (e.g. net::DnsError).
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
-  Result(Unexpected<Error> e) : v_(std::in_place_index<1>, std::move(e.error)) {}  // NOLINT
-  Result(Error e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
+  Result(Unexpected<E> e) : v_(std::in_place_index<1>, std::move(e.error)) {}  // NOLINT
+  Result(E e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
 
   bool has_value() const { return v_.index() == 0; }
   explicit operator bool() const { return has_value(); }
@@ -46,24 +48,24 @@ class [[nodiscard]] Result {
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
-  const Error& error() const { return std::get<1>(v_); }
+  const E& error() const { return std::get<1>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
-template <>
-class [[nodiscard]] Result<void> {
+template <typename E>
+class [[nodiscard]] Result<void, E> {
  public:
   Result() = default;
-  Result(Unexpected<Error> e) : err_(std::move(e.error)), ok_(false) {}  // NOLINT
-  Result(Error e) : err_(std::move(e)), ok_(false) {}  // NOLINT
+  Result(Unexpected<E> e) : err_(std::move(e.error)), ok_(false) {}  // NOLINT
+  Result(E e) : err_(std::move(e)), ok_(false) {}  // NOLINT
   bool has_value() const { return ok_; }
   explicit operator bool() const { return ok_; }
-  const Error& error() const { return err_; }
+  const E& error() const { return err_; }
 
  private:
-  Error err_;
+  E err_;
   bool ok_ = true;
 };
 

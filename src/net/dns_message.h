@@ -32,6 +32,8 @@
 #include <variant>
 #include <vector>
 
+#include "ward/result.h"
+
 namespace ward::net {
 
 inline constexpr uint16_t kDnsTypeA = 1;
@@ -101,26 +103,9 @@ std::string_view DnsErrcName(DnsErrc code);
 // "unsupported_opcode 5 (UPDATE) at offset 2".
 std::string DnsErrorString(const DnsError& error);
 
+// Shaped like std::expected<T, DnsError> (ward's Result with this error type).
 template <typename T>
-class [[nodiscard]] DnsResult {
- public:
-  DnsResult(T value) : v_(std::in_place_index<0>, std::move(value)) {}         // NOLINT
-  DnsResult(DnsError error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
-
-  bool has_value() const { return v_.index() == 0; }
-  explicit operator bool() const { return has_value(); }
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const DnsError& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, DnsError> v_;
-};
+using DnsResult = Result<T, DnsError>;
 
 struct DnsQuestion {
   std::string name;                // lower-cased, escaped dotted text ("allowed.test")
