@@ -237,29 +237,32 @@ bool CheckRuleDomain(std::string_view name, bool wildcard, std::string* why) {
   return true;
 }
 
+// The reason a number in a rule was refused: `what` names it ("port
+// \"x\""), `empty` is said when there is no text at all, `range` is the
+// accepted range. Empty if `st` is kOk.
+std::string NumberProblem(NumberStatus st, std::string_view s, const std::string& what, const std::string& empty,
+                          const std::string& range) {
+  switch (st) {
+    case NumberStatus::kOk: return "";
+    case NumberStatus::kEmpty: return empty;
+    case NumberStatus::kNotNumber: return what + " " + Quote(s) + " is not a number";
+    case NumberStatus::kLeadingZero: return what + " " + Quote(s) + " has a leading zero";
+    case NumberStatus::kTooLarge: return what + " " + Quote(s) + " is out of range " + range;
+  }
+  return what + " " + Quote(s) + " is invalid";
+}
+
 // Parses "/LEN" text (without the slash) for `a`.
 bool ParsePrefixLength(std::string_view s, const IpAddress& a, int* len, std::string* why) {
   uint32_t v = 0;
-  const char* family = a.is_v4() ? "IPv4" : "IPv6";
-  std::string range = a.is_v4() ? "0-32" : "0-128";
-  switch (ParseDecimal(s, static_cast<uint32_t>(MaxPrefix(a)), &v)) {
-    case NumberStatus::kOk:
-      *len = static_cast<int>(v);
-      return true;
-    case NumberStatus::kEmpty:
-      *why = "empty prefix length after \"/\"";
-      return false;
-    case NumberStatus::kNotNumber:
-      *why = "prefix length " + Quote(s) + " is not a number";
-      return false;
-    case NumberStatus::kLeadingZero:
-      *why = "prefix length " + Quote(s) + " has a leading zero";
-      return false;
-    case NumberStatus::kTooLarge:
-      *why = "prefix length " + Quote(s) + " is out of range for " + family + " (" + range + ")";
-      return false;
+  const std::string range = a.is_v4() ? "for IPv4 (0-32)" : "for IPv6 (0-128)";
+  NumberStatus st = ParseDecimal(s, static_cast<uint32_t>(MaxPrefix(a)), &v);
+  if (st != NumberStatus::kOk) {
+    *why = NumberProblem(st, s, "prefix length", "empty prefix length after \"/\"", range);
+    return false;
   }
-  return false;
+  *len = static_cast<int>(v);
+  return true;
 }
 
 // Builds the network of an address rule from its address and prefix texts.
@@ -288,28 +291,17 @@ bool MakeNetwork(const IpAddress& a, std::optional<std::string_view> prefix, IpN
 
 bool ParsePort(std::string_view s, uint16_t* out, std::string* why) {
   uint32_t v = 0;
-  switch (ParseDecimal(s, 65535, &v)) {
-    case NumberStatus::kOk:
-      if (v == 0) {
-        *why = "port 0 is out of range (1-65535)";
-        return false;
-      }
-      *out = static_cast<uint16_t>(v);
-      return true;
-    case NumberStatus::kEmpty:
-      *why = "empty port";
-      return false;
-    case NumberStatus::kNotNumber:
-      *why = "port " + Quote(s) + " is not a number";
-      return false;
-    case NumberStatus::kLeadingZero:
-      *why = "port " + Quote(s) + " has a leading zero";
-      return false;
-    case NumberStatus::kTooLarge:
-      *why = "port " + Quote(s) + " is out of range (1-65535)";
-      return false;
+  NumberStatus st = ParseDecimal(s, 65535, &v);
+  if (st == NumberStatus::kOk && v == 0) {
+    *why = "port 0 is out of range (1-65535)";
+    return false;
   }
-  return false;
+  if (st != NumberStatus::kOk) {
+    *why = NumberProblem(st, s, "port", "empty port", "(1-65535)");
+    return false;
+  }
+  *out = static_cast<uint16_t>(v);
+  return true;
 }
 
 bool ParsePorts(std::string_view s, std::vector<PortRange>* out, std::string* why) {
