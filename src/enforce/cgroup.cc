@@ -172,18 +172,21 @@ CgroupSupport ProbeCgroups() {
   CgroupSupport s;
   std::string where;
   const HostView host = HostView::Read();
-  auto one = [&](const char* name, LimitMechanism fallback, const char* fallback_why) {
+  auto one = [&](const char* name, LimitMechanism fallback, const char* fallback_why, std::string* detail) {
     LimitMechanism m = Probe(name, host, &where);
     if (m == LimitMechanism::kNone) {
-      s.detail += std::string(name) + ": no writable cgroup (v2 or v1) for this user; " + fallback_why + "\n";
+      *detail = std::string(name) + ": no writable cgroup (v2 or v1) for this user; " + fallback_why;
       return fallback;
     }
-    s.detail += std::string(name) + ": " + MechanismName(m) + " at " + where + "\n";
+    *detail = std::string(name) + ": " + MechanismName(m) + " at " + where;
     return m;
   };
-  s.memory = one("memory", LimitMechanism::kRlimit, "memoryMiB falls back to RLIMIT_AS (address space, per process)");
-  s.pids = one("pids", LimitMechanism::kRlimit, "pids falls back to RLIMIT_NPROC (per user in the sandbox's user namespace)");
-  s.cpu = one("cpu", LimitMechanism::kNone, "cpus cannot be enforced (policies that set it are refused)");
+  s.memory = one("memory", LimitMechanism::kRlimit, "memoryMiB falls back to RLIMIT_AS (address space, per process)",
+                 &s.memory_detail);
+  s.pids = one("pids", LimitMechanism::kRlimit,
+               "pids falls back to RLIMIT_NPROC (per user in the sandbox's user namespace)", &s.pids_detail);
+  s.cpu = one("cpu", LimitMechanism::kNone, "cpus cannot be enforced (policies that set it are refused)",
+              &s.cpu_detail);
   return s;
 }
 
@@ -327,7 +330,6 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
       WARD_TRY(write(*dir, "memory.max", bytes));
       // No swap: the limit is on memory, not on memory the kernel may page out.
       if (access((*dir + "/memory.swap.max").c_str(), F_OK) == 0) WARD_TRY(write(*dir, "memory.swap.max", "0"));
-      p.memory_v2 = true;
     } else if (p.memory == LimitMechanism::kCgroupV1) {
       WARD_TRY(write(*dir, "memory.limit_in_bytes", bytes));
       if (access((*dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
@@ -345,7 +347,6 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
       p.pids = LimitMechanism::kRlimit;
     } else {
       WARD_TRY(write(*dir, "pids.max", std::to_string(*limits.pids)));
-      p.pids_v2 = p.pids == LimitMechanism::kCgroupV2;
     }
     p.pids_dir = *dir;
   }
@@ -381,7 +382,7 @@ std::vector<std::string> SandboxCgroup::LimitsHit() const {
     return 0;
   };
   if (!plan_.memory_dir.empty() && plan_.memory != LimitMechanism::kRlimit) {
-    auto t = ReadFile(plan_.memory_dir + (plan_.memory_v2 ? "/memory.events" : "/memory.oom_control"));
+    auto t = ReadFile(plan_.memory_dir + (plan_.memory == LimitMechanism::kCgroupV2 ? "/memory.events" : "/memory.oom_control"));
     if (t && counter(*t, "oom_kill") > 0) hit.push_back("memory");
   }
   if (!plan_.pids_dir.empty() && plan_.pids != LimitMechanism::kRlimit) {

@@ -16,7 +16,8 @@ struct CgroupSupport {
   LimitMechanism memory = LimitMechanism::kRlimit;
   LimitMechanism pids = LimitMechanism::kRlimit;
   LimitMechanism cpu = LimitMechanism::kNone;
-  std::string detail;  // one line per controller: where and why
+  // Per controller: where it is, or why it is not and what replaces it.
+  std::string memory_detail, pids_detail, cpu_detail;
 };
 CgroupSupport ProbeCgroups();
 const char* MechanismName(LimitMechanism m);

@@ -64,7 +64,6 @@ struct CgroupPlan {
   LimitMechanism pids = LimitMechanism::kNone;
   LimitMechanism cpu = LimitMechanism::kNone;
   std::string memory_dir, pids_dir;  // for reading events after the run
-  bool memory_v2 = false, pids_v2 = false;
 };
 
 struct RlimitOp {

@@ -80,12 +80,10 @@ std::vector<DoctorCheck> Doctor() {
   auto status = [](LimitMechanism m) {
     return m == LimitMechanism::kCgroupV2 || m == LimitMechanism::kCgroupV1 ? "ok" : "degraded";
   };
-  std::string d = cg.detail;
-  while (!d.empty() && d.back() == '\n') d.pop_back();
-  checks.push_back({std::string("limits.memoryMiB: ") + MechanismName(cg.memory), status(cg.memory), d.substr(0, d.find('\n'))});
-  size_t a = d.find('\n'), b = d.find('\n', a + 1);
-  checks.push_back({std::string("limits.pids: ") + MechanismName(cg.pids), status(cg.pids), d.substr(a + 1, b - a - 1)});
-  checks.push_back({std::string("limits.cpus: ") + MechanismName(cg.cpu), cg.cpu == LimitMechanism::kNone ? "missing" : "ok", d.substr(b + 1)});
+  checks.push_back({std::string("limits.memoryMiB: ") + MechanismName(cg.memory), status(cg.memory), cg.memory_detail});
+  checks.push_back({std::string("limits.pids: ") + MechanismName(cg.pids), status(cg.pids), cg.pids_detail});
+  checks.push_back({std::string("limits.cpus: ") + MechanismName(cg.cpu), cg.cpu == LimitMechanism::kNone ? "missing" : "ok",
+                    cg.cpu_detail});
 
   rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
