@@ -1,0 +1,39 @@
+// The sandbox's network namespace in egress mode (see net/sandbox_net.h for
+// its shape): the netlink requests that build it, computed before clone(),
+// and the async-signal-safe steps the sandbox's init runs with them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "enforce/netlink.h"
+#include "ward/result.h"
+
+namespace ward {
+
+struct EgressNetnsPlan {
+  NetlinkBatch links;     // NETLINK_ROUTE: veth pair, addresses, default routes
+  NetlinkBatch nftables;  // NETLINK_NETFILTER: one batch creating table inet "ward"
+};
+
+EgressNetnsPlan BuildEgressNetnsPlan();
+
+// The listeners the supervisor serves, in this order.
+enum EgressListener { kListenTcp4, kListenTcp6, kListenUdp4, kListenUdp6, kListenCount };
+
+// Child side, in the new network namespace, with CAP_NET_ADMIN and
+// CAP_NET_BIND_SERVICE of its user namespace. Each returns 0 or an errno;
+// `*failed` names the message (sequence number) or listener that failed.
+int ApplyEgressLinks(const EgressNetnsPlan& plan, int* failed);
+int ApplyEgressNftables(const EgressNetnsPlan& plan, int* failed);
+// Creates the listeners and sends them over `channel` (a unix socket) in one
+// SCM_RIGHTS message; closes its own copies.
+int SendEgressListeners(int channel, int* failed);
+
+// Supervisor side: receives the listeners (blocking until they arrive or the
+// child closes its end).
+Result<std::vector<UniqueFd>> ReceiveEgressListeners(int channel);
+
+}  // namespace ward
