@@ -25,8 +25,18 @@ struct PolicyIssue {
 };
 
 enum class NetworkMode {
-  kNone,  // a private network namespace holding only loopback (default)
-  kHost,  // DANGEROUS: the host's network, unrestricted
+  kNone,    // a private network namespace holding only loopback (default)
+  kHost,    // DANGEROUS: the host's network, unrestricted
+  kEgress,  // a private network namespace whose outbound connections and DNS
+            // questions are decided by `egress` (docs/network.md)
+};
+
+// "network": {"egress": {...}}: rule strings as written (each one checked by
+// the parser; the enforcement layer parses them into matchers).
+struct EgressPolicyText {
+  bool default_allow = false;      // "default": "allow" | "deny" (default)
+  std::vector<std::string> allow;
+  std::vector<std::string> deny;
 };
 
 enum class Requirement { kRequired, kBestEffort };
@@ -72,6 +82,7 @@ struct Policy {
   ProcessPolicy process;
   LimitsPolicy limits;
   NetworkMode network = NetworkMode::kNone;
+  EgressPolicyText egress;  // when network is kEgress
   EnforcementPolicy enforcement;
 };
 

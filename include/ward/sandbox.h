@@ -22,6 +22,23 @@ struct RunRequest {
   // Send SIGKILL this long after forwarding SIGINT/SIGTERM/SIGHUP if the
   // sandbox has not ended by then.
   int64_t kill_grace_ms = 3000;
+  // Egress mode: the resolvers ward's DNS filter forwards allowed questions
+  // to, as "ADDR" or "ADDR:PORT" ("[v6]:PORT"); empty: the host's
+  // /etc/resolv.conf.
+  std::vector<std::string> dns_servers;
+};
+
+// One egress decision (egress mode): a DNS question or a connection.
+struct EgressRecord {
+  std::string kind;     // "dns", "tcp", "http-proxy"
+  std::string domain;   // the name asked / sniffed / bound; "" if none
+  std::string address;  // destination address; "" for DNS
+  int port = 0;
+  bool allowed = false;
+  std::string rule;     // the rule that decided; "" when the default or a check did
+  std::string reason;
+  std::string detail;   // how the name was learned, the DNS type, what failed
+  double at_ms = 0;     // since the run began
 };
 
 // Wall-clock points of the launch, in microseconds since ward's run began.
@@ -40,6 +57,7 @@ struct RunResult {
   std::vector<Phase> phases;
   std::string memory_mechanism, pids_mechanism;  // "cgroup-v1", "rlimit", ...
   int landlock_abi = 0;
+  std::vector<EgressRecord> egress;  // oldest first
 };
 
 // Runs the request and returns once every process of the sandbox is gone

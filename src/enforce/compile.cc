@@ -375,7 +375,8 @@ ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
 Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv_in, int landlock_abi) {
   LaunchPlan plan;
   plan.landlock_abi = landlock_abi;
-  plan.new_net = policy.network == NetworkMode::kNone;
+  plan.new_net = policy.network != NetworkMode::kHost;
+  if (policy.network == NetworkMode::kEgress) plan.egress = BuildEgressNetnsPlan();
   Layout layout(plan);
   std::vector<std::pair<std::string, std::string>> links;
   std::vector<std::string> sources;
@@ -436,7 +437,13 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   layout.Synthesize("/etc/passwd", passwd);
   layout.Synthesize("/etc/group", group);
   layout.Synthesize("/etc/hostname", "ward\n");
-  if (policy.network == NetworkMode::kNone) layout.Synthesize("/etc/hosts", "127.0.0.1 localhost ward\n::1 localhost ip6-localhost ip6-loopback\n");
+  if (policy.network != NetworkMode::kHost) layout.Synthesize("/etc/hosts", "127.0.0.1 localhost ward\n::1 localhost ip6-localhost ip6-loopback\n");
+  if (policy.network == NetworkMode::kEgress) {
+    // Any resolver address would do (every port-53 flow is answered by
+    // ward); the gateway is one that exists on every host. No search
+    // domains: names are asked as written.
+    layout.Synthesize("/etc/resolv.conf", "nameserver 169.254.77.1\noptions edns0\n");
+  }
   plan.landlock_child.push_back({"/", false, true});
   layout.Finish();
 
@@ -465,6 +472,25 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   for (const auto& [n, v] : env.set) {
     plan.envp.push_back(n + "=" + v);
     if (n == "PATH") path_var = v;
+  }
+
+  if (policy.network == NetworkMode::kEgress) {
+    // Tools that insist on a proxy get ward's, which applies the same rules
+    // (every other connection is intercepted anyway). A value the policy
+    // sets explicitly is kept; an inherited one (the host's proxy, which the
+    // sandbox could not reach) is replaced.
+    static const char* const kProxyVars[] = {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"};
+    for (const char* var : kProxyVars) {
+      if (env.set.count(var)) continue;
+      std::string prefix = std::string(var) + "=";
+      std::erase_if(plan.envp, [&](const std::string& e) { return e.starts_with(prefix); });
+      plan.envp.push_back(prefix + "http://169.254.77.1:3128");
+    }
+    if (!env.set.count("NO_PROXY") && !env.set.count("no_proxy")) {
+      std::erase_if(plan.envp, [](const std::string& e) { return e.starts_with("NO_PROXY=") || e.starts_with("no_proxy="); });
+      plan.envp.push_back("NO_PROXY=localhost,127.0.0.1,::1");
+      plan.envp.push_back("no_proxy=localhost,127.0.0.1,::1");
+    }
   }
 
   // Command.

@@ -44,7 +44,7 @@ enum Step : uint32_t {
   kStepRootTmpfs, kStepChdirRoot, kStepMountOp, kStepPivotRoot, kStepDetachOldRoot, kStepHostname,
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
-  kStepExec, kStepLoopback, kStepCount
+  kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepCount
 };
 
 const char* const kStepNames[kStepCount] = {
@@ -54,17 +54,17 @@ const char* const kStepNames[kStepCount] = {
     "prctl(PR_SET_NO_NEW_PRIVS)", "landlock_restrict_self", "setrlimit", "prctl(PR_SET_SECUREBITS)",
     "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset", "seccomp(SET_MODE_FILTER)",
     "fork (workload)", "chdir (working directory)", "ioctl(TIOCSCTTY)", "execve",
-    "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)",
+    "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)", "rtnetlink", "nftables", "egress listeners",
 };
 
 enum RecordType : uint32_t { kRecPhase = 1, kRecError = 2, kRecExit = 3 };
 
 enum PhaseId : uint32_t {
-  kPhChildStart, kPhUserns, kPhCgroup, kPhMounts, kPhPivot, kPhLandlock, kPhCaps, kPhSeccomp,
+  kPhChildStart, kPhUserns, kPhNetwork, kPhCgroup, kPhMounts, kPhPivot, kPhLandlock, kPhCaps, kPhSeccomp,
   kPhExec, kPhWorkloadExited, kPhSandboxEmpty, kPhCount
 };
 const char* const kPhaseNames[kPhCount] = {
-    "child started", "user namespace mapped", "cgroup joined", "mounts built", "root pivoted",
+    "child started", "user namespace mapped", "network built", "cgroup joined", "mounts built", "root pivoted",
     "landlock applied", "capabilities dropped", "seccomp loaded", "exec", "workload exited",
     "sandbox emptied",
 };
@@ -94,6 +94,7 @@ struct ChildContext {
   int parent_pidfd;
   int ruleset_fd;
   int pty_slave;
+  int egress_channel;  // unix socket to the supervisor (egress mode), else -1
   const sock_fprog* seccomp;
   const sock_fprog* seccomp_extra;
   char* const* argv;
@@ -260,6 +261,18 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
     if (s < 0 || ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ChildFail(c, kStepLoopback, errno);
     close(s);
+  }
+  if (p.egress) {
+    // The egress network: veth + routes, the nftables redirect, and the
+    // listeners, made while init still holds CAP_NET_ADMIN and
+    // CAP_NET_BIND_SERVICE in its user namespace. The workload gets
+    // neither, so it can change none of it.
+    int failed = -1;
+    if ((e = ApplyEgressLinks(*p.egress, &failed))) ChildFail(c, kStepNetLinks, e, failed);
+    if ((e = ApplyEgressNftables(*p.egress, &failed))) ChildFail(c, kStepNftables, e, failed);
+    if ((e = SendEgressListeners(c.egress_channel, &failed))) ChildFail(c, kStepEgressListeners, e, failed);
+    close(c.egress_channel);
+    Mark(c, kPhNetwork);
   }
 
   for (int fd : c.cgroup->v1_procs_fds) {
@@ -446,6 +459,14 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   UniqueFd self_pidfd(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
   if (!self_pidfd.valid()) return SysError("pidfd_open", "self");
 
+  UniqueFd egress_parent, egress_child;
+  if (plan.egress) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return SysError("socketpair", "egress");
+    egress_parent.Reset(sv[0]);
+    egress_child.Reset(sv[1]);
+  }
+
   UniqueFd pty_master, pty_slave;
   if (opts.pty) {
     pty_master.Reset(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
@@ -479,6 +500,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.parent_pidfd = self_pidfd.get();
   ctx.ruleset_fd = ruleset_fd;
   ctx.pty_slave = pty_slave.get();
+  ctx.egress_channel = egress_child.get();
   ctx.seccomp = &prog;
   ctx.seccomp_extra = &extra;
   ctx.argv = argv.data();
@@ -511,7 +533,27 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   UniqueFd pidfd(pidfd_raw);
   report_wr.Reset();
   pty_slave.Reset();
+  egress_child.Reset();
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
+
+  auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
+  if (plan.egress) {
+    // Blocks until init has built the network (bounded: netlink answers
+    // time out) or has failed, closing its end; its report then says why.
+    auto listeners = ReceiveEgressListeners(egress_parent.get());
+    if (listeners) {
+      Result<void> served = opts.on_egress_listeners ? opts.on_egress_listeners(std::move(*listeners))
+                                                     : Result<void>(Error::Setup("no egress proxy to serve the sandbox"));
+      if (!served) {
+        // Nothing may run unfiltered: the sandbox dies before its workload.
+        send(SIGKILL);
+        siginfo_t gone{};
+        waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &gone, WEXITED);
+        return served.error();
+      }
+    }
+    egress_parent.Reset();
+  }
 
   std::unique_ptr<RawTerminal> raw;
   bool stdin_open = opts.pty, master_open = opts.pty;
@@ -523,7 +565,6 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   bool have_error = false, have_exit = false, init_gone = false;
   int64_t deadline = plan.timeout_ms > 0 ? clone_ns + plan.timeout_ms * 1000000 : 0;
   int64_t kill_at = 0;
-  auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
 
   // Reads what the child has reported so far. Returns false at end of file
   // (every copy of the write end closed), true while more may come.
@@ -639,6 +680,17 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
       what += " \"" + (op.source.empty() ? std::string("") : op.source + "\" -> \"") + "/" + op.target + "\"";
     }
     if (setup_error.step == kStepRlimit) what += " (resource " + std::to_string(setup_error.index) + ")";
+    if (plan.egress && (setup_error.step == kStepNetLinks || setup_error.step == kStepNftables)) {
+      const auto& labels = setup_error.step == kStepNetLinks ? plan.egress->links.labels() : plan.egress->nftables.labels();
+      if (setup_error.index >= 0 && static_cast<size_t>(setup_error.index) < labels.size()) {
+        what += " (" + labels[static_cast<size_t>(setup_error.index)] + ")";
+      }
+    }
+    if (setup_error.step == kStepEgressListeners) {
+      static const char* const kWhat[] = {"tcp 0.0.0.0:1", "tcp [::]:1", "udp 0.0.0.0:53", "udp [::]:53",
+                                          "sendmsg SCM_RIGHTS"};
+      if (setup_error.index >= 0 && setup_error.index <= kListenCount) what += std::string(" (") + kWhat[setup_error.index] + ")";
+    }
     return Error::Setup("sandbox setup failed at " + what + ": " + ErrnoName(setup_error.err));
   }
   out.exited = have_exit;

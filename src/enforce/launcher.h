@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct LaunchOptions {
   bool pty = false;
   int64_t kill_grace_ms = 3000;
   int64_t start_ns = 0;  // CLOCK_MONOTONIC when ward started the run
+  // Egress mode: receives the listeners created in the sandbox's network
+  // namespace (enforce/netns.h order) before the workload starts. An error
+  // stops the launch (the sandbox is killed).
+  std::function<Result<void>(std::vector<UniqueFd>)> on_egress_listeners;
 };
 
 struct LaunchOutcome {

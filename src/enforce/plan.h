@@ -8,10 +8,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "enforce/netns.h"
 #include "ward/policy.h"
 #include "ward/result.h"
 
@@ -87,6 +89,9 @@ struct LaunchPlan {
   std::string uid_map, gid_map;
   int last_cap = 40;
   bool new_net = true;
+  // Egress mode: the netlink requests that build the sandbox's network
+  // (new_net is then true as well).
+  std::optional<EgressNetnsPlan> egress;
   int64_t timeout_ms = 0;
 };
 

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "net/egress_rules.h"
 #include "policy/paths.h"
 #include "policy/profiles.h"
 #include "ward/policy.h"
@@ -166,7 +167,7 @@ class DocumentParser {
     if (doc.contains("filesystem")) Filesystem(doc["filesystem"], out.filesystem);
     if (doc.contains("process")) Process(doc["process"], out.process);
     if (doc.contains("limits")) Limits(doc["limits"], out.limits);
-    if (doc.contains("network")) Network(doc["network"], out.network);
+    if (doc.contains("network")) Network(doc["network"], out);
     if (doc.contains("enforcement")) Enforcement(doc["enforcement"], out.enforcement);
   }
 
@@ -460,16 +461,72 @@ class DocumentParser {
     }
   }
 
-  void Network(const json& net, NetworkMode& out) {
+  void Network(const json& net, Policy& out) {
     if (net == "none") {
-      out = NetworkMode::kNone;
+      out.network = NetworkMode::kNone;
     } else if (net == "host") {
-      out = NetworkMode::kHost;
+      out.network = NetworkMode::kHost;
     } else if (net.is_object()) {
-      Issue("/network", "egress rules are not supported by this version of ward; use \"none\" or \"host\"");
+      out.network = NetworkMode::kEgress;
+      Fields(net, "/network", {"egress"});
+      if (!net.contains("egress")) {
+        Issue("/network/egress", "missing: an object with \"default\", \"allow\" and \"deny\"");
+        return;
+      }
+      Egress(net["egress"], out.egress);
     } else {
-      Issue("/network", "must be \"none\" (loopback only) or \"host\" (the host's network, unrestricted), got " + Dump(net));
+      Issue("/network", "must be \"none\" (loopback only), \"host\" (the host's network, unrestricted) or "
+                        "{\"egress\": {...}} (rules), got " + Dump(net));
     }
+  }
+
+  void Egress(const json& eg, EgressPolicyText& out) {
+    const std::string base = "/network/egress";
+    if (!IsObject(eg, base)) return;
+    Fields(eg, base, {"default", "allow", "deny"});
+    if (eg.contains("default")) {
+      const json& d = eg["default"];
+      if (d == "deny") out.default_allow = false;
+      else if (d == "allow") out.default_allow = true;
+      else Issue(base + "/default", "must be \"deny\" or \"allow\", got " + Dump(d));
+    }
+    auto rules = [&](const char* key, std::vector<std::string>& list, bool is_allow) {
+      if (!eg.contains(key)) return;
+      const std::string at = base + "/" + key;
+      const json& arr = eg[key];
+      if (!arr.is_array()) {
+        Issue(at, "must be an array of rules, got " + TypeName(arr));
+        return;
+      }
+      std::map<std::string, std::string> seen;  // canonical form -> pointer
+      for (size_t i = 0; i < arr.size(); ++i) {
+        const std::string ptr = at + "/" + std::to_string(i);
+        if (!arr[i].is_string()) {
+          Issue(ptr, "must be a string, got " + TypeName(arr[i]));
+          continue;
+        }
+        auto rule = net::EgressRule::Parse(arr[i].get<std::string>());
+        if (!rule) {
+          Issue(ptr, rule.error().message);
+          continue;
+        }
+        // The proxy relays TCP and DNS; a UDP allow rule would promise a
+        // path that does not exist, so it is refused rather than ignored.
+        if (is_allow && rule->protocol == net::Protocol::kUdp) {
+          Issue(ptr, Quote(arr[i].get<std::string>()) + ": udp egress is not relayed by this version of ward "
+                     "(only DNS, which ward answers itself); remove the rule");
+          continue;
+        }
+        auto [it, fresh] = seen.emplace(rule->Canonical(), ptr);
+        if (!fresh) {
+          Issue(ptr, Quote(arr[i].get<std::string>()) + " repeats the rule at " + it->second);
+          continue;
+        }
+        list.push_back(arr[i].get<std::string>());
+      }
+    };
+    rules("allow", out.allow, true);
+    rules("deny", out.deny, false);
   }
 
   void Enforcement(const json& e, EnforcementPolicy& out) {
@@ -533,7 +590,10 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
   if (ul.cpu_seconds) bl.cpu_seconds = ul.cpu_seconds;
   if (ul.open_files) bl.open_files = ul.open_files;
   if (ul.file_size_mib) bl.file_size_mib = ul.file_size_mib;
-  if (Has(doc, "/network")) base.network = user.network;
+  if (Has(doc, "/network")) {
+    base.network = user.network;
+    base.egress = user.egress;
+  }
   if (Has(doc, "/enforcement/landlock")) base.enforcement = user.enforcement;
   base.extends = user.extends;
   return base;
@@ -705,7 +765,13 @@ std::string PolicyToJson(const Policy& p) {
   if (l.open_files) lim["openFiles"] = *l.open_files;
   if (l.file_size_mib) lim["fileSizeMiB"] = *l.file_size_mib;
   j["limits"] = lim;
-  j["network"] = p.network == NetworkMode::kHost ? "host" : "none";
+  if (p.network == NetworkMode::kEgress) {
+    j["network"] = {{"egress", {{"default", p.egress.default_allow ? "allow" : "deny"},
+                                {"allow", p.egress.allow},
+                                {"deny", p.egress.deny}}}};
+  } else {
+    j["network"] = p.network == NetworkMode::kHost ? "host" : "none";
+  }
   j["enforcement"] = {{"landlock", p.enforcement.landlock == Requirement::kRequired ? "required" : "best-effort"}};
   return Dump(j, 2);
 }

@@ -1,16 +1,20 @@
 // `ward doctor`: what this host supports, what is degraded, and why.
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "base/errors.h"
 #include "base/file.h"
 #include "enforce/cgroup.h"
 #include "enforce/landlock.h"
+#include "enforce/netns.h"
 #include "ward/sandbox.h"
 
 namespace ward {
@@ -42,6 +46,57 @@ DoctorCheck ProbeNamespaces() {
   return {"namespaces", "missing", detail};
 }
 
+// Builds the egress network (veth, routes, nftables redirect, listeners) in
+// a throwaway user + network namespace, exactly as a sandbox's init does.
+DoctorCheck ProbeEgress() {
+  EgressNetnsPlan plan = BuildEgressNetnsPlan();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return {"network egress", "missing", "socketpair failed"};
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return {"network egress", "missing", "pipe2 failed"};
+  pid_t pid = fork();
+  if (pid == 0) {
+    // step (0 namespaces, 1 rtnetlink, 2 nftables, 3 listeners), index, errno
+    int report[3] = {0, -1, 0};
+    uid_t uid = getuid();
+    char map[64];
+    int n = snprintf(map, sizeof map, "%u %u 1", uid, uid);
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
+      report[2] = errno;
+    } else {
+      int fd = open("/proc/self/uid_map", O_WRONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        (void)!write(fd, map, static_cast<size_t>(n));
+        close(fd);
+      }
+      if ((report[2] = ApplyEgressLinks(plan, &report[1]))) report[0] = 1;
+      else if ((report[2] = ApplyEgressNftables(plan, &report[1]))) report[0] = 2;
+      else if ((report[2] = SendEgressListeners(sv[0], &report[1]))) report[0] = 3;
+    }
+    (void)!write(pipefd[1], report, sizeof report);
+    _exit(0);
+  }
+  close(pipefd[1]);
+  close(sv[0]);
+  int report[3] = {0, -1, EIO};
+  bool got = read(pipefd[0], report, sizeof report) == sizeof report;
+  close(pipefd[0]);
+  close(sv[1]);
+  waitpid(pid, nullptr, 0);
+  if (got && report[2] == 0) {
+    return {"network egress", "ok", "veth pair, nf_tables nat redirect and listeners can be built in a user namespace"};
+  }
+  static const char* const kWhat[] = {"unshare(CLONE_NEWUSER|CLONE_NEWNET)", "rtnetlink", "nftables", "listeners"};
+  std::string what = kWhat[report[0] & 3];
+  const auto& labels = report[0] == 1 ? plan.links.labels() : plan.nftables.labels();
+  if ((report[0] == 1 || report[0] == 2) && report[1] >= 0 && static_cast<size_t>(report[1]) < labels.size()) {
+    what += " (" + labels[static_cast<size_t>(report[1])] + ")";
+  }
+  return {"network egress", "missing",
+          what + ": " + ErrnoName(report[2]) + ". Policies with network.egress cannot run here (kernel needs veth, "
+          "nf_tables with nat and redir); \"none\" and \"host\" are unaffected."};
+}
+
 }  // namespace
 
 std::vector<DoctorCheck> Doctor() {
@@ -52,6 +107,7 @@ std::vector<DoctorCheck> Doctor() {
   checks.push_back({"user", "ok", getuid() == 0 ? "root (uid 0): the sandbox still runs in its own user namespace with no capabilities on the host"
                                                 : "uid " + std::to_string(getuid()) + " (unprivileged: user namespaces, no setuid helper)"});
   checks.push_back(ProbeNamespaces());
+  checks.push_back(ProbeEgress());
 
   int abi = LandlockAbi();
   if (abi >= 6) {

@@ -6,6 +6,11 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
 #include "base/errors.h"
 #include "base/file.h"
 #include "enforce/cgroup.h"
@@ -13,6 +18,7 @@
 #include "enforce/landlock.h"
 #include "enforce/launcher.h"
 #include "enforce/seccomp.h"
+#include "net/egress_proxy.h"
 
 namespace ward {
 
@@ -33,6 +39,68 @@ const char* RlimitField(int resource) {
     case RLIMIT_NPROC: return "/limits/pids (as RLIMIT_NPROC)";
     default: return "limits";
   }
+}
+
+// "ADDR", "ADDR:PORT", "[V6]" or "[V6]:PORT".
+Result<net::UpstreamDns> ParseDnsServer(const std::string& text) {
+  auto bad = [&](const char* why) {
+    return Error::Usage("--dns-server \"" + text + "\": " + why + " (expected ADDR, ADDR:PORT or [IPv6]:PORT)");
+  };
+  std::string host = text, port;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return bad("unclosed [");
+    host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return bad("junk after ]");
+      port = text.substr(close + 2);
+    }
+  } else if (std::count(text.begin(), text.end(), ':') == 1) {
+    host = text.substr(0, text.find(':'));
+    port = text.substr(text.find(':') + 1);
+  }
+  auto addr = net::IpAddress::Parse(host);
+  if (!addr) return bad("not an IP address");
+  net::UpstreamDns d{*addr, 53};
+  if (!port.empty() || text.back() == ':') {
+    char* end = nullptr;
+    long v = std::strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end || v < 1 || v > 65535) return bad("port must be 1..65535");
+    d.port = static_cast<uint16_t>(v);
+  }
+  return d;
+}
+
+// The proxy's configuration for an egress policy: the rules as matchers and
+// the resolvers allowed names are forwarded to.
+Result<net::EgressProxyConfig> EgressConfig(const RunRequest& req) {
+  net::EgressProxyConfig config;
+  const EgressPolicyText& text = req.policy.egress;
+  config.policy.default_allow = text.default_allow;
+  auto parse = [](const std::vector<std::string>& rules, const char* list, std::vector<net::EgressRule>& out) -> Result<void> {
+    for (size_t i = 0; i < rules.size(); ++i) {
+      auto r = net::EgressRule::Parse(rules[i]);
+      if (!r) return Error::Policy(std::string("/network/egress/") + list + "/" + std::to_string(i) + ": " + r.error().message);
+      out.push_back(std::move(*r));
+    }
+    return {};
+  };
+  WARD_TRY(parse(text.allow, "allow", config.policy.allow));
+  WARD_TRY(parse(text.deny, "deny", config.policy.deny));
+  for (const auto& s : req.dns_servers) {
+    auto d = ParseDnsServer(s);
+    if (!d) return d.error();
+    config.dns_servers.push_back(*d);
+  }
+  if (req.dns_servers.empty()) {
+    auto conf = ReadFile("/etc/resolv.conf");
+    if (conf) config.dns_servers = net::ParseResolvConf(*conf);
+    if (config.dns_servers.empty()) {
+      return Error::Setup("egress mode needs a DNS resolver for the allowed names, and /etc/resolv.conf names none "
+                          "(give one with --dns-server ADDR[:PORT])");
+    }
+  }
+  return config;
 }
 
 }  // namespace
@@ -90,11 +158,45 @@ Result<RunResult> Run(const RunRequest& req) {
   mark("landlock ruleset built");
 
   LaunchOptions opts;
+  std::unique_ptr<net::EgressProxy> proxy;
+  std::optional<net::EgressProxyConfig> egress_config;
+  if (policy.network == NetworkMode::kEgress) {
+    auto config = EgressConfig(req);
+    if (!config) return config.error();
+    egress_config = std::move(*config);
+    opts.on_egress_listeners = [&](std::vector<UniqueFd> fds) -> Result<void> {
+      egress_config->tcp4 = std::move(fds[kListenTcp4]);
+      egress_config->tcp6 = std::move(fds[kListenTcp6]);
+      egress_config->udp4 = std::move(fds[kListenUdp4]);
+      egress_config->udp6 = std::move(fds[kListenUdp6]);
+      auto started = net::EgressProxy::Start(std::move(*egress_config));
+      if (!started) return started.error();
+      proxy = std::move(*started);
+      return {};
+    };
+  }
   opts.pty = req.pty;
   opts.kill_grace_ms = req.kill_grace_ms;
   opts.start_ns = start;
   LaunchError exec_error;
   auto out = Launch(*plan, cg, ruleset.get(), opts, &exec_error);
+  if (proxy) {
+    // The sandbox is gone: close what is still in flight, then collect.
+    proxy->Stop();
+    for (auto& e : proxy->TakeEvents()) {
+      EgressRecord r;
+      r.kind = net::EgressEventKindName(e.kind);
+      r.domain = std::move(e.domain);
+      if (e.address) r.address = e.address->ToString();
+      r.port = e.port;
+      r.allowed = e.allowed;
+      r.rule = std::move(e.rule);
+      r.reason = std::move(e.reason);
+      r.detail = std::move(e.detail);
+      r.at_ms = (e.time_ns - start) / 1e6;
+      result.egress.push_back(std::move(r));
+    }
+  }
   if (!out) {
     Error e = out.error();
     if (exec_error.exec_errno) {

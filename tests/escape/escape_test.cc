@@ -845,6 +845,62 @@ TEST_F(Escape, NetworkNoneCannotReachHostLoopback) {
   EXPECT_PROBE(d, "ok");
 }
 
+// The egress rules live in the sandbox's network namespace, where the
+// workload holds no CAP_NET_ADMIN: it cannot lift them.
+TEST_F(Escape, EgressRulesCannotBeDeleted) {
+  json egress = Standard();
+  egress["network"] = {{"egress", {{"default", "deny"}}}};
+  Outcome o = RunWard(egress, {"nft-delete-table"});
+  EXPECT_PROBE(o, "EPERM");
+  EXPECT_EQ(o.probe.Get("step"), "deltable") << "refused by nf_tables itself, not earlier" << o.Describe();
+  // Positive control: in a namespace of its own the request reaches
+  // nf_tables, which answers that there is no such table.
+  Outcome d = RunDirect({"nft-delete-table", "own-netns"});
+  EXPECT_PROBE(d, "ENOENT");
+}
+
+// The host's loopback is out of reach in egress mode, even with "default":
+// "allow": 127.0.0.1 is the sandbox's own, and the gateway's ports lead to
+// the host's loopback only through a rule naming host.ward.internal.
+TEST_F(Escape, EgressHostLoopbackOnlyThroughExplicitRule) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(s, 16), 0);
+  socklen_t len = sizeof a;
+  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string port = std::to_string(ntohs(a.sin_port));
+  HostListener l(s);
+
+  json open = Standard();
+  open["network"] = {{"egress", {{"default", "allow"}}}};
+  Outcome lo = RunWard(open, {"connect-tcp", "127.0.0.1", port});
+  EXPECT_PROBE(lo, "ECONNREFUSED");
+  Outcome gw = RunWard(open, {"connect-tcp", "169.254.77.1", port});
+  EXPECT_EQ(gw.out.find("HELLO-FROM-HOST"), std::string::npos) << gw.Describe();
+  EXPECT_TRUE(gw.Status() == "ECONNRESET" || gw.Status() == "ECONNREFUSED") << gw.Describe();
+  ASSERT_TRUE(gw.result.contains("egress")) << gw.Describe();
+  bool denied = false;
+  for (const auto& e : gw.result["egress"]) {
+    if (e.value("port", 0) == std::stoi(port)) denied = e["decision"] == "deny";
+  }
+  EXPECT_TRUE(denied) << gw.result.dump();
+
+  // Positive control: the rule opens exactly that port.
+  json rule = Standard();
+  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  Outcome ok = RunWard(rule, {"connect-tcp", "169.254.77.1", port});
+  EXPECT_PROBE(ok, "ok");
+  EXPECT_EQ(ok.probe.Get("content"), "HELLO-FROM-HOST");
+  bool allowed = false;
+  for (const auto& e : ok.result["egress"]) {
+    if (e.value("port", 0) == std::stoi(port)) allowed = e["decision"] == "allow" && e["rule"] == "host.ward.internal:" + port;
+  }
+  EXPECT_TRUE(allowed) << ok.result.dump();
+}
+
 // policy.h: "network": "none" is "a private network namespace holding only
 // loopback": programs that talk to themselves over 127.0.0.1 must work.
 TEST_F(Escape, LoopbackUpInside) {

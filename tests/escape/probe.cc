@@ -25,6 +25,10 @@
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <linux/keyctl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -240,6 +244,53 @@ bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
 
 // Listens on 127.0.0.1 and connects to itself: the loopback a sandbox with
 // "network": "none" is meant to keep.
+// Asks nf_tables to delete ward's table ("inet ward"): what a workload
+// would do to lift egress control. With "own-netns" the probe first enters
+// a user + network namespace of its own (the positive control outside ward:
+// the request reaches the kernel, which answers ENOENT: no such table there).
+[[noreturn]] void CmdNftDeleteTable(bool own_netns) {
+  if (own_netns && unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) Fail(errno, "step=unshare");
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (s < 0) Fail(errno, "step=socket");
+  // batch begin, NFT_MSG_DELTABLE (family inet, name "ward"), batch end.
+  alignas(nlmsghdr) uint8_t buf[256] = {};
+  size_t off = 0;
+  auto msg = [&](uint16_t type, uint16_t flags, uint8_t family, uint16_t res_id, const char* name) {
+    auto* h = reinterpret_cast<nlmsghdr*>(buf + off);
+    h->nlmsg_type = type;
+    h->nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | flags);
+    h->nlmsg_seq = static_cast<uint32_t>(off);
+    auto* g = reinterpret_cast<nfgenmsg*>(buf + off + NLMSG_HDRLEN);
+    g->nfgen_family = family;
+    g->version = NFNETLINK_V0;
+    g->res_id = htons(res_id);
+    size_t len = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+    if (name) {
+      auto* a = reinterpret_cast<nlattr*>(buf + off + len);
+      a->nla_type = NFTA_TABLE_NAME;
+      a->nla_len = static_cast<uint16_t>(NLA_HDRLEN + strlen(name) + 1);
+      memcpy(reinterpret_cast<char*>(a) + NLA_HDRLEN, name, strlen(name) + 1);
+      len += NLA_ALIGN(a->nla_len);
+    }
+    h->nlmsg_len = static_cast<uint32_t>(len);
+    off += NLMSG_ALIGN(len);
+  };
+  msg(NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, nullptr);
+  msg(static_cast<uint16_t>(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELTABLE), NLM_F_ACK, NFPROTO_INET, 0, "ward");
+  msg(NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, nullptr);
+  sockaddr_nl k{};
+  k.nl_family = AF_NETLINK;
+  if (sendto(s, buf, off, 0, reinterpret_cast<sockaddr*>(&k), sizeof k) < 0) Fail(errno, "step=sendto");
+  alignas(nlmsghdr) uint8_t ans[4096];
+  ssize_t n = recv(s, ans, sizeof ans, 0);
+  if (n < 0) Fail(errno, "step=recv");
+  auto* h = reinterpret_cast<nlmsghdr*>(ans);
+  if (h->nlmsg_type != NLMSG_ERROR) Fail(EPROTO, "step=answer");
+  int err = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+  if (err) Fail(err, "step=deltable");
+  Ok("deleted=1");
+}
+
 [[noreturn]] void CmdLoopback() {
   int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (l < 0) Fail(errno, "step=socket");
@@ -717,6 +768,7 @@ int Main(int argc, char** argv) {
 
   // Network.
   if (cmd == "connect-tcp") CmdConnectTcp(arg(2), Num(arg(3)));
+  if (cmd == "nft-delete-table") CmdNftDeleteTable(has(2, "own-netns"));
   if (cmd == "connect-abstract") CmdConnectAbstract(arg(2));
   if (cmd == "loopback") CmdLoopback();
 

@@ -517,8 +517,52 @@ TEST(PolicyNetwork, InvalidValues) {
   ExpectOneIssue(Doc(R"("network": true)"), "/network", {"got true"});
   ExpectOneIssue(Doc(R"("network": ["host"])"), "/network", {"got [\"host\"]"});
   ExpectOneIssue(Doc(R"("network": null)"), "/network", {"got null"});
-  ExpectOneIssue(Doc(R"("network": {"allow": ["example.com"]})"), "/network",
-                 {"egress rules are not supported", "\"none\" or \"host\""});
+  // The rules belong under "egress": both the stray field and the missing
+  // object are named.
+  PolicyLoad load = Parse(Doc(R"("network": {"allow": ["example.com"]})"));
+  ASSERT_EQ(load.issues.size(), 2u) << Describe(load);
+  EXPECT_EQ(load.issues[0].path, "/network/allow");
+  EXPECT_TRUE(Contains(load.issues[0].reason, "unknown field (expected one of: egress)"));
+  EXPECT_EQ(load.issues[1].path, "/network/egress");
+}
+
+TEST(PolicyNetwork, EgressRulesAreReadAndKeptAsWritten) {
+  Policy p = Valid(Doc(R"("network": {"egress": {"default": "deny",
+      "allow": ["pypi.org:443", "*.pythonhosted.org:443", "github.com:443,22", "10.20.0.0/16:5432"],
+      "deny": ["evil.pypi.org"]}})"));
+  EXPECT_EQ(p.network, NetworkMode::kEgress);
+  EXPECT_FALSE(p.egress.default_allow);
+  EXPECT_EQ(p.egress.allow, (Strings{"pypi.org:443", "*.pythonhosted.org:443", "github.com:443,22", "10.20.0.0/16:5432"}));
+  EXPECT_EQ(p.egress.deny, (Strings{"evil.pypi.org"}));
+  Policy open = Valid(Doc(R"("network": {"egress": {"default": "allow"}})"));
+  EXPECT_TRUE(open.egress.default_allow);
+  EXPECT_TRUE(open.egress.allow.empty());
+  // No "default": deny.
+  EXPECT_FALSE(Valid(Doc(R"("network": {"egress": {}})")).egress.default_allow);
+  // Round trip through the enforced form.
+  EXPECT_TRUE(Contains(PolicyToJson(p), "\"evil.pypi.org\"")) << PolicyToJson(p);
+}
+
+TEST(PolicyNetwork, BadEgressRulesNameTheirPath) {
+  ExpectOneIssue(Doc(R"("network": {"egress": {"allow": ["pypi.org:443", "pypi.*.org"]}})"),
+                 "/network/egress/allow/1", {"pypi.*.org", "leftmost"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"allow": ["x.com:0"]}})"), "/network/egress/allow/0", {"x.com:0"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"allow": ["x.com:65536"]}})"), "/network/egress/allow/0", {"65536"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"deny": ["10.20.1.0/16"]}})"), "/network/egress/deny/0",
+                 {"10.20.0.0/16"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"allow": ["udp://dns.example.com:53"]}})"),
+                 "/network/egress/allow/0", {"udp egress is not relayed"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"allow": ["x.com:443", "X.com.:443"]}})"),
+                 "/network/egress/allow/1", {"repeats the rule at /network/egress/allow/0"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"default": "block"}})"), "/network/egress/default",
+                 {"\"deny\" or \"allow\"", "got \"block\""});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"allow": "x.com"}})"), "/network/egress/allow", {"must be an array"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"allow": [443]}})"), "/network/egress/allow/0", {"must be a string"});
+  ExpectOneIssue(Doc(R"("network": {"egress": {"alow": []}})"), "/network/egress/alow",
+                 {"unknown field", "default, allow, deny"});
+  ExpectOneIssue(Doc(R"("network": {})"), "/network/egress", {"missing"});
+  // A udp deny rule is fine: everything but DNS is dropped anyway.
+  EXPECT_EQ(Valid(Doc(R"("network": {"egress": {"deny": ["udp://x.com"]}})")).egress.deny, (Strings{"udp://x.com"}));
 }
 
 TEST(PolicyVersion, MissingOrUnsupported) {
@@ -639,8 +683,8 @@ TEST(PolicyAllIssues, FormatIssuesPrintsFilePointerReason) {
   PolicyLoad load = Parse(R"({"ward": 1, "network": 1, "limits": {"pids": 1}})");
   EXPECT_EQ(load.FormatIssues("agent.json"),
             "agent.json: /limits/pids: out of range: must be between 2 and 4194304\n"
-            "agent.json: /network: must be \"none\" (loopback only) or \"host\" (the host's network, "
-            "unrestricted), got 1\n");
+            "agent.json: /network: must be \"none\" (loopback only), \"host\" (the host's network, "
+            "unrestricted) or {\"egress\": {...}} (rules), got 1\n");
 }
 
 // ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ struct RunArgs {
   bool shell = false;
   int64_t timeout_ms = 0;
   std::string cwd;
+  std::vector<std::string> dns_servers;
 };
 
 int ErrorExit(const Error& e) {
@@ -50,6 +51,17 @@ void PrintJson(const RunResult* r, const Error* err, int exit_status) {
     nlohmann::json phases = nlohmann::json::array();
     for (const auto& p : r->phases) phases.push_back({{"phase", p.name}, {"us", p.us}});
     j["phases"] = phases;
+    if (!r->egress.empty()) {
+      nlohmann::json eg = nlohmann::json::array();
+      for (const auto& e : r->egress) {
+        nlohmann::json o = {{"kind", e.kind}, {"domain", e.domain}, {"decision", e.allowed ? "allow" : "deny"},
+                            {"rule", e.rule}, {"reason", e.reason}, {"detail", e.detail}, {"atMs", e.at_ms}};
+        if (!e.address.empty()) o["address"] = e.address;
+        if (e.port) o["port"] = e.port;
+        eg.push_back(std::move(o));
+      }
+      j["egress"] = std::move(eg);
+    }
   }
   std::fprintf(stderr, "%s\n", j.dump().c_str());
 }
@@ -64,6 +76,7 @@ int DoRun(RunArgs& a) {
   req.policy = std::move(policy);
   req.argv = a.command;
   req.pty = a.pty;
+  req.dns_servers = a.dns_servers;
   auto r = Run(req);
   if (!r) {
     int code = ErrorExit(r.error());
@@ -90,15 +103,21 @@ Action AddRun(CLI::App& app) {
   cmd->add_flag("--pty", a->pty, "give the command a new terminal wired to this one (default: no controlling terminal)");
   cmd->add_flag("--json", a->json,
                 "print a machine-readable result as the last line of stderr: exitStatus, exitCode, signal, timedOut, "
-                "limitsHit, durationMs, phases");
+                "limitsHit, durationMs, phases, and egress (every DNS question and connection decided, with the rule)");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
   cmd->add_option("--timeout-ms", a->timeout_ms, "wall-clock limit; overrides process.timeoutMs")->check(CLI::PositiveNumber);
   cmd->add_option("--cwd", a->cwd, "working directory inside the sandbox; overrides process.cwd");
+  cmd->add_option("--dns-server", a->dns_servers,
+                  "egress mode: resolver for the allowed names, ADDR or ADDR:PORT ([v6]:PORT); repeatable; "
+                  "default: the nameservers of the host's /etc/resolv.conf")
+      ->allow_extra_args(false);
   cmd->add_option("command", a->command, "the command and its arguments (after --)")->required(false);
   cmd->footer(
       "The environment is empty except what the policy inherits or sets. stdin, stdout and stderr pass through.\n"
       "SIGINT, SIGTERM and SIGHUP are forwarded to the command; it is killed 3 s later if still running,\n"
       "or at once on a second signal. Nothing of the sandbox outlives `ward run`.\n"
+      "Egress mode (\"network\": {\"egress\": ...}): every TCP connection and DNS question is decided by the\n"
+      "policy's rules (docs/network.md); HTTP_PROXY/HTTPS_PROXY point at ward's proxy, which applies the same rules.\n"
       "Exit status: the command's own; 128+N if signal N killed it; 122 bad command line, 123 policy invalid\n"
       "or not enforceable here, 124 timeout, 125 sandbox setup failed, 126 not executable, 127 not found.");
   return [a] { return DoRun(*a); };

@@ -1,0 +1,89 @@
+// The supervisor's half of egress control: a DNS filter and a TCP proxy that
+// serve listeners created inside the sandbox's network namespace (see
+// sandbox_net.h) and reach out from the supervisor's own namespace.
+//
+// Every TCP connection the sandbox opens to a non-loopback address arrives
+// here (nftables redirect), whatever the program: the proxy reads the
+// original destination (SO_ORIGINAL_DST), the TLS SNI or HTTP Host of the
+// first bytes, the names ward's DNS bound to that address, and decides with
+// the policy's rules. Denied connections are reset at once; allowed ones are
+// connected from the host and relayed until either side closes.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "net/egress_rules.h"
+#include "ward/result.h"
+
+namespace ward::net {
+
+// One decision, for the run's result and the audit trail.
+struct EgressEvent {
+  enum class Kind : uint8_t {
+    kDns,        // a DNS question (UDP or TCP)
+    kTcp,        // a transparent (redirected) TCP connection
+    kHttpProxy,  // a request to the explicit proxy (CONNECT or absolute-form)
+  };
+  Kind kind = Kind::kTcp;
+  int64_t time_ns = 0;                 // CLOCK_MONOTONIC
+  std::string domain;                  // question / SNI / Host / CONNECT name / bound name; "" if none
+  std::optional<IpAddress> address;    // destination address (none for DNS)
+  uint16_t port = 0;
+  bool allowed = false;
+  std::string rule;                    // text of the deciding rule; "" when the default or a check decided
+  std::string reason;                  // one line for people: why
+  std::string detail;                  // how the name was learned ("sni", "http-host", "dns", "connect"),
+                                       // the DNS type, or what failed after the decision
+};
+const char* EgressEventKindName(EgressEvent::Kind kind);  // "dns", "tcp", "http-proxy"
+
+struct UpstreamDns {
+  IpAddress address;
+  uint16_t port = 53;
+};
+
+struct EgressProxyConfig {
+  EgressPolicy policy;
+  // Resolvers the DNS filter forwards allowed questions to (from the host's
+  // /etc/resolv.conf, or `ward run --dns-server`). Queried from the
+  // supervisor's namespace.
+  std::vector<UpstreamDns> dns_servers;
+  // How long the proxy waits for a client's first bytes (TLS ClientHello,
+  // HTTP request) before deciding on the address alone. The first bytes are
+  // still inspected before any reach the server.
+  int sniff_timeout_ms = 250;
+  // How long a connection to a server may take to be established, and how
+  // long one upstream DNS server has to answer before the next is asked.
+  int connect_timeout_ms = 10000;
+  int dns_timeout_ms = 2000;
+  // Listeners created inside the sandbox's namespace; any may be invalid
+  // (e.g. no IPv6 in the kernel).
+  UniqueFd tcp4, tcp6, udp4, udp6;
+};
+
+class EgressProxy {
+ public:
+  // Starts serving the listeners on threads of its own.
+  static Result<std::unique_ptr<EgressProxy>> Start(EgressProxyConfig config);
+  virtual ~EgressProxy() = default;
+  // Closes the listeners and every connection in flight, and joins the
+  // threads. Idempotent; the destructor calls it.
+  virtual void Stop() = 0;
+  // The decisions so far, oldest first, and forgets them.
+  virtual std::vector<EgressEvent> TakeEvents() = 0;
+};
+
+// The host's resolvers: "nameserver" lines of `resolv_conf` (the file's
+// text). A loopback resolver (127.0.0.53, systemd-resolved) is kept: it is
+// queried from the host's namespace.
+std::vector<UpstreamDns> ParseResolvConf(std::string_view resolv_conf);
+
+}  // namespace ward::net
