@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all deps build run test test-fast test-asan bench fuzz clean
+.PHONY: all deps build run test test-fast test-asan bench bench-egress fuzz clean
 
 all: build
 
@@ -34,6 +34,10 @@ test: test-fast test-asan
 
 bench: build
 	@$(BUILD)/bin/ward_startup_bench
+
+# Egress: 1 GiB download, connection set-up and start-up, each against its baseline.
+bench-egress: build
+	@$(BUILD)/bin/ward_egress_bench
 
 # Every fuzzer for FUZZ_SECONDS (default 60) each; new inputs go to build-fuzz/corpus/NAME.
 fuzz: deps
