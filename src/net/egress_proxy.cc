@@ -1,0 +1,1074 @@
+// The egress proxy: listener threads, per-connection dispatch, the DNS
+// filter's I/O, and the audit events. The decisions themselves live in pure
+// modules (tcp_decision.h, dns_filter.h, egress_rules.h), the byte pumping in
+// relay.h.
+//
+// Threads: one per listener (accept loop or DNS datagram loop), one per TCP
+// connection (dispatch, then relay of both directions with splice), one per
+// forwarded UDP DNS question (so a slow resolver never holds up the others).
+// Every thread waits only in poll() together with the stop eventfd, so Stop()
+// wakes all of them at once; it then joins them, and every connection still
+// open is reset: nothing the sandbox opened outlives it.
+//
+// Trust boundary: everything that arrives on the listeners comes from the
+// sandboxed program. It chooses the destination, the first bytes and the DNS
+// questions, and may lie in all of them; what it cannot forge is the
+// original destination (read from the kernel's conntrack entry) and the
+// answers of ward's own DNS filter (the binding table below).
+#include "net/egress_proxy.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <map>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "base/errors.h"
+#include "net/dns_filter.h"
+#include "net/dns_message.h"
+#include "net/dns_upstream.h"
+#include "net/relay.h"
+#include "net/sandbox_net.h"
+#include "net/sniff.h"
+#include "net/socket_io.h"
+#include "net/tcp_decision.h"
+
+namespace ward::net {
+
+const char* EgressEventKindName(EgressEvent::Kind kind) {
+  switch (kind) {
+    case EgressEvent::Kind::kDns:
+      return "dns";
+    case EgressEvent::Kind::kTcp:
+      return "tcp";
+    case EgressEvent::Kind::kHttpProxy:
+      return "http-proxy";
+  }
+  return "unknown";
+}
+
+std::vector<UpstreamDns> ParseResolvConf(std::string_view resolv_conf) {
+  std::vector<UpstreamDns> out;
+  while (!resolv_conf.empty()) {
+    size_t eol = resolv_conf.find('\n');
+    std::string_view line = resolv_conf.substr(0, eol);
+    resolv_conf = eol == std::string_view::npos ? std::string_view() : resolv_conf.substr(eol + 1);
+    size_t comment = line.find_first_of("#;");
+    if (comment != std::string_view::npos) line = line.substr(0, comment);
+    auto next_token = [&line]() {
+      size_t start = line.find_first_not_of(" \t\r");
+      if (start == std::string_view::npos) return std::string_view();
+      size_t end = line.find_first_of(" \t\r", start);
+      std::string_view token = line.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+      line = end == std::string_view::npos ? std::string_view() : line.substr(end);
+      return token;
+    };
+    if (next_token() != "nameserver") continue;
+    std::string_view address = next_token();
+    // "fe80::1%eth0": a link-local resolver is only meaningful with its
+    // interface, and UpstreamDns carries no scope id. Dropped rather than
+    // sent out of whichever interface the kernel picks.
+    if (address.find('%') != std::string_view::npos) continue;
+    if (std::optional<IpAddress> a = IpAddress::Parse(address)) out.push_back(UpstreamDns{*a, 53});
+  }
+  return out;
+}
+
+namespace {
+
+// getsockopt(SOL_IP, SO_ORIGINAL_DST) and getsockopt(SOL_IPV6,
+// IP6T_SO_ORIGINAL_DST) share the number 80; the kernel headers that define
+// them do not compile cleanly as C++.
+constexpr int kSoOriginalDst = 80;
+
+constexpr int kHttpHeadTimeoutMs = 10000;  // explicit proxy: the request head
+constexpr int kDnsTcpIdleMs = 10000;       // DNS over TCP: between queries (RFC 7766 suggests seconds)
+constexpr int kReplyTimeoutMs = 5000;      // writing a short answer to the client
+constexpr size_t kMaxConnections = 512;    // TCP connections in flight; more are reset
+constexpr int kMaxDnsInFlight = 128;       // UDP questions being forwarded; more get SERVFAIL
+constexpr size_t kMaxBoundAddresses = 1 << 16;
+constexpr size_t kMaxNamesPerAddress = 64;
+constexpr size_t kMaxPendingEvents = 1 << 18;
+
+IpAddress Gateway4() {
+  IpAddress a;
+  a.family = AF_INET;
+  std::memcpy(a.bytes.data(), kGatewayAddr4, 4);
+  return a;
+}
+
+IpAddress Gateway6() {
+  IpAddress a;
+  a.family = AF_INET6;
+  std::memcpy(a.bytes.data(), kGatewayAddr6, 16);
+  return a;
+}
+
+IpAddress FromDns(const DnsAddress& d) {
+  IpAddress a;
+  a.family = d.v6 ? AF_INET6 : AF_INET;
+  std::memcpy(a.bytes.data(), d.bytes.data(), d.v6 ? 16 : 4);
+  return a;
+}
+
+Destination Dest(std::optional<std::string> domain, std::optional<IpAddress> address, uint16_t port) {
+  Destination d;
+  d.domain = std::move(domain);
+  d.address = address;
+  d.port = port;
+  d.protocol = Protocol::kTcp;
+  return d;
+}
+
+// Names ward's DNS filter answered with each address during this run. Only
+// the filter and the explicit proxy's own lookups write here, from responses
+// of the configured resolvers to questions ward forwarded; the sandboxed
+// program cannot add a binding except by asking ward's resolver a question.
+class BindingTable {
+ public:
+  void Bind(const IpAddress& address, const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = table_.find(Key(address));
+    if (it == table_.end()) {
+      // Full: later names are not learned, so connections to their
+      // addresses are decided without them (fail closed), never with
+      // another name's binding.
+      if (table_.size() >= kMaxBoundAddresses) return;
+      it = table_.emplace(Key(address), std::vector<std::string>{}).first;
+    }
+    std::vector<std::string>& names = it->second;
+    for (const std::string& n : names) {
+      if (n == name) return;
+    }
+    if (names.size() < kMaxNamesPerAddress) names.push_back(name);
+  }
+
+  std::vector<std::string> NamesFor(const IpAddress& address) const {
+    std::lock_guard lock(mu_);
+    auto it = table_.find(Key(address));
+    return it == table_.end() ? std::vector<std::string>{} : it->second;
+  }
+
+ private:
+  using KeyType = std::pair<int, std::array<uint8_t, 16>>;
+  static KeyType Key(const IpAddress& address) {
+    IpAddress a = address.Unmapped();
+    KeyType k{a.family, {}};
+    std::memcpy(k.second.data(), a.bytes.data(), a.is_v4() ? 4 : 16);
+    return k;
+  }
+
+  mutable std::mutex mu_;
+  std::map<KeyType, std::vector<std::string>> table_;
+};
+
+// The threads serving connections and forwarded questions. Finished ones are
+// joined as new ones start; CloseAndJoin refuses new ones and joins the rest.
+class Workers {
+ public:
+  // Runs `fn` on a new thread. False if closing or the thread could not be
+  // created; `fn` (and what it owns) is destroyed then.
+  template <typename F>
+  bool Spawn(F fn) {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    try {
+      std::thread t([done, f = std::move(fn)]() mutable {
+        f();
+        done->store(true);
+      });
+      list_.push_back(Worker{std::move(t), std::move(done)});
+    } catch (const std::system_error&) {
+      return false;
+    }
+    return true;
+  }
+
+  // Joins the finished threads; returns how many still run.
+  size_t Reap() {
+    std::lock_guard lock(mu_);
+    for (auto it = list_.begin(); it != list_.end();) {
+      if (it->done->load()) {
+        it->thread.join();
+        it = list_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return list_.size();
+  }
+
+  void CloseAndJoin() {
+    std::list<Worker> all;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      all.swap(list_);
+    }
+    for (Worker& w : all) w.thread.join();
+  }
+
+ private:
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex mu_;
+  std::list<Worker> list_;
+  bool closed_ = false;
+};
+
+// Where a datagram arrived: the reply must leave from the same local address
+// (after the redirect, 127.0.0.1 or ::1), or conntrack cannot match it to
+// the redirected flow and restore the address the program sent to.
+struct DatagramOrigin {
+  sockaddr_storage peer{};
+  socklen_t peer_len = 0;
+  bool has_local = false;
+  in_pktinfo local4{};
+  in6_pktinfo local6{};
+};
+
+void SendDatagram(int fd, std::span<const uint8_t> data, const DatagramOrigin& origin) {
+  iovec iov{const_cast<uint8_t*>(data.data()), data.size()};
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr_storage*>(&origin.peer);
+  msg.msg_namelen = origin.peer_len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
+  if (origin.has_local) {
+    msg.msg_control = control;
+    cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
+    if (origin.peer.ss_family == AF_INET) {
+      in_pktinfo info{};
+      info.ipi_spec_dst = origin.local4.ipi_addr;
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(info));
+      std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+      msg.msg_controllen = CMSG_SPACE(sizeof(info));
+    } else {
+      in6_pktinfo info{};
+      info.ipi6_addr = origin.local6.ipi6_addr;
+      c->cmsg_level = IPPROTO_IPV6;
+      c->cmsg_type = IPV6_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(info));
+      std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+      msg.msg_controllen = CMSG_SPACE(sizeof(info));
+    }
+  }
+  // A lost reply is a lost datagram: the client retries.
+  (void)sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  return s;
+}
+
+// A complete, closed HTTP answer from the proxy itself.
+std::string HttpAnswer(int code, const char* status, const std::string& body_line) {
+  std::string body = "ward: " + OneLine(body_line) + "\n";
+  return "HTTP/1.1 " + std::to_string(code) + " " + status +
+         "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n\r\n" + body;
+}
+
+class Proxy final : public EgressProxy {
+ public:
+  explicit Proxy(EgressProxyConfig config) : config_(std::move(config)) {}
+  ~Proxy() override { Stop(); }
+
+  Result<void> Begin();
+  void Stop() override;
+  std::vector<EgressEvent> TakeEvents() override;
+
+ private:
+  struct DnsStep {
+    std::optional<DnsQuery> forward;  // set: ask the upstream resolvers
+    std::vector<uint8_t> response;    // otherwise: the answer (empty: none)
+    EgressEvent event;
+  };
+
+  EgressEvent NewEvent(EgressEvent::Kind kind) const {
+    EgressEvent e;
+    e.kind = kind;
+    e.time_ns = MonotonicNs();
+    return e;
+  }
+  void Record(EgressEvent e);
+
+  void AcceptLoop(int listener);
+  void DatagramLoop(int listener);
+  void HandleConnection(UniqueFd client);
+  void Transparent(UniqueFd client, const IpAddress& dst, uint16_t port);
+  // Connects an allowed transparent connection and relays it; `head` is what
+  // the client sent already; with `gate_first_bytes` the first bytes are
+  // judged before any is forwarded.
+  void Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const TcpDecision& d, const std::string& detail,
+               std::vector<uint8_t> head, bool gate_first_bytes);
+  void HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port);
+  void HttpProxy(UniqueFd client);
+  void DnsOverTcp(UniqueFd client);
+
+  DnsStep FilterQuery(std::span<const uint8_t> message);
+  std::vector<uint8_t> ForwardQuery(std::span<const uint8_t> message, const DnsQuery& query, bool tcp,
+                                    EgressEvent& event);
+  Result<std::vector<IpAddress>> Resolve(const std::string& name);
+
+  GateVerdict LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port, EgressEvent::Kind kind);
+  GateVerdict ConnectGate(std::span<const uint8_t> bytes, const std::string& host, const IpAddress& dst, uint16_t port);
+  void RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason);
+
+  EgressProxyConfig config_;
+  UniqueFd stop_fd_;
+  std::vector<std::thread> listener_threads_;
+  Workers workers_;
+  BindingTable bindings_;
+  std::atomic<int> dns_in_flight_{0};
+
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+
+  std::mutex events_mu_;
+  std::vector<EgressEvent> events_;
+};
+
+Result<void> Proxy::Begin() {
+  if (!config_.tcp4.valid() && !config_.tcp6.valid() && !config_.udp4.valid() && !config_.udp6.valid()) {
+    return Error::Setup("egress proxy: no listener to serve");
+  }
+  stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_.valid()) return SysError("eventfd", "egress proxy stop");
+
+  int one = 1;
+  if (config_.udp4.valid() && setsockopt(config_.udp4.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) != 0) {
+    return SysError("setsockopt", "udp4 listener, IP_PKTINFO");
+  }
+  if (config_.udp6.valid() && setsockopt(config_.udp6.get(), IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) != 0) {
+    return SysError("setsockopt", "udp6 listener, IPV6_RECVPKTINFO");
+  }
+  // Non-blocking: a connection reset between poll() and accept() must not
+  // leave the accept loop blocked where Stop() cannot reach it.
+  for (UniqueFd* fd : {&config_.tcp4, &config_.tcp6, &config_.udp4, &config_.udp6}) {
+    if (!fd->valid()) continue;
+    int flags = fcntl(fd->get(), F_GETFL);
+    if (flags < 0 || fcntl(fd->get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+      return SysError("fcntl", "egress listener, O_NONBLOCK");
+    }
+  }
+  try {
+    for (UniqueFd* fd : {&config_.tcp4, &config_.tcp6}) {
+      if (fd->valid()) listener_threads_.emplace_back([this, l = fd->get()] { AcceptLoop(l); });
+    }
+    for (UniqueFd* fd : {&config_.udp4, &config_.udp6}) {
+      if (fd->valid()) listener_threads_.emplace_back([this, l = fd->get()] { DatagramLoop(l); });
+    }
+  } catch (const std::system_error& e) {
+    return Error::Setup(std::string("egress proxy: starting a listener thread: ") + e.what());
+  }
+  return {};
+}
+
+void Proxy::Stop() {
+  std::lock_guard lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  if (stop_fd_.valid()) {
+    uint64_t one = 1;
+    // An eventfd write of 1 cannot fail short of overflow; it stays readable
+    // from now on, so every poll() in every thread returns.
+    (void)write(stop_fd_.get(), &one, sizeof(one));
+  }
+  for (UniqueFd* fd : {&config_.tcp4, &config_.tcp6, &config_.udp4, &config_.udp6}) {
+    if (fd->valid()) shutdown(fd->get(), SHUT_RDWR);
+  }
+  for (std::thread& t : listener_threads_) t.join();
+  listener_threads_.clear();
+  // Each connection thread resets its sockets when it sees the stop fd.
+  workers_.CloseAndJoin();
+  // Closed last: the workers answer UDP questions through these sockets.
+  config_.tcp4.Reset();
+  config_.tcp6.Reset();
+  config_.udp4.Reset();
+  config_.udp6.Reset();
+}
+
+std::vector<EgressEvent> Proxy::TakeEvents() {
+  std::lock_guard lock(events_mu_);
+  return std::exchange(events_, {});
+}
+
+void Proxy::Record(EgressEvent e) {
+  std::lock_guard lock(events_mu_);
+  // A workload can ask questions forever; if nobody takes the events, the
+  // oldest are kept and the rest dropped rather than growing without bound.
+  if (events_.size() < kMaxPendingEvents) events_.push_back(std::move(e));
+}
+
+// ---------------------------------------------------------------- TCP
+
+void Proxy::AcceptLoop(int listener) {
+  for (;;) {
+    WaitStatus w = WaitFor(listener, POLLIN, stop_fd_.get(), -1);
+    if (w == WaitStatus::kStopped) return;
+    if (w == WaitStatus::kError) return;  // listener gone (shut down): nothing more will arrive
+    UniqueFd client(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!client.valid()) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: back off instead of spinning on a full queue.
+        if (WaitFor(stop_fd_.get(), POLLIN, -1, 100) != WaitStatus::kTimeout) return;
+      } else if (errno == EINVAL) {
+        return;  // shut down
+      }
+      continue;
+    }
+    if (workers_.Reap() >= kMaxConnections) {
+      EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
+      e.reason = "too many connections in flight (" + std::to_string(kMaxConnections) + ")";
+      Record(std::move(e));
+      ResetAndClose(client);
+      continue;
+    }
+    // If the thread cannot start, the lambda and the socket in it are
+    // destroyed: the client sees its connection closed.
+    (void)workers_.Spawn([this, c = std::move(client)]() mutable { HandleConnection(std::move(c)); });
+  }
+}
+
+void Proxy::HandleConnection(UniqueFd client) {
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof(local);
+  sockaddr_storage orig{};
+  socklen_t orig_len = sizeof(orig);
+  int err = 0;
+  if (getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) {
+    err = errno;
+  } else if (getsockopt(client.get(), local.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP, kSoOriginalDst, &orig,
+                        &orig_len) != 0) {
+    err = errno;
+  }
+  if (err != 0) {
+    // ENOENT: no NAT entry, so the program connected to the listener itself
+    // (e.g. 127.0.0.1:1) instead of being redirected. There is no
+    // destination to judge, so there is nothing to allow.
+    EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
+    e.reason = "connection to the proxy's own listener, not a redirected one";
+    e.detail = "SO_ORIGINAL_DST: " + ErrnoName(err);
+    Record(std::move(e));
+    return ResetAndClose(client);
+  }
+  uint16_t port = 0;
+  IpAddress dst = FromSockaddr(orig, &port);
+  uint16_t local_port = 0;
+  IpAddress local_address = FromSockaddr(local, &local_port);
+  if (dst == local_address && port == local_port) {
+    // A conntrack entry without NAT: the program connected to the listener
+    // itself (127.0.0.1:1, its own address) instead of being redirected.
+    EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
+    e.address = dst;
+    e.port = port;
+    e.reason = "connection to the proxy's own listener, not a redirected one";
+    e.detail = "not redirected";
+    Record(std::move(e));
+    return ResetAndClose(client);
+  }
+  int one = 1;
+  setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+  if (port == kDnsPort) return DnsOverTcp(std::move(client));
+  IpAddress unmapped = dst.Unmapped();
+  if (unmapped == Gateway4() || unmapped == Gateway6()) {
+    if (port == kHttpProxyPort) return HttpProxy(std::move(client));
+    return HostLoopback(std::move(client), unmapped, port);
+  }
+  Transparent(std::move(client), dst, port);
+}
+
+void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
+  const std::vector<std::string> bound = bindings_.NamesFor(dst);
+  // Decide on the address and the names ward's DNS bound to it, without
+  // waiting for the client: a denied connection fails at once, and an
+  // allowed one is connected at once (server-speaks-first protocols such as
+  // SSH or SMTP get their greeting). The client's first bytes are judged
+  // before any of them reaches the server (LateGate), so an SNI or Host
+  // naming something else still resets the connection.
+  TcpDecision early = DecideTcp(config_.policy, std::nullopt, "", bound, dst, port);
+  if (early.allowed) return Connect(std::move(client), dst, port, early, "first bytes checked before forwarding", {},
+                                    /*gate=*/true);
+  // Denied on the address. Only a name in the first bytes that ward bound
+  // to this address and that the rules allow can change that (an address
+  // shared by an allowed and a denied name); otherwise there is nothing to
+  // wait for.
+  bool name_could_allow = false;
+  for (const auto& n : bound) {
+    if (DecideTcp(config_.policy, n, "sni", bound, dst, port).allowed) name_could_allow = true;
+  }
+  if (!name_could_allow) {
+    EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
+    ev.address = dst;
+    ev.port = port;
+    ev.rule = early.rule ? early.rule->text : "";
+    ev.reason = early.reason;
+    ev.domain = early.domain;
+    ev.detail = early.source.empty() ? "address" : early.source;
+    Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
+    return ResetAndClose(client);
+  }
+
+  // Wait a little for the first bytes: TLS and HTTP clients speak first and
+  // at once; without them the address decision above stands.
+  std::vector<uint8_t> head;
+  FirstBytes first;
+  bool client_ended = false;
+  int64_t deadline = MonotonicMs() + config_.sniff_timeout_ms;
+  uint8_t buf[4096];
+  while (first.status == FirstBytes::Status::kNeedMore && head.size() < kMaxGatedBytes) {
+    WaitStatus w = WaitFor(client.get(), POLLIN, stop_fd_.get(), RemainingMs(deadline));
+    if (w == WaitStatus::kStopped || w == WaitStatus::kError) return ResetAndClose(client);
+    if (w == WaitStatus::kTimeout) break;
+    size_t room = kMaxGatedBytes - head.size();
+    ssize_t n = recv(client.get(), buf, room < sizeof(buf) ? room : sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return ResetAndClose(client);  // the client gave up first: nothing to decide
+    if (n == 0) {
+      client_ended = true;
+      break;
+    }
+    head.insert(head.end(), buf, buf + n);
+    first = SniffFirstBytes(head);
+  }
+  bool conclusive = first.status != FirstBytes::Status::kNeedMore;
+
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
+  ev.address = dst;
+  ev.port = port;
+  if (first.status == FirstBytes::Status::kRefuse ||
+      (!conclusive && !head.empty() && (client_ended || head.size() >= kMaxGatedBytes))) {
+    ev.reason = first.status == FirstBytes::Status::kRefuse ? first.reason
+                                                            : "the first bytes could not be judged before they ended";
+    ev.detail = "first bytes";
+    Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
+    return ResetAndClose(client);
+  }
+
+  std::optional<std::string> name;
+  if (first.status == FirstBytes::Status::kName) name = first.name;
+  TcpDecision d = DecideTcp(config_.policy, name, first.source, bound, dst, port);
+  std::string detail;
+  if (first.status == FirstBytes::Status::kName) {
+    detail = first.source;
+  } else {
+    detail = conclusive ? "no host name in the first bytes"
+                        : "no first bytes within " + std::to_string(config_.sniff_timeout_ms) + " ms";
+    if (!d.source.empty()) detail = d.source + " (" + detail + ")";
+  }
+  if (!d.allowed) {
+    ev.rule = d.rule ? d.rule->text : "";
+    ev.reason = d.reason;
+    ev.domain = d.domain;
+    ev.detail = detail;
+    Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
+    return ResetAndClose(client);
+  }
+  // Allowed by a name in the first bytes, or (no name came) on the address.
+  Connect(std::move(client), dst, port, d, detail, std::move(head), /*gate=*/!conclusive);
+}
+
+void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const TcpDecision& d,
+                    const std::string& detail, std::vector<uint8_t> head, bool gate_first_bytes) {
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
+  ev.address = dst;
+  ev.port = port;
+  ev.allowed = true;
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  ev.domain = d.domain;
+  ev.detail = d.source.empty() || detail.starts_with(d.source) ? detail : d.source + " (" + detail + ")";
+  Result<UniqueFd> server = ConnectTcp(dst, port, config_.connect_timeout_ms, stop_fd_.get());
+  if (!server) {
+    ev.detail += "; " + server.error().message;
+    Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
+    return ResetAndClose(client);
+  }
+  if (!gate_first_bytes) {
+    Record(std::move(ev));
+    (void)Relay(std::move(client), std::move(*server), std::move(head), nullptr, stop_fd_.get());
+    return;
+  }
+  // Decided without the first bytes: they are judged, by the same rules,
+  // before any of them reaches the server, and the one event of this
+  // connection is recorded when they are: the name they carry (an SNI the
+  // rules allow makes it the decision's name; one they deny resets).
+  bool recorded = false;
+  auto record = [&](EgressEvent e) {
+    recorded = true;
+    Record(std::move(e));
+  };
+  FirstBytesGate gate = [&](std::span<const uint8_t> bytes) -> GateVerdict {
+    FirstBytes first = SniffFirstBytes(bytes);
+    switch (first.status) {
+      case FirstBytes::Status::kNeedMore:
+        return {GateVerdict::Kind::kNeedMore, ""};
+      case FirstBytes::Status::kNoName:
+        ev.detail = d.source.empty() ? "no host name in the first bytes" : d.source + " (no host name in the first bytes)";
+        record(ev);
+        return {GateVerdict::Kind::kForward, ""};
+      case FirstBytes::Status::kRefuse:
+        ev.allowed = false;
+        ev.rule.clear();
+        ev.reason = first.reason;
+        ev.detail = "first bytes";
+        record(ev);
+        return {GateVerdict::Kind::kReset, first.reason};
+      case FirstBytes::Status::kName:
+        break;
+    }
+    TcpDecision named = DecideTcp(config_.policy, first.name, first.source, bindings_.NamesFor(dst), dst, port);
+    ev.allowed = named.allowed;
+    ev.rule = named.rule ? named.rule->text : "";
+    ev.reason = named.reason;
+    ev.domain = named.domain.empty() ? first.name : named.domain;
+    ev.detail = first.source;
+    record(ev);
+    return named.allowed ? GateVerdict{GateVerdict::Kind::kForward, ""} : GateVerdict{GateVerdict::Kind::kReset, named.reason};
+  };
+  RelayOutcome outcome = Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get());
+  if (!recorded) {
+    // The client never sent a byte that could be judged (a server-speaks-
+    // first exchange that ended, or the client closed): the address decided.
+    ev.detail = d.source.empty() ? "no first bytes from the client" : d.source + " (no first bytes from the client)";
+    if (outcome.reset_by_gate) {
+      ev.allowed = false;
+      ev.reason = outcome.gate_reason;
+    }
+    Record(std::move(ev));
+  }
+}
+
+GateVerdict Proxy::LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port,
+                            EgressEvent::Kind kind) {
+  FirstBytes first = SniffFirstBytes(bytes);
+  EgressEvent ev = NewEvent(kind);
+  ev.address = dst;
+  ev.port = port;
+  switch (first.status) {
+    case FirstBytes::Status::kNeedMore:
+      return {GateVerdict::Kind::kNeedMore, ""};
+    case FirstBytes::Status::kNoName:
+      return {GateVerdict::Kind::kForward, ""};
+    case FirstBytes::Status::kRefuse:
+      ev.reason = first.reason;
+      ev.detail = "late first bytes";
+      Record(ev);
+      return {GateVerdict::Kind::kReset, first.reason};
+    case FirstBytes::Status::kName:
+      break;
+  }
+  TcpDecision d = DecideTcp(config_.policy, first.name, first.source, bindings_.NamesFor(dst), dst, port);
+  if (d.allowed) return {GateVerdict::Kind::kForward, ""};
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  ev.domain = d.domain;
+  ev.detail = d.source + " (late first bytes, after the connection was allowed without them)";
+  Record(ev);
+  return {GateVerdict::Kind::kReset, d.reason};
+}
+
+void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port) {
+  // The only way to the host's loopback: a rule naming host.ward.internal
+  // (an address rule for 127.0.0.1 means the sandbox's own loopback, which
+  // never reaches the proxy).
+  EgressDecision d = config_.policy.Decide(Dest(std::string(kHostLoopbackName), std::nullopt, port));
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
+  ev.domain = kHostLoopbackName;
+  ev.address = gateway;
+  ev.port = port;
+  ev.allowed = d.allowed;
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  // "default": "allow" means the outside world, never the host itself: only
+  // an allow rule that names host.ward.internal (or a wildcard above it)
+  // opens a host port.
+  if (d.allowed && !d.rule) {
+    ev.allowed = false;
+    ev.reason = "the host's loopback port " + std::to_string(port) + " is opened only by a rule naming " +
+                kHostLoopbackName + ":" + std::to_string(port) + " (\"default\": \"allow\" does not)";
+  }
+  ev.detail = "host-loopback";
+  if (!ev.allowed) {
+    Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
+    return ResetAndClose(client);
+  }
+  IpAddress loopback = gateway.is_v6() ? *IpAddress::Parse("::1") : IpAddress::V4(127, 0, 0, 1);
+  Result<UniqueFd> server = ConnectTcp(loopback, port, config_.connect_timeout_ms, stop_fd_.get());
+  if (!server) {
+    ev.detail += "; " + server.error().message;
+    Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
+    return ResetAndClose(client);
+  }
+  Record(std::move(ev));
+  (void)Relay(std::move(client), std::move(*server), {}, nullptr, stop_fd_.get());
+}
+
+// ---------------------------------------------------------------- explicit HTTP proxy
+
+void Proxy::RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason) {
+  (void)WriteAll(client.get(), HttpAnswer(code, status, reason), stop_fd_.get(), kReplyTimeoutMs);
+  // Closing with unread request bytes would send a reset that can destroy
+  // the answer before the client reads it: end our side, drain briefly.
+  shutdown(client.get(), SHUT_WR);
+  int64_t deadline = MonotonicMs() + 500;
+  uint8_t buf[4096];
+  while (WaitFor(client.get(), POLLIN, stop_fd_.get(), RemainingMs(deadline)) == WaitStatus::kReady) {
+    ssize_t n = recv(client.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
+  }
+  client.Reset();
+}
+
+void Proxy::HttpProxy(UniqueFd client) {
+  std::vector<uint8_t> buf;
+  HttpRequestHead head;
+  int64_t deadline = MonotonicMs() + kHttpHeadTimeoutMs;
+  uint8_t chunk[4096];
+  while (head.status == HttpSniffStatus::kNeedMore) {
+    WaitStatus w = WaitFor(client.get(), POLLIN, stop_fd_.get(), RemainingMs(deadline));
+    if (w == WaitStatus::kTimeout) return RefuseHttp(client, 408, "Request Timeout", "no request head in time");
+    if (w != WaitStatus::kReady) return ResetAndClose(client);
+    ssize_t n = recv(client.get(), chunk, sizeof(chunk), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return ResetAndClose(client);
+    buf.insert(buf.end(), chunk, chunk + n);
+    head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
+  }
+
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
+  auto refuse = [&](int code, const char* status, std::string reason) {
+    ev.reason = reason;
+    Record(ev);
+    RefuseHttp(client, code, status, reason);
+  };
+
+  std::string host;
+  uint16_t port = 0;
+  size_t tunnel_start = 0;
+  bool connect = head.method == "CONNECT";
+  if (head.status == HttpSniffStatus::kNotHttp) return refuse(400, "Bad Request", "not an HTTP request");
+  if (connect) {
+    ev.detail = "connect";
+    ConnectRequest c = ParseConnectRequest(buf);
+    if (c.status != ConnectStatus::kConnect) {
+      return refuse(400, "Bad Request", "malformed CONNECT request (" + std::string(HttpErrorName(c.error)) + ")");
+    }
+    host = c.host;
+    port = c.port;
+    tunnel_start = c.head_length;
+  } else {
+    ev.detail = "absolute-form";
+    if (head.status == HttpSniffStatus::kMalformed) {
+      return refuse(400, "Bad Request", "malformed request head (" + std::string(HttpErrorName(head.error)) + ")");
+    }
+    if (head.status == HttpSniffStatus::kAmbiguousHost) {
+      return refuse(400, "Bad Request",
+                    "the request target names \"" + head.target_host + "\" but Host names \"" + head.host + "\"");
+    }
+    if (head.target_host.empty()) {
+      return refuse(400, "Bad Request", "not a proxy request: send an absolute URL (http://host/...) or CONNECT");
+    }
+    host = head.target_host;
+    port = head.target_port.value_or(head.scheme == "https" ? 443 : 80);
+  }
+  ev.port = port;
+
+  // Decide, then find the addresses to try (each judged again with its
+  // address: address deny rules and the rebinding guard apply).
+  std::vector<IpAddress> candidates;
+  std::optional<IpAddress> literal = IpAddress::Parse(host);
+  std::optional<std::string> name;
+  if (literal) {
+    ev.address = *literal;
+    TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bindings_.NamesFor(*literal), *literal, port);
+    ev.allowed = d.allowed;
+    ev.rule = d.rule ? d.rule->text : "";
+    ev.reason = d.reason;
+    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
+    candidates.push_back(*literal);
+  } else {
+    name = host;
+    ev.domain = host;
+    EgressDecision d = config_.policy.Decide(Dest(host, std::nullopt, port));
+    ev.rule = d.rule ? d.rule->text : "";
+    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
+    Result<std::vector<IpAddress>> addresses = Resolve(host);
+    if (!addresses) {
+      ev.allowed = true;
+      ev.reason = d.reason;
+      ev.detail += "; resolving: " + addresses.error().message;
+      Record(ev);
+      return RefuseHttp(client, 502, "Bad Gateway", "cannot resolve " + host + ": " + addresses.error().message);
+    }
+    TcpDecision last;
+    for (const IpAddress& a : *addresses) {
+      EgressDecision with = config_.policy.Decide(Dest(host, a, port));
+      TcpDecision t =
+          ApplyRebindingGuard(config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
+      if (t.allowed) {
+        candidates.push_back(a);
+      } else {
+        last = t;
+        ev.address = a;
+      }
+    }
+    if (candidates.empty()) {
+      ev.rule = last.rule ? last.rule->text : "";
+      return refuse(403, "Forbidden", last.reason);
+    }
+    ev.allowed = true;
+    ev.reason = d.reason;
+  }
+
+  Result<UniqueFd> server = Error::Setup("no address");
+  for (const IpAddress& a : candidates) {
+    ev.address = a;
+    server = ConnectTcp(a, port, config_.connect_timeout_ms, stop_fd_.get());
+    if (server) break;
+  }
+  if (!server) {
+    ev.detail += "; " + server.error().message;
+    Record(ev);
+    return RefuseHttp(client, 502, "Bad Gateway", server.error().message);
+  }
+  Record(ev);
+
+  if (!connect) {
+    // The request goes on as it came, head and any body bytes already read.
+    (void)Relay(std::move(client), std::move(*server), std::move(buf), nullptr, stop_fd_.get());
+    return;
+  }
+  if (!WriteAll(client.get(), std::string_view("HTTP/1.1 200 Connection established\r\n\r\n"), stop_fd_.get(),
+                kReplyTimeoutMs)) {
+    return ResetAndClose(client);
+  }
+  // Whatever the client sent after the CONNECT head is the tunnel's start.
+  std::vector<uint8_t> rest(buf.begin() + static_cast<std::ptrdiff_t>(tunnel_start), buf.end());
+  IpAddress dst = *ev.address;
+  FirstBytesGate gate = [this, host, dst, port, literal](std::span<const uint8_t> bytes) {
+    if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy);
+    return ConnectGate(bytes, host, dst, port);
+  };
+  (void)Relay(std::move(client), std::move(*server), std::move(rest), std::move(gate), stop_fd_.get());
+}
+
+GateVerdict Proxy::ConnectGate(std::span<const uint8_t> bytes, const std::string& host, const IpAddress& dst,
+                               uint16_t port) {
+  // The tunnel was allowed for `host`; a ClientHello (or HTTP request)
+  // naming another host would have the server behind that address serve
+  // the other one: domain fronting through the proxy.
+  FirstBytes first = SniffFirstBytes(bytes);
+  if (first.status == FirstBytes::Status::kNeedMore) return {GateVerdict::Kind::kNeedMore, ""};
+  if (first.status == FirstBytes::Status::kNoName) return {GateVerdict::Kind::kForward, ""};
+  if (first.status == FirstBytes::Status::kName && first.name == host) return {GateVerdict::Kind::kForward, ""};
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
+  ev.domain = first.status == FirstBytes::Status::kName ? first.name : host;
+  ev.address = dst;
+  ev.port = port;
+  ev.reason = first.status == FirstBytes::Status::kRefuse
+                  ? first.reason
+                  : "the " + first.source + " names \"" + first.name + "\" but the CONNECT request named \"" + host +
+                        "\" (domain fronting)";
+  ev.detail = "connect; " + (first.source.empty() ? std::string("first bytes") : first.source);
+  Record(ev);
+  return {GateVerdict::Kind::kReset, ev.reason};
+}
+
+Result<std::vector<IpAddress>> Proxy::Resolve(const std::string& name) {
+  std::vector<IpAddress> out;
+  std::string failures;
+  for (uint16_t qtype : {kDnsTypeA, kDnsTypeAaaa}) {
+    std::optional<std::vector<uint8_t>> message = BuildDnsQuery(0, name, qtype);
+    if (!message) return Error::Setup("\"" + name + "\" is not a host name");
+    DnsResult<DnsQuery> query = ParseQuery(*message);
+    if (!query) return Error::Setup("\"" + name + "\": " + DnsErrorString(query.error()));
+    Result<DnsExchange> r =
+        ExchangeDns(config_.dns_servers, *message, *query, false, config_.dns_timeout_ms, stop_fd_.get());
+    if (r && r->response.truncated()) {
+      r = ExchangeDns(config_.dns_servers, *message, *query, true, config_.dns_timeout_ms, stop_fd_.get());
+    }
+    if (!r) {
+      failures += (failures.empty() ? "" : "; ") + r.error().message;
+      continue;
+    }
+    for (const ResolvedAddress& a : AddressesFor(r->response, name)) {
+      IpAddress ip = FromDns(a.address);
+      bindings_.Bind(ip, name);
+      out.push_back(ip);
+    }
+  }
+  if (out.empty()) return Error::Setup(failures.empty() ? "no address" : failures);
+  return out;
+}
+
+// ---------------------------------------------------------------- DNS
+
+Proxy::DnsStep Proxy::FilterQuery(std::span<const uint8_t> message) {
+  DnsStep step;
+  step.event = NewEvent(EgressEvent::Kind::kDns);
+  EgressEvent& ev = step.event;
+  DnsResult<DnsQuery> query = ParseQuery(message);
+  if (!query) {
+    DnsRcode rcode = query.error().code == DnsErrc::kUnsupportedOpcode ? DnsRcode::kNotImp : DnsRcode::kFormErr;
+    if (std::optional<std::vector<uint8_t>> r = BuildHeaderOnlyResponse(message, rcode)) step.response = *r;
+    ev.reason = "malformed DNS query: " + DnsErrorString(query.error());
+    return step;
+  }
+  const DnsQuestion& q = query->question;
+  ev.domain = q.name;
+  ev.detail = DnsTypeName(q.qtype);
+  if (q.qclass != kDnsClassIn) {
+    step.response = BuildErrorResponse(*query, DnsRcode::kRefused);
+    ev.reason = "DNS class " + std::to_string(q.qclass) + " is not served (only IN)";
+    return step;
+  }
+  if (IsHostLoopbackName(q.name)) {
+    step.response = BuildHostLoopbackAnswer(*query);
+    ev.allowed = true;
+    ev.reason = "answered by ward: the gateway, which leads to the host's loopback ports that rules for " +
+                std::string(kHostLoopbackName) + " allow";
+    return step;
+  }
+  DnsNameDecision d = DecideDnsName(config_.policy, q.name);
+  ev.allowed = d.allowed;
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  if (!d.allowed) {
+    step.response = BuildErrorResponse(*query, DnsRcode::kNxDomain);
+    return step;
+  }
+  step.forward = std::move(*query);
+  return step;
+}
+
+std::vector<uint8_t> Proxy::ForwardQuery(std::span<const uint8_t> message, const DnsQuery& query, bool tcp,
+                                         EgressEvent& event) {
+  Result<DnsExchange> r = ExchangeDns(config_.dns_servers, message, query, tcp, config_.dns_timeout_ms, stop_fd_.get());
+  if (!r) {
+    event.detail += "; upstream: " + r.error().message;
+    return BuildErrorResponse(query, DnsRcode::kServFail);
+  }
+  // Learned from the answer to the question that was allowed: every address
+  // the question's name leads to (through CNAMEs) is bound to that name, the
+  // one the program asked for and the rules judged.
+  for (const ResolvedAddress& a : AddressesFor(r->response, query.question.name)) {
+    bindings_.Bind(FromDns(a.address), query.question.name);
+  }
+  return std::move(r->message);
+}
+
+void Proxy::DatagramLoop(int listener) {
+  std::vector<uint8_t> buf(kDnsMaxMessageSize);
+  for (;;) {
+    WaitStatus w = WaitFor(listener, POLLIN, stop_fd_.get(), -1);
+    if (w == WaitStatus::kStopped || w == WaitStatus::kError) return;
+    DatagramOrigin origin;
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) char control[256];
+    msghdr msg{};
+    msg.msg_name = &origin.peer;
+    msg.msg_namelen = sizeof(origin.peer);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(listener, &msg, MSG_DONTWAIT);
+    if (n < 0) continue;  // EAGAIN, EINTR, or an error queued by an ICMP message: next datagram
+    origin.peer_len = msg.msg_namelen;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        std::memcpy(&origin.local4, CMSG_DATA(c), sizeof(origin.local4));
+        origin.has_local = true;
+      } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+        std::memcpy(&origin.local6, CMSG_DATA(c), sizeof(origin.local6));
+        origin.has_local = true;
+      }
+    }
+    std::span<const uint8_t> message(buf.data(), static_cast<size_t>(n));
+    DnsStep step = FilterQuery(message);
+    if (!step.forward) {
+      Record(std::move(step.event));
+      if (!step.response.empty()) SendDatagram(listener, step.response, origin);
+      continue;
+    }
+    if (dns_in_flight_.load() >= kMaxDnsInFlight) {
+      step.event.detail += "; not forwarded: too many questions in flight";
+      Record(std::move(step.event));
+      SendDatagram(listener, BuildErrorResponse(*step.forward, DnsRcode::kServFail), origin);
+      continue;
+    }
+    ++dns_in_flight_;
+    workers_.Reap();
+    bool started = workers_.Spawn([this, listener, origin, query = std::vector<uint8_t>(message.begin(), message.end()),
+                                   s = std::move(step)]() mutable {
+      std::vector<uint8_t> response = ForwardQuery(query, *s.forward, false, s.event);
+      Record(std::move(s.event));
+      SendDatagram(listener, response, origin);
+      --dns_in_flight_;
+    });
+    if (!started) --dns_in_flight_;
+  }
+}
+
+void Proxy::DnsOverTcp(UniqueFd client) {
+  std::vector<uint8_t> stream;
+  uint8_t buf[4096];
+  for (;;) {
+    DnsTcpFrame frame = NextDnsTcpMessage(stream);
+    if (frame.status == DnsTcpStatus::kMalformed) return ResetAndClose(client);
+    if (frame.status == DnsTcpStatus::kMessage) {
+      std::vector<uint8_t> message(frame.message.begin(), frame.message.end());
+      stream.erase(stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(frame.consumed));
+      DnsStep step = FilterQuery(message);
+      std::vector<uint8_t> response =
+          step.forward ? ForwardQuery(message, *step.forward, true, step.event) : std::move(step.response);
+      Record(std::move(step.event));
+      if (response.empty()) return ResetAndClose(client);  // nothing can answer it: end the stream
+      std::optional<std::vector<uint8_t>> framed = FrameDnsTcpMessage(response);
+      if (!framed || !WriteAll(client.get(), *framed, stop_fd_.get(), kReplyTimeoutMs)) return ResetAndClose(client);
+      continue;
+    }
+    WaitStatus w = WaitFor(client.get(), POLLIN, stop_fd_.get(), kDnsTcpIdleMs);
+    if (w == WaitStatus::kTimeout) return client.Reset();
+    if (w != WaitStatus::kReady) return ResetAndClose(client);
+    ssize_t n = recv(client.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return client.Reset();
+    stream.insert(stream.end(), buf, buf + n);
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<EgressProxy>> EgressProxy::Start(EgressProxyConfig config) {
+  auto proxy = std::make_unique<Proxy>(std::move(config));
+  Result<void> r = proxy->Begin();
+  if (!r) return r.error();  // the destructor stops what did start
+  return std::unique_ptr<EgressProxy>(std::move(proxy));
+}
+
+}  // namespace ward::net

@@ -1,0 +1,228 @@
+#include "net/tcp_decision.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+
+#include "net/sniff.h"
+
+namespace ward::net {
+namespace {
+
+struct GuardedBlock {
+  IpNetwork network;
+  const char* what;
+};
+
+IpNetwork Net(std::string_view address, int prefix_length) {
+  return IpNetwork{IpAddress::Parse(address).value(), prefix_length};
+}
+
+const std::array<GuardedBlock, 9>& GuardedBlocks() {
+  static const std::array<GuardedBlock, 9> blocks = {{
+      {Net("0.0.0.0", 8), "an unspecified (\"this network\")"},
+      {Net("127.0.0.0", 8), "a loopback"},
+      {Net("169.254.0.0", 16), "a link-local"},
+      {Net("224.0.0.0", 4), "a multicast"},
+      {Net("255.255.255.255", 32), "the broadcast"},
+      {Net("::", 128), "the unspecified"},
+      {Net("::1", 128), "the loopback"},
+      {Net("fe80::", 10), "a link-local"},
+      {Net("ff00::", 8), "a multicast"},
+  }};
+  return blocks;
+}
+
+const GuardedBlock* BlockOf(const IpAddress& address) {
+  for (const GuardedBlock& b : GuardedBlocks()) {
+    if (b.network.Contains(address)) return &b;
+  }
+  return nullptr;
+}
+
+Destination Dest(std::optional<std::string> domain, const IpAddress& address, uint16_t port) {
+  Destination d;
+  d.domain = std::move(domain);
+  d.address = address;
+  d.port = port;
+  d.protocol = Protocol::kTcp;
+  return d;
+}
+
+TcpDecision From(const EgressDecision& d, std::string domain, std::string source) {
+  return TcpDecision{d.allowed, d.rule, d.reason, std::move(domain), std::move(source)};
+}
+
+bool Contains(std::span<const std::string> names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+TcpDecision DecideUnguarded(const EgressPolicy& policy, const std::optional<std::string>& name,
+                            std::string_view name_source, std::span<const std::string> bound_names,
+                            const IpAddress& address, uint16_t port) {
+  std::string source(name_source);
+  if (name) {
+    if (Contains(bound_names, *name)) return From(policy.Decide(Dest(*name, address, port)), *name, source);
+    // Not bound: the name is only a claim. A deny rule naming it still
+    // denies (the program says where it wants to go, and that is refused);
+    // an allow rule naming it must not allow (that would let any address
+    // through by writing an allowed name into the ClientHello).
+    for (const EgressRule& r : policy.deny) {
+      if (r.MatchesAsDeny(Dest(*name, address, port))) {
+        return TcpDecision{false, &r, "denied by rule \"" + r.text + "\"", *name, source};
+      }
+    }
+    EgressDecision by_address = policy.Decide(Dest(std::nullopt, address, port));
+    TcpDecision out = From(by_address, *name, source);
+    if (!by_address.allowed && by_address.rule == nullptr) {
+      out.reason = "the " + source + " names \"" + *name + "\" but ward's DNS did not resolve that name to " +
+                   address.ToString() + ", and no address rule allows tcp to " + address.ToString() + ":" +
+                   std::to_string(port);
+    }
+    return out;
+  }
+  // No name in the first bytes: go by every name ward's DNS bound to the
+  // address. Any of them denied denies: the program may have asked for that
+  // one, and nothing tells us it did not.
+  for (const std::string& n : bound_names) {
+    for (const EgressRule& r : policy.deny) {
+      if (r.MatchesAsDeny(Dest(n, address, port))) {
+        return TcpDecision{false, &r,
+                           "denied by rule \"" + r.text + "\" (ward's DNS resolved \"" + n + "\" to " +
+                               address.ToString() + " and the first bytes named no host)",
+                           n, "dns"};
+      }
+    }
+  }
+  for (const std::string& n : bound_names) {
+    EgressDecision d = policy.Decide(Dest(n, address, port));
+    // Only a rule counts here: "allowed by default" is decided below by the
+    // address alone, which gives the same answer with a truer reason.
+    if (d.allowed && d.rule != nullptr) return From(d, n, "dns");
+  }
+  return From(policy.Decide(Dest(std::nullopt, address, port)), "", "");
+}
+
+// Request methods a server would dispatch as HTTP/1.x. "PRI" (the HTTP/2
+// cleartext preface) is left out on purpose: its authority is inside HPACK,
+// so it is judged like any other protocol that names no host.
+constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",  "POST",  "PUT",      "DELETE",    "CONNECT",
+                                             "OPTIONS", "TRACE", "PATCH", "PROPFIND", "PROPPATCH", "MKCOL",
+                                             "COPY",    "MOVE",  "LOCK",  "UNLOCK",   "REPORT",    "SEARCH"};
+
+// Whether `data` can still become an HTTP/1.x request head: (after any
+// empty lines, which servers may skip) its first token is, or begins, a
+// known method. Other line protocols ("EHLO", "ping\n", Redis, JSON) are
+// not HTTP and name no host: refusing their bytes as malformed HTTP would
+// break them for nothing.
+bool MayBeHttpRequest(std::span<const uint8_t> data) {
+  std::string_view s(reinterpret_cast<const char*>(data.data()), data.size());
+  size_t start = s.find_first_not_of("\r\n");
+  if (start == std::string_view::npos) return true;
+  s.remove_prefix(start);
+  size_t sp = s.find(' ');
+  std::string_view token = s.substr(0, sp);
+  for (std::string_view m : kHttpMethods) {
+    if (sp != std::string_view::npos ? token == m : m.substr(0, token.size()) == token) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool IsGuardedAddress(const IpAddress& address) { return BlockOf(address) != nullptr; }
+
+const EgressRule* ExplicitGuardedAllow(const EgressPolicy& policy, const IpAddress& address, uint16_t port) {
+  const GuardedBlock* block = BlockOf(address);
+  if (block == nullptr) return nullptr;
+  for (const EgressRule& r : policy.allow) {
+    if (r.kind != EgressRule::Kind::kNetwork) continue;
+    if (r.network.address.family != block->network.address.family) continue;
+    if (r.network.prefix_length < block->network.prefix_length) continue;
+    if (!block->network.Contains(r.network.address)) continue;
+    if (r.Matches(Dest(std::nullopt, address, port))) return &r;
+  }
+  return nullptr;
+}
+
+TcpDecision ApplyRebindingGuard(const EgressPolicy& policy, TcpDecision decision, const IpAddress& address,
+                                uint16_t port) {
+  if (!decision.allowed) return decision;
+  const GuardedBlock* block = BlockOf(address);
+  if (block == nullptr) return decision;
+  if (const EgressRule* r = ExplicitGuardedAllow(policy, address, port)) {
+    // Report the rule that really opened it: the address rule.
+    decision.rule = r;
+    decision.reason = "allowed by rule \"" + r->text + "\"";
+    return decision;
+  }
+  decision.allowed = false;
+  decision.rule = nullptr;
+  decision.reason = address.ToString() + " is " + block->what +
+                    " address: only an address rule naming it can allow it (DNS rebinding guard)";
+  return decision;
+}
+
+FirstBytes SniffFirstBytes(std::span<const uint8_t> data) {
+  FirstBytes out;
+  auto name = [&out](std::string host, const char* source) {
+    if (host.empty() || IpAddress::Parse(host)) {
+      out.status = FirstBytes::Status::kNoName;
+    } else {
+      out.status = FirstBytes::Status::kName;
+      out.name = std::move(host);
+      out.source = source;
+    }
+    return out;
+  };
+  TlsClientHello tls = ParseClientHelloSni(data);
+  switch (tls.status) {
+    case TlsSniffStatus::kNeedMore:
+      return out;
+    case TlsSniffStatus::kSni:
+    case TlsSniffStatus::kEncryptedClientHello:
+      return name(std::move(tls.host), "sni");
+    case TlsSniffStatus::kNoSni:
+      out.status = FirstBytes::Status::kNoName;
+      return out;
+    case TlsSniffStatus::kMalformed:
+      out.status = FirstBytes::Status::kRefuse;
+      out.reason = "malformed TLS ClientHello (" + std::string(TlsErrorName(tls.error)) + ")";
+      return out;
+    case TlsSniffStatus::kNotTls:
+      break;
+  }
+  if (!MayBeHttpRequest(data)) {
+    out.status = FirstBytes::Status::kNoName;
+    return out;
+  }
+  HttpRequestHead http = ParseHttpRequestHead(data);
+  switch (http.status) {
+    case HttpSniffStatus::kNeedMore:
+      return out;
+    case HttpSniffStatus::kNotHttp:
+      out.status = FirstBytes::Status::kNoName;
+      return out;
+    case HttpSniffStatus::kRequest:
+      return name(http.target_host.empty() ? std::move(http.host) : std::move(http.target_host), "http-host");
+    case HttpSniffStatus::kAmbiguousHost:
+      out.status = FirstBytes::Status::kRefuse;
+      out.reason =
+          "ambiguous HTTP request: the target names \"" + http.target_host + "\" but Host names \"" + http.host + "\"";
+      return out;
+    case HttpSniffStatus::kMalformed:
+      out.status = FirstBytes::Status::kRefuse;
+      out.reason = "malformed HTTP request head (" + std::string(HttpErrorName(http.error)) + ")";
+      return out;
+  }
+  return out;
+}
+
+TcpDecision DecideTcp(const EgressPolicy& policy, const std::optional<std::string>& name, std::string_view name_source,
+                      std::span<const std::string> bound_names, const IpAddress& address, uint16_t port) {
+  return ApplyRebindingGuard(policy, DecideUnguarded(policy, name, name_source, bound_names, address, port), address,
+                             port);
+}
+
+}  // namespace ward::net

@@ -1,0 +1,1258 @@
+// The egress proxy against a real network: each lab test forks a child that
+// builds two network namespaces (a user namespace too when not root),
+//
+//   "host"     lo up; veth h0/h1 with 10.99.0.1/24, fd00:99::1/64 and
+//              169.254.169.254/32 on h0: the test's servers (echo servers, a
+//              fake DNS resolver on 10.99.0.1:5353), and the proxy's threads.
+//   "sandbox"  lo up; veth ward0/ward1 with the addresses and routes of
+//              sandbox_net.h, the nftables ruleset of `ward run`, and the
+//              proxy's four listeners; the test's clients live here.
+//
+// and runs one scenario there: a client in the sandbox resolves and connects
+// as a program would, and the test checks what it sees (answer, data,
+// reset, HTTP status) and the proxy's event (decision, rule, reason).
+//
+// The child is forked while the test process has a single thread (unshare
+// of a user namespace requires it); the parent only waits for it and fails
+// the test if it failed. Without `ip`, `nft` or namespaces the lab tests are
+// skipped with the reason.
+#include "net/egress_proxy.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/dns_filter.h"
+#include "net/dns_message.h"
+#include "net/relay.h"
+#include "net/sandbox_net.h"
+#include "net/socket_io.h"
+#include "net/tcp_decision.h"
+
+namespace ward::net {
+namespace {
+
+// ---------------------------------------------------------------- helpers
+
+IpAddress Ip(std::string_view text) {
+  std::optional<IpAddress> a = IpAddress::Parse(text);
+  EXPECT_TRUE(a.has_value()) << text;
+  return a.value_or(IpAddress{});
+}
+
+EgressPolicy Policy(const std::vector<std::string>& allow, const std::vector<std::string>& deny = {},
+                    bool default_allow = false) {
+  EgressPolicy p;
+  p.default_allow = default_allow;
+  for (const std::string& r : allow) {
+    Result<EgressRule> rule = EgressRule::Parse(r);
+    EXPECT_TRUE(rule.has_value()) << r;
+    if (rule) p.allow.push_back(*rule);
+  }
+  for (const std::string& r : deny) {
+    Result<EgressRule> rule = EgressRule::Parse(r);
+    EXPECT_TRUE(rule.has_value()) << r;
+    if (rule) p.deny.push_back(*rule);
+  }
+  return p;
+}
+
+void Put16(std::vector<uint8_t>* b, size_t v) {
+  b->push_back(static_cast<uint8_t>(v >> 8));
+  b->push_back(static_cast<uint8_t>(v));
+}
+
+std::vector<uint8_t> Bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
+// A minimal TLS 1.3 ClientHello in one record, with server_name `sni` ("":
+// without the extension).
+std::vector<uint8_t> ClientHello(const std::string& sni) {
+  std::vector<uint8_t> body;
+  body.reserve(128);
+  body.push_back(0x03);
+  body.push_back(0x03);
+  body.resize(body.size() + 32, 0x11);  // random
+  body.push_back(0);                    // session id
+  for (uint8_t v : {0x00, 0x02, 0x13, 0x01, 0x01, 0x00}) body.push_back(v);
+  std::vector<uint8_t> ext;
+  if (!sni.empty()) {
+    Put16(&ext, 0);  // server_name
+    Put16(&ext, sni.size() + 5);
+    Put16(&ext, sni.size() + 3);
+    ext.push_back(0);
+    Put16(&ext, sni.size());
+    ext.insert(ext.end(), sni.begin(), sni.end());
+  }
+  Put16(&body, ext.size());
+  body.insert(body.end(), ext.begin(), ext.end());
+  std::vector<uint8_t> out = {0x16, 0x03, 0x01};
+  Put16(&out, body.size() + 4);
+  out.push_back(0x01);
+  out.push_back(0);
+  Put16(&out, body.size());
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+std::string ToString(std::span<const uint8_t> b) { return {b.begin(), b.end()}; }
+
+// ---------------------------------------------------------------- pure decisions
+
+TEST(TcpDecision, GuardedAddresses) {
+  for (const char* a : {"127.0.0.1", "127.8.9.10", "0.0.0.0", "169.254.169.254", "224.0.0.1", "255.255.255.255", "::1",
+                        "::", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254"}) {
+    EXPECT_TRUE(IsGuardedAddress(Ip(a))) << a;
+  }
+  for (const char* a : {"10.0.0.1", "8.8.8.8", "169.255.0.1", "2001:db8::1", "fd00::1", "::ffff:8.8.8.8"}) {
+    EXPECT_FALSE(IsGuardedAddress(Ip(a))) << a;
+  }
+}
+
+TEST(TcpDecision, BoundNameAllowsItsAddress) {
+  EgressPolicy p = Policy({"allowed.test:443"});
+  std::vector<std::string> bound = {"allowed.test"};
+  TcpDecision d = DecideTcp(p, "allowed.test", "sni", bound, Ip("10.0.0.1"), 443);
+  EXPECT_TRUE(d.allowed) << d.reason;
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->text, "allowed.test:443");
+  EXPECT_EQ(d.source, "sni");
+  // No name in the first bytes: the bound name decides.
+  d = DecideTcp(p, std::nullopt, "", bound, Ip("10.0.0.1"), 443);
+  EXPECT_TRUE(d.allowed) << d.reason;
+  EXPECT_EQ(d.domain, "allowed.test");
+  EXPECT_EQ(d.source, "dns");
+  // Other port: no rule.
+  EXPECT_FALSE(DecideTcp(p, std::nullopt, "", bound, Ip("10.0.0.1"), 80).allowed);
+}
+
+TEST(TcpDecision, UnboundNameIsOnlyAClaim) {
+  EgressPolicy p = Policy({"allowed.test:443"}, {"evil.test"});
+  std::vector<std::string> none;
+  TcpDecision d = DecideTcp(p, "allowed.test", "sni", none, Ip("10.0.0.1"), 443);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_NE(d.reason.find("did not resolve"), std::string::npos) << d.reason;
+  // A deny rule naming the claim denies, wherever it points.
+  EgressPolicy q = Policy({"10.0.0.0/8"}, {"evil.test"});
+  d = DecideTcp(q, "evil.test", "sni", none, Ip("10.0.0.1"), 443);
+  EXPECT_FALSE(d.allowed);
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->text, "evil.test");
+  // Otherwise an address rule can allow it.
+  d = DecideTcp(q, "other.test", "sni", none, Ip("10.0.0.1"), 443);
+  EXPECT_TRUE(d.allowed) << d.reason;
+}
+
+TEST(TcpDecision, AnyDeniedBoundNameDeniesANamelessConnection) {
+  EgressPolicy p = Policy({"good.test"}, {"bad.test"});
+  std::vector<std::string> bound = {"good.test", "bad.test"};
+  TcpDecision d = DecideTcp(p, std::nullopt, "", bound, Ip("10.0.0.1"), 443);
+  EXPECT_FALSE(d.allowed);
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->text, "bad.test");
+  // With the name in the first bytes, the named one decides.
+  EXPECT_TRUE(DecideTcp(p, "good.test", "sni", bound, Ip("10.0.0.1"), 443).allowed);
+}
+
+TEST(TcpDecision, RebindingGuardNeedsAnExplicitAddressRule) {
+  std::vector<std::string> bound = {"meta.test"};
+  TcpDecision d = DecideTcp(Policy({"meta.test"}), "meta.test", "sni", bound, Ip("169.254.169.254"), 80);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_NE(d.reason.find("rebinding"), std::string::npos) << d.reason;
+  EXPECT_FALSE(DecideTcp(Policy({}, {}, true), std::nullopt, "", {}, Ip("127.0.0.1"), 80).allowed);
+  // "The internet" is not an explicit allow of the link.
+  EXPECT_FALSE(DecideTcp(Policy({"0.0.0.0/0"}), std::nullopt, "", {}, Ip("169.254.169.254"), 80).allowed);
+  EXPECT_FALSE(DecideTcp(Policy({"[::/0]"}), std::nullopt, "", {}, Ip("fe80::1"), 80).allowed);
+  // IPv4-mapped is judged as IPv4.
+  EXPECT_FALSE(DecideTcp(Policy({"meta.test"}), "meta.test", "sni", bound, Ip("::ffff:169.254.169.254"), 80).allowed);
+  d = DecideTcp(Policy({"169.254.169.254:80"}), std::nullopt, "", {}, Ip("169.254.169.254"), 80);
+  EXPECT_TRUE(d.allowed) << d.reason;
+  EXPECT_TRUE(DecideTcp(Policy({"169.254.0.0/16"}), std::nullopt, "", {}, Ip("::ffff:169.254.1.1"), 80).allowed);
+  // An address rule allows the address even when a domain rule also matches.
+  d = DecideTcp(Policy({"meta.test", "169.254.169.254"}), "meta.test", "sni", bound, Ip("169.254.169.254"), 80);
+  EXPECT_TRUE(d.allowed) << d.reason;
+}
+
+TEST(SniffFirstBytes, NamesAndRefusals) {
+  FirstBytes f = SniffFirstBytes(ClientHello("Allowed.Test"));
+  EXPECT_EQ(f.status, FirstBytes::Status::kName);
+  EXPECT_EQ(f.name, "allowed.test");
+  EXPECT_EQ(f.source, "sni");
+  EXPECT_EQ(SniffFirstBytes(ClientHello("")).status, FirstBytes::Status::kNoName);
+  std::vector<uint8_t> hello = ClientHello("a.test");
+  EXPECT_EQ(SniffFirstBytes(std::span<const uint8_t>(hello).first(10)).status, FirstBytes::Status::kNeedMore);
+  f = SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: web.test:8080\r\n\r\n"));
+  EXPECT_EQ(f.status, FirstBytes::Status::kName);
+  EXPECT_EQ(f.name, "web.test");
+  EXPECT_EQ(f.source, "http-host");
+  EXPECT_EQ(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n")).status, FirstBytes::Status::kNoName);
+  EXPECT_EQ(SniffFirstBytes(Bytes("SSH-2.0-OpenSSH_9.2\r\n")).status, FirstBytes::Status::kNoName);
+  // Line protocols that are not HTTP are not refused as malformed HTTP.
+  for (const char* other : {"ping", "ping\n", "HELLO world\n", "get / http/1.1\r\n", "PRI * HTTP/2.0\r\n\r\n"}) {
+    EXPECT_EQ(SniffFirstBytes(Bytes(other)).status, FirstBytes::Status::kNoName) << other;
+  }
+  // What may still become HTTP waits; what is HTTP but malformed is refused.
+  EXPECT_EQ(SniffFirstBytes(Bytes("GE")).status, FirstBytes::Status::kNeedMore);
+  // Servers may skip empty lines before a request; the strict parser refuses them.
+  EXPECT_EQ(SniffFirstBytes(Bytes("\r\n")).status, FirstBytes::Status::kRefuse);
+  EXPECT_EQ(SniffFirstBytes(Bytes("GET / HTTP/1.1\nHost: a\n\n")).status, FirstBytes::Status::kRefuse);
+  EXPECT_EQ(SniffFirstBytes(Bytes("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")).status, FirstBytes::Status::kRefuse);
+  EXPECT_EQ(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")).status, FirstBytes::Status::kRefuse);
+  EXPECT_EQ(SniffFirstBytes(Bytes("GET http://a.test/ HTTP/1.1\r\nHost: b.test\r\n\r\n")).status,
+            FirstBytes::Status::kRefuse);
+}
+
+TEST(DnsFilter, NameDecision) {
+  EgressPolicy p = Policy({"allowed.test:443", "*.wild.test", "udp://dns.test:53", "10.0.0.0/8"},
+                          {"evil.test", "bad.wild.test:443"});
+  DnsNameDecision d = DecideDnsName(p, "allowed.test");
+  EXPECT_TRUE(d.allowed) << d.reason;
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->text, "allowed.test:443");
+  EXPECT_TRUE(DecideDnsName(p, "x.y.wild.test").allowed);
+  EXPECT_TRUE(DecideDnsName(p, "dns.test").allowed);
+  // A deny for some ports leaves the name resolvable (other ports may be used).
+  EXPECT_TRUE(DecideDnsName(p, "bad.wild.test").allowed);
+  d = DecideDnsName(p, "evil.test");
+  EXPECT_FALSE(d.allowed);
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->text, "evil.test");
+  EXPECT_FALSE(DecideDnsName(p, "wild.test").allowed);
+  EXPECT_FALSE(DecideDnsName(p, "other.test").allowed);
+  EXPECT_FALSE(DecideDnsName(p, "allowed\\.test").allowed);
+  EXPECT_FALSE(DecideDnsName(Policy({}, {}, true), "a\\000b.test").allowed);
+  EXPECT_TRUE(DecideDnsName(Policy({}, {}, true), "anything.test").allowed);
+  EXPECT_FALSE(DecideDnsName(Policy({}, {"*.test"}, true), "anything.test").allowed);
+}
+
+TEST(DnsFilter, HostLoopbackAnswer) {
+  EXPECT_TRUE(IsHostLoopbackName("HOST.ward.internal."));
+  EXPECT_FALSE(IsHostLoopbackName("xhost.ward.internal"));
+  for (uint16_t type : {kDnsTypeA, kDnsTypeAaaa, uint16_t{16}}) {
+    std::optional<std::vector<uint8_t>> q = BuildDnsQuery(0x1234, "host.ward.internal", type);
+    ASSERT_TRUE(q.has_value());
+    DnsResult<DnsQuery> query = ParseQuery(*q);
+    ASSERT_TRUE(query.has_value());
+    std::vector<uint8_t> answer = BuildHostLoopbackAnswer(*query);
+    DnsResult<DnsResponse> r = ParseResponse(answer);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(ResponseMatchesQuery(*query, *r));
+    std::vector<ResolvedAddress> addrs = AddressesFor(*r, "host.ward.internal");
+    if (type == 16) {
+      EXPECT_TRUE(addrs.empty());
+      continue;
+    }
+    ASSERT_EQ(addrs.size(), 1u);
+    EXPECT_EQ(addrs[0].address.v6, type == kDnsTypeAaaa);
+    const uint8_t* want = type == kDnsTypeA ? kGatewayAddr4 : kGatewayAddr6;
+    EXPECT_TRUE(std::equal(addrs[0].address.view().begin(), addrs[0].address.view().end(), want));
+  }
+}
+
+TEST(DnsFilter, TypeNames) {
+  EXPECT_EQ(DnsTypeName(1), "A");
+  EXPECT_EQ(DnsTypeName(28), "AAAA");
+  EXPECT_EQ(DnsTypeName(16), "TXT");
+  EXPECT_EQ(DnsTypeName(65), "HTTPS");
+  EXPECT_EQ(DnsTypeName(4242), "TYPE4242");
+}
+
+TEST(ParseResolvConf, NameserverLines) {
+  std::vector<UpstreamDns> s = ParseResolvConf(
+      "# generated\nsearch example.com\nnameserver 127.0.0.53\n  nameserver\t2001:db8::53  # v6\n"
+      "nameserver fe80::1%eth0\nnameserver not-an-address\nnameserver 010.0.0.1\noptions edns0\n"
+      "nameserver 192.0.2.1;comment");
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].address.ToString(), "127.0.0.53");
+  EXPECT_EQ(s[0].port, 53);
+  EXPECT_EQ(s[1].address.ToString(), "2001:db8::53");
+  EXPECT_EQ(s[2].address.ToString(), "192.0.2.1");
+  EXPECT_TRUE(ParseResolvConf("").empty());
+}
+
+TEST(EgressEvent, KindNames) {
+  EXPECT_STREQ(EgressEventKindName(EgressEvent::Kind::kDns), "dns");
+  EXPECT_STREQ(EgressEventKindName(EgressEvent::Kind::kTcp), "tcp");
+  EXPECT_STREQ(EgressEventKindName(EgressEvent::Kind::kHttpProxy), "http-proxy");
+}
+
+// ---------------------------------------------------------------- the lab
+
+constexpr uint16_t kFakeDnsPort = 5353;
+const char* const kHostAddr4 = "10.99.0.1";
+const char* const kHostAddr6 = "fd00:99::1";
+const char* const kMetadataAddr = "169.254.169.254";
+
+struct LabState {
+  int host_ns = -1;
+  int sandbox_ns = -1;
+  UniqueFd tcp4, tcp6, udp4, udp6;
+};
+LabState* g_lab = nullptr;  // set in the lab child only
+
+std::string FindTool(const char* name) {
+  for (const char* dir : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) {
+    std::string p = std::string(dir) + "/" + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+// Runs a tool (found by FindTool) with `args`, `input` on its stdin.
+bool Run(std::vector<std::string> args, const std::string& input = "") {
+  args[0] = FindTool(args[0].c_str());
+  if (args[0].empty()) return false;
+  int in[2];
+  if (pipe2(in, O_CLOEXEC) != 0) return false;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(in[0]);
+  if (!input.empty()) (void)!write(in[1], input.data(), input.size());
+  close(in[1]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string cmd;
+    for (const std::string& a : args) cmd += a + " ";
+    fprintf(stderr, "lab: `%s` failed (status %d)\n", cmd.c_str(), status);
+    return false;
+  }
+  return true;
+}
+
+bool WriteText(const char* path, const std::string& text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
+// The ruleset `ward run` installs in the sandbox (see sandbox_net.h).
+constexpr char kSandboxRuleset[] = R"(
+table inet ward {
+  chain nat_out {
+    type nat hook output priority -100; policy accept;
+    udp dport 53 redirect to :53
+    tcp dport 53 redirect to :1
+    oif "lo" accept
+    meta l4proto tcp redirect to :1
+  }
+  chain filter_out {
+    type filter hook output priority 0; policy accept;
+    oif "lo" accept
+    meta l4proto tcp accept
+    udp dport 53 accept
+    reject
+  }
+}
+)";
+
+UniqueFd Listener(int family, int type, uint16_t port) {
+  UniqueFd fd(socket(family, type | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fd;
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  sockaddr_storage sa;
+  socklen_t len = ToSockaddr(family == AF_INET ? Ip("0.0.0.0") : Ip("::"), port, &sa);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0) return UniqueFd();
+  if (type == SOCK_STREAM && listen(fd.get(), 128) != 0) return UniqueFd();
+  return fd;
+}
+
+// Builds the lab in the calling (child) process. "" on success, else why not.
+std::string SetUpLab() {
+  for (const char* tool : {"ip", "nft"}) {
+    if (FindTool(tool).empty()) return std::string(tool) + " is not installed";
+  }
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  if (unshare(CLONE_NEWNET | (uid != 0 ? CLONE_NEWUSER : 0)) != 0) {
+    return std::string("unshare(CLONE_NEWNET") + (uid != 0 ? "|CLONE_NEWUSER" : "") + "): " + strerror(errno);
+  }
+  if (uid != 0) {
+    if (!WriteText("/proc/self/setgroups", "deny") ||
+        !WriteText("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1") ||
+        !WriteText("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1")) {
+      return "writing the user namespace's id maps failed";
+    }
+  }
+  static LabState lab;
+  g_lab = &lab;
+  bool ok = Run({"ip", "link", "set", "lo", "up"}) &&
+            Run({"ip", "link", "add", "h0", "type", "veth", "peer", "name", "h1"}) &&
+            Run({"ip", "link", "set", "h0", "up"}) && Run({"ip", "link", "set", "h1", "up"}) &&
+            Run({"ip", "addr", "add", std::string(kHostAddr4) + "/24", "dev", "h0"}) &&
+            Run({"ip", "addr", "add", std::string(kMetadataAddr) + "/32", "dev", "h0"}) &&
+            Run({"ip", "-6", "addr", "add", std::string(kHostAddr6) + "/64", "dev", "h0", "nodad"});
+  if (!ok) return "setting up the host namespace failed (see above)";
+  lab.host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+
+  if (unshare(CLONE_NEWNET) != 0) return std::string("unshare(CLONE_NEWNET) for the sandbox: ") + strerror(errno);
+  ok = Run({"ip", "link", "set", "lo", "up"}) &&
+       Run({"ip", "link", "add", kSandboxIfName, "type", "veth", "peer", "name", kSandboxPeerIfName}) &&
+       Run({"ip", "link", "set", kSandboxIfName, "up"}) && Run({"ip", "link", "set", kSandboxPeerIfName, "up"}) &&
+       Run({"ip", "addr", "add", "169.254.77.2/30", "dev", kSandboxIfName}) &&
+       Run({"ip", "route", "add", "default", "dev", kSandboxIfName}) &&
+       Run({"ip", "-6", "addr", "add", "fd77:7761:7264::2/64", "dev", kSandboxIfName, "nodad"}) &&
+       Run({"ip", "-6", "route", "add", "default", "dev", kSandboxIfName}) && Run({"nft", "-f", "-"}, kSandboxRuleset);
+  if (!ok) return "setting up the sandbox namespace failed (see above)";
+  lab.sandbox_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  lab.tcp4 = Listener(AF_INET, SOCK_STREAM, kProxyPort);
+  lab.tcp6 = Listener(AF_INET6, SOCK_STREAM, kProxyPort);
+  lab.udp4 = Listener(AF_INET, SOCK_DGRAM, kDnsPort);
+  lab.udp6 = Listener(AF_INET6, SOCK_DGRAM, kDnsPort);
+  if (!lab.tcp4.valid() || !lab.tcp6.valid() || !lab.udp4.valid() || !lab.udp6.valid()) {
+    return std::string("creating the listeners failed: ") + strerror(errno);
+  }
+  if (setns(lab.host_ns, CLONE_NEWNET) != 0) return std::string("setns(host): ") + strerror(errno);
+  return "";
+}
+
+// Runs `body` in a forked child with the lab set up; see the file comment.
+void InLab(const std::function<void()>& body) {
+  fflush(stdout);
+  fflush(stderr);
+  int report[2];
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(report[0]);
+    alarm(60);  // a hang fails the test instead of the run
+    signal(SIGPIPE, SIG_IGN);
+    std::string why = SetUpLab();
+    if (!why.empty()) {
+      (void)!write(report[1], why.data(), why.size());
+      _exit(77);
+    }
+    body();
+    fflush(stdout);
+    fflush(stderr);
+    _exit(testing::Test::HasFailure() ? 1 : 0);
+  }
+  close(report[1]);
+  std::string why;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(report[0], buf, sizeof(buf))) > 0) why.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) GTEST_SKIP() << "network lab unavailable: " << why;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the lab child failed (see its output above); wait status " << status;
+}
+
+// A socket in the sandbox's namespace: setns on this thread only, and back.
+UniqueFd SandboxSocket(int family, int type) {
+  EXPECT_EQ(setns(g_lab->sandbox_ns, CLONE_NEWNET), 0) << strerror(errno);
+  UniqueFd fd(socket(family, type | SOCK_CLOEXEC, 0));
+  EXPECT_EQ(setns(g_lab->host_ns, CLONE_NEWNET), 0) << strerror(errno);
+  timeval tv{5, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+// A TCP connection from the sandbox, as a program would open it.
+UniqueFd Dial(std::string_view ip, uint16_t port) {
+  sockaddr_storage sa;
+  socklen_t len = ToSockaddr(Ip(ip), port, &sa);
+  UniqueFd fd = SandboxSocket(sa.ss_family, SOCK_STREAM);
+  EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len), 0)
+      << "connect " << ip << ":" << port << ": " << strerror(errno);
+  return fd;
+}
+
+void Send(int fd, std::span<const uint8_t> data) {
+  EXPECT_EQ(send(fd, data.data(), data.size(), MSG_NOSIGNAL), static_cast<ssize_t>(data.size())) << strerror(errno);
+}
+void Send(int fd, std::string_view data) { Send(fd, Bytes(data)); }
+
+struct ReadResult {
+  std::string data;
+  int error = 0;     // errno of the read that ended it (ECONNRESET, EAGAIN on timeout)
+  bool eof = false;  // clean end of stream
+};
+
+// Reads until `want` bytes, the end of the stream, an error or the 5 s
+// receive timeout.
+ReadResult Read(int fd, size_t want) {
+  ReadResult r;
+  char buf[65536];
+  while (r.data.size() < want) {
+    ssize_t n = recv(fd, buf, std::min(sizeof(buf), want - r.data.size()), 0);
+    if (n > 0) {
+      r.data.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      r.eof = true;
+      break;
+    } else if (errno != EINTR) {
+      r.error = errno;
+      break;
+    }
+  }
+  return r;
+}
+
+// Reads an HTTP answer head (up to the blank line) and, if Content-Length
+// says so, its body.
+std::string ReadHttpAnswer(int fd) {
+  std::string out;
+  char c;
+  while (out.find("\r\n\r\n") == std::string::npos && recv(fd, &c, 1, 0) == 1) out += c;
+  size_t cl = out.find("Content-Length: ");
+  if (cl != std::string::npos) out += Read(fd, std::stoul(out.substr(cl + 16))).data;
+  return out;
+}
+
+// Whether the proxy reset the connection: a read fails with ECONNRESET (not
+// a timeout).
+void ExpectReset(int fd) {
+  ReadResult r = Read(fd, 1);
+  EXPECT_EQ(r.error, ECONNRESET) << "read: " << strerror(r.error) << (r.eof ? " (eof)" : "") << " data=" << r.data;
+}
+
+// A TCP server in the host namespace that greets (optionally) and echoes.
+class EchoServer {
+ public:
+  EchoServer(std::string_view ip, uint16_t port, std::string greeting = "") : greeting_(std::move(greeting)) {
+    sockaddr_storage sa;
+    socklen_t len = ToSockaddr(Ip(ip), port, &sa);
+    listener_.Reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    EXPECT_EQ(bind(listener_.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << ip << ":" << port << strerror(errno);
+    EXPECT_EQ(listen(listener_.get(), 16), 0);
+    stop_.Reset(eventfd(0, EFD_CLOEXEC));
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~EchoServer() {
+    uint64_t one = 1;
+    (void)!write(stop_.get(), &one, sizeof(one));
+    thread_.join();
+    for (std::thread& t : conns_) t.join();
+  }
+  int accepted() const { return accepted_.load(); }
+  size_t received() const { return received_.load(); }
+
+ private:
+  void Loop() {
+    for (;;) {
+      if (WaitFor(listener_.get(), POLLIN, stop_.get(), -1) != WaitStatus::kReady) return;
+      int c = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ++accepted_;
+      conns_.emplace_back([this, c] { Serve(UniqueFd(c)); });
+    }
+  }
+  void Serve(UniqueFd c) {
+    if (!greeting_.empty()) (void)!send(c.get(), greeting_.data(), greeting_.size(), MSG_NOSIGNAL);
+    char buf[65536];
+    for (;;) {
+      if (WaitFor(c.get(), POLLIN, stop_.get(), -1) != WaitStatus::kReady) return;
+      ssize_t n = recv(c.get(), buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      received_ += static_cast<size_t>(n);
+      if (send(c.get(), buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    shutdown(c.get(), SHUT_WR);
+  }
+
+  std::string greeting_;
+  UniqueFd listener_, stop_;
+  std::thread thread_;
+  std::vector<std::thread> conns_;
+  std::atomic<int> accepted_{0};
+  std::atomic<size_t> received_{0};
+};
+
+// A resolver in the host namespace (UDP and TCP on 10.99.0.1:5353) that
+// knows a few made-up names.
+class FakeDns {
+ public:
+  explicit FakeDns(std::map<std::string, std::vector<std::string>> records) : records_(std::move(records)) {
+    sockaddr_storage sa;
+    socklen_t len = ToSockaddr(Ip(kHostAddr4), kFakeDnsPort, &sa);
+    udp_.Reset(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    tcp_.Reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    setsockopt(tcp_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    EXPECT_EQ(bind(udp_.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << strerror(errno);
+    EXPECT_EQ(bind(tcp_.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << strerror(errno);
+    EXPECT_EQ(listen(tcp_.get(), 16), 0);
+    stop_.Reset(eventfd(0, EFD_CLOEXEC));
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~FakeDns() {
+    uint64_t one = 1;
+    (void)!write(stop_.get(), &one, sizeof(one));
+    thread_.join();
+  }
+  int udp_queries() const { return udp_queries_.load(); }
+  int tcp_queries() const { return tcp_queries_.load(); }
+
+ private:
+  std::vector<uint8_t> Answer(std::span<const uint8_t> message) {
+    DnsResult<DnsQuery> q = ParseQuery(message);
+    if (!q) return {};
+    auto it = records_.find(q->question.name);
+    std::vector<IpAddress> addrs;
+    if (it != records_.end()) {
+      for (const std::string& a : it->second) {
+        IpAddress ip = Ip(a);
+        if ((q->question.qtype == kDnsTypeA && ip.is_v4()) || (q->question.qtype == kDnsTypeAaaa && ip.is_v6())) {
+          addrs.push_back(ip);
+        }
+      }
+    }
+    std::vector<uint8_t> out;
+    Put16(&out, q->id);
+    Put16(&out, 0x8180 | (it == records_.end() ? 3 : 0));
+    Put16(&out, 1);
+    Put16(&out, addrs.size());
+    Put16(&out, 0);
+    Put16(&out, 0);
+    out.insert(out.end(), q->question.wire_name.begin(), q->question.wire_name.end());
+    Put16(&out, q->question.qtype);
+    Put16(&out, q->question.qclass);
+    for (const IpAddress& a : addrs) {
+      Put16(&out, 0xc00c);
+      Put16(&out, q->question.qtype);
+      Put16(&out, 1);
+      Put16(&out, 0);
+      Put16(&out, 60);
+      size_t n = a.is_v4() ? 4 : 16;
+      Put16(&out, n);
+      out.insert(out.end(), a.bytes.begin(), a.bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    return out;
+  }
+
+  void Loop() {
+    std::vector<uint8_t> buf(65536);
+    for (;;) {
+      pollfd pfd[3] = {{udp_.get(), POLLIN, 0}, {tcp_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+      if (poll(pfd, 3, -1) < 0 || pfd[2].revents) return;
+      if (pfd[0].revents) {
+        sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        ssize_t n = recvfrom(udp_.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&peer), &plen);
+        if (n > 0) {
+          ++udp_queries_;
+          std::vector<uint8_t> r = Answer({buf.data(), static_cast<size_t>(n)});
+          sendto(udp_.get(), r.data(), r.size(), 0, reinterpret_cast<sockaddr*>(&peer), plen);
+        }
+      }
+      if (pfd[1].revents) {
+        UniqueFd c(accept4(tcp_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        timeval tv{2, 0};
+        setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        ReadResult len = Read(c.get(), 2);
+        if (len.data.size() != 2) continue;
+        size_t n = (static_cast<uint8_t>(len.data[0]) << 8) | static_cast<uint8_t>(len.data[1]);
+        ReadResult msg = Read(c.get(), n);
+        ++tcp_queries_;
+        std::vector<uint8_t> r = Answer(Bytes(msg.data));
+        std::optional<std::vector<uint8_t>> framed = FrameDnsTcpMessage(r);
+        if (framed) (void)!send(c.get(), framed->data(), framed->size(), MSG_NOSIGNAL);
+      }
+    }
+  }
+
+  std::map<std::string, std::vector<std::string>> records_;
+  UniqueFd udp_, tcp_, stop_;
+  std::thread thread_;
+  std::atomic<int> udp_queries_{0}, tcp_queries_{0};
+};
+
+std::map<std::string, std::vector<std::string>> TestZone() {
+  return {
+      {"allowed.test", {kHostAddr4}},  {"other.test", {kHostAddr4}},   {"evil.test", {kHostAddr4}},
+      {"allowed6.test", {kHostAddr6}}, {"meta.test", {kMetadataAddr}},
+  };
+}
+
+// The proxy under test, serving the lab's listeners, with its events.
+class LabProxy {
+ public:
+  explicit LabProxy(EgressPolicy policy, int sniff_timeout_ms = 250) {
+    EgressProxyConfig c;
+    c.policy = std::move(policy);
+    c.dns_servers = {UpstreamDns{Ip(kHostAddr4), kFakeDnsPort}};
+    c.sniff_timeout_ms = sniff_timeout_ms;
+    c.dns_timeout_ms = 1000;
+    c.tcp4 = std::move(g_lab->tcp4);
+    c.tcp6 = std::move(g_lab->tcp6);
+    c.udp4 = std::move(g_lab->udp4);
+    c.udp6 = std::move(g_lab->udp6);
+    Result<std::unique_ptr<EgressProxy>> p = EgressProxy::Start(std::move(c));
+    EXPECT_TRUE(p.has_value()) << (p ? "" : p.error().message);
+    if (p) proxy_ = std::move(*p);
+  }
+
+  EgressProxy& proxy() { return *proxy_; }
+
+  // The first event (seen so far or within 3 s) that `match` accepts.
+  std::optional<EgressEvent> Find(const std::function<bool(const EgressEvent&)>& match) {
+    int64_t deadline = MonotonicMs() + 3000;
+    for (;;) {
+      for (EgressEvent& e : proxy_->TakeEvents()) seen_.push_back(std::move(e));
+      for (const EgressEvent& e : seen_) {
+        if (match(e)) return e;
+      }
+      if (MonotonicMs() > deadline) return std::nullopt;
+      usleep(10000);
+    }
+  }
+  std::optional<EgressEvent> Find(EgressEvent::Kind kind, const std::string& domain) {
+    return Find([&](const EgressEvent& e) { return e.kind == kind && e.domain == domain; });
+  }
+  std::string Dump() const {
+    std::string out;
+    for (const EgressEvent& e : seen_) {
+      out += std::string(EgressEventKindName(e.kind)) + " " + e.domain + " " +
+             (e.address ? e.address->ToString() : "-") + ":" + std::to_string(e.port) + " " +
+             (e.allowed ? "allow" : "deny") + " rule=\"" + e.rule + "\" reason=\"" + e.reason + "\" detail=\"" +
+             e.detail + "\"\n";
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<EgressProxy> proxy_;
+  std::vector<EgressEvent> seen_;
+};
+
+// A DNS question from the sandbox over UDP, on a connected socket (as
+// glibc's resolver does: an answer from another source address is dropped,
+// so this also checks that the reply comes back from where it was sent).
+std::optional<DnsResponse> QueryUdp(const std::string& name, uint16_t qtype, std::string_view server = "169.254.77.1") {
+  std::optional<std::vector<uint8_t>> q = BuildDnsQuery(0x4242, name, qtype);
+  EXPECT_TRUE(q.has_value());
+  sockaddr_storage sa;
+  socklen_t len = ToSockaddr(Ip(server), 53, &sa);
+  UniqueFd fd = SandboxSocket(sa.ss_family, SOCK_DGRAM);
+  EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << strerror(errno);
+  EXPECT_EQ(send(fd.get(), q->data(), q->size(), 0), static_cast<ssize_t>(q->size())) << strerror(errno);
+  std::vector<uint8_t> buf(65536);
+  ssize_t n = recv(fd.get(), buf.data(), buf.size(), 0);
+  EXPECT_GT(n, 0) << "no DNS answer: " << strerror(errno);
+  if (n <= 0) return std::nullopt;
+  DnsResult<DnsResponse> r = ParseResponse(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+  EXPECT_TRUE(r.has_value());
+  if (!r) return std::nullopt;
+  EXPECT_EQ(r->id, 0x4242);
+  return std::move(*r);
+}
+
+std::vector<std::string> AddressTexts(const DnsResponse& r, const std::string& name) {
+  std::vector<std::string> out;
+  for (const ResolvedAddress& a : AddressesFor(r, name)) {
+    IpAddress ip;
+    ip.family = a.address.v6 ? AF_INET6 : AF_INET;
+    std::copy(a.address.bytes.begin(), a.address.bytes.end(), ip.bytes.begin());
+    out.push_back(ip.ToString());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- lab tests
+
+TEST(EgressProxyLab, AllowedDomainThroughDnsThenTls) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 443);
+    LabProxy lab(Policy({"allowed.test:443"}));
+
+    std::optional<DnsResponse> r = QueryUdp("allowed.test", kDnsTypeA);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->rcode, 0);
+    EXPECT_EQ(AddressTexts(*r, "allowed.test"), std::vector<std::string>{kHostAddr4});
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kDns, "allowed.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->rule, "allowed.test:443");
+    EXPECT_EQ(e->detail, "A");
+    // A resolver on the sandbox's loopback (systemd-resolved's stub address
+    // in resolv.conf) is redirected too, and the answer comes back from it.
+    std::optional<DnsResponse> stub = QueryUdp("allowed.test", kDnsTypeA, "127.0.0.53");
+    ASSERT_TRUE(stub.has_value());
+    EXPECT_EQ(AddressTexts(*stub, "allowed.test"), std::vector<std::string>{kHostAddr4});
+
+    UniqueFd c = Dial(kHostAddr4, 443);
+    std::vector<uint8_t> hello = ClientHello("allowed.test");
+    Send(c.get(), hello);
+    ReadResult echo = Read(c.get(), hello.size());
+    EXPECT_EQ(echo.data, ToString(hello)) << strerror(echo.error);
+    e = lab.Find(EgressEvent::Kind::kTcp, "allowed.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->rule, "allowed.test:443");
+    EXPECT_EQ(e->detail, "sni");
+    EXPECT_EQ(e->port, 443);
+    ASSERT_TRUE(e->address.has_value());
+    EXPECT_EQ(e->address->ToString(), kHostAddr4);
+
+    // Half-close is passed on: the server sees the end and ends too.
+    shutdown(c.get(), SHUT_WR);
+    ReadResult rest = Read(c.get(), 1);
+    EXPECT_TRUE(rest.eof) << strerror(rest.error);
+  });
+}
+
+TEST(EgressProxyLab, ServerSpeaksFirstIsDecidedByTheBoundName) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 22, "SSH-2.0-test\r\n");
+    LabProxy lab(Policy({"allowed.test:22"}), 100);
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    UniqueFd c = Dial(kHostAddr4, 22);
+    EXPECT_EQ(Read(c.get(), 14).data, "SSH-2.0-test\r\n");
+    Send(c.get(), "SSH-2.0-client\r\n");
+    EXPECT_EQ(Read(c.get(), 16).data, "SSH-2.0-client\r\n");
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "allowed.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->rule, "allowed.test:22");
+    // Decided at once on the name ward's DNS bound to the address (the
+    // greeting came without waiting); recorded when the client's first
+    // bytes were judged.
+    EXPECT_EQ(e->detail, "dns (no host name in the first bytes)");
+  });
+}
+
+TEST(EgressProxyLab, DeniedDomainGetsNxdomainAndIsNotForwarded) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    LabProxy lab(Policy({"allowed.test:443"}, {"evil.test"}));
+    for (const char* name : {"evil.test", "unlisted.test"}) {
+      std::optional<DnsResponse> r = QueryUdp(name, kDnsTypeA);
+      ASSERT_TRUE(r.has_value());
+      EXPECT_EQ(r->rcode, static_cast<uint16_t>(DnsRcode::kNxDomain)) << name;
+      EXPECT_TRUE(r->answers.empty());
+    }
+    EXPECT_EQ(dns.udp_queries(), 0);
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kDns, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "evil.test");
+    EXPECT_EQ(e->detail, "A");
+    e = lab.Find(EgressEvent::Kind::kDns, "unlisted.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "");
+    EXPECT_NE(e->reason.find("no rule allows"), std::string::npos) << e->reason;
+    // Another type of an allowed name is forwarded, and says its type.
+    std::optional<DnsResponse> txt = QueryUdp("allowed.test", 16);
+    ASSERT_TRUE(txt.has_value());
+    e = lab.Find([](const EgressEvent& ev) { return ev.detail == "TXT"; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(dns.udp_queries(), 1);
+  });
+}
+
+TEST(EgressProxyLab, RawAddressWithoutRuleIsReset) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 443);
+    LabProxy lab(Policy({"allowed.test:443"}), 100);
+    // No DNS question first: the address is bound to no name.
+    UniqueFd c = Dial(kHostAddr4, 443);
+    Send(c.get(), "hello");
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e =
+        lab.Find([](const EgressEvent& ev) { return ev.kind == EgressEvent::Kind::kTcp && !ev.allowed; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_EQ(e->rule, "");
+    EXPECT_NE(e->reason.find("no rule allows tcp to 10.99.0.1:443"), std::string::npos) << e->reason;
+    EXPECT_EQ(server.accepted(), 0);
+  });
+}
+
+TEST(EgressProxyLab, AddressRuleAllowsRawAddress) {
+  InLab([] {
+    EchoServer server(kHostAddr4, 8443);
+    LabProxy lab(Policy({"10.99.0.0/24:8443"}), 100);
+    UniqueFd c = Dial(kHostAddr4, 8443);
+    Send(c.get(), "ping");
+    EXPECT_EQ(Read(c.get(), 4).data, "ping");
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return ev.kind == EgressEvent::Kind::kTcp; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->rule, "10.99.0.0/24:8443");
+    EXPECT_EQ(e->detail, "no host name in the first bytes");
+  });
+}
+
+TEST(EgressProxyLab, SniNamingAnUnresolvedHostIsReset) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 443);
+    LabProxy lab(Policy({"allowed.test:443", "other.test:443"}, {"evil.test"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    // other.test is allowed but was not resolved through ward: a claim only.
+    UniqueFd c = Dial(kHostAddr4, 443);
+    Send(c.get(), ClientHello("other.test"));
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "other.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_NE(e->reason.find("did not resolve"), std::string::npos) << e->reason;
+    EXPECT_EQ(e->detail, "sni");
+    // A denied name is denied by its rule.
+    UniqueFd d = Dial(kHostAddr4, 443);
+    Send(d.get(), ClientHello("evil.test"));
+    ExpectReset(d.get());
+    e = lab.Find(EgressEvent::Kind::kTcp, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "evil.test");
+    // The address is allowed.test's, so the proxy connected at once; the
+    // ClientHello never reached the server.
+    EXPECT_EQ(server.received(), 0u);
+  });
+}
+
+TEST(EgressProxyLab, LateFirstBytesAreStillJudged) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 443);
+    LabProxy lab(Policy({"allowed.test:443"}, {"evil.test"}), 50);
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    // Allowed on the bound name after the timeout; the ClientHello that
+    // follows names a denied host: reset, and the server saw nothing.
+    UniqueFd c = Dial(kHostAddr4, 443);
+    usleep(300000);
+    Send(c.get(), ClientHello("evil.test"));
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e =
+        lab.Find([](const EgressEvent& ev) { return ev.domain == "evil.test" && !ev.allowed; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_EQ(e->rule, "evil.test");
+    EXPECT_EQ(e->detail, "sni");
+    EXPECT_EQ(server.received(), 0u);
+    // Positive control: a late ClientHello for the bound name goes through.
+    UniqueFd d = Dial(kHostAddr4, 443);
+    usleep(300000);
+    std::vector<uint8_t> hello = ClientHello("allowed.test");
+    Send(d.get(), hello);
+    EXPECT_EQ(Read(d.get(), hello.size()).data, ToString(hello));
+  });
+}
+
+TEST(EgressProxyLab, ConnectAllowedAndDenied) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 443);
+    LabProxy lab(Policy({"allowed.test:443"}, {"evil.test"}));
+
+    UniqueFd c = Dial("169.254.77.1", kHttpProxyPort);
+    Send(c.get(), "CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n");
+    std::string answer = ReadHttpAnswer(c.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+    std::vector<uint8_t> hello = ClientHello("allowed.test");
+    Send(c.get(), hello);
+    EXPECT_EQ(Read(c.get(), hello.size()).data, ToString(hello));
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kHttpProxy, "allowed.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->rule, "allowed.test:443");
+    EXPECT_EQ(e->detail, "connect");
+    ASSERT_TRUE(e->address.has_value());
+    EXPECT_EQ(e->address->ToString(), kHostAddr4);
+
+    UniqueFd d = Dial("169.254.77.1", kHttpProxyPort);
+    Send(d.get(), "CONNECT evil.test:443 HTTP/1.1\r\n\r\n");
+    answer = ReadHttpAnswer(d.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 403 Forbidden", 0), 0u) << answer;
+    EXPECT_NE(answer.find("ward: denied by rule \"evil.test\""), std::string::npos) << answer;
+    EXPECT_TRUE(Read(d.get(), 1).eof);
+    e = lab.Find(EgressEvent::Kind::kHttpProxy, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "evil.test");
+
+    UniqueFd m = Dial("169.254.77.1", kHttpProxyPort);
+    Send(m.get(), "CONNECT allowed.test HTTP/1.1\r\n\r\n");
+    answer = ReadHttpAnswer(m.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
+  });
+}
+
+TEST(EgressProxyLab, ConnectTunnelWithAnotherSniIsReset) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 443);
+    LabProxy lab(Policy({"allowed.test:443", "other.test:443"}));
+    UniqueFd c = Dial("169.254.77.1", kHttpProxyPort);
+    Send(c.get(), "CONNECT allowed.test:443 HTTP/1.1\r\n\r\n");
+    std::string answer = ReadHttpAnswer(c.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+    Send(c.get(), ClientHello("other.test"));
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return !ev.allowed; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_EQ(e->kind, EgressEvent::Kind::kHttpProxy);
+    EXPECT_EQ(e->domain, "other.test");
+    EXPECT_NE(e->reason.find("domain fronting"), std::string::npos) << e->reason;
+    EXPECT_EQ(server.received(), 0u);
+  });
+}
+
+TEST(EgressProxyLab, AbsoluteFormRequestIsForwardedUnchanged) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}));
+    UniqueFd c = Dial("169.254.77.1", kHttpProxyPort);
+    std::string request = "GET http://allowed.test/x HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    Send(c.get(), request);
+    EXPECT_EQ(Read(c.get(), request.size()).data, request);
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kHttpProxy, "allowed.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->detail, "absolute-form");
+    EXPECT_EQ(e->port, 80);
+
+    UniqueFd d = Dial("169.254.77.1", kHttpProxyPort);
+    Send(d.get(), "GET http://other.test/ HTTP/1.1\r\nHost: other.test\r\n\r\n");
+    std::string answer = ReadHttpAnswer(d.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 403", 0), 0u) << answer;
+  });
+}
+
+TEST(EgressProxyLab, DnsOverTcpSeveralQuestionsOnOneConnection) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    LabProxy lab(Policy({"allowed.test:443"}));
+    UniqueFd c = Dial("169.254.77.1", 53);
+    for (const char* name : {"allowed.test", "evil.test", "allowed.test"}) {
+      std::optional<std::vector<uint8_t>> q = BuildDnsQuery(0x1111, name, kDnsTypeA);
+      ASSERT_TRUE(q.has_value());
+      Send(c.get(), *FrameDnsTcpMessage(*q));
+      ReadResult len = Read(c.get(), 2);
+      ASSERT_EQ(len.data.size(), 2u) << name << ": " << strerror(len.error);
+      size_t n = (static_cast<uint8_t>(len.data[0]) << 8) | static_cast<uint8_t>(len.data[1]);
+      ReadResult msg = Read(c.get(), n);
+      DnsResult<DnsResponse> r = ParseResponse(Bytes(msg.data));
+      ASSERT_TRUE(r.has_value()) << name;
+      EXPECT_EQ(r->id, 0x1111);
+      if (std::string(name) == "allowed.test") {
+        EXPECT_EQ(r->rcode, 0);
+        EXPECT_EQ(AddressTexts(*r, name), std::vector<std::string>{kHostAddr4});
+      } else {
+        EXPECT_EQ(r->rcode, static_cast<uint16_t>(DnsRcode::kNxDomain));
+      }
+    }
+    EXPECT_EQ(dns.tcp_queries(), 2);
+    EXPECT_EQ(dns.udp_queries(), 0);
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kDns, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+  });
+}
+
+TEST(EgressProxyLab, Ipv6DnsAndConnection) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr6, 443);
+    LabProxy lab(Policy({"allowed6.test:443"}));
+    std::optional<DnsResponse> r = QueryUdp("allowed6.test", kDnsTypeAaaa, "fd77:7761:7264::1");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(AddressTexts(*r, "allowed6.test"), std::vector<std::string>{kHostAddr6});
+    UniqueFd c = Dial(kHostAddr6, 443);
+    std::vector<uint8_t> hello = ClientHello("allowed6.test");
+    Send(c.get(), hello);
+    EXPECT_EQ(Read(c.get(), hello.size()).data, ToString(hello));
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "allowed6.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    ASSERT_TRUE(e->address.has_value());
+    EXPECT_EQ(e->address->ToString(), kHostAddr6);
+  });
+}
+
+TEST(EgressProxyLab, RebindingGuardRefusesLinkLocalByName) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kMetadataAddr, 80);
+    LabProxy lab(Policy({"meta.test:80"}));
+    std::optional<DnsResponse> r = QueryUdp("meta.test", kDnsTypeA);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(AddressTexts(*r, "meta.test"), std::vector<std::string>{kMetadataAddr});
+    UniqueFd c = Dial(kMetadataAddr, 80);
+    Send(c.get(), "GET /latest/meta-data/ HTTP/1.1\r\nHost: meta.test\r\n\r\n");
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "meta.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_NE(e->reason.find("rebinding"), std::string::npos) << e->reason;
+    EXPECT_EQ(server.accepted(), 0);
+  });
+}
+
+TEST(EgressProxyLab, RebindingGuardYieldsToAnExplicitAddressRule) {
+  InLab([] {
+    EchoServer server(kMetadataAddr, 80);
+    LabProxy lab(Policy({"169.254.169.254:80"}), 100);
+    UniqueFd c = Dial(kMetadataAddr, 80);
+    Send(c.get(), "GET / HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n");
+    EXPECT_EQ(Read(c.get(), 4).data, "GET ");
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return ev.kind == EgressEvent::Kind::kTcp; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->rule, "169.254.169.254:80");
+  });
+}
+
+TEST(EgressProxyLab, HostLoopbackThroughTheGateway) {
+  InLab([] {
+    EchoServer server("127.0.0.1", 8080);
+    EchoServer other("127.0.0.1", 8081);
+    LabProxy lab(Policy({"host.ward.internal:8080"}), 100);
+    std::optional<DnsResponse> r = QueryUdp("host.ward.internal", kDnsTypeA);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(AddressTexts(*r, "host.ward.internal"), std::vector<std::string>{"169.254.77.1"});
+    UniqueFd c = Dial("169.254.77.1", 8080);
+    Send(c.get(), "local");
+    EXPECT_EQ(Read(c.get(), 5).data, "local");
+    std::optional<EgressEvent> e =
+        lab.Find([](const EgressEvent& ev) { return ev.kind == EgressEvent::Kind::kTcp && ev.port == 8080; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->domain, kHostLoopbackName);
+    EXPECT_EQ(e->rule, "host.ward.internal:8080");
+    UniqueFd d = Dial("169.254.77.1", 8081);
+    ExpectReset(d.get());
+    EXPECT_EQ(other.accepted(), 0);
+  });
+}
+
+TEST(EgressProxyLab, DirectConnectionToTheListenerIsReset) {
+  InLab([] {
+    LabProxy lab(Policy({}, {}, true));
+    // Loopback is not redirected: this reaches the listener itself.
+    UniqueFd c = Dial("127.0.0.1", kProxyPort);
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return !ev.allowed; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_EQ(e->reason, "connection to the proxy's own listener, not a redirected one");
+  });
+}
+
+TEST(EgressProxyLab, StopClosesConnectionsInFlight) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 443);
+    LabProxy lab(Policy({"allowed.test:443"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    UniqueFd c = Dial(kHostAddr4, 443);
+    std::vector<uint8_t> hello = ClientHello("allowed.test");
+    Send(c.get(), hello);
+    ASSERT_EQ(Read(c.get(), hello.size()).data, ToString(hello));
+    lab.proxy().Stop();
+    ReadResult r = Read(c.get(), 1);
+    EXPECT_TRUE(r.eof || r.error == ECONNRESET) << strerror(r.error);
+    lab.proxy().Stop();  // idempotent
+  });
+}
+
+// The relay alone, on a socket pair of real TCP connections in this
+// namespace: a large transfer both ways with half-close. (Throughput is
+// measured by the benchmarks, not here.)
+TEST(Relay, MovesLargeStreamsBothWaysWithHalfClose) {
+  UniqueFd listener = Listener(AF_INET, SOCK_STREAM, 0);
+  ASSERT_TRUE(listener.valid());
+  sockaddr_storage sa{};
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(getsockname(listener.get(), reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  uint16_t port = 0;
+  (void)FromSockaddr(sa, &port);
+  auto dial = [&] {
+    Result<UniqueFd> fd = ConnectTcp(IpAddress::V4(127, 0, 0, 1), port, 1000, -1);
+    EXPECT_TRUE(fd.has_value());
+    UniqueFd accepted(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    return std::make_pair(std::move(*fd), std::move(accepted));
+  };
+  auto [client_end, relay_client] = dial();
+  auto [relay_server, server_end] = dial();
+  int flags = fcntl(client_end.get(), F_GETFL);
+  fcntl(client_end.get(), F_SETFL, flags & ~O_NONBLOCK);
+  flags = fcntl(server_end.get(), F_GETFL);
+  fcntl(server_end.get(), F_SETFL, flags & ~O_NONBLOCK);
+
+  UniqueFd stop(eventfd(0, EFD_CLOEXEC));
+  RelayOutcome outcome;
+  std::thread relay(
+      [&] { outcome = Relay(std::move(relay_client), std::move(relay_server), Bytes("head:"), nullptr, stop.get()); });
+  constexpr size_t kSize = 8 << 20;
+  std::string up(kSize, 'u'), down(kSize, 'd');
+  std::thread writer([&] {
+    size_t off = 0;
+    while (off < up.size()) {
+      ssize_t n = send(client_end.get(), up.data() + off, up.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    shutdown(client_end.get(), SHUT_WR);
+  });
+  std::thread server([&] {
+    std::string got;
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(server_end.get(), buf, sizeof(buf), 0)) > 0) got.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(got.size(), kSize + 5);
+    EXPECT_EQ(got.substr(0, 5), "head:");
+    // The client's half-close arrived; the server still answers.
+    size_t off = 0;
+    while (off < down.size()) {
+      n = send(server_end.get(), down.data() + off, down.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    shutdown(server_end.get(), SHUT_WR);
+  });
+  std::string got;
+  char buf[65536];
+  ssize_t n;
+  while ((n = recv(client_end.get(), buf, sizeof(buf), 0)) > 0) got.append(buf, static_cast<size_t>(n));
+  writer.join();
+  server.join();
+  relay.join();
+  EXPECT_EQ(got, down);
+  EXPECT_EQ(outcome.error, "");
+  EXPECT_EQ(outcome.to_server, kSize + 5);
+  EXPECT_EQ(outcome.to_client, kSize);
+}
+
+}  // namespace
+}  // namespace ward::net
