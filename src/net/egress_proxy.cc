@@ -324,6 +324,9 @@ class Proxy final : public EgressProxy {
   void Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const TcpDecision& d, const std::string& detail,
                std::vector<uint8_t> head, bool gate_first_bytes);
   void HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port);
+  // Whether a rule opens the host's loopback `port` (never the default).
+  EgressDecision DecideHostLoopback(uint16_t port) const;
+  Result<UniqueFd> ConnectHostLoopback(uint16_t port, bool v6_first);
   void HttpProxy(UniqueFd client);
   void DnsOverTcp(UniqueFd client);
 
@@ -526,8 +529,9 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
     ev.port = port;
     ev.rule = early.rule ? early.rule->text : "";
     ev.reason = early.reason;
-    ev.domain = early.domain;
-    ev.detail = early.source.empty() ? "address" : early.source;
+    // The names ward's DNS bound to the address say what the program meant.
+    ev.domain = !early.domain.empty() ? early.domain : bound.empty() ? "" : bound.front();
+    ev.detail = !early.source.empty() ? early.source : bound.empty() ? "address" : "dns";
     Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
     return ResetAndClose(client);
   }
@@ -691,11 +695,35 @@ GateVerdict Proxy::LateGate(std::span<const uint8_t> bytes, const IpAddress& dst
   return {GateVerdict::Kind::kReset, d.reason};
 }
 
+EgressDecision Proxy::DecideHostLoopback(uint16_t port) const {
+  EgressDecision d = config_.policy.Decide(Dest(std::string(kHostLoopbackName), std::nullopt, port));
+  // "default": "allow" means the outside world, never the host itself: only
+  // an allow rule that names host.ward.internal (or a wildcard above it)
+  // opens a host port.
+  if (d.allowed && !d.rule) {
+    d.allowed = false;
+    d.reason = "the host's loopback port " + std::to_string(port) + " is opened only by a rule naming " +
+               kHostLoopbackName + ":" + std::to_string(port) + " (\"default\": \"allow\" does not)";
+  }
+  return d;
+}
+
+Result<UniqueFd> Proxy::ConnectHostLoopback(uint16_t port, bool v6_first) {
+  // Most host services listen on 127.0.0.1 only, some on ::1 only: try the
+  // family the program used first, then the other.
+  const IpAddress v4 = IpAddress::V4(127, 0, 0, 1), v6 = *IpAddress::Parse("::1");
+  Result<UniqueFd> first = ConnectTcp(v6_first ? v6 : v4, port, config_.connect_timeout_ms, stop_fd_.get());
+  if (first) return first;
+  Result<UniqueFd> second = ConnectTcp(v6_first ? v4 : v6, port, config_.connect_timeout_ms, stop_fd_.get());
+  if (second) return second;
+  return first.error();
+}
+
 void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port) {
   // The only way to the host's loopback: a rule naming host.ward.internal
   // (an address rule for 127.0.0.1 means the sandbox's own loopback, which
   // never reaches the proxy).
-  EgressDecision d = config_.policy.Decide(Dest(std::string(kHostLoopbackName), std::nullopt, port));
+  EgressDecision d = DecideHostLoopback(port);
   EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
   ev.domain = kHostLoopbackName;
   ev.address = gateway;
@@ -703,21 +731,12 @@ void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t por
   ev.allowed = d.allowed;
   ev.rule = d.rule ? d.rule->text : "";
   ev.reason = d.reason;
-  // "default": "allow" means the outside world, never the host itself: only
-  // an allow rule that names host.ward.internal (or a wildcard above it)
-  // opens a host port.
-  if (d.allowed && !d.rule) {
-    ev.allowed = false;
-    ev.reason = "the host's loopback port " + std::to_string(port) + " is opened only by a rule naming " +
-                kHostLoopbackName + ":" + std::to_string(port) + " (\"default\": \"allow\" does not)";
-  }
   ev.detail = "host-loopback";
   if (!ev.allowed) {
     Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
     return ResetAndClose(client);
   }
-  IpAddress loopback = gateway.is_v6() ? *IpAddress::Parse("::1") : IpAddress::V4(127, 0, 0, 1);
-  Result<UniqueFd> server = ConnectTcp(loopback, port, config_.connect_timeout_ms, stop_fd_.get());
+  Result<UniqueFd> server = ConnectHostLoopback(port, gateway.is_v6());
   if (!server) {
     ev.detail += "; " + server.error().message;
     Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
@@ -800,6 +819,7 @@ void Proxy::HttpProxy(UniqueFd client) {
   // Decide, then find the addresses to try (each judged again with its
   // address: address deny rules and the rebinding guard apply).
   std::vector<IpAddress> candidates;
+  bool host_loopback = false;
   std::optional<IpAddress> literal = IpAddress::Parse(host);
   std::optional<std::string> name;
   if (literal) {
@@ -810,6 +830,17 @@ void Proxy::HttpProxy(UniqueFd client) {
     ev.reason = d.reason;
     if (!d.allowed) return refuse(403, "Forbidden", d.reason);
     candidates.push_back(*literal);
+  } else if (IsHostLoopbackName(host)) {
+    // ward's own name: the host's loopback, under the same rule as through
+    // the gateway; never asked of the upstream resolver.
+    ev.domain = kHostLoopbackName;
+    ev.detail += "; host-loopback";
+    EgressDecision d = DecideHostLoopback(port);
+    ev.rule = d.rule ? d.rule->text : "";
+    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
+    ev.allowed = true;
+    ev.reason = d.reason;
+    host_loopback = true;
   } else {
     name = host;
     ev.domain = host;
@@ -845,6 +876,10 @@ void Proxy::HttpProxy(UniqueFd client) {
   }
 
   Result<UniqueFd> server = Error::Setup("no address");
+  if (host_loopback) {
+    server = ConnectHostLoopback(port, false);
+    ev.address = IpAddress::V4(127, 0, 0, 1);
+  }
   for (const IpAddress& a : candidates) {
     ev.address = a;
     server = ConnectTcp(a, port, config_.connect_timeout_ms, stop_fd_.get());
@@ -869,7 +904,8 @@ void Proxy::HttpProxy(UniqueFd client) {
   // Whatever the client sent after the CONNECT head is the tunnel's start.
   std::vector<uint8_t> rest(buf.begin() + static_cast<std::ptrdiff_t>(tunnel_start), buf.end());
   IpAddress dst = *ev.address;
-  FirstBytesGate gate = [this, host, dst, port, literal](std::span<const uint8_t> bytes) {
+  FirstBytesGate gate = [this, host, dst, port, literal, host_loopback](std::span<const uint8_t> bytes) {
+    if (host_loopback) return GateVerdict{GateVerdict::Kind::kForward, ""};
     if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy);
     return ConnectGate(bytes, host, dst, port);
   };

@@ -151,6 +151,17 @@ TcpDecision ApplyRebindingGuard(const EgressPolicy& policy, TcpDecision decision
   if (!decision.allowed) return decision;
   const GuardedBlock* block = BlockOf(address);
   if (block == nullptr) return decision;
+  IpAddress a = address.Unmapped();
+  bool loopback = a.is_v4() ? a.bytes[0] == 127 : a == *IpAddress::Parse("::1");
+  if (loopback) {
+    // Inside the sandbox a loopback address is the sandbox's own; no rule
+    // makes the proxy connect to the host's (only host.ward.internal does).
+    decision.allowed = false;
+    decision.rule = nullptr;
+    decision.reason = address.ToString() + " is a loopback address: the host's loopback is reached only as " +
+                      "host.ward.internal:PORT, with a rule naming it";
+    return decision;
+  }
   if (const EgressRule* r = ExplicitGuardedAllow(policy, address, port)) {
     // Report the rule that really opened it: the address rule.
     decision.rule = r;

@@ -191,6 +191,22 @@ TEST(TcpDecision, RebindingGuardNeedsAnExplicitAddressRule) {
   EXPECT_TRUE(d.allowed) << d.reason;
 }
 
+// Inside the sandbox 127.0.0.1 is the sandbox's own: no address rule makes
+// the proxy (through CONNECT or an absolute-form request) reach the host's
+// loopback; host.ward.internal is the one way there.
+TEST(TcpDecision, LoopbackIsNeverOpenedByAnAddressRule) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"127.0.0.1:8080", "127.0.0.1"}, {"127.0.0.0/8", "127.0.0.1"}, {"127.0.0.0/8", "::ffff:127.0.0.1"},
+      {"[::1]:8080", "::1"}};
+  for (const auto& [rule, addr] : cases) {
+    TcpDecision d = DecideTcp(Policy({rule}), std::nullopt, "", {}, Ip(addr), 8080);
+    EXPECT_FALSE(d.allowed) << rule << " " << addr;
+    EXPECT_NE(d.reason.find("host.ward.internal"), std::string::npos) << d.reason;
+  }
+  // Positive control: the same kind of rule opens a link-local address.
+  EXPECT_TRUE(DecideTcp(Policy({"169.254.169.254:8080"}), std::nullopt, "", {}, Ip("169.254.169.254"), 8080).allowed);
+}
+
 TEST(SniffFirstBytes, NamesAndRefusals) {
   FirstBytes f = SniffFirstBytes(ClientHello("Allowed.Test"));
   EXPECT_EQ(f.status, FirstBytes::Status::kName);
