@@ -270,7 +270,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     int failed = -1;
     if ((e = ApplyEgressLinks(*p.egress, &failed))) ChildFail(c, kStepNetLinks, e, failed);
     if ((e = ApplyEgressNftables(*p.egress, &failed))) ChildFail(c, kStepNftables, e, failed);
-    if ((e = SendEgressListeners(c.egress_channel, &failed))) ChildFail(c, kStepEgressListeners, e, failed);
+    if ((e = SendEgressListeners(*p.egress, c.egress_channel, &failed))) ChildFail(c, kStepEgressListeners, e, failed);
     close(c.egress_channel);
     Mark(c, kPhNetwork);
   }
@@ -688,7 +688,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     }
     if (setup_error.step == kStepEgressListeners) {
       static const char* const kWhat[] = {"tcp 0.0.0.0:1", "tcp [::]:1", "udp 0.0.0.0:53", "udp [::]:53",
-                                          "sendmsg SCM_RIGHTS"};
+                                          "NFLOG socket (needs nfnetlink_log)", "sendmsg SCM_RIGHTS"};
       if (setup_error.index >= 0 && setup_error.index <= kListenCount) what += std::string(" (") + kWhat[setup_error.index] + ")";
     }
     return Error::Setup("sandbox setup failed at " + what + ": " + ErrnoName(setup_error.err));

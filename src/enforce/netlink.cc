@@ -72,6 +72,13 @@ int NetlinkSend(int protocol, const uint8_t* data, size_t len, uint32_t acks, in
   *failed_seq = -1;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
   if (fd < 0) return errno;
+  int err = NetlinkSendOn(fd, data, len, acks, failed_seq);
+  close(fd);
+  return err;
+}
+
+int NetlinkSendOn(int fd, const uint8_t* data, size_t len, uint32_t acks, int* failed_seq) {
+  *failed_seq = -1;
   // Errors echo only the header of the failed request, not all of it.
   int one = 1;
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
@@ -81,9 +88,7 @@ int NetlinkSend(int protocol, const uint8_t* data, size_t len, uint32_t acks, in
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   if (sendto(fd, data, len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) != static_cast<ssize_t>(len)) {
-    int e = errno ? errno : EIO;
-    close(fd);
-    return e;
+    return errno ? errno : EIO;
   }
   alignas(nlmsghdr) uint8_t buf[8192];
   int err = 0;
@@ -105,7 +110,8 @@ int NetlinkSend(int protocol, const uint8_t* data, size_t len, uint32_t acks, in
       }
     }
   }
-  close(fd);
+  timeval none{0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
   return err;
 }
 

@@ -56,5 +56,8 @@ class NetlinkBatch {
 // Async-signal-safe: no allocation, a stack buffer for the answers. Runs in
 // the sandbox's init before the workload exists.
 int NetlinkSend(int protocol, const uint8_t* data, size_t len, uint32_t acks, int* failed_seq);
+// The same on an open netlink socket `fd` (kept open: e.g. one bound to an
+// NFLOG group by the requests).
+int NetlinkSendOn(int fd, const uint8_t* data, size_t len, uint32_t acks, int* failed_seq);
 
 }  // namespace ward

@@ -11,6 +11,7 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -31,6 +32,25 @@ namespace {
 constexpr int kVethIndex = 7701;
 constexpr int kPeerIndex = 7702;
 constexpr char kTable[] = "ward";
+// The NFLOG group dropped packets are copied to (per network namespace), and
+// how much of each: the IPv6 header and a transport header fit.
+constexpr uint16_t kNflogGroup = 7701;
+constexpr uint32_t kNflogSnaplen = 64;
+
+void BuildNflog(NetlinkBatch& b) {
+  nfgenmsg g{AF_UNSPEC, NFNETLINK_V0, htons(kNflogGroup)};
+  b.Begin(NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG, 0, &g, sizeof g, "nflog: bind group 7701");
+  nfulnl_msg_config_cmd cmd{NFULNL_CFG_CMD_BIND};
+  b.Put(NFULA_CFG_CMD, &cmd, sizeof cmd);
+  b.End();
+  b.Begin(NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG, 0, &g, sizeof g, "nflog: copy packets");
+  nfulnl_msg_config_mode mode{htonl(kNflogSnaplen), NFULNL_COPY_PACKET, 0};
+  b.Put(NFULA_CFG_MODE, &mode, sizeof mode);
+  // One packet per message, sent as it is dropped (the default batches them
+  // for up to a second: the run could end before they arrive).
+  b.PutBe32(NFULA_CFG_QTHRESH, 1);
+  b.End();
+}
 
 void BuildLinks(NetlinkBatch& b) {
   ifinfomsg link{};
@@ -133,6 +153,15 @@ class Rule {
     return Done(d);
   }
   Rule& L4Proto(uint8_t proto) { return Meta(NFT_META_L4PROTO).Equals(&proto, 1); }
+  // `log group N snaplen S`: a copy of the packet's first bytes to the
+  // NFLOG group, where the supervisor reads what was dropped.
+  Rule& Log(uint16_t group, uint32_t snaplen) {
+    size_t d = Expr("log");
+    uint16_t be = htons(group);
+    b_.Put(NFTA_LOG_GROUP, &be, sizeof be);
+    b_.PutBe32(NFTA_LOG_SNAPLEN, snaplen);
+    return Done(d);
+  }
   Rule& DestPort(uint16_t port) {
     uint16_t be = htons(port);
     return Payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).Equals(&be, 2);
@@ -227,6 +256,11 @@ void BuildNftables(NetlinkBatch& b) {
   Rule(b, "filter_out", "nftables: oif lo accept").OutputIsLoopback().Accept();
   Rule(b, "filter_out", "nftables: tcp accept").L4Proto(IPPROTO_TCP).Accept();
   Rule(b, "filter_out", "nftables: udp dport 53 accept").L4Proto(IPPROTO_UDP).DestPort(53).Accept();
+  // Dropped UDP is reported: a copy of each datagram's headers goes to ward
+  // (the workload can send no ICMP: it has no raw or ping sockets; the
+  // kernel's own IPv6 neighbour discovery is not the workload's).
+  Rule(b, "filter_out", "nftables: udp log group 7701 (needs nft_log / nfnetlink_log)")
+      .L4Proto(IPPROTO_UDP).Log(kNflogGroup, kNflogSnaplen);
 
   b.Begin(NFNL_MSG_BATCH_END, 0, &batch, sizeof batch, "nftables batch end", false);
   b.End();
@@ -269,6 +303,7 @@ EgressNetnsPlan BuildEgressNetnsPlan() {
   EgressNetnsPlan plan;
   BuildLinks(plan.links);
   BuildNftables(plan.nftables);
+  BuildNflog(plan.nflog);
   return plan;
 }
 
@@ -282,24 +317,40 @@ int ApplyEgressNftables(const EgressNetnsPlan& plan, int* failed) {
   return NetlinkSend(NETLINK_NETFILTER, b.bytes().data(), b.bytes().size(), b.acks(), failed);
 }
 
-int SendEgressListeners(int channel, int* failed) {
+int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
   static constexpr struct {
     int family, type;
     uint16_t port;
-  } kSpecs[kListenCount] = {{AF_INET, SOCK_STREAM, net::kProxyPort},
+  } kSpecs[kListenNflog] = {{AF_INET, SOCK_STREAM, net::kProxyPort},
                             {AF_INET6, SOCK_STREAM, net::kProxyPort},
                             {AF_INET, SOCK_DGRAM, net::kDnsPort},
                             {AF_INET6, SOCK_DGRAM, net::kDnsPort}};
   int fds[kListenCount];
   int err = 0;
   int made = 0;
-  for (; made < kListenCount; ++made) {
+  for (; made < kListenNflog; ++made) {
     fds[made] = Listener(kSpecs[made].family, kSpecs[made].type, kSpecs[made].port);
     if (fds[made] < 0) {
       err = -fds[made];
       *failed = made;
       break;
     }
+  }
+  if (!err) {
+    // The NFLOG socket: bound to the group in this namespace (which needs
+    // CAP_NET_ADMIN here), read by the supervisor.
+    fds[made] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    int seq = -1;
+    if (fds[made] < 0) {
+      err = errno;
+    } else {
+      ++made;
+      int size = 1 << 20;
+      setsockopt(fds[kListenNflog], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+      err = NetlinkSendOn(fds[kListenNflog], plan.nflog.bytes().data(), plan.nflog.bytes().size(), plan.nflog.acks(),
+                          &seq);
+    }
+    if (err) *failed = kListenNflog;
   }
   if (!err) {
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};

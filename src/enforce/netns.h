@@ -16,12 +16,15 @@ namespace ward {
 struct EgressNetnsPlan {
   NetlinkBatch links;     // NETLINK_ROUTE: veth pair, addresses, default routes
   NetlinkBatch nftables;  // NETLINK_NETFILTER: one batch creating table inet "ward"
+  NetlinkBatch nflog;     // NETLINK_NETFILTER: binds the socket that reports dropped packets
 };
 
 EgressNetnsPlan BuildEgressNetnsPlan();
 
 // The listeners the supervisor serves, in this order.
-enum EgressListener { kListenTcp4, kListenTcp6, kListenUdp4, kListenUdp6, kListenCount };
+// kListenNflog is the NFLOG socket that receives a copy of each packet the
+// namespace's filter drops (for the run's events).
+enum EgressListener { kListenTcp4, kListenTcp6, kListenUdp4, kListenUdp6, kListenNflog, kListenCount };
 
 // Child side, in the new network namespace, with CAP_NET_ADMIN and
 // CAP_NET_BIND_SERVICE of its user namespace. Each returns 0 or an errno;
@@ -30,7 +33,7 @@ int ApplyEgressLinks(const EgressNetnsPlan& plan, int* failed);
 int ApplyEgressNftables(const EgressNetnsPlan& plan, int* failed);
 // Creates the listeners and sends them over `channel` (a unix socket) in one
 // SCM_RIGHTS message; closes its own copies.
-int SendEgressListeners(int channel, int* failed);
+int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed);
 
 // Supervisor side: receives the listeners (blocking until they arrive or the
 // child closes its end).

@@ -28,7 +28,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <linux/netlink.h>
+
 #include <list>
+#include <set>
 #include <map>
 #include <mutex>
 #include <system_error>
@@ -55,6 +60,8 @@ const char* EgressEventKindName(EgressEvent::Kind kind) {
       return "tcp";
     case EgressEvent::Kind::kHttpProxy:
       return "http-proxy";
+    case EgressEvent::Kind::kUdp:
+      return "udp";
   }
   return "unknown";
 }
@@ -329,6 +336,8 @@ class Proxy final : public EgressProxy {
   Result<UniqueFd> ConnectHostLoopback(uint16_t port, bool v6_first);
   void HttpProxy(UniqueFd client);
   void DnsOverTcp(UniqueFd client);
+  void DroppedLoop(int nflog);
+  void RecordDropped(std::span<const uint8_t> packet, std::set<std::pair<std::string, uint16_t>>& seen);
 
   DnsStep FilterQuery(std::span<const uint8_t> message);
   std::vector<uint8_t> ForwardQuery(std::span<const uint8_t> message, const DnsQuery& query, bool tcp,
@@ -383,6 +392,9 @@ Result<void> Proxy::Begin() {
     for (UniqueFd* fd : {&config_.udp4, &config_.udp6}) {
       if (fd->valid()) listener_threads_.emplace_back([this, l = fd->get()] { DatagramLoop(l); });
     }
+    if (config_.dropped_log.valid()) {
+      listener_threads_.emplace_back([this, l = config_.dropped_log.get()] { DroppedLoop(l); });
+    }
   } catch (const std::system_error& e) {
     return Error::Setup(std::string("egress proxy: starting a listener thread: ") + e.what());
   }
@@ -411,6 +423,7 @@ void Proxy::Stop() {
   config_.tcp6.Reset();
   config_.udp4.Reset();
   config_.udp6.Reset();
+  config_.dropped_log.Reset();
 }
 
 std::vector<EgressEvent> Proxy::TakeEvents() {
@@ -423,6 +436,93 @@ void Proxy::Record(EgressEvent e) {
   // A workload can ask questions forever; if nobody takes the events, the
   // oldest are kept and the rest dropped rather than growing without bound.
   if (events_.size() < kMaxPendingEvents) events_.push_back(std::move(e));
+}
+
+// ---------------------------------------------------------------- dropped UDP
+
+// Reads the NFLOG copies of the datagrams the sandbox's filter dropped. The
+// kernel writes the messages; the packet inside is the workload's, so every
+// length is checked against what was received.
+void Proxy::DroppedLoop(int nflog) {
+  std::set<std::pair<std::string, uint16_t>> seen;
+  alignas(nlmsghdr) uint8_t buf[16384];
+  bool stopping = false;
+  for (;;) {
+    if (!stopping) {
+      WaitStatus w = WaitFor(nflog, POLLIN, stop_fd_.get(), -1);
+      if (w == WaitStatus::kError) return;
+      // The sandbox is gone: what the kernel queued before is still read.
+      stopping = w == WaitStatus::kStopped;
+    }
+    ssize_t n = recv(nflog, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN && stopping) return;
+      // ENOBUFS: a flood overran the socket; what was lost was more of the same.
+      if (errno == EINTR || errno == EAGAIN || errno == ENOBUFS) continue;
+      return;
+    }
+    size_t left = static_cast<size_t>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type != (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET)) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) continue;
+      const uint8_t* p = static_cast<const uint8_t*>(NLMSG_DATA(h)) + NLMSG_ALIGN(sizeof(nfgenmsg));
+      size_t len = h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(nfgenmsg)));
+      while (len >= NLA_HDRLEN) {
+        nlattr a;
+        memcpy(&a, p, sizeof a);
+        if (a.nla_len < NLA_HDRLEN || a.nla_len > len) break;
+        if ((a.nla_type & NLA_TYPE_MASK) == NFULA_PAYLOAD) {
+          RecordDropped({p + NLA_HDRLEN, static_cast<size_t>(a.nla_len - NLA_HDRLEN)}, seen);
+        }
+        size_t step = NLA_ALIGN(a.nla_len);
+        if (step >= len) break;
+        p += step;
+        len -= step;
+      }
+    }
+  }
+}
+
+void Proxy::RecordDropped(std::span<const uint8_t> packet, std::set<std::pair<std::string, uint16_t>>& seen) {
+  if (packet.empty()) return;
+  IpAddress dst;
+  size_t transport = 0;
+  int version = packet[0] >> 4;
+  if (version == 4 && packet.size() >= 20) {
+    if (packet[9] != IPPROTO_UDP) return;
+    dst = IpAddress::V4(packet[16], packet[17], packet[18], packet[19]);
+    transport = static_cast<size_t>(packet[0] & 0x0f) * 4;
+  } else if (version == 6 && packet.size() >= 40) {
+    if (packet[6] != IPPROTO_UDP) return;  // extension headers: not the workload's UDP
+    dst.family = AF_INET6;
+    memcpy(dst.bytes.data(), packet.data() + 24, 16);
+    transport = 40;
+  } else {
+    return;
+  }
+  uint16_t port = 0;
+  if (packet.size() >= transport + 4) port = static_cast<uint16_t>(packet[transport + 2] << 8 | packet[transport + 3]);
+  // One event per destination: a flood is one decision, not thousands.
+  if (!seen.emplace(dst.ToString(), port).second || seen.size() > 4096) return;
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kUdp);
+  ev.address = dst;
+  ev.port = port;
+  std::vector<std::string> names = bindings_.NamesFor(dst);
+  if (!names.empty()) ev.domain = names.front();
+  ev.detail = "dropped in the sandbox (further datagrams to it are not listed)";
+  Destination d{names.empty() ? std::nullopt : std::optional<std::string>(names.front()), dst, port, Protocol::kUdp};
+  for (const EgressRule& r : config_.policy.deny) {
+    if (r.MatchesAsDeny(d)) {
+      ev.rule = r.text;
+      ev.reason = "denied by rule \"" + r.text + "\"";
+      break;
+    }
+  }
+  if (ev.rule.empty()) {
+    ev.reason = "udp to " + (dst.is_v6() ? "[" + dst.ToString() + "]" : dst.ToString()) + ":" + std::to_string(port) +
+                " is not relayed: only DNS (port 53) leaves the sandbox, through ward";
+  }
+  Record(std::move(ev));
 }
 
 // ---------------------------------------------------------------- TCP

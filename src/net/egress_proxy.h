@@ -31,6 +31,7 @@ struct EgressEvent {
     kDns,        // a DNS question (UDP or TCP)
     kTcp,        // a transparent (redirected) TCP connection
     kHttpProxy,  // a request to the explicit proxy (CONNECT or absolute-form)
+    kUdp,        // a UDP datagram the sandbox's filter dropped (anything but DNS)
   };
   Kind kind = Kind::kTcp;
   int64_t time_ns = 0;                 // CLOCK_MONOTONIC
@@ -43,7 +44,7 @@ struct EgressEvent {
   std::string detail;                  // how the name was learned ("sni", "http-host", "dns", "connect"),
                                        // the DNS type, or what failed after the decision
 };
-const char* EgressEventKindName(EgressEvent::Kind kind);  // "dns", "tcp", "http-proxy"
+const char* EgressEventKindName(EgressEvent::Kind kind);  // "dns", "tcp", "http-proxy", "udp"
 
 struct UpstreamDns {
   IpAddress address;
@@ -67,6 +68,10 @@ struct EgressProxyConfig {
   // Listeners created inside the sandbox's namespace; any may be invalid
   // (e.g. no IPv6 in the kernel).
   UniqueFd tcp4, tcp6, udp4, udp6;
+  // NFLOG socket of the sandbox's namespace: a copy of the headers of each
+  // UDP datagram its filter dropped, reported as denied events. May be
+  // invalid.
+  UniqueFd dropped_log;
 };
 
 class EgressProxy {

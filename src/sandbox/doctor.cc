@@ -71,7 +71,7 @@ DoctorCheck ProbeEgress() {
       }
       if ((report[2] = ApplyEgressLinks(plan, &report[1]))) report[0] = 1;
       else if ((report[2] = ApplyEgressNftables(plan, &report[1]))) report[0] = 2;
-      else if ((report[2] = SendEgressListeners(sv[0], &report[1]))) report[0] = 3;
+      else if ((report[2] = SendEgressListeners(plan, sv[0], &report[1]))) report[0] = 3;
     }
     (void)!write(pipefd[1], report, sizeof report);
     _exit(0);

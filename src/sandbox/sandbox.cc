@@ -169,6 +169,7 @@ Result<RunResult> Run(const RunRequest& req) {
       egress_config->tcp6 = std::move(fds[kListenTcp6]);
       egress_config->udp4 = std::move(fds[kListenUdp4]);
       egress_config->udp6 = std::move(fds[kListenUdp6]);
+      egress_config->dropped_log = std::move(fds[kListenNflog]);
       auto started = net::EgressProxy::Start(std::move(*egress_config));
       if (!started) return started.error();
       proxy = std::move(*started);
@@ -183,7 +184,10 @@ Result<RunResult> Run(const RunRequest& req) {
   if (proxy) {
     // The sandbox is gone: close what is still in flight, then collect.
     proxy->Stop();
-    for (auto& e : proxy->TakeEvents()) {
+    std::vector<net::EgressEvent> events = proxy->TakeEvents();
+    // Threads record as they finish; the result lists decisions in time order.
+    std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
+    for (auto& e : events) {
       EgressRecord r;
       r.kind = net::EgressEventKindName(e.kind);
       r.domain = std::move(e.domain);

@@ -33,7 +33,7 @@ constexpr int IP6T_SO_ORIGINAL_DST = 80;
 enum Outcome {
   kOk = 0, kUnshare, kMaps, kLoopback, kLinks, kNftables, kListeners, kReceive, kTcp4Connect, kTcp4Accept,
   kTcp4OrigDst, kTcp6Connect, kTcp6Accept, kTcp6OrigDst, kUdpNotDenied, kUdpWrongErrno, kDnsSend, kDnsRecv,
-  kLoopbackConnect, kLoopbackRedirected, kSecondApply, kSecondApplyLabel,
+  kLoopbackConnect, kLoopbackRedirected, kSecondApply, kSecondApplyLabel, kUdpNotLogged,
 };
 
 bool WriteFile(const char* path, const std::string& s) {
@@ -76,7 +76,7 @@ int Check() {
   }
   int sv[2];
   socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
-  if (SendEgressListeners(sv[0], &failed)) return kListeners;
+  if (SendEgressListeners(plan, sv[0], &failed)) return kListeners;
   auto fds = ReceiveEgressListeners(sv[1]);
   if (!fds || fds->size() != kListenCount) return kReceive;
 
@@ -116,6 +116,12 @@ int Check() {
   inet_pton(AF_INET, "192.0.2.7", &udp.sin_addr);
   if (sendto(u, "x", 1, 0, reinterpret_cast<sockaddr*>(&udp), sizeof udp) == 1) return kUdpNotDenied;
   if (errno != EPERM) return kUdpWrongErrno;
+  // ... and a copy of it goes to the NFLOG socket, for the run's events.
+  {
+    pollfd lf{(*fds)[kListenNflog].get(), POLLIN, 0};
+    alignas(8) char msg[4096];
+    if (poll(&lf, 1, 2000) != 1 || recv(lf.fd, msg, sizeof msg, 0) <= 0) return kUdpNotLogged;
+  }
   // Port 53 (the positive control): reaches the DNS listener.
   udp.sin_port = htons(53);
   if (sendto(u, "q", 1, 0, reinterpret_cast<sockaddr*>(&udp), sizeof udp) != 1) return kDnsSend;
