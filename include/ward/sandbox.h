@@ -58,6 +58,7 @@ struct RunResult {
   std::string memory_mechanism, pids_mechanism;  // "cgroup-v1", "rlimit", ...
   int landlock_abi = 0;
   std::vector<EgressRecord> egress;  // oldest first
+  uint64_t egress_dropped = 0;       // decisions not kept (too many): the list is incomplete
 };
 
 // Runs the request and returns once every process of the sandbox is gone

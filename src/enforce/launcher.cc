@@ -25,6 +25,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "base/errors.h"
@@ -44,7 +45,7 @@ enum Step : uint32_t {
   kStepRootTmpfs, kStepChdirRoot, kStepMountOp, kStepPivotRoot, kStepDetachOldRoot, kStepHostname,
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
-  kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepCount
+  kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepCount
 };
 
 const char* const kStepNames[kStepCount] = {
@@ -55,6 +56,7 @@ const char* const kStepNames[kStepCount] = {
     "prctl(PR_CAPBSET_DROP)", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", "capset", "seccomp(SET_MODE_FILTER)",
     "fork (workload)", "chdir (working directory)", "ioctl(TIOCSCTTY)", "execve",
     "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)", "rtnetlink", "nftables", "egress listeners",
+    "wait for the egress proxy (the supervisor did not start it)",
 };
 
 enum RecordType : uint32_t { kRecPhase = 1, kRecError = 2, kRecExit = 3 };
@@ -271,7 +273,6 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     if ((e = ApplyEgressLinks(*p.egress, &failed))) ChildFail(c, kStepNetLinks, e, failed);
     if ((e = ApplyEgressNftables(*p.egress, &failed))) ChildFail(c, kStepNftables, e, failed);
     if ((e = SendEgressListeners(*p.egress, c.egress_channel, &failed))) ChildFail(c, kStepEgressListeners, e, failed);
-    close(c.egress_channel);
     Mark(c, kPhNetwork);
   }
 
@@ -340,6 +341,18 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   }
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp) != 0) ChildFail(c, kStepSeccomp, errno);
   Mark(c, kPhSeccomp);
+  // The workload starts only once the supervisor serves the listeners: it
+  // writes one byte when its proxy runs, and closes the channel (or dies)
+  // when it cannot. Waited for here, last, so that the proxy starts while
+  // the sandbox is being built.
+  if (p.egress) {
+    char go = 0;
+    ssize_t n;
+    do {
+      n = read(c.egress_channel, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) ChildFail(c, kStepEgressGo, n < 0 ? errno : EPIPE);
+  }
   (void)!write(c.report_fd, c.phases, sizeof(Record) * c.nphases);
 
   // Only what init needs survives: stdio (for the workload), the report
@@ -537,20 +550,24 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
 
   auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
+  std::optional<Error> egress_error;
   if (plan.egress) {
     // Blocks until init has built the network (bounded: netlink answers
-    // time out) or has failed, closing its end; its report then says why.
+    // time out) or has failed, closing its end.
     auto listeners = ReceiveEgressListeners(egress_parent.get());
-    if (listeners) {
-      Result<void> served = opts.on_egress_listeners ? opts.on_egress_listeners(std::move(*listeners))
+    Result<void> served = !listeners ? Result<void>(listeners.error())
+                          : opts.on_egress_listeners ? opts.on_egress_listeners(std::move(*listeners))
                                                      : Result<void>(Error::Setup("no egress proxy to serve the sandbox"));
-      if (!served) {
-        // Nothing may run unfiltered: the sandbox dies before its workload.
-        send(SIGKILL);
-        siginfo_t gone{};
-        waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &gone, WEXITED);
-        return served.error();
-      }
+    if (served) {
+      // Init waits for this byte before it starts the workload.
+      if (write(egress_parent.get(), "G", 1) != 1) served = SysError("write", "egress go");
+    }
+    if (!served) {
+      // Nothing may run unfiltered: the sandbox dies before its workload
+      // (init is still waiting for the byte above). If init failed first,
+      // its report names the step (below); otherwise this error stands.
+      send(SIGKILL);
+      egress_error = served.error();
     }
     egress_parent.Reset();
   }
@@ -693,6 +710,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     }
     return Error::Setup("sandbox setup failed at " + what + ": " + ErrnoName(setup_error.err));
   }
+  if (egress_error) return *egress_error;
   out.exited = have_exit;
   return out;
 }

@@ -105,9 +105,16 @@ constexpr int kDnsTcpIdleMs = 10000;       // DNS over TCP: between queries (RFC
 constexpr int kReplyTimeoutMs = 5000;      // writing a short answer to the client
 constexpr size_t kMaxConnections = 512;    // TCP connections in flight; more are reset
 constexpr int kMaxDnsInFlight = 128;       // UDP questions being forwarded; more get SERVFAIL
-constexpr size_t kMaxBoundAddresses = 1 << 16;
+// Name bindings: at most this many (address, name) pairs in all, and this
+// many addresses learned from one answer (a resolver a workload controls
+// could otherwise make the supervisor hold gigabytes).
+constexpr size_t kMaxBindings = 1 << 15;
+constexpr size_t kMaxAddressesPerAnswer = 64;
 constexpr size_t kMaxNamesPerAddress = 64;
-constexpr size_t kMaxPendingEvents = 1 << 18;
+// Events kept for the result; past it they are counted, not kept.
+constexpr size_t kMaxPendingEvents = 1 << 14;
+// Distinct destinations of dropped UDP reported.
+constexpr size_t kMaxDroppedDestinations = 4096;
 
 IpAddress Gateway4() {
   IpAddress a;
@@ -147,19 +154,20 @@ class BindingTable {
  public:
   void Bind(const IpAddress& address, const std::string& name) {
     std::lock_guard lock(mu_);
+    // Full: later names are not learned, so connections to their addresses
+    // are decided without them (fail closed), never with another name's
+    // binding.
+    if (pairs_ >= kMaxBindings) return;
     auto it = table_.find(Key(address));
-    if (it == table_.end()) {
-      // Full: later names are not learned, so connections to their
-      // addresses are decided without them (fail closed), never with
-      // another name's binding.
-      if (table_.size() >= kMaxBoundAddresses) return;
-      it = table_.emplace(Key(address), std::vector<std::string>{}).first;
-    }
+    if (it == table_.end()) it = table_.emplace(Key(address), std::vector<std::string>{}).first;
     std::vector<std::string>& names = it->second;
     for (const std::string& n : names) {
       if (n == name) return;
     }
-    if (names.size() < kMaxNamesPerAddress) names.push_back(name);
+    if (names.size() < kMaxNamesPerAddress) {
+      names.push_back(name);
+      ++pairs_;
+    }
   }
 
   std::vector<std::string> NamesFor(const IpAddress& address) const {
@@ -179,6 +187,7 @@ class BindingTable {
 
   mutable std::mutex mu_;
   std::map<KeyType, std::vector<std::string>> table_;
+  size_t pairs_ = 0;
 };
 
 // The threads serving connections and forwarded questions. Finished ones are
@@ -305,6 +314,10 @@ class Proxy final : public EgressProxy {
   Result<void> Begin();
   void Stop() override;
   std::vector<EgressEvent> TakeEvents() override;
+  uint64_t DroppedEvents() override {
+    std::lock_guard lock(events_mu_);
+    return events_dropped_;
+  }
 
  private:
   struct DnsStep {
@@ -360,6 +373,7 @@ class Proxy final : public EgressProxy {
 
   std::mutex events_mu_;
   std::vector<EgressEvent> events_;
+  uint64_t events_dropped_ = 0;
 };
 
 Result<void> Proxy::Begin() {
@@ -435,7 +449,11 @@ void Proxy::Record(EgressEvent e) {
   std::lock_guard lock(events_mu_);
   // A workload can ask questions forever; if nobody takes the events, the
   // oldest are kept and the rest dropped rather than growing without bound.
-  if (events_.size() < kMaxPendingEvents) events_.push_back(std::move(e));
+  if (events_.size() < kMaxPendingEvents) {
+    events_.push_back(std::move(e));
+  } else {
+    ++events_dropped_;
+  }
 }
 
 // ---------------------------------------------------------------- dropped UDP
@@ -503,7 +521,7 @@ void Proxy::RecordDropped(std::span<const uint8_t> packet, std::set<std::pair<st
   uint16_t port = 0;
   if (packet.size() >= transport + 4) port = static_cast<uint16_t>(packet[transport + 2] << 8 | packet[transport + 3]);
   // One event per destination: a flood is one decision, not thousands.
-  if (!seen.emplace(dst.ToString(), port).second || seen.size() > 4096) return;
+  if (seen.size() >= kMaxDroppedDestinations || !seen.emplace(dst.ToString(), port).second) return;
   EgressEvent ev = NewEvent(EgressEvent::Kind::kUdp);
   ev.address = dst;
   ev.port = port;
@@ -797,13 +815,15 @@ GateVerdict Proxy::LateGate(std::span<const uint8_t> bytes, const IpAddress& dst
 
 EgressDecision Proxy::DecideHostLoopback(uint16_t port) const {
   EgressDecision d = config_.policy.Decide(Dest(std::string(kHostLoopbackName), std::nullopt, port));
-  // "default": "allow" means the outside world, never the host itself: only
-  // an allow rule that names host.ward.internal (or a wildcard above it)
-  // opens a host port.
-  if (d.allowed && !d.rule) {
+  // "default": "allow" or a wildcard ("*.internal") mean the outside world,
+  // never the host itself: only an allow rule naming host.ward.internal
+  // exactly opens a host port.
+  if (d.allowed && !(d.rule && d.rule->kind == EgressRule::Kind::kDomain && d.rule->domain == kHostLoopbackName)) {
     d.allowed = false;
     d.reason = "the host's loopback port " + std::to_string(port) + " is opened only by a rule naming " +
-               kHostLoopbackName + ":" + std::to_string(port) + " (\"default\": \"allow\" does not)";
+               kHostLoopbackName + ":" + std::to_string(port) + " (not by \"default\": \"allow\"" +
+               (d.rule ? " nor by \"" + d.rule->text + "\"" : std::string()) + ")";
+    d.rule = nullptr;
   }
   return d;
 }
@@ -1052,6 +1072,7 @@ Result<std::vector<IpAddress>> Proxy::Resolve(const std::string& name) {
       continue;
     }
     for (const ResolvedAddress& a : AddressesFor(r->response, name)) {
+      if (out.size() >= kMaxAddressesPerAnswer) break;
       IpAddress ip = FromDns(a.address);
       bindings_.Bind(ip, name);
       out.push_back(ip);
@@ -1111,7 +1132,9 @@ std::vector<uint8_t> Proxy::ForwardQuery(std::span<const uint8_t> message, const
   // Learned from the answer to the question that was allowed: every address
   // the question's name leads to (through CNAMEs) is bound to that name, the
   // one the program asked for and the rules judged.
+  size_t bound = 0;
   for (const ResolvedAddress& a : AddressesFor(r->response, query.question.name)) {
+    if (bound++ >= kMaxAddressesPerAnswer) break;
     bindings_.Bind(FromDns(a.address), query.question.name);
   }
   return std::move(r->message);

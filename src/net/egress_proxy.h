@@ -84,6 +84,9 @@ class EgressProxy {
   virtual void Stop() = 0;
   // The decisions so far, oldest first, and forgets them.
   virtual std::vector<EgressEvent> TakeEvents() = 0;
+  // Events not kept because the buffer was full (a workload flooding DNS or
+  // connections): counted so that the record says it is incomplete.
+  virtual uint64_t DroppedEvents() = 0;
 };
 
 // The host's resolvers: "nameserver" lines of `resolv_conf` (the file's

@@ -19,8 +19,8 @@ IpNetwork Net(std::string_view address, int prefix_length) {
   return IpNetwork{IpAddress::Parse(address).value(), prefix_length};
 }
 
-const std::array<GuardedBlock, 9>& GuardedBlocks() {
-  static const std::array<GuardedBlock, 9> blocks = {{
+const std::array<GuardedBlock, 12>& GuardedBlocks() {
+  static const std::array<GuardedBlock, 12> blocks = {{
       {Net("0.0.0.0", 8), "an unspecified (\"this network\")"},
       {Net("127.0.0.0", 8), "a loopback"},
       {Net("169.254.0.0", 16), "a link-local"},
@@ -30,6 +30,11 @@ const std::array<GuardedBlock, 9>& GuardedBlocks() {
       {Net("::1", 128), "the loopback"},
       {Net("fe80::", 10), "a link-local"},
       {Net("ff00::", 8), "a multicast"},
+      // Cloud metadata services outside the link-local blocks: AWS over
+      // IPv6 (fd00:ec2::254, ::23) and Alibaba Cloud.
+      {Net("fd00:ec2::", 32), "a cloud metadata"},
+      {Net("100.100.100.200", 32), "a cloud metadata"},
+      {Net("168.63.129.16", 32), "a cloud platform (Azure wireserver)"},
   }};
   return blocks;
 }

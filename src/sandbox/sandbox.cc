@@ -165,6 +165,13 @@ Result<RunResult> Run(const RunRequest& req) {
     if (!config) return config.error();
     egress_config = std::move(*config);
     opts.on_egress_listeners = [&](std::vector<UniqueFd> fds) -> Result<void> {
+      // The proxy holds six descriptors per connection: let it use the hard
+      // limit. Raised only now, after clone: the sandbox keeps the caller's.
+      rlimit nofile{};
+      if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+      }
       egress_config->tcp4 = std::move(fds[kListenTcp4]);
       egress_config->tcp6 = std::move(fds[kListenTcp6]);
       egress_config->udp4 = std::move(fds[kListenUdp4]);
@@ -185,6 +192,7 @@ Result<RunResult> Run(const RunRequest& req) {
     // The sandbox is gone: close what is still in flight, then collect.
     proxy->Stop();
     std::vector<net::EgressEvent> events = proxy->TakeEvents();
+    result.egress_dropped = proxy->DroppedEvents();
     // Threads record as they finish; the result lists decisions in time order.
     std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
     for (auto& e : events) {

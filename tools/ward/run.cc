@@ -62,6 +62,7 @@ void PrintJson(const RunResult* r, const Error* err, int exit_status) {
       }
       j["egress"] = std::move(eg);
     }
+    if (r->egress_dropped) j["egressDropped"] = r->egress_dropped;
   }
   std::fprintf(stderr, "%s\n", j.dump().c_str());
 }
@@ -90,6 +91,10 @@ int DoRun(RunArgs& a) {
                  static_cast<long long>(*req.policy.process.timeout_ms));
   }
   for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());
+  if (r->egress_dropped) {
+    std::fprintf(stderr, "ward: %llu egress decisions were not recorded (too many)\n",
+                 static_cast<unsigned long long>(r->egress_dropped));
+  }
   if (a.json) PrintJson(&*r, nullptr, code);
   return code;
 }
