@@ -887,6 +887,12 @@ TEST_F(Escape, EgressHostLoopbackOnlyThroughExplicitRule) {
     if (e.value("port", 0) == std::stoi(port)) denied = e["decision"] == "deny";
   }
   EXPECT_TRUE(denied) << gw.result.dump();
+  // Nor does a wildcard above the name ("*.internal" means other hosts).
+  json wild = Standard();
+  wild["network"] = {{"egress", {{"allow", {"*.internal"}}}}};
+  Outcome w = RunWard(wild, {"connect-tcp", "169.254.77.1", port});
+  EXPECT_EQ(w.out.find("HELLO-FROM-HOST"), std::string::npos) << w.Describe();
+  EXPECT_TRUE(w.Status() == "ECONNRESET" || w.Status() == "ECONNREFUSED") << w.Describe();
 
   // Positive control: the rule opens exactly that port.
   json rule = Standard();
