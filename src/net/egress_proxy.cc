@@ -372,7 +372,9 @@ class Proxy final : public EgressProxy {
   bool stopped_ = false;
 
   std::mutex events_mu_;
-  std::vector<EgressEvent> events_;
+  std::vector<EgressEvent> events_;  // the first kMaxPendingEvents / 2
+  std::vector<EgressEvent> recent_;  // then a ring of the newest
+  size_t recent_next_ = 0;           // the ring's oldest, once it is full
   uint64_t events_dropped_ = 0;
 };
 
@@ -442,16 +444,27 @@ void Proxy::Stop() {
 
 std::vector<EgressEvent> Proxy::TakeEvents() {
   std::lock_guard lock(events_mu_);
-  return std::exchange(events_, {});
+  std::vector<EgressEvent> out = std::exchange(events_, {});
+  // The newest, oldest first, after the first ones.
+  for (size_t i = 0; i < recent_.size(); ++i) out.push_back(std::move(recent_[(recent_next_ + i) % recent_.size()]));
+  recent_.clear();
+  recent_next_ = 0;
+  return out;
 }
 
 void Proxy::Record(EgressEvent e) {
   std::lock_guard lock(events_mu_);
-  // A workload can ask questions forever; if nobody takes the events, the
-  // oldest are kept and the rest dropped rather than growing without bound.
-  if (events_.size() < kMaxPendingEvents) {
+  // A workload can ask questions forever, and could flood to push what it
+  // really did out of the record: the first half of the budget keeps the
+  // first events, the second half the newest ones (a ring); what falls
+  // between is counted.
+  if (events_.size() < kMaxPendingEvents / 2) {
     events_.push_back(std::move(e));
+  } else if (recent_.size() < kMaxPendingEvents / 2) {
+    recent_.push_back(std::move(e));
   } else {
+    recent_[recent_next_] = std::move(e);
+    recent_next_ = (recent_next_ + 1) % recent_.size();
     ++events_dropped_;
   }
 }

@@ -85,7 +85,8 @@ class EgressProxy {
   // The decisions so far, oldest first, and forgets them.
   virtual std::vector<EgressEvent> TakeEvents() = 0;
   // Events not kept because the buffer was full (a workload flooding DNS or
-  // connections): counted so that the record says it is incomplete.
+  // connections): the first and the newest are kept, those between counted,
+  // so that the record says it is incomplete and still ends with the last.
   virtual uint64_t DroppedEvents() = 0;
 };
 

@@ -865,6 +865,27 @@ TEST(EgressProxyLab, ServerSpeaksFirstIsDecidedByTheBoundName) {
   });
 }
 
+// A workload that floods the record cannot push what it did last out of
+// it: the first and the newest events are kept, the ones between counted.
+TEST(EgressProxyLab, FloodKeepsTheFirstAndNewestEventsAndCountsTheRest) {
+  InLab([] {
+    LabProxy lab(Policy({"allowed.test:443"}));
+    ASSERT_TRUE(QueryUdp("first.flood.test", kDnsTypeA).has_value());
+    for (int i = 0; i < 17000; ++i) {
+      std::string name = std::to_string(i);  // (built in steps: g++ 12 -Wrestrict misfires on "n" + ...)
+      name.append(".flood.test");
+      (void)QueryUdp(name, kDnsTypeA);
+    }
+    ASSERT_TRUE(QueryUdp("last.flood.test", kDnsTypeA).has_value());
+    std::vector<EgressEvent> events = lab.proxy().TakeEvents();
+    EXPECT_LE(events.size(), 16384u);
+    EXPECT_GT(lab.proxy().DroppedEvents(), 0u);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.front().domain, "first.flood.test");
+    EXPECT_EQ(events.back().domain, "last.flood.test");
+  });
+}
+
 TEST(EgressProxyLab, DeniedDomainGetsNxdomainAndIsNotForwarded) {
   InLab([] {
     FakeDns dns(TestZone());
