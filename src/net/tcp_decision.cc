@@ -118,9 +118,14 @@ constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",  "POST",  "PUT",
 
 // Whether `data` can still become an HTTP/1.x request head: (after any
 // empty lines, which servers may skip) its first token is, or begins, a
-// known method. Other line protocols ("EHLO", "ping\n", Redis, JSON) are
-// not HTTP and name no host: refusing their bytes as malformed HTTP would
-// break them for nothing.
+// known method, or it is a complete token of any other name followed by a
+// space: servers dispatch methods they do not know (PURGE on a CDN, QUERY,
+// "get" to Go's net/http) by Host all the same, so such a request line is
+// read to its end and judged by its Host (ParseHttpRequestHead calls a line
+// without "HTTP/" not HTTP). Other line protocols ("EHLO", "ping\n", Redis,
+// JSON) are not HTTP and name no host: refusing their bytes as malformed
+// HTTP would break them for nothing. "PRI" (the HTTP/2 cleartext preface)
+// stays out: its authority is inside HPACK.
 bool MayBeHttpRequest(std::span<const uint8_t> data) {
   std::string_view s(reinterpret_cast<const char*>(data.data()), data.size());
   size_t start = s.find_first_not_of("\r\n");
@@ -131,6 +136,18 @@ bool MayBeHttpRequest(std::span<const uint8_t> data) {
   for (std::string_view m : kHttpMethods) {
     if (sp != std::string_view::npos ? token == m : m.substr(0, token.size()) == token) return true;
   }
+  if (sp == std::string_view::npos || token.empty() || token == "PRI") return false;
+  bool is_token = std::all_of(token.begin(), token.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+  if (!is_token) return false;
+  // An unknown method is HTTP only if its line says so ("HTTP/", any case).
+  size_t eol = s.find('\n');
+  if (eol == std::string_view::npos) return true;  // wait for the end of the line
+  std::string line(s.substr(0, eol));
+  std::transform(line.begin(), line.end(), line.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
+  return line.find("HTTP/") != std::string::npos;
   return false;
 }
 

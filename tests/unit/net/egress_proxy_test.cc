@@ -222,9 +222,17 @@ TEST(SniffFirstBytes, NamesAndRefusals) {
   EXPECT_EQ(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n")).status, FirstBytes::Status::kNoName);
   EXPECT_EQ(SniffFirstBytes(Bytes("SSH-2.0-OpenSSH_9.2\r\n")).status, FirstBytes::Status::kNoName);
   // Line protocols that are not HTTP are not refused as malformed HTTP.
-  for (const char* other : {"ping", "ping\n", "HELLO world\n", "get / http/1.1\r\n", "PRI * HTTP/2.0\r\n\r\n"}) {
+  for (const char* other : {"ping", "ping\n", "HELLO world\n", "PRI * HTTP/2.0\r\n\r\n"}) {
     EXPECT_EQ(SniffFirstBytes(Bytes(other)).status, FirstBytes::Status::kNoName) << other;
   }
+  // Methods outside the list are read by Host all the same (a CDN's PURGE,
+  // Go's net/http takes any token): judged by their Host, never waved
+  // through; a lower-case "http/1.1" is not the grammar, and is refused.
+  f = SniffFirstBytes(Bytes("PURGE /x HTTP/1.1\r\nHost: other.test\r\n\r\n"));
+  EXPECT_EQ(f.status, FirstBytes::Status::kName);
+  EXPECT_EQ(f.name, "other.test");
+  EXPECT_EQ(SniffFirstBytes(Bytes("QUERY / HT")).status, FirstBytes::Status::kNeedMore);
+  EXPECT_EQ(SniffFirstBytes(Bytes("get / http/1.1\r\nHost: other.test\r\n\r\n")).status, FirstBytes::Status::kRefuse);
   // What may still become HTTP waits; what is HTTP but malformed is refused.
   EXPECT_EQ(SniffFirstBytes(Bytes("GE")).status, FirstBytes::Status::kNeedMore);
   // Servers may skip empty lines before a request; the strict parser refuses them.
