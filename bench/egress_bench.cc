@@ -80,9 +80,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 extern char** environ;
 
 namespace {
+
+using namespace ward::bench;  // NOLINT: the shared helpers of bench_util.h
 
 using Json = nlohmann::json;
 
@@ -95,77 +99,8 @@ constexpr uint16_t kBannerPort = 8081;
 constexpr uint16_t kRelayPort = 8090;  // SpliceRelay -> kServerPort
 constexpr char kBanner[] = "SSH-2.0-ward_egress_bench\r\n";
 
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-[[noreturn]] void Die(const std::string& msg) {
-  std::fprintf(stderr, "ward_egress_bench: %s\n", msg.c_str());
-  std::exit(1);
-}
-
-std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-std::string SelfDir() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<size_t>(n));
-  return p.substr(0, p.rfind('/'));
-}
-
-std::string Absolute(const std::string& p) {
-  char buf[PATH_MAX];
-  if (realpath(p.c_str(), buf) == nullptr) Die(Errno("realpath \"" + p + "\""));
-  return buf;
-}
-
-bool Executable(const std::string& p) { return !p.empty() && access(p.c_str(), X_OK) == 0; }
-
-std::string Trim(const std::string& s, size_t max) {
-  std::string t = s;
-  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-  return t.size() > max ? t.substr(0, max) + "..." : t;
-}
-
-std::string LastLine(const std::string& s) {
-  size_t end = s.find_last_not_of('\n');
-  if (end == std::string::npos) return "";
-  size_t begin = s.rfind('\n', end);
-  begin = begin == std::string::npos ? 0 : begin + 1;
-  return s.substr(begin, end - begin + 1);
-}
-
 // ---------------------------------------------------------------------------
-// Statistics (as in startup_bench.cc).
-
-struct Stats {
-  size_t n = 0;
-  double median = NAN, p10 = NAN, p90 = NAN, min = NAN, max = NAN;
-};
-
-double Percentile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return NAN;
-  double pos = q * static_cast<double>(sorted.size() - 1);
-  size_t lo = static_cast<size_t>(std::floor(pos));
-  size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
-}
-
-Stats Summarize(std::vector<double> v) {
-  Stats s;
-  s.n = v.size();
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  s.median = Percentile(v, 0.5);
-  s.p10 = Percentile(v, 0.1);
-  s.p90 = Percentile(v, 0.9);
-  s.min = v.front();
-  s.max = v.back();
-  return s;
-}
+// Statistics as JSON (the order statistics: bench_util.h).
 
 Json Round3(double d) { return std::isnan(d) ? Json(nullptr) : Json(std::round(d * 1000) / 1000); }
 
@@ -522,12 +457,6 @@ struct Outcome {
 double CpuMs(const rusage& ru) {
   return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-std::string DescribeStatus(int status) {
-  if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
-  return "status " + std::to_string(status);
 }
 
 class Spawner {
