@@ -818,16 +818,27 @@ class HostListener {
   std::thread thread_;
 };
 
-TEST_F(Escape, NetworkNoneCannotReachHostLoopback) {
+// A listening TCP socket on the host's 127.0.0.1 (a free port, returned in
+// `port`), or -1.
+int ListenOnHostLoopback(std::string* port) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(s, 16), 0);
   socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::string port = std::to_string(ntohs(a.sin_port));
+  if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 16) != 0 ||
+      getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (s >= 0) close(s);
+    return -1;
+  }
+  *port = std::to_string(ntohs(a.sin_port));
+  return s;
+}
+
+TEST_F(Escape, NetworkNoneCannotReachHostLoopback) {
+  std::string port;
+  int s = ListenOnHostLoopback(&port);
+  ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
   HostListener l(s);
   Outcome o = RunWard(Standard(), {"connect-tcp", "127.0.0.1", port});
   // 127.0.0.1 is the sandbox's own loopback, where nothing listens
@@ -863,15 +874,9 @@ TEST_F(Escape, EgressRulesCannotBeDeleted) {
 // "allow": 127.0.0.1 is the sandbox's own, and the gateway's ports lead to
 // the host's loopback only through a rule naming host.ward.internal.
 TEST_F(Escape, EgressHostLoopbackOnlyThroughExplicitRule) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(s, 16), 0);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  const std::string port = std::to_string(ntohs(a.sin_port));
+  std::string port;
+  int s = ListenOnHostLoopback(&port);
+  ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
   HostListener l(s);
 
   json open = Standard();
