@@ -357,6 +357,17 @@ class Proxy final : public EgressProxy {
                                     EgressEvent& event);
   Result<std::vector<IpAddress>> Resolve(const std::string& name);
 
+  // What a client's first bytes say about a connection to `dst`:`port`, and
+  // the gate's verdict: the name they carry decided by the rules (with the
+  // names ward's DNS bound to `dst`), malformed bytes refused.
+  struct FirstBytesJudgement {
+    FirstBytes first;
+    TcpDecision named;  // when first names a host
+    GateVerdict verdict;
+  };
+  FirstBytesJudgement JudgeFirstBytes(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port) const;
+  // A gate for a connection already allowed (and recorded) without its
+  // first bytes: records only a reset.
   GateVerdict LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port, EgressEvent::Kind kind);
   GateVerdict ConnectGate(std::span<const uint8_t> bytes, const std::string& host, const IpAddress& dst, uint16_t port);
   void RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason);
@@ -757,32 +768,29 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     Record(std::move(e));
   };
   FirstBytesGate gate = [&](std::span<const uint8_t> bytes) -> GateVerdict {
-    FirstBytes first = SniffFirstBytes(bytes);
-    switch (first.status) {
+    FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
+    switch (j.first.status) {
       case FirstBytes::Status::kNeedMore:
-        return {GateVerdict::Kind::kNeedMore, ""};
+        return j.verdict;
       case FirstBytes::Status::kNoName:
         ev.detail = d.source.empty() ? "no host name in the first bytes" : d.source + " (no host name in the first bytes)";
-        record(ev);
-        return {GateVerdict::Kind::kForward, ""};
+        break;
       case FirstBytes::Status::kRefuse:
         ev.allowed = false;
         ev.rule.clear();
-        ev.reason = first.reason;
+        ev.reason = j.first.reason;
         ev.detail = "first bytes";
-        record(ev);
-        return {GateVerdict::Kind::kReset, first.reason};
+        break;
       case FirstBytes::Status::kName:
+        ev.allowed = j.named.allowed;
+        ev.rule = j.named.rule ? j.named.rule->text : "";
+        ev.reason = j.named.reason;
+        ev.domain = j.named.domain.empty() ? j.first.name : j.named.domain;
+        ev.detail = j.first.source;
         break;
     }
-    TcpDecision named = DecideTcp(config_.policy, first.name, first.source, bindings_.NamesFor(dst), dst, port);
-    ev.allowed = named.allowed;
-    ev.rule = named.rule ? named.rule->text : "";
-    ev.reason = named.reason;
-    ev.domain = named.domain.empty() ? first.name : named.domain;
-    ev.detail = first.source;
     record(ev);
-    return named.allowed ? GateVerdict{GateVerdict::Kind::kForward, ""} : GateVerdict{GateVerdict::Kind::kReset, named.reason};
+    return j.verdict;
   };
   RelayOutcome outcome = Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get());
   if (!recorded) {
@@ -797,33 +805,47 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
   }
 }
 
+Proxy::FirstBytesJudgement Proxy::JudgeFirstBytes(std::span<const uint8_t> bytes, const IpAddress& dst,
+                                                   uint16_t port) const {
+  FirstBytesJudgement j;
+  j.first = SniffFirstBytes(bytes);
+  switch (j.first.status) {
+    case FirstBytes::Status::kNeedMore:
+      j.verdict = {GateVerdict::Kind::kNeedMore, ""};
+      break;
+    case FirstBytes::Status::kNoName:
+      j.verdict = {GateVerdict::Kind::kForward, ""};
+      break;
+    case FirstBytes::Status::kRefuse:
+      j.verdict = {GateVerdict::Kind::kReset, j.first.reason};
+      break;
+    case FirstBytes::Status::kName:
+      j.named = DecideTcp(config_.policy, j.first.name, j.first.source, bindings_.NamesFor(dst), dst, port);
+      j.verdict = j.named.allowed ? GateVerdict{GateVerdict::Kind::kForward, ""}
+                                  : GateVerdict{GateVerdict::Kind::kReset, j.named.reason};
+      break;
+  }
+  return j;
+}
+
 GateVerdict Proxy::LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port,
                             EgressEvent::Kind kind) {
-  FirstBytes first = SniffFirstBytes(bytes);
+  FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
+  if (j.verdict.kind != GateVerdict::Kind::kReset) return j.verdict;
+  // Only a reset is recorded: the allow was recorded when the connection was.
   EgressEvent ev = NewEvent(kind);
   ev.address = dst;
   ev.port = port;
-  switch (first.status) {
-    case FirstBytes::Status::kNeedMore:
-      return {GateVerdict::Kind::kNeedMore, ""};
-    case FirstBytes::Status::kNoName:
-      return {GateVerdict::Kind::kForward, ""};
-    case FirstBytes::Status::kRefuse:
-      ev.reason = first.reason;
-      ev.detail = "late first bytes";
-      Record(ev);
-      return {GateVerdict::Kind::kReset, first.reason};
-    case FirstBytes::Status::kName:
-      break;
+  ev.reason = j.verdict.reason;
+  if (j.first.status == FirstBytes::Status::kRefuse) {
+    ev.detail = "late first bytes";
+  } else {
+    ev.rule = j.named.rule ? j.named.rule->text : "";
+    ev.domain = j.named.domain;
+    ev.detail = j.named.source + " (late first bytes, after the connection was allowed without them)";
   }
-  TcpDecision d = DecideTcp(config_.policy, first.name, first.source, bindings_.NamesFor(dst), dst, port);
-  if (d.allowed) return {GateVerdict::Kind::kForward, ""};
-  ev.rule = d.rule ? d.rule->text : "";
-  ev.reason = d.reason;
-  ev.domain = d.domain;
-  ev.detail = d.source + " (late first bytes, after the connection was allowed without them)";
   Record(ev);
-  return {GateVerdict::Kind::kReset, d.reason};
+  return j.verdict;
 }
 
 EgressDecision Proxy::DecideHostLoopback(uint16_t port) const {
