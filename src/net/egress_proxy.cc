@@ -137,15 +137,6 @@ IpAddress FromDns(const DnsAddress& d) {
   return a;
 }
 
-Destination Dest(std::optional<std::string> domain, std::optional<IpAddress> address, uint16_t port) {
-  Destination d;
-  d.domain = std::move(domain);
-  d.address = address;
-  d.port = port;
-  d.protocol = Protocol::kTcp;
-  return d;
-}
-
 // Names ward's DNS filter answered with each address during this run. Only
 // the filter and the explicit proxy's own lookups write here, from responses
 // of the configured resolvers to questions ward forwarded; the sandboxed
@@ -849,7 +840,7 @@ GateVerdict Proxy::LateGate(std::span<const uint8_t> bytes, const IpAddress& dst
 }
 
 EgressDecision Proxy::DecideHostLoopback(uint16_t port) const {
-  EgressDecision d = config_.policy.Decide(Dest(std::string(kHostLoopbackName), std::nullopt, port));
+  EgressDecision d = config_.policy.Decide(TcpDestination(std::string(kHostLoopbackName), std::nullopt, port));
   // "default": "allow" or a wildcard ("*.internal") mean the outside world,
   // never the host itself: only an allow rule naming host.ward.internal
   // exactly opens a host port.
@@ -999,7 +990,7 @@ void Proxy::HttpProxy(UniqueFd client) {
   } else {
     name = host;
     ev.domain = host;
-    EgressDecision d = config_.policy.Decide(Dest(host, std::nullopt, port));
+    EgressDecision d = config_.policy.Decide(TcpDestination(host, std::nullopt, port));
     ev.rule = d.rule ? d.rule->text : "";
     if (!d.allowed) return refuse(403, "Forbidden", d.reason);
     Result<std::vector<IpAddress>> addresses = Resolve(host);
@@ -1012,7 +1003,7 @@ void Proxy::HttpProxy(UniqueFd client) {
     }
     TcpDecision last;
     for (const IpAddress& a : *addresses) {
-      EgressDecision with = config_.policy.Decide(Dest(host, a, port));
+      EgressDecision with = config_.policy.Decide(TcpDestination(host, a, port));
       TcpDecision t =
           ApplyRebindingGuard(config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
       if (t.allowed) {

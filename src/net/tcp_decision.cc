@@ -46,15 +46,6 @@ const GuardedBlock* BlockOf(const IpAddress& address) {
   return nullptr;
 }
 
-Destination Dest(std::optional<std::string> domain, const IpAddress& address, uint16_t port) {
-  Destination d;
-  d.domain = std::move(domain);
-  d.address = address;
-  d.port = port;
-  d.protocol = Protocol::kTcp;
-  return d;
-}
-
 TcpDecision From(const EgressDecision& d, std::string domain, std::string source) {
   return TcpDecision{d.allowed, d.rule, d.reason, std::move(domain), std::move(source)};
 }
@@ -68,17 +59,17 @@ TcpDecision DecideUnguarded(const EgressPolicy& policy, const std::optional<std:
                             const IpAddress& address, uint16_t port) {
   std::string source(name_source);
   if (name) {
-    if (Contains(bound_names, *name)) return From(policy.Decide(Dest(*name, address, port)), *name, source);
+    if (Contains(bound_names, *name)) return From(policy.Decide(TcpDestination(*name, address, port)), *name, source);
     // Not bound: the name is only a claim. A deny rule naming it still
     // denies (the program says where it wants to go, and that is refused);
     // an allow rule naming it must not allow (that would let any address
     // through by writing an allowed name into the ClientHello).
     for (const EgressRule& r : policy.deny) {
-      if (r.MatchesAsDeny(Dest(*name, address, port))) {
+      if (r.MatchesAsDeny(TcpDestination(*name, address, port))) {
         return TcpDecision{false, &r, "denied by rule \"" + r.text + "\"", *name, source};
       }
     }
-    EgressDecision by_address = policy.Decide(Dest(std::nullopt, address, port));
+    EgressDecision by_address = policy.Decide(TcpDestination(std::nullopt, address, port));
     TcpDecision out = From(by_address, *name, source);
     if (!by_address.allowed && by_address.rule == nullptr) {
       out.reason = "the " + source + " names \"" + *name + "\" but ward's DNS did not resolve that name to " +
@@ -92,7 +83,7 @@ TcpDecision DecideUnguarded(const EgressPolicy& policy, const std::optional<std:
   // one, and nothing tells us it did not.
   for (const std::string& n : bound_names) {
     for (const EgressRule& r : policy.deny) {
-      if (r.MatchesAsDeny(Dest(n, address, port))) {
+      if (r.MatchesAsDeny(TcpDestination(n, address, port))) {
         return TcpDecision{false, &r,
                            "denied by rule \"" + r.text + "\" (ward's DNS resolved \"" + n + "\" to " +
                                address.ToString() + " and the first bytes named no host)",
@@ -101,12 +92,12 @@ TcpDecision DecideUnguarded(const EgressPolicy& policy, const std::optional<std:
     }
   }
   for (const std::string& n : bound_names) {
-    EgressDecision d = policy.Decide(Dest(n, address, port));
+    EgressDecision d = policy.Decide(TcpDestination(n, address, port));
     // Only a rule counts here: "allowed by default" is decided below by the
     // address alone, which gives the same answer with a truer reason.
     if (d.allowed && d.rule != nullptr) return From(d, n, "dns");
   }
-  return From(policy.Decide(Dest(std::nullopt, address, port)), "", "");
+  return From(policy.Decide(TcpDestination(std::nullopt, address, port)), "", "");
 }
 
 // Request methods a server would dispatch as HTTP/1.x. "PRI" (the HTTP/2
@@ -153,6 +144,15 @@ bool MayBeHttpRequest(std::span<const uint8_t> data) {
 
 }  // namespace
 
+Destination TcpDestination(std::optional<std::string> domain, std::optional<IpAddress> address, uint16_t port) {
+  Destination d;
+  d.domain = std::move(domain);
+  d.address = address;
+  d.port = port;
+  d.protocol = Protocol::kTcp;
+  return d;
+}
+
 bool IsGuardedAddress(const IpAddress& address) { return BlockOf(address) != nullptr; }
 
 const EgressRule* ExplicitGuardedAllow(const EgressPolicy& policy, const IpAddress& address, uint16_t port) {
@@ -163,7 +163,7 @@ const EgressRule* ExplicitGuardedAllow(const EgressPolicy& policy, const IpAddre
     if (r.network.address.family != block->network.address.family) continue;
     if (r.network.prefix_length < block->network.prefix_length) continue;
     if (!block->network.Contains(r.network.address)) continue;
-    if (r.Matches(Dest(std::nullopt, address, port))) return &r;
+    if (r.Matches(TcpDestination(std::nullopt, address, port))) return &r;
   }
   return nullptr;
 }

@@ -37,6 +37,9 @@ bool IsGuardedAddress(const IpAddress& address);
 // not guarded (the guard does not apply).
 const EgressRule* ExplicitGuardedAllow(const EgressPolicy& policy, const IpAddress& address, uint16_t port);
 
+// A TCP connection as EgressPolicy::Decide and EgressRule::Matches see it.
+Destination TcpDestination(std::optional<std::string> domain, std::optional<IpAddress> address, uint16_t port);
+
 struct TcpDecision {
   bool allowed = false;
   const EgressRule* rule = nullptr;  // as in EgressDecision
