@@ -697,16 +697,13 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
       what += " \"" + (op.source.empty() ? std::string("") : op.source + "\" -> \"") + "/" + op.target + "\"";
     }
     if (setup_error.step == kStepRlimit) what += " (resource " + std::to_string(setup_error.index) + ")";
-    if (plan.egress && (setup_error.step == kStepNetLinks || setup_error.step == kStepNftables)) {
-      const auto& labels = setup_error.step == kStepNetLinks ? plan.egress->links.labels() : plan.egress->nftables.labels();
-      if (setup_error.index >= 0 && static_cast<size_t>(setup_error.index) < labels.size()) {
-        what += " (" + labels[static_cast<size_t>(setup_error.index)] + ")";
-      }
-    }
-    if (setup_error.step == kStepEgressListeners) {
-      static const char* const kWhat[] = {"tcp 0.0.0.0:1", "tcp [::]:1", "udp 0.0.0.0:53", "udp [::]:53",
-                                          "NFLOG socket (needs nfnetlink_log)", "sendmsg SCM_RIGHTS"};
-      if (setup_error.index >= 0 && setup_error.index <= kListenCount) what += std::string(" (") + kWhat[setup_error.index] + ")";
+    if (plan.egress && (setup_error.step == kStepNetLinks || setup_error.step == kStepNftables ||
+                        setup_error.step == kStepEgressListeners)) {
+      EgressStage stage = setup_error.step == kStepNetLinks   ? EgressStage::kLinks
+                          : setup_error.step == kStepNftables ? EgressStage::kNftables
+                                                              : EgressStage::kListeners;
+      std::string detail = DescribeEgressFailure(*plan.egress, stage, setup_error.index);
+      if (!detail.empty()) what += " (" + detail + ")";
     }
     return Error::Setup("sandbox setup failed at " + what + ": " + ErrnoName(setup_error.err));
   }

@@ -375,6 +375,17 @@ int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
   return err;
 }
 
+std::string DescribeEgressFailure(const EgressNetnsPlan& plan, EgressStage stage, int index) {
+  if (stage == EgressStage::kListeners) {
+    static const char* const kWhat[kListenCount + 1] = {"tcp 0.0.0.0:1", "tcp [::]:1", "udp 0.0.0.0:53", "udp [::]:53",
+                                                        "NFLOG socket (needs nfnetlink_log)", "sendmsg SCM_RIGHTS"};
+    return index >= 0 && index <= kListenCount ? kWhat[index] : "";
+  }
+  const auto& labels = stage == EgressStage::kLinks ? plan.links.labels() : plan.nftables.labels();
+  if (index >= 0 && static_cast<size_t>(index) < labels.size()) return labels[static_cast<size_t>(index)];
+  return "";
+}
+
 Result<std::vector<UniqueFd>> ReceiveEgressListeners(int channel) {
   int fds[kListenCount];
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};

@@ -35,6 +35,13 @@ int ApplyEgressNftables(const EgressNetnsPlan& plan, int* failed);
 // SCM_RIGHTS message; closes its own copies.
 int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed);
 
+// Which step of the above failed, and how it reads in a message: the label
+// of netlink request `index` ("nftables: add chain nat_out (...)"), or the
+// listener `index` ("tcp [::]:1"; kListenCount: handing them over); "" when
+// `index` names none (the netlink socket itself failed).
+enum class EgressStage { kLinks, kNftables, kListeners };
+std::string DescribeEgressFailure(const EgressNetnsPlan& plan, EgressStage stage, int index);
+
 // Supervisor side: receives the listeners (blocking until they arrive or the
 // child closes its end).
 Result<std::vector<UniqueFd>> ReceiveEgressListeners(int channel);

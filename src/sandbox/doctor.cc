@@ -86,11 +86,13 @@ DoctorCheck ProbeEgress() {
   if (got && report[2] == 0) {
     return {"network egress", "ok", "veth pair, nf_tables nat redirect and listeners can be built in a user namespace"};
   }
-  static const char* const kWhat[] = {"unshare(CLONE_NEWUSER|CLONE_NEWNET)", "rtnetlink", "nftables", "listeners"};
-  std::string what = kWhat[report[0] & 3];
-  const auto& labels = report[0] == 1 ? plan.links.labels() : plan.nftables.labels();
-  if ((report[0] == 1 || report[0] == 2) && report[1] >= 0 && static_cast<size_t>(report[1]) < labels.size()) {
-    what += " (" + labels[static_cast<size_t>(report[1])] + ")";
+  std::string what = "unshare(CLONE_NEWUSER|CLONE_NEWNET)";
+  if (report[0] >= 1 && report[0] <= 3) {
+    static const EgressStage kStages[] = {EgressStage::kLinks, EgressStage::kNftables, EgressStage::kListeners};
+    static const char* const kNames[] = {"rtnetlink", "nftables", "listeners"};
+    what = kNames[report[0] - 1];
+    std::string detail = DescribeEgressFailure(plan, kStages[report[0] - 1], report[1]);
+    if (!detail.empty()) what += " (" + detail + ")";
   }
   return {"network egress", "missing",
           what + ": " + ErrnoName(report[2]) + ". Policies with network.egress cannot run here (kernel needs veth, "
