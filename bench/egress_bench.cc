@@ -94,6 +94,7 @@ using Json = nlohmann::json;
 constexpr char kServerAddr[] = "10.98.0.1";
 constexpr char kDnsAddr[] = "10.98.0.53";
 constexpr char kServerName[] = "bulk.test";
+constexpr char kLoopbackAddr[] = "127.0.0.1";  // reached from the sandbox as host.ward.internal
 constexpr uint16_t kServerPort = 8080;
 constexpr uint16_t kBannerPort = 8081;
 constexpr uint16_t kRelayPort = 8090;  // SpliceRelay -> kServerPort
@@ -620,7 +621,8 @@ struct Options {
 // user-space proxy on this machine. Samples in round order (latency and
 // banner pool the connections of every round).
 struct Section {
-  std::string name;
+  std::string kind;  // bulk, latency, banner, startup
+  std::string name;  // kind, and the way to the server: "bulk/loopback"
   std::string unit;  // of the samples
   std::string what;  // one line for the table
   std::vector<Runner> runners;
@@ -772,7 +774,7 @@ int main(int argc, char** argv) {
   Options opt;
   std::vector<std::string> only;
   std::string ward_path, client_path;
-  bool by_address = false;
+  std::vector<std::string> vias;
   int timeout_s = 120;
   app.add_option("--only", only, "run only these sections (repeatable): bulk, latency, banner, startup")
       ->check(CLI::IsMember({"bulk", "latency", "banner", "startup"}));
@@ -792,15 +794,19 @@ int main(int argc, char** argv) {
   app.add_option("--bulk-target", opt.bulk_target, "pass if median throughput through ward / direct is at least this");
   app.add_option("--latency-target-ms", opt.latency_target_ms, "pass if median connect-to-first-byte through ward - direct is at most this");
   app.add_option("--startup-target-ms", opt.startup_target_ms, "pass if median start-up with egress - with network none is at most this");
-  app.add_flag("--by-address", by_address,
-               "the sandboxed client connects to 10.98.0.1 under the rule \"10.98.0.1:8080\" (no DNS) instead of "
-               "bulk.test under \"bulk.test:8080\"");
+  app.add_option("--via", vias,
+                 "bulk, latency, banner: the ways to the server, each its own section (repeatable; default: loopback "
+                 "and domain). loopback: a server on 127.0.0.1, reached from the sandbox as host.ward.internal under "
+                 "the rule \"host.ward.internal:8080,8081\"; address: 10.98.0.1 under \"10.98.0.1:8080,8081\" (no "
+                 "DNS); domain: bulk.test (resolved through ward's DNS) under \"bulk.test:8080,8081\"")
+      ->check(CLI::IsMember({"loopback", "address", "domain"}));
   app.add_option("--ward", ward_path, "ward binary (default: `ward` beside this program)");
   app.add_option("--client", client_path, "the client (default: `ward_egress_client` beside this program)");
   app.add_option("--timeout-s", timeout_s, "kill and stop if one run takes longer")->check(CLI::PositiveNumber);
   app.add_flag("--json", opt.json, "print a machine-readable summary on stdout instead of the table");
   CLI11_PARSE(app, argc, argv);
   auto wanted = [&](const char* s) { return only.empty() || std::find(only.begin(), only.end(), s) != only.end(); };
+  if (vias.empty()) vias = {"loopback", "domain"};
 
   const std::string bin_dir = SelfDir();
   if (ward_path.empty()) ward_path = bin_dir + "/ward";
@@ -813,10 +819,12 @@ int main(int argc, char** argv) {
 
   // Before any thread: unshare(CLONE_NEWUSER) needs a single-threaded process.
   const std::string netns = EnterBenchNamespace();
-  HttpServer http;
+  HttpServer http, loopback_http;
   http.Start(kServerAddr, kServerPort);
-  BannerServer banner;
+  loopback_http.Start(kLoopbackAddr, kServerPort);
+  BannerServer banner, loopback_banner;
   banner.Start(kServerAddr, kBannerPort);
+  loopback_banner.Start(kLoopbackAddr, kBannerPort);
   SpliceRelay splice_relay;
   splice_relay.Start(kServerAddr, kRelayPort, kServerPort);
   DnsServer dns;
@@ -826,17 +834,28 @@ int main(int argc, char** argv) {
   if (mkdtemp(tmpl) == nullptr) Die(Errno("mkdtemp"));
   g_policy_dir = tmpl;
   std::atexit(RemovePolicies);
-  const std::string rule = std::string(by_address ? kServerAddr : kServerName) + ":" + std::to_string(kServerPort) + "," +
-                           std::to_string(kBannerPort);
-  const std::string egress_policy =
-      WritePolicy(g_policy_dir, "egress.json", {{"egress", {{"default", "deny"}, {"allow", {rule}}}}}, client_dir);
+  // One policy per way to the server: an address rule would also make the
+  // bulk.test connections direct (see net/connect_notify.h).
+  struct Via {
+    std::string name, rule, policy, direct_host, sandbox_host;
+  };
+  const std::string ports = std::to_string(kServerPort) + "," + std::to_string(kBannerPort);
+  std::vector<Via> ways;
+  for (const std::string& v : vias) {
+    Via w;
+    w.name = v;
+    w.direct_host = v == "loopback" ? kLoopbackAddr : kServerAddr;
+    w.sandbox_host = v == "loopback" ? "host.ward.internal" : v == "address" ? kServerAddr : kServerName;
+    w.rule = w.sandbox_host + ":" + ports;
+    w.policy = WritePolicy(g_policy_dir, "egress-" + v + ".json", {{"egress", {{"default", "deny"}, {"allow", {w.rule}}}}},
+                           client_dir);
+    ways.push_back(w);
+  }
   const std::string none_policy = WritePolicy(g_policy_dir, "none.json", "none", client_dir);
   const std::string port = std::to_string(kServerPort);
   const std::string relay_port = std::to_string(kRelayPort);
-  const std::string sandbox_host = by_address ? kServerAddr : kServerName;
-  const std::vector<std::string> ward_egress = {ward_path, "run", "--policy", egress_policy, "--dns-server", kDnsAddr, "--json", "--"};
-  auto ward_cmd = [&](std::vector<std::string> tail) {
-    std::vector<std::string> v = ward_egress;
+  auto ward_cmd = [&](const Via& w, std::vector<std::string> tail) {
+    std::vector<std::string> v = {ward_path, "run", "--policy", w.policy, "--dns-server", kDnsAddr, "--json", "--"};
     v.insert(v.end(), tail.begin(), tail.end());
     return v;
   };
@@ -847,46 +866,53 @@ int main(int argc, char** argv) {
   };
 
   std::vector<Section> sections;
-  if (wanted("bulk")) {
-    const std::string bytes = std::to_string(uint64_t{static_cast<uint64_t>(opt.bulk_mib)} << 20);
-    Section s;
-    s.name = "bulk";
-    s.unit = "MiB/s";
-    s.what = "download of " + std::to_string(opt.bulk_mib) + " MiB, client-timed connect() to EOF";
-    s.runners = {{"direct", "", {client_path, "bulk", kServerAddr, port, bytes}, false},
-                 {"ward", "", ward_cmd({client_path, "bulk", sandbox_host, port, bytes}), true},
-                 {"relay", "", {client_path, "bulk", kServerAddr, relay_port, bytes}, false}};
-    sections.push_back(s);
-  }
-  if (wanted("latency")) {
-    const std::string k = std::to_string(opt.connections);
-    Section s;
-    s.name = "latency";
-    s.unit = "ms";
-    s.what = "connect() + request + first byte, " + k + " connections per process, all pooled";
-    s.runners = {{"direct", "", {client_path, "latency", kServerAddr, port, k}, false},
-                 {"ward", "", ward_cmd({client_path, "latency", sandbox_host, port, k}), true},
-                 {"relay", "", {client_path, "latency", kServerAddr, relay_port, k}, false}};
-    sections.push_back(s);
-  }
-  if (wanted("banner")) {
-    const std::string k = std::to_string(opt.banner_connections);
-    const std::string bport = std::to_string(kBannerPort);
-    Section s;
-    s.name = "banner";
-    s.unit = "ms";
-    s.what = "server speaks first: connect() + first byte of its greeting, " + k + " connections per process, all pooled";
-    s.runners = {{"direct", "", {client_path, "banner", kServerAddr, bport, k}, false},
-                 {"ward", "", ward_cmd({client_path, "banner", sandbox_host, bport, k}), true}};
-    sections.push_back(s);
+  for (const Via& w : ways) {
+    if (wanted("bulk")) {
+      const std::string bytes = std::to_string(uint64_t{static_cast<uint64_t>(opt.bulk_mib)} << 20);
+      Section s;
+      s.kind = "bulk";
+      s.name = "bulk/" + w.name;
+      s.unit = "MiB/s";
+      s.what = "download of " + std::to_string(opt.bulk_mib) + " MiB, client-timed connect() to EOF, rule \"" + w.rule + "\"";
+      s.runners = {{"direct", "", {client_path, "bulk", w.direct_host, port, bytes}, false},
+                   {"ward", "", ward_cmd(w, {client_path, "bulk", w.sandbox_host, port, bytes}), true},
+                   {"relay", "", {client_path, "bulk", kServerAddr, relay_port, bytes}, false}};
+      sections.push_back(s);
+    }
+    if (wanted("latency")) {
+      const std::string k = std::to_string(opt.connections);
+      Section s;
+      s.kind = "latency";
+      s.name = "latency/" + w.name;
+      s.unit = "ms";
+      s.what = "connect() + request + first byte, " + k + " connections per process, all pooled, rule \"" + w.rule + "\"";
+      s.runners = {{"direct", "", {client_path, "latency", w.direct_host, port, k}, false},
+                   {"ward", "", ward_cmd(w, {client_path, "latency", w.sandbox_host, port, k}), true},
+                   {"relay", "", {client_path, "latency", kServerAddr, relay_port, k}, false}};
+      sections.push_back(s);
+    }
+    if (wanted("banner")) {
+      const std::string k = std::to_string(opt.banner_connections);
+      const std::string bport = std::to_string(kBannerPort);
+      Section s;
+      s.kind = "banner";
+      s.name = "banner/" + w.name;
+      s.unit = "ms";
+      s.what = "server speaks first: connect() + first byte of its greeting, " + k +
+               " connections per process, all pooled, rule \"" + w.rule + "\"";
+      s.runners = {{"direct", "", {client_path, "banner", w.direct_host, bport, k}, false},
+                   {"ward", "", ward_cmd(w, {client_path, "banner", w.sandbox_host, bport, k}), true}};
+      sections.push_back(s);
+    }
   }
   if (wanted("startup")) {
     Section s;
+    s.kind = "startup";
     s.name = "startup";
     s.unit = "ms";
     s.what = "ward run -- /bin/true, spawn to reap";
     s.runners = {{"ward:none", "", {ward_path, "run", "--policy", none_policy, "--json", "--", "/bin/true"}, true},
-                 {"ward:egress", "", ward_cmd({"/bin/true"}), true}};
+                 {"ward:egress", "", ward_cmd(ways.front(), {"/bin/true"}), true}};
     sections.push_back(s);
   }
   for (auto& s : sections) {
@@ -897,10 +923,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> phase_order;
   std::map<std::string, std::map<std::string, std::vector<double>>> phases;
   for (auto& s : sections) {
-    if (s.name == "bulk") RunBulk(opt, sp, s);
-    if (s.name == "latency") RunLatency(opt, sp, s, kServerPort, opt.latency_rounds, opt.connections);
-    if (s.name == "banner") RunLatency(opt, sp, s, kBannerPort, opt.banner_rounds, opt.banner_connections);
-    if (s.name == "startup") RunStartup(opt, sp, s, &phase_order, &phases);
+    if (s.kind == "bulk") RunBulk(opt, sp, s);
+    if (s.kind == "latency") RunLatency(opt, sp, s, kServerPort, opt.latency_rounds, opt.connections);
+    if (s.kind == "banner") RunLatency(opt, sp, s, kBannerPort, opt.banner_rounds, opt.banner_connections);
+    if (s.kind == "startup") RunStartup(opt, sp, s, &phase_order, &phases);
   }
 
   // Verdicts.
@@ -913,7 +939,7 @@ int main(int argc, char** argv) {
       s.json["runners"][s.runners[i].name]["command"] = s.runners[i].description;
     }
     const double relay = s.runners.size() > 2 ? Summarize(s.samples[2]).median : NAN;
-    if (s.name == "bulk") {
+    if (s.kind == "bulk") {
       const double ratio = w.median / b.median;
       s.pass = ratio >= opt.bulk_target;
       s.json["ratio"] = Round3(ratio);
@@ -929,7 +955,7 @@ int main(int argc, char** argv) {
       }
     } else {
       const double delta = w.median - b.median;
-      const bool conn = s.name != "startup";
+      const bool conn = s.kind != "startup";
       const double target = conn ? opt.latency_target_ms : opt.startup_target_ms;
       s.pass = delta <= target;
       s.json["difference_ms"] = Round3(delta);
@@ -962,7 +988,7 @@ int main(int argc, char** argv) {
     j["machine"] = {{"kernel", u.release}, {"cpus", cpus}};
     j["namespace"] = netns;
     j["warmup"] = opt.warmup;
-    j["rule"] = rule;
+    for (const Via& w : ways) j["rules"][w.name] = w.rule;
     j["dns_questions_answered"] = dns.questions();
     for (auto& s : sections) j["sections"][s.name] = s.json;
     if (!phase_order.empty()) {
@@ -982,8 +1008,9 @@ int main(int argc, char** argv) {
 
   std::printf("ward_egress_bench: runners interleaved round by round (order rotating), %d warm-up round(s) per section\n", opt.warmup);
   std::printf("machine: Linux %s, %ld CPUs, uid %u; network: %s\n", u.release, cpus, getuid(), netns.c_str());
-  std::printf("server %s:%u (HTTP), DNS %s:53 (A %s), policy rule \"%s\"; the DNS server answered %llu question(s)\n", kServerAddr,
-              kServerPort, kDnsAddr, kServerName, rule.c_str(), static_cast<unsigned long long>(dns.questions()));
+  std::printf("servers %s:%u and %s:%u (HTTP), DNS %s:53 (A %s); the DNS server answered %llu question(s)\n", kServerAddr,
+              kServerPort, kLoopbackAddr, kServerPort, kDnsAddr, kServerName,
+              static_cast<unsigned long long>(dns.questions()));
   for (const auto& s : sections) {
     std::printf("\n[%s] %s (%s; n = samples)\n", s.name.c_str(), s.what.c_str(), s.unit.c_str());
     std::printf("  %-12s %10s %10s %10s %6s  %s\n", "runner", "median", "p10", "p90", "n", "command");

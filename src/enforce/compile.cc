@@ -376,7 +376,13 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   LaunchPlan plan;
   plan.landlock_abi = landlock_abi;
   plan.new_net = policy.network != NetworkMode::kHost;
-  if (policy.network == NetworkMode::kEgress) plan.egress = BuildEgressNetnsPlan();
+  if (policy.network == NetworkMode::kEgress) {
+    plan.egress = BuildEgressNetnsPlan();
+    // Direct sockets (net/connect_notify.h) are safe only while landlock
+    // keeps the workload from connecting TCP sockets itself (ABI 4); without
+    // it every connection goes through the proxy.
+    if (landlock_abi < 4) plan.egress->connect_notify.clear();
+  }
   Layout layout(plan);
   std::vector<std::pair<std::string, std::string>> links;
   std::vector<std::string> sources;

@@ -2,8 +2,10 @@
 
 // glibc's headers first: they tell the kernel's (linux/libc-compat.h) which
 // definitions they already made.
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
@@ -16,10 +18,12 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "base/errors.h"
+#include "enforce/seccomp.h"
 #include "net/sandbox_net.h"
 
 namespace ward {
@@ -304,6 +308,7 @@ EgressNetnsPlan BuildEgressNetnsPlan() {
   BuildLinks(plan.links);
   BuildNftables(plan.nftables);
   BuildNflog(plan.nflog);
+  plan.connect_notify = BuildConnectNotifyFilter();
   return plan;
 }
 
@@ -352,7 +357,23 @@ int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
     }
     if (err) *failed = kListenNflog;
   }
+  if (!err && !plan.connect_notify.empty()) {
+    // Last, after the listen() calls above: from here on this process's own
+    // connect() and listen() would wait for a supervisor that is not yet
+    // serving. Allowed without no_new_privs: the caller holds CAP_SYS_ADMIN
+    // in its user namespace.
+    sock_fprog prog{static_cast<unsigned short>(plan.connect_notify.size()),
+                    const_cast<sock_filter*>(plan.connect_notify.data())};
+    fds[made] = static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+    if (fds[made] < 0) {
+      err = errno;
+      *failed = kListenConnectNotify;
+    } else {
+      ++made;
+    }
+  }
   if (!err) {
+    size_t bytes = sizeof(int) * static_cast<size_t>(made);
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
     char byte = 'L';
     iovec iov{&byte, 1};
@@ -360,12 +381,12 @@ int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = CMSG_SPACE(bytes);
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(c), fds, sizeof fds);
+    c->cmsg_len = CMSG_LEN(bytes);
+    memcpy(CMSG_DATA(c), fds, bytes);
     if (sendmsg(channel, &msg, MSG_NOSIGNAL) != 1) {
       err = errno;
       *failed = kListenCount;
@@ -377,8 +398,14 @@ int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
 
 std::string DescribeEgressFailure(const EgressNetnsPlan& plan, EgressStage stage, int index) {
   if (stage == EgressStage::kListeners) {
-    static const char* const kWhat[kListenCount + 1] = {"tcp 0.0.0.0:1", "tcp [::]:1", "udp 0.0.0.0:53", "udp [::]:53",
-                                                        "NFLOG socket (needs nfnetlink_log)", "sendmsg SCM_RIGHTS"};
+    static const char* const kWhat[kListenCount + 1] = {
+        "tcp 0.0.0.0:1",
+        "tcp [::]:1",
+        "udp 0.0.0.0:53",
+        "udp [::]:53",
+        "NFLOG socket (needs nfnetlink_log)",
+        "seccomp user-notification listener (needs SECCOMP_FILTER_FLAG_NEW_LISTENER, Linux 5.0)",
+        "sendmsg SCM_RIGHTS"};
     return index >= 0 && index <= kListenCount ? kWhat[index] : "";
   }
   const auto& labels = stage == EgressStage::kLinks ? plan.links.labels() : plan.nftables.labels();
@@ -402,14 +429,17 @@ Result<std::vector<UniqueFd>> ReceiveEgressListeners(int channel) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) return SysError("recvmsg", "egress listeners");
   cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (n == 0 || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds) ||
-      (msg.msg_flags & MSG_CTRUNC)) {
+  size_t count = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(0)
+                     ? (c->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+                     : 0;
+  if (count > 0) memcpy(fds, CMSG_DATA(c), sizeof(int) * std::min<size_t>(count, kListenCount));
+  std::vector<UniqueFd> out;
+  for (size_t i = 0; i < std::min<size_t>(count, kListenCount); ++i) out.emplace_back(fds[i]);
+  if (n == 0 || (count != kListenCount && count != kListenConnectNotify) || (msg.msg_flags & MSG_CTRUNC)) {
     // The child failed before sending; its report says why.
     return Error::Setup("the sandbox sent no egress listeners");
   }
-  memcpy(fds, CMSG_DATA(c), sizeof fds);
-  std::vector<UniqueFd> out;
-  for (int fd : fds) out.emplace_back(fd);
+  out.resize(kListenCount);
   return out;
 }
 

@@ -128,6 +128,37 @@ std::vector<sock_filter> BuildPersonalityFilter() {
   };
 }
 
+// The egress mode's third filter (see seccomp.h). Raw BPF like the one
+// above: a few comparisons, built before clone() without libseccomp.
+std::vector<sock_filter> BuildConnectNotifyFilter() {
+  constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
+  constexpr uint32_t kConnect = 42, kSendto = 44, kSendmsg = 46, kListen = 50, kSendmmsg = 307;  // x86_64
+  constexpr uint32_t kArg2Lo = 16 + 2 * 8, kArg3Lo = 16 + 3 * 8;  // offsetof(seccomp_data, args[i]), low half
+  constexpr uint32_t kAllow = 0x7fff0000U;                          // SECCOMP_RET_ALLOW
+  constexpr uint32_t kNotify = 0x7fc00000U;                         // SECCOMP_RET_USER_NOTIF
+  constexpr uint32_t kNoFastOpen = 0x00050000U | EOPNOTSUPP;        // SECCOMP_RET_ERRNO | EOPNOTSUPP
+  constexpr uint32_t kFastOpen = 0x20000000;                        // MSG_FASTOPEN
+  return {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4),  // arch
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArchX86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, kAllow),  // other arches: the main filter kills
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),  // nr (x32 numbers match none: the main filter kills)
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kConnect, 5, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kListen, 4, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSendto, 4, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSendmmsg, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSendmsg, 4, 0),
+      BPF_STMT(BPF_RET | BPF_K, kAllow),
+      BPF_STMT(BPF_RET | BPF_K, kNotify),           // connect, listen
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArg3Lo),  // sendto, sendmmsg: flags
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, kFastOpen, 3, 2),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArg2Lo),  // sendmsg: flags
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, kFastOpen, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, kAllow),
+      BPF_STMT(BPF_RET | BPF_K, kNoFastOpen),
+  };
+}
+
 const std::vector<SeccompRule>& SeccompDenyList() {
   static const std::vector<SeccompRule> all = [] {
     auto v = kDenied;

@@ -31,4 +31,11 @@ const std::vector<sock_filter>& EmbeddedSeccompFilter();
 // The second, hand-written filter for personality(2) (see seccomp.cc).
 std::vector<sock_filter> BuildPersonalityFilter();
 
+// Egress mode only: the filter whose user-notification listener the
+// supervisor serves (net/connect_notify.h). connect() and listen() wait for
+// the supervisor's answer; sendto/sendmsg/sendmmsg with MSG_FASTOPEN (a
+// connect hidden in a send) fail with EOPNOTSUPP. Everything else passes
+// (to the other filters).
+std::vector<sock_filter> BuildConnectNotifyFilter();
+
 }  // namespace ward

@@ -41,6 +41,7 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "net/connect_notify.h"
 #include "net/dns_filter.h"
 #include "net/dns_message.h"
 #include "net/dns_upstream.h"
@@ -297,7 +298,7 @@ std::string HttpAnswer(int code, const char* status, const std::string& body_lin
          "\r\nConnection: close\r\n\r\n" + body;
 }
 
-class Proxy final : public EgressProxy {
+class Proxy final : public EgressProxy, public ConnectNotifyHooks {
  public:
   explicit Proxy(EgressProxyConfig config) : config_(std::move(config)) {}
   ~Proxy() override { Stop(); }
@@ -311,6 +312,14 @@ class Proxy final : public EgressProxy {
   }
 
  private:
+  // ConnectNotifyHooks
+  std::optional<DirectPlan> PlanDirect(const IpAddress& dst, uint16_t port) override;
+  void RecordEvent(EgressEvent e) override { Record(std::move(e)); }
+  bool SpawnWorker(std::function<void()> fn) override {
+    workers_.Reap();
+    return workers_.Spawn(std::move(fn));
+  }
+
   struct DnsStep {
     std::optional<DnsQuery> forward;  // set: ask the upstream resolvers
     std::vector<uint8_t> response;    // otherwise: the answer (empty: none)
@@ -403,6 +412,13 @@ Result<void> Proxy::Begin() {
       return SysError("fcntl", "egress listener, O_NONBLOCK");
     }
   }
+  uint64_t netns = 0;
+  if (config_.connect_notify.valid()) {
+    // What tells the sandbox's own sockets from the direct ones ward hands
+    // it: the namespace they live in.
+    netns = NetnsCookie(config_.tcp4.valid() ? config_.tcp4.get() : config_.tcp6.get());
+    if (netns == 0) return SysError("getsockopt", "SO_NETNS_COOKIE of the egress listener (Linux 5.14)");
+  }
   try {
     for (UniqueFd* fd : {&config_.tcp4, &config_.tcp6}) {
       if (fd->valid()) listener_threads_.emplace_back([this, l = fd->get()] { AcceptLoop(l); });
@@ -412,6 +428,11 @@ Result<void> Proxy::Begin() {
     }
     if (config_.dropped_log.valid()) {
       listener_threads_.emplace_back([this, l = config_.dropped_log.get()] { DroppedLoop(l); });
+    }
+    if (config_.connect_notify.valid()) {
+      listener_threads_.emplace_back([this, netns, l = config_.connect_notify.get()] {
+        ServeConnectNotifications(l, stop_fd_.get(), netns, config_.connect_timeout_ms, *this);
+      });
     }
   } catch (const std::system_error& e) {
     return Error::Setup(std::string("egress proxy: starting a listener thread: ") + e.what());
@@ -794,6 +815,42 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     }
     Record(std::move(ev));
   }
+}
+
+std::optional<DirectPlan> Proxy::PlanDirect(const IpAddress& dst, uint16_t port) {
+  if (port == kDnsPort) return std::nullopt;  // DNS over TCP: ward's resolver
+  DirectPlan plan;
+  plan.port = port;
+  plan.targets = {dst};
+  EgressEvent& ev = plan.event;
+  ev = NewEvent(EgressEvent::Kind::kTcp);
+  ev.address = dst;
+  ev.port = port;
+  ev.allowed = true;
+  IpAddress unmapped = dst.Unmapped();
+  if (unmapped == Gateway4() || unmapped == Gateway6()) {
+    if (port == kHttpProxyPort) return std::nullopt;
+    EgressDecision d = DecideHostLoopback(port);
+    if (!d.allowed) return std::nullopt;  // the proxy resets it and records why
+    const IpAddress v4 = IpAddress::V4(127, 0, 0, 1), v6 = *IpAddress::Parse("::1");
+    plan.targets = unmapped.is_v6() ? std::vector<IpAddress>{v6, v4} : std::vector<IpAddress>{v4, v6};
+    // A service only on ::1 cannot be reached by an IPv4 socket: the proxy
+    // can, through its relay.
+    plan.proxy_on_failure = true;
+    ev.domain = kHostLoopbackName;
+    ev.rule = d.rule ? d.rule->text : "";
+    ev.reason = d.reason;
+    ev.detail = "host-loopback; direct";
+    return plan;
+  }
+  const std::vector<std::string> bound = bindings_.NamesFor(dst);
+  TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bound, dst, port);
+  if (!d.allowed || FirstBytesCanMatter(config_.policy, dst, port)) return std::nullopt;
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
+  ev.detail = d.source.empty() ? "direct" : d.source + "; direct";
+  return plan;
 }
 
 Proxy::FirstBytesJudgement Proxy::JudgeFirstBytes(std::span<const uint8_t> bytes, const IpAddress& dst,

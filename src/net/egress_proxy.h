@@ -72,6 +72,11 @@ struct EgressProxyConfig {
   // UDP datagram its filter dropped, reported as denied events. May be
   // invalid.
   UniqueFd dropped_log;
+  // The seccomp user-notification listener of the sandbox's connect() and
+  // listen() calls (net/connect_notify.h): connections the first bytes
+  // cannot change get a direct socket. May be invalid: every connection then
+  // goes through the proxy.
+  UniqueFd connect_notify;
 };
 
 class EgressProxy {

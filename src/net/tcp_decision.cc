@@ -139,7 +139,6 @@ bool MayBeHttpRequest(std::span<const uint8_t> data) {
   std::string line(s.substr(0, eol));
   std::transform(line.begin(), line.end(), line.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
   return line.find("HTTP/") != std::string::npos;
-  return false;
 }
 
 }  // namespace
@@ -250,6 +249,17 @@ FirstBytes SniffFirstBytes(std::span<const uint8_t> data) {
       return out;
   }
   return out;
+}
+
+bool FirstBytesCanMatter(const EgressPolicy& policy, const IpAddress& address, uint16_t port) {
+  TcpDecision by_address = DecideTcp(policy, std::nullopt, "", {}, address, port);
+  if (!by_address.allowed) return true;
+  for (const EgressRule& r : policy.deny) {
+    if (r.kind == EgressRule::Kind::kNetwork) continue;  // decided by the address already
+    std::string name = r.kind == EgressRule::Kind::kWildcard ? "a." + r.domain : r.domain;
+    if (r.MatchesAsDeny(TcpDestination(name, std::nullopt, port))) return true;
+  }
+  return false;
 }
 
 TcpDecision DecideTcp(const EgressPolicy& policy, const std::optional<std::string>& name, std::string_view name_source,

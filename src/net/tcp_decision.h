@@ -64,6 +64,15 @@ struct TcpDecision {
 TcpDecision DecideTcp(const EgressPolicy& policy, const std::optional<std::string>& name, std::string_view name_source,
                       std::span<const std::string> bound_names, const IpAddress& address, uint16_t port);
 
+// Whether a name in a connection's first bytes (TLS SNI, HTTP Host) could
+// change the decision about a TCP connection to `address`:`port`, so that the
+// proxy must read them before any reach the server. False only when the
+// address alone is allowed (an address rule, or "default": "allow", past the
+// rebinding guard) and no deny rule names a domain for this port: then no
+// name, bound or claimed, and no malformed first bytes can deny it, and the
+// connection may bypass the proxy (net/connect_notify.h).
+bool FirstBytesCanMatter(const EgressPolicy& policy, const IpAddress& address, uint16_t port);
+
 // What the client's first bytes say about where it wants to go.
 struct FirstBytes {
   enum class Status : uint8_t {

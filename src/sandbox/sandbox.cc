@@ -177,6 +177,7 @@ Result<RunResult> Run(const RunRequest& req) {
       egress_config->udp4 = std::move(fds[kListenUdp4]);
       egress_config->udp6 = std::move(fds[kListenUdp6]);
       egress_config->dropped_log = std::move(fds[kListenNflog]);
+      egress_config->connect_notify = std::move(fds[kListenConnectNotify]);
       auto started = net::EgressProxy::Start(std::move(*egress_config));
       if (!started) return started.error();
       proxy = std::move(*started);

@@ -65,6 +65,9 @@ int EnterNamespaces() {
 int Check() {
   if (int r = EnterNamespaces()) return r;
   EgressNetnsPlan plan = BuildEgressNetnsPlan();
+  // This process connects below, with no supervisor to answer its connect()
+  // calls: the redirect alone, without the direct-socket filter.
+  plan.connect_notify.clear();
   int failed = -1;
   if (int e = ApplyEgressLinks(plan, &failed)) {
     fprintf(stderr, "links: %s at %d\n", strerror(e), failed);

@@ -1,0 +1,374 @@
+#include "net/connect_notify.h"
+
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "base/errors.h"
+#include "base/unique_fd.h"
+#include "net/socket_io.h"
+
+namespace ward::net {
+namespace {
+
+constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9)
+
+struct Notice {
+  int notify_fd = -1;
+  uint64_t id = 0;
+  pid_t pid = 0;
+  int nr = 0;
+  uint64_t args[6] = {};
+};
+
+bool StillWaiting(const Notice& n) {
+  uint64_t id = n.id;
+  return ioctl(n.notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+// The answer to the waiting call. ENOENT from the kernel means the call is
+// gone (interrupted by a signal, or the caller died): nothing to answer.
+void Answer(const Notice& n, int error, bool continue_call = false) {
+  seccomp_notif_resp r{};
+  r.id = n.id;
+  r.error = error == 0 ? 0 : -error;
+  r.flags = continue_call ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
+  (void)ioctl(n.notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &r);
+}
+
+UniqueFd OpenPidfd(pid_t tid) {
+  // The notification names the calling thread; a thread pidfd reaches the
+  // same descriptor table and memory.
+  UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, tid, kPidfdThread)));
+  if (!fd.valid() && errno == EINVAL) fd.Reset(static_cast<int>(syscall(SYS_pidfd_open, tid, 0)));
+  return fd;
+}
+
+bool ReadMemory(pid_t pid, uint64_t address, void* out, size_t len) {
+  iovec local{out, len};
+  iovec remote{reinterpret_cast<void*>(static_cast<uintptr_t>(address)), len};
+  return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
+}
+
+// Whether descriptor `fd` of `pid` is close-on-exec (the "flags:" line of
+// its fdinfo), so that the direct socket put in its place keeps that.
+bool CloseOnExec(pid_t pid, int fd) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", pid, fd);
+  UniqueFd f(open(path, O_RDONLY | O_CLOEXEC));
+  if (!f.valid()) return true;
+  char buf[512];
+  ssize_t n = read(f.get(), buf, sizeof buf - 1);
+  if (n <= 0) return true;
+  buf[n] = 0;
+  const char* flags = strstr(buf, "flags:");
+  if (!flags) return true;
+  return (strtoul(flags + 6, nullptr, 8) & O_CLOEXEC) != 0;
+}
+
+int IntOption(int fd, int level, int name) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  return getsockopt(fd, level, name, &v, &len) == 0 ? v : -1;
+}
+
+// The options a program may set before connect() that shape the connection
+// it gets. Copied to the direct socket where they differ from a new
+// socket's: every other option can still be set on the socket it ends up
+// with. Not copied: TCP_FASTOPEN_CONNECT (ward connects before returning),
+// SO_BINDTODEVICE and a bound address (such sockets take the proxy's way).
+struct OptionSpec {
+  int level, name;
+};
+constexpr OptionSpec kCopied[] = {
+    {SOL_SOCKET, SO_KEEPALIVE},       {SOL_SOCKET, SO_LINGER},         {SOL_SOCKET, SO_RCVTIMEO},
+    {SOL_SOCKET, SO_SNDTIMEO},        {SOL_SOCKET, SO_OOBINLINE},      {SOL_SOCKET, SO_PRIORITY},
+    {SOL_SOCKET, SO_RCVLOWAT},        {SOL_SOCKET, SO_ZEROCOPY},       {IPPROTO_TCP, TCP_NODELAY},
+    {IPPROTO_TCP, TCP_CORK},          {IPPROTO_TCP, TCP_KEEPIDLE},     {IPPROTO_TCP, TCP_KEEPINTVL},
+    {IPPROTO_TCP, TCP_KEEPCNT},       {IPPROTO_TCP, TCP_USER_TIMEOUT}, {IPPROTO_TCP, TCP_NOTSENT_LOWAT},
+    {IPPROTO_TCP, TCP_CONGESTION},    {IPPROTO_TCP, TCP_MAXSEG},       {IPPROTO_TCP, TCP_WINDOW_CLAMP},
+    {IPPROTO_IP, IP_TOS},             {IPPROTO_IP, IP_TTL},            {IPPROTO_IPV6, IPV6_TCLASS},
+    {IPPROTO_IPV6, IPV6_UNICAST_HOPS}, {IPPROTO_IPV6, IPV6_V6ONLY},
+};
+
+void CopyOptions(int from, int to, int domain) {
+  UniqueFd fresh(socket(domain, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!fresh.valid()) return;
+  for (const OptionSpec& o : kCopied) {
+    if ((o.level == IPPROTO_IP && domain != AF_INET) || (o.level == IPPROTO_IPV6 && domain != AF_INET6)) continue;
+    char want[64] = {}, base[64] = {};
+    socklen_t want_len = sizeof want, base_len = sizeof base;
+    if (getsockopt(from, o.level, o.name, want, &want_len) != 0) continue;
+    if (getsockopt(fresh.get(), o.level, o.name, base, &base_len) != 0) continue;
+    if (want_len == base_len && memcmp(want, base, want_len) == 0) continue;
+    (void)setsockopt(to, o.level, o.name, want, want_len);
+  }
+  // Buffer sizes read back doubled (the kernel's bookkeeping share): set
+  // what the program set.
+  for (int name : {SO_SNDBUF, SO_RCVBUF}) {
+    int want = IntOption(from, SOL_SOCKET, name), base = IntOption(fresh.get(), SOL_SOCKET, name);
+    if (want > 0 && want != base) {
+      int set = want / 2;
+      (void)setsockopt(to, SOL_SOCKET, name, &set, sizeof set);
+    }
+  }
+}
+
+// Whether the program bound its socket (an address or a port) before
+// connecting: that binding belongs to the sandbox's namespace.
+bool IsBound(int fd) {
+  sockaddr_storage sa{};
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return true;
+  uint16_t port = 0;
+  IpAddress a = FromSockaddr(sa, &port);
+  bool any = a.is_v4() ? a == IpAddress::V4(0, 0, 0, 0) : a == *IpAddress::Parse("::");
+  return port != 0 || !any;
+}
+
+// connect() from a socket of family `domain` to `target`:`port`, waiting
+// at most `timeout_ms`. 0 or an errno.
+int ConnectOne(int fd, int domain, const IpAddress& target, uint16_t port, int timeout_ms, int stop_fd) {
+  IpAddress to = target.Unmapped();
+  sockaddr_storage sa{};
+  socklen_t len = 0;
+  if (domain == AF_INET) {
+    if (!to.is_v4()) return EAFNOSUPPORT;
+    len = ToSockaddr(to, port, &sa);
+  } else {
+    // An IPv6 socket reaches an IPv4 address by its v4-mapped form
+    // (ToSockaddr would give an IPv4 sockaddr, which it refuses).
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&sa);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    if (to.is_v4()) {
+      sin6->sin6_addr.s6_addr[10] = 0xff;
+      sin6->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(&sin6->sin6_addr.s6_addr[12], to.bytes.data(), 4);
+    } else {
+      memcpy(&sin6->sin6_addr, to.bytes.data(), 16);
+    }
+    len = sizeof(sockaddr_in6);
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), len) == 0) return 0;
+  if (errno != EINPROGRESS) return errno;
+  switch (WaitFor(fd, POLLOUT, stop_fd, timeout_ms)) {
+    case WaitStatus::kReady:
+      break;
+    case WaitStatus::kTimeout:
+      return ETIMEDOUT;
+    case WaitStatus::kStopped:
+    case WaitStatus::kError:
+      return ECONNABORTED;
+  }
+  int err = 0;
+  socklen_t elen = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
+  return err;
+}
+
+struct ConnectJob {
+  Notice notice;
+  UniqueFd sock;  // the program's socket (our copy of its descriptor)
+  int domain = AF_INET;
+  bool blocking = true;
+  sockaddr_storage address{};
+  socklen_t address_len = 0;
+  std::optional<DirectPlan> plan;
+};
+
+class Server : public std::enable_shared_from_this<Server> {
+ public:
+  Server(int notify_fd, int stop_fd, uint64_t sandbox_netns, int connect_timeout_ms, ConnectNotifyHooks& hooks)
+      : notify_fd_(notify_fd),
+        stop_fd_(stop_fd),
+        sandbox_netns_(sandbox_netns),
+        connect_timeout_ms_(connect_timeout_ms),
+        hooks_(hooks) {}
+
+  void Run() {
+    seccomp_notif_sizes sizes{};
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) != 0) return;
+    size_t size = std::max<size_t>(sizes.seccomp_notif, sizeof(seccomp_notif));
+    std::unique_ptr<char[]> buf(new char[size]);
+    auto* req = reinterpret_cast<seccomp_notif*>(buf.get());
+    for (;;) {
+      WaitStatus w = WaitFor(notify_fd_, POLLIN, stop_fd_, -1);
+      if (w != WaitStatus::kReady) return;  // stopping, or no process left that could call
+      memset(buf.get(), 0, size);
+      if (ioctl(notify_fd_, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
+        if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the caller went away
+        return;
+      }
+      Notice n;
+      n.notify_fd = notify_fd_;
+      n.id = req->id;
+      n.pid = static_cast<pid_t>(req->pid);
+      n.nr = req->data.nr;
+      memcpy(n.args, req->data.args, sizeof n.args);
+      Handle(n);
+    }
+  }
+
+ private:
+  void Handle(const Notice& n) {
+    UniqueFd pidfd = OpenPidfd(n.pid);
+    // Checked after opening the pidfd: the thread id still names the caller.
+    if (!pidfd.valid() || !StillWaiting(n)) return;
+    UniqueFd sock(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(n.args[0]), 0)));
+    if (!sock.valid()) return Answer(n, errno == EBADF ? EBADF : errno);
+    struct stat st{};
+    if (fstat(sock.get(), &st) != 0 || !S_ISSOCK(st.st_mode)) return Answer(n, ENOTSOCK);
+    uint64_t netns = NetnsCookie(sock.get());
+    bool in_sandbox = netns != 0 && netns == sandbox_netns_;
+    if (n.nr == SYS_listen) {
+      if (!in_sandbox) {
+        RecordRefused("listen() on a socket ward connected directly: refused (it would listen outside the sandbox)");
+        return Answer(n, EINVAL);
+      }
+      return Answer(n, listen(sock.get(), static_cast<int>(n.args[1])) == 0 ? 0 : errno);
+    }
+    if (n.nr != SYS_connect) return Answer(n, ENOSYS);
+    if (!in_sandbox) {
+      // A socket ward connected from its own namespace: never connected
+      // again (nor disconnected with AF_UNSPEC), whatever the address.
+      RecordRefused("connect() on a socket ward already connected directly: refused");
+      return Answer(n, EISCONN);
+    }
+    int domain = IntOption(sock.get(), SOL_SOCKET, SO_DOMAIN);
+    bool tcp = (domain == AF_INET || domain == AF_INET6) && IntOption(sock.get(), SOL_SOCKET, SO_TYPE) == SOCK_STREAM &&
+               IntOption(sock.get(), SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP;
+    if (!tcp) return Answer(n, 0, /*continue_call=*/true);  // the kernel connects it, in the sandbox's namespace
+
+    // TCP: ward connects, on its own copy of the address.
+    auto job = std::make_shared<ConnectJob>();
+    job->notice = n;
+    job->domain = domain;
+    if (n.args[2] > sizeof job->address) return Answer(n, EINVAL);
+    job->address_len = static_cast<socklen_t>(n.args[2]);
+    if (job->address_len > 0 && !ReadMemory(n.pid, n.args[1], &job->address, job->address_len)) {
+      return Answer(n, EFAULT);
+    }
+    if (!StillWaiting(n)) return;  // the memory read was the caller's
+    int flags = fcntl(sock.get(), F_GETFL);
+    job->blocking = flags >= 0 && !(flags & O_NONBLOCK);
+    bool inet = (job->address.ss_family == AF_INET && domain == AF_INET && job->address_len >= sizeof(sockaddr_in)) ||
+                (job->address.ss_family == AF_INET6 && domain == AF_INET6 && job->address_len >= sizeof(sockaddr_in6));
+    if (inet && !IsBound(sock.get())) {
+      uint16_t port = 0;
+      IpAddress dst = FromSockaddr(job->address, &port);
+      job->plan = hooks_.PlanDirect(dst, port);
+    }
+    job->sock = std::move(sock);
+    if (!job->plan && !job->blocking) return ConnectInSandbox(*job);  // returns at once
+    // Blocking, or a handshake to wait for: on a worker, so that one slow
+    // connect() does not hold up the others.
+    // The worker keeps this object alive: Run() may return (stopping) first.
+    if (!hooks_.SpawnWorker([self = shared_from_this(), job] { self->Work(*job); })) Answer(n, EAGAIN);
+  }
+
+  void Work(ConnectJob& job) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);  // a signal to ward must not cut a connect() short
+    if (!job.plan) return ConnectInSandbox(job);
+    ConnectDirect(job);
+  }
+
+  // The program's own socket, connected as the program asked: in the
+  // sandbox's namespace, where the redirect takes it to the proxy.
+  void ConnectInSandbox(ConnectJob& job) {
+    int r = connect(job.sock.get(), reinterpret_cast<sockaddr*>(&job.address), job.address_len);
+    Answer(job.notice, r == 0 ? 0 : errno);
+  }
+
+  void ConnectDirect(ConnectJob& job) {
+    DirectPlan& plan = *job.plan;
+    EgressEvent& ev = plan.event;
+    int err = EHOSTUNREACH;
+    UniqueFd out;
+    for (const IpAddress& target : plan.targets) {
+      out.Reset(socket(job.domain, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
+      if (!out.valid()) {
+        err = errno;
+        break;
+      }
+      CopyOptions(job.sock.get(), out.get(), job.domain);
+      err = ConnectOne(out.get(), job.domain, target, plan.port, connect_timeout_ms_, stop_fd_);
+      if (err == 0) break;
+      out.Reset();
+    }
+    if (err != 0 && plan.proxy_on_failure) return ConnectInSandbox(job);
+    if (err != 0) {
+      ev.detail += "; connect: " + ErrnoName(err);
+      hooks_.RecordEvent(std::move(ev));
+      return Answer(job.notice, err);
+    }
+    if (job.blocking) {
+      int fl = fcntl(out.get(), F_GETFL);
+      if (fl >= 0) fcntl(out.get(), F_SETFL, fl & ~O_NONBLOCK);
+    }
+    seccomp_notif_addfd add{};
+    add.id = job.notice.id;
+    add.flags = SECCOMP_ADDFD_FLAG_SETFD;
+    add.srcfd = static_cast<uint32_t>(out.get());
+    add.newfd = static_cast<uint32_t>(job.notice.args[0]);
+    add.newfd_flags = CloseOnExec(job.notice.pid, static_cast<int>(job.notice.args[0])) ? O_CLOEXEC : 0;
+    if (ioctl(job.notice.notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
+      // The call is gone (a signal interrupted it, or the caller died): the
+      // program keeps its unconnected socket.
+      ev.detail += "; abandoned: the connect() call ended before it was answered";
+      hooks_.RecordEvent(std::move(ev));
+      return;
+    }
+    hooks_.RecordEvent(std::move(ev));  // before the answer: whoever sees the connection finds the event
+    Answer(job.notice, 0);
+  }
+
+  void RecordRefused(std::string reason) {
+    EgressEvent e;
+    e.kind = EgressEvent::Kind::kTcp;
+    e.time_ns = MonotonicNs();
+    e.reason = std::move(reason);
+    e.detail = "direct";
+    hooks_.RecordEvent(std::move(e));
+  }
+
+  int notify_fd_;
+  int stop_fd_;
+  uint64_t sandbox_netns_;
+  int connect_timeout_ms_;
+  ConnectNotifyHooks& hooks_;
+};
+
+}  // namespace
+
+uint64_t NetnsCookie(int socket_fd) {
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  return getsockopt(socket_fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) == 0 ? cookie : 0;
+}
+
+void ServeConnectNotifications(int notify_fd, int stop_fd, uint64_t sandbox_netns, int connect_timeout_ms,
+                               ConnectNotifyHooks& hooks) {
+  std::make_shared<Server>(notify_fd, stop_fd, sandbox_netns, connect_timeout_ms, hooks)->Run();
+}
+
+}  // namespace ward::net
