@@ -912,6 +912,86 @@ TEST_F(Escape, EgressHostLoopbackOnlyThroughExplicitRule) {
   EXPECT_TRUE(allowed) << ok.result.dump();
 }
 
+// The egress events of `o` for `port`.
+std::vector<json> EgressEventsFor(const Outcome& o, const std::string& port) {
+  std::vector<json> out;
+  if (!o.result.contains("egress")) return out;
+  for (const auto& e : o.result["egress"]) {
+    if (e.value("port", 0) == std::stoi(port)) out.push_back(e);
+  }
+  return out;
+}
+
+// An allowed host-loopback connection reaches the program as a socket ward
+// connected from its own namespace (net/connect_notify.h). The program must
+// not be able to turn it into anything else there: dissolving it
+// (connect(AF_UNSPEC)) is refused, so it can never listen or connect again
+// outside the sandbox.
+TEST_F(Escape, EgressDirectSocketCannotBeReused) {
+  std::string port;
+  int s = ListenOnHostLoopback(&port);
+  ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
+  HostListener l(s);
+  json rule = Standard();
+  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  Outcome o = RunWard(rule, {"direct-disconnect-listen", "169.254.77.1", port});
+  EXPECT_PROBE(o, "EISCONN");
+  EXPECT_EQ(o.probe.Get("step"), "disconnect") << o.Describe();
+  EXPECT_EQ(o.probe.Get("content"), "HELLO-FROM-HOST") << o.Describe();
+  bool direct = false, refused = false;
+  for (const json& e : EgressEventsFor(o, port)) {
+    if (e["decision"] == "allow" && e.value("detail", "") == "host-loopback; direct") direct = true;
+  }
+  for (const auto& e : o.result.value("egress", json::array())) {
+    if (e["decision"] == "deny" && e.value("reason", "").find("already connected directly") != std::string::npos) {
+      refused = true;
+    }
+  }
+  EXPECT_TRUE(direct) << "the connection was made directly" << o.result.dump();
+  EXPECT_TRUE(refused) << "the refusal is recorded" << o.result.dump();
+  // Positive control: with the host's network nothing stops the probe.
+  json host = Standard();
+  host["network"] = "host";
+  Outcome h = RunWard(host, {"direct-disconnect-listen", "127.0.0.1", port});
+  EXPECT_PROBE(h, "ok");
+  EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
+}
+
+// A TCP Fast Open send (sendto with MSG_FASTOPEN) is a connect() that the
+// supervisor never sees: refused in egress mode by the filter itself.
+TEST_F(Escape, EgressFastOpenConnectRefused) {
+  std::string port;
+  int s = ListenOnHostLoopback(&port);
+  ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
+  HostListener l(s);
+  json rule = Standard();
+  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  Outcome o = RunWard(rule, {"tfo-sendto", "169.254.77.1", port});
+  EXPECT_PROBE(o, "EOPNOTSUPP");
+  EXPECT_EQ(o.probe.Get("step"), "sendto") << o.Describe();
+  // Positive controls: the same destination by connect(), under the same
+  // policy; the same Fast Open send with the host's network.
+  Outcome c = RunWard(rule, {"connect-tcp", "169.254.77.1", port});
+  EXPECT_PROBE(c, "ok");
+  EXPECT_EQ(c.probe.Get("content"), "HELLO-FROM-HOST");
+  json host = Standard();
+  host["network"] = "host";
+  Outcome h = RunWard(host, {"tfo-sendto", "127.0.0.1", port});
+  EXPECT_PROBE(h, "ok");
+  EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
+}
+
+// listen() and connect() in egress mode are made by the supervisor on the
+// program's own socket: a program talking to itself over its loopback still
+// works.
+TEST_F(Escape, EgressSandboxLoopbackListenAndConnect) {
+  json egress = Standard();
+  egress["network"] = {{"egress", {{"default", "deny"}}}};
+  Outcome o = RunWard(egress, {"loopback"});
+  EXPECT_PROBE(o, "ok");
+  EXPECT_EQ(o.probe.Get("content"), "PONG");
+}
+
 // policy.h: "network": "none" is "a private network namespace holding only
 // loopback": programs that talk to themselves over 127.0.0.1 must work.
 TEST_F(Escape, LoopbackUpInside) {

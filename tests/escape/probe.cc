@@ -242,6 +242,46 @@ bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
   Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
 }
 
+// Connects to IP:PORT and reads the greeting, then tries to turn the socket
+// into something else: dissolves the connection (connect with AF_UNSPEC)
+// and listens on it. In egress mode a connection that ward made directly
+// from its own namespace (net/connect_notify.h) must not become a listener
+// (or a connection) there.
+[[noreturn]] void CmdDirectDisconnectListen(const std::string& ip, long port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  char buf[64];
+  ssize_t n = read(s, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  std::string content = Clean(std::string(buf, static_cast<size_t>(n)));
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  if (connect(s, &unspec, sizeof unspec) != 0) Fail(errno, "step=disconnect content=" + content);
+  if (listen(s, 1) != 0) Fail(errno, "step=listen content=" + content);
+  Ok("content=" + content);
+}
+
+// A TCP Fast Open connect: sendto() with MSG_FASTOPEN connects and sends in
+// one call, then reads the greeting.
+[[noreturn]] void CmdTfoSendto(const std::string& ip, long port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
+  if (sendto(s, "x", 1, MSG_FASTOPEN, reinterpret_cast<sockaddr*>(&a), sizeof a) != 1) Fail(errno, "step=sendto");
+  char buf[64];
+  ssize_t n = read(s, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
 // Listens on 127.0.0.1 and connects to itself: the loopback a sandbox with
 // "network": "none" is meant to keep.
 // Asks nf_tables to delete ward's table ("inet ward"): what a workload
@@ -768,6 +808,8 @@ int Main(int argc, char** argv) {
 
   // Network.
   if (cmd == "connect-tcp") CmdConnectTcp(arg(2), Num(arg(3)));
+  if (cmd == "direct-disconnect-listen") CmdDirectDisconnectListen(arg(2), Num(arg(3)));
+  if (cmd == "tfo-sendto") CmdTfoSendto(arg(2), Num(arg(3)));
   if (cmd == "nft-delete-table") CmdNftDeleteTable(has(2, "own-netns"));
   if (cmd == "connect-abstract") CmdConnectAbstract(arg(2));
   if (cmd == "loopback") CmdLoopback();

@@ -649,7 +649,10 @@ def cidr_allow(t):
             "python connect to 10.20.1.5:5432: expected the echo, got %s" % json.dumps(r.s[0]), r)
     t.check(r.s[1].get("rc") == 0 and ("ECHO %s" % t3) in r.s[1].get("stdout", ""),
             "nc 10.20.1.5 5432: expected the echo, got %s" % json.dumps(r.s[1]), r)
-    t.event(r, "10.20.1.5:5432", kind="tcp", address="10.20.1.5", port=5432, decision=ALLOW, rule=R_CIDR)
+    # The deny rule names a domain, so a name in the first bytes could still
+    # deny: the proxy reads them (no direct socket).
+    t.event(r, "10.20.1.5:5432", kind="tcp", address="10.20.1.5", port=5432, decision=ALLOW, rule=R_CIDR,
+            detail=lambda d: "direct" not in (d or ""))
     t.sock_reset(r, 2, "python connect to 10.20.1.5:5433")
     t.event(r, "10.20.1.5:5433", kind="tcp", address="10.20.1.5", port=5433, decision=DENY, rule=IS_DEFAULT_RULE)
     t.no_conn(r, "10.20.1.5", 5433, "10.20.1.5:5433")
@@ -658,7 +661,8 @@ def cidr_allow(t):
     c = s.run(t, s.policy(["10.20.0.0/16:5432-5433"]), [tcp("10.20.1.5", 5433, t4)])
     t.check(c.s[0].get("ok") and t4 in c.s[0].get("data", ""),
             "control: 10.20.1.5:5433 under 10.20.0.0/16:5432-5433, got %s" % json.dumps(c.s[0]), c)
-    t.event(c, "control", kind="tcp", address="10.20.1.5", port=5433, decision=ALLOW, rule="10.20.0.0/16:5432-5433")
+    t.event(c, "control", kind="tcp", address="10.20.1.5", port=5433, decision=ALLOW, rule="10.20.0.0/16:5432-5433",
+            detail="direct")
 
 
 @case
@@ -951,7 +955,7 @@ def host_loopback(t):
     ])
     t.curl_ok(b, 0, t4, "WARD-HTTP-OK", "curl -4 http://host.ward.internal:8080 with the rule", ["local=127.0.0.1:8080"])
     t.event(b, "host.ward.internal:8080", kind="tcp", domain="host.ward.internal", port=8080, decision=ALLOW,
-            rule="host.ward.internal:8080")
+            rule="host.ward.internal:8080", detail="host-loopback; direct")
     # (curl tries both gateway addresses; when both resets beat its connect()
     # check it says "Couldn't connect", exit 7: see curl_reset.)
     t.curl_reset(b, 1, "host.ward.internal:8081 (no rule for that port)")
@@ -969,6 +973,48 @@ def host_loopback(t):
         curl("http://host.ward.internal:8080/" + t7)])
     t.curl_ok(c, 0, t7, "WARD-HTTP-OK", "curl http://host.ward.internal:8080 (default address family, IPv6 "
               "preferred) to a host service on 127.0.0.1 only", ["local=127.0.0.1:8080"])
+
+
+@case
+def direct_sockets(t):
+    """A connection whose decision no first bytes can change (an address
+    rule with no deny rule naming a domain) gets a socket ward connected
+    from its own namespace (net/connect_notify.h); with a domain deny rule
+    the same connection goes through the proxy, which reads the SNI. Either
+    way only what the rules allow is reached."""
+    s = t.suite
+    t1, t2, t3, t4, t5 = (t.tok() for _ in range(5))
+    r = s.run(t, s.policy(["10.20.0.0/16:5432", "10.99.0.10:443"]), [
+        tcp("10.20.1.5", 5432, t1),
+        run("sh", "-c", "printf '%s\\n' | nc -N -w 5 10.20.1.5 5432" % t2),
+        tcp("10.20.1.5", 5433, t3),
+        curl("https://denied.test/" + t4, "--resolve", "denied.test:443:10.99.0.10"),
+    ])
+    t.check(r.s[0].get("ok") and ("ECHO %s local=10.20.1.5:5432" % t1) in r.s[0].get("data", ""),
+            "python connect to 10.20.1.5:5432: expected the echo, got %s" % json.dumps(r.s[0]), r)
+    t.check(r.s[1].get("rc") == 0 and ("ECHO %s" % t2) in r.s[1].get("stdout", ""),
+            "nc 10.20.1.5 5432: expected the echo, got %s" % json.dumps(r.s[1]), r)
+    m = t.event(r, "10.20.1.5:5432 direct", kind="tcp", address="10.20.1.5", port=5432, decision=ALLOW, rule=R_CIDR,
+                detail="direct")
+    t.check(len(m) == 2, "one direct event per connection (python, nc), got %s" % json.dumps(m), r)
+    t.no_event(r, "no 5432 connection through the proxy", port=5432, detail=lambda d: d != "direct")
+    # Not allowed: the proxy refuses it as before (the direct way is only
+    # ever taken for an allow).
+    t.sock_reset(r, 2, "python connect to 10.20.1.5:5433")
+    t.event(r, "10.20.1.5:5433", kind="tcp", address="10.20.1.5", port=5433, decision=DENY, rule=IS_DEFAULT_RULE)
+    t.never_reached(r, t3, "10.20.1.5:5433")
+    # An address rule and no deny rule: no name can change the decision, so
+    # the SNI is not read, and the allowed address serves whatever name.
+    t.curl_ok(r, 3, t4, "WARD-HTTPS-OK", "SNI denied.test to 10.99.0.10 under the address rule alone")
+    t.event(r, "10.99.0.10:443 direct", kind="tcp", address="10.99.0.10", port=443, decision=ALLOW,
+            rule="10.99.0.10:443", detail="direct")
+    # With a deny rule naming a domain, the same connection is read first.
+    d = s.run(t, s.policy(["10.20.0.0/16:5432", "10.99.0.10:443"], ["denied.test"]), [
+        curl("https://denied.test/" + t5, "--resolve", "denied.test:443:10.99.0.10"),
+    ])
+    t.curl_reset(d, 0, "SNI denied.test to 10.99.0.10 with the deny rule")
+    t.event(d, "SNI denied.test", kind="tcp", domain="denied.test", decision=DENY, rule="denied.test")
+    t.never_reached(d, t5, "denied by SNI")
 
 
 @case

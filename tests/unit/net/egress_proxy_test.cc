@@ -207,6 +207,27 @@ TEST(TcpDecision, LoopbackIsNeverOpenedByAnAddressRule) {
   EXPECT_TRUE(DecideTcp(Policy({"169.254.169.254:8080"}), std::nullopt, "", {}, Ip("169.254.169.254"), 8080).allowed);
 }
 
+// The condition for a direct socket (net/connect_notify.h): the address
+// alone is allowed and no deny rule names a domain on that port.
+TEST(TcpDecision, FirstBytesCanMatterUnlessTheAddressAloneDecides) {
+  const IpAddress a = Ip("10.20.1.5");
+  // The address alone is allowed, and nothing can deny a name: they cannot.
+  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16:5432"}), a, 5432));
+  EXPECT_FALSE(FirstBytesCanMatter(Policy({}, {}, /*default_allow=*/true), a, 5432));
+  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"10.20.9.0/24"}), a, 5432));  // an address deny decided already
+  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"evil.test:443"}), a, 5432));  // a deny for another port
+  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"udp://evil.test"}), a, 5432));  // udp only
+  // Otherwise they can.
+  EXPECT_TRUE(FirstBytesCanMatter(Policy({"10.20.0.0/16:5433"}), a, 5432));                  // not allowed by address
+  EXPECT_TRUE(FirstBytesCanMatter(Policy({"db.test:5432"}), a, 5432));                       // a name must allow it
+  EXPECT_TRUE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"evil.test"}), a, 5432));        // a name may deny it
+  EXPECT_TRUE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"*.evil.test:5432"}), a, 5432));
+  EXPECT_TRUE(FirstBytesCanMatter(Policy({}, {"evil.test"}, /*default_allow=*/true), a, 5432));
+  // The rebinding guard: a broad rule does not open a link-local address.
+  EXPECT_TRUE(FirstBytesCanMatter(Policy({"0.0.0.0/0"}), Ip("169.254.169.254"), 80));
+  EXPECT_FALSE(FirstBytesCanMatter(Policy({"169.254.169.254:80"}), Ip("169.254.169.254"), 80));
+}
+
 TEST(SniffFirstBytes, NamesAndRefusals) {
   FirstBytes f = SniffFirstBytes(ClientHello("Allowed.Test"));
   EXPECT_EQ(f.status, FirstBytes::Status::kName);
