@@ -181,6 +181,9 @@ int ConnectOne(int fd, int domain, const IpAddress& target, uint16_t port, int t
   int err = 0;
   socklen_t elen = sizeof err;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
+  // Connected: one more connect() moves the socket to the state a blocking
+  // connect() leaves it in (a later connect() says EISCONN).
+  if (err == 0) (void)connect(fd, reinterpret_cast<sockaddr*>(&sa), len);
   return err;
 }
 
@@ -233,7 +236,7 @@ class Server : public std::enable_shared_from_this<Server> {
     // Checked after opening the pidfd: the thread id still names the caller.
     if (!pidfd.valid() || !StillWaiting(n)) return;
     UniqueFd sock(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(n.args[0]), 0)));
-    if (!sock.valid()) return Answer(n, errno == EBADF ? EBADF : errno);
+    if (!sock.valid()) return Answer(n, errno);
     struct stat st{};
     if (fstat(sock.get(), &st) != 0 || !S_ISSOCK(st.st_mode)) return Answer(n, ENOTSOCK);
     uint64_t netns = NetnsCookie(sock.get());
@@ -295,8 +298,36 @@ class Server : public std::enable_shared_from_this<Server> {
   // The program's own socket, connected as the program asked: in the
   // sandbox's namespace, where the redirect takes it to the proxy.
   void ConnectInSandbox(ConnectJob& job) {
-    int r = connect(job.sock.get(), reinterpret_cast<sockaddr*>(&job.address), job.address_len);
-    Answer(job.notice, r == 0 ? 0 : errno);
+    int fd = job.sock.get();
+    auto* sa = reinterpret_cast<sockaddr*>(&job.address);
+    if (!job.blocking) {
+      int r = connect(fd, sa, job.address_len);
+      return Answer(job.notice, r == 0 ? 0 : errno);
+    }
+    // A blocking socket: connected without blocking here, so that Stop()
+    // can end the wait (the program's own call could take minutes on a
+    // full listen queue). The descriptor's O_NONBLOCK is shared with the
+    // program, whose connect() is waiting for this answer; it is restored
+    // at once.
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return Answer(job.notice, errno);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    int r = connect(fd, sa, job.address_len);
+    int err = r == 0 ? 0 : errno;
+    fcntl(fd, F_SETFL, flags);
+    if (err == EINPROGRESS) {
+      if (WaitFor(fd, POLLOUT, stop_fd_, -1) != WaitStatus::kReady) return Answer(job.notice, ECONNABORTED);
+      socklen_t elen = sizeof err;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
+      if (err == 0) {
+        (void)connect(fd, sa, job.address_len);  // to the connected state, as a blocking connect() leaves it
+      } else {
+        sockaddr unspec{};
+        unspec.sa_family = AF_UNSPEC;
+        (void)connect(fd, &unspec, sizeof unspec);  // unconnected again, as a failed blocking connect() leaves it
+      }
+    }
+    Answer(job.notice, err);
   }
 
   void ConnectDirect(ConnectJob& job) {
