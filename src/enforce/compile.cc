@@ -11,6 +11,7 @@
 #include <set>
 
 #include "base/errors.h"
+#include "enforce/seccomp.h"
 #include "policy/paths.h"
 
 namespace ward {
@@ -382,6 +383,9 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
     // keeps the workload from connecting TCP sockets itself (ABI 4); without
     // it every connection goes through the proxy.
     if (landlock_abi < 4) plan.egress->connect_notify.clear();
+  }
+  if (plan.new_net && (!plan.egress || plan.egress->connect_notify.empty())) {
+    plan.seccomp_net = BuildNetworkFilter(NetworkFilter::kIsolated);
   }
   Layout layout(plan);
   std::vector<std::pair<std::string, std::string>> links;

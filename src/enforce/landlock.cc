@@ -17,6 +17,7 @@ namespace {
 // include/uapi/linux/landlock.h).
 constexpr uint64_t kTruncate = 1ULL << 14;  // ABI 3
 constexpr uint64_t kIoctlDev = 1ULL << 15;  // ABI 5
+constexpr uint64_t kBindTcp = 1ULL << 0;            // ABI 4: LANDLOCK_ACCESS_NET_BIND_TCP
 constexpr uint64_t kConnectTcp = 1ULL << 1;         // ABI 4: LANDLOCK_ACCESS_NET_CONNECT_TCP
 constexpr uint64_t kScopeAbstractUnix = 1ULL << 0;  // ABI 6
 constexpr uint64_t kScopeSignal = 1ULL << 1;        // ABI 6
@@ -68,13 +69,13 @@ Result<UniqueFd> BuildLandlockRuleset(const LaunchPlan& plan) {
   // Scoping (ABI 6): the workload cannot signal processes outside its
   // landlock domain, nor connect to abstract unix sockets created outside.
   if (plan.landlock_abi >= 6) attr.scoped = kScopeAbstractUnix | kScopeSignal;
-  // Egress mode with direct sockets: the workload may not connect a TCP
-  // socket itself (no rule allows a port). Its connect() calls wait in the
-  // supervisor (seccomp user notification), which connects for it; this is
-  // what keeps a socket ward connected from the host's namespace from ever
-  // being connected again by the kernel on the workload's behalf (see
-  // net/connect_notify.h).
-  if (plan.egress && !plan.egress->connect_notify.empty()) attr.handled_access_net = kConnectTcp;
+  // Egress mode with direct sockets: the workload may not bind or connect a
+  // TCP socket itself (no rule allows a port). Its bind() and connect()
+  // calls wait in the supervisor (seccomp user notification), which makes
+  // them for it; this is what keeps a socket ward connected from the host's
+  // namespace from ever being bound or connected again by the kernel on the
+  // workload's behalf (see net/connect_notify.h).
+  if (plan.egress && !plan.egress->connect_notify.empty()) attr.handled_access_net = kBindTcp | kConnectTcp;
   size_t size = plan.landlock_abi >= 6 ? sizeof attr : plan.landlock_abi >= 4 ? 16 : 8;
   UniqueFd ruleset(CreateRuleset(&attr, size, 0));
   if (!ruleset.valid()) return SysError("landlock_create_ruleset", "abi " + std::to_string(plan.landlock_abi));

@@ -99,6 +99,7 @@ struct ChildContext {
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
   const sock_fprog* seccomp;
   const sock_fprog* seccomp_extra;
+  const sock_fprog* seccomp_net;
   char* const* argv;
   char* const* envp;
   Record phases[kPhCount];
@@ -339,6 +340,9 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (c.seccomp_extra->len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp_extra) != 0) {
     ChildFail(c, kStepSeccomp, errno);
   }
+  if (c.seccomp_net->len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp_net) != 0) {
+    ChildFail(c, kStepSeccomp, errno);
+  }
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp) != 0) ChildFail(c, kStepSeccomp, errno);
   Mark(c, kPhSeccomp);
   // The workload starts only once the supervisor serves the listeners: it
@@ -464,6 +468,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   sock_fprog prog{static_cast<unsigned short>(plan.seccomp.size()), const_cast<sock_filter*>(plan.seccomp.data())};
   sock_fprog extra{static_cast<unsigned short>(plan.seccomp_extra.size()),
                    const_cast<sock_filter*>(plan.seccomp_extra.data())};
+  sock_fprog net{static_cast<unsigned short>(plan.seccomp_net.size()), const_cast<sock_filter*>(plan.seccomp_net.data())};
 
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return SysError("pipe2", "report");
@@ -516,6 +521,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.egress_channel = egress_child.get();
   ctx.seccomp = &prog;
   ctx.seccomp_extra = &extra;
+  ctx.seccomp_net = &net;
   ctx.argv = argv.data();
   ctx.envp = envp.data();
 

@@ -308,7 +308,7 @@ EgressNetnsPlan BuildEgressNetnsPlan() {
   BuildLinks(plan.links);
   BuildNftables(plan.nftables);
   BuildNflog(plan.nflog);
-  plan.connect_notify = BuildConnectNotifyFilter();
+  plan.connect_notify = BuildNetworkFilter(NetworkFilter::kEgress);
   return plan;
 }
 

@@ -19,7 +19,7 @@ struct EgressNetnsPlan {
   NetlinkBatch links;     // NETLINK_ROUTE: veth pair, addresses, default routes
   NetlinkBatch nftables;  // NETLINK_NETFILTER: one batch creating table inet "ward"
   NetlinkBatch nflog;     // NETLINK_NETFILTER: binds the socket that reports dropped packets
-  // BuildConnectNotifyFilter(): loaded by SendEgressListeners, its listener
+  // BuildNetworkFilter(kEgress): loaded by SendEgressListeners, its listener
   // handed over with the others. Empty: none (tests of the redirect alone).
   std::vector<sock_filter> connect_notify;
 };

@@ -85,6 +85,10 @@ struct LaunchPlan {
   int landlock_abi = 0;       // 0: landlock not applied
   std::vector<sock_filter> seccomp;       // the BPF program (libseccomp)
   std::vector<sock_filter> seccomp_extra; // a second program (personality)
+  // BuildNetworkFilter(kIsolated) for a sandbox with its own network
+  // namespace whose egress filter (with the same socket() rules) is not
+  // loaded; empty otherwise.
+  std::vector<sock_filter> seccomp_net;
   std::vector<RlimitOp> rlimits;
   std::string uid_map, gid_map;
   int last_cap = 40;

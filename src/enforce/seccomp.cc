@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <map>
 #include <memory>
 
 #include "base/errors.h"
@@ -128,35 +131,139 @@ std::vector<sock_filter> BuildPersonalityFilter() {
   };
 }
 
-// The egress mode's third filter (see seccomp.h). Raw BPF like the one
-// above: a few comparisons, built before clone() without libseccomp.
-std::vector<sock_filter> BuildConnectNotifyFilter() {
-  constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
-  constexpr uint32_t kConnect = 42, kSendto = 44, kSendmsg = 46, kListen = 50, kSendmmsg = 307;  // x86_64
-  constexpr uint32_t kArg2Lo = 16 + 2 * 8, kArg3Lo = 16 + 3 * 8;  // offsetof(seccomp_data, args[i]), low half
-  constexpr uint32_t kAllow = 0x7fff0000U;                          // SECCOMP_RET_ALLOW
-  constexpr uint32_t kNotify = 0x7fc00000U;                         // SECCOMP_RET_USER_NOTIF
-  constexpr uint32_t kNoFastOpen = 0x00050000U | EOPNOTSUPP;        // SECCOMP_RET_ERRNO | EOPNOTSUPP
-  constexpr uint32_t kFastOpen = 0x20000000;                        // MSG_FASTOPEN
-  return {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4),  // arch
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArchX86_64, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, kAllow),  // other arches: the main filter kills
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),  // nr (x32 numbers match none: the main filter kills)
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kConnect, 5, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kListen, 4, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSendto, 4, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSendmmsg, 3, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSendmsg, 4, 0),
-      BPF_STMT(BPF_RET | BPF_K, kAllow),
-      BPF_STMT(BPF_RET | BPF_K, kNotify),           // connect, listen
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArg3Lo),  // sendto, sendmmsg: flags
-      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, kFastOpen, 3, 2),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArg2Lo),  // sendmsg: flags
-      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, kFastOpen, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, kAllow),
-      BPF_STMT(BPF_RET | BPF_K, kNoFastOpen),
+namespace {
+
+// A little BPF assembler with named forward jumps, for the network filter
+// below: its jump offsets would be error-prone to count by hand.
+class BpfProgram {
+ public:
+  void Load(uint32_t offset) { code_.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offset)); }
+  void Return(uint32_t action) { code_.push_back(BPF_STMT(BPF_RET | BPF_K, action)); }
+  // Jumps to `label` if the accumulator == k (jeq), >= k (jge) or has a bit
+  // of k set (jset); falls through otherwise. JumpUnless: the opposite.
+  void JumpIf(uint16_t op, uint32_t k, const std::string& label) { Jump(op, k, label, true); }
+  void JumpUnless(uint16_t op, uint32_t k, const std::string& label) { Jump(op, k, label, false); }
+  void Label(const std::string& name) { labels_[name] = code_.size(); }
+  std::vector<sock_filter> Finish() {
+    for (const Fixup& f : fixups_) {
+      size_t target = labels_.at(f.label);
+      uint8_t offset = static_cast<uint8_t>(target - f.at - 1);  // forward only, < 256: a short program
+      (f.when_true ? code_[f.at].jt : code_[f.at].jf) = offset;
+    }
+    return code_;
+  }
+
+ private:
+  struct Fixup {
+    size_t at;
+    std::string label;
+    bool when_true;
   };
+  void Jump(uint16_t op, uint32_t k, const std::string& label, bool when_true) {
+    fixups_.push_back({code_.size(), label, when_true});
+    code_.push_back(BPF_JUMP(BPF_JMP | op | BPF_K, k, 0, 0));
+  }
+  std::vector<sock_filter> code_;
+  std::map<std::string, size_t> labels_;
+  std::vector<Fixup> fixups_;
+};
+
+}  // namespace
+
+// Written as raw BPF (with the assembler above) rather than with libseccomp:
+// it is built before clone() on every run, and its tests of flag bits and
+// ranges are a few instructions.
+std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
+  constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
+  // x86_64 system call numbers.
+  constexpr uint32_t kIoctl = 16, kSocket = 41, kConnect = 42, kSendto = 44, kSendmsg = 46, kBind = 49,
+                     kListen = 50, kSetsockopt = 54, kSendmmsg = 307;
+  auto arg = [](int i) { return static_cast<uint32_t>(16 + 8 * i); };  // offsetof(seccomp_data, args[i]), low half
+  constexpr uint32_t kAllow = 0x7fff0000U;   // SECCOMP_RET_ALLOW
+  constexpr uint32_t kNotify = 0x7fc00000U;  // SECCOMP_RET_USER_NOTIF
+  auto errno_ret = [](int e) { return 0x00050000U | static_cast<uint32_t>(e); };  // SECCOMP_RET_ERRNO
+  constexpr uint32_t kIpprotoSmc = 256;      // socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), Linux 6.11
+  constexpr uint32_t kFastOpen = 0x20000000; // MSG_FASTOPEN
+  constexpr uint32_t kSolTcp = 6, kTcpUlp = 31;
+  constexpr uint32_t kSiocOutqNsd = 0x894b;  // a socket's unsent bytes: harmless, used by servers
+  const bool egress = kind == NetworkFilter::kEgress;
+
+  BpfProgram p;
+  p.Load(4);  // arch
+  p.JumpUnless(BPF_JEQ, kArchX86_64, "allow");  // other arches: the main filter kills
+  p.Load(0);  // nr (x32 numbers match none of these: the main filter kills)
+  p.JumpIf(BPF_JEQ, kSocket, "socket");
+  if (egress) {
+    p.JumpIf(BPF_JEQ, kConnect, "notify");
+    p.JumpIf(BPF_JEQ, kBind, "notify");
+    p.JumpIf(BPF_JEQ, kListen, "notify");
+    p.JumpIf(BPF_JEQ, kSendto, "flags-arg3");
+    p.JumpIf(BPF_JEQ, kSendmmsg, "flags-arg3");
+    p.JumpIf(BPF_JEQ, kSendmsg, "flags-arg2");
+    p.JumpIf(BPF_JEQ, kSetsockopt, "setsockopt");
+    p.JumpIf(BPF_JEQ, kIoctl, "ioctl");
+  }
+  p.Label("allow");
+  p.Return(kAllow);
+
+  // socket(): the families that stay inside the sandbox's network namespace
+  // and its filesystem. Others are not namespaced (AF_VSOCK reaches the
+  // hypervisor's services), or could wrap a TCP connection in a protocol no
+  // connect() rule sees (AF_SMC, IPPROTO_SMC).
+  p.Label("socket");
+  p.Load(arg(0));
+  p.JumpIf(BPF_JEQ, AF_UNIX, "socket-protocol");
+  p.JumpIf(BPF_JEQ, AF_INET, "socket-protocol");
+  p.JumpIf(BPF_JEQ, AF_INET6, "socket-protocol");
+  p.JumpIf(BPF_JEQ, AF_NETLINK, "allow-socket");
+  p.Return(errno_ret(EAFNOSUPPORT));
+  p.Label("socket-protocol");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, kIpprotoSmc, "no-protocol");
+  p.Label("allow-socket");
+  p.Return(kAllow);
+  p.Label("no-protocol");
+  p.Return(errno_ret(EPROTONOSUPPORT));
+  if (!egress) return p.Finish();
+
+  p.Label("notify");  // connect, bind, listen: made by ward (net/connect_notify.h)
+  p.Return(kNotify);
+  p.Label("flags-arg3");  // sendto, sendmmsg: a connect inside a send
+  p.Load(arg(3));
+  p.JumpIf(BPF_JSET, kFastOpen, "no-fastopen");
+  p.Return(kAllow);
+  p.Label("flags-arg2");  // sendmsg
+  p.Load(arg(2));
+  p.JumpIf(BPF_JSET, kFastOpen, "no-fastopen");
+  p.Return(kAllow);
+  p.Label("no-fastopen");
+  p.Return(errno_ret(EOPNOTSUPP));
+  // setsockopt(SOL_TCP, TCP_ULP): turns a TCP socket into another protocol
+  // (smc, tls), one a later connect() would not be judged as TCP.
+  p.Label("setsockopt");
+  p.Load(arg(1));
+  p.JumpUnless(BPF_JEQ, kSolTcp, "allow-setsockopt");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, kTcpUlp, "no-ulp");
+  p.Label("allow-setsockopt");
+  p.Return(kAllow);
+  p.Label("no-ulp");
+  p.Return(errno_ret(EPERM));
+  // ioctl: the interface, route and ARP requests (0x8910-0x89ff) and the
+  // wireless ones (0x8b00-0x8bff) act on a socket's namespace; on a direct
+  // socket that is the host's (its interfaces, addresses, MACs, neighbours).
+  p.Label("ioctl");
+  p.Load(arg(1));
+  p.JumpIf(BPF_JEQ, kSiocOutqNsd, "allow-ioctl");
+  p.JumpUnless(BPF_JGE, 0x8910, "allow-ioctl");
+  p.JumpUnless(BPF_JGE, 0x8a00, "no-ioctl");
+  p.JumpUnless(BPF_JGE, 0x8b00, "allow-ioctl");
+  p.JumpUnless(BPF_JGE, 0x8c00, "no-ioctl");
+  p.Label("allow-ioctl");
+  p.Return(kAllow);
+  p.Label("no-ioctl");
+  p.Return(errno_ret(EPERM));
+  return p.Finish();
 }
 
 const std::vector<SeccompRule>& SeccompDenyList() {

@@ -3,6 +3,8 @@
 
 #include <linux/filter.h>
 
+#include <cstdint>
+
 #include <string>
 #include <vector>
 
@@ -31,11 +33,18 @@ const std::vector<sock_filter>& EmbeddedSeccompFilter();
 // The second, hand-written filter for personality(2) (see seccomp.cc).
 std::vector<sock_filter> BuildPersonalityFilter();
 
-// Egress mode only: the filter whose user-notification listener the
-// supervisor serves (net/connect_notify.h). connect() and listen() wait for
-// the supervisor's answer; sendto/sendmsg/sendmmsg with MSG_FASTOPEN (a
-// connect hidden in a send) fail with EOPNOTSUPP. Everything else passes
-// (to the other filters).
-std::vector<sock_filter> BuildConnectNotifyFilter();
+// The filter of a sandbox with its own network namespace ("none" or
+// egress). kIsolated: socket() only for AF_UNIX, AF_INET, AF_INET6 and
+// AF_NETLINK (others fail with EAFNOSUPPORT: AF_VSOCK is not namespaced,
+// AF_SMC wraps TCP), and never with IPPROTO_SMC. kEgress, loaded with a
+// user-notification listener the supervisor serves (net/connect_notify.h),
+// adds: connect(), bind() and listen() wait for the supervisor's answer;
+// sendto/sendmsg/sendmmsg with MSG_FASTOPEN (a connect hidden in a send)
+// fail with EOPNOTSUPP; setsockopt(SOL_TCP, TCP_ULP) fails with EPERM; the
+// interface, route, ARP and wireless ioctls (0x8910-0x89ff but SIOCOUTQNSD,
+// 0x8b00-0x8bff) fail with EPERM. Everything else passes (to the other
+// filters).
+enum class NetworkFilter : uint8_t { kIsolated, kEgress };
+std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind);
 
 }  // namespace ward

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -53,11 +55,18 @@ void Answer(const Notice& n, int error, bool continue_call = false) {
   (void)ioctl(n.notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &r);
 }
 
+pid_t ThreadGroupOf(pid_t tid);
+
 UniqueFd OpenPidfd(pid_t tid) {
   // The notification names the calling thread; a thread pidfd reaches the
-  // same descriptor table and memory.
+  // same descriptor table and memory. Before Linux 6.9 (no PIDFD_THREAD)
+  // the process's pidfd does (its threads share its descriptors).
   UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, tid, kPidfdThread)));
-  if (!fd.valid() && errno == EINVAL) fd.Reset(static_cast<int>(syscall(SYS_pidfd_open, tid, 0)));
+  if (!fd.valid() && errno == EINVAL) {
+    pid_t tgid = ThreadGroupOf(tid);
+    if (tgid > 0) fd.Reset(static_cast<int>(syscall(SYS_pidfd_open, tgid, 0)));
+    if (tgid <= 0) errno = ESRCH;
+  }
   return fd;
 }
 
@@ -92,8 +101,9 @@ int IntOption(int fd, int level, int name) {
 // The options a program may set before connect() that shape the connection
 // it gets. Copied to the direct socket where they differ from a new
 // socket's: every other option can still be set on the socket it ends up
-// with. Not copied: TCP_FASTOPEN_CONNECT (ward connects before returning),
-// SO_BINDTODEVICE and a bound address (such sockets take the proxy's way).
+// with. Not copied: TCP_FASTOPEN_CONNECT (ward connects before returning).
+// A socket bound to an address or port takes the proxy's way (IsBound);
+// SO_BINDTODEVICE needs a capability the program does not hold.
 struct OptionSpec {
   int level, name;
 };
@@ -189,13 +199,36 @@ int ConnectOne(int fd, int domain, const IpAddress& target, uint16_t port, int t
 
 struct ConnectJob {
   Notice notice;
-  UniqueFd sock;  // the program's socket (our copy of its descriptor)
+  UniqueFd sock;  // the program's socket (ward's copy of its descriptor)
   int domain = AF_INET;
-  bool blocking = true;
   sockaddr_storage address{};
   socklen_t address_len = 0;
   std::optional<DirectPlan> plan;
 };
+
+// The port a bind() asks for: at the same offset in sockaddr_in and
+// sockaddr_in6 (and in the AF_UNSPEC form an IPv4 socket accepts).
+uint16_t RequestedPort(const sockaddr_storage& sa, socklen_t len) {
+  if (len < 4) return 0;
+  uint16_t port;
+  memcpy(&port, reinterpret_cast<const char*>(&sa) + 2, sizeof port);
+  return ntohs(port);
+}
+
+pid_t ThreadGroupOf(pid_t tid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", tid);
+  UniqueFd f(open(path, O_RDONLY | O_CLOEXEC));
+  if (!f.valid()) return -1;
+  char buf[2048];
+  ssize_t n = read(f.get(), buf, sizeof buf - 1);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char* tgid = strstr(buf, "\nTgid:");
+  return tgid ? static_cast<pid_t>(strtol(tgid + 6, nullptr, 10)) : -1;
+}
+
+constexpr int kMaxWorkers = 256;  // connect() calls waited for at once
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
@@ -231,36 +264,40 @@ class Server : public std::enable_shared_from_this<Server> {
   }
 
  private:
+  // Runs on the notification thread and never blocks: what must wait (a
+  // handshake) waits on a worker.
   void Handle(const Notice& n) {
     UniqueFd pidfd = OpenPidfd(n.pid);
+    int open_errno = errno;
     // Checked after opening the pidfd: the thread id still names the caller.
-    if (!pidfd.valid() || !StillWaiting(n)) return;
+    if (!StillWaiting(n)) return;
+    if (!pidfd.valid()) return Answer(n, open_errno);
     UniqueFd sock(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(n.args[0]), 0)));
     if (!sock.valid()) return Answer(n, errno);
     struct stat st{};
     if (fstat(sock.get(), &st) != 0 || !S_ISSOCK(st.st_mode)) return Answer(n, ENOTSOCK);
     uint64_t netns = NetnsCookie(sock.get());
-    bool in_sandbox = netns != 0 && netns == sandbox_netns_;
-    if (n.nr == SYS_listen) {
-      if (!in_sandbox) {
-        RecordRefused("listen() on a socket ward connected directly: refused (it would listen outside the sandbox)");
-        return Answer(n, EINVAL);
-      }
-      return Answer(n, listen(sock.get(), static_cast<int>(n.args[1])) == 0 ? 0 : errno);
+    if (netns == 0 || netns != sandbox_netns_) {
+      // A socket ward connected from its own namespace (a direct socket):
+      // it stays the one connection ward made. Never listening, bound or
+      // connected again there (nor dissolved with AF_UNSPEC).
+      const char* call = n.nr == SYS_listen ? "listen()" : n.nr == SYS_bind ? "bind()" : "connect()";
+      RecordRefused(std::string(call) + " on a socket ward already connected directly: refused");
+      return Answer(n, n.nr == SYS_connect ? EISCONN : EINVAL);
     }
-    if (n.nr != SYS_connect) return Answer(n, ENOSYS);
-    if (!in_sandbox) {
-      // A socket ward connected from its own namespace: never connected
-      // again (nor disconnected with AF_UNSPEC), whatever the address.
-      RecordRefused("connect() on a socket ward already connected directly: refused");
-      return Answer(n, EISCONN);
-    }
-    int domain = IntOption(sock.get(), SOL_SOCKET, SO_DOMAIN);
-    bool tcp = (domain == AF_INET || domain == AF_INET6) && IntOption(sock.get(), SOL_SOCKET, SO_TYPE) == SOCK_STREAM &&
-               IntOption(sock.get(), SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP;
-    if (!tcp) return Answer(n, 0, /*continue_call=*/true);  // the kernel connects it, in the sandbox's namespace
+    if (n.nr == SYS_listen) return Answer(n, listen(sock.get(), static_cast<int>(n.args[1])) == 0 ? 0 : errno);
+    if (n.nr != SYS_connect && n.nr != SYS_bind) return Answer(n, ENOSYS);
 
-    // TCP: ward connects, on its own copy of the address.
+    int domain = IntOption(sock.get(), SOL_SOCKET, SO_DOMAIN);
+    if (domain != AF_INET && domain != AF_INET6) {
+      // Unix, netlink: the kernel makes the call, in the sandbox's namespace
+      // and root (a unix socket path is resolved there, under landlock).
+      // Should another thread swap a direct socket into this descriptor
+      // meanwhile, landlock refuses it any TCP bind or connect.
+      return Answer(n, 0, /*continue_call=*/true);
+    }
+    // IPv4 and IPv6, every protocol: ward makes the call on the program's
+    // socket, with its own copy of the address.
     auto job = std::make_shared<ConnectJob>();
     job->notice = n;
     job->domain = domain;
@@ -270,62 +307,64 @@ class Server : public std::enable_shared_from_this<Server> {
       return Answer(n, EFAULT);
     }
     if (!StillWaiting(n)) return;  // the memory read was the caller's
-    int flags = fcntl(sock.get(), F_GETFL);
-    job->blocking = flags >= 0 && !(flags & O_NONBLOCK);
-    bool inet = (job->address.ss_family == AF_INET && domain == AF_INET && job->address_len >= sizeof(sockaddr_in)) ||
-                (job->address.ss_family == AF_INET6 && domain == AF_INET6 && job->address_len >= sizeof(sockaddr_in6));
-    if (inet && !IsBound(sock.get())) {
+    job->sock = std::move(sock);
+    if (n.nr == SYS_bind) return Bind(*job);
+
+    bool tcp = IntOption(job->sock.get(), SOL_SOCKET, SO_TYPE) == SOCK_STREAM &&
+               IntOption(job->sock.get(), SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP;
+    bool inet_address =
+        (job->address.ss_family == AF_INET && domain == AF_INET && job->address_len >= sizeof(sockaddr_in)) ||
+        (job->address.ss_family == AF_INET6 && domain == AF_INET6 && job->address_len >= sizeof(sockaddr_in6));
+    if (tcp && inet_address && !IsBound(job->sock.get())) {
       uint16_t port = 0;
       IpAddress dst = FromSockaddr(job->address, &port);
       job->plan = hooks_.PlanDirect(dst, port);
     }
-    job->sock = std::move(sock);
-    if (!job->plan && !job->blocking) return ConnectInSandbox(*job);  // returns at once
-    // Blocking, or a handshake to wait for: on a worker, so that one slow
-    // connect() does not hold up the others.
-    // The worker keeps this object alive: Run() may return (stopping) first.
-    if (!hooks_.SpawnWorker([self = shared_from_this(), job] { self->Work(*job); })) Answer(n, EAGAIN);
+    if (!job->plan) return ConnectInSandbox(job);
+    SpawnWorker(job, [this](ConnectJob& j) { ConnectDirect(j); });
   }
 
-  void Work(ConnectJob& job) {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);  // a signal to ward must not cut a connect() short
-    if (!job.plan) return ConnectInSandbox(job);
-    ConnectDirect(job);
+  // bind() of an IPv4/IPv6 socket: landlock refuses the workload TCP binds of
+  // its own. ward holds CAP_NET_BIND_SERVICE over the sandbox's namespace;
+  // the program does not, so ports below 1024 stay refused.
+  void Bind(ConnectJob& job) {
+    uint16_t port = RequestedPort(job.address, job.address_len);
+    if (port != 0 && port < 1024) return Answer(job.notice, EACCES);
+    int r = bind(job.sock.get(), reinterpret_cast<sockaddr*>(&job.address), job.address_len);
+    Answer(job.notice, r == 0 ? 0 : errno);
   }
 
   // The program's own socket, connected as the program asked: in the
-  // sandbox's namespace, where the redirect takes it to the proxy.
-  void ConnectInSandbox(ConnectJob& job) {
-    int fd = job.sock.get();
-    auto* sa = reinterpret_cast<sockaddr*>(&job.address);
-    if (!job.blocking) {
-      int r = connect(fd, sa, job.address_len);
-      return Answer(job.notice, r == 0 ? 0 : errno);
-    }
-    // A blocking socket: connected without blocking here, so that Stop()
-    // can end the wait (the program's own call could take minutes on a
-    // full listen queue). The descriptor's O_NONBLOCK is shared with the
-    // program, whose connect() is waiting for this answer; it is restored
-    // at once.
+  // sandbox's namespace, where the redirect takes a TCP connection to the
+  // proxy. Made non-blocking for the call (the descriptor's O_NONBLOCK is
+  // shared with the program, whose connect() waits for this answer; it is
+  // restored at once), so that this thread never waits; a blocking socket's
+  // handshake is waited for on a worker, where Stop() can end the wait.
+  void ConnectInSandbox(const std::shared_ptr<ConnectJob>& job) {
+    int fd = job->sock.get();
     int flags = fcntl(fd, F_GETFL);
-    if (flags < 0) return Answer(job.notice, errno);
+    if (flags < 0) return Answer(job->notice, errno);
     fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-    int r = connect(fd, sa, job.address_len);
+    int r = connect(fd, reinterpret_cast<sockaddr*>(&job->address), job->address_len);
     int err = r == 0 ? 0 : errno;
     fcntl(fd, F_SETFL, flags);
-    if (err == EINPROGRESS) {
-      if (WaitFor(fd, POLLOUT, stop_fd_, -1) != WaitStatus::kReady) return Answer(job.notice, ECONNABORTED);
-      socklen_t elen = sizeof err;
-      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
-      if (err == 0) {
-        (void)connect(fd, sa, job.address_len);  // to the connected state, as a blocking connect() leaves it
-      } else {
-        sockaddr unspec{};
-        unspec.sa_family = AF_UNSPEC;
-        (void)connect(fd, &unspec, sizeof unspec);  // unconnected again, as a failed blocking connect() leaves it
-      }
+    if (err != EINPROGRESS || (flags & O_NONBLOCK)) return Answer(job->notice, err);
+    SpawnWorker(job, [this](ConnectJob& j) { AwaitHandshake(j); });
+  }
+
+  void AwaitHandshake(ConnectJob& job) {
+    int fd = job.sock.get();
+    auto* sa = reinterpret_cast<sockaddr*>(&job.address);
+    if (WaitFor(fd, POLLOUT, stop_fd_, -1) != WaitStatus::kReady) return Answer(job.notice, ECONNABORTED);
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
+    if (err == 0) {
+      (void)connect(fd, sa, job.address_len);  // to the connected state, as a blocking connect() leaves it
+    } else {
+      sockaddr unspec{};
+      unspec.sa_family = AF_UNSPEC;
+      (void)connect(fd, &unspec, sizeof unspec);  // unconnected again, as a failed blocking connect() leaves it
     }
     Answer(job.notice, err);
   }
@@ -346,13 +385,18 @@ class Server : public std::enable_shared_from_this<Server> {
       if (err == 0) break;
       out.Reset();
     }
-    if (err != 0 && plan.proxy_on_failure) return ConnectInSandbox(job);
+    if (err != 0 && plan.proxy_on_failure) {
+      auto shared = std::make_shared<ConnectJob>(std::move(job));
+      shared->plan.reset();
+      return ConnectInSandbox(shared);  // a worker may spawn another: it returns at once
+    }
     if (err != 0) {
       ev.detail += "; connect: " + ErrnoName(err);
       hooks_.RecordEvent(std::move(ev));
       return Answer(job.notice, err);
     }
-    if (job.blocking) {
+    int flags = fcntl(job.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now
+    if (flags >= 0 && !(flags & O_NONBLOCK)) {
       int fl = fcntl(out.get(), F_GETFL);
       if (fl >= 0) fcntl(out.get(), F_SETFL, fl & ~O_NONBLOCK);
     }
@@ -363,14 +407,39 @@ class Server : public std::enable_shared_from_this<Server> {
     add.newfd = static_cast<uint32_t>(job.notice.args[0]);
     add.newfd_flags = CloseOnExec(job.notice.pid, static_cast<int>(job.notice.args[0])) ? O_CLOEXEC : 0;
     if (ioctl(job.notice.notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
-      // The call is gone (a signal interrupted it, or the caller died): the
-      // program keeps its unconnected socket.
-      ev.detail += "; abandoned: the connect() call ended before it was answered";
+      int add_errno = errno;
+      // ENOENT: the call is gone (a signal interrupted it, or the caller
+      // died); otherwise (EMFILE, ...) it fails with the reason. Either way
+      // the program keeps its own, unconnected socket.
+      ev.detail += "; not handed over: " + ErrnoName(add_errno);
       hooks_.RecordEvent(std::move(ev));
+      if (add_errno != ENOENT && StillWaiting(job.notice)) Answer(job.notice, add_errno);
       return;
     }
     hooks_.RecordEvent(std::move(ev));  // before the answer: whoever sees the connection finds the event
     Answer(job.notice, 0);
+  }
+
+  // Runs `fn(*job)` on a worker, at most kMaxWorkers at once: beyond that,
+  // or if no thread can start, the call fails with EAGAIN.
+  template <typename F>
+  void SpawnWorker(const std::shared_ptr<ConnectJob>& job, F fn) {
+    if (workers_.fetch_add(1) >= kMaxWorkers) {
+      workers_.fetch_sub(1);
+      return Answer(job->notice, EAGAIN);
+    }
+    // The worker keeps this object alive: Run() may return (stopping) first.
+    bool started = hooks_.SpawnWorker([self = shared_from_this(), job, fn] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);  // a signal to ward must not cut a connect() short
+      fn(*job);
+      self->workers_.fetch_sub(1);
+    });
+    if (!started) {
+      workers_.fetch_sub(1);
+      Answer(job->notice, EAGAIN);
+    }
   }
 
   void RecordRefused(std::string reason) {
@@ -387,6 +456,7 @@ class Server : public std::enable_shared_from_this<Server> {
   uint64_t sandbox_netns_;
   int connect_timeout_ms_;
   ConnectNotifyHooks& hooks_;
+  std::atomic<int> workers_{0};
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Direct sockets: the supervisor's side of the egress mode's seccomp user
-// notification (enforce/seccomp.h, BuildConnectNotifyFilter). Every
-// connect() and listen() the sandbox makes waits here for an answer.
+// notification (enforce/seccomp.h, BuildNetworkFilter(kEgress)). Every
+// connect(), bind() and listen() the sandbox makes waits here for an answer.
 //
 // Why: a connection through the proxy costs a second TCP stack traversal
 // and a relay for every byte; on two cores a download through any relay
@@ -10,28 +10,33 @@
 // loopback through host.ward.internal), ward connects a TCP socket from its
 // own namespace and puts it in the program's descriptor in place of the
 // program's socket (SECCOMP_IOCTL_NOTIF_ADDFD): the bytes then flow between
-// the program and the server with nothing in between. Every other TCP
-// connect() is made by ward on the program's own socket, in the sandbox's
-// namespace, where the redirect takes it to the proxy as before.
+// the program and the server with nothing in between. Every other connect()
+// of an IPv4/IPv6 socket is made by ward on the program's own socket, in the
+// sandbox's namespace, where the redirect takes TCP to the proxy as before.
 //
 // Why it is safe (the trust boundary is the workload, which may race any of
-// this from other threads):
-//  - ward never lets the kernel connect a TCP socket for the workload (no
-//    SECCOMP_USER_NOTIF_FLAG_CONTINUE for TCP), and landlock denies the
-//    workload TCP connects of its own (LANDLOCK_ACCESS_NET_CONNECT_TCP,
-//    landlock.cc), so a direct socket swapped into a descriptor after ward
-//    looked at it still cannot be connected anywhere else.
-//  - ward acts on the socket object it inspected (pidfd_getfd), and on its
-//    own copy of the address (read once), never on what the workload may
-//    change after the check.
-//  - A direct socket is handed over only once connected. connect() on one
-//    again is refused (EISCONN); listen() on any socket outside the
-//    sandbox's namespace is refused (EINVAL); a connect hidden in a send
-//    (MSG_FASTOPEN) is refused by the filter itself.
-//  - Non-TCP sockets (unix, UDP, ...) are connected by the kernel in the
-//    sandbox's own namespace (CONTINUE): what they reach is what the sandbox
-//    could reach without ward's help, and the filesystem rules apply to unix
-//    socket paths as usual.
+// this from other threads, swapping descriptors and rewriting memory):
+//  - ward acts on the socket object it inspected (pidfd_getfd), with its own
+//    copy of the address (read once), never on what the workload may change
+//    after the check. For IPv4/IPv6 sockets the kernel never makes a
+//    connect() or bind() on the workload's behalf.
+//  - Unix and netlink sockets are bound and connected by the kernel
+//    (SECCOMP_USER_NOTIF_FLAG_CONTINUE), in the sandbox's namespace and root:
+//    a unix socket path must be resolved there. Another thread may swap a
+//    direct socket into the descriptor meanwhile; landlock then refuses the
+//    TCP bind or connect (LANDLOCK_ACCESS_NET_BIND_TCP and _CONNECT_TCP with
+//    no port allowed, landlock.cc). What it lets through is AF_UNSPEC, which
+//    dissolves the direct socket's connection; such a socket can then do
+//    nothing outside: connect(), bind() and listen() on a socket outside the
+//    sandbox's namespace (told apart by SO_NETNS_COOKIE) are refused here,
+//    and the filter refuses every other way to make it talk: MSG_FASTOPEN
+//    sends, TCP_ULP (which would turn it into SMC or TLS), and AF_SMC,
+//    IPPROTO_SMC and non-namespaced families (AF_VSOCK) altogether.
+//  - A direct socket is handed over connected. Its interfaces are the
+//    host's: the filter refuses the interface, route, ARP and wireless
+//    ioctls; its local address (getsockname) is the host's.
+//  - This thread never blocks on the workload: handshakes are waited for on
+//    workers (at most kMaxWorkers), which Stop() ends.
 #pragma once
 
 #include <cstdint>

@@ -843,6 +843,12 @@ std::optional<DirectPlan> Proxy::PlanDirect(const IpAddress& dst, uint16_t port)
     ev.detail = "host-loopback; direct";
     return plan;
   }
+  // The sandbox's own network (its own addresses): not redirected, not
+  // anywhere outside.
+  if (IpNetwork{Gateway4(), kSandboxPrefix4}.Contains(unmapped) ||
+      IpNetwork{Gateway6(), kSandboxPrefix6}.Contains(unmapped)) {
+    return std::nullopt;
+  }
   const std::vector<std::string> bound = bindings_.NamesFor(dst);
   TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bound, dst, port);
   if (!d.allowed || FirstBytesCanMatter(config_.policy, dst, port)) return std::nullopt;

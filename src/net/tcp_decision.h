@@ -69,8 +69,10 @@ TcpDecision DecideTcp(const EgressPolicy& policy, const std::optional<std::strin
 // proxy must read them before any reach the server. False only when the
 // address alone is allowed (an address rule, or "default": "allow", past the
 // rebinding guard) and no deny rule names a domain for this port: then no
-// name, bound or claimed, and no malformed first bytes can deny it, and the
-// connection may bypass the proxy (net/connect_notify.h).
+// name, bound or claimed, can deny it, and the connection may bypass the
+// proxy (net/connect_notify.h). (The proxy's refusal of malformed TLS or
+// HTTP first bytes exists to keep a server from reading a name ward did not;
+// where no name matters, it is not needed.)
 bool FirstBytesCanMatter(const EgressPolicy& policy, const IpAddress& address, uint16_t port);
 
 // What the client's first bytes say about where it wants to go.
