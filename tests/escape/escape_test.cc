@@ -796,6 +796,7 @@ TEST_F(Escape, HostSysctlsNotWritable) {
 class HostListener {
  public:
   explicit HostListener(int fd) : fd_(fd), thread_([this] { Loop(); }) {}
+  int accepted() const { return accepted_; }
   ~HostListener() {
     stop_ = true;
     thread_.join();
@@ -809,12 +810,14 @@ class HostListener {
       if (poll(&p, 1, 20) <= 0) continue;
       int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
+      ++accepted_;
       (void)!write(c, "HELLO-FROM-HOST", 15);
       close(c);
     }
   }
   int fd_;
   std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
   std::thread thread_;
 };
 
@@ -979,6 +982,99 @@ TEST_F(Escape, EgressFastOpenConnectRefused) {
   Outcome h = RunWard(host, {"tfo-sendto", "127.0.0.1", port});
   EXPECT_PROBE(h, "ok");
   EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
+}
+
+// A direct socket lives in the host's namespace: what it could tell about
+// the host's interfaces, or turn into (TCP_ULP: SMC, TLS), is refused in
+// egress mode by the filter, before the kernel is asked.
+TEST_F(Escape, EgressDirectSocketAsksNothingOfTheHost) {
+  std::string port;
+  int s = ListenOnHostLoopback(&port);
+  ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
+  HostListener l(s);
+  json rule = Standard();
+  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  json host = Standard();
+  host["network"] = "host";
+  for (const std::string what : {"ifconf", "ulp"}) {
+    Outcome o = RunWard(rule, {"socket-question", "169.254.77.1", port, what});
+    EXPECT_PROBE(o, "EPERM") << what;
+    EXPECT_EQ(o.probe.Get("step"), what) << o.Describe();
+    EXPECT_EQ(o.probe.Get("content"), "HELLO-FROM-HOST") << "the connection itself works" << o.Describe();
+    // Positive control: with the host's network the kernel is asked (and
+    // answers: the interfaces; no ULP of that name).
+    Outcome h = RunWard(host, {"socket-question", "127.0.0.1", port, what});
+    EXPECT_PROBE(h, what == "ifconf" ? "ok" : "ENOENT") << what;
+  }
+}
+
+// Socket families that no network namespace confines (AF_VSOCK reaches the
+// hypervisor) or that wrap TCP (AF_SMC) are refused whenever the sandbox
+// has a network of its own.
+TEST_F(Escape, UnconfinedSocketFamiliesRefused) {
+  constexpr int kVsock = 40, kSmc = 43;
+  json egress = Standard();
+  egress["network"] = {{"egress", {{"default", "deny"}}}};
+  for (const json& policy : {Standard(), egress}) {
+    for (int family : {kVsock, kSmc}) {
+      Outcome o = RunWard(policy, {"socket-family", std::to_string(family)});
+      EXPECT_PROBE(o, "EAFNOSUPPORT") << "family " << family << " network " << policy["network"].dump();
+    }
+    // Positive control: the families a program needs.
+    EXPECT_PROBE(RunWard(policy, {"socket-family", std::to_string(AF_INET)}), "ok");
+    EXPECT_PROBE(RunWard(policy, {"socket-family", std::to_string(AF_UNIX)}), "ok");
+  }
+  // Positive control: with the host's network the kernel creates a vsock.
+  json host = Standard();
+  host["network"] = "host";
+  EXPECT_PROBE(RunWard(host, {"socket-family", std::to_string(kVsock)}), "ok");
+}
+
+// bind() in egress mode is made by ward for the program, which still may
+// not take a port below 1024 (ward itself could).
+TEST_F(Escape, EgressBindBelow1024Refused) {
+  json egress = Standard();
+  egress["network"] = {{"egress", {{"default", "deny"}}}};
+  Outcome o = RunWard(egress, {"bind-port", "80"});
+  EXPECT_PROBE(o, "EACCES");
+  EXPECT_EQ(o.probe.Get("step"), "bind") << o.Describe();
+  // Positive controls: a port above, in egress mode; port 80 in a
+  // sandbox whose network is "none" is refused by the kernel alike.
+  EXPECT_PROBE(RunWard(egress, {"bind-port", "8080"}), "ok");
+  EXPECT_PROBE(RunWard(Standard(), {"bind-port", "80"}), "EACCES");
+}
+
+// The race of the security review: a workload swapping its direct socket
+// and a unix socket in and out of one descriptor while another thread
+// dissolves it (connect(AF_UNSPEC)), so that ward judges the unix socket
+// while the kernel acts on the direct one. Whether or not it dissolves the
+// connection, the socket can then neither bind, listen nor connect in the
+// host's namespace, and a second host service is never reached.
+TEST_F(Escape, EgressDirectSocketRaceReachesNothing) {
+  std::string port, port2;
+  int s = ListenOnHostLoopback(&port);
+  int s2 = ListenOnHostLoopback(&port2);
+  ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
+  ASSERT_GE(s2, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
+  HostListener l(s), other(s2);
+  json rule = Standard();
+  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  Outcome o = RunWard(rule, {"race-direct", "169.254.77.1", port, port2, "2000"});
+  EXPECT_PROBE(o, "EPERM");  // none of the four succeeded
+  EXPECT_EQ(o.probe.Get("bind"), "EINVAL") << o.Describe();
+  EXPECT_EQ(o.probe.Get("listen"), "EINVAL") << o.Describe();
+  EXPECT_EQ(o.probe.Get("connect"), "EISCONN") << o.Describe();
+  EXPECT_EQ(o.probe.Get("fastopen"), "EOPNOTSUPP") << o.Describe();
+  EXPECT_EQ(other.accepted(), 0) << o.Describe();
+  std::printf("  (the race %s the direct socket's connection)\n",
+              o.probe.Get("dissolved") == "1" ? "dissolved" : "did not dissolve");
+  // Positive control: with the host's network nothing stops the probe, whose
+  // socket ends up bound and listening (or connected to the second service).
+  json host = Standard();
+  host["network"] = "host";
+  Outcome h = RunWard(host, {"race-direct", "127.0.0.1", port, port2, "2000"});
+  EXPECT_PROBE(h, "ok");
+  EXPECT_EQ(h.probe.Get("dissolved"), "1") << h.Describe();
 }
 
 // listen() and connect() in egress mode are made by the supervisor on the

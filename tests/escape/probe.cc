@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -55,7 +56,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -264,6 +267,118 @@ bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
   if (connect(s, &unspec, sizeof unspec) != 0) Fail(errno, "step=disconnect content=" + content);
   if (listen(s, 1) != 0) Fail(errno, "step=listen content=" + content);
   Ok("content=" + content);
+}
+
+// Connects to IP:PORT, reads the greeting, then asks the socket about
+// interfaces (SIOCGIFCONF) and to change protocol (TCP_ULP, with a name no
+// kernel has: a kernel that is asked answers ENOENT).
+[[noreturn]] void CmdSocketQuestions(const std::string& ip, long port, const std::string& what) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  char buf[64];
+  ssize_t n = read(s, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  std::string content = "content=" + Clean(std::string(buf, static_cast<size_t>(n)));
+  if (what == "ifconf") {
+    ifreq reqs[16];
+    ifconf conf{};
+    conf.ifc_len = sizeof reqs;
+    conf.ifc_req = reqs;
+    if (ioctl(s, SIOCGIFCONF, &conf) != 0) Fail(errno, "step=ifconf " + content);
+    Ok("interfaces=" + std::to_string(conf.ifc_len / sizeof(ifreq)) + " " + content);
+  }
+  if (what == "ulp") {
+    const char name[] = "ward-none";
+    if (setsockopt(s, IPPROTO_TCP, 31 /* TCP_ULP */, name, sizeof name - 1) != 0) Fail(errno, "step=ulp " + content);
+    Ok(content);
+  }
+  Usage("socket-question: ifconf or ulp");
+}
+
+// socket(FAMILY, SOCK_STREAM, 0).
+[[noreturn]] void CmdSocketFamily(long family) {
+  int s = socket(static_cast<int>(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  Ok();
+}
+
+// bind() a TCP socket to 127.0.0.1:PORT.
+[[noreturn]] void CmdBindPort(long port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=bind");
+  Ok();
+}
+
+// The race a hostile workload runs against ward's connect() handling
+// (net/connect_notify.h): one thread dissolves descriptor SLOT with
+// connect(AF_UNSPEC) again and again while another swaps the direct socket
+// (connected to IP:PORT) and an unconnected unix socket in and out of SLOT,
+// so that ward may judge the unix socket while the kernel acts on the
+// direct one. Then, dissolved or not, it tries everything that would make
+// the direct socket reach the host: bind, listen, connect to 127.0.0.1:PORT2
+// (IPv4, and through its IPv6-mapped form), a Fast Open send. Reports each
+// result; "ok" at the end only if one of them succeeded.
+[[noreturn]] void CmdRaceDirect(const std::string& ip, long port, long port2, long rounds) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  int u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int slot = dup(u);
+  if (u < 0 || slot < 0) Fail(errno, "step=unix");
+  std::atomic<bool> stop{false};
+  std::thread dissolver([&] {
+    sockaddr unspec{};
+    unspec.sa_family = AF_UNSPEC;
+    while (!stop) (void)connect(slot, &unspec, sizeof unspec);
+  });
+  std::thread swapper([&] {
+    while (!stop) {
+      dup3(s, slot, O_CLOEXEC);
+      dup3(u, slot, O_CLOEXEC);
+    }
+  });
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  long r = 0;
+  for (; r < rounds && getpeername(s, reinterpret_cast<sockaddr*>(&peer), &len) == 0; ++r) {
+    usleep(1000);
+    len = sizeof peer;
+  }
+  stop = true;
+  dissolver.join();
+  swapper.join();
+  len = sizeof peer;
+  bool dissolved = getpeername(s, reinterpret_cast<sockaddr*>(&peer), &len) != 0;
+  auto result = [](int rc) { return rc == 0 ? std::string("ok") : ErrName(errno); };
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string bind_r = result(bind(s, reinterpret_cast<sockaddr*>(&any), sizeof any));
+  std::string listen_r = result(listen(s, 1));
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port2));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string connect_r = result(connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to));
+  std::string tfo_r = result(sendto(s, "x", 1, MSG_FASTOPEN, reinterpret_cast<sockaddr*>(&to), sizeof to) == 1 ? 0 : -1);
+  std::string out = "dissolved=" + std::string(dissolved ? "1" : "0") + " bind=" + bind_r + " listen=" + listen_r +
+                    " connect=" + connect_r + " fastopen=" + tfo_r;
+  if (bind_r == "ok" || listen_r == "ok" || connect_r == "ok" || tfo_r == "ok") Ok(out);
+  Fail(EPERM, out);
 }
 
 // A TCP Fast Open connect: sendto() with MSG_FASTOPEN connects and sends in
@@ -810,6 +925,10 @@ int Main(int argc, char** argv) {
   if (cmd == "connect-tcp") CmdConnectTcp(arg(2), Num(arg(3)));
   if (cmd == "direct-disconnect-listen") CmdDirectDisconnectListen(arg(2), Num(arg(3)));
   if (cmd == "tfo-sendto") CmdTfoSendto(arg(2), Num(arg(3)));
+  if (cmd == "socket-question") CmdSocketQuestions(arg(2), Num(arg(3)), arg(4));
+  if (cmd == "socket-family") CmdSocketFamily(Num(arg(2)));
+  if (cmd == "bind-port") CmdBindPort(Num(arg(2)));
+  if (cmd == "race-direct") CmdRaceDirect(arg(2), Num(arg(3)), Num(arg(4)), Num(arg(5)));
   if (cmd == "nft-delete-table") CmdNftDeleteTable(has(2, "own-netns"));
   if (cmd == "connect-abstract") CmdConnectAbstract(arg(2));
   if (cmd == "loopback") CmdLoopback();
