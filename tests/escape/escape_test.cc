@@ -431,6 +431,18 @@ class Escape : public ::testing::Test {
   }
   // The policy most filesystem tests use: read W, write W/rw, deny secrets.
   json Standard() const { return WithDeny(WithRw(Base())); }
+  // Standard() in egress mode, allowing only the host's loopback `port`.
+  json HostLoopbackRule(const std::string& port) const {
+    json p = Standard();
+    p["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+    return p;
+  }
+  // Standard() with the host's network (the positive controls).
+  json HostNetwork() const {
+    json p = Standard();
+    p["network"] = "host";
+    return p;
+  }
 
   std::vector<std::string> Env() const {
     const char* home = getenv("HOME");
@@ -850,8 +862,7 @@ TEST_F(Escape, NetworkNoneCannotReachHostLoopback) {
   EXPECT_EQ(o.out.find("HELLO-FROM-HOST"), std::string::npos) << o.Describe();
   // Positive controls: with "network": "host" the same connection reaches
   // the listener; so does the probe outside.
-  json host = Standard();
-  host["network"] = "host";
+  json host = HostNetwork();
   Outcome h = RunWard(host, {"connect-tcp", "127.0.0.1", port});
   EXPECT_PROBE(h, "ok");
   EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
@@ -903,8 +914,7 @@ TEST_F(Escape, EgressHostLoopbackOnlyThroughExplicitRule) {
   EXPECT_TRUE(w.Status() == "ECONNRESET" || w.Status() == "ECONNREFUSED") << w.Describe();
 
   // Positive control: the rule opens exactly that port.
-  json rule = Standard();
-  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  json rule = HostLoopbackRule(port);
   Outcome ok = RunWard(rule, {"connect-tcp", "169.254.77.1", port});
   EXPECT_PROBE(ok, "ok");
   EXPECT_EQ(ok.probe.Get("content"), "HELLO-FROM-HOST");
@@ -935,8 +945,7 @@ TEST_F(Escape, EgressDirectSocketCannotBeReused) {
   int s = ListenOnHostLoopback(&port);
   ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
   HostListener l(s);
-  json rule = Standard();
-  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  json rule = HostLoopbackRule(port);
   Outcome o = RunWard(rule, {"direct-disconnect-listen", "169.254.77.1", port});
   EXPECT_PROBE(o, "EISCONN");
   EXPECT_EQ(o.probe.Get("step"), "disconnect") << o.Describe();
@@ -953,8 +962,7 @@ TEST_F(Escape, EgressDirectSocketCannotBeReused) {
   EXPECT_TRUE(direct) << "the connection was made directly" << o.result.dump();
   EXPECT_TRUE(refused) << "the refusal is recorded" << o.result.dump();
   // Positive control: with the host's network nothing stops the probe.
-  json host = Standard();
-  host["network"] = "host";
+  json host = HostNetwork();
   Outcome h = RunWard(host, {"direct-disconnect-listen", "127.0.0.1", port});
   EXPECT_PROBE(h, "ok");
   EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
@@ -967,8 +975,7 @@ TEST_F(Escape, EgressFastOpenConnectRefused) {
   int s = ListenOnHostLoopback(&port);
   ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
   HostListener l(s);
-  json rule = Standard();
-  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  json rule = HostLoopbackRule(port);
   Outcome o = RunWard(rule, {"tfo-sendto", "169.254.77.1", port});
   EXPECT_PROBE(o, "EOPNOTSUPP");
   EXPECT_EQ(o.probe.Get("step"), "sendto") << o.Describe();
@@ -977,8 +984,7 @@ TEST_F(Escape, EgressFastOpenConnectRefused) {
   Outcome c = RunWard(rule, {"connect-tcp", "169.254.77.1", port});
   EXPECT_PROBE(c, "ok");
   EXPECT_EQ(c.probe.Get("content"), "HELLO-FROM-HOST");
-  json host = Standard();
-  host["network"] = "host";
+  json host = HostNetwork();
   Outcome h = RunWard(host, {"tfo-sendto", "127.0.0.1", port});
   EXPECT_PROBE(h, "ok");
   EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
@@ -992,10 +998,8 @@ TEST_F(Escape, EgressDirectSocketAsksNothingOfTheHost) {
   int s = ListenOnHostLoopback(&port);
   ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
   HostListener l(s);
-  json rule = Standard();
-  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
-  json host = Standard();
-  host["network"] = "host";
+  json rule = HostLoopbackRule(port);
+  json host = HostNetwork();
   for (const std::string what : {"ifconf", "ulp"}) {
     Outcome o = RunWard(rule, {"socket-question", "169.254.77.1", port, what});
     EXPECT_PROBE(o, "EPERM") << what;
@@ -1025,8 +1029,7 @@ TEST_F(Escape, UnconfinedSocketFamiliesRefused) {
     EXPECT_PROBE(RunWard(policy, {"socket-family", std::to_string(AF_UNIX)}), "ok");
   }
   // Positive control: with the host's network the kernel creates a vsock.
-  json host = Standard();
-  host["network"] = "host";
+  json host = HostNetwork();
   EXPECT_PROBE(RunWard(host, {"socket-family", std::to_string(kVsock)}), "ok");
 }
 
@@ -1057,8 +1060,7 @@ TEST_F(Escape, EgressDirectSocketRaceReachesNothing) {
   ASSERT_GE(s, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
   ASSERT_GE(s2, 0) << "bind/listen on 127.0.0.1: " << std::strerror(errno);
   HostListener l(s), other(s2);
-  json rule = Standard();
-  rule["network"] = {{"egress", {{"allow", {"host.ward.internal:" + port}}}}};
+  json rule = HostLoopbackRule(port);
   Outcome o = RunWard(rule, {"race-direct", "169.254.77.1", port, port2, "2000"});
   EXPECT_PROBE(o, "EPERM");  // none of the four succeeded
   EXPECT_EQ(o.probe.Get("bind"), "EINVAL") << o.Describe();
@@ -1070,8 +1072,7 @@ TEST_F(Escape, EgressDirectSocketRaceReachesNothing) {
               o.probe.Get("dissolved") == "1" ? "dissolved" : "did not dissolve");
   // Positive control: with the host's network nothing stops the probe, whose
   // socket ends up bound and listening (or connected to the second service).
-  json host = Standard();
-  host["network"] = "host";
+  json host = HostNetwork();
   Outcome h = RunWard(host, {"race-direct", "127.0.0.1", port, port2, "2000"});
   EXPECT_PROBE(h, "ok");
   EXPECT_EQ(h.probe.Get("dissolved"), "1") << h.Describe();
@@ -1113,8 +1114,7 @@ TEST_F(Escape, HostAbstractUnixSocketUnreachable) {
   EXPECT_PROBE(o, "ECONNREFUSED");
   // With the host's network, landlock's abstract-socket scope (ABI 6+)
   // still refuses.
-  json host = Standard();
-  host["network"] = "host";
+  json host = HostNetwork();
   Outcome h = RunWard(host, {"connect-abstract", name});
   if (h.result.value("landlockAbi", 0) >= 6) {
     EXPECT_PROBE(h, "EPERM");

@@ -231,18 +231,32 @@ bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-[[noreturn]] void CmdConnectTcp(const std::string& ip, long port) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) Fail(errno, "step=socket");
+sockaddr_in Ipv4(const std::string& ip, long port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
+  return a;
+}
+
+// A TCP connection to IP:PORT; `*content` is the start of what the server
+// says first ("content=..."). Fails the probe at the step that fails.
+int ConnectAndRead(const std::string& ip, long port, std::string* content) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_in a = Ipv4(ip, port);
   if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
   char buf[64];
   ssize_t n = read(s, buf, sizeof buf);
   if (n < 0) Fail(errno, "step=read");
-  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+  *content = "content=" + Clean(std::string(buf, static_cast<size_t>(n)));
+  return s;
+}
+
+[[noreturn]] void CmdConnectTcp(const std::string& ip, long port) {
+  std::string content;
+  ConnectAndRead(ip, port, &content);
+  Ok(content);
 }
 
 // Connects to IP:PORT and reads the greeting, then tries to turn the socket
@@ -251,39 +265,21 @@ bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
 // from its own namespace (net/connect_notify.h) must not become a listener
 // (or a connection) there.
 [[noreturn]] void CmdDirectDisconnectListen(const std::string& ip, long port) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) Fail(errno, "step=socket");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
-  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
-  char buf[64];
-  ssize_t n = read(s, buf, sizeof buf);
-  if (n < 0) Fail(errno, "step=read");
-  std::string content = Clean(std::string(buf, static_cast<size_t>(n)));
+  std::string content;
+  int s = ConnectAndRead(ip, port, &content);
   sockaddr unspec{};
   unspec.sa_family = AF_UNSPEC;
-  if (connect(s, &unspec, sizeof unspec) != 0) Fail(errno, "step=disconnect content=" + content);
-  if (listen(s, 1) != 0) Fail(errno, "step=listen content=" + content);
-  Ok("content=" + content);
+  if (connect(s, &unspec, sizeof unspec) != 0) Fail(errno, "step=disconnect " + content);
+  if (listen(s, 1) != 0) Fail(errno, "step=listen " + content);
+  Ok(content);
 }
 
 // Connects to IP:PORT, reads the greeting, then asks the socket about
 // interfaces (SIOCGIFCONF) and to change protocol (TCP_ULP, with a name no
 // kernel has: a kernel that is asked answers ENOENT).
 [[noreturn]] void CmdSocketQuestions(const std::string& ip, long port, const std::string& what) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) Fail(errno, "step=socket");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
-  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
-  char buf[64];
-  ssize_t n = read(s, buf, sizeof buf);
-  if (n < 0) Fail(errno, "step=read");
-  std::string content = "content=" + Clean(std::string(buf, static_cast<size_t>(n)));
+  std::string content;
+  int s = ConnectAndRead(ip, port, &content);
   if (what == "ifconf") {
     ifreq reqs[16];
     ifconf conf{};
@@ -329,13 +325,8 @@ bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
 // (IPv4, and through its IPv6-mapped form), a Fast Open send. Reports each
 // result; "ok" at the end only if one of them succeeded.
 [[noreturn]] void CmdRaceDirect(const std::string& ip, long port, long port2, long rounds) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) Fail(errno, "step=socket");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
-  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  std::string content;
+  int s = ConnectAndRead(ip, port, &content);
   int u = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int slot = dup(u);
   if (u < 0 || slot < 0) Fail(errno, "step=unix");
@@ -386,10 +377,7 @@ bool SpawnOrphan(const std::string& marker, const std::string& pidfile) {
 [[noreturn]] void CmdTfoSendto(const std::string& ip, long port) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0) Fail(errno, "step=socket");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) Usage("bad IPv4 address");
+  sockaddr_in a = Ipv4(ip, port);
   if (sendto(s, "x", 1, MSG_FASTOPEN, reinterpret_cast<sockaddr*>(&a), sizeof a) != 1) Fail(errno, "step=sendto");
   char buf[64];
   ssize_t n = read(s, buf, sizeof buf);
