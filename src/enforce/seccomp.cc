@@ -184,6 +184,10 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   auto errno_ret = [](int e) { return 0x00050000U | static_cast<uint32_t>(e); };  // SECCOMP_RET_ERRNO
   constexpr uint32_t kIpprotoSmc = 256;      // socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), Linux 6.11
   constexpr uint32_t kFastOpen = 0x20000000; // MSG_FASTOPEN
+  constexpr uint32_t kSolSocket = 1, kSoBindToDevice = 25, kSoBindToIfindex = 62;
+  constexpr uint32_t kSolIp = 0, kIpOptions = 4, kIpUnicastIf = 50;
+  constexpr uint32_t kSolIpv6 = 41, kIpv6_2292Rthdr = 5, kIpv6_2292PktOptions = 6, kIpv6Rthdr = 57,
+                     kIpv6UnicastIf = 76;
   constexpr uint32_t kSolTcp = 6, kTcpUlp = 31;
   constexpr uint32_t kSiocOutqNsd = 0x894b;  // a socket's unsent bytes: harmless, used by servers
   const bool egress = kind == NetworkFilter::kEgress;
@@ -238,16 +242,43 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.Return(kAllow);
   p.Label("no-fastopen");
   p.Return(errno_ret(EOPNOTSUPP));
-  // setsockopt(SOL_TCP, TCP_ULP): turns a TCP socket into another protocol
-  // (smc, tls), one a later connect() would not be judged as TCP.
+  // setsockopt: the options that would send a connected socket's packets
+  // somewhere else, or turn it into something else. On a direct socket (in
+  // the host's namespace) they would reach past the one allowed peer: a
+  // routing header (IPV6_RTHDR, and its RFC 2292 forms) or IPv4 source
+  // route (IP_OPTIONS) names other hops; SO_BINDTODEVICE, SO_BINDTOIFINDEX
+  // and the *_UNICAST_IF options pick a host interface (and tell which
+  // exist); TCP_ULP turns TCP into SMC or TLS, which a later connect() would
+  // not be judged as.
   p.Label("setsockopt");
   p.Load(arg(1));
-  p.JumpUnless(BPF_JEQ, kSolTcp, "allow-setsockopt");
-  p.Load(arg(2));
-  p.JumpIf(BPF_JEQ, kTcpUlp, "no-ulp");
-  p.Label("allow-setsockopt");
+  p.JumpIf(BPF_JEQ, kSolSocket, "sockopt-socket");
+  p.JumpIf(BPF_JEQ, kSolIp, "sockopt-ip");
+  p.JumpIf(BPF_JEQ, kSolIpv6, "sockopt-ipv6");
+  p.JumpIf(BPF_JEQ, kSolTcp, "sockopt-tcp");
   p.Return(kAllow);
-  p.Label("no-ulp");
+  p.Label("sockopt-socket");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, kSoBindToDevice, "no-sockopt");
+  p.JumpIf(BPF_JEQ, kSoBindToIfindex, "no-sockopt");
+  p.Return(kAllow);
+  p.Label("sockopt-ip");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, kIpOptions, "no-sockopt");
+  p.JumpIf(BPF_JEQ, kIpUnicastIf, "no-sockopt");
+  p.Return(kAllow);
+  p.Label("sockopt-ipv6");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, kIpv6_2292Rthdr, "no-sockopt");
+  p.JumpIf(BPF_JEQ, kIpv6_2292PktOptions, "no-sockopt");
+  p.JumpIf(BPF_JEQ, kIpv6Rthdr, "no-sockopt");
+  p.JumpIf(BPF_JEQ, kIpv6UnicastIf, "no-sockopt");
+  p.Return(kAllow);
+  p.Label("sockopt-tcp");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, kTcpUlp, "no-sockopt");
+  p.Return(kAllow);
+  p.Label("no-sockopt");
   p.Return(errno_ret(EPERM));
   // ioctl: the interface, route and ARP requests (0x8910-0x89ff) and the
   // wireless ones (0x8b00-0x8bff) act on a socket's namespace; on a direct

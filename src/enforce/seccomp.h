@@ -40,7 +40,9 @@ std::vector<sock_filter> BuildPersonalityFilter();
 // user-notification listener the supervisor serves (net/connect_notify.h),
 // adds: connect(), bind() and listen() wait for the supervisor's answer;
 // sendto/sendmsg/sendmmsg with MSG_FASTOPEN (a connect hidden in a send)
-// fail with EOPNOTSUPP; setsockopt(SOL_TCP, TCP_ULP) fails with EPERM; the
+// fail with EOPNOTSUPP; setsockopt of TCP_ULP, IP_OPTIONS, IPV6_RTHDR (and
+// IPV6_2292RTHDR, IPV6_2292PKTOPTIONS), SO_BINDTODEVICE, SO_BINDTOIFINDEX,
+// IP_UNICAST_IF and IPV6_UNICAST_IF fails with EPERM; the
 // interface, route, ARP and wireless ioctls (0x8910-0x89ff but SIOCOUTQNSD,
 // 0x8b00-0x8bff) fail with EPERM. Everything else passes (to the other
 // filters).

@@ -174,13 +174,16 @@ TcpDecision ApplyRebindingGuard(const EgressPolicy& policy, TcpDecision decision
   if (block == nullptr) return decision;
   IpAddress a = address.Unmapped();
   bool loopback = a.is_v4() ? a.bytes[0] == 127 : a == *IpAddress::Parse("::1");
-  if (loopback) {
+  // A connect() to an unspecified address (0.0.0.0/8, ::) reaches the
+  // connecting machine itself: from ward's namespace, the host's loopback.
+  bool unspecified = a.is_v4() ? a.bytes[0] == 0 : a == *IpAddress::Parse("::");
+  if (loopback || unspecified) {
     // Inside the sandbox a loopback address is the sandbox's own; no rule
     // makes the proxy connect to the host's (only host.ward.internal does).
     decision.allowed = false;
     decision.rule = nullptr;
-    decision.reason = address.ToString() + " is a loopback address: the host's loopback is reached only as " +
-                      "host.ward.internal:PORT, with a rule naming it";
+    decision.reason = address.ToString() + (loopback ? " is a loopback address" : " is an unspecified address") +
+                      ": the host's loopback is reached only as host.ward.internal:PORT, with a rule naming it";
     return decision;
   }
   if (const EgressRule* r = ExplicitGuardedAllow(policy, address, port)) {

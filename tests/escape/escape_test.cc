@@ -913,6 +913,14 @@ TEST_F(Escape, EgressHostLoopbackOnlyThroughExplicitRule) {
   EXPECT_EQ(w.out.find("HELLO-FROM-HOST"), std::string::npos) << w.Describe();
   EXPECT_TRUE(w.Status() == "ECONNRESET" || w.Status() == "ECONNREFUSED") << w.Describe();
 
+  // Nor an address rule for the unspecified address, which ward's own
+  // connect() would take to the host itself.
+  json unspecified = Standard();
+  unspecified["network"] = {{"egress", {{"allow", {"0.0.0.0:" + port}}}}};
+  Outcome u = RunWard(unspecified, {"connect-tcp", "0.0.0.0", port});
+  EXPECT_EQ(u.out.find("HELLO-FROM-HOST"), std::string::npos) << u.Describe();
+  EXPECT_PROBE(u, "ECONNREFUSED");  // the sandbox's own loopback, where nothing listens
+
   // Positive control: the rule opens exactly that port.
   json rule = HostLoopbackRule(port);
   Outcome ok = RunWard(rule, {"connect-tcp", "169.254.77.1", port});
@@ -991,8 +999,9 @@ TEST_F(Escape, EgressFastOpenConnectRefused) {
 }
 
 // A direct socket lives in the host's namespace: what it could tell about
-// the host's interfaces, or turn into (TCP_ULP: SMC, TLS), is refused in
-// egress mode by the filter, before the kernel is asked.
+// the host's interfaces, turn into (TCP_ULP: SMC, TLS) or send its packets
+// through (a routing header naming other hops, a host interface) is
+// refused in egress mode by the filter, before the kernel is asked.
 TEST_F(Escape, EgressDirectSocketAsksNothingOfTheHost) {
   std::string port;
   int s = ListenOnHostLoopback(&port);
@@ -1000,15 +1009,19 @@ TEST_F(Escape, EgressDirectSocketAsksNothingOfTheHost) {
   HostListener l(s);
   json rule = HostLoopbackRule(port);
   json host = HostNetwork();
-  for (const std::string what : {"ifconf", "ulp"}) {
-    Outcome o = RunWard(rule, {"socket-question", "169.254.77.1", port, what});
+  // What a kernel that is asked answers (the positive controls): the
+  // interfaces; no ULP, routing header type or device of that name.
+  const std::map<std::string, std::string> kernel = {
+      {"ifconf", "ok"}, {"ulp", "ENOENT"}, {"rthdr", "EINVAL"}, {"bindtodevice", "ENODEV"}};
+  for (const auto& [what, answer] : kernel) {
+    // A routing header needs an IPv6 socket: host.ward.internal over IPv6.
+    const bool v6 = what == "rthdr";
+    Outcome o = RunWard(rule, {"socket-question", v6 ? "fd77:7761:7264::1" : "169.254.77.1", port, what});
     EXPECT_PROBE(o, "EPERM") << what;
     EXPECT_EQ(o.probe.Get("step"), what) << o.Describe();
     EXPECT_EQ(o.probe.Get("content"), "HELLO-FROM-HOST") << "the connection itself works" << o.Describe();
-    // Positive control: with the host's network the kernel is asked (and
-    // answers: the interfaces; no ULP of that name).
-    Outcome h = RunWard(host, {"socket-question", "127.0.0.1", port, what});
-    EXPECT_PROBE(h, what == "ifconf" ? "ok" : "ENOENT") << what;
+    Outcome h = RunWard(host, {"socket-question", v6 ? "::ffff:127.0.0.1" : "127.0.0.1", port, what});
+    EXPECT_PROBE(h, answer) << what;
   }
 }
 

@@ -239,13 +239,26 @@ sockaddr_in Ipv4(const std::string& ip, long port) {
   return a;
 }
 
-// A TCP connection to IP:PORT; `*content` is the start of what the server
-// says first ("content=..."). Fails the probe at the step that fails.
+// A TCP connection to IP:PORT (IPv6 if IP has a colon); `*content` is the
+// start of what the server says first ("content=..."). Fails the probe at
+// the step that fails.
 int ConnectAndRead(const std::string& ip, long port, std::string* content) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool v6 = ip.find(':') != std::string::npos;
+  int s = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0) Fail(errno, "step=socket");
-  sockaddr_in a = Ipv4(ip, port);
-  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  sockaddr_in a = {};
+  sockaddr_in6 a6{};
+  int r;
+  if (v6) {
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(static_cast<uint16_t>(port));
+    if (inet_pton(AF_INET6, ip.c_str(), &a6.sin6_addr) != 1) Usage("bad IPv6 address");
+    r = connect(s, reinterpret_cast<sockaddr*>(&a6), sizeof a6);
+  } else {
+    a = Ipv4(ip, port);
+    r = connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  }
+  if (r != 0) Fail(errno, "step=connect");
   char buf[64];
   ssize_t n = read(s, buf, sizeof buf);
   if (n < 0) Fail(errno, "step=read");
@@ -293,7 +306,19 @@ int ConnectAndRead(const std::string& ip, long port, std::string* content) {
     if (setsockopt(s, IPPROTO_TCP, 31 /* TCP_ULP */, name, sizeof name - 1) != 0) Fail(errno, "step=ulp " + content);
     Ok(content);
   }
-  Usage("socket-question: ifconf or ulp");
+  if (what == "rthdr") {
+    // A routing header of type 0 (deprecated): a kernel that is asked
+    // refuses it (EINVAL); none is ever installed.
+    uint8_t rthdr[24] = {0, 2, 0, 1};
+    if (setsockopt(s, IPPROTO_IPV6, IPV6_RTHDR, rthdr, sizeof rthdr) != 0) Fail(errno, "step=rthdr " + content);
+    Ok(content);
+  }
+  if (what == "bindtodevice") {
+    const char name[] = "ward-none";  // no such interface: a kernel that is asked says ENODEV
+    if (setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, name, sizeof name) != 0) Fail(errno, "step=bindtodevice " + content);
+    Ok(content);
+  }
+  Usage("socket-question: ifconf, ulp, rthdr or bindtodevice");
 }
 
 // socket(FAMILY, SOCK_STREAM, 0).

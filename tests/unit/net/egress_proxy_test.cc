@@ -195,9 +195,12 @@ TEST(TcpDecision, RebindingGuardNeedsAnExplicitAddressRule) {
 // the proxy (through CONNECT or an absolute-form request) reach the host's
 // loopback; host.ward.internal is the one way there.
 TEST(TcpDecision, LoopbackIsNeverOpenedByAnAddressRule) {
+  // Nor an unspecified address: connected to from ward's namespace, it is
+  // the host itself.
   const std::pair<const char*, const char*> cases[] = {
       {"127.0.0.1:8080", "127.0.0.1"}, {"127.0.0.0/8", "127.0.0.1"}, {"127.0.0.0/8", "::ffff:127.0.0.1"},
-      {"[::1]:8080", "::1"}};
+      {"[::1]:8080", "::1"}, {"0.0.0.0:8080", "0.0.0.0"}, {"0.0.0.0/8", "0.1.2.3"}, {"[::]:8080", "::"},
+      {"0.0.0.0/8", "::ffff:0.0.0.0"}};
   for (const auto& [rule, addr] : cases) {
     TcpDecision d = DecideTcp(Policy({rule}), std::nullopt, "", {}, Ip(addr), 8080);
     EXPECT_FALSE(d.allowed) << rule << " " << addr;
