@@ -1,5 +1,6 @@
 #include "net/connect_notify.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
@@ -153,32 +154,32 @@ bool IsBound(int fd) {
   return port != 0 || !any;
 }
 
-// connect() from a socket of family `domain` to `target`:`port`, waiting
-// at most `timeout_ms`. 0 or an errno.
-int ConnectOne(int fd, int domain, const IpAddress& target, uint16_t port, int timeout_ms, int stop_fd) {
+// The address of `target`:`port` for a socket of family `domain`: an IPv6
+// socket reaches an IPv4 address by its v4-mapped form (ToSockaddr would
+// give an IPv4 sockaddr, which it refuses). 0 if an IPv4 socket cannot
+// reach `target`.
+socklen_t TargetAddress(int domain, const IpAddress& target, uint16_t port, sockaddr_storage* sa) {
   IpAddress to = target.Unmapped();
-  sockaddr_storage sa{};
-  socklen_t len = 0;
-  if (domain == AF_INET) {
-    if (!to.is_v4()) return EAFNOSUPPORT;
-    len = ToSockaddr(to, port, &sa);
+  *sa = {};
+  if (domain == AF_INET) return to.is_v4() ? ToSockaddr(to, port, sa) : 0;
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(sa);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  if (to.is_v4()) {
+    sin6->sin6_addr.s6_addr[10] = 0xff;
+    sin6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&sin6->sin6_addr.s6_addr[12], to.bytes.data(), 4);
   } else {
-    // An IPv6 socket reaches an IPv4 address by its v4-mapped form
-    // (ToSockaddr would give an IPv4 sockaddr, which it refuses).
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&sa);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    if (to.is_v4()) {
-      sin6->sin6_addr.s6_addr[10] = 0xff;
-      sin6->sin6_addr.s6_addr[11] = 0xff;
-      memcpy(&sin6->sin6_addr.s6_addr[12], to.bytes.data(), 4);
-    } else {
-      memcpy(&sin6->sin6_addr, to.bytes.data(), 16);
-    }
-    len = sizeof(sockaddr_in6);
+    memcpy(&sin6->sin6_addr, to.bytes.data(), 16);
   }
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), len) == 0) return 0;
-  if (errno != EINPROGRESS) return errno;
+  return sizeof(sockaddr_in6);
+}
+
+// Waits for the handshake that connect() on non-blocking `fd` started. 0 or
+// an errno (ETIMEDOUT after `timeout_ms`; ECONNABORTED when stopping). A
+// connected socket is moved to the state a blocking connect() leaves it in
+// by one more connect() (a later connect() says EISCONN).
+int AwaitConnect(int fd, const sockaddr_storage& sa, socklen_t len, int timeout_ms, int stop_fd) {
   switch (WaitFor(fd, POLLOUT, stop_fd, timeout_ms)) {
     case WaitStatus::kReady:
       break;
@@ -191,10 +192,59 @@ int ConnectOne(int fd, int domain, const IpAddress& target, uint16_t port, int t
   int err = 0;
   socklen_t elen = sizeof err;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
-  // Connected: one more connect() moves the socket to the state a blocking
-  // connect() leaves it in (a later connect() says EISCONN).
-  if (err == 0) (void)connect(fd, reinterpret_cast<sockaddr*>(&sa), len);
+  if (err == 0) (void)connect(fd, reinterpret_cast<const sockaddr*>(&sa), len);
   return err;
+}
+
+// The time a blocking connect() on `fd` may take (SO_SNDTIMEO), in ms; -1:
+// until TCP gives up.
+int SendTimeoutMs(int fd) {
+  timeval tv{};
+  socklen_t len = sizeof tv;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
+  return static_cast<int>(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+}
+
+// Whether the program holds socket `fd` (inode `ino`) anywhere else: another
+// descriptor, or a registration in one of its epoll instances (Go, Netty and
+// Boost.Asio register a socket before connecting it). A direct socket
+// replaces only the one descriptor, so such a socket keeps its own and takes
+// the proxy's way.
+bool HeldElsewhere(pid_t pid, int fd, ino_t ino) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", pid);
+  DIR* dir = opendir(path);
+  if (!dir) return true;
+  char want[64], want_epoll[32];
+  snprintf(want, sizeof want, "socket:[%lu]", static_cast<unsigned long>(ino));
+  snprintf(want_epoll, sizeof want_epoll, " ino:%lx ", static_cast<unsigned long>(ino));
+  bool held = false;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    int n = atoi(e->d_name);
+    if (n == fd) continue;
+    char link[96], target[128];
+    snprintf(link, sizeof link, "/proc/%d/fd/%d", pid, n);
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len <= 0) continue;
+    target[len] = 0;
+    if (strcmp(target, want) == 0) held = true;
+    if (!held && strcmp(target, "anon_inode:[eventpoll]") == 0) {
+      snprintf(link, sizeof link, "/proc/%d/fdinfo/%d", pid, n);
+      UniqueFd f(open(link, O_RDONLY | O_CLOEXEC));
+      std::string info;
+      char buf[4096];
+      ssize_t r;
+      while (f.valid() && (r = read(f.get(), buf, sizeof buf)) > 0) info.append(buf, static_cast<size_t>(r));
+      for (char& c : info) {
+        if (c == '\n' || c == '\t') c = ' ';
+      }
+      if (info.find(want_epoll) != std::string::npos) held = true;
+    }
+    if (held) break;
+  }
+  closedir(dir);
+  return held;
 }
 
 struct ConnectJob {
@@ -203,6 +253,7 @@ struct ConnectJob {
   int domain = AF_INET;
   sockaddr_storage address{};
   socklen_t address_len = 0;
+  bool cloexec = true;  // the program's descriptor's close-on-exec flag
   std::optional<DirectPlan> plan;
 };
 
@@ -315,7 +366,8 @@ class Server : public std::enable_shared_from_this<Server> {
     bool inet_address =
         (job->address.ss_family == AF_INET && domain == AF_INET && job->address_len >= sizeof(sockaddr_in)) ||
         (job->address.ss_family == AF_INET6 && domain == AF_INET6 && job->address_len >= sizeof(sockaddr_in6));
-    if (tcp && inet_address && !IsBound(job->sock.get())) {
+    if (tcp && inet_address && !IsBound(job->sock.get()) &&
+        !HeldElsewhere(n.pid, static_cast<int>(n.args[0]), st.st_ino)) {
       uint16_t port = 0;
       IpAddress dst = FromSockaddr(job->address, &port);
       job->plan = hooks_.PlanDirect(dst, port);
@@ -370,18 +422,25 @@ class Server : public std::enable_shared_from_this<Server> {
   }
 
   void ConnectDirect(ConnectJob& job) {
+    if (job.plan->targets.size() == 1) return ConnectDirectNow(job);
     DirectPlan& plan = *job.plan;
     EgressEvent& ev = plan.event;
+    // Several targets (the host's loopback, 127.0.0.1 or ::1): each tried to
+    // the end before the next; on loopback that takes microseconds.
     int err = EHOSTUNREACH;
     UniqueFd out;
     for (const IpAddress& target : plan.targets) {
+      sockaddr_storage sa;
+      socklen_t len = TargetAddress(job.domain, target, plan.port, &sa);
+      if (len == 0) continue;
       out.Reset(socket(job.domain, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
       if (!out.valid()) {
         err = errno;
         break;
       }
       CopyOptions(job.sock.get(), out.get(), job.domain);
-      err = ConnectOne(out.get(), job.domain, target, plan.port, connect_timeout_ms_, stop_fd_);
+      err = connect(out.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
+      if (err == EINPROGRESS) err = AwaitConnect(out.get(), sa, len, connect_timeout_ms_, stop_fd_);
       if (err == 0) break;
       out.Reset();
     }
@@ -395,29 +454,85 @@ class Server : public std::enable_shared_from_this<Server> {
       hooks_.RecordEvent(std::move(ev));
       return Answer(job.notice, err);
     }
+    if (!HandOver(job, out.get())) return;
+    hooks_.RecordEvent(std::move(ev));  // before the answer: whoever sees the connection finds the event
+    Answer(job.notice, 0);
+  }
+
+  // One target: the direct socket is handed over as soon as its handshake
+  // has started, so that the program sees what its own socket would give it:
+  // a non-blocking connect() says EINPROGRESS at once (an event loop is not
+  // held up by a slow server), and a blocking one that a signal interrupts
+  // leaves the program a socket whose handshake goes on (as the kernel's
+  // would). A blocking connect() that fails gets the program's own socket
+  // back, unconnected, as a failed connect() leaves it.
+  void ConnectDirectNow(ConnectJob& job) {
+    DirectPlan& plan = *job.plan;
+    EgressEvent& ev = plan.event;
+    sockaddr_storage sa;
+    socklen_t len = TargetAddress(job.domain, plan.targets.front(), plan.port, &sa);
     int flags = fcntl(job.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now
-    if (flags >= 0 && !(flags & O_NONBLOCK)) {
-      int fl = fcntl(out.get(), F_GETFL);
+    bool blocking = flags >= 0 && !(flags & O_NONBLOCK);
+    UniqueFd out(socket(job.domain, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
+    int err = len == 0 ? EAFNOSUPPORT : out.valid() ? 0 : errno;
+    if (err == 0) {
+      CopyOptions(job.sock.get(), out.get(), job.domain);
+      err = connect(out.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
+    }
+    if (err != 0 && err != EINPROGRESS) {
+      ev.detail += "; connect: " + ErrnoName(err);
+      hooks_.RecordEvent(std::move(ev));
+      return Answer(job.notice, err);
+    }
+    bool started = err == EINPROGRESS;
+    if (blocking) {
+      int fl = fcntl(out.get(), F_GETFL);  // shared with ward's copy, which only polls
       if (fl >= 0) fcntl(out.get(), F_SETFL, fl & ~O_NONBLOCK);
     }
+    if (!HandOver(job, out.get())) return;
+    if (!blocking || !started) {
+      hooks_.RecordEvent(std::move(ev));
+      return Answer(job.notice, started ? EINPROGRESS : 0);
+    }
+    int timeout = SendTimeoutMs(job.sock.get());
+    err = AwaitConnect(out.get(), sa, len, timeout, stop_fd_);
+    if (err == ETIMEDOUT && timeout >= 0) err = EINPROGRESS;  // SO_SNDTIMEO ran out: the handshake goes on
+    if (err != 0 && err != EINPROGRESS) {
+      ev.detail += "; connect: " + ErrnoName(err);
+      // The program's own socket back in its descriptor, unconnected.
+      seccomp_notif_addfd back{};
+      back.id = job.notice.id;
+      back.flags = SECCOMP_ADDFD_FLAG_SETFD;
+      back.srcfd = static_cast<uint32_t>(job.sock.get());
+      back.newfd = static_cast<uint32_t>(job.notice.args[0]);
+      back.newfd_flags = job.cloexec ? O_CLOEXEC : 0;
+      (void)ioctl(job.notice.notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &back);
+    }
+    hooks_.RecordEvent(std::move(ev));
+    Answer(job.notice, err);
+  }
+
+  // Puts `out` in the program's descriptor in place of its own socket.
+  // False (and the call answered or gone, the event recorded) if it could
+  // not.
+  bool HandOver(ConnectJob& job, int out) {
+    EgressEvent& ev = job.plan->event;
+    job.cloexec = CloseOnExec(job.notice.pid, static_cast<int>(job.notice.args[0]));
     seccomp_notif_addfd add{};
     add.id = job.notice.id;
     add.flags = SECCOMP_ADDFD_FLAG_SETFD;
-    add.srcfd = static_cast<uint32_t>(out.get());
+    add.srcfd = static_cast<uint32_t>(out);
     add.newfd = static_cast<uint32_t>(job.notice.args[0]);
-    add.newfd_flags = CloseOnExec(job.notice.pid, static_cast<int>(job.notice.args[0])) ? O_CLOEXEC : 0;
-    if (ioctl(job.notice.notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) < 0) {
-      int add_errno = errno;
-      // ENOENT: the call is gone (a signal interrupted it, or the caller
-      // died); otherwise (EMFILE, ...) it fails with the reason. Either way
-      // the program keeps its own, unconnected socket.
-      ev.detail += "; not handed over: " + ErrnoName(add_errno);
-      hooks_.RecordEvent(std::move(ev));
-      if (add_errno != ENOENT && StillWaiting(job.notice)) Answer(job.notice, add_errno);
-      return;
-    }
-    hooks_.RecordEvent(std::move(ev));  // before the answer: whoever sees the connection finds the event
-    Answer(job.notice, 0);
+    add.newfd_flags = job.cloexec ? O_CLOEXEC : 0;
+    if (ioctl(job.notice.notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add) >= 0) return true;
+    int add_errno = errno;
+    // ENOENT: the call is gone (a signal interrupted it, or the caller
+    // died); otherwise (EMFILE, ...) it fails with the reason. Either way
+    // the program keeps its own, unconnected socket.
+    ev.detail += "; not handed over: " + ErrnoName(add_errno);
+    hooks_.RecordEvent(std::move(ev));
+    if (add_errno != ENOENT && StillWaiting(job.notice)) Answer(job.notice, add_errno);
+    return false;
   }
 
   // Runs `fn(*job)` on a worker, at most kMaxWorkers at once: beyond that,

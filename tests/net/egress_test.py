@@ -502,6 +502,10 @@ def tcp(host, port, send, family=0):
     return {"op": "tcp", "host": host, "port": port, "send": send, "family": family}
 
 
+def sockets(host, port, dead_port, send):
+    return {"op": "sockets", "host": host, "port": port, "dead_port": dead_port, "send": send}
+
+
 def udp(host, port, send):
     return {"op": "udp", "host": host, "port": port, "send": send}
 
@@ -1015,6 +1019,39 @@ def direct_sockets(t):
     t.curl_reset(d, 0, "SNI denied.test to 10.99.0.10 with the deny rule")
     t.event(d, "SNI denied.test", kind="tcp", domain="denied.test", decision=DENY, rule="denied.test")
     t.never_reached(d, t5, "denied by SNI")
+
+
+@case
+def direct_socket_semantics(t):
+    """What a program sees of a direct socket is what its own socket would
+    give: a non-blocking connect() answers EINPROGRESS at once; a socket
+    registered with epoll before connecting (Go, Netty) keeps its own and
+    goes through the proxy; a refused blocking connect() leaves the program
+    its own socket, which it can connect again."""
+    s = t.suite
+    toks = [t.tok(), t.tok()]
+    r = s.run(t, s.policy(["10.20.0.0/16:5432,5499"]), [sockets("10.20.1.5", 5432, 5499, tok) for tok in toks])
+    for i, tok in enumerate(toks):
+        res = r.s[i]
+        nb, ep, rr = res.get("nonblocking", {}), res.get("epoll_first", {}), res.get("refused_then_retry", {})
+        t.check(nb.get("connect") == "EINPROGRESS" and nb.get("writable") and nb.get("so_error") == 0
+                and ("ECHO %s" % tok) in nb.get("reply", ""),
+                "non-blocking connect: expected EINPROGRESS, writable, SO_ERROR 0 and the echo, got %s"
+                % json.dumps(nb), r)
+        t.check(ep.get("events") and ("ECHO %s" % tok) in ep.get("reply", ""),
+                "socket registered with epoll before connect: expected an event and the echo, got %s"
+                % json.dumps(ep), r)
+        t.check(rr.get("first") == "ECONNREFUSED" and ("ECHO %s" % tok) in rr.get("reply", ""),
+                "refused then connected again: expected ECONNREFUSED, then the echo, got %s" % json.dumps(rr), r)
+    direct = r.events_where(kind="tcp", port=5432, decision=ALLOW, detail="direct")
+    proxied = r.events_where(kind="tcp", port=5432, decision=ALLOW, detail=lambda d: d != "direct")
+    # Per step: the non-blocking and the retried connection direct, the
+    # epoll-first one through the proxy.
+    t.check(len(direct) == 4 and len(proxied) == 2,
+            "expected 4 direct and 2 proxied connections to :5432, got %s" % json.dumps(r.events), r)
+    refused = r.events_where(kind="tcp", port=5499, decision=ALLOW,
+                             detail=lambda d: (d or "").startswith("direct; connect: ECONNREFUSED"))
+    t.check(len(refused) == 2, "the refused connections, recorded with the reason, got %s" % json.dumps(r.events), r)
 
 
 @case

@@ -26,6 +26,11 @@ Steps (dicts):
   {"op": "trickle", "host": H, "port": P, "chunks": [...], "delay": S}
       connect, send the chunks with a pause between them, read until close
   {"op": "sleep", "seconds": S}
+  {"op": "sockets", "host": H, "port": P, "dead_port": D, "send": "text"}
+      what a program sees of a connection's socket: a non-blocking connect
+      (EINPROGRESS, then writable), a socket registered with epoll before
+      connecting, a blocking connect refused on D and the same socket then
+      connected to P; each sends one line and reads the reply
 Only the standard library; runs with the sandbox's /usr/bin/python3.
 """
 import errno
@@ -400,9 +405,71 @@ def step_sleep(s):
     return {"ok": True}
 
 
+def step_sockets(s):
+    host, port, line = s["host"], s["port"], (s["send"] + "\n").encode()
+    out = {}
+
+    def exchange(sock):
+        sock.settimeout(5)
+        sock.sendall(line)
+        return sock.recv(4096).decode(errors="replace")
+
+    # Non-blocking: connect_ex answers at once, the socket becomes writable.
+    t0 = now_ms()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    rc = sock.connect_ex((host, port))
+    r = {"connect": errno.errorcode.get(rc, "ok") if rc else "ok", "connect_ms": round(now_ms() - t0, 1)}
+    import select
+    _, w, _ = select.select([], [sock], [], 5)
+    r["writable"] = bool(w)
+    r["so_error"] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    try:
+        sock.setblocking(True)
+        r["reply"] = exchange(sock)
+    except OSError as e:
+        r["error"] = errno.errorcode.get(e.errno, str(e))
+    sock.close()
+    out["nonblocking"] = r
+
+    # Registered with epoll before connect (as Go, Netty, Boost.Asio do).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ep = select.epoll()
+    ep.register(sock.fileno(), select.EPOLLIN)
+    r = {}
+    try:
+        sock.connect((host, port))
+        sock.sendall(line)
+        r["events"] = bool(ep.poll(5))
+        r["reply"] = sock.recv(4096).decode(errors="replace")
+    except OSError as e:
+        r["error"] = errno.errorcode.get(e.errno, str(e))
+    ep.close()
+    sock.close()
+    out["epoll_first"] = r
+
+    # Refused, then the same socket connected elsewhere.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    r = {}
+    try:
+        sock.connect((host, s["dead_port"]))
+        r["first"] = "ok"
+    except OSError as e:
+        r["first"] = errno.errorcode.get(e.errno, str(e))
+    try:
+        sock.connect((host, port))
+        r["reply"] = exchange(sock)
+    except OSError as e:
+        r["error"] = errno.errorcode.get(e.errno, str(e))
+    sock.close()
+    out["refused_then_retry"] = r
+    out["ok"] = True
+    return out
+
+
 OPS = {"run": step_run, "tcp": step_tcp, "udp": step_udp, "dns": step_dns, "resolve": step_resolve,
        "icmp": step_icmp, "loopback": step_loopback, "env": step_env, "sleep": step_sleep,
-       "proxy": step_proxy, "trickle": step_trickle}
+       "proxy": step_proxy, "trickle": step_trickle, "sockets": step_sockets}
 
 
 def main():
