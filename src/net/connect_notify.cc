@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -23,6 +25,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/errors.h"
 #include "base/unique_fd.h"
@@ -75,6 +78,12 @@ bool ReadMemory(pid_t pid, uint64_t address, void* out, size_t len) {
   iovec local{out, len};
   iovec remote{reinterpret_cast<void*>(static_cast<uintptr_t>(address)), len};
   return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
+}
+
+bool WriteMemory(pid_t pid, uint64_t address, const void* data, size_t len) {
+  iovec local{const_cast<void*>(data), len};
+  iovec remote{reinterpret_cast<void*>(static_cast<uintptr_t>(address)), len};
+  return process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
 }
 
 // Whether descriptor `fd` of `pid` is close-on-exec (the "flags:" line of
@@ -283,10 +292,10 @@ constexpr int kMaxWorkers = 256;  // connect() calls waited for at once
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
-  Server(int notify_fd, int stop_fd, uint64_t sandbox_netns, int connect_timeout_ms, ConnectNotifyHooks& hooks)
+  Server(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms, ConnectNotifyHooks& hooks)
       : notify_fd_(notify_fd),
         stop_fd_(stop_fd),
-        sandbox_netns_(sandbox_netns),
+        sandbox_(sandbox),
         connect_timeout_ms_(connect_timeout_ms),
         hooks_(hooks) {}
 
@@ -326,9 +335,11 @@ class Server : public std::enable_shared_from_this<Server> {
     UniqueFd sock(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(n.args[0]), 0)));
     if (!sock.valid()) return Answer(n, errno);
     struct stat st{};
-    if (fstat(sock.get(), &st) != 0 || !S_ISSOCK(st.st_mode)) return Answer(n, ENOTSOCK);
+    bool is_socket = fstat(sock.get(), &st) == 0 && S_ISSOCK(st.st_mode);
+    if (n.nr == SYS_ioctl) return AnswerInterfaceQuestion(n, is_socket ? IntOption(sock.get(), SOL_SOCKET, SO_DOMAIN) : -1);
+    if (!is_socket) return Answer(n, ENOTSOCK);
     uint64_t netns = NetnsCookie(sock.get());
-    if (netns == 0 || netns != sandbox_netns_) {
+    if (netns == 0 || netns != sandbox_.netns) {
       // A socket ward connected from its own namespace (a direct socket):
       // it stays the one connection ward made. Never listening, bound or
       // connected again there (nor dissolved with AF_UNSPEC).
@@ -374,6 +385,45 @@ class Server : public std::enable_shared_from_this<Server> {
     }
     if (!job->plan) return ConnectInSandbox(job);
     SpawnWorker(job, [this](ConnectJob& j) { ConnectDirect(j); });
+  }
+
+  // A read-only interface ioctl (kInterfaceQuestions) on a socket of family
+  // `domain` (-1: not a socket): asked of a socket of ward's in the
+  // sandbox's namespace, whatever namespace the program's socket is in, so
+  // that a direct socket describes the sandbox's interfaces, not the host's.
+  // The request and the answer go through the program's memory (an ifreq,
+  // or an ifconf and its buffer).
+  void AnswerInterfaceQuestion(const Notice& n, int domain) {
+    if (domain < 0) return Answer(n, ENOTTY);
+    int ask = domain == AF_INET6 && sandbox_.inet6 >= 0 ? sandbox_.inet6 : sandbox_.inet4 >= 0 ? sandbox_.inet4
+                                                                                              : sandbox_.inet6;
+    const uint32_t cmd = static_cast<uint32_t>(n.args[1]);
+    const uint64_t where = n.args[2];
+    if (cmd == SIOCGIFCONF) {
+      ifconf conf{};
+      if (!ReadMemory(n.pid, where, &conf, sizeof conf)) return Answer(n, EFAULT);
+      std::vector<char> buf(conf.ifc_buf == nullptr ? 0 : static_cast<size_t>(std::clamp(conf.ifc_len, 0, 1 << 16)));
+      ifconf mine{};
+      mine.ifc_len = static_cast<int>(buf.size());
+      mine.ifc_buf = buf.empty() ? nullptr : buf.data();
+      if (ioctl(ask, SIOCGIFCONF, &mine) != 0) return Answer(n, errno);
+      // Checked before writing: the thread id still names the caller.
+      if (!StillWaiting(n)) return;
+      if (mine.ifc_buf && mine.ifc_len > 0 &&
+          !WriteMemory(n.pid, reinterpret_cast<uintptr_t>(conf.ifc_buf), buf.data(), static_cast<size_t>(mine.ifc_len))) {
+        return Answer(n, EFAULT);
+      }
+      if (!WriteMemory(n.pid, where + offsetof(ifconf, ifc_len), &mine.ifc_len, sizeof mine.ifc_len)) {
+        return Answer(n, EFAULT);
+      }
+      return Answer(n, 0);
+    }
+    ifreq req{};
+    if (!ReadMemory(n.pid, where, &req, sizeof req)) return Answer(n, EFAULT);
+    if (ioctl(ask, cmd, &req) != 0) return Answer(n, errno);
+    if (!StillWaiting(n)) return;
+    if (!WriteMemory(n.pid, where, &req, sizeof req)) return Answer(n, EFAULT);
+    Answer(n, 0);
   }
 
   // bind() of an IPv4/IPv6 socket: landlock refuses the workload TCP binds of
@@ -454,9 +504,20 @@ class Server : public std::enable_shared_from_this<Server> {
       hooks_.RecordEvent(std::move(ev));
       return Answer(job.notice, err);
     }
+    KeepBlockingMode(job, out.get());
     if (!HandOver(job, out.get())) return;
     hooks_.RecordEvent(std::move(ev));  // before the answer: whoever sees the connection finds the event
     Answer(job.notice, 0);
+  }
+
+  // The direct socket blocks if the program's did (ward's copy only polls).
+  // True if it does.
+  static bool KeepBlockingMode(const ConnectJob& job, int out) {
+    int flags = fcntl(job.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now
+    bool blocking = flags >= 0 && !(flags & O_NONBLOCK);
+    int fl = fcntl(out, F_GETFL);
+    if (blocking && fl >= 0) fcntl(out, F_SETFL, fl & ~O_NONBLOCK);
+    return blocking;
   }
 
   // One target: the direct socket is handed over as soon as its handshake
@@ -471,8 +532,6 @@ class Server : public std::enable_shared_from_this<Server> {
     EgressEvent& ev = plan.event;
     sockaddr_storage sa;
     socklen_t len = TargetAddress(job.domain, plan.targets.front(), plan.port, &sa);
-    int flags = fcntl(job.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now
-    bool blocking = flags >= 0 && !(flags & O_NONBLOCK);
     UniqueFd out(socket(job.domain, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
     int err = len == 0 ? EAFNOSUPPORT : out.valid() ? 0 : errno;
     if (err == 0) {
@@ -485,10 +544,7 @@ class Server : public std::enable_shared_from_this<Server> {
       return Answer(job.notice, err);
     }
     bool started = err == EINPROGRESS;
-    if (blocking) {
-      int fl = fcntl(out.get(), F_GETFL);  // shared with ward's copy, which only polls
-      if (fl >= 0) fcntl(out.get(), F_SETFL, fl & ~O_NONBLOCK);
-    }
+    bool blocking = KeepBlockingMode(job, out.get());
     if (!HandOver(job, out.get())) return;
     if (!blocking || !started) {
       hooks_.RecordEvent(std::move(ev));
@@ -568,7 +624,7 @@ class Server : public std::enable_shared_from_this<Server> {
 
   int notify_fd_;
   int stop_fd_;
-  uint64_t sandbox_netns_;
+  SandboxNetwork sandbox_;
   int connect_timeout_ms_;
   ConnectNotifyHooks& hooks_;
   std::atomic<int> workers_{0};
@@ -582,9 +638,9 @@ uint64_t NetnsCookie(int socket_fd) {
   return getsockopt(socket_fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) == 0 ? cookie : 0;
 }
 
-void ServeConnectNotifications(int notify_fd, int stop_fd, uint64_t sandbox_netns, int connect_timeout_ms,
+void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
                                ConnectNotifyHooks& hooks) {
-  std::make_shared<Server>(notify_fd, stop_fd, sandbox_netns, connect_timeout_ms, hooks)->Run();
+  std::make_shared<Server>(notify_fd, stop_fd, sandbox, connect_timeout_ms, hooks)->Run();
 }
 
 }  // namespace ward::net

@@ -32,9 +32,11 @@
 //    and the filter refuses every other way to make it talk: MSG_FASTOPEN
 //    sends, TCP_ULP (which would turn it into SMC or TLS), and AF_SMC,
 //    IPPROTO_SMC and non-namespaced families (AF_VSOCK) altogether.
-//  - A direct socket is handed over connected. Its interfaces are the
-//    host's: the filter refuses the interface, route, ARP and wireless
-//    ioctls; its local address (getsockname) is the host's.
+//  - A direct socket's namespace is the host's: the read-only interface
+//    ioctls are answered here from the sandbox's namespace, the filter
+//    refuses the others and the options that pick a host interface or
+//    other hops (SO_BINDTODEVICE, IPV6_RTHDR, ...); its local address
+//    (getsockname) is the host's.
 //  - This thread never blocks on the workload: handshakes are waited for on
 //    workers (at most kMaxWorkers), which Stop() ends.
 #pragma once
@@ -76,10 +78,17 @@ class ConnectNotifyHooks {
   ~ConnectNotifyHooks() = default;
 };
 
+// The sandbox's network namespace as the server sees it: its
+// SO_NETNS_COOKIE (NetnsCookie of one of its listeners), and sockets of
+// ward's in it (-1: none) to ask interface questions of.
+struct SandboxNetwork {
+  uint64_t netns = 0;
+  int inet4 = -1, inet6 = -1;
+};
+
 // Serves the notifications of `notify_fd` until `stop_fd` is readable or no
-// process uses the filter any more. `sandbox_netns` is the SO_NETNS_COOKIE
-// of the sandbox's network namespace (NetnsCookie of one of its listeners).
-void ServeConnectNotifications(int notify_fd, int stop_fd, uint64_t sandbox_netns, int connect_timeout_ms,
+// process uses the filter any more.
+void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
                                ConnectNotifyHooks& hooks);
 
 // SO_NETNS_COOKIE of a socket's network namespace; 0 if it cannot be read.

@@ -430,8 +430,9 @@ Result<void> Proxy::Begin() {
       listener_threads_.emplace_back([this, l = config_.dropped_log.get()] { DroppedLoop(l); });
     }
     if (config_.connect_notify.valid()) {
-      listener_threads_.emplace_back([this, netns, l = config_.connect_notify.get()] {
-        ServeConnectNotifications(l, stop_fd_.get(), netns, config_.connect_timeout_ms, *this);
+      SandboxNetwork sandbox{netns, config_.tcp4.get(), config_.tcp6.get()};
+      listener_threads_.emplace_back([this, sandbox, l = config_.connect_notify.get()] {
+        ServeConnectNotifications(l, stop_fd_.get(), sandbox, config_.connect_timeout_ms, *this);
       });
     }
   } catch (const std::system_error& e) {

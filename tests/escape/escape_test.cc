@@ -998,10 +998,11 @@ TEST_F(Escape, EgressFastOpenConnectRefused) {
   EXPECT_EQ(h.probe.Get("content"), "HELLO-FROM-HOST");
 }
 
-// A direct socket lives in the host's namespace: what it could tell about
-// the host's interfaces, turn into (TCP_ULP: SMC, TLS) or send its packets
-// through (a routing header naming other hops, a host interface) is
-// refused in egress mode by the filter, before the kernel is asked.
+// A direct socket lives in the host's namespace: what it could turn into
+// (TCP_ULP: SMC, TLS) or send its packets through (a routing header naming
+// other hops, a host interface) is refused in egress mode by the filter,
+// before the kernel is asked; what it says about interfaces is the
+// sandbox's (ward answers those questions), not the host's.
 TEST_F(Escape, EgressDirectSocketAsksNothingOfTheHost) {
   std::string port;
   int s = ListenOnHostLoopback(&port);
@@ -1011,8 +1012,15 @@ TEST_F(Escape, EgressDirectSocketAsksNothingOfTheHost) {
   json host = HostNetwork();
   // What a kernel that is asked answers (the positive controls): the
   // interfaces; no ULP, routing header type or device of that name.
+  Outcome ifs = RunWard(rule, {"socket-question", "169.254.77.1", port, "ifconf"});
+  EXPECT_PROBE(ifs, "ok");
+  EXPECT_EQ(ifs.probe.Get("interfaces"), "lo,ward0") << "IPv4 interfaces of the sandbox" << ifs.Describe();
+  EXPECT_EQ(ifs.probe.Get("index"), "1") << ifs.Describe();
+  Outcome host_ifs = RunWard(host, {"socket-question", "127.0.0.1", port, "ifconf"});
+  EXPECT_PROBE(host_ifs, "ok");
+  EXPECT_NE(host_ifs.probe.Get("interfaces"), "lo,ward0") << "control: the host's" << host_ifs.Describe();
   const std::map<std::string, std::string> kernel = {
-      {"ifconf", "ok"}, {"ulp", "ENOENT"}, {"rthdr", "EINVAL"}, {"bindtodevice", "ENODEV"}};
+      {"ulp", "ENOENT"}, {"rthdr", "EINVAL"}, {"bindtodevice", "ENODEV"}};
   for (const auto& [what, answer] : kernel) {
     // A routing header needs an IPv6 socket: host.ward.internal over IPv6.
     const bool v6 = what == "rthdr";

@@ -299,7 +299,16 @@ int ConnectAndRead(const std::string& ip, long port, std::string* content) {
     conf.ifc_len = sizeof reqs;
     conf.ifc_req = reqs;
     if (ioctl(s, SIOCGIFCONF, &conf) != 0) Fail(errno, "step=ifconf " + content);
-    Ok("interfaces=" + std::to_string(conf.ifc_len / sizeof(ifreq)) + " " + content);
+    std::string names;
+    for (size_t i = 0; i < conf.ifc_len / sizeof(ifreq); ++i) {
+      if (i) names += ',';
+      names.append(reqs[i].ifr_name, strnlen(reqs[i].ifr_name, IFNAMSIZ));
+    }
+    // And the index of the first, as if_nametoindex() asks it.
+    ifreq one{};
+    memcpy(one.ifr_name, reqs[0].ifr_name, sizeof one.ifr_name);
+    if (ioctl(s, SIOCGIFINDEX, &one) != 0) Fail(errno, "step=ifindex " + content);
+    Ok("interfaces=" + names + " index=" + std::to_string(one.ifr_ifindex) + " " + content);
   }
   if (what == "ulp") {
     const char name[] = "ward-none";
