@@ -306,8 +306,16 @@ class Server : public std::enable_shared_from_this<Server> {
     std::unique_ptr<char[]> buf(new char[size]);
     auto* req = reinterpret_cast<seccomp_notif*>(buf.get());
     for (;;) {
-      WaitStatus w = WaitFor(notify_fd_, POLLIN, stop_fd_, -1);
-      if (w != WaitStatus::kReady) return;  // stopping, or no process left that could call
+      pollfd pfd[2] = {{notify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      if (poll(pfd, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (pfd[1].revents != 0) return;  // stopping
+      // No process left that could call (the filter's last user exited):
+      // POLLHUP without POLLIN. Waiting on would spin, as RECV then fails
+      // at once.
+      if (!(pfd[0].revents & POLLIN)) return;
       memset(buf.get(), 0, size);
       if (ioctl(notify_fd_, SECCOMP_IOCTL_NOTIF_RECV, req) != 0) {
         if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the caller went away
