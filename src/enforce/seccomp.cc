@@ -14,6 +14,7 @@
 
 #include "base/errors.h"
 #include "base/unique_fd.h"
+#include "net/sandbox_net.h"
 
 namespace ward {
 
@@ -174,20 +175,6 @@ class BpfProgram {
 
 }  // namespace
 
-const std::vector<uint32_t> kInterfaceQuestions = {
-    0x8910,  // SIOCGIFNAME
-    0x8912,  // SIOCGIFCONF
-    0x8913,  // SIOCGIFFLAGS
-    0x8915,  // SIOCGIFADDR
-    0x8917,  // SIOCGIFDSTADDR
-    0x8919,  // SIOCGIFBRDADDR
-    0x891b,  // SIOCGIFNETMASK
-    0x891d,  // SIOCGIFMETRIC
-    0x8921,  // SIOCGIFMTU
-    0x8927,  // SIOCGIFHWADDR
-    0x8933,  // SIOCGIFINDEX
-    0x8942,  // SIOCGIFTXQLEN
-};
 
 // Written as raw BPF (with the assembler above) rather than with libseccomp:
 // it is built before clone() on every run, and its tests of flag bits and
@@ -308,7 +295,7 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.Label("ioctl");
   p.Load(arg(1));
   p.JumpIf(BPF_JEQ, kSiocOutqNsd, "allow-ioctl");
-  for (uint32_t question : kInterfaceQuestions) p.JumpIf(BPF_JEQ, question, "ioctl-notify");
+  for (uint32_t question : net::kInterfaceQuestions) p.JumpIf(BPF_JEQ, question, "ioctl-notify");
   p.JumpUnless(BPF_JGE, 0x8910, "allow-ioctl");
   p.JumpUnless(BPF_JGE, 0x8a00, "no-ioctl");
   p.JumpUnless(BPF_JGE, 0x8b00, "allow-ioctl");

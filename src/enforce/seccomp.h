@@ -43,15 +43,12 @@ std::vector<sock_filter> BuildPersonalityFilter();
 // fail with EOPNOTSUPP; setsockopt of TCP_ULP, IP_OPTIONS, IPV6_RTHDR (and
 // IPV6_2292RTHDR, IPV6_2292PKTOPTIONS), SO_BINDTODEVICE, SO_BINDTOIFINDEX,
 // IP_UNICAST_IF and IPV6_UNICAST_IF fails with EPERM; the read-only
-// interface ioctls (kInterfaceQuestions) wait for the supervisor, and the
+// interface ioctls (net::kInterfaceQuestions) wait for the supervisor, and the
 // other interface, route, ARP and wireless ioctls (0x8910-0x89ff but
 // SIOCOUTQNSD, 0x8b00-0x8bff) fail with EPERM. Everything else passes (to the other
 // filters).
 enum class NetworkFilter : uint8_t { kIsolated, kEgress };
-// The read-only interface ioctls (SIOCGIFCONF, SIOCGIFINDEX, ...) that
-// BuildNetworkFilter(kEgress) sends to the supervisor, which answers them
-// from the sandbox's namespace.
-extern const std::vector<uint32_t> kInterfaceQuestions;
+
 std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind);
 
 }  // namespace ward

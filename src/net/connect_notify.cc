@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +30,7 @@
 
 #include "base/errors.h"
 #include "base/unique_fd.h"
+#include "net/sandbox_net.h"
 #include "net/socket_io.h"
 
 namespace ward::net {
@@ -211,8 +213,11 @@ int SendTimeoutMs(int fd) {
   timeval tv{};
   socklen_t len = sizeof tv;
   if (getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
-  return static_cast<int>(tv.tv_sec * 1000 + tv.tv_usec / 1000);
+  int64_t ms = static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
+  return static_cast<int>(std::min<int64_t>(ms, INT_MAX));
 }
+
+constexpr int kMaxScannedDescriptors = 256;
 
 // Whether the program holds socket `fd` (inode `ino`) anywhere else: another
 // descriptor, or a registration in one of its epoll instances (Go, Netty and
@@ -228,8 +233,15 @@ bool HeldElsewhere(pid_t pid, int fd, ino_t ino) {
   snprintf(want, sizeof want, "socket:[%lu]", static_cast<unsigned long>(ino));
   snprintf(want_epoll, sizeof want_epoll, " ino:%lx ", static_cast<unsigned long>(ino));
   bool held = false;
+  int seen = 0;
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] == '.') continue;
+    // A program with many descriptors (a server) takes the proxy's way
+    // rather than ward reading them all on every connect().
+    if (++seen > kMaxScannedDescriptors) {
+      held = true;
+      break;
+    }
     int n = atoi(e->d_name);
     if (n == fd) continue;
     char link[96], target[128];
@@ -346,15 +358,11 @@ class Server : public std::enable_shared_from_this<Server> {
     bool is_socket = fstat(sock.get(), &st) == 0 && S_ISSOCK(st.st_mode);
     if (n.nr == SYS_ioctl) return AnswerInterfaceQuestion(n, is_socket ? IntOption(sock.get(), SOL_SOCKET, SO_DOMAIN) : -1);
     if (!is_socket) return Answer(n, ENOTSOCK);
+    int probe = 0;
+    socklen_t probe_len = sizeof probe;
+    if (getsockopt(sock.get(), SOL_SOCKET, SO_DOMAIN, &probe, &probe_len) != 0) return Answer(n, errno);  // O_PATH: EBADF
     uint64_t netns = NetnsCookie(sock.get());
-    if (netns == 0 || netns != sandbox_.netns) {
-      // A socket ward connected from its own namespace (a direct socket):
-      // it stays the one connection ward made. Never listening, bound or
-      // connected again there (nor dissolved with AF_UNSPEC).
-      const char* call = n.nr == SYS_listen ? "listen()" : n.nr == SYS_bind ? "bind()" : "connect()";
-      RecordRefused(std::string(call) + " on a socket ward already connected directly: refused");
-      return Answer(n, n.nr == SYS_connect ? EISCONN : EINVAL);
-    }
+    if (netns == 0 || netns != sandbox_.netns) return OnDirectSocket(n, std::move(sock));
     if (n.nr == SYS_listen) return Answer(n, listen(sock.get(), static_cast<int>(n.args[1])) == 0 ? 0 : errno);
     if (n.nr != SYS_connect && n.nr != SYS_bind) return Answer(n, ENOSYS);
 
@@ -385,14 +393,80 @@ class Server : public std::enable_shared_from_this<Server> {
     bool inet_address =
         (job->address.ss_family == AF_INET && domain == AF_INET && job->address_len >= sizeof(sockaddr_in)) ||
         (job->address.ss_family == AF_INET6 && domain == AF_INET6 && job->address_len >= sizeof(sockaddr_in6));
-    if (tcp && inet_address && !IsBound(job->sock.get()) &&
-        !HeldElsewhere(n.pid, static_cast<int>(n.args[0]), st.st_ino)) {
+    if (tcp && inet_address && !IsBound(job->sock.get())) {
       uint16_t port = 0;
       IpAddress dst = FromSockaddr(job->address, &port);
       job->plan = hooks_.PlanDirect(dst, port);
+      // Scanned only for a connection that would go direct.
+      if (job->plan && HeldElsewhere(n.pid, static_cast<int>(n.args[0]), st.st_ino)) job->plan.reset();
     }
     if (!job->plan) return ConnectInSandbox(job);
     SpawnWorker(job, [this](ConnectJob& j) { ConnectDirect(j); });
+  }
+
+  // A call on a socket ward connected from its own namespace (a direct
+  // socket): it stays the one connection ward made. bind() and listen() are
+  // refused; connect() is answered from the connection's state, as the
+  // kernel would for a connect() repeated on it (interrupted by a signal,
+  // or a non-blocking program asking how it went), and never made: a
+  // dissolving AF_UNSPEC is refused.
+  void OnDirectSocket(const Notice& n, UniqueFd sock) {
+    if (n.nr != SYS_connect) {
+      RecordRefused(std::string(n.nr == SYS_listen ? "listen()" : "bind()") +
+                    " on a socket ward connected directly: refused (it would act outside the sandbox)");
+      return Answer(n, EINVAL);
+    }
+    sa_family_t family = AF_UNSPEC;
+    if (n.args[2] >= sizeof family && !ReadMemory(n.pid, n.args[1], &family, sizeof family)) return Answer(n, EFAULT);
+    if (family == AF_UNSPEC) {
+      RecordRefused("connect(AF_UNSPEC) on a socket ward connected directly: refused (it would dissolve the connection)");
+      return Answer(n, EISCONN);
+    }
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (getsockopt(sock.get(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return Answer(n, errno);
+    if (info.tcpi_state == TCP_SYN_SENT || info.tcpi_state == TCP_SYN_RECV) {
+      int flags = fcntl(sock.get(), F_GETFL);
+      if (flags >= 0 && (flags & O_NONBLOCK)) return Answer(n, EALREADY);
+      auto job = std::make_shared<ConnectJob>();
+      job->notice = n;
+      job->sock = std::move(sock);
+      return SpawnWorker(job, [this](ConnectJob& j) {
+        int timeout = SendTimeoutMs(j.sock.get());
+        Answer(j.notice, WaitWhileCalled(j.notice, j.sock.get(), timeout));
+      });
+    }
+    if (info.tcpi_state != TCP_CLOSE) return Answer(n, EISCONN);
+    int err = 0;
+    len = sizeof err;
+    getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    Answer(n, err != 0 ? err : ECONNABORTED);
+  }
+
+  // Waits for the handshake on `fd` while the call `n` waits for its answer:
+  // in slices, so that a call that is gone (a signal, the caller's death)
+  // stops the wait. 0 or an errno; ETIMEDOUT after `timeout_ms` (-1: until
+  // TCP gives up), ECONNABORTED when stopping or when the call is gone.
+  int WaitWhileCalled(const Notice& n, int fd, int timeout_ms) {
+    int64_t deadline = timeout_ms < 0 ? -1 : MonotonicMs() + timeout_ms;
+    for (;;) {
+      int slice = deadline < 0 ? 200 : std::min(200, RemainingMs(deadline));
+      switch (WaitFor(fd, POLLOUT, stop_fd_, slice)) {
+        case WaitStatus::kReady: {
+          int err = 0;
+          socklen_t elen = sizeof err;
+          if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
+          return err;
+        }
+        case WaitStatus::kTimeout:
+          if (deadline >= 0 && RemainingMs(deadline) <= 0) return ETIMEDOUT;
+          if (!StillWaiting(n)) return ECONNABORTED;
+          break;
+        case WaitStatus::kStopped:
+        case WaitStatus::kError:
+          return ECONNABORTED;
+      }
+    }
   }
 
   // A read-only interface ioctl (kInterfaceQuestions) on a socket of family
@@ -403,6 +477,18 @@ class Server : public std::enable_shared_from_this<Server> {
   // or an ifconf and its buffer).
   void AnswerInterfaceQuestion(const Notice& n, int domain) {
     if (domain < 0) return Answer(n, ENOTTY);
+    const uint32_t question = static_cast<uint32_t>(n.args[1]);
+    // Only the read-only questions, whatever reached here: ward's socket
+    // answers with ward's privileges.
+    if (std::find(std::begin(kInterfaceQuestions), std::end(kInterfaceQuestions), question) ==
+        std::end(kInterfaceQuestions)) {
+      return Answer(n, EPERM);
+    }
+    // Address questions are IPv4's (inet_ioctl); other families' sockets do
+    // not answer them.
+    bool address_question = question == SIOCGIFADDR || question == SIOCGIFDSTADDR || question == SIOCGIFBRDADDR ||
+                            question == SIOCGIFNETMASK;
+    if (address_question && domain != AF_INET && domain != AF_INET6) return Answer(n, ENOTTY);
     int ask = domain == AF_INET6 && sandbox_.inet6 >= 0 ? sandbox_.inet6 : sandbox_.inet4 >= 0 ? sandbox_.inet4
                                                                                               : sandbox_.inet6;
     const uint32_t cmd = static_cast<uint32_t>(n.args[1]);
@@ -410,7 +496,13 @@ class Server : public std::enable_shared_from_this<Server> {
     if (cmd == SIOCGIFCONF) {
       ifconf conf{};
       if (!ReadMemory(n.pid, where, &conf, sizeof conf)) return Answer(n, EFAULT);
-      std::vector<char> buf(conf.ifc_buf == nullptr ? 0 : static_cast<size_t>(std::clamp(conf.ifc_len, 0, 1 << 16)));
+      if (conf.ifc_buf != nullptr && conf.ifc_len <= 0) {
+        // Room for nothing: nothing is written, and the length read back is 0.
+        int zero = 0;
+        if (!StillWaiting(n)) return;
+        return Answer(n, WriteMemory(n.pid, where + offsetof(ifconf, ifc_len), &zero, sizeof zero) ? 0 : EFAULT);
+      }
+      std::vector<char> buf(conf.ifc_buf == nullptr ? 0 : static_cast<size_t>(std::min(conf.ifc_len, 1 << 16)));
       ifconf mine{};
       mine.ifc_len = static_cast<int>(buf.size());
       mine.ifc_buf = buf.empty() ? nullptr : buf.data();
@@ -559,7 +651,15 @@ class Server : public std::enable_shared_from_this<Server> {
       return Answer(job.notice, started ? EINPROGRESS : 0);
     }
     int timeout = SendTimeoutMs(job.sock.get());
-    err = AwaitConnect(out.get(), sa, len, timeout, stop_fd_);
+    err = WaitWhileCalled(job.notice, out.get(), timeout);
+    if (err == ECONNABORTED && !StillWaiting(job.notice)) {
+      // The call is gone (a signal): the program's descriptor holds the
+      // socket, whose handshake goes on, as the kernel's would.
+      ev.detail += "; the connect() call ended during the handshake";
+      hooks_.RecordEvent(std::move(ev));
+      return;
+    }
+    if (err == 0) (void)connect(out.get(), reinterpret_cast<sockaddr*>(&sa), len);  // to the connected state
     if (err == ETIMEDOUT && timeout >= 0) err = EINPROGRESS;  // SO_SNDTIMEO ran out: the handshake goes on
     if (err != 0 && err != EINPROGRESS) {
       ev.detail += "; connect: " + ErrnoName(err);

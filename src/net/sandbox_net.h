@@ -46,4 +46,22 @@ inline constexpr uint16_t kHttpProxyPort = 3128;
 // ("host.ward.internal:5432") opens that port of the host's loopback.
 inline constexpr char kHostLoopbackName[] = "host.ward.internal";
 
+// The read-only interface ioctls that the egress filter sends to the
+// supervisor (enforce/seccomp.h), which answers them from the sandbox's
+// namespace whatever the socket (net/connect_notify.h).
+inline constexpr uint32_t kInterfaceQuestions[] = {
+    0x8910,  // SIOCGIFNAME
+    0x8912,  // SIOCGIFCONF
+    0x8913,  // SIOCGIFFLAGS
+    0x8915,  // SIOCGIFADDR
+    0x8917,  // SIOCGIFDSTADDR
+    0x8919,  // SIOCGIFBRDADDR
+    0x891b,  // SIOCGIFNETMASK
+    0x891d,  // SIOCGIFMETRIC
+    0x8921,  // SIOCGIFMTU
+    0x8927,  // SIOCGIFHWADDR
+    0x8933,  // SIOCGIFINDEX
+    0x8942,  // SIOCGIFTXQLEN
+};
+
 }  // namespace ward::net

@@ -1045,6 +1045,10 @@ def direct_socket_semantics(t):
                 % json.dumps(ep), r)
         t.check(rr.get("first") == "ECONNREFUSED" and ("ECHO %s" % tok) in rr.get("reply", ""),
                 "refused then connected again: expected ECONNREFUSED, then the echo, got %s" % json.dumps(rr), r)
+        nr = res.get("nonblocking_refused", {})
+        t.check(nr.get("connect") == "EINPROGRESS" and nr.get("again") == "ECONNREFUSED",
+                "non-blocking to a closed port, then connect() again: expected EINPROGRESS, then ECONNREFUSED, got %s"
+                % json.dumps(nr), r)
     direct = r.events_where(kind="tcp", port=5432, decision=ALLOW, detail="direct")
     proxied = r.events_where(kind="tcp", port=5432, decision=ALLOW, detail=lambda d: d != "direct")
     # Per step: the non-blocking and the retried connection direct, the
@@ -1053,7 +1057,9 @@ def direct_socket_semantics(t):
             "expected 4 direct and 2 proxied connections to :5432, got %s" % json.dumps(r.events), r)
     refused = r.events_where(kind="tcp", port=5499, decision=ALLOW,
                              detail=lambda d: (d or "").startswith("direct; connect: ECONNREFUSED"))
-    t.check(len(refused) == 2, "the refused connections, recorded with the reason, got %s" % json.dumps(r.events), r)
+    t.check(len(refused) == 2, "the refused blocking connections, recorded with the reason, got %s"
+            % json.dumps(r.events), r)
+    t.no_event(r, "asking how a connection went is no denial", decision=DENY)
 
 
 @case

@@ -448,6 +448,18 @@ def step_sockets(s):
     sock.close()
     out["epoll_first"] = r
 
+    # Non-blocking to a closed port, then connect() again to learn how it
+    # went (as Ruby's connect_nonblock and Perl's IO::Socket::IP ask).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    rc = sock.connect_ex((host, s["dead_port"]))
+    r = {"connect": errno.errorcode.get(rc, "ok") if rc else "ok"}
+    select.select([], [sock], [], 5)
+    rc = sock.connect_ex((host, s["dead_port"]))
+    r["again"] = errno.errorcode.get(rc, "ok") if rc else "ok"
+    sock.close()
+    out["nonblocking_refused"] = r
+
     # Refused, then the same socket connected elsewhere.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     r = {}
