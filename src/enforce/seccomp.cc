@@ -256,34 +256,25 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   // and the *_UNICAST_IF options pick a host interface (and tell which
   // exist); TCP_ULP turns TCP into SMC or TLS, which a later connect() would
   // not be judged as.
+  const struct {
+    uint32_t level;
+    std::vector<uint32_t> names;
+  } kRefusedOptions[] = {
+      {kSolSocket, {kSoBindToDevice, kSoBindToIfindex}},
+      {kSolIp, {kIpOptions, kIpUnicastIf}},
+      {kSolIpv6, {kIpv6_2292Rthdr, kIpv6_2292PktOptions, kIpv6Rthdr, kIpv6UnicastIf}},
+      {kSolTcp, {kTcpUlp}},
+  };
   p.Label("setsockopt");
   p.Load(arg(1));
-  p.JumpIf(BPF_JEQ, kSolSocket, "sockopt-socket");
-  p.JumpIf(BPF_JEQ, kSolIp, "sockopt-ip");
-  p.JumpIf(BPF_JEQ, kSolIpv6, "sockopt-ipv6");
-  p.JumpIf(BPF_JEQ, kSolTcp, "sockopt-tcp");
+  for (const auto& o : kRefusedOptions) p.JumpIf(BPF_JEQ, o.level, "sockopt-" + std::to_string(o.level));
   p.Return(kAllow);
-  p.Label("sockopt-socket");
-  p.Load(arg(2));
-  p.JumpIf(BPF_JEQ, kSoBindToDevice, "no-sockopt");
-  p.JumpIf(BPF_JEQ, kSoBindToIfindex, "no-sockopt");
-  p.Return(kAllow);
-  p.Label("sockopt-ip");
-  p.Load(arg(2));
-  p.JumpIf(BPF_JEQ, kIpOptions, "no-sockopt");
-  p.JumpIf(BPF_JEQ, kIpUnicastIf, "no-sockopt");
-  p.Return(kAllow);
-  p.Label("sockopt-ipv6");
-  p.Load(arg(2));
-  p.JumpIf(BPF_JEQ, kIpv6_2292Rthdr, "no-sockopt");
-  p.JumpIf(BPF_JEQ, kIpv6_2292PktOptions, "no-sockopt");
-  p.JumpIf(BPF_JEQ, kIpv6Rthdr, "no-sockopt");
-  p.JumpIf(BPF_JEQ, kIpv6UnicastIf, "no-sockopt");
-  p.Return(kAllow);
-  p.Label("sockopt-tcp");
-  p.Load(arg(2));
-  p.JumpIf(BPF_JEQ, kTcpUlp, "no-sockopt");
-  p.Return(kAllow);
+  for (const auto& o : kRefusedOptions) {
+    p.Label("sockopt-" + std::to_string(o.level));
+    p.Load(arg(2));
+    for (uint32_t name : o.names) p.JumpIf(BPF_JEQ, name, "no-sockopt");
+    p.Return(kAllow);
+  }
   p.Label("no-sockopt");
   p.Return(errno_ret(EPERM));
   // ioctl: the interface, route and ARP requests (0x8910-0x89ff) and the
