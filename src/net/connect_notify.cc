@@ -358,15 +358,14 @@ class Server : public std::enable_shared_from_this<Server> {
     bool is_socket = fstat(sock.get(), &st) == 0 && S_ISSOCK(st.st_mode);
     if (n.nr == SYS_ioctl) return AnswerInterfaceQuestion(n, is_socket ? IntOption(sock.get(), SOL_SOCKET, SO_DOMAIN) : -1);
     if (!is_socket) return Answer(n, ENOTSOCK);
-    int probe = 0;
-    socklen_t probe_len = sizeof probe;
-    if (getsockopt(sock.get(), SOL_SOCKET, SO_DOMAIN, &probe, &probe_len) != 0) return Answer(n, errno);  // O_PATH: EBADF
+    int domain = 0;
+    socklen_t domain_len = sizeof domain;
+    if (getsockopt(sock.get(), SOL_SOCKET, SO_DOMAIN, &domain, &domain_len) != 0) return Answer(n, errno);  // O_PATH: EBADF
     uint64_t netns = NetnsCookie(sock.get());
     if (netns == 0 || netns != sandbox_.netns) return OnDirectSocket(n, std::move(sock));
     if (n.nr == SYS_listen) return Answer(n, listen(sock.get(), static_cast<int>(n.args[1])) == 0 ? 0 : errno);
     if (n.nr != SYS_connect && n.nr != SYS_bind) return Answer(n, ENOSYS);
 
-    int domain = IntOption(sock.get(), SOL_SOCKET, SO_DOMAIN);
     if (domain != AF_INET && domain != AF_INET6) {
       // Unix, netlink: the kernel makes the call, in the sandbox's namespace
       // and root (a unix socket path is resolved there, under landlock).
