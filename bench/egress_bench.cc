@@ -874,44 +874,41 @@ int main(int argc, char** argv) {
     return s;
   };
 
+  // One section of ward_egress_client MODE against the server's PORT, by
+  // way `w`: the client directly, inside ward, and (with `relay`) through
+  // the minimal splice relay.
+  auto client_section = [&](const std::string& mode, const Via& w, const std::string& unit, const std::string& what,
+                            const std::string& server_port, const std::string& arg, bool relay) {
+    Section s;
+    s.kind = mode;
+    s.name = mode + "/" + w.name;
+    s.unit = unit;
+    s.what = what + ", rule \"" + w.rule + "\"";
+    s.runners = {{"direct", "", {client_path, mode, w.direct_host, server_port, arg}, false},
+                 {"ward", "", ward_cmd(w, {client_path, mode, w.sandbox_host, server_port, arg}), true}};
+    if (relay) s.runners.push_back({"relay", "", {client_path, mode, kServerAddr, relay_port, arg}, false});
+    return s;
+  };
   std::vector<Section> sections;
   for (const Via& w : ways) {
     if (wanted("bulk")) {
       const std::string bytes = std::to_string(uint64_t{static_cast<uint64_t>(opt.bulk_mib)} << 20);
-      Section s;
-      s.kind = "bulk";
-      s.name = "bulk/" + w.name;
-      s.unit = "MiB/s";
-      s.what = "download of " + std::to_string(opt.bulk_mib) + " MiB, client-timed connect() to EOF, rule \"" + w.rule + "\"";
-      s.runners = {{"direct", "", {client_path, "bulk", w.direct_host, port, bytes}, false},
-                   {"ward", "", ward_cmd(w, {client_path, "bulk", w.sandbox_host, port, bytes}), true},
-                   {"relay", "", {client_path, "bulk", kServerAddr, relay_port, bytes}, false}};
-      sections.push_back(s);
+      sections.push_back(client_section(
+          "bulk", w, "MiB/s", "download of " + std::to_string(opt.bulk_mib) + " MiB, client-timed connect() to EOF", port,
+          bytes, true));
     }
     if (wanted("latency")) {
       const std::string k = std::to_string(opt.connections);
-      Section s;
-      s.kind = "latency";
-      s.name = "latency/" + w.name;
-      s.unit = "ms";
-      s.what = "connect() + request + first byte, " + k + " connections per process, all pooled, rule \"" + w.rule + "\"";
-      s.runners = {{"direct", "", {client_path, "latency", w.direct_host, port, k}, false},
-                   {"ward", "", ward_cmd(w, {client_path, "latency", w.sandbox_host, port, k}), true},
-                   {"relay", "", {client_path, "latency", kServerAddr, relay_port, k}, false}};
-      sections.push_back(s);
+      sections.push_back(client_section("latency", w, "ms",
+                                        "connect() + request + first byte, " + k + " connections per process, all pooled",
+                                        port, k, true));
     }
     if (wanted("banner")) {
       const std::string k = std::to_string(opt.banner_connections);
-      const std::string bport = std::to_string(kBannerPort);
-      Section s;
-      s.kind = "banner";
-      s.name = "banner/" + w.name;
-      s.unit = "ms";
-      s.what = "server speaks first: connect() + first byte of its greeting, " + k +
-               " connections per process, all pooled, rule \"" + w.rule + "\"";
-      s.runners = {{"direct", "", {client_path, "banner", w.direct_host, bport, k}, false},
-                   {"ward", "", ward_cmd(w, {client_path, "banner", w.sandbox_host, bport, k}), true}};
-      sections.push_back(s);
+      sections.push_back(client_section(
+          "banner", w, "ms",
+          "server speaks first: connect() + first byte of its greeting, " + k + " connections per process, all pooled",
+          std::to_string(kBannerPort), k, false));
     }
   }
   if (wanted("startup")) {
