@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "base/errors.h"
+#include "base/file.h"
 #include "base/unique_fd.h"
 #include "net/sandbox_net.h"
 #include "net/socket_io.h"
@@ -91,17 +92,10 @@ bool WriteMemory(pid_t pid, uint64_t address, const void* data, size_t len) {
 // Whether descriptor `fd` of `pid` is close-on-exec (the "flags:" line of
 // its fdinfo), so that the direct socket put in its place keeps that.
 bool CloseOnExec(pid_t pid, int fd) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/fdinfo/%d", pid, fd);
-  UniqueFd f(open(path, O_RDONLY | O_CLOEXEC));
-  if (!f.valid()) return true;
-  char buf[512];
-  ssize_t n = read(f.get(), buf, sizeof buf - 1);
-  if (n <= 0) return true;
-  buf[n] = 0;
-  const char* flags = strstr(buf, "flags:");
-  if (!flags) return true;
-  return (strtoul(flags + 6, nullptr, 8) & O_CLOEXEC) != 0;
+  std::optional<std::string> info = ReadFile("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+  size_t flags = info ? info->find("flags:") : std::string::npos;
+  if (flags == std::string::npos) return true;
+  return (strtoul(info->c_str() + flags + 6, nullptr, 8) & O_CLOEXEC) != 0;
 }
 
 int IntOption(int fd, int level, int name) {
@@ -186,25 +180,19 @@ socklen_t TargetAddress(int domain, const IpAddress& target, uint16_t port, sock
   return sizeof(sockaddr_in6);
 }
 
-// Waits for the handshake that connect() on non-blocking `fd` started. 0 or
-// an errno (ETIMEDOUT after `timeout_ms`; ECONNABORTED when stopping). A
-// connected socket is moved to the state a blocking connect() leaves it in
-// by one more connect() (a later connect() says EISCONN).
-int AwaitConnect(int fd, const sockaddr_storage& sa, socklen_t len, int timeout_ms, int stop_fd) {
-  switch (WaitFor(fd, POLLOUT, stop_fd, timeout_ms)) {
-    case WaitStatus::kReady:
-      break;
-    case WaitStatus::kTimeout:
-      return ETIMEDOUT;
-    case WaitStatus::kStopped:
-    case WaitStatus::kError:
-      return ECONNABORTED;
+// After a handshake that a non-blocking connect() started on `fd` has
+// ended with `err`: leaves the socket as a blocking connect() would, moved
+// to the connected state by one more connect() (a later connect() says
+// EISCONN), or unconnected again after a failure (with `reset_on_failure`;
+// for a socket ward discards anyway, no need).
+void SettleConnect(int fd, const sockaddr* sa, socklen_t len, int err, bool reset_on_failure) {
+  if (err == 0) {
+    (void)connect(fd, sa, len);
+  } else if (reset_on_failure) {
+    sockaddr unspec{};
+    unspec.sa_family = AF_UNSPEC;
+    (void)connect(fd, &unspec, sizeof unspec);
   }
-  int err = 0;
-  socklen_t elen = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) return errno;
-  if (err == 0) (void)connect(fd, reinterpret_cast<const sockaddr*>(&sa), len);
-  return err;
 }
 
 // The time a blocking connect() on `fd` may take (SO_SNDTIMEO), in ms; -1:
@@ -252,11 +240,7 @@ bool HeldElsewhere(pid_t pid, int fd, ino_t ino) {
     if (strcmp(target, want) == 0) held = true;
     if (!held && strcmp(target, "anon_inode:[eventpoll]") == 0) {
       snprintf(link, sizeof link, "/proc/%d/fdinfo/%d", pid, n);
-      UniqueFd f(open(link, O_RDONLY | O_CLOEXEC));
-      std::string info;
-      char buf[4096];
-      ssize_t r;
-      while (f.valid() && (r = read(f.get(), buf, sizeof buf)) > 0) info.append(buf, static_cast<size_t>(r));
+      std::string info = ReadFile(link).value_or("");
       for (char& c : info) {
         if (c == '\n' || c == '\t') c = ' ';
       }
@@ -288,16 +272,9 @@ uint16_t RequestedPort(const sockaddr_storage& sa, socklen_t len) {
 }
 
 pid_t ThreadGroupOf(pid_t tid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/status", tid);
-  UniqueFd f(open(path, O_RDONLY | O_CLOEXEC));
-  if (!f.valid()) return -1;
-  char buf[2048];
-  ssize_t n = read(f.get(), buf, sizeof buf - 1);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  const char* tgid = strstr(buf, "\nTgid:");
-  return tgid ? static_cast<pid_t>(strtol(tgid + 6, nullptr, 10)) : -1;
+  std::optional<std::string> status = ReadFile("/proc/" + std::to_string(tid) + "/status");
+  size_t tgid = status ? status->find("\nTgid:") : std::string::npos;
+  return tgid != std::string::npos ? static_cast<pid_t>(strtol(status->c_str() + tgid + 6, nullptr, 10)) : -1;
 }
 
 constexpr int kMaxWorkers = 256;  // connect() calls waited for at once
@@ -555,18 +532,11 @@ class Server : public std::enable_shared_from_this<Server> {
 
   void AwaitHandshake(ConnectJob& job) {
     int fd = job.sock.get();
-    auto* sa = reinterpret_cast<sockaddr*>(&job.address);
-    if (WaitFor(fd, POLLOUT, stop_fd_, -1) != WaitStatus::kReady) return Answer(job.notice, ECONNABORTED);
-    int err = 0;
-    socklen_t elen = sizeof err;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
-    if (err == 0) {
-      (void)connect(fd, sa, job.address_len);  // to the connected state, as a blocking connect() leaves it
-    } else {
-      sockaddr unspec{};
-      unspec.sa_family = AF_UNSPEC;
-      (void)connect(fd, &unspec, sizeof unspec);  // unconnected again, as a failed blocking connect() leaves it
-    }
+    int err = WaitWhileCalled(job.notice, fd, -1);
+    // A call that is gone (a signal) leaves the socket connecting, as the
+    // kernel's would.
+    if (err == ECONNABORTED && !StillWaiting(job.notice)) return;
+    SettleConnect(fd, reinterpret_cast<sockaddr*>(&job.address), job.address_len, err, /*reset_on_failure=*/true);
     Answer(job.notice, err);
   }
 
@@ -589,9 +559,17 @@ class Server : public std::enable_shared_from_this<Server> {
       }
       CopyOptions(job.sock.get(), out.get(), job.domain);
       err = connect(out.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
-      if (err == EINPROGRESS) err = AwaitConnect(out.get(), sa, len, connect_timeout_ms_, stop_fd_);
+      if (err == EINPROGRESS) {
+        err = WaitWhileCalled(job.notice, out.get(), connect_timeout_ms_);
+        SettleConnect(out.get(), reinterpret_cast<sockaddr*>(&sa), len, err, /*reset_on_failure=*/false);
+      }
       if (err == 0) break;
       out.Reset();
+      if (!StillWaiting(job.notice)) {  // the call is gone: nobody to hand a connection to
+        ev.detail += "; the connect() call ended before a connection";
+        hooks_.RecordEvent(std::move(ev));
+        return;
+      }
     }
     if (err != 0 && plan.proxy_on_failure) {
       auto shared = std::make_shared<ConnectJob>(std::move(job));
@@ -658,7 +636,7 @@ class Server : public std::enable_shared_from_this<Server> {
       hooks_.RecordEvent(std::move(ev));
       return;
     }
-    if (err == 0) (void)connect(out.get(), reinterpret_cast<sockaddr*>(&sa), len);  // to the connected state
+    SettleConnect(out.get(), reinterpret_cast<sockaddr*>(&sa), len, err, /*reset_on_failure=*/false);
     if (err == ETIMEDOUT && timeout >= 0) err = EINPROGRESS;  // SO_SNDTIMEO ran out: the handshake goes on
     if (err != 0 && err != EINPROGRESS) {
       ev.detail += "; connect: " + ErrnoName(err);
