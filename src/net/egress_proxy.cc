@@ -258,26 +258,24 @@ void SendDatagram(int fd, std::span<const uint8_t> data, const DatagramOrigin& o
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
-  if (origin.has_local) {
+  // The one control message: where the reply leaves from.
+  auto put = [&](int level, int type, const auto& info) {
     msg.msg_control = control;
     cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
-    if (origin.peer.ss_family == AF_INET) {
-      in_pktinfo info{};
-      info.ipi_spec_dst = origin.local4.ipi_addr;
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(info));
-      std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-      msg.msg_controllen = CMSG_SPACE(sizeof(info));
-    } else {
-      in6_pktinfo info{};
-      info.ipi6_addr = origin.local6.ipi6_addr;
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(info));
-      std::memcpy(CMSG_DATA(c), &info, sizeof(info));
-      msg.msg_controllen = CMSG_SPACE(sizeof(info));
-    }
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(sizeof(info));
+    std::memcpy(CMSG_DATA(c), &info, sizeof(info));
+    msg.msg_controllen = CMSG_SPACE(sizeof(info));
+  };
+  if (origin.has_local && origin.peer.ss_family == AF_INET) {
+    in_pktinfo info{};
+    info.ipi_spec_dst = origin.local4.ipi_addr;
+    put(IPPROTO_IP, IP_PKTINFO, info);
+  } else if (origin.has_local) {
+    in6_pktinfo info{};
+    info.ipi6_addr = origin.local6.ipi6_addr;
+    put(IPPROTO_IPV6, IPV6_PKTINFO, info);
   }
   // A lost reply is a lost datagram: the client retries.
   (void)sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
