@@ -62,7 +62,11 @@ void Answer(const Notice& n, int error, bool continue_call = false) {
   (void)ioctl(n.notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &r);
 }
 
-pid_t ThreadGroupOf(pid_t tid);
+pid_t ThreadGroupOf(pid_t tid) {
+  std::optional<std::string> status = ReadFile("/proc/" + std::to_string(tid) + "/status");
+  size_t tgid = status ? status->find("\nTgid:") : std::string::npos;
+  return tgid != std::string::npos ? static_cast<pid_t>(strtol(status->c_str() + tgid + 6, nullptr, 10)) : -1;
+}
 
 UniqueFd OpenPidfd(pid_t tid) {
   // The notification names the calling thread; a thread pidfd reaches the
@@ -271,11 +275,6 @@ uint16_t RequestedPort(const sockaddr_storage& sa, socklen_t len) {
   return ntohs(port);
 }
 
-pid_t ThreadGroupOf(pid_t tid) {
-  std::optional<std::string> status = ReadFile("/proc/" + std::to_string(tid) + "/status");
-  size_t tgid = status ? status->find("\nTgid:") : std::string::npos;
-  return tgid != std::string::npos ? static_cast<pid_t>(strtol(status->c_str() + tgid + 6, nullptr, 10)) : -1;
-}
 
 constexpr int kMaxWorkers = 256;  // connect() calls waited for at once
 

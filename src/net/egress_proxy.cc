@@ -117,6 +117,14 @@ constexpr size_t kMaxPendingEvents = 1 << 14;
 // Distinct destinations of dropped UDP reported.
 constexpr size_t kMaxDroppedDestinations = 4096;
 
+// The host's loopback addresses ward connects to for host.ward.internal:
+// most host services listen on 127.0.0.1 only, some on ::1 only, so the
+// family the program used comes first, then the other.
+std::vector<IpAddress> HostLoopbackTargets(bool v6_first) {
+  const IpAddress v4 = IpAddress::V4(127, 0, 0, 1), v6 = *IpAddress::Parse("::1");
+  return v6_first ? std::vector<IpAddress>{v6, v4} : std::vector<IpAddress>{v4, v6};
+}
+
 IpAddress Gateway4() {
   IpAddress a;
   a.family = AF_INET;
@@ -831,8 +839,7 @@ std::optional<DirectPlan> Proxy::PlanDirect(const IpAddress& dst, uint16_t port)
     if (port == kHttpProxyPort) return std::nullopt;
     EgressDecision d = DecideHostLoopback(port);
     if (!d.allowed) return std::nullopt;  // the proxy resets it and records why
-    const IpAddress v4 = IpAddress::V4(127, 0, 0, 1), v6 = *IpAddress::Parse("::1");
-    plan.targets = unmapped.is_v6() ? std::vector<IpAddress>{v6, v4} : std::vector<IpAddress>{v4, v6};
+    plan.targets = HostLoopbackTargets(unmapped.is_v6());
     // A service only on ::1 cannot be reached by an IPv4 socket: the proxy
     // can, through its relay.
     plan.proxy_on_failure = true;
@@ -917,12 +924,10 @@ EgressDecision Proxy::DecideHostLoopback(uint16_t port) const {
 }
 
 Result<UniqueFd> Proxy::ConnectHostLoopback(uint16_t port, bool v6_first) {
-  // Most host services listen on 127.0.0.1 only, some on ::1 only: try the
-  // family the program used first, then the other.
-  const IpAddress v4 = IpAddress::V4(127, 0, 0, 1), v6 = *IpAddress::Parse("::1");
-  Result<UniqueFd> first = ConnectTcp(v6_first ? v6 : v4, port, config_.connect_timeout_ms, stop_fd_.get());
+  const std::vector<IpAddress> targets = HostLoopbackTargets(v6_first);
+  Result<UniqueFd> first = ConnectTcp(targets[0], port, config_.connect_timeout_ms, stop_fd_.get());
   if (first) return first;
-  Result<UniqueFd> second = ConnectTcp(v6_first ? v4 : v6, port, config_.connect_timeout_ms, stop_fd_.get());
+  Result<UniqueFd> second = ConnectTcp(targets[1], port, config_.connect_timeout_ms, stop_fd_.get());
   if (second) return second;
   return first.error();
 }
