@@ -214,6 +214,23 @@ int ListenOn(const char* addr, uint16_t port, int type) {
   return fd;
 }
 
+// Listens on addr:port and runs `serve(fd)` for each connection on a thread
+// of its own, for the life of the process.
+template <typename F>
+void ServeTcp(const char* addr, uint16_t port, F serve) {
+  int listen_fd = ListenOn(addr, port, SOCK_STREAM);
+  std::thread([listen_fd, serve] {
+    for (;;) {
+      int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        Die(Errno("accept4"));
+      }
+      std::thread([serve, fd] { serve(fd); }).detach();
+    }
+  }).detach();
+}
+
 // HTTP/1.1, just enough: "GET /bytes/N" answers 200 with N bytes of body and
 // closes; anything else 404. Large bodies go out with sendfile from a memfd,
 // so the server's own CPU (on the same two cores as client and proxy) stays
@@ -226,23 +243,11 @@ class HttpServer {
     std::string chunk(kChunk, '\0');
     for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = static_cast<char>('a' + i % 26);
     if (write(body_fd_, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) Die(Errno("write memfd"));
-    listen_fd_ = ListenOn(addr, port, SOCK_STREAM);
-    std::thread([this] { AcceptLoop(); }).detach();
+    ServeTcp(addr, port, [this](int fd) { Serve(fd); });
   }
 
  private:
   static constexpr size_t kChunk = 4 << 20;
-
-  void AcceptLoop() {
-    for (;;) {
-      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        Die(Errno("accept4"));
-      }
-      std::thread([this, fd] { Serve(fd); }).detach();
-    }
-  }
 
   static bool SendAll(int fd, const char* p, size_t n, int flags) {
     while (n > 0) {
@@ -292,7 +297,6 @@ class HttpServer {
     close(fd);
   }
 
-  int listen_fd_ = -1;
   int body_fd_ = -1;
 };
 
@@ -300,31 +304,16 @@ class HttpServer {
 class BannerServer {
  public:
   void Start(const char* addr, uint16_t port) {
-    listen_fd_ = ListenOn(addr, port, SOCK_STREAM);
-    std::thread([this] { AcceptLoop(); }).detach();
-  }
-
- private:
-  void AcceptLoop() {
-    for (;;) {
-      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        Die(Errno("accept4"));
-      }
-      std::thread([fd] {
-        if (send(fd, kBanner, sizeof kBanner - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof kBanner - 1)) {
-          shutdown(fd, SHUT_WR);
-          char buf[256];
-          while (read(fd, buf, sizeof buf) > 0) {
-          }
+    ServeTcp(addr, port, [](int fd) {
+      if (send(fd, kBanner, sizeof kBanner - 1, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof kBanner - 1)) {
+        shutdown(fd, SHUT_WR);
+        char buf[256];
+        while (read(fd, buf, sizeof buf) > 0) {
         }
-        close(fd);
-      }).detach();
-    }
+      }
+      close(fd);
+    });
   }
-
-  int listen_fd_ = -1;
 };
 
 // The floor for a user-space proxy: accepts on kRelayPort, connects to the
@@ -334,11 +323,10 @@ class BannerServer {
 class SpliceRelay {
  public:
   void Start(const char* addr, uint16_t port, uint16_t upstream_port) {
-    listen_fd_ = ListenOn(addr, port, SOCK_STREAM);
     upstream_.sin_family = AF_INET;
     upstream_.sin_port = htons(upstream_port);
     inet_pton(AF_INET, addr, &upstream_.sin_addr);
-    std::thread([this] { AcceptLoop(); }).detach();
+    ServeTcp(addr, port, [this](int client) { Relay(client); });
   }
 
  private:
@@ -366,27 +354,17 @@ class SpliceRelay {
     shutdown(to, SHUT_WR);
   }
 
-  void AcceptLoop() {
-    for (;;) {
-      int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (client < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        Die(Errno("accept4"));
-      }
-      std::thread([this, client] {
-        int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (server >= 0 && connect(server, reinterpret_cast<const sockaddr*>(&upstream_), sizeof upstream_) == 0) {
-          std::thread up([=] { Pump(client, server); });
-          Pump(server, client);
-          up.join();
-        }
-        if (server >= 0) close(server);
-        close(client);
-      }).detach();
+  void Relay(int client) {
+    int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (server >= 0 && connect(server, reinterpret_cast<const sockaddr*>(&upstream_), sizeof upstream_) == 0) {
+      std::thread up([=] { Pump(client, server); });
+      Pump(server, client);
+      up.join();
     }
+    if (server >= 0) close(server);
+    close(client);
   }
 
-  int listen_fd_ = -1;
   sockaddr_in upstream_{};
 };
 
