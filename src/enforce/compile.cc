@@ -11,6 +11,7 @@
 #include <set>
 
 #include "base/errors.h"
+#include "enforce/idmap.h"
 #include "enforce/seccomp.h"
 #include "policy/paths.h"
 
@@ -33,6 +34,16 @@ const char* const kHostNetworkPaths[] = {"/etc/resolv.conf", "/etc/hosts"};
 
 // Entries of the sandbox's /proc that would act on the host, made read-only.
 const char* const kProcReadOnly[] = {"sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "sysvipc"};
+
+// Entries of the sandbox's /proc that describe the host rather than the
+// sandbox (keys of every user, kernel timers and addresses, slab and page
+// allocator state: inputs to kernel exploits and side channels), hidden
+// behind the empty mode-0 mask as Docker hides them. Directories get an
+// empty read-only tmpfs.
+const char* const kProcMaskedFiles[] = {"keys", "key-users", "kcore", "timer_list", "timer_stats", "sched_debug",
+                                        "slabinfo", "pagetypeinfo", "latency_stats", "kpagecount", "kpageflags",
+                                        "kpagecgroup", "vmallocinfo"};
+const char* const kProcMaskedDirs[] = {"acpi", "asound", "scsi"};
 
 // Device nodes bound from the host into the private /dev.
 const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
@@ -189,7 +200,7 @@ class Layout {
         // Beneath a grant of the same kind, a bind would change nothing.
         if (owner && owner->kind == e.kind) return;
         MountPoint(e, owner);
-        plan_.mounts.push_back({K::kBind, e.real, rel, e.kind == Kind::kRead ? kRo : kRw});
+        plan_.mounts.push_back({K::kBind, e.real, rel, e.kind == Kind::kRead ? kRo : kRw, 0755, true});
         plan_.landlock.push_back({e.real, e.kind == Kind::kWrite, false});
         return;
       case Kind::kDeny:
@@ -222,7 +233,17 @@ class Layout {
         for (const char* sub : kProcReadOnly) {
           std::string host = std::string("/proc/") + sub;
           if (access(host.c_str(), F_OK) != 0) continue;
+          if (std::find(std::begin(kProcMaskedDirs), std::end(kProcMaskedDirs), std::string(sub)) != std::end(kProcMaskedDirs)) continue;
           plan_.mounts.push_back({K::kBind, rel + "/" + sub, rel + "/" + sub, kRo | MOUNT_ATTR_NOEXEC});
+        }
+        for (const char* sub : kProcMaskedFiles) {
+          if (access((std::string("/proc/") + sub).c_str(), F_OK) != 0) continue;
+          mask_file_used_ = true;
+          plan_.mounts.push_back({K::kMaskFile, ".ward-mask", rel + "/" + sub, kRo | MOUNT_ATTR_NOEXEC});
+        }
+        for (const char* sub : kProcMaskedDirs) {
+          if (access((std::string("/proc/") + sub).c_str(), F_OK) != 0) continue;
+          plan_.mounts.push_back({K::kMaskDir, "", rel + "/" + sub, kRo | MOUNT_ATTR_NOEXEC, 0});
         }
         plan_.landlock_child.push_back({e.real, false, false});
         return;
@@ -240,7 +261,9 @@ class Layout {
       std::string host = std::string("/dev/") + node;
       if (access(host.c_str(), F_OK) != 0) continue;
       plan_.mounts.push_back({K::kMkfile, "", "dev/" + std::string(node), 0, 0666});
-      plan_.mounts.push_back({K::kBind, host, "dev/" + std::string(node), MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC});
+      // Read-only: the node's mode, owner and times cannot change (EROFS),
+      // while reads and writes of a device ignore the mount's read-only flag.
+      plan_.mounts.push_back({K::kBind, host, "dev/" + std::string(node), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC});
     }
     plan_.mounts.push_back({K::kMkdir, "", "dev/pts", 0, 0755});
     plan_.mounts.push_back({K::kDevpts, "", "dev/pts", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC});
@@ -431,11 +454,18 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   layout.Emit();
   for (const auto& [at, content] : links) layout.Symlink(at, content);
 
-  // Identity: the caller's uid and gid, mapped to themselves.
+  // Identity: the caller's uid and gid, mapped to themselves; for a root
+  // caller, uid 0 inside is an unprivileged host uid (enforce/idmap.h).
   const uid_t uid = getuid();
   const gid_t gid = getgid();
   plan.uid_map = std::to_string(uid) + " " + std::to_string(uid) + " 1\n";
   plan.gid_map = std::to_string(gid) + " " + std::to_string(gid) + " 1\n";
+  if (uid == 0) {
+    auto host = SandboxHostUid();
+    if (!host) return host.error();
+    plan.host_uid = *host;
+    plan.uid_map = plan.gid_map = RootCallerIdMap(*host);
+  }
   const char* user = getenv("USER");
   std::string name = uid == 0 ? "root" : (user && *user ? user : "user");
   std::string passwd = "root:x:0:0:root:/root:/bin/sh\n";

@@ -1,6 +1,7 @@
 #include "enforce/launcher.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sys/socket.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <iterator>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -30,6 +32,7 @@
 
 #include "base/errors.h"
 #include "base/unique_fd.h"
+#include "enforce/idmap.h"
 #include "enforce/landlock.h"
 
 namespace ward {
@@ -45,10 +48,11 @@ enum Step : uint32_t {
   kStepRootTmpfs, kStepChdirRoot, kStepMountOp, kStepPivotRoot, kStepDetachOldRoot, kStepHostname,
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
-  kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepCount
+  kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepIdsWait,
+  kStepIdentity, kStepCount
 };
 
-const char* const kStepNames[kStepCount] = {
+const char* const kStepNames[] = {
     "parent check", "write /proc/self/setgroups", "write /proc/self/uid_map", "write /proc/self/gid_map",
     "join cgroup", "unshare(CLONE_NEWCGROUP)", "mount tmpfs (new root)", "chdir (new root)", "mount",
     "pivot_root", "umount2 (old root)", "sethostname", "setsid", "landlock_add_rule",
@@ -57,7 +61,10 @@ const char* const kStepNames[kStepCount] = {
     "fork (workload)", "chdir (working directory)", "ioctl(TIOCSCTTY)", "execve",
     "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)", "rtnetlink", "nftables", "egress listeners",
     "wait for the egress proxy (the supervisor did not start it)",
+    "wait for the id maps (the supervisor did not write them)", "setgroups/setresgid/setresuid (sandbox identity)",
 };
+
+static_assert(std::size(kStepNames) == kStepCount, "a name for every step");
 
 enum RecordType : uint32_t { kRecPhase = 1, kRecError = 2, kRecExit = 3 };
 
@@ -97,6 +104,8 @@ struct ChildContext {
   int ruleset_fd;
   int pty_slave;
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
+  int ids_ready;       // root caller: one byte once the supervisor wrote the id maps, else -1
+  const int* trees;    // per mount op: a detached tree to move in (enforce/idmap.h), or -1
   const sock_fprog* seccomp;
   const sock_fprog* seccomp_extra;
   const sock_fprog* seccomp_net;
@@ -150,7 +159,7 @@ const char* ModeOption(char* buf, mode_t mode) {
   return buf;
 }
 
-int RunMountOp(const MountOp& op) {
+int RunMountOp(const MountOp& op, int tree) {
   using K = MountOp::Kind;
   const char* t = op.target.c_str();
   char opt[16];
@@ -178,6 +187,12 @@ int RunMountOp(const MountOp& op) {
       if (symlink(op.source.c_str(), t) != 0 && errno != EEXIST) return errno;
       return 0;
     case K::kBind:
+      if (tree >= 0) {
+        // A tree the supervisor cloned (and id-mapped) on the host side.
+        if (syscall(SYS_move_mount, tree, "", AT_FDCWD, t, MOVE_MOUNT_F_EMPTY_PATH) != 0) return errno;
+        return SetAttr(t, op.attr_set, AT_RECURSIVE);
+      }
+      [[fallthrough]];
     case K::kMaskFile:
       if (mount(op.source.c_str(), t, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
       return SetAttr(t, op.attr_set, AT_RECURSIVE);
@@ -251,9 +266,28 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (poll(&pf, 1, 0) != 0) ChildFail(c, kStepParentGone, ESRCH);
 
   int e;
-  if ((e = WriteAll("/proc/self/setgroups", "deny", 4))) ChildFail(c, kStepSetgroups, e);
-  if ((e = WriteAll("/proc/self/uid_map", p.uid_map.data(), p.uid_map.size()))) ChildFail(c, kStepUidMap, e);
-  if ((e = WriteAll("/proc/self/gid_map", p.gid_map.data(), p.gid_map.size()))) ChildFail(c, kStepGidMap, e);
+  if (p.host_uid) {
+    // A root caller's sandbox: the supervisor maps uid/gid 0 here to an
+    // unprivileged host id; taking it makes this process that host id (and
+    // drops root's supplementary groups, which no map names).
+    char go = 0;
+    ssize_t n;
+    do {
+      n = read(c.ids_ready, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) ChildFail(c, kStepIdsWait, n < 0 ? errno : EPIPE);
+    if (setgroups(0, nullptr) != 0 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) {
+      ChildFail(c, kStepIdentity, errno);
+    }
+    // A change of credentials clears the parent-death signal: set it again
+    // and look once more for a supervisor that died meanwhile.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (poll(&pf, 1, 0) != 0) ChildFail(c, kStepParentGone, ESRCH);
+  } else {
+    if ((e = WriteAll("/proc/self/setgroups", "deny", 4))) ChildFail(c, kStepSetgroups, e);
+    if ((e = WriteAll("/proc/self/uid_map", p.uid_map.data(), p.uid_map.size()))) ChildFail(c, kStepUidMap, e);
+    if ((e = WriteAll("/proc/self/gid_map", p.gid_map.data(), p.gid_map.size()))) ChildFail(c, kStepGidMap, e);
+  }
   Mark(c, kPhUserns);
 
   if (p.new_net) {
@@ -291,7 +325,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (mount("tmpfs", p.base.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) ChildFail(c, kStepRootTmpfs, errno);
   if (chdir(p.base.c_str()) != 0) ChildFail(c, kStepChdirRoot, errno);
   for (size_t i = 0; i < p.mounts.size(); ++i) {
-    if ((e = RunMountOp(p.mounts[i]))) ChildFail(c, kStepMountOp, e, static_cast<int>(i));
+    if ((e = RunMountOp(p.mounts[i], c.trees ? c.trees[i] : -1))) ChildFail(c, kStepMountOp, e, static_cast<int>(i));
   }
   Mark(c, kPhMounts);
   // pivot_root(".", "."): the old root ends up mounted on top of the new
@@ -485,6 +519,24 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     egress_child.Reset(sv[1]);
   }
 
+  // A root caller's sandbox: its identity's namespace and its id-mapped
+  // grants, made here with the host's privileges (enforce/idmap.h).
+  UniqueFd ids_rd, ids_wr;
+  std::vector<UniqueFd> trees;
+  std::vector<int> tree_fds;
+  if (plan.host_uid) {
+    auto userns = MakeMappedUserns(*plan.host_uid);
+    if (!userns) return userns.error();
+    auto cloned = CloneIdmappedTrees(plan, userns->get());
+    if (!cloned) return cloned.error();
+    trees = std::move(*cloned);
+    for (const auto& t : trees) tree_fds.push_back(t.get());
+    int ids[2];
+    if (pipe2(ids, O_CLOEXEC) != 0) return SysError("pipe2", "id maps");
+    ids_rd.Reset(ids[0]);
+    ids_wr.Reset(ids[1]);
+  }
+
   UniqueFd pty_master, pty_slave;
   if (opts.pty) {
     pty_master.Reset(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
@@ -519,6 +571,8 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.ruleset_fd = ruleset_fd;
   ctx.pty_slave = pty_slave.get();
   ctx.egress_channel = egress_child.get();
+  ctx.ids_ready = ids_rd.get();
+  ctx.trees = tree_fds.empty() ? nullptr : tree_fds.data();
   ctx.seccomp = &prog;
   ctx.seccomp_extra = &extra;
   ctx.seccomp_net = &net;
@@ -550,12 +604,26 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     ChildMain(ctx);
   }
   UniqueFd pidfd(pidfd_raw);
+  auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
+  if (plan.host_uid) {
+    ids_rd.Reset();
+    trees.clear();
+    Result<void> mapped = WriteIdMaps(static_cast<pid_t>(pid), plan);
+    if (mapped && write(ids_wr.get(), "G", 1) != 1) mapped = SysError("write", "id maps ready");
+    if (!mapped) {
+      // Nothing has run yet: the child still waits for the byte.
+      send(SIGKILL);
+      siginfo_t info{};
+      waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
+      return mapped.error();
+    }
+    ids_wr.Reset();
+  }
   report_wr.Reset();
   pty_slave.Reset();
   egress_child.Reset();
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
 
-  auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
   std::optional<Error> egress_error;
   if (plan.egress) {
     // Blocks until init has built the network (bounded: netlink answers

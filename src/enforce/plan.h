@@ -41,6 +41,9 @@ struct MountOp {
   std::string target;
   uint64_t attr_set = 0;  // MOUNT_ATTR_* applied after the mount
   mode_t mode = 0755;
+  // kBind of a policy grant (a host path): id-mapped for a root caller
+  // (enforce/idmap.h).
+  bool idmap = false;
 };
 
 // A landlock grant. Host-side grants are added before clone(); child-side
@@ -91,6 +94,12 @@ struct LaunchPlan {
   std::vector<sock_filter> seccomp_net;
   std::vector<RlimitOp> rlimits;
   std::string uid_map, gid_map;
+  // A root caller's sandbox: the unprivileged host uid (and gid) that uid 0
+  // inside maps to. The supervisor writes the maps (the child cannot map an
+  // id other than its own) and id-maps the grants; the child then takes
+  // that identity (setgroups(0), setresgid/setresuid(0)). Unset for other
+  // callers, whose sandbox writes its own maps (uid_map, gid_map above).
+  std::optional<uid_t> host_uid;
   int last_cap = 40;
   bool new_net = true;
   // Egress mode: the netlink requests that build the sandbox's network

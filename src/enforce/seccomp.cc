@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -76,6 +77,9 @@ const std::vector<SeccompRule> kDenied = {
     {"sysfs", "obsolete"},
     {"vhangup", "hangs up the terminal of others"},
     {"lookup_dcookie", "kernel profiling interface"},
+    {"statmount", "new mount API: describes mounts beyond the sandbox's view"},
+    {"listmount", "new mount API: lists mounts beyond the sandbox's view"},
+    {"open_tree_attr", "new mount API: clones a mount tree with new attributes"},
 };
 
 // Denied only with certain arguments; listed here for the documentation.
@@ -85,6 +89,27 @@ const std::vector<SeccompRule> kConditional = {
     {"unshare", "with any CLONE_NEW* flag: no new namespaces"},
     {"ioctl", "TIOCSTI (injects input into a terminal) and TIOCLINUX (console selection/injection)"},
     {"personality", "anything but querying or the default Linux personalities: no disabling ASLR, no READ_IMPLIES_EXEC"},
+    {"chmod", "with S_ISUID or S_ISGID in the mode: no setuid/setgid file may outlive the run (fchmod, fchmodat, fchmodat2 too)"},
+    {"open", "creating a file (O_CREAT, O_TMPFILE) with S_ISUID or S_ISGID in its mode (openat, creat, mknod, mknodat too)"},
+    {"openat2", "always ENOSYS: its mode lives in memory the filter cannot read, so libc and programs fall back to openat()"},
+};
+
+// Calls that take a file mode, and the argument that holds it. A mode with
+// S_ISUID or S_ISGID is refused: a writable grant of a root caller is
+// id-mapped back to root, so a setuid file made there would be a setuid-root
+// program on the host after the run (no_new_privs and nosuid only protect the
+// sandbox itself). `flags` >= 0: the call creates only with O_CREAT or
+// O_TMPFILE in that argument; -1: it always creates (or changes the mode).
+struct ModeCall {
+  const char* name;
+  int nr;  // x86_64 number (libseccomp 2.5 does not know the newest names)
+  int mode_arg;
+  int flags_arg;
+};
+const ModeCall kModeCalls[] = {
+    {"chmod", 90, 1, -1},    {"fchmod", 91, 1, -1},   {"fchmodat", 268, 2, -1}, {"fchmodat2", 452, 2, -1},
+    {"creat", 85, 1, -1},    {"mknod", 133, 1, -1},   {"mknodat", 259, 2, -1},
+    {"open", 2, 2, 1},       {"openat", 257, 3, 2},
 };
 
 struct CtxDeleter {
@@ -321,8 +346,10 @@ Result<std::vector<sock_filter>> BuildSeccompFilter() {
   // for every syscall number to build its allow cache).
   WARD_TRY(Check(seccomp_attr_set(c, SCMP_FLTATR_CTL_OPTIMIZE, 2), "optimize"));
   const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+  // Linux 6.8+ calls that libseccomp 2.5 does not name (x86_64 numbers).
+  const std::map<std::string, int> kNewer = {{"statmount", 457}, {"listmount", 458}, {"open_tree_attr", 467}};
   for (const auto& r : kDenied) {
-    int nr = seccomp_syscall_resolve_name(r.syscall);
+    int nr = kNewer.count(r.syscall) ? kNewer.at(r.syscall) : seccomp_syscall_resolve_name(r.syscall);
     if (nr == __NR_SCMP_ERROR) return Error::Setup(std::string("seccomp: unknown syscall ") + r.syscall);
     WARD_TRY(Check(seccomp_rule_add(c, eperm, nr, 0), r.syscall));
   }
@@ -336,6 +363,22 @@ Result<std::vector<sock_filter>> BuildSeccompFilter() {
   // The ioctl request is an unsigned int; compare its low 32 bits only.
   for (uint64_t req : {uint64_t{TIOCSTI}, uint64_t{TIOCLINUX}}) {
     WARD_TRY(Check(seccomp_rule_add(c, eperm, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, req)), "ioctl"));
+  }
+  WARD_TRY(Check(seccomp_rule_add(c, SCMP_ACT_ERRNO(ENOSYS), 437 /* openat2 */, 0), "openat2"));
+  // Setuid and setgid bits: each bit, and each way of creating, its own rule.
+  constexpr uint64_t kCreateFlags[] = {O_CREAT, 020000000 /* __O_TMPFILE */};
+  for (const ModeCall& m : kModeCalls) {
+    for (uint64_t bit : {uint64_t{S_ISUID}, uint64_t{S_ISGID}}) {
+      scmp_arg_cmp mode{static_cast<unsigned>(m.mode_arg), SCMP_CMP_MASKED_EQ, bit, bit};
+      if (m.flags_arg < 0) {
+        WARD_TRY(Check(seccomp_rule_add(c, eperm, m.nr, 1, mode), m.name));
+        continue;
+      }
+      for (uint64_t create : kCreateFlags) {
+        scmp_arg_cmp flags{static_cast<unsigned>(m.flags_arg), SCMP_CMP_MASKED_EQ, create, create};
+        WARD_TRY(Check(seccomp_rule_add(c, eperm, m.nr, 2, flags, mode), m.name));
+      }
+    }
   }
   // libseccomp 2.5 exports only to a file descriptor; a pipe keeps it in memory.
   int p[2];

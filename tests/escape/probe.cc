@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,6 +149,16 @@ bool WriteFile(const std::string& path, const std::string& text) {
   if (fd < 0) return false;
   bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   return close(fd) == 0 && ok;
+}
+
+bool ReadWhole(const std::string& path, std::string* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out->append(buf, static_cast<size_t>(n));
+  close(fd);
+  return n == 0;
 }
 
 void SleepMs(long ms) {
@@ -845,6 +856,42 @@ int Main(int argc, char** argv) {
     if (fd < 0) Fail(errno);
     close(fd);
     Ok("opened=write");
+  }
+  // Modes, owners and set-id bits (escape_seams_test.cc).
+  auto mode = [&](int i) { return static_cast<mode_t>(std::strtoul(arg(i).c_str(), nullptr, 8)); };
+  if (cmd == "chmod") Report(chmod(arg(2).c_str(), mode(3)));
+  if (cmd == "fchmod-fd") Report(fchmod(static_cast<int>(Num(arg(2))), mode(3)));
+  if (cmd == "fchmodat2") Report(syscall(452, AT_FDCWD, arg(2).c_str(), mode(3), 0));
+  if (cmd == "chown-fd") Report(fchown(static_cast<int>(Num(arg(2))), static_cast<uid_t>(Num(arg(3))), static_cast<gid_t>(-1)));
+  if (cmd == "utime-fd") Report(futimens(static_cast<int>(Num(arg(2))), nullptr));
+  if (cmd == "create-mode") {  // open(O_CREAT) with a mode, then its mode as the kernel made it
+    int fd = open(arg(2).c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, mode(3));
+    if (fd < 0) Fail(errno);
+    struct stat st;
+    fstat(fd, &st);
+    char m[8];
+    snprintf(m, sizeof m, "%04o", st.st_mode & 07777);
+    Ok(std::string("mode=") + m);
+  }
+  if (cmd == "tmpfile-mode") Report(open(arg(2).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode(3)));
+  if (cmd == "mknod-reg") Report(mknod(arg(2).c_str(), S_IFREG | mode(3), 0));
+  if (cmd == "openat2") {
+    struct {
+      uint64_t flags, mode, resolve;
+    } how{O_RDONLY, 0, 0};
+    Report(syscall(437, AT_FDCWD, arg(2).c_str(), &how, sizeof how));
+  }
+  if (cmd == "raw-syscall") {  // NR with bad pointers for every argument: EFAULT/EINVAL from the kernel
+    Report(syscall(Num(arg(2)), kBadPtr, kBadPtr, kBadPtr, kBadPtr, kBadPtr));
+  }
+  if (cmd == "uid-map") {
+    std::string m;
+    if (!ReadWhole("/proc/self/uid_map", &m)) Fail(errno);
+    std::string words;
+    std::stringstream ss(m);
+    std::string w;
+    while (ss >> w) words += (words.empty() ? "" : ",") + w;
+    Ok("map=" + words);
   }
   if (cmd == "mknod-null") Report(mknod(arg(2).c_str(), S_IFCHR | 0666, makedev(1, 3)));
   if (cmd == "write-big") {

@@ -1,0 +1,147 @@
+#include "enforce/idmap.h"
+
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "base/errors.h"
+
+namespace ward {
+
+namespace {
+
+constexpr uid_t kDefaultBase = 1879048192;  // 0x70000000
+constexpr uint64_t kDefaultCount = 65536;
+
+Result<void> WriteProcFile(pid_t pid, const char* name, const std::string& text) {
+  std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return SysError("open", path);
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return SysError("write", path + " \"" + text.substr(0, text.size() - 1) + "\"");
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<uid_t> SandboxHostUid() {
+  const char* env = getenv("WARD_UID_RANGE");
+  if (!env || !*env) return kDefaultBase;
+  std::string text = env;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long base = std::strtoull(text.c_str(), &end, 10);
+  unsigned long long count = kDefaultCount;
+  bool ok = end != text.c_str() && errno == 0;
+  if (ok && *end == ':') {
+    char* end2 = nullptr;
+    count = std::strtoull(end + 1, &end2, 10);
+    ok = end2 != end + 1 && *end2 == '\0';
+  } else if (ok) {
+    ok = *end == '\0';
+  }
+  // Never uid 0, never the invalid (uid_t)-1 or the overflow id 65534's
+  // neighbourhood below 1000 (system accounts).
+  if (!ok || base < 1000 || count == 0 || base + count > 0xfffffffeULL) {
+    return Error::Usage("WARD_UID_RANGE \"" + text + "\": expected BASE or BASE:COUNT, BASE >= 1000, the range below 4294967295");
+  }
+  return static_cast<uid_t>(base);
+}
+
+Result<void> WriteIdMaps(pid_t pid, const LaunchPlan& plan) {
+  WARD_TRY(WriteProcFile(pid, "uid_map", plan.uid_map));
+  return WriteProcFile(pid, "gid_map", plan.gid_map);
+}
+
+std::string RootCallerIdMap(uid_t host_id) { return "0 " + std::to_string(host_id) + " 1\n"; }
+
+Result<UniqueFd> MakeMappedUserns(uid_t host_id) {
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) != 0) return SysError("pipe2", "idmap");
+  UniqueFd rd(sync[0]), wr(sync[1]);
+  // A child in a new user namespace that waits until its maps are written
+  // and the namespace is held by a descriptor, then exits.
+  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) return SysError("clone", "CLONE_NEWUSER (idmap namespace)");
+  if (pid == 0) {
+    wr.Reset();
+    char c;
+    (void)!read(rd.get(), &c, 1);
+    _exit(0);
+  }
+  rd.Reset();
+  auto reap = [&] {
+    wr.Reset();
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  };
+  const std::string map = RootCallerIdMap(host_id);
+  Result<void> r = WriteProcFile(pid, "uid_map", map);
+  if (r) r = WriteProcFile(pid, "gid_map", map);
+  if (!r) {
+    reap();
+    return r.error();
+  }
+  std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
+  UniqueFd fd(open(ns.c_str(), O_RDONLY | O_CLOEXEC));
+  int err = errno;
+  reap();
+  if (!fd.valid()) return Error::Setup("open \"" + ns + "\": " + ErrnoName(err));
+  return fd;
+}
+
+Result<std::vector<UniqueFd>> CloneIdmappedTrees(const LaunchPlan& plan, int userns) {
+  std::vector<UniqueFd> trees(plan.mounts.size());
+  size_t wanted = 0;
+  for (const MountOp& op : plan.mounts) wanted += op.idmap ? 1 : 0;
+  // One descriptor per grant until clone(): make room for large policies.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < wanted + 64 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  for (size_t i = 0; i < plan.mounts.size(); ++i) {
+    const MountOp& op = plan.mounts[i];
+    if (!op.idmap) continue;
+    UniqueFd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, op.source.c_str(),
+                                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+    if (!tree.valid()) return SysError("open_tree", op.source);
+    mount_attr a{};
+    a.attr_set = op.attr_set | MOUNT_ATTR_IDMAP;
+    a.userns_fd = static_cast<uint64_t>(userns);
+    a.propagation = MS_PRIVATE;
+    if (syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) != 0) {
+      int err = errno;
+      const bool writable = !(op.attr_set & MOUNT_ATTR_RDONLY);
+      if (err == EINVAL && !writable) {
+        // A plain read-only copy instead (made here: the sandbox's uid may
+        // not be able to traverse the caller's directories to bind it).
+        mount_attr plain{};
+        plain.attr_set = op.attr_set;
+        plain.propagation = MS_PRIVATE;
+        if (syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &plain, sizeof plain) != 0) {
+          return SysError("mount_setattr", op.source);
+        }
+        trees[i] = std::move(tree);
+        continue;
+      }
+      return Error::Setup("mount_setattr \"" + op.source + "\" MOUNT_ATTR_IDMAP: " + ErrnoName(err) +
+                          (err == EINVAL ? " (this filesystem cannot be id-mapped, so a root caller's sandbox "
+                                           "could not write there as the caller; grant it read-only)"
+                                         : ""));
+    }
+    trees[i] = std::move(tree);
+  }
+  return trees;
+}
+
+}  // namespace ward

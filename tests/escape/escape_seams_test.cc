@@ -1,0 +1,176 @@
+// Escape tests for the seams between the path-based policy and the kernel
+// objects it does not name (issue 8): inherited descriptors, device nodes,
+// set-id bits, a root caller's identity, /proc entries about the host, mount
+// API calls. Each asserts the outcome and its reason, with a positive
+// control (the same action where the policy grants it, or the kernel
+// answering outside ward). docs/security.md#seams names each invariant.
+#include "escape_fixture.h"
+
+namespace {
+
+// Its own suite name: gtest refuses one fixture name for two classes (each
+// file has its own copy of Escape).
+class Seams : public Escape {};
+
+std::string ModeOf(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return "<missing>";
+  char m[8];
+  snprintf(m, sizeof m, "%04o", st.st_mode & 07777);
+  return m;
+}
+
+// A root caller's sandbox runs as an unprivileged host uid (uid 0 inside);
+// an unprivileged caller's as the caller, mapped to itself.
+TEST_F(Seams, RootCallerRunsAsUnprivilegedHostUid) {
+  Outcome o = RunWard(Standard(), {"uid-map"});
+  EXPECT_PROBE(o, "ok");
+  if (geteuid() == 0) {
+    EXPECT_EQ(o.probe.Get("map"), "0,1879048192,1") << o.Describe();
+  } else {
+    std::string u = std::to_string(getuid());
+    EXPECT_EQ(o.probe.Get("map"), u + "," + u + ",1") << o.Describe();
+  }
+  // Control: outside, the probe reads the host's identity map.
+  Outcome ctl = RunDirect({"uid-map"});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ctl.probe.Get("map"), "0,0,4294967295");
+}
+
+// Files written in a writable grant belong to the caller on the host.
+TEST_F(Seams, WritableGrantFilesBelongToTheCaller) {
+  Outcome o = RunWard(Standard(), {"write", W("rw/new.txt")});
+  EXPECT_PROBE(o, "ok");
+  struct stat st;
+  ASSERT_EQ(stat(W("rw/new.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, getuid());
+  EXPECT_EQ(st.st_gid, getgid());
+}
+
+// The review: `chmod 4777 /proc/self/fd/0 < victim` made a host file
+// setuid-root and world-writable. An inherited descriptor on a host file is
+// not a writable grant: its mode, owner and times stay as they were.
+TEST_F(Seams, InheritedStdinHostFileUnchanged) {
+  const std::string victim = root_ + "/victim.conf";
+  WriteText(victim, "setting=1\n", 0644);
+  for (std::vector<std::string> attack : std::vector<std::vector<std::string>>{
+           {"fchmod-fd", "0", "4777"}, {"chmod", "/proc/self/fd/0", "0666"}, {"utime-fd", "0"},
+           {"chown-fd", "0", "0"}, {"fchmod-fd", "0", "0600"}}) {
+    int in = open(victim.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(in, 0);
+    struct stat before;
+    ASSERT_EQ(stat(victim.c_str(), &before), 0);
+    Outcome o = RunWard(Standard(), attack, {.stdin_fd = in});
+    close(in);
+    // EPERM (not the object's owner: a root caller's sandbox is not host
+    // root), EACCES (times: neither owner nor writer) or EROFS (the object
+    // reached through a read-only mount).
+    EXPECT_TRUE(o.Status() == "EPERM" || o.Status() == "EROFS" || o.Status() == "EACCES")
+        << attack[0] << " " << attack[1] << o.Describe();
+    struct stat after;
+    ASSERT_EQ(stat(victim.c_str(), &after), 0);
+    EXPECT_EQ(ModeOf(victim), "0644") << attack[0];
+    EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec) << attack[0];
+    EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec) << attack[0];
+  }
+  // Control: the same call on a file the sandbox may write.
+  WriteText(W("rw/mine"), "x\n", 0644);
+  int mine = open(W("rw/mine").c_str(), O_RDONLY | O_CLOEXEC);
+  Outcome ctl = RunWard(Standard(), {"chmod", W("rw/mine"), "0600"}, {.stdin_fd = mine});
+  close(mine);
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_EQ(ModeOf(W("rw/mine")), "0600");
+  // And the stdin content still reaches the workload.
+  int in = open(victim.c_str(), O_RDONLY | O_CLOEXEC);
+  Outcome rd = RunWard(Standard(), {"read-fd", "0"}, {.stdin_fd = in});
+  close(in);
+  EXPECT_PROBE(rd, "ok");
+  EXPECT_EQ(rd.probe.Get("content"), "setting_1_") << rd.Describe();
+}
+
+// The review: `ward run -- chmod 0600 /dev/full` changed the host's node.
+TEST_F(Seams, DeviceNodesAreReadOnlyMounts) {
+  for (const char* dev : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}) {
+    if (!Exists(dev)) continue;
+    const std::string before = ModeOf(dev);
+    Outcome o = RunWard(Standard(), {"chmod", dev, "0600"});
+    EXPECT_TRUE(o.Status() == "EROFS" || o.Status() == "EPERM") << dev << o.Describe();
+    EXPECT_EQ(ModeOf(dev), before) << dev << " changed on the host";
+  }
+  // Read-only mount, yet the devices work: writes to /dev/null succeed.
+  Outcome w = RunWard(Standard(), {"open-write", "/dev/null"});
+  EXPECT_PROBE(w, "ok");
+  // Control: chmod reaches the kernel for a file the sandbox owns.
+  Outcome ctl = RunWard(Standard(), {"chmod", "/tmp", "1777"});
+  EXPECT_PROBE(ctl, "ok");
+}
+
+// The review: `cp /bin/bash rootbash; chmod 6755 rootbash` in a writable
+// workspace left a setuid-root shell on the host.
+TEST_F(Seams, SetuidAndSetgidBitsRefused) {
+  WriteText(W("rw/tool"), "#!/bin/sh\n", 0755);
+  for (const char* m : {"4755", "2755", "6755", "4000"}) {
+    Outcome o = RunWard(Standard(), {"chmod", W("rw/tool"), m});
+    EXPECT_PROBE(o, "EPERM") << m;
+    Outcome f = RunWard(Standard(), {"fchmodat2", W("rw/tool"), m});
+    EXPECT_PROBE(f, "EPERM") << m;
+    Outcome c = RunWard(Standard(), {"create-mode", W(std::string("rw/new") + m), m});
+    EXPECT_PROBE(c, "EPERM") << m;
+    EXPECT_FALSE(Exists(W(std::string("rw/new") + m)));
+    Outcome n = RunWard(Standard(), {"mknod-reg", W(std::string("rw/node") + m), m});
+    EXPECT_PROBE(n, "EPERM") << m;
+    Outcome t = RunWard(Standard(), {"tmpfile-mode", W("rw"), m});
+    EXPECT_PROBE(t, "EPERM") << m;
+  }
+  EXPECT_EQ(ModeOf(W("rw/tool")), "0755");
+  // openat2 carries its mode in memory the filter cannot read: ENOSYS, so
+  // programs fall back to openat.
+  Outcome o2 = RunWard(Standard(), {"openat2", W("public.txt")});
+  EXPECT_PROBE(o2, "ENOSYS");
+  // Controls: ordinary modes pass, inside; outside, set-id bits reach the
+  // kernel (the caller's own file).
+  Outcome ok = RunWard(Standard(), {"chmod", W("rw/tool"), "0700"});
+  EXPECT_PROBE(ok, "ok");
+  EXPECT_EQ(ModeOf(W("rw/tool")), "0700");
+  Outcome mk = RunWard(Standard(), {"create-mode", W("rw/plain"), "0640"});
+  EXPECT_PROBE(mk, "ok");
+  Outcome outside = RunDirect({"chmod", W("rw/tool"), "4755"});
+  EXPECT_PROBE(outside, "ok");
+  EXPECT_EQ(ModeOf(W("rw/tool")), "4755");
+  Outcome o2out = RunDirect({"openat2", W("public.txt")});
+  EXPECT_PROBE(o2out, "ok");
+}
+
+// /proc entries about the host rather than the sandbox are masked.
+TEST_F(Seams, ProcHostInformationMasked) {
+  for (const char* f : {"/proc/keys", "/proc/timer_list", "/proc/slabinfo", "/proc/pagetypeinfo", "/proc/key-users",
+                        "/proc/sched_debug", "/proc/vmallocinfo"}) {
+    if (!Exists(f)) continue;
+    Outcome o = RunWard(Standard(), {"read", f});
+    EXPECT_PROBE(o, "EACCES") << f;
+    Outcome st = RunWard(Standard(), {"stat", f});
+    EXPECT_EQ(st.probe.Get("mode"), "0000") << f << st.Describe();
+  }
+  // Control: the sandbox's own /proc entries read.
+  Outcome self = RunWard(Standard(), {"read", "/proc/self/status"});
+  EXPECT_PROBE(self, "ok");
+  // Control: outside, the same file is readable by this caller.
+  Outcome ctl = RunDirect({"read", "/proc/timer_list"});
+  if (geteuid() == 0) {
+    EXPECT_PROBE(ctl, "ok");
+  }
+}
+
+// The mount API calls of Linux 6.8+ are denied like the rest of the family.
+TEST_F(Seams, NewMountApiCallsDenied) {
+  for (const char* nr : {"457" /* statmount */, "458" /* listmount */, "467" /* open_tree_attr */}) {
+    Outcome in = RunWard(Standard(), {"raw-syscall", nr});
+    EXPECT_PROBE(in, "EPERM") << nr;
+    // Control: outside, the kernel answers (bad pointers: EFAULT/EINVAL;
+    // ENOSYS where the kernel predates the call).
+    Outcome out = RunDirect({"raw-syscall", nr});
+    EXPECT_NE(out.Status(), "EPERM") << nr << out.Describe();
+  }
+}
+
+}  // namespace
