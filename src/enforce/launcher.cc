@@ -1,6 +1,7 @@
 #include "enforce/launcher.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <net/if.h>
@@ -34,6 +35,7 @@
 #include "base/unique_fd.h"
 #include "enforce/idmap.h"
 #include "enforce/landlock.h"
+#include "enforce/stdio.h"
 
 namespace ward {
 
@@ -49,7 +51,7 @@ enum Step : uint32_t {
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
   kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepIdsWait,
-  kStepIdentity, kStepCount
+  kStepIdentity, kStepStdio, kStepCount
 };
 
 const char* const kStepNames[] = {
@@ -62,6 +64,7 @@ const char* const kStepNames[] = {
     "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)", "rtnetlink", "nftables", "egress listeners",
     "wait for the egress proxy (the supervisor did not start it)",
     "wait for the id maps (the supervisor did not write them)", "setgroups/setresgid/setresuid (sandbox identity)",
+    "open stdio from the sandbox's /dev",
 };
 
 static_assert(std::size(kStepNames) == kStepCount, "a name for every step");
@@ -105,6 +108,7 @@ struct ChildContext {
   int pty_slave;
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
   int ids_ready;       // root caller: one byte once the supervisor wrote the id maps, else -1
+  const StdioPlan* stdio;  // without a pty: what fd 0..2 become (enforce/stdio.h)
   const int* trees;    // per mount op: a detached tree to move in (enforce/idmap.h), or -1
   const sock_fprog* seccomp;
   const sock_fprog* seccomp_extra;
@@ -337,6 +341,21 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (setsid() < 0) ChildFail(c, kStepSetsid, errno);
   Mark(c, kPhPivot);
 
+  // The workload's stdio: pipes ward pumps, or the sandbox's own devices in
+  // place of the caller's (enforce/stdio.h); before the rlimits, which
+  // could leave no descriptor number free for the open.
+  if (c.stdio) {
+    for (int fd = 0; fd < 3; ++fd) {
+      if (c.stdio->child_fd[fd] >= 0) {
+        if (dup2(c.stdio->child_fd[fd], fd) < 0) ChildFail(c, kStepStdio, errno, fd);
+      } else if (c.stdio->reopen[fd]) {
+        int d = open(c.stdio->reopen[fd], c.stdio->reopen_flags[fd] | O_CLOEXEC);
+        if (d < 0 || dup2(d, fd) < 0) ChildFail(c, kStepStdio, errno, fd);
+        close(d);
+      }
+    }
+  }
+
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(c, kStepNoNewPrivs, errno);
   if (c.ruleset_fd >= 0) {
     for (const auto& g : p.landlock_child) {
@@ -470,24 +489,6 @@ class RawTerminal {
   bool active_ = false;
 };
 
-void Relay(int from, int to, bool* open_flag) {
-  char buf[8192];
-  ssize_t n = read(from, buf, sizeof buf);
-  if (n <= 0) {
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    *open_flag = false;
-    return;
-  }
-  for (ssize_t off = 0; off < n;) {
-    ssize_t w = write(to, buf + off, static_cast<size_t>(n - off));
-    if (w < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return;
-    }
-    off += w;
-  }
-}
-
 }  // namespace
 
 Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, int ruleset_fd,
@@ -537,6 +538,13 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     ids_wr.Reset(ids[1]);
   }
 
+  std::optional<StdioBridge> bridge;
+  if (!opts.pty) {
+    auto b = StdioBridge::Prepare();
+    if (!b) return b.error();
+    bridge = std::move(*b);
+  }
+
   UniqueFd pty_master, pty_slave;
   if (opts.pty) {
     pty_master.Reset(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
@@ -554,7 +562,9 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   // Signals for ward itself arrive on a signalfd, to be forwarded.
   sigset_t sigs, old_sigs;
   sigemptyset(&sigs);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&sigs, s);
+  // SIGPIPE too: a pump writing to a caller's pipe that closed gets EPIPE
+  // (the signal is read from the signalfd and dropped), ward lives on.
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGPIPE}) sigaddset(&sigs, s);
   sigprocmask(SIG_BLOCK, &sigs, &old_sigs);
   struct MaskRestore {
     sigset_t m;
@@ -572,6 +582,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.pty_slave = pty_slave.get();
   ctx.egress_channel = egress_child.get();
   ctx.ids_ready = ids_rd.get();
+  ctx.stdio = bridge ? &bridge->plan() : nullptr;
   ctx.trees = tree_fds.empty() ? nullptr : tree_fds.data();
   ctx.seccomp = &prog;
   ctx.seccomp_extra = &extra;
@@ -621,6 +632,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   }
   report_wr.Reset();
   pty_slave.Reset();
+  if (bridge) bridge->CloseChildEnds();
   egress_child.Reset();
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
 
@@ -647,13 +659,29 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   }
 
   std::unique_ptr<RawTerminal> raw;
-  bool stdin_open = opts.pty, master_open = opts.pty;
+  // Pumps from the sandbox's outputs must be drained after init is gone;
+  // one into the sandbox (stdin) need not.
+  std::vector<Pump> pumps;
+  std::vector<bool> from_sandbox;
   if (opts.pty) {
     raw = std::make_unique<RawTerminal>(STDIN_FILENO);
+    // The master is ward's own: non-blocking, so neither direction can
+    // stall the loop; the caller's stdout takes what poll() promised.
+    fcntl(pty_master.get(), F_SETFL, O_NONBLOCK);
+    pumps.emplace_back(STDIN_FILENO, pty_master.get(), UniqueFd(), 64 * 1024);
+    from_sandbox.push_back(false);
+    pumps.emplace_back(pty_master.get(), STDOUT_FILENO, UniqueFd(), PIPE_BUF);
+    from_sandbox.push_back(true);
+  } else {
+    for (auto& pump : bridge->pumps()) {
+      from_sandbox.push_back(pump.from() != STDIN_FILENO);
+      pumps.push_back(std::move(pump));
+    }
   }
 
   Record setup_error{};
   bool have_error = false, have_exit = false, init_gone = false;
+  siginfo_t info{};
   int64_t deadline = plan.timeout_ms > 0 ? clone_ns + plan.timeout_ms * 1000000 : 0;
   int64_t kill_at = 0;
 
@@ -682,13 +710,22 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   };
 
   bool report_open = true;
-  while (!init_gone) {
-    std::array<pollfd, 5> fds{};
-    fds[0] = {pidfd.get(), POLLIN, 0};
+  // Runs until init is gone and the sandbox's output is delivered; after
+  // init, a signal or the deadline ends the wait for a slow reader.
+  auto output_pending = [&] {
+    for (size_t i = 0; i < pumps.size(); ++i) {
+      if (from_sandbox[i] && !pumps[i].Done()) return true;
+    }
+    return false;
+  };
+  bool abandon = false;
+  std::vector<pollfd> fds;
+  while (!init_gone || (output_pending() && !abandon && !out.timed_out)) {
+    fds.assign(3, pollfd{});
+    fds[0] = {init_gone ? -1 : pidfd.get(), POLLIN, 0};
     fds[1] = {report_open ? report_rd.get() : -1, POLLIN, 0};
     fds[2] = {sigfd.get(), POLLIN, 0};
-    fds[3] = {stdin_open ? STDIN_FILENO : -1, POLLIN, 0};
-    fds[4] = {master_open ? pty_master.get() : -1, POLLIN, 0};
+    for (const Pump& pump : pumps) fds.push_back(pump.Want());
     int timeout = -1;
     int64_t now = NowNs();
     int64_t next = 0;
@@ -701,6 +738,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     if (deadline && !out.timed_out && now >= deadline) {
       out.timed_out = true;
       send(SIGKILL);
+      if (init_gone) abandon = true;
     }
     if (kill_at && now >= kill_at) {
       send(SIGKILL);
@@ -712,6 +750,11 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
       signalfd_siginfo si;
       while (read(sigfd.get(), &si, sizeof si) == sizeof si) {
         int sig = static_cast<int>(si.ssi_signo);
+        if (sig == SIGPIPE) continue;
+        if (init_gone) {
+          abandon = true;  // nothing left to signal: stop waiting for the reader
+          continue;
+        }
         if (sig == SIGWINCH) {
           winsize ws;
           if (opts.pty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_master.get(), TIOCSWINSZ, &ws);
@@ -728,16 +771,12 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
         }
       }
     }
-    if (fds[3].revents) {
-      Relay(STDIN_FILENO, pty_master.get(), &stdin_open);
+    for (size_t i = 0; i < pumps.size(); ++i) pumps[i].Service(fds[3 + i].revents);
+    if (fds[0].revents) {
+      init_gone = true;
+      waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
     }
-    if (fds[4].revents) {
-      Relay(pty_master.get(), STDOUT_FILENO, &master_open);
-    }
-    if (fds[0].revents) init_gone = true;
   }
-  siginfo_t info{};
-  waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
   // Init is gone; whatever it wrote is in the pipe. The workload's copy of
   // the write end closed at exec, but an orphan that escaped kill(-1)
   // cannot exist: the pid namespace died with init.
@@ -746,13 +785,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     if (poll(&pf, 1, 100) <= 0) break;
     report_open = drain_report();
   }
-  if (opts.pty) {
-    while (master_open) {
-      pollfd pf{pty_master.get(), POLLIN, 0};
-      if (poll(&pf, 1, 0) <= 0) break;
-      Relay(pty_master.get(), STDOUT_FILENO, &master_open);
-    }
-  }
+  for (Pump& pump : pumps) pump.Close();
   const int64_t end_ns = NowNs();
   out.phases.push_back({"sandbox gone", (end_ns - opts.start_ns) / 1000.0});
   out.duration_ms = (end_ns - clone_ns) / 1e6;

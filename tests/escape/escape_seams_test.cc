@@ -62,11 +62,16 @@ TEST_F(Seams, InheritedStdinHostFileUnchanged) {
     ASSERT_EQ(stat(victim.c_str(), &before), 0);
     Outcome o = RunWard(Standard(), attack, {.stdin_fd = in});
     close(in);
-    // EPERM (not the object's owner: a root caller's sandbox is not host
-    // root), EACCES (times: neither owner nor writer) or EROFS (the object
-    // reached through a read-only mount).
-    EXPECT_TRUE(o.Status() == "EPERM" || o.Status() == "EROFS" || o.Status() == "EACCES")
-        << attack[0] << " " << attack[1] << o.Describe();
+    // The reason: a root caller's sandbox is not the file's owner (EPERM,
+    // or EACCES for times: neither owner nor writer); an unprivileged
+    // caller's is, but its stdin is a pipe ward fills from the file, so the
+    // call acts on the pipe and the file stays as it was.
+    if (geteuid() == 0) {
+      EXPECT_TRUE(o.Status() == "EPERM" || o.Status() == "EACCES") << attack[0] << " " << attack[1] << o.Describe();
+    } else {
+      // On the pipe: done ("ok"), or refused by pipefs or the id map.
+      EXPECT_TRUE(o.Status() == "ok" || o.Status() == "EPERM" || o.Status() == "EINVAL") << attack[0] << o.Describe();
+    }
     struct stat after;
     ASSERT_EQ(stat(victim.c_str(), &after), 0);
     EXPECT_EQ(ModeOf(victim), "0644") << attack[0];
@@ -80,6 +85,11 @@ TEST_F(Seams, InheritedStdinHostFileUnchanged) {
   close(mine);
   EXPECT_PROBE(ctl, "ok");
   EXPECT_EQ(ModeOf(W("rw/mine")), "0600");
+  // What the workload holds: a pipe, not the host file.
+  int in0 = open(victim.c_str(), O_RDONLY | O_CLOEXEC);
+  Outcome kind = RunWard(Standard(), {"fd-type", "0"}, {.stdin_fd = in0});
+  close(in0);
+  EXPECT_EQ(kind.probe.Get("type"), "fifo") << kind.Describe();
   // And the stdin content still reaches the workload.
   int in = open(victim.c_str(), O_RDONLY | O_CLOEXEC);
   Outcome rd = RunWard(Standard(), {"read-fd", "0"}, {.stdin_fd = in});

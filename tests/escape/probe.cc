@@ -881,8 +881,14 @@ int Main(int argc, char** argv) {
     } how{O_RDONLY, 0, 0};
     Report(syscall(437, AT_FDCWD, arg(2).c_str(), &how, sizeof how));
   }
-  if (cmd == "raw-syscall") {  // NR with bad pointers for every argument: EFAULT/EINVAL from the kernel
-    Report(syscall(Num(arg(2)), kBadPtr, kBadPtr, kBadPtr, kBadPtr, kBadPtr));
+  if (cmd == "raw-syscall") {  // NR with NULL pointers and zero flags: EFAULT/EINVAL from the kernel
+    Report(syscall(Num(arg(2)), nullptr, nullptr, 0, nullptr, 0));  // NULL pointers: EFAULT
+  }
+  if (cmd == "fd-type") {  // what descriptor N is: a pipe, a file, a terminal...
+    struct stat st;
+    if (fstat(static_cast<int>(Num(arg(2))), &st) != 0) Fail(errno);
+    Ok(std::string("type=") + (S_ISFIFO(st.st_mode) ? "fifo" : S_ISREG(st.st_mode) ? "file" : S_ISCHR(st.st_mode) ? "chr"
+                               : S_ISSOCK(st.st_mode) ? "sock" : "other"));
   }
   if (cmd == "uid-map") {
     std::string m;

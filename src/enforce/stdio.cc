@@ -1,0 +1,138 @@
+#include "enforce/stdio.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "base/errors.h"
+
+namespace ward {
+
+namespace {
+
+constexpr size_t kBuffer = 64 * 1024;
+
+// The memory devices the sandbox's /dev holds (enforce/compile.cc), by
+// device number: the same device opened from there is reached through a
+// read-only mount.
+const char* SandboxDevice(dev_t rdev) {
+  if (major(rdev) != 1) return nullptr;
+  switch (minor(rdev)) {
+    case 3: return "/dev/null";
+    case 5: return "/dev/zero";
+    case 7: return "/dev/full";
+    case 8: return "/dev/random";
+    case 9: return "/dev/urandom";
+    default: return nullptr;
+  }
+}
+
+bool IsAnonymous(int fd, const struct stat& st) {
+  if (S_ISSOCK(st.st_mode)) return true;  // sockfs: no path, no host inode
+  if (!S_ISFIFO(st.st_mode)) return false;
+  struct statfs fs;
+  return fstatfs(fd, &fs) == 0 && fs.f_type == PIPEFS_MAGIC;  // a pipe, not a named FIFO
+}
+
+}  // namespace
+
+Pump::Pump(int from, int to, UniqueFd own, size_t chunk)
+    : from_(from), to_(to), own_(std::move(own)), chunk_(chunk), buf_(kBuffer) {}
+
+pollfd Pump::Want() const {
+  if (done_) return {-1, 0, 0};
+  if (len_ > off_) return {to_, POLLOUT, 0};
+  return {from_, POLLIN, 0};
+}
+
+void Pump::Service(short revents) {
+  if (done_ || !revents) return;
+  if (len_ > off_) {
+    // Writing: POLLOUT said there is room; write at most one chunk, so a
+    // descriptor ward cannot make non-blocking (the caller's) takes what
+    // fits (a pipe with room takes PIPE_BUF atomically).
+    size_t n = std::min(len_ - off_, chunk_);
+    ssize_t w = write(to_, buf_.data() + off_, n);
+    if (w < 0) {
+      if (errno == EINTR || errno == EAGAIN) return;
+      Close();  // the output went away (EPIPE): nothing more can be delivered
+      return;
+    }
+    off_ += static_cast<size_t>(w);
+    if (off_ == len_) {
+      off_ = len_ = 0;
+      if (eof_) Close();
+    }
+    return;
+  }
+  ssize_t r = read(from_, buf_.data(), buf_.size());
+  if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (r <= 0) {
+    eof_ = true;
+    Close();
+    return;
+  }
+  len_ = static_cast<size_t>(r);
+  off_ = 0;
+}
+
+void Pump::Close() {
+  if (done_) return;
+  done_ = true;
+  // Only ward's own pipe end is closed, never the caller's descriptor.
+  own_.Reset();
+}
+
+Result<StdioBridge> StdioBridge::Prepare() {
+  StdioBridge b;
+  struct stat st[3];
+  bool valid[3];
+  for (int fd = 0; fd < 3; ++fd) valid[fd] = fstat(fd, &st[fd]) == 0;
+  int shared_out = -1;  // fd 2 on the same object as fd 1 shares its pipe (keeps their order)
+  for (int fd = 0; fd < 3; ++fd) {
+    if (!valid[fd] || IsAnonymous(fd, st[fd])) continue;
+    if (S_ISCHR(st[fd].st_mode) && SandboxDevice(st[fd].st_rdev)) {
+      b.plan_.reopen[fd] = SandboxDevice(st[fd].st_rdev);
+      int fl = fcntl(fd, F_GETFL);
+      b.plan_.reopen_flags[fd] = (fl < 0 ? O_RDWR : fl & O_ACCMODE) | O_NOCTTY;
+      continue;
+    }
+    if (fd == 2 && shared_out >= 0 && st[2].st_dev == st[1].st_dev && st[2].st_ino == st[1].st_ino) {
+      b.plan_.child_fd[2] = shared_out;
+      continue;
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return SysError("pipe2", "stdio " + std::to_string(fd));
+    UniqueFd rd(p[0]), wr(p[1]);
+    // A regular file takes any write at once; a terminal or FIFO of the
+    // caller takes what poll() promised: one PIPE_BUF.
+    const size_t chunk = S_ISREG(st[fd].st_mode) ? kBuffer : PIPE_BUF;
+    if (fd == 0) {
+      fcntl(wr.get(), F_SETFL, O_NONBLOCK);
+      b.plan_.child_fd[0] = rd.get();
+      int to = wr.get();
+      b.pumps_.emplace_back(0, to, std::move(wr), kBuffer);
+      b.child_ends_.push_back(std::move(rd));
+    } else {
+      fcntl(rd.get(), F_SETFL, O_NONBLOCK);
+      b.plan_.child_fd[fd] = wr.get();
+      if (fd == 1) shared_out = wr.get();
+      int from = rd.get();
+      b.pumps_.emplace_back(from, fd, std::move(rd), chunk);
+      b.child_ends_.push_back(std::move(wr));
+    }
+  }
+  return b;
+}
+
+void StdioBridge::CloseChildEnds() { child_ends_.clear(); }
+
+}  // namespace ward

@@ -1,0 +1,81 @@
+// The workload's stdin, stdout and stderr. ward never hands the workload a
+// descriptor of a host object whose mode, owner, times or (for stdin)
+// contents it could change: a regular file, a named FIFO, a terminal, a
+// directory or a device the caller redirected. Only what is already
+// anonymous passes through unchanged (pipes and sockets, e.g. an agent
+// framework's); /dev/null, zero, full, random and urandom are opened anew
+// from the sandbox's own read-only /dev; everything else is bridged through
+// a pipe that the supervisor pumps (a terminal is never passed through raw:
+// `--pty` gives a terminal of the sandbox's own).
+//
+// The pumps never block the supervisor: each direction holds one buffer,
+// reads only when it is empty and writes only what poll() says fits, so the
+// deadline and signals are always served.
+#pragma once
+
+#include <poll.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "ward/result.h"
+
+namespace ward {
+
+// What the sandbox's fd 0..2 become (prepared before clone).
+struct StdioPlan {
+  // A descriptor to dup2 into fd i in the sandbox's init, or -1.
+  std::array<int, 3> child_fd{-1, -1, -1};
+  // Else a node of the sandbox's /dev to open (e.g. "/dev/null") with
+  // `reopen_flags`, or nullptr to keep the inherited descriptor.
+  std::array<const char*, 3> reopen{nullptr, nullptr, nullptr};
+  std::array<int, 3> reopen_flags{0, 0, 0};
+};
+
+// Copies bytes from `from` to `to` through one buffer without blocking the
+// caller's loop.
+class Pump {
+ public:
+  // `own`: ward's pipe end (`from` or `to`), closed when the pump is done
+  // (so the workload sees EOF on its stdin, or EPIPE once the caller's
+  // output is gone). `chunk`: the most written per wake-up to a descriptor
+  // ward cannot make non-blocking (a host terminal or FIFO).
+  Pump(int from, int to, UniqueFd own, size_t chunk);
+  // The poll entry for this round (fd -1 when idle).
+  pollfd Want() const;
+  // Acts on the revents of the entry Want() returned.
+  void Service(short revents);
+  // True once the input ended and everything read was written (or the
+  // output went away).
+  bool Done() const { return done_; }
+  int from() const { return from_; }
+  void Close();
+
+ private:
+  int from_, to_;
+  UniqueFd own_;
+  size_t chunk_;
+  std::vector<char> buf_;
+  size_t off_ = 0, len_ = 0;
+  bool eof_ = false, done_ = false;
+};
+
+// Classifies fd 0..2 and makes the pipes and pumps that bridge them.
+// `pumps` and the supervisor's ends are kept in the returned object; the
+// child's ends must be closed in the supervisor after clone (CloseChildEnds).
+class StdioBridge {
+ public:
+  static Result<StdioBridge> Prepare();
+  const StdioPlan& plan() const { return plan_; }
+  void CloseChildEnds();
+  std::vector<Pump>& pumps() { return pumps_; }
+
+ private:
+  StdioPlan plan_;
+  std::vector<UniqueFd> child_ends_;
+  std::vector<Pump> pumps_;
+};
+
+}  // namespace ward
