@@ -5,7 +5,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config ccache g++ clang libclang-rt-14-dev
   libseccomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   bubblewrap python3 python3-jsonschema util-linux passwd procps
-  nftables iproute2 curl netcat-openbsd openssl
+  nftables iproute2 curl netcat-openbsd openssl bind9-dnsutils
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -56,7 +56,11 @@ const char* const kBaseCandidates[] = {"/tmp", "/mnt", "/run", "/var/tmp", "/opt
 constexpr uint64_t kRo = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 constexpr uint64_t kRw = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
-enum class Kind { kRead, kWrite, kDeny, kTmp, kProc, kDev };
+// kPin: a directory between a writable grant and a deny or read-only rule
+// nested in it, bound onto itself so that it is a mount point: rename(2)
+// and rmdir(2) of a mount point fail (EBUSY), so the workload cannot move
+// the rule's path away from under it (`mv config config.old`) within a run.
+enum class Kind { kRead, kWrite, kDeny, kTmp, kProc, kDev, kPin };
 
 struct Entry {
   Kind kind;
@@ -66,7 +70,7 @@ struct Entry {
   bool baseline = false;
 };
 
-bool IsHostBacked(Kind k) { return k == Kind::kRead || k == Kind::kWrite; }
+bool IsHostBacked(Kind k) { return k == Kind::kRead || k == Kind::kWrite || k == Kind::kPin; }
 
 std::string Rel(const std::string& abs) { return abs == "/" ? "." : abs.substr(1); }
 
@@ -100,6 +104,18 @@ class Layout {
 
   // Ordered so that every directory comes before what lies beneath it.
   void Emit() {
+    // Pins: every directory strictly between a writable grant and a deny or
+    // read-only rule beneath it.
+    std::vector<std::string> pins;
+    for (const auto& [path, e] : entries_) {
+      if (e.kind != Kind::kDeny && e.kind != Kind::kRead) continue;
+      const Entry* owner = Owner(path, true);
+      if (!owner || owner->kind != Kind::kWrite) continue;
+      for (std::string d = Parent(path); d != owner->real && IsUnder(d, owner->real); d = Parent(d)) {
+        if (!entries_.count(d)) pins.push_back(d);
+      }
+    }
+    for (const auto& d : pins) entries_.emplace(d, Entry{Kind::kPin, d, "pin", true, false});
     // Only something visible needs hiding: a deny whose path lies under a
     // tmpfs, under nothing or under another deny simply does not exist in
     // the sandbox, so it is dropped (and cannot own mount points).
@@ -202,6 +218,9 @@ class Layout {
         MountPoint(e, owner);
         plan_.mounts.push_back({K::kBind, e.real, rel, e.kind == Kind::kRead ? kRo : kRw, 0755, true});
         plan_.landlock.push_back({e.real, e.kind == Kind::kWrite, false});
+        return;
+      case Kind::kPin:
+        plan_.mounts.push_back({K::kBind, e.real, rel, kRw, 0755, true});
         return;
       case Kind::kDeny:
         if (!e.is_dir) {
@@ -413,6 +432,18 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   Layout layout(plan);
   std::vector<std::pair<std::string, std::string>> links;
   std::vector<std::string> sources;
+  // Every symlink met while resolving a user rule, with the rule.
+  struct RuleLink {
+    std::string origin, path, at, target;
+  };
+  std::vector<RuleLink> rule_links;
+  std::vector<std::string> writable;  // real paths of the writable grants
+  struct FileRule {
+    std::string origin, path, real;
+    Kind kind;
+    nlink_t nlink;
+  };
+  std::vector<FileRule> file_rules;
   ResolveCache cache;
 
   auto grant = [&](const std::string& path, Kind kind, const std::string& origin, bool baseline) -> Result<void> {
@@ -427,8 +458,16 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
       return Error::Policy(origin + " " + Quote(path) + ": resolves to " + Quote(r.real) +
                            ", which cannot be granted (the sandbox has its own /proc and /dev; / would expose the whole host)");
     }
-    for (auto& l : r.links) links.push_back(l);
+    for (auto& l : r.links) {
+      if (!baseline) rule_links.push_back({origin, path, l.first, l.second});
+      links.push_back(l);
+    }
     if (kind != Kind::kDeny) sources.push_back(r.real);
+    if (kind == Kind::kWrite) writable.push_back(r.real);
+    if (!baseline && !r.is_dir && (kind == Kind::kDeny || kind == Kind::kRead)) {
+      struct stat st;
+      if (stat(r.real.c_str(), &st) == 0) file_rules.push_back({origin, path, r.real, kind, st.st_nlink});
+    }
     return layout.Add({kind, r.real, origin, r.is_dir, baseline});
   };
 
@@ -447,6 +486,31 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   for (size_t i = 0; i < fs.read.size(); ++i) WARD_TRY(grant(fs.read[i], Kind::kRead, "/filesystem/read/" + std::to_string(i), false));
   for (size_t i = 0; i < fs.write.size(); ++i) WARD_TRY(grant(fs.write[i], Kind::kWrite, "/filesystem/write/" + std::to_string(i), false));
   for (size_t i = 0; i < fs.deny.size(); ++i) WARD_TRY(grant(fs.deny[i], Kind::kDeny, "/filesystem/deny/" + std::to_string(i), false));
+
+  // A rule must mean the object the user named. A symlink inside a writable
+  // grant may have been planted by an earlier run (`ln -s /etc a/docs`): a
+  // rule resolved through one is refused, not followed. A denied file with
+  // another name (a hard link) is readable through that name; a read-only
+  // file inside a writable grant with another name there is writable
+  // through it: both refused.
+  for (const RuleLink& l : rule_links) {
+    for (const auto& w : writable) {
+      if (!IsUnder(l.at, w)) continue;
+      return Error::Policy(l.origin + " " + Quote(l.path) + ": resolves through the symlink " + Quote(l.at) + " -> " +
+                           Quote(l.target) + ", which lies inside the writable grant " + Quote(w) +
+                           " (a sandbox could have planted it); name the target itself, or remove the link");
+    }
+  }
+  for (const FileRule& f : file_rules) {
+    if (f.nlink <= 1) continue;
+    bool in_writable = std::any_of(writable.begin(), writable.end(), [&](const std::string& w) { return IsUnder(f.real, w); });
+    if (f.kind == Kind::kDeny || in_writable) {
+      return Error::Policy(f.origin + " " + Quote(f.path) + ": the file has " + std::to_string(f.nlink) +
+                           " hard links, so its contents are reachable under another name" +
+                           (f.kind == Kind::kDeny ? "" : " inside a writable grant") +
+                           " (find them with `find -samefile`; give the file a single name)");
+    }
+  }
 
   plan.base = ChooseBase(sources);
   if (plan.base.empty()) return Error::Setup("no host directory is free to hold the sandbox's root (tried /tmp, /mnt, /run, /var/tmp, /opt, /srv, /media)");

@@ -183,4 +183,80 @@ TEST_F(Seams, NewMountApiCallsDenied) {
   }
 }
 
+// The review: with deny ${WS}/config/secrets.json, `mv config config.old`
+// moved the file out from under the rule. Every directory between a
+// writable grant and a nested deny or read-only rule is a mount point for
+// the run: it cannot be renamed or removed (EBUSY, EXDEV).
+TEST_F(Seams, NestedRuleAncestorsCannotBeRenamed) {
+  MakeDir(W("rw/config"));
+  MakeDir(W("rw/config/deep"));
+  WriteText(W("rw/config/deep/secrets.json"), secret_ + "\n");
+  MakeDir(W("rw/other"));
+  json p = Standard();
+  p["filesystem"]["deny"].push_back(W("rw/config/deep/secrets.json"));
+  for (const char* dir : {"rw/config", "rw/config/deep"}) {
+    // The directory is a mount root now: EXDEV (another mount than the
+    // target's parent) or EBUSY (a mount point) — never moved.
+    Outcome o = RunWard(p, {"rename", W(dir), W("rw/moved")});
+    EXPECT_TRUE(o.Status() == "EXDEV" || o.Status() == "EBUSY") << dir << o.Describe();
+    EXPECT_TRUE(Exists(W(dir)));
+  }
+  Outcome rm = RunWard(p, {"unlink", W("rw/config/deep/secrets.json")});
+  EXPECT_PROBE(rm, "EBUSY");
+  Outcome rd = RunWard(p, {"read", W("rw/config/deep/secrets.json")});
+  EXPECT_PROBE(rd, "EACCES");
+  ExpectNoSecret(rd);
+  // Control: a sibling directory with no rule beneath it moves.
+  Outcome ctl = RunWard(p, {"rename", W("rw/other"), W("rw/other.moved")});
+  EXPECT_PROBE(ctl, "ok");
+  EXPECT_TRUE(Exists(W("rw/other.moved")));
+  // Control: without the nested rule, the directory moves too.
+  Outcome free_mv = RunWard(Standard(), {"rename", W("rw/config"), W("rw/config.moved")});
+  EXPECT_PROBE(free_mv, "ok");
+}
+
+// A policy ward refuses at start: exit 123, the JSON path and the reason on
+// stderr, and nothing left behind.
+void ExpectRefused(Escape& t, const std::string& policy_file, const std::string& why, const std::string& ws) {
+  std::string before = ReadOr("/proc/self/mountinfo");
+  Running r = Spawn({kWard, "run", "--policy", policy_file, "--", "/bin/true"}, {ws, -1, {}, {"PATH=/usr/bin:/bin"}});
+  Outcome o = Finish(r, 20000);
+  EXPECT_EQ(o.ExitStatus(), 123) << o.Describe();
+  EXPECT_NE(o.err.find(why), std::string::npos) << o.Describe();
+  EXPECT_NE(o.err.find("/filesystem/"), std::string::npos) << "the JSON path is named" << o.Describe();
+  EXPECT_EQ(ReadOr("/proc/self/mountinfo"), before);
+  EXPECT_TRUE(CgroupsOf(o.pid).empty());
+  (void)t;
+}
+
+// The review: a run replaced ${WS}/a/docs by a symlink to /etc; the next run
+// (same policy) read /etc through the grant.
+TEST_F(Seams, GrantThroughPlantedSymlinkRefused) {
+  MakeDir(W("rw/a"));
+  ASSERT_EQ(symlink("/etc", W("rw/a/docs").c_str()), 0);
+  json p = Standard();
+  p["filesystem"]["read"].push_back(W("rw/a/docs"));
+  const std::string file = root_ + "/planted.json";
+  WriteText(file, p.dump());
+  ExpectRefused(*this, file, "lies inside the writable grant", ws_);
+  // Control: the same policy over a real directory runs.
+  ASSERT_EQ(unlink(W("rw/a/docs").c_str()), 0);
+  MakeDir(W("rw/a/docs"));
+  Outcome ok = RunWard(p, {"ls", W("rw/a/docs")});
+  EXPECT_PROBE(ok, "ok");
+}
+
+// The review: `ln notes.txt .env` made in one run exposed the denied file's
+// later contents. A denied file with more than one name is refused.
+TEST_F(Seams, DenyOnHardLinkedFileRefused) {
+  ASSERT_EQ(link(W("rw/secret2.txt").c_str(), W("rw/notes.txt").c_str()), 0);
+  const std::string file = root_ + "/linked.json";
+  WriteText(file, Standard().dump());
+  ExpectRefused(*this, file, "hard links", ws_);
+  // Control: with a single name the policy runs and denies.
+  ASSERT_EQ(unlink(W("rw/notes.txt").c_str()), 0);
+  Outcome o = RunWard(Standard(), {"read", W("rw/secret2.txt")});
+  EXPECT_PROBE(o, "EACCES");
+}
+
 }  // namespace

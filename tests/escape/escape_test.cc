@@ -182,9 +182,21 @@ TEST_F(Escape, InitHoldsNoInheritedDescriptors) {
   int secret_fd = open(W("secret.txt").c_str(), O_RDONLY);  // no O_CLOEXEC, on purpose
   ASSERT_GE(secret_fd, 0);
   Running r = StartWard(Standard(), {"sleep", "1500"}, {.leak = {{secret_fd, 37}}});
-  std::string children;
-  WaitFor([&] { return ReadText("/proc/" + std::to_string(r.pid) + "/task/" + std::to_string(r.pid) + "/children", &children) && !children.empty(); }, 5000);
-  const pid_t init = static_cast<pid_t>(std::atol(children.c_str()));
+  // ward's child that is PID 1 of its own namespace (a root caller's ward
+  // also forks a short-lived helper for the id-mapped user namespace).
+  pid_t init = 0;
+  WaitFor([&] {
+    std::string children, status;
+    if (!ReadText("/proc/" + std::to_string(r.pid) + "/task/" + std::to_string(r.pid) + "/children", &children)) return false;
+    std::stringstream ss(children);
+    long c;
+    while (ss >> c) {
+      if (!ReadText("/proc/" + std::to_string(c) + "/status", &status)) continue;
+      auto at = status.find("NSpid:");
+      if (at != std::string::npos && status.substr(at, status.find('\n', at) - at).ends_with("\t1")) init = static_cast<pid_t>(c);
+    }
+    return init > 0;
+  }, 5000);
   ASSERT_GT(init, 0) << "no child of ward found";
   SleepMs(300);  // past the setup: init is waiting for the workload
   std::vector<std::string> held;
