@@ -101,7 +101,12 @@ namespace {
 // them do not compile cleanly as C++.
 constexpr int kSoOriginalDst = 80;
 
-constexpr int kHttpHeadTimeoutMs = 10000;  // explicit proxy: the request head
+// How long a client may take to complete a message whose first byte has
+// come (a TLS ClientHello, an HTTP request head): clients send them in one
+// write. Past it the connection is refused, so that half-sent heads cannot
+// hold the proxy's connections.
+constexpr int kHeadTimeoutMs = 5000;
+constexpr int kHttpHeadTimeoutMs = kHeadTimeoutMs;  // explicit proxy: the request head, from the connection's start
 constexpr int kDnsTcpIdleMs = 10000;       // DNS over TCP: between queries (RFC 7766 suggests seconds)
 constexpr int kReplyTimeoutMs = 5000;      // writing a short answer to the client
 constexpr size_t kMaxConnections = 512;    // TCP connections in flight; more are reset
@@ -374,8 +379,16 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   FirstBytesJudgement JudgeFirstBytes(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port) const;
   // A gate for a connection already allowed (and recorded) without its
   // first bytes: records only a reset.
-  GateVerdict LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port, EgressEvent::Kind kind);
+  // `*current`: the name the first bytes carry, if any (for NextRequestGate).
+  GateVerdict LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port, EgressEvent::Kind kind,
+                       std::string* current);
   GateVerdict ConnectGate(std::span<const uint8_t> bytes, const std::string& host, const IpAddress& dst, uint16_t port);
+  // Judges the request number `index` (1, 2, ...) of an HTTP/1 connection
+  // to `dst`:`port` whose last request went by the name `*current` ("":
+  // none), and records a decision when the name changes or a request is
+  // refused. `pinned`: inside a CONNECT tunnel, the only name allowed.
+  GateVerdict NextRequestGate(std::span<const uint8_t> bytes, int index, const IpAddress& dst, uint16_t port,
+                              EgressEvent::Kind kind, const std::optional<std::string>& pinned, std::string* current);
   void RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason);
 
   EgressProxyConfig config_;
@@ -772,22 +785,25 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
     return ResetAndClose(client);
   }
-  if (!gate_first_bytes) {
-    Record(std::move(ev));
-    (void)Relay(std::move(client), std::move(*server), std::move(head), nullptr, stop_fd_.get());
-    return;
-  }
-  // Decided without the first bytes: they are judged, by the same rules,
-  // before any of them reaches the server, and the one event of this
-  // connection is recorded when they are: the name they carry (an SNI the
-  // rules allow makes it the decision's name; one they deny resets).
+  // Decided without the first bytes (gate_first_bytes): they are judged, by
+  // the same rules, before any of them reaches the server, and the one event
+  // of this connection is recorded when they are: the name they carry (an
+  // SNI the rules allow makes it the decision's name; one they deny resets).
+  // Decided with them: recorded now. Either way, if they are an HTTP/1
+  // request, each request after it is judged in turn (NextRequestGate).
   bool recorded = false;
   auto record = [&](EgressEvent e) {
     recorded = true;
     Record(std::move(e));
   };
-  FirstBytesGate gate = [&](std::span<const uint8_t> bytes) -> GateVerdict {
+  if (!gate_first_bytes) record(ev);
+  std::string current = d.domain;
+  FirstBytesGate gate = [&](std::span<const uint8_t> bytes, int index) -> GateVerdict {
+    if (index > 0) return NextRequestGate(bytes, index, dst, port, EgressEvent::Kind::kTcp, std::nullopt, &current);
     FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
+    if (j.first.status == FirstBytes::Status::kNeedMore) return j.verdict;
+    current = j.first.status == FirstBytes::Status::kName ? j.first.name : "";
+    if (recorded) return j.verdict;
     switch (j.first.status) {
       case FirstBytes::Status::kNeedMore:
         return j.verdict;
@@ -811,7 +827,8 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     record(ev);
     return j.verdict;
   };
-  RelayOutcome outcome = Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get());
+  RelayOutcome outcome =
+      Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get(), kHeadTimeoutMs);
   if (!recorded) {
     // The client never sent a byte that could be judged (a server-speaks-
     // first exchange that ended, or the client closed): the address decided.
@@ -874,23 +891,71 @@ Proxy::FirstBytesJudgement Proxy::JudgeFirstBytes(std::span<const uint8_t> bytes
       j.verdict = {GateVerdict::Kind::kNeedMore, ""};
       break;
     case FirstBytes::Status::kNoName:
-      j.verdict = {GateVerdict::Kind::kForward, ""};
+      j.verdict = {GateVerdict::Kind::kForward, "", j.first.http};
       break;
     case FirstBytes::Status::kRefuse:
       j.verdict = {GateVerdict::Kind::kReset, j.first.reason};
       break;
     case FirstBytes::Status::kName:
       j.named = DecideTcp(config_.policy, j.first.name, j.first.source, bindings_.NamesFor(dst), dst, port);
-      j.verdict = j.named.allowed ? GateVerdict{GateVerdict::Kind::kForward, ""}
+      j.verdict = j.named.allowed ? GateVerdict{GateVerdict::Kind::kForward, "", j.first.http}
                                   : GateVerdict{GateVerdict::Kind::kReset, j.named.reason};
       break;
   }
   return j;
 }
 
+GateVerdict Proxy::NextRequestGate(std::span<const uint8_t> bytes, int index, const IpAddress& dst, uint16_t port,
+                                   EgressEvent::Kind kind, const std::optional<std::string>& pinned,
+                                   std::string* current) {
+  FirstBytes next = SniffNextRequest(bytes);
+  if (next.status == FirstBytes::Status::kNeedMore) return {GateVerdict::Kind::kNeedMore, ""};
+  std::string name = next.status == FirstBytes::Status::kName ? next.name : "";
+  std::string nth = "request " + std::to_string(index + 1) + " on the connection";
+  EgressEvent ev = NewEvent(kind);
+  ev.address = dst;
+  ev.port = port;
+  ev.domain = name;
+  ev.detail = (kind == EgressEvent::Kind::kHttpProxy ? "connect; " : "") + std::string("http-host (") + nth + ")";
+  if (next.status == FirstBytes::Status::kRefuse) {
+    ev.reason = next.reason;
+    ev.detail = "first bytes (" + nth + ")";
+    Record(ev);  // before the reset: whoever sees the reset finds the event
+    return {GateVerdict::Kind::kReset, ev.reason};
+  }
+  if (pinned) {
+    // Inside a CONNECT tunnel: every request names the tunnel's host (or
+    // none), as its first bytes had to.
+    if (!name.empty() && name != *pinned) {
+      ev.reason = "the Host of " + nth + " names \"" + name + "\" but the CONNECT request named \"" + *pinned +
+                  "\" (domain fronting)";
+      Record(ev);
+      return {GateVerdict::Kind::kReset, ev.reason};
+    }
+    return {GateVerdict::Kind::kForward, "", next.http};
+  }
+  // The same name as the request before, to the same address and port: the
+  // same decision, already recorded. Another name is judged (and recorded)
+  // as a connection's first bytes are: a kept-alive connection to an
+  // allowed name's server must not carry a request for a denied one.
+  std::optional<std::string> as_name;
+  if (!name.empty()) as_name = name;
+  TcpDecision d = DecideTcp(config_.policy, as_name, "http-host", bindings_.NamesFor(dst), dst, port);
+  if (d.allowed && name == *current) return {GateVerdict::Kind::kForward, "", next.http};
+  ev.allowed = d.allowed;
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  if (!d.domain.empty()) ev.domain = d.domain;
+  Record(ev);
+  if (!d.allowed) return {GateVerdict::Kind::kReset, d.reason};
+  *current = name;
+  return {GateVerdict::Kind::kForward, "", next.http};
+}
+
 GateVerdict Proxy::LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port,
-                            EgressEvent::Kind kind) {
+                            EgressEvent::Kind kind, std::string* current) {
   FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
+  if (j.first.status == FirstBytes::Status::kName) *current = j.first.name;
   if (j.verdict.kind != GateVerdict::Kind::kReset) return j.verdict;
   // Only a reset is recorded: the allow was recorded when the connection was.
   EgressEvent ev = NewEvent(kind);
@@ -976,153 +1041,194 @@ void Proxy::RefuseHttp(UniqueFd& client, int code, const char* status, const std
 }
 
 void Proxy::HttpProxy(UniqueFd client) {
+  // One connection to the proxy carries request after request (keep-alive);
+  // each is judged and recorded here, from its own head. The relay forwards
+  // one request (head and body) and hands the connection back at the first
+  // byte of the next one; a request for the same host and port goes on
+  // over the same upstream connection, another one gets its own (or a 403).
   std::vector<uint8_t> buf;
-  HttpRequestHead head;
-  int64_t deadline = MonotonicMs() + kHttpHeadTimeoutMs;
-  uint8_t chunk[4096];
-  while (head.status == HttpSniffStatus::kNeedMore) {
-    WaitStatus w = WaitFor(client.get(), POLLIN, stop_fd_.get(), RemainingMs(deadline));
-    if (w == WaitStatus::kTimeout) return RefuseHttp(client, 408, "Request Timeout", "no request head in time");
-    if (w != WaitStatus::kReady) return ResetAndClose(client);
-    ssize_t n = recv(client.get(), chunk, sizeof(chunk), MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) return ResetAndClose(client);
-    buf.insert(buf.end(), chunk, chunk + n);
-    head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
-  }
+  UniqueFd server;
+  std::string upstream_host;
+  uint16_t upstream_port = 0;
+  IpAddress upstream_address;
+  for (int index = 0;; ++index) {
+    std::string nth = index == 0 ? "" : " (request " + std::to_string(index + 1) + " on the connection)";
+    HttpRequestHead head = ParseHttpRequestHead(buf);
+    int64_t deadline = MonotonicMs() + kHttpHeadTimeoutMs;
+    uint8_t chunk[4096];
+    while (head.status == HttpSniffStatus::kNeedMore) {
+      WaitStatus w = WaitFor(client.get(), POLLIN, stop_fd_.get(), RemainingMs(deadline));
+      if (w == WaitStatus::kTimeout) return RefuseHttp(client, 408, "Request Timeout", "no request head in time");
+      if (w != WaitStatus::kReady) return ResetAndClose(client);
+      ssize_t n = recv(client.get(), chunk, sizeof(chunk), MSG_DONTWAIT);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) return ResetAndClose(client);
+      buf.insert(buf.end(), chunk, chunk + n);
+      head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
+    }
 
-  EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
-  auto refuse = [&](int code, const char* status, std::string reason) {
-    ev.reason = reason;
-    Record(ev);
-    RefuseHttp(client, code, status, reason);
-  };
+    EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
+    auto refuse = [&](int code, const char* status, std::string reason) {
+      ev.reason = reason;
+      ev.detail += nth;
+      Record(ev);
+      RefuseHttp(client, code, status, reason);
+    };
 
-  std::string host;
-  uint16_t port = 0;
-  size_t tunnel_start = 0;
-  bool connect = head.method == "CONNECT";
-  if (head.status == HttpSniffStatus::kNotHttp) return refuse(400, "Bad Request", "not an HTTP request");
-  if (connect) {
-    ev.detail = "connect";
-    ConnectRequest c = ParseConnectRequest(buf);
-    if (c.status != ConnectStatus::kConnect) {
-      return refuse(400, "Bad Request", "malformed CONNECT request (" + std::string(HttpErrorName(c.error)) + ")");
+    std::string host;
+    uint16_t port = 0;
+    size_t tunnel_start = 0;
+    bool connect = head.method == "CONNECT";
+    if (head.status == HttpSniffStatus::kNotHttp) return refuse(400, "Bad Request", "not an HTTP request");
+    if (connect) {
+      ev.detail = "connect";
+      ConnectRequest c = ParseConnectRequest(buf);
+      if (c.status != ConnectStatus::kConnect) {
+        return refuse(400, "Bad Request", "malformed CONNECT request (" + std::string(HttpErrorName(c.error)) + ")");
+      }
+      host = c.host;
+      port = c.port;
+      tunnel_start = c.head_length;
+    } else {
+      ev.detail = "absolute-form";
+      if (head.status == HttpSniffStatus::kMalformed) {
+        return refuse(400, "Bad Request", "malformed request head (" + std::string(HttpErrorName(head.error)) + ")");
+      }
+      if (head.status == HttpSniffStatus::kAmbiguousHost) {
+        return refuse(400, "Bad Request",
+                      "the request target names \"" + head.target_host + "\" but Host names \"" + head.host + "\"");
+      }
+      if (head.target_host.empty()) {
+        return refuse(400, "Bad Request", "not a proxy request: send an absolute URL (http://host/...) or CONNECT");
+      }
+      host = head.target_host;
+      port = head.target_port.value_or(head.scheme == "https" ? 443 : 80);
     }
-    host = c.host;
-    port = c.port;
-    tunnel_start = c.head_length;
-  } else {
-    ev.detail = "absolute-form";
-    if (head.status == HttpSniffStatus::kMalformed) {
-      return refuse(400, "Bad Request", "malformed request head (" + std::string(HttpErrorName(head.error)) + ")");
-    }
-    if (head.status == HttpSniffStatus::kAmbiguousHost) {
-      return refuse(400, "Bad Request",
-                    "the request target names \"" + head.target_host + "\" but Host names \"" + head.host + "\"");
-    }
-    if (head.target_host.empty()) {
-      return refuse(400, "Bad Request", "not a proxy request: send an absolute URL (http://host/...) or CONNECT");
-    }
-    host = head.target_host;
-    port = head.target_port.value_or(head.scheme == "https" ? 443 : 80);
-  }
-  ev.port = port;
+    ev.port = port;
+    // The upstream of the previous request serves this one if it names the
+    // same host and port (and is not a tunnel, which takes the connection).
+    bool reuse = server.valid() && !connect && host == upstream_host && port == upstream_port;
+    if (!reuse) server.Reset();
 
-  // Decide, then find the addresses to try (each judged again with its
-  // address: address deny rules and the rebinding guard apply).
-  std::vector<IpAddress> candidates;
-  bool host_loopback = false;
-  std::optional<IpAddress> literal = IpAddress::Parse(host);
-  std::optional<std::string> name;
-  if (literal) {
-    ev.address = *literal;
-    TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bindings_.NamesFor(*literal), *literal, port);
-    ev.allowed = d.allowed;
-    ev.rule = d.rule ? d.rule->text : "";
-    ev.reason = d.reason;
-    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
-    candidates.push_back(*literal);
-  } else if (IsHostLoopbackName(host)) {
-    // ward's own name: the host's loopback, under the same rule as through
-    // the gateway; never asked of the upstream resolver.
-    ev.domain = kHostLoopbackName;
-    ev.detail += "; host-loopback";
-    EgressDecision d = DecideHostLoopback(port);
-    ev.rule = d.rule ? d.rule->text : "";
-    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
-    ev.allowed = true;
-    ev.reason = d.reason;
-    host_loopback = true;
-  } else {
-    name = host;
-    ev.domain = host;
-    EgressDecision d = config_.policy.Decide(TcpDestination(host, std::nullopt, port));
-    ev.rule = d.rule ? d.rule->text : "";
-    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
-    Result<std::vector<IpAddress>> addresses = Resolve(host);
-    if (!addresses) {
+    // Decide, then find the addresses to try (each judged again with its
+    // address: address deny rules and the rebinding guard apply).
+    std::vector<IpAddress> candidates;
+    bool host_loopback = false;
+    std::optional<IpAddress> literal = IpAddress::Parse(host);
+    if (literal) {
+      ev.address = *literal;
+      TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bindings_.NamesFor(*literal), *literal, port);
+      ev.allowed = d.allowed;
+      ev.rule = d.rule ? d.rule->text : "";
+      ev.reason = d.reason;
+      if (!d.allowed) return refuse(403, "Forbidden", d.reason);
+      candidates.push_back(*literal);
+    } else if (IsHostLoopbackName(host)) {
+      // ward's own name: the host's loopback, under the same rule as through
+      // the gateway; never asked of the upstream resolver.
+      ev.domain = kHostLoopbackName;
+      ev.detail += "; host-loopback";
+      EgressDecision d = DecideHostLoopback(port);
+      ev.rule = d.rule ? d.rule->text : "";
+      if (!d.allowed) return refuse(403, "Forbidden", d.reason);
       ev.allowed = true;
       ev.reason = d.reason;
-      ev.detail += "; resolving: " + addresses.error().message;
-      Record(ev);
-      return RefuseHttp(client, 502, "Bad Gateway", "cannot resolve " + host + ": " + addresses.error().message);
-    }
-    TcpDecision last;
-    for (const IpAddress& a : *addresses) {
-      EgressDecision with = config_.policy.Decide(TcpDestination(host, a, port));
-      TcpDecision t =
-          ApplyRebindingGuard(config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
-      if (t.allowed) {
-        candidates.push_back(a);
-      } else {
-        last = t;
-        ev.address = a;
+      host_loopback = true;
+    } else {
+      ev.domain = host;
+      EgressDecision d = config_.policy.Decide(TcpDestination(host, std::nullopt, port));
+      ev.rule = d.rule ? d.rule->text : "";
+      if (!d.allowed) return refuse(403, "Forbidden", d.reason);
+      Result<std::vector<IpAddress>> addresses = std::vector<IpAddress>{upstream_address};
+      if (!reuse) addresses = Resolve(host);
+      if (!addresses) {
+        ev.allowed = true;
+        ev.reason = d.reason;
+        ev.detail += "; resolving: " + addresses.error().message + nth;
+        Record(ev);
+        return RefuseHttp(client, 502, "Bad Gateway", "cannot resolve " + host + ": " + addresses.error().message);
       }
+      TcpDecision last;
+      for (const IpAddress& a : *addresses) {
+        EgressDecision with = config_.policy.Decide(TcpDestination(host, a, port));
+        TcpDecision t =
+            ApplyRebindingGuard(config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
+        if (t.allowed) {
+          candidates.push_back(a);
+        } else {
+          last = t;
+          ev.address = a;
+        }
+      }
+      if (candidates.empty()) {
+        ev.rule = last.rule ? last.rule->text : "";
+        return refuse(403, "Forbidden", last.reason);
+      }
+      ev.allowed = true;
+      ev.reason = d.reason;
     }
-    if (candidates.empty()) {
-      ev.rule = last.rule ? last.rule->text : "";
-      return refuse(403, "Forbidden", last.reason);
-    }
-    ev.allowed = true;
-    ev.reason = d.reason;
-  }
 
-  Result<UniqueFd> server = Error::Setup("no address");
-  if (host_loopback) {
-    server = ConnectHostLoopback(port, false);
-    ev.address = IpAddress::V4(127, 0, 0, 1);
-  }
-  for (const IpAddress& a : candidates) {
-    ev.address = a;
-    server = ConnectTcp(a, port, config_.connect_timeout_ms, stop_fd_.get());
-    if (server) break;
-  }
-  if (!server) {
-    ev.detail += "; " + server.error().message;
+    if (reuse) {
+      ev.address = upstream_address;
+    } else {
+      Result<UniqueFd> connected = Error::Setup("no address");
+      if (host_loopback) {
+        connected = ConnectHostLoopback(port, false);
+        ev.address = IpAddress::V4(127, 0, 0, 1);
+      }
+      for (const IpAddress& a : candidates) {
+        ev.address = a;
+        connected = ConnectTcp(a, port, config_.connect_timeout_ms, stop_fd_.get());
+        if (connected) break;
+      }
+      if (!connected) {
+        ev.detail += "; " + connected.error().message + nth;
+        Record(ev);
+        return RefuseHttp(client, 502, "Bad Gateway", connected.error().message);
+      }
+      server = std::move(*connected);
+      upstream_host = host;
+      upstream_port = port;
+      upstream_address = *ev.address;
+    }
+    ev.detail += nth;
     Record(ev);
-    return RefuseHttp(client, 502, "Bad Gateway", server.error().message);
-  }
-  Record(ev);
 
-  if (!connect) {
-    // The request goes on as it came, head and any body bytes already read.
-    (void)Relay(std::move(client), std::move(*server), std::move(buf), nullptr, stop_fd_.get());
+    if (!connect) {
+      // This request goes on as it came, head and any body bytes already
+      // read; the relay hands the connection back at the next request.
+      std::optional<HttpBodyFraming> framing;
+      if (!head.upgrade) framing = FramingOf(head);
+      FirstBytesGate gate = [framing](std::span<const uint8_t>, int i) {
+        return i == 0 ? GateVerdict{GateVerdict::Kind::kForward, "", framing} : GateVerdict{GateVerdict::Kind::kHandBack};
+      };
+      RelayOutcome out = Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get());
+      if (!out.handed_back) return;
+      client = std::move(out.client);
+      server = std::move(out.server);
+      buf = std::move(out.client_rest);
+      continue;
+    }
+    if (!WriteAll(client.get(), std::string_view("HTTP/1.1 200 Connection established\r\n\r\n"), stop_fd_.get(),
+                  kReplyTimeoutMs)) {
+      return ResetAndClose(client);
+    }
+    // Whatever the client sent after the CONNECT head is the tunnel's start.
+    std::vector<uint8_t> rest(buf.begin() + static_cast<std::ptrdiff_t>(tunnel_start), buf.end());
+    IpAddress dst = *ev.address;
+    std::optional<std::string> pinned;
+    if (!literal) pinned = host;
+    FirstBytesGate gate = [this, host, dst, port, literal, host_loopback, pinned, current = std::string()](
+                              std::span<const uint8_t> bytes, int i) mutable {
+      if (host_loopback) return GateVerdict{GateVerdict::Kind::kForward, ""};
+      if (i > 0) return NextRequestGate(bytes, i, dst, port, EgressEvent::Kind::kHttpProxy, pinned, &current);
+      if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy, &current);
+      return ConnectGate(bytes, host, dst, port);
+    };
+    (void)Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(),
+                kHeadTimeoutMs);
     return;
   }
-  if (!WriteAll(client.get(), std::string_view("HTTP/1.1 200 Connection established\r\n\r\n"), stop_fd_.get(),
-                kReplyTimeoutMs)) {
-    return ResetAndClose(client);
-  }
-  // Whatever the client sent after the CONNECT head is the tunnel's start.
-  std::vector<uint8_t> rest(buf.begin() + static_cast<std::ptrdiff_t>(tunnel_start), buf.end());
-  IpAddress dst = *ev.address;
-  FirstBytesGate gate = [this, host, dst, port, literal, host_loopback](std::span<const uint8_t> bytes) {
-    if (host_loopback) return GateVerdict{GateVerdict::Kind::kForward, ""};
-    if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy);
-    return ConnectGate(bytes, host, dst, port);
-  };
-  (void)Relay(std::move(client), std::move(*server), std::move(rest), std::move(gate), stop_fd_.get());
 }
 
 GateVerdict Proxy::ConnectGate(std::span<const uint8_t> bytes, const std::string& host, const IpAddress& dst,
@@ -1132,8 +1238,10 @@ GateVerdict Proxy::ConnectGate(std::span<const uint8_t> bytes, const std::string
   // the other one: domain fronting through the proxy.
   FirstBytes first = SniffFirstBytes(bytes);
   if (first.status == FirstBytes::Status::kNeedMore) return {GateVerdict::Kind::kNeedMore, ""};
-  if (first.status == FirstBytes::Status::kNoName) return {GateVerdict::Kind::kForward, ""};
-  if (first.status == FirstBytes::Status::kName && first.name == host) return {GateVerdict::Kind::kForward, ""};
+  if (first.status == FirstBytes::Status::kNoName) return {GateVerdict::Kind::kForward, "", first.http};
+  if (first.status == FirstBytes::Status::kName && first.name == host) {
+    return {GateVerdict::Kind::kForward, "", first.http};
+  }
   EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
   ev.domain = first.status == FirstBytes::Status::kName ? first.name : host;
   ev.address = dst;

@@ -1590,6 +1590,95 @@ def inner(args):
             shutil.rmtree(work, ignore_errors=True)
 
 
+# -- issue 8 (red-team review of egress), items 6-10 -------------------------
+
+def keepalive(host, port, requests):
+    return {"op": "keepalive", "host": host, "port": port, "requests": requests}
+
+
+def _get(path, host):
+    return "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)
+
+
+@case
+def keepalive_proxy_judges_every_request(t):
+    """Issue 8 item 6: curl through HTTP_PROXY with two URLs on one kept-alive
+    proxy connection. The second (a denied host) gets a 403 and a recorded
+    deny; the control (two allowed hosts) fetches both, each recorded."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:80", "good.allowed.test:80"])
+    proxy = ["-x", "http://169.254.77.1:3128"]
+    # curl() puts its first argument last: allowed.test first, then the other.
+    r = s.run(t, pol, [
+        curl("http://denied.test/ka/two", *proxy, "http://allowed.test/ka/one", proxy=True),
+        curl("http://good.allowed.test/ka/two", *proxy, "http://allowed.test/ka/one", proxy=True),
+    ])
+    out = r.s[0].get("stdout", "")
+    t.check("host=allowed.test" in out, "the first request through the proxy should be served: %r" % out[-300:], r)
+    t.check("host=denied.test" not in out and "ward: no rule allows tcp to denied.test:80" in out,
+            "the second request (denied.test) on the same proxy connection must get ward's 403: %r" % out[-400:], r)
+    t.event(r, "denied.test, second request on the proxy connection", kind="http-proxy", domain="denied.test",
+            port=80, decision=DENY, detail=lambda d: "request 2 on the connection" in (d or ""))
+    t.no_bytes(r, "10.99.0.11", 80, "denied.test through the kept-alive proxy connection")
+    out = r.s[1].get("stdout", "")
+    t.check("host=allowed.test" in out and "host=good.allowed.test" in out,
+            "control: both allowed hosts through one proxy connection: %r" % out[-400:], r)
+    t.event(r, "control: good.allowed.test, second request", kind="http-proxy", domain="good.allowed.test",
+            decision=ALLOW, detail=lambda d: "request 2 on the connection" in (d or ""))
+
+
+@case
+def keepalive_transparent_rejudges_host(t):
+    """Issue 8 item 6, transparent plain HTTP: on one kept-alive connection to
+    a.wild.test's address, a request whose Host is denied.test is reset and
+    recorded; the control switches to b.c.wild.test (same address, allowed)."""
+    s = t.suite
+    pol = s.policy(allow=["*.wild.test:80"])
+    r = s.run(t, pol, [
+        resolve("a.wild.test", 4), resolve("b.c.wild.test", 4),
+        keepalive("a.wild.test", 80, [_get("/ka/1", "a.wild.test"), _get("/ka/2", "denied.test")]),
+        keepalive("a.wild.test", 80, [_get("/ka/1", "a.wild.test"), _get("/ka/2", "b.c.wild.test")]),
+    ])
+    a = r.s[2]
+    t.check(not a.get("ok") and a.get("stage") == "request 2" and a.get("errno") in ("ECONNRESET", "ECONNABORTED")
+            and len(a.get("answers", [])) == 1 and "host=a.wild.test" in a["answers"][0],
+            "the second request (Host: denied.test) must be reset after the first was served: %s" % json.dumps(a), r)
+    t.event(r, "Host denied.test on a kept-alive connection", kind="tcp", domain="denied.test", port=80,
+            decision=DENY, detail="http-host (request 2 on the connection)")
+    t.check(not [h for h in s.servers.http.items() if h["host"] == "denied.test" and r.t0 <= h["time"] <= r.t1 + 0.5],
+            "the server must never see a request for denied.test", r)
+    b = r.s[3]
+    t.check(b.get("ok") and len(b.get("answers", [])) == 2 and "host=b.c.wild.test" in b["answers"][1],
+            "control: a second allowed name on the same address is served: %s" % json.dumps(b), r)
+    t.event(r, "control: b.c.wild.test", kind="tcp", domain="b.c.wild.test", decision=ALLOW,
+            detail="http-host (request 2 on the connection)")
+
+
+@case
+def leading_whitespace_is_refused(t):
+    """Issue 8 item 9: first bytes " GET / HTTP/1.1 ... Host: denied.test" to an
+    allowed name's address are refused (a lenient server would serve
+    denied.test), recorded with the reason; the control without the space
+    is served."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:80"])
+    r = s.run(t, pol, [
+        resolve("allowed.test", 4),
+        tcp("allowed.test", 80, " GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n", family=4),
+        tcp("allowed.test", 80, "\tGET / HTTP/1.1\r\nHost: denied.test\r\n\r\n", family=4),
+        tcp("allowed.test", 80, "GET / HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n", family=4),
+    ])
+    for i in (1, 2):
+        t.sock_reset(r, i, "leading whitespace before a request line (step %d)" % i,
+                     allowed=("ECONNRESET", "ECONNREFUSED", "EPIPE", "EOF"))
+    t.event(r, "leading whitespace", kind="tcp", address="10.99.0.10", port=80, decision=DENY,
+            reason=lambda x: "whitespace or control characters" in (x or ""))
+    t.check(not [h for h in s.servers.http.items() if h["host"] == "denied.test" and r.t0 <= h["time"] <= r.t1 + 0.5],
+            "the server must never see the request for denied.test", r)
+    t.check(r.s[3].get("ok") and "host=allowed.test" in r.s[3].get("data", ""),
+            "control: the same request without the leading space is served: %s" % json.dumps(r.s[3]), r)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ward", required=True, help="the ward binary")

@@ -400,6 +400,45 @@ def step_trickle(s):
             "data": data.decode(errors="replace")[-1000:], "elapsed_ms": round(now_ms() - t0, 1)}
 
 
+def step_keepalive(s):
+    """Sends s["requests"] one after the other on one connection, reading
+    each answer (head and Content-Length body) before sending the next."""
+    t0 = now_ms()
+    try:
+        sock = socket.create_connection((s["host"], s["port"]), timeout=5)
+    except OSError as e:
+        return err_result("connect", e, t0)
+    answers = []
+    buf = b""
+    for i, req in enumerate(s["requests"]):
+        try:
+            sock.sendall(req.encode("latin-1"))
+            while b"\r\n\r\n" not in buf:
+                c = sock.recv(4096)
+                if not c:
+                    raise ConnectionError(errno.ECONNABORTED, "EOF")
+                buf += c
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            while len(buf) < length:
+                c = sock.recv(4096)
+                if not c:
+                    raise ConnectionError(errno.ECONNABORTED, "EOF")
+                buf += c
+            answers.append((head + b"\r\n\r\n" + buf[:length]).decode(errors="replace"))
+            buf = buf[length:]
+        except OSError as e:
+            r = err_result("request %d" % (i + 1), e, t0)
+            r["answers"] = answers
+            sock.close()
+            return r
+    sock.close()
+    return {"ok": True, "stage": "done", "errno": None, "answers": answers, "elapsed_ms": round(now_ms() - t0, 1)}
+
+
 def step_sleep(s):
     time.sleep(s["seconds"])
     return {"ok": True}
@@ -481,7 +520,7 @@ def step_sockets(s):
 
 OPS = {"run": step_run, "tcp": step_tcp, "udp": step_udp, "dns": step_dns, "resolve": step_resolve,
        "icmp": step_icmp, "loopback": step_loopback, "env": step_env, "sleep": step_sleep,
-       "proxy": step_proxy, "trickle": step_trickle, "sockets": step_sockets}
+       "proxy": step_proxy, "trickle": step_trickle, "sockets": step_sockets, "keepalive": step_keepalive}
 
 
 def main():
