@@ -364,8 +364,9 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   void RecordDropped(std::span<const uint8_t> packet, std::set<std::pair<std::string, uint16_t>>& seen);
 
   DnsStep FilterQuery(std::span<const uint8_t> message);
-  std::vector<uint8_t> ForwardQuery(std::span<const uint8_t> message, const DnsQuery& query, bool tcp,
-                                    EgressEvent& event);
+  // Asks the host's resolvers a fresh query for the allowed `query`
+  // (BuildForwardedQuery) and returns the answer as the program's.
+  std::vector<uint8_t> ForwardQuery(const DnsQuery& query, bool tcp, EgressEvent& event);
   Result<std::vector<IpAddress>> Resolve(const std::string& name);
 
   // What a client's first bytes say about a connection to `dst`:`port`, and
@@ -1319,17 +1320,33 @@ Proxy::DnsStep Proxy::FilterQuery(std::span<const uint8_t> message) {
     step.response = BuildErrorResponse(*query, DnsRcode::kNxDomain);
     return step;
   }
+  if (!IsForwardedDnsType(q.qtype)) {
+    step.response = BuildErrorResponse(*query, DnsRcode::kRefused);
+    ev.allowed = false;
+    ev.rule.clear();
+    ev.reason = "DNS type " + DnsTypeName(q.qtype) + " is not forwarded (only " + ForwardedDnsTypeNames() + ")";
+    return step;
+  }
   step.forward = std::move(*query);
   return step;
 }
 
-std::vector<uint8_t> Proxy::ForwardQuery(std::span<const uint8_t> message, const DnsQuery& query, bool tcp,
-                                         EgressEvent& event) {
-  Result<DnsExchange> r = ExchangeDns(config_.dns_servers, message, query, tcp, config_.dns_timeout_ms, stop_fd_.get());
+std::vector<uint8_t> Proxy::ForwardQuery(const DnsQuery& query, bool tcp, EgressEvent& event) {
+  // The program's bytes never leave: a fresh query carries only what the
+  // decision judged (the name, its type) and what resolving needs.
+  std::vector<uint8_t> fresh = BuildForwardedQuery(query);
+  DnsResult<DnsQuery> ours = ParseQuery(fresh);
+  if (!ours) {
+    event.detail += "; " + DnsErrorString(ours.error());
+    return BuildErrorResponse(query, DnsRcode::kServFail);
+  }
+  ours->id = query.id;  // ExchangeDns answers with this id
+  Result<DnsExchange> r = ExchangeDns(config_.dns_servers, fresh, *ours, tcp, config_.dns_timeout_ms, stop_fd_.get());
   if (!r) {
     event.detail += "; upstream: " + r.error().message;
     return BuildErrorResponse(query, DnsRcode::kServFail);
   }
+  RestoreProgramQuestion(r->message, query);
   // Learned from the answer to the question that was allowed: every address
   // the question's name leads to (through CNAMEs) is bound to that name, the
   // one the program asked for and the rules judged.
@@ -1383,9 +1400,8 @@ void Proxy::DatagramLoop(int listener) {
     }
     ++dns_in_flight_;
     workers_.Reap();
-    bool started = workers_.Spawn([this, listener, origin, query = std::vector<uint8_t>(message.begin(), message.end()),
-                                   s = std::move(step)]() mutable {
-      std::vector<uint8_t> response = ForwardQuery(query, *s.forward, false, s.event);
+    bool started = workers_.Spawn([this, listener, origin, s = std::move(step)]() mutable {
+      std::vector<uint8_t> response = ForwardQuery(*s.forward, false, s.event);
       Record(std::move(s.event));
       SendDatagram(listener, response, origin);
       --dns_in_flight_;
@@ -1405,7 +1421,7 @@ void Proxy::DnsOverTcp(UniqueFd client) {
       stream.erase(stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(frame.consumed));
       DnsStep step = FilterQuery(message);
       std::vector<uint8_t> response =
-          step.forward ? ForwardQuery(message, *step.forward, true, step.event) : std::move(step.response);
+          step.forward ? ForwardQuery(*step.forward, true, step.event) : std::move(step.response);
       Record(std::move(step.event));
       if (response.empty()) return ResetAndClose(client);  // nothing can answer it: end the stream
       std::optional<std::vector<uint8_t>> framed = FrameDnsTcpMessage(response);

@@ -1679,6 +1679,58 @@ def leading_whitespace_is_refused(t):
             "control: the same request without the leading space is served: %s" % json.dumps(r.s[3]), r)
 
 
+def _raw_query(qid, name, qtype, edns_option=None):
+    """A DNS query as bytes (hex), with an OPT record carrying one option."""
+    import struct as st
+    q = st.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1 if edns_option else 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + st.pack("!HH", qtype, 1)
+    if edns_option:
+        code, payload = edns_option
+        opt = st.pack("!HH", code, len(payload)) + payload
+        q += b"\0" + st.pack("!HHBBHH", 41, 4096, 0, 0, 0x8000, len(opt)) + opt
+    return q.hex()
+
+
+@case
+def dns_query_rebuilt(t):
+    """Issue 8 item 8: an allowed question with an EDNS option carrying a
+    payload reaches the upstream resolver as a fresh query: no option, the
+    name in lower case, another id; the program gets its id and its
+    question's case back. A type outside the forwarded list (NULL) is
+    REFUSED and recorded; the control (A for the same name) is answered."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:443"])
+    secret = b"WARD-EXFIL-PAYLOAD"
+    r = s.run(t, pol, [
+        {"op": "dns", "server": "10.99.0.53", "name": "AlLoWeD.TeSt",
+         "raw_hex": _raw_query(0x1234, "AlLoWeD.TeSt", 1, (65001, secret))},
+        {"op": "dns", "server": "10.99.0.53", "name": "allowed.test", "raw_hex": _raw_query(0x4321, "allowed.test", 10)},
+        dnsq("10.99.0.53", "allowed.test"),
+    ])
+    a = r.s[0]
+    t.check(a.get("ok") and a.get("rcode") == 0 and a.get("answers") == ["10.99.0.10"],
+            "allowed.test with an EDNS option: expected NOERROR 10.99.0.10, got %s" % json.dumps(a), r)
+    raw = bytes.fromhex(a.get("raw_answer", ""))
+    t.check(raw[:2] == b"\x12\x34" and b"\x07AlLoWeD\x04TeSt\x00" in raw[:40],
+            "the answer must carry the program's id and question case: %s" % raw[:40].hex(), r)
+    asked = [q for q in s.servers.dns_asked("allowed.test") if r.t0 <= q["time"] <= r.t1 + 0.5]
+    t.check(asked, "the upstream was never asked for allowed.test", r)
+    for q in asked:
+        b = bytes.fromhex(q["raw"])
+        t.check(secret not in b and b"\x07allowed\x04test\x00" in b and b[:2] not in (b"\x12\x34", b"\x43\x21"),
+                "the upstream must see a fresh query (no option payload, lower-case name, ward's id): %s" % q["raw"],
+                r)
+    t.check(r.s[1].get("ok") and r.s[1].get("rcode") == 5,
+            "a NULL (type 10) question must be answered REFUSED: %s" % json.dumps(r.s[1]), r)
+    t.event(r, "NULL question refused", kind="dns", domain="allowed.test", decision=DENY, detail="TYPE10",
+            reason=lambda x: "is not forwarded" in (x or ""))
+    t.check(not [q for q in asked if q["qtype"] == "10"], "the NULL question must not reach the upstream", r)
+    t.check(r.s[2].get("ok") and r.s[2].get("answers") == ["10.99.0.10"],
+            "control: a plain A question is answered: %s" % json.dumps(r.s[2]), r)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ward", required=True, help="the ward binary")

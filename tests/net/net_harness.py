@@ -359,7 +359,8 @@ class Servers:
         qtype, qclass = struct.unpack("!HH", query[off:off + 4])
         question = query[12:off + 4]
         name = ".".join(labels).lower()
-        self.dns.add(name=name, qtype=QTYPE_NAME.get(qtype, str(qtype)), transport=transport, server=server)
+        self.dns.add(name=name, qtype=QTYPE_NAME.get(qtype, str(qtype)), transport=transport, server=server,
+                     raw=query.hex())
         rec = DNS_RECORDS.get(name)
         answers = []
         if rec is not None:

@@ -212,7 +212,7 @@ def step_dns(s):
     t0 = now_ms()
     server, port = s["server"], s.get("port", 53)
     fam = socket.AF_INET6 if ":" in server else socket.AF_INET
-    q = dns_query(s["name"], s.get("qtype", "A"))
+    q = bytes.fromhex(s["raw_hex"]) if s.get("raw_hex") else dns_query(s["name"], s.get("qtype", "A"))
     try:
         if s.get("tcp"):
             sock = socket.socket(fam, socket.SOCK_STREAM)
@@ -240,7 +240,8 @@ def step_dns(s):
     except OSError as e:
         return err_result(stage, e, t0)
     r = dns_parse(msg)
-    r.update({"ok": True, "stage": "done", "errno": None, "elapsed_ms": round(now_ms() - t0, 1)})
+    r.update({"ok": True, "stage": "done", "errno": None, "elapsed_ms": round(now_ms() - t0, 1),
+              "raw_answer": msg.hex()})
     return r
 
 

@@ -381,6 +381,53 @@ TEST(DnsFilter, HostLoopbackAnswer) {
   }
 }
 
+// Issue 8, item 8: the upstream gets a query built from what was judged,
+// never the program's bytes.
+TEST(DnsFilter, ForwardedQueryIsBuiltAfresh) {
+  std::vector<uint8_t> q = {0x12, 0x34, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 1};  // RD, CD
+  for (std::string_view label : {"AlLoWeD", "TeSt"}) {
+    q.push_back(static_cast<uint8_t>(label.size()));
+    q.insert(q.end(), label.begin(), label.end());
+  }
+  std::string secret = "WARD-EXFIL";
+  std::vector<uint8_t> tail = {0, 0, 1, 0, 1,  // root, A, IN
+                               0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, static_cast<uint8_t>(4 + secret.size()),
+                               0xfd, 0xe9, 0, static_cast<uint8_t>(secret.size())};
+  q.insert(q.end(), tail.begin(), tail.end());
+  q.insert(q.end(), secret.begin(), secret.end());
+  DnsResult<DnsQuery> program = ParseQuery(q);
+  ASSERT_TRUE(program.has_value());
+  ASSERT_TRUE(program->edns.has_value());
+  std::vector<uint8_t> fresh = BuildForwardedQuery(*program);
+  EXPECT_EQ(ToString(fresh).find(secret), std::string::npos);
+  EXPECT_NE(ToString(fresh).find("\x07" "allowed\x04test"), std::string::npos);
+  DnsResult<DnsQuery> ours = ParseQuery(fresh);
+  ASSERT_TRUE(ours.has_value());
+  EXPECT_EQ(ours->id, 0);
+  EXPECT_EQ(ours->flags, kDnsFlagRd);
+  EXPECT_EQ(ours->question.qtype, kDnsTypeA);
+  ASSERT_TRUE(ours->edns.has_value());
+  EXPECT_TRUE(ours->edns->options.empty());
+  EXPECT_EQ(ours->edns->flags, 0x8000);  // DO kept
+  EXPECT_EQ(ours->edns->udp_payload_size, kDnsEdnsUdpSize);  // 4096 asked, clamped
+  // No OPT unless the program sent one.
+  std::optional<std::vector<uint8_t>> plain = BuildDnsQuery(7, "allowed.test", kDnsTypeAaaa);
+  ASSERT_TRUE(plain.has_value());
+  DnsResult<DnsQuery> p2 = ParseQuery(*plain);
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_FALSE(ParseQuery(BuildForwardedQuery(*p2))->edns.has_value());
+  // The answer goes back with the program's question case and RD.
+  std::vector<uint8_t> answer = fresh;
+  answer[2] = 0x81;  // QR, RD
+  answer[3] = 0x80;  // RA
+  RestoreProgramQuestion(answer, *program);
+  EXPECT_NE(ToString(answer).find("\x07" "AlLoWeD\x04TeSt"), std::string::npos);
+  EXPECT_EQ(answer[2], 0x81);
+  // Types outside the list are not forwarded.
+  for (uint16_t t : {1, 28, 5, 65, 64, 16, 15, 33, 257}) EXPECT_TRUE(IsForwardedDnsType(t)) << t;
+  for (uint16_t t : {10, 255, 252, 251, 99, 65280}) EXPECT_FALSE(IsForwardedDnsType(t)) << t;
+}
+
 TEST(DnsFilter, TypeNames) {
   EXPECT_EQ(DnsTypeName(1), "A");
   EXPECT_EQ(DnsTypeName(28), "AAAA");
