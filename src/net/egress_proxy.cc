@@ -109,7 +109,14 @@ constexpr int kHeadTimeoutMs = 5000;
 constexpr int kHttpHeadTimeoutMs = kHeadTimeoutMs;  // explicit proxy: the request head, from the connection's start
 constexpr int kDnsTcpIdleMs = 10000;       // DNS over TCP: between queries (RFC 7766 suggests seconds)
 constexpr int kReplyTimeoutMs = 5000;      // writing a short answer to the client
-constexpr size_t kMaxConnections = 512;    // TCP connections in flight; more are reset
+// TCP connections in flight, in two budgets. A head is a connection whose
+// first bytes have not decided yet (a TLS ClientHello, an HTTP request head
+// still coming, or nothing sent yet): at most kMaxHeads at a time, and when
+// one more arrives the oldest head is closed (and recorded), so that slow or
+// idle clients cannot take every thread. Working connections (decided,
+// relaying) have the rest of kMaxConnections; past it new ones are reset.
+constexpr size_t kMaxHeads = 128;
+constexpr size_t kMaxConnections = 512 + kMaxHeads;
 constexpr int kMaxDnsInFlight = 128;       // UDP questions being forwarded; more get SERVFAIL
 // Name bindings: at most this many (address, name) pairs in all, and this
 // many addresses learned from one answer (a resolver a workload controls
@@ -252,6 +259,65 @@ class Workers {
   bool closed_ = false;
 };
 
+// The connections whose first bytes have not decided yet (see kMaxHeads).
+// Each holds a duplicate of its client socket, so that evicting it is a
+// shutdown() of that socket (which wakes its thread's poll) and never of a
+// descriptor number the thread may have closed and reused meanwhile.
+struct HeadEntry {
+  UniqueFd socket;  // a dup of the client socket
+  std::optional<IpAddress> address;
+  uint16_t port = 0;
+  std::atomic<bool> evicted{false};
+};
+
+class HeadSlots {
+ public:
+  // Registers a new head; when kMaxHeads are already waiting, the oldest is
+  // shut down and returned in *evicted (to be recorded by the caller).
+  struct Evicted {
+    bool any = false;
+    std::optional<IpAddress> address;
+    uint16_t port = 0;
+  };
+  std::shared_ptr<HeadEntry> Acquire(int fd, Evicted* evicted) {
+    auto e = std::make_shared<HeadEntry>();
+    e->socket.Reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    std::lock_guard lock(mu_);
+    if (list_.size() >= kMaxHeads) {
+      std::shared_ptr<HeadEntry> old = std::move(list_.front());
+      list_.pop_front();
+      old->evicted = true;
+      shutdown(old->socket.get(), SHUT_RDWR);
+      *evicted = Evicted{true, old->address, old->port};
+    }
+    list_.push_back(e);
+    return e;
+  }
+  void SetDestination(const std::shared_ptr<HeadEntry>& e, const IpAddress& address, uint16_t port) {
+    std::lock_guard lock(mu_);
+    e->address = address;
+    e->port = port;
+  }
+  // The connection has decided (or ended): no longer a head. Idempotent.
+  void Release(const std::shared_ptr<HeadEntry>& e) {
+    if (!e) return;
+    std::lock_guard lock(mu_);
+    list_.remove(e);
+  }
+  size_t size() {
+    std::lock_guard lock(mu_);
+    return list_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::list<std::shared_ptr<HeadEntry>> list_;
+};
+
+// The head of the connection this thread serves (one thread per
+// connection): released by the code that decides, wherever it is.
+thread_local std::shared_ptr<HeadEntry> t_head;
+
 // Where a datagram arrived: the reply must leave from the same local address
 // (after the redirect, 127.0.0.1 or ::1), or conntrack cannot match it to
 // the redirected flow and restore the address the program sent to.
@@ -344,6 +410,11 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
     return e;
   }
   void Record(EgressEvent e);
+  // This connection's first bytes have decided: it is no longer a head.
+  void HeadDecided() { heads_.Release(t_head); }
+  // Whether this connection was closed to make room for a newer head (its
+  // event is recorded by the eviction).
+  static bool HeadEvicted() { return t_head && t_head->evicted.load(); }
 
   void AcceptLoop(int listener);
   void DatagramLoop(int listener);
@@ -396,6 +467,7 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   UniqueFd stop_fd_;
   std::vector<std::thread> listener_threads_;
   Workers workers_;
+  HeadSlots heads_;
   BindingTable bindings_;
   std::atomic<int> dns_in_flight_{0};
 
@@ -619,14 +691,33 @@ void Proxy::AcceptLoop(int listener) {
     }
     if (workers_.Reap() >= kMaxConnections) {
       EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
-      e.reason = "too many connections in flight (" + std::to_string(kMaxConnections) + ")";
+      e.reason = "too many connections in flight (" + std::to_string(kMaxConnections - kMaxHeads) +
+                 " working, " + std::to_string(kMaxHeads) + " waiting for their first bytes)";
       Record(std::move(e));
       ResetAndClose(client);
       continue;
     }
+    HeadSlots::Evicted evicted;
+    std::shared_ptr<HeadEntry> head = heads_.Acquire(client.get(), &evicted);
+    if (evicted.any) {
+      EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
+      e.address = evicted.address;
+      e.port = evicted.port;
+      e.reason = "closed: " + std::to_string(kMaxHeads) +
+                 " connections were waiting for their first bytes, and this was the oldest (a slow or idle client "
+                 "cannot hold the proxy)";
+      e.detail = "head limit";
+      Record(std::move(e));
+    }
     // If the thread cannot start, the lambda and the socket in it are
     // destroyed: the client sees its connection closed.
-    (void)workers_.Spawn([this, c = std::move(client)]() mutable { HandleConnection(std::move(c)); });
+    bool started = workers_.Spawn([this, c = std::move(client), head]() mutable {
+      t_head = head;
+      HandleConnection(std::move(c));
+      heads_.Release(head);
+      t_head.reset();
+    });
+    if (!started) heads_.Release(head);
   }
 }
 
@@ -654,6 +745,7 @@ void Proxy::HandleConnection(UniqueFd client) {
   }
   uint16_t port = 0;
   IpAddress dst = FromSockaddr(orig, &port);
+  heads_.SetDestination(t_head, dst, port);
   uint16_t local_port = 0;
   IpAddress local_address = FromSockaddr(local, &local_port);
   if (dst == local_address && port == local_port) {
@@ -670,7 +762,10 @@ void Proxy::HandleConnection(UniqueFd client) {
   int one = 1;
   setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-  if (port == kDnsPort) return DnsOverTcp(std::move(client));
+  if (port == kDnsPort) {
+    HeadDecided();  // DNS over TCP has its own idle limit (kDnsTcpIdleMs)
+    return DnsOverTcp(std::move(client));
+  }
   IpAddress unmapped = dst.Unmapped();
   if (unmapped == Gateway4() || unmapped == Gateway6()) {
     if (port == kHttpProxyPort) return HttpProxy(std::move(client));
@@ -734,6 +829,8 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
     first = SniffFirstBytes(head);
   }
   bool conclusive = first.status != FirstBytes::Status::kNeedMore;
+  if (HeadEvicted()) return ResetAndClose(client);  // recorded by the eviction
+  HeadDecided();
 
   EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
   ev.address = dst;
@@ -797,12 +894,16 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     recorded = true;
     Record(std::move(e));
   };
-  if (!gate_first_bytes) record(ev);
+  if (!gate_first_bytes) {
+    record(ev);
+    HeadDecided();
+  }
   std::string current = d.domain;
   FirstBytesGate gate = [&](std::span<const uint8_t> bytes, int index) -> GateVerdict {
     if (index > 0) return NextRequestGate(bytes, index, dst, port, EgressEvent::Kind::kTcp, std::nullopt, &current);
     FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
     if (j.first.status == FirstBytes::Status::kNeedMore) return j.verdict;
+    HeadDecided();
     current = j.first.status == FirstBytes::Status::kName ? j.first.name : "";
     if (recorded) return j.verdict;
     switch (j.first.status) {
@@ -830,7 +931,7 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
   };
   RelayOutcome outcome =
       Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get(), kHeadTimeoutMs);
-  if (!recorded) {
+  if (!recorded && !HeadEvicted()) {
     // The client never sent a byte that could be judged (a server-speaks-
     // first exchange that ended, or the client closed): the address decided.
     ev.detail = d.source.empty() ? "no first bytes from the client" : d.source + " (no first bytes from the client)";
@@ -999,6 +1100,7 @@ Result<UniqueFd> Proxy::ConnectHostLoopback(uint16_t port, bool v6_first) {
 }
 
 void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port) {
+  HeadDecided();  // decided by the port alone
   // The only way to the host's loopback: a rule naming host.ward.internal
   // (an address rule for 127.0.0.1 means the sandbox's own loopback, which
   // never reaches the proxy).
@@ -1067,6 +1169,7 @@ void Proxy::HttpProxy(UniqueFd client) {
       buf.insert(buf.end(), chunk, chunk + n);
       head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
     }
+    HeadDecided();
 
     EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
     auto refuse = [&](int code, const char* status, std::string reason) {

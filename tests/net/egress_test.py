@@ -1731,6 +1731,28 @@ def dns_query_rebuilt(t):
             "control: a plain A question is answered: %s" % json.dumps(r.s[2]), r)
 
 
+@case
+def slow_heads_do_not_starve(t):
+    """Issue 8 item 10: 530 connections to ward's HTTP proxy that each send
+    half a request line; a later request on a new connection is still
+    served, and the closed heads are recorded ("head limit"). Control: the
+    same request alone."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:80"])
+    req = "GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"
+    r = s.run(t, pol, [
+        {"op": "slowheads", "host": "169.254.77.1", "port": 3128, "count": 530, "request": req},
+        proxy_get("http://allowed.test/", "allowed.test"),
+    ], timeout=90)
+    a = r.s[0]
+    t.check(a.get("opened") == 530, "the probe should open 530 slow connections, opened %s" % a.get("opened"), r)
+    t.check(a.get("status") == 200 and "host=allowed.test" in a.get("data", ""),
+            "a request after 530 half-sent heads must be served: %s" % json.dumps(a)[:600], r)
+    t.event(r, "oldest heads closed", kind="tcp", decision=DENY, detail="head limit",
+            reason=lambda x: "waiting for their first bytes" in (x or ""))
+    t.check(r.s[1].get("status") == 200, "control: the same request alone: %s" % json.dumps(r.s[1])[:400], r)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ward", required=True, help="the ward binary")

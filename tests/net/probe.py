@@ -440,6 +440,29 @@ def step_keepalive(s):
     return {"ok": True, "stage": "done", "errno": None, "answers": answers, "elapsed_ms": round(now_ms() - t0, 1)}
 
 
+def step_slowheads(s):
+    """Opens s["count"] connections to host:port that each send only the
+    start of a request line, then one full request on a new connection;
+    reports that one's answer (the slow ones stay open until then)."""
+    t0 = now_ms()
+    held, opened = [], 0
+    for _ in range(s["count"]):
+        try:
+            c = socket.create_connection((s["host"], s["port"]), timeout=5)
+            c.sendall(s.get("partial", "GET http://x").encode())
+            held.append(c)
+            opened += 1
+        except OSError:
+            break
+    time.sleep(s.get("settle", 0.3))
+    r = step_proxy({"request": s["request"], "proxy": s["host"], "port": s["port"]})
+    r["opened"] = opened
+    for c in held:
+        c.close()
+    r["elapsed_total_ms"] = round(now_ms() - t0, 1)
+    return r
+
+
 def step_sleep(s):
     time.sleep(s["seconds"])
     return {"ok": True}
@@ -521,7 +544,8 @@ def step_sockets(s):
 
 OPS = {"run": step_run, "tcp": step_tcp, "udp": step_udp, "dns": step_dns, "resolve": step_resolve,
        "icmp": step_icmp, "loopback": step_loopback, "env": step_env, "sleep": step_sleep,
-       "proxy": step_proxy, "trickle": step_trickle, "sockets": step_sockets, "keepalive": step_keepalive}
+       "proxy": step_proxy, "trickle": step_trickle, "sockets": step_sockets, "keepalive": step_keepalive,
+       "slowheads": step_slowheads}
 
 
 def main():

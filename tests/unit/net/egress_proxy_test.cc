@@ -1335,6 +1335,43 @@ TEST(EgressProxyLab, TransparentHttpJudgesEveryHostOnAKeptAliveConnection) {
   });
 }
 
+// Issue 8, item 10: half-sent heads take at most kMaxHeads (128) threads;
+// the oldest is closed (and recorded) when another connection arrives, and a
+// started head that does not end within 5 s is reset: 600 of them do not
+// keep a later connection from working.
+TEST(EgressProxyLab, SlowHeadsCannotStarveTheProxy) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    std::vector<UniqueFd> slow;
+    for (int i = 0; i < 600; ++i) {
+      slow.push_back(Dial(kHostAddr4, 80));
+      Send(slow.back().get(), "GET / HT");
+    }
+    usleep(200000);
+    UniqueFd c = Dial(kHostAddr4, 80);
+    std::string request = "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    Send(c.get(), request);
+    EXPECT_EQ(Read(c.get(), request.size()).data, request);
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return ev.detail == "head limit"; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_NE(e->reason.find("waiting for their first bytes"), std::string::npos) << e->reason;
+    ASSERT_TRUE(e->address.has_value());
+    EXPECT_EQ(e->address->ToString(), kHostAddr4);
+    // The newest half head is reset when its 5 s are up, and recorded.
+    timeval tv{10, 0};
+    setsockopt(slow.back().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ExpectReset(slow.back().get());
+    e = lab.Find([](const EgressEvent& ev) { return ev.reason.find("did not complete") != std::string::npos; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_NE(e->reason.find("5000 ms"), std::string::npos) << e->reason;
+  });
+}
+
 TEST(EgressProxyLab, DnsOverTcpSeveralQuestionsOnOneConnection) {
   InLab([] {
     FakeDns dns(TestZone());
