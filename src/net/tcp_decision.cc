@@ -146,18 +146,22 @@ bool MayBeHttpRequest(std::span<const uint8_t> data) {
   return line.find("HTTP/") != std::string::npos;
 }
 
+// `out` naming `host` as learned from `source`; an empty host or a literal
+// address is no name (the destination address decides).
+FirstBytes Named(FirstBytes out, std::string host, const char* source) {
+  if (host.empty() || IpAddress::Parse(host)) {
+    out.status = FirstBytes::Status::kNoName;
+  } else {
+    out.status = FirstBytes::Status::kName;
+    out.name = std::move(host);
+    out.source = source;
+  }
+  return out;
+}
+
 FirstBytes FromHttpHead(HttpRequestHead http) {
   FirstBytes out;
-  auto name = [&out](std::string host, const char* source) {
-    if (host.empty() || IpAddress::Parse(host)) {
-      out.status = FirstBytes::Status::kNoName;
-    } else {
-      out.status = FirstBytes::Status::kName;
-      out.name = std::move(host);
-      out.source = source;
-    }
-    return out;
-  };
+  auto name = [&out](std::string host, const char* source) { return Named(std::move(out), std::move(host), source); };
   switch (http.status) {
     case HttpSniffStatus::kNeedMore:
       return out;
@@ -242,16 +246,7 @@ TcpDecision ApplyRebindingGuard(const EgressPolicy& policy, TcpDecision decision
 
 FirstBytes SniffFirstBytes(std::span<const uint8_t> data) {
   FirstBytes out;
-  auto name = [&out](std::string host, const char* source) {
-    if (host.empty() || IpAddress::Parse(host)) {
-      out.status = FirstBytes::Status::kNoName;
-    } else {
-      out.status = FirstBytes::Status::kName;
-      out.name = std::move(host);
-      out.source = source;
-    }
-    return out;
-  };
+  auto name = [&out](std::string host, const char* source) { return Named(std::move(out), std::move(host), source); };
   TlsClientHello tls = ParseClientHelloSni(data);
   switch (tls.status) {
     case TlsSniffStatus::kNeedMore:
