@@ -1,5 +1,7 @@
 #include "net/dns_filter.h"
 
+#include <algorithm>
+
 #include "net/sandbox_net.h"
 
 namespace ward::net {
@@ -183,6 +185,68 @@ std::optional<std::vector<uint8_t>> BuildDnsQuery(uint16_t id, std::string_view 
   Put16(out, qtype);
   Put16(out, kDnsClassIn);
   return out;
+}
+
+namespace {
+
+constexpr uint16_t kForwardedTypes[] = {1, 2, 5, 6, 12, 15, 16, 28, 33, 35, 43, 48, 64, 65, 257};
+
+char LowerAscii(uint8_t c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c); }
+
+}  // namespace
+
+bool IsForwardedDnsType(uint16_t qtype) {
+  for (uint16_t t : kForwardedTypes) {
+    if (t == qtype) return true;
+  }
+  return false;
+}
+
+std::string ForwardedDnsTypeNames() {
+  std::string out;
+  for (uint16_t t : kForwardedTypes) out += (out.empty() ? "" : ", ") + DnsTypeName(t);
+  return out;
+}
+
+std::vector<uint8_t> BuildForwardedQuery(const DnsQuery& query) {
+  std::vector<uint8_t> out;
+  Put16(out, 0);
+  Put16(out, kDnsFlagRd);
+  Put16(out, 1);
+  Put16(out, 0);
+  Put16(out, 0);
+  Put16(out, query.edns ? 1 : 0);
+  // Length bytes are at most 63, below 'A': folding every byte folds only
+  // the labels' letters.
+  for (uint8_t c : query.question.wire_name) out.push_back(static_cast<uint8_t>(LowerAscii(c)));
+  Put16(out, query.question.qtype);
+  Put16(out, kDnsClassIn);
+  if (query.edns) {
+    out.push_back(0);  // root owner
+    Put16(out, kDnsTypeOpt);
+    uint16_t size = std::max<uint16_t>(512, std::min(query.edns->udp_payload_size, kDnsEdnsUdpSize));
+    Put16(out, size);                                            // class: UDP payload size
+    out.push_back(0);                                            // extended RCODE
+    out.push_back(0);                                            // version 0
+    Put16(out, static_cast<uint16_t>(query.edns->flags & 0x8000));  // DO only
+    Put16(out, 0);                                               // no options
+  }
+  return out;
+}
+
+void RestoreProgramQuestion(std::vector<uint8_t>& response, const DnsQuery& query) {
+  if (response.size() < kDnsHeaderSize) return;
+  uint16_t flags = static_cast<uint16_t>((response[2] << 8 | response[3]) & ~kDnsFlagRd);
+  flags |= query.flags & kDnsFlagRd;
+  response[2] = static_cast<uint8_t>(flags >> 8);
+  response[3] = static_cast<uint8_t>(flags);
+  if ((response[4] << 8 | response[5]) != 1) return;
+  const std::vector<uint8_t>& wire = query.question.wire_name;
+  if (response.size() < kDnsHeaderSize + wire.size()) return;
+  for (size_t i = 0; i < wire.size(); ++i) {
+    if (LowerAscii(response[kDnsHeaderSize + i]) != LowerAscii(wire[i])) return;  // not the same name: leave it
+  }
+  std::copy(wire.begin(), wire.end(), response.begin() + kDnsHeaderSize);
 }
 
 }  // namespace ward::net

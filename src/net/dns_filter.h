@@ -54,4 +54,33 @@ std::vector<uint8_t> BuildHostLoopbackAnswer(const DnsQuery& query);
 // over-long label or is over-long.
 std::optional<std::vector<uint8_t>> BuildDnsQuery(uint16_t id, std::string_view name, uint16_t qtype);
 
+// The query types the filter forwards for an allowed name: A, NS, CNAME,
+// SOA, PTR, MX, TXT, AAAA, SRV, NAPTR, DS, DNSKEY, SVCB, HTTPS and CAA: what
+// resolvers, TLS clients (HTTPS/SVCB), mail and service discovery (MX,
+// SRV, NAPTR), certificate tools (CAA, TXT) and validating stubs (DS,
+// DNSKEY) ask. Others (ANY, NULL, AXFR/IXFR, experimental and private
+// types) are answered REFUSED: each is another channel to the upstream
+// resolver and to whoever serves the name, and no program needs them to
+// reach a host.
+bool IsForwardedDnsType(uint16_t qtype);
+std::string ForwardedDnsTypeNames();  // "A, NS, CNAME, ..."
+
+// The query the filter sends upstream for an allowed `query`, built afresh
+// rather than forwarding the program's bytes: id 0 (ExchangeDns puts a
+// random one in), RD=1 and no other flag, the one question with its name
+// lower-cased (the same length as the program's), QTYPE and class IN, and
+// an OPT record only if the program sent one: version 0, DO copied (so a
+// validating stub still gets its signatures), a UDP size of
+// max(512, min(the program's, kDnsEdnsUdpSize)), and no options (cookies,
+// padding, client subnet or arbitrary payload never leave the machine).
+std::vector<uint8_t> BuildForwardedQuery(const DnsQuery& query);
+
+// Maps an upstream answer to the fresh query back to the program's: its id
+// (ExchangeDns restores it), RD as the program set it, and the question's
+// name in the program's original case (DNS 0x20 randomization), written
+// over the lower-cased one at the same offset. `response` must answer the
+// fresh query (ResponseMatchesQuery). Leaves a response without a question
+// as it is.
+void RestoreProgramQuestion(std::vector<uint8_t>& response, const DnsQuery& query);
+
 }  // namespace ward::net

@@ -101,10 +101,22 @@ namespace {
 // them do not compile cleanly as C++.
 constexpr int kSoOriginalDst = 80;
 
-constexpr int kHttpHeadTimeoutMs = 10000;  // explicit proxy: the request head
+// How long a client may take to complete a message whose first byte has
+// come (a TLS ClientHello, an HTTP request head): clients send them in one
+// write. Past it the connection is refused, so that half-sent heads cannot
+// hold the proxy's connections.
+constexpr int kHeadTimeoutMs = 5000;
+constexpr int kHttpHeadTimeoutMs = kHeadTimeoutMs;  // explicit proxy: the request head, from the connection's start
 constexpr int kDnsTcpIdleMs = 10000;       // DNS over TCP: between queries (RFC 7766 suggests seconds)
 constexpr int kReplyTimeoutMs = 5000;      // writing a short answer to the client
-constexpr size_t kMaxConnections = 512;    // TCP connections in flight; more are reset
+// TCP connections in flight, in two budgets. A head is a connection whose
+// first bytes have not decided yet (a TLS ClientHello, an HTTP request head
+// still coming, or nothing sent yet): at most kMaxHeads at a time, and when
+// one more arrives the oldest head is closed (and recorded), so that slow or
+// idle clients cannot take every thread. Working connections (decided,
+// relaying) have the rest of kMaxConnections; past it new ones are reset.
+constexpr size_t kMaxHeads = 128;
+constexpr size_t kMaxConnections = 512 + kMaxHeads;
 constexpr int kMaxDnsInFlight = 128;       // UDP questions being forwarded; more get SERVFAIL
 // Name bindings: at most this many (address, name) pairs in all, and this
 // many addresses learned from one answer (a resolver a workload controls
@@ -247,6 +259,65 @@ class Workers {
   bool closed_ = false;
 };
 
+// The connections whose first bytes have not decided yet (see kMaxHeads).
+// Each holds a duplicate of its client socket, so that evicting it is a
+// shutdown() of that socket (which wakes its thread's poll) and never of a
+// descriptor number the thread may have closed and reused meanwhile.
+struct HeadEntry {
+  UniqueFd socket;  // a dup of the client socket
+  std::optional<IpAddress> address;
+  uint16_t port = 0;
+  std::atomic<bool> evicted{false};
+};
+
+class HeadSlots {
+ public:
+  // Registers a new head; when kMaxHeads are already waiting, the oldest is
+  // shut down and returned in *evicted (to be recorded by the caller).
+  struct Evicted {
+    bool any = false;
+    std::optional<IpAddress> address;
+    uint16_t port = 0;
+  };
+  std::shared_ptr<HeadEntry> Acquire(int fd, Evicted* evicted) {
+    auto e = std::make_shared<HeadEntry>();
+    e->socket.Reset(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    std::lock_guard lock(mu_);
+    if (list_.size() >= kMaxHeads) {
+      std::shared_ptr<HeadEntry> old = std::move(list_.front());
+      list_.pop_front();
+      old->evicted = true;
+      shutdown(old->socket.get(), SHUT_RDWR);
+      *evicted = Evicted{true, old->address, old->port};
+    }
+    list_.push_back(e);
+    return e;
+  }
+  void SetDestination(const std::shared_ptr<HeadEntry>& e, const IpAddress& address, uint16_t port) {
+    std::lock_guard lock(mu_);
+    e->address = address;
+    e->port = port;
+  }
+  // The connection has decided (or ended): no longer a head. Idempotent.
+  void Release(const std::shared_ptr<HeadEntry>& e) {
+    if (!e) return;
+    std::lock_guard lock(mu_);
+    list_.remove(e);
+  }
+  size_t size() {
+    std::lock_guard lock(mu_);
+    return list_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::list<std::shared_ptr<HeadEntry>> list_;
+};
+
+// The head of the connection this thread serves (one thread per
+// connection): released by the code that decides, wherever it is.
+thread_local std::shared_ptr<HeadEntry> t_head;
+
 // Where a datagram arrived: the reply must leave from the same local address
 // (after the redirect, 127.0.0.1 or ::1), or conntrack cannot match it to
 // the redirected flow and restore the address the program sent to.
@@ -339,6 +410,11 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
     return e;
   }
   void Record(EgressEvent e);
+  // This connection's first bytes have decided: it is no longer a head.
+  void HeadDecided() { heads_.Release(t_head); }
+  // Whether this connection was closed to make room for a newer head (its
+  // event is recorded by the eviction).
+  static bool HeadEvicted() { return t_head && t_head->evicted.load(); }
 
   void AcceptLoop(int listener);
   void DatagramLoop(int listener);
@@ -359,8 +435,9 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   void RecordDropped(std::span<const uint8_t> packet, std::set<std::pair<std::string, uint16_t>>& seen);
 
   DnsStep FilterQuery(std::span<const uint8_t> message);
-  std::vector<uint8_t> ForwardQuery(std::span<const uint8_t> message, const DnsQuery& query, bool tcp,
-                                    EgressEvent& event);
+  // Asks the host's resolvers a fresh query for the allowed `query`
+  // (BuildForwardedQuery) and returns the answer as the program's.
+  std::vector<uint8_t> ForwardQuery(const DnsQuery& query, bool tcp, EgressEvent& event);
   Result<std::vector<IpAddress>> Resolve(const std::string& name);
 
   // What a client's first bytes say about a connection to `dst`:`port`, and
@@ -374,14 +451,23 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   FirstBytesJudgement JudgeFirstBytes(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port) const;
   // A gate for a connection already allowed (and recorded) without its
   // first bytes: records only a reset.
-  GateVerdict LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port, EgressEvent::Kind kind);
+  // `*current`: the name the first bytes carry, if any (for NextRequestGate).
+  GateVerdict LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port, EgressEvent::Kind kind,
+                       std::string* current);
   GateVerdict ConnectGate(std::span<const uint8_t> bytes, const std::string& host, const IpAddress& dst, uint16_t port);
+  // Judges the request number `index` (1, 2, ...) of an HTTP/1 connection
+  // to `dst`:`port` whose last request went by the name `*current` ("":
+  // none), and records a decision when the name changes or a request is
+  // refused. `pinned`: inside a CONNECT tunnel, the only name allowed.
+  GateVerdict NextRequestGate(std::span<const uint8_t> bytes, int index, const IpAddress& dst, uint16_t port,
+                              EgressEvent::Kind kind, const std::optional<std::string>& pinned, std::string* current);
   void RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason);
 
   EgressProxyConfig config_;
   UniqueFd stop_fd_;
   std::vector<std::thread> listener_threads_;
   Workers workers_;
+  HeadSlots heads_;
   BindingTable bindings_;
   std::atomic<int> dns_in_flight_{0};
 
@@ -605,14 +691,33 @@ void Proxy::AcceptLoop(int listener) {
     }
     if (workers_.Reap() >= kMaxConnections) {
       EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
-      e.reason = "too many connections in flight (" + std::to_string(kMaxConnections) + ")";
+      e.reason = "too many connections in flight (" + std::to_string(kMaxConnections - kMaxHeads) +
+                 " working, " + std::to_string(kMaxHeads) + " waiting for their first bytes)";
       Record(std::move(e));
       ResetAndClose(client);
       continue;
     }
+    HeadSlots::Evicted evicted;
+    std::shared_ptr<HeadEntry> head = heads_.Acquire(client.get(), &evicted);
+    if (evicted.any) {
+      EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
+      e.address = evicted.address;
+      e.port = evicted.port;
+      e.reason = "closed: " + std::to_string(kMaxHeads) +
+                 " connections were waiting for their first bytes, and this was the oldest (a slow or idle client "
+                 "cannot hold the proxy)";
+      e.detail = "head limit";
+      Record(std::move(e));
+    }
     // If the thread cannot start, the lambda and the socket in it are
     // destroyed: the client sees its connection closed.
-    (void)workers_.Spawn([this, c = std::move(client)]() mutable { HandleConnection(std::move(c)); });
+    bool started = workers_.Spawn([this, c = std::move(client), head]() mutable {
+      t_head = head;
+      HandleConnection(std::move(c));
+      heads_.Release(head);
+      t_head.reset();
+    });
+    if (!started) heads_.Release(head);
   }
 }
 
@@ -640,6 +745,7 @@ void Proxy::HandleConnection(UniqueFd client) {
   }
   uint16_t port = 0;
   IpAddress dst = FromSockaddr(orig, &port);
+  heads_.SetDestination(t_head, dst, port);
   uint16_t local_port = 0;
   IpAddress local_address = FromSockaddr(local, &local_port);
   if (dst == local_address && port == local_port) {
@@ -656,7 +762,10 @@ void Proxy::HandleConnection(UniqueFd client) {
   int one = 1;
   setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-  if (port == kDnsPort) return DnsOverTcp(std::move(client));
+  if (port == kDnsPort) {
+    HeadDecided();  // DNS over TCP has its own idle limit (kDnsTcpIdleMs)
+    return DnsOverTcp(std::move(client));
+  }
   IpAddress unmapped = dst.Unmapped();
   if (unmapped == Gateway4() || unmapped == Gateway6()) {
     if (port == kHttpProxyPort) return HttpProxy(std::move(client));
@@ -720,6 +829,8 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
     first = SniffFirstBytes(head);
   }
   bool conclusive = first.status != FirstBytes::Status::kNeedMore;
+  if (HeadEvicted()) return ResetAndClose(client);  // recorded by the eviction
+  HeadDecided();
 
   EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
   ev.address = dst;
@@ -772,22 +883,29 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
     return ResetAndClose(client);
   }
-  if (!gate_first_bytes) {
-    Record(std::move(ev));
-    (void)Relay(std::move(client), std::move(*server), std::move(head), nullptr, stop_fd_.get());
-    return;
-  }
-  // Decided without the first bytes: they are judged, by the same rules,
-  // before any of them reaches the server, and the one event of this
-  // connection is recorded when they are: the name they carry (an SNI the
-  // rules allow makes it the decision's name; one they deny resets).
+  // Decided without the first bytes (gate_first_bytes): they are judged, by
+  // the same rules, before any of them reaches the server, and the one event
+  // of this connection is recorded when they are: the name they carry (an
+  // SNI the rules allow makes it the decision's name; one they deny resets).
+  // Decided with them: recorded now. Either way, if they are an HTTP/1
+  // request, each request after it is judged in turn (NextRequestGate).
   bool recorded = false;
   auto record = [&](EgressEvent e) {
     recorded = true;
     Record(std::move(e));
   };
-  FirstBytesGate gate = [&](std::span<const uint8_t> bytes) -> GateVerdict {
+  if (!gate_first_bytes) {
+    record(ev);
+    HeadDecided();
+  }
+  std::string current = d.domain;
+  FirstBytesGate gate = [&](std::span<const uint8_t> bytes, int index) -> GateVerdict {
+    if (index > 0) return NextRequestGate(bytes, index, dst, port, EgressEvent::Kind::kTcp, std::nullopt, &current);
     FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
+    if (j.first.status == FirstBytes::Status::kNeedMore) return j.verdict;
+    HeadDecided();
+    current = j.first.status == FirstBytes::Status::kName ? j.first.name : "";
+    if (recorded) return j.verdict;
     switch (j.first.status) {
       case FirstBytes::Status::kNeedMore:
         return j.verdict;
@@ -811,8 +929,9 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     record(ev);
     return j.verdict;
   };
-  RelayOutcome outcome = Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get());
-  if (!recorded) {
+  RelayOutcome outcome =
+      Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get(), kHeadTimeoutMs);
+  if (!recorded && !HeadEvicted()) {
     // The client never sent a byte that could be judged (a server-speaks-
     // first exchange that ended, or the client closed): the address decided.
     ev.detail = d.source.empty() ? "no first bytes from the client" : d.source + " (no first bytes from the client)";
@@ -874,23 +993,71 @@ Proxy::FirstBytesJudgement Proxy::JudgeFirstBytes(std::span<const uint8_t> bytes
       j.verdict = {GateVerdict::Kind::kNeedMore, ""};
       break;
     case FirstBytes::Status::kNoName:
-      j.verdict = {GateVerdict::Kind::kForward, ""};
+      j.verdict = {GateVerdict::Kind::kForward, "", j.first.http};
       break;
     case FirstBytes::Status::kRefuse:
       j.verdict = {GateVerdict::Kind::kReset, j.first.reason};
       break;
     case FirstBytes::Status::kName:
       j.named = DecideTcp(config_.policy, j.first.name, j.first.source, bindings_.NamesFor(dst), dst, port);
-      j.verdict = j.named.allowed ? GateVerdict{GateVerdict::Kind::kForward, ""}
+      j.verdict = j.named.allowed ? GateVerdict{GateVerdict::Kind::kForward, "", j.first.http}
                                   : GateVerdict{GateVerdict::Kind::kReset, j.named.reason};
       break;
   }
   return j;
 }
 
+GateVerdict Proxy::NextRequestGate(std::span<const uint8_t> bytes, int index, const IpAddress& dst, uint16_t port,
+                                   EgressEvent::Kind kind, const std::optional<std::string>& pinned,
+                                   std::string* current) {
+  FirstBytes next = SniffNextRequest(bytes);
+  if (next.status == FirstBytes::Status::kNeedMore) return {GateVerdict::Kind::kNeedMore, ""};
+  std::string name = next.status == FirstBytes::Status::kName ? next.name : "";
+  std::string nth = "request " + std::to_string(index + 1) + " on the connection";
+  EgressEvent ev = NewEvent(kind);
+  ev.address = dst;
+  ev.port = port;
+  ev.domain = name;
+  ev.detail = (kind == EgressEvent::Kind::kHttpProxy ? "connect; " : "") + std::string("http-host (") + nth + ")";
+  if (next.status == FirstBytes::Status::kRefuse) {
+    ev.reason = next.reason;
+    ev.detail = "first bytes (" + nth + ")";
+    Record(ev);  // before the reset: whoever sees the reset finds the event
+    return {GateVerdict::Kind::kReset, ev.reason};
+  }
+  if (pinned) {
+    // Inside a CONNECT tunnel: every request names the tunnel's host (or
+    // none), as its first bytes had to.
+    if (!name.empty() && name != *pinned) {
+      ev.reason = "the Host of " + nth + " names \"" + name + "\" but the CONNECT request named \"" + *pinned +
+                  "\" (domain fronting)";
+      Record(ev);
+      return {GateVerdict::Kind::kReset, ev.reason};
+    }
+    return {GateVerdict::Kind::kForward, "", next.http};
+  }
+  // The same name as the request before, to the same address and port: the
+  // same decision, already recorded. Another name is judged (and recorded)
+  // as a connection's first bytes are: a kept-alive connection to an
+  // allowed name's server must not carry a request for a denied one.
+  std::optional<std::string> as_name;
+  if (!name.empty()) as_name = name;
+  TcpDecision d = DecideTcp(config_.policy, as_name, "http-host", bindings_.NamesFor(dst), dst, port);
+  if (d.allowed && name == *current) return {GateVerdict::Kind::kForward, "", next.http};
+  ev.allowed = d.allowed;
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  if (!d.domain.empty()) ev.domain = d.domain;
+  Record(ev);
+  if (!d.allowed) return {GateVerdict::Kind::kReset, d.reason};
+  *current = name;
+  return {GateVerdict::Kind::kForward, "", next.http};
+}
+
 GateVerdict Proxy::LateGate(std::span<const uint8_t> bytes, const IpAddress& dst, uint16_t port,
-                            EgressEvent::Kind kind) {
+                            EgressEvent::Kind kind, std::string* current) {
   FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
+  if (j.first.status == FirstBytes::Status::kName) *current = j.first.name;
   if (j.verdict.kind != GateVerdict::Kind::kReset) return j.verdict;
   // Only a reset is recorded: the allow was recorded when the connection was.
   EgressEvent ev = NewEvent(kind);
@@ -933,6 +1100,7 @@ Result<UniqueFd> Proxy::ConnectHostLoopback(uint16_t port, bool v6_first) {
 }
 
 void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port) {
+  HeadDecided();  // decided by the port alone
   // The only way to the host's loopback: a rule naming host.ward.internal
   // (an address rule for 127.0.0.1 means the sandbox's own loopback, which
   // never reaches the proxy).
@@ -976,153 +1144,195 @@ void Proxy::RefuseHttp(UniqueFd& client, int code, const char* status, const std
 }
 
 void Proxy::HttpProxy(UniqueFd client) {
+  // One connection to the proxy carries request after request (keep-alive);
+  // each is judged and recorded here, from its own head. The relay forwards
+  // one request (head and body) and hands the connection back at the first
+  // byte of the next one; a request for the same host and port goes on
+  // over the same upstream connection, another one gets its own (or a 403).
   std::vector<uint8_t> buf;
-  HttpRequestHead head;
-  int64_t deadline = MonotonicMs() + kHttpHeadTimeoutMs;
-  uint8_t chunk[4096];
-  while (head.status == HttpSniffStatus::kNeedMore) {
-    WaitStatus w = WaitFor(client.get(), POLLIN, stop_fd_.get(), RemainingMs(deadline));
-    if (w == WaitStatus::kTimeout) return RefuseHttp(client, 408, "Request Timeout", "no request head in time");
-    if (w != WaitStatus::kReady) return ResetAndClose(client);
-    ssize_t n = recv(client.get(), chunk, sizeof(chunk), MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) return ResetAndClose(client);
-    buf.insert(buf.end(), chunk, chunk + n);
-    head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
-  }
+  UniqueFd server;
+  std::string upstream_host;
+  uint16_t upstream_port = 0;
+  IpAddress upstream_address;
+  for (int index = 0;; ++index) {
+    std::string nth = index == 0 ? "" : " (request " + std::to_string(index + 1) + " on the connection)";
+    HttpRequestHead head = ParseHttpRequestHead(buf);
+    int64_t deadline = MonotonicMs() + kHttpHeadTimeoutMs;
+    uint8_t chunk[4096];
+    while (head.status == HttpSniffStatus::kNeedMore) {
+      WaitStatus w = WaitFor(client.get(), POLLIN, stop_fd_.get(), RemainingMs(deadline));
+      if (w == WaitStatus::kTimeout) return RefuseHttp(client, 408, "Request Timeout", "no request head in time");
+      if (w != WaitStatus::kReady) return ResetAndClose(client);
+      ssize_t n = recv(client.get(), chunk, sizeof(chunk), MSG_DONTWAIT);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) return ResetAndClose(client);
+      buf.insert(buf.end(), chunk, chunk + n);
+      head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
+    }
+    HeadDecided();
 
-  EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
-  auto refuse = [&](int code, const char* status, std::string reason) {
-    ev.reason = reason;
-    Record(ev);
-    RefuseHttp(client, code, status, reason);
-  };
+    EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
+    auto refuse = [&](int code, const char* status, std::string reason) {
+      ev.reason = reason;
+      ev.detail += nth;
+      Record(ev);
+      RefuseHttp(client, code, status, reason);
+    };
 
-  std::string host;
-  uint16_t port = 0;
-  size_t tunnel_start = 0;
-  bool connect = head.method == "CONNECT";
-  if (head.status == HttpSniffStatus::kNotHttp) return refuse(400, "Bad Request", "not an HTTP request");
-  if (connect) {
-    ev.detail = "connect";
-    ConnectRequest c = ParseConnectRequest(buf);
-    if (c.status != ConnectStatus::kConnect) {
-      return refuse(400, "Bad Request", "malformed CONNECT request (" + std::string(HttpErrorName(c.error)) + ")");
+    std::string host;
+    uint16_t port = 0;
+    size_t tunnel_start = 0;
+    bool connect = head.method == "CONNECT";
+    if (head.status == HttpSniffStatus::kNotHttp) return refuse(400, "Bad Request", "not an HTTP request");
+    if (connect) {
+      ev.detail = "connect";
+      ConnectRequest c = ParseConnectRequest(buf);
+      if (c.status != ConnectStatus::kConnect) {
+        return refuse(400, "Bad Request", "malformed CONNECT request (" + std::string(HttpErrorName(c.error)) + ")");
+      }
+      host = c.host;
+      port = c.port;
+      tunnel_start = c.head_length;
+    } else {
+      ev.detail = "absolute-form";
+      if (head.status == HttpSniffStatus::kMalformed) {
+        return refuse(400, "Bad Request", "malformed request head (" + std::string(HttpErrorName(head.error)) + ")");
+      }
+      if (head.status == HttpSniffStatus::kAmbiguousHost) {
+        return refuse(400, "Bad Request",
+                      "the request target names \"" + head.target_host + "\" but Host names \"" + head.host + "\"");
+      }
+      if (head.target_host.empty()) {
+        return refuse(400, "Bad Request", "not a proxy request: send an absolute URL (http://host/...) or CONNECT");
+      }
+      host = head.target_host;
+      port = head.target_port.value_or(head.scheme == "https" ? 443 : 80);
     }
-    host = c.host;
-    port = c.port;
-    tunnel_start = c.head_length;
-  } else {
-    ev.detail = "absolute-form";
-    if (head.status == HttpSniffStatus::kMalformed) {
-      return refuse(400, "Bad Request", "malformed request head (" + std::string(HttpErrorName(head.error)) + ")");
-    }
-    if (head.status == HttpSniffStatus::kAmbiguousHost) {
-      return refuse(400, "Bad Request",
-                    "the request target names \"" + head.target_host + "\" but Host names \"" + head.host + "\"");
-    }
-    if (head.target_host.empty()) {
-      return refuse(400, "Bad Request", "not a proxy request: send an absolute URL (http://host/...) or CONNECT");
-    }
-    host = head.target_host;
-    port = head.target_port.value_or(head.scheme == "https" ? 443 : 80);
-  }
-  ev.port = port;
+    ev.port = port;
+    // The upstream of the previous request serves this one if it names the
+    // same host and port (and is not a tunnel, which takes the connection).
+    bool reuse = server.valid() && !connect && host == upstream_host && port == upstream_port;
+    if (!reuse) server.Reset();
 
-  // Decide, then find the addresses to try (each judged again with its
-  // address: address deny rules and the rebinding guard apply).
-  std::vector<IpAddress> candidates;
-  bool host_loopback = false;
-  std::optional<IpAddress> literal = IpAddress::Parse(host);
-  std::optional<std::string> name;
-  if (literal) {
-    ev.address = *literal;
-    TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bindings_.NamesFor(*literal), *literal, port);
-    ev.allowed = d.allowed;
-    ev.rule = d.rule ? d.rule->text : "";
-    ev.reason = d.reason;
-    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
-    candidates.push_back(*literal);
-  } else if (IsHostLoopbackName(host)) {
-    // ward's own name: the host's loopback, under the same rule as through
-    // the gateway; never asked of the upstream resolver.
-    ev.domain = kHostLoopbackName;
-    ev.detail += "; host-loopback";
-    EgressDecision d = DecideHostLoopback(port);
-    ev.rule = d.rule ? d.rule->text : "";
-    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
-    ev.allowed = true;
-    ev.reason = d.reason;
-    host_loopback = true;
-  } else {
-    name = host;
-    ev.domain = host;
-    EgressDecision d = config_.policy.Decide(TcpDestination(host, std::nullopt, port));
-    ev.rule = d.rule ? d.rule->text : "";
-    if (!d.allowed) return refuse(403, "Forbidden", d.reason);
-    Result<std::vector<IpAddress>> addresses = Resolve(host);
-    if (!addresses) {
+    // Decide, then find the addresses to try (each judged again with its
+    // address: address deny rules and the rebinding guard apply).
+    std::vector<IpAddress> candidates;
+    bool host_loopback = false;
+    std::optional<IpAddress> literal = IpAddress::Parse(host);
+    if (literal) {
+      ev.address = *literal;
+      TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bindings_.NamesFor(*literal), *literal, port);
+      ev.allowed = d.allowed;
+      ev.rule = d.rule ? d.rule->text : "";
+      ev.reason = d.reason;
+      if (!d.allowed) return refuse(403, "Forbidden", d.reason);
+      candidates.push_back(*literal);
+    } else if (IsHostLoopbackName(host)) {
+      // ward's own name: the host's loopback, under the same rule as through
+      // the gateway; never asked of the upstream resolver.
+      ev.domain = kHostLoopbackName;
+      ev.detail += "; host-loopback";
+      EgressDecision d = DecideHostLoopback(port);
+      ev.rule = d.rule ? d.rule->text : "";
+      if (!d.allowed) return refuse(403, "Forbidden", d.reason);
       ev.allowed = true;
       ev.reason = d.reason;
-      ev.detail += "; resolving: " + addresses.error().message;
-      Record(ev);
-      return RefuseHttp(client, 502, "Bad Gateway", "cannot resolve " + host + ": " + addresses.error().message);
-    }
-    TcpDecision last;
-    for (const IpAddress& a : *addresses) {
-      EgressDecision with = config_.policy.Decide(TcpDestination(host, a, port));
-      TcpDecision t =
-          ApplyRebindingGuard(config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
-      if (t.allowed) {
-        candidates.push_back(a);
-      } else {
-        last = t;
-        ev.address = a;
+      host_loopback = true;
+    } else {
+      ev.domain = host;
+      EgressDecision d = config_.policy.Decide(TcpDestination(host, std::nullopt, port));
+      ev.rule = d.rule ? d.rule->text : "";
+      if (!d.allowed) return refuse(403, "Forbidden", d.reason);
+      Result<std::vector<IpAddress>> addresses = std::vector<IpAddress>{upstream_address};
+      if (!reuse) addresses = Resolve(host);
+      if (!addresses) {
+        ev.allowed = true;
+        ev.reason = d.reason;
+        ev.detail += "; resolving: " + addresses.error().message + nth;
+        Record(ev);
+        return RefuseHttp(client, 502, "Bad Gateway", "cannot resolve " + host + ": " + addresses.error().message);
       }
+      TcpDecision last;
+      for (const IpAddress& a : *addresses) {
+        EgressDecision with = config_.policy.Decide(TcpDestination(host, a, port));
+        TcpDecision t =
+            ApplyRebindingGuard(config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
+        if (t.allowed) {
+          candidates.push_back(a);
+        } else {
+          last = t;
+          ev.address = a;
+        }
+      }
+      if (candidates.empty()) {
+        ev.rule = last.rule ? last.rule->text : "";
+        return refuse(403, "Forbidden", last.reason);
+      }
+      ev.allowed = true;
+      ev.reason = d.reason;
     }
-    if (candidates.empty()) {
-      ev.rule = last.rule ? last.rule->text : "";
-      return refuse(403, "Forbidden", last.reason);
-    }
-    ev.allowed = true;
-    ev.reason = d.reason;
-  }
 
-  Result<UniqueFd> server = Error::Setup("no address");
-  if (host_loopback) {
-    server = ConnectHostLoopback(port, false);
-    ev.address = IpAddress::V4(127, 0, 0, 1);
-  }
-  for (const IpAddress& a : candidates) {
-    ev.address = a;
-    server = ConnectTcp(a, port, config_.connect_timeout_ms, stop_fd_.get());
-    if (server) break;
-  }
-  if (!server) {
-    ev.detail += "; " + server.error().message;
+    if (reuse) {
+      ev.address = upstream_address;
+    } else {
+      Result<UniqueFd> connected = Error::Setup("no address");
+      if (host_loopback) {
+        connected = ConnectHostLoopback(port, false);
+        ev.address = IpAddress::V4(127, 0, 0, 1);
+      }
+      for (const IpAddress& a : candidates) {
+        ev.address = a;
+        connected = ConnectTcp(a, port, config_.connect_timeout_ms, stop_fd_.get());
+        if (connected) break;
+      }
+      if (!connected) {
+        ev.detail += "; " + connected.error().message + nth;
+        Record(ev);
+        return RefuseHttp(client, 502, "Bad Gateway", connected.error().message);
+      }
+      server = std::move(*connected);
+      upstream_host = host;
+      upstream_port = port;
+      upstream_address = *ev.address;
+    }
+    ev.detail += nth;
     Record(ev);
-    return RefuseHttp(client, 502, "Bad Gateway", server.error().message);
-  }
-  Record(ev);
 
-  if (!connect) {
-    // The request goes on as it came, head and any body bytes already read.
-    (void)Relay(std::move(client), std::move(*server), std::move(buf), nullptr, stop_fd_.get());
+    if (!connect) {
+      // This request goes on as it came, head and any body bytes already
+      // read; the relay hands the connection back at the next request.
+      std::optional<HttpBodyFraming> framing;
+      if (!head.upgrade) framing = FramingOf(head);
+      FirstBytesGate gate = [framing](std::span<const uint8_t>, int i) {
+        return i == 0 ? GateVerdict{GateVerdict::Kind::kForward, "", framing} : GateVerdict{GateVerdict::Kind::kHandBack};
+      };
+      RelayOutcome out = Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get());
+      if (!out.handed_back) return;
+      client = std::move(out.client);
+      server = std::move(out.server);
+      buf = std::move(out.client_rest);
+      continue;
+    }
+    if (!WriteAll(client.get(), std::string_view("HTTP/1.1 200 Connection established\r\n\r\n"), stop_fd_.get(),
+                  kReplyTimeoutMs)) {
+      return ResetAndClose(client);
+    }
+    // Whatever the client sent after the CONNECT head is the tunnel's start.
+    std::vector<uint8_t> rest(buf.begin() + static_cast<std::ptrdiff_t>(tunnel_start), buf.end());
+    IpAddress dst = *ev.address;
+    std::optional<std::string> pinned;
+    if (!literal) pinned = host;
+    FirstBytesGate gate = [this, host, dst, port, literal, host_loopback, pinned, current = std::string()](
+                              std::span<const uint8_t> bytes, int i) mutable {
+      if (host_loopback) return GateVerdict{GateVerdict::Kind::kForward, ""};
+      if (i > 0) return NextRequestGate(bytes, i, dst, port, EgressEvent::Kind::kHttpProxy, pinned, &current);
+      if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy, &current);
+      return ConnectGate(bytes, host, dst, port);
+    };
+    (void)Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(),
+                kHeadTimeoutMs);
     return;
   }
-  if (!WriteAll(client.get(), std::string_view("HTTP/1.1 200 Connection established\r\n\r\n"), stop_fd_.get(),
-                kReplyTimeoutMs)) {
-    return ResetAndClose(client);
-  }
-  // Whatever the client sent after the CONNECT head is the tunnel's start.
-  std::vector<uint8_t> rest(buf.begin() + static_cast<std::ptrdiff_t>(tunnel_start), buf.end());
-  IpAddress dst = *ev.address;
-  FirstBytesGate gate = [this, host, dst, port, literal, host_loopback](std::span<const uint8_t> bytes) {
-    if (host_loopback) return GateVerdict{GateVerdict::Kind::kForward, ""};
-    if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy);
-    return ConnectGate(bytes, host, dst, port);
-  };
-  (void)Relay(std::move(client), std::move(*server), std::move(rest), std::move(gate), stop_fd_.get());
 }
 
 GateVerdict Proxy::ConnectGate(std::span<const uint8_t> bytes, const std::string& host, const IpAddress& dst,
@@ -1132,8 +1342,10 @@ GateVerdict Proxy::ConnectGate(std::span<const uint8_t> bytes, const std::string
   // the other one: domain fronting through the proxy.
   FirstBytes first = SniffFirstBytes(bytes);
   if (first.status == FirstBytes::Status::kNeedMore) return {GateVerdict::Kind::kNeedMore, ""};
-  if (first.status == FirstBytes::Status::kNoName) return {GateVerdict::Kind::kForward, ""};
-  if (first.status == FirstBytes::Status::kName && first.name == host) return {GateVerdict::Kind::kForward, ""};
+  if (first.status == FirstBytes::Status::kNoName) return {GateVerdict::Kind::kForward, "", first.http};
+  if (first.status == FirstBytes::Status::kName && first.name == host) {
+    return {GateVerdict::Kind::kForward, "", first.http};
+  }
   EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
   ev.domain = first.status == FirstBytes::Status::kName ? first.name : host;
   ev.address = dst;
@@ -1211,17 +1423,33 @@ Proxy::DnsStep Proxy::FilterQuery(std::span<const uint8_t> message) {
     step.response = BuildErrorResponse(*query, DnsRcode::kNxDomain);
     return step;
   }
+  if (!IsForwardedDnsType(q.qtype)) {
+    step.response = BuildErrorResponse(*query, DnsRcode::kRefused);
+    ev.allowed = false;
+    ev.rule.clear();
+    ev.reason = "DNS type " + DnsTypeName(q.qtype) + " is not forwarded (only " + ForwardedDnsTypeNames() + ")";
+    return step;
+  }
   step.forward = std::move(*query);
   return step;
 }
 
-std::vector<uint8_t> Proxy::ForwardQuery(std::span<const uint8_t> message, const DnsQuery& query, bool tcp,
-                                         EgressEvent& event) {
-  Result<DnsExchange> r = ExchangeDns(config_.dns_servers, message, query, tcp, config_.dns_timeout_ms, stop_fd_.get());
+std::vector<uint8_t> Proxy::ForwardQuery(const DnsQuery& query, bool tcp, EgressEvent& event) {
+  // The program's bytes never leave: a fresh query carries only what the
+  // decision judged (the name, its type) and what resolving needs.
+  std::vector<uint8_t> fresh = BuildForwardedQuery(query);
+  DnsResult<DnsQuery> ours = ParseQuery(fresh);
+  if (!ours) {
+    event.detail += "; " + DnsErrorString(ours.error());
+    return BuildErrorResponse(query, DnsRcode::kServFail);
+  }
+  ours->id = query.id;  // ExchangeDns answers with this id
+  Result<DnsExchange> r = ExchangeDns(config_.dns_servers, fresh, *ours, tcp, config_.dns_timeout_ms, stop_fd_.get());
   if (!r) {
     event.detail += "; upstream: " + r.error().message;
     return BuildErrorResponse(query, DnsRcode::kServFail);
   }
+  RestoreProgramQuestion(r->message, query);
   // Learned from the answer to the question that was allowed: every address
   // the question's name leads to (through CNAMEs) is bound to that name, the
   // one the program asked for and the rules judged.
@@ -1275,9 +1503,8 @@ void Proxy::DatagramLoop(int listener) {
     }
     ++dns_in_flight_;
     workers_.Reap();
-    bool started = workers_.Spawn([this, listener, origin, query = std::vector<uint8_t>(message.begin(), message.end()),
-                                   s = std::move(step)]() mutable {
-      std::vector<uint8_t> response = ForwardQuery(query, *s.forward, false, s.event);
+    bool started = workers_.Spawn([this, listener, origin, s = std::move(step)]() mutable {
+      std::vector<uint8_t> response = ForwardQuery(*s.forward, false, s.event);
       Record(std::move(s.event));
       SendDatagram(listener, response, origin);
       --dns_in_flight_;
@@ -1297,7 +1524,7 @@ void Proxy::DnsOverTcp(UniqueFd client) {
       stream.erase(stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(frame.consumed));
       DnsStep step = FilterQuery(message);
       std::vector<uint8_t> response =
-          step.forward ? ForwardQuery(message, *step.forward, true, step.event) : std::move(step.response);
+          step.forward ? ForwardQuery(*step.forward, true, step.event) : std::move(step.response);
       Record(std::move(step.event));
       if (response.empty()) return ResetAndClose(client);  // nothing can answer it: end the stream
       std::optional<std::vector<uint8_t>> framed = FrameDnsTcpMessage(response);

@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <utility>
 
 #include "base/errors.h"
 #include "net/socket_io.h"
@@ -24,21 +26,53 @@ namespace {
 // path (conntrack and NAT on every packet of the client's leg), not here.
 constexpr int kPipeSize = 1 << 16;
 
+// How the client's bytes are read.
+enum class Mode : uint8_t {
+  kStream,       // spliced, unread
+  kGate,         // held back in `gated` until the gate has judged them
+  kFixedBody,    // a request body of known length: spliced, at most `fixed_remaining`
+  kChunkedBody,  // a chunked request body: read, to find its end
+};
+
 struct Direction {
   int src = -1;
   int dst = -1;
   UniqueFd pipe_r, pipe_w;
   size_t in_pipe = 0;
   size_t pipe_capacity = 65536;
-  std::vector<uint8_t> head;  // read into user space: the gate's bytes, then forwarded
+  std::vector<uint8_t> head;  // judged bytes, read into user space, sent before the pipe's
   size_t head_sent = 0;
-  bool gating = false;
+  Mode mode = Mode::kStream;
+  std::vector<uint8_t> gated;   // kGate: the current message's bytes so far
+  size_t judged = 0;            // gated.size() at the gate's last look
+  int index = 0;                // the message being gated
+  int64_t gate_since = 0;       // when its first byte came
+  uint64_t fixed_remaining = 0; // kFixedBody
+  std::optional<HttpBodyReader> body;  // kChunkedBody
+  bool handing_back = false;
   bool eof = false;   // src has ended its stream
   bool shut = false;  // dst has been shut down for writing
   uint64_t moved = 0;
 
-  bool Pending() const { return !gating && (head_sent < head.size() || in_pipe > 0); }
-  bool WantsRead() const { return !eof && (gating ? head.size() < kMaxGatedBytes : in_pipe < pipe_capacity); }
+  bool Pending() const { return head_sent < head.size() || in_pipe > 0; }
+  bool WantsRead() const {
+    if (eof || handing_back) return false;
+    switch (mode) {
+      case Mode::kGate:
+        return gated.size() < kMaxGatedBytes;
+      case Mode::kChunkedBody:
+        return head.size() - head_sent < kMaxGatedBytes;
+      case Mode::kStream:
+      case Mode::kFixedBody:
+        break;
+    }
+    return in_pipe < pipe_capacity;
+  }
+  // A fingerprint of the state, to tell whether a pass made progress.
+  std::array<uint64_t, 8> State() const {
+    return {moved, in_pipe, head.size(), gated.size(), eof, static_cast<uint64_t>(mode), judged,
+            static_cast<uint64_t>(handing_back)};
+  }
 };
 
 bool MakePipe(Direction& d, std::string* error) {
@@ -71,6 +105,10 @@ bool Flush(Direction& d, std::string* error) {
     d.head_sent += static_cast<size_t>(n);
     d.moved += static_cast<uint64_t>(n);
   }
+  if (d.head_sent == d.head.size() && !d.head.empty()) {
+    d.head.clear();
+    d.head_sent = 0;
+  }
   while (d.in_pipe > 0) {
     ssize_t n = splice(d.pipe_r.get(), nullptr, d.dst, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n < 0 && errno == EINTR) continue;
@@ -87,10 +125,70 @@ bool Flush(Direction& d, std::string* error) {
 
 enum class FillResult : uint8_t { kOk, kError, kGateReset };
 
-FillResult Fill(Direction& d, const FirstBytesGate& gate, std::string* error) {
-  if (d.gating) {
+// Passes the bytes after a judged request head through its body's framing:
+// the body's go to the send buffer, what follows is the next message.
+FillResult TakeBody(Direction& d, std::span<const uint8_t> bytes, std::string* error) {
+  HttpBodyReader::Step step = d.body->Feed(bytes);
+  if (step.malformed) {
+    *error = "malformed chunked request body (a server might frame it otherwise)";
+    return FillResult::kGateReset;
+  }
+  d.head.insert(d.head.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(step.consumed));
+  if (step.done) {
+    d.body.reset();
+    d.mode = Mode::kGate;
+    d.gated.assign(bytes.begin() + static_cast<std::ptrdiff_t>(step.consumed), bytes.end());
+    d.judged = 0;
+    d.gate_since = MonotonicMs();
+  } else if (std::optional<uint64_t> fixed = d.body->FixedRemaining()) {
+    d.mode = Mode::kFixedBody;
+    d.fixed_remaining = *fixed;
+    d.body.reset();
+  } else {
+    d.mode = Mode::kChunkedBody;
+  }
+  return FillResult::kOk;
+}
+
+// Asks the gate about the held-back bytes, once every earlier byte has been
+// sent (so that what it lets through goes out in order).
+FillResult Judge(Direction& d, const FirstBytesGate& gate, std::string* error) {
+  d.judged = d.gated.size();
+  GateVerdict v = gate(d.gated, d.index);
+  switch (v.kind) {
+    case GateVerdict::Kind::kNeedMore:
+      if (d.gated.size() >= kMaxGatedBytes) {
+        *error = "the client's first " + std::to_string(d.gated.size()) + " bytes of a message are still not conclusive";
+        return FillResult::kGateReset;
+      }
+      return FillResult::kOk;
+    case GateVerdict::Kind::kReset:
+      *error = v.reason;
+      return FillResult::kGateReset;
+    case GateVerdict::Kind::kHandBack:
+      d.handing_back = true;
+      return FillResult::kOk;
+    case GateVerdict::Kind::kForward:
+      break;
+  }
+  ++d.index;
+  std::vector<uint8_t> bytes = std::exchange(d.gated, {});
+  d.judged = 0;
+  if (!v.request) {
+    d.head.insert(d.head.end(), bytes.begin(), bytes.end());
+    d.mode = Mode::kStream;
+    return FillResult::kOk;
+  }
+  size_t head_length = std::min(v.request->head_length, bytes.size());
+  d.head.insert(d.head.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(head_length));
+  d.body.emplace(*v.request);
+  return TakeBody(d, std::span<const uint8_t>(bytes).subspan(head_length), error);
+}
+
+FillResult Fill(Direction& d, std::string* error) {
+  if (d.mode == Mode::kGate || d.mode == Mode::kChunkedBody) {
     uint8_t buf[4096];
-    size_t room = kMaxGatedBytes - d.head.size();
+    size_t room = d.mode == Mode::kGate ? kMaxGatedBytes - d.gated.size() : sizeof(buf);
     ssize_t n = recv(d.src, buf, room < sizeof(buf) ? room : sizeof(buf), MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || IsAgain(errno))) return FillResult::kOk;
     if (n < 0) {
@@ -102,34 +200,19 @@ FillResult Fill(Direction& d, const FirstBytesGate& gate, std::string* error) {
       // Nothing to judge: the stream simply ends. Half-judged bytes are
       // never forwarded (a truncated ClientHello or request head could be
       // read otherwise by the server).
-      if (d.head.empty()) {
-        d.gating = false;
-        return FillResult::kOk;
-      }
-      *error = "the client ended its stream before its first bytes could be judged";
+      if (d.mode == Mode::kChunkedBody || d.gated.empty()) return FillResult::kOk;
+      *error = "the client ended its stream before its bytes could be judged";
       return FillResult::kGateReset;
     }
-    d.head.insert(d.head.end(), buf, buf + n);
-    GateVerdict v = gate(d.head);
-    switch (v.kind) {
-      case GateVerdict::Kind::kForward:
-        d.gating = false;
-        return FillResult::kOk;
-      case GateVerdict::Kind::kReset:
-        *error = v.reason;
-        return FillResult::kGateReset;
-      case GateVerdict::Kind::kNeedMore:
-        if (d.head.size() >= kMaxGatedBytes) {
-          *error = "the client's first " + std::to_string(d.head.size()) + " bytes are still not conclusive";
-          return FillResult::kGateReset;
-        }
-        return FillResult::kOk;
-    }
+    if (d.mode == Mode::kChunkedBody) return TakeBody(d, std::span<const uint8_t>(buf, static_cast<size_t>(n)), error);
+    if (d.gated.empty()) d.gate_since = MonotonicMs();
+    d.gated.insert(d.gated.end(), buf, buf + n);
     return FillResult::kOk;
   }
+  size_t want = d.pipe_capacity - d.in_pipe;
+  if (d.mode == Mode::kFixedBody && d.fixed_remaining < want) want = static_cast<size_t>(d.fixed_remaining);
   for (;;) {
-    ssize_t n =
-        splice(d.src, nullptr, d.pipe_w.get(), nullptr, d.pipe_capacity - d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t n = splice(d.src, nullptr, d.pipe_w.get(), nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && IsAgain(errno)) return FillResult::kOk;
     if (n < 0) {
@@ -140,6 +223,10 @@ FillResult Fill(Direction& d, const FirstBytesGate& gate, std::string* error) {
       d.eof = true;
     } else {
       d.in_pipe += static_cast<size_t>(n);
+      if (d.mode == Mode::kFixedBody && (d.fixed_remaining -= static_cast<uint64_t>(n)) == 0) {
+        d.mode = Mode::kGate;
+        d.judged = 0;
+      }
     }
     return FillResult::kOk;
   }
@@ -176,7 +263,7 @@ class SigpipeBlock {
 }  // namespace
 
 RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate,
-                   int stop_fd) {
+                   int stop_fd, int gate_timeout_ms) {
   SigpipeBlock sigpipe;
   RelayOutcome out;
   Direction up, down;  // client -> server, server -> client
@@ -184,8 +271,13 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
   up.dst = server.get();
   down.src = server.get();
   down.dst = client.get();
-  up.head = std::move(client_head);
-  up.gating = static_cast<bool>(gate);
+  if (gate) {
+    up.mode = Mode::kGate;
+    up.gated = std::move(client_head);
+    up.gate_since = MonotonicMs();
+  } else {
+    up.head = std::move(client_head);
+  }
 
   auto abort = [&](std::string why) {
     out.error = std::move(why);
@@ -193,41 +285,63 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
     ResetAndClose(server);
     out.to_server = up.moved;
     out.to_client = down.moved;
-    return out;
+    return std::move(out);
+  };
+  auto gate_reset = [&](std::string why) {
+    out.reset_by_gate = true;
+    out.gate_reason = why;
+    return abort("reset: " + why);
   };
 
   if (!MakePipe(up, &out.error) || !MakePipe(down, &out.error)) return abort(out.error);
 
-  if (up.gating && !up.head.empty()) {
-    GateVerdict v = gate(up.head);
-    if (v.kind == GateVerdict::Kind::kReset) {
-      out.reset_by_gate = true;
-      out.gate_reason = v.reason;
-      return abort("reset: " + v.reason);
-    }
-    if (v.kind == GateVerdict::Kind::kForward) up.gating = false;
-  }
-
   for (;;) {
     for (Direction* d : {&up, &down}) {
-      if (!d->shut && d->eof && !d->gating && !d->Pending()) {
+      if (!d->shut && d->eof && d->gated.empty() && !d->Pending() && !d->handing_back) {
         shutdown(d->dst, SHUT_WR);
         d->shut = true;
       }
     }
     if (up.shut && down.shut) break;
+    if (up.handing_back && !up.Pending() && !down.Pending()) {
+      // What the server sent before the client's new message has reached
+      // the client; the caller takes it from here.
+      out.handed_back = true;
+      out.client = std::move(client);
+      out.server = std::move(server);
+      out.client_rest = std::move(up.gated);
+      out.to_server = up.moved;
+      out.to_client = down.moved;
+      return out;
+    }
 
+    if (up.mode == Mode::kGate && !up.Pending() && !up.gated.empty() && up.judged != up.gated.size() &&
+        !up.handing_back) {
+      // Bytes held back and not judged yet (the client's head given to
+      // Relay, or the next request read with the last one's body).
+      std::string error;
+      if (Judge(up, gate, &error) == FillResult::kGateReset) return gate_reset(error);
+      continue;
+    }
+    int timeout = -1;
+    if (up.mode == Mode::kGate && !up.gated.empty() && gate_timeout_ms >= 0 && !up.handing_back) {
+      timeout = RemainingMs(up.gate_since + gate_timeout_ms);
+      if (timeout == 0) {
+        return gate_reset("the client did not complete its message within " + std::to_string(gate_timeout_ms) +
+                          " ms");
+      }
+    }
     short client_events = 0, server_events = 0;
     if (up.WantsRead()) client_events |= POLLIN;
     if (up.Pending()) server_events |= POLLOUT;
-    if (down.WantsRead()) server_events |= POLLIN;
+    if (down.WantsRead() && !up.handing_back) server_events |= POLLIN;
     if (down.Pending()) client_events |= POLLOUT;
     // An fd with nothing asked of it is left out: its POLLHUP would wake
     // the loop for nothing, forever.
     pollfd pfd[3] = {{client_events ? client.get() : -1, client_events, 0},
                      {server_events ? server.get() : -1, server_events, 0},
                      {stop_fd, POLLIN, 0}};
-    int n = poll(pfd, 3, -1);
+    int n = poll(pfd, 3, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       return abort("poll: " + ErrnoName(errno));
@@ -240,24 +354,19 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
     // EAGAIN.
     for (Direction* d : {&up, &down}) {
       for (;;) {
-        uint64_t moved = d->moved;
-        size_t in_pipe = d->in_pipe, head = d->head.size();
-        bool eof = d->eof, gating = d->gating;
+        std::array<uint64_t, 8> before = d->State();
         std::string error;
         if (d->Pending() && !Flush(*d, &error)) return abort((d == &up ? "to server: " : "to client: ") + error);
-        if (d->WantsRead()) {
-          FillResult r = Fill(*d, gate, &error);
-          if (r == FillResult::kGateReset) {
-            out.reset_by_gate = true;
-            out.gate_reason = error;
-            return abort("reset: " + error);
-          }
+        if (d->mode == Mode::kGate && !d->Pending() && !d->gated.empty() && d->judged != d->gated.size() &&
+            !d->handing_back) {
+          if (Judge(*d, gate, &error) == FillResult::kGateReset) return gate_reset(error);
+        }
+        if (d->WantsRead() && !(d == &down && up.handing_back)) {
+          FillResult r = Fill(*d, &error);
+          if (r == FillResult::kGateReset) return gate_reset(error);
           if (r == FillResult::kError) return abort((d == &up ? "from client: " : "from server: ") + error);
         }
-        if (moved == d->moved && in_pipe == d->in_pipe && head == d->head.size() && eof == d->eof &&
-            gating == d->gating) {
-          break;
-        }
+        if (before == d->State()) break;
       }
     }
   }

@@ -9,27 +9,44 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "net/sniff.h"
 
 namespace ward::net {
 
-// What a gate says about the client's first bytes.
+// What a gate says about the client's bytes at the start of a message: its
+// first bytes, or (on an HTTP/1 connection) the next request.
 struct GateVerdict {
   enum class Kind : uint8_t {
     kNeedMore,  // not conclusive yet: keep holding them back
-    kForward,   // pass them, and everything after, to the server
+    kForward,   // pass them to the server (and see `request`)
     kReset,     // reset both connections
+    // Stop relaying (the bytes held back are not forwarded): once the
+    // server's bytes already read have reached the client, Relay returns
+    // both sockets and the held-back bytes (RelayOutcome::handed_back), so
+    // that the caller can judge this message itself (the explicit proxy:
+    // another upstream, or a 403).
+    kHandBack,
   };
   Kind kind = Kind::kNeedMore;
   std::string reason;  // kReset
+  // kForward. Unset: the judged bytes and everything after them go to the
+  // server unread (a TLS stream, an opaque protocol). Set: the judged bytes
+  // begin with an HTTP/1 request with this framing; the request (head and
+  // body) is forwarded, and whatever follows it is held back and judged
+  // again as the next message, from its first byte.
+  std::optional<HttpBodyFraming> request;
 };
 
-// Judges the client's bytes received so far (all of them, from the first).
-using FirstBytesGate = std::function<GateVerdict(std::span<const uint8_t>)>;
+// Judges the client's bytes held back so far: those of message number
+// `index` (0: the connection's first bytes; 1, 2, ...: the following HTTP/1
+// requests), from its first byte.
+using FirstBytesGate = std::function<GateVerdict(std::span<const uint8_t> bytes, int index)>;
 
 // Largest prefix a gate may hold back before it must decide.
 inline constexpr size_t kMaxGatedBytes = 32768;
@@ -40,6 +57,10 @@ struct RelayOutcome {
   bool reset_by_gate = false;
   std::string gate_reason;  // reset_by_gate
   std::string error;        // why the relay was aborted ("" after a clean end)
+  // kHandBack: the sockets, still open, and the client's bytes held back.
+  bool handed_back = false;
+  UniqueFd client, server;
+  std::vector<uint8_t> client_rest;
 };
 
 // Relays between `client` and `server` (both non-blocking TCP sockets, which
@@ -52,7 +73,14 @@ struct RelayOutcome {
 // `client_head`); the server's bytes flow to the client meanwhile, so
 // server-speaks-first protocols work. A gate that is still undecided after
 // kMaxGatedBytes, or when the client ends its stream, resets both sides.
+// After a kForward naming a request's framing, the client's bytes are read
+// only as far as that request's body (bodies of known length move with
+// splice, unread) and the gate judges the next request before any of it is
+// forwarded: on a kept-alive HTTP/1 connection every request is judged.
+// `gate_timeout_ms` (-1: none): how long the client may take to complete a
+// message the gate holds back once its first byte has come; past it, both
+// sides are reset (a slow head must not hold a connection forever).
 RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate,
-                   int stop_fd);
+                   int stop_fd, int gate_timeout_ms = -1);
 
 }  // namespace ward::net

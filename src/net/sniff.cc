@@ -426,6 +426,8 @@ HttpError ParseHeaderLine(std::string_view line, HeaderState* seen, HttpRequestH
     uint64_t v = 0;
     for (char c : value) v = v * 10 + static_cast<uint64_t>(c - '0');
     r->content_length = v;
+  } else if (EqualsIgnoreCase(name, "upgrade")) {
+    r->upgrade = true;
   } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
     if (seen->transfer_encoding || !EqualsIgnoreCase(value, "chunked")) {
       return HttpError::kTransferEncoding;
@@ -731,5 +733,162 @@ ConnectRequest ParseConnectRequest(std::string_view data) {
 }
 
 ConnectRequest ParseConnectRequest(std::span<const uint8_t> data) { return ParseConnectRequest(AsText(data)); }
+
+HttpBodyFraming FramingOf(const HttpRequestHead& head) {
+  return HttpBodyFraming{head.head_length, head.content_length.value_or(0), head.chunked, head.upgrade};
+}
+
+HttpBodyReader::HttpBodyReader(const HttpBodyFraming& framing)
+    : state_(framing.chunked                     ? State::kSize
+             : framing.content_length > 0 ? State::kFixed
+                                          : State::kDone),
+      remaining_(framing.chunked ? 0 : framing.content_length) {}
+
+std::optional<uint64_t> HttpBodyReader::FixedRemaining() const {
+  if (state_ == State::kFixed) return remaining_;
+  if (state_ == State::kDone) return 0;
+  return std::nullopt;
+}
+
+HttpBodyReader::Step HttpBodyReader::Feed(std::span<const uint8_t> data) {
+  constexpr size_t kMaxChunkSizeDigits = 15;  // < 2^60: no overflow
+  constexpr size_t kMaxExtension = 4096;
+  Step step;
+  size_t i = 0;
+  auto fail = [&]() {
+    state_ = State::kMalformed;
+    step.malformed = true;
+    step.consumed = i;
+    return step;
+  };
+  while (i < data.size() && state_ != State::kDone) {
+    char c = static_cast<char>(data[i]);
+    switch (state_) {
+      case State::kFixed: {
+        uint64_t take = std::min<uint64_t>(remaining_, data.size() - i);
+        i += static_cast<size_t>(take);
+        remaining_ -= take;
+        if (remaining_ == 0) state_ = State::kDone;
+        continue;
+      }
+      case State::kData: {
+        uint64_t take = std::min<uint64_t>(remaining_, data.size() - i);
+        i += static_cast<size_t>(take);
+        remaining_ -= take;
+        if (remaining_ == 0) state_ = State::kDataCr;
+        continue;
+      }
+      case State::kSize:
+        if (IsHex(c)) {
+          if (++digits_ > kMaxChunkSizeDigits) return fail();
+          remaining_ = remaining_ * 16 + static_cast<uint64_t>(IsDigit(c) ? c - '0' : Lower(c) - 'a' + 10);
+        } else if (digits_ == 0) {
+          return fail();
+        } else if (c == '\r') {
+          state_ = State::kSizeLf;
+        } else if (c == ';' || c == ' ' || c == '\t') {
+          state_ = State::kExtension;
+          run_ = 1;
+        } else {
+          return fail();
+        }
+        break;
+      case State::kExtension:
+        if (c == '\r') {
+          state_ = State::kSizeLf;
+        } else if ((c < 0x20 && c != '\t') || static_cast<unsigned char>(c) >= 0x7f || ++run_ > kMaxExtension) {
+          return fail();
+        }
+        break;
+      case State::kSizeLf:
+        if (c != '\n') return fail();
+        digits_ = 0;
+        if (remaining_ == 0) {
+          last_chunk_ = true;
+          state_ = State::kTrailer;
+          run_ = 0;
+        } else {
+          state_ = State::kData;
+        }
+        break;
+      case State::kDataCr:
+        if (c != '\r') return fail();
+        state_ = State::kDataLf;
+        break;
+      case State::kDataLf:
+        if (c != '\n') return fail();
+        state_ = State::kSize;
+        break;
+      case State::kTrailer:
+        if (c == '\r') {
+          state_ = State::kFinalLf;
+        } else if (c == ' ' || c == '\t' || !IsTchar(c)) {
+          return fail();  // obs-fold or no field name
+        } else {
+          state_ = State::kTrailerLine;
+        }
+        if (++run_ > kMaxHttpHeadSize) return fail();
+        break;
+      case State::kTrailerLine:
+        if (c == '\r') {
+          state_ = State::kTrailerLf;
+        } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+          return fail();
+        }
+        if (++run_ > kMaxHttpHeadSize) return fail();
+        break;
+      case State::kTrailerLf:
+        if (c != '\n') return fail();
+        state_ = State::kTrailer;
+        break;
+      case State::kFinalLf:
+        if (c != '\n') return fail();
+        state_ = State::kDone;
+        break;
+      case State::kDone:
+      case State::kMalformed:
+        break;
+    }
+    if (state_ == State::kMalformed) return fail();
+    ++i;
+  }
+  if (state_ == State::kMalformed) return fail();
+  step.consumed = i;
+  step.done = state_ == State::kDone;
+  return step;
+}
+
+namespace {
+
+// What a lenient server skips before a request line or splits it on:
+// whitespace (Python's str.split() includes \x1c-\x1f, \x85 and \xa0) and,
+// to be safe, every other control character.
+bool IsLenientSkip(unsigned char c) { return c <= 0x20 || c == 0x7f || c == 0x85 || c == 0xa0; }
+
+}  // namespace
+
+HttpSniffStatus LenientHttpPrefix(std::string_view data) {
+  if (data.empty() || !IsLenientSkip(static_cast<unsigned char>(data[0]))) return HttpSniffStatus::kNotHttp;
+  size_t i = 0;
+  while (i < data.size() && IsLenientSkip(static_cast<unsigned char>(data[i]))) ++i;
+  if (i == data.size()) return i >= kMaxHttpHeadSize ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
+  size_t start = i;
+  while (i < data.size() && IsTchar(data[i])) ++i;
+  std::string_view token = data.substr(start, i - start);
+  if (token.empty()) return HttpSniffStatus::kNotHttp;  // no method starts with this byte
+  if (i == data.size()) return token.size() > kMaxMethodLength ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
+  if (!IsLenientSkip(static_cast<unsigned char>(data[i]))) return HttpSniffStatus::kNotHttp;
+  if (IsKnownMethod(token)) return HttpSniffStatus::kMalformed;
+  // An unknown method: HTTP only if the line says so. Waiting for the end
+  // of the line only after a space: "O\0..." (a PostgreSQL startup
+  // message) must not wait for a line end that never comes.
+  size_t lf = data.find('\n', i);
+  std::string_view line = data.substr(start, lf == std::string_view::npos ? std::string_view::npos : lf - start);
+  if (ContainsIgnoreCase(line, "HTTP/")) return HttpSniffStatus::kMalformed;
+  if (lf == std::string_view::npos && IsLooseSpace(data[i]) && data.size() < kMaxHttpHeadSize) {
+    return HttpSniffStatus::kNeedMore;
+  }
+  return HttpSniffStatus::kNotHttp;
+}
 
 }  // namespace ward::net

@@ -167,6 +167,7 @@ struct HttpRequestHead {
   // Body framing, so the caller can find the next request on the connection.
   std::optional<uint64_t> content_length;
   bool chunked = false;
+  bool upgrade = false;  // an Upgrade header field
 };
 
 // Reads the request head at the start of `data`. Accepts: a request line of
@@ -182,6 +183,76 @@ struct HttpRequestHead {
 // refused. Bytes after the head are not looked at.
 HttpRequestHead ParseHttpRequestHead(std::string_view data);
 HttpRequestHead ParseHttpRequestHead(std::span<const uint8_t> data);
+
+// Where one request's body ends (RFC 9112 §6.3, for requests): a request
+// without Content-Length or Transfer-Encoding has none; Content-Length: N
+// has N bytes; "Transfer-Encoding: chunked" runs to its last chunk and
+// trailer section. The egress proxy needs this to find the next request on a
+// kept-alive connection and judge it before any of it reaches the server.
+struct HttpBodyFraming {
+  size_t head_length = 0;  // bytes of the head, which the body follows
+  uint64_t content_length = 0;
+  bool chunked = false;
+  // An Upgrade header (WebSocket, h2c): if the server agrees, what follows
+  // is another protocol, no longer HTTP/1 requests.
+  bool upgrade = false;
+};
+HttpBodyFraming FramingOf(const HttpRequestHead& head);
+
+// Reads a request body's bytes as they come, to find its end. Strict, like
+// ParseHttpRequestHead: chunk sizes in hex (at most 15 digits), chunk
+// extensions of visible ASCII, SP and HTAB (at most 4096 bytes), CRLF line
+// ends only, trailer fields as header lines (at most kMaxHttpHeadSize in
+// all). Anything else is malformed: a server might frame it otherwise, and
+// what it took for the next request would not have been judged. Holds no
+// bytes: a few integers of state.
+class HttpBodyReader {
+ public:
+  explicit HttpBodyReader(const HttpBodyFraming& framing);
+
+  struct Step {
+    size_t consumed = 0;  // bytes at the start of the input that belong to the body
+    bool done = false;    // the body ended within them
+    bool malformed = false;
+  };
+  // Reads the next bytes of the stream: the body's, then (once done) the
+  // next request's, which are not consumed.
+  Step Feed(std::span<const uint8_t> data);
+  // With Content-Length: the body bytes still to come, which may be passed
+  // on unread. nullopt for a chunked body.
+  std::optional<uint64_t> FixedRemaining() const;
+  bool done() const { return state_ == State::kDone; }
+
+ private:
+  enum class State : uint8_t {
+    kFixed,
+    kSize,        // hex digits of a chunk size
+    kExtension,   // after the size, up to CR
+    kSizeLf,      // LF after a chunk-size line
+    kData,        // chunk data
+    kDataCr,      // CR after chunk data
+    kDataLf,      // LF after chunk data
+    kTrailer,     // start of a trailer line (or the final CRLF)
+    kTrailerLine, // inside a trailer line
+    kTrailerLf,   // LF ending a trailer line
+    kFinalLf,     // LF of the final empty line
+    kDone,
+    kMalformed,
+  };
+  State state_;
+  uint64_t remaining_ = 0;  // kFixed, kData
+  size_t digits_ = 0;       // kSize
+  size_t run_ = 0;          // kExtension, trailer bytes so far
+  bool last_chunk_ = false;
+};
+
+// Whether `data` (at least its first line) could be read as an HTTP request
+// by a lenient server that skips leading whitespace or control characters
+// (" GET / HTTP/1.1", "\x01\tGET ..."; Python's http.server splits the request
+// line on any whitespace). kNeedMore while undecided; kMalformed
+// (kRequestLine) when it could; kNotHttp when no server would. Only bytes
+// that begin with such a character are judged; others: kNotHttp.
+HttpSniffStatus LenientHttpPrefix(std::string_view data);
 
 // ---------------------------------------------------------------------------
 // HTTP CONNECT (RFC 9110 §9.3.6), as sent to HTTP_PROXY/HTTPS_PROXY.

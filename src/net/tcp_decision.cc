@@ -124,8 +124,13 @@ bool MayBeHttpRequest(std::span<const uint8_t> data) {
   s.remove_prefix(start);
   size_t sp = s.find(' ');
   std::string_view token = s.substr(0, sp);
+  // In any case: "get /" is HTTP/0.9 to a lenient server, refused by the
+  // strict parser rather than forwarded as no name.
+  std::string upper(token.substr(0, 16));
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
   for (std::string_view m : kHttpMethods) {
-    if (sp != std::string_view::npos ? token == m : m.substr(0, token.size()) == token) return true;
+    if (token.size() > m.size()) continue;
+    if (sp != std::string_view::npos ? upper == m : m.substr(0, upper.size()) == upper) return true;
   }
   if (sp == std::string_view::npos || token.empty() || token == "PRI") return false;
   bool is_token = std::all_of(token.begin(), token.end(), [](char c) {
@@ -139,6 +144,46 @@ bool MayBeHttpRequest(std::span<const uint8_t> data) {
   std::string line(s.substr(0, eol));
   std::transform(line.begin(), line.end(), line.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
   return line.find("HTTP/") != std::string::npos;
+}
+
+// `out` naming `host` as learned from `source`; an empty host or a literal
+// address is no name (the destination address decides).
+FirstBytes Named(FirstBytes out, std::string host, const char* source) {
+  if (host.empty() || IpAddress::Parse(host)) {
+    out.status = FirstBytes::Status::kNoName;
+  } else {
+    out.status = FirstBytes::Status::kName;
+    out.name = std::move(host);
+    out.source = source;
+  }
+  return out;
+}
+
+FirstBytes FromHttpHead(HttpRequestHead http) {
+  FirstBytes out;
+  auto name = [&out](std::string host, const char* source) { return Named(std::move(out), std::move(host), source); };
+  switch (http.status) {
+    case HttpSniffStatus::kNeedMore:
+      return out;
+    case HttpSniffStatus::kNotHttp:
+      out.status = FirstBytes::Status::kNoName;
+      return out;
+    case HttpSniffStatus::kRequest:
+      // After an upgrade (or a CONNECT) the server may speak another
+      // protocol: no further request is looked for (see "Limits").
+      if (!http.upgrade && http.method != "CONNECT") out.http = FramingOf(http);
+      return name(http.target_host.empty() ? std::move(http.host) : std::move(http.target_host), "http-host");
+    case HttpSniffStatus::kAmbiguousHost:
+      out.status = FirstBytes::Status::kRefuse;
+      out.reason =
+          "ambiguous HTTP request: the target names \"" + http.target_host + "\" but Host names \"" + http.host + "\"";
+      return out;
+    case HttpSniffStatus::kMalformed:
+      out.status = FirstBytes::Status::kRefuse;
+      out.reason = "malformed HTTP request head (" + std::string(HttpErrorName(http.error)) + ")";
+      return out;
+  }
+  return out;
 }
 
 }  // namespace
@@ -201,16 +246,7 @@ TcpDecision ApplyRebindingGuard(const EgressPolicy& policy, TcpDecision decision
 
 FirstBytes SniffFirstBytes(std::span<const uint8_t> data) {
   FirstBytes out;
-  auto name = [&out](std::string host, const char* source) {
-    if (host.empty() || IpAddress::Parse(host)) {
-      out.status = FirstBytes::Status::kNoName;
-    } else {
-      out.status = FirstBytes::Status::kName;
-      out.name = std::move(host);
-      out.source = source;
-    }
-    return out;
-  };
+  auto name = [&out](std::string host, const char* source) { return Named(std::move(out), std::move(host), source); };
   TlsClientHello tls = ParseClientHelloSni(data);
   switch (tls.status) {
     case TlsSniffStatus::kNeedMore:
@@ -228,30 +264,61 @@ FirstBytes SniffFirstBytes(std::span<const uint8_t> data) {
     case TlsSniffStatus::kNotTls:
       break;
   }
-  if (!MayBeHttpRequest(data)) {
-    out.status = FirstBytes::Status::kNoName;
-    return out;
+  FirstBytes strict;
+  if (MayBeHttpRequest(data)) {
+    strict = FromHttpHead(ParseHttpRequestHead(data));
+  } else {
+    strict.status = FirstBytes::Status::kNoName;
   }
-  HttpRequestHead http = ParseHttpRequestHead(data);
-  switch (http.status) {
+  if (strict.status == FirstBytes::Status::kName || strict.status == FirstBytes::Status::kRefuse) return strict;
+  // Not (yet) a request to the strict parser: no name only if no lenient
+  // server could read one in them either (" GET / HTTP/1.1", "\tGET ...").
+  std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
+  switch (LenientHttpPrefix(text)) {
     case HttpSniffStatus::kNeedMore:
-      return out;
-    case HttpSniffStatus::kNotHttp:
-      out.status = FirstBytes::Status::kNoName;
-      return out;
-    case HttpSniffStatus::kRequest:
-      return name(http.target_host.empty() ? std::move(http.host) : std::move(http.target_host), "http-host");
-    case HttpSniffStatus::kAmbiguousHost:
-      out.status = FirstBytes::Status::kRefuse;
-      out.reason =
-          "ambiguous HTTP request: the target names \"" + http.target_host + "\" but Host names \"" + http.host + "\"";
       return out;
     case HttpSniffStatus::kMalformed:
       out.status = FirstBytes::Status::kRefuse;
-      out.reason = "malformed HTTP request head (" + std::string(HttpErrorName(http.error)) + ")";
+      out.reason =
+          "the first bytes begin with whitespace or control characters before an HTTP request line (a lenient "
+          "server would read its Host; ward does not guess)";
       return out;
+    default:
+      return strict;
   }
-  return out;
+}
+
+FirstBytes SniffNextRequest(std::span<const uint8_t> data) {
+  // Empty lines between requests (an old client's CRLF after a body) are
+  // skipped by every server (RFC 9112 §2.2), so they are skipped here too
+  // and forwarded with the request; nothing else is.
+  size_t skip = 0;
+  while (skip < data.size() && skip < 64) {
+    if (data[skip] == '\n') {
+      ++skip;
+    } else if (data[skip] == '\r' && skip + 1 < data.size() && data[skip + 1] == '\n') {
+      skip += 2;
+    } else {
+      break;
+    }
+  }
+  if (skip == data.size() || (data.size() - skip == 1 && data[skip] == '\r')) {
+    FirstBytes out;
+    if (skip >= 64) {
+      out.status = FirstBytes::Status::kRefuse;
+      out.reason = "empty lines instead of a request after an HTTP request";
+    }
+    return out;
+  }
+  HttpRequestHead http = ParseHttpRequestHead(data.subspan(skip));
+  if (http.status == HttpSniffStatus::kRequest) http.head_length += skip;
+  if (http.status == HttpSniffStatus::kNotHttp) {
+    FirstBytes out;
+    out.status = FirstBytes::Status::kRefuse;
+    out.reason = "the bytes after an HTTP request are not an HTTP request (the server would read them as the next one)";
+    return out;
+  }
+  return FromHttpHead(std::move(http));
 }
 
 bool FirstBytesCanMatter(const EgressPolicy& policy, const IpAddress& address, uint16_t port) {

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "net/egress_rules.h"
+#include "net/sniff.h"
 
 namespace ward::net {
 
@@ -87,6 +88,10 @@ struct FirstBytes {
   std::string name;
   std::string source;  // "sni", "http-host"
   std::string reason;
+  // Set when the bytes begin with an HTTP/1 request (kName, or kNoName for a
+  // literal address): where its body ends, so that the next request on the
+  // connection can be judged in turn (SniffNextRequest).
+  std::optional<HttpBodyFraming> http;
 };
 
 // Reads a TLS ClientHello's server name, else an HTTP/1.x request's host
@@ -97,7 +102,19 @@ struct FirstBytes {
 // goes to that name's address, and the hidden inner name can only be one
 // that server itself serves, as with any shared (CDN) address. A literal
 // address as the host is no name: the destination address decides.
+//
+// Bytes that begin with whitespace or a control character are no name only
+// if no lenient server could read an HTTP request in them (LenientHttpPrefix):
+// " GET / HTTP/1.1" is refused, a PostgreSQL startup message is not.
 FirstBytes SniffFirstBytes(std::span<const uint8_t> data);
+
+// Reads the bytes at a request boundary of a connection whose first bytes
+// were an HTTP/1 request: after one request, the server reads whatever
+// comes next as the next request, so it must be one, strictly
+// (ParseHttpRequestHead), and its name is judged like the first's. Anything
+// else (a stray CRLF, a TLS record, leading whitespace, a malformed head) is
+// kRefuse. Never kNoName unless the Host is a literal address.
+FirstBytes SniffNextRequest(std::span<const uint8_t> data);
 
 // Applies only the rebinding guard to an allow decision about `address`.
 // Returns a deny with the guard's reason, or `decision` unchanged.

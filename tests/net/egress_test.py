@@ -1590,6 +1590,169 @@ def inner(args):
             shutil.rmtree(work, ignore_errors=True)
 
 
+# -- issue 8 (red-team review of egress), items 6-10 -------------------------
+
+def keepalive(host, port, requests):
+    return {"op": "keepalive", "host": host, "port": port, "requests": requests}
+
+
+def _get(path, host):
+    return "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)
+
+
+@case
+def keepalive_proxy_judges_every_request(t):
+    """Issue 8 item 6: curl through HTTP_PROXY with two URLs on one kept-alive
+    proxy connection. The second (a denied host) gets a 403 and a recorded
+    deny; the control (two allowed hosts) fetches both, each recorded."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:80", "good.allowed.test:80"])
+    proxy = ["-x", "http://169.254.77.1:3128"]
+    # curl() puts its first argument last: allowed.test first, then the other.
+    r = s.run(t, pol, [
+        curl("http://denied.test/ka/two", *proxy, "http://allowed.test/ka/one", proxy=True),
+        curl("http://good.allowed.test/ka/two", *proxy, "http://allowed.test/ka/one", proxy=True),
+    ])
+    out = r.s[0].get("stdout", "")
+    t.check("host=allowed.test" in out, "the first request through the proxy should be served: %r" % out[-300:], r)
+    t.check("host=denied.test" not in out and "ward: no rule allows tcp to denied.test:80" in out,
+            "the second request (denied.test) on the same proxy connection must get ward's 403: %r" % out[-400:], r)
+    t.event(r, "denied.test, second request on the proxy connection", kind="http-proxy", domain="denied.test",
+            port=80, decision=DENY, detail=lambda d: "request 2 on the connection" in (d or ""))
+    t.no_bytes(r, "10.99.0.11", 80, "denied.test through the kept-alive proxy connection")
+    out = r.s[1].get("stdout", "")
+    t.check("host=allowed.test" in out and "host=good.allowed.test" in out,
+            "control: both allowed hosts through one proxy connection: %r" % out[-400:], r)
+    t.event(r, "control: good.allowed.test, second request", kind="http-proxy", domain="good.allowed.test",
+            decision=ALLOW, detail=lambda d: "request 2 on the connection" in (d or ""))
+
+
+@case
+def keepalive_transparent_rejudges_host(t):
+    """Issue 8 item 6, transparent plain HTTP: on one kept-alive connection to
+    a.wild.test's address, a request whose Host is denied.test is reset and
+    recorded; the control switches to b.c.wild.test (same address, allowed)."""
+    s = t.suite
+    pol = s.policy(allow=["*.wild.test:80"])
+    r = s.run(t, pol, [
+        resolve("a.wild.test", 4), resolve("b.c.wild.test", 4),
+        keepalive("a.wild.test", 80, [_get("/ka/1", "a.wild.test"), _get("/ka/2", "denied.test")]),
+        keepalive("a.wild.test", 80, [_get("/ka/1", "a.wild.test"), _get("/ka/2", "b.c.wild.test")]),
+    ])
+    a = r.s[2]
+    t.check(not a.get("ok") and a.get("stage") == "request 2" and a.get("errno") in ("ECONNRESET", "ECONNABORTED")
+            and len(a.get("answers", [])) == 1 and "host=a.wild.test" in a["answers"][0],
+            "the second request (Host: denied.test) must be reset after the first was served: %s" % json.dumps(a), r)
+    t.event(r, "Host denied.test on a kept-alive connection", kind="tcp", domain="denied.test", port=80,
+            decision=DENY, detail="http-host (request 2 on the connection)")
+    t.check(not [h for h in s.servers.http.items() if h["host"] == "denied.test" and r.t0 <= h["time"] <= r.t1 + 0.5],
+            "the server must never see a request for denied.test", r)
+    b = r.s[3]
+    t.check(b.get("ok") and len(b.get("answers", [])) == 2 and "host=b.c.wild.test" in b["answers"][1],
+            "control: a second allowed name on the same address is served: %s" % json.dumps(b), r)
+    t.event(r, "control: b.c.wild.test", kind="tcp", domain="b.c.wild.test", decision=ALLOW,
+            detail="http-host (request 2 on the connection)")
+
+
+@case
+def leading_whitespace_is_refused(t):
+    """Issue 8 item 9: first bytes " GET / HTTP/1.1 ... Host: denied.test" to an
+    allowed name's address are refused (a lenient server would serve
+    denied.test), recorded with the reason; the control without the space
+    is served."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:80"])
+    r = s.run(t, pol, [
+        resolve("allowed.test", 4),
+        tcp("allowed.test", 80, " GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n", family=4),
+        tcp("allowed.test", 80, "\tGET / HTTP/1.1\r\nHost: denied.test\r\n\r\n", family=4),
+        tcp("allowed.test", 80, "GET / HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n", family=4),
+    ])
+    for i in (1, 2):
+        t.sock_reset(r, i, "leading whitespace before a request line (step %d)" % i,
+                     allowed=("ECONNRESET", "ECONNREFUSED", "EPIPE", "EOF"))
+    t.event(r, "leading whitespace", kind="tcp", address="10.99.0.10", port=80, decision=DENY,
+            reason=lambda x: "whitespace or control characters" in (x or ""))
+    t.check(not [h for h in s.servers.http.items() if h["host"] == "denied.test" and r.t0 <= h["time"] <= r.t1 + 0.5],
+            "the server must never see the request for denied.test", r)
+    t.check(r.s[3].get("ok") and "host=allowed.test" in r.s[3].get("data", ""),
+            "control: the same request without the leading space is served: %s" % json.dumps(r.s[3]), r)
+
+
+def _raw_query(qid, name, qtype, edns_option=None):
+    """A DNS query as bytes (hex), with an OPT record carrying one option."""
+    import struct as st
+    q = st.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 1 if edns_option else 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + st.pack("!HH", qtype, 1)
+    if edns_option:
+        code, payload = edns_option
+        opt = st.pack("!HH", code, len(payload)) + payload
+        q += b"\0" + st.pack("!HHBBHH", 41, 4096, 0, 0, 0x8000, len(opt)) + opt
+    return q.hex()
+
+
+@case
+def dns_query_rebuilt(t):
+    """Issue 8 item 8: an allowed question with an EDNS option carrying a
+    payload reaches the upstream resolver as a fresh query: no option, the
+    name in lower case, another id; the program gets its id and its
+    question's case back. A type outside the forwarded list (NULL) is
+    REFUSED and recorded; the control (A for the same name) is answered."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:443"])
+    secret = b"WARD-EXFIL-PAYLOAD"
+    r = s.run(t, pol, [
+        {"op": "dns", "server": "10.99.0.53", "name": "AlLoWeD.TeSt",
+         "raw_hex": _raw_query(0x1234, "AlLoWeD.TeSt", 1, (65001, secret))},
+        {"op": "dns", "server": "10.99.0.53", "name": "allowed.test", "raw_hex": _raw_query(0x4321, "allowed.test", 10)},
+        dnsq("10.99.0.53", "allowed.test"),
+    ])
+    a = r.s[0]
+    t.check(a.get("ok") and a.get("rcode") == 0 and a.get("answers") == ["10.99.0.10"],
+            "allowed.test with an EDNS option: expected NOERROR 10.99.0.10, got %s" % json.dumps(a), r)
+    raw = bytes.fromhex(a.get("raw_answer", ""))
+    t.check(raw[:2] == b"\x12\x34" and b"\x07AlLoWeD\x04TeSt\x00" in raw[:40],
+            "the answer must carry the program's id and question case: %s" % raw[:40].hex(), r)
+    asked = [q for q in s.servers.dns_asked("allowed.test") if r.t0 <= q["time"] <= r.t1 + 0.5]
+    t.check(asked, "the upstream was never asked for allowed.test", r)
+    for q in asked:
+        b = bytes.fromhex(q["raw"])
+        t.check(secret not in b and b"\x07allowed\x04test\x00" in b and b[:2] not in (b"\x12\x34", b"\x43\x21"),
+                "the upstream must see a fresh query (no option payload, lower-case name, ward's id): %s" % q["raw"],
+                r)
+    t.check(r.s[1].get("ok") and r.s[1].get("rcode") == 5,
+            "a NULL (type 10) question must be answered REFUSED: %s" % json.dumps(r.s[1]), r)
+    t.event(r, "NULL question refused", kind="dns", domain="allowed.test", decision=DENY, detail="TYPE10",
+            reason=lambda x: "is not forwarded" in (x or ""))
+    t.check(not [q for q in asked if q["qtype"] == "10"], "the NULL question must not reach the upstream", r)
+    t.check(r.s[2].get("ok") and r.s[2].get("answers") == ["10.99.0.10"],
+            "control: a plain A question is answered: %s" % json.dumps(r.s[2]), r)
+
+
+@case
+def slow_heads_do_not_starve(t):
+    """Issue 8 item 10: 530 connections to ward's HTTP proxy that each send
+    half a request line; a later request on a new connection is still
+    served, and the closed heads are recorded ("head limit"). Control: the
+    same request alone."""
+    s = t.suite
+    pol = s.policy(allow=["allowed.test:80"])
+    req = "GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"
+    r = s.run(t, pol, [
+        {"op": "slowheads", "host": "169.254.77.1", "port": 3128, "count": 530, "request": req},
+        proxy_get("http://allowed.test/", "allowed.test"),
+    ], timeout=90)
+    a = r.s[0]
+    t.check(a.get("opened") == 530, "the probe should open 530 slow connections, opened %s" % a.get("opened"), r)
+    t.check(a.get("status") == 200 and "host=allowed.test" in a.get("data", ""),
+            "a request after 530 half-sent heads must be served: %s" % json.dumps(a)[:600], r)
+    t.event(r, "oldest heads closed", kind="tcp", decision=DENY, detail="head limit",
+            reason=lambda x: "waiting for their first bytes" in (x or ""))
+    t.check(r.s[1].get("status") == 200, "control: the same request alone: %s" % json.dumps(r.s[1])[:400], r)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ward", required=True, help="the ward binary")

@@ -278,14 +278,23 @@ class Servers:
         if tls:
             conn = self._tls.wrap_socket(conn, server_side=True)
             sni = getattr(conn, "ward_sni", None)
-        data = _read_http_head(conn)
-        method, path, host = _parse_http(data)
-        self.http.add(server="https" if tls else "http", local=lip, port=lport, peer=norm_ip(peer[0]),
-                      sni=sni, host=host, path=path, method=method)
-        body = "WARD-HTTP%s-OK host=%s sni=%s local=%s:%d path=%s\n" % (
-            "S" if tls else "", host, sni, lip, lport, path)
-        conn.sendall(("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                      "Connection: close\r\n\r\n%s" % (len(body), body)).encode())
+        while True:
+            data = _read_http_head(conn)
+            if not data:
+                break
+            method, path, host = _parse_http(data)
+            self.http.add(server="https" if tls else "http", local=lip, port=lport, peer=norm_ip(peer[0]),
+                          sni=sni, host=host, path=path, method=method)
+            body = "WARD-HTTP%s-OK host=%s sni=%s local=%s:%d path=%s\n" % (
+                "S" if tls else "", host, sni, lip, lport, path)
+            # Paths under /ka/ keep the connection open for the next request
+            # (the keep-alive cases); every other answer closes it.
+            keep = "/ka/" in path  # origin-form or absolute-form (through the explicit proxy)
+            conn.sendall(("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                          "Connection: %s\r\n\r\n%s" % (len(body), "keep-alive" if keep else "close",
+                                                           body)).encode())
+            if not keep:
+                break
         if tls:
             try:
                 conn.unwrap()
@@ -350,7 +359,8 @@ class Servers:
         qtype, qclass = struct.unpack("!HH", query[off:off + 4])
         question = query[12:off + 4]
         name = ".".join(labels).lower()
-        self.dns.add(name=name, qtype=QTYPE_NAME.get(qtype, str(qtype)), transport=transport, server=server)
+        self.dns.add(name=name, qtype=QTYPE_NAME.get(qtype, str(qtype)), transport=transport, server=server,
+                     raw=query.hex())
         rec = DNS_RECORDS.get(name)
         answers = []
         if rec is not None:

@@ -212,7 +212,7 @@ def step_dns(s):
     t0 = now_ms()
     server, port = s["server"], s.get("port", 53)
     fam = socket.AF_INET6 if ":" in server else socket.AF_INET
-    q = dns_query(s["name"], s.get("qtype", "A"))
+    q = bytes.fromhex(s["raw_hex"]) if s.get("raw_hex") else dns_query(s["name"], s.get("qtype", "A"))
     try:
         if s.get("tcp"):
             sock = socket.socket(fam, socket.SOCK_STREAM)
@@ -240,7 +240,8 @@ def step_dns(s):
     except OSError as e:
         return err_result(stage, e, t0)
     r = dns_parse(msg)
-    r.update({"ok": True, "stage": "done", "errno": None, "elapsed_ms": round(now_ms() - t0, 1)})
+    r.update({"ok": True, "stage": "done", "errno": None, "elapsed_ms": round(now_ms() - t0, 1),
+              "raw_answer": msg.hex()})
     return r
 
 
@@ -400,6 +401,68 @@ def step_trickle(s):
             "data": data.decode(errors="replace")[-1000:], "elapsed_ms": round(now_ms() - t0, 1)}
 
 
+def step_keepalive(s):
+    """Sends s["requests"] one after the other on one connection, reading
+    each answer (head and Content-Length body) before sending the next."""
+    t0 = now_ms()
+    try:
+        sock = socket.create_connection((s["host"], s["port"]), timeout=5)
+    except OSError as e:
+        return err_result("connect", e, t0)
+    answers = []
+    buf = b""
+    for i, req in enumerate(s["requests"]):
+        try:
+            sock.sendall(req.encode("latin-1"))
+            while b"\r\n\r\n" not in buf:
+                c = sock.recv(4096)
+                if not c:
+                    raise ConnectionError(errno.ECONNABORTED, "EOF")
+                buf += c
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            while len(buf) < length:
+                c = sock.recv(4096)
+                if not c:
+                    raise ConnectionError(errno.ECONNABORTED, "EOF")
+                buf += c
+            answers.append((head + b"\r\n\r\n" + buf[:length]).decode(errors="replace"))
+            buf = buf[length:]
+        except OSError as e:
+            r = err_result("request %d" % (i + 1), e, t0)
+            r["answers"] = answers
+            sock.close()
+            return r
+    sock.close()
+    return {"ok": True, "stage": "done", "errno": None, "answers": answers, "elapsed_ms": round(now_ms() - t0, 1)}
+
+
+def step_slowheads(s):
+    """Opens s["count"] connections to host:port that each send only the
+    start of a request line, then one full request on a new connection;
+    reports that one's answer (the slow ones stay open until then)."""
+    t0 = now_ms()
+    held, opened = [], 0
+    for _ in range(s["count"]):
+        try:
+            c = socket.create_connection((s["host"], s["port"]), timeout=5)
+            c.sendall(s.get("partial", "GET http://x").encode())
+            held.append(c)
+            opened += 1
+        except OSError:
+            break
+    time.sleep(s.get("settle", 0.3))
+    r = step_proxy({"request": s["request"], "proxy": s["host"], "port": s["port"]})
+    r["opened"] = opened
+    for c in held:
+        c.close()
+    r["elapsed_total_ms"] = round(now_ms() - t0, 1)
+    return r
+
+
 def step_sleep(s):
     time.sleep(s["seconds"])
     return {"ok": True}
@@ -481,7 +544,8 @@ def step_sockets(s):
 
 OPS = {"run": step_run, "tcp": step_tcp, "udp": step_udp, "dns": step_dns, "resolve": step_resolve,
        "icmp": step_icmp, "loopback": step_loopback, "env": step_env, "sleep": step_sleep,
-       "proxy": step_proxy, "trickle": step_trickle, "sockets": step_sockets}
+       "proxy": step_proxy, "trickle": step_trickle, "sockets": step_sockets, "keepalive": step_keepalive,
+       "slowheads": step_slowheads}
 
 
 def main():

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/dns_filter.h"
 #include "net/dns_message.h"
 
 namespace {
@@ -73,6 +74,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto q = ward::net::ParseQuery(in);
   if (q) {
     CheckQuery(in, *q);
+    // The query forwarded upstream for it (issue 8 item 8): well formed,
+    // no options, the same question name length, and its answer mapped back
+    // without touching anything outside the message.
+    std::vector<uint8_t> fresh = ward::net::BuildForwardedQuery(*q);
+    auto ours = ward::net::ParseQuery(fresh);
+    if (!ours || ours->question.wire_name.size() != q->question.wire_name.size() ||
+        ours->question.qtype != q->question.qtype || (ours->edns && !ours->edns->options.empty()) ||
+        ours->edns.has_value() != q->edns.has_value()) {
+      __builtin_trap();
+    }
+    std::vector<uint8_t> copy(in.begin(), in.end());
+    ward::net::RestoreProgramQuestion(copy, *q);
+    if (copy.size() != size) __builtin_trap();
   } else {
     (void)ward::net::DnsErrorString(q.error());
     auto header_only = ward::net::BuildHeaderOnlyResponse(in, DnsRcode::kFormErr);

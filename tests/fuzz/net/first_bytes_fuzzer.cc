@@ -47,5 +47,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case FirstBytes::Status::kNoName:
       break;
   }
+  if (f.http && (f.http->head_length == 0 || f.http->head_length > size)) __builtin_trap();
+  // The same bytes after a request on a kept-alive connection (issue 8
+  // item 6): a strict request or a refusal, never "no name" with a name.
+  FirstBytes next = ward::net::SniffNextRequest(std::span<const uint8_t>(data, size));
+  if (next.status == FirstBytes::Status::kRefuse && next.reason.empty()) __builtin_trap();
+  if (next.status == FirstBytes::Status::kName && !next.http && next.source != "http-host") __builtin_trap();
+  if (next.http && (next.http->head_length == 0 || next.http->head_length > size)) __builtin_trap();
   return 0;
 }

@@ -1,9 +1,12 @@
 // libFuzzer target for the HTTP/1.x request-head and CONNECT parsers: any
 // byte string yields one verdict, never a crash or an over-read; an accepted
 // head is decided by its own bytes only, and no prefix of it is decided.
+// Also the request-body reader (issue 8 item 6): fed the same bytes whole or
+// split anywhere, it consumes the same and ends at the same byte.
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <span>
 #include <string_view>
 
 #include "net/sniff.h"
@@ -57,6 +60,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
   }
+
+  if (size > 0) {
+    // Body framing chosen by the first byte; the body is the rest.
+    ward::net::HttpBodyFraming framing{0, static_cast<uint64_t>(data[0] & 0x3f), (data[0] & 0x80) != 0, false};
+    std::span<const uint8_t> body(data + 1, size - 1);
+    ward::net::HttpBodyReader whole(framing);
+    ward::net::HttpBodyReader::Step w = whole.Feed(body);
+    if (w.consumed > body.size() || (w.done && w.malformed)) __builtin_trap();
+    size_t split = body.empty() ? 0 : data[0] % (body.size() + 1);
+    ward::net::HttpBodyReader parts(framing);
+    ward::net::HttpBodyReader::Step a = parts.Feed(body.first(split));
+    if (a.consumed > split) __builtin_trap();
+    if (!a.malformed && !a.done) {
+      ward::net::HttpBodyReader::Step b = parts.Feed(body.subspan(split));
+      if (b.malformed != w.malformed || b.done != w.done || (!w.malformed && a.consumed + b.consumed != w.consumed)) {
+        __builtin_trap();
+      }
+    } else if (a.done && (!w.done || a.consumed != w.consumed)) {
+      __builtin_trap();
+    } else if (a.malformed && !w.malformed) {
+      __builtin_trap();
+    }
+  }
+  (void)ward::net::LenientHttpPrefix(in);
 
   ward::net::ConnectRequest c = ward::net::ParseConnectRequest(in);
   if (c.status == ward::net::ConnectStatus::kConnect) {

@@ -268,6 +268,72 @@ TEST(SniffFirstBytes, NamesAndRefusals) {
             FirstBytes::Status::kRefuse);
 }
 
+// Issue 8, item 9: bytes that a lenient server reads as a request but the
+// strict parser does not are refused, never judged as "no host name" (which
+// an address or a bound name would allow).
+TEST(SniffFirstBytes, LeadingWhitespaceOrControlBeforeARequestIsRefused) {
+  for (std::string_view s : {std::string_view(" GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("\tGET / HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("\x01GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("\0 GET / HTTP/1.1\r\n", 18), std::string_view(" GET /\r\n"),
+                             std::string_view("get /\r\n"), std::string_view("GET /\r\n")}) {
+    FirstBytes f = SniffFirstBytes(Bytes(s));
+    EXPECT_EQ(f.status, FirstBytes::Status::kRefuse) << s;
+    EXPECT_FALSE(f.reason.empty()) << s;
+  }
+  EXPECT_NE(SniffFirstBytes(Bytes(" GET / HTTP/1.1\r\n")).reason.find("whitespace or control characters"),
+            std::string::npos);
+  // Each of the review's ambiguities is refused or parsed strictly.
+  for (std::string_view s : {"GET / HTTP/1.1\r\nHost: a.test\r\n x\r\n\r\n",              // obs-fold
+                             "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",    // two Hosts
+                             "GET http://a.test/ HTTP/1.1\r\nHost: b.test\r\n\r\n",      // target vs Host
+                             "GET / HTTP/1.1\r\nHost: u@a.test\r\n\r\n",                  // userinfo
+                             "GET http://u@a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n",    // userinfo in target
+                             "GET / HTTP/1.1\r\nHost: a%2etest\r\n\r\n",                  // percent-encoding
+                             "GET http://a%2etest/ HTTP/1.1\r\n\r\n",
+                             "GET / HTTP/0.9\r\nHost: a.test\r\n\r\n"}) {
+    EXPECT_EQ(SniffFirstBytes(Bytes(s)).status, FirstBytes::Status::kRefuse) << s;
+  }
+  EXPECT_EQ(SniffFirstBytes(Bytes(std::string_view("GET / HTTP/1.1\r\nHost: a.test\0.b.test\r\n\r\n", 39))).status,
+            FirstBytes::Status::kRefuse);
+  // A lower-case method with the grammar's version is a request, judged by its Host.
+  FirstBytes lower = SniffFirstBytes(Bytes("get / HTTP/1.1\r\nHost: Denied.Test\r\n\r\n"));
+  EXPECT_EQ(lower.status, FirstBytes::Status::kName);
+  EXPECT_EQ(lower.name, "denied.test");
+  // Positive controls: real protocols that name no host stay nameless.
+  EXPECT_EQ(SniffFirstBytes(Bytes(std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8))).status,
+            FirstBytes::Status::kNoName);  // PostgreSQL SSLRequest
+  EXPECT_EQ(SniffFirstBytes(Bytes("SSH-2.0-OpenSSH_9.2\r\n")).status, FirstBytes::Status::kNoName);
+  EXPECT_EQ(SniffFirstBytes(Bytes("*1\r\n$4\r\nPING\r\n")).status, FirstBytes::Status::kNoName);  // Redis
+}
+
+// Issue 8, item 6: after an HTTP/1 request, the next bytes must be the next
+// request, strictly; its framing is known so that the one after is found.
+TEST(SniffNextRequest, OnlyAStrictRequestHead) {
+  FirstBytes f = SniffFirstBytes(Bytes("POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabc"));
+  ASSERT_EQ(f.status, FirstBytes::Status::kName);
+  ASSERT_TRUE(f.http.has_value());
+  EXPECT_EQ(f.http->content_length, 3u);
+  EXPECT_EQ(f.http->head_length, 52u);
+  FirstBytes n = SniffNextRequest(Bytes("GET /2 HTTP/1.1\r\nHost: b.test\r\n\r\n"));
+  EXPECT_EQ(n.status, FirstBytes::Status::kName);
+  EXPECT_EQ(n.name, "b.test");
+  EXPECT_TRUE(n.http.has_value());
+  EXPECT_EQ(SniffNextRequest(Bytes("GET /2 HTTP/1.1\r\nHo")).status, FirstBytes::Status::kNeedMore);
+  // Empty lines before it are skipped (every server does) and forwarded with it.
+  n = SniffNextRequest(Bytes("\r\n\nGET / HTTP/1.1\r\nHost: b.test\r\n\r\n"));
+  EXPECT_EQ(n.status, FirstBytes::Status::kName);
+  ASSERT_TRUE(n.http.has_value());
+  EXPECT_EQ(n.http->head_length, 3u + 32u);
+  EXPECT_EQ(SniffNextRequest(Bytes("\r\n")).status, FirstBytes::Status::kNeedMore);
+  for (std::string_view s : {"\rGET / HTTP/1.1\r\nHost: b.test\r\n\r\n", " GET / HTTP/1.1\r\nHost: b.test\r\n\r\n",
+                             "\x16\x03\x01", "SSH-2.0-x\r\n", "ping\n"}) {
+    EXPECT_EQ(SniffNextRequest(Bytes(s)).status, FirstBytes::Status::kRefuse) << s;
+  }
+  // After an upgrade, no further request is looked for.
+  EXPECT_FALSE(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n")).http.has_value());
+}
+
 TEST(DnsFilter, NameDecision) {
   EgressPolicy p = Policy({"allowed.test:443", "*.wild.test", "udp://dns.test:53", "10.0.0.0/8"},
                           {"evil.test", "bad.wild.test:443"});
@@ -313,6 +379,53 @@ TEST(DnsFilter, HostLoopbackAnswer) {
     const uint8_t* want = type == kDnsTypeA ? kGatewayAddr4 : kGatewayAddr6;
     EXPECT_TRUE(std::equal(addrs[0].address.view().begin(), addrs[0].address.view().end(), want));
   }
+}
+
+// Issue 8, item 8: the upstream gets a query built from what was judged,
+// never the program's bytes.
+TEST(DnsFilter, ForwardedQueryIsBuiltAfresh) {
+  std::vector<uint8_t> q = {0x12, 0x34, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 1};  // RD, CD
+  for (std::string_view label : {"AlLoWeD", "TeSt"}) {
+    q.push_back(static_cast<uint8_t>(label.size()));
+    q.insert(q.end(), label.begin(), label.end());
+  }
+  std::string secret = "WARD-EXFIL";
+  std::vector<uint8_t> tail = {0, 0, 1, 0, 1,  // root, A, IN
+                               0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, static_cast<uint8_t>(4 + secret.size()),
+                               0xfd, 0xe9, 0, static_cast<uint8_t>(secret.size())};
+  q.insert(q.end(), tail.begin(), tail.end());
+  q.insert(q.end(), secret.begin(), secret.end());
+  DnsResult<DnsQuery> program = ParseQuery(q);
+  ASSERT_TRUE(program.has_value());
+  ASSERT_TRUE(program->edns.has_value());
+  std::vector<uint8_t> fresh = BuildForwardedQuery(*program);
+  EXPECT_EQ(ToString(fresh).find(secret), std::string::npos);
+  EXPECT_NE(ToString(fresh).find("\x07" "allowed\x04test"), std::string::npos);
+  DnsResult<DnsQuery> ours = ParseQuery(fresh);
+  ASSERT_TRUE(ours.has_value());
+  EXPECT_EQ(ours->id, 0);
+  EXPECT_EQ(ours->flags, kDnsFlagRd);
+  EXPECT_EQ(ours->question.qtype, kDnsTypeA);
+  ASSERT_TRUE(ours->edns.has_value());
+  EXPECT_TRUE(ours->edns->options.empty());
+  EXPECT_EQ(ours->edns->flags, 0x8000);  // DO kept
+  EXPECT_EQ(ours->edns->udp_payload_size, kDnsEdnsUdpSize);  // 4096 asked, clamped
+  // No OPT unless the program sent one.
+  std::optional<std::vector<uint8_t>> plain = BuildDnsQuery(7, "allowed.test", kDnsTypeAaaa);
+  ASSERT_TRUE(plain.has_value());
+  DnsResult<DnsQuery> p2 = ParseQuery(*plain);
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_FALSE(ParseQuery(BuildForwardedQuery(*p2))->edns.has_value());
+  // The answer goes back with the program's question case and RD.
+  std::vector<uint8_t> answer = fresh;
+  answer[2] = 0x81;  // QR, RD
+  answer[3] = 0x80;  // RA
+  RestoreProgramQuestion(answer, *program);
+  EXPECT_NE(ToString(answer).find("\x07" "AlLoWeD\x04TeSt"), std::string::npos);
+  EXPECT_EQ(answer[2], 0x81);
+  // Types outside the list are not forwarded.
+  for (uint16_t t : {1, 28, 5, 65, 64, 16, 15, 33, 257}) EXPECT_TRUE(IsForwardedDnsType(t)) << t;
+  for (uint16_t t : {10, 255, 252, 251, 99, 65280}) EXPECT_FALSE(IsForwardedDnsType(t)) << t;
 }
 
 TEST(DnsFilter, TypeNames) {
@@ -1126,6 +1239,136 @@ TEST(EgressProxyLab, AbsoluteFormRequestIsForwardedUnchanged) {
     Send(d.get(), "GET http://other.test/ HTTP/1.1\r\nHost: other.test\r\n\r\n");
     std::string answer = ReadHttpAnswer(d.get());
     EXPECT_EQ(answer.rfind("HTTP/1.1 403", 0), 0u) << answer;
+  });
+}
+
+// Issue 8, item 6: every request on a connection to the explicit proxy is
+// judged and recorded; another host (or port) gets its own upstream or a 403.
+TEST(EgressProxyLab, ExplicitProxyJudgesEveryKeptAliveRequest) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80", "other.test:80"}, {"evil.test"}));
+    UniqueFd c = Dial("169.254.77.1", kHttpProxyPort);
+    std::string one = "GET http://allowed.test/one HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    Send(c.get(), one);
+    EXPECT_EQ(Read(c.get(), one.size()).data, one);
+    // The same host: the same upstream connection, recorded again.
+    std::string again = "POST http://allowed.test/again HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 4\r\n\r\nbody";
+    Send(c.get(), again);
+    EXPECT_EQ(Read(c.get(), again.size()).data, again);
+    EXPECT_EQ(server.accepted(), 1);
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) {
+      return ev.domain == "allowed.test" && ev.detail == "absolute-form (request 2 on the connection)";
+    });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    // Positive control: another allowed host gets an upstream of its own.
+    std::string other = "GET http://other.test/two HTTP/1.1\r\nHost: other.test\r\n\r\n";
+    Send(c.get(), other);
+    EXPECT_EQ(Read(c.get(), other.size()).data, other);
+    EXPECT_EQ(server.accepted(), 2);
+    // A denied host on the same connection: 403 with the reason, recorded.
+    size_t before = server.received();
+    Send(c.get(), "GET http://evil.test/three HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    std::string answer = ReadHttpAnswer(c.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 403 Forbidden", 0), 0u) << answer;
+    EXPECT_NE(answer.find("denied by rule \"evil.test\""), std::string::npos) << answer;
+    e = lab.Find(EgressEvent::Kind::kHttpProxy, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "evil.test");
+    EXPECT_EQ(e->detail, "absolute-form (request 4 on the connection)");
+    EXPECT_EQ(server.received(), before);
+    // The port may not change either: allowed.test:8080 is not allowed.
+    UniqueFd d = Dial("169.254.77.1", kHttpProxyPort);
+    Send(d.get(), one);
+    EXPECT_EQ(Read(d.get(), one.size()).data, one);
+    Send(d.get(), "GET http://allowed.test:8080/ HTTP/1.1\r\nHost: allowed.test:8080\r\n\r\n");
+    answer = ReadHttpAnswer(d.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 403 Forbidden", 0), 0u) << answer;
+    e = lab.Find([](const EgressEvent& ev) { return ev.port == 8080 && !ev.allowed; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+  });
+}
+
+// Issue 8, item 6, the transparent proxy's plain HTTP: a kept-alive
+// connection whose Host changes is judged again.
+TEST(EgressProxyLab, TransparentHttpJudgesEveryHostOnAKeptAliveConnection) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80", "other.test:80"}, {"evil.test"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    ASSERT_TRUE(QueryUdp("other.test", kDnsTypeA).has_value());
+    UniqueFd c = Dial(kHostAddr4, 80);
+    std::string one = "POST /one HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    Send(c.get(), one);
+    EXPECT_EQ(Read(c.get(), one.size()).data, one);
+    // Positive control: another allowed name bound to this address.
+    std::string two = "GET /two HTTP/1.1\r\nHost: other.test\r\n\r\n";
+    Send(c.get(), two);
+    EXPECT_EQ(Read(c.get(), two.size()).data, two);
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) {
+      return ev.domain == "other.test" && ev.kind == EgressEvent::Kind::kTcp;
+    });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_TRUE(e->allowed);
+    EXPECT_EQ(e->rule, "other.test:80");
+    EXPECT_EQ(e->detail, "http-host (request 2 on the connection)");
+    size_t before = server.received();
+    Send(c.get(), "GET /three HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    ExpectReset(c.get());
+    e = lab.Find(EgressEvent::Kind::kTcp, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "evil.test");
+    EXPECT_EQ(e->detail, "http-host (request 3 on the connection)");
+    EXPECT_EQ(server.received(), before);
+    // Bytes after a request that are not a request are refused, too.
+    UniqueFd d = Dial(kHostAddr4, 80);
+    std::string ok = "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    Send(d.get(), ok);
+    EXPECT_EQ(Read(d.get(), ok.size()).data, ok);
+    Send(d.get(), " GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    ExpectReset(d.get());
+  });
+}
+
+// Issue 8, item 10: half-sent heads take at most kMaxHeads (128) threads;
+// the oldest is closed (and recorded) when another connection arrives, and a
+// started head that does not end within 5 s is reset: 600 of them do not
+// keep a later connection from working.
+TEST(EgressProxyLab, SlowHeadsCannotStarveTheProxy) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    std::vector<UniqueFd> slow;
+    for (int i = 0; i < 600; ++i) {
+      slow.push_back(Dial(kHostAddr4, 80));
+      Send(slow.back().get(), "GET / HT");
+    }
+    usleep(200000);
+    UniqueFd c = Dial(kHostAddr4, 80);
+    std::string request = "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    Send(c.get(), request);
+    EXPECT_EQ(Read(c.get(), request.size()).data, request);
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return ev.detail == "head limit"; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_NE(e->reason.find("waiting for their first bytes"), std::string::npos) << e->reason;
+    ASSERT_TRUE(e->address.has_value());
+    EXPECT_EQ(e->address->ToString(), kHostAddr4);
+    // The newest half head is reset when its 5 s are up, and recorded.
+    timeval tv{10, 0};
+    setsockopt(slow.back().get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ExpectReset(slow.back().get());
+    e = lab.Find([](const EgressEvent& ev) { return ev.reason.find("did not complete") != std::string::npos; });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_NE(e->reason.find("5000 ms"), std::string::npos) << e->reason;
   });
 }
 

@@ -703,5 +703,70 @@ TEST(Connect, Rejections) {
   EXPECT_EQ(error("CONNECT a.test:443 HTTP/1.1\nHost: a.test\n\n"), HttpError::kBareLf);
 }
 
+// ---------------------------------------------------------------- request bodies (issue 8, item 6)
+
+std::span<const uint8_t> AsBytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+TEST(HttpBodyReader, FixedLengthEndsWhereContentLengthSays) {
+  HttpRequestHead h = ParseHttpRequestHead("POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\n");
+  ASSERT_EQ(h.status, HttpSniffStatus::kRequest);
+  HttpBodyReader r(FramingOf(h));
+  EXPECT_EQ(r.FixedRemaining(), 5u);
+  HttpBodyReader::Step s = r.Feed(AsBytes("abc"));
+  EXPECT_EQ(s.consumed, 3u);
+  EXPECT_FALSE(s.done);
+  s = r.Feed(AsBytes("deGET / HTTP/1.1\r\n"));
+  EXPECT_EQ(s.consumed, 2u);
+  EXPECT_TRUE(s.done);
+  HttpBodyReader none(FramingOf(ParseHttpRequestHead("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")));
+  EXPECT_TRUE(none.done());
+  EXPECT_EQ(none.Feed(AsBytes("GET")).consumed, 0u);
+}
+
+TEST(HttpBodyReader, ChunkedBodyRunsToTheTrailerEnd) {
+  HttpBodyFraming f{0, 0, true, false};
+  std::string body = "4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Trailer: y\r\n\r\n";
+  for (size_t split = 0; split <= body.size(); ++split) {
+    HttpBodyReader r(f);
+    HttpBodyReader::Step a = r.Feed(AsBytes(std::string_view(body).substr(0, split)));
+    ASSERT_FALSE(a.malformed) << split;
+    EXPECT_EQ(a.consumed, split);
+    HttpBodyReader::Step b = r.Feed(AsBytes(std::string(body.substr(split)) + "GET /"));
+    ASSERT_FALSE(b.malformed) << split;
+    EXPECT_TRUE(b.done) << split;
+    EXPECT_EQ(a.consumed + b.consumed, body.size()) << split;
+  }
+}
+
+TEST(HttpBodyReader, MalformedChunkingIsRefused) {
+  HttpBodyFraming f{0, 0, true, false};
+  for (const char* bad : {"x\r\n", "4\nWiki\r\n0\r\n\r\n", "4\r\nWikiX\r\n", "0\r\n Folded: x\r\n\r\n",
+                          "1234567890abcdef0\r\n", "0\r\n\r\r", ";x\r\n", "4\r\nWiki\r\n0\r\nA: \x01\r\n\r\n"}) {
+    HttpBodyReader r(f);
+    EXPECT_TRUE(r.Feed(AsBytes(bad)).malformed) << bad;
+  }
+}
+
+// ---------------------------------------------------------------- lenient prefixes (issue 8, item 9)
+
+TEST(LenientHttpPrefix, WhitespaceOrControlBeforeARequestLineIsHttpToSomeServer) {
+  for (std::string_view s : {std::string_view(" GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("\tGET / HTTP/1.1\r\n"), std::string_view("\x0b\x0cPOST /x HTTP/1.0\r\n"),
+                             std::string_view("\x01 get / HTTP/1.1\r\n"), std::string_view("\x1fGET\x1f/\x1fHTTP/1.1"),
+                             std::string_view(" FOO / http/1.1\r\n"), std::string_view("\0GET /", 6),
+                             std::string_view(" GET /\r\n")}) {
+    EXPECT_EQ(LenientHttpPrefix(s), HttpSniffStatus::kMalformed) << s;
+  }
+  // Undecided until the token or the line has ended.
+  EXPECT_EQ(LenientHttpPrefix(" "), HttpSniffStatus::kNeedMore);
+  EXPECT_EQ(LenientHttpPrefix(" GE"), HttpSniffStatus::kNeedMore);
+  EXPECT_EQ(LenientHttpPrefix(" FOO / x"), HttpSniffStatus::kNeedMore);
+  // Not HTTP to anyone: no whitespace first, or no method and no "HTTP/".
+  EXPECT_EQ(LenientHttpPrefix("GET / HTTP/1.1\r\n"), HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(LenientHttpPrefix(std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8)), HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(LenientHttpPrefix(std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13)), HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(LenientHttpPrefix(" FOO bar\r\n"), HttpSniffStatus::kNotHttp);
+}
+
 }  // namespace
 }  // namespace ward::net
