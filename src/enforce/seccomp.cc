@@ -91,6 +91,7 @@ const std::vector<SeccompRule> kConditional = {
     {"personality", "anything but querying or the default Linux personalities: no disabling ASLR, no READ_IMPLIES_EXEC"},
     {"chmod", "with S_ISUID or S_ISGID in the mode: no setuid/setgid file may outlive the run (fchmod, fchmodat, fchmodat2 too)"},
     {"open", "creating a file (O_CREAT, O_TMPFILE) with S_ISUID or S_ISGID in its mode (openat, creat, mknod, mknodat too)"},
+    {"socket", "with network none or egress: families other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (EAFNOSUPPORT: AF_VSOCK is not namespaced, AF_SMC wraps TCP); IPPROTO_SMC; netlink protocols other than NETLINK_ROUTE and NETLINK_SOCK_DIAG (EPROTONOSUPPORT: netfilter, xfrm, audit, uevents, generic netlink)"},
     {"openat2", "always ENOSYS: its mode lives in memory the filter cannot read, so libc and programs fall back to openat()"},
 };
 
@@ -250,8 +251,17 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.JumpIf(BPF_JEQ, AF_UNIX, "socket-protocol");
   p.JumpIf(BPF_JEQ, AF_INET, "socket-protocol");
   p.JumpIf(BPF_JEQ, AF_INET6, "socket-protocol");
-  p.JumpIf(BPF_JEQ, AF_NETLINK, "allow-socket");
+  p.JumpIf(BPF_JEQ, AF_NETLINK, "socket-netlink");
   p.Return(errno_ret(EAFNOSUPPORT));
+  // Netlink: the routing questions programs ask (getifaddrs, `ip addr`) and
+  // socket diagnostics (`ss`), both about the sandbox's own namespace.
+  // Netfilter, xfrm, audit, uevents, generic netlink (a family per kernel
+  // subsystem) and the rest are no agent workload's business.
+  p.Label("socket-netlink");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, 0 /* NETLINK_ROUTE */, "allow-socket");
+  p.JumpIf(BPF_JEQ, 4 /* NETLINK_SOCK_DIAG */, "allow-socket");
+  p.Return(errno_ret(EPROTONOSUPPORT));
   p.Label("socket-protocol");
   p.Load(arg(2));
   p.JumpIf(BPF_JEQ, kIpprotoSmc, "no-protocol");

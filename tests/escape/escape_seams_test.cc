@@ -259,4 +259,23 @@ TEST_F(Seams, DenyOnHardLinkedFileRefused) {
   EXPECT_PROBE(o, "EACCES");
 }
 
+// Netlink protocols other than routing and socket diagnostics are refused at
+// socket() in network none and egress.
+TEST_F(Seams, NetlinkProtocolsRefused) {
+  json egress = Standard();
+  egress["network"] = {{"egress", {{"default", "deny"}}}};
+  for (const json& policy : {Standard(), egress}) {
+    for (const char* proto : {"6" /* XFRM */, "9" /* AUDIT */, "12" /* NETFILTER */, "15" /* KOBJECT_UEVENT */,
+                              "16" /* GENERIC */}) {
+      Outcome o = RunWard(policy, {"netlink-proto", proto});
+      EXPECT_PROBE(o, "EPROTONOSUPPORT") << proto << " network " << policy["network"].dump();
+    }
+    // Positive control: the two a program needs.
+    EXPECT_PROBE(RunWard(policy, {"netlink-proto", "0"}), "ok");
+    EXPECT_PROBE(RunWard(policy, {"netlink-proto", "4"}), "ok");
+  }
+  // Control: outside, the kernel creates them.
+  for (const char* proto : {"12", "15", "16"}) EXPECT_PROBE(RunDirect({"netlink-proto", proto}), "ok") << proto;
+}
+
 }  // namespace

@@ -890,6 +890,7 @@ int Main(int argc, char** argv) {
     Ok(std::string("type=") + (S_ISFIFO(st.st_mode) ? "fifo" : S_ISREG(st.st_mode) ? "file" : S_ISCHR(st.st_mode) ? "chr"
                                : S_ISSOCK(st.st_mode) ? "sock" : "other"));
   }
+  if (cmd == "netlink-proto") Report(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, static_cast<int>(Num(arg(2)))));
   if (cmd == "uid-map") {
     std::string m;
     if (!ReadWhole("/proc/self/uid_map", &m)) Fail(errno);
