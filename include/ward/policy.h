@@ -69,6 +69,7 @@ struct LimitsPolicy {
   std::optional<int64_t> cpu_seconds;    // RLIMIT_CPU
   std::optional<int64_t> open_files;     // RLIMIT_NOFILE
   std::optional<int64_t> file_size_mib;  // RLIMIT_FSIZE
+  std::optional<int64_t> tmpfs_mib;      // size of each writable tmpfs (/tmp, /dev/shm)
 };
 
 struct EnforcementPolicy {

@@ -348,6 +348,14 @@ struct ResolveCache {
   }
 };
 
+void BoundTmpfs(LaunchPlan& plan, int64_t mib) {
+  // The writable ones: mode 01777 (/tmp, /dev/shm). The root and /dev turn
+  // read-only before the workload starts; masks are read-only and empty.
+  for (MountOp& op : plan.mounts) {
+    if (op.kind == MountOp::Kind::kTmpfs && op.mode == 01777) op.size_mib = mib;
+  }
+}
+
 std::vector<std::string> SystemBaselinePaths() { return {std::begin(kSystemPaths), std::end(kSystemPaths)}; }
 
 ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {

@@ -156,17 +156,29 @@ unsigned long MsFlags(uint64_t attrs) {
   return f;
 }
 
-// Formats "mode=NNNN" (octal) into buf without stdio.
-const char* ModeOption(char* buf, mode_t mode) {
+// Formats "mode=NNNN" (octal) and, if size_mib > 0, ",size=Nm" into buf
+// (at least 40 bytes) without stdio.
+const char* TmpfsOptions(char* buf, mode_t mode, int64_t size_mib) {
   memcpy(buf, "mode=0000", 10);
   for (int i = 0; i < 4; ++i) buf[8 - i] = static_cast<char>('0' + ((mode >> (3 * i)) & 7));
+  if (size_mib > 0) {
+    char digits[24];
+    int n = 0;
+    for (uint64_t v = static_cast<uint64_t>(size_mib); v; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+    char* p = buf + 9;
+    memcpy(p, ",size=", 6);
+    p += 6;
+    while (n) *p++ = digits[--n];
+    *p++ = 'm';
+    *p = '\0';
+  }
   return buf;
 }
 
 int RunMountOp(const MountOp& op, int tree) {
   using K = MountOp::Kind;
   const char* t = op.target.c_str();
-  char opt[16];
+  char opt[48];
   switch (op.kind) {
     case K::kMkdir:
       if (mkdir(t, op.mode) != 0 && errno != EEXIST) return errno;
@@ -202,7 +214,7 @@ int RunMountOp(const MountOp& op, int tree) {
       return SetAttr(t, op.attr_set, AT_RECURSIVE);
     case K::kTmpfs:
     case K::kMaskDir:
-      if (mount("tmpfs", t, "tmpfs", MsFlags(op.attr_set), ModeOption(opt, op.mode)) != 0) return errno;
+      if (mount("tmpfs", t, "tmpfs", MsFlags(op.attr_set), TmpfsOptions(opt, op.mode, op.size_mib)) != 0) return errno;
       return 0;
     case K::kProc:
       if (mount("proc", t, "proc", MsFlags(op.attr_set), nullptr) != 0) return errno;

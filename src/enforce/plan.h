@@ -44,7 +44,14 @@ struct MountOp {
   // kBind of a policy grant (a host path): id-mapped for a root caller
   // (enforce/idmap.h).
   bool idmap = false;
+  // kTmpfs: its size in MiB (0: the kernel's default). Set for the
+  // workload's writable tmpfs (/tmp, /dev/shm) by BoundTmpfs.
+  int64_t size_mib = 0;
 };
+
+// Sets the size of every writable tmpfs of the plan (/tmp, /dev/shm).
+struct LaunchPlan;
+void BoundTmpfs(LaunchPlan& plan, int64_t mib);
 
 // A landlock grant. Host-side grants are added before clone(); child-side
 // ones name mounts the child creates (/tmp, /dev, /proc, synthesized files).

@@ -441,7 +441,7 @@ class DocumentParser {
   void Limits(const json& lim, LimitsPolicy& out) {
     const std::string base = "/limits";
     if (!IsObject(lim, base)) return;
-    Fields(lim, base, {"memoryMiB", "pids", "cpus", "cpuSeconds", "openFiles", "fileSizeMiB"});
+    Fields(lim, base, {"memoryMiB", "pids", "cpus", "cpuSeconds", "openFiles", "fileSizeMiB", "tmpfsMiB"});
     // The sandbox's own init is one process and needs a few MiB; below these
     // floors no workload can start, which is a policy mistake, not a limit.
     Integer(lim, "memoryMiB", base, 8, int64_t{1} << 30, out.memory_mib, "MiB");
@@ -449,6 +449,7 @@ class DocumentParser {
     Integer(lim, "cpuSeconds", base, 1, int64_t{1} << 31, out.cpu_seconds, "seconds of CPU time");
     Integer(lim, "openFiles", base, 4, 1 << 20, out.open_files, "file descriptors");
     Integer(lim, "fileSizeMiB", base, 1, int64_t{1} << 30, out.file_size_mib, "MiB");
+    Integer(lim, "tmpfsMiB", base, 1, int64_t{1} << 30, out.tmpfs_mib, "MiB");
     if (lim.contains("cpus")) {
       const json& c = lim["cpus"];
       if (!c.is_number()) {
@@ -590,6 +591,7 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
   if (ul.cpu_seconds) bl.cpu_seconds = ul.cpu_seconds;
   if (ul.open_files) bl.open_files = ul.open_files;
   if (ul.file_size_mib) bl.file_size_mib = ul.file_size_mib;
+  if (ul.tmpfs_mib) bl.tmpfs_mib = ul.tmpfs_mib;
   if (Has(doc, "/network")) {
     base.network = user.network;
     base.egress = user.egress;
@@ -764,6 +766,7 @@ std::string PolicyToJson(const Policy& p) {
   if (l.cpu_seconds) lim["cpuSeconds"] = *l.cpu_seconds;
   if (l.open_files) lim["openFiles"] = *l.open_files;
   if (l.file_size_mib) lim["fileSizeMiB"] = *l.file_size_mib;
+  if (l.tmpfs_mib) lim["tmpfsMiB"] = *l.tmpfs_mib;
   j["limits"] = lim;
   if (p.network == NetworkMode::kEgress) {
     j["network"] = {{"egress", {{"default", p.egress.default_allow ? "allow" : "deny"},

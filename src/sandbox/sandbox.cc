@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -134,6 +135,19 @@ Result<RunResult> Run(const RunRequest& req) {
   const CgroupPlan& cg = cgroup->plan();
   result.memory_mechanism = policy.limits.memory_mib ? MechanismName(cg.memory) : "";
   result.pids_mechanism = policy.limits.pids ? MechanismName(cg.pids) : "";
+  // Every writable tmpfs has a size: its pages are memory the sandbox uses.
+  // A memory cgroup counts them (memoryMiB bounds both together); RLIMIT_AS
+  // does not, so without a cgroup /tmp and /dev/shm get half each.
+  int64_t tmpfs_mib = 0;
+  if (policy.limits.tmpfs_mib) {
+    tmpfs_mib = *policy.limits.tmpfs_mib;
+  } else if (policy.limits.memory_mib) {
+    const bool counted = cg.memory == LimitMechanism::kCgroupV2 || cg.memory == LimitMechanism::kCgroupV1;
+    tmpfs_mib = counted ? *policy.limits.memory_mib : std::max<int64_t>(1, *policy.limits.memory_mib / 2);
+  } else {
+    tmpfs_mib = std::max<int64_t>(1, static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) / 4 * sysconf(_SC_PAGESIZE) >> 20);
+  }
+  BoundTmpfs(*plan, tmpfs_mib);
   auto add_rlimit = [&](int res, uint64_t v) { plan->rlimits.push_back({res, {v, v}}); };
   if (cg.memory == LimitMechanism::kRlimit) add_rlimit(RLIMIT_AS, *policy.limits.memory_mib * 1024 * 1024);
   if (cg.pids == LimitMechanism::kRlimit) add_rlimit(RLIMIT_NPROC, *policy.limits.pids);

@@ -278,4 +278,34 @@ TEST_F(Seams, NetlinkProtocolsRefused) {
   for (const char* proto : {"12", "15", "16"}) EXPECT_PROBE(RunDirect({"netlink-proto", proto}), "ok") << proto;
 }
 
+// The review: with memoryMiB 64 and no usable cgroup, 1 GiB each went into
+// /tmp and /dev/shm. Every writable tmpfs has a size.
+TEST_F(Seams, TmpfsIsBounded) {
+  json p = Standard();
+  p["limits"] = {{"tmpfsMiB", 8}};
+  for (const char* dir : {"/tmp", "/dev/shm"}) {
+    Outcome big = RunWard(p, {"write-big", std::string(dir) + "/big", "16"});
+    EXPECT_PROBE(big, "ENOSPC") << dir;
+    Outcome ok = RunWard(p, {"write-big", std::string(dir) + "/small", "4"});
+    EXPECT_PROBE(ok, "ok") << dir;
+  }
+  // The default follows memoryMiB: all of it where a memory cgroup counts
+  // tmpfs pages, half of it where none does.
+  json m = Standard();
+  m["limits"] = {{"memoryMiB", 64}};
+  const bool cgroup = IsCgroup(DoctorMechanism("memory"));
+  Outcome over = RunWard(m, {"write-big", "/tmp/big", cgroup ? "80" : "40"});
+  if (cgroup) {
+    // The cgroup counts the pages: the memory limit ends it first.
+    EXPECT_TRUE(over.Status() == "ENOSPC" || (over.ExitStatus() == 137 && over.HasLimit("memory"))) << over.Describe();
+  } else {
+    EXPECT_PROBE(over, "ENOSPC") << DoctorMechanism("memory");
+  }
+  Outcome under = RunWard(m, {"write-big", "/tmp/small", "16"});
+  EXPECT_PROBE(under, "ok");
+  // Control: without a bound from the policy, 40 MiB fit.
+  Outcome ctl = RunWard(Standard(), {"write-big", "/tmp/big", "40"});
+  EXPECT_PROBE(ctl, "ok");
+}
+
 }  // namespace

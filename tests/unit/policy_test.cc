@@ -307,7 +307,7 @@ TEST(PolicyUnknownFields, AtEveryLevel) {
   ExpectOneIssue(Doc(R"("process": {"env": {"inherits": []}})"), "/process/env/inherits",
                  {"unknown field", "inherit, set"});
   ExpectOneIssue(Doc(R"("limits": {"memoryMB": 5})"), "/limits/memoryMB",
-                 {"unknown field", "memoryMiB, pids, cpus, cpuSeconds, openFiles, fileSizeMiB"});
+                 {"unknown field", "memoryMiB, pids, cpus, cpuSeconds, openFiles, fileSizeMiB, tmpfsMiB"});
   ExpectOneIssue(Doc(R"("enforcement": {"seccomp": "off"})"), "/enforcement/seccomp", {"unknown field", "landlock"});
 }
 
