@@ -51,7 +51,7 @@ enum Step : uint32_t {
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
   kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepIdsWait,
-  kStepIdentity, kStepStdio, kStepCount
+  kStepIdentity, kStepStdio, kStepPty, kStepCount
 };
 
 const char* const kStepNames[] = {
@@ -65,6 +65,7 @@ const char* const kStepNames[] = {
     "wait for the egress proxy (the supervisor did not start it)",
     "wait for the id maps (the supervisor did not write them)", "setgroups/setresgid/setresuid (sandbox identity)",
     "open stdio from the sandbox's /dev",
+    "open a pty from the sandbox's devpts (/dev/ptmx, TIOCGPTPEER, send the master)",
 };
 
 static_assert(std::size(kStepNames) == kStepCount, "a name for every step");
@@ -105,7 +106,8 @@ struct ChildContext {
   int report_fd;
   int parent_pidfd;
   int ruleset_fd;
-  int pty_slave;
+  int pty_slave;        // set by init: the terminal of the workload (--pty)
+  int pty_channel;      // --pty: unix socket the master goes to the supervisor on, else -1
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
   int ids_ready;       // root caller: one byte once the supervisor wrote the id maps, else -1
   const StdioPlan* stdio;  // without a pty: what fd 0..2 become (enforce/stdio.h)
@@ -353,6 +355,33 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (setsid() < 0) ChildFail(c, kStepSetsid, errno);
   Mark(c, kPhPivot);
 
+  // --pty: a terminal of the sandbox's own devpts instance, never one of
+  // the host's (whose node the workload could chmod: it would own it). The
+  // master goes to the supervisor, which relays it to the caller.
+  if (c.pty_channel >= 0) {
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int unlock = 0;
+    if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) != 0) ChildFail(c, kStepPty, errno);
+    c.pty_slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (c.pty_slave < 0) ChildFail(c, kStepPty, errno);
+    char byte = 'M';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof master);
+    if (sendmsg(c.pty_channel, &msg, MSG_NOSIGNAL) != 1) ChildFail(c, kStepPty, errno);
+    close(master);
+    close(c.pty_channel);
+    c.pty_channel = -1;
+  }
   // The workload's stdio: pipes ward pumps, or the sandbox's own devices in
   // place of the caller's (enforce/stdio.h); before the rlimits, which
   // could leave no descriptor number free for the open.
@@ -557,18 +586,12 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     bridge = std::move(*b);
   }
 
-  UniqueFd pty_master, pty_slave;
+  UniqueFd pty_master, pty_parent, pty_child;
   if (opts.pty) {
-    pty_master.Reset(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!pty_master.valid() || grantpt(pty_master.get()) != 0 || unlockpt(pty_master.get()) != 0) {
-      return SysError("posix_openpt", "/dev/ptmx");
-    }
-    char name[128];
-    if (ptsname_r(pty_master.get(), name, sizeof name) != 0) return SysError("ptsname", "pty");
-    pty_slave.Reset(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!pty_slave.valid()) return SysError("open", name);
-    winsize ws;
-    if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_slave.get(), TIOCSWINSZ, &ws);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return SysError("socketpair", "pty");
+    pty_parent.Reset(sv[0]);
+    pty_child.Reset(sv[1]);
   }
 
   // Signals for ward itself arrive on a signalfd, to be forwarded.
@@ -591,7 +614,8 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.report_fd = report_wr.get();
   ctx.parent_pidfd = self_pidfd.get();
   ctx.ruleset_fd = ruleset_fd;
-  ctx.pty_slave = pty_slave.get();
+  ctx.pty_slave = -1;
+  ctx.pty_channel = pty_child.get();
   ctx.egress_channel = egress_child.get();
   ctx.ids_ready = ids_rd.get();
   ctx.stdio = bridge ? &bridge->plan() : nullptr;
@@ -643,7 +667,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     ids_wr.Reset();
   }
   report_wr.Reset();
-  pty_slave.Reset();
+  pty_child.Reset();
   if (bridge) bridge->CloseChildEnds();
   egress_child.Reset();
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
@@ -670,23 +694,55 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     egress_parent.Reset();
   }
 
+  if (opts.pty) {
+    // Init sends the master once its root is built (before it waits for
+    // the egress byte above). Nothing arrives if it failed first: its
+    // report says why.
+    char byte;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+      n = recvmsg(pty_parent.get(), &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    cmsghdr* cm = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      pty_master.Reset(fd);
+      winsize ws;
+      if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_master.get(), TIOCSWINSZ, &ws);
+    }
+    pty_parent.Reset();
+  }
+
   std::unique_ptr<RawTerminal> raw;
   // Pumps from the sandbox's outputs must be drained after init is gone;
   // one into the sandbox (stdin) need not.
   std::vector<Pump> pumps;
   std::vector<bool> from_sandbox;
-  if (opts.pty) {
+  if (pty_master.valid()) {
     raw = std::make_unique<RawTerminal>(STDIN_FILENO);
     // The master is ward's own: non-blocking, so neither direction can
     // stall the loop; the caller's stdout takes what poll() promised.
     fcntl(pty_master.get(), F_SETFL, O_NONBLOCK);
-    pumps.emplace_back(STDIN_FILENO, pty_master.get(), UniqueFd(), 64 * 1024);
+    UniqueFd in = ReopenNonBlocking(STDIN_FILENO), out_fd = ReopenNonBlocking(STDOUT_FILENO);
+    const int in_fd = in.valid() ? in.get() : STDIN_FILENO;
+    const int to_fd = out_fd.valid() ? out_fd.get() : STDOUT_FILENO;
+    pumps.emplace_back(in_fd, pty_master.get(), UniqueFd(), 64 * 1024);
+    pumps.back().Hold(std::move(in));
     from_sandbox.push_back(false);
-    pumps.emplace_back(pty_master.get(), STDOUT_FILENO, UniqueFd(), PIPE_BUF);
+    pumps.emplace_back(pty_master.get(), to_fd, UniqueFd(), PIPE_BUF);
+    pumps.back().Hold(std::move(out_fd));
     from_sandbox.push_back(true);
-  } else {
+  } else if (bridge) {
     for (auto& pump : bridge->pumps()) {
-      from_sandbox.push_back(pump.from() != STDIN_FILENO);
+      from_sandbox.push_back(!pump.input());
       pumps.push_back(std::move(pump));
     }
   }

@@ -1,6 +1,7 @@
 #include "enforce/stdio.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -35,14 +36,38 @@ const char* SandboxDevice(dev_t rdev) {
   }
 }
 
+// A pipe or a socket with no name on any filesystem. The filesystem type
+// decides, not the file type: an O_PATH descriptor of a socket file or a
+// named FIFO has the same S_IFSOCK/S_IFIFO mode but lives on a host
+// filesystem, where its mode and owner could be changed.
 bool IsAnonymous(int fd, const struct stat& st) {
-  if (S_ISSOCK(st.st_mode)) return true;  // sockfs: no path, no host inode
-  if (!S_ISFIFO(st.st_mode)) return false;
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || (fl & O_PATH)) return false;
   struct statfs fs;
-  return fstatfs(fd, &fs) == 0 && fs.f_type == PIPEFS_MAGIC;  // a pipe, not a named FIFO
+  if (fstatfs(fd, &fs) != 0) return false;
+  if (S_ISSOCK(st.st_mode)) return fs.f_type == SOCKFS_MAGIC;
+  return S_ISFIFO(st.st_mode) && fs.f_type == PIPEFS_MAGIC;
+}
+
+// The caller's descriptor `fd` opened anew, non-blocking, as ward's own
+// file description (the caller's keeps its flags): reads and writes on a
+// terminal or FIFO then never block the supervisor, whatever the workload
+// or a stalled reader does (^S, a full pty, a FIFO another reader drains).
+// -1 if it cannot be reopened (the caller's descriptor is used as it is).
+int ReopenFd(int fd) {
+  char path[32];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int flags = (fd == 0 ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+  return open(path, flags);
 }
 
 }  // namespace
+
+UniqueFd ReopenNonBlocking(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || S_ISREG(st.st_mode)) return UniqueFd();
+  return UniqueFd(ReopenFd(fd));
+}
 
 Pump::Pump(int from, int to, UniqueFd own, size_t chunk)
     : from_(from), to_(to), own_(std::move(own)), chunk_(chunk), buf_(kBuffer) {}
@@ -87,8 +112,9 @@ void Pump::Service(short revents) {
 void Pump::Close() {
   if (done_) return;
   done_ = true;
-  // Only ward's own pipe end is closed, never the caller's descriptor.
+  // Only ward's own descriptors are closed, never the caller's.
   own_.Reset();
+  held_.Reset();
 }
 
 Result<StdioBridge> StdioBridge::Prepare() {
@@ -115,18 +141,23 @@ Result<StdioBridge> StdioBridge::Prepare() {
     // A regular file takes any write at once; a terminal or FIFO of the
     // caller takes what poll() promised: one PIPE_BUF.
     const size_t chunk = S_ISREG(st[fd].st_mode) ? kBuffer : PIPE_BUF;
+    UniqueFd host(S_ISREG(st[fd].st_mode) ? -1 : ReopenFd(fd));
+    const int host_fd = host.valid() ? host.get() : fd;
     if (fd == 0) {
       fcntl(wr.get(), F_SETFL, O_NONBLOCK);
       b.plan_.child_fd[0] = rd.get();
       int to = wr.get();
-      b.pumps_.emplace_back(0, to, std::move(wr), kBuffer);
+      b.pumps_.emplace_back(host_fd, to, std::move(wr), kBuffer);
+      b.pumps_.back().Hold(std::move(host));
+      b.pumps_.back().MarkInput();
       b.child_ends_.push_back(std::move(rd));
     } else {
       fcntl(rd.get(), F_SETFL, O_NONBLOCK);
       b.plan_.child_fd[fd] = wr.get();
       if (fd == 1) shared_out = wr.get();
       int from = rd.get();
-      b.pumps_.emplace_back(from, fd, std::move(rd), chunk);
+      b.pumps_.emplace_back(from, host_fd, std::move(rd), chunk);
+      b.pumps_.back().Hold(std::move(host));
       b.child_ends_.push_back(std::move(wr));
     }
   }

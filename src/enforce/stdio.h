@@ -49,18 +49,29 @@ class Pump {
   void Service(short revents);
   // True once the input ended and everything read was written (or the
   // output went away).
+  // Keeps `fd` (ward's own reopened copy of the caller's descriptor) open
+  // for as long as the pump runs.
+  void Hold(UniqueFd fd) { held_ = std::move(fd); }
   bool Done() const { return done_; }
-  int from() const { return from_; }
+  // A pump into the sandbox (its stdin): not waited for once the sandbox
+  // is gone.
+  bool input() const { return input_; }
+  void MarkInput() { input_ = true; }
   void Close();
 
  private:
   int from_, to_;
-  UniqueFd own_;
+  UniqueFd own_, held_;
   size_t chunk_;
   std::vector<char> buf_;
   size_t off_ = 0, len_ = 0;
-  bool eof_ = false, done_ = false;
+  bool eof_ = false, done_ = false, input_ = false;
 };
+
+// The caller's `fd` (0: read, else write) opened anew as ward's own
+// non-blocking file description, for a terminal, FIFO or device; an invalid
+// UniqueFd for a regular file (never blocks) or when it cannot be reopened.
+UniqueFd ReopenNonBlocking(int fd);
 
 // Classifies fd 0..2 and makes the pipes and pumps that bridge them.
 // `pumps` and the supervisor's ends are kept in the returned object; the

@@ -308,4 +308,136 @@ TEST_F(Seams, TmpfsIsBounded) {
   EXPECT_PROBE(ctl, "ok");
 }
 
+// The second review: a caller's terminal that stops reading (a full pty,
+// ^S) held ward inside write(); neither timeoutMs nor signals ended the run.
+// ward writes to its own non-blocking copy of the caller's descriptor.
+TEST_F(Seams, StalledTerminalDoesNotHoldTheTimeout) {
+  for (bool xoff : {false, true}) {
+    for (bool use_pty : {false, true}) {
+      int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+      ASSERT_GE(master, 0);
+      ASSERT_EQ(grantpt(master), 0);
+      ASSERT_EQ(unlockpt(master), 0);
+      int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+      ASSERT_GE(slave, 0);
+      if (xoff) {
+        ASSERT_EQ(write(master, "\x13", 1), 1);  // ^S: output stopped
+      }
+      json p = Standard();
+      p["process"] = {{"timeoutMs", 1000}};
+      const std::string file = root_ + "/stall.json";
+      WriteText(file, p.dump());
+      std::vector<std::string> argv = {kWard, "run", "--policy", file};
+      if (use_pty) argv.push_back("--pty");
+      argv.insert(argv.end(), {"--", kProbe, "flood-stdout"});
+      const int64_t start = NowMs();
+      pid_t pid = fork();
+      if (pid == 0) {
+        dup2(slave, 0);
+        dup2(slave, 1);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        std::vector<char*> av;
+        for (auto& a : argv) av.push_back(a.data());
+        av.push_back(nullptr);
+        execv(av[0], av.data());
+        _exit(120);
+      }
+      close(slave);
+      int st = 0;
+      bool exited = WaitFor([&] { return waitpid(pid, &st, WNOHANG) == pid; }, 8000);
+      if (!exited) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+      }
+      close(master);
+      EXPECT_TRUE(exited) << "ward hung on a stalled terminal (xoff " << xoff << ", pty " << use_pty << ")";
+      EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 124) << "xoff " << xoff << ", pty " << use_pty;
+      EXPECT_LT(NowMs() - start, 5000);
+    }
+  }
+}
+
+// The second review: the workload opened the FIFO that was also ward's
+// stdin and took the bytes poll() had announced; ward's read() blocked
+// for ever. ward reads its own non-blocking copy.
+TEST_F(Seams, StdinFifoRaceDoesNotHoldTheTimeout) {
+  const std::string fifo = W("rw/in.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  int keep = open(fifo.c_str(), O_RDWR | O_CLOEXEC);  // a writer that never ends
+  int in = open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(in, 0);
+  json p = Standard();
+  p["process"] = {{"timeoutMs", 1000}};
+  const int64_t start = NowMs();
+  Outcome o = RunWard(p, {"steal-fifo", fifo, "10000"}, {.stdin_fd = in, .timeout_ms = 8000});
+  close(in);
+  close(keep);
+  EXPECT_EQ(o.ExitStatus(), 124) << o.Describe();
+  EXPECT_TRUE(o.result.value("timedOut", false));
+  EXPECT_LT(NowMs() - start, 5000);
+}
+
+// The second review: an O_PATH descriptor of a socket file passed as
+// anonymous (fstat says socket), and fchmodat2(fd, "", AT_EMPTY_PATH)
+// changed the host file. Only a socket on sockfs passes through.
+TEST_F(Seams, OPathSocketFileOnStdioIsBridged) {
+  const std::string path = root_ + "/host.sock";
+  int srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(bind(srv, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  chmod(path.c_str(), 0600);
+  int opath = open(path.c_str(), O_PATH | O_CLOEXEC);
+  ASSERT_GE(opath, 0);
+  Outcome o = RunWard(Standard(), {"fchmod-empty", "0", "0777"}, {.stdin_fd = opath});
+  close(opath);
+  EXPECT_EQ(ModeOf(path), "0600") << o.Describe();
+  // What the workload holds is ward's pipe.
+  int opath2 = open(path.c_str(), O_PATH | O_CLOEXEC);
+  Outcome kind = RunWard(Standard(), {"fd-type", "0"}, {.stdin_fd = opath2});
+  close(opath2);
+  EXPECT_EQ(kind.probe.Get("type"), "fifo") << kind.Describe();
+  close(srv);
+  // Control: a connected socket (sockfs) passes through as it is.
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  Outcome sock = RunWard(Standard(), {"fd-type", "0"}, {.stdin_fd = sv[0]});
+  close(sv[0]);
+  close(sv[1]);
+  EXPECT_EQ(sock.probe.Get("type"), "sock") << sock.Describe();
+}
+
+// The second review: with --pty the workload's terminal was a node of the
+// host's devpts that an unprivileged caller's workload owned (chmod 666
+// opened it to every user). The terminal now comes from the sandbox's own
+// devpts instance.
+TEST_F(Seams, PtyComesFromTheSandboxsDevpts) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  grantpt(master);
+  unlockpt(master);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  Outcome o = RunWard(Standard(), {"fd-path", "0"}, {.flags = {"--pty"}, .stdin_fd = slave});
+  close(slave);
+  close(master);
+  // The sandbox's first pty; the host's are numbered from 0 too, but the
+  // test holds one, so ward's own would not be /dev/pts/0 on the host.
+  EXPECT_NE(o.out.find("path=/dev/pts/0"), std::string::npos) << o.Describe();
+}
+
+// The second review: with stdin closed, the landlock ruleset took fd 0 and
+// was handed to the bridge. ward fills closed stdio with /dev/null.
+TEST_F(Seams, ClosedStdioIsFilled) {
+  const std::string file = root_ + "/closed.json";
+  WriteText(file, Standard().dump());
+  for (const char* redirect : {"<&-", ">&-", "2>&-"}) {
+    std::string cmd = "exec '" + kWard + "' run --policy '" + file + "' -- '" + kProbe + "' fd-type 0 " + redirect;
+    Running r = Spawn({"/bin/sh", "-c", cmd}, {ws_, -1, {}, Env()});
+    Outcome o = Finish(r, 20000);
+    EXPECT_EQ(o.ExitStatus(), 0) << redirect << o.Describe();
+  }
+}
+
 }  // namespace

@@ -891,6 +891,29 @@ int Main(int argc, char** argv) {
                                : S_ISSOCK(st.st_mode) ? "sock" : "other"));
   }
   if (cmd == "netlink-proto") Report(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, static_cast<int>(Num(arg(2)))));
+  if (cmd == "fchmod-empty") Report(syscall(452, static_cast<int>(Num(arg(2))), "", mode(3), AT_EMPTY_PATH));
+  if (cmd == "fd-path") {
+    char buf[256];
+    ssize_t n = readlink(("/proc/self/fd/" + arg(2)).c_str(), buf, sizeof buf - 1);
+    if (n < 0) Fail(errno);
+    Ok("path=" + std::string(buf, static_cast<size_t>(n)));
+  }
+  if (cmd == "steal-fifo") {  // races ward for the bytes of a FIFO it also reads (MS milliseconds)
+    int fd = open(arg(2).c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) Fail(errno);
+    long end = static_cast<long>(time(nullptr)) + Num(arg(3)) / 1000 + 1;
+    char c = 'x';
+    while (time(nullptr) < end) {
+      (void)!write(fd, &c, 1);
+      (void)!read(fd, &c, 1);
+    }
+    Ok();
+  }
+  if (cmd == "flood-stdout") {  // writes to stdout until killed
+    static char line[4096];
+    memset(line, 'x', sizeof line);
+    for (;;) (void)!write(1, line, sizeof line);
+  }
   if (cmd == "uid-map") {
     std::string m;
     if (!ReadWhole("/proc/self/uid_map", &m)) Fail(errno);

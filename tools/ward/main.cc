@@ -1,10 +1,18 @@
 // ward: execution containers for AI agents. argv -> policy -> public API.
+#include <fcntl.h>
+
 #include <cstdio>
 
 #include "commands.h"
 #include "ward/sandbox.h"
 
 int main(int argc, char** argv) {
+  // A closed stdin, stdout or stderr would be taken by the next descriptor
+  // ward opens (a landlock ruleset, a pipe) and then handed to the workload
+  // as its stdio: fill the gap with /dev/null first.
+  for (int fd = 0; fd < 3; ++fd) {
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd) return 125;
+  }
   CLI::App app{
       "ward runs a command in a sandbox whose limits (files, network, processes, resources) are declared\n"
       "in a policy and enforced by the kernel: namespaces, landlock, seccomp, cgroups.\n\n"
