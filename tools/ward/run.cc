@@ -105,7 +105,7 @@ Action AddRun(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "run a command in a sandbox: ward run [--policy FILE | --profile NAME] -- CMD [ARGS...]");
   AddPolicyOptions(*cmd, a->src, true);
-  cmd->add_flag("--pty", a->pty, "give the command a new terminal wired to this one (default: no controlling terminal)");
+  cmd->add_flag("--pty", a->pty, "give the command a terminal of the sandbox's own, relayed to this one (default: no terminal; a terminal on stdin/stdout/stderr reaches the command as a pipe)");
   cmd->add_flag("--json", a->json,
                 "print a machine-readable result as the last line of stderr: exitStatus, exitCode, signal, timedOut, "
                 "limitsHit, durationMs, phases, and egress (every DNS question and connection decided, with the rule)");
