@@ -216,7 +216,9 @@ class Layout {
         // Beneath a grant of the same kind, a bind would change nothing.
         if (owner && owner->kind == e.kind) return;
         MountPoint(e, owner);
-        plan_.mounts.push_back({K::kBind, e.real, rel, e.kind == Kind::kRead ? kRo : kRw, 0755, true});
+        // The system baseline is world-readable and root's: it needs no
+        // id-mapping (its files look like nobody's, which reads the same).
+        plan_.mounts.push_back({K::kBind, e.real, rel, e.kind == Kind::kRead ? kRo : kRw, 0755, !e.baseline});
         plan_.landlock.push_back({e.real, e.kind == Kind::kWrite, false});
         return;
       case Kind::kPin:
