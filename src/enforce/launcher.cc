@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "base/fd_passing.h"
 #include "base/unique_fd.h"
 #include "enforce/idmap.h"
 #include "enforce/landlock.h"
@@ -288,12 +289,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     // A root caller's sandbox: the supervisor maps uid/gid 0 here to an
     // unprivileged host id; taking it makes this process that host id (and
     // drops root's supplementary groups, which no map names).
-    char go = 0;
-    ssize_t n;
-    do {
-      n = read(c.ids_ready, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) ChildFail(c, kStepIdsWait, n < 0 ? errno : EPIPE);
+    if ((e = WaitForByte(c.ids_ready))) ChildFail(c, kStepIdsWait, e);
     if (setgroups(0, nullptr) != 0 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) {
       ChildFail(c, kStepIdentity, errno);
     }
@@ -364,20 +360,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) != 0) ChildFail(c, kStepPty, errno);
     c.pty_slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (c.pty_slave < 0) ChildFail(c, kStepPty, errno);
-    char byte = 'M';
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &master, sizeof master);
-    if (sendmsg(c.pty_channel, &msg, MSG_NOSIGNAL) != 1) ChildFail(c, kStepPty, errno);
+    if (int err = SendFds(c.pty_channel, &master, 1)) ChildFail(c, kStepPty, err);
     close(master);
     close(c.pty_channel);
     c.pty_channel = -1;
@@ -443,14 +426,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   // writes one byte when its proxy runs, and closes the channel (or dies)
   // when it cannot. Waited for here, last, so that the proxy starts while
   // the sandbox is being built.
-  if (p.egress) {
-    char go = 0;
-    ssize_t n;
-    do {
-      n = read(c.egress_channel, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) ChildFail(c, kStepEgressGo, n < 0 ? errno : EPIPE);
-  }
+  if (p.egress && (e = WaitForByte(c.egress_channel))) ChildFail(c, kStepEgressGo, e);
   (void)!write(c.report_fd, c.phases, sizeof(Record) * c.nphases);
 
   // Only what init needs survives: stdio (for the workload), the report
@@ -698,23 +674,9 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     // Init sends the master once its root is built (before it waits for
     // the egress byte above). Nothing arrives if it failed first: its
     // report says why.
-    char byte;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do {
-      n = recvmsg(pty_parent.get(), &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    cmsghdr* cm = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
-    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-      int fd;
-      memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-      pty_master.Reset(fd);
+    std::vector<UniqueFd> got = ReceiveFds(pty_parent.get(), 1);
+    if (!got.empty()) {
+      pty_master = std::move(got[0]);
       winsize ws;
       if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_master.get(), TIOCSWINSZ, &ws);
     }

@@ -1,5 +1,7 @@
 #include "enforce/netns.h"
 
+#include "base/fd_passing.h"
+
 // glibc's headers first: they tell the kernel's (linux/libc-compat.h) which
 // definitions they already made.
 #include <linux/seccomp.h>
@@ -372,26 +374,7 @@ int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
       ++made;
     }
   }
-  if (!err) {
-    size_t bytes = sizeof(int) * static_cast<size_t>(made);
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-    char byte = 'L';
-    iovec iov{&byte, 1};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(bytes);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(bytes);
-    memcpy(CMSG_DATA(c), fds, bytes);
-    if (sendmsg(channel, &msg, MSG_NOSIGNAL) != 1) {
-      err = errno;
-      *failed = kListenCount;
-    }
-  }
+  if (!err && (err = SendFds(channel, fds, static_cast<size_t>(made)))) *failed = kListenCount;
   for (int i = 0; i < made; ++i) close(fds[i]);
   return err;
 }
@@ -414,28 +397,11 @@ std::string DescribeEgressFailure(const EgressNetnsPlan& plan, EgressStage stage
 }
 
 Result<std::vector<UniqueFd>> ReceiveEgressListeners(int channel) {
-  int fds[kListenCount];
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  char byte;
-  iovec iov{&byte, 1};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = recvmsg(channel, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return SysError("recvmsg", "egress listeners");
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  size_t count = c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(0)
-                     ? (c->cmsg_len - CMSG_LEN(0)) / sizeof(int)
-                     : 0;
-  if (count > 0) memcpy(fds, CMSG_DATA(c), sizeof(int) * std::min<size_t>(count, kListenCount));
-  std::vector<UniqueFd> out;
-  for (size_t i = 0; i < std::min<size_t>(count, kListenCount); ++i) out.emplace_back(fds[i]);
-  if (n == 0 || (count != kListenCount && count != kListenConnectNotify) || (msg.msg_flags & MSG_CTRUNC)) {
+  static_assert(kListenCount <= kMaxPassedFds);
+  bool truncated = false;
+  std::vector<UniqueFd> out = ReceiveFds(channel, kListenCount, &truncated);
+  const size_t count = out.size();
+  if ((count != kListenCount && count != kListenConnectNotify) || truncated) {
     // The child failed before sending; its report says why.
     return Error::Setup("the sandbox sent no egress listeners");
   }

@@ -1,0 +1,66 @@
+#include "base/fd_passing.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace ward {
+
+int SendFds(int channel, const int* fds, size_t count) {
+  if (count > kMaxPassedFds) return EINVAL;
+  const size_t bytes = sizeof(int) * count;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+  char byte = 'F';
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(bytes);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(bytes);
+  memcpy(CMSG_DATA(c), fds, bytes);
+  return sendmsg(channel, &msg, MSG_NOSIGNAL) == 1 ? 0 : errno;
+}
+
+std::vector<UniqueFd> ReceiveFds(int channel, size_t max, bool* truncated) {
+  max = std::min(max, kMaxPassedFds);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+  char byte;
+  iovec iov{&byte, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * max);
+  ssize_t n;
+  do {
+    n = recvmsg(channel, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  std::vector<UniqueFd> out;
+  if (truncated) *truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  if (n <= 0) return out;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) return out;
+  const size_t count = std::min((c->cmsg_len - CMSG_LEN(0)) / sizeof(int), max);
+  int fds[kMaxPassedFds];
+  memcpy(fds, CMSG_DATA(c), sizeof(int) * count);
+  for (size_t i = 0; i < count; ++i) out.emplace_back(fds[i]);
+  return out;
+}
+
+int WaitForByte(int fd) {
+  char go = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : n < 0 ? errno : EPIPE;
+}
+
+}  // namespace ward
