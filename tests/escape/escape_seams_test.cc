@@ -4,6 +4,8 @@
 // API calls. Each asserts the outcome and its reason, with a positive
 // control (the same action where the policy grants it, or the kernel
 // answering outside ward). docs/security.md#seams names each invariant.
+#include <termios.h>
+
 #include "escape_fixture.h"
 
 namespace {
@@ -438,6 +440,36 @@ TEST_F(Seams, ClosedStdioIsFilled) {
     Outcome o = Finish(r, 20000);
     EXPECT_EQ(o.ExitStatus(), 0) << redirect << o.Describe();
   }
+}
+
+// The review: without --pty, `stty -echo -icanon -isig` in the workload
+// outlived the sandbox. A terminal is never passed through raw: the
+// workload's stdin is a pipe, and the caller's terminal keeps its settings.
+TEST_F(Seams, TerminalSettingsCannotOutliveTheRun) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  grantpt(master);
+  unlockpt(master);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  termios before;
+  ASSERT_EQ(tcgetattr(slave, &before), 0);
+  Outcome o = RunWard(Standard(), {"stty-raw", "0"}, {.stdin_fd = slave});
+  EXPECT_PROBE(o, "ENOTTY");
+  EXPECT_EQ(o.probe.Get("step"), "tcgetattr");
+  termios after;
+  ASSERT_EQ(tcgetattr(slave, &after), 0);
+  EXPECT_EQ(after.c_lflag, before.c_lflag);
+  EXPECT_EQ(after.c_iflag, before.c_iflag);
+  // Control: outside ward the same call changes the terminal.
+  Running r = Spawn({kProbe, "stty-raw", "0"}, {ws_, slave, {}, Env()});
+  Outcome ctl = Finish(r, 10000);
+  EXPECT_PROBE(ctl, "ok");
+  termios changed;
+  ASSERT_EQ(tcgetattr(slave, &changed), 0);
+  EXPECT_NE(changed.c_lflag, before.c_lflag);
+  close(slave);
+  close(master);
 }
 
 }  // namespace

@@ -914,6 +914,13 @@ int Main(int argc, char** argv) {
     memset(line, 'x', sizeof line);
     for (;;) (void)!write(1, line, sizeof line);
   }
+  if (cmd == "stty-raw") {  // what `stty raw -echo` does to descriptor N
+    termios t;
+    int fd = static_cast<int>(Num(arg(2)));
+    if (tcgetattr(fd, &t) != 0) Fail(errno, "step=tcgetattr");
+    cfmakeraw(&t);
+    Report(tcsetattr(fd, TCSANOW, &t));
+  }
   if (cmd == "uid-map") {
     std::string m;
     if (!ReadWhole("/proc/self/uid_map", &m)) Fail(errno);
