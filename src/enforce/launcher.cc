@@ -686,8 +686,8 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   std::unique_ptr<RawTerminal> raw;
   // Pumps from the sandbox's outputs must be drained after init is gone;
   // one into the sandbox (stdin) need not.
-  std::vector<Pump> pumps;
-  std::vector<bool> from_sandbox;
+  std::vector<Pump> pty_pumps;
+  std::vector<Pump>& pumps = bridge ? bridge->pumps() : pty_pumps;
   if (pty_master.valid()) {
     raw = std::make_unique<RawTerminal>(STDIN_FILENO);
     // The master is ward's own: non-blocking, so neither direction can
@@ -698,15 +698,9 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     const int to_fd = out_fd.valid() ? out_fd.get() : STDOUT_FILENO;
     pumps.emplace_back(in_fd, pty_master.get(), UniqueFd(), 64 * 1024);
     pumps.back().Hold(std::move(in));
-    from_sandbox.push_back(false);
+    pumps.back().MarkInput();
     pumps.emplace_back(pty_master.get(), to_fd, UniqueFd(), PIPE_BUF);
     pumps.back().Hold(std::move(out_fd));
-    from_sandbox.push_back(true);
-  } else if (bridge) {
-    for (auto& pump : bridge->pumps()) {
-      from_sandbox.push_back(!pump.input());
-      pumps.push_back(std::move(pump));
-    }
   }
 
   Record setup_error{};
@@ -744,7 +738,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   // init, a signal or the deadline ends the wait for a slow reader.
   auto output_pending = [&] {
     for (size_t i = 0; i < pumps.size(); ++i) {
-      if (from_sandbox[i] && !pumps[i].Done()) return true;
+      if (!pumps[i].input() && !pumps[i].Done()) return true;
     }
     return false;
   };
@@ -815,6 +809,10 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     if (poll(&pf, 1, 100) <= 0) break;
     report_open = drain_report();
   }
+  // A regular file on stdin: the caller's offset moves by what the
+  // workload read, not by what ward read ahead (`while read f; do ward run
+  // ...; done < list` keeps its lines).
+  if (bridge) bridge->SettleStdin();
   for (Pump& pump : pumps) pump.Close();
   const int64_t end_ns = NowNs();
   out.phases.push_back({"sandbox gone", (end_ns - opts.start_ns) / 1000.0});

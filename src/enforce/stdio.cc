@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -92,6 +93,7 @@ void Pump::Service(short revents) {
       return;
     }
     off_ += static_cast<size_t>(w);
+    written_ += static_cast<uint64_t>(w);
     if (off_ == len_) {
       off_ = len_ = 0;
       if (eof_) Close();
@@ -142,6 +144,16 @@ Result<StdioBridge> StdioBridge::Prepare() {
     // caller takes what poll() promised: one PIPE_BUF.
     const size_t chunk = S_ISREG(st[fd].st_mode) ? kBuffer : PIPE_BUF;
     UniqueFd host(S_ISREG(st[fd].st_mode) ? -1 : ReopenFd(fd));
+    if (fd == 0 && S_ISREG(st[0].st_mode)) {
+      // Read ahead through ward's own file description, from the caller's
+      // offset, so the caller's offset can be set to what was consumed.
+      off_t at = lseek(0, 0, SEEK_CUR);
+      UniqueFd own(open("/proc/self/fd/0", O_RDONLY | O_CLOEXEC));
+      if (at >= 0 && own.valid() && lseek(own.get(), at, SEEK_SET) == at) {
+        b.stdin_start_ = at;
+        host = std::move(own);
+      }
+    }
     const int host_fd = host.valid() ? host.get() : fd;
     if (fd == 0) {
       fcntl(wr.get(), F_SETFL, O_NONBLOCK);
@@ -150,6 +162,7 @@ Result<StdioBridge> StdioBridge::Prepare() {
       b.pumps_.emplace_back(host_fd, to, std::move(wr), kBuffer);
       b.pumps_.back().Hold(std::move(host));
       b.pumps_.back().MarkInput();
+      if (b.stdin_start_ >= 0) b.stdin_pipe_.Reset(fcntl(rd.get(), F_DUPFD_CLOEXEC, 3));
       b.child_ends_.push_back(std::move(rd));
     } else {
       fcntl(rd.get(), F_SETFL, O_NONBLOCK);
@@ -165,5 +178,17 @@ Result<StdioBridge> StdioBridge::Prepare() {
 }
 
 void StdioBridge::CloseChildEnds() { child_ends_.clear(); }
+
+void StdioBridge::SettleStdin() {
+  if (stdin_start_ < 0 || !stdin_pipe_.valid()) return;
+  for (const Pump& p : pumps_) {
+    if (!p.input()) continue;
+    int unread = 0;
+    if (ioctl(stdin_pipe_.get(), FIONREAD, &unread) != 0) unread = 0;
+    const uint64_t consumed = p.written() - std::min<uint64_t>(p.written(), static_cast<uint64_t>(unread));
+    lseek(0, stdin_start_ + static_cast<off_t>(consumed), SEEK_SET);
+  }
+  stdin_pipe_.Reset();
+}
 
 }  // namespace ward

@@ -59,8 +59,11 @@ class Pump {
   void MarkInput() { input_ = true; }
   void Close();
 
+  uint64_t written() const { return written_; }
+
  private:
   int from_, to_;
+  uint64_t written_ = 0;
   UniqueFd own_, held_;
   size_t chunk_;
   std::vector<char> buf_;
@@ -81,11 +84,18 @@ class StdioBridge {
   static Result<StdioBridge> Prepare();
   const StdioPlan& plan() const { return plan_; }
   void CloseChildEnds();
+  // After the run: a seekable stdin's offset set to where the workload's
+  // reading stopped (ward reads ahead through its own file description).
+  void SettleStdin();
   std::vector<Pump>& pumps() { return pumps_; }
 
  private:
   StdioPlan plan_;
   std::vector<UniqueFd> child_ends_;
+  // Seekable stdin: the caller's offset at start, and ward's copy of the
+  // pipe's read end (what is still in the pipe was not consumed).
+  off_t stdin_start_ = -1;
+  UniqueFd stdin_pipe_;
   std::vector<Pump> pumps_;
 };
 

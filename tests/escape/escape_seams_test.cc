@@ -472,4 +472,22 @@ TEST_F(Seams, TerminalSettingsCannotOutliveTheRun) {
   close(master);
 }
 
+// A regular file on stdin is read ahead by ward (through its own file
+// description); the caller's offset moves by what the workload consumed, so
+// `while read f; do ward run ...; done < list` keeps its lines.
+TEST_F(Seams, StdinFileOffsetFollowsWhatTheWorkloadRead) {
+  WriteText(root_ + "/list", "first\nsecond\nthird\n");
+  int in = open((root_ + "/list").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(in, 0);
+  Outcome none = RunWard(Standard(), {"exit", "0"}, {.stdin_fd = in});
+  EXPECT_EQ(none.ExitStatus(), 0) << none.Describe();
+  EXPECT_EQ(lseek(in, 0, SEEK_CUR), 0) << "ward consumed stdin the workload never read";
+  ASSERT_EQ(lseek(in, 6, SEEK_SET), 6);
+  Outcome some = RunWard(Standard(), {"read-fd", "0"}, {.stdin_fd = in});
+  EXPECT_PROBE(some, "ok");
+  EXPECT_EQ(some.probe.Get("content"), "second_third_") << some.Describe();
+  EXPECT_EQ(lseek(in, 0, SEEK_CUR), 19);
+  close(in);
+}
+
 }  // namespace
