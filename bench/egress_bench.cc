@@ -28,7 +28,7 @@
 //   loopback  the servers on 127.0.0.1, reached as host.ward.internal under
 //             "host.ward.internal:8080,8081": a direct socket
 //             (net/connect_notify.h). The "from a loopback server".
-//   address   10.98.0.1 under "10.98.0.1:8080,8081", no DNS: a direct socket.
+//   address   203.0.113.1 under "203.0.113.1:8080,8081", no DNS: a direct socket.
 //   domain    bulk.test (resolved through ward's DNS filter) under
 //             "bulk.test:8080,8081": through ward's proxy, which reads the
 //             first bytes (the Host) before forwarding them.
@@ -39,12 +39,16 @@
 // into a new network namespace (as root: unshare(CLONE_NEWNET); otherwise
 // with a new user namespace mapping only its own uid and gid, as
 // `unshare --user --map-current-user --net` does), adds a veth pair b0/b1
-// with 10.98.0.1/24 (the HTTP server, port 8080; the greeting server, 8081) and 10.98.0.53/24 (a DNS
-// server answering A bulk.test -> 10.98.0.1, NXDOMAIN for other names) on b0,
-// and serves both from threads of its own, on 10.98.0.1 and on 127.0.0.1.
+// with 198.51.100.1/24 on b0, and a local route for 203.0.113.0/24 on lo:
+// 203.0.113.1 (the HTTP server, port 8080; the greeting server, 8081) and
+// 203.0.113.53 (a DNS server answering A bulk.test -> 203.0.113.1, NXDOMAIN
+// for other names), served from threads of its own, on 203.0.113.1 and on
+// 127.0.0.1. Documentation addresses on no interface: ward's DNS rebinding
+// guard closes private blocks and the host's interface addresses to names
+// (net/tcp_decision.h), and these servers stand for remote ones.
 // Every runner, ward included, starts in that namespace (the namespace is
 // the "host" of the sandboxes); the direct client connects to 127.0.0.1
-// (loopback) or 10.98.0.1.
+// (loopback) or 203.0.113.1.
 //
 // Every child is started the same way (posix_spawn, stdin on /dev/null,
 // stdout and stderr on pipes read only after the child is reaped). Each ward
@@ -98,8 +102,8 @@ using namespace ward::bench;  // NOLINT: the shared helpers of bench_util.h
 using Json = nlohmann::json;
 
 // The benchmark's made-up network (see the top of the file).
-constexpr char kServerAddr[] = "10.98.0.1";
-constexpr char kDnsAddr[] = "10.98.0.53";
+constexpr char kServerAddr[] = "203.0.113.1";
+constexpr char kDnsAddr[] = "203.0.113.53";
 constexpr char kServerName[] = "bulk.test";
 constexpr char kLoopbackAddr[] = "127.0.0.1";  // reached from the sandbox as host.ward.internal
 constexpr uint16_t kServerPort = 8080;
@@ -190,8 +194,8 @@ std::string EnterBenchNamespace() {
   RunIp({"link", "add", "b0", "type", "veth", "peer", "name", "b1"});
   RunIp({"link", "set", "b0", "up"});
   RunIp({"link", "set", "b1", "up"});
-  RunIp({"addr", "add", std::string(kServerAddr) + "/24", "dev", "b0"});
-  RunIp({"addr", "add", std::string(kDnsAddr) + "/24", "dev", "b0"});
+  RunIp({"addr", "add", "198.51.100.1/24", "dev", "b0"});
+  RunIp({"route", "add", "local", "203.0.113.0/24", "dev", "lo"});
   if (geteuid() != 0) DropAmbientCaps();
   return how;
 }
@@ -784,7 +788,7 @@ int main(int argc, char** argv) {
   app.add_option("--via", vias,
                  "bulk, latency, banner: the ways to the server, each its own section (repeatable; default: loopback "
                  "and domain). loopback: a server on 127.0.0.1, reached from the sandbox as host.ward.internal under "
-                 "the rule \"host.ward.internal:8080,8081\"; address: 10.98.0.1 under \"10.98.0.1:8080,8081\" (no "
+                 "the rule \"host.ward.internal:8080,8081\"; address: 203.0.113.1 under \"203.0.113.1:8080,8081\" (no "
                  "DNS); domain: bulk.test (resolved through ward's DNS) under \"bulk.test:8080,8081\"")
       ->check(CLI::IsMember({"loopback", "address", "domain"}));
   app.add_option("--ward", ward_path, "ward binary (default: `ward` beside this program)");

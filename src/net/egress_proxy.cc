@@ -18,6 +18,7 @@
 #include "net/egress_proxy.h"
 
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -464,6 +465,9 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   void RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason);
 
   EgressProxyConfig config_;
+  // The rebinding guard with the host's own addresses (set in Begin(), read
+  // only after).
+  RebindingGuard guard_;
   UniqueFd stop_fd_;
   std::vector<std::thread> listener_threads_;
   Workers workers_;
@@ -487,6 +491,14 @@ Result<void> Proxy::Begin() {
   }
   stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.valid()) return SysError("eventfd", "egress proxy stop");
+  // The host's own addresses, read once before the workload can connect:
+  // its LAN address or a docker bridge must not be reachable through a name.
+  if (!config_.host_addresses) {
+    Result<std::vector<HostAddress>> host = ReadHostAddresses();
+    if (!host) return host.error();
+    config_.host_addresses = std::move(*host);
+  }
+  guard_ = RebindingGuard(*config_.host_addresses);
 
   int one = 1;
   if (config_.udp4.valid() && setsockopt(config_.udp4.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) != 0) {
@@ -782,7 +794,7 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
   // SSH or SMTP get their greeting). The client's first bytes are judged
   // before any of them reaches the server (LateGate), so an SNI or Host
   // naming something else still resets the connection.
-  TcpDecision early = DecideTcp(config_.policy, std::nullopt, "", bound, dst, port);
+  TcpDecision early = DecideTcp(guard_, config_.policy, std::nullopt, "", bound, dst, port);
   if (early.allowed) return Connect(std::move(client), dst, port, early, "first bytes checked before forwarding", {},
                                     /*gate=*/true);
   // Denied on the address. Only a name in the first bytes that ward bound
@@ -791,7 +803,7 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
   // wait for.
   bool name_could_allow = false;
   for (const auto& n : bound) {
-    if (DecideTcp(config_.policy, n, "sni", bound, dst, port).allowed) name_could_allow = true;
+    if (DecideTcp(guard_, config_.policy, n, "sni", bound, dst, port).allowed) name_could_allow = true;
   }
   if (!name_could_allow) {
     EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
@@ -846,7 +858,7 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
 
   std::optional<std::string> name;
   if (first.status == FirstBytes::Status::kName) name = first.name;
-  TcpDecision d = DecideTcp(config_.policy, name, first.source, bound, dst, port);
+  TcpDecision d = DecideTcp(guard_, config_.policy, name, first.source, bound, dst, port);
   std::string detail;
   if (first.status == FirstBytes::Status::kName) {
     detail = first.source;
@@ -975,8 +987,8 @@ std::optional<DirectPlan> Proxy::PlanDirect(const IpAddress& dst, uint16_t port)
     return std::nullopt;
   }
   const std::vector<std::string> bound = bindings_.NamesFor(dst);
-  TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bound, dst, port);
-  if (!d.allowed || FirstBytesCanMatter(config_.policy, dst, port)) return std::nullopt;
+  TcpDecision d = DecideTcp(guard_, config_.policy, std::nullopt, "", bound, dst, port);
+  if (!d.allowed || FirstBytesCanMatter(guard_, config_.policy, dst, port)) return std::nullopt;
   ev.rule = d.rule ? d.rule->text : "";
   ev.reason = d.reason;
   ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
@@ -999,7 +1011,7 @@ Proxy::FirstBytesJudgement Proxy::JudgeFirstBytes(std::span<const uint8_t> bytes
       j.verdict = {GateVerdict::Kind::kReset, j.first.reason};
       break;
     case FirstBytes::Status::kName:
-      j.named = DecideTcp(config_.policy, j.first.name, j.first.source, bindings_.NamesFor(dst), dst, port);
+      j.named = DecideTcp(guard_, config_.policy, j.first.name, j.first.source, bindings_.NamesFor(dst), dst, port);
       j.verdict = j.named.allowed ? GateVerdict{GateVerdict::Kind::kForward, "", j.first.http}
                                   : GateVerdict{GateVerdict::Kind::kReset, j.named.reason};
       break;
@@ -1042,7 +1054,7 @@ GateVerdict Proxy::NextRequestGate(std::span<const uint8_t> bytes, int index, co
   // allowed name's server must not carry a request for a denied one.
   std::optional<std::string> as_name;
   if (!name.empty()) as_name = name;
-  TcpDecision d = DecideTcp(config_.policy, as_name, "http-host", bindings_.NamesFor(dst), dst, port);
+  TcpDecision d = DecideTcp(guard_, config_.policy, as_name, "http-host", bindings_.NamesFor(dst), dst, port);
   if (d.allowed && name == *current) return {GateVerdict::Kind::kForward, "", next.http};
   ev.allowed = d.allowed;
   ev.rule = d.rule ? d.rule->text : "";
@@ -1221,7 +1233,7 @@ void Proxy::HttpProxy(UniqueFd client) {
     std::optional<IpAddress> literal = IpAddress::Parse(host);
     if (literal) {
       ev.address = *literal;
-      TcpDecision d = DecideTcp(config_.policy, std::nullopt, "", bindings_.NamesFor(*literal), *literal, port);
+      TcpDecision d = DecideTcp(guard_, config_.policy, std::nullopt, "", bindings_.NamesFor(*literal), *literal, port);
       ev.allowed = d.allowed;
       ev.rule = d.rule ? d.rule->text : "";
       ev.reason = d.reason;
@@ -1256,7 +1268,7 @@ void Proxy::HttpProxy(UniqueFd client) {
       for (const IpAddress& a : *addresses) {
         EgressDecision with = config_.policy.Decide(TcpDestination(host, a, port));
         TcpDecision t =
-            ApplyRebindingGuard(config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
+            ApplyRebindingGuard(guard_, config_.policy, TcpDecision{with.allowed, with.rule, with.reason, host, ""}, a, port);
         if (t.allowed) {
           candidates.push_back(a);
         } else {
@@ -1542,6 +1554,31 @@ void Proxy::DnsOverTcp(UniqueFd client) {
 }
 
 }  // namespace
+
+Result<std::vector<HostAddress>> ReadHostAddresses() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return SysError("getifaddrs", "the host's own addresses (DNS rebinding guard)");
+  std::vector<HostAddress> out;
+  for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    HostAddress h;
+    h.interface = i->ifa_name != nullptr ? i->ifa_name : "";
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      h.address.family = AF_INET;
+      std::memcpy(h.address.bytes.data(), &in->sin_addr, 4);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      h.address.family = AF_INET6;
+      std::memcpy(h.address.bytes.data(), &in6->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    out.push_back(std::move(h));
+  }
+  freeifaddrs(list);
+  return out;
+}
 
 Result<std::unique_ptr<EgressProxy>> EgressProxy::Start(EgressProxyConfig config) {
   auto proxy = std::make_unique<Proxy>(std::move(config));

@@ -21,6 +21,7 @@
 
 #include "base/unique_fd.h"
 #include "net/egress_rules.h"
+#include "net/tcp_decision.h"
 #include "ward/result.h"
 
 namespace ward::net {
@@ -53,6 +54,11 @@ struct UpstreamDns {
 
 struct EgressProxyConfig {
   EgressPolicy policy;
+  // The host's own addresses, closed by the DNS rebinding guard
+  // (net/tcp_decision.h) to every name and to the default. nullopt: Start()
+  // reads them (ReadHostAddresses) in the calling thread's namespace, which
+  // for `ward run` is the host's, where the proxy connects from.
+  std::optional<std::vector<HostAddress>> host_addresses;
   // Resolvers the DNS filter forwards allowed questions to (from the host's
   // /etc/resolv.conf, or `ward run --dns-server`). Queried from the
   // supervisor's namespace.
@@ -94,6 +100,11 @@ class EgressProxy {
   // so that the record says it is incomplete and still ends with the last.
   virtual uint64_t DroppedEvents() = 0;
 };
+
+// The addresses of every interface of the calling thread's network namespace
+// (getifaddrs(3)), IPv4 and IPv6, loopback included, with their interface
+// names. An error only if getifaddrs() fails: ward then does not start.
+Result<std::vector<HostAddress>> ReadHostAddresses();
 
 // The host's resolvers: "nameserver" lines of `resolv_conf` (the file's
 // text). A loopback resolver (127.0.0.53, systemd-resolved) is kept: it is

@@ -10,40 +10,58 @@
 namespace ward::net {
 namespace {
 
-struct GuardedBlock {
-  IpNetwork network;
-  const char* what;
-};
-
 IpNetwork Net(std::string_view address, int prefix_length) {
   return IpNetwork{IpAddress::Parse(address).value(), prefix_length};
 }
 
-const std::array<GuardedBlock, 12>& GuardedBlocks() {
-  static const std::array<GuardedBlock, 12> blocks = {{
-      {Net("0.0.0.0", 8), "an unspecified (\"this network\")"},
-      {Net("127.0.0.0", 8), "a loopback"},
-      {Net("169.254.0.0", 16), "a link-local"},
-      {Net("224.0.0.0", 4), "a multicast"},
-      {Net("255.255.255.255", 32), "the broadcast"},
-      {Net("::", 128), "the unspecified"},
-      {Net("::1", 128), "the loopback"},
-      {Net("fe80::", 10), "a link-local"},
-      {Net("ff00::", 8), "a multicast"},
-      // Cloud metadata services outside the link-local blocks: AWS over
-      // IPv6 (fd00:ec2::254, ::23) and Alibaba Cloud.
-      {Net("fd00:ec2::", 32), "a cloud metadata"},
-      {Net("100.100.100.200", 32), "a cloud metadata"},
-      {Net("168.63.129.16", 32), "a cloud platform (Azure wireserver)"},
-  }};
-  return blocks;
+// The fixed blocks, the more specific before the broader that hold them (a
+// metadata address inside 100.64/10 keeps its own reason, and a rule for the
+// broader block does not open it). `what` completes "X is ...".
+struct FixedBlock {
+  const char* address;
+  int prefix_length;
+  const char* what;
+};
+constexpr FixedBlock kFixedBlocks[] = {
+    {"100.100.100.200", 32, "a cloud metadata address (Alibaba Cloud)"},
+    {"168.63.129.16", 32, "a cloud platform address (Azure wireserver)"},
+    {"192.0.0.192", 32, "a cloud metadata address (Oracle Cloud)"},
+    {"255.255.255.255", 32, "the limited broadcast address"},
+    {"0.0.0.0", 8, "an unspecified (\"this network\") address"},
+    {"10.0.0.0", 8, "a private address (RFC 1918)"},
+    {"100.64.0.0", 10, "a shared address (carrier-grade NAT, RFC 6598)"},
+    {"127.0.0.0", 8, "a loopback address"},
+    {"169.254.0.0", 16, "a link-local address"},
+    {"172.16.0.0", 12, "a private address (RFC 1918)"},
+    {"192.0.0.0", 24, "an IETF protocol assignment address (RFC 6890)"},
+    {"192.168.0.0", 16, "a private address (RFC 1918)"},
+    {"198.18.0.0", 15, "a benchmarking address (RFC 2544)"},
+    {"224.0.0.0", 4, "a multicast address"},
+    {"240.0.0.0", 4, "a reserved address (RFC 1112)"},
+    {"::", 128, "the unspecified address"},
+    {"::1", 128, "the loopback address"},
+    {"fd00:ec2::", 32, "a cloud metadata address (AWS)"},
+    {"fc00::", 7, "a unique local (private) address (RFC 4193)"},
+    {"fec0::", 10, "a site-local (private, deprecated) address (RFC 3879)"},
+    {"fe80::", 10, "a link-local address"},
+    {"ff00::", 8, "a multicast address"},
+    {"64:ff9b:1::", 48, "a local-use NAT64 address (RFC 8215)"},
+};
+
+// 64:ff9b::/96 (RFC 6052): a NAT64 translator connects to the IPv4 address
+// in the last 32 bits, so each IPv4 block is guarded in this form too.
+IpNetwork Nat64Form(const IpNetwork& v4) {
+  IpNetwork n{*IpAddress::Parse("64:ff9b::"), 96 + v4.prefix_length};
+  std::copy(v4.address.bytes.begin(), v4.address.bytes.begin() + 4, n.address.bytes.begin() + 12);
+  return n;
 }
 
-const GuardedBlock* BlockOf(const IpAddress& address) {
-  for (const GuardedBlock& b : GuardedBlocks()) {
-    if (b.network.Contains(address)) return &b;
-  }
-  return nullptr;
+// `n` as a rule writes it, quoted: "10.0.0.0/8", "[fc00::/7]".
+std::string QuotedRule(const IpNetwork& n) {
+  std::string out = n.address.is_v6() ? "\"[" : "\"";
+  out.append(n.ToString());
+  out.append(n.address.is_v6() ? "]\"" : "\"");
+  return out;
 }
 
 TcpDecision From(const EgressDecision& d, std::string domain, std::string source) {
@@ -197,10 +215,45 @@ Destination TcpDestination(std::optional<std::string> domain, std::optional<IpAd
   return d;
 }
 
-bool IsGuardedAddress(const IpAddress& address) { return BlockOf(address) != nullptr; }
+RebindingGuard::RebindingGuard() : RebindingGuard(std::vector<HostAddress>{}) {}
 
-const EgressRule* ExplicitGuardedAllow(const EgressPolicy& policy, const IpAddress& address, uint16_t port) {
-  const GuardedBlock* block = BlockOf(address);
+RebindingGuard::RebindingGuard(const std::vector<HostAddress>& host) {
+  std::vector<Block> nat64;
+  auto add = [&](IpNetwork n, std::string what, bool is_host) {
+    if (n.address.is_v4()) {
+      nat64.push_back({Nat64Form(n), what + " in NAT64 form (64:ff9b::/96 + " + n.ToString() + ")", is_host});
+    }
+    blocks_.push_back({n, std::move(what), is_host});
+  };
+  for (const HostAddress& h : host) {
+    IpAddress a = h.address.Unmapped();
+    bool fixed_stricter = a.is_v4() ? a.bytes[0] == 127 || a.bytes[0] == 0
+                                    : a == *IpAddress::Parse("::1") || a == *IpAddress::Parse("::");
+    if (fixed_stricter) continue;  // never opened by any rule (ApplyRebindingGuard)
+    add(IpNetwork{a, a.is_v4() ? 32 : 128},
+        "one of this host's own addresses (on " + (h.interface.empty() ? std::string("an interface") : h.interface) +
+            ")",
+        true);
+  }
+  for (const FixedBlock& f : kFixedBlocks) add(Net(f.address, f.prefix_length), f.what, false);
+  blocks_.insert(blocks_.end(), nat64.begin(), nat64.end());
+}
+
+const RebindingGuard::Block* RebindingGuard::BlockOf(const IpAddress& address) const {
+  for (const Block& b : blocks_) {
+    if (b.network.Contains(address)) return &b;
+  }
+  return nullptr;
+}
+
+bool IsGuardedAddress(const IpAddress& address) {
+  static const RebindingGuard fixed;
+  return fixed.BlockOf(address) != nullptr;
+}
+
+const EgressRule* ExplicitGuardedAllow(const RebindingGuard& guard, const EgressPolicy& policy,
+                                       const IpAddress& address, uint16_t port) {
+  const RebindingGuard::Block* block = guard.BlockOf(address);
   if (block == nullptr) return nullptr;
   for (const EgressRule& r : policy.allow) {
     if (r.kind != EgressRule::Kind::kNetwork) continue;
@@ -212,10 +265,10 @@ const EgressRule* ExplicitGuardedAllow(const EgressPolicy& policy, const IpAddre
   return nullptr;
 }
 
-TcpDecision ApplyRebindingGuard(const EgressPolicy& policy, TcpDecision decision, const IpAddress& address,
-                                uint16_t port) {
+TcpDecision ApplyRebindingGuard(const RebindingGuard& guard, const EgressPolicy& policy, TcpDecision decision,
+                                const IpAddress& address, uint16_t port) {
   if (!decision.allowed) return decision;
-  const GuardedBlock* block = BlockOf(address);
+  const RebindingGuard::Block* block = guard.BlockOf(address);
   if (block == nullptr) return decision;
   IpAddress a = address.Unmapped();
   bool loopback = a.is_v4() ? a.bytes[0] == 127 : a == *IpAddress::Parse("::1");
@@ -231,16 +284,33 @@ TcpDecision ApplyRebindingGuard(const EgressPolicy& policy, TcpDecision decision
                       ": the host's loopback is reached only as host.ward.internal:PORT, with a rule naming it";
     return decision;
   }
-  if (const EgressRule* r = ExplicitGuardedAllow(policy, address, port)) {
+  if (const EgressRule* r = ExplicitGuardedAllow(guard, policy, address, port)) {
     // Report the rule that really opened it: the address rule.
     decision.rule = r;
     decision.reason = "allowed by rule \"" + r->text + "\"";
     return decision;
   }
+  // Which block, what it is, what allowed it, and the rule that would open it.
+  IpAddress plain = address.Unmapped();
+  std::string reason = address.ToString();
+  reason.append(" is ").append(block->what);
+  if (!block->host) reason.append(", in ").append(block->network.ToString());
+  reason.append(": DNS rebinding guard; ");
+  if (decision.rule != nullptr) {
+    reason.append("rule \"").append(decision.rule->text).append("\"");
+  } else {
+    reason.append("the default");
+  }
+  reason.append(" does not open it, only an address rule ");
+  if (block->host) {
+    reason.append("naming exactly it does (").append(QuotedRule(block->network)).append(")");
+  } else {
+    reason.append("inside that block does (").append(QuotedRule(block->network)).append(" or ");
+    reason.append(QuotedRule(IpNetwork{plain, plain.is_v4() ? 32 : 128})).append(")");
+  }
   decision.allowed = false;
   decision.rule = nullptr;
-  decision.reason = address.ToString() + " is " + block->what +
-                    " address: only an address rule naming it can allow it (DNS rebinding guard)";
+  decision.reason = std::move(reason);
   return decision;
 }
 
@@ -321,8 +391,9 @@ FirstBytes SniffNextRequest(std::span<const uint8_t> data) {
   return FromHttpHead(std::move(http));
 }
 
-bool FirstBytesCanMatter(const EgressPolicy& policy, const IpAddress& address, uint16_t port) {
-  TcpDecision by_address = DecideTcp(policy, std::nullopt, "", {}, address, port);
+bool FirstBytesCanMatter(const RebindingGuard& guard, const EgressPolicy& policy, const IpAddress& address,
+                         uint16_t port) {
+  TcpDecision by_address = DecideTcp(guard, policy, std::nullopt, "", {}, address, port);
   if (!by_address.allowed) return true;
   for (const EgressRule& r : policy.deny) {
     if (r.kind == EgressRule::Kind::kNetwork) continue;  // decided by the address already
@@ -332,9 +403,10 @@ bool FirstBytesCanMatter(const EgressPolicy& policy, const IpAddress& address, u
   return false;
 }
 
-TcpDecision DecideTcp(const EgressPolicy& policy, const std::optional<std::string>& name, std::string_view name_source,
-                      std::span<const std::string> bound_names, const IpAddress& address, uint16_t port) {
-  return ApplyRebindingGuard(policy, DecideUnguarded(policy, name, name_source, bound_names, address, port), address,
+TcpDecision DecideTcp(const RebindingGuard& guard, const EgressPolicy& policy, const std::optional<std::string>& name,
+                      std::string_view name_source, std::span<const std::string> bound_names, const IpAddress& address,
+                      uint16_t port) {
+  return ApplyRebindingGuard(guard, policy, DecideUnguarded(policy, name, name_source, bound_names, address, port), address,
                              port);
 }
 

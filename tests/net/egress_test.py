@@ -252,7 +252,7 @@ class Suite:
         os.chmod(path, 0o644)
         return path
 
-    def run(self, t, policy, steps, timeout_ms=30000, dns=("10.99.0.53",), timeout=60):
+    def run(self, t, policy, steps, timeout_ms=30000, dns=("203.0.113.53",), timeout=60):
         """Runs probe.py STEPS inside `ward run --json --policy POLICY`."""
         pfile = self.write_policy(policy)
         sfile = os.path.join(self.work, "steps-%d.json" % self.n)
@@ -550,11 +550,11 @@ def allowed_domain(t):
         resolve("allowed.test", 4),
         curl("https://allowed.test/" + tok, "-4"),
     ])
-    t.check(r.s[0].get("addresses") == ["10.99.0.10"],
-            "allowed.test should resolve to 10.99.0.10 in the sandbox, got %s" % json.dumps(r.s[0]), r)
-    t.curl_ok(r, 1, tok, "WARD-HTTPS-OK", "curl https://allowed.test", ["sni=allowed.test", "local=10.99.0.10:443"])
+    t.check(r.s[0].get("addresses") == ["203.0.113.10"],
+            "allowed.test should resolve to 203.0.113.10 in the sandbox, got %s" % json.dumps(r.s[0]), r)
+    t.curl_ok(r, 1, tok, "WARD-HTTPS-OK", "curl https://allowed.test", ["sni=allowed.test", "local=203.0.113.10:443"])
     t.event(r, "DNS question for allowed.test", kind="dns", domain="allowed.test", decision=ALLOW, rule=R_ALLOWED)
-    t.event(r, "the TLS connection", kind="tcp", domain="allowed.test", address="10.99.0.10", port=443,
+    t.event(r, "the TLS connection", kind="tcp", domain="allowed.test", address="203.0.113.10", port=443,
             decision=ALLOW, rule=R_ALLOWED)
     t.no_event(r, "nothing was denied", decision=DENY)
     t.upstream_asked(r, "allowed.test", "allowed name")
@@ -569,22 +569,22 @@ def denied_domain(t):
     exfil = "%s.denied.test" % tok
     r = s.run(t, s.policy(STD_ALLOW, STD_DENY), [
         resolve("denied.test"),
-        dnsq("10.99.0.53", "denied.test"),
-        dnsq("10.99.0.53", exfil),
+        dnsq("203.0.113.53", "denied.test"),
+        dnsq("203.0.113.53", exfil),
         curl("https://denied.test/" + tok),
         resolve("allowed.test", 4),  # control, same sandbox
     ])
     t.gai_fail(r, 0, "denied.test")
     d = r.s[1]
     t.check(d.get("ok") and d.get("rcode") in (3, 5) and not d.get("answers"),
-            "a DNS query for denied.test sent straight to 10.99.0.53 must be answered NXDOMAIN/REFUSED by ward, "
+            "a DNS query for denied.test sent straight to 203.0.113.53 must be answered NXDOMAIN/REFUSED by ward, "
             "got %s" % json.dumps(d), r)
     if d.get("rcode") == 5:
         t.note("denied names get REFUSED, not NXDOMAIN")
     t.check(r.s[2].get("ok") and r.s[2].get("rcode") in (3, 5),
             "exfiltration query %s: expected NXDOMAIN/REFUSED, got %s" % (exfil, json.dumps(r.s[2])), r)
     t.curl_nxdomain(r, 3, "curl https://denied.test")
-    t.check(r.s[4].get("addresses") == ["10.99.0.10"], "control: allowed.test resolves in the same sandbox, got %s"
+    t.check(r.s[4].get("addresses") == ["203.0.113.10"], "control: allowed.test resolves in the same sandbox, got %s"
             % json.dumps(r.s[4]), r)
     t.event(r, "DNS question for denied.test", kind="dns", domain="denied.test", decision=DENY, rule=IS_DEFAULT_RULE)
     t.event(r, "DNS question carrying data", kind="dns", domain=exfil, decision=DENY)
@@ -620,7 +620,7 @@ def wildcard(t):
     t4 = t.tok()
     c = s.run(t, s.policy(STD_ALLOW + ["wild.test:443"], STD_DENY), [curl("https://wild.test/" + t4)])
     t.curl_ok(c, 0, t4, "WARD-HTTPS-OK", "control: curl https://wild.test with wild.test:443 allowed",
-              ["local=10.99.0.14:443"])
+              ["local=203.0.113.14:443"])
     t.event(c, "control", kind="tcp", domain="wild.test", decision=ALLOW, rule="wild.test:443")
 
 
@@ -631,13 +631,13 @@ def port_mismatch(t):
     t1, t2 = t.tok(), t.tok()
     r = s.run(t, s.policy(STD_ALLOW, STD_DENY), [curl("https://allowed.test:8443/" + t1, "-4")])
     t.curl_reset(r, 0, "curl https://allowed.test:8443")
-    t.event(r, "port 8443", kind="tcp", domain="allowed.test", address="10.99.0.10", port=8443, decision=DENY,
+    t.event(r, "port 8443", kind="tcp", domain="allowed.test", address="203.0.113.10", port=8443, decision=DENY,
             rule=IS_DEFAULT_RULE)
     t.event(r, "the name itself is allowed", kind="dns", domain="allowed.test", decision=ALLOW)
-    t.no_conn(r, "10.99.0.10", 8443, "allowed.test:8443")
+    t.no_conn(r, "203.0.113.10", 8443, "allowed.test:8443")
     t.never_reached(r, t1, "allowed.test:8443")
     c = s.run(t, s.policy(["allowed.test:443,8443"]), [curl("https://allowed.test:8443/" + t2, "-4")])
-    t.curl_ok(c, 0, t2, "WARD-HTTPS-OK", "control: allowed.test:443,8443", ["local=10.99.0.10:8443"])
+    t.curl_ok(c, 0, t2, "WARD-HTTPS-OK", "control: allowed.test:443,8443", ["local=203.0.113.10:8443"])
     t.event(c, "control", kind="tcp", domain="allowed.test", port=8443, decision=ALLOW, rule="allowed.test:443,8443")
 
 
@@ -681,15 +681,15 @@ def deny_overrides_allow(t):
         curl("https://good.allowed.test/" + t1),
         resolve("evil.allowed.test"),
         curl("https://evil.allowed.test/" + t2),
-        curl("https://evil.allowed.test/" + t3, "--resolve", "evil.allowed.test:443:10.99.0.15"),
+        curl("https://evil.allowed.test/" + t3, "--resolve", "evil.allowed.test:443:203.0.113.15"),
     ])
     t.curl_ok(r, 0, t1, "WARD-HTTPS-OK", "control: good.allowed.test", ["sni=good.allowed.test"])
     t.event(r, "good.allowed.test", kind="tcp", domain="good.allowed.test", decision=ALLOW, rule=R_SUB)
     t.gai_fail(r, 1, "evil.allowed.test")
     t.curl_nxdomain(r, 2, "curl https://evil.allowed.test")
     t.event(r, "evil.allowed.test in DNS", kind="dns", domain="evil.allowed.test", decision=DENY, rule=R_EVIL)
-    t.curl_reset(r, 3, "curl --resolve evil.allowed.test:443:10.99.0.15 (SNI evil to good's address)")
-    t.event(r, "SNI evil.allowed.test", kind="tcp", domain="evil.allowed.test", address="10.99.0.15", port=443,
+    t.curl_reset(r, 3, "curl --resolve evil.allowed.test:443:203.0.113.15 (SNI evil to good's address)")
+    t.event(r, "SNI evil.allowed.test", kind="tcp", domain="evil.allowed.test", address="203.0.113.15", port=443,
             decision=DENY, rule=R_EVIL)
     t.no_event(r, "evil allowed", domain="evil.allowed.test", decision=ALLOW)
     t.upstream_never_asked(r, "evil.allowed.test", "denied name")
@@ -706,71 +706,71 @@ def raw_ip_bypass(t):
     pol = s.policy(STD_ALLOW, STD_DENY)
     t1, t2, t3, t4, t5 = (t.tok() for _ in range(5))
     a = s.run(t, pol, [
-        curl("https://10.99.0.11/" + t1),
-        tcp("10.99.0.11", 7777, t2),
-        tcp("::ffff:10.99.0.11", 7777, t3),
+        curl("https://203.0.113.11/" + t1),
+        tcp("203.0.113.11", 7777, t2),
+        tcp("::ffff:203.0.113.11", 7777, t3),
     ])
-    t.curl_reset(a, 0, "curl https://10.99.0.11")
-    t.event(a, "10.99.0.11:443", kind="tcp", address="10.99.0.11", port=443, decision=DENY)
-    t.sock_reset(a, 1, "python connect to 10.99.0.11:7777")
-    t.sock_reset(a, 2, "python connect to ::ffff:10.99.0.11:7777")
+    t.curl_reset(a, 0, "curl https://203.0.113.11")
+    t.event(a, "203.0.113.11:443", kind="tcp", address="203.0.113.11", port=443, decision=DENY)
+    t.sock_reset(a, 1, "python connect to 203.0.113.11:7777")
+    t.sock_reset(a, 2, "python connect to ::ffff:203.0.113.11:7777")
     m = a.events_where(kind="tcp", port=7777, decision=DENY)
-    t.check(len(m) >= 2 and all(_norm(e.get("address", "")).endswith("10.99.0.11") for e in m),
-            "10.99.0.11:7777 and ::ffff:10.99.0.11:7777: expected two tcp deny events", a)
+    t.check(len(m) >= 2 and all(_norm(e.get("address", "")).endswith("203.0.113.11") for e in m),
+            "203.0.113.11:7777 and ::ffff:203.0.113.11:7777: expected two tcp deny events", a)
     t.no_event(a, "nothing allowed", decision=ALLOW)
     for port in (443, 7777):
-        t.no_conn(a, "10.99.0.11", port, "10.99.0.11:%d" % port)
-    b = s.run(t, pol, [curl("https://10.99.0.10/" + t4)])
-    t.curl_reset(b, 0, "curl https://10.99.0.10 (allowed.test's address, never resolved here)")
-    t.event(b, "10.99.0.10 without a name", kind="tcp", address="10.99.0.10", port=443, decision=DENY)
-    t.no_conn(b, "10.99.0.10", 443, "10.99.0.10:443 by address")
-    c = s.run(t, pol, [curl("https://allowed.test/" + t5, "--resolve", "allowed.test:443:10.99.0.11")])
-    t.curl_reset(c, 0, "curl --resolve allowed.test:443:10.99.0.11 (allowed SNI, unbound address)")
-    t.event(c, "SNI allowed.test to 10.99.0.11", kind="tcp", address="10.99.0.11", port=443, decision=DENY)
-    t.no_conn(c, "10.99.0.11", 443, "allowed SNI to 10.99.0.11")
+        t.no_conn(a, "203.0.113.11", port, "203.0.113.11:%d" % port)
+    b = s.run(t, pol, [curl("https://203.0.113.10/" + t4)])
+    t.curl_reset(b, 0, "curl https://203.0.113.10 (allowed.test's address, never resolved here)")
+    t.event(b, "203.0.113.10 without a name", kind="tcp", address="203.0.113.10", port=443, decision=DENY)
+    t.no_conn(b, "203.0.113.10", 443, "203.0.113.10:443 by address")
+    c = s.run(t, pol, [curl("https://allowed.test/" + t5, "--resolve", "allowed.test:443:203.0.113.11")])
+    t.curl_reset(c, 0, "curl --resolve allowed.test:443:203.0.113.11 (allowed SNI, unbound address)")
+    t.event(c, "SNI allowed.test to 203.0.113.11", kind="tcp", address="203.0.113.11", port=443, decision=DENY)
+    t.no_conn(c, "203.0.113.11", 443, "allowed SNI to 203.0.113.11")
     for tok in (t1, t2, t3, t4, t5):
         t.never_reached(a, tok, "raw address")
     # Control: an address rule opens the same literal (mapped form too).
     t6, t7 = t.tok(), t.tok()
-    d = s.run(t, s.policy(STD_ALLOW + ["10.99.0.11"], STD_DENY), [
-        curl("https://10.99.0.11/" + t6),
-        tcp("::ffff:10.99.0.11", 7777, t7),
+    d = s.run(t, s.policy(STD_ALLOW + ["203.0.113.11"], STD_DENY), [
+        curl("https://203.0.113.11/" + t6),
+        tcp("::ffff:203.0.113.11", 7777, t7),
     ])
-    t.curl_ok(d, 0, t6, "WARD-HTTPS-OK", "control: 10.99.0.11 allowed by address")
+    t.curl_ok(d, 0, t6, "WARD-HTTPS-OK", "control: 203.0.113.11 allowed by address")
     t.check(d.s[1].get("ok") and t7 in d.s[1].get("data", ""),
-            "control: ::ffff:10.99.0.11:7777 under rule 10.99.0.11, got %s" % json.dumps(d.s[1]), d)
-    t.event(d, "control", kind="tcp", address="10.99.0.11", port=443, decision=ALLOW, rule="10.99.0.11")
+            "control: ::ffff:203.0.113.11:7777 under rule 203.0.113.11, got %s" % json.dumps(d.s[1]), d)
+    t.event(d, "control", kind="tcp", address="203.0.113.11", port=443, decision=ALLOW, rule="203.0.113.11")
 
 
 @case
 def sni_mismatch(t):
-    """Domain fronting: after allowed.test was resolved (10.99.0.10 bound to
+    """Domain fronting: after allowed.test was resolved (203.0.113.10 bound to
     it), a TLS connection there with SNI denied.test is denied."""
     s = t.suite
     pol = s.policy(STD_ALLOW, STD_DENY)
     t1, t2, t3 = t.tok(), t.tok(), t.tok()
     a = s.run(t, pol, [
         resolve("allowed.test", 4),
-        curl("https://denied.test/" + t1, "--resolve", "denied.test:443:10.99.0.10"),
-        run("openssl", "s_client", "-connect", "10.99.0.10:443", "-servername", "denied.test", "-quiet",
+        curl("https://denied.test/" + t1, "--resolve", "denied.test:443:203.0.113.10"),
+        run("openssl", "s_client", "-connect", "203.0.113.10:443", "-servername", "denied.test", "-quiet",
             stdin="GET /%s HTTP/1.0\r\nHost: denied.test\r\n\r\n" % t2),
     ])
-    t.curl_reset(a, 1, "curl --resolve denied.test:443:10.99.0.10")
-    t.event(a, "SNI denied.test", kind="tcp", domain="denied.test", address="10.99.0.10", port=443,
+    t.curl_reset(a, 1, "curl --resolve denied.test:443:203.0.113.10")
+    t.event(a, "SNI denied.test", kind="tcp", domain="denied.test", address="203.0.113.10", port=443,
             decision=DENY, detail="sni")
     o = a.s[2]
     t.check(o.get("rc") != 0 and "WARD-HTTPS-OK" not in o.get("stdout", ""),
-            "openssl s_client -servername denied.test to 10.99.0.10: expected failure, got %s" % json.dumps(o), a)
+            "openssl s_client -servername denied.test to 203.0.113.10: expected failure, got %s" % json.dumps(o), a)
     t.check(len(a.events_where(kind="tcp", domain="denied.test", decision=DENY)) >= 2,
             "expected a tcp deny event for each of the two SNI denied.test connections", a)
     t.no_event(a, "denied.test allowed", domain="denied.test", decision=ALLOW)
-    t.no_bytes(a, "10.99.0.10", 443, "SNI denied.test")
+    t.no_bytes(a, "203.0.113.10", 443, "SNI denied.test")
     t.upstream_never_asked(a, "denied.test", "SNI name")
     # Control: the same mechanism with the SNI that was resolved.
     c = s.run(t, pol, [resolve("allowed.test", 4),
-                       curl("https://allowed.test/" + t3, "--resolve", "allowed.test:443:10.99.0.10")])
-    t.curl_ok(c, 1, t3, "WARD-HTTPS-OK", "control: --resolve allowed.test:443:10.99.0.10", ["sni=allowed.test"])
-    t.event(c, "control", kind="tcp", domain="allowed.test", address="10.99.0.10", port=443, decision=ALLOW,
+                       curl("https://allowed.test/" + t3, "--resolve", "allowed.test:443:203.0.113.10")])
+    t.curl_ok(c, 1, t3, "WARD-HTTPS-OK", "control: --resolve allowed.test:443:203.0.113.10", ["sni=allowed.test"])
+    t.event(c, "control", kind="tcp", domain="allowed.test", address="203.0.113.10", port=443, decision=ALLOW,
             rule=R_ALLOWED, detail="sni")
 
 
@@ -784,10 +784,10 @@ def http_host_mismatch(t):
     a = s.run(t, pol, [
         resolve("allowed.test", 4),
         curl("http://allowed.test/" + t1, "-4", "-H", "Host: denied.test"),
-        curl("http://denied.test/" + t2, "--resolve", "denied.test:80:10.99.0.10"),
+        curl("http://denied.test/" + t2, "--resolve", "denied.test:80:203.0.113.10"),
         # The Host header split across two segments, 400 ms apart (longer
         # than ward's 250 ms wait for the first bytes).
-        {"op": "trickle", "host": "10.99.0.10", "port": 80, "delay": 0.4,
+        {"op": "trickle", "host": "203.0.113.10", "port": 80, "delay": 0.4,
          "chunks": ["GET /%s HTTP/1.1\r\nHo" % t4, "st: denied.test\r\nConnection: close\r\n\r\n"]},
     ])
     tr = a.s[3]
@@ -795,11 +795,11 @@ def http_host_mismatch(t):
             "request with 'Host: denied.test' split over two segments: expected a reset, got %s" % json.dumps(tr), a)
     t.never_reached(a, t4, "split Host header")
     t.curl_reset(a, 1, "curl -H 'Host: denied.test' http://allowed.test")
-    t.curl_reset(a, 2, "curl --resolve denied.test:80:10.99.0.10")
-    t.event(a, "Host denied.test", kind="tcp", domain="denied.test", address="10.99.0.10", port=80, decision=DENY,
+    t.curl_reset(a, 2, "curl --resolve denied.test:80:203.0.113.10")
+    t.event(a, "Host denied.test", kind="tcp", domain="denied.test", address="203.0.113.10", port=80, decision=DENY,
             detail="http-host")
     t.no_event(a, "denied.test allowed", domain="denied.test", decision=ALLOW)
-    t.no_bytes(a, "10.99.0.10", 80, "Host denied.test")
+    t.no_bytes(a, "203.0.113.10", 80, "Host denied.test")
     c = s.run(t, pol, [curl("http://allowed.test/" + t3, "-4")])
     t.curl_ok(c, 0, t3, "WARD-HTTP-OK", "control: http://allowed.test", ["host=allowed.test"])
     t.event(c, "control", kind="tcp", domain="allowed.test", port=80, decision=ALLOW, rule=R_ALLOWED)
@@ -808,41 +808,41 @@ def http_host_mismatch(t):
 @case
 def dns_over_tcp(t):
     """DNS over TCP (and UDP) to any address is answered by ward's filter:
-    even to 10.99.0.11, where no DNS server listens."""
+    even to 203.0.113.11, where no DNS server listens."""
     s = t.suite
     r = s.run(t, s.policy(STD_ALLOW, STD_DENY), [
-        run("dig", "+tcp", "+time=3", "+tries=1", "@10.99.0.53", "allowed.test", "A"),
-        run("dig", "+tcp", "+time=3", "+tries=1", "@10.99.0.53", "denied.test", "A"),
-        dnsq("10.99.0.11", "allowed.test", over_tcp=True),
-        dnsq("10.99.0.11", "denied.test", over_tcp=True),
-        dnsq("10.99.0.11", "allowed.test"),
-        run("dig", "+time=3", "+tries=1", "@10.99.0.53", "denied.test", "A"),
+        run("dig", "+tcp", "+time=3", "+tries=1", "@203.0.113.53", "allowed.test", "A"),
+        run("dig", "+tcp", "+time=3", "+tries=1", "@203.0.113.53", "denied.test", "A"),
+        dnsq("203.0.113.11", "allowed.test", over_tcp=True),
+        dnsq("203.0.113.11", "denied.test", over_tcp=True),
+        dnsq("203.0.113.11", "allowed.test"),
+        run("dig", "+time=3", "+tries=1", "@203.0.113.53", "denied.test", "A"),
         dnsq("127.0.0.53", "allowed.test"),
         dnsq("127.0.0.1", "allowed.test", over_tcp=True),
     ])
     d0, d1, d5 = r.s[0], r.s[1], r.s[5]
-    t.check(d0.get("rc") == 0 and "status: NOERROR" in d0.get("stdout", "") and "10.99.0.10" in d0.get("stdout", ""),
-            "dig +tcp allowed.test: expected NOERROR with 10.99.0.10, got %s" % json.dumps(d0), r)
+    t.check(d0.get("rc") == 0 and "status: NOERROR" in d0.get("stdout", "") and "203.0.113.10" in d0.get("stdout", ""),
+            "dig +tcp allowed.test: expected NOERROR with 203.0.113.10, got %s" % json.dumps(d0), r)
     for d, what in ((d1, "dig +tcp denied.test"), (d5, "dig denied.test (udp)")):
         t.check(d.get("rc") == 0 and re.search(r"status: (NXDOMAIN|REFUSED)", d.get("stdout", "")),
                 "%s: expected NXDOMAIN/REFUSED, got %s" % (what, json.dumps(d)), r)
-    t.check(r.s[2].get("ok") and r.s[2].get("answers") == ["10.99.0.10"],
-            "DNS/TCP for allowed.test to 10.99.0.11:53: expected ward's answer 10.99.0.10, got %s"
+    t.check(r.s[2].get("ok") and r.s[2].get("answers") == ["203.0.113.10"],
+            "DNS/TCP for allowed.test to 203.0.113.11:53: expected ward's answer 203.0.113.10, got %s"
             % json.dumps(r.s[2]), r)
     t.check(r.s[3].get("ok") and r.s[3].get("rcode") in (3, 5),
-            "DNS/TCP for denied.test to 10.99.0.11:53: expected NXDOMAIN/REFUSED, got %s" % json.dumps(r.s[3]), r)
-    t.check(r.s[4].get("ok") and r.s[4].get("answers") == ["10.99.0.10"],
-            "DNS/UDP for allowed.test to 10.99.0.11:53: expected ward's answer, got %s" % json.dumps(r.s[4]), r)
+            "DNS/TCP for denied.test to 203.0.113.11:53: expected NXDOMAIN/REFUSED, got %s" % json.dumps(r.s[3]), r)
+    t.check(r.s[4].get("ok") and r.s[4].get("answers") == ["203.0.113.10"],
+            "DNS/UDP for allowed.test to 203.0.113.11:53: expected ward's answer, got %s" % json.dumps(r.s[4]), r)
     for i, what in ((6, "DNS/UDP to 127.0.0.53 (a systemd-resolved address)"), (7, "DNS/TCP to 127.0.0.1")):
-        t.check(r.s[i].get("ok") and r.s[i].get("answers") == ["10.99.0.10"],
-                "%s: expected ward's answer 10.99.0.10, got %s" % (what, json.dumps(r.s[i])), r)
+        t.check(r.s[i].get("ok") and r.s[i].get("answers") == ["203.0.113.10"],
+                "%s: expected ward's answer 203.0.113.10, got %s" % (what, json.dumps(r.s[i])), r)
     t.event(r, "allowed.test", kind="dns", domain="allowed.test", decision=ALLOW)
     dn = r.events_where(kind="dns", domain="denied.test", decision=DENY)
     t.check(len(dn) >= 3, "expected a dns deny event for each of the 3 denied.test questions, got %d" % len(dn), r)
     t.no_event(r, "denied.test allowed", domain="denied.test", decision=ALLOW)
     t.upstream_never_asked(r, "denied.test", "denied name over TCP")
     asked = t.upstream_asked(r, "allowed.test", "allowed name")
-    t.check(all(q["server"] == "10.99.0.53:53" for q in asked),
+    t.check(all(q["server"] == "203.0.113.53:53" for q in asked),
             "allowed questions must go to the --dns-server, not where the sandbox sent them: %s" % asked, r)
 
 
@@ -852,26 +852,26 @@ def udp_exfiltration(t):
     s = t.suite
     t1, t2, t3 = t.tok(), t.tok(), t.tok()
     r = s.run(t, s.policy(STD_ALLOW, STD_DENY), [
-        udp("10.99.0.11", 9999, t1),
+        udp("203.0.113.11", 9999, t1),
         udp("allowed.test", 9999, t2),
     ])
-    for i, what in ((0, "UDP to 10.99.0.11:9999"), (1, "UDP to allowed.test:9999 (only tcp is allowed)")):
+    for i, what in ((0, "UDP to 203.0.113.11:9999"), (1, "UDP to allowed.test:9999 (only tcp is allowed)")):
         st = r.s[i]
         t.check(not st.get("ok") and st.get("errno") in ("EPERM", "ECONNREFUSED", "EACCES"),
                 "%s: expected EPERM/ECONNREFUSED at once, got %s" % (what, json.dumps(st)), r)
         t.fast(r, st, what)
-    t.never_reached(r, t1, "UDP 10.99.0.11:9999")
+    t.never_reached(r, t1, "UDP 203.0.113.11:9999")
     t.never_reached(r, t2, "UDP allowed.test:9999")
     # Each dropped destination is reported once, as a denied "udp" event;
     # allowed.test's address carries its name (ward's DNS bound it).
     # (allowed.test's datagram goes to its IPv4 or IPv6 address, as the
     # resolver orders them: found by the name).
-    for where, name in ((dict(address="10.99.0.11"), ""), (dict(domain="allowed.test"), "allowed.test")):
+    for where, name in ((dict(address="203.0.113.11"), ""), (dict(domain="allowed.test"), "allowed.test")):
         ev = r.events_where(kind="udp", port=9999, **where)
         t.check(len(ev) == 1 and ev[0]["decision"] == "deny" and "not relayed" in ev[0]["reason"]
                 and ev[0]["domain"] == name,
                 "expected one denied udp event for %s:9999, got %s" % (where, json.dumps(ev)), r)
-    c = s.run(t, s.policy(network="host"), [udp("10.99.0.11", 9999, t3)])
+    c = s.run(t, s.policy(network="host"), [udp("203.0.113.11", 9999, t3)])
     t.check(c.s[0].get("ok") and ("UDP-ECHO " + t3) in c.s[0].get("data", ""),
             "control: the same UDP probe under \"network\": \"host\" gets the echo, got %s" % json.dumps(c.s[0]), c)
 
@@ -881,12 +881,12 @@ def icmp(t):
     """ICMP echo fails inside the sandbox (ping socket and raw socket), while
     the same probe outside ward gets a reply."""
     s = t.suite
-    steps = [{"op": "icmp", "host": "10.99.0.10"}]
+    steps = [{"op": "icmp", "host": "203.0.113.10"}]
     r = s.run(t, s.policy(STD_ALLOW, STD_DENY), steps)
     res = r.s[0]
     for k in ("ping-socket", "raw-socket"):
         v = res.get(k, {})
-        t.check(not v.get("ok"), "ICMP echo to 10.99.0.10 via %s inside the sandbox got a reply: %s"
+        t.check(not v.get("ok"), "ICMP echo to 203.0.113.10 via %s inside the sandbox got a reply: %s"
                 % (k, json.dumps(v)), r)
         if v.get("errno") == "TIMEOUT":
             t.note("ICMP via %s: no error, just no reply (dropped silently)" % k)
@@ -898,31 +898,31 @@ def icmp(t):
 
 @case
 def ipv6(t):
-    """allowed.test over IPv6 works (fd99::10); an IPv6 literal is denied
+    """allowed.test over IPv6 works (2001:db8::10); an IPv6 literal is denied
     unless an address rule names it; an AAAA-only name works."""
     s = t.suite
     t1, t2, t3, t4 = (t.tok() for _ in range(4))
     r = s.run(t, s.policy(STD_ALLOW + ["ipv6only.test:443"], STD_DENY), [
         curl("https://allowed.test/" + t1, "-6"),
-        curl("https://[fd99::11]/" + t2, "-g"),
+        curl("https://[2001:db8::11]/" + t2, "-g"),
         curl("https://ipv6only.test/" + t3),
-        dnsq("10.99.0.53", "allowed.test", "AAAA"),
+        dnsq("203.0.113.53", "allowed.test", "AAAA"),
     ])
-    t.curl_ok(r, 0, t1, "WARD-HTTPS-OK", "curl -6 https://allowed.test", ["local=fd99::10:443"])
-    t.event(r, "allowed.test over IPv6", kind="tcp", domain="allowed.test", address="fd99::10", port=443,
+    t.curl_ok(r, 0, t1, "WARD-HTTPS-OK", "curl -6 https://allowed.test", ["local=2001:db8::10:443"])
+    t.event(r, "allowed.test over IPv6", kind="tcp", domain="allowed.test", address="2001:db8::10", port=443,
             decision=ALLOW, rule=R_ALLOWED)
-    t.curl_reset(r, 1, "curl https://[fd99::11]")
-    t.event(r, "[fd99::11]:443", kind="tcp", address="fd99::11", port=443, decision=DENY)
-    t.no_conn(r, "fd99::11", 443, "[fd99::11]:443")
-    t.never_reached(r, t2, "[fd99::11]")
-    t.curl_ok(r, 2, t3, "WARD-HTTPS-OK", "curl https://ipv6only.test", ["local=fd99::20:443"])
-    t.event(r, "ipv6only.test", kind="tcp", domain="ipv6only.test", address="fd99::20", decision=ALLOW,
+    t.curl_reset(r, 1, "curl https://[2001:db8::11]")
+    t.event(r, "[2001:db8::11]:443", kind="tcp", address="2001:db8::11", port=443, decision=DENY)
+    t.no_conn(r, "2001:db8::11", 443, "[2001:db8::11]:443")
+    t.never_reached(r, t2, "[2001:db8::11]")
+    t.curl_ok(r, 2, t3, "WARD-HTTPS-OK", "curl https://ipv6only.test", ["local=2001:db8::20:443"])
+    t.event(r, "ipv6only.test", kind="tcp", domain="ipv6only.test", address="2001:db8::20", decision=ALLOW,
             rule="ipv6only.test:443")
-    t.check(r.s[3].get("answers") == ["fd99::10"], "AAAA allowed.test: expected fd99::10, got %s"
+    t.check(r.s[3].get("answers") == ["2001:db8::10"], "AAAA allowed.test: expected 2001:db8::10, got %s"
             % json.dumps(r.s[3]), r)
-    c = s.run(t, s.policy(STD_ALLOW + ["[fd99::11]:443"], STD_DENY), [curl("https://[fd99::11]/" + t4, "-g")])
-    t.curl_ok(c, 0, t4, "WARD-HTTPS-OK", "control: [fd99::11]:443 allowed by address")
-    t.event(c, "control", kind="tcp", address="fd99::11", port=443, decision=ALLOW, rule="[fd99::11]:443")
+    c = s.run(t, s.policy(STD_ALLOW + ["[2001:db8::11]:443"], STD_DENY), [curl("https://[2001:db8::11]/" + t4, "-g")])
+    t.curl_ok(c, 0, t4, "WARD-HTTPS-OK", "control: [2001:db8::11]:443 allowed by address")
+    t.event(c, "control", kind="tcp", address="2001:db8::11", port=443, decision=ALLOW, rule="[2001:db8::11]:443")
 
 
 @case
@@ -990,11 +990,11 @@ def direct_sockets(t):
     way only what the rules allow is reached."""
     s = t.suite
     t1, t2, t3, t4, t5 = (t.tok() for _ in range(5))
-    r = s.run(t, s.policy(["10.20.0.0/16:5432", "10.99.0.10:443"]), [
+    r = s.run(t, s.policy(["10.20.0.0/16:5432", "203.0.113.10:443"]), [
         tcp("10.20.1.5", 5432, t1),
         run("sh", "-c", "printf '%s\\n' | nc -N -w 5 10.20.1.5 5432" % t2),
         tcp("10.20.1.5", 5433, t3),
-        curl("https://denied.test/" + t4, "--resolve", "denied.test:443:10.99.0.10"),
+        curl("https://denied.test/" + t4, "--resolve", "denied.test:443:203.0.113.10"),
     ])
     t.check(r.s[0].get("ok") and ("ECHO %s local=10.20.1.5:5432" % t1) in r.s[0].get("data", ""),
             "python connect to 10.20.1.5:5432: expected the echo, got %s" % json.dumps(r.s[0]), r)
@@ -1011,14 +1011,14 @@ def direct_sockets(t):
     t.never_reached(r, t3, "10.20.1.5:5433")
     # An address rule and no deny rule: no name can change the decision, so
     # the SNI is not read, and the allowed address serves whatever name.
-    t.curl_ok(r, 3, t4, "WARD-HTTPS-OK", "SNI denied.test to 10.99.0.10 under the address rule alone")
-    t.event(r, "10.99.0.10:443 direct", kind="tcp", address="10.99.0.10", port=443, decision=ALLOW,
-            rule="10.99.0.10:443", detail="direct")
+    t.curl_ok(r, 3, t4, "WARD-HTTPS-OK", "SNI denied.test to 203.0.113.10 under the address rule alone")
+    t.event(r, "203.0.113.10:443 direct", kind="tcp", address="203.0.113.10", port=443, decision=ALLOW,
+            rule="203.0.113.10:443", detail="direct")
     # With a deny rule naming a domain, the same connection is read first.
-    d = s.run(t, s.policy(["10.20.0.0/16:5432", "10.99.0.10:443"], ["denied.test"]), [
-        curl("https://denied.test/" + t5, "--resolve", "denied.test:443:10.99.0.10"),
+    d = s.run(t, s.policy(["10.20.0.0/16:5432", "203.0.113.10:443"], ["denied.test"]), [
+        curl("https://denied.test/" + t5, "--resolve", "denied.test:443:203.0.113.10"),
     ])
-    t.curl_reset(d, 0, "SNI denied.test to 10.99.0.10 with the deny rule")
+    t.curl_reset(d, 0, "SNI denied.test to 203.0.113.10 with the deny rule")
     t.event(d, "SNI denied.test", kind="tcp", domain="denied.test", decision=DENY, rule="denied.test")
     t.never_reached(d, t5, "denied by SNI")
 
@@ -1113,6 +1113,66 @@ def dns_rebinding(t):
 
 
 @case
+def rebinding_into_private_networks(t):
+    """DNS rebinding past the loopback: a name an allowed wildcard covers that
+    resolves to a private address (private.wild.test -> 10.20.1.5, RFC 1918)
+    or to one of the host's own interface addresses (self.wild.test ->
+    198.51.100.1 on h0) is refused at connect, transparently and through the
+    HTTP proxy, and recorded with the guard's reason (the block, and the
+    address rule that would open it); "default": "allow" does not open them
+    either. Control: an address rule for that range connects."""
+    s = t.suite
+    t1, t2, t3, t4, t5, t6, t7 = (t.tok() for _ in range(7))
+    guard = "DNS rebinding guard; rule \"%s\" does not open it, only an address rule " % R_WILD
+    private = "10.20.1.5 is a private address (RFC 1918), in 10.0.0.0/8: " + guard + \
+        "inside that block does (\"10.0.0.0/8\" or \"10.20.1.5\")"
+    own = "198.51.100.1 is one of this host's own addresses (on h0): " + guard + \
+        "naming exactly it does (\"198.51.100.1\")"
+    r = s.run(t, s.policy(STD_ALLOW, STD_DENY), [
+        curl("https://private.wild.test/" + t1),
+        curl("https://self.wild.test/" + t2),
+        curl("https://private.wild.test/" + t3, proxy=True),
+    ])
+    t.curl_reset(r, 0, "curl https://private.wild.test (10.20.1.5)")
+    t.curl_reset(r, 1, "curl https://self.wild.test (198.51.100.1, the host's own)")
+    st = r.s[2]
+    t.check(st.get("rc") == 56 and "403" in st.get("stderr", ""),
+            "CONNECT private.wild.test:443 through the proxy: expected a 403, got %s" % json.dumps(st), r)
+    t.event(r, "private.wild.test", kind="tcp", domain="private.wild.test", address="10.20.1.5", port=443,
+            decision=DENY, reason=private)
+    t.event(r, "self.wild.test", kind="tcp", domain="self.wild.test", address="198.51.100.1", port=443,
+            decision=DENY, reason=own)
+    t.event(r, "CONNECT private.wild.test", kind="http-proxy", domain="private.wild.test", address="10.20.1.5",
+            port=443, decision=DENY, reason=private)
+    for tok in (t1, t2, t3):
+        t.never_reached(r, tok, "DNS rebinding into a private network")
+    t.no_conn(r, "10.20.1.5", 443, "private.wild.test")
+    t.no_conn(r, "198.51.100.1", 443, "self.wild.test")
+    # "default": "allow" means the internet: the guard holds.
+    d = s.run(t, s.policy([], [], default="allow"), [curl("https://private.wild.test/" + t4)])
+    t.curl_reset(d, 0, "curl https://private.wild.test under \"default\": \"allow\"")
+    t.event(d, "private.wild.test under the default", kind="tcp", domain="private.wild.test", address="10.20.1.5",
+            decision=DENY, reason=lambda v: "private address (RFC 1918)" in (v or "")
+            and "the default does not open it" in v)
+    t.never_reached(d, t4, "private.wild.test under \"default\": \"allow\"")
+    # Positive control: address rules for the range open both.
+    c = s.run(t, s.policy(STD_ALLOW + ["10.20.0.0/16:443", "198.51.100.1:443"], STD_DENY), [
+        curl("https://private.wild.test/" + t5),
+        curl("https://self.wild.test/" + t6),
+        curl("https://private.wild.test/" + t7, proxy=True),
+    ])
+    t.curl_ok(c, 0, t5, "WARD-HTTPS-OK", "control: private.wild.test under 10.20.0.0/16:443",
+              ["local=10.20.1.5:443", "sni=private.wild.test"])
+    t.curl_ok(c, 1, t6, "WARD-HTTPS-OK", "control: self.wild.test under 198.51.100.1:443",
+              ["local=198.51.100.1:443"])
+    t.curl_ok(c, 2, t7, "WARD-HTTPS-OK", "control: private.wild.test through the proxy", ["local=10.20.1.5:443"])
+    t.event(c, "control", kind="tcp", domain="private.wild.test", address="10.20.1.5", port=443, decision=ALLOW,
+            rule="10.20.0.0/16:443")
+    t.event(c, "control", kind="tcp", domain="self.wild.test", address="198.51.100.1", port=443, decision=ALLOW,
+            rule="198.51.100.1:443")
+
+
+@case
 def host_loopback_via_proxy(t):
     """The explicit proxy connects from the host's namespace: it must not
     open the host's loopback except through a host.ward.internal:PORT rule,
@@ -1175,7 +1235,7 @@ def proxy_aware_clients(t):
         {"op": "env"},
         curl("https://allowed.test/" + t1, proxy=True),
         curl("https://denied.test/" + t2, proxy=True),
-        curl("https://10.99.0.11/" + t3, proxy=True),
+        curl("https://203.0.113.11/" + t3, proxy=True),
         run(PY, "-c", urllib, "http://allowed.test/" + t4),
         run(PY, "-c", urllib, "http://denied.test/" + t5),
         curl("https://evil.allowed.test/" + t6, "-x", PROXY_URL),
@@ -1188,15 +1248,15 @@ def proxy_aware_clients(t):
     t.curl_ok(r, 1, t1, "WARD-HTTPS-OK", "curl https://allowed.test via HTTPS_PROXY", ["sni=allowed.test"])
     t.event(r, "CONNECT allowed.test:443", kind="http-proxy", domain="allowed.test", port=443, decision=ALLOW,
             rule=R_ALLOWED)
-    for i, what in ((2, "CONNECT denied.test:443"), (3, "CONNECT 10.99.0.11:443"), (6, "CONNECT evil.allowed.test")):
+    for i, what in ((2, "CONNECT denied.test:443"), (3, "CONNECT 203.0.113.11:443"), (6, "CONNECT evil.allowed.test")):
         st = r.s[i]
         t.check(st.get("rc") == 56 and "403" in st.get("stderr", ""),
                 "%s: expected curl exit 56 with a 403 from the proxy, got %s" % (what, json.dumps(st)), r)
         t.fast(r, st, what)
     t.event(r, "CONNECT denied.test", kind="http-proxy", domain="denied.test", port=443, decision=DENY)
     t.check([e for e in r.events_where(kind="http-proxy", port=443, decision=DENY)
-             if "10.99.0.11" in (_norm(e.get("address") or ""), e.get("domain"))],
-            "CONNECT 10.99.0.11: expected an http-proxy deny event for 10.99.0.11 port 443", r)
+             if "203.0.113.11" in (_norm(e.get("address") or ""), e.get("domain"))],
+            "CONNECT 203.0.113.11: expected an http-proxy deny event for 203.0.113.11 port 443", r)
     t.event(r, "CONNECT evil.allowed.test", kind="http-proxy", domain="evil.allowed.test", decision=DENY,
             rule=R_EVIL)
     u = r.s[4]
@@ -1218,7 +1278,7 @@ def proxy_aware_clients(t):
             "169.254.77.1, got %r" % r.s[0].get("resolv_conf"), r)
     for tok in (t2, t3, t5, t6, t7):
         t.never_reached(r, tok, "denied through the proxy")
-    t.no_conn(r, "10.99.0.11", 443, "denied through the proxy")
+    t.no_conn(r, "203.0.113.11", 443, "denied through the proxy")
     t.upstream_never_asked(r, "denied.test", "denied name through the proxy")
     t.upstream_never_asked(r, "evil.allowed.test", "denied name through the proxy")
 
@@ -1233,8 +1293,8 @@ def proxy_unaware_clients(t):
         curl("https://allowed.test/" + t1),
         tcp("allowed.test", 7777, t2),
         run("sh", "-c", "printf '%s\\n' | nc -N -w 5 allowed.test 7777" % t3),
-        run("sh", "-c", "printf '%s\\n' | nc -N -w 5 10.99.0.11 7777" % t4),
-        tcp("10.99.0.11", 7777, t5),
+        run("sh", "-c", "printf '%s\\n' | nc -N -w 5 203.0.113.11 7777" % t4),
+        tcp("203.0.113.11", 7777, t5),
     ]
     node = shutil.which("node")
     n1, n2, n3 = t.tok(), t.tok(), t.tok()
@@ -1248,7 +1308,7 @@ def proxy_unaware_clients(t):
           " process.exit(3); })")
     if node:
         steps += [run(node, "-e", js, "http://allowed.test/" + n1, timeout=20),
-                  run(node, "-e", js, "http://10.99.0.11/" + n2, timeout=20),
+                  run(node, "-e", js, "http://203.0.113.11/" + n2, timeout=20),
                   run(node, "-e", js, "http://denied.test/" + n3, timeout=20)]
     r = s.run(t, s.policy(STD_ALLOW, STD_DENY), steps)
     t.curl_ok(r, 0, t1, "WARD-HTTPS-OK", "curl --noproxy '*' https://allowed.test")
@@ -1258,11 +1318,11 @@ def proxy_unaware_clients(t):
             "nc allowed.test 7777: expected the echo, got %s" % json.dumps(r.s[2]), r)
     t.event(r, "allowed.test:7777", kind="tcp", domain="allowed.test", port=7777, decision=ALLOW, rule=R_ALLOWED)
     st = r.s[3]
-    t.check(("ECHO " + t4) not in st.get("stdout", ""), "nc 10.99.0.11 7777 reached the server: %s" % json.dumps(st), r)
-    t.fast(r, st, "nc 10.99.0.11 7777")
-    t.sock_reset(r, 4, "python socket to 10.99.0.11:7777")
-    t.event(r, "10.99.0.11:7777", kind="tcp", address="10.99.0.11", port=7777, decision=DENY)
-    t.no_conn(r, "10.99.0.11", 7777, "raw TCP to 10.99.0.11")
+    t.check(("ECHO " + t4) not in st.get("stdout", ""), "nc 203.0.113.11 7777 reached the server: %s" % json.dumps(st), r)
+    t.fast(r, st, "nc 203.0.113.11 7777")
+    t.sock_reset(r, 4, "python socket to 203.0.113.11:7777")
+    t.event(r, "203.0.113.11:7777", kind="tcp", address="203.0.113.11", port=7777, decision=DENY)
+    t.no_conn(r, "203.0.113.11", 7777, "raw TCP to 203.0.113.11")
     if node:
         a, b, c = r.s[5], r.s[6], r.s[7]
         t.check(a.get("rc") == 0 and "WARD-HTTP-OK" in a.get("stdout", "") and n1 in a.get("stdout", ""),
@@ -1270,35 +1330,37 @@ def proxy_unaware_clients(t):
         t.event(r, "node fetch allowed.test:80", kind="tcp", domain="allowed.test", port=80, decision=ALLOW)
         t.check((b.get("rc") == 3 and re.search(r"ECONNRESET|ECONNREFUSED|UND_ERR_SOCKET", b.get("stdout", "")))
                 or (b.get("rc") == 4 and "FETCH-UNSETTLED" in b.get("stdout", "")),
-                "node fetch http://10.99.0.11: expected ECONNRESET/ECONNREFUSED (or node's unsettled fetch after "
+                "node fetch http://203.0.113.11: expected ECONNRESET/ECONNREFUSED (or node's unsettled fetch after "
                 "the reset), got %s" % json.dumps(b), r)
-        t.fast(r, b, "node fetch http://10.99.0.11")
+        t.fast(r, b, "node fetch http://203.0.113.11")
         t.check(c.get("rc") == 3 and re.search(r"ENOTFOUND|EAI_AGAIN", c.get("stdout", "")),
                 "node fetch http://denied.test: expected ENOTFOUND, got %s" % json.dumps(c), r)
-        t.event(r, "node fetch 10.99.0.11:80", kind="tcp", address="10.99.0.11", port=80, decision=DENY)
+        t.event(r, "node fetch 203.0.113.11:80", kind="tcp", address="203.0.113.11", port=80, decision=DENY)
         t.event(r, "node's lookup of denied.test", kind="dns", domain="denied.test", decision=DENY)
         for tok in (n2, n3):
             t.never_reached(r, tok, "node fetch denied")
     else:
         t.note("node not installed: node's fetch not tested")
     for tok in (t4, t5):
-        t.never_reached(r, tok, "raw TCP to 10.99.0.11")
+        t.never_reached(r, tok, "raw TCP to 203.0.113.11")
 
 
 @case
 def default_allow(t):
     """"default": "allow" with a deny list: unlisted names and addresses go
-    through (recorded with an empty rule), the listed ones do not."""
+    through (recorded with an empty rule), the listed ones do not. (Private
+    networks and the host's own addresses stay closed by the rebinding
+    guard: rebinding_into_private_networks.)"""
     s = t.suite
-    pol = s.policy([], ["denied.test", "10.99.0.12"], default="allow")
+    pol = s.policy([], ["denied.test", "203.0.113.12"], default="allow")
     t1, t2, t3, t4, t5 = (t.tok() for _ in range(5))
     r = s.run(t, pol, [
         curl("https://allowed.test/" + t1, "-4"),
         resolve("denied.test"),
-        curl("https://10.99.0.12/" + t2),
-        curl("https://10.99.0.13/" + t3),
-        curl("https://denied.test/" + t4, "--resolve", "denied.test:443:10.99.0.10"),
-        tcp("10.20.1.5", 5433, t5),
+        curl("https://203.0.113.12/" + t2),
+        curl("https://203.0.113.13/" + t3),
+        curl("https://denied.test/" + t4, "--resolve", "denied.test:443:203.0.113.10"),
+        tcp("203.0.113.14", 5433, t5),
     ])
     t.curl_ok(r, 0, t1, "WARD-HTTPS-OK", "allowed.test by default")
     t.event(r, "allowed.test by default", kind="tcp", domain="allowed.test", port=443, decision=ALLOW,
@@ -1306,15 +1368,15 @@ def default_allow(t):
     t.gai_fail(r, 1, "denied.test")
     t.event(r, "denied.test in DNS", kind="dns", domain="denied.test", decision=DENY, rule="denied.test")
     t.upstream_never_asked(r, "denied.test", "denied name")
-    t.curl_reset(r, 2, "curl https://10.99.0.12 (denied by address)")
-    t.event(r, "10.99.0.12", kind="tcp", address="10.99.0.12", port=443, decision=DENY, rule="10.99.0.12")
-    t.no_conn(r, "10.99.0.12", 443, "10.99.0.12 denied")
-    t.curl_ok(r, 3, t3, "WARD-HTTPS-OK", "control: curl https://10.99.0.13 (allowed by default)")
-    t.event(r, "10.99.0.13 by default", kind="tcp", address="10.99.0.13", port=443, decision=ALLOW, rule="")
+    t.curl_reset(r, 2, "curl https://203.0.113.12 (denied by address)")
+    t.event(r, "203.0.113.12", kind="tcp", address="203.0.113.12", port=443, decision=DENY, rule="203.0.113.12")
+    t.no_conn(r, "203.0.113.12", 443, "203.0.113.12 denied")
+    t.curl_ok(r, 3, t3, "WARD-HTTPS-OK", "control: curl https://203.0.113.13 (allowed by default)")
+    t.event(r, "203.0.113.13 by default", kind="tcp", address="203.0.113.13", port=443, decision=ALLOW, rule="")
     t.curl_reset(r, 4, "SNI denied.test to allowed.test's address")
     t.event(r, "SNI denied.test", kind="tcp", domain="denied.test", decision=DENY, rule="denied.test")
     t.check(r.s[5].get("ok") and t5 in r.s[5].get("data", ""),
-            "10.20.1.5:5433 under default allow: expected the echo, got %s" % json.dumps(r.s[5]), r)
+            "203.0.113.14:5433 under default allow: expected the echo, got %s" % json.dumps(r.s[5]), r)
     for tok in (t2, t4):
         t.never_reached(r, tok, "denied under default allow")
 
@@ -1328,21 +1390,21 @@ def network_none(t):
     r = s.run(t, s.policy(network="none"), [
         {"op": "env"},
         resolve("allowed.test"),
-        tcp("10.99.0.10", 7777, t1),
-        udp("10.99.0.11", 9999, t2),
+        tcp("203.0.113.10", 7777, t1),
+        udp("203.0.113.11", 9999, t2),
         {"op": "loopback"},
     ])
     t.check(not r.s[0].get("env"), "no proxy variables with network none, got %s" % r.s[0].get("env"), r)
     t.check(not r.s[1].get("ok"), "allowed.test must not resolve with network none, got %s" % json.dumps(r.s[1]), r)
     t.check(not r.s[2].get("ok") and r.s[2].get("errno") in ("ENETUNREACH", "EHOSTUNREACH", "ECONNREFUSED"),
-            "TCP to 10.99.0.10 with network none: expected ENETUNREACH, got %s" % json.dumps(r.s[2]), r)
+            "TCP to 203.0.113.10 with network none: expected ENETUNREACH, got %s" % json.dumps(r.s[2]), r)
     t.check(not r.s[3].get("ok"), "UDP with network none: expected failure, got %s" % json.dumps(r.s[3]), r)
     t.check(r.s[4].get("ok"), "the sandbox's own loopback must work: %s" % json.dumps(r.s[4]), r)
     t.check(not r.events, "network none must record no egress events", r)
     for tok in (t1, t2):
         t.never_reached(r, tok, "network none")
     t.upstream_never_asked(r, "allowed.test", "network none")
-    c = s.run(t, s.policy(network="host"), [tcp("10.99.0.10", 7777, t3)])
+    c = s.run(t, s.policy(network="host"), [tcp("203.0.113.10", 7777, t3)])
     t.check(c.s[0].get("ok") and t3 in c.s[0].get("data", ""),
             "control: the same connection with network host, got %s" % json.dumps(c.s[0]), c)
 
@@ -1359,16 +1421,16 @@ def sandbox_loopback(t):
 
 @case
 def dns_server_option(t):
-    """--dns-server [fd99::53]:5353 (IPv6, a port): allowed questions go there."""
+    """--dns-server [2001:db8::53]:5353 (IPv6, a port): allowed questions go there."""
     s = t.suite
     tok = t.tok()
     r = s.run(t, s.policy(STD_ALLOW, STD_DENY), [resolve("allowed.test", 4), curl("https://allowed.test/" + tok, "-4")],
-              dns=("[fd99::53]:5353",))
-    t.check(r.s[0].get("addresses") == ["10.99.0.10"], "allowed.test via [fd99::53]:5353: %s" % json.dumps(r.s[0]), r)
+              dns=("[2001:db8::53]:5353",))
+    t.check(r.s[0].get("addresses") == ["203.0.113.10"], "allowed.test via [2001:db8::53]:5353: %s" % json.dumps(r.s[0]), r)
     t.curl_ok(r, 1, tok, "WARD-HTTPS-OK", "curl https://allowed.test")
-    asked = t.upstream_asked(r, "allowed.test", "--dns-server [fd99::53]:5353")
-    t.check(asked and all(q["server"].startswith("fd99::53") for q in asked),
-            "questions must go to fd99::53 port 5353 only: %s" % asked, r)
+    asked = t.upstream_asked(r, "allowed.test", "--dns-server [2001:db8::53]:5353")
+    t.check(asked and all(q["server"].startswith("2001:db8::53") for q in asked),
+            "questions must go to 2001:db8::53 port 5353 only: %s" % asked, r)
 
 
 @case
@@ -1405,14 +1467,14 @@ def policy_errors(t):
         t.check(p.returncode == 123 and path in out and (rule is None or rule in out),
                 "ward policy check %s: expected exit 123 naming %s%s, got %d: %s" % (
                     json.dumps(egress), path, (" and " + rule) if rule else "", p.returncode, out.strip()[-300:]))
-        q = subprocess.run([s.ward, "run", "--policy", f, "--dns-server", "10.99.0.53", "--", "/bin/true"],
+        q = subprocess.run([s.ward, "run", "--policy", f, "--dns-server", "203.0.113.53", "--", "/bin/true"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=s.env, timeout=30)
         out = q.stdout.decode(errors="replace")
         t.check(q.returncode == 123 and path in out,
                 "ward run with %s: expected exit 123 naming %s, got %d: %s" % (
                     json.dumps(egress), path, q.returncode, out.strip()[-300:]))
     good = s.write_policy(s.policy(STD_ALLOW + ["[2001:db8::/32]:443", "host.ward.internal:5432"],
-                                   STD_DENY + ["udp://denied.test", "tcp://10.99.0.12"]))
+                                   STD_DENY + ["udp://denied.test", "tcp://203.0.113.12"]))
     p = subprocess.run([s.ward, "policy", "check", good], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=s.env)
     t.check(p.returncode == 0, "control: a valid egress policy passes `ward policy check`, got %d: %s"
             % (p.returncode, p.stdout.decode(errors="replace").strip()[-400:]))
@@ -1479,34 +1541,34 @@ def self_check(suite):
     denial inside ward would prove nothing."""
     steps = [
         {"op": "run", "argv": ["curl", "-sS", "-k", "--noproxy", "*", "https://allowed.test/sc",
-                               "--resolve", "allowed.test:443:10.99.0.10"], "timeout": 10},
+                               "--resolve", "allowed.test:443:203.0.113.10"], "timeout": 10},
         {"op": "run", "argv": ["curl", "-sS", "-k", "--noproxy", "*", "https://denied.test:8443/sc",
-                               "--resolve", "denied.test:8443:10.99.0.11"], "timeout": 10},
-        {"op": "run", "argv": ["curl", "-sS", "-g", "-k", "--noproxy", "*", "https://[fd99::11]/sc"], "timeout": 10},
+                               "--resolve", "denied.test:8443:203.0.113.11"], "timeout": 10},
+        {"op": "run", "argv": ["curl", "-sS", "-g", "-k", "--noproxy", "*", "https://[2001:db8::11]/sc"], "timeout": 10},
         {"op": "run", "argv": ["curl", "-sS", "--noproxy", "*", "http://127.0.0.1:8080/sc"], "timeout": 10},
-        {"op": "run", "argv": ["curl", "-sS", "--noproxy", "*", "-H", "Host: denied.test", "http://10.99.0.10/sc"],
+        {"op": "run", "argv": ["curl", "-sS", "--noproxy", "*", "-H", "Host: denied.test", "http://203.0.113.10/sc"],
          "timeout": 10},
         tcp("10.20.1.5", 5433, "sc"),
-        tcp("10.99.0.11", 7777, "sc"),
-        udp("10.99.0.11", 9999, "sc"),
-        dnsq("10.99.0.53", "allowed.test"),
-        dnsq("10.99.0.53", "denied.test", over_tcp=True),
-        dnsq("fd99::53", "ipv6only.test", "AAAA", port=5353),
-        dnsq("10.99.0.53", "nosuch.test"),
+        tcp("203.0.113.11", 7777, "sc"),
+        udp("203.0.113.11", 9999, "sc"),
+        dnsq("203.0.113.53", "allowed.test"),
+        dnsq("203.0.113.53", "denied.test", over_tcp=True),
+        dnsq("2001:db8::53", "ipv6only.test", "AAAA", port=5353),
+        dnsq("203.0.113.53", "nosuch.test"),
     ]
     res = outside_probe(suite, steps)
     expect = [
-        lambda r: "WARD-HTTPS-OK host=allowed.test sni=allowed.test local=10.99.0.10:443" in r.get("stdout", ""),
-        lambda r: "sni=denied.test local=10.99.0.11:8443" in r.get("stdout", ""),
-        lambda r: "local=fd99::11:443" in r.get("stdout", ""),
+        lambda r: "WARD-HTTPS-OK host=allowed.test sni=allowed.test local=203.0.113.10:443" in r.get("stdout", ""),
+        lambda r: "sni=denied.test local=203.0.113.11:8443" in r.get("stdout", ""),
+        lambda r: "local=2001:db8::11:443" in r.get("stdout", ""),
         lambda r: "WARD-HTTP-OK host=127.0.0.1:8080" in r.get("stdout", ""),
         lambda r: "host=denied.test" in r.get("stdout", ""),
         lambda r: "ECHO sc local=10.20.1.5:5433" in r.get("data", ""),
-        lambda r: "ECHO sc local=10.99.0.11:7777" in r.get("data", ""),
+        lambda r: "ECHO sc local=203.0.113.11:7777" in r.get("data", ""),
         lambda r: "UDP-ECHO sc" in r.get("data", ""),
-        lambda r: r.get("answers") == ["10.99.0.10"],
-        lambda r: r.get("answers") == ["10.99.0.11"],
-        lambda r: r.get("answers") == ["fd99::20"],
+        lambda r: r.get("answers") == ["203.0.113.10"],
+        lambda r: r.get("answers") == ["203.0.113.11"],
+        lambda r: r.get("answers") == ["2001:db8::20"],
         lambda r: r.get("rcode") == 3,
     ]
     bad = []
@@ -1619,7 +1681,7 @@ def keepalive_proxy_judges_every_request(t):
             "the second request (denied.test) on the same proxy connection must get ward's 403: %r" % out[-400:], r)
     t.event(r, "denied.test, second request on the proxy connection", kind="http-proxy", domain="denied.test",
             port=80, decision=DENY, detail=lambda d: "request 2 on the connection" in (d or ""))
-    t.no_bytes(r, "10.99.0.11", 80, "denied.test through the kept-alive proxy connection")
+    t.no_bytes(r, "203.0.113.11", 80, "denied.test through the kept-alive proxy connection")
     out = r.s[1].get("stdout", "")
     t.check("host=allowed.test" in out and "host=good.allowed.test" in out,
             "control: both allowed hosts through one proxy connection: %r" % out[-400:], r)
@@ -1671,7 +1733,7 @@ def leading_whitespace_is_refused(t):
     for i in (1, 2):
         t.sock_reset(r, i, "leading whitespace before a request line (step %d)" % i,
                      allowed=("ECONNRESET", "ECONNREFUSED", "EPIPE", "EOF"))
-    t.event(r, "leading whitespace", kind="tcp", address="10.99.0.10", port=80, decision=DENY,
+    t.event(r, "leading whitespace", kind="tcp", address="203.0.113.10", port=80, decision=DENY,
             reason=lambda x: "whitespace or control characters" in (x or ""))
     t.check(not [h for h in s.servers.http.items() if h["host"] == "denied.test" and r.t0 <= h["time"] <= r.t1 + 0.5],
             "the server must never see the request for denied.test", r)
@@ -1704,14 +1766,14 @@ def dns_query_rebuilt(t):
     pol = s.policy(allow=["allowed.test:443"])
     secret = b"WARD-EXFIL-PAYLOAD"
     r = s.run(t, pol, [
-        {"op": "dns", "server": "10.99.0.53", "name": "AlLoWeD.TeSt",
+        {"op": "dns", "server": "203.0.113.53", "name": "AlLoWeD.TeSt",
          "raw_hex": _raw_query(0x1234, "AlLoWeD.TeSt", 1, (65001, secret))},
-        {"op": "dns", "server": "10.99.0.53", "name": "allowed.test", "raw_hex": _raw_query(0x4321, "allowed.test", 10)},
-        dnsq("10.99.0.53", "allowed.test"),
+        {"op": "dns", "server": "203.0.113.53", "name": "allowed.test", "raw_hex": _raw_query(0x4321, "allowed.test", 10)},
+        dnsq("203.0.113.53", "allowed.test"),
     ])
     a = r.s[0]
-    t.check(a.get("ok") and a.get("rcode") == 0 and a.get("answers") == ["10.99.0.10"],
-            "allowed.test with an EDNS option: expected NOERROR 10.99.0.10, got %s" % json.dumps(a), r)
+    t.check(a.get("ok") and a.get("rcode") == 0 and a.get("answers") == ["203.0.113.10"],
+            "allowed.test with an EDNS option: expected NOERROR 203.0.113.10, got %s" % json.dumps(a), r)
     raw = bytes.fromhex(a.get("raw_answer", ""))
     t.check(raw[:2] == b"\x12\x34" and b"\x07AlLoWeD\x04TeSt\x00" in raw[:40],
             "the answer must carry the program's id and question case: %s" % raw[:40].hex(), r)
@@ -1727,7 +1789,7 @@ def dns_query_rebuilt(t):
     t.event(r, "NULL question refused", kind="dns", domain="allowed.test", decision=DENY, detail="TYPE10",
             reason=lambda x: "is not forwarded" in (x or ""))
     t.check(not [q for q in asked if q["qtype"] == "10"], "the NULL question must not reach the upstream", r)
-    t.check(r.s[2].get("ok") and r.s[2].get("answers") == ["10.99.0.10"],
+    t.check(r.s[2].get("ok") and r.s[2].get("answers") == ["203.0.113.10"],
             "control: a plain A question is answered: %s" % json.dumps(r.s[2]), r)
 
 

@@ -8,18 +8,28 @@ long as the driver's process: when it exits the namespace, its veth pair and
 every listener go with it.
 
   h0 (veth; peer h1 in the same namespace)   addresses        made-up names
-     10.99.0.1/24, fd99::1/64                 gateway-ish
-     10.99.0.10, fd99::10                     allowed.test
-     10.99.0.11, fd99::11                     denied.test
-     10.99.0.12                               a.wild.test, b.c.wild.test
-     10.99.0.13                               evil.allowed.test
-     10.99.0.14                               wild.test
-     10.99.0.15                               good.allowed.test
-     fd99::20                                 ipv6only.test (AAAA only)
+     198.51.100.1/24, 2001:db8:1::1/64        the "host's own"  self.wild.test
+  local routes on lo (AnyIP, see below):
+     203.0.113.10, 2001:db8::10               allowed.test
+     203.0.113.11, 2001:db8::11               denied.test
+     203.0.113.12                             a.wild.test, b.c.wild.test
+     203.0.113.13                             evil.allowed.test
+     203.0.113.14                             wild.test
+     203.0.113.15                             good.allowed.test
+     2001:db8::20                             ipv6only.test (AAAA only)
      (127.0.0.1, ::1)                         rebind.test, rebind6.test (DNS rebinding)
-     10.99.0.53, fd99::53                     the DNS server
-     10.20.1.5/16                             (no name; the CIDR rule case)
+     203.0.113.53, 2001:db8::53               the DNS server
+     10.20.1.5 (in 10.20.0.0/16)              private.wild.test (RFC 1918; the CIDR rule case)
   lo 127.0.0.1                                the host's loopback services
+
+The servers' addresses are documentation blocks (RFC 5737, RFC 3849), outside
+ward's DNS rebinding guard, and are served through local routes
+(`ip route add local 203.0.113.0/24 dev lo`) rather than as interface
+addresses: ward guards the addresses of the host's interfaces (getifaddrs),
+and these stand for remote hosts. Only h0's own addresses are interface
+addresses (self.wild.test: the rebinding case for the host's own address).
+10.20.1.5 is private on purpose: reached only through an address rule
+(R_CIDR) or refused by the guard.
 
 Servers (every address unless said otherwise; each logs what it saw, so a
 test can assert that a denied connection never reached it):
@@ -29,7 +39,7 @@ test can assert that a denied connection never reached it):
   tcp 7000           hold     reads, never answers, records when the peer closes
   udp 9999           echo     logs every datagram (one socket per address)
   127.0.0.1:8080, :8081 HTTP  the host's loopback (not on any other address)
-  10.99.0.53:53 udp+tcp, [fd99::53]:5353 udp+tcp   DNS for the names above,
+  203.0.113.53:53 udp+tcp, [2001:db8::53]:5353 udp+tcp   DNS for the names above,
                      NXDOMAIN for the rest; logs every question
 """
 import os
@@ -41,32 +51,38 @@ import threading
 import time
 
 ADDR4 = {
-    "allowed": "10.99.0.10",
-    "denied": "10.99.0.11",
-    "wild": "10.99.0.12",
-    "evil": "10.99.0.13",
-    "wildbase": "10.99.0.14",
-    "good": "10.99.0.15",
-    "dns": "10.99.0.53",
+    "allowed": "203.0.113.10",
+    "denied": "203.0.113.11",
+    "wild": "203.0.113.12",
+    "evil": "203.0.113.13",
+    "wildbase": "203.0.113.14",
+    "good": "203.0.113.15",
+    "dns": "203.0.113.53",
     "cidr": "10.20.1.5",
 }
+# The driver's own interface address (h0): one of "the host's own addresses".
+SELF4 = "198.51.100.1"
+SELF6 = "2001:db8:1::1"
 ADDR6 = {
-    "allowed": "fd99::10",
-    "denied": "fd99::11",
-    "v6only": "fd99::20",
-    "dns": "fd99::53",
+    "allowed": "2001:db8::10",
+    "denied": "2001:db8::11",
+    "v6only": "2001:db8::20",
+    "dns": "2001:db8::53",
 }
 
 # name -> {qtype: [addresses]}
 DNS_RECORDS = {
-    "allowed.test": {"A": ["10.99.0.10"], "AAAA": ["fd99::10"]},
-    "denied.test": {"A": ["10.99.0.11"], "AAAA": ["fd99::11"]},
-    "a.wild.test": {"A": ["10.99.0.12"]},
-    "b.c.wild.test": {"A": ["10.99.0.12"]},
-    "wild.test": {"A": ["10.99.0.14"]},
-    "evil.allowed.test": {"A": ["10.99.0.13"]},
-    "good.allowed.test": {"A": ["10.99.0.15"]},
-    "ipv6only.test": {"AAAA": ["fd99::20"]},
+    "allowed.test": {"A": ["203.0.113.10"], "AAAA": ["2001:db8::10"]},
+    "denied.test": {"A": ["203.0.113.11"], "AAAA": ["2001:db8::11"]},
+    "a.wild.test": {"A": ["203.0.113.12"]},
+    "b.c.wild.test": {"A": ["203.0.113.12"]},
+    "wild.test": {"A": ["203.0.113.14"]},
+    "evil.allowed.test": {"A": ["203.0.113.13"]},
+    "good.allowed.test": {"A": ["203.0.113.15"]},
+    "ipv6only.test": {"AAAA": ["2001:db8::20"]},
+    # DNS rebinding into a private network, and to the host's own address.
+    "private.wild.test": {"A": ["10.20.1.5"]},
+    "self.wild.test": {"A": ["198.51.100.1"]},
     # DNS rebinding: allowed names whose addresses are the host's loopback.
     "rebind.test": {"A": ["127.0.0.1"]},
     "rebind6.test": {"AAAA": ["::1"]},
@@ -91,12 +107,12 @@ def Setup():
     _ip("link", "add", "h0", "type", "veth", "peer", "name", "h1")
     _ip("link", "set", "h0", "up")
     _ip("link", "set", "h1", "up")
-    _ip("addr", "add", "10.99.0.1/24", "dev", "h0")
-    for a in ADDR4.values():
-        _ip("addr", "add", a + ("/16" if a.startswith("10.20.") else "/24"), "dev", "h0")
-    _ip("-6", "addr", "add", "fd99::1/64", "dev", "h0", "nodad")
-    for a in ADDR6.values():
-        _ip("-6", "addr", "add", a + "/64", "dev", "h0", "nodad")
+    _ip("addr", "add", SELF4 + "/24", "dev", "h0")
+    _ip("-6", "addr", "add", SELF6 + "/64", "dev", "h0", "nodad")
+    # The servers' addresses: local, but on no interface (see the top).
+    _ip("route", "add", "local", "203.0.113.0/24", "dev", "lo")
+    _ip("route", "add", "local", "10.20.0.0/16", "dev", "lo")
+    _ip("-6", "route", "add", "local", "2001:db8::/64", "dev", "lo")
     _ip("route", "add", "default", "dev", "h0")
     _ip("-6", "route", "add", "default", "dev", "h0")
     # Let this process's group open ICMP ping sockets here: the ICMP case's
@@ -134,10 +150,24 @@ class Log:
         return [i for i in self.items() if any(token in str(v) for v in i.values())]
 
 
+IP_FREEBIND = 15
+IPV6_FREEBIND = 78
+
+
+def _freebind(s, fam):
+    """An address of a local route (2001:db8::53) is not an interface
+    address: IPv6 binds to it only with IPV6_FREEBIND."""
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+    else:
+        s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+
+
 def _listen_tcp(host, port):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    _freebind(s, fam)
     if fam == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
     s.bind((host, port))
@@ -148,6 +178,7 @@ def _listen_tcp(host, port):
 def _listen_udp(host, port):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
+    _freebind(s, fam)
     if fam == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
     s.bind((host, port))
@@ -224,7 +255,7 @@ class Servers:
             self._serve_tcp(_listen_tcp("127.0.0.1", port), self._handle_http, False)
         # One UDP socket per address: a wildcard socket would answer from
         # the primary address, which a connected client socket ignores.
-        for a in list(ADDR4.values()) + list(ADDR6.values()) + ["10.99.0.1", "fd99::1", "127.0.0.1"]:
+        for a in list(ADDR4.values()) + list(ADDR6.values()) + [SELF4, SELF6, "127.0.0.1"]:
             _thread(self._udp_echo, _listen_udp(a, 9999))
         for host, port in ((ADDR4["dns"], 53), (ADDR6["dns"], 5353)):
             _thread(self._dns_udp, _listen_udp(host, port))
@@ -232,7 +263,7 @@ class Servers:
 
     def _make_cert(self):
         san = "DNS:allowed.test,DNS:*.allowed.test,DNS:denied.test,DNS:*.wild.test,DNS:ipv6only.test," \
-              "IP:10.99.0.10,IP:10.99.0.11"
+              "IP:203.0.113.10,IP:203.0.113.11"
         p = subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
              "-nodes", "-days", "2", "-subj", "/CN=allowed.test", "-addext", "subjectAltName=" + san,

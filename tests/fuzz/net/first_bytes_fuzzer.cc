@@ -35,9 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // an unbound name never allows by a domain rule alone.
       std::vector<std::string> bound = {"allowed.test"};
       ward::net::IpAddress addr = ward::net::IpAddress::V4(192, 0, 2, 1);
-      ward::net::TcpDecision unbound = ward::net::DecideTcp(Policy(), f.name, f.source, {}, addr, 443);
+      ward::net::TcpDecision unbound = ward::net::DecideTcp(ward::net::RebindingGuard(), Policy(), f.name, f.source, {}, addr, 443);
       if (unbound.allowed) __builtin_trap();
-      (void)ward::net::DecideTcp(Policy(), f.name, f.source, bound, addr, 443);
+      (void)ward::net::DecideTcp(ward::net::RebindingGuard(), Policy(), f.name, f.source, bound, addr, 443);
       break;
     }
     case FirstBytes::Status::kRefuse:

@@ -1,9 +1,13 @@
 // The egress proxy against a real network: each lab test forks a child that
 // builds two network namespaces (a user namespace too when not root),
 //
-//   "host"     lo up; veth h0/h1 with 10.99.0.1/24, fd00:99::1/64 and
+//   "host"     lo up; veth h0/h1 with 203.0.113.1/24, 2001:db8::1/64 and
 //              169.254.169.254/32 on h0: the test's servers (echo servers, a
-//              fake DNS resolver on 10.99.0.1:5353), and the proxy's threads.
+//              fake DNS resolver on 203.0.113.1:5353), and the proxy's threads.
+//              Documentation addresses, outside the DNS rebinding guard's
+//              blocks; the proxy is told the host has no addresses of its
+//              own (this namespace plays the internet), except in the test
+//              of the host's own addresses.
 //   "sandbox"  lo up; veth ward0/ward1 with the addresses and routes of
 //              sandbox_net.h, the nftables ruleset of `ward run`, and the
 //              proxy's four listeners; the test's clients live here.
@@ -117,77 +121,226 @@ std::string ToString(std::span<const uint8_t> b) { return {b.begin(), b.end()}; 
 
 // ---------------------------------------------------------------- pure decisions
 
-TEST(TcpDecision, GuardedAddresses) {
-  for (const char* a : {"127.0.0.1", "127.8.9.10", "0.0.0.0", "169.254.169.254", "224.0.0.1", "255.255.255.255", "::1",
-                        "::", "fe80::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254"}) {
-    EXPECT_TRUE(IsGuardedAddress(Ip(a))) << a;
+// The fixed blocks only: these cases are about the rules, not the host.
+const RebindingGuard kGuard;
+
+// Every guarded block at its first and last address, with the reason's
+// words; the addresses just outside each block, and the documentation
+// blocks the tests use, are not guarded.
+TEST(RebindingGuard, EveryBlockAndItsBoundaries) {
+  const std::pair<const char*, const char*> guarded[] = {
+      {"0.0.0.0", "unspecified"}, {"0.255.255.255", "unspecified"},
+      {"10.0.0.0", "RFC 1918"}, {"10.255.255.255", "RFC 1918"},
+      {"100.64.0.0", "RFC 6598"}, {"100.127.255.255", "RFC 6598"},
+      {"100.100.100.200", "Alibaba"},
+      {"127.0.0.0", "loopback"}, {"127.255.255.255", "loopback"},
+      {"168.63.129.16", "Azure"},
+      {"169.254.0.0", "link-local"}, {"169.254.255.255", "link-local"},
+      {"172.16.0.0", "RFC 1918"}, {"172.31.255.255", "RFC 1918"},
+      {"192.0.0.0", "RFC 6890"}, {"192.0.0.255", "RFC 6890"}, {"192.0.0.192", "Oracle"},
+      {"192.168.0.0", "RFC 1918"}, {"192.168.255.255", "RFC 1918"},
+      {"198.18.0.0", "RFC 2544"}, {"198.19.255.255", "RFC 2544"},
+      {"224.0.0.0", "multicast"}, {"239.255.255.255", "multicast"},
+      {"240.0.0.0", "reserved"}, {"255.255.255.254", "reserved"}, {"255.255.255.255", "broadcast"},
+      {"::", "unspecified"}, {"::1", "loopback"},
+      {"fc00::", "RFC 4193"}, {"fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "RFC 4193"}, {"fd00:ec2::254", "AWS"},
+      {"fe80::", "link-local"}, {"febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "link-local"},
+      {"fec0::", "site-local"}, {"feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "site-local"},
+      {"ff00::", "multicast"}, {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "multicast"},
+      {"64:ff9b:1::", "RFC 8215"}, {"64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "RFC 8215"},
+      // IPv4-mapped: judged as the IPv4 address.
+      {"::ffff:10.1.2.3", "RFC 1918"}, {"::ffff:192.168.1.1", "RFC 1918"}, {"::ffff:100.64.0.1", "RFC 6598"},
+      {"::ffff:169.254.169.254", "link-local"}, {"::ffff:127.0.0.1", "loopback"},
+      // NAT64 (64:ff9b::/96): each IPv4 block in that form, at its bounds.
+      {"64:ff9b::a00:0", "RFC 1918) in NAT64 form"}, {"64:ff9b::aff:ffff", "RFC 1918) in NAT64 form"},
+      {"64:ff9b::ac10:1", "RFC 1918) in NAT64 form"}, {"64:ff9b::c0a8:101", "RFC 1918) in NAT64 form"},
+      {"64:ff9b::6440:1", "RFC 6598) in NAT64 form"}, {"64:ff9b::a9fe:a9fe", "link-local address in NAT64"},
+      {"64:ff9b::7f00:1", "loopback address in NAT64"}, {"64:ff9b::", "unspecified (\"this network\") address in NAT64"},
+      {"64:ff9b::c612:1", "RFC 2544) in NAT64"}, {"64:ff9b::ffff:ffff", "broadcast address in NAT64"},
+  };
+  RebindingGuard guard;
+  for (const auto& [address, words] : guarded) {
+    const RebindingGuard::Block* b = guard.BlockOf(Ip(address));
+    ASSERT_NE(b, nullptr) << address;
+    EXPECT_NE(b->what.find(words), std::string::npos) << address << ": " << b->what;
+    EXPECT_FALSE(b->host) << address;
+    EXPECT_TRUE(IsGuardedAddress(Ip(address))) << address;
   }
-  for (const char* a : {"10.0.0.1", "8.8.8.8", "169.255.0.1", "2001:db8::1", "fd00::1", "::ffff:8.8.8.8"}) {
-    EXPECT_FALSE(IsGuardedAddress(Ip(a))) << a;
+  for (const char* a : {"1.0.0.0", "9.255.255.255", "11.0.0.0", "100.63.255.255", "100.128.0.0", "126.255.255.255",
+                        "128.0.0.0", "168.63.129.15", "168.63.129.17", "169.253.255.255", "169.255.0.0",
+                        "172.15.255.255", "172.32.0.0", "191.255.255.255", "192.0.1.0", "192.167.255.255",
+                        "192.169.0.0", "198.17.255.255", "198.20.0.0", "223.255.255.255", "8.8.8.8",
+                        // the documentation blocks (the tests' networks)
+                        "192.0.2.1", "198.51.100.1", "203.0.113.1", "203.0.113.255", "2001:db8::1",
+                        "2001:db8:ffff::1", "::2", "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fe00::1",
+                        "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2606:4700::1111", "::ffff:8.8.8.8",
+                        "::ffff:203.0.113.1", "64:ff9b::808:808", "64:ff9b::9ff:ffff", "64:ff9b::b00:0",
+                        "64:ff9b::c000:201", "64:ff9b:0:1::a00:1", "64:ff9b:2::", "64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff",
+                        // 6to4 and Teredo are tunnels to a router, not to the embedded host: not guarded
+                        "2002:a00:1::1", "2001:0:a00:1::1"}) {
+    EXPECT_EQ(guard.BlockOf(Ip(a)), nullptr) << a << ": " << guard.BlockOf(Ip(a))->what;
   }
+}
+
+// A wildcard-allowed name (or the default) resolving into a guarded block is
+// denied with the block and the way to open it; only an address rule inside
+// the block opens it.
+TEST(RebindingGuard, OnlyAnAddressRuleInsideTheBlockOpensIt) {
+  const RebindingGuard guard;
+  std::vector<std::string> bound = {"a.wild.test"};
+  for (const char* a : {"10.20.1.5", "172.16.0.1", "192.168.1.1", "100.64.0.1", "198.18.0.1", "192.0.0.8", "240.0.0.1",
+                        "fd12::1", "fe80::1", "::ffff:10.20.1.5", "64:ff9b::a14:105"}) {
+    TcpDecision d = DecideTcp(guard, Policy({"*.wild.test:443"}), "a.wild.test", "sni", bound, Ip(a), 443);
+    EXPECT_FALSE(d.allowed) << a;
+    EXPECT_EQ(d.rule, nullptr) << a;
+    EXPECT_NE(d.reason.find("DNS rebinding guard; rule \"*.wild.test:443\" does not open it, only an address rule"),
+              std::string::npos)
+        << d.reason;
+    // Raw, under "default": "allow": the same guard.
+    d = DecideTcp(guard, Policy({}, {}, /*default_allow=*/true), std::nullopt, "", {}, Ip(a), 443);
+    EXPECT_FALSE(d.allowed) << a;
+    EXPECT_NE(d.reason.find("the default does not open it"), std::string::npos) << d.reason;
+  }
+  TcpDecision d = DecideTcp(guard, Policy({"*.wild.test:443"}), "a.wild.test", "sni", bound, Ip("10.20.1.5"), 443);
+  EXPECT_EQ(d.reason,
+            "10.20.1.5 is a private address (RFC 1918), in 10.0.0.0/8: DNS rebinding guard; rule \"*.wild.test:443\" "
+            "does not open it, only an address rule inside that block does (\"10.0.0.0/8\" or \"10.20.1.5\")");
+  d = DecideTcp(guard, Policy({"*.wild.test:443"}), "a.wild.test", "sni", bound, Ip("fd12::1"), 443);
+  EXPECT_NE(d.reason.find("(\"[fc00::/7]\" or \"[fd12::1]\")"), std::string::npos) << d.reason;
+  // Positive controls: an address rule inside the block, with or without the name rule.
+  const std::pair<const char*, const char*> opens[] = {
+      {"10.0.0.0/8", "10.20.1.5"},         {"10.20.0.0/16:443", "10.20.1.5"}, {"10.20.1.5", "::ffff:10.20.1.5"},
+      {"[fc00::/7]", "fd12::1"},           {"[fd12::/16]:443", "fd12::1"},    {"100.64.0.0/10", "100.64.0.1"},
+      {"[64:ff9b::a00:0/104]", "64:ff9b::a14:105"}, {"192.168.0.0/16", "192.168.1.1"}, {"198.18.0.0/15", "198.18.0.1"},
+  };
+  for (const auto& [rule, a] : opens) {
+    const EgressPolicy p = Policy({"*.wild.test:443", rule});
+    d = DecideTcp(guard, p, "a.wild.test", "sni", bound, Ip(a), 443);
+    EXPECT_TRUE(d.allowed) << rule << " " << a << ": " << d.reason;
+    ASSERT_NE(d.rule, nullptr);
+    EXPECT_EQ(d.rule->text, rule);
+    EXPECT_TRUE(DecideTcp(guard, Policy({rule}), std::nullopt, "", {}, Ip(a), 443).allowed) << rule << " " << a;
+  }
+  // Not inside the block, another port, the other family: not opened.
+  const std::pair<const char*, const char*> closed[] = {
+      {"0.0.0.0/0", "10.20.1.5"},     {"8.0.0.0/6", "10.20.1.5"},        {"10.20.0.0/16:80", "10.20.1.5"},
+      {"[::/0]", "fd12::1"},          {"[fc00::/6]", "fd12::1"},         {"10.0.0.0/8", "64:ff9b::a14:105"},
+      {"[64:ff9b::/96]", "64:ff9b::a14:105"}, {"100.64.0.0/10", "100.100.100.200"}, {"192.0.0.0/24", "192.0.0.192"},
+  };
+  for (const auto& [rule, a] : closed) {
+    EXPECT_FALSE(DecideTcp(guard, Policy({"*.wild.test:443", rule}), "a.wild.test", "sni", bound, Ip(a), 443).allowed)
+        << rule << " " << a;
+  }
+}
+
+// The host's own addresses (read with getifaddrs() by the proxy): guarded
+// like the fixed blocks, opened only by a rule naming exactly the address.
+TEST(RebindingGuard, TheHostsOwnAddresses) {
+  const RebindingGuard guard({{Ip("198.51.100.7"), "eth0"},
+                              {Ip("2001:db8::7"), "eth0"},
+                              {Ip("10.1.2.3"), "docker0"},
+                              {Ip("127.0.0.1"), "lo"},
+                              {Ip("::1"), "lo"},
+                              {Ip("fe80::7"), "eth0"}});
+  for (const char* a : {"198.51.100.7", "::ffff:198.51.100.7", "64:ff9b::c633:6407", "2001:db8::7", "10.1.2.3",
+                        "fe80::7"}) {
+    const RebindingGuard::Block* b = guard.BlockOf(Ip(a));
+    ASSERT_NE(b, nullptr) << a;
+    EXPECT_TRUE(b->host) << a << ": " << b->what;
+    EXPECT_NE(b->what.find("one of this host's own addresses (on "), std::string::npos) << b->what;
+  }
+  for (const char* a : {"198.51.100.6", "198.51.100.8", "2001:db8::8"}) EXPECT_EQ(guard.BlockOf(Ip(a)), nullptr) << a;
+  // Loopback stays the fixed block: never opened, whatever the rules.
+  ASSERT_NE(guard.BlockOf(Ip("127.0.0.1")), nullptr);
+  EXPECT_FALSE(guard.BlockOf(Ip("127.0.0.1"))->host);
+  EXPECT_FALSE(DecideTcp(guard, Policy({"127.0.0.1"}), std::nullopt, "", {}, Ip("127.0.0.1"), 80).allowed);
+  EXPECT_FALSE(guard.BlockOf(Ip("10.1.2.4"))->host);  // the rest of 10/8 is the fixed block's
+
+  std::vector<std::string> bound = {"self.wild.test"};
+  TcpDecision d = DecideTcp(guard, Policy({"*.wild.test"}), "self.wild.test", "sni", bound, Ip("198.51.100.7"), 443);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.reason,
+            "198.51.100.7 is one of this host's own addresses (on eth0): DNS rebinding guard; rule \"*.wild.test\" does "
+            "not open it, only an address rule naming exactly it does (\"198.51.100.7\")");
+  EXPECT_FALSE(DecideTcp(guard, Policy({}, {}, true), std::nullopt, "", {}, Ip("198.51.100.7"), 443).allowed);
+  EXPECT_FALSE(DecideTcp(guard, Policy({"198.51.100.0/24"}), std::nullopt, "", {}, Ip("198.51.100.7"), 443).allowed);
+  EXPECT_FALSE(DecideTcp(guard, Policy({"10.0.0.0/8"}), std::nullopt, "", {}, Ip("10.1.2.3"), 443).allowed);
+  EXPECT_TRUE(DecideTcp(guard, Policy({"10.0.0.0/8"}), std::nullopt, "", {}, Ip("10.1.2.4"), 443).allowed);
+  EXPECT_FALSE(DecideTcp(guard, Policy({"[fe80::/10]"}), std::nullopt, "", {}, Ip("fe80::7"), 443).allowed);
+  // Positive controls: a rule naming exactly the address (on its port).
+  d = DecideTcp(guard, Policy({"*.wild.test", "198.51.100.7:443"}), "self.wild.test", "sni", bound,
+                Ip("198.51.100.7"), 443);
+  EXPECT_TRUE(d.allowed) << d.reason;
+  EXPECT_FALSE(DecideTcp(guard, Policy({"198.51.100.7:443"}), std::nullopt, "", {}, Ip("198.51.100.7"), 80).allowed);
+  EXPECT_TRUE(DecideTcp(guard, Policy({"[2001:db8::7]"}), std::nullopt, "", {}, Ip("2001:db8::7"), 80).allowed);
+  EXPECT_TRUE(DecideTcp(guard, Policy({"10.1.2.3"}), std::nullopt, "", {}, Ip("10.1.2.3"), 80).allowed);
+  EXPECT_TRUE(DecideTcp(guard, Policy({"[fe80::7]"}), std::nullopt, "", {}, Ip("fe80::7"), 80).allowed);
+  // Without the host list, a documentation address is not guarded.
+  EXPECT_TRUE(DecideTcp(kGuard, Policy({"*.wild.test"}), "self.wild.test", "sni", bound, Ip("198.51.100.7"), 443)
+                  .allowed);
 }
 
 TEST(TcpDecision, BoundNameAllowsItsAddress) {
   EgressPolicy p = Policy({"allowed.test:443"});
   std::vector<std::string> bound = {"allowed.test"};
-  TcpDecision d = DecideTcp(p, "allowed.test", "sni", bound, Ip("10.0.0.1"), 443);
+  TcpDecision d = DecideTcp(kGuard, p, "allowed.test", "sni", bound, Ip("203.0.113.1"), 443);
   EXPECT_TRUE(d.allowed) << d.reason;
   ASSERT_NE(d.rule, nullptr);
   EXPECT_EQ(d.rule->text, "allowed.test:443");
   EXPECT_EQ(d.source, "sni");
   // No name in the first bytes: the bound name decides.
-  d = DecideTcp(p, std::nullopt, "", bound, Ip("10.0.0.1"), 443);
+  d = DecideTcp(kGuard, p, std::nullopt, "", bound, Ip("203.0.113.1"), 443);
   EXPECT_TRUE(d.allowed) << d.reason;
   EXPECT_EQ(d.domain, "allowed.test");
   EXPECT_EQ(d.source, "dns");
   // Other port: no rule.
-  EXPECT_FALSE(DecideTcp(p, std::nullopt, "", bound, Ip("10.0.0.1"), 80).allowed);
+  EXPECT_FALSE(DecideTcp(kGuard, p, std::nullopt, "", bound, Ip("203.0.113.1"), 80).allowed);
 }
 
 TEST(TcpDecision, UnboundNameIsOnlyAClaim) {
   EgressPolicy p = Policy({"allowed.test:443"}, {"evil.test"});
   std::vector<std::string> none;
-  TcpDecision d = DecideTcp(p, "allowed.test", "sni", none, Ip("10.0.0.1"), 443);
+  TcpDecision d = DecideTcp(kGuard, p, "allowed.test", "sni", none, Ip("203.0.113.1"), 443);
   EXPECT_FALSE(d.allowed);
   EXPECT_NE(d.reason.find("did not resolve"), std::string::npos) << d.reason;
   // A deny rule naming the claim denies, wherever it points.
-  EgressPolicy q = Policy({"10.0.0.0/8"}, {"evil.test"});
-  d = DecideTcp(q, "evil.test", "sni", none, Ip("10.0.0.1"), 443);
+  EgressPolicy q = Policy({"203.0.113.0/24"}, {"evil.test"});
+  d = DecideTcp(kGuard, q, "evil.test", "sni", none, Ip("203.0.113.1"), 443);
   EXPECT_FALSE(d.allowed);
   ASSERT_NE(d.rule, nullptr);
   EXPECT_EQ(d.rule->text, "evil.test");
   // Otherwise an address rule can allow it.
-  d = DecideTcp(q, "other.test", "sni", none, Ip("10.0.0.1"), 443);
+  d = DecideTcp(kGuard, q, "other.test", "sni", none, Ip("203.0.113.1"), 443);
   EXPECT_TRUE(d.allowed) << d.reason;
 }
 
 TEST(TcpDecision, AnyDeniedBoundNameDeniesANamelessConnection) {
   EgressPolicy p = Policy({"good.test"}, {"bad.test"});
   std::vector<std::string> bound = {"good.test", "bad.test"};
-  TcpDecision d = DecideTcp(p, std::nullopt, "", bound, Ip("10.0.0.1"), 443);
+  TcpDecision d = DecideTcp(kGuard, p, std::nullopt, "", bound, Ip("203.0.113.1"), 443);
   EXPECT_FALSE(d.allowed);
   ASSERT_NE(d.rule, nullptr);
   EXPECT_EQ(d.rule->text, "bad.test");
   // With the name in the first bytes, the named one decides.
-  EXPECT_TRUE(DecideTcp(p, "good.test", "sni", bound, Ip("10.0.0.1"), 443).allowed);
+  EXPECT_TRUE(DecideTcp(kGuard, p, "good.test", "sni", bound, Ip("203.0.113.1"), 443).allowed);
 }
 
 TEST(TcpDecision, RebindingGuardNeedsAnExplicitAddressRule) {
   std::vector<std::string> bound = {"meta.test"};
-  TcpDecision d = DecideTcp(Policy({"meta.test"}), "meta.test", "sni", bound, Ip("169.254.169.254"), 80);
+  TcpDecision d = DecideTcp(kGuard, Policy({"meta.test"}), "meta.test", "sni", bound, Ip("169.254.169.254"), 80);
   EXPECT_FALSE(d.allowed);
   EXPECT_NE(d.reason.find("rebinding"), std::string::npos) << d.reason;
-  EXPECT_FALSE(DecideTcp(Policy({}, {}, true), std::nullopt, "", {}, Ip("127.0.0.1"), 80).allowed);
+  EXPECT_FALSE(DecideTcp(kGuard, Policy({}, {}, true), std::nullopt, "", {}, Ip("127.0.0.1"), 80).allowed);
   // "The internet" is not an explicit allow of the link.
-  EXPECT_FALSE(DecideTcp(Policy({"0.0.0.0/0"}), std::nullopt, "", {}, Ip("169.254.169.254"), 80).allowed);
-  EXPECT_FALSE(DecideTcp(Policy({"[::/0]"}), std::nullopt, "", {}, Ip("fe80::1"), 80).allowed);
+  EXPECT_FALSE(DecideTcp(kGuard, Policy({"0.0.0.0/0"}), std::nullopt, "", {}, Ip("169.254.169.254"), 80).allowed);
+  EXPECT_FALSE(DecideTcp(kGuard, Policy({"[::/0]"}), std::nullopt, "", {}, Ip("fe80::1"), 80).allowed);
   // IPv4-mapped is judged as IPv4.
-  EXPECT_FALSE(DecideTcp(Policy({"meta.test"}), "meta.test", "sni", bound, Ip("::ffff:169.254.169.254"), 80).allowed);
-  d = DecideTcp(Policy({"169.254.169.254:80"}), std::nullopt, "", {}, Ip("169.254.169.254"), 80);
+  EXPECT_FALSE(DecideTcp(kGuard, Policy({"meta.test"}), "meta.test", "sni", bound, Ip("::ffff:169.254.169.254"), 80).allowed);
+  d = DecideTcp(kGuard, Policy({"169.254.169.254:80"}), std::nullopt, "", {}, Ip("169.254.169.254"), 80);
   EXPECT_TRUE(d.allowed) << d.reason;
-  EXPECT_TRUE(DecideTcp(Policy({"169.254.0.0/16"}), std::nullopt, "", {}, Ip("::ffff:169.254.1.1"), 80).allowed);
+  EXPECT_TRUE(DecideTcp(kGuard, Policy({"169.254.0.0/16"}), std::nullopt, "", {}, Ip("::ffff:169.254.1.1"), 80).allowed);
   // An address rule allows the address even when a domain rule also matches.
-  d = DecideTcp(Policy({"meta.test", "169.254.169.254"}), "meta.test", "sni", bound, Ip("169.254.169.254"), 80);
+  d = DecideTcp(kGuard, Policy({"meta.test", "169.254.169.254"}), "meta.test", "sni", bound, Ip("169.254.169.254"), 80);
   EXPECT_TRUE(d.allowed) << d.reason;
 }
 
@@ -202,33 +355,33 @@ TEST(TcpDecision, LoopbackIsNeverOpenedByAnAddressRule) {
       {"[::1]:8080", "::1"}, {"0.0.0.0:8080", "0.0.0.0"}, {"0.0.0.0/8", "0.1.2.3"}, {"[::]:8080", "::"},
       {"0.0.0.0/8", "::ffff:0.0.0.0"}};
   for (const auto& [rule, addr] : cases) {
-    TcpDecision d = DecideTcp(Policy({rule}), std::nullopt, "", {}, Ip(addr), 8080);
+    TcpDecision d = DecideTcp(kGuard, Policy({rule}), std::nullopt, "", {}, Ip(addr), 8080);
     EXPECT_FALSE(d.allowed) << rule << " " << addr;
     EXPECT_NE(d.reason.find("host.ward.internal"), std::string::npos) << d.reason;
   }
   // Positive control: the same kind of rule opens a link-local address.
-  EXPECT_TRUE(DecideTcp(Policy({"169.254.169.254:8080"}), std::nullopt, "", {}, Ip("169.254.169.254"), 8080).allowed);
+  EXPECT_TRUE(DecideTcp(kGuard, Policy({"169.254.169.254:8080"}), std::nullopt, "", {}, Ip("169.254.169.254"), 8080).allowed);
 }
 
 // The condition for a direct socket (net/connect_notify.h): the address
 // alone is allowed and no deny rule names a domain on that port.
 TEST(TcpDecision, FirstBytesCanMatterUnlessTheAddressAloneDecides) {
-  const IpAddress a = Ip("10.20.1.5");
+  const IpAddress a = Ip("203.0.113.5");
   // The address alone is allowed, and nothing can deny a name: they cannot.
-  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16:5432"}), a, 5432));
-  EXPECT_FALSE(FirstBytesCanMatter(Policy({}, {}, /*default_allow=*/true), a, 5432));
-  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"10.20.9.0/24"}), a, 5432));  // an address deny decided already
-  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"evil.test:443"}), a, 5432));  // a deny for another port
-  EXPECT_FALSE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"udp://evil.test"}), a, 5432));  // udp only
+  EXPECT_FALSE(FirstBytesCanMatter(kGuard, Policy({"203.0.113.0/24:5432"}), a, 5432));
+  EXPECT_FALSE(FirstBytesCanMatter(kGuard, Policy({}, {}, /*default_allow=*/true), a, 5432));
+  EXPECT_FALSE(FirstBytesCanMatter(kGuard, Policy({"203.0.113.0/24"}, {"203.0.113.128/25"}), a, 5432));  // an address deny decided already
+  EXPECT_FALSE(FirstBytesCanMatter(kGuard, Policy({"203.0.113.0/24"}, {"evil.test:443"}), a, 5432));  // a deny for another port
+  EXPECT_FALSE(FirstBytesCanMatter(kGuard, Policy({"203.0.113.0/24"}, {"udp://evil.test"}), a, 5432));  // udp only
   // Otherwise they can.
-  EXPECT_TRUE(FirstBytesCanMatter(Policy({"10.20.0.0/16:5433"}), a, 5432));                  // not allowed by address
-  EXPECT_TRUE(FirstBytesCanMatter(Policy({"db.test:5432"}), a, 5432));                       // a name must allow it
-  EXPECT_TRUE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"evil.test"}), a, 5432));        // a name may deny it
-  EXPECT_TRUE(FirstBytesCanMatter(Policy({"10.20.0.0/16"}, {"*.evil.test:5432"}), a, 5432));
-  EXPECT_TRUE(FirstBytesCanMatter(Policy({}, {"evil.test"}, /*default_allow=*/true), a, 5432));
+  EXPECT_TRUE(FirstBytesCanMatter(kGuard, Policy({"203.0.113.0/24:5433"}), a, 5432));                  // not allowed by address
+  EXPECT_TRUE(FirstBytesCanMatter(kGuard, Policy({"db.test:5432"}), a, 5432));                       // a name must allow it
+  EXPECT_TRUE(FirstBytesCanMatter(kGuard, Policy({"203.0.113.0/24"}, {"evil.test"}), a, 5432));        // a name may deny it
+  EXPECT_TRUE(FirstBytesCanMatter(kGuard, Policy({"203.0.113.0/24"}, {"*.evil.test:5432"}), a, 5432));
+  EXPECT_TRUE(FirstBytesCanMatter(kGuard, Policy({}, {"evil.test"}, /*default_allow=*/true), a, 5432));
   // The rebinding guard: a broad rule does not open a link-local address.
-  EXPECT_TRUE(FirstBytesCanMatter(Policy({"0.0.0.0/0"}), Ip("169.254.169.254"), 80));
-  EXPECT_FALSE(FirstBytesCanMatter(Policy({"169.254.169.254:80"}), Ip("169.254.169.254"), 80));
+  EXPECT_TRUE(FirstBytesCanMatter(kGuard, Policy({"0.0.0.0/0"}), Ip("169.254.169.254"), 80));
+  EXPECT_FALSE(FirstBytesCanMatter(kGuard, Policy({"169.254.169.254:80"}), Ip("169.254.169.254"), 80));
 }
 
 TEST(SniffFirstBytes, NamesAndRefusals) {
@@ -458,9 +611,10 @@ TEST(EgressEvent, KindNames) {
 // ---------------------------------------------------------------- the lab
 
 constexpr uint16_t kFakeDnsPort = 5353;
-const char* const kHostAddr4 = "10.99.0.1";
-const char* const kHostAddr6 = "fd00:99::1";
+const char* const kHostAddr4 = "203.0.113.1";
+const char* const kHostAddr6 = "2001:db8::1";
 const char* const kMetadataAddr = "169.254.169.254";
+const char* const kPrivateAddr = "10.20.1.5";  // RFC 1918: guarded
 
 struct LabState {
   int host_ns = -1;
@@ -571,6 +725,7 @@ std::string SetUpLab() {
             Run({"ip", "link", "set", "h0", "up"}) && Run({"ip", "link", "set", "h1", "up"}) &&
             Run({"ip", "addr", "add", std::string(kHostAddr4) + "/24", "dev", "h0"}) &&
             Run({"ip", "addr", "add", std::string(kMetadataAddr) + "/32", "dev", "h0"}) &&
+            Run({"ip", "addr", "add", std::string(kPrivateAddr) + "/32", "dev", "h0"}) &&
             Run({"ip", "-6", "addr", "add", std::string(kHostAddr6) + "/64", "dev", "h0", "nodad"});
   if (!ok) return "setting up the host namespace failed (see above)";
   lab.host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -765,7 +920,7 @@ class EchoServer {
   std::atomic<size_t> received_{0};
 };
 
-// A resolver in the host namespace (UDP and TCP on 10.99.0.1:5353) that
+// A resolver in the host namespace (UDP and TCP on 203.0.113.1:5353) that
 // knows a few made-up names.
 class FakeDns {
  public:
@@ -868,15 +1023,21 @@ std::map<std::string, std::vector<std::string>> TestZone() {
   return {
       {"allowed.test", {kHostAddr4}},  {"other.test", {kHostAddr4}},   {"evil.test", {kHostAddr4}},
       {"allowed6.test", {kHostAddr6}}, {"meta.test", {kMetadataAddr}},
+      {"self.wild.test", {kHostAddr4}}, {"private.wild.test", {kPrivateAddr}},
   };
 }
 
 // The proxy under test, serving the lab's listeners, with its events.
 class LabProxy {
  public:
-  explicit LabProxy(EgressPolicy policy, int sniff_timeout_ms = 250) {
+  // `host`: the host's own addresses for the rebinding guard; none by
+  // default (the lab's host namespace holds the "remote" servers), nullopt to
+  // have the proxy read them (getifaddrs) as `ward run` does.
+  explicit LabProxy(EgressPolicy policy, int sniff_timeout_ms = 250,
+                    std::optional<std::vector<HostAddress>> host = std::vector<HostAddress>{}) {
     EgressProxyConfig c;
     c.policy = std::move(policy);
+    c.host_addresses = std::move(host);
     c.dns_servers = {UpstreamDns{Ip(kHostAddr4), kFakeDnsPort}};
     c.sniff_timeout_ms = sniff_timeout_ms;
     c.dns_timeout_ms = 1000;
@@ -1085,7 +1246,7 @@ TEST(EgressProxyLab, RawAddressWithoutRuleIsReset) {
         lab.Find([](const EgressEvent& ev) { return ev.kind == EgressEvent::Kind::kTcp && !ev.allowed; });
     ASSERT_TRUE(e.has_value()) << lab.Dump();
     EXPECT_EQ(e->rule, "");
-    EXPECT_NE(e->reason.find("no rule allows tcp to 10.99.0.1:443"), std::string::npos) << e->reason;
+    EXPECT_NE(e->reason.find("no rule allows tcp to 203.0.113.1:443"), std::string::npos) << e->reason;
     EXPECT_EQ(server.accepted(), 0);
   });
 }
@@ -1093,14 +1254,14 @@ TEST(EgressProxyLab, RawAddressWithoutRuleIsReset) {
 TEST(EgressProxyLab, AddressRuleAllowsRawAddress) {
   InLab([] {
     EchoServer server(kHostAddr4, 8443);
-    LabProxy lab(Policy({"10.99.0.0/24:8443"}), 100);
+    LabProxy lab(Policy({"203.0.113.0/24:8443"}), 100);
     UniqueFd c = Dial(kHostAddr4, 8443);
     Send(c.get(), "ping");
     EXPECT_EQ(Read(c.get(), 4).data, "ping");
     std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return ev.kind == EgressEvent::Kind::kTcp; });
     ASSERT_TRUE(e.has_value()) << lab.Dump();
     EXPECT_TRUE(e->allowed);
-    EXPECT_EQ(e->rule, "10.99.0.0/24:8443");
+    EXPECT_EQ(e->rule, "203.0.113.0/24:8443");
     EXPECT_EQ(e->detail, "no host name in the first bytes");
   });
 }
@@ -1454,6 +1615,92 @@ TEST(EgressProxyLab, RebindingGuardYieldsToAnExplicitAddressRule) {
     EXPECT_TRUE(e->allowed);
     EXPECT_EQ(e->rule, "169.254.169.254:80");
   });
+}
+
+// DNS rebinding into a private network: a wildcard-allowed name resolving
+// to an RFC 1918 address is refused, recorded with the block and the rule
+// that would open it; control: an address rule inside the block opens it.
+TEST(EgressProxyLab, RebindingGuardRefusesAPrivateAddressByName) {
+  for (bool with_address_rule : {false, true}) {
+    InLab([with_address_rule] {
+      FakeDns dns(TestZone());
+      EchoServer server(kPrivateAddr, 443);
+      std::vector<std::string> allow = {"*.wild.test:443"};
+      if (with_address_rule) allow.push_back("10.20.0.0/16:443");
+      LabProxy lab(Policy(allow));
+      std::optional<DnsResponse> r = QueryUdp("private.wild.test", kDnsTypeA);
+      ASSERT_TRUE(r.has_value());
+      EXPECT_EQ(AddressTexts(*r, "private.wild.test"), std::vector<std::string>{kPrivateAddr});
+      UniqueFd c = Dial(kPrivateAddr, 443);
+      std::vector<uint8_t> hello = ClientHello("private.wild.test");
+      Send(c.get(), hello);
+      std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "private.wild.test");
+      ASSERT_TRUE(e.has_value()) << lab.Dump();
+      if (with_address_rule) {
+        EXPECT_EQ(Read(c.get(), hello.size()).data, ToString(hello));
+        EXPECT_TRUE(e->allowed) << e->reason;
+        EXPECT_EQ(e->rule, "10.20.0.0/16:443");
+        return;
+      }
+      ExpectReset(c.get());
+      EXPECT_FALSE(e->allowed);
+      EXPECT_EQ(e->rule, "");
+      EXPECT_EQ(e->reason,
+                "10.20.1.5 is a private address (RFC 1918), in 10.0.0.0/8: DNS rebinding guard; rule "
+                "\"*.wild.test:443\" does not open it, only an address rule inside that block does (\"10.0.0.0/8\" or "
+                "\"10.20.1.5\")");
+      EXPECT_EQ(server.accepted(), 0);
+    });
+  }
+}
+
+// The host's own addresses, read by the proxy itself (getifaddrs() in the
+// namespace it connects from, as `ward run` does): a name resolving to one
+// is refused; control: a rule naming exactly that address opens it.
+TEST(EgressProxyLab, RebindingGuardRefusesTheHostsOwnAddress) {
+  InLab([] {
+    Result<std::vector<HostAddress>> host = ReadHostAddresses();
+    ASSERT_TRUE(host.has_value()) << host.error().message;
+    auto has = [&](const char* address, const char* interface) {
+      for (const HostAddress& h : *host) {
+        if (h.address == Ip(address) && h.interface == interface) return true;
+      }
+      return false;
+    };
+    EXPECT_TRUE(has(kHostAddr4, "h0"));
+    EXPECT_TRUE(has(kHostAddr6, "h0"));
+    EXPECT_TRUE(has(kPrivateAddr, "h0"));
+    EXPECT_TRUE(has("127.0.0.1", "lo"));
+  });
+  for (bool with_address_rule : {false, true}) {
+    InLab([with_address_rule] {
+      FakeDns dns(TestZone());
+      EchoServer server(kHostAddr4, 443);
+      std::vector<std::string> allow = {"*.wild.test:443"};
+      if (with_address_rule) allow.push_back("203.0.113.1:443");
+      LabProxy lab(Policy(allow), 250, /*host=*/std::nullopt);
+      std::optional<DnsResponse> r = QueryUdp("self.wild.test", kDnsTypeA);
+      ASSERT_TRUE(r.has_value());
+      EXPECT_EQ(AddressTexts(*r, "self.wild.test"), std::vector<std::string>{kHostAddr4});
+      UniqueFd c = Dial(kHostAddr4, 443);
+      std::vector<uint8_t> hello = ClientHello("self.wild.test");
+      Send(c.get(), hello);
+      std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "self.wild.test");
+      ASSERT_TRUE(e.has_value()) << lab.Dump();
+      if (with_address_rule) {
+        EXPECT_EQ(Read(c.get(), hello.size()).data, ToString(hello));
+        EXPECT_TRUE(e->allowed) << e->reason;
+        EXPECT_EQ(e->rule, "203.0.113.1:443");
+        return;
+      }
+      ExpectReset(c.get());
+      EXPECT_FALSE(e->allowed);
+      EXPECT_EQ(e->reason,
+                "203.0.113.1 is one of this host's own addresses (on h0): DNS rebinding guard; rule "
+                "\"*.wild.test:443\" does not open it, only an address rule naming exactly it does (\"203.0.113.1\")");
+      EXPECT_EQ(server.accepted(), 0);
+    });
+  }
 }
 
 TEST(EgressProxyLab, HostLoopbackThroughTheGateway) {
