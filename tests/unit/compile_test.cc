@@ -253,5 +253,79 @@ TEST(Seccomp, EmbeddedProgramMatchesAFreshBuild) {
   EXPECT_FALSE(BuildPersonalityFilter().empty());
 }
 
+// Issue 8 item 3: every directory between a writable grant and a nested
+// rule is bound onto itself (a mount point cannot be renamed), before the
+// rule's own mount; a sibling without rules beneath gets nothing.
+TEST_F(CompileTest, NestedRuleAncestorsArePinned) {
+  fs::create_directories(root_ + "/ws/other");
+  std::ofstream(root_ + "/ws/sub/deep/secret") << "s";
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.deny = {root_ + "/ws/sub/deep/secret"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  const MountOp* sub = Find(*plan, MountOp::Kind::kBind, root_ + "/ws/sub");
+  const MountOp* deep = Find(*plan, MountOp::Kind::kBind, root_ + "/ws/sub/deep");
+  const MountOp* mask = Find(*plan, MountOp::Kind::kMaskFile, root_ + "/ws/sub/deep/secret");
+  ASSERT_NE(sub, nullptr);
+  ASSERT_NE(deep, nullptr);
+  ASSERT_NE(mask, nullptr);
+  EXPECT_EQ(sub->source, root_ + "/ws/sub");
+  EXPECT_FALSE(sub->attr_set & MOUNT_ATTR_RDONLY);
+  EXPECT_TRUE(sub->idmap);
+  EXPECT_LT(IndexOf(*plan, sub), IndexOf(*plan, deep));
+  EXPECT_LT(IndexOf(*plan, deep), IndexOf(*plan, mask));
+  EXPECT_EQ(Find(*plan, MountOp::Kind::kBind, root_ + "/ws/other"), nullptr);
+  // No rule beneath a read-only grant: nothing to pin.
+  Policy ro = Base();
+  ro.filesystem.read = {root_ + "/ws"};
+  ro.filesystem.deny = {root_ + "/ws/sub/deep/secret"};
+  auto plan2 = CompilePlan(ro, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan2) << plan2.error().message;
+  EXPECT_EQ(Find(*plan2, MountOp::Kind::kBind, root_ + "/ws/sub"), nullptr);
+}
+
+// Issue 8 item 4: a rule resolved through a symlink inside a writable grant
+// is refused, naming the rule, the link and its target.
+TEST_F(CompileTest, RuleThroughSymlinkInsideWritableGrantIsRefused) {
+  fs::create_symlink("/etc", root_ + "/ws/sub/docs");
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.read = {root_ + "/ws/sub/docs"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("/filesystem/read/0"), std::string::npos) << plan.error().message;
+  EXPECT_NE(plan.error().message.find(root_ + "/ws/sub/docs\" -> \"/etc\""), std::string::npos) << plan.error().message;
+  EXPECT_NE(plan.error().message.find("writable grant"), std::string::npos);
+  // The same link outside any writable grant is followed, as before.
+  Policy q = Base();
+  q.filesystem.read = {root_ + "/ws/sub/docs"};
+  auto ok = CompilePlan(q, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << (ok ? "" : ok.error().message);
+}
+
+// Issue 8 item 3: a denied file with another name is refused; so is a
+// read-only file inside a writable grant with another name there.
+TEST_F(CompileTest, MultiplyLinkedRuleFilesAreRefused) {
+  fs::create_hard_link(root_ + "/ws/.env", root_ + "/ws/notes.txt");
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws"};
+  p.filesystem.deny = {root_ + "/ws/.env"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("/filesystem/deny/0"), std::string::npos) << plan.error().message;
+  EXPECT_NE(plan.error().message.find("2 hard links"), std::string::npos) << plan.error().message;
+  Policy w = Base();
+  w.filesystem.write = {root_ + "/ws"};
+  w.filesystem.read = {root_ + "/ws/notes.txt"};
+  auto plan2 = CompilePlan(w, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan2);
+  EXPECT_NE(plan2.error().message.find("inside a writable grant"), std::string::npos) << plan2.error().message;
+  // A read-only file with two names outside any writable grant is fine.
+  Policy r = Base();
+  r.filesystem.read = {root_ + "/ws/notes.txt"};
+  EXPECT_TRUE(CompilePlan(r, {"/bin/true"}, 7));
+}
+
 }  // namespace
 }  // namespace ward
