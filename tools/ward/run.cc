@@ -118,7 +118,11 @@ Action AddRun(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("command", a->command, "the command and its arguments (after --)")->required(false);
   cmd->footer(
-      "The environment is empty except what the policy inherits or sets. stdin, stdout and stderr pass through.\n"
+      "The environment is empty except what the policy inherits or sets. stdin, stdout and stderr reach the\n"
+      "command as pipes relayed by ward (pipes and sockets pass through as they are; /dev/null and the like are\n"
+      "the sandbox's own): the command cannot change a file, FIFO or terminal it was given.\n"
+      "As root, the command is uid 0 inside but an unprivileged uid on the host (WARD_UID_RANGE=BASE[:COUNT],\n"
+      "default 1879048192:65536); writable grants are id-mapped so that what it writes belongs to root.\n"
       "SIGINT, SIGTERM and SIGHUP are forwarded to the command; it is killed 3 s later if still running,\n"
       "or at once on a second signal. Nothing of the sandbox outlives `ward run`.\n"
       "Egress mode (\"network\": {\"egress\": ...}): every TCP connection and DNS question is decided by the\n"
