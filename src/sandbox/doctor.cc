@@ -1,5 +1,6 @@
 // `ward doctor`: what this host supports, what is degraded, and why.
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
@@ -13,6 +14,7 @@
 #include "base/errors.h"
 #include "base/file.h"
 #include "enforce/cgroup.h"
+#include "enforce/idmap.h"
 #include "enforce/landlock.h"
 #include "enforce/netns.h"
 #include "ward/sandbox.h"
@@ -101,6 +103,27 @@ DoctorCheck ProbeEgress() {
           "nf_tables with nat and redir); \"none\" and \"host\" are unaffected."};
 }
 
+// A root caller's sandbox runs as an unprivileged host uid with id-mapped
+// grants (enforce/idmap.h): can this host map one, and id-map a mount of
+// the working directory's filesystem?
+DoctorCheck ProbeRootIdentity() {
+  auto uid = SandboxHostUid();
+  if (!uid) return {"sandbox identity", "missing", uid.error().message};
+  const std::string who = "root callers' sandboxes run as host uid " + std::to_string(*uid) + " (WARD_UID_RANGE)";
+  auto userns = MakeMappedUserns(*uid);
+  if (!userns) return {"sandbox identity", "missing", who + ", but: " + userns.error().message + ": no sandbox will start as root"};
+  UniqueFd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+  mount_attr a{};
+  a.attr_set = MOUNT_ATTR_IDMAP;
+  a.userns_fd = static_cast<uint64_t>(userns->get());
+  if (!tree.valid() || syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &a, sizeof a) != 0) {
+    return {"sandbox identity", "degraded",
+            who + "; the working directory's filesystem cannot be id-mapped (" + ErrnoName(errno) +
+                "): writable grants there are refused as root, read-only ones look like nobody's"};
+  }
+  return {"sandbox identity", "ok", who + "; grants are id-mapped back to root (the working directory's filesystem supports it)"};
+}
+
 }  // namespace
 
 std::vector<DoctorCheck> Doctor() {
@@ -110,6 +133,7 @@ std::vector<DoctorCheck> Doctor() {
   checks.push_back({"kernel", "ok", std::string(u.sysname) + " " + u.release + " " + u.machine});
   checks.push_back({"user", "ok", getuid() == 0 ? "root (uid 0): the sandbox still runs in its own user namespace with no capabilities on the host"
                                                 : "uid " + std::to_string(getuid()) + " (unprivileged: user namespaces, no setuid helper)"});
+  if (getuid() == 0) checks.push_back(ProbeRootIdentity());
   checks.push_back(ProbeNamespaces());
   DoctorCheck egress = ProbeEgress();
   checks.push_back(egress);
