@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/errors.h"
+#include "base/fd_passing.h"
 
 namespace ward {
 
@@ -97,6 +98,53 @@ Result<UniqueFd> MakeMappedUserns(uid_t host_id) {
   reap();
   if (!fd.valid()) return Error::Setup("open \"" + ns + "\": " + ErrnoName(err));
   return fd;
+}
+
+Result<void> GiveIdentity(pid_t pid, const LaunchPlan& plan, int channel) {
+  WARD_TRY(WriteIdMaps(pid, plan));
+  // The sandbox's own user namespace maps exactly what the grants need.
+  std::string ns = "/proc/" + std::to_string(pid) + "/ns/user";
+  UniqueFd userns(open(ns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!userns.valid()) return SysError("open", ns);
+  auto trees = CloneIdmappedTrees(plan, userns.get());
+  if (!trees) return trees.error();
+  // Batches of (mount op index, tree) pairs, then "G".
+  int32_t index[kMaxPassedFds];
+  int fds[kMaxPassedFds];
+  size_t n = 0;
+  auto flush = [&]() -> Result<void> {
+    if (n == 0) return {};
+    if (int e = SendFdsWithData(channel, fds, n, index, sizeof(int32_t) * n)) {
+      return Error::Setup("sendmsg (id-mapped grants): " + ErrnoName(e));
+    }
+    n = 0;
+    return {};
+  };
+  for (size_t i = 0; i < trees->size(); ++i) {
+    if (!(*trees)[i].valid()) continue;
+    index[n] = static_cast<int32_t>(i);
+    fds[n++] = (*trees)[i].get();
+    if (n == kMaxPassedFds) WARD_TRY(flush());
+  }
+  WARD_TRY(flush());
+  if (write(channel, "G", 1) != 1) return SysError("write", "id maps ready");
+  return {};
+}
+
+int ReceiveIdentity(int channel, int* trees, size_t ops) {
+  for (;;) {
+    int32_t index[kMaxPassedFds];
+    int fds[kMaxPassedFds];
+    size_t count = 0, got = 0;
+    if (int e = ReceiveFdsWithData(channel, fds, kMaxPassedFds, &count, index, sizeof index, &got)) return e;
+    if (got == 0) return EPIPE;
+    if (got == 1 && count == 0 && reinterpret_cast<const char*>(index)[0] == 'G') return 0;
+    if (got % sizeof(int32_t) != 0 || got / sizeof(int32_t) != count) return EPROTO;
+    for (size_t k = 0; k < count; ++k) {
+      if (index[k] < 0 || static_cast<size_t>(index[k]) >= ops) return EPROTO;
+      trees[index[k]] = fds[k];
+    }
+  }
 }
 
 Result<std::vector<UniqueFd>> CloneIdmappedTrees(const LaunchPlan& plan, int userns) {

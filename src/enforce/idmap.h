@@ -36,8 +36,19 @@ std::string RootCallerIdMap(uid_t host_id);
 Result<void> WriteIdMaps(pid_t pid, const LaunchPlan& plan);
 
 // A user namespace (held by its descriptor; its process is gone) whose uid
-// and gid 0 map to `host_id`: the idmapping of the sandbox's grants.
+// and gid 0 map to `host_id` (what `ward doctor` probes with; a sandbox's
+// grants are id-mapped through the sandbox's own user namespace).
 Result<UniqueFd> MakeMappedUserns(uid_t host_id);
+
+// Gives the child `pid` (waiting in ReceiveIdentity) its identity: writes
+// its id maps, then sends it, over `channel`, the grants of `plan` cloned
+// and id-mapped through its own user namespace, and the go-ahead.
+Result<void> GiveIdentity(pid_t pid, const LaunchPlan& plan, int channel);
+
+// The child's half (async-signal-safe): receives the trees into `trees`
+// (indexed by mount op, -1 where none) until the go-ahead. Returns 0 or the
+// errno (EPIPE: the supervisor gave up).
+int ReceiveIdentity(int channel, int* trees, size_t ops);
 
 // For each kBind operation of `plan` marked `idmap`, a detached copy of its
 // source tree (open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)), id-mapped through

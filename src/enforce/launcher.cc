@@ -112,7 +112,7 @@ struct ChildContext {
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
   int ids_ready;       // root caller: one byte once the supervisor wrote the id maps, else -1
   const StdioPlan* stdio;  // without a pty: what fd 0..2 become (enforce/stdio.h)
-  const int* trees;    // per mount op: a detached tree to move in (enforce/idmap.h), or -1
+  int* trees;          // root caller: per mount op, a detached tree to move in (enforce/idmap.h), or -1
   const sock_fprog* seccomp;
   const sock_fprog* seccomp_extra;
   const sock_fprog* seccomp_net;
@@ -289,7 +289,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     // A root caller's sandbox: the supervisor maps uid/gid 0 here to an
     // unprivileged host id; taking it makes this process that host id (and
     // drops root's supplementary groups, which no map names).
-    if ((e = WaitForByte(c.ids_ready))) ChildFail(c, kStepIdsWait, e);
+    if ((e = ReceiveIdentity(c.ids_ready, c.trees, p.mounts.size()))) ChildFail(c, kStepIdsWait, e);
     if (setgroups(0, nullptr) != 0 || setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) {
       ChildFail(c, kStepIdentity, errno);
     }
@@ -539,18 +539,14 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
 
   // A root caller's sandbox: its identity's namespace and its id-mapped
   // grants, made here with the host's privileges (enforce/idmap.h).
+  // (Made after clone, through the sandbox's own user namespace, while the
+  // child starts; sent on this channel.)
   UniqueFd ids_rd, ids_wr;
-  std::vector<UniqueFd> trees;
   std::vector<int> tree_fds;
   if (plan.host_uid) {
-    auto userns = MakeMappedUserns(*plan.host_uid);
-    if (!userns) return userns.error();
-    auto cloned = CloneIdmappedTrees(plan, userns->get());
-    if (!cloned) return cloned.error();
-    trees = std::move(*cloned);
-    for (const auto& t : trees) tree_fds.push_back(t.get());
+    tree_fds.assign(plan.mounts.size(), -1);
     int ids[2];
-    if (pipe2(ids, O_CLOEXEC) != 0) return SysError("pipe2", "id maps");
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ids) != 0) return SysError("socketpair", "identity");
     ids_rd.Reset(ids[0]);
     ids_wr.Reset(ids[1]);
   }
@@ -630,9 +626,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   auto send = [&](int sig) { syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0); };
   if (plan.host_uid) {
     ids_rd.Reset();
-    trees.clear();
-    Result<void> mapped = WriteIdMaps(static_cast<pid_t>(pid), plan);
-    if (mapped && write(ids_wr.get(), "G", 1) != 1) mapped = SysError("write", "id maps ready");
+    Result<void> mapped = GiveIdentity(static_cast<pid_t>(pid), plan, ids_wr.get());
     if (!mapped) {
       // Nothing has run yet: the child still waits for the byte.
       send(SIGKILL);
