@@ -68,6 +68,9 @@ struct Entry {
   std::string origin;  // policy field, for messages
   bool is_dir = true;
   bool baseline = false;
+  // A grant nested in one of the same kind makes no mount of its own unless
+  // it lies on a pinned chain (see Emit).
+  bool pinned = false;
 };
 
 bool IsHostBacked(Kind k) { return k == Kind::kRead || k == Kind::kWrite || k == Kind::kPin; }
@@ -104,18 +107,31 @@ class Layout {
 
   // Ordered so that every directory comes before what lies beneath it.
   void Emit() {
-    // Pins: every directory strictly between a writable grant and a deny or
-    // read-only rule beneath it.
-    std::vector<std::string> pins;
+    // Pins: every directory between a deny or read-only rule and the
+    // writable grant above it that is a mount of its own. A writable grant
+    // nested in another makes no mount (EmitEntry), so the chain goes on
+    // through it to the outer one, and it is bound after all: otherwise
+    // `mv W/a W/a2` would carry the rule's path away (the review's
+    // write: [W, W/.git], read: [W/.git/hooks]).
+    std::vector<std::string> pins, nested;
     for (const auto& [path, e] : entries_) {
       if (e.kind != Kind::kDeny && e.kind != Kind::kRead) continue;
       const Entry* owner = Owner(path, true);
       if (!owner || owner->kind != Kind::kWrite) continue;
-      for (std::string d = Parent(path); d != owner->real && IsUnder(d, owner->real); d = Parent(d)) {
-        if (!entries_.count(d)) pins.push_back(d);
+      std::string d = Parent(path);
+      for (;;) {
+        for (; d != owner->real && IsUnder(d, owner->real); d = Parent(d)) {
+          if (!entries_.count(d)) pins.push_back(d);
+        }
+        const Entry* up = Owner(owner->real, true);
+        if (!up || up->kind != Kind::kWrite) break;
+        nested.push_back(owner->real);
+        d = Parent(owner->real);
+        owner = up;
       }
     }
     for (const auto& d : pins) entries_.emplace(d, Entry{Kind::kPin, d, "pin", true, false});
+    for (const auto& n : nested) entries_.at(n).pinned = true;
     // Only something visible needs hiding: a deny whose path lies under a
     // tmpfs, under nothing or under another deny simply does not exist in
     // the sandbox, so it is dropped (and cannot own mount points).
@@ -214,7 +230,7 @@ class Layout {
       case Kind::kRead:
       case Kind::kWrite:
         // Beneath a grant of the same kind, a bind would change nothing.
-        if (owner && owner->kind == e.kind) return;
+        if (owner && owner->kind == e.kind && !e.pinned) return;
         MountPoint(e, owner);
         // The system baseline is world-readable and root's: it needs no
         // id-mapping (its files look like nobody's, which reads the same).

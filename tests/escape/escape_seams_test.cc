@@ -212,6 +212,16 @@ TEST_F(Seams, NestedRuleAncestorsCannotBeRenamed) {
   Outcome ctl = RunWard(p, {"rename", W("rw/other"), W("rw/other.moved")});
   EXPECT_PROBE(ctl, "ok");
   EXPECT_TRUE(Exists(W("rw/other.moved")));
+  // The second review: a writable grant nested in another (write [W/rw,
+  // W/rw/g], read-only W/rw/g/hooks) is on the chain too.
+  MakeDir(W("rw/g"));
+  MakeDir(W("rw/g/hooks"));
+  json nested = Standard();
+  nested["filesystem"]["write"].push_back(W("rw/g"));
+  nested["filesystem"]["read"].push_back(W("rw/g/hooks"));
+  Outcome g = RunWard(nested, {"rename", W("rw/g"), W("rw/g-old")});
+  EXPECT_TRUE(g.Status() == "EXDEV" || g.Status() == "EBUSY") << g.Describe();
+  EXPECT_TRUE(Exists(W("rw/g/hooks")));
   // Control: without the nested rule, the directory moves too.
   Outcome free_mv = RunWard(Standard(), {"rename", W("rw/config"), W("rw/config.moved")});
   EXPECT_PROBE(free_mv, "ok");

@@ -327,5 +327,31 @@ TEST_F(CompileTest, MultiplyLinkedRuleFilesAreRefused) {
   EXPECT_TRUE(CompilePlan(r, {"/bin/true"}, 7));
 }
 
+// The second review: write [W, W/a] and a rule under W/a left W/a a plain
+// directory the workload could rename; the chain is pinned up to W.
+TEST_F(CompileTest, PinsReachThroughNestedWritableGrants) {
+  fs::create_directories(root_ + "/ws/a/b/hooks");
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws", root_ + "/ws/a"};
+  p.filesystem.read = {root_ + "/ws/a/b/hooks"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  const MountOp* a = Find(*plan, MountOp::Kind::kBind, root_ + "/ws/a");
+  const MountOp* b = Find(*plan, MountOp::Kind::kBind, root_ + "/ws/a/b");
+  const MountOp* hooks = Find(*plan, MountOp::Kind::kBind, root_ + "/ws/a/b/hooks");
+  ASSERT_NE(a, nullptr) << "the nested writable grant is a mount point";
+  ASSERT_NE(b, nullptr);
+  ASSERT_NE(hooks, nullptr);
+  EXPECT_FALSE(a->attr_set & MOUNT_ATTR_RDONLY);
+  EXPECT_LT(IndexOf(*plan, a), IndexOf(*plan, b));
+  EXPECT_LT(IndexOf(*plan, b), IndexOf(*plan, hooks));
+  // Without a rule beneath it, a nested writable grant stays a no-op.
+  Policy q = Base();
+  q.filesystem.write = {root_ + "/ws", root_ + "/ws/a"};
+  auto plan2 = CompilePlan(q, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan2);
+  EXPECT_EQ(Find(*plan2, MountOp::Kind::kBind, root_ + "/ws/a"), nullptr);
+}
+
 }  // namespace
 }  // namespace ward
