@@ -50,12 +50,23 @@ bool IsAnonymous(int fd, const struct stat& st) {
   return S_ISFIFO(st.st_mode) && fs.f_type == PIPEFS_MAGIC;
 }
 
+// Whether the caller's fd 0 allows reading, or fd 1/2 writing.
+bool Allows(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || (fl & O_PATH)) return false;
+  const int mode = fl & O_ACCMODE;
+  return mode == O_RDWR || mode == (fd == 0 ? O_RDONLY : O_WRONLY);
+}
+
 // The caller's descriptor `fd` opened anew, non-blocking, as ward's own
 // file description (the caller's keeps its flags): reads and writes on a
 // terminal or FIFO then never block the supervisor, whatever the workload
 // or a stalled reader does (^S, a full pty, a FIFO another reader drains).
 // -1 if it cannot be reopened (the caller's descriptor is used as it is).
 int ReopenFd(int fd) {
+  // Never more than the caller's descriptor allows (a write-only stdin is
+  // not reopened for reading).
+  if (!Allows(fd)) return -1;
   char path[32];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   int flags = (fd == 0 ? O_RDONLY : O_WRONLY) | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
@@ -131,6 +142,15 @@ Result<StdioBridge> StdioBridge::Prepare() {
       b.plan_.reopen[fd] = SandboxDevice(st[fd].st_rdev);
       int fl = fcntl(fd, F_GETFL);
       b.plan_.reopen_flags[fd] = (fl < 0 ? O_RDWR : fl & O_ACCMODE) | O_NOCTTY;
+      continue;
+    }
+    if (!Allows(fd)) {
+      // Opened for the other direction only (`0>>log`, `1<fifo`): the
+      // workload gets the sandbox's /dev/null with the same access mode, so
+      // the wrong direction fails (EBADF) as it would have.
+      int fl = fcntl(fd, F_GETFL);
+      b.plan_.reopen[fd] = "/dev/null";
+      b.plan_.reopen_flags[fd] = (fl < 0 || (fl & O_PATH) ? O_RDONLY : fl & O_ACCMODE) | O_NOCTTY;
       continue;
     }
     if (fd == 2 && shared_out >= 0 && st[2].st_dev == st[1].st_dev && st[2].st_ino == st[1].st_ino) {

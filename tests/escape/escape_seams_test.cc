@@ -410,7 +410,7 @@ TEST_F(Seams, OPathSocketFileOnStdioIsBridged) {
   int opath2 = open(path.c_str(), O_PATH | O_CLOEXEC);
   Outcome kind = RunWard(Standard(), {"fd-type", "0"}, {.stdin_fd = opath2});
   close(opath2);
-  EXPECT_EQ(kind.probe.Get("type"), "fifo") << kind.Describe();
+  EXPECT_EQ(kind.probe.Get("type"), "chr") << "the sandbox's /dev/null, not the socket" << kind.Describe();
   close(srv);
   // Control: a connected socket (sockfs) passes through as it is.
   int sv[2];
@@ -498,6 +498,25 @@ TEST_F(Seams, StdinFileOffsetFollowsWhatTheWorkloadRead) {
   EXPECT_EQ(some.probe.Get("content"), "second_third_") << some.Describe();
   EXPECT_EQ(lseek(in, 0, SEEK_CUR), 19);
   close(in);
+}
+
+// The second review: ward reopened a write-only stdin for reading (`cat
+// 0>>log` printed the log). The workload gets no more than the caller's
+// descriptor allows.
+TEST_F(Seams, StdioKeepsTheCallersAccessMode) {
+  WriteText(root_ + "/log", "PRIVATE-LOG-LINE\n");
+  int wo = open((root_ + "/log").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  ASSERT_GE(wo, 0);
+  Outcome o = RunWard(Standard(), {"read-fd", "0"}, {.stdin_fd = wo});
+  close(wo);
+  EXPECT_PROBE(o, "EBADF");
+  EXPECT_EQ(o.out.find("PRIVATE-LOG-LINE"), std::string::npos) << o.Describe();
+  // Control: a readable stdin reads.
+  int rd = open((root_ + "/log").c_str(), O_RDONLY | O_CLOEXEC);
+  Outcome ok = RunWard(Standard(), {"read-fd", "0"}, {.stdin_fd = rd});
+  close(rd);
+  EXPECT_PROBE(ok, "ok");
+  EXPECT_EQ(ok.probe.Get("content"), "PRIVATE-LOG-LINE_");
 }
 
 }  // namespace
