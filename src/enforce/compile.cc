@@ -1,6 +1,7 @@
 #include "enforce/compile.h"
 
 #include <linux/mount.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -374,6 +375,58 @@ void BoundTmpfs(LaunchPlan& plan, int64_t mib) {
   }
 }
 
+namespace {
+
+// At most this many entries of a denied directory inside a writable grant
+// are examined (DESIGN principle 8; a secrets directory holds a few).
+constexpr size_t kMaxDeniedTreeEntries = 10000;
+
+// Why the tree under `root` cannot be denied safely, or "" if it can.
+std::string CheckDeniedTree(const std::string& root) {
+  std::vector<std::string> todo{root};
+  size_t seen = 0;
+  while (!todo.empty()) {
+    std::string dir = todo.back();
+    todo.pop_back();
+    DIR* d = opendir(dir.c_str());
+    if (!d) return "cannot list " + Quote(dir) + " to check it: " + ErrnoName(errno);
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      if (++seen > kMaxDeniedTreeEntries) {
+        closedir(d);
+        return "holds more than " + std::to_string(kMaxDeniedTreeEntries) +
+               " entries, which ward checks one by one for other names inside a writable grant; deny narrower paths";
+      }
+      std::string p = dir + "/" + name;
+      struct stat st;
+      if (lstat(p.c_str(), &st) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        todo.push_back(p);
+      } else if (S_ISLNK(st.st_mode)) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(p.c_str(), buf, sizeof buf - 1);
+        std::string target = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+        std::string abs = !target.empty() && target[0] == '/' ? target : dir + "/" + target;
+        ResolvedPath r = ResolvePath(abs);
+        if (!IsUnder(r.real, root)) {
+          closedir(d);
+          return "holds the symlink " + Quote(p) + " -> " + Quote(target) +
+                 ", which leads out of the denied directory (what is written through it lands outside); remove the link";
+        }
+      } else if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+        closedir(d);
+        return "holds " + Quote(p) + ", which has " + std::to_string(st.st_nlink) +
+               " hard links: its contents are reachable under another name (find them with `find -samefile`)";
+      }
+    }
+    closedir(d);
+  }
+  return "";
+}
+
+}  // namespace
+
 std::vector<std::string> SystemBaselinePaths() { return {std::begin(kSystemPaths), std::end(kSystemPaths)}; }
 
 ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
@@ -470,6 +523,10 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
     nlink_t nlink;
   };
   std::vector<FileRule> file_rules;
+  struct DirRule {
+    std::string origin, path, real;
+  };
+  std::vector<DirRule> denied_dirs;
   ResolveCache cache;
 
   auto grant = [&](const std::string& path, Kind kind, const std::string& origin, bool baseline) -> Result<void> {
@@ -490,6 +547,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
     }
     if (kind != Kind::kDeny) sources.push_back(r.real);
     if (kind == Kind::kWrite) writable.push_back(r.real);
+    if (!baseline && r.is_dir && kind == Kind::kDeny) denied_dirs.push_back({origin, path, r.real});
     if (!baseline && !r.is_dir && (kind == Kind::kDeny || kind == Kind::kRead)) {
       struct stat st;
       if (stat(r.real.c_str(), &st) == 0) file_rules.push_back({origin, path, r.real, kind, st.st_nlink});
@@ -536,6 +594,15 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
                            (f.kind == Kind::kDeny ? "" : " inside a writable grant") +
                            " (find them with `find -samefile`; give the file a single name)");
     }
+  }
+  // A denied directory inside a writable grant is checked the same way, entry
+  // by entry: a file in it with another name, or a symlink in it that leads
+  // out of it (the secret written through it would land outside), may have
+  // been planted by an earlier run.
+  for (const DirRule& d : denied_dirs) {
+    if (!std::any_of(writable.begin(), writable.end(), [&](const std::string& w) { return IsUnder(d.real, w); })) continue;
+    std::string why = CheckDeniedTree(d.real);
+    if (!why.empty()) return Error::Policy(d.origin + " " + Quote(d.path) + ": " + why);
   }
 
   plan.base = ChooseBase(sources);

@@ -265,6 +265,24 @@ TEST_F(Seams, DenyOnHardLinkedFileRefused) {
   const std::string file = root_ + "/linked.json";
   WriteText(file, Standard().dump());
   ExpectRefused(*this, file, "hard links", ws_);
+  // The second review: the same through a denied directory (a file in it
+  // linked out, or a symlink in it leading out), refused as well.
+  ASSERT_EQ(unlink(W("rw/notes.txt").c_str()), 0);
+  MakeDir(W("rw/secrets"));
+  WriteText(W("rw/secrets/token"), "t\n");
+  ASSERT_EQ(link(W("rw/secrets/token").c_str(), W("rw/.t").c_str()), 0);
+  json dir = Standard();
+  dir["filesystem"]["deny"].push_back(W("rw/secrets"));
+  const std::string dfile = root_ + "/dir.json";
+  WriteText(dfile, dir.dump());
+  ExpectRefused(*this, dfile, "hard links", ws_);
+  ASSERT_EQ(unlink(W("rw/.t").c_str()), 0);
+  ASSERT_EQ(symlink(W("rw/.k").c_str(), W("rw/secrets/key").c_str()), 0);
+  ExpectRefused(*this, dfile, "leads out of the denied directory", ws_);
+  ASSERT_EQ(unlink(W("rw/secrets/key").c_str()), 0);
+  Outcome d = RunWard(dir, {"ls", W("rw/secrets")});
+  EXPECT_PROBE(d, "EACCES");
+  ASSERT_EQ(link(W("rw/secret2.txt").c_str(), W("rw/notes.txt").c_str()), 0);
   // Control: with a single name the policy runs and denies.
   ASSERT_EQ(unlink(W("rw/notes.txt").c_str()), 0);
   Outcome o = RunWard(Standard(), {"read", W("rw/secret2.txt")});

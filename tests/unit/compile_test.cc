@@ -353,5 +353,30 @@ TEST_F(CompileTest, PinsReachThroughNestedWritableGrants) {
   EXPECT_EQ(Find(*plan2, MountOp::Kind::kBind, root_ + "/ws/a"), nullptr);
 }
 
+// The second review: a denied directory inside a writable grant holding a
+// file with another name, or a symlink leading out of it, is refused.
+TEST_F(CompileTest, DeniedDirectoryInsideWritableGrantIsChecked) {
+  fs::create_directories(root_ + "/ws/secrets/inner");
+  std::ofstream(root_ + "/ws/secrets/inner/token") << "t";
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.deny = {root_ + "/ws/secrets"};
+  EXPECT_TRUE(CompilePlan(p, {"/bin/true"}, 7));
+  fs::create_hard_link(root_ + "/ws/secrets/inner/token", root_ + "/ws/t");
+  auto linked = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(linked);
+  EXPECT_NE(linked.error().message.find("/filesystem/deny/0"), std::string::npos) << linked.error().message;
+  EXPECT_NE(linked.error().message.find("hard links"), std::string::npos) << linked.error().message;
+  fs::remove(root_ + "/ws/t");
+  fs::create_symlink("../../k", root_ + "/ws/secrets/inner/key");
+  auto out = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(out);
+  EXPECT_NE(out.error().message.find("leads out of the denied directory"), std::string::npos) << out.error().message;
+  // A link that stays inside is fine; so is the same tree under a read-only grant.
+  fs::remove(root_ + "/ws/secrets/inner/key");
+  fs::create_symlink("token", root_ + "/ws/secrets/inner/key");
+  EXPECT_TRUE(CompilePlan(p, {"/bin/true"}, 7));
+}
+
 }  // namespace
 }  // namespace ward
