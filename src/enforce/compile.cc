@@ -372,6 +372,13 @@ void BoundTmpfs(LaunchPlan& plan, int64_t mib) {
   // read-only before the workload starts; masks are read-only and empty.
   for (MountOp& op : plan.mounts) {
     if (op.kind == MountOp::Kind::kTmpfs && op.mode == 01777) op.size_mib = mib;
+    // System V shared memory lives in the IPC namespace's own tmpfs, which
+    // has no size: its shmmax/shmall get the same bound (written when the
+    // sandbox's /proc is mounted, before /proc/sys turns read-only). Only
+    // uid 0 of the namespace may write them, and only a root caller's
+    // sandbox has one; an unprivileged caller's shared memory is counted by
+    // a memory cgroup where there is one (docs/security.md).
+    if (op.kind == MountOp::Kind::kProc && plan.host_uid) op.size_mib = mib;
   }
 }
 

@@ -178,6 +178,37 @@ const char* TmpfsOptions(char* buf, mode_t mode, int64_t size_mib) {
   return buf;
 }
 
+// Writes the decimal `v` and a newline to the file at `dir`/`name`.
+int WriteNumber(const char* dir, const char* name, uint64_t v) {
+  char path[256];
+  size_t dl = strlen(dir), nl = strlen(name);
+  if (dl + nl + 2 > sizeof path) return ENAMETOOLONG;
+  memcpy(path, dir, dl);
+  path[dl] = '/';
+  memcpy(path + dl + 1, name, nl + 1);
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  char text[24];
+  int len = 0;
+  while (n) text[len++] = digits[--n];
+  text[len++] = '\n';
+  return WriteAll(path, text, static_cast<size_t>(len));
+}
+
+// System V shared memory of the sandbox's IPC namespace: at most `mib` MiB
+// in all (shmall, in pages) and per segment (shmmax). `proc` is the
+// sandbox's fresh /proc (relative to the new root).
+int BoundShm(const char* proc, uint64_t mib) {
+  const uint64_t bytes = mib << 20;
+  int e = WriteNumber(proc, "sys/kernel/shmmax", bytes);
+  if (!e) e = WriteNumber(proc, "sys/kernel/shmall", bytes / static_cast<uint64_t>(getpagesize()));
+  return e;
+}
+
 int RunMountOp(const MountOp& op, int tree) {
   using K = MountOp::Kind;
   const char* t = op.target.c_str();
@@ -221,6 +252,7 @@ int RunMountOp(const MountOp& op, int tree) {
       return 0;
     case K::kProc:
       if (mount("proc", t, "proc", MsFlags(op.attr_set), nullptr) != 0) return errno;
+      if (op.size_mib > 0) return BoundShm(t, static_cast<uint64_t>(op.size_mib));
       return 0;
     case K::kDevpts:
       if (mount("devpts", t, "devpts", MsFlags(op.attr_set), "newinstance,ptmxmode=0666,mode=620") != 0) return errno;

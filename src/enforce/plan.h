@@ -45,7 +45,8 @@ struct MountOp {
   // (enforce/idmap.h).
   bool idmap = false;
   // kTmpfs: its size in MiB (0: the kernel's default). Set for the
-  // workload's writable tmpfs (/tmp, /dev/shm) by BoundTmpfs.
+  // workload's writable tmpfs (/tmp, /dev/shm) by BoundTmpfs. kProc: the
+  // bound of System V shared memory in the sandbox's IPC namespace.
   int64_t size_mib = 0;
 };
 

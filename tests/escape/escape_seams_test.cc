@@ -319,6 +319,18 @@ TEST_F(Seams, TmpfsIsBounded) {
     Outcome ok = RunWard(p, {"write-big", std::string(dir) + "/small", "4"});
     EXPECT_PROBE(ok, "ok") << dir;
   }
+  // The second review: System V shared memory (the IPC namespace's own
+  // tmpfs) is bounded the same way.
+  // tmpfs) is bounded the same way for a root caller, whose sandbox has the
+  // namespace's uid 0 that may set shmall; an unprivileged caller's is not
+  // (documented: a memory cgroup counts it where there is one).
+  if (geteuid() == 0) {
+    Outcome shm = RunWard(p, {"shm-fill", "3"});
+    EXPECT_PROBE(shm, "ENOSPC");
+    EXPECT_EQ(shm.probe.Get("made"), "1") << shm.Describe();
+    Outcome shm_ctl = RunDirect({"shm-fill", "3"});
+    EXPECT_PROBE(shm_ctl, "ok");
+  }
   // The default follows memoryMiB: all of it where a memory cgroup counts
   // tmpfs pages, half of it where none does.
   json m = Standard();

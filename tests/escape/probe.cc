@@ -921,6 +921,18 @@ int Main(int argc, char** argv) {
     cfmakeraw(&t);
     Report(tcsetattr(fd, TCSANOW, &t));
   }
+  if (cmd == "shm-fill") {  // N System V segments of 8 MiB, kept attached (removed at exit)
+    long n = Num(arg(2));
+    for (long i = 0; i < n; ++i) {
+      int id = shmget(IPC_PRIVATE, 8 << 20, IPC_CREAT | 0600);
+      if (id < 0) Fail(errno, "made=" + std::to_string(i));
+      void* p = shmat(id, nullptr, 0);
+      shmctl(id, IPC_RMID, nullptr);
+      if (p == reinterpret_cast<void*>(-1)) Fail(errno, "step=shmat");
+      memset(p, 1, 8 << 20);
+    }
+    Ok("made=" + std::to_string(n));
+  }
   if (cmd == "uid-map") {
     std::string m;
     if (!ReadWhole("/proc/self/uid_map", &m)) Fail(errno);
