@@ -316,52 +316,104 @@ bool ContainsIgnoreCase(std::string_view hay, std::string_view needle) {
 }
 
 // Methods of RFC 9110, PATCH, the HTTP/2 preface and WebDAV/UPnP ones.
-bool IsKnownMethod(std::string_view m) {
+bool IsKnownMethod(std::string_view m, bool any_case = true) {
   static constexpr std::string_view kMethods[] = {
       "GET",       "HEAD",        "POST",     "PUT",        "DELETE",   "CONNECT", "OPTIONS",  "TRACE",
       "PATCH",     "PRI",         "PROPFIND", "PROPPATCH",  "MKCOL",    "COPY",    "MOVE",     "LOCK",
       "UNLOCK",    "SEARCH",      "REPORT",   "MKACTIVITY", "CHECKOUT", "MERGE",   "M-SEARCH", "NOTIFY",
       "SUBSCRIBE", "UNSUBSCRIBE", "PURGE",    "LINK",       "UNLINK",   "QUERY"};
   for (std::string_view k : kMethods) {
-    if (EqualsIgnoreCase(m, k)) return true;
+    if (any_case ? EqualsIgnoreCase(m, k) : m == k) return true;
   }
   return false;
 }
 
-// "Not HTTP" must mean that no server would read these bytes as an HTTP
-// request: the proxy may treat such a connection as opaque TCP, and a server
-// that did read a Host from it would defeat the name check. So it is decided
-// only by the first token (the would-be method): a byte in it that is
-// neither a token character nor whitespace. Everything else waits for the
-// end of the line.
-bool PartialLineIsNotHttp(std::string_view partial) {
-  for (char c : partial) {
-    if (IsLooseSpace(c) || c == '\r') return false;
-    if (!IsTchar(c)) return true;
+// What a lenient server skips before a request line or splits it on:
+// whitespace (Python's str.split() includes \x1c-\x1f, \x85 and \xa0; CR
+// and LF: empty lines before a request) and, to be safe, every other
+// control character.
+bool IsLenientSkip(unsigned char c) { return c <= 0x20 || c == 0x7f || c == 0x85 || c == 0xa0; }
+
+// The HTTP/2 prior-knowledge preface: its authority is inside HPACK, so it
+// names no host (see "Limits" in docs/network.md).
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// LenientRequestLine; `line_complete`: `data` is a whole line without its
+// line end (the strict parser's request line).
+HttpSniffStatus ClassifyRequestLine(std::string_view data, bool line_complete, LenientReader reader,
+                                    size_t* skipped) {
+  bool body = reader == LenientReader::kBody;
+  bool any_case = !body;
+  auto skip = [body](char c) {
+    return body ? c == '\r' || c == '\n' || c == ' ' || c == '\t' : IsLenientSkip(static_cast<unsigned char>(c));
+  };
+  size_t i = 0;
+  while (i < data.size() && skip(data[i])) ++i;
+  if (skipped != nullptr) *skipped = i;
+  // A whole line of whitespace: servers skip it before a request line, so
+  // the strict parser refuses it rather than call it "not HTTP". Past
+  // kMaxHttpHeadSize of it, fail closed (nginx skips any number of CRLFs).
+  if (i >= kMaxHttpHeadSize || (i == data.size() && line_complete)) return HttpSniffStatus::kRequest;
+  if (i == data.size()) return HttpSniffStatus::kNeedMore;
+  std::string_view rest = data.substr(i);
+  if (i == 0 && !line_complete) {
+    if (rest.size() < kHttp2Preface.size() && kHttp2Preface.starts_with(rest)) return HttpSniffStatus::kNeedMore;
+    if (rest.starts_with(kHttp2Preface)) return HttpSniffStatus::kNotHttp;
   }
-  return false;
+  // The method: a token up to the first separator. A byte no token holds
+  // ends it: no server dispatches such a method.
+  // Nothing is decided by bytes past kMaxHttpHeadSize: what a prefix of
+  // that size says stands (monotone).
+  size_t j = i;
+  while (j < data.size() && j < kMaxHttpHeadSize && !IsLenientSkip(static_cast<unsigned char>(data[j]))) {
+    if (!IsTchar(data[j])) return HttpSniffStatus::kNotHttp;
+    ++j;
+  }
+  if (j >= kMaxHttpHeadSize) return HttpSniffStatus::kNotHttp;
+  std::string_view token = data.substr(i, j - i);
+  // A method alone on its line ("CONNECT\n" begins a STOMP frame) is no
+  // request line to any server.
+  if (j == data.size()) return line_complete ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
+  if (data[j] == '\n') return HttpSniffStatus::kNotHttp;
+  if (data[j] == '\r' && !line_complete) {
+    if (j + 1 == data.size()) return HttpSniffStatus::kNeedMore;
+    if (data[j + 1] == '\n') return HttpSniffStatus::kNotHttp;
+  }
+  // A known method and any other separator: Python's http.server
+  // dispatches "GET\t/", "GET\r/" and "GET\x1c/"; HTTP/0.9 needs no version.
+  if (IsKnownMethod(token, any_case)) return HttpSniffStatus::kRequest;
+  // Another method is dispatched (by Go's net/http, Apache's proxy) only
+  // after whitespace and with a version on its line: "HTTP/" anywhere on
+  // it, in any case.
+  if (!IsLooseSpace(data[j])) return HttpSniffStatus::kNotHttp;
+  std::string_view window = data.substr(0, kMaxHttpHeadSize);
+  size_t lf = line_complete ? std::string_view::npos : window.find('\n', j);
+  std::string_view line = window.substr(i, lf == std::string_view::npos ? std::string_view::npos : lf - i);
+  if (ContainsIgnoreCase(line, "HTTP/")) return HttpSniffStatus::kRequest;
+  if (!line_complete && lf == std::string_view::npos && data.size() < kMaxHttpHeadSize) {
+    return HttpSniffStatus::kNeedMore;
+  }
+  return HttpSniffStatus::kNotHttp;
 }
 
 // The request line without its CRLF. It is taken for HTTP (and then held to
-// the strict grammar: anything off is kMalformed) if its first token is a
-// known method or the line mentions "HTTP/" in any case; it is kNotHttp if
-// neither, or if the first token holds a byte no method can contain. So
-// HTTP/0.9 ("GET /"), "http/1.1" and trailing spaces, which lenient servers
-// accept, are malformed, while an SSH banner or a Redis command is not HTTP.
+// the strict grammar: anything off is kMalformed) if a lenient server could
+// read a request line in it (ClassifyRequestLine): a known method in any
+// case with any separator, or a token, whitespace and "HTTP/" on the line.
+// So HTTP/0.9 ("GET /"), "GET\t/ HTTP/1.1", "http/1.1" and trailing spaces,
+// which lenient servers accept, are malformed, while an SSH banner or a
+// Redis command is not HTTP.
 bool ParseRequestLine(std::string_view line, HttpRequestHead* r) {
   auto fail = [r](HttpSniffStatus status, HttpError e) {
     *r = HttpFail(std::move(*r), status, e);
     return false;
   };
+  if (ClassifyRequestLine(line, true, LenientReader::kFirstBytes, nullptr) == HttpSniffStatus::kNotHttp) {
+    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
+  }
   size_t sp = 0;
-  while (sp < line.size() && !IsLooseSpace(line[sp])) ++sp;
+  while (sp < line.size() && !IsLenientSkip(static_cast<unsigned char>(line[sp]))) ++sp;
   std::string_view method = line.substr(0, sp);
-  if (!std::all_of(method.begin(), method.end(), IsTchar)) {
-    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
-  }
-  if (!IsKnownMethod(method) && !ContainsIgnoreCase(line, "HTTP/")) {
-    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
-  }
   if (method.empty() || method.size() > kMaxMethodLength || sp == line.size() || line[sp] != ' ') {
     return fail(HttpSniffStatus::kMalformed, HttpError::kRequestLine);
   }
@@ -665,8 +717,16 @@ HttpRequestHead ParseHttpRequestHead(std::string_view data) {
       if (!ok) return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBareCr);
     }
     if (lf == std::string_view::npos) {
-      if (first && PartialLineIsNotHttp(window.substr(pos))) {
-        return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
+      if (first) {
+        if (ClassifyRequestLine(window, false, LenientReader::kFirstBytes, nullptr) == HttpSniffStatus::kNotHttp) {
+          return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
+        }
+        // The strict grammar begins with a method token: whether a lenient
+        // server would read the rest as a request or not, this is refused
+        // without waiting for it.
+        if (!window.empty() && IsLenientSkip(static_cast<unsigned char>(window[0])) && window[0] != '\r') {
+          return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kRequestLine);
+        }
       }
       if (data.size() >= kMaxHttpHeadSize) {
         return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kTooLarge);
@@ -674,7 +734,8 @@ HttpRequestHead ParseHttpRequestHead(std::string_view data) {
       return r;  // kNeedMore
     }
     if (lf == pos || window[lf - 1] != '\r') {
-      if (first && PartialLineIsNotHttp(window.substr(pos, lf - pos))) {
+      if (first && ClassifyRequestLine(window.substr(pos, lf - pos), true, LenientReader::kFirstBytes, nullptr) ==
+                       HttpSniffStatus::kNotHttp) {
         return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
       }
       return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBareLf);
@@ -858,37 +919,8 @@ HttpBodyReader::Step HttpBodyReader::Feed(std::span<const uint8_t> data) {
   return step;
 }
 
-namespace {
-
-// What a lenient server skips before a request line or splits it on:
-// whitespace (Python's str.split() includes \x1c-\x1f, \x85 and \xa0) and,
-// to be safe, every other control character.
-bool IsLenientSkip(unsigned char c) { return c <= 0x20 || c == 0x7f || c == 0x85 || c == 0xa0; }
-
-}  // namespace
-
-HttpSniffStatus LenientHttpPrefix(std::string_view data) {
-  if (data.empty() || !IsLenientSkip(static_cast<unsigned char>(data[0]))) return HttpSniffStatus::kNotHttp;
-  size_t i = 0;
-  while (i < data.size() && IsLenientSkip(static_cast<unsigned char>(data[i]))) ++i;
-  if (i == data.size()) return i >= kMaxHttpHeadSize ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
-  size_t start = i;
-  while (i < data.size() && IsTchar(data[i])) ++i;
-  std::string_view token = data.substr(start, i - start);
-  if (token.empty()) return HttpSniffStatus::kNotHttp;  // no method starts with this byte
-  if (i == data.size()) return token.size() > kMaxMethodLength ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
-  if (!IsLenientSkip(static_cast<unsigned char>(data[i]))) return HttpSniffStatus::kNotHttp;
-  if (IsKnownMethod(token)) return HttpSniffStatus::kMalformed;
-  // An unknown method: HTTP only if the line says so. Waiting for the end
-  // of the line only after a space: "O\0..." (a PostgreSQL startup
-  // message) must not wait for a line end that never comes.
-  size_t lf = data.find('\n', i);
-  std::string_view line = data.substr(start, lf == std::string_view::npos ? std::string_view::npos : lf - start);
-  if (ContainsIgnoreCase(line, "HTTP/")) return HttpSniffStatus::kMalformed;
-  if (lf == std::string_view::npos && IsLooseSpace(data[i]) && data.size() < kMaxHttpHeadSize) {
-    return HttpSniffStatus::kNeedMore;
-  }
-  return HttpSniffStatus::kNotHttp;
+HttpSniffStatus LenientRequestLine(std::string_view data, LenientReader reader, size_t* skipped) {
+  return ClassifyRequestLine(data, false, reader, skipped);
 }
 
 }  // namespace ward::net

@@ -246,13 +246,37 @@ class HttpBodyReader {
   bool last_chunk_ = false;
 };
 
-// Whether `data` (at least its first line) could be read as an HTTP request
-// by a lenient server that skips leading whitespace or control characters
-// (" GET / HTTP/1.1", "\x01\tGET ..."; Python's http.server splits the request
-// line on any whitespace). kNeedMore while undecided; kMalformed
-// (kRequestLine) when it could; kNotHttp when no server would. Only bytes
-// that begin with such a character are judged; others: kNotHttp.
-HttpSniffStatus LenientHttpPrefix(std::string_view data);
+// Whether a lenient HTTP/1 server could read a request line at the start of
+// `data` (the client's first bytes, or a request body that a server might
+// not read and take for the next request), so that it must be a strictly
+// valid request or be refused:
+//   - kRequest: some server could. After any bytes servers skip before a
+//     request line (*skipped says how many), a known method followed by any
+//     whitespace or control character ("GET\t/", "GET\x1c/": Python's
+//     http.server splits on them; "GET /": HTTP/0.9), or any token followed
+//     by whitespace with "HTTP/" (any case) on its line ("PURGE / HTTP/1.1",
+//     "get / HTTP/1.1": Go's net/http serves any method); also 16 KiB of
+//     skipped bytes (nginx skips any number of empty lines).
+//   - kNeedMore: it could still become one (a token not yet ended, a line
+//     not yet ended after an unknown method).
+//   - kNotHttp: no server would, whatever follows: the first token holds a
+//     byte no method can (TLS, a PostgreSQL startup message, JSON), an
+//     unknown method ends at a control character or its line has no "HTTP/",
+//     the exact HTTP/2 preface, or 16 KiB without a decision.
+// Monotone: an answer other than kNeedMore stays the same whatever bytes are
+// appended, so a client cannot split its bytes to be judged on a prefix.
+enum class LenientReader : uint8_t {
+  // A connection's first bytes: every whitespace and control character may
+  // be skipped (to be safe), a known method counts in any case.
+  kFirstBytes,
+  // A request body: only what servers skip before a request line (CR, LF,
+  // SP, HTAB) is skipped, and a known method counts in upper case only
+  // (text such as "Get well" is common in bodies, and no server dispatches
+  // a lower-case known method without "HTTP/" on its line).
+  kBody,
+};
+HttpSniffStatus LenientRequestLine(std::string_view data, LenientReader reader = LenientReader::kFirstBytes,
+                                   size_t* skipped = nullptr);
 
 // ---------------------------------------------------------------------------
 // HTTP CONNECT (RFC 9110 §9.3.6), as sent to HTTP_PROXY/HTTPS_PROXY.

@@ -2,7 +2,8 @@
 // byte string yields one verdict, never a crash or an over-read; an accepted
 // head is decided by its own bytes only, and no prefix of it is decided.
 // Also the request-body reader (issue 8 item 6): fed the same bytes whole or
-// split anywhere, it consumes the same and ends at the same byte.
+// split anywhere, it consumes the same and ends at the same byte; and the
+// lenient request-line reading (LenientRequestLine) is monotone.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -83,7 +84,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       __builtin_trap();
     }
   }
-  (void)ward::net::LenientHttpPrefix(in);
+  // The lenient reading of a first line (issue 8 items 6, 9; red-team
+  // finding 1) is monotone: what a prefix decides, the whole says too, so
+  // a client cannot split its bytes to be judged on a harmless prefix.
+  for (ward::net::LenientReader reader : {ward::net::LenientReader::kFirstBytes, ward::net::LenientReader::kBody}) {
+    HttpSniffStatus whole = ward::net::LenientRequestLine(in, reader);
+    size_t cut = size == 0 ? 0 : (size_t{data[size - 1]} * 131 + size) % (size + 1);
+    HttpSniffStatus part = ward::net::LenientRequestLine(in.substr(0, cut), reader);
+    if (part != HttpSniffStatus::kNeedMore && part != whole) __builtin_trap();
+    if (whole == HttpSniffStatus::kNeedMore && size >= ward::net::kMaxHttpHeadSize) __builtin_trap();
+    // What the strict parser calls "not HTTP", no lenient server reads as a request line.
+    if (reader == ward::net::LenientReader::kFirstBytes && h.status == HttpSniffStatus::kNotHttp &&
+        whole == HttpSniffStatus::kRequest) {
+      size_t skipped = 0;
+      (void)ward::net::LenientRequestLine(in, reader, &skipped);
+      if (skipped == 0) __builtin_trap();
+    }
+  }
 
   ward::net::ConnectRequest c = ward::net::ParseConnectRequest(in);
   if (c.status == ward::net::ConnectStatus::kConnect) {

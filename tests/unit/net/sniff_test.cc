@@ -500,9 +500,10 @@ TEST(HttpHead, AmbiguousHostReportsBoth) {
 }
 
 TEST(HttpHead, NotHttp) {
-  EXPECT_EQ(Head("\x16\x03\x01\x02\x00").status, HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(Head(std::string_view("\x16\x03\x01\x02\x00\x01\xfc", 7)).status, HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(Head("\x16\x03\x01").error, HttpError::kRequestLine);  // not a method token: refused at once
   EXPECT_EQ(Head("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").status, HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(Head(std::string_view("\0\0\0\x08", 4)).status, HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(Head(std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8)).status, HttpSniffStatus::kNotHttp);
   EXPECT_EQ(Head("*1\r\n$4\r\nPING\r\n").status, HttpSniffStatus::kNotHttp);  // Redis
   EXPECT_EQ(Head(std::string(40, 'A') + "\r\n").status, HttpSniffStatus::kNotHttp);
   EXPECT_EQ(Head("G(T / HTTP/1.1\r\nHost: a\r\n\r\n").status, HttpSniffStatus::kNotHttp);
@@ -695,7 +696,8 @@ TEST(Connect, Rejections) {
   EXPECT_EQ(error("GET / HTTP/1.1\r\n"), HttpError::kNotConnect);  // known before the head ends
   EXPECT_EQ(error("GET http://evil.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"), HttpError::kNotConnect);
   EXPECT_EQ(error("connect a.test:443 HTTP/1.1\r\n\r\n"), HttpError::kNotConnect);  // methods are case-sensitive
-  EXPECT_EQ(error("\x16\x03\x01"), HttpError::kNotHttp);
+  EXPECT_EQ(error(std::string_view("\x16\x03\x01\x02\x00\x01\xfc", 7)), HttpError::kNotHttp);
+  EXPECT_EQ(error("\x16\x03\x01"), HttpError::kRequestLine);
   EXPECT_EQ(error("CONNECT a.test:443 HTTP/1.1\r\nContent-Length: 5\r\n\r\n"), HttpError::kConnectBody);
   EXPECT_EQ(error("CONNECT a.test:443 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), HttpError::kConnectBody);
   EXPECT_EQ(ParseConnectRequest("CONNECT a.test:443 HTTP/1.1\r\nContent-Length: 0\r\n\r\n").status,
@@ -747,25 +749,80 @@ TEST(HttpBodyReader, MalformedChunkingIsRefused) {
   }
 }
 
-// ---------------------------------------------------------------- lenient prefixes (issue 8, item 9)
+// ---------------------------------------------------------------- lenient request lines (issue 8, items 9, 6)
 
-TEST(LenientHttpPrefix, WhitespaceOrControlBeforeARequestLineIsHttpToSomeServer) {
-  for (std::string_view s : {std::string_view(" GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
-                             std::string_view("\tGET / HTTP/1.1\r\n"), std::string_view("\x0b\x0cPOST /x HTTP/1.0\r\n"),
-                             std::string_view("\x01 get / HTTP/1.1\r\n"), std::string_view("\x1fGET\x1f/\x1fHTTP/1.1"),
-                             std::string_view(" FOO / http/1.1\r\n"), std::string_view("\0GET /", 6),
-                             std::string_view(" GET /\r\n")}) {
-    EXPECT_EQ(LenientHttpPrefix(s), HttpSniffStatus::kMalformed) << s;
+// The red-team review of items 6 and 9: a request line a lenient server reads
+// but the strict parser does not must never count as "not HTTP".
+TEST(LenientRequestLine, WhatSomeServerReadsAsARequestLine) {
+  for (std::string_view s : {
+           std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"),  // the review's bytes
+           std::string_view("GET\t/ HTTP/1.1"), std::string_view("GET\x1c/\x1cHTTP/1.1"),
+           std::string_view("GET\x85/"), std::string_view("GET\xa0/"), std::string_view("GET\v/"),
+           std::string_view("gEt\t/"), std::string_view("get /"), std::string_view("PRI / HTTP/1.1\r\n"),
+           std::string_view("PURGE\t/x\tHTTP/1.1\r\n"), std::string_view("FOO / http/1.1\r\n"),
+           std::string_view("X /secret HTTP/1.1"), std::string_view("GET\0/", 5),
+           std::string_view(" GET / HTTP/1.1\r\n"), std::string_view("\r\n\r\nGET /"),
+           std::string_view("\x01\tget\x1f/"), std::string_view("GET\r/")}) {
+    EXPECT_EQ(LenientRequestLine(s), HttpSniffStatus::kRequest) << s;
   }
-  // Undecided until the token or the line has ended.
-  EXPECT_EQ(LenientHttpPrefix(" "), HttpSniffStatus::kNeedMore);
-  EXPECT_EQ(LenientHttpPrefix(" GE"), HttpSniffStatus::kNeedMore);
-  EXPECT_EQ(LenientHttpPrefix(" FOO / x"), HttpSniffStatus::kNeedMore);
-  // Not HTTP to anyone: no whitespace first, or no method and no "HTTP/".
-  EXPECT_EQ(LenientHttpPrefix("GET / HTTP/1.1\r\n"), HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(LenientHttpPrefix(std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8)), HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(LenientHttpPrefix(std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13)), HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(LenientHttpPrefix(" FOO bar\r\n"), HttpSniffStatus::kNotHttp);
+  size_t skipped = 0;
+  EXPECT_EQ(LenientRequestLine(" \tGET /", LenientReader::kFirstBytes, &skipped), HttpSniffStatus::kRequest);
+  EXPECT_EQ(skipped, 2u);
+  // Undecided while the token or an unknown method's line goes on: a client
+  // cannot send "ping" first and " / HTTP/1.1 ..." later to be judged on "ping".
+  for (std::string_view s : {"", " ", "\r\n", "G", "GE", "GET\r", "ping", "FOO / x", "PRI * HTTP/2.0\r\n",
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ"}) {
+    EXPECT_EQ(LenientRequestLine(s), HttpSniffStatus::kNeedMore) << s;
+  }
+  // Not HTTP to any server, whatever follows.
+  for (std::string_view s : {std::string_view("\x16\x03\x01\x02\x00\x01\xfc", 7),
+                             std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8),  // PostgreSQL SSLRequest
+                             std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13),  // PostgreSQL startup
+                             std::string_view("SSH-2.0-OpenSSH_9.2\r\n"), std::string_view("*1\r\n$4\r\nPING\r\n"),
+                             std::string_view("ping\n"), std::string_view("FOO bar\r\n"),
+                             std::string_view("FOO\x1c/\x1cHTTP/1.1"),  // no server dispatches FOO without a space
+                             std::string_view("{\"a\": 1}"), std::string_view("G(T / HTTP/1.1"),
+                             std::string_view("CONNECT\naccept-version:1.2\n"), std::string_view("GET\r\n"),
+                             std::string_view("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")}) {
+    EXPECT_EQ(LenientRequestLine(s), HttpSniffStatus::kNotHttp) << s;
+  }
+  // 16 KiB of skipped bytes fail closed; a token that long is no method.
+  EXPECT_EQ(LenientRequestLine(std::string(kMaxHttpHeadSize, '\n')), HttpSniffStatus::kRequest);
+  EXPECT_EQ(LenientRequestLine(std::string(kMaxHttpHeadSize, 'A') + " / HTTP/1.1"), HttpSniffStatus::kNotHttp);
+}
+
+TEST(LenientRequestLine, BodiesSkipOnlyLineWhitespaceAndTakeUpperCaseMethods) {
+  EXPECT_EQ(LenientRequestLine("GET /smuggled HTTP/1.1\r\nHost: denied.test\r\n\r\n", LenientReader::kBody),
+            HttpSniffStatus::kRequest);
+  EXPECT_EQ(LenientRequestLine("\r\nGET\t/", LenientReader::kBody), HttpSniffStatus::kRequest);
+  EXPECT_EQ(LenientRequestLine("Move /x HTTP/1.1", LenientReader::kBody), HttpSniffStatus::kRequest);
+  // Text and data a body commonly holds.
+  for (std::string_view s : {std::string_view("Get well soon\n"), std::string_view("{\"q\": \"GET / HTTP/1.1\"}"),
+                             std::string_view("a=1&b=GET"), std::string_view("--boundary\r\n"),
+                             std::string_view("\0\0GET / HTTP/1.1", 16), std::string_view("5\r\nhello\r\n0\r\n\r\n")}) {
+    EXPECT_EQ(LenientRequestLine(s, LenientReader::kBody), HttpSniffStatus::kNotHttp) << s;
+  }
+  // A chunk extension after BWS: "1 / HTTP/1.1" is a request line to Go.
+  EXPECT_EQ(LenientRequestLine("11 / HTTP/1.1\r\nHost: denied.test\r\n0\r\n\r\n", LenientReader::kBody),
+            HttpSniffStatus::kRequest);
+}
+
+// Monotone: an answer given on a prefix is the answer on every longer input.
+TEST(LenientRequestLine, APrefixNeverDecidesOtherwise) {
+  for (std::string_view s : {std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"),
+                             std::string_view("ping / HTTP/1.1\r\n"), std::string_view("PRI * HTTP/2.0\r\n\r\nSX"),
+                             std::string_view("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), std::string_view(" \r\n FOO\t/x HTTP/1.1"),
+                             std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13), std::string_view("FOO bar\r\nHTTP/1.1")}) {
+    for (LenientReader reader : {LenientReader::kFirstBytes, LenientReader::kBody}) {
+      HttpSniffStatus whole = LenientRequestLine(s, reader);
+      for (size_t n = 0; n <= s.size(); ++n) {
+        HttpSniffStatus part = LenientRequestLine(s.substr(0, n), reader);
+        if (part != HttpSniffStatus::kNeedMore) {
+          EXPECT_EQ(part, whole) << s << " at " << n;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
