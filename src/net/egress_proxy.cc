@@ -1151,6 +1151,7 @@ void Proxy::HttpProxy(UniqueFd client) {
   // over the same upstream connection, another one gets its own (or a 403).
   std::vector<uint8_t> buf;
   UniqueFd server;
+  ServerAnswers answers;  // how far the upstream's answers have been followed
   std::string upstream_host;
   uint16_t upstream_port = 0;
   IpAddress upstream_address;
@@ -1173,6 +1174,11 @@ void Proxy::HttpProxy(UniqueFd client) {
 
     EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
     auto refuse = [&](int code, const char* status, std::string reason) {
+      if (index > 0 && ev.port == 0) {
+        // Refused before it named a destination: the connection's last one.
+        ev.port = upstream_port;
+        if (ev.domain.empty()) ev.domain = upstream_host;
+      }
       ev.reason = reason;
       ev.detail += nth;
       Record(ev);
@@ -1212,7 +1218,10 @@ void Proxy::HttpProxy(UniqueFd client) {
     // The upstream of the previous request serves this one if it names the
     // same host and port (and is not a tunnel, which takes the connection).
     bool reuse = server.valid() && !connect && host == upstream_host && port == upstream_port;
-    if (!reuse) server.Reset();
+    if (!reuse) {
+      server.Reset();
+      answers = {};
+    }
 
     // Decide, then find the addresses to try (each judged again with its
     // address: address deny rules and the rebinding guard apply).
@@ -1300,17 +1309,19 @@ void Proxy::HttpProxy(UniqueFd client) {
 
     if (!connect) {
       // This request goes on as it came, head and any body bytes already
-      // read; the relay hands the connection back at the next request.
-      std::optional<HttpBodyFraming> framing;
-      if (!head.upgrade) framing = FramingOf(head);
+      // read; the relay hands the connection back at the next request (or,
+      // after an upgrade the server agreed to, relays the rest unread).
+      HttpBodyFraming framing = FramingOf(head);
       FirstBytesGate gate = [framing](std::span<const uint8_t>, int i) {
         return i == 0 ? GateVerdict{GateVerdict::Kind::kForward, "", framing} : GateVerdict{GateVerdict::Kind::kHandBack};
       };
-      RelayOutcome out = Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get());
+      RelayOutcome out =
+          Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get(), -1, std::move(answers));
       if (!out.handed_back) return;
       client = std::move(out.client);
       server = std::move(out.server);
       buf = std::move(out.client_rest);
+      answers = std::move(out.answers);
       continue;
     }
     if (!WriteAll(client.get(), std::string_view("HTTP/1.1 200 Connection established\r\n\r\n"), stop_fd_.get(),

@@ -32,6 +32,7 @@ enum class Mode : uint8_t {
   kGate,         // held back in `gated` until the gate has judged them
   kFixedBody,    // a request body of known length: spliced, at most `fixed_remaining`
   kChunkedBody,  // a chunked request body: read, to find its end
+  kAwaitAnswer,  // after a request that asks to switch protocols: held back, unjudged, until the server answers
 };
 
 struct Direction {
@@ -49,16 +50,24 @@ struct Direction {
   int64_t gate_since = 0;       // when its first byte came
   uint64_t fixed_remaining = 0; // kFixedBody
   std::optional<HttpBodyReader> body;  // kChunkedBody
+  bool switch_request = false;         // the last request forwarded asks to switch protocols
+  // Server to client, once a request has been forwarded: its answers.
+  std::optional<HttpResponseReader> answers;
+  bool untracked = false;  // answers not followed (ServerAnswers::untracked)
   bool handing_back = false;
   bool eof = false;   // src has ended its stream
   bool shut = false;  // dst has been shut down for writing
   uint64_t moved = 0;
 
   bool Pending() const { return head_sent < head.size() || in_pipe > 0; }
+  // The server's answers are read, not spliced, where their framing is.
+  bool ReadsAnswers() const { return answers && answers->Following() && answers->Opaque() == 0; }
   bool WantsRead() const {
     if (eof || handing_back) return false;
+    if (ReadsAnswers()) return in_pipe == 0 && head.size() - head_sent < kMaxGatedBytes;
     switch (mode) {
       case Mode::kGate:
+      case Mode::kAwaitAnswer:
         return gated.size() < kMaxGatedBytes;
       case Mode::kChunkedBody:
         return head.size() - head_sent < kMaxGatedBytes;
@@ -125,6 +134,34 @@ bool Flush(Direction& d, std::string* error) {
 
 enum class FillResult : uint8_t { kOk, kError, kGateReset };
 
+// The request before has been forwarded whole: what follows is the next
+// request, judged, or (after an upgrade or CONNECT) held until the server's
+// answer says which.
+void NextMessage(Direction& d) {
+  d.mode = d.switch_request ? Mode::kAwaitAnswer : Mode::kGate;
+  d.judged = 0;
+  d.gate_since = MonotonicMs();
+}
+
+// Ends kAwaitAnswer once the server has answered the request that asked to
+// switch protocols: switched, the held bytes and the rest pass unread (the
+// server no longer reads HTTP/1 requests); otherwise (or when the answers
+// cannot be followed) they are judged as the next request.
+void SettleAnswer(Direction& up, const Direction& down) {
+  if (up.mode != Mode::kAwaitAnswer) return;
+  if (down.answers && down.answers->AwaitingSwitch()) return;
+  if (down.answers && down.answers->state() == HttpResponseReader::State::kSwitched) {
+    if (up.in_pipe > 0) return;  // the held bytes go after what is in the pipe
+    up.head.insert(up.head.end(), up.gated.begin(), up.gated.end());
+    up.gated.clear();
+    up.judged = 0;
+    up.mode = Mode::kStream;
+    return;
+  }
+  up.switch_request = false;
+  NextMessage(up);
+}
+
 // Passes the bytes after a judged request head through its body's framing:
 // the body's go to the send buffer, what follows is the next message.
 FillResult TakeBody(Direction& d, std::span<const uint8_t> bytes, std::string* error) {
@@ -136,10 +173,8 @@ FillResult TakeBody(Direction& d, std::span<const uint8_t> bytes, std::string* e
   d.head.insert(d.head.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(step.consumed));
   if (step.done) {
     d.body.reset();
-    d.mode = Mode::kGate;
+    NextMessage(d);
     d.gated.assign(bytes.begin() + static_cast<std::ptrdiff_t>(step.consumed), bytes.end());
-    d.judged = 0;
-    d.gate_since = MonotonicMs();
   } else if (std::optional<uint64_t> fixed = d.body->FixedRemaining()) {
     d.mode = Mode::kFixedBody;
     d.fixed_remaining = *fixed;
@@ -152,7 +187,7 @@ FillResult TakeBody(Direction& d, std::span<const uint8_t> bytes, std::string* e
 
 // Asks the gate about the held-back bytes, once every earlier byte has been
 // sent (so that what it lets through goes out in order).
-FillResult Judge(Direction& d, const FirstBytesGate& gate, std::string* error) {
+FillResult Judge(Direction& d, Direction& down, const FirstBytesGate& gate, std::string* error) {
   d.judged = d.gated.size();
   GateVerdict v = gate(d.gated, d.index);
   switch (v.kind) {
@@ -179,6 +214,17 @@ FillResult Judge(Direction& d, const FirstBytesGate& gate, std::string* error) {
     d.mode = Mode::kStream;
     return FillResult::kOk;
   }
+  // Its answer is followed from the server's first byte; bytes the server
+  // sent before any request (it spoke first) leave the answers unplaced.
+  d.switch_request = v.request->upgrade || v.request->connect;
+  if (!down.answers && !down.untracked) {
+    if (down.moved == 0 && down.in_pipe == 0 && down.head.empty()) {
+      down.answers.emplace();
+    } else {
+      down.untracked = true;
+    }
+  }
+  if (down.answers) down.answers->Expect(*v.request);
   size_t head_length = std::min(v.request->head_length, bytes.size());
   d.head.insert(d.head.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(head_length));
   d.body.emplace(*v.request);
@@ -186,9 +232,25 @@ FillResult Judge(Direction& d, const FirstBytesGate& gate, std::string* error) {
 }
 
 FillResult Fill(Direction& d, std::string* error) {
-  if (d.mode == Mode::kGate || d.mode == Mode::kChunkedBody) {
+  if (d.ReadsAnswers()) {
+    uint8_t buf[16384];
+    ssize_t n = recv(d.src, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || IsAgain(errno))) return FillResult::kOk;
+    if (n < 0) {
+      *error = "recv: " + ErrnoName(errno);
+      return FillResult::kError;
+    }
+    if (n == 0) {
+      d.eof = true;
+      return FillResult::kOk;
+    }
+    d.head.insert(d.head.end(), buf, buf + n);
+    d.answers->Feed(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
+    return FillResult::kOk;
+  }
+  if (d.mode == Mode::kGate || d.mode == Mode::kAwaitAnswer || d.mode == Mode::kChunkedBody) {
     uint8_t buf[4096];
-    size_t room = d.mode == Mode::kGate ? kMaxGatedBytes - d.gated.size() : sizeof(buf);
+    size_t room = d.mode == Mode::kChunkedBody ? sizeof(buf) : kMaxGatedBytes - d.gated.size();
     ssize_t n = recv(d.src, buf, room < sizeof(buf) ? room : sizeof(buf), MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || IsAgain(errno))) return FillResult::kOk;
     if (n < 0) {
@@ -211,6 +273,8 @@ FillResult Fill(Direction& d, std::string* error) {
   }
   size_t want = d.pipe_capacity - d.in_pipe;
   if (d.mode == Mode::kFixedBody && d.fixed_remaining < want) want = static_cast<size_t>(d.fixed_remaining);
+  uint64_t opaque = d.answers && d.answers->Following() ? d.answers->Opaque() : 0;
+  if (opaque > 0 && opaque < want) want = static_cast<size_t>(opaque);
   for (;;) {
     ssize_t n = splice(d.src, nullptr, d.pipe_w.get(), nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n < 0 && errno == EINTR) continue;
@@ -223,10 +287,8 @@ FillResult Fill(Direction& d, std::string* error) {
       d.eof = true;
     } else {
       d.in_pipe += static_cast<size_t>(n);
-      if (d.mode == Mode::kFixedBody && (d.fixed_remaining -= static_cast<uint64_t>(n)) == 0) {
-        d.mode = Mode::kGate;
-        d.judged = 0;
-      }
+      if (opaque > 0) d.answers->Skip(static_cast<uint64_t>(n));
+      if (d.mode == Mode::kFixedBody && (d.fixed_remaining -= static_cast<uint64_t>(n)) == 0) NextMessage(d);
     }
     return FillResult::kOk;
   }
@@ -263,7 +325,7 @@ class SigpipeBlock {
 }  // namespace
 
 RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate,
-                   int stop_fd, int gate_timeout_ms) {
+                   int stop_fd, int gate_timeout_ms, ServerAnswers answers) {
   SigpipeBlock sigpipe;
   RelayOutcome out;
   Direction up, down;  // client -> server, server -> client
@@ -271,6 +333,8 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
   up.dst = server.get();
   down.src = server.get();
   down.dst = client.get();
+  down.answers = std::move(answers.reader);
+  down.untracked = answers.untracked;
   if (gate) {
     up.mode = Mode::kGate;
     up.gated = std::move(client_head);
@@ -310,17 +374,19 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
       out.client = std::move(client);
       out.server = std::move(server);
       out.client_rest = std::move(up.gated);
+      out.answers = ServerAnswers{down.untracked, std::move(down.answers)};
       out.to_server = up.moved;
       out.to_client = down.moved;
       return out;
     }
 
+    SettleAnswer(up, down);
     if (up.mode == Mode::kGate && !up.Pending() && !up.gated.empty() && up.judged != up.gated.size() &&
         !up.handing_back) {
       // Bytes held back and not judged yet (the client's head given to
       // Relay, or the next request read with the last one's body).
       std::string error;
-      if (Judge(up, gate, &error) == FillResult::kGateReset) return gate_reset(error);
+      if (Judge(up, down, gate, &error) == FillResult::kGateReset) return gate_reset(error);
       continue;
     }
     int timeout = -1;
@@ -357,9 +423,10 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
         std::array<uint64_t, 8> before = d->State();
         std::string error;
         if (d->Pending() && !Flush(*d, &error)) return abort((d == &up ? "to server: " : "to client: ") + error);
+        if (d == &up) SettleAnswer(up, down);
         if (d->mode == Mode::kGate && !d->Pending() && !d->gated.empty() && d->judged != d->gated.size() &&
             !d->handing_back) {
-          if (Judge(*d, gate, &error) == FillResult::kGateReset) return gate_reset(error);
+          if (Judge(*d, down, gate, &error) == FillResult::kGateReset) return gate_reset(error);
         }
         if (d->WantsRead() && !(d == &down && up.handing_back)) {
           FillResult r = Fill(*d, &error);

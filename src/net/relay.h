@@ -39,8 +39,22 @@ struct GateVerdict {
   // server unread (a TLS stream, an opaque protocol). Set: the judged bytes
   // begin with an HTTP/1 request with this framing; the request (head and
   // body) is forwarded, and whatever follows it is held back and judged
-  // again as the next message, from its first byte.
+  // again as the next message, from its first byte. After a request that
+  // asks to switch protocols (`upgrade`, `connect`) the bytes that follow
+  // are held back, unjudged and unsent, until the server has answered it:
+  // a 101 (a 2xx to CONNECT) lets them and the rest of the connection pass
+  // unread both ways; any other answer has them judged as the next request.
   std::optional<HttpBodyFraming> request;
+};
+
+// How far the server's answers on an HTTP/1 connection have been followed
+// (HttpResponseReader), carried from one Relay to the next on the same
+// server connection (the explicit proxy's hand-back).
+struct ServerAnswers {
+  // Server bytes passed before any request was forwarded, or an earlier
+  // relay did not follow them: no switch is ever recognised.
+  bool untracked = false;
+  std::optional<HttpResponseReader> reader;
 };
 
 // Judges the client's bytes held back so far: those of message number
@@ -61,6 +75,7 @@ struct RelayOutcome {
   bool handed_back = false;
   UniqueFd client, server;
   std::vector<uint8_t> client_rest;
+  ServerAnswers answers;  // to pass to the next Relay on `server`
 };
 
 // Relays between `client` and `server` (both non-blocking TCP sockets, which
@@ -77,10 +92,14 @@ struct RelayOutcome {
 // only as far as that request's body (bodies of known length move with
 // splice, unread) and the gate judges the next request before any of it is
 // forwarded: on a kept-alive HTTP/1 connection every request is judged.
+// The server's answers are followed once a request has been forwarded
+// (HttpResponseReader: heads read, bodies of known length spliced unread),
+// so that an upgrade is recognised only when the server agrees to it;
+// `answers` carries what an earlier Relay on `server` learned.
 // `gate_timeout_ms` (-1: none): how long the client may take to complete a
 // message the gate holds back once its first byte has come; past it, both
 // sides are reset (a slow head must not hold a connection forever).
 RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate,
-                   int stop_fd, int gate_timeout_ms = -1);
+                   int stop_fd, int gate_timeout_ms = -1, ServerAnswers answers = {});
 
 }  // namespace ward::net

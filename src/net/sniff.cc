@@ -480,6 +480,21 @@ HttpError ParseHeaderLine(std::string_view line, HeaderState* seen, HttpRequestH
     r->content_length = v;
   } else if (EqualsIgnoreCase(name, "upgrade")) {
     r->upgrade = true;
+  } else if (EqualsIgnoreCase(name, "connection")) {
+    // A list of tokens (RFC 9110 §7.6.1): "keep-alive, Upgrade".
+    size_t start = 0;
+    while (start <= value.size()) {
+      size_t comma = value.find(',', start);
+      std::string_view option = value.substr(start, comma == std::string_view::npos ? std::string_view::npos
+                                                                                    : comma - start);
+      size_t first = option.find_first_not_of(" \t");
+      size_t last = option.find_last_not_of(" \t");
+      if (first != std::string_view::npos && EqualsIgnoreCase(option.substr(first, last - first + 1), "upgrade")) {
+        r->connection_upgrade = true;
+      }
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
   } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
     if (seen->transfer_encoding || !EqualsIgnoreCase(value, "chunked")) {
       return HttpError::kTransferEncoding;
@@ -796,7 +811,11 @@ ConnectRequest ParseConnectRequest(std::string_view data) {
 ConnectRequest ParseConnectRequest(std::span<const uint8_t> data) { return ParseConnectRequest(AsText(data)); }
 
 HttpBodyFraming FramingOf(const HttpRequestHead& head) {
-  return HttpBodyFraming{head.head_length, head.content_length.value_or(0), head.chunked, head.upgrade};
+  HttpBodyFraming f{head.head_length, head.content_length.value_or(0), head.chunked,
+                    head.upgrade && head.connection_upgrade};
+  f.head_method = head.method == "HEAD";
+  f.connect = head.method == "CONNECT";
+  return f;
 }
 
 HttpBodyReader::HttpBodyReader(const HttpBodyFraming& framing)
@@ -809,6 +828,16 @@ std::optional<uint64_t> HttpBodyReader::FixedRemaining() const {
   if (state_ == State::kFixed) return remaining_;
   if (state_ == State::kDone) return 0;
   return std::nullopt;
+}
+
+uint64_t HttpBodyReader::OpaqueRemaining() const {
+  return state_ == State::kFixed || state_ == State::kData ? remaining_ : 0;
+}
+
+void HttpBodyReader::SkipOpaque(uint64_t n) {
+  if (n == 0 || n > OpaqueRemaining()) return;
+  remaining_ -= n;
+  if (remaining_ == 0) state_ = state_ == State::kFixed ? State::kDone : State::kDataCr;
 }
 
 HttpBodyReader::Step HttpBodyReader::Feed(std::span<const uint8_t> data) {
@@ -917,6 +946,152 @@ HttpBodyReader::Step HttpBodyReader::Feed(std::span<const uint8_t> data) {
   step.consumed = i;
   step.done = state_ == State::kDone;
   return step;
+}
+
+void HttpResponseReader::Expect(const HttpBodyFraming& request) {
+  if (!Following()) return;
+  if (expected_.size() >= kMaxExpected) return Lose();
+  expected_.push_back(Expected{request.head_method, request.connect, request.upgrade});
+}
+
+bool HttpResponseReader::AwaitingSwitch() const {
+  if (!Following()) return false;
+  return std::any_of(expected_.begin(), expected_.end(), [](const Expected& e) { return e.connect || e.upgrade; });
+}
+
+uint64_t HttpResponseReader::Opaque() const {
+  return state_ == State::kBody && body_ ? body_->OpaqueRemaining() : 0;
+}
+
+void HttpResponseReader::Skip(uint64_t n) {
+  if (state_ != State::kBody || !body_) return;
+  body_->SkipOpaque(n);
+  if (body_->done()) {
+    body_.reset();
+    state_ = State::kHead;
+  }
+}
+
+void HttpResponseReader::Feed(std::span<const uint8_t> data) {
+  size_t i = 0;
+  while (i < data.size()) {
+    if (state_ == State::kBody) {
+      HttpBodyReader::Step step = body_->Feed(data.subspan(i));
+      if (step.malformed) return Lose();
+      i += step.consumed;
+      if (step.done) {
+        body_.reset();
+        state_ = State::kHead;
+      }
+      continue;
+    }
+    if (state_ != State::kHead) return;
+    // Bytes no request asked for: a server that speaks first, or more
+    // answers than requests. Nothing after them can be placed.
+    if (expected_.empty()) return Lose();
+    char c = static_cast<char>(data[i++]);
+    if (++head_bytes_ > kMaxHttpHeadSize) return Lose();
+    if (c == '\n') {
+      if (line_.empty() || line_.back() != '\r') return Lose();  // a bare LF
+      line_.pop_back();
+      if (!Line(line_)) return Lose();
+      line_.clear();
+    } else {
+      if (!line_.empty() && line_.back() == '\r') return Lose();  // a bare CR
+      line_.push_back(c);
+    }
+  }
+}
+
+bool HttpResponseReader::Line(std::string_view line) {
+  if (status_line_) {
+    // HTTP/1.x DDD[ reason]
+    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
+        !IsDigit(line[9]) || !IsDigit(line[10]) || !IsDigit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
+      return false;
+    }
+    status_ = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    if (status_ < 100) return false;
+    status_line_ = false;
+    return true;
+  }
+  if (line.empty()) {
+    EndOfHead();
+    return true;
+  }
+  if (line[0] == ' ' || line[0] == '\t') return false;  // obs-fold
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view name = line.substr(0, colon);
+  if (!std::all_of(name.begin(), name.end(), IsTchar)) return false;
+  std::string_view value = line.substr(colon + 1);
+  size_t b = value.find_first_not_of(" \t");
+  value = b == std::string_view::npos ? std::string_view() : value.substr(b);
+  size_t e = value.find_last_not_of(" \t");
+  value = value.substr(0, e == std::string_view::npos ? 0 : e + 1);
+  if (EqualsIgnoreCase(name, "content-length")) {
+    if (content_length_ || value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), IsDigit)) {
+      return false;
+    }
+    uint64_t v = 0;
+    for (char c : value) v = v * 10 + static_cast<uint64_t>(c - '0');
+    content_length_ = v;
+  } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
+    // The last coding decides (RFC 9112 §6.3): chunked, else to the end.
+    transfer_encoding_ = true;
+    size_t comma = value.rfind(',');
+    std::string_view last = comma == std::string_view::npos ? value : value.substr(comma + 1);
+    size_t lb = last.find_first_not_of(" \t");
+    last = lb == std::string_view::npos ? std::string_view() : last.substr(lb);
+    chunked_ = EqualsIgnoreCase(last, "chunked");
+  }
+  return true;
+}
+
+void HttpResponseReader::EndOfHead() {
+  Expected request = expected_.front();
+  int status = status_;
+  std::optional<uint64_t> content_length = content_length_;
+  bool transfer_encoding = transfer_encoding_;
+  bool chunked = chunked_;
+  status_line_ = true;
+  head_bytes_ = 0;
+  content_length_.reset();
+  transfer_encoding_ = chunked_ = false;
+  last_status_ = status;
+  if (status < 200) {
+    if (status != 101) return;  // interim (100, 103): the final answer follows
+    expected_.pop_front();
+    state_ = request.upgrade ? State::kSwitched : State::kLost;
+    return;
+  }
+  expected_.pop_front();
+  if (request.connect && status < 300) {
+    state_ = State::kSwitched;
+    return;
+  }
+  if (request.head_method || status == 204 || status == 304) return;
+  if (content_length && transfer_encoding) return Lose();
+  if (transfer_encoding) {
+    if (!chunked) {
+      state_ = State::kToClose;
+      return;
+    }
+    HttpBodyFraming f;
+    f.chunked = true;
+    body_.emplace(f);
+    state_ = State::kBody;
+    return;
+  }
+  if (content_length) {
+    if (*content_length == 0) return;
+    HttpBodyFraming f;
+    f.content_length = *content_length;
+    body_.emplace(f);
+    state_ = State::kBody;
+    return;
+  }
+  state_ = State::kToClose;
 }
 
 HttpSniffStatus LenientRequestLine(std::string_view data, LenientReader reader, size_t* skipped) {

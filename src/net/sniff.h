@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -167,7 +168,8 @@ struct HttpRequestHead {
   // Body framing, so the caller can find the next request on the connection.
   std::optional<uint64_t> content_length;
   bool chunked = false;
-  bool upgrade = false;  // an Upgrade header field
+  bool upgrade = false;             // an Upgrade header field
+  bool connection_upgrade = false;  // a Connection header field listing "upgrade"
 };
 
 // Reads the request head at the start of `data`. Accepts: a request line of
@@ -193,9 +195,14 @@ struct HttpBodyFraming {
   size_t head_length = 0;  // bytes of the head, which the body follows
   uint64_t content_length = 0;
   bool chunked = false;
-  // An Upgrade header (WebSocket, h2c): if the server agrees, what follows
-  // is another protocol, no longer HTTP/1 requests.
+  // An upgrade request (WebSocket, h2c): Upgrade, and Connection listing
+  // "upgrade" (a server ignores Upgrade otherwise). Only if the server
+  // answers 101 is what follows another protocol (HttpResponseReader).
   bool upgrade = false;
+  // For the answer's framing: a HEAD request's answer has no body; a CONNECT
+  // answered 2xx is a tunnel.
+  bool head_method = false;
+  bool connect = false;
 };
 HttpBodyFraming FramingOf(const HttpRequestHead& head);
 
@@ -221,6 +228,11 @@ class HttpBodyReader {
   // With Content-Length: the body bytes still to come, which may be passed
   // on unread. nullopt for a chunked body.
   std::optional<uint64_t> FixedRemaining() const;
+  // Bytes that may pass unread now: the rest of a Content-Length body or of
+  // the current chunk's data; SkipOpaque(n), n <= OpaqueRemaining(), counts
+  // them as read.
+  uint64_t OpaqueRemaining() const;
+  void SkipOpaque(uint64_t n);
   bool done() const { return state_ == State::kDone; }
 
  private:
@@ -244,6 +256,68 @@ class HttpBodyReader {
   size_t digits_ = 0;       // kSize
   size_t run_ = 0;          // kExtension, trailer bytes so far
   bool last_chunk_ = false;
+};
+
+// Follows an HTTP/1 server's answers to the requests ward forwarded on a
+// connection (RFC 9112 §4 and §6.3), to learn whether the server switched
+// protocols: only then may the client's later bytes pass unjudged. Strict:
+// a status line other than "HTTP/1.x DDD[ reason]", a bare LF or CR, a line
+// folding, a Content-Length that is not one number, Content-Length with
+// Transfer-Encoding, a 101 to a request that did not ask to upgrade, bytes
+// before any request, or a head over kMaxHttpHeadSize: the answers are
+// lost, and no switch is ever recognised on the connection (the client's
+// requests go on being judged). Answers are framed by the request: no body
+// after HEAD, 1xx, 204, 304; a CONNECT answered 2xx and an upgrade request
+// answered 101 switch; a Transfer-Encoding ending in "chunked" (read by
+// HttpBodyReader), a Content-Length, else the body runs to the connection's
+// end (kToClose). Observes bytes, holds none but the current head line.
+class HttpResponseReader {
+ public:
+  enum class State : uint8_t {
+    kHead,      // before or inside an answer's head
+    kBody,      // inside a body of known length or chunked
+    kSwitched,  // 101 to an upgrade request, 2xx to CONNECT: no more HTTP
+    kToClose,   // a body that runs to the connection's end: no answer follows
+    kLost,      // not followed (see above)
+  };
+  // At most this many requests may await their answers; more: kLost.
+  static constexpr size_t kMaxExpected = 1024;
+
+  // A request was forwarded: its answer follows those of the earlier ones.
+  void Expect(const HttpBodyFraming& request);
+  // Observes the server's next bytes (all of them).
+  void Feed(std::span<const uint8_t> data);
+  // Body bytes that may pass unobserved now, and passing them.
+  uint64_t Opaque() const;
+  void Skip(uint64_t n);
+  State state() const { return state_; }
+  bool Following() const { return state_ == State::kHead || state_ == State::kBody; }
+  // A request that asked to switch protocols (an upgrade, a CONNECT) has not
+  // been answered yet. False once the answers are not followed.
+  bool AwaitingSwitch() const;
+  int last_status() const { return last_status_; }
+
+ private:
+  struct Expected {
+    bool head_method = false;
+    bool connect = false;
+    bool upgrade = false;
+  };
+  bool Line(std::string_view line);
+  void EndOfHead();
+  void Lose() { state_ = State::kLost; }
+
+  State state_ = State::kHead;
+  std::deque<Expected> expected_;  // the requests awaiting answers, oldest first
+  std::string line_;
+  size_t head_bytes_ = 0;
+  bool status_line_ = true;
+  int status_ = 0;
+  int last_status_ = 0;
+  std::optional<uint64_t> content_length_;
+  bool transfer_encoding_ = false;
+  bool chunked_ = false;
+  std::optional<HttpBodyReader> body_;
 };
 
 // Whether a lenient HTTP/1 server could read a request line at the start of

@@ -123,9 +123,9 @@ FirstBytes FromHttpHead(HttpRequestHead http) {
       out.status = FirstBytes::Status::kNoName;
       return out;
     case HttpSniffStatus::kRequest:
-      // After an upgrade (or a CONNECT) the server may speak another
-      // protocol: no further request is looked for (see "Limits").
-      if (!http.upgrade && http.method != "CONNECT") out.http = FramingOf(http);
+      // An upgrade request or a CONNECT is held to its answer by the relay:
+      // only a 101 (a 2xx) lets what follows pass unjudged.
+      out.http = FramingOf(http);
       return name(http.target_host.empty() ? std::move(http.host) : std::move(http.target_host), "http-host");
     case HttpSniffStatus::kAmbiguousHost:
       out.status = FirstBytes::Status::kRefuse;

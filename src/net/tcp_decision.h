@@ -90,7 +90,8 @@ struct FirstBytes {
   std::string reason;
   // Set when the bytes begin with an HTTP/1 request (kName, or kNoName for a
   // literal address): where its body ends, so that the next request on the
-  // connection can be judged in turn (SniffNextRequest).
+  // connection can be judged in turn (SniffNextRequest), and whether it asks
+  // to switch protocols (an upgrade, a CONNECT: see net/relay.h).
   std::optional<HttpBodyFraming> http;
 };
 

@@ -1784,7 +1784,8 @@ def lenient_server():
             host = self.headers.get("Host", "")
             log_.append({"time": time.monotonic(), "method": self.command, "path": self.path, "host": host})
             conn = self.headers.get("Connection", "").lower()
-            if self.path.startswith("/ws") and self.headers.get("Upgrade") and "upgrade" in conn:
+            path = self.path.split("://", 1)[1].split("/", 1)[-1] if "://" in self.path else self.path[1:]
+            if path.startswith("ws") and self.headers.get("Upgrade") and "upgrade" in conn:
                 # A WebSocket-style upgrade: 101, then one echoed line at a time.
                 self.send_response(101, "Switching Protocols")
                 self.send_header("Upgrade", self.headers["Upgrade"])
@@ -1922,6 +1923,95 @@ def tab_request_line_is_refused(t):
             and ":%d/u2" % LENIENT_PORT in u.get("stdout", ""),
             "control: Python urllib (through HTTP_PROXY): %r %r" % (u.get("stdout", "")[-300:],
                                                                     u.get("stderr", "")[-300:]), r)
+
+
+WS_CLIENT = r"""
+import json, socket, sys, time
+host, port, target, hosthdr = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out = {"ok": False}
+try:
+    s = socket.create_connection((host, port), timeout=4)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"
+               % (target, hosthdr)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = s.recv(1)
+        if not c:
+            break
+        head += c
+    out["status"] = head.split(b"\r\n", 1)[0].decode()
+    # The new protocol's bytes, even ones that look like an HTTP request.
+    s.sendall(b"hello\nGET /x HTTP/1.1\r\nHost: denied.test\r\n")
+    s.shutdown(socket.SHUT_WR)
+    rest = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        rest += c
+    out["echo"] = rest.decode("latin-1")
+    out["ok"] = True
+except OSError as e:
+    out["error"] = str(e)
+print(json.dumps(out))
+"""
+
+
+@case
+def upgrade_needs_the_servers_101(t):
+    """Red-team finding 2: any Upgrade header stopped the judging for the rest
+    of the connection, on both proxies: "GET /a ... Upgrade: x" pipelined with
+    a request for denied.test had both served by a server that does not
+    upgrade. Now an upgrade is one only with Connection: upgrade AND the
+    server's 101; the bytes after it wait for the answer, and any other
+    answer has them judged. Control: a real 101 upgrade, transparent and
+    through the HTTP proxy, carries bytes that look like HTTP unread."""
+    s = t.suite
+    lenient_server()
+    pol = s.policy(allow=["allowed.test:%d" % LENIENT_PORT])
+    second = "GET /secret HTTP/1.1\r\nHost: denied.test\r\n\r\n"
+    ws = lambda host, port, target: run(PY, "-c", WS_CLIENT, host, str(port), target,
+                                        "allowed.test:%d" % LENIENT_PORT, timeout=10)
+    r = s.run(t, pol, [
+        resolve("allowed.test", 4),
+        raw(ALLOWED4, LENIENT_PORT, "GET /a HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\n\r\n" + second),
+        raw(ALLOWED4, LENIENT_PORT,
+            "GET /b HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n" + second),
+        raw(GATEWAY, 3128, "GET http://allowed.test:%d/c HTTP/1.1\r\nHost: allowed.test:%d\r\nUpgrade: x\r\n"
+            "Connection: Upgrade\r\n\r\nGET http://denied.test:%d/secret HTTP/1.1\r\nHost: denied.test:%d\r\n\r\n"
+            % ((LENIENT_PORT,) * 4)),
+        ws(ALLOWED4, LENIENT_PORT, "/ws"),
+        ws(GATEWAY, 3128, "http://allowed.test:%d/ws" % LENIENT_PORT),
+    ])
+    a = raw_result(r, 1)
+    t.check(a.get("errno") in ("ECONNRESET", "EPIPE") and "host=denied.test" not in a.get("data", ""),
+            "the reviewer's bytes (Upgrade without Connection: upgrade): the second request must be reset: %s"
+            % json.dumps(a)[:500], r)
+    b = raw_result(r, 2)
+    t.check(b.get("errno") in ("ECONNRESET", "EPIPE") and "LENIENT host=allowed.test path=/b" in b.get("data", "")
+            and "host=denied.test" not in b.get("data", ""),
+            "an upgrade the server ignores (200): its answer arrives, then the next request is judged and reset: %s"
+            % json.dumps(b)[:500], r)
+    c = raw_result(r, 3)
+    t.check("path=http://allowed.test:%d/c" % LENIENT_PORT in c.get("data", "")
+            and "403 Forbidden" in c.get("data", "") and "host=denied.test" not in c.get("data", ""),
+            "through the HTTP proxy: the first is served, the second gets 403: %s" % json.dumps(c)[:600], r)
+    t.check(not lenient_saw(r, "denied.test"), "the server must never see Host denied.test: %s"
+            % lenient_saw(r, "denied.test"), r)
+    n = len(t.event(r, "second request after an ignored upgrade, transparent", kind="tcp", domain="denied.test",
+                    port=LENIENT_PORT, decision=DENY, detail="http-host (request 2 on the connection)"))
+    t.check(n == 2, "both transparent attacks recorded (found %d)" % n, r)
+    t.event(r, "second request after an ignored upgrade, HTTP proxy", kind="http-proxy", domain="denied.test",
+            port=LENIENT_PORT, decision=DENY, detail="absolute-form (request 2 on the connection)")
+    for i, what in ((4, "transparent"), (5, "through the HTTP proxy")):
+        w = {}
+        try:
+            w = json.loads(r.s[i].get("stdout", "").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            pass
+        t.check(w.get("status", "").startswith("HTTP/1.1 101") and
+                w.get("echo") == "ECHO hello\nECHO GET /x HTTP/1.1\r\nECHO Host: denied.test\r\n",
+                "control: a real upgrade (%s) carries the new protocol's bytes unread: %s" % (what, json.dumps(w)), r)
 
 
 def main():

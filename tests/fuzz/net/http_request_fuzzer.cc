@@ -3,8 +3,11 @@
 // head is decided by its own bytes only, and no prefix of it is decided.
 // Also the request-body reader (issue 8 item 6): fed the same bytes whole or
 // split anywhere, it consumes the same and ends at the same byte; and the
-// lenient request-line reading (LenientRequestLine) is monotone.
+// lenient request-line reading (LenientRequestLine) is monotone; and the
+// server-answer reader (HttpResponseReader) agrees with itself fed whole,
+// split, or with bodies skipped unread.
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <span>
@@ -100,6 +103,50 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)ward::net::LenientRequestLine(in, reader, &skipped);
       if (skipped == 0) __builtin_trap();
     }
+  }
+
+  // The server's answers (red-team finding 2): the same bytes fed whole,
+  // split, or with body bytes skipped unread (the relay's splice) end in the
+  // same state; a switch is seen only while a switch was asked for.
+  if (size > 0) {
+    auto expect = [&](ward::net::HttpResponseReader& r) {
+      for (int i = 0; i < 3; ++i) {
+        ward::net::HttpBodyFraming f;
+        f.head_method = (data[0] >> i) & 1;
+        f.upgrade = (data[0] >> (i + 3)) & 1;
+        f.connect = i == 2 && (data[0] & 0x40);
+        r.Expect(f);
+      }
+    };
+    std::span<const uint8_t> answers(data + 1, size - 1);
+    ward::net::HttpResponseReader whole, split, skipping;
+    expect(whole);
+    expect(split);
+    expect(skipping);
+    bool asked = whole.AwaitingSwitch();
+    whole.Feed(answers);
+    size_t cut = answers.empty() ? 0 : data[0] % (answers.size() + 1);
+    split.Feed(answers.first(cut));
+    split.Feed(answers.subspan(cut));
+    size_t i = 0;
+    while (i < answers.size() && skipping.Following()) {
+      uint64_t opaque = skipping.Opaque();
+      if (opaque > 0) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(opaque, answers.size() - i));
+        skipping.Skip(n);
+        i += n;
+      } else {
+        skipping.Feed(answers.subspan(i, 1));
+        ++i;
+      }
+    }
+    if (skipping.Following()) skipping.Feed(answers.subspan(i));
+    if (whole.state() != split.state() || whole.state() != skipping.state() ||
+        whole.AwaitingSwitch() != split.AwaitingSwitch() || whole.AwaitingSwitch() != skipping.AwaitingSwitch()) {
+      __builtin_trap();
+    }
+    if (whole.state() == ward::net::HttpResponseReader::State::kSwitched && !asked) __builtin_trap();
+    if (!whole.Following() && whole.AwaitingSwitch()) __builtin_trap();
   }
 
   ward::net::ConnectRequest c = ward::net::ParseConnectRequest(in);

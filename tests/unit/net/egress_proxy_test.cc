@@ -31,7 +31,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -371,8 +373,17 @@ TEST(SniffNextRequest, OnlyAStrictRequestHead) {
                              "\x16\x03\x01", "SSH-2.0-x\r\n", "ping\n", "GET\t/ HTTP/1.1\r\nHost: b.test\r\n\r\n"}) {
     EXPECT_EQ(SniffNextRequest(Bytes(s)).status, FirstBytes::Status::kRefuse) << s;
   }
-  // After an upgrade, no further request is looked for.
-  EXPECT_FALSE(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n")).http.has_value());
+  // An upgrade request keeps its framing: the relay holds what follows until
+  // the server's answer says whether it switched (red-team finding 2).
+  FirstBytes up = SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n"));
+  ASSERT_TRUE(up.http.has_value());
+  EXPECT_FALSE(up.http->upgrade);  // no Connection: upgrade, the server ignores Upgrade
+  up = SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"));
+  ASSERT_TRUE(up.http.has_value());
+  EXPECT_TRUE(up.http->upgrade);
+  up = SniffFirstBytes(Bytes("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n"));
+  ASSERT_TRUE(up.http.has_value());
+  EXPECT_TRUE(up.http->connect);
 }
 
 TEST(DnsFilter, NameDecision) {
@@ -804,6 +815,108 @@ class EchoServer {
   std::vector<std::thread> conns_;
   std::atomic<int> accepted_{0};
   std::atomic<size_t> received_{0};
+};
+
+// An HTTP/1.1 server in the host namespace like the red-team review's
+// Python http.server: keep-alive, answers each request with the Host it saw
+// ("host=H path=P\n"), never reads a body (what follows a head is read as
+// the next request), ignores Upgrade except on /ws with Connection:
+// upgrade, where it answers 101 and then echoes raw bytes.
+class LenientHttpServer {
+ public:
+  LenientHttpServer(std::string_view ip, uint16_t port) {
+    sockaddr_storage sa;
+    socklen_t len = ToSockaddr(Ip(ip), port, &sa);
+    listener_.Reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    EXPECT_EQ(bind(listener_.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << ip << ":" << port << strerror(errno);
+    EXPECT_EQ(listen(listener_.get(), 16), 0);
+    stop_.Reset(eventfd(0, EFD_CLOEXEC));
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~LenientHttpServer() {
+    uint64_t one = 1;
+    (void)!write(stop_.get(), &one, sizeof(one));
+    thread_.join();
+    for (std::thread& t : conns_) t.join();
+  }
+  std::vector<std::string> hosts() {
+    std::lock_guard lock(mu_);
+    return hosts_;
+  }
+  // The answer to a request for `path` with Host `host`.
+  static std::string Answer(std::string_view host, std::string_view path) {
+    std::string body = "host=" + std::string(host) + " path=" + std::string(path) + "\n";
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  bool Saw(std::string_view host) {
+    std::vector<std::string> h = hosts();
+    return std::find(h.begin(), h.end(), host) != h.end();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      if (WaitFor(listener_.get(), POLLIN, stop_.get(), -1) != WaitStatus::kReady) return;
+      int c = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      conns_.emplace_back([this, c] { Serve(UniqueFd(c)); });
+    }
+  }
+  bool Fill(int fd, std::string& buf) {
+    char chunk[4096];
+    if (WaitFor(fd, POLLIN, stop_.get(), -1) != WaitStatus::kReady) return false;
+    ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) return false;
+    buf.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+  void Serve(UniqueFd c) {
+    std::string buf;
+    for (;;) {
+      size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        if (!Fill(c.get(), buf)) return;
+      }
+      std::string head = buf.substr(0, end);
+      buf.erase(0, end + 4);
+      std::string path = head.substr(head.find(' ') + 1);
+      path = path.substr(0, path.find(' '));
+      std::string host;
+      std::string lower = head;
+      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      size_t h = lower.find("\r\nhost:");
+      if (h != std::string::npos) {
+        size_t from = h + 7;
+        while (from < head.size() && head[from] == ' ') ++from;
+        host = head.substr(from, head.find("\r\n", from) - from);
+      }
+      {
+        std::lock_guard lock(mu_);
+        hosts_.push_back(host);
+      }
+      std::string origin = path.rfind("http://", 0) == 0 ? path.substr(path.find('/', 7)) : path;
+      if (origin.rfind("/ws", 0) == 0 && lower.find("\r\nupgrade:") != std::string::npos &&
+          lower.find("connection: upgrade") != std::string::npos) {
+        std::string ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+        (void)!send(c.get(), ok.data(), ok.size(), MSG_NOSIGNAL);
+        for (;;) {
+          if (!buf.empty() && send(c.get(), buf.data(), buf.size(), MSG_NOSIGNAL) < 0) return;
+          buf.clear();
+          if (!Fill(c.get(), buf)) return;
+        }
+      }
+        std::string answer = Answer(host, path);
+      if (send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL) < 0) return;
+    }
+  }
+
+  UniqueFd listener_, stop_;
+  std::thread thread_;
+  std::vector<std::thread> conns_;
+  std::mutex mu_;
+  std::vector<std::string> hosts_;
 };
 
 // A resolver in the host namespace (UDP and TCP on 10.99.0.1:5353) that
@@ -1377,6 +1490,72 @@ TEST(EgressProxyLab, TransparentHttpJudgesEveryHostOnAKeptAliveConnection) {
     ExpectReset(d.get());
   });
 }
+
+// The red-team review's finding 2: any Upgrade header stopped the judging for
+// the rest of the connection, on both proxies, though a server that does not
+// upgrade reads the next request as HTTP. Now the bytes after an upgrade
+// request wait for the server's answer: only a 101 lets them pass unjudged.
+TEST(EgressProxyLab, UpgradeIsAnUpgradeOnlyIfTheServerSwitches_RedTeamFinding2) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    LenientHttpServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}, {"evil.test"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    // The review's bytes, pipelined: an Upgrade the server ignores, then a
+    // request for a denied name. Transparent proxy:
+    std::string attack =
+        "GET /a HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"
+        "GET /secret HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    UniqueFd c = Dial(kHostAddr4, 80);
+    Send(c.get(), attack);
+    EXPECT_EQ(ReadHttpAnswer(c.get()), LenientHttpServer::Answer("allowed.test", "/a"));
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "evil.test");
+    EXPECT_EQ(e->detail, "http-host (request 2 on the connection)");
+    // Explicit proxy: the second request gets a 403.
+    UniqueFd p = Dial("169.254.77.1", kHttpProxyPort);
+    Send(p.get(), "GET http://allowed.test/b HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+                  "GET http://evil.test/secret HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    EXPECT_EQ(ReadHttpAnswer(p.get()), LenientHttpServer::Answer("allowed.test", "http://allowed.test/b"));
+    std::string answer = ReadHttpAnswer(p.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 403 Forbidden", 0), 0u) << answer;
+    e = lab.Find(EgressEvent::Kind::kHttpProxy, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->detail, "absolute-form (request 2 on the connection)");
+    EXPECT_FALSE(server.Saw("evil.test"));
+    // Without "Connection: upgrade" the request is no upgrade at all: the
+    // next is judged at once (and reset, perhaps before the first answer).
+    UniqueFd d = Dial(kHostAddr4, 80);
+    Send(d.get(), "GET /c HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\n\r\nGET /s HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    ExpectReset(d.get());
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return ev.domain == "evil.test" && !ev.allowed && ev.address && ev.detail == "http-host (request 2 on the connection)";
+    }));
+    EXPECT_FALSE(server.Saw("evil.test"));
+    // Positive control: a real upgrade (101), on both proxies: what follows
+    // is the new protocol's, passed unread, even text that looks like HTTP.
+    for (bool explicit_proxy : {false, true}) {
+      UniqueFd w = explicit_proxy ? Dial("169.254.77.1", kHttpProxyPort) : Dial(kHostAddr4, 80);
+      std::string target = explicit_proxy ? "http://allowed.test/ws" : "/ws";
+      Send(w.get(), "GET " + target + " HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      EXPECT_EQ(ReadHttpAnswer(w.get()), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      std::string frames = "GET /not-http HTTP/1.1\r\nHost: evil.test\r\n\r\n\x81\x05hello";
+      Send(w.get(), frames);
+      EXPECT_EQ(Read(w.get(), frames.size()).data, frames) << explicit_proxy;
+    }
+    // Pipelined right behind the upgrade request, before the 101: held, then passed.
+    UniqueFd q = Dial(kHostAddr4, 80);
+    Send(q.get(), "GET /ws HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly bytes");
+    EXPECT_EQ(ReadHttpAnswer(q.get()), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+    EXPECT_EQ(Read(q.get(), 11).data, "early bytes");
+    EXPECT_TRUE(server.Saw("allowed.test"));
+  });
+}
+
 
 // Issue 8, item 10: half-sent heads take at most kMaxHeads (128) threads;
 // the oldest is closed (and recorded) when another connection arrives, and a

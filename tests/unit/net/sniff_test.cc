@@ -749,6 +749,117 @@ TEST(HttpBodyReader, MalformedChunkingIsRefused) {
   }
 }
 
+// ---------------------------------------------------------------- server answers (red-team finding 2)
+
+HttpBodyFraming Req(std::string_view head) {
+  HttpRequestHead h = ParseHttpRequestHead(head);
+  EXPECT_EQ(h.status, HttpSniffStatus::kRequest) << head;
+  return FramingOf(h);
+}
+
+constexpr std::string_view kUpgradeRequest =
+    "GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+
+TEST(HttpResponseReader, UpgradeOnlyWithConnectionUpgrade) {
+  EXPECT_TRUE(Req(kUpgradeRequest).upgrade);
+  EXPECT_FALSE(Req("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: x\r\n\r\n").upgrade);
+  EXPECT_FALSE(Req("GET / HTTP/1.1\r\nHost: a.test\r\nConnection: upgrade\r\n\r\n").upgrade);
+  EXPECT_FALSE(Req("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: x\r\nConnection: upgraded\r\n\r\n").upgrade);
+  EXPECT_TRUE(Req("HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n").head_method);
+  EXPECT_TRUE(Req("CONNECT a.test:443 HTTP/1.1\r\n\r\n").connect);
+}
+
+TEST(HttpResponseReader, SwitchesOnlyOn101ToAnUpgrade) {
+  HttpResponseReader r;
+  r.Expect(Req(kUpgradeRequest));
+  EXPECT_TRUE(r.AwaitingSwitch());
+  r.Feed(AsBytes("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching"));
+  EXPECT_TRUE(r.AwaitingSwitch());
+  r.Feed(AsBytes(" Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"));
+  EXPECT_FALSE(r.AwaitingSwitch());
+  EXPECT_EQ(r.state(), HttpResponseReader::State::kSwitched);
+  // The server that ignores Upgrade: a 200 with a body, then the next answer.
+  HttpResponseReader ignore;
+  ignore.Expect(Req(kUpgradeRequest));
+  ignore.Feed(AsBytes("HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n"));
+  EXPECT_FALSE(ignore.AwaitingSwitch());
+  EXPECT_EQ(ignore.state(), HttpResponseReader::State::kBody);
+  EXPECT_EQ(ignore.Opaque(), 36u);
+  ignore.Skip(36);  // the body passes unread: here it pretends to be a 101
+  EXPECT_EQ(ignore.state(), HttpResponseReader::State::kHead);
+  ignore.Expect(Req(kUpgradeRequest));
+  ignore.Feed(AsBytes("HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "1a\r\nHTTP/1.1 101 Switching\r\n\r\n\r\n0\r\n\r\n"));
+  EXPECT_EQ(ignore.state(), HttpResponseReader::State::kHead);
+  EXPECT_FALSE(ignore.AwaitingSwitch());
+  EXPECT_EQ(ignore.last_status(), 426);
+  // CONNECT answered 2xx is a tunnel; answered 407, it is not.
+  HttpResponseReader tunnel;
+  tunnel.Expect(Req("CONNECT a.test:443 HTTP/1.1\r\n\r\n"));
+  tunnel.Feed(AsBytes("HTTP/1.1 200 Connection established\r\n\r\n"));
+  EXPECT_EQ(tunnel.state(), HttpResponseReader::State::kSwitched);
+  HttpResponseReader refused;
+  refused.Expect(Req("CONNECT a.test:443 HTTP/1.1\r\n\r\n"));
+  refused.Feed(AsBytes("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_EQ(refused.state(), HttpResponseReader::State::kHead);
+  EXPECT_FALSE(refused.AwaitingSwitch());
+}
+
+TEST(HttpResponseReader, FramesAnswersByTheirRequests) {
+  HttpResponseReader r;
+  r.Expect(Req("HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  r.Expect(Req("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  r.Expect(Req("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  r.Expect(Req(kUpgradeRequest));
+  // HEAD: no body whatever Content-Length says; 304: none either; then a
+  // chunked body holding a fake status line; then the 101.
+  r.Feed(AsBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+                 "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
+                 "HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nHTTP/\r\n0\r\nX: y\r\n\r\n"));
+  EXPECT_TRUE(r.AwaitingSwitch());
+  r.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  EXPECT_EQ(r.state(), HttpResponseReader::State::kSwitched);
+  // A body to the connection's end: no answer can follow.
+  HttpResponseReader close;
+  close.Expect(Req(kUpgradeRequest));
+  close.Expect(Req(kUpgradeRequest));
+  close.Feed(AsBytes("HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  EXPECT_EQ(close.state(), HttpResponseReader::State::kToClose);
+  EXPECT_FALSE(close.AwaitingSwitch());
+}
+
+TEST(HttpResponseReader, AnythingOddLosesTheAnswersForGood) {
+  for (std::string_view bad : {"HTTP/1.1 101 Switching Protocols\n\n", "HTTP/1.1 200 OK\r\nX: y\rZ\r\n\r\n",
+                               "HTTP/2 101\r\n\r\n", "HTTP/1.1 1010 x\r\n\r\n", "HTTP/1.1 200 OK\r\n Folded: x\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "hello\r\n"}) {
+    HttpResponseReader r;
+    r.Expect(Req(kUpgradeRequest));
+    r.Feed(AsBytes(bad));
+    EXPECT_EQ(r.state(), HttpResponseReader::State::kLost) << bad;
+    EXPECT_FALSE(r.AwaitingSwitch()) << bad;
+    r.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+    EXPECT_NE(r.state(), HttpResponseReader::State::kSwitched) << bad;
+  }
+  // A 101 to a request that did not ask for it; bytes before any request.
+  HttpResponseReader unasked;
+  unasked.Expect(Req("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  unasked.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  EXPECT_EQ(unasked.state(), HttpResponseReader::State::kLost);
+  HttpResponseReader first;
+  first.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  first.Expect(Req(kUpgradeRequest));
+  EXPECT_EQ(first.state(), HttpResponseReader::State::kLost);
+  EXPECT_FALSE(first.AwaitingSwitch());
+  // A head that never ends.
+  HttpResponseReader big;
+  big.Expect(Req(kUpgradeRequest));
+  big.Feed(AsBytes("HTTP/1.1 200 OK\r\nX: " + std::string(kMaxHttpHeadSize, 'a')));
+  EXPECT_EQ(big.state(), HttpResponseReader::State::kLost);
+}
+
 // ---------------------------------------------------------------- lenient request lines (issue 8, items 9, 6)
 
 // The red-team review of items 6 and 9: a request line a lenient server reads
