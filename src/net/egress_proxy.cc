@@ -462,6 +462,10 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   GateVerdict NextRequestGate(std::span<const uint8_t> bytes, int index, const IpAddress& dst, uint16_t port,
                               EgressEvent::Kind kind, const std::optional<std::string>& pinned, std::string* current);
   void RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason);
+  // Records a request body the relay refused (RelayOutcome::refused): request
+  // number `number` on the connection, to `dst`:`port`, named `domain`.
+  void RecordRefusedBody(const RelayOutcome& outcome, EgressEvent::Kind kind, std::optional<IpAddress> dst,
+                         uint16_t port, const std::string& domain, int number, const std::string& prefix);
 
   EgressProxyConfig config_;
   UniqueFd stop_fd_;
@@ -931,6 +935,9 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
   };
   RelayOutcome outcome =
       Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get(), kHeadTimeoutMs);
+  if (outcome.refused) {
+    RecordRefusedBody(outcome, EgressEvent::Kind::kTcp, dst, port, current, outcome.refused_request, "");
+  }
   if (!recorded && !HeadEvicted()) {
     // The client never sent a byte that could be judged (a server-speaks-
     // first exchange that ended, or the client closed): the address decided.
@@ -1129,6 +1136,17 @@ void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t por
 
 // ---------------------------------------------------------------- explicit HTTP proxy
 
+void Proxy::RecordRefusedBody(const RelayOutcome& outcome, EgressEvent::Kind kind, std::optional<IpAddress> dst,
+                              uint16_t port, const std::string& domain, int number, const std::string& prefix) {
+  EgressEvent ev = NewEvent(kind);
+  ev.address = dst;
+  ev.port = port;
+  ev.domain = domain;
+  ev.reason = outcome.gate_reason;
+  ev.detail = prefix + "request body (request " + std::to_string(number) + " on the connection)";
+  Record(std::move(ev));
+}
+
 void Proxy::RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason) {
   (void)WriteAll(client.get(), HttpAnswer(code, status, reason), stop_fd_.get(), kReplyTimeoutMs);
   // Closing with unread request bytes would send a reset that can destroy
@@ -1317,6 +1335,9 @@ void Proxy::HttpProxy(UniqueFd client) {
       };
       RelayOutcome out =
           Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get(), -1, std::move(answers));
+      if (out.refused) {
+        return RecordRefusedBody(out, EgressEvent::Kind::kHttpProxy, ev.address, port, host, index + 1, "absolute-form; ");
+      }
       if (!out.handed_back) return;
       client = std::move(out.client);
       server = std::move(out.server);
@@ -1340,8 +1361,11 @@ void Proxy::HttpProxy(UniqueFd client) {
       if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy, &current);
       return ConnectGate(bytes, host, dst, port);
     };
-    (void)Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(),
-                kHeadTimeoutMs);
+    RelayOutcome out = Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(),
+                             kHeadTimeoutMs);
+    if (out.refused) {
+      RecordRefusedBody(out, EgressEvent::Kind::kHttpProxy, dst, port, host, out.refused_request, "connect; ");
+    }
     return;
   }
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <utility>
@@ -33,6 +34,7 @@ enum class Mode : uint8_t {
   kFixedBody,    // a request body of known length: spliced, at most `fixed_remaining`
   kChunkedBody,  // a chunked request body: read, to find its end
   kAwaitAnswer,  // after a request that asks to switch protocols: held back, unjudged, until the server answers
+  kBodyStart,    // the first bytes of a request body: held back until they cannot be a request line
 };
 
 struct Direction {
@@ -51,6 +53,7 @@ struct Direction {
   uint64_t fixed_remaining = 0; // kFixedBody
   std::optional<HttpBodyReader> body;  // kChunkedBody
   bool switch_request = false;         // the last request forwarded asks to switch protocols
+  HttpBodyFraming request;             // the last request forwarded (kBodyStart)
   // Server to client, once a request has been forwarded: its answers.
   std::optional<HttpResponseReader> answers;
   bool untracked = false;  // answers not followed (ServerAnswers::untracked)
@@ -68,6 +71,7 @@ struct Direction {
     switch (mode) {
       case Mode::kGate:
       case Mode::kAwaitAnswer:
+      case Mode::kBodyStart:
         return gated.size() < kMaxGatedBytes;
       case Mode::kChunkedBody:
         return head.size() - head_sent < kMaxGatedBytes;
@@ -132,7 +136,9 @@ bool Flush(Direction& d, std::string* error) {
   return true;
 }
 
-enum class FillResult : uint8_t { kOk, kError, kGateReset };
+// kGateReset: the gate refused (and recorded); kRefuse: the relay refused a
+// request body (the caller records).
+enum class FillResult : uint8_t { kOk, kError, kGateReset, kRefuse };
 
 // The request before has been forwarded whole: what follows is the next
 // request, judged, or (after an upgrade or CONNECT) held until the server's
@@ -168,7 +174,7 @@ FillResult TakeBody(Direction& d, std::span<const uint8_t> bytes, std::string* e
   HttpBodyReader::Step step = d.body->Feed(bytes);
   if (step.malformed) {
     *error = "malformed chunked request body (a server might frame it otherwise)";
-    return FillResult::kGateReset;
+    return FillResult::kRefuse;
   }
   d.head.insert(d.head.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(step.consumed));
   if (step.done) {
@@ -183,6 +189,30 @@ FillResult TakeBody(Direction& d, std::span<const uint8_t> bytes, std::string* e
     d.mode = Mode::kChunkedBody;
   }
   return FillResult::kOk;
+}
+
+// Judges the first bytes of a request body held back so far (`ended`: no
+// more will come): a server that does not read bodies (Python's http.server
+// for a GET, any handler that ignores one) reads them as the next request,
+// which the gate would never see. They pass only once no server could take
+// them for a request line; a body that ends before that is forwarded (what
+// follows it is the next request, judged: its Host is the only one such a
+// server finds).
+FillResult CheckBodyStart(Direction& d, bool ended, std::string* error) {
+  std::string_view text(reinterpret_cast<const char*>(d.gated.data()), d.gated.size());
+  bool whole = !d.request.chunked && d.gated.size() >= d.request.content_length;
+  if (!d.request.chunked) text = text.substr(0, static_cast<size_t>(std::min<uint64_t>(text.size(), d.request.content_length)));
+  HttpSniffStatus seen = LenientRequestLine(text, LenientReader::kBody);
+  if (seen == HttpSniffStatus::kRequest) {
+    *error = "the request's body begins like an HTTP request line (a server that does not read the body would "
+             "take it for the next request)";
+    return FillResult::kRefuse;
+  }
+  if (seen == HttpSniffStatus::kNeedMore && !whole && !ended) return FillResult::kOk;
+  std::vector<uint8_t> bytes = std::exchange(d.gated, {});
+  d.judged = 0;
+  d.body.emplace(d.request);
+  return TakeBody(d, bytes, error);
 }
 
 // Asks the gate about the held-back bytes, once every earlier byte has been
@@ -227,6 +257,12 @@ FillResult Judge(Direction& d, Direction& down, const FirstBytesGate& gate, std:
   if (down.answers) down.answers->Expect(*v.request);
   size_t head_length = std::min(v.request->head_length, bytes.size());
   d.head.insert(d.head.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(head_length));
+  d.request = *v.request;
+  if (v.request->chunked || v.request->content_length > 0) {
+    d.mode = Mode::kBodyStart;
+    d.gated.assign(bytes.begin() + static_cast<std::ptrdiff_t>(head_length), bytes.end());
+    return CheckBodyStart(d, false, error);
+  }
   d.body.emplace(*v.request);
   return TakeBody(d, std::span<const uint8_t>(bytes).subspan(head_length), error);
 }
@@ -248,7 +284,8 @@ FillResult Fill(Direction& d, std::string* error) {
     d.answers->Feed(std::span<const uint8_t>(buf, static_cast<size_t>(n)));
     return FillResult::kOk;
   }
-  if (d.mode == Mode::kGate || d.mode == Mode::kAwaitAnswer || d.mode == Mode::kChunkedBody) {
+  if (d.mode == Mode::kGate || d.mode == Mode::kAwaitAnswer || d.mode == Mode::kBodyStart ||
+      d.mode == Mode::kChunkedBody) {
     uint8_t buf[4096];
     size_t room = d.mode == Mode::kChunkedBody ? sizeof(buf) : kMaxGatedBytes - d.gated.size();
     ssize_t n = recv(d.src, buf, room < sizeof(buf) ? room : sizeof(buf), MSG_DONTWAIT);
@@ -259,6 +296,7 @@ FillResult Fill(Direction& d, std::string* error) {
     }
     if (n == 0) {
       d.eof = true;
+      if (d.mode == Mode::kBodyStart) return CheckBodyStart(d, true, error);
       // Nothing to judge: the stream simply ends. Half-judged bytes are
       // never forwarded (a truncated ClientHello or request head could be
       // read otherwise by the server).
@@ -269,6 +307,7 @@ FillResult Fill(Direction& d, std::string* error) {
     if (d.mode == Mode::kChunkedBody) return TakeBody(d, std::span<const uint8_t>(buf, static_cast<size_t>(n)), error);
     if (d.gated.empty()) d.gate_since = MonotonicMs();
     d.gated.insert(d.gated.end(), buf, buf + n);
+    if (d.mode == Mode::kBodyStart) return CheckBodyStart(d, false, error);
     return FillResult::kOk;
   }
   size_t want = d.pipe_capacity - d.in_pipe;
@@ -356,6 +395,14 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
     out.gate_reason = why;
     return abort("reset: " + why);
   };
+  // A FillResult that ends the relay: the gate's refusal or the relay's own.
+  auto refuse = [&](FillResult r, std::string why) {
+    if (r == FillResult::kRefuse) {
+      out.refused = true;
+      out.refused_request = up.index;
+    }
+    return gate_reset(std::move(why));
+  };
 
   if (!MakePipe(up, &out.error) || !MakePipe(down, &out.error)) return abort(out.error);
 
@@ -386,7 +433,8 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
       // Bytes held back and not judged yet (the client's head given to
       // Relay, or the next request read with the last one's body).
       std::string error;
-      if (Judge(up, down, gate, &error) == FillResult::kGateReset) return gate_reset(error);
+      FillResult r = Judge(up, down, gate, &error);
+      if (r == FillResult::kGateReset || r == FillResult::kRefuse) return refuse(r, error);
       continue;
     }
     int timeout = -1;
@@ -426,11 +474,12 @@ RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client
         if (d == &up) SettleAnswer(up, down);
         if (d->mode == Mode::kGate && !d->Pending() && !d->gated.empty() && d->judged != d->gated.size() &&
             !d->handing_back) {
-          if (Judge(*d, down, gate, &error) == FillResult::kGateReset) return gate_reset(error);
+          FillResult r = Judge(*d, down, gate, &error);
+          if (r == FillResult::kGateReset || r == FillResult::kRefuse) return refuse(r, error);
         }
         if (d->WantsRead() && !(d == &down && up.handing_back)) {
           FillResult r = Fill(*d, &error);
-          if (r == FillResult::kGateReset) return gate_reset(error);
+          if (r == FillResult::kGateReset || r == FillResult::kRefuse) return refuse(r, error);
           if (r == FillResult::kError) return abort((d == &up ? "from client: " : "from server: ") + error);
         }
         if (before == d->State()) break;

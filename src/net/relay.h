@@ -70,6 +70,13 @@ struct RelayOutcome {
   uint64_t to_client = 0;
   bool reset_by_gate = false;
   std::string gate_reason;  // reset_by_gate
+  // Reset by the relay itself, not recorded by the gate: a request body the
+  // relay refused (malformed chunking, first bytes a server could take for
+  // the next request). `gate_reason` says why; `refused_request` is its
+  // number among the requests this Relay forwarded (1, 2, ...). The caller
+  // records it.
+  bool refused = false;
+  int refused_request = 0;
   std::string error;        // why the relay was aborted ("" after a clean end)
   // kHandBack: the sockets, still open, and the client's bytes held back.
   bool handed_back = false;
@@ -91,7 +98,11 @@ struct RelayOutcome {
 // After a kForward naming a request's framing, the client's bytes are read
 // only as far as that request's body (bodies of known length move with
 // splice, unread) and the gate judges the next request before any of it is
-// forwarded: on a kept-alive HTTP/1 connection every request is judged.
+// forwarded: on a kept-alive HTTP/1 connection every request is judged. A
+// body's first bytes are held until they show that no server could take
+// them for a request line (LenientRequestLine, LenientReader::kBody): a
+// server that does not read the body would read them as the next request,
+// unjudged; such a body is refused (RelayOutcome::refused).
 // The server's answers are followed once a request has been forwarded
 // (HttpResponseReader: heads read, bodies of known length spliced unread),
 // so that an upgrade is recognised only when the server agrees to it;

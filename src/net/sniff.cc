@@ -542,6 +542,12 @@ HttpRequestHead FinishHead(HttpRequestHead r, const HeaderState& seen) {
   if (r.chunked && r.version_minor == 0) {
     return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kTransferEncoding);
   }
+  if (r.chunked || r.content_length.value_or(0) > 0) {
+    if (r.method == "CONNECT") return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kConnectBody);
+    if (r.method == "HEAD" || r.method == "TRACE") {
+      return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBodyNotAllowed);
+    }
+  }
   bool absolute = false;
   HttpError e = ParseTargetForm(&r, &absolute);
   if (e != HttpError::kNone) return HttpFail(std::move(r), HttpSniffStatus::kMalformed, e);
@@ -659,6 +665,8 @@ std::string_view HttpErrorName(HttpError error) {
       return "not_connect";
     case HttpError::kConnectBody:
       return "connect_body";
+    case HttpError::kBodyNotAllowed:
+      return "body_not_allowed";
   }
   return "unknown";
 }

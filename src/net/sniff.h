@@ -141,7 +141,8 @@ enum class HttpError : uint8_t {
   kContentLengthAndTransferEncoding,
   kHostMismatch,  // (ParseConnectRequest only) kAmbiguousHost
   kNotConnect,    // (ParseConnectRequest only) another method
-  kConnectBody,   // (ParseConnectRequest only) CONNECT with a body
+  kConnectBody,   // CONNECT with a body
+  kBodyNotAllowed,  // HEAD or TRACE with a body: no server reads one, the next request would
 };
 
 std::string_view HttpErrorName(HttpError error);  // stable snake_case: "duplicate_host"
@@ -182,7 +183,9 @@ struct HttpRequestHead {
 // A Host header is required unless the method is CONNECT or the target is
 // absolute-form; a second Host, Content-Length together with
 // Transfer-Encoding, and any transfer coding but a single "chunked" are
-// refused. Bytes after the head are not looked at.
+// refused, as is a body (Content-Length above 0, chunked) on HEAD, TRACE or
+// CONNECT: RFC 9110 gives it no meaning there, so a server may not read it and
+// take it for the next request. Bytes after the head are not looked at.
 HttpRequestHead ParseHttpRequestHead(std::string_view data);
 HttpRequestHead ParseHttpRequestHead(std::span<const uint8_t> data);
 

@@ -2014,6 +2014,56 @@ def upgrade_needs_the_servers_101(t):
                 "control: a real upgrade (%s) carries the new protocol's bytes unread: %s" % (what, json.dumps(w)), r)
 
 
+@case
+def body_that_reads_as_a_request_is_refused(t):
+    """Red-team finding 3: "GET /a ... Content-Length: 45" whose body is
+    "GET /smuggled HTTP/1.1 ... Host: denied.test": Python's http.server does
+    not read a GET's body and serves it as the next request, which ward never
+    judged. A body whose first bytes a server could read as a request line is
+    refused and recorded (transparent, through the HTTP proxy); so is a body
+    on HEAD. Controls: curl POST and GET with a JSON body, a text body."""
+    s = t.suite
+    lenient_server()
+    pol = s.policy(allow=["allowed.test:%d" % LENIENT_PORT])
+    smuggled = "GET /smuggled HTTP/1.1\r\nHost: denied.test\r\n\r\n"
+    url = "http://allowed.test:%d" % LENIENT_PORT
+    r = s.run(t, pol, [
+        resolve("allowed.test", 4),
+        raw(ALLOWED4, LENIENT_PORT, "GET /a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(smuggled), smuggled)),
+        raw(GATEWAY, 3128, "POST %s/b HTTP/1.1\r\nHost: allowed.test:%d\r\nContent-Length: %d\r\n\r\n%s"
+            % (url, LENIENT_PORT, len(smuggled), smuggled)),
+        raw(ALLOWED4, LENIENT_PORT, "HEAD /h HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(smuggled), smuggled)),
+        curl(url + "/j1", "-4", "-d", '{"query": {"match_all": {}}}', "-H", "Content-Type: application/json"),
+        curl(url + "/j2", "-4", "-X", "GET", "-d", '{"size": 1}', "-H", "Content-Type: application/json"),
+        curl(url + "/t", "-4", "--data-binary", "Get well soon\n", "-H", "Content-Type: text/plain"),
+    ])
+    a = raw_result(r, 1)
+    t.check(a.get("errno") in ("ECONNRESET", "EPIPE") and "host=denied.test" not in a.get("data", ""),
+            "the review's GET with a request in its body must be reset: %s" % json.dumps(a)[:500], r)
+    b = raw_result(r, 2)
+    t.check(b.get("errno") in ("ECONNRESET", "EPIPE") and "host=denied.test" not in b.get("data", ""),
+            "the same through the HTTP proxy must be reset: %s" % json.dumps(b)[:500], r)
+    h = raw_result(r, 3)
+    t.check(h.get("errno") in ("ECONNRESET", "EPIPE") and "LENIENT" not in h.get("data", ""),
+            "HEAD with a body must be refused: %s" % json.dumps(h)[:500], r)
+    t.check(not lenient_saw(r, "denied.test"), "the server must never see Host denied.test: %s"
+            % lenient_saw(r, "denied.test"), r)
+    why = lambda x: "begins like an HTTP request line" in (x or "")
+    t.event(r, "request in a GET's body, transparent", kind="tcp", address=ALLOWED4, port=LENIENT_PORT,
+            domain="allowed.test", decision=DENY, reason=why, detail="request body (request 1 on the connection)")
+    t.event(r, "request in a POST's body, HTTP proxy", kind="http-proxy", port=LENIENT_PORT, domain="allowed.test",
+            decision=DENY, reason=why, detail="absolute-form; request body (request 1 on the connection)")
+    t.event(r, "HEAD with a body", kind="tcp", port=LENIENT_PORT, decision=DENY,
+            reason="malformed HTTP request head (body_not_allowed)")
+    for i, path in ((4, "/j1"), (5, "/j2"), (6, "/t")):
+        c = r.s[i]
+        t.check(c.get("rc") == 0 and "LENIENT host=allowed.test:%d path=%s" % (LENIENT_PORT, path) in c.get("stdout", ""),
+                "control: a request with a data body (%s) is served: rc=%s %r %r" % (
+                    path, c.get("rc"), c.get("stdout", "")[-300:], c.get("stderr", "")[-300:]), r)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ward", required=True, help="the ward binary")

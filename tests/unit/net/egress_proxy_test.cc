@@ -755,6 +755,19 @@ std::string ReadHttpAnswer(int fd) {
   return out;
 }
 
+// Whether the proxy reset the connection after what the server had sent
+// already: reads end in ECONNRESET (not a timeout, not an end of stream).
+void ExpectResetAfterAnswers(int fd) {
+  if (g_send_reset.erase(fd)) return;
+  ReadResult r;
+  std::string seen;
+  do {
+    r = Read(fd, 1);
+    seen += r.data;
+  } while (r.error == 0 && !r.eof && seen.size() < 65536);
+  EXPECT_EQ(r.error, ECONNRESET) << "read: " << strerror(r.error) << (r.eof ? " (eof)" : "") << " after " << seen;
+}
+
 // Whether the proxy reset the connection: a read fails with ECONNRESET (not
 // a timeout).
 void ExpectReset(int fd) {
@@ -1556,6 +1569,92 @@ TEST(EgressProxyLab, UpgradeIsAnUpgradeOnlyIfTheServerSwitches_RedTeamFinding2) 
   });
 }
 
+
+// The red-team review's finding 3: a body that a server does not read (its
+// handler ignores it, as Python's http.server does for a GET) is read as the
+// next request, which was never judged. A body whose first bytes a server
+// could take for a request line is refused and recorded, on both proxies,
+// however the client splits it; so is a body on HEAD or TRACE.
+TEST(EgressProxyLab, BodyThatReadsAsARequestIsRefused_RedTeamFinding3) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    LenientHttpServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}, {"evil.test"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    std::string head = "GET /a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " + std::to_string(smuggled.size()) +
+                       "\r\n\r\n";
+    UniqueFd c = Dial(kHostAddr4, 80);
+    Send(c.get(), head + smuggled);
+    {
+      SCOPED_TRACE("fixed body");
+      ExpectResetAfterAnswers(c.get());
+    }
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) {
+      return ev.kind == EgressEvent::Kind::kTcp && !ev.allowed && ev.detail == "request body (request 1 on the connection)";
+    });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_EQ(e->domain, "allowed.test");
+    EXPECT_NE(e->reason.find("begins like an HTTP request line"), std::string::npos) << e->reason;
+    // Split: the head and "GE" first, the rest later; and the second request's body.
+    UniqueFd d = Dial(kHostAddr4, 80);
+    std::string ok = "GET /ok HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    Send(d.get(), ok);
+    EXPECT_EQ(ReadHttpAnswer(d.get()), LenientHttpServer::Answer("allowed.test", "/ok"));
+    std::string post = "POST /p HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+    Send(d.get(), post + "11 / HTTP/");
+    usleep(100000);
+    Send(d.get(), "1.1\r\nHost: evil.test\r\n\r\n0\r\n\r\n");
+    {
+      SCOPED_TRACE("chunked body");
+      ExpectResetAfterAnswers(d.get());
+    }
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) { return ev.detail == "request body (request 2 on the connection)"; }))
+        << lab.Dump();
+    // Explicit proxy.
+    UniqueFd p = Dial("169.254.77.1", kHttpProxyPort);
+    Send(p.get(), "GET http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " +
+                      std::to_string(smuggled.size()) + "\r\n\r\nGE");
+    usleep(100000);
+    Send(p.get(), smuggled.substr(2));
+    {
+      SCOPED_TRACE("explicit proxy");
+      ExpectResetAfterAnswers(p.get());
+    }
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return ev.kind == EgressEvent::Kind::kHttpProxy && !ev.allowed &&
+             ev.detail == "absolute-form; request body (request 1 on the connection)";
+    })) << lab.Dump();
+    // HEAD and TRACE with a body: refused as malformed, recorded.
+    UniqueFd h = Dial(kHostAddr4, 80);
+    Send(h.get(), "HEAD / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 3\r\n\r\nabc");
+    {
+      SCOPED_TRACE("HEAD body");
+      ExpectResetAfterAnswers(h.get());
+    }
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return !ev.allowed && ev.reason == "malformed HTTP request head (body_not_allowed)";
+    })) << lab.Dump();
+    EXPECT_FALSE(server.Saw("evil.test"));
+  });
+  // Positive control: bodies that are data, on any method, reach the server.
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    UniqueFd c = Dial(kHostAddr4, 80);
+    for (std::string body : {std::string("{\"query\": {\"match_all\": {}}}"), std::string("Get well soon\n"),
+                             std::string("a=1&b=GET+/+HTTP/1.1"), std::string(70000, 'x'), std::string("ok")}) {
+      for (const char* method : {"GET", "POST", "DELETE"}) {
+        std::string req = std::string(method) + " /b HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+        Send(c.get(), req);
+        EXPECT_EQ(Read(c.get(), req.size()).data, req) << method << " " << body.substr(0, 20);
+      }
+    }
+  });
+}
 
 // Issue 8, item 10: half-sent heads take at most kMaxHeads (128) threads;
 // the oldest is closed (and recorded) when another connection arrives, and a
