@@ -415,6 +415,14 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   // Whether this connection was closed to make room for a newer head (its
   // event is recorded by the eviction).
   static bool HeadEvicted() { return t_head && t_head->evicted.load(); }
+  // Ends this connection's time as a head; false if it was evicted first
+  // (recorded by the eviction: it must not be recorded again). Released
+  // before the flag is read, under the lock eviction takes, so the answer
+  // is final: a head that was still listed can no longer be evicted.
+  bool ClaimHead() {
+    heads_.Release(t_head);
+    return !HeadEvicted();
+  }
 
   void AcceptLoop(int listener);
   void DatagramLoop(int listener);
@@ -767,7 +775,8 @@ void Proxy::HandleConnection(UniqueFd client) {
   setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
   if (port == kDnsPort) {
-    HeadDecided();  // DNS over TCP has its own idle limit (kDnsTcpIdleMs)
+    // DNS over TCP has its own idle limit (kDnsTcpIdleMs).
+    if (!ClaimHead()) return ResetAndClose(client);  // recorded by the eviction
     return DnsOverTcp(std::move(client));
   }
   IpAddress unmapped = dst.Unmapped();
@@ -833,8 +842,7 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
     first = SniffFirstBytes(head);
   }
   bool conclusive = first.status != FirstBytes::Status::kNeedMore;
-  if (HeadEvicted()) return ResetAndClose(client);  // recorded by the eviction
-  HeadDecided();
+  if (!ClaimHead()) return ResetAndClose(client);  // recorded by the eviction
 
   EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
   ev.address = dst;
@@ -907,7 +915,7 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     if (index > 0) return NextRequestGate(bytes, index, dst, port, EgressEvent::Kind::kTcp, std::nullopt, &current);
     FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
     if (j.first.status == FirstBytes::Status::kNeedMore) return j.verdict;
-    HeadDecided();
+    if (!ClaimHead()) return GateVerdict{GateVerdict::Kind::kReset, "closed by the head limit"};
     current = j.first.status == FirstBytes::Status::kName ? j.first.name : "";
     if (recorded) return j.verdict;
     switch (j.first.status) {
@@ -938,7 +946,7 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
   if (outcome.refused) {
     RecordRefusedBody(outcome, EgressEvent::Kind::kTcp, dst, port, current, outcome.refused_request, "");
   }
-  if (!recorded && !HeadEvicted()) {
+  if (!recorded && ClaimHead()) {
     // The client never sent a byte that could be judged (a server-speaks-
     // first exchange that ended, or the client closed): the address decided.
     ev.detail = d.source.empty() ? "no first bytes from the client" : d.source + " (no first bytes from the client)";
@@ -1107,7 +1115,7 @@ Result<UniqueFd> Proxy::ConnectHostLoopback(uint16_t port, bool v6_first) {
 }
 
 void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port) {
-  HeadDecided();  // decided by the port alone
+  if (!ClaimHead()) return ResetAndClose(client);  // decided by the port alone; evicted: recorded
   // The only way to the host's loopback: a rule naming host.ward.internal
   // (an address rule for 127.0.0.1 means the sandbox's own loopback, which
   // never reaches the proxy).
@@ -1188,7 +1196,7 @@ void Proxy::HttpProxy(UniqueFd client) {
       buf.insert(buf.end(), chunk, chunk + n);
       head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
     }
-    HeadDecided();
+    if (!ClaimHead()) return ResetAndClose(client);  // recorded by the eviction
 
     EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
     auto refuse = [&](int code, const char* status, std::string reason) {

@@ -36,6 +36,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -1070,6 +1071,11 @@ class LabProxy {
       usleep(10000);
     }
   }
+  // How many events (seen so far) `match` accepts.
+  size_t Count(const std::function<bool(const EgressEvent&)>& match) {
+    for (EgressEvent& e : proxy_->TakeEvents()) seen_.push_back(std::move(e));
+    return static_cast<size_t>(std::count_if(seen_.begin(), seen_.end(), match));
+  }
   std::optional<EgressEvent> Find(EgressEvent::Kind kind, const std::string& domain) {
     return Find([&](const EgressEvent& e) { return e.kind == kind && e.domain == domain; });
   }
@@ -1653,6 +1659,34 @@ TEST(EgressProxyLab, BodyThatReadsAsARequestIsRefused_RedTeamFinding3) {
         EXPECT_EQ(Read(c.get(), req.size()).data, req) << method << " " << body.substr(0, 20);
       }
     }
+  });
+}
+
+// The red-team review's minor finding: a head closed by the head limit just
+// as its client ended was recorded twice ("head limit", and "allow ... no
+// first bytes from the client"). Each connection is one event.
+TEST(EgressProxyLab, EachConnectionIsRecordedOnceUnderTheHeadLimit) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    std::deque<UniqueFd> idle;
+    int opened = 0;
+    for (; opened < 128; ++opened) idle.push_back(Dial(kHostAddr4, 80));
+    usleep(200000);
+    // The oldest ends while a new connection evicts the oldest head: both
+    // race to record it.
+    for (int i = 0; i < 400; ++i, ++opened) {
+      idle.pop_front();
+      idle.push_back(Dial(kHostAddr4, 80));
+    }
+    idle.clear();
+    auto tcp = [](const EgressEvent& e) { return e.kind == EgressEvent::Kind::kTcp && e.port == 80; };
+    for (int i = 0; i < 300 && lab.Count(tcp) < static_cast<size_t>(opened); ++i) usleep(10000);
+    usleep(300000);
+    EXPECT_EQ(lab.Count(tcp), static_cast<size_t>(opened))
+        << lab.Count([](const EgressEvent& e) { return e.detail == "head limit"; }) << " head limit events";
   });
 }
 
