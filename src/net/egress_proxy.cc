@@ -1344,7 +1344,8 @@ void Proxy::HttpProxy(UniqueFd client) {
       RelayOutcome out =
           Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get(), -1, std::move(answers));
       if (out.refused) {
-        return RecordRefusedBody(out, EgressEvent::Kind::kHttpProxy, ev.address, port, host, index + 1, "absolute-form; ");
+        return RecordRefusedBody(out, EgressEvent::Kind::kHttpProxy, ev.address, port, host, index + 1,
+                                 "absolute-form; ");
       }
       if (!out.handed_back) return;
       client = std::move(out.client);
@@ -1369,8 +1370,8 @@ void Proxy::HttpProxy(UniqueFd client) {
       if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy, &current);
       return ConnectGate(bytes, host, dst, port);
     };
-    RelayOutcome out = Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(),
-                             kHeadTimeoutMs);
+    RelayOutcome out =
+        Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(), kHeadTimeoutMs);
     if (out.refused) {
       RecordRefusedBody(out, EgressEvent::Kind::kHttpProxy, dst, port, host, out.refused_request, "connect; ");
     }

@@ -201,11 +201,14 @@ FillResult TakeBody(Direction& d, std::span<const uint8_t> bytes, std::string* e
 FillResult CheckBodyStart(Direction& d, bool ended, std::string* error) {
   std::string_view text(reinterpret_cast<const char*>(d.gated.data()), d.gated.size());
   bool whole = !d.request.chunked && d.gated.size() >= d.request.content_length;
-  if (!d.request.chunked) text = text.substr(0, static_cast<size_t>(std::min<uint64_t>(text.size(), d.request.content_length)));
+  if (!d.request.chunked) {
+    text = text.substr(0, static_cast<size_t>(std::min<uint64_t>(text.size(), d.request.content_length)));
+  }
   HttpSniffStatus seen = LenientRequestLine(text, LenientReader::kBody);
   if (seen == HttpSniffStatus::kRequest) {
-    *error = "the request's body begins like an HTTP request line (a server that does not read the body would "
-             "take it for the next request)";
+    *error =
+        "the request's body begins like an HTTP request line (a server that does not read the body would "
+        "take it for the next request)";
     return FillResult::kRefuse;
   }
   if (seen == HttpSniffStatus::kNeedMore && !whole && !ended) return FillResult::kOk;
@@ -363,8 +366,8 @@ class SigpipeBlock {
 
 }  // namespace
 
-RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate,
-                   int stop_fd, int gate_timeout_ms, ServerAnswers answers) {
+RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate, int stop_fd,
+                   int gate_timeout_ms, ServerAnswers answers) {
   SigpipeBlock sigpipe;
   RelayOutcome out;
   Direction up, down;  // client -> server, server -> client

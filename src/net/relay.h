@@ -110,7 +110,7 @@ struct RelayOutcome {
 // `gate_timeout_ms` (-1: none): how long the client may take to complete a
 // message the gate holds back once its first byte has come; past it, both
 // sides are reset (a slow head must not hold a connection forever).
-RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate,
-                   int stop_fd, int gate_timeout_ms = -1, ServerAnswers answers = {});
+RelayOutcome Relay(UniqueFd client, UniqueFd server, std::vector<uint8_t> client_head, FirstBytesGate gate, int stop_fd,
+                   int gate_timeout_ms = -1, ServerAnswers answers = {});
 
 }  // namespace ward::net

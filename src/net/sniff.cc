@@ -340,8 +340,7 @@ constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // LenientRequestLine; `line_complete`: `data` is a whole line without its
 // line end (the strict parser's request line).
-HttpSniffStatus ClassifyRequestLine(std::string_view data, bool line_complete, LenientReader reader,
-                                    size_t* skipped) {
+HttpSniffStatus ClassifyRequestLine(std::string_view data, bool line_complete, LenientReader reader, size_t* skipped) {
   bool body = reader == LenientReader::kBody;
   bool any_case = !body;
   auto skip = [body](char c) {
@@ -485,8 +484,8 @@ HttpError ParseHeaderLine(std::string_view line, HeaderState* seen, HttpRequestH
     size_t start = 0;
     while (start <= value.size()) {
       size_t comma = value.find(',', start);
-      std::string_view option = value.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                                                    : comma - start);
+      std::string_view option =
+          value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
       size_t first = option.find_first_not_of(" \t");
       size_t last = option.find_last_not_of(" \t");
       if (first != std::string_view::npos && EqualsIgnoreCase(option.substr(first, last - first + 1), "upgrade")) {
@@ -967,9 +966,7 @@ bool HttpResponseReader::AwaitingSwitch() const {
   return std::any_of(expected_.begin(), expected_.end(), [](const Expected& e) { return e.connect || e.upgrade; });
 }
 
-uint64_t HttpResponseReader::Opaque() const {
-  return state_ == State::kBody && body_ ? body_->OpaqueRemaining() : 0;
-}
+uint64_t HttpResponseReader::Opaque() const { return state_ == State::kBody && body_ ? body_->OpaqueRemaining() : 0; }
 
 void HttpResponseReader::Skip(uint64_t n) {
   if (state_ != State::kBody || !body_) return;

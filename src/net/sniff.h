@@ -139,9 +139,9 @@ enum class HttpError : uint8_t {
   kContentLength,          // non-numeric, huge, or repeated Content-Length
   kTransferEncoding,       // other than a single "chunked", or in HTTP/1.0
   kContentLengthAndTransferEncoding,
-  kHostMismatch,  // (ParseConnectRequest only) kAmbiguousHost
-  kNotConnect,    // (ParseConnectRequest only) another method
-  kConnectBody,   // CONNECT with a body
+  kHostMismatch,    // (ParseConnectRequest only) kAmbiguousHost
+  kNotConnect,      // (ParseConnectRequest only) another method
+  kConnectBody,     // CONNECT with a body
   kBodyNotAllowed,  // HEAD or TRACE with a body: no server reads one, the next request would
 };
 

@@ -6,11 +6,11 @@
 // lenient request-line reading (LenientRequestLine) is monotone; and the
 // server-answer reader (HttpResponseReader) agrees with itself fed whole,
 // split, or with bodies skipped unread.
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <string>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "net/sniff.h"

@@ -379,7 +379,8 @@ TEST(SniffNextRequest, OnlyAStrictRequestHead) {
   FirstBytes up = SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n"));
   ASSERT_TRUE(up.http.has_value());
   EXPECT_FALSE(up.http->upgrade);  // no Connection: upgrade, the server ignores Upgrade
-  up = SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"));
+  up = SniffFirstBytes(
+      Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"));
   ASSERT_TRUE(up.http.has_value());
   EXPECT_TRUE(up.http->upgrade);
   up = SniffFirstBytes(Bytes("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n"));
@@ -777,10 +778,13 @@ void ExpectReset(int fd) {
   EXPECT_EQ(r.error, ECONNRESET) << "read: " << strerror(r.error) << (r.eof ? " (eof)" : "") << " data=" << r.data;
 }
 
-// A TCP server in the host namespace that greets (optionally) and echoes.
-class EchoServer {
+// A TCP listener in the host namespace: each connection is served on a
+// thread of its own (`serve` gets it and an fd that becomes readable when the
+// server stops), until the server is destroyed.
+class TcpLabServer {
  public:
-  EchoServer(std::string_view ip, uint16_t port, std::string greeting = "") : greeting_(std::move(greeting)) {
+  using Serve = std::function<void(UniqueFd, int stop_fd)>;
+  TcpLabServer(std::string_view ip, uint16_t port, Serve serve) : serve_(std::move(serve)) {
     sockaddr_storage sa;
     socklen_t len = ToSockaddr(Ip(ip), port, &sa);
     listener_.Reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -791,14 +795,13 @@ class EchoServer {
     stop_.Reset(eventfd(0, EFD_CLOEXEC));
     thread_ = std::thread([this] { Loop(); });
   }
-  ~EchoServer() {
+  ~TcpLabServer() {
     uint64_t one = 1;
     (void)!write(stop_.get(), &one, sizeof(one));
     thread_.join();
     for (std::thread& t : conns_) t.join();
   }
   int accepted() const { return accepted_.load(); }
-  size_t received() const { return received_.load(); }
 
  private:
   void Loop() {
@@ -807,14 +810,32 @@ class EchoServer {
       int c = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
       ++accepted_;
-      conns_.emplace_back([this, c] { Serve(UniqueFd(c)); });
+      conns_.emplace_back([this, c] { serve_(UniqueFd(c), stop_.get()); });
     }
   }
-  void Serve(UniqueFd c) {
+
+  Serve serve_;
+  UniqueFd listener_, stop_;
+  std::thread thread_;
+  std::vector<std::thread> conns_;
+  std::atomic<int> accepted_{0};
+};
+
+// A TCP server in the host namespace that greets (optionally) and echoes.
+class EchoServer {
+ public:
+  EchoServer(std::string_view ip, uint16_t port, std::string greeting = "")
+      : greeting_(std::move(greeting)),
+        server_(ip, port, [this](UniqueFd c, int stop) { Serve(std::move(c), stop); }) {}
+  int accepted() const { return server_.accepted(); }
+  size_t received() const { return received_.load(); }
+
+ private:
+  void Serve(UniqueFd c, int stop) {
     if (!greeting_.empty()) (void)!send(c.get(), greeting_.data(), greeting_.size(), MSG_NOSIGNAL);
     char buf[65536];
     for (;;) {
-      if (WaitFor(c.get(), POLLIN, stop_.get(), -1) != WaitStatus::kReady) return;
+      if (WaitFor(c.get(), POLLIN, stop, -1) != WaitStatus::kReady) return;
       ssize_t n = recv(c.get(), buf, sizeof(buf), 0);
       if (n <= 0) break;
       received_ += static_cast<size_t>(n);
@@ -824,11 +845,8 @@ class EchoServer {
   }
 
   std::string greeting_;
-  UniqueFd listener_, stop_;
-  std::thread thread_;
-  std::vector<std::thread> conns_;
-  std::atomic<int> accepted_{0};
   std::atomic<size_t> received_{0};
+  TcpLabServer server_;  // last: its threads stop before the members above go
 };
 
 // An HTTP/1.1 server in the host namespace like the red-team review's
@@ -838,23 +856,8 @@ class EchoServer {
 // upgrade, where it answers 101 and then echoes raw bytes.
 class LenientHttpServer {
  public:
-  LenientHttpServer(std::string_view ip, uint16_t port) {
-    sockaddr_storage sa;
-    socklen_t len = ToSockaddr(Ip(ip), port, &sa);
-    listener_.Reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    EXPECT_EQ(bind(listener_.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << ip << ":" << port << strerror(errno);
-    EXPECT_EQ(listen(listener_.get(), 16), 0);
-    stop_.Reset(eventfd(0, EFD_CLOEXEC));
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~LenientHttpServer() {
-    uint64_t one = 1;
-    (void)!write(stop_.get(), &one, sizeof(one));
-    thread_.join();
-    for (std::thread& t : conns_) t.join();
-  }
+  LenientHttpServer(std::string_view ip, uint16_t port)
+      : server_(ip, port, [this](UniqueFd c, int stop) { Serve(std::move(c), stop); }) {}
   std::vector<std::string> hosts() {
     std::lock_guard lock(mu_);
     return hosts_;
@@ -870,28 +873,20 @@ class LenientHttpServer {
   }
 
  private:
-  void Loop() {
-    for (;;) {
-      if (WaitFor(listener_.get(), POLLIN, stop_.get(), -1) != WaitStatus::kReady) return;
-      int c = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      conns_.emplace_back([this, c] { Serve(UniqueFd(c)); });
-    }
-  }
-  bool Fill(int fd, std::string& buf) {
+  static bool Fill(int fd, int stop, std::string& buf) {
     char chunk[4096];
-    if (WaitFor(fd, POLLIN, stop_.get(), -1) != WaitStatus::kReady) return false;
+    if (WaitFor(fd, POLLIN, stop, -1) != WaitStatus::kReady) return false;
     ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
     if (n <= 0) return false;
     buf.append(chunk, static_cast<size_t>(n));
     return true;
   }
-  void Serve(UniqueFd c) {
+  void Serve(UniqueFd c, int stop) {
     std::string buf;
     for (;;) {
       size_t end;
       while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-        if (!Fill(c.get(), buf)) return;
+        if (!Fill(c.get(), stop, buf)) return;
       }
       std::string head = buf.substr(0, end);
       buf.erase(0, end + 4);
@@ -918,19 +913,17 @@ class LenientHttpServer {
         for (;;) {
           if (!buf.empty() && send(c.get(), buf.data(), buf.size(), MSG_NOSIGNAL) < 0) return;
           buf.clear();
-          if (!Fill(c.get(), buf)) return;
+          if (!Fill(c.get(), stop, buf)) return;
         }
       }
-        std::string answer = Answer(host, path);
+      std::string answer = Answer(host, path);
       if (send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL) < 0) return;
     }
   }
 
-  UniqueFd listener_, stop_;
-  std::thread thread_;
-  std::vector<std::thread> conns_;
   std::mutex mu_;
   std::vector<std::string> hosts_;
+  TcpLabServer server_;  // last: its threads stop before the members above go
 };
 
 // A resolver in the host namespace (UDP and TCP on 10.99.0.1:5353) that
@@ -1536,8 +1529,9 @@ TEST(EgressProxyLab, UpgradeIsAnUpgradeOnlyIfTheServerSwitches_RedTeamFinding2) 
     EXPECT_EQ(e->detail, "http-host (request 2 on the connection)");
     // Explicit proxy: the second request gets a 403.
     UniqueFd p = Dial("169.254.77.1", kHttpProxyPort);
-    Send(p.get(), "GET http://allowed.test/b HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
-                  "GET http://evil.test/secret HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    Send(p.get(),
+         "GET http://allowed.test/b HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+         "GET http://evil.test/secret HTTP/1.1\r\nHost: evil.test\r\n\r\n");
     EXPECT_EQ(ReadHttpAnswer(p.get()), LenientHttpServer::Answer("allowed.test", "http://allowed.test/b"));
     std::string answer = ReadHttpAnswer(p.get());
     EXPECT_EQ(answer.rfind("HTTP/1.1 403 Forbidden", 0), 0u) << answer;
@@ -1549,10 +1543,12 @@ TEST(EgressProxyLab, UpgradeIsAnUpgradeOnlyIfTheServerSwitches_RedTeamFinding2) 
     // Without "Connection: upgrade" the request is no upgrade at all: the
     // next is judged at once (and reset, perhaps before the first answer).
     UniqueFd d = Dial(kHostAddr4, 80);
-    Send(d.get(), "GET /c HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\n\r\nGET /s HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    Send(d.get(),
+         "GET /c HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\n\r\nGET /s HTTP/1.1\r\nHost: evil.test\r\n\r\n");
     ExpectReset(d.get());
     ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
-      return ev.domain == "evil.test" && !ev.allowed && ev.address && ev.detail == "http-host (request 2 on the connection)";
+      return ev.domain == "evil.test" && !ev.allowed && ev.address &&
+             ev.detail == "http-host (request 2 on the connection)";
     }));
     EXPECT_FALSE(server.Saw("evil.test"));
     // Positive control: a real upgrade (101), on both proxies: what follows
@@ -1560,8 +1556,10 @@ TEST(EgressProxyLab, UpgradeIsAnUpgradeOnlyIfTheServerSwitches_RedTeamFinding2) 
     for (bool explicit_proxy : {false, true}) {
       UniqueFd w = explicit_proxy ? Dial("169.254.77.1", kHttpProxyPort) : Dial(kHostAddr4, 80);
       std::string target = explicit_proxy ? "http://allowed.test/ws" : "/ws";
-      Send(w.get(), "GET " + target + " HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
-      EXPECT_EQ(ReadHttpAnswer(w.get()), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      Send(w.get(),
+           "GET " + target + " HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      EXPECT_EQ(ReadHttpAnswer(w.get()),
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
       std::string frames = "GET /not-http HTTP/1.1\r\nHost: evil.test\r\n\r\n\x81\x05hello";
       Send(w.get(), frames);
       EXPECT_EQ(Read(w.get(), frames.size()).data, frames) << explicit_proxy;
@@ -1569,12 +1567,12 @@ TEST(EgressProxyLab, UpgradeIsAnUpgradeOnlyIfTheServerSwitches_RedTeamFinding2) 
     // Pipelined right behind the upgrade request, before the 101: held, then passed.
     UniqueFd q = Dial(kHostAddr4, 80);
     Send(q.get(), "GET /ws HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly bytes");
-    EXPECT_EQ(ReadHttpAnswer(q.get()), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+    EXPECT_EQ(ReadHttpAnswer(q.get()),
+              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
     EXPECT_EQ(Read(q.get(), 11).data, "early bytes");
     EXPECT_TRUE(server.Saw("allowed.test"));
   });
 }
-
 
 // The red-team review's finding 3: a body that a server does not read (its
 // handler ignores it, as Python's http.server does for a GET) is read as the
@@ -1588,8 +1586,8 @@ TEST(EgressProxyLab, BodyThatReadsAsARequestIsRefused_RedTeamFinding3) {
     LabProxy lab(Policy({"allowed.test:80"}, {"evil.test"}));
     ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
     std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n";
-    std::string head = "GET /a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " + std::to_string(smuggled.size()) +
-                       "\r\n\r\n";
+    std::string head =
+        "GET /a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " + std::to_string(smuggled.size()) + "\r\n\r\n";
     UniqueFd c = Dial(kHostAddr4, 80);
     Send(c.get(), head + smuggled);
     {
@@ -1597,7 +1595,8 @@ TEST(EgressProxyLab, BodyThatReadsAsARequestIsRefused_RedTeamFinding3) {
       ExpectResetAfterAnswers(c.get());
     }
     std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) {
-      return ev.kind == EgressEvent::Kind::kTcp && !ev.allowed && ev.detail == "request body (request 1 on the connection)";
+      return ev.kind == EgressEvent::Kind::kTcp && !ev.allowed &&
+             ev.detail == "request body (request 1 on the connection)";
     });
     ASSERT_TRUE(e.has_value()) << lab.Dump();
     EXPECT_EQ(e->domain, "allowed.test");
@@ -1615,8 +1614,9 @@ TEST(EgressProxyLab, BodyThatReadsAsARequestIsRefused_RedTeamFinding3) {
       SCOPED_TRACE("chunked body");
       ExpectResetAfterAnswers(d.get());
     }
-    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) { return ev.detail == "request body (request 2 on the connection)"; }))
-        << lab.Dump();
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return ev.detail == "request body (request 2 on the connection)";
+    })) << lab.Dump();
     // Explicit proxy.
     UniqueFd p = Dial("169.254.77.1", kHttpProxyPort);
     Send(p.get(), "GET http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " +
@@ -1653,8 +1653,9 @@ TEST(EgressProxyLab, BodyThatReadsAsARequestIsRefused_RedTeamFinding3) {
     for (std::string body : {std::string("{\"query\": {\"match_all\": {}}}"), std::string("Get well soon\n"),
                              std::string("a=1&b=GET+/+HTTP/1.1"), std::string(70000, 'x'), std::string("ok")}) {
       for (const char* method : {"GET", "POST", "DELETE"}) {
-        std::string req = std::string(method) + " /b HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " +
-                          std::to_string(body.size()) + "\r\n\r\n" + body;
+        std::string req = std::string(method) +
+                          " /b HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " + std::to_string(body.size()) +
+                          "\r\n\r\n" + body;
         Send(c.get(), req);
         EXPECT_EQ(Read(c.get(), req.size()).data, req) << method << " " << body.substr(0, 20);
       }

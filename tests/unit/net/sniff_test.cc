@@ -770,6 +770,14 @@ HttpBodyFraming Req(std::string_view head) {
   return FramingOf(h);
 }
 
+// A reader that expected `request` and saw `answers`.
+HttpResponseReader Answered(std::string_view request, std::string_view answers) {
+  HttpResponseReader r;
+  r.Expect(Req(request));
+  r.Feed(AsBytes(answers));
+  return r;
+}
+
 constexpr std::string_view kUpgradeRequest =
     "GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
 
@@ -801,19 +809,18 @@ TEST(HttpResponseReader, SwitchesOnlyOn101ToAnUpgrade) {
   ignore.Skip(36);  // the body passes unread: here it pretends to be a 101
   EXPECT_EQ(ignore.state(), HttpResponseReader::State::kHead);
   ignore.Expect(Req(kUpgradeRequest));
-  ignore.Feed(AsBytes("HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      "1a\r\nHTTP/1.1 101 Switching\r\n\r\n\r\n0\r\n\r\n"));
+  ignore.Feed(
+      AsBytes("HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "1a\r\nHTTP/1.1 101 Switching\r\n\r\n\r\n0\r\n\r\n"));
   EXPECT_EQ(ignore.state(), HttpResponseReader::State::kHead);
   EXPECT_FALSE(ignore.AwaitingSwitch());
   EXPECT_EQ(ignore.last_status(), 426);
   // CONNECT answered 2xx is a tunnel; answered 407, it is not.
-  HttpResponseReader tunnel;
-  tunnel.Expect(Req("CONNECT a.test:443 HTTP/1.1\r\n\r\n"));
-  tunnel.Feed(AsBytes("HTTP/1.1 200 Connection established\r\n\r\n"));
-  EXPECT_EQ(tunnel.state(), HttpResponseReader::State::kSwitched);
-  HttpResponseReader refused;
-  refused.Expect(Req("CONNECT a.test:443 HTTP/1.1\r\n\r\n"));
-  refused.Feed(AsBytes("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"));
+  constexpr std::string_view kConnect = "CONNECT a.test:443 HTTP/1.1\r\n\r\n";
+  EXPECT_EQ(Answered(kConnect, "HTTP/1.1 200 Connection established\r\n\r\n").state(),
+            HttpResponseReader::State::kSwitched);
+  HttpResponseReader refused =
+      Answered(kConnect, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
   EXPECT_EQ(refused.state(), HttpResponseReader::State::kHead);
   EXPECT_FALSE(refused.AwaitingSwitch());
 }
@@ -826,9 +833,10 @@ TEST(HttpResponseReader, FramesAnswersByTheirRequests) {
   r.Expect(Req(kUpgradeRequest));
   // HEAD: no body whatever Content-Length says; 304: none either; then a
   // chunked body holding a fake status line; then the 101.
-  r.Feed(AsBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
-                 "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
-                 "HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nHTTP/\r\n0\r\nX: y\r\n\r\n"));
+  r.Feed(
+      AsBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+              "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
+              "HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nHTTP/\r\n0\r\nX: y\r\n\r\n"));
   EXPECT_TRUE(r.AwaitingSwitch());
   r.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
   EXPECT_EQ(r.state(), HttpResponseReader::State::kSwitched);
@@ -848,29 +856,23 @@ TEST(HttpResponseReader, AnythingOddLosesTheAnswersForGood) {
                                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
                                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
                                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "hello\r\n"}) {
-    HttpResponseReader r;
-    r.Expect(Req(kUpgradeRequest));
-    r.Feed(AsBytes(bad));
+    HttpResponseReader r = Answered(kUpgradeRequest, bad);
     EXPECT_EQ(r.state(), HttpResponseReader::State::kLost) << bad;
     EXPECT_FALSE(r.AwaitingSwitch()) << bad;
     r.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
     EXPECT_NE(r.state(), HttpResponseReader::State::kSwitched) << bad;
   }
   // A 101 to a request that did not ask for it; bytes before any request.
-  HttpResponseReader unasked;
-  unasked.Expect(Req("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
-  unasked.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
-  EXPECT_EQ(unasked.state(), HttpResponseReader::State::kLost);
+  EXPECT_EQ(Answered("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n").state(),
+            HttpResponseReader::State::kLost);
   HttpResponseReader first;
   first.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
   first.Expect(Req(kUpgradeRequest));
   EXPECT_EQ(first.state(), HttpResponseReader::State::kLost);
   EXPECT_FALSE(first.AwaitingSwitch());
   // A head that never ends.
-  HttpResponseReader big;
-  big.Expect(Req(kUpgradeRequest));
-  big.Feed(AsBytes("HTTP/1.1 200 OK\r\nX: " + std::string(kMaxHttpHeadSize, 'a')));
-  EXPECT_EQ(big.state(), HttpResponseReader::State::kLost);
+  EXPECT_EQ(Answered(kUpgradeRequest, "HTTP/1.1 200 OK\r\nX: " + std::string(kMaxHttpHeadSize, 'a')).state(),
+            HttpResponseReader::State::kLost);
 }
 
 // ---------------------------------------------------------------- lenient request lines (issue 8, items 9, 6)
@@ -878,15 +880,14 @@ TEST(HttpResponseReader, AnythingOddLosesTheAnswersForGood) {
 // The red-team review of items 6 and 9: a request line a lenient server reads
 // but the strict parser does not must never count as "not HTTP".
 TEST(LenientRequestLine, WhatSomeServerReadsAsARequestLine) {
-  for (std::string_view s : {
-           std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"),  // the review's bytes
-           std::string_view("GET\t/ HTTP/1.1"), std::string_view("GET\x1c/\x1cHTTP/1.1"),
-           std::string_view("GET\x85/"), std::string_view("GET\xa0/"), std::string_view("GET\v/"),
-           std::string_view("gEt\t/"), std::string_view("get /"), std::string_view("PRI / HTTP/1.1\r\n"),
-           std::string_view("PURGE\t/x\tHTTP/1.1\r\n"), std::string_view("FOO / http/1.1\r\n"),
-           std::string_view("X /secret HTTP/1.1"), std::string_view("GET\0/", 5),
-           std::string_view(" GET / HTTP/1.1\r\n"), std::string_view("\r\n\r\nGET /"),
-           std::string_view("\x01\tget\x1f/"), std::string_view("GET\r/")}) {
+  for (std::string_view s :
+       {std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"),  // the review's bytes
+        std::string_view("GET\t/ HTTP/1.1"), std::string_view("GET\x1c/\x1cHTTP/1.1"), std::string_view("GET\x85/"),
+        std::string_view("GET\xa0/"), std::string_view("GET\v/"), std::string_view("gEt\t/"), std::string_view("get /"),
+        std::string_view("PRI / HTTP/1.1\r\n"), std::string_view("PURGE\t/x\tHTTP/1.1\r\n"),
+        std::string_view("FOO / http/1.1\r\n"), std::string_view("X /secret HTTP/1.1"), std::string_view("GET\0/", 5),
+        std::string_view(" GET / HTTP/1.1\r\n"), std::string_view("\r\n\r\nGET /"), std::string_view("\x01\tget\x1f/"),
+        std::string_view("GET\r/")}) {
     EXPECT_EQ(LenientRequestLine(s), HttpSniffStatus::kRequest) << s;
   }
   size_t skipped = 0;
@@ -900,7 +901,7 @@ TEST(LenientRequestLine, WhatSomeServerReadsAsARequestLine) {
   }
   // Not HTTP to any server, whatever follows.
   for (std::string_view s : {std::string_view("\x16\x03\x01\x02\x00\x01\xfc", 7),
-                             std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8),  // PostgreSQL SSLRequest
+                             std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8),   // PostgreSQL SSLRequest
                              std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13),  // PostgreSQL startup
                              std::string_view("SSH-2.0-OpenSSH_9.2\r\n"), std::string_view("*1\r\n$4\r\nPING\r\n"),
                              std::string_view("ping\n"), std::string_view("FOO bar\r\n"),
@@ -933,10 +934,11 @@ TEST(LenientRequestLine, BodiesSkipOnlyLineWhitespaceAndTakeUpperCaseMethods) {
 
 // Monotone: an answer given on a prefix is the answer on every longer input.
 TEST(LenientRequestLine, APrefixNeverDecidesOtherwise) {
-  for (std::string_view s : {std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"),
-                             std::string_view("ping / HTTP/1.1\r\n"), std::string_view("PRI * HTTP/2.0\r\n\r\nSX"),
-                             std::string_view("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), std::string_view(" \r\n FOO\t/x HTTP/1.1"),
-                             std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13), std::string_view("FOO bar\r\nHTTP/1.1")}) {
+  for (std::string_view s :
+       {std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"), std::string_view("ping / HTTP/1.1\r\n"),
+        std::string_view("PRI * HTTP/2.0\r\n\r\nSX"), std::string_view("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        std::string_view(" \r\n FOO\t/x HTTP/1.1"), std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13),
+        std::string_view("FOO bar\r\nHTTP/1.1")}) {
     for (LenientReader reader : {LenientReader::kFirstBytes, LenientReader::kBody}) {
       HttpSniffStatus whole = LenientRequestLine(s, reader);
       for (size_t n = 0; n <= s.size(); ++n) {
