@@ -416,6 +416,14 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   // Whether this connection was closed to make room for a newer head (its
   // event is recorded by the eviction).
   static bool HeadEvicted() { return t_head && t_head->evicted.load(); }
+  // Ends this connection's time as a head; false if it was evicted first
+  // (recorded by the eviction: it must not be recorded again). Released
+  // before the flag is read, under the lock eviction takes, so the answer
+  // is final: a head that was still listed can no longer be evicted.
+  bool ClaimHead() {
+    heads_.Release(t_head);
+    return !HeadEvicted();
+  }
 
   void AcceptLoop(int listener);
   void DatagramLoop(int listener);
@@ -463,6 +471,10 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   GateVerdict NextRequestGate(std::span<const uint8_t> bytes, int index, const IpAddress& dst, uint16_t port,
                               EgressEvent::Kind kind, const std::optional<std::string>& pinned, std::string* current);
   void RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason);
+  // Records a request body the relay refused (RelayOutcome::refused): request
+  // number `number` on the connection, to `dst`:`port`, named `domain`.
+  void RecordRefusedBody(const RelayOutcome& outcome, EgressEvent::Kind kind, std::optional<IpAddress> dst,
+                         uint16_t port, const std::string& domain, int number, const std::string& prefix);
 
   EgressProxyConfig config_;
   // The rebinding guard with the host's own addresses (set in Begin(), read
@@ -775,7 +787,8 @@ void Proxy::HandleConnection(UniqueFd client) {
   setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
   if (port == kDnsPort) {
-    HeadDecided();  // DNS over TCP has its own idle limit (kDnsTcpIdleMs)
+    // DNS over TCP has its own idle limit (kDnsTcpIdleMs).
+    if (!ClaimHead()) return ResetAndClose(client);  // recorded by the eviction
     return DnsOverTcp(std::move(client));
   }
   IpAddress unmapped = dst.Unmapped();
@@ -841,8 +854,7 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
     first = SniffFirstBytes(head);
   }
   bool conclusive = first.status != FirstBytes::Status::kNeedMore;
-  if (HeadEvicted()) return ResetAndClose(client);  // recorded by the eviction
-  HeadDecided();
+  if (!ClaimHead()) return ResetAndClose(client);  // recorded by the eviction
 
   EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
   ev.address = dst;
@@ -915,7 +927,7 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
     if (index > 0) return NextRequestGate(bytes, index, dst, port, EgressEvent::Kind::kTcp, std::nullopt, &current);
     FirstBytesJudgement j = JudgeFirstBytes(bytes, dst, port);
     if (j.first.status == FirstBytes::Status::kNeedMore) return j.verdict;
-    HeadDecided();
+    if (!ClaimHead()) return GateVerdict{GateVerdict::Kind::kReset, "closed by the head limit"};
     current = j.first.status == FirstBytes::Status::kName ? j.first.name : "";
     if (recorded) return j.verdict;
     switch (j.first.status) {
@@ -943,7 +955,10 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
   };
   RelayOutcome outcome =
       Relay(std::move(client), std::move(*server), std::move(head), gate, stop_fd_.get(), kHeadTimeoutMs);
-  if (!recorded && !HeadEvicted()) {
+  if (outcome.refused) {
+    RecordRefusedBody(outcome, EgressEvent::Kind::kTcp, dst, port, current, outcome.refused_request, "");
+  }
+  if (!recorded && ClaimHead()) {
     // The client never sent a byte that could be judged (a server-speaks-
     // first exchange that ended, or the client closed): the address decided.
     ev.detail = d.source.empty() ? "no first bytes from the client" : d.source + " (no first bytes from the client)";
@@ -1112,7 +1127,7 @@ Result<UniqueFd> Proxy::ConnectHostLoopback(uint16_t port, bool v6_first) {
 }
 
 void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port) {
-  HeadDecided();  // decided by the port alone
+  if (!ClaimHead()) return ResetAndClose(client);  // decided by the port alone; evicted: recorded
   // The only way to the host's loopback: a rule naming host.ward.internal
   // (an address rule for 127.0.0.1 means the sandbox's own loopback, which
   // never reaches the proxy).
@@ -1141,6 +1156,17 @@ void Proxy::HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t por
 
 // ---------------------------------------------------------------- explicit HTTP proxy
 
+void Proxy::RecordRefusedBody(const RelayOutcome& outcome, EgressEvent::Kind kind, std::optional<IpAddress> dst,
+                              uint16_t port, const std::string& domain, int number, const std::string& prefix) {
+  EgressEvent ev = NewEvent(kind);
+  ev.address = dst;
+  ev.port = port;
+  ev.domain = domain;
+  ev.reason = outcome.gate_reason;
+  ev.detail = prefix + "request body (request " + std::to_string(number) + " on the connection)";
+  Record(std::move(ev));
+}
+
 void Proxy::RefuseHttp(UniqueFd& client, int code, const char* status, const std::string& reason) {
   (void)WriteAll(client.get(), HttpAnswer(code, status, reason), stop_fd_.get(), kReplyTimeoutMs);
   // Closing with unread request bytes would send a reset that can destroy
@@ -1163,6 +1189,7 @@ void Proxy::HttpProxy(UniqueFd client) {
   // over the same upstream connection, another one gets its own (or a 403).
   std::vector<uint8_t> buf;
   UniqueFd server;
+  ServerAnswers answers;  // how far the upstream's answers have been followed
   std::string upstream_host;
   uint16_t upstream_port = 0;
   IpAddress upstream_address;
@@ -1181,10 +1208,15 @@ void Proxy::HttpProxy(UniqueFd client) {
       buf.insert(buf.end(), chunk, chunk + n);
       head = ParseHttpRequestHead(buf);  // kTooLarge past kMaxHttpHeadSize
     }
-    HeadDecided();
+    if (!ClaimHead()) return ResetAndClose(client);  // recorded by the eviction
 
     EgressEvent ev = NewEvent(EgressEvent::Kind::kHttpProxy);
     auto refuse = [&](int code, const char* status, std::string reason) {
+      if (index > 0 && ev.port == 0) {
+        // Refused before it named a destination: the connection's last one.
+        ev.port = upstream_port;
+        if (ev.domain.empty()) ev.domain = upstream_host;
+      }
       ev.reason = reason;
       ev.detail += nth;
       Record(ev);
@@ -1224,7 +1256,10 @@ void Proxy::HttpProxy(UniqueFd client) {
     // The upstream of the previous request serves this one if it names the
     // same host and port (and is not a tunnel, which takes the connection).
     bool reuse = server.valid() && !connect && host == upstream_host && port == upstream_port;
-    if (!reuse) server.Reset();
+    if (!reuse) {
+      server.Reset();
+      answers = {};
+    }
 
     // Decide, then find the addresses to try (each judged again with its
     // address: address deny rules and the rebinding guard apply).
@@ -1312,17 +1347,23 @@ void Proxy::HttpProxy(UniqueFd client) {
 
     if (!connect) {
       // This request goes on as it came, head and any body bytes already
-      // read; the relay hands the connection back at the next request.
-      std::optional<HttpBodyFraming> framing;
-      if (!head.upgrade) framing = FramingOf(head);
+      // read; the relay hands the connection back at the next request (or,
+      // after an upgrade the server agreed to, relays the rest unread).
+      HttpBodyFraming framing = FramingOf(head);
       FirstBytesGate gate = [framing](std::span<const uint8_t>, int i) {
         return i == 0 ? GateVerdict{GateVerdict::Kind::kForward, "", framing} : GateVerdict{GateVerdict::Kind::kHandBack};
       };
-      RelayOutcome out = Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get());
+      RelayOutcome out =
+          Relay(std::move(client), std::move(server), std::move(buf), gate, stop_fd_.get(), -1, std::move(answers));
+      if (out.refused) {
+        return RecordRefusedBody(out, EgressEvent::Kind::kHttpProxy, ev.address, port, host, index + 1,
+                                 "absolute-form; ");
+      }
       if (!out.handed_back) return;
       client = std::move(out.client);
       server = std::move(out.server);
       buf = std::move(out.client_rest);
+      answers = std::move(out.answers);
       continue;
     }
     if (!WriteAll(client.get(), std::string_view("HTTP/1.1 200 Connection established\r\n\r\n"), stop_fd_.get(),
@@ -1341,8 +1382,11 @@ void Proxy::HttpProxy(UniqueFd client) {
       if (literal) return LateGate(bytes, dst, port, EgressEvent::Kind::kHttpProxy, &current);
       return ConnectGate(bytes, host, dst, port);
     };
-    (void)Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(),
-                kHeadTimeoutMs);
+    RelayOutcome out =
+        Relay(std::move(client), std::move(server), std::move(rest), std::move(gate), stop_fd_.get(), kHeadTimeoutMs);
+    if (out.refused) {
+      RecordRefusedBody(out, EgressEvent::Kind::kHttpProxy, dst, port, host, out.refused_request, "connect; ");
+    }
     return;
   }
 }

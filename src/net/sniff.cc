@@ -316,52 +316,103 @@ bool ContainsIgnoreCase(std::string_view hay, std::string_view needle) {
 }
 
 // Methods of RFC 9110, PATCH, the HTTP/2 preface and WebDAV/UPnP ones.
-bool IsKnownMethod(std::string_view m) {
+bool IsKnownMethod(std::string_view m, bool any_case = true) {
   static constexpr std::string_view kMethods[] = {
       "GET",       "HEAD",        "POST",     "PUT",        "DELETE",   "CONNECT", "OPTIONS",  "TRACE",
       "PATCH",     "PRI",         "PROPFIND", "PROPPATCH",  "MKCOL",    "COPY",    "MOVE",     "LOCK",
       "UNLOCK",    "SEARCH",      "REPORT",   "MKACTIVITY", "CHECKOUT", "MERGE",   "M-SEARCH", "NOTIFY",
       "SUBSCRIBE", "UNSUBSCRIBE", "PURGE",    "LINK",       "UNLINK",   "QUERY"};
   for (std::string_view k : kMethods) {
-    if (EqualsIgnoreCase(m, k)) return true;
+    if (any_case ? EqualsIgnoreCase(m, k) : m == k) return true;
   }
   return false;
 }
 
-// "Not HTTP" must mean that no server would read these bytes as an HTTP
-// request: the proxy may treat such a connection as opaque TCP, and a server
-// that did read a Host from it would defeat the name check. So it is decided
-// only by the first token (the would-be method): a byte in it that is
-// neither a token character nor whitespace. Everything else waits for the
-// end of the line.
-bool PartialLineIsNotHttp(std::string_view partial) {
-  for (char c : partial) {
-    if (IsLooseSpace(c) || c == '\r') return false;
-    if (!IsTchar(c)) return true;
+// What a lenient server skips before a request line or splits it on:
+// whitespace (Python's str.split() includes \x1c-\x1f, \x85 and \xa0; CR
+// and LF: empty lines before a request) and, to be safe, every other
+// control character.
+bool IsLenientSkip(unsigned char c) { return c <= 0x20 || c == 0x7f || c == 0x85 || c == 0xa0; }
+
+// The HTTP/2 prior-knowledge preface: its authority is inside HPACK, so it
+// names no host (see "Limits" in docs/network.md).
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// LenientRequestLine; `line_complete`: `data` is a whole line without its
+// line end (the strict parser's request line).
+HttpSniffStatus ClassifyRequestLine(std::string_view data, bool line_complete, LenientReader reader, size_t* skipped) {
+  bool body = reader == LenientReader::kBody;
+  bool any_case = !body;
+  auto skip = [body](char c) {
+    return body ? c == '\r' || c == '\n' || c == ' ' || c == '\t' : IsLenientSkip(static_cast<unsigned char>(c));
+  };
+  size_t i = 0;
+  while (i < data.size() && skip(data[i])) ++i;
+  if (skipped != nullptr) *skipped = i;
+  // A whole line of whitespace: servers skip it before a request line, so
+  // the strict parser refuses it rather than call it "not HTTP". Past
+  // kMaxHttpHeadSize of it, fail closed (nginx skips any number of CRLFs).
+  if (i >= kMaxHttpHeadSize || (i == data.size() && line_complete)) return HttpSniffStatus::kRequest;
+  if (i == data.size()) return HttpSniffStatus::kNeedMore;
+  std::string_view rest = data.substr(i);
+  if (i == 0 && !line_complete) {
+    if (rest.size() < kHttp2Preface.size() && kHttp2Preface.starts_with(rest)) return HttpSniffStatus::kNeedMore;
+    if (rest.starts_with(kHttp2Preface)) return HttpSniffStatus::kNotHttp;
   }
-  return false;
+  // The method: a token up to the first separator. A byte no token holds
+  // ends it: no server dispatches such a method.
+  // Nothing is decided by bytes past kMaxHttpHeadSize: what a prefix of
+  // that size says stands (monotone).
+  size_t j = i;
+  while (j < data.size() && j < kMaxHttpHeadSize && !IsLenientSkip(static_cast<unsigned char>(data[j]))) {
+    if (!IsTchar(data[j])) return HttpSniffStatus::kNotHttp;
+    ++j;
+  }
+  if (j >= kMaxHttpHeadSize) return HttpSniffStatus::kNotHttp;
+  std::string_view token = data.substr(i, j - i);
+  // A method alone on its line ("CONNECT\n" begins a STOMP frame) is no
+  // request line to any server.
+  if (j == data.size()) return line_complete ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
+  if (data[j] == '\n') return HttpSniffStatus::kNotHttp;
+  if (data[j] == '\r' && !line_complete) {
+    if (j + 1 == data.size()) return HttpSniffStatus::kNeedMore;
+    if (data[j + 1] == '\n') return HttpSniffStatus::kNotHttp;
+  }
+  // A known method and any other separator: Python's http.server
+  // dispatches "GET\t/", "GET\r/" and "GET\x1c/"; HTTP/0.9 needs no version.
+  if (IsKnownMethod(token, any_case)) return HttpSniffStatus::kRequest;
+  // Another method is dispatched (by Go's net/http, Apache's proxy) only
+  // after whitespace and with a version on its line: "HTTP/" anywhere on
+  // it, in any case.
+  if (!IsLooseSpace(data[j])) return HttpSniffStatus::kNotHttp;
+  std::string_view window = data.substr(0, kMaxHttpHeadSize);
+  size_t lf = line_complete ? std::string_view::npos : window.find('\n', j);
+  std::string_view line = window.substr(i, lf == std::string_view::npos ? std::string_view::npos : lf - i);
+  if (ContainsIgnoreCase(line, "HTTP/")) return HttpSniffStatus::kRequest;
+  if (!line_complete && lf == std::string_view::npos && data.size() < kMaxHttpHeadSize) {
+    return HttpSniffStatus::kNeedMore;
+  }
+  return HttpSniffStatus::kNotHttp;
 }
 
 // The request line without its CRLF. It is taken for HTTP (and then held to
-// the strict grammar: anything off is kMalformed) if its first token is a
-// known method or the line mentions "HTTP/" in any case; it is kNotHttp if
-// neither, or if the first token holds a byte no method can contain. So
-// HTTP/0.9 ("GET /"), "http/1.1" and trailing spaces, which lenient servers
-// accept, are malformed, while an SSH banner or a Redis command is not HTTP.
+// the strict grammar: anything off is kMalformed) if a lenient server could
+// read a request line in it (ClassifyRequestLine): a known method in any
+// case with any separator, or a token, whitespace and "HTTP/" on the line.
+// So HTTP/0.9 ("GET /"), "GET\t/ HTTP/1.1", "http/1.1" and trailing spaces,
+// which lenient servers accept, are malformed, while an SSH banner or a
+// Redis command is not HTTP.
 bool ParseRequestLine(std::string_view line, HttpRequestHead* r) {
   auto fail = [r](HttpSniffStatus status, HttpError e) {
     *r = HttpFail(std::move(*r), status, e);
     return false;
   };
+  if (ClassifyRequestLine(line, true, LenientReader::kFirstBytes, nullptr) == HttpSniffStatus::kNotHttp) {
+    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
+  }
   size_t sp = 0;
-  while (sp < line.size() && !IsLooseSpace(line[sp])) ++sp;
+  while (sp < line.size() && !IsLenientSkip(static_cast<unsigned char>(line[sp]))) ++sp;
   std::string_view method = line.substr(0, sp);
-  if (!std::all_of(method.begin(), method.end(), IsTchar)) {
-    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
-  }
-  if (!IsKnownMethod(method) && !ContainsIgnoreCase(line, "HTTP/")) {
-    return fail(HttpSniffStatus::kNotHttp, HttpError::kNone);
-  }
   if (method.empty() || method.size() > kMaxMethodLength || sp == line.size() || line[sp] != ' ') {
     return fail(HttpSniffStatus::kMalformed, HttpError::kRequestLine);
   }
@@ -428,6 +479,21 @@ HttpError ParseHeaderLine(std::string_view line, HeaderState* seen, HttpRequestH
     r->content_length = v;
   } else if (EqualsIgnoreCase(name, "upgrade")) {
     r->upgrade = true;
+  } else if (EqualsIgnoreCase(name, "connection")) {
+    // A list of tokens (RFC 9110 §7.6.1): "keep-alive, Upgrade".
+    size_t start = 0;
+    while (start <= value.size()) {
+      size_t comma = value.find(',', start);
+      std::string_view option =
+          value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      size_t first = option.find_first_not_of(" \t");
+      size_t last = option.find_last_not_of(" \t");
+      if (first != std::string_view::npos && EqualsIgnoreCase(option.substr(first, last - first + 1), "upgrade")) {
+        r->connection_upgrade = true;
+      }
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
   } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
     if (seen->transfer_encoding || !EqualsIgnoreCase(value, "chunked")) {
       return HttpError::kTransferEncoding;
@@ -474,6 +540,12 @@ HttpRequestHead FinishHead(HttpRequestHead r, const HeaderState& seen) {
   }
   if (r.chunked && r.version_minor == 0) {
     return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kTransferEncoding);
+  }
+  if (r.chunked || r.content_length.value_or(0) > 0) {
+    if (r.method == "CONNECT") return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kConnectBody);
+    if (r.method == "HEAD" || r.method == "TRACE") {
+      return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBodyNotAllowed);
+    }
   }
   bool absolute = false;
   HttpError e = ParseTargetForm(&r, &absolute);
@@ -592,6 +664,8 @@ std::string_view HttpErrorName(HttpError error) {
       return "not_connect";
     case HttpError::kConnectBody:
       return "connect_body";
+    case HttpError::kBodyNotAllowed:
+      return "body_not_allowed";
   }
   return "unknown";
 }
@@ -665,8 +739,16 @@ HttpRequestHead ParseHttpRequestHead(std::string_view data) {
       if (!ok) return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBareCr);
     }
     if (lf == std::string_view::npos) {
-      if (first && PartialLineIsNotHttp(window.substr(pos))) {
-        return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
+      if (first) {
+        if (ClassifyRequestLine(window, false, LenientReader::kFirstBytes, nullptr) == HttpSniffStatus::kNotHttp) {
+          return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
+        }
+        // The strict grammar begins with a method token: whether a lenient
+        // server would read the rest as a request or not, this is refused
+        // without waiting for it.
+        if (!window.empty() && IsLenientSkip(static_cast<unsigned char>(window[0])) && window[0] != '\r') {
+          return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kRequestLine);
+        }
       }
       if (data.size() >= kMaxHttpHeadSize) {
         return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kTooLarge);
@@ -674,7 +756,8 @@ HttpRequestHead ParseHttpRequestHead(std::string_view data) {
       return r;  // kNeedMore
     }
     if (lf == pos || window[lf - 1] != '\r') {
-      if (first && PartialLineIsNotHttp(window.substr(pos, lf - pos))) {
+      if (first && ClassifyRequestLine(window.substr(pos, lf - pos), true, LenientReader::kFirstBytes, nullptr) ==
+                       HttpSniffStatus::kNotHttp) {
         return HttpFail(std::move(r), HttpSniffStatus::kNotHttp, HttpError::kNone);
       }
       return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kBareLf);
@@ -735,7 +818,11 @@ ConnectRequest ParseConnectRequest(std::string_view data) {
 ConnectRequest ParseConnectRequest(std::span<const uint8_t> data) { return ParseConnectRequest(AsText(data)); }
 
 HttpBodyFraming FramingOf(const HttpRequestHead& head) {
-  return HttpBodyFraming{head.head_length, head.content_length.value_or(0), head.chunked, head.upgrade};
+  HttpBodyFraming f{head.head_length, head.content_length.value_or(0), head.chunked,
+                    head.upgrade && head.connection_upgrade};
+  f.head_method = head.method == "HEAD";
+  f.connect = head.method == "CONNECT";
+  return f;
 }
 
 HttpBodyReader::HttpBodyReader(const HttpBodyFraming& framing)
@@ -748,6 +835,16 @@ std::optional<uint64_t> HttpBodyReader::FixedRemaining() const {
   if (state_ == State::kFixed) return remaining_;
   if (state_ == State::kDone) return 0;
   return std::nullopt;
+}
+
+uint64_t HttpBodyReader::OpaqueRemaining() const {
+  return state_ == State::kFixed || state_ == State::kData ? remaining_ : 0;
+}
+
+void HttpBodyReader::SkipOpaque(uint64_t n) {
+  if (n == 0 || n > OpaqueRemaining()) return;
+  remaining_ -= n;
+  if (remaining_ == 0) state_ = state_ == State::kFixed ? State::kDone : State::kDataCr;
 }
 
 HttpBodyReader::Step HttpBodyReader::Feed(std::span<const uint8_t> data) {
@@ -858,37 +955,152 @@ HttpBodyReader::Step HttpBodyReader::Feed(std::span<const uint8_t> data) {
   return step;
 }
 
-namespace {
+void HttpResponseReader::Expect(const HttpBodyFraming& request) {
+  if (!Following()) return;
+  if (expected_.size() >= kMaxExpected) return Lose();
+  expected_.push_back(Expected{request.head_method, request.connect, request.upgrade});
+}
 
-// What a lenient server skips before a request line or splits it on:
-// whitespace (Python's str.split() includes \x1c-\x1f, \x85 and \xa0) and,
-// to be safe, every other control character.
-bool IsLenientSkip(unsigned char c) { return c <= 0x20 || c == 0x7f || c == 0x85 || c == 0xa0; }
+bool HttpResponseReader::AwaitingSwitch() const {
+  if (!Following()) return false;
+  return std::any_of(expected_.begin(), expected_.end(), [](const Expected& e) { return e.connect || e.upgrade; });
+}
 
-}  // namespace
+uint64_t HttpResponseReader::Opaque() const { return state_ == State::kBody && body_ ? body_->OpaqueRemaining() : 0; }
 
-HttpSniffStatus LenientHttpPrefix(std::string_view data) {
-  if (data.empty() || !IsLenientSkip(static_cast<unsigned char>(data[0]))) return HttpSniffStatus::kNotHttp;
-  size_t i = 0;
-  while (i < data.size() && IsLenientSkip(static_cast<unsigned char>(data[i]))) ++i;
-  if (i == data.size()) return i >= kMaxHttpHeadSize ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
-  size_t start = i;
-  while (i < data.size() && IsTchar(data[i])) ++i;
-  std::string_view token = data.substr(start, i - start);
-  if (token.empty()) return HttpSniffStatus::kNotHttp;  // no method starts with this byte
-  if (i == data.size()) return token.size() > kMaxMethodLength ? HttpSniffStatus::kNotHttp : HttpSniffStatus::kNeedMore;
-  if (!IsLenientSkip(static_cast<unsigned char>(data[i]))) return HttpSniffStatus::kNotHttp;
-  if (IsKnownMethod(token)) return HttpSniffStatus::kMalformed;
-  // An unknown method: HTTP only if the line says so. Waiting for the end
-  // of the line only after a space: "O\0..." (a PostgreSQL startup
-  // message) must not wait for a line end that never comes.
-  size_t lf = data.find('\n', i);
-  std::string_view line = data.substr(start, lf == std::string_view::npos ? std::string_view::npos : lf - start);
-  if (ContainsIgnoreCase(line, "HTTP/")) return HttpSniffStatus::kMalformed;
-  if (lf == std::string_view::npos && IsLooseSpace(data[i]) && data.size() < kMaxHttpHeadSize) {
-    return HttpSniffStatus::kNeedMore;
+void HttpResponseReader::Skip(uint64_t n) {
+  if (state_ != State::kBody || !body_) return;
+  body_->SkipOpaque(n);
+  if (body_->done()) {
+    body_.reset();
+    state_ = State::kHead;
   }
-  return HttpSniffStatus::kNotHttp;
+}
+
+void HttpResponseReader::Feed(std::span<const uint8_t> data) {
+  size_t i = 0;
+  while (i < data.size()) {
+    if (state_ == State::kBody) {
+      HttpBodyReader::Step step = body_->Feed(data.subspan(i));
+      if (step.malformed) return Lose();
+      i += step.consumed;
+      if (step.done) {
+        body_.reset();
+        state_ = State::kHead;
+      }
+      continue;
+    }
+    if (state_ != State::kHead) return;
+    // Bytes no request asked for: a server that speaks first, or more
+    // answers than requests. Nothing after them can be placed.
+    if (expected_.empty()) return Lose();
+    char c = static_cast<char>(data[i++]);
+    if (++head_bytes_ > kMaxHttpHeadSize) return Lose();
+    if (c == '\n') {
+      if (line_.empty() || line_.back() != '\r') return Lose();  // a bare LF
+      line_.pop_back();
+      if (!Line(line_)) return Lose();
+      line_.clear();
+    } else {
+      if (!line_.empty() && line_.back() == '\r') return Lose();  // a bare CR
+      line_.push_back(c);
+    }
+  }
+}
+
+bool HttpResponseReader::Line(std::string_view line) {
+  if (status_line_) {
+    // HTTP/1.x DDD[ reason]
+    if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
+        !IsDigit(line[9]) || !IsDigit(line[10]) || !IsDigit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
+      return false;
+    }
+    status_ = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    if (status_ < 100) return false;
+    status_line_ = false;
+    return true;
+  }
+  if (line.empty()) {
+    EndOfHead();
+    return true;
+  }
+  if (line[0] == ' ' || line[0] == '\t') return false;  // obs-fold
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view name = line.substr(0, colon);
+  if (!std::all_of(name.begin(), name.end(), IsTchar)) return false;
+  std::string_view value = line.substr(colon + 1);
+  size_t b = value.find_first_not_of(" \t");
+  value = b == std::string_view::npos ? std::string_view() : value.substr(b);
+  size_t e = value.find_last_not_of(" \t");
+  value = value.substr(0, e == std::string_view::npos ? 0 : e + 1);
+  if (EqualsIgnoreCase(name, "content-length")) {
+    if (content_length_ || value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), IsDigit)) {
+      return false;
+    }
+    uint64_t v = 0;
+    for (char c : value) v = v * 10 + static_cast<uint64_t>(c - '0');
+    content_length_ = v;
+  } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
+    // The last coding decides (RFC 9112 §6.3): chunked, else to the end.
+    transfer_encoding_ = true;
+    size_t comma = value.rfind(',');
+    std::string_view last = comma == std::string_view::npos ? value : value.substr(comma + 1);
+    size_t lb = last.find_first_not_of(" \t");
+    last = lb == std::string_view::npos ? std::string_view() : last.substr(lb);
+    chunked_ = EqualsIgnoreCase(last, "chunked");
+  }
+  return true;
+}
+
+void HttpResponseReader::EndOfHead() {
+  Expected request = expected_.front();
+  int status = status_;
+  std::optional<uint64_t> content_length = content_length_;
+  bool transfer_encoding = transfer_encoding_;
+  bool chunked = chunked_;
+  status_line_ = true;
+  head_bytes_ = 0;
+  content_length_.reset();
+  transfer_encoding_ = chunked_ = false;
+  last_status_ = status;
+  if (status < 200) {
+    if (status != 101) return;  // interim (100, 103): the final answer follows
+    expected_.pop_front();
+    state_ = request.upgrade ? State::kSwitched : State::kLost;
+    return;
+  }
+  expected_.pop_front();
+  if (request.connect && status < 300) {
+    state_ = State::kSwitched;
+    return;
+  }
+  if (request.head_method || status == 204 || status == 304) return;
+  if (content_length && transfer_encoding) return Lose();
+  if (transfer_encoding) {
+    if (!chunked) {
+      state_ = State::kToClose;
+      return;
+    }
+    HttpBodyFraming f;
+    f.chunked = true;
+    body_.emplace(f);
+    state_ = State::kBody;
+    return;
+  }
+  if (content_length) {
+    if (*content_length == 0) return;
+    HttpBodyFraming f;
+    f.content_length = *content_length;
+    body_.emplace(f);
+    state_ = State::kBody;
+    return;
+  }
+  state_ = State::kToClose;
+}
+
+HttpSniffStatus LenientRequestLine(std::string_view data, LenientReader reader, size_t* skipped) {
+  return ClassifyRequestLine(data, false, reader, skipped);
 }
 
 }  // namespace ward::net

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -138,9 +139,10 @@ enum class HttpError : uint8_t {
   kContentLength,          // non-numeric, huge, or repeated Content-Length
   kTransferEncoding,       // other than a single "chunked", or in HTTP/1.0
   kContentLengthAndTransferEncoding,
-  kHostMismatch,  // (ParseConnectRequest only) kAmbiguousHost
-  kNotConnect,    // (ParseConnectRequest only) another method
-  kConnectBody,   // (ParseConnectRequest only) CONNECT with a body
+  kHostMismatch,    // (ParseConnectRequest only) kAmbiguousHost
+  kNotConnect,      // (ParseConnectRequest only) another method
+  kConnectBody,     // CONNECT with a body
+  kBodyNotAllowed,  // HEAD or TRACE with a body: no server reads one, the next request would
 };
 
 std::string_view HttpErrorName(HttpError error);  // stable snake_case: "duplicate_host"
@@ -167,7 +169,8 @@ struct HttpRequestHead {
   // Body framing, so the caller can find the next request on the connection.
   std::optional<uint64_t> content_length;
   bool chunked = false;
-  bool upgrade = false;  // an Upgrade header field
+  bool upgrade = false;             // an Upgrade header field
+  bool connection_upgrade = false;  // a Connection header field listing "upgrade"
 };
 
 // Reads the request head at the start of `data`. Accepts: a request line of
@@ -180,7 +183,9 @@ struct HttpRequestHead {
 // A Host header is required unless the method is CONNECT or the target is
 // absolute-form; a second Host, Content-Length together with
 // Transfer-Encoding, and any transfer coding but a single "chunked" are
-// refused. Bytes after the head are not looked at.
+// refused, as is a body (Content-Length above 0, chunked) on HEAD, TRACE or
+// CONNECT: RFC 9110 gives it no meaning there, so a server may not read it and
+// take it for the next request. Bytes after the head are not looked at.
 HttpRequestHead ParseHttpRequestHead(std::string_view data);
 HttpRequestHead ParseHttpRequestHead(std::span<const uint8_t> data);
 
@@ -193,9 +198,14 @@ struct HttpBodyFraming {
   size_t head_length = 0;  // bytes of the head, which the body follows
   uint64_t content_length = 0;
   bool chunked = false;
-  // An Upgrade header (WebSocket, h2c): if the server agrees, what follows
-  // is another protocol, no longer HTTP/1 requests.
+  // An upgrade request (WebSocket, h2c): Upgrade, and Connection listing
+  // "upgrade" (a server ignores Upgrade otherwise). Only if the server
+  // answers 101 is what follows another protocol (HttpResponseReader).
   bool upgrade = false;
+  // For the answer's framing: a HEAD request's answer has no body; a CONNECT
+  // answered 2xx is a tunnel.
+  bool head_method = false;
+  bool connect = false;
 };
 HttpBodyFraming FramingOf(const HttpRequestHead& head);
 
@@ -221,6 +231,11 @@ class HttpBodyReader {
   // With Content-Length: the body bytes still to come, which may be passed
   // on unread. nullopt for a chunked body.
   std::optional<uint64_t> FixedRemaining() const;
+  // Bytes that may pass unread now: the rest of a Content-Length body or of
+  // the current chunk's data; SkipOpaque(n), n <= OpaqueRemaining(), counts
+  // them as read.
+  uint64_t OpaqueRemaining() const;
+  void SkipOpaque(uint64_t n);
   bool done() const { return state_ == State::kDone; }
 
  private:
@@ -246,13 +261,101 @@ class HttpBodyReader {
   bool last_chunk_ = false;
 };
 
-// Whether `data` (at least its first line) could be read as an HTTP request
-// by a lenient server that skips leading whitespace or control characters
-// (" GET / HTTP/1.1", "\x01\tGET ..."; Python's http.server splits the request
-// line on any whitespace). kNeedMore while undecided; kMalformed
-// (kRequestLine) when it could; kNotHttp when no server would. Only bytes
-// that begin with such a character are judged; others: kNotHttp.
-HttpSniffStatus LenientHttpPrefix(std::string_view data);
+// Follows an HTTP/1 server's answers to the requests ward forwarded on a
+// connection (RFC 9112 §4 and §6.3), to learn whether the server switched
+// protocols: only then may the client's later bytes pass unjudged. Strict:
+// a status line other than "HTTP/1.x DDD[ reason]", a bare LF or CR, a line
+// folding, a Content-Length that is not one number, Content-Length with
+// Transfer-Encoding, a 101 to a request that did not ask to upgrade, bytes
+// before any request, or a head over kMaxHttpHeadSize: the answers are
+// lost, and no switch is ever recognised on the connection (the client's
+// requests go on being judged). Answers are framed by the request: no body
+// after HEAD, 1xx, 204, 304; a CONNECT answered 2xx and an upgrade request
+// answered 101 switch; a Transfer-Encoding ending in "chunked" (read by
+// HttpBodyReader), a Content-Length, else the body runs to the connection's
+// end (kToClose). Observes bytes, holds none but the current head line.
+class HttpResponseReader {
+ public:
+  enum class State : uint8_t {
+    kHead,      // before or inside an answer's head
+    kBody,      // inside a body of known length or chunked
+    kSwitched,  // 101 to an upgrade request, 2xx to CONNECT: no more HTTP
+    kToClose,   // a body that runs to the connection's end: no answer follows
+    kLost,      // not followed (see above)
+  };
+  // At most this many requests may await their answers; more: kLost.
+  static constexpr size_t kMaxExpected = 1024;
+
+  // A request was forwarded: its answer follows those of the earlier ones.
+  void Expect(const HttpBodyFraming& request);
+  // Observes the server's next bytes (all of them).
+  void Feed(std::span<const uint8_t> data);
+  // Body bytes that may pass unobserved now, and passing them.
+  uint64_t Opaque() const;
+  void Skip(uint64_t n);
+  State state() const { return state_; }
+  bool Following() const { return state_ == State::kHead || state_ == State::kBody; }
+  // Every request forwarded so far has had its whole answer read.
+  bool Answered() const { return state_ == State::kHead && expected_.empty(); }
+  // A request that asked to switch protocols (an upgrade, a CONNECT) has not
+  // been answered yet. False once the answers are not followed.
+  bool AwaitingSwitch() const;
+  int last_status() const { return last_status_; }
+
+ private:
+  struct Expected {
+    bool head_method = false;
+    bool connect = false;
+    bool upgrade = false;
+  };
+  bool Line(std::string_view line);
+  void EndOfHead();
+  void Lose() { state_ = State::kLost; }
+
+  State state_ = State::kHead;
+  std::deque<Expected> expected_;  // the requests awaiting answers, oldest first
+  std::string line_;
+  size_t head_bytes_ = 0;
+  bool status_line_ = true;
+  int status_ = 0;
+  int last_status_ = 0;
+  std::optional<uint64_t> content_length_;
+  bool transfer_encoding_ = false;
+  bool chunked_ = false;
+  std::optional<HttpBodyReader> body_;
+};
+
+// Whether a lenient HTTP/1 server could read a request line at the start of
+// `data` (the client's first bytes, or a request body that a server might
+// not read and take for the next request), so that it must be a strictly
+// valid request or be refused:
+//   - kRequest: some server could. After any bytes servers skip before a
+//     request line (*skipped says how many), a known method followed by any
+//     whitespace or control character ("GET\t/", "GET\x1c/": Python's
+//     http.server splits on them; "GET /": HTTP/0.9), or any token followed
+//     by whitespace with "HTTP/" (any case) on its line ("PURGE / HTTP/1.1",
+//     "get / HTTP/1.1": Go's net/http serves any method); also 16 KiB of
+//     skipped bytes (nginx skips any number of empty lines).
+//   - kNeedMore: it could still become one (a token not yet ended, a line
+//     not yet ended after an unknown method).
+//   - kNotHttp: no server would, whatever follows: the first token holds a
+//     byte no method can (TLS, a PostgreSQL startup message, JSON), an
+//     unknown method ends at a control character or its line has no "HTTP/",
+//     the exact HTTP/2 preface, or 16 KiB without a decision.
+// Monotone: an answer other than kNeedMore stays the same whatever bytes are
+// appended, so a client cannot split its bytes to be judged on a prefix.
+enum class LenientReader : uint8_t {
+  // A connection's first bytes: every whitespace and control character may
+  // be skipped (to be safe), a known method counts in any case.
+  kFirstBytes,
+  // A request body: only what servers skip before a request line (CR, LF,
+  // SP, HTAB) is skipped, and a known method counts in upper case only
+  // (text such as "Get well" is common in bodies, and no server dispatches
+  // a lower-case known method without "HTTP/" on its line).
+  kBody,
+};
+HttpSniffStatus LenientRequestLine(std::string_view data, LenientReader reader = LenientReader::kFirstBytes,
+                                   size_t* skipped = nullptr);
 
 // ---------------------------------------------------------------------------
 // HTTP CONNECT (RFC 9110 §9.3.6), as sent to HTTP_PROXY/HTTPS_PROXY.

@@ -118,52 +118,6 @@ TcpDecision DecideUnguarded(const EgressPolicy& policy, const std::optional<std:
   return From(policy.Decide(TcpDestination(std::nullopt, address, port)), "", "");
 }
 
-// Request methods a server would dispatch as HTTP/1.x. "PRI" (the HTTP/2
-// cleartext preface) is left out on purpose: its authority is inside HPACK,
-// so it is judged like any other protocol that names no host.
-constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",  "POST",  "PUT",      "DELETE",    "CONNECT",
-                                             "OPTIONS", "TRACE", "PATCH", "PROPFIND", "PROPPATCH", "MKCOL",
-                                             "COPY",    "MOVE",  "LOCK",  "UNLOCK",   "REPORT",    "SEARCH"};
-
-// Whether `data` can still become an HTTP/1.x request head: (after any
-// empty lines, which servers may skip) its first token is, or begins, a
-// known method, or it is a complete token of any other name followed by a
-// space: servers dispatch methods they do not know (PURGE on a CDN, QUERY,
-// "get" to Go's net/http) by Host all the same, so such a request line is
-// read to its end and judged by its Host (ParseHttpRequestHead calls a line
-// without "HTTP/" not HTTP). Other line protocols ("EHLO", "ping\n", Redis,
-// JSON) are not HTTP and name no host: refusing their bytes as malformed
-// HTTP would break them for nothing. "PRI" (the HTTP/2 cleartext preface)
-// stays out: its authority is inside HPACK.
-bool MayBeHttpRequest(std::span<const uint8_t> data) {
-  std::string_view s(reinterpret_cast<const char*>(data.data()), data.size());
-  size_t start = s.find_first_not_of("\r\n");
-  if (start == std::string_view::npos) return true;
-  s.remove_prefix(start);
-  size_t sp = s.find(' ');
-  std::string_view token = s.substr(0, sp);
-  // In any case: "get /" is HTTP/0.9 to a lenient server, refused by the
-  // strict parser rather than forwarded as no name.
-  std::string upper(token.substr(0, 16));
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
-  for (std::string_view m : kHttpMethods) {
-    if (token.size() > m.size()) continue;
-    if (sp != std::string_view::npos ? upper == m : m.substr(0, upper.size()) == upper) return true;
-  }
-  if (sp == std::string_view::npos || token.empty() || token == "PRI") return false;
-  bool is_token = std::all_of(token.begin(), token.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-  });
-  if (!is_token) return false;
-  // An unknown method is HTTP only if its line says so ("HTTP/", any case).
-  size_t eol = s.find('\n');
-  if (eol == std::string_view::npos) return true;  // wait for the end of the line
-  std::string line(s.substr(0, eol));
-  std::transform(line.begin(), line.end(), line.begin(), [](char c) { return c >= 'a' && c <= 'z' ? c - 32 : c; });
-  return line.find("HTTP/") != std::string::npos;
-}
-
 // `out` naming `host` as learned from `source`; an empty host or a literal
 // address is no name (the destination address decides).
 FirstBytes Named(FirstBytes out, std::string host, const char* source) {
@@ -187,9 +141,9 @@ FirstBytes FromHttpHead(HttpRequestHead http) {
       out.status = FirstBytes::Status::kNoName;
       return out;
     case HttpSniffStatus::kRequest:
-      // After an upgrade (or a CONNECT) the server may speak another
-      // protocol: no further request is looked for (see "Limits").
-      if (!http.upgrade && http.method != "CONNECT") out.http = FramingOf(http);
+      // An upgrade request or a CONNECT is held to its answer by the relay:
+      // only a 101 (a 2xx) lets what follows pass unjudged.
+      out.http = FramingOf(http);
       return name(http.target_host.empty() ? std::move(http.host) : std::move(http.target_host), "http-host");
     case HttpSniffStatus::kAmbiguousHost:
       out.status = FirstBytes::Status::kRefuse;
@@ -334,28 +288,36 @@ FirstBytes SniffFirstBytes(std::span<const uint8_t> data) {
     case TlsSniffStatus::kNotTls:
       break;
   }
-  FirstBytes strict;
-  if (MayBeHttpRequest(data)) {
-    strict = FromHttpHead(ParseHttpRequestHead(data));
-  } else {
-    strict.status = FirstBytes::Status::kNoName;
-  }
-  if (strict.status == FirstBytes::Status::kName || strict.status == FirstBytes::Status::kRefuse) return strict;
-  // Not (yet) a request to the strict parser: no name only if no lenient
-  // server could read one in them either (" GET / HTTP/1.1", "\tGET ...").
+  // Not TLS: HTTP/1 if any lenient server could read a request line in
+  // them (LenientRequestLine: "GET\t/", " GET", "get /", "X / HTTP/1.1"),
+  // and then only a strictly valid request counts; else no name.
   std::string_view text(reinterpret_cast<const char*>(data.data()), data.size());
-  switch (LenientHttpPrefix(text)) {
+  size_t skipped = 0;
+  switch (LenientRequestLine(text, LenientReader::kFirstBytes, &skipped)) {
     case HttpSniffStatus::kNeedMore:
       return out;
-    case HttpSniffStatus::kMalformed:
-      out.status = FirstBytes::Status::kRefuse;
-      out.reason =
-          "the first bytes begin with whitespace or control characters before an HTTP request line (a lenient "
-          "server would read its Host; ward does not guess)";
+    case HttpSniffStatus::kNotHttp:
+      out.status = FirstBytes::Status::kNoName;
       return out;
     default:
-      return strict;
+      break;
   }
+  if (skipped > 0) {
+    out.status = FirstBytes::Status::kRefuse;
+    out.reason =
+        "the first bytes begin with whitespace or control characters before an HTTP request line (a lenient "
+        "server would read its Host; ward does not guess)";
+    return out;
+  }
+  HttpRequestHead head = ParseHttpRequestHead(data);
+  if (head.status == HttpSniffStatus::kNotHttp) {
+    // The lenient reading found a request line the strict one calls no
+    // request: refused, never judged as no name.
+    out.status = FirstBytes::Status::kRefuse;
+    out.reason = "malformed HTTP request head (request_line)";
+    return out;
+  }
+  return FromHttpHead(std::move(head));
 }
 
 FirstBytes SniffNextRequest(std::span<const uint8_t> data) {
@@ -378,6 +340,15 @@ FirstBytes SniffNextRequest(std::span<const uint8_t> data) {
       out.status = FirstBytes::Status::kRefuse;
       out.reason = "empty lines instead of a request after an HTTP request";
     }
+    return out;
+  }
+  // The strict grammar begins with a method token: anything else is
+  // refused at once, not waited on.
+  auto first = static_cast<unsigned char>(data[skip]);
+  if (first <= 0x20 || first >= 0x7f) {
+    FirstBytes out;
+    out.status = FirstBytes::Status::kRefuse;
+    out.reason = "the bytes after an HTTP request are not an HTTP request (the server would read them as the next one)";
     return out;
   }
   HttpRequestHead http = ParseHttpRequestHead(data.subspan(skip));

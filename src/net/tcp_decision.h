@@ -139,22 +139,24 @@ struct FirstBytes {
   std::string reason;
   // Set when the bytes begin with an HTTP/1 request (kName, or kNoName for a
   // literal address): where its body ends, so that the next request on the
-  // connection can be judged in turn (SniffNextRequest).
+  // connection can be judged in turn (SniffNextRequest), and whether it asks
+  // to switch protocols (an upgrade, a CONNECT: see net/relay.h).
   std::optional<HttpBodyFraming> http;
 };
 
 // Reads a TLS ClientHello's server name, else an HTTP/1.x request's host
-// (absolute-form target, else Host). Bytes whose first token is not (the
-// start of) a known HTTP method are neither, and name no host. Malformed or ambiguous heads are
-// refused rather than guessed at: the server might read them otherwise. With
-// encrypted_client_hello the outer (public) name is the name: the connection
-// goes to that name's address, and the hidden inner name can only be one
-// that server itself serves, as with any shared (CDN) address. A literal
-// address as the host is no name: the destination address decides.
+// (absolute-form target, else Host). Malformed or ambiguous heads are
+// refused rather than guessed at: the server might read them otherwise.
+// With encrypted_client_hello the outer (public) name is the name: the
+// connection goes to that name's address, and the hidden inner name can
+// only be one that server itself serves, as with any shared (CDN) address.
+// A literal address as the host is no name: the destination address decides.
 //
-// Bytes that begin with whitespace or a control character are no name only
-// if no lenient server could read an HTTP request in them (LenientHttpPrefix):
-// " GET / HTTP/1.1" is refused, a PostgreSQL startup message is not.
+// Bytes that are not TLS name no host only if no lenient HTTP server could
+// read a request line in them (LenientRequestLine): "GET\t/secret\tHTTP/1.1",
+// " GET / HTTP/1.1", "get /" and "X / http/1.1" are refused unless strictly
+// valid (the lower-case "get / HTTP/1.1" is, and is judged by its Host); a
+// PostgreSQL startup message, an SSH banner or "PING\r\n" name no host.
 FirstBytes SniffFirstBytes(std::span<const uint8_t> data);
 
 // Reads the bytes at a request boundary of a connection whose first bytes

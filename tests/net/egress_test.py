@@ -44,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -1813,6 +1814,316 @@ def slow_heads_do_not_starve(t):
     t.event(r, "oldest heads closed", kind="tcp", decision=DENY, detail="head limit",
             reason=lambda x: "waiting for their first bytes" in (x or ""))
     t.check(r.s[1].get("status") == 200, "control: the same request alone: %s" % json.dumps(r.s[1])[:400], r)
+
+
+# -- the red-team review of items 6 and 9 -------------------------------------
+# The reviewer's set-up: Python's http.server with keep-alive on allowed.test's
+# address, answering with the Host it saw. It splits request lines on any
+# whitespace, never reads a body its handler ignores (the body is then read as
+# the next request) and ignores an Upgrade it does not serve.
+
+LENIENT_PORT = 8001
+ALLOWED4 = "203.0.113.10"  # allowed.test's IPv4 address (the server listens there only)
+_lenient = {}
+
+
+def lenient_server():
+    """Starts (once) the reviewer's server on allowed.test's address, port
+    8001; returns its log of requests: {time, method, path, host}."""
+    if "log" in _lenient:
+        return _lenient["log"]
+    import http.server
+    log_ = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 10
+
+        def log_message(self, *a):
+            pass
+
+        def answer(self):
+            host = self.headers.get("Host", "")
+            log_.append({"time": time.monotonic(), "method": self.command, "path": self.path, "host": host})
+            conn = self.headers.get("Connection", "").lower()
+            path = self.path.split("://", 1)[1].split("/", 1)[-1] if "://" in self.path else self.path[1:]
+            if path.startswith("ws") and self.headers.get("Upgrade") and "upgrade" in conn:
+                # A WebSocket-style upgrade: 101, then one echoed line at a time.
+                self.send_response(101, "Switching Protocols")
+                self.send_header("Upgrade", self.headers["Upgrade"])
+                self.send_header("Connection", "Upgrade")
+                self.end_headers()
+                self.wfile.flush()
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        break
+                    self.wfile.write(b"ECHO " + line)
+                    self.wfile.flush()
+                self.close_connection = True
+                return
+            body = ("LENIENT host=%s path=%s\n" % (host, self.path)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            if "close" in conn:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PURGE = answer
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+        def handle_error(self, request, client_address):
+            pass  # ward's resets are the point of these cases
+
+    srv = Server((ALLOWED4, LENIENT_PORT), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _lenient["log"] = log_
+    return log_
+
+
+def lenient_saw(r, host):
+    return [h for h in _lenient.get("log", []) if h["host"] == host and r.t0 <= h["time"] <= r.t1 + 0.5]
+
+
+RAW_CLIENT = r"""
+import json, socket, sys, time
+host, port, data = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+t0 = time.monotonic()
+out = {"ok": False, "data": ""}
+got = b""
+try:
+    s = socket.create_connection((host, port), timeout=4)
+    s.sendall(data)
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        got += c
+    out["ok"] = True
+    out["errno"] = "EOF"
+except OSError as e:
+    import errno as E
+    out["errno"] = "TIMEOUT" if isinstance(e, socket.timeout) else E.errorcode.get(e.errno, str(e))
+out["data"] = got.decode("latin-1")
+out["elapsed_ms"] = round((time.monotonic() - t0) * 1000, 1)
+print(json.dumps(out))
+"""
+
+
+def raw(host, port, data):
+    """Sends `data` (str, latin-1) on one connection at once, reads until the
+    server closes, resets or 4 s pass; the step's stdout is a JSON object:
+    ok (ended cleanly), errno, data."""
+    return run(PY, "-c", RAW_CLIENT, host, str(port), data.encode("latin-1").hex(), timeout=10)
+
+
+def raw_result(r, i):
+    try:
+        return json.loads(r.s[i].get("stdout", "").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"ok": False, "errno": "NO-OUTPUT", "data": r.s[i].get("stderr", "")[-300:]}
+
+
+def refused_at_once(t, r, i, what):
+    """A raw step that ward reset: no answer reached the client."""
+    a = raw_result(r, i)
+    t.check(a.get("errno") in ("ECONNRESET", "EPIPE") and "LENIENT" not in a.get("data", ""),
+            "%s: expected a reset and no answer, got %s" % (what, json.dumps(a)[:500]), r)
+    return a
+
+
+@case
+def tab_request_line_is_refused(t):
+    """Red-team finding 1 (items 6, 9): "GET\t/secret\tHTTP/1.1" with Host
+    denied.test to allowed.test's address was judged as naming no host and
+    relayed unread; Python's http.server served denied.test. Now refused and
+    recorded, transparently and inside a CONNECT tunnel of the explicit
+    proxy. Controls: curl with two URLs on one connection, Python urllib
+    through the proxy."""
+    s = t.suite
+    seen = lenient_server()
+    pol = s.policy(allow=["allowed.test:%d" % LENIENT_PORT])
+    tab = "GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"
+    connect = "CONNECT allowed.test:%d HTTP/1.1\r\nHost: allowed.test:%d\r\n\r\n" % (LENIENT_PORT, LENIENT_PORT)
+    urllib = ("import urllib.request\n"
+              "for p in ('/u1', '/u2'):\n"
+              "    print(urllib.request.urlopen('http://allowed.test:%d' + p, timeout=5).read().decode())\n"
+              % LENIENT_PORT)
+    r = s.run(t, pol, [
+        resolve("allowed.test", 4),
+        raw(ALLOWED4, LENIENT_PORT, tab),
+        raw(ALLOWED4, LENIENT_PORT, "GET\t/ HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+        raw(GATEWAY, 3128, connect + tab),
+        curl("http://allowed.test:%d/c2" % LENIENT_PORT, "-4", "-v", "http://allowed.test:%d/c1" % LENIENT_PORT),
+        run(PY, "-c", urllib),
+    ])
+    refused_at_once(t, r, 1, "tab-separated request line")
+    refused_at_once(t, r, 2, "tab after the method")
+    a = raw_result(r, 3)
+    t.check(a.get("data", "").startswith("HTTP/1.1 200") and "LENIENT" not in a.get("data", "")
+            and a.get("errno") in ("ECONNRESET", "EPIPE"),
+            "inside a CONNECT tunnel the tab request must be reset: %s" % json.dumps(a)[:500], r)
+    t.check(not lenient_saw(r, "denied.test"), "the server must never see Host denied.test: %s"
+            % lenient_saw(r, "denied.test"), r)
+    t.event(r, "tab request line, transparent", kind="tcp", address=ALLOWED4, port=LENIENT_PORT, decision=DENY,
+            reason="malformed HTTP request head (request_line)", detail="first bytes")
+    t.event(r, "tab request line in a CONNECT tunnel", kind="http-proxy", port=LENIENT_PORT, decision=DENY,
+            reason="malformed HTTP request head (request_line)", detail="connect; first bytes")
+    c = r.s[4]
+    t.check(c.get("rc") == 0 and "path=/c1" in c.get("stdout", "") and "path=/c2" in c.get("stdout", "")
+            and "Re-using existing connection" in c.get("stderr", ""),
+            "control: curl with two URLs on one kept-alive connection: rc=%s %r %r" % (
+                c.get("rc"), c.get("stdout", "")[-300:], c.get("stderr", "")[-600:]), r)
+    u = r.s[5]
+    t.check(u.get("rc") == 0 and ":%d/u1" % LENIENT_PORT in u.get("stdout", "")
+            and ":%d/u2" % LENIENT_PORT in u.get("stdout", ""),
+            "control: Python urllib (through HTTP_PROXY): %r %r" % (u.get("stdout", "")[-300:],
+                                                                    u.get("stderr", "")[-300:]), r)
+
+
+WS_CLIENT = r"""
+import json, socket, sys, time
+host, port, target, hosthdr = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out = {"ok": False}
+try:
+    s = socket.create_connection((host, port), timeout=4)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"
+               % (target, hosthdr)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = s.recv(1)
+        if not c:
+            break
+        head += c
+    out["status"] = head.split(b"\r\n", 1)[0].decode()
+    # The new protocol's bytes, even ones that look like an HTTP request.
+    s.sendall(b"hello\nGET /x HTTP/1.1\r\nHost: denied.test\r\n")
+    s.shutdown(socket.SHUT_WR)
+    rest = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        rest += c
+    out["echo"] = rest.decode("latin-1")
+    out["ok"] = True
+except OSError as e:
+    out["error"] = str(e)
+print(json.dumps(out))
+"""
+
+
+@case
+def upgrade_needs_the_servers_101(t):
+    """Red-team finding 2: any Upgrade header stopped the judging for the rest
+    of the connection, on both proxies: "GET /a ... Upgrade: x" pipelined with
+    a request for denied.test had both served by a server that does not
+    upgrade. Now an upgrade is one only with Connection: upgrade AND the
+    server's 101; the bytes after it wait for the answer, and any other
+    answer has them judged. Control: a real 101 upgrade, transparent and
+    through the HTTP proxy, carries bytes that look like HTTP unread."""
+    s = t.suite
+    lenient_server()
+    pol = s.policy(allow=["allowed.test:%d" % LENIENT_PORT])
+    second = "GET /secret HTTP/1.1\r\nHost: denied.test\r\n\r\n"
+    ws = lambda host, port, target: run(PY, "-c", WS_CLIENT, host, str(port), target,
+                                        "allowed.test:%d" % LENIENT_PORT, timeout=10)
+    r = s.run(t, pol, [
+        resolve("allowed.test", 4),
+        raw(ALLOWED4, LENIENT_PORT, "GET /a HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\n\r\n" + second),
+        raw(ALLOWED4, LENIENT_PORT,
+            "GET /b HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n" + second),
+        raw(GATEWAY, 3128, "GET http://allowed.test:%d/c HTTP/1.1\r\nHost: allowed.test:%d\r\nUpgrade: x\r\n"
+            "Connection: Upgrade\r\n\r\nGET http://denied.test:%d/secret HTTP/1.1\r\nHost: denied.test:%d\r\n\r\n"
+            % ((LENIENT_PORT,) * 4)),
+        ws(ALLOWED4, LENIENT_PORT, "/ws"),
+        ws(GATEWAY, 3128, "http://allowed.test:%d/ws" % LENIENT_PORT),
+    ])
+    a = raw_result(r, 1)
+    t.check(a.get("errno") in ("ECONNRESET", "EPIPE") and "host=denied.test" not in a.get("data", ""),
+            "the reviewer's bytes (Upgrade without Connection: upgrade): the second request must be reset: %s"
+            % json.dumps(a)[:500], r)
+    b = raw_result(r, 2)
+    t.check(b.get("errno") in ("ECONNRESET", "EPIPE") and "LENIENT host=allowed.test path=/b" in b.get("data", "")
+            and "host=denied.test" not in b.get("data", ""),
+            "an upgrade the server ignores (200): its answer arrives, then the next request is judged and reset: %s"
+            % json.dumps(b)[:500], r)
+    c = raw_result(r, 3)
+    t.check("path=http://allowed.test:%d/c" % LENIENT_PORT in c.get("data", "")
+            and "403 Forbidden" in c.get("data", "") and "host=denied.test" not in c.get("data", ""),
+            "through the HTTP proxy: the first is served, the second gets 403: %s" % json.dumps(c)[:600], r)
+    t.check(not lenient_saw(r, "denied.test"), "the server must never see Host denied.test: %s"
+            % lenient_saw(r, "denied.test"), r)
+    n = len(t.event(r, "second request after an ignored upgrade, transparent", kind="tcp", domain="denied.test",
+                    port=LENIENT_PORT, decision=DENY, detail="http-host (request 2 on the connection)"))
+    t.check(n == 2, "both transparent attacks recorded (found %d)" % n, r)
+    t.event(r, "second request after an ignored upgrade, HTTP proxy", kind="http-proxy", domain="denied.test",
+            port=LENIENT_PORT, decision=DENY, detail="absolute-form (request 2 on the connection)")
+    for i, what in ((4, "transparent"), (5, "through the HTTP proxy")):
+        w = {}
+        try:
+            w = json.loads(r.s[i].get("stdout", "").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            pass
+        t.check(w.get("status", "").startswith("HTTP/1.1 101") and
+                w.get("echo") == "ECHO hello\nECHO GET /x HTTP/1.1\r\nECHO Host: denied.test\r\n",
+                "control: a real upgrade (%s) carries the new protocol's bytes unread: %s" % (what, json.dumps(w)), r)
+
+
+@case
+def body_that_reads_as_a_request_is_refused(t):
+    """Red-team finding 3: "GET /a ... Content-Length: 45" whose body is
+    "GET /smuggled HTTP/1.1 ... Host: denied.test": Python's http.server does
+    not read a GET's body and serves it as the next request, which ward never
+    judged. A body whose first bytes a server could read as a request line is
+    refused and recorded (transparent, through the HTTP proxy); so is a body
+    on HEAD. Controls: curl POST and GET with a JSON body, a text body."""
+    s = t.suite
+    lenient_server()
+    pol = s.policy(allow=["allowed.test:%d" % LENIENT_PORT])
+    smuggled = "GET /smuggled HTTP/1.1\r\nHost: denied.test\r\n\r\n"
+    url = "http://allowed.test:%d" % LENIENT_PORT
+    r = s.run(t, pol, [
+        resolve("allowed.test", 4),
+        raw(ALLOWED4, LENIENT_PORT, "GET /a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(smuggled), smuggled)),
+        raw(GATEWAY, 3128, "POST %s/b HTTP/1.1\r\nHost: allowed.test:%d\r\nContent-Length: %d\r\n\r\n%s"
+            % (url, LENIENT_PORT, len(smuggled), smuggled)),
+        raw(ALLOWED4, LENIENT_PORT, "HEAD /h HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(smuggled), smuggled)),
+        curl(url + "/j1", "-4", "-d", '{"query": {"match_all": {}}}', "-H", "Content-Type: application/json"),
+        curl(url + "/j2", "-4", "-X", "GET", "-d", '{"size": 1}', "-H", "Content-Type: application/json"),
+        curl(url + "/t", "-4", "--data-binary", "Get well soon\n", "-H", "Content-Type: text/plain"),
+    ])
+    a = raw_result(r, 1)
+    t.check(a.get("errno") in ("ECONNRESET", "EPIPE") and "host=denied.test" not in a.get("data", ""),
+            "the review's GET with a request in its body must be reset: %s" % json.dumps(a)[:500], r)
+    b = raw_result(r, 2)
+    t.check(b.get("errno") in ("ECONNRESET", "EPIPE") and "host=denied.test" not in b.get("data", ""),
+            "the same through the HTTP proxy must be reset: %s" % json.dumps(b)[:500], r)
+    h = raw_result(r, 3)
+    t.check(h.get("errno") in ("ECONNRESET", "EPIPE") and "LENIENT" not in h.get("data", ""),
+            "HEAD with a body must be refused: %s" % json.dumps(h)[:500], r)
+    t.check(not lenient_saw(r, "denied.test"), "the server must never see Host denied.test: %s"
+            % lenient_saw(r, "denied.test"), r)
+    why = lambda x: "begins like an HTTP request line" in (x or "")
+    t.event(r, "request in a GET's body, transparent", kind="tcp", address=ALLOWED4, port=LENIENT_PORT,
+            domain="allowed.test", decision=DENY, reason=why, detail="request body (request 1 on the connection)")
+    t.event(r, "request in a POST's body, HTTP proxy", kind="http-proxy", port=LENIENT_PORT, domain="allowed.test",
+            decision=DENY, reason=why, detail="absolute-form; request body (request 1 on the connection)")
+    t.event(r, "HEAD with a body", kind="tcp", port=LENIENT_PORT, decision=DENY,
+            reason="malformed HTTP request head (body_not_allowed)")
+    for i, path in ((4, "/j1"), (5, "/j2"), (6, "/t")):
+        c = r.s[i]
+        t.check(c.get("rc") == 0 and "LENIENT host=allowed.test:%d path=%s" % (LENIENT_PORT, path) in c.get("stdout", ""),
+                "control: a request with a data body (%s) is served: rc=%s %r %r" % (
+                    path, c.get("rc"), c.get("stdout", "")[-300:], c.get("stderr", "")[-300:]), r)
 
 
 def main():

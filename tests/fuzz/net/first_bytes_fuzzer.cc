@@ -48,6 +48,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
   }
   if (f.http && (f.http->head_length == 0 || f.http->head_length > size)) __builtin_trap();
+  // A verdict on a prefix is the verdict on the whole (red-team finding 1:
+  // bytes a lenient server reads as a request must not be judged as no name
+  // on a prefix sent first).
+  if (size > 0) {
+    size_t cut = (size_t{data[0]} * 257 + size) % size;
+    FirstBytes part = ward::net::SniffFirstBytes(std::span<const uint8_t>(data, cut));
+    if (part.status != FirstBytes::Status::kNeedMore && part.status != f.status) __builtin_trap();
+    if (part.status == FirstBytes::Status::kName && part.name != f.name) __builtin_trap();
+  }
   // The same bytes after a request on a kept-alive connection (issue 8
   // item 6): a strict request or a refusal, never "no name" with a name.
   FirstBytes next = ward::net::SniffNextRequest(std::span<const uint8_t>(data, size));

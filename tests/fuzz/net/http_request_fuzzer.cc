@@ -2,11 +2,15 @@
 // byte string yields one verdict, never a crash or an over-read; an accepted
 // head is decided by its own bytes only, and no prefix of it is decided.
 // Also the request-body reader (issue 8 item 6): fed the same bytes whole or
-// split anywhere, it consumes the same and ends at the same byte.
+// split anywhere, it consumes the same and ends at the same byte; and the
+// lenient request-line reading (LenientRequestLine) is monotone; and the
+// server-answer reader (HttpResponseReader) agrees with itself fed whole,
+// split, or with bodies skipped unread.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "net/sniff.h"
@@ -83,7 +87,67 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       __builtin_trap();
     }
   }
-  (void)ward::net::LenientHttpPrefix(in);
+  // The lenient reading of a first line (issue 8 items 6, 9; red-team
+  // finding 1) is monotone: what a prefix decides, the whole says too, so
+  // a client cannot split its bytes to be judged on a harmless prefix.
+  for (ward::net::LenientReader reader : {ward::net::LenientReader::kFirstBytes, ward::net::LenientReader::kBody}) {
+    HttpSniffStatus whole = ward::net::LenientRequestLine(in, reader);
+    size_t cut = size == 0 ? 0 : (size_t{data[size - 1]} * 131 + size) % (size + 1);
+    HttpSniffStatus part = ward::net::LenientRequestLine(in.substr(0, cut), reader);
+    if (part != HttpSniffStatus::kNeedMore && part != whole) __builtin_trap();
+    if (whole == HttpSniffStatus::kNeedMore && size >= ward::net::kMaxHttpHeadSize) __builtin_trap();
+    // What the strict parser calls "not HTTP", no lenient server reads as a request line.
+    if (reader == ward::net::LenientReader::kFirstBytes && h.status == HttpSniffStatus::kNotHttp &&
+        whole == HttpSniffStatus::kRequest) {
+      size_t skipped = 0;
+      (void)ward::net::LenientRequestLine(in, reader, &skipped);
+      if (skipped == 0) __builtin_trap();
+    }
+  }
+
+  // The server's answers (red-team finding 2): the same bytes fed whole,
+  // split, or with body bytes skipped unread (the relay's splice) end in the
+  // same state; a switch is seen only while a switch was asked for.
+  if (size > 0) {
+    auto expect = [&](ward::net::HttpResponseReader& r) {
+      for (int i = 0; i < 3; ++i) {
+        ward::net::HttpBodyFraming f;
+        f.head_method = (data[0] >> i) & 1;
+        f.upgrade = (data[0] >> (i + 3)) & 1;
+        f.connect = i == 2 && (data[0] & 0x40);
+        r.Expect(f);
+      }
+    };
+    std::span<const uint8_t> answers(data + 1, size - 1);
+    ward::net::HttpResponseReader whole, split, skipping;
+    expect(whole);
+    expect(split);
+    expect(skipping);
+    bool asked = whole.AwaitingSwitch();
+    whole.Feed(answers);
+    size_t cut = answers.empty() ? 0 : data[0] % (answers.size() + 1);
+    split.Feed(answers.first(cut));
+    split.Feed(answers.subspan(cut));
+    size_t i = 0;
+    while (i < answers.size() && skipping.Following()) {
+      uint64_t opaque = skipping.Opaque();
+      if (opaque > 0) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(opaque, answers.size() - i));
+        skipping.Skip(n);
+        i += n;
+      } else {
+        skipping.Feed(answers.subspan(i, 1));
+        ++i;
+      }
+    }
+    if (skipping.Following()) skipping.Feed(answers.subspan(i));
+    if (whole.state() != split.state() || whole.state() != skipping.state() ||
+        whole.AwaitingSwitch() != split.AwaitingSwitch() || whole.AwaitingSwitch() != skipping.AwaitingSwitch()) {
+      __builtin_trap();
+    }
+    if (whole.state() == ward::net::HttpResponseReader::State::kSwitched && !asked) __builtin_trap();
+    if (!whole.Following() && whole.AwaitingSwitch()) __builtin_trap();
+  }
 
   ward::net::ConnectRequest c = ward::net::ParseConnectRequest(in);
   if (c.status == ward::net::ConnectStatus::kConnect) {

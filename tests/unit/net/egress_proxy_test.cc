@@ -35,9 +35,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -399,9 +402,12 @@ TEST(SniffFirstBytes, NamesAndRefusals) {
   EXPECT_EQ(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n")).status, FirstBytes::Status::kNoName);
   EXPECT_EQ(SniffFirstBytes(Bytes("SSH-2.0-OpenSSH_9.2\r\n")).status, FirstBytes::Status::kNoName);
   // Line protocols that are not HTTP are not refused as malformed HTTP.
-  for (const char* other : {"ping", "ping\n", "HELLO world\n", "PRI * HTTP/2.0\r\n\r\n"}) {
+  for (const char* other : {"ping\n", "HELLO world\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"}) {
     EXPECT_EQ(SniffFirstBytes(Bytes(other)).status, FirstBytes::Status::kNoName) << other;
   }
+  // A token not yet ended may still become a request line ("ping / HTTP/1.1").
+  EXPECT_EQ(SniffFirstBytes(Bytes("ping")).status, FirstBytes::Status::kNeedMore);
+  EXPECT_EQ(SniffFirstBytes(Bytes("PRI * HTTP/2.0\r\n\r\n")).status, FirstBytes::Status::kNeedMore);
   // Methods outside the list are read by Host all the same (a CDN's PURGE,
   // Go's net/http takes any token): judged by their Host, never waved
   // through; a lower-case "http/1.1" is not the grammar, and is refused.
@@ -413,7 +419,9 @@ TEST(SniffFirstBytes, NamesAndRefusals) {
   // What may still become HTTP waits; what is HTTP but malformed is refused.
   EXPECT_EQ(SniffFirstBytes(Bytes("GE")).status, FirstBytes::Status::kNeedMore);
   // Servers may skip empty lines before a request; the strict parser refuses them.
-  EXPECT_EQ(SniffFirstBytes(Bytes("\r\n")).status, FirstBytes::Status::kRefuse);
+  EXPECT_EQ(SniffFirstBytes(Bytes("\r\n")).status, FirstBytes::Status::kNeedMore);
+  EXPECT_EQ(SniffFirstBytes(Bytes("\r\nG")).status, FirstBytes::Status::kNeedMore);
+  EXPECT_EQ(SniffFirstBytes(Bytes("\r\nGET ")).status, FirstBytes::Status::kRefuse);
   EXPECT_EQ(SniffFirstBytes(Bytes("GET / HTTP/1.1\nHost: a\n\n")).status, FirstBytes::Status::kRefuse);
   EXPECT_EQ(SniffFirstBytes(Bytes("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")).status, FirstBytes::Status::kRefuse);
   EXPECT_EQ(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")).status, FirstBytes::Status::kRefuse);
@@ -460,6 +468,42 @@ TEST(SniffFirstBytes, LeadingWhitespaceOrControlBeforeARequestIsRefused) {
   EXPECT_EQ(SniffFirstBytes(Bytes("*1\r\n$4\r\nPING\r\n")).status, FirstBytes::Status::kNoName);  // Redis
 }
 
+// The red-team review of items 6 and 9, finding 1: a request line with tabs
+// (or any separator Python's http.server or Twisted split on) was judged as
+// "no host name" and relayed unread. Every form a lenient server reads is
+// refused unless strictly valid, with the reason.
+TEST(SniffFirstBytes, RequestLineWithOtherSeparatorsIsRefused_RedTeamFinding1) {
+  for (std::string_view s : {std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"),
+                             std::string_view("GET\t/ HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("GET /\tHTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("GET\x1c/\x1cHTTP/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("GET\x0b/ HTTP/1.1\r\n"), std::string_view("GET\xa0/ HTTP/1.1\r\n"),
+                             std::string_view("Get\t/ HTTP/1.1\r\n"), std::string_view("PURGE\t/ HTTP/1.1\r\n"),
+                             std::string_view("X /secret http/1.1\r\nHost: denied.test\r\n\r\n"),
+                             std::string_view("GET\0/ HTTP/1.1\r\n", 16)}) {
+    FirstBytes f = SniffFirstBytes(Bytes(s));
+    EXPECT_EQ(f.status, FirstBytes::Status::kRefuse) << s;
+    EXPECT_NE(f.reason.find("malformed HTTP request head"), std::string::npos) << s << ": " << f.reason;
+  }
+  // Split anywhere, the bytes are never judged as no name on a prefix.
+  std::string_view tab = "GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n";
+  for (size_t n = 0; n < tab.size(); ++n) {
+    FirstBytes::Status st = SniffFirstBytes(Bytes(tab.substr(0, n))).status;
+    EXPECT_TRUE(st == FirstBytes::Status::kNeedMore || st == FirstBytes::Status::kRefuse) << n;
+  }
+  std::string_view later = "ping / HTTP/1.1\r\nHost: denied.test\r\n\r\n";
+  for (size_t n = 0; n < 16; ++n) {
+    EXPECT_EQ(SniffFirstBytes(Bytes(later.substr(0, n))).status, FirstBytes::Status::kNeedMore) << n;
+  }
+  // "PRI" other than the HTTP/2 preface is an HTTP/1 request like any other.
+  FirstBytes pri = SniffFirstBytes(Bytes("PRI / HTTP/1.1\r\nHost: denied.test\r\n\r\n"));
+  EXPECT_EQ(pri.status, FirstBytes::Status::kName);
+  EXPECT_EQ(pri.name, "denied.test");
+  FirstBytes ping = SniffFirstBytes(Bytes(later));
+  EXPECT_EQ(ping.status, FirstBytes::Status::kName);  // an unknown method, judged by its Host
+  EXPECT_EQ(ping.name, "denied.test");
+}
+
 // Issue 8, item 6: after an HTTP/1 request, the next bytes must be the next
 // request, strictly; its framing is known so that the one after is found.
 TEST(SniffNextRequest, OnlyAStrictRequestHead) {
@@ -480,11 +524,21 @@ TEST(SniffNextRequest, OnlyAStrictRequestHead) {
   EXPECT_EQ(n.http->head_length, 3u + 32u);
   EXPECT_EQ(SniffNextRequest(Bytes("\r\n")).status, FirstBytes::Status::kNeedMore);
   for (std::string_view s : {"\rGET / HTTP/1.1\r\nHost: b.test\r\n\r\n", " GET / HTTP/1.1\r\nHost: b.test\r\n\r\n",
-                             "\x16\x03\x01", "SSH-2.0-x\r\n", "ping\n"}) {
+                             "\x16\x03\x01", "SSH-2.0-x\r\n", "ping\n", "GET\t/ HTTP/1.1\r\nHost: b.test\r\n\r\n"}) {
     EXPECT_EQ(SniffNextRequest(Bytes(s)).status, FirstBytes::Status::kRefuse) << s;
   }
-  // After an upgrade, no further request is looked for.
-  EXPECT_FALSE(SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n")).http.has_value());
+  // An upgrade request keeps its framing: the relay holds what follows until
+  // the server's answer says whether it switched (red-team finding 2).
+  FirstBytes up = SniffFirstBytes(Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n"));
+  ASSERT_TRUE(up.http.has_value());
+  EXPECT_FALSE(up.http->upgrade);  // no Connection: upgrade, the server ignores Upgrade
+  up = SniffFirstBytes(
+      Bytes("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"));
+  ASSERT_TRUE(up.http.has_value());
+  EXPECT_TRUE(up.http->upgrade);
+  up = SniffFirstBytes(Bytes("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n"));
+  ASSERT_TRUE(up.http.has_value());
+  EXPECT_TRUE(up.http->connect);
 }
 
 TEST(DnsFilter, NameDecision) {
@@ -858,6 +912,19 @@ std::string ReadHttpAnswer(int fd) {
   return out;
 }
 
+// Whether the proxy reset the connection after what the server had sent
+// already: reads end in ECONNRESET (not a timeout, not an end of stream).
+void ExpectResetAfterAnswers(int fd) {
+  if (g_send_reset.erase(fd)) return;
+  ReadResult r;
+  std::string seen;
+  do {
+    r = Read(fd, 1);
+    seen += r.data;
+  } while (r.error == 0 && !r.eof && seen.size() < 65536);
+  EXPECT_EQ(r.error, ECONNRESET) << "read: " << strerror(r.error) << (r.eof ? " (eof)" : "") << " after " << seen;
+}
+
 // Whether the proxy reset the connection: a read fails with ECONNRESET (not
 // a timeout).
 void ExpectReset(int fd) {
@@ -866,10 +933,13 @@ void ExpectReset(int fd) {
   EXPECT_EQ(r.error, ECONNRESET) << "read: " << strerror(r.error) << (r.eof ? " (eof)" : "") << " data=" << r.data;
 }
 
-// A TCP server in the host namespace that greets (optionally) and echoes.
-class EchoServer {
+// A TCP listener in the host namespace: each connection is served on a
+// thread of its own (`serve` gets it and an fd that becomes readable when the
+// server stops), until the server is destroyed.
+class TcpLabServer {
  public:
-  EchoServer(std::string_view ip, uint16_t port, std::string greeting = "") : greeting_(std::move(greeting)) {
+  using Serve = std::function<void(UniqueFd, int stop_fd)>;
+  TcpLabServer(std::string_view ip, uint16_t port, Serve serve) : serve_(std::move(serve)) {
     sockaddr_storage sa;
     socklen_t len = ToSockaddr(Ip(ip), port, &sa);
     listener_.Reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -880,14 +950,13 @@ class EchoServer {
     stop_.Reset(eventfd(0, EFD_CLOEXEC));
     thread_ = std::thread([this] { Loop(); });
   }
-  ~EchoServer() {
+  ~TcpLabServer() {
     uint64_t one = 1;
     (void)!write(stop_.get(), &one, sizeof(one));
     thread_.join();
     for (std::thread& t : conns_) t.join();
   }
   int accepted() const { return accepted_.load(); }
-  size_t received() const { return received_.load(); }
 
  private:
   void Loop() {
@@ -896,14 +965,32 @@ class EchoServer {
       int c = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
       ++accepted_;
-      conns_.emplace_back([this, c] { Serve(UniqueFd(c)); });
+      conns_.emplace_back([this, c] { serve_(UniqueFd(c), stop_.get()); });
     }
   }
-  void Serve(UniqueFd c) {
+
+  Serve serve_;
+  UniqueFd listener_, stop_;
+  std::thread thread_;
+  std::vector<std::thread> conns_;
+  std::atomic<int> accepted_{0};
+};
+
+// A TCP server in the host namespace that greets (optionally) and echoes.
+class EchoServer {
+ public:
+  EchoServer(std::string_view ip, uint16_t port, std::string greeting = "")
+      : greeting_(std::move(greeting)),
+        server_(ip, port, [this](UniqueFd c, int stop) { Serve(std::move(c), stop); }) {}
+  int accepted() const { return server_.accepted(); }
+  size_t received() const { return received_.load(); }
+
+ private:
+  void Serve(UniqueFd c, int stop) {
     if (!greeting_.empty()) (void)!send(c.get(), greeting_.data(), greeting_.size(), MSG_NOSIGNAL);
     char buf[65536];
     for (;;) {
-      if (WaitFor(c.get(), POLLIN, stop_.get(), -1) != WaitStatus::kReady) return;
+      if (WaitFor(c.get(), POLLIN, stop, -1) != WaitStatus::kReady) return;
       ssize_t n = recv(c.get(), buf, sizeof(buf), 0);
       if (n <= 0) break;
       received_ += static_cast<size_t>(n);
@@ -913,11 +1000,85 @@ class EchoServer {
   }
 
   std::string greeting_;
-  UniqueFd listener_, stop_;
-  std::thread thread_;
-  std::vector<std::thread> conns_;
-  std::atomic<int> accepted_{0};
   std::atomic<size_t> received_{0};
+  TcpLabServer server_;  // last: its threads stop before the members above go
+};
+
+// An HTTP/1.1 server in the host namespace like the red-team review's
+// Python http.server: keep-alive, answers each request with the Host it saw
+// ("host=H path=P\n"), never reads a body (what follows a head is read as
+// the next request), ignores Upgrade except on /ws with Connection:
+// upgrade, where it answers 101 and then echoes raw bytes.
+class LenientHttpServer {
+ public:
+  LenientHttpServer(std::string_view ip, uint16_t port)
+      : server_(ip, port, [this](UniqueFd c, int stop) { Serve(std::move(c), stop); }) {}
+  std::vector<std::string> hosts() {
+    std::lock_guard lock(mu_);
+    return hosts_;
+  }
+  // The answer to a request for `path` with Host `host`.
+  static std::string Answer(std::string_view host, std::string_view path) {
+    std::string body = "host=" + std::string(host) + " path=" + std::string(path) + "\n";
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  bool Saw(std::string_view host) {
+    std::vector<std::string> h = hosts();
+    return std::find(h.begin(), h.end(), host) != h.end();
+  }
+
+ private:
+  static bool Fill(int fd, int stop, std::string& buf) {
+    char chunk[4096];
+    if (WaitFor(fd, POLLIN, stop, -1) != WaitStatus::kReady) return false;
+    ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) return false;
+    buf.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+  void Serve(UniqueFd c, int stop) {
+    std::string buf;
+    for (;;) {
+      size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        if (!Fill(c.get(), stop, buf)) return;
+      }
+      std::string head = buf.substr(0, end);
+      buf.erase(0, end + 4);
+      std::string path = head.substr(head.find(' ') + 1);
+      path = path.substr(0, path.find(' '));
+      std::string host;
+      std::string lower = head;
+      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      size_t h = lower.find("\r\nhost:");
+      if (h != std::string::npos) {
+        size_t from = h + 7;
+        while (from < head.size() && head[from] == ' ') ++from;
+        host = head.substr(from, head.find("\r\n", from) - from);
+      }
+      {
+        std::lock_guard lock(mu_);
+        hosts_.push_back(host);
+      }
+      std::string origin = path.rfind("http://", 0) == 0 ? path.substr(path.find('/', 7)) : path;
+      if (origin.rfind("/ws", 0) == 0 && lower.find("\r\nupgrade:") != std::string::npos &&
+          lower.find("connection: upgrade") != std::string::npos) {
+        std::string ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+        (void)!send(c.get(), ok.data(), ok.size(), MSG_NOSIGNAL);
+        for (;;) {
+          if (!buf.empty() && send(c.get(), buf.data(), buf.size(), MSG_NOSIGNAL) < 0) return;
+          buf.clear();
+          if (!Fill(c.get(), stop, buf)) return;
+        }
+      }
+      std::string answer = Answer(host, path);
+      if (send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL) < 0) return;
+    }
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> hosts_;
+  TcpLabServer server_;  // last: its threads stop before the members above go
 };
 
 // A resolver in the host namespace (UDP and TCP on 203.0.113.1:5353) that
@@ -1063,6 +1224,11 @@ class LabProxy {
       if (MonotonicMs() > deadline) return std::nullopt;
       usleep(10000);
     }
+  }
+  // How many events (seen so far) `match` accepts.
+  size_t Count(const std::function<bool(const EgressEvent&)>& match) {
+    for (EgressEvent& e : proxy_->TakeEvents()) seen_.push_back(std::move(e));
+    return static_cast<size_t>(std::count_if(seen_.begin(), seen_.end(), match));
   }
   std::optional<EgressEvent> Find(EgressEvent::Kind kind, const std::string& domain) {
     return Find([&](const EgressEvent& e) { return e.kind == kind && e.domain == domain; });
@@ -1256,8 +1422,10 @@ TEST(EgressProxyLab, AddressRuleAllowsRawAddress) {
     EchoServer server(kHostAddr4, 8443);
     LabProxy lab(Policy({"203.0.113.0/24:8443"}), 100);
     UniqueFd c = Dial(kHostAddr4, 8443);
-    Send(c.get(), "ping");
-    EXPECT_EQ(Read(c.get(), 4).data, "ping");
+    // "ping\n", not "ping": a token not yet ended may still become a
+    // request line ("ping / HTTP/1.1"), and waits for its end.
+    Send(c.get(), "ping\n");
+    EXPECT_EQ(Read(c.get(), 5).data, "ping\n");
     std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) { return ev.kind == EgressEvent::Kind::kTcp; });
     ASSERT_TRUE(e.has_value()) << lab.Dump();
     EXPECT_TRUE(e->allowed);
@@ -1493,6 +1661,196 @@ TEST(EgressProxyLab, TransparentHttpJudgesEveryHostOnAKeptAliveConnection) {
     EXPECT_EQ(Read(d.get(), ok.size()).data, ok);
     Send(d.get(), " GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n");
     ExpectReset(d.get());
+  });
+}
+
+// The red-team review's finding 2: any Upgrade header stopped the judging for
+// the rest of the connection, on both proxies, though a server that does not
+// upgrade reads the next request as HTTP. Now the bytes after an upgrade
+// request wait for the server's answer: only a 101 lets them pass unjudged.
+TEST(EgressProxyLab, UpgradeIsAnUpgradeOnlyIfTheServerSwitches_RedTeamFinding2) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    LenientHttpServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}, {"evil.test"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    // The review's bytes, pipelined: an Upgrade the server ignores, then a
+    // request for a denied name. Transparent proxy:
+    std::string attack =
+        "GET /a HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"
+        "GET /secret HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    UniqueFd c = Dial(kHostAddr4, 80);
+    Send(c.get(), attack);
+    EXPECT_EQ(ReadHttpAnswer(c.get()), LenientHttpServer::Answer("allowed.test", "/a"));
+    ExpectReset(c.get());
+    std::optional<EgressEvent> e = lab.Find(EgressEvent::Kind::kTcp, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->rule, "evil.test");
+    EXPECT_EQ(e->detail, "http-host (request 2 on the connection)");
+    // Explicit proxy: the second request gets a 403.
+    UniqueFd p = Dial("169.254.77.1", kHttpProxyPort);
+    Send(p.get(),
+         "GET http://allowed.test/b HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+         "GET http://evil.test/secret HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    EXPECT_EQ(ReadHttpAnswer(p.get()), LenientHttpServer::Answer("allowed.test", "http://allowed.test/b"));
+    std::string answer = ReadHttpAnswer(p.get());
+    EXPECT_EQ(answer.rfind("HTTP/1.1 403 Forbidden", 0), 0u) << answer;
+    e = lab.Find(EgressEvent::Kind::kHttpProxy, "evil.test");
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_FALSE(e->allowed);
+    EXPECT_EQ(e->detail, "absolute-form (request 2 on the connection)");
+    EXPECT_FALSE(server.Saw("evil.test"));
+    // Without "Connection: upgrade" the request is no upgrade at all: the
+    // next is judged as soon as the first answer has reached the client,
+    // and reset.
+    UniqueFd d = Dial(kHostAddr4, 80);
+    Send(d.get(),
+         "GET /c HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: x\r\n\r\nGET /s HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+    EXPECT_EQ(ReadHttpAnswer(d.get()), LenientHttpServer::Answer("allowed.test", "/c"));
+    ExpectReset(d.get());
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return ev.domain == "evil.test" && !ev.allowed && ev.address &&
+             ev.detail == "http-host (request 2 on the connection)";
+    }));
+    EXPECT_FALSE(server.Saw("evil.test"));
+    // Positive control: a real upgrade (101), on both proxies: what follows
+    // is the new protocol's, passed unread, even text that looks like HTTP.
+    for (bool explicit_proxy : {false, true}) {
+      UniqueFd w = explicit_proxy ? Dial("169.254.77.1", kHttpProxyPort) : Dial(kHostAddr4, 80);
+      std::string target = explicit_proxy ? "http://allowed.test/ws" : "/ws";
+      Send(w.get(),
+           "GET " + target + " HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      EXPECT_EQ(ReadHttpAnswer(w.get()),
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      std::string frames = "GET /not-http HTTP/1.1\r\nHost: evil.test\r\n\r\n\x81\x05hello";
+      Send(w.get(), frames);
+      EXPECT_EQ(Read(w.get(), frames.size()).data, frames) << explicit_proxy;
+    }
+    // Pipelined right behind the upgrade request, before the 101: held, then passed.
+    UniqueFd q = Dial(kHostAddr4, 80);
+    Send(q.get(), "GET /ws HTTP/1.1\r\nHost: allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly bytes");
+    EXPECT_EQ(ReadHttpAnswer(q.get()),
+              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+    EXPECT_EQ(Read(q.get(), 11).data, "early bytes");
+    EXPECT_TRUE(server.Saw("allowed.test"));
+  });
+}
+
+// The red-team review's finding 3: a body that a server does not read (its
+// handler ignores it, as Python's http.server does for a GET) is read as the
+// next request, which was never judged. A body whose first bytes a server
+// could take for a request line is refused and recorded, on both proxies,
+// however the client splits it; so is a body on HEAD or TRACE.
+TEST(EgressProxyLab, BodyThatReadsAsARequestIsRefused_RedTeamFinding3) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    LenientHttpServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}, {"evil.test"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    std::string head =
+        "GET /a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " + std::to_string(smuggled.size()) + "\r\n\r\n";
+    UniqueFd c = Dial(kHostAddr4, 80);
+    Send(c.get(), head + smuggled);
+    {
+      SCOPED_TRACE("fixed body");
+      ExpectResetAfterAnswers(c.get());
+    }
+    std::optional<EgressEvent> e = lab.Find([](const EgressEvent& ev) {
+      return ev.kind == EgressEvent::Kind::kTcp && !ev.allowed &&
+             ev.detail == "request body (request 1 on the connection)";
+    });
+    ASSERT_TRUE(e.has_value()) << lab.Dump();
+    EXPECT_EQ(e->domain, "allowed.test");
+    EXPECT_NE(e->reason.find("begins like an HTTP request line"), std::string::npos) << e->reason;
+    // Split: the head and "GE" first, the rest later; and the second request's body.
+    UniqueFd d = Dial(kHostAddr4, 80);
+    std::string ok = "GET /ok HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+    Send(d.get(), ok);
+    EXPECT_EQ(ReadHttpAnswer(d.get()), LenientHttpServer::Answer("allowed.test", "/ok"));
+    std::string post = "POST /p HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+    Send(d.get(), post + "11 / HTTP/");
+    usleep(100000);
+    Send(d.get(), "1.1\r\nHost: evil.test\r\n\r\n0\r\n\r\n");
+    {
+      SCOPED_TRACE("chunked body");
+      ExpectResetAfterAnswers(d.get());
+    }
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return ev.detail == "request body (request 2 on the connection)";
+    })) << lab.Dump();
+    // Explicit proxy.
+    UniqueFd p = Dial("169.254.77.1", kHttpProxyPort);
+    Send(p.get(), "GET http://allowed.test/a HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " +
+                      std::to_string(smuggled.size()) + "\r\n\r\nGE");
+    usleep(100000);
+    Send(p.get(), smuggled.substr(2));
+    {
+      SCOPED_TRACE("explicit proxy");
+      ExpectResetAfterAnswers(p.get());
+    }
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return ev.kind == EgressEvent::Kind::kHttpProxy && !ev.allowed &&
+             ev.detail == "absolute-form; request body (request 1 on the connection)";
+    })) << lab.Dump();
+    // HEAD and TRACE with a body: refused as malformed, recorded.
+    UniqueFd h = Dial(kHostAddr4, 80);
+    Send(h.get(), "HEAD / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 3\r\n\r\nabc");
+    {
+      SCOPED_TRACE("HEAD body");
+      ExpectResetAfterAnswers(h.get());
+    }
+    ASSERT_TRUE(lab.Find([](const EgressEvent& ev) {
+      return !ev.allowed && ev.reason == "malformed HTTP request head (body_not_allowed)";
+    })) << lab.Dump();
+    EXPECT_FALSE(server.Saw("evil.test"));
+  });
+  // Positive control: bodies that are data, on any method, reach the server.
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    UniqueFd c = Dial(kHostAddr4, 80);
+    for (std::string body : {std::string("{\"query\": {\"match_all\": {}}}"), std::string("Get well soon\n"),
+                             std::string("a=1&b=GET+/+HTTP/1.1"), std::string(70000, 'x'), std::string("ok")}) {
+      for (const char* method : {"GET", "POST", "DELETE"}) {
+        std::string req = std::string(method) +
+                          " /b HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: " + std::to_string(body.size()) +
+                          "\r\n\r\n" + body;
+        Send(c.get(), req);
+        EXPECT_EQ(Read(c.get(), req.size()).data, req) << method << " " << body.substr(0, 20);
+      }
+    }
+  });
+}
+
+// The red-team review's minor finding: a head closed by the head limit just
+// as its client ended was recorded twice ("head limit", and "allow ... no
+// first bytes from the client"). Each connection is one event.
+TEST(EgressProxyLab, EachConnectionIsRecordedOnceUnderTheHeadLimit) {
+  InLab([] {
+    FakeDns dns(TestZone());
+    EchoServer server(kHostAddr4, 80);
+    LabProxy lab(Policy({"allowed.test:80"}));
+    ASSERT_TRUE(QueryUdp("allowed.test", kDnsTypeA).has_value());
+    std::deque<UniqueFd> idle;
+    int opened = 0;
+    for (; opened < 128; ++opened) idle.push_back(Dial(kHostAddr4, 80));
+    usleep(200000);
+    // The oldest ends while a new connection evicts the oldest head: both
+    // race to record it.
+    for (int i = 0; i < 400; ++i, ++opened) {
+      idle.pop_front();
+      idle.push_back(Dial(kHostAddr4, 80));
+    }
+    idle.clear();
+    auto tcp = [](const EgressEvent& e) { return e.kind == EgressEvent::Kind::kTcp && e.port == 80; };
+    for (int i = 0; i < 300 && lab.Count(tcp) < static_cast<size_t>(opened); ++i) usleep(10000);
+    usleep(300000);
+    EXPECT_EQ(lab.Count(tcp), static_cast<size_t>(opened))
+        << lab.Count([](const EgressEvent& e) { return e.detail == "head limit"; }) << " head limit events";
   });
 }
 

@@ -500,9 +500,10 @@ TEST(HttpHead, AmbiguousHostReportsBoth) {
 }
 
 TEST(HttpHead, NotHttp) {
-  EXPECT_EQ(Head("\x16\x03\x01\x02\x00").status, HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(Head(std::string_view("\x16\x03\x01\x02\x00\x01\xfc", 7)).status, HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(Head("\x16\x03\x01").error, HttpError::kRequestLine);  // not a method token: refused at once
   EXPECT_EQ(Head("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").status, HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(Head(std::string_view("\0\0\0\x08", 4)).status, HttpSniffStatus::kNotHttp);
+  EXPECT_EQ(Head(std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8)).status, HttpSniffStatus::kNotHttp);
   EXPECT_EQ(Head("*1\r\n$4\r\nPING\r\n").status, HttpSniffStatus::kNotHttp);  // Redis
   EXPECT_EQ(Head(std::string(40, 'A') + "\r\n").status, HttpSniffStatus::kNotHttp);
   EXPECT_EQ(Head("G(T / HTTP/1.1\r\nHost: a\r\n\r\n").status, HttpSniffStatus::kNotHttp);
@@ -622,6 +623,19 @@ TEST(HttpHead, RejectsSmugglingFraming) {
                   HttpError::kTransferEncoding);
 }
 
+// Red-team finding 3: a body where RFC 9110 gives it no meaning may be left
+// unread by a server, which then reads it as the next request.
+TEST(HttpHead, RejectsABodyOnHeadTraceAndConnect) {
+  ExpectHttpError("HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n", HttpError::kBodyNotAllowed);
+  ExpectHttpError("TRACE / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", HttpError::kBodyNotAllowed);
+  ExpectHttpError("CONNECT a:443 HTTP/1.1\r\nContent-Length: 5\r\n\r\n", HttpError::kConnectBody);
+  EXPECT_EQ(Head("HEAD / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").status, HttpSniffStatus::kRequest);
+  // GET, DELETE, OPTIONS keep their bodies (Elasticsearch searches with GET):
+  // what such a body holds is checked by the relay (LenientRequestLine).
+  EXPECT_EQ(Head("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").status, HttpSniffStatus::kRequest);
+  EXPECT_EQ(HttpErrorName(HttpError::kBodyNotAllowed), "body_not_allowed");
+}
+
 TEST(HttpHead, RejectsHeadsThatNeverEnd) {
   std::string s = "GET / HTTP/1.1\r\nHost: a.test\r\n";
   while (s.size() < kMaxHttpHeadSize) s += "X-Filler: aaaaaaaaaaaaaaaa\r\n";
@@ -695,7 +709,8 @@ TEST(Connect, Rejections) {
   EXPECT_EQ(error("GET / HTTP/1.1\r\n"), HttpError::kNotConnect);  // known before the head ends
   EXPECT_EQ(error("GET http://evil.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n"), HttpError::kNotConnect);
   EXPECT_EQ(error("connect a.test:443 HTTP/1.1\r\n\r\n"), HttpError::kNotConnect);  // methods are case-sensitive
-  EXPECT_EQ(error("\x16\x03\x01"), HttpError::kNotHttp);
+  EXPECT_EQ(error(std::string_view("\x16\x03\x01\x02\x00\x01\xfc", 7)), HttpError::kNotHttp);
+  EXPECT_EQ(error("\x16\x03\x01"), HttpError::kRequestLine);
   EXPECT_EQ(error("CONNECT a.test:443 HTTP/1.1\r\nContent-Length: 5\r\n\r\n"), HttpError::kConnectBody);
   EXPECT_EQ(error("CONNECT a.test:443 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), HttpError::kConnectBody);
   EXPECT_EQ(ParseConnectRequest("CONNECT a.test:443 HTTP/1.1\r\nContent-Length: 0\r\n\r\n").status,
@@ -747,25 +762,193 @@ TEST(HttpBodyReader, MalformedChunkingIsRefused) {
   }
 }
 
-// ---------------------------------------------------------------- lenient prefixes (issue 8, item 9)
+// ---------------------------------------------------------------- server answers (red-team finding 2)
 
-TEST(LenientHttpPrefix, WhitespaceOrControlBeforeARequestLineIsHttpToSomeServer) {
-  for (std::string_view s : {std::string_view(" GET / HTTP/1.1\r\nHost: denied.test\r\n\r\n"),
-                             std::string_view("\tGET / HTTP/1.1\r\n"), std::string_view("\x0b\x0cPOST /x HTTP/1.0\r\n"),
-                             std::string_view("\x01 get / HTTP/1.1\r\n"), std::string_view("\x1fGET\x1f/\x1fHTTP/1.1"),
-                             std::string_view(" FOO / http/1.1\r\n"), std::string_view("\0GET /", 6),
-                             std::string_view(" GET /\r\n")}) {
-    EXPECT_EQ(LenientHttpPrefix(s), HttpSniffStatus::kMalformed) << s;
+HttpBodyFraming Req(std::string_view head) {
+  HttpRequestHead h = ParseHttpRequestHead(head);
+  EXPECT_EQ(h.status, HttpSniffStatus::kRequest) << head;
+  return FramingOf(h);
+}
+
+// A reader that expected `request` and saw `answers`.
+HttpResponseReader Answered(std::string_view request, std::string_view answers) {
+  HttpResponseReader r;
+  r.Expect(Req(request));
+  r.Feed(AsBytes(answers));
+  return r;
+}
+
+constexpr std::string_view kUpgradeRequest =
+    "GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+
+TEST(HttpResponseReader, UpgradeOnlyWithConnectionUpgrade) {
+  EXPECT_TRUE(Req(kUpgradeRequest).upgrade);
+  EXPECT_FALSE(Req("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: x\r\n\r\n").upgrade);
+  EXPECT_FALSE(Req("GET / HTTP/1.1\r\nHost: a.test\r\nConnection: upgrade\r\n\r\n").upgrade);
+  EXPECT_FALSE(Req("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: x\r\nConnection: upgraded\r\n\r\n").upgrade);
+  EXPECT_TRUE(Req("HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n").head_method);
+  EXPECT_TRUE(Req("CONNECT a.test:443 HTTP/1.1\r\n\r\n").connect);
+}
+
+TEST(HttpResponseReader, SwitchesOnlyOn101ToAnUpgrade) {
+  HttpResponseReader r;
+  r.Expect(Req(kUpgradeRequest));
+  EXPECT_TRUE(r.AwaitingSwitch());
+  r.Feed(AsBytes("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching"));
+  EXPECT_TRUE(r.AwaitingSwitch());
+  r.Feed(AsBytes(" Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"));
+  EXPECT_FALSE(r.AwaitingSwitch());
+  EXPECT_EQ(r.state(), HttpResponseReader::State::kSwitched);
+  // The server that ignores Upgrade: a 200 with a body, then the next answer.
+  HttpResponseReader ignore;
+  ignore.Expect(Req(kUpgradeRequest));
+  ignore.Feed(AsBytes("HTTP/1.1 200 OK\r\nContent-Length: 36\r\n\r\n"));
+  EXPECT_FALSE(ignore.AwaitingSwitch());
+  EXPECT_EQ(ignore.state(), HttpResponseReader::State::kBody);
+  EXPECT_EQ(ignore.Opaque(), 36u);
+  ignore.Skip(36);  // the body passes unread: here it pretends to be a 101
+  EXPECT_EQ(ignore.state(), HttpResponseReader::State::kHead);
+  ignore.Expect(Req(kUpgradeRequest));
+  ignore.Feed(
+      AsBytes("HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "1a\r\nHTTP/1.1 101 Switching\r\n\r\n\r\n0\r\n\r\n"));
+  EXPECT_EQ(ignore.state(), HttpResponseReader::State::kHead);
+  EXPECT_FALSE(ignore.AwaitingSwitch());
+  EXPECT_EQ(ignore.last_status(), 426);
+  // CONNECT answered 2xx is a tunnel; answered 407, it is not.
+  constexpr std::string_view kConnect = "CONNECT a.test:443 HTTP/1.1\r\n\r\n";
+  EXPECT_EQ(Answered(kConnect, "HTTP/1.1 200 Connection established\r\n\r\n").state(),
+            HttpResponseReader::State::kSwitched);
+  HttpResponseReader refused =
+      Answered(kConnect, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(refused.state(), HttpResponseReader::State::kHead);
+  EXPECT_FALSE(refused.AwaitingSwitch());
+}
+
+TEST(HttpResponseReader, FramesAnswersByTheirRequests) {
+  HttpResponseReader r;
+  r.Expect(Req("HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  r.Expect(Req("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  r.Expect(Req("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  r.Expect(Req(kUpgradeRequest));
+  // HEAD: no body whatever Content-Length says; 304: none either; then a
+  // chunked body holding a fake status line; then the 101.
+  r.Feed(
+      AsBytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+              "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
+              "HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nHTTP/\r\n0\r\nX: y\r\n\r\n"));
+  EXPECT_TRUE(r.AwaitingSwitch());
+  r.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  EXPECT_EQ(r.state(), HttpResponseReader::State::kSwitched);
+  // A body to the connection's end: no answer can follow.
+  HttpResponseReader close;
+  close.Expect(Req(kUpgradeRequest));
+  close.Expect(Req(kUpgradeRequest));
+  close.Feed(AsBytes("HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  EXPECT_EQ(close.state(), HttpResponseReader::State::kToClose);
+  EXPECT_FALSE(close.AwaitingSwitch());
+}
+
+TEST(HttpResponseReader, AnythingOddLosesTheAnswersForGood) {
+  for (std::string_view bad : {"HTTP/1.1 101 Switching Protocols\n\n", "HTTP/1.1 200 OK\r\nX: y\rZ\r\n\r\n",
+                               "HTTP/2 101\r\n\r\n", "HTTP/1.1 1010 x\r\n\r\n", "HTTP/1.1 200 OK\r\n Folded: x\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "hello\r\n"}) {
+    HttpResponseReader r = Answered(kUpgradeRequest, bad);
+    EXPECT_EQ(r.state(), HttpResponseReader::State::kLost) << bad;
+    EXPECT_FALSE(r.AwaitingSwitch()) << bad;
+    r.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+    EXPECT_NE(r.state(), HttpResponseReader::State::kSwitched) << bad;
   }
-  // Undecided until the token or the line has ended.
-  EXPECT_EQ(LenientHttpPrefix(" "), HttpSniffStatus::kNeedMore);
-  EXPECT_EQ(LenientHttpPrefix(" GE"), HttpSniffStatus::kNeedMore);
-  EXPECT_EQ(LenientHttpPrefix(" FOO / x"), HttpSniffStatus::kNeedMore);
-  // Not HTTP to anyone: no whitespace first, or no method and no "HTTP/".
-  EXPECT_EQ(LenientHttpPrefix("GET / HTTP/1.1\r\n"), HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(LenientHttpPrefix(std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8)), HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(LenientHttpPrefix(std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13)), HttpSniffStatus::kNotHttp);
-  EXPECT_EQ(LenientHttpPrefix(" FOO bar\r\n"), HttpSniffStatus::kNotHttp);
+  // A 101 to a request that did not ask for it; bytes before any request.
+  EXPECT_EQ(Answered("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", "HTTP/1.1 101 Switching Protocols\r\n\r\n").state(),
+            HttpResponseReader::State::kLost);
+  HttpResponseReader first;
+  first.Feed(AsBytes("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  first.Expect(Req(kUpgradeRequest));
+  EXPECT_EQ(first.state(), HttpResponseReader::State::kLost);
+  EXPECT_FALSE(first.AwaitingSwitch());
+  // A head that never ends.
+  EXPECT_EQ(Answered(kUpgradeRequest, "HTTP/1.1 200 OK\r\nX: " + std::string(kMaxHttpHeadSize, 'a')).state(),
+            HttpResponseReader::State::kLost);
+}
+
+// ---------------------------------------------------------------- lenient request lines (issue 8, items 9, 6)
+
+// The red-team review of items 6 and 9: a request line a lenient server reads
+// but the strict parser does not must never count as "not HTTP".
+TEST(LenientRequestLine, WhatSomeServerReadsAsARequestLine) {
+  for (std::string_view s :
+       {std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"),  // the review's bytes
+        std::string_view("GET\t/ HTTP/1.1"), std::string_view("GET\x1c/\x1cHTTP/1.1"), std::string_view("GET\x85/"),
+        std::string_view("GET\xa0/"), std::string_view("GET\v/"), std::string_view("gEt\t/"), std::string_view("get /"),
+        std::string_view("PRI / HTTP/1.1\r\n"), std::string_view("PURGE\t/x\tHTTP/1.1\r\n"),
+        std::string_view("FOO / http/1.1\r\n"), std::string_view("X /secret HTTP/1.1"), std::string_view("GET\0/", 5),
+        std::string_view(" GET / HTTP/1.1\r\n"), std::string_view("\r\n\r\nGET /"), std::string_view("\x01\tget\x1f/"),
+        std::string_view("GET\r/")}) {
+    EXPECT_EQ(LenientRequestLine(s), HttpSniffStatus::kRequest) << s;
+  }
+  size_t skipped = 0;
+  EXPECT_EQ(LenientRequestLine(" \tGET /", LenientReader::kFirstBytes, &skipped), HttpSniffStatus::kRequest);
+  EXPECT_EQ(skipped, 2u);
+  // Undecided while the token or an unknown method's line goes on: a client
+  // cannot send "ping" first and " / HTTP/1.1 ..." later to be judged on "ping".
+  for (std::string_view s : {"", " ", "\r\n", "G", "GE", "GET\r", "ping", "FOO / x", "PRI * HTTP/2.0\r\n",
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJ"}) {
+    EXPECT_EQ(LenientRequestLine(s), HttpSniffStatus::kNeedMore) << s;
+  }
+  // Not HTTP to any server, whatever follows.
+  for (std::string_view s : {std::string_view("\x16\x03\x01\x02\x00\x01\xfc", 7),
+                             std::string_view("\0\0\0\x08\x04\xd2\x16\x2f", 8),   // PostgreSQL SSLRequest
+                             std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13),  // PostgreSQL startup
+                             std::string_view("SSH-2.0-OpenSSH_9.2\r\n"), std::string_view("*1\r\n$4\r\nPING\r\n"),
+                             std::string_view("ping\n"), std::string_view("FOO bar\r\n"),
+                             std::string_view("FOO\x1c/\x1cHTTP/1.1"),  // no server dispatches FOO without a space
+                             std::string_view("{\"a\": 1}"), std::string_view("G(T / HTTP/1.1"),
+                             std::string_view("CONNECT\naccept-version:1.2\n"), std::string_view("GET\r\n"),
+                             std::string_view("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")}) {
+    EXPECT_EQ(LenientRequestLine(s), HttpSniffStatus::kNotHttp) << s;
+  }
+  // 16 KiB of skipped bytes fail closed; a token that long is no method.
+  EXPECT_EQ(LenientRequestLine(std::string(kMaxHttpHeadSize, '\n')), HttpSniffStatus::kRequest);
+  EXPECT_EQ(LenientRequestLine(std::string(kMaxHttpHeadSize, 'A') + " / HTTP/1.1"), HttpSniffStatus::kNotHttp);
+}
+
+TEST(LenientRequestLine, BodiesSkipOnlyLineWhitespaceAndTakeUpperCaseMethods) {
+  EXPECT_EQ(LenientRequestLine("GET /smuggled HTTP/1.1\r\nHost: denied.test\r\n\r\n", LenientReader::kBody),
+            HttpSniffStatus::kRequest);
+  EXPECT_EQ(LenientRequestLine("\r\nGET\t/", LenientReader::kBody), HttpSniffStatus::kRequest);
+  EXPECT_EQ(LenientRequestLine("Move /x HTTP/1.1", LenientReader::kBody), HttpSniffStatus::kRequest);
+  // Text and data a body commonly holds.
+  for (std::string_view s : {std::string_view("Get well soon\n"), std::string_view("{\"q\": \"GET / HTTP/1.1\"}"),
+                             std::string_view("a=1&b=GET"), std::string_view("--boundary\r\n"),
+                             std::string_view("\0\0GET / HTTP/1.1", 16), std::string_view("5\r\nhello\r\n0\r\n\r\n")}) {
+    EXPECT_EQ(LenientRequestLine(s, LenientReader::kBody), HttpSniffStatus::kNotHttp) << s;
+  }
+  // A chunk extension after BWS: "1 / HTTP/1.1" is a request line to Go.
+  EXPECT_EQ(LenientRequestLine("11 / HTTP/1.1\r\nHost: denied.test\r\n0\r\n\r\n", LenientReader::kBody),
+            HttpSniffStatus::kRequest);
+}
+
+// Monotone: an answer given on a prefix is the answer on every longer input.
+TEST(LenientRequestLine, APrefixNeverDecidesOtherwise) {
+  for (std::string_view s :
+       {std::string_view("GET\t/secret\tHTTP/1.1\r\nHost:denied.test\r\n\r\n"), std::string_view("ping / HTTP/1.1\r\n"),
+        std::string_view("PRI * HTTP/2.0\r\n\r\nSX"), std::string_view("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        std::string_view(" \r\n FOO\t/x HTTP/1.1"), std::string_view("\0\0\0\x4f\0\x03\0\0user\0", 13),
+        std::string_view("FOO bar\r\nHTTP/1.1")}) {
+    for (LenientReader reader : {LenientReader::kFirstBytes, LenientReader::kBody}) {
+      HttpSniffStatus whole = LenientRequestLine(s, reader);
+      for (size_t n = 0; n <= s.size(); ++n) {
+        HttpSniffStatus part = LenientRequestLine(s.substr(0, n), reader);
+        if (part != HttpSniffStatus::kNeedMore) {
+          EXPECT_EQ(part, whole) << s << " at " << n;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
