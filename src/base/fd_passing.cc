@@ -63,27 +63,12 @@ int ReceiveFdsWithData(int channel, int* fds, size_t max_fds, size_t* count, voi
 }
 
 std::vector<UniqueFd> ReceiveFds(int channel, size_t max, bool* truncated) {
-  max = std::min(max, kMaxPassedFds);
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
-  char byte;
-  iovec iov{&byte, 1};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(sizeof(int) * max);
-  ssize_t n;
-  do {
-    n = recvmsg(channel, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  std::vector<UniqueFd> out;
-  if (truncated) *truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
-  if (n <= 0) return out;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) return out;
-  const size_t count = std::min((c->cmsg_len - CMSG_LEN(0)) / sizeof(int), max);
   int fds[kMaxPassedFds];
-  memcpy(fds, CMSG_DATA(c), sizeof(int) * count);
+  size_t count = 0, got = 0;
+  char byte;
+  int e = ReceiveFdsWithData(channel, fds, max, &count, &byte, 1, &got);
+  if (truncated) *truncated = e == EMSGSIZE;
+  std::vector<UniqueFd> out;
   for (size_t i = 0; i < count; ++i) out.emplace_back(fds[i]);
   return out;
 }

@@ -64,7 +64,7 @@ const char* const kStepNames[] = {
     "fork (workload)", "chdir (working directory)", "ioctl(TIOCSCTTY)", "execve",
     "ioctl(SIOCSIFFLAGS, \"lo\", IFF_UP)", "rtnetlink", "nftables", "egress listeners",
     "wait for the egress proxy (the supervisor did not start it)",
-    "wait for the id maps (the supervisor did not write them)", "setgroups/setresgid/setresuid (sandbox identity)",
+    "receive the id-mapped grants (the supervisor did not give the sandbox its identity)", "setgroups/setresgid/setresuid (sandbox identity)",
     "open stdio from the sandbox's /dev",
     "open a pty from the sandbox's devpts (/dev/ptmx, TIOCGPTPEER, send the master)",
 };
@@ -110,7 +110,7 @@ struct ChildContext {
   int pty_slave;        // set by init: the terminal of the workload (--pty)
   int pty_channel;      // --pty: unix socket the master goes to the supervisor on, else -1
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
-  int ids_ready;       // root caller: one byte once the supervisor wrote the id maps, else -1
+  int ids_ready;       // root caller: the id-mapped grants, then the go-ahead (enforce/idmap.h), else -1
   const StdioPlan* stdio;  // without a pty: what fd 0..2 become (enforce/stdio.h)
   int* trees;          // root caller: per mount op, a detached tree to move in (enforce/idmap.h), or -1
   const sock_fprog* seccomp;
@@ -159,19 +159,28 @@ unsigned long MsFlags(uint64_t attrs) {
   return f;
 }
 
+// Writes the decimal digits of `v` at `p` (at most 20) without stdio;
+// returns the end.
+char* AppendDecimal(char* p, uint64_t v) {
+  char digits[20];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *p++ = digits[--n];
+  return p;
+}
+
 // Formats "mode=NNNN" (octal) and, if size_mib > 0, ",size=Nm" into buf
 // (at least 40 bytes) without stdio.
 const char* TmpfsOptions(char* buf, mode_t mode, int64_t size_mib) {
   memcpy(buf, "mode=0000", 10);
   for (int i = 0; i < 4; ++i) buf[8 - i] = static_cast<char>('0' + ((mode >> (3 * i)) & 7));
   if (size_mib > 0) {
-    char digits[24];
-    int n = 0;
-    for (uint64_t v = static_cast<uint64_t>(size_mib); v; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
     char* p = buf + 9;
     memcpy(p, ",size=", 6);
-    p += 6;
-    while (n) *p++ = digits[--n];
+    p = AppendDecimal(p + 6, static_cast<uint64_t>(size_mib));
     *p++ = 'm';
     *p = '\0';
   }
@@ -186,17 +195,10 @@ int WriteNumber(const char* dir, const char* name, uint64_t v) {
   memcpy(path, dir, dl);
   path[dl] = '/';
   memcpy(path + dl + 1, name, nl + 1);
-  char digits[24];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v);
   char text[24];
-  int len = 0;
-  while (n) text[len++] = digits[--n];
-  text[len++] = '\n';
-  return WriteAll(path, text, static_cast<size_t>(len));
+  char* end = AppendDecimal(text, v);
+  *end++ = '\n';
+  return WriteAll(path, text, static_cast<size_t>(end - text));
 }
 
 // System V shared memory of the sandbox's IPC namespace: at most `mib` MiB
@@ -569,10 +571,10 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     egress_child.Reset(sv[1]);
   }
 
-  // A root caller's sandbox: its identity's namespace and its id-mapped
-  // grants, made here with the host's privileges (enforce/idmap.h).
-  // (Made after clone, through the sandbox's own user namespace, while the
-  // child starts; sent on this channel.)
+  // A root caller's sandbox: the channel its identity comes on. The id maps
+  // and the id-mapped grants are made after clone, with the host's
+  // privileges and through the sandbox's own user namespace, while the
+  // child starts (enforce/idmap.h).
   UniqueFd ids_rd, ids_wr;
   std::vector<int> tree_fds;
   if (plan.host_uid) {
@@ -660,7 +662,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     ids_rd.Reset();
     Result<void> mapped = GiveIdentity(static_cast<pid_t>(pid), plan, ids_wr.get());
     if (!mapped) {
-      // Nothing has run yet: the child still waits for the byte.
+      // Nothing has run yet: the child still waits for its identity.
       send(SIGKILL);
       siginfo_t info{};
       waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);

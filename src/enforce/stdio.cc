@@ -50,6 +50,12 @@ bool IsAnonymous(int fd, const struct stat& st) {
   return S_ISFIFO(st.st_mode) && fs.f_type == PIPEFS_MAGIC;
 }
 
+// The access mode the caller's `fd` was opened with (O_RDONLY for O_PATH).
+int AccessMode(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 || (fl & O_PATH) ? O_RDONLY : fl & O_ACCMODE;
+}
+
 // Whether the caller's fd 0 allows reading, or fd 1/2 writing.
 bool Allows(int fd) {
   int fl = fcntl(fd, F_GETFL);
@@ -138,19 +144,15 @@ Result<StdioBridge> StdioBridge::Prepare() {
   int shared_out = -1;  // fd 2 on the same object as fd 1 shares its pipe (keeps their order)
   for (int fd = 0; fd < 3; ++fd) {
     if (!valid[fd] || IsAnonymous(fd, st[fd])) continue;
-    if (S_ISCHR(st[fd].st_mode) && SandboxDevice(st[fd].st_rdev)) {
-      b.plan_.reopen[fd] = SandboxDevice(st[fd].st_rdev);
-      int fl = fcntl(fd, F_GETFL);
-      b.plan_.reopen_flags[fd] = (fl < 0 ? O_RDWR : fl & O_ACCMODE) | O_NOCTTY;
-      continue;
-    }
-    if (!Allows(fd)) {
-      // Opened for the other direction only (`0>>log`, `1<fifo`): the
-      // workload gets the sandbox's /dev/null with the same access mode, so
-      // the wrong direction fails (EBADF) as it would have.
-      int fl = fcntl(fd, F_GETFL);
-      b.plan_.reopen[fd] = "/dev/null";
-      b.plan_.reopen_flags[fd] = (fl < 0 || (fl & O_PATH) ? O_RDONLY : fl & O_ACCMODE) | O_NOCTTY;
+    // A memory device is opened anew from the sandbox's /dev. A descriptor
+    // opened for the other direction only (`0>>log`, `1<fifo`) becomes the
+    // sandbox's /dev/null, so the wrong direction fails (EBADF) as it would
+    // have. Either way with the caller's access mode.
+    const char* node = S_ISCHR(st[fd].st_mode) ? SandboxDevice(st[fd].st_rdev) : nullptr;
+    if (!node && !Allows(fd)) node = "/dev/null";
+    if (node) {
+      b.plan_.reopen[fd] = node;
+      b.plan_.reopen_flags[fd] = AccessMode(fd) | O_NOCTTY;
       continue;
     }
     if (fd == 2 && shared_out >= 0 && st[2].st_dev == st[1].st_dev && st[2].st_ino == st[1].st_ino) {
@@ -163,16 +165,17 @@ Result<StdioBridge> StdioBridge::Prepare() {
     // A regular file takes any write at once; a terminal or FIFO of the
     // caller takes what poll() promised: one PIPE_BUF.
     const size_t chunk = S_ISREG(st[fd].st_mode) ? kBuffer : PIPE_BUF;
-    UniqueFd host(S_ISREG(st[fd].st_mode) ? -1 : ReopenFd(fd));
-    if (fd == 0 && S_ISREG(st[0].st_mode)) {
-      // Read ahead through ward's own file description, from the caller's
-      // offset, so the caller's offset can be set to what was consumed.
+    // Output to a regular file goes through the caller's own description
+    // (its offset and O_APPEND are the caller's).
+    const bool regular = S_ISREG(st[fd].st_mode);
+    UniqueFd host(regular && fd != 0 ? -1 : ReopenFd(fd));
+    if (fd == 0 && regular && host.valid()) {
+      // Stdin is read ahead through ward's own description, from the
+      // caller's offset, so the caller's offset can be set to what was
+      // consumed (SettleStdin); where that cannot be, the caller's is read.
       off_t at = lseek(0, 0, SEEK_CUR);
-      UniqueFd own(open("/proc/self/fd/0", O_RDONLY | O_CLOEXEC));
-      if (at >= 0 && own.valid() && lseek(own.get(), at, SEEK_SET) == at) {
-        b.stdin_start_ = at;
-        host = std::move(own);
-      }
+      if (at >= 0 && lseek(host.get(), at, SEEK_SET) == at) b.stdin_start_ = at;
+      else host.Reset();
     }
     const int host_fd = host.valid() ? host.get() : fd;
     if (fd == 0) {

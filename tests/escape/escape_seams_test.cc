@@ -12,7 +12,44 @@ namespace {
 
 // Its own suite name: gtest refuses one fixture name for two classes (each
 // file has its own copy of Escape).
-class Seams : public Escape {};
+class Seams : public Escape {
+ protected:
+  // A policy ward refuses at start: exit 123, the JSON path and the reason
+  // on stderr, and nothing left behind.
+  void ExpectRefused(const json& policy, const std::string& why) {
+    const std::string file = root_ + "/refused-" + std::to_string(refused_++) + ".json";
+    WriteText(file, policy.dump());
+    std::string before = ReadOr("/proc/self/mountinfo");
+    Running r = Spawn({kWard, "run", "--policy", file, "--", "/bin/true"}, {ws_, -1, {}, {"PATH=/usr/bin:/bin"}});
+    Outcome o = Finish(r, 20000);
+    EXPECT_EQ(o.ExitStatus(), 123) << o.Describe();
+    EXPECT_NE(o.err.find(why), std::string::npos) << o.Describe();
+    EXPECT_NE(o.err.find("/filesystem/"), std::string::npos) << "the JSON path is named" << o.Describe();
+    EXPECT_EQ(ReadOr("/proc/self/mountinfo"), before);
+    EXPECT_TRUE(CgroupsOf(o.pid).empty());
+  }
+  int refused_ = 0;
+};
+
+// A terminal of the host's, as a caller's stdin/stdout would be: a pty
+// pair, closed when it goes out of scope.
+struct HostPty {
+  int master = -1, slave = -1;
+  HostPty() {
+    master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0) {
+      slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    }
+  }
+  ~HostPty() {
+    CloseSlave();
+    if (master >= 0) close(master);
+  }
+  void CloseSlave() {
+    if (slave >= 0) close(slave);
+    slave = -1;
+  }
+};
 
 std::string ModeOf(const std::string& path) {
   struct stat st;
@@ -227,19 +264,6 @@ TEST_F(Seams, NestedRuleAncestorsCannotBeRenamed) {
   EXPECT_PROBE(free_mv, "ok");
 }
 
-// A policy ward refuses at start: exit 123, the JSON path and the reason on
-// stderr, and nothing left behind.
-void ExpectRefused(Escape& t, const std::string& policy_file, const std::string& why, const std::string& ws) {
-  std::string before = ReadOr("/proc/self/mountinfo");
-  Running r = Spawn({kWard, "run", "--policy", policy_file, "--", "/bin/true"}, {ws, -1, {}, {"PATH=/usr/bin:/bin"}});
-  Outcome o = Finish(r, 20000);
-  EXPECT_EQ(o.ExitStatus(), 123) << o.Describe();
-  EXPECT_NE(o.err.find(why), std::string::npos) << o.Describe();
-  EXPECT_NE(o.err.find("/filesystem/"), std::string::npos) << "the JSON path is named" << o.Describe();
-  EXPECT_EQ(ReadOr("/proc/self/mountinfo"), before);
-  EXPECT_TRUE(CgroupsOf(o.pid).empty());
-  (void)t;
-}
 
 // The review: a run replaced ${WS}/a/docs by a symlink to /etc; the next run
 // (same policy) read /etc through the grant.
@@ -248,9 +272,7 @@ TEST_F(Seams, GrantThroughPlantedSymlinkRefused) {
   ASSERT_EQ(symlink("/etc", W("rw/a/docs").c_str()), 0);
   json p = Standard();
   p["filesystem"]["read"].push_back(W("rw/a/docs"));
-  const std::string file = root_ + "/planted.json";
-  WriteText(file, p.dump());
-  ExpectRefused(*this, file, "lies inside the writable grant", ws_);
+  ExpectRefused(p, "lies inside the writable grant");
   // Control: the same policy over a real directory runs.
   ASSERT_EQ(unlink(W("rw/a/docs").c_str()), 0);
   MakeDir(W("rw/a/docs"));
@@ -262,9 +284,7 @@ TEST_F(Seams, GrantThroughPlantedSymlinkRefused) {
 // later contents. A denied file with more than one name is refused.
 TEST_F(Seams, DenyOnHardLinkedFileRefused) {
   ASSERT_EQ(link(W("rw/secret2.txt").c_str(), W("rw/notes.txt").c_str()), 0);
-  const std::string file = root_ + "/linked.json";
-  WriteText(file, Standard().dump());
-  ExpectRefused(*this, file, "hard links", ws_);
+  ExpectRefused(Standard(), "hard links");
   // The second review: the same through a denied directory (a file in it
   // linked out, or a symlink in it leading out), refused as well.
   ASSERT_EQ(unlink(W("rw/notes.txt").c_str()), 0);
@@ -273,12 +293,10 @@ TEST_F(Seams, DenyOnHardLinkedFileRefused) {
   ASSERT_EQ(link(W("rw/secrets/token").c_str(), W("rw/.t").c_str()), 0);
   json dir = Standard();
   dir["filesystem"]["deny"].push_back(W("rw/secrets"));
-  const std::string dfile = root_ + "/dir.json";
-  WriteText(dfile, dir.dump());
-  ExpectRefused(*this, dfile, "hard links", ws_);
+  ExpectRefused(dir, "hard links");
   ASSERT_EQ(unlink(W("rw/.t").c_str()), 0);
   ASSERT_EQ(symlink(W("rw/.k").c_str(), W("rw/secrets/key").c_str()), 0);
-  ExpectRefused(*this, dfile, "leads out of the denied directory", ws_);
+  ExpectRefused(dir, "leads out of the denied directory");
   ASSERT_EQ(unlink(W("rw/secrets/key").c_str()), 0);
   Outcome d = RunWard(dir, {"ls", W("rw/secrets")});
   EXPECT_PROBE(d, "EACCES");
@@ -356,14 +374,10 @@ TEST_F(Seams, TmpfsIsBounded) {
 TEST_F(Seams, StalledTerminalDoesNotHoldTheTimeout) {
   for (bool xoff : {false, true}) {
     for (bool use_pty : {false, true}) {
-      int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-      ASSERT_GE(master, 0);
-      ASSERT_EQ(grantpt(master), 0);
-      ASSERT_EQ(unlockpt(master), 0);
-      int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-      ASSERT_GE(slave, 0);
+      HostPty tty;
+      ASSERT_GE(tty.slave, 0);
       if (xoff) {
-        ASSERT_EQ(write(master, "\x13", 1), 1);  // ^S: output stopped
+        ASSERT_EQ(write(tty.master, "\x13", 1), 1);  // ^S: output stopped
       }
       json p = Standard();
       p["process"] = {{"timeoutMs", 1000}};
@@ -375,8 +389,8 @@ TEST_F(Seams, StalledTerminalDoesNotHoldTheTimeout) {
       const int64_t start = NowMs();
       pid_t pid = fork();
       if (pid == 0) {
-        dup2(slave, 0);
-        dup2(slave, 1);
+        dup2(tty.slave, 0);
+        dup2(tty.slave, 1);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 2);
         std::vector<char*> av;
@@ -385,14 +399,13 @@ TEST_F(Seams, StalledTerminalDoesNotHoldTheTimeout) {
         execv(av[0], av.data());
         _exit(120);
       }
-      close(slave);
+      tty.CloseSlave();
       int st = 0;
       bool exited = WaitFor([&] { return waitpid(pid, &st, WNOHANG) == pid; }, 8000);
       if (!exited) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
       }
-      close(master);
       EXPECT_TRUE(exited) << "ward hung on a stalled terminal (xoff " << xoff << ", pty " << use_pty << ")";
       EXPECT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 124) << "xoff " << xoff << ", pty " << use_pty;
       EXPECT_LT(NowMs() - start, 5000);
@@ -456,14 +469,9 @@ TEST_F(Seams, OPathSocketFileOnStdioIsBridged) {
 // opened it to every user). The terminal now comes from the sandbox's own
 // devpts instance.
 TEST_F(Seams, PtyComesFromTheSandboxsDevpts) {
-  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  ASSERT_GE(master, 0);
-  grantpt(master);
-  unlockpt(master);
-  int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-  Outcome o = RunWard(Standard(), {"fd-path", "0"}, {.flags = {"--pty"}, .stdin_fd = slave});
-  close(slave);
-  close(master);
+  HostPty tty;
+  ASSERT_GE(tty.slave, 0);
+  Outcome o = RunWard(Standard(), {"fd-path", "0"}, {.flags = {"--pty"}, .stdin_fd = tty.slave});
   // The sandbox's first pty; the host's are numbered from 0 too, but the
   // test holds one, so ward's own would not be /dev/pts/0 on the host.
   EXPECT_NE(o.out.find("path=/dev/pts/0"), std::string::npos) << o.Describe();
@@ -486,12 +494,9 @@ TEST_F(Seams, ClosedStdioIsFilled) {
 // outlived the sandbox. A terminal is never passed through raw: the
 // workload's stdin is a pipe, and the caller's terminal keeps its settings.
 TEST_F(Seams, TerminalSettingsCannotOutliveTheRun) {
-  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  ASSERT_GE(master, 0);
-  grantpt(master);
-  unlockpt(master);
-  int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-  ASSERT_GE(slave, 0);
+  HostPty tty;
+  ASSERT_GE(tty.slave, 0);
+  const int slave = tty.slave;
   termios before;
   ASSERT_EQ(tcgetattr(slave, &before), 0);
   Outcome o = RunWard(Standard(), {"stty-raw", "0"}, {.stdin_fd = slave});
@@ -508,8 +513,6 @@ TEST_F(Seams, TerminalSettingsCannotOutliveTheRun) {
   termios changed;
   ASSERT_EQ(tcgetattr(slave, &changed), 0);
   EXPECT_NE(changed.c_lflag, before.c_lflag);
-  close(slave);
-  close(master);
 }
 
 // A regular file on stdin is read ahead by ward (through its own file
