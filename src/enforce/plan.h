@@ -84,6 +84,17 @@ struct RlimitOp {
   rlimit value;
 };
 
+// A pathname unix socket or FIFO the policy names (filesystem.unix). It is
+// bound at its own path in the sandbox. A socket: the supervisor lets the
+// workload connect to it (net/unix_gate.h) if it is still this inode; a
+// FIFO: landlock lets the workload open it for writing.
+struct UnixEndpoint {
+  std::string path;  // the host's path, which is also the sandbox's
+  dev_t dev = 0;     // st_dev and st_ino at compile time
+  ino_t ino = 0;
+  bool fifo = false;  // S_ISFIFO; otherwise S_ISSOCK
+};
+
 struct LaunchPlan {
   std::string base;   // host directory the new root's tmpfs is mounted on
   std::vector<MountOp> mounts;
@@ -101,6 +112,7 @@ struct LaunchPlan {
   // loaded; empty otherwise.
   std::vector<sock_filter> seccomp_net;
   std::vector<RlimitOp> rlimits;
+  std::vector<UnixEndpoint> unix_endpoints;  // filesystem.unix, resolved
   std::string uid_map, gid_map;
   // A root caller's sandbox: the unprivileged host uid (and gid) that uid 0
   // inside maps to. The supervisor writes the maps (the child cannot map an
