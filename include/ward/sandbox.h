@@ -28,9 +28,11 @@ struct RunRequest {
   std::vector<std::string> dns_servers;
 };
 
-// One egress decision (egress mode): a DNS question or a connection.
+// One network decision: a DNS question or a connection (egress mode), or a
+// connect() to a unix socket that filesystem.unix lists or that was refused
+// (every mode).
 struct EgressRecord {
-  std::string kind;     // "dns", "tcp", "http-proxy"
+  std::string kind;     // "dns", "tcp", "http-proxy", "udp", "unix"
   std::string domain;   // the name asked / sniffed / bound; "" if none
   std::string address;  // destination address; "" for DNS
   int port = 0;
@@ -38,6 +40,7 @@ struct EgressRecord {
   std::string rule;     // the rule that decided; "" when the default or a check did
   std::string reason;
   std::string detail;   // how the name was learned, the DNS type, what failed
+  std::string path;     // "unix": the socket as the workload named it ("@name": abstract)
   double at_ms = 0;     // since the run began
 };
 

@@ -512,8 +512,10 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
     // it every connection goes through the proxy.
     if (landlock_abi < 4) plan.egress->connect_notify.clear();
   }
-  if (plan.new_net && (!plan.egress || plan.egress->connect_notify.empty())) {
-    plan.seccomp_net = BuildNetworkFilter(NetworkFilter::kIsolated);
+  // The network filter and its listener: the egress one, or this one (the
+  // unix gate and the connect() server need it in every mode).
+  if (!plan.egress || plan.egress->connect_notify.empty()) {
+    plan.seccomp_net = BuildNetworkFilter(plan.new_net ? NetworkFilter::kIsolated : NetworkFilter::kHost);
   }
   Layout layout(plan);
   std::vector<std::pair<std::string, std::string>> links;

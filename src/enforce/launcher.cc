@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <grp.h>
+#include <linux/netlink.h>
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sys/socket.h>
@@ -52,7 +53,7 @@ enum Step : uint32_t {
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
   kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepIdsWait,
-  kStepIdentity, kStepStdio, kStepPty, kStepCount
+  kStepIdentity, kStepStdio, kStepPty, kStepConnectListener, kStepCount
 };
 
 const char* const kStepNames[] = {
@@ -67,6 +68,7 @@ const char* const kStepNames[] = {
     "receive the id-mapped grants (the supervisor did not give the sandbox its identity)", "setgroups/setresgid/setresuid (sandbox identity)",
     "open stdio from the sandbox's /dev",
     "open a pty from the sandbox's devpts (/dev/ptmx, TIOCGPTPEER, send the master)",
+    "hand the connect() listener to the supervisor (NETLINK_SOCK_DIAG socket, seccomp NEW_LISTENER, SCM_RIGHTS)",
 };
 
 static_assert(std::size(kStepNames) == kStepCount, "a name for every step");
@@ -110,6 +112,7 @@ struct ChildContext {
   int pty_slave;        // set by init: the terminal of the workload (--pty)
   int pty_channel;      // --pty: unix socket the master goes to the supervisor on, else -1
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
+  int connect_channel; // unix socket the seccomp_net listener goes to the supervisor on, else -1
   int ids_ready;       // root caller: the id-mapped grants, then the go-ahead (enforce/idmap.h), else -1
   const StdioPlan* stdio;  // without a pty: what fd 0..2 become (enforce/stdio.h)
   int* trees;          // root caller: per mount op, a detached tree to move in (enforce/idmap.h), or -1
@@ -451,8 +454,27 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (c.seccomp_extra->len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp_extra) != 0) {
     ChildFail(c, kStepSeccomp, errno);
   }
-  if (c.seccomp_net->len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp_net) != 0) {
-    ChildFail(c, kStepSeccomp, errno);
+  if (c.seccomp_net->len) {
+    // Its listener goes to the supervisor, which makes every connect() from
+    // now on (net/connect_notify.h); init itself connects nothing. With a
+    // network namespace of the sandbox's own, a NETLINK_SOCK_DIAG socket
+    // in it goes along: the unix gate asks it which sockets are the
+    // sandbox's (net/unix_gate.h).
+    int fds[2] = {-1, -1};
+    int n = 0;
+    if (p.new_net) {
+      fds[n] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+      if (fds[n++] < 0) ChildFail(c, kStepConnectListener, errno);
+    }
+    int listener = static_cast<int>(
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, c.seccomp_net));
+    if (listener < 0) ChildFail(c, kStepSeccomp, errno);
+    int send[2] = {listener, n ? fds[0] : -1};
+    if (int err = SendFds(c.connect_channel, send, n ? 2 : 1)) ChildFail(c, kStepConnectListener, err);
+    close(listener);
+    if (n) close(fds[0]);
+    close(c.connect_channel);
+    c.connect_channel = -1;
   }
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c.seccomp) != 0) ChildFail(c, kStepSeccomp, errno);
   Mark(c, kPhSeccomp);
@@ -563,6 +585,15 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   UniqueFd self_pidfd(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
   if (!self_pidfd.valid()) return SysError("pidfd_open", "self");
 
+  UniqueFd connect_parent, connect_child;
+  if (!plan.seccomp_net.empty()) {
+    if (!opts.on_connect_listener) return Error::Setup("no connect() server to serve the sandbox's filter");
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return SysError("socketpair", "connect listener");
+    connect_parent.Reset(sv[0]);
+    connect_child.Reset(sv[1]);
+  }
+
   UniqueFd egress_parent, egress_child;
   if (plan.egress) {
     int sv[2];
@@ -623,6 +654,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.pty_slave = -1;
   ctx.pty_channel = pty_child.get();
   ctx.egress_channel = egress_child.get();
+  ctx.connect_channel = connect_child.get();
   ctx.ids_ready = ids_rd.get();
   ctx.stdio = bridge ? &bridge->plan() : nullptr;
   ctx.trees = tree_fds.empty() ? nullptr : tree_fds.data();
@@ -674,9 +706,10 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   pty_child.Reset();
   if (bridge) bridge->CloseChildEnds();
   egress_child.Reset();
+  connect_child.Reset();
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
 
-  std::optional<Error> egress_error;
+  std::optional<Error> serve_error;
   if (plan.egress) {
     // Blocks until init has built the network (bounded: netlink answers
     // time out) or has failed, closing its end.
@@ -693,7 +726,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
       // (init is still waiting for the byte above). If init failed first,
       // its report names the step (below); otherwise this error stands.
       send(SIGKILL);
-      egress_error = served.error();
+      serve_error = served.error();
     }
     egress_parent.Reset();
   }
@@ -709,6 +742,24 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
       if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_master.get(), TIOCSWINSZ, &ws);
     }
     pty_parent.Reset();
+  }
+
+  if (connect_parent.valid()) {
+    // Init sends the listener as it loads the filter, after the pty; with
+    // nothing (it failed first) its report says why. Nothing in the sandbox
+    // runs unserved: the workload's connect() calls wait until this serves,
+    // or die with the sandbox if it cannot.
+    bool truncated = false;
+    std::vector<UniqueFd> got = ReceiveFds(connect_parent.get(), 2, &truncated);
+    if (!got.empty() && !truncated) {
+      UniqueFd diag = got.size() > 1 ? std::move(got[1]) : UniqueFd();
+      Result<void> served = opts.on_connect_listener(std::move(got[0]), std::move(diag));
+      if (!served) {
+        send(SIGKILL);
+        if (!serve_error) serve_error = served.error();
+      }
+    }
+    connect_parent.Reset();
   }
 
   std::unique_ptr<RawTerminal> raw;
@@ -870,7 +921,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     }
     return Error::Setup("sandbox setup failed at " + what + ": " + ErrnoName(setup_error.err));
   }
-  if (egress_error) return *egress_error;
+  if (serve_error) return *serve_error;
   out.exited = have_exit;
   return out;
 }

@@ -21,6 +21,11 @@ struct LaunchOptions {
   // namespace (enforce/netns.h order) before the workload starts. An error
   // stops the launch (the sandbox is killed).
   std::function<Result<void>(std::vector<UniqueFd>)> on_egress_listeners;
+  // A plan with seccomp_net: receives the listener of that filter and, with
+  // a network namespace of the sandbox's own, a NETLINK_SOCK_DIAG socket in
+  // it (else invalid), before the workload starts. Required then; an error
+  // stops the launch (the sandbox is killed).
+  std::function<Result<void>(UniqueFd listener, UniqueFd diag)> on_connect_listener;
 };
 
 struct LaunchOutcome {

@@ -359,6 +359,15 @@ int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
     }
     if (err) *failed = kListenNflog;
   }
+  if (!err) {
+    fds[made] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fds[made] < 0) {
+      err = errno;
+      *failed = kListenSockDiag;
+    } else {
+      ++made;
+    }
+  }
   if (!err && !plan.connect_notify.empty()) {
     // Last, after the listen() calls above: from here on this process's own
     // connect() and listen() would wait for a supervisor that is not yet
@@ -387,6 +396,7 @@ std::string DescribeEgressFailure(const EgressNetnsPlan& plan, EgressStage stage
         "udp 0.0.0.0:53",
         "udp [::]:53",
         "NFLOG socket (needs nfnetlink_log)",
+        "NETLINK_SOCK_DIAG socket (needs unix_diag)",
         "seccomp user-notification listener (needs SECCOMP_FILTER_FLAG_NEW_LISTENER, Linux 5.0)",
         "sendmsg SCM_RIGHTS"};
     return index >= 0 && index <= kListenCount ? kWhat[index] : "";

@@ -28,7 +28,9 @@ EgressNetnsPlan BuildEgressNetnsPlan();
 
 // The listeners the supervisor serves, in this order.
 // kListenNflog is the NFLOG socket that receives a copy of each packet the
-// namespace's filter drops (for the run's events); kListenConnectNotify the
+// namespace's filter drops (for the run's events); kListenSockDiag a
+// NETLINK_SOCK_DIAG socket in the namespace (the unix gate asks it which
+// unix sockets are the sandbox's, net/unix_gate.h); kListenConnectNotify the
 // seccomp user-notification listener of plan.connect_notify.
 enum EgressListener {
   kListenTcp4,
@@ -36,6 +38,7 @@ enum EgressListener {
   kListenUdp4,
   kListenUdp6,
   kListenNflog,
+  kListenSockDiag,
   kListenConnectNotify,
   kListenCount
 };

@@ -107,9 +107,9 @@ struct LaunchPlan {
   int landlock_abi = 0;       // 0: landlock not applied
   std::vector<sock_filter> seccomp;       // the BPF program (libseccomp)
   std::vector<sock_filter> seccomp_extra; // a second program (personality)
-  // BuildNetworkFilter(kIsolated) for a sandbox with its own network
-  // namespace whose egress filter (with the same socket() rules) is not
-  // loaded; empty otherwise.
+  // BuildNetworkFilter(kIsolated, or kHost with the host's network) when
+  // the egress filter is not loaded; empty otherwise. Loaded with a
+  // listener that init hands to the supervisor (LaunchOptions::on_connect_listener).
   std::vector<sock_filter> seccomp_net;
   std::vector<RlimitOp> rlimits;
   std::vector<UnixEndpoint> unix_endpoints;  // filesystem.unix, resolved

@@ -91,7 +91,8 @@ const std::vector<SeccompRule> kConditional = {
     {"personality", "anything but querying or the default Linux personalities: no disabling ASLR, no READ_IMPLIES_EXEC"},
     {"chmod", "with S_ISUID or S_ISGID in the mode: no setuid/setgid file may outlive the run (fchmod, fchmodat, fchmodat2 too)"},
     {"open", "creating a file (O_CREAT, O_TMPFILE) with S_ISUID or S_ISGID in its mode (openat, creat, mknod, mknodat too)"},
-    {"socket", "with network none or egress: families other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (EAFNOSUPPORT: AF_VSOCK is not namespaced, AF_SMC wraps TCP); IPPROTO_SMC; netlink protocols other than NETLINK_ROUTE and NETLINK_SOCK_DIAG (EPROTONOSUPPORT: netfilter, xfrm, audit, uevents, generic netlink)"},
+    {"socket", "unix datagram sockets, every mode (EACCES; socketpair too: each send may name any unix socket, see net/unix_gate.h); with network none or egress: families other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (EAFNOSUPPORT: AF_VSOCK is not namespaced, AF_SMC wraps TCP); IPPROTO_SMC; netlink protocols other than NETLINK_ROUTE and NETLINK_SOCK_DIAG (EPROTONOSUPPORT: netfilter, xfrm, audit, uevents, generic netlink)"},
+    {"connect", "waits for the supervisor, every mode: a pathname unix socket not served from inside the sandbox and not listed in filesystem.unix fails with EACCES (and an abstract one, with the host's network); ward makes every connect() itself, on its own copy of the socket and address (net/unix_gate.h)"},
     {"openat2", "always ENOSYS: its mode lives in memory the filter cannot read, so libc and programs fall back to openat()"},
 };
 
@@ -171,6 +172,7 @@ class BpfProgram {
   // of k set (jset); falls through otherwise. JumpUnless: the opposite.
   void JumpIf(uint16_t op, uint32_t k, const std::string& label) { Jump(op, k, label, true); }
   void JumpUnless(uint16_t op, uint32_t k, const std::string& label) { Jump(op, k, label, false); }
+  void And(uint32_t k) { code_.push_back(BPF_STMT(BPF_ALU | BPF_AND | BPF_K, k)); }
   void Label(const std::string& name) { labels_[name] = code_.size(); }
   std::vector<sock_filter> Finish() {
     for (const Fixup& f : fixups_) {
@@ -209,13 +211,14 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
   // x86_64 system call numbers.
   constexpr uint32_t kIoctl = 16, kSocket = 41, kConnect = 42, kSendto = 44, kSendmsg = 46, kBind = 49,
-                     kListen = 50, kSetsockopt = 54, kSendmmsg = 307;
+                     kListen = 50, kSocketpair = 53, kSetsockopt = 54, kSendmmsg = 307;
   auto arg = [](int i) { return static_cast<uint32_t>(16 + 8 * i); };  // offsetof(seccomp_data, args[i]), low half
   constexpr uint32_t kAllow = 0x7fff0000U;   // SECCOMP_RET_ALLOW
   constexpr uint32_t kNotify = 0x7fc00000U;  // SECCOMP_RET_USER_NOTIF
   auto errno_ret = [](int e) { return 0x00050000U | static_cast<uint32_t>(e); };  // SECCOMP_RET_ERRNO
   constexpr uint32_t kIpprotoSmc = 256;      // socket(AF_INET, SOCK_STREAM, IPPROTO_SMC), Linux 6.11
   constexpr uint32_t kFastOpen = 0x20000000; // MSG_FASTOPEN
+  constexpr uint32_t kSockTypeMask = 0xf;    // SOCK_TYPE_MASK: the type without SOCK_CLOEXEC/SOCK_NONBLOCK
   constexpr uint32_t kSolSocket = 1, kSoBindToDevice = 25, kSoBindToIfindex = 62;
   constexpr uint32_t kSolIp = 0, kIpOptions = 4, kIpUnicastIf = 50;
   constexpr uint32_t kSolIpv6 = 41, kIpv6_2292Rthdr = 5, kIpv6_2292PktOptions = 6, kIpv6Rthdr = 57,
@@ -223,14 +226,16 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   constexpr uint32_t kSolTcp = 6, kTcpUlp = 31;
   constexpr uint32_t kSiocOutqNsd = 0x894b;  // a socket's unsent bytes: harmless, used by servers
   const bool egress = kind == NetworkFilter::kEgress;
+  const bool host = kind == NetworkFilter::kHost;
 
   BpfProgram p;
   p.Load(4);  // arch
   p.JumpUnless(BPF_JEQ, kArchX86_64, "allow");  // other arches: the main filter kills
   p.Load(0);  // nr (x32 numbers match none of these: the main filter kills)
   p.JumpIf(BPF_JEQ, kSocket, "socket");
+  p.JumpIf(BPF_JEQ, kSocketpair, "socketpair");
+  p.JumpIf(BPF_JEQ, kConnect, "notify");  // every mode: the unix gate (net/unix_gate.h)
   if (egress) {
-    p.JumpIf(BPF_JEQ, kConnect, "notify");
     p.JumpIf(BPF_JEQ, kBind, "notify");
     p.JumpIf(BPF_JEQ, kListen, "notify");
     p.JumpIf(BPF_JEQ, kSendto, "flags-arg3");
@@ -245,23 +250,29 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   // socket(): the families that stay inside the sandbox's network namespace
   // and its filesystem. Others are not namespaced (AF_VSOCK reaches the
   // hypervisor's services), or could wrap a TCP connection in a protocol no
-  // connect() rule sees (AF_SMC, IPPROTO_SMC).
+  // connect() rule sees (AF_SMC, IPPROTO_SMC). With the host's network,
+  // any family but unix datagram sockets.
   p.Label("socket");
   p.Load(arg(0));
-  p.JumpIf(BPF_JEQ, AF_UNIX, "socket-protocol");
+  p.JumpIf(BPF_JEQ, AF_UNIX, "unix-type");
+  if (host) p.Return(kAllow);
   p.JumpIf(BPF_JEQ, AF_INET, "socket-protocol");
   p.JumpIf(BPF_JEQ, AF_INET6, "socket-protocol");
   p.JumpIf(BPF_JEQ, AF_NETLINK, "socket-netlink");
   p.Return(errno_ret(EAFNOSUPPORT));
-  // Netlink: the routing questions programs ask (getifaddrs, `ip addr`) and
-  // socket diagnostics (`ss`), both about the sandbox's own namespace.
-  // Netfilter, xfrm, audit, uevents, generic netlink (a family per kernel
-  // subsystem) and the rest are no agent workload's business.
-  p.Label("socket-netlink");
-  p.Load(arg(2));
-  p.JumpIf(BPF_JEQ, 0 /* NETLINK_ROUTE */, "allow-socket");
-  p.JumpIf(BPF_JEQ, 4 /* NETLINK_SOCK_DIAG */, "allow-socket");
-  p.Return(errno_ret(EPROTONOSUPPORT));
+  // Unix datagram sockets (socket() and socketpair()): every send can name
+  // its destination (sendmsg's msg_name, which a filter cannot read), a
+  // connected socket's too, so no connect() check could hold them to the
+  // sandbox's own sockets (net/unix_gate.h). Stream and seqpacket sockets
+  // ignore a send's address.
+  p.Label("socketpair");
+  p.Load(arg(0));
+  p.JumpUnless(BPF_JEQ, AF_UNIX, "allow-socket");
+  p.Label("unix-type");
+  p.Load(arg(1));
+  p.And(kSockTypeMask);
+  p.JumpIf(BPF_JEQ, SOCK_DGRAM, "no-unix-dgram");
+  if (host) p.Return(kAllow);
   p.Label("socket-protocol");
   p.Load(arg(2));
   p.JumpIf(BPF_JEQ, kIpprotoSmc, "no-protocol");
@@ -269,10 +280,23 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.Return(kAllow);
   p.Label("no-protocol");
   p.Return(errno_ret(EPROTONOSUPPORT));
+  p.Label("no-unix-dgram");
+  p.Return(errno_ret(EACCES));
+  // Netlink: the routing questions programs ask (getifaddrs, `ip addr`) and
+  // socket diagnostics (`ss`), both about the sandbox's own namespace.
+  // Netfilter, xfrm, audit, uevents, generic netlink (a family per kernel
+  // subsystem) and the rest are no agent workload's business.
+  p.Label("socket-netlink");
+  p.Load(arg(2));
+  p.JumpIf(BPF_JEQ, 0 /* NETLINK_ROUTE */, "allow-socket2");
+  p.JumpIf(BPF_JEQ, 4 /* NETLINK_SOCK_DIAG */, "allow-socket2");
+  p.Return(errno_ret(EPROTONOSUPPORT));
+  p.Label("allow-socket2");
+  p.Return(kAllow);
+  p.Label("notify");  // connect (every mode); bind, listen (egress): made by ward (net/connect_notify.h)
+  p.Return(kNotify);
   if (!egress) return p.Finish();
 
-  p.Label("notify");  // connect, bind, listen: made by ward (net/connect_notify.h)
-  p.Return(kNotify);
   p.Label("flags-arg3");  // sendto, sendmmsg: a connect inside a send
   p.Load(arg(3));
   p.JumpIf(BPF_JSET, kFastOpen, "no-fastopen");

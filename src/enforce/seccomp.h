@@ -33,21 +33,25 @@ const std::vector<sock_filter>& EmbeddedSeccompFilter();
 // The second, hand-written filter for personality(2) (see seccomp.cc).
 std::vector<sock_filter> BuildPersonalityFilter();
 
-// The filter of a sandbox with its own network namespace ("none" or
-// egress). kIsolated: socket() only for AF_UNIX, AF_INET, AF_INET6 and
-// AF_NETLINK (others fail with EAFNOSUPPORT: AF_VSOCK is not namespaced,
-// AF_SMC wraps TCP), and never with IPPROTO_SMC. kEgress, loaded with a
-// user-notification listener the supervisor serves (net/connect_notify.h),
-// adds: connect(), bind() and listen() wait for the supervisor's answer;
+// The network filter, loaded with a user-notification listener the
+// supervisor serves (net/connect_notify.h), in every mode. Every kind:
+// connect() waits for the supervisor (the unix gate, net/unix_gate.h,
+// decides unix sockets), and unix datagram sockets (socket() and
+// socketpair() of AF_UNIX, SOCK_DGRAM) fail with EACCES. kIsolated and
+// kEgress (a sandbox with its own network namespace): socket() only for
+// AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (others fail with
+// EAFNOSUPPORT: AF_VSOCK is not namespaced, AF_SMC wraps TCP), never with
+// IPPROTO_SMC, and netlink only NETLINK_ROUTE and NETLINK_SOCK_DIAG.
+// kEgress adds: bind() and listen() wait for the supervisor;
 // sendto/sendmsg/sendmmsg with MSG_FASTOPEN (a connect hidden in a send)
 // fail with EOPNOTSUPP; setsockopt of TCP_ULP, IP_OPTIONS, IPV6_RTHDR (and
 // IPV6_2292RTHDR, IPV6_2292PKTOPTIONS), SO_BINDTODEVICE, SO_BINDTOIFINDEX,
 // IP_UNICAST_IF and IPV6_UNICAST_IF fails with EPERM; the read-only
-// interface ioctls (net::kInterfaceQuestions) wait for the supervisor, and the
-// other interface, route, ARP and wireless ioctls (0x8910-0x89ff but
-// SIOCOUTQNSD, 0x8b00-0x8bff) fail with EPERM. Everything else passes (to the other
-// filters).
-enum class NetworkFilter : uint8_t { kIsolated, kEgress };
+// interface ioctls (net::kInterfaceQuestions) wait for the supervisor, and
+// the other interface, route, ARP and wireless ioctls (0x8910-0x89ff but
+// SIOCOUTQNSD, 0x8b00-0x8bff) fail with EPERM. kHost (the host's network):
+// only what every kind does. Everything else passes (to the other filters).
+enum class NetworkFilter : uint8_t { kIsolated, kEgress, kHost };
 
 std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind);
 

@@ -32,66 +32,12 @@
 #include "base/file.h"
 #include "base/unique_fd.h"
 #include "net/sandbox_net.h"
+#include "net/seccomp_notice.h"
+#include "net/unix_gate.h"
 #include "net/socket_io.h"
 
 namespace ward::net {
 namespace {
-
-constexpr unsigned kPidfdThread = O_EXCL;  // PIDFD_THREAD (Linux 6.9)
-
-struct Notice {
-  int notify_fd = -1;
-  uint64_t id = 0;
-  pid_t pid = 0;
-  int nr = 0;
-  uint64_t args[6] = {};
-};
-
-bool StillWaiting(const Notice& n) {
-  uint64_t id = n.id;
-  return ioctl(n.notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
-}
-
-// The answer to the waiting call. ENOENT from the kernel means the call is
-// gone (interrupted by a signal, or the caller died): nothing to answer.
-void Answer(const Notice& n, int error, bool continue_call = false) {
-  seccomp_notif_resp r{};
-  r.id = n.id;
-  r.error = error == 0 ? 0 : -error;
-  r.flags = continue_call ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
-  (void)ioctl(n.notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &r);
-}
-
-pid_t ThreadGroupOf(pid_t tid) {
-  std::optional<std::string> status = ReadFile("/proc/" + std::to_string(tid) + "/status");
-  size_t tgid = status ? status->find("\nTgid:") : std::string::npos;
-  return tgid != std::string::npos ? static_cast<pid_t>(strtol(status->c_str() + tgid + 6, nullptr, 10)) : -1;
-}
-
-UniqueFd OpenPidfd(pid_t tid) {
-  // The notification names the calling thread; a thread pidfd reaches the
-  // same descriptor table and memory. Before Linux 6.9 (no PIDFD_THREAD)
-  // the process's pidfd does (its threads share its descriptors).
-  UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, tid, kPidfdThread)));
-  if (!fd.valid() && errno == EINVAL) {
-    pid_t tgid = ThreadGroupOf(tid);
-    if (tgid > 0) fd.Reset(static_cast<int>(syscall(SYS_pidfd_open, tgid, 0)));
-    if (tgid <= 0) errno = ESRCH;
-  }
-  return fd;
-}
-
-bool ReadMemory(pid_t pid, uint64_t address, void* out, size_t len) {
-  iovec local{out, len};
-  iovec remote{reinterpret_cast<void*>(static_cast<uintptr_t>(address)), len};
-  return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
-}
-
-bool WriteMemory(pid_t pid, uint64_t address, const void* data, size_t len) {
-  iovec local{const_cast<void*>(data), len};
-  iovec remote{reinterpret_cast<void*>(static_cast<uintptr_t>(address)), len};
-  return process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
-}
 
 // Whether descriptor `fd` of `pid` is close-on-exec (the "flags:" line of
 // its fdinfo), so that the direct socket put in its place keeps that.
@@ -280,12 +226,14 @@ constexpr int kMaxWorkers = 256;  // connect() calls waited for at once
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
-  Server(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms, ConnectNotifyHooks& hooks)
+  Server(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms, ConnectNotifyHooks& hooks,
+         UnixGate& gate)
       : notify_fd_(notify_fd),
         stop_fd_(stop_fd),
         sandbox_(sandbox),
         connect_timeout_ms_(connect_timeout_ms),
-        hooks_(hooks) {}
+        hooks_(hooks),
+        gate_(gate) {}
 
   void Run() {
     seccomp_notif_sizes sizes{};
@@ -342,11 +290,26 @@ class Server : public std::enable_shared_from_this<Server> {
     if (n.nr == SYS_listen) return Answer(n, listen(sock.get(), static_cast<int>(n.args[1])) == 0 ? 0 : errno);
     if (n.nr != SYS_connect && n.nr != SYS_bind) return Answer(n, ENOSYS);
 
+    if (domain == AF_UNIX && n.nr == SYS_connect) return gate_.Connect(n, pidfd.get(), std::move(sock), stop_fd_, hooks_);
+    if (domain != AF_INET && domain != AF_INET6 && n.nr == SYS_connect) {
+      // Netlink (the only other family the filter lets the sandbox create):
+      // made by ward on its copy of the socket, with its copy of the
+      // address, like every connect(): a connect() the kernel made for the
+      // workload could meet another socket swapped into the descriptor.
+      sockaddr_storage sa{};
+      if (n.args[2] > sizeof sa) return Answer(n, EINVAL);
+      socklen_t len = static_cast<socklen_t>(n.args[2]);
+      if (len > 0 && !ReadMemory(n.pid, n.args[1], &sa, len)) return Answer(n, EFAULT);
+      if (!StillWaiting(n)) return;
+      return Answer(n, connect(sock.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno);
+    }
     if (domain != AF_INET && domain != AF_INET6) {
-      // Unix, netlink: the kernel makes the call, in the sandbox's namespace
-      // and root (a unix socket path is resolved there, under landlock).
-      // Should another thread swap a direct socket into this descriptor
-      // meanwhile, landlock refuses it any TCP bind or connect.
+      // bind() of a unix or netlink socket: the kernel makes it, in the
+      // sandbox's namespace and root, under landlock (which governs where a
+      // unix socket may be made). Should another thread swap another socket
+      // into the descriptor meanwhile, the kernel binds that one as the
+      // workload could itself: landlock refuses a direct socket any TCP
+      // bind, and the workload holds no capability for a privileged port.
       return Answer(n, 0, /*continue_call=*/true);
     }
     // IPv4 and IPv6, every protocol: ward makes the call on the program's
@@ -711,6 +674,7 @@ class Server : public std::enable_shared_from_this<Server> {
   SandboxNetwork sandbox_;
   int connect_timeout_ms_;
   ConnectNotifyHooks& hooks_;
+  UnixGate& gate_;
   std::atomic<int> workers_{0};
 };
 
@@ -723,8 +687,8 @@ uint64_t NetnsCookie(int socket_fd) {
 }
 
 void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
-                               ConnectNotifyHooks& hooks) {
-  std::make_shared<Server>(notify_fd, stop_fd, sandbox, connect_timeout_ms, hooks)->Run();
+                               ConnectNotifyHooks& hooks, UnixGate& gate) {
+  std::make_shared<Server>(notify_fd, stop_fd, sandbox, connect_timeout_ms, hooks, gate)->Run();
 }
 
 }  // namespace ward::net

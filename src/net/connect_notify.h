@@ -1,37 +1,41 @@
-// Direct sockets: the supervisor's side of the egress mode's seccomp user
-// notification (enforce/seccomp.h, BuildNetworkFilter(kEgress)). Every
-// connect(), bind() and listen() the sandbox makes waits here for an answer.
+// The supervisor's side of the sandbox's seccomp user notification
+// (enforce/seccomp.h, BuildNetworkFilter): every connect() the sandbox
+// makes, in every network mode, and in egress mode its bind() and listen()
+// calls, wait here for an answer. A unix socket's connect() is decided by the
+// unix gate (net/unix_gate.h); a netlink socket's is made as asked.
 //
-// Why: a connection through the proxy costs a second TCP stack traversal
-// and a relay for every byte; on two cores a download through any relay
-// reaches about 0.6 of direct speed. When the decision about a connection
-// cannot depend on anything the program sends later (its address is allowed
-// by an address rule and no rule judges names there, or it is the host's
-// loopback through host.ward.internal), ward connects a TCP socket from its
-// own namespace and puts it in the program's descriptor in place of the
-// program's socket (SECCOMP_IOCTL_NOTIF_ADDFD): the bytes then flow between
-// the program and the server with nothing in between. Every other connect()
-// of an IPv4/IPv6 socket is made by ward on the program's own socket, in the
-// sandbox's namespace, where the redirect takes TCP to the proxy as before.
+// Direct sockets (egress mode). Why: a connection through the proxy costs a
+// second TCP stack traversal and a relay for every byte; on two cores a
+// download through any relay reaches about 0.6 of direct speed. When the
+// decision about a connection cannot depend on anything the program sends
+// later (its address is allowed by an address rule and no rule judges names
+// there, or it is the host's loopback through host.ward.internal), ward
+// connects a TCP socket from its own namespace and puts it in the program's
+// descriptor in place of the program's socket (SECCOMP_IOCTL_NOTIF_ADDFD):
+// the bytes then flow between the program and the server with nothing in
+// between. Every other connect() of an IPv4/IPv6 socket is made by ward on
+// the program's own socket, in the sandbox's namespace, where the redirect
+// takes TCP to the proxy as before (and, with no egress, loopback or the
+// host's network is all there is).
 //
 // Why it is safe (the trust boundary is the workload, which may race any of
 // this from other threads, swapping descriptors and rewriting memory):
 //  - ward acts on the socket object it inspected (pidfd_getfd), with its own
 //    copy of the address (read once), never on what the workload may change
-//    after the check. For IPv4/IPv6 sockets the kernel never makes a
-//    connect() or bind() on the workload's behalf.
-//  - Unix and netlink sockets are bound and connected by the kernel
-//    (SECCOMP_USER_NOTIF_FLAG_CONTINUE), in the sandbox's namespace and root:
-//    a unix socket path must be resolved there. Another thread may swap a
-//    direct socket into the descriptor meanwhile; landlock then refuses the
-//    TCP bind or connect (LANDLOCK_ACCESS_NET_BIND_TCP and _CONNECT_TCP with
-//    no port allowed, landlock.cc). What it lets through is AF_UNSPEC, which
-//    dissolves the direct socket's connection; such a socket can then do
-//    nothing outside: connect(), bind() and listen() on a socket outside the
-//    sandbox's namespace (told apart by SO_NETNS_COOKIE) are refused here,
-//    and the filter refuses every other way to make it talk: MSG_FASTOPEN
-//    sends, TCP_ULP (which would turn it into SMC or TLS), and AF_SMC,
-//    IPPROTO_SMC and non-namespaced families (AF_VSOCK) altogether.
+//    after the check. The kernel never makes a connect() on the workload's
+//    behalf.
+//  - bind() of unix and netlink sockets is made by the kernel
+//    (SECCOMP_USER_NOTIF_FLAG_CONTINUE), in the sandbox's namespace and root
+//    and under landlock. Another thread may swap a direct socket into the
+//    descriptor meanwhile; landlock then refuses the TCP bind
+//    (LANDLOCK_ACCESS_NET_BIND_TCP with no port allowed, landlock.cc).
+//    A direct socket whose connection was dissolved (AF_UNSPEC through
+//    means other than connect()) can do nothing outside: connect(), bind()
+//    and listen() on a socket outside the sandbox's namespace (told apart by
+//    SO_NETNS_COOKIE) are refused here, and the filter refuses every other
+//    way to make it talk: MSG_FASTOPEN sends, TCP_ULP (which would turn it
+//    into SMC or TLS), and AF_SMC, IPPROTO_SMC and non-namespaced families
+//    (AF_VSOCK) altogether.
 //  - A direct socket's namespace is the host's: the read-only interface
 //    ioctls are answered here from the sandbox's namespace, the filter
 //    refuses the others and the options that pick a host interface or
@@ -50,6 +54,8 @@
 #include "net/egress_rules.h"
 
 namespace ward::net {
+
+class UnixGate;
 
 // How to connect one connection directly, from the supervisor's namespace.
 struct DirectPlan {
@@ -79,17 +85,20 @@ class ConnectNotifyHooks {
 };
 
 // The sandbox's network namespace as the server sees it: its
-// SO_NETNS_COOKIE (NetnsCookie of one of its listeners), and sockets of
-// ward's in it (-1: none) to ask interface questions of.
+// SO_NETNS_COOKIE (NetnsCookie of a socket in it; the host's when the
+// sandbox shares the host's network), and sockets of ward's in it (-1:
+// none) to ask interface questions of (egress mode).
 struct SandboxNetwork {
   uint64_t netns = 0;
   int inet4 = -1, inet6 = -1;
 };
 
 // Serves the notifications of `notify_fd` until `stop_fd` is readable or no
-// process uses the filter any more.
+// process uses the filter any more. Outside egress mode, hooks.PlanDirect
+// answers nullopt. `hooks` and `gate` outlive every worker started through
+// hooks.SpawnWorker.
 void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
-                               ConnectNotifyHooks& hooks);
+                               ConnectNotifyHooks& hooks, UnixGate& gate);
 
 // SO_NETNS_COOKIE of a socket's network namespace; 0 if it cannot be read.
 uint64_t NetnsCookie(int socket_fd);

@@ -43,6 +43,8 @@
 
 #include "base/errors.h"
 #include "net/connect_notify.h"
+#include "net/unix_gate.h"
+#include "net/workers.h"
 #include "net/dns_filter.h"
 #include "net/dns_message.h"
 #include "net/dns_upstream.h"
@@ -64,6 +66,8 @@ const char* EgressEventKindName(EgressEvent::Kind kind) {
       return "http-proxy";
     case EgressEvent::Kind::kUdp:
       return "udp";
+    case EgressEvent::Kind::kUnix:
+      return "unix";
   }
   return "unknown";
 }
@@ -201,63 +205,6 @@ class BindingTable {
   mutable std::mutex mu_;
   std::map<KeyType, std::vector<std::string>> table_;
   size_t pairs_ = 0;
-};
-
-// The threads serving connections and forwarded questions. Finished ones are
-// joined as new ones start; CloseAndJoin refuses new ones and joins the rest.
-class Workers {
- public:
-  // Runs `fn` on a new thread. False if closing or the thread could not be
-  // created; `fn` (and what it owns) is destroyed then.
-  template <typename F>
-  bool Spawn(F fn) {
-    std::lock_guard lock(mu_);
-    if (closed_) return false;
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    try {
-      std::thread t([done, f = std::move(fn)]() mutable {
-        f();
-        done->store(true);
-      });
-      list_.push_back(Worker{std::move(t), std::move(done)});
-    } catch (const std::system_error&) {
-      return false;
-    }
-    return true;
-  }
-
-  // Joins the finished threads; returns how many still run.
-  size_t Reap() {
-    std::lock_guard lock(mu_);
-    for (auto it = list_.begin(); it != list_.end();) {
-      if (it->done->load()) {
-        it->thread.join();
-        it = list_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    return list_.size();
-  }
-
-  void CloseAndJoin() {
-    std::list<Worker> all;
-    {
-      std::lock_guard lock(mu_);
-      closed_ = true;
-      all.swap(list_);
-    }
-    for (Worker& w : all) w.thread.join();
-  }
-
- private:
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::mutex mu_;
-  std::list<Worker> list_;
-  bool closed_ = false;
 };
 
 // The connections whose first bytes have not decided yet (see kMaxHeads).
@@ -534,6 +481,7 @@ Result<void> Proxy::Begin() {
     // it: the namespace they live in.
     netns = NetnsCookie(config_.tcp4.valid() ? config_.tcp4.get() : config_.tcp6.get());
     if (netns == 0) return SysError("getsockopt", "SO_NETNS_COOKIE of the egress listener (Linux 5.14)");
+    if (!config_.unix_gate) return Error::Setup("egress proxy: no unix gate for the connect() notifications");
   }
   try {
     for (UniqueFd* fd : {&config_.tcp4, &config_.tcp6}) {
@@ -548,7 +496,7 @@ Result<void> Proxy::Begin() {
     if (config_.connect_notify.valid()) {
       SandboxNetwork sandbox{netns, config_.tcp4.get(), config_.tcp6.get()};
       listener_threads_.emplace_back([this, sandbox, l = config_.connect_notify.get()] {
-        ServeConnectNotifications(l, stop_fd_.get(), sandbox, config_.connect_timeout_ms, *this);
+        ServeConnectNotifications(l, stop_fd_.get(), sandbox, config_.connect_timeout_ms, *this, *config_.unix_gate);
       });
     }
   } catch (const std::system_error& e) {

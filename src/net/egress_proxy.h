@@ -27,12 +27,15 @@
 namespace ward::net {
 
 // One decision, for the run's result and the audit trail.
+class UnixGate;
+
 struct EgressEvent {
   enum class Kind : uint8_t {
     kDns,        // a DNS question (UDP or TCP)
     kTcp,        // a transparent (redirected) TCP connection
     kHttpProxy,  // a request to the explicit proxy (CONNECT or absolute-form)
     kUdp,        // a UDP datagram the sandbox's filter dropped (anything but DNS)
+    kUnix,       // a connect() to a unix socket listed in filesystem.unix, or refused (net/unix_gate.h)
   };
   Kind kind = Kind::kTcp;
   int64_t time_ns = 0;                 // CLOCK_MONOTONIC
@@ -44,8 +47,9 @@ struct EgressEvent {
   std::string reason;                  // one line for people: why
   std::string detail;                  // how the name was learned ("sni", "http-host", "dns", "connect"),
                                        // the DNS type, or what failed after the decision
+  std::string path;                    // kUnix: the socket as the workload named it ("@name": abstract)
 };
-const char* EgressEventKindName(EgressEvent::Kind kind);  // "dns", "tcp", "http-proxy", "udp"
+const char* EgressEventKindName(EgressEvent::Kind kind);  // "dns", "tcp", "http-proxy", "udp", "unix"
 
 struct UpstreamDns {
   IpAddress address;
@@ -83,6 +87,9 @@ struct EgressProxyConfig {
   // cannot change get a direct socket. May be invalid: every connection then
   // goes through the proxy.
   UniqueFd connect_notify;
+  // Decides the unix connect()s that arrive on connect_notify (required
+  // with it).
+  std::shared_ptr<UnixGate> unix_gate;
 };
 
 class EgressProxy {

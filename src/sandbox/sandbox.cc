@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +20,10 @@
 #include "enforce/landlock.h"
 #include "enforce/launcher.h"
 #include "enforce/seccomp.h"
+#include "net/connect_notify.h"
+#include "net/connect_server.h"
 #include "net/egress_proxy.h"
+#include "net/unix_gate.h"
 
 namespace ward {
 
@@ -172,6 +176,34 @@ Result<RunResult> Run(const RunRequest& req) {
   mark("landlock ruleset built");
 
   LaunchOptions opts;
+  // The unix gate (net/unix_gate.h): the sockets the policy lists, and who
+  // the workload is on the host.
+  net::UnixGateConfig gate_config;
+  for (const UnixEndpoint& e : plan->unix_endpoints) {
+    if (!e.fifo) gate_config.listed.push_back({e.path, e.dev, e.ino});
+  }
+  if (plan->host_uid) {
+    gate_config.uid = *plan->host_uid;
+    gate_config.gid = *plan->host_uid;
+  }
+  std::unique_ptr<net::ConnectServer> connect_server;
+  opts.on_connect_listener = [&](UniqueFd listener, UniqueFd diag) -> Result<void> {
+    uint64_t netns = 0;
+    if (diag.valid()) {
+      netns = net::NetnsCookie(diag.get());
+    } else {
+      // The host's network: its sockets live in ward's own namespace.
+      UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      netns = probe.valid() ? net::NetnsCookie(probe.get()) : 0;
+    }
+    if (netns == 0) return SysError("getsockopt", "SO_NETNS_COOKIE of the sandbox's network (Linux 5.14)");
+    gate_config.diag = std::move(diag);
+    auto started = net::ConnectServer::Start(std::move(listener), netns,
+                                             std::make_shared<net::UnixGate>(std::move(gate_config)));
+    if (!started) return started.error();
+    connect_server = std::move(*started);
+    return {};
+  };
   std::unique_ptr<net::EgressProxy> proxy;
   std::optional<net::EgressProxyConfig> egress_config;
   if (policy.network == NetworkMode::kEgress) {
@@ -192,6 +224,8 @@ Result<RunResult> Run(const RunRequest& req) {
       egress_config->udp6 = std::move(fds[kListenUdp6]);
       egress_config->dropped_log = std::move(fds[kListenNflog]);
       egress_config->connect_notify = std::move(fds[kListenConnectNotify]);
+      gate_config.diag = std::move(fds[kListenSockDiag]);
+      egress_config->unix_gate = std::make_shared<net::UnixGate>(std::move(gate_config));
       auto started = net::EgressProxy::Start(std::move(*egress_config));
       if (!started) return started.error();
       proxy = std::move(*started);
@@ -203,11 +237,20 @@ Result<RunResult> Run(const RunRequest& req) {
   opts.start_ns = start;
   LaunchError exec_error;
   auto out = Launch(*plan, cg, ruleset.get(), opts, &exec_error);
-  if (proxy) {
+  if (proxy || connect_server) {
     // The sandbox is gone: close what is still in flight, then collect.
-    proxy->Stop();
-    std::vector<net::EgressEvent> events = proxy->TakeEvents();
-    result.egress_dropped = proxy->DroppedEvents();
+    std::vector<net::EgressEvent> events;
+    if (proxy) {
+      proxy->Stop();
+      events = proxy->TakeEvents();
+      result.egress_dropped = proxy->DroppedEvents();
+    }
+    if (connect_server) {
+      connect_server->Stop();
+      std::vector<net::EgressEvent> more = connect_server->TakeEvents();
+      events.insert(events.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+      result.egress_dropped += connect_server->DroppedEvents();
+    }
     // Threads record as they finish; the result lists decisions in time order.
     std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
     for (auto& e : events) {
@@ -220,6 +263,7 @@ Result<RunResult> Run(const RunRequest& req) {
       r.rule = std::move(e.rule);
       r.reason = std::move(e.reason);
       r.detail = std::move(e.detail);
+      r.path = std::move(e.path);
       r.at_ms = (e.time_ns - start) / 1e6;
       result.egress.push_back(std::move(r));
     }

@@ -17,9 +17,9 @@
 namespace ward {
 namespace {
 
-// Just the classic BPF the network filter uses (absolute word loads,
-// conditional jumps on constants, constant returns); anything else fails
-// the test.
+// Just the classic BPF the network filter uses (absolute word loads, AND
+// with a constant, conditional jumps on constants, constant returns);
+// anything else fails the test.
 uint32_t Evaluate(const std::vector<sock_filter>& program, const seccomp_data& data) {
   uint32_t a = 0;
   for (size_t pc = 0; pc < program.size(); ++pc) {
@@ -27,6 +27,8 @@ uint32_t Evaluate(const std::vector<sock_filter>& program, const seccomp_data& d
     if (f.code == (BPF_LD | BPF_W | BPF_ABS)) {
       EXPECT_LE(f.k + 4, sizeof data);
       std::memcpy(&a, reinterpret_cast<const char*>(&data) + f.k, 4);
+    } else if (f.code == (BPF_ALU | BPF_AND | BPF_K)) {
+      a &= f.k;
     } else if (f.code == (BPF_RET | BPF_K)) {
       return f.k;
     } else if (BPF_CLASS(f.code) == BPF_JMP && BPF_SRC(f.code) == BPF_K) {
@@ -78,7 +80,7 @@ TEST(NetworkFilter, Verdicts) {
       {"socket IPPROTO_SMC", Call(41, {AF_INET, SOCK_STREAM, 256}), Errno(EPROTONOSUPPORT), Errno(EPROTONOSUPPORT)},
       {"socket IPPROTO_SMC, high bits", Call(41, {AF_INET6, SOCK_STREAM, kHigh | 256}), Errno(EPROTONOSUPPORT),
        Errno(EPROTONOSUPPORT)},
-      {"connect", Call(42, {3, 0, 16}), kNotify, kAllow},
+      {"connect", Call(42, {3, 0, 16}), kNotify, kNotify},
       {"bind", Call(49, {3, 0, 16}), kNotify, kAllow},
       {"listen", Call(50, {3, 5}), kNotify, kAllow},
       {"accept4", Call(288, {3, 0, 0, 0}), kAllow, kAllow},
@@ -118,6 +120,46 @@ TEST(NetworkFilter, Verdicts) {
   for (const Case& c : cases) {
     EXPECT_EQ(Evaluate(egress, c.call), c.egress) << "egress: " << c.what;
     EXPECT_EQ(Evaluate(isolated, c.call), c.isolated) << "isolated: " << c.what;
+  }
+}
+
+// What every kind does, the host's network included: connect() waits for
+// the unix gate, and unix datagram sockets are refused (whatever flags the
+// type carries); other families pass with the host's network.
+TEST(NetworkFilter, UnixInEveryMode) {
+  const uint64_t kHigh = 1ULL << 32;
+  const struct {
+    const char* what;
+    seccomp_data call;
+    uint32_t verdict;        // every kind
+    uint32_t host_verdict;   // kHost, where it differs
+  } cases[] = {
+      {"connect", Call(42, {3, 0, 16}), kNotify, kNotify},
+      {"socket AF_UNIX stream", Call(41, {AF_UNIX, SOCK_STREAM, 0}), kAllow, kAllow},
+      {"socket AF_UNIX seqpacket", Call(41, {AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0}), kAllow, kAllow},
+      {"socket AF_UNIX dgram", Call(41, {AF_UNIX, SOCK_DGRAM, 0}), Errno(EACCES), Errno(EACCES)},
+      {"socket AF_UNIX dgram|cloexec|nonblock", Call(41, {AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0}),
+       Errno(EACCES), Errno(EACCES)},
+      {"socket AF_UNIX dgram, high bits", Call(41, {kHigh | AF_UNIX, kHigh | SOCK_DGRAM, 0}), Errno(EACCES),
+       Errno(EACCES)},
+      {"socketpair AF_UNIX dgram", Call(53, {AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, 0}), Errno(EACCES), Errno(EACCES)},
+      {"socketpair AF_UNIX stream", Call(53, {AF_UNIX, SOCK_STREAM, 0, 0}), kAllow, kAllow},
+      {"socketpair AF_UNIX seqpacket", Call(53, {AF_UNIX, SOCK_SEQPACKET, 0, 0}), kAllow, kAllow},
+      {"socket AF_INET udp", Call(41, {AF_INET, SOCK_DGRAM, 17}), kAllow, kAllow},
+      {"socket AF_VSOCK", Call(41, {40, SOCK_STREAM, 0}), Errno(EAFNOSUPPORT), kAllow},
+      {"socket AF_NETLINK generic", Call(41, {AF_NETLINK, SOCK_RAW, 16}), Errno(EPROTONOSUPPORT), kAllow},
+      {"bind", Call(49, {3, 0, 16}), kAllow, kAllow},  // kEgress: notify (Verdicts)
+      {"sendmsg", Call(46, {3, 0, 0}), kAllow, kAllow},
+  };
+  const std::vector<sock_filter> isolated = BuildNetworkFilter(NetworkFilter::kIsolated);
+  const std::vector<sock_filter> host = BuildNetworkFilter(NetworkFilter::kHost);
+  const std::vector<sock_filter> egress = BuildNetworkFilter(NetworkFilter::kEgress);
+  for (const auto& c : cases) {
+    EXPECT_EQ(Evaluate(isolated, c.call), c.verdict) << "isolated: " << c.what;
+    EXPECT_EQ(Evaluate(host, c.call), c.host_verdict) << "host: " << c.what;
+    if (c.call.nr != 49) {
+      EXPECT_EQ(Evaluate(egress, c.call), c.verdict) << "egress: " << c.what;
+    }
   }
 }
 

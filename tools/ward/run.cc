@@ -58,6 +58,7 @@ void PrintJson(const RunResult* r, const Error* err, int exit_status) {
                             {"rule", e.rule}, {"reason", e.reason}, {"detail", e.detail}, {"atMs", e.at_ms}};
         if (!e.address.empty()) o["address"] = e.address;
         if (e.port) o["port"] = e.port;
+        if (!e.path.empty()) o["path"] = e.path;
         eg.push_back(std::move(o));
       }
       j["egress"] = std::move(eg);
