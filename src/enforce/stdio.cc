@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -46,7 +47,17 @@ bool IsAnonymous(int fd, const struct stat& st) {
   if (fl < 0 || (fl & O_PATH)) return false;
   struct statfs fs;
   if (fstatfs(fd, &fs) != 0) return false;
-  if (S_ISSOCK(st.st_mode)) return fs.f_type == SOCKFS_MAGIC;
+  if (S_ISSOCK(st.st_mode)) {
+    // A unix datagram socket could name any socket in each send
+    // (net/unix_gate.h): bridged like a file.
+    int domain = 0, type = 0;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return false;
+    len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return false;
+    if (domain == AF_UNIX && type == SOCK_DGRAM) return false;
+    return fs.f_type == SOCKFS_MAGIC;
+  }
   return S_ISFIFO(st.st_mode) && fs.f_type == PIPEFS_MAGIC;
 }
 

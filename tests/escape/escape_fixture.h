@@ -96,7 +96,7 @@ void RemoveTree(const std::string& path) {
       16, FTW_DEPTH | FTW_PHYS);
 }
 
-bool Exists(const std::string& path) {
+[[maybe_unused]] bool Exists(const std::string& path) {
   struct stat st;
   return lstat(path.c_str(), &st) == 0;
 }
@@ -350,6 +350,36 @@ Outcome Finish(Running& r, int timeout_ms) {
 }
 
 [[maybe_unused]] bool IsCgroup(const std::string& mechanism) { return mechanism.rfind("cgroup", 0) == 0; }
+
+// A host server on listening socket `fd`: says HELLO-FROM-HOST to each
+// connection and counts them; closes `fd` when it goes out of scope.
+class HostListener {
+ public:
+  explicit HostListener(int fd) : fd_(fd), thread_([this] { Loop(); }) {}
+  int accepted() const { return accepted_; }
+  ~HostListener() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ++accepted_;
+      (void)!write(c, "HELLO-FROM-HOST", 15);
+      close(c);
+    }
+  }
+  int fd_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
 
 // --- the fixture -------------------------------------------------------------
 

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -514,6 +515,140 @@ int ConnectAndRead(const std::string& ip, long port, std::string* content) {
   ssize_t n = read(s, buf, sizeof buf);
   if (n < 0) Fail(errno, "step=read");
   Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
+int64_t MonotonicMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Connects a unix socket of TYPE ("stream", "seqpacket") to PATH (relative
+// to the working directory, or "/proc/self/fd/N"...) and reads what the
+// server says first.
+[[noreturn]] void CmdConnectUnix(const std::string& path, const std::string& type) {
+  int s = socket(AF_UNIX, (type == "seqpacket" ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) Usage("path too long");
+  memcpy(a.sun_path, path.data(), path.size());
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  char buf[64];
+  ssize_t n = read(s, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
+// Listens on the unix socket DIR/NAME and connects to it (by NAME from
+// DIR when RELATIVE is "relative"): a program talking to itself.
+[[noreturn]] void CmdUnixSelf(const std::string& dir, const std::string& name, bool relative) {
+  int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::string path = dir + "/" + name;
+  if (path.size() >= sizeof a.sun_path) Usage("path too long");
+  memcpy(a.sun_path, path.data(), path.size());
+  unlink(path.c_str());
+  if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=bind");
+  if (listen(l, 1) != 0) Fail(errno, "step=listen");
+  if (relative) {
+    if (chdir(dir.c_str()) != 0) Fail(errno, "step=chdir");
+    a = {};
+    a.sun_family = AF_UNIX;
+    memcpy(a.sun_path, name.data(), name.size());
+  }
+  int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
+  int s = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+  if (s < 0) Fail(errno, "step=accept");
+  if (write(s, "PONG", 4) != 4) Fail(errno, "step=write");
+  char buf[8];
+  ssize_t n = read(c, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  unlink(path.c_str());
+  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+}
+
+// A unix datagram socket: socket(), or socketpair() with PAIR.
+[[noreturn]] void CmdUnixDgram(bool pair) {
+  int sv[2];
+  if (pair) Report(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv));
+  Report(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+}
+
+// The race a hostile workload runs against the unix gate (net/unix_gate.h):
+// for MS milliseconds, one thread flips the address buffer between the
+// sandbox's own socket OWN (served here) and the host's socket HOST while
+// the main thread connects through that buffer, so that ward may judge one
+// path while the kernel would use the other. Counts whose server answered.
+[[noreturn]] void CmdRaceUnix(const std::string& own, const std::string& host, long ms) {
+  int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (own.size() >= sizeof a.sun_path || host.size() >= sizeof a.sun_path) Usage("path too long");
+  memcpy(a.sun_path, own.data(), own.size());
+  unlink(own.c_str());
+  if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=bind");
+  if (listen(l, 64) != 0) Fail(errno, "step=listen");
+  std::atomic<bool> stop{false};
+  std::thread server([&] {
+    while (!stop) {
+      pollfd p{l, POLLIN, 0};
+      if (poll(&p, 1, 20) <= 0) continue;
+      int c = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      (void)!write(c, "OWN", 3);
+      close(c);
+    }
+  });
+  static sockaddr_un shared;
+  sockaddr_un own_a = a, host_a{};
+  host_a.sun_family = AF_UNIX;
+  memcpy(host_a.sun_path, host.data(), host.size());
+  shared = own_a;
+  std::thread flipper([&] {
+    volatile char* dst = reinterpret_cast<volatile char*>(&shared);
+    bool which = false;
+    while (!stop) {
+      const char* src = reinterpret_cast<const char*>(which ? &own_a : &host_a);
+      for (size_t i = 0; i < sizeof shared; ++i) dst[i] = src[i];
+      which = !which;
+    }
+  });
+  long host_n = 0, own_n = 0, refused = 0, other = 0;
+  int64_t end = MonotonicMs() + ms;
+  while (MonotonicMs() < end) {
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(c, reinterpret_cast<sockaddr*>(&shared), sizeof shared) == 0) {
+      char buf[32] = {};
+      ssize_t n = read(c, buf, sizeof buf - 1);
+      std::string got(buf, n > 0 ? static_cast<size_t>(n) : 0);
+      if (got == "OWN") ++own_n;
+      else if (got.find("HOST") != std::string::npos) ++host_n;
+      else ++other;
+    } else if (errno == EACCES) {
+      ++refused;
+    } else {
+      ++other;
+    }
+    close(c);
+  }
+  stop = true;
+  flipper.join();
+  server.join();
+  unlink(own.c_str());
+  Ok("host=" + std::to_string(host_n) + " own=" + std::to_string(own_n) + " refused=" + std::to_string(refused) +
+     " other=" + std::to_string(other));
+}
+
+// Opens the FIFO PATH for writing without waiting (ENXIO: no reader) and
+// writes TEXT.
+[[noreturn]] void CmdFifoWrite(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) Fail(errno, "step=open");
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) Fail(errno, "step=write");
+  Ok();
 }
 
 volatile sig_atomic_t g_term = 0;
@@ -1050,6 +1185,11 @@ int Main(int argc, char** argv) {
   if (cmd == "nft-delete-table") CmdNftDeleteTable(has(2, "own-netns"));
   if (cmd == "connect-abstract") CmdConnectAbstract(arg(2));
   if (cmd == "loopback") CmdLoopback();
+  if (cmd == "connect-unix") CmdConnectUnix(arg(2), argc > 3 ? arg(3) : "stream");
+  if (cmd == "unix-self") CmdUnixSelf(arg(2), arg(3), has(4, "relative"));
+  if (cmd == "unix-dgram") CmdUnixDgram(has(2, "pair"));
+  if (cmd == "race-unix") CmdRaceUnix(arg(2), arg(3), Num(arg(4)));
+  if (cmd == "fifo-write") CmdFifoWrite(arg(2), arg(3));
 
   // Processes and namespaces.
   if (cmd == "kill") Report(kill(static_cast<pid_t>(Num(arg(2))), argc > 3 ? static_cast<int>(Num(arg(3))) : SIGKILL));
