@@ -489,6 +489,15 @@ class Server : public std::enable_shared_from_this<Server> {
     int err = r == 0 ? 0 : errno;
     fcntl(fd, F_SETFL, flags);
     if (err != EINPROGRESS || (flags & O_NONBLOCK)) return Answer(job->notice, err);
+    // A handshake over loopback (a local server, or the redirect to the
+    // proxy) is usually over by now: answered here, without a worker.
+    pollfd ready{fd, POLLOUT, 0};
+    if (poll(&ready, 1, 0) == 1) {
+      socklen_t len = sizeof err;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      SettleConnect(fd, reinterpret_cast<sockaddr*>(&job->address), job->address_len, err, /*reset_on_failure=*/true);
+      return Answer(job->notice, err);
+    }
     SpawnWorker(job, [this](ConnectJob& j) { AwaitHandshake(j); });
   }
 

@@ -236,13 +236,23 @@ void UnixGate::Connect(const Notice& n, int pidfd, UniqueFd sock, int stop_fd, C
   }
   // With the workload's credentials, or waiting for room in a full backlog:
   // on a worker, so that this thread never blocks.
-  bool started = hooks.SpawnWorker([job] {
+  // At most kMaxWorkers at once: a workload could hold one per thread of
+  // its own in a full backlog.
+  if (workers_->fetch_add(1) >= kMaxWorkers) {
+    workers_->fetch_sub(1);
+    return Answer(n, EAGAIN);
+  }
+  bool started = hooks.SpawnWorker([job, workers = workers_] {
     sigset_t all;
     sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);  // a signal to ward must not cut a connect() short
     RunJob(*job);
+    workers->fetch_sub(1);
   });
-  if (!started) Answer(n, EAGAIN);
+  if (!started) {
+    workers_->fetch_sub(1);
+    Answer(n, EAGAIN);
+  }
 }
 
 UnixGate::Decision UnixGate::Decide(pid_t tid, dev_t dev, ino_t ino) {
@@ -275,8 +285,18 @@ bool UnixGate::OnPrivateFilesystem(pid_t tid, dev_t dev) {
 }
 
 bool UnixGate::ServedInSandboxNetwork(dev_t dev, ino_t ino) {
-  // Every unix socket of the sandbox's namespace with its filesystem
-  // inode (UDIAG_SHOW_VFS). Only the sandbox's processes make sockets there.
+  // The kernel's device number encoding (MKDEV: 12 bits major, 20 minor).
+  const uint32_t want_dev = (major(dev) << 20) | minor(dev);
+  bool found = false;
+  int err = DumpBoundUnixSockets(config_.diag.get(), ++diag_seq_, [&](uint32_t d, uint64_t i) {
+    if (d == want_dev && i == ino) found = true;
+  });
+  return err == 0 && found;
+}
+
+int DumpBoundUnixSockets(int diag_fd, uint32_t seq, const std::function<void(uint32_t dev, uint64_t ino)>& each) {
+  // Every unix socket of the namespace with its filesystem inode
+  // (UDIAG_SHOW_VFS).
   struct {
     nlmsghdr nlh;
     unix_diag_req req;
@@ -284,29 +304,30 @@ bool UnixGate::ServedInSandboxNetwork(dev_t dev, ino_t ino) {
   msg.nlh.nlmsg_len = sizeof msg;
   msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  msg.nlh.nlmsg_seq = ++diag_seq_;
+  msg.nlh.nlmsg_seq = seq;
   msg.req.sdiag_family = AF_UNIX;
   msg.req.udiag_states = ~0U;
   msg.req.udiag_show = UDIAG_SHOW_VFS;
-  int fd = config_.diag.get();
-  if (send(fd, &msg, sizeof msg, 0) != static_cast<ssize_t>(sizeof msg)) return false;
-  // The kernel's device number encoding (MKDEV: 12 bits major, 20 minor).
-  const uint32_t want_dev = (major(dev) << 20) | minor(dev);
+  if (send(diag_fd, &msg, sizeof msg, 0) != static_cast<ssize_t>(sizeof msg)) return errno;
   alignas(nlmsghdr) char buf[32768];
-  bool found = false;
   for (;;) {
-    ssize_t len = recv(fd, buf, sizeof buf, 0);
-    if (len <= 0) return false;
+    ssize_t len = recv(diag_fd, buf, sizeof buf, 0);
+    if (len < 0) return errno;
+    if (len == 0) return EPROTO;
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(len));
          h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_seq != msg.nlh.nlmsg_seq) continue;
-      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) return found;
+      if (h->nlmsg_seq != seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return 0;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+        return e->error ? -e->error : EPROTO;
+      }
       auto* m = static_cast<unix_diag_msg*>(NLMSG_DATA(h));
       int attr_len = static_cast<int>(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
       for (auto* rta = reinterpret_cast<rtattr*>(m + 1); RTA_OK(rta, attr_len); rta = RTA_NEXT(rta, attr_len)) {
         if (rta->rta_type != UNIX_DIAG_VFS || RTA_PAYLOAD(rta) < sizeof(unix_diag_vfs)) continue;
         auto* vfs = static_cast<unix_diag_vfs*>(RTA_DATA(rta));
-        if (vfs->udiag_vfs_dev == want_dev && vfs->udiag_vfs_ino == ino) found = true;
+        each(vfs->udiag_vfs_dev, vfs->udiag_vfs_ino);
       }
     }
   }

@@ -34,7 +34,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -91,6 +94,14 @@ class UnixGate {
   std::mutex mu_;  // the private filesystems, read once
   std::optional<std::set<std::pair<unsigned, unsigned>>> private_devs_;
   uint32_t diag_seq_ = 0;  // the notification thread's only
+  static constexpr int kMaxWorkers = 256;
+  std::shared_ptr<std::atomic<int>> workers_ = std::make_shared<std::atomic<int>>(0);
 };
+
+// Calls `each` with the filesystem device (the kernel's encoding: major <<
+// 20 | minor) and inode of every bound pathname unix socket in the network
+// namespace of NETLINK_SOCK_DIAG socket `diag_fd`. 0 or an errno (the
+// kernel lacks unix_diag: ENOENT).
+int DumpBoundUnixSockets(int diag_fd, uint32_t seq, const std::function<void(uint32_t dev, uint64_t ino)>& each);
 
 }  // namespace ward::net

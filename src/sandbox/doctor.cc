@@ -17,6 +17,7 @@
 #include "enforce/idmap.h"
 #include "enforce/landlock.h"
 #include "enforce/netns.h"
+#include "net/unix_gate.h"
 #include "ward/sandbox.h"
 
 namespace ward {
@@ -26,6 +27,22 @@ namespace {
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+// The unix gate (net/unix_gate.h): every sandbox's connect() calls wait in
+// the supervisor; it tells the sandbox's own sockets by asking unix_diag.
+DoctorCheck ProbeUnixGate() {
+  UniqueFd diag(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 4 /* NETLINK_SOCK_DIAG */));
+  int err = diag.valid() ? net::DumpBoundUnixSockets(diag.get(), 1, [](uint32_t, uint64_t) {}) : errno;
+  if (err != 0) {
+    return {"unix gate", "degraded",
+            "socket diagnostics for unix sockets unavailable (" + ErrnoName(err) +
+                ", module unix_diag): a socket the sandbox binds outside its private /tmp is refused like a host "
+                "daemon's"};
+  }
+  return {"unix gate", "ok",
+          "connect() to a unix socket: only the sandbox's own and those listed in filesystem.unix; unix datagram "
+          "sockets refused"};
 }
 
 // Tries to create every namespace a sandbox needs, in a throwaway child.
@@ -137,6 +154,7 @@ std::vector<DoctorCheck> Doctor() {
   checks.push_back(ProbeNamespaces());
   DoctorCheck egress = ProbeEgress();
   checks.push_back(egress);
+  checks.push_back(ProbeUnixGate());
 
   int abi = LandlockAbi();
   if (egress.status == "ok") {

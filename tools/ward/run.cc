@@ -109,7 +109,8 @@ Action AddRun(CLI::App& app) {
   cmd->add_flag("--pty", a->pty, "give the command a terminal of the sandbox's own, relayed to this one (default: no terminal; a terminal on stdin/stdout/stderr reaches the command as a pipe)");
   cmd->add_flag("--json", a->json,
                 "print a machine-readable result as the last line of stderr: exitStatus, exitCode, signal, timedOut, "
-                "limitsHit, durationMs, phases, and egress (every DNS question and connection decided, with the rule)");
+                "limitsHit, durationMs, phases, and egress (every DNS question and connection decided, with the rule; "
+                "every use of a socket listed in filesystem.unix and every refused unix socket, kind \"unix\")");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
   cmd->add_option("--timeout-ms", a->timeout_ms, "wall-clock limit; overrides process.timeoutMs")->check(CLI::PositiveNumber);
   cmd->add_option("--cwd", a->cwd, "working directory inside the sandbox; overrides process.cwd");
@@ -122,6 +123,8 @@ Action AddRun(CLI::App& app) {
       "The environment is empty except what the policy inherits or sets. stdin, stdout and stderr reach the\n"
       "command as pipes relayed by ward (pipes and sockets pass through as they are; /dev/null and the like are\n"
       "the sandbox's own): the command cannot change a file, FIFO or terminal it was given.\n"
+      "Unix sockets: the command can connect() only to sockets served inside the sandbox and to those listed in\n"
+      "filesystem.unix (others: EACCES, recorded); unix datagram sockets are refused (EACCES).\n"
       "As root, the command is uid 0 inside but an unprivileged uid on the host (WARD_UID_RANGE=BASE[:COUNT],\n"
       "default 1879048192:65536); writable grants are id-mapped so that what it writes belongs to root.\n"
       "SIGINT, SIGTERM and SIGHUP are forwarded to the command; it is killed 3 s later if still running,\n"
