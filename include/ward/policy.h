@@ -45,6 +45,14 @@ struct FilesystemPolicy {
   std::vector<std::string> read;   // visible read-only
   std::vector<std::string> write;  // visible read-write
   std::vector<std::string> deny;   // hidden, even beneath read/write grants
+  // "unix": pathname unix sockets and FIFOs the workload may use; each must
+  // exist and be one when the sandbox starts. A socket may be connected to
+  // (no other pathname socket served from outside the sandbox may); a FIFO
+  // may be opened for writing even where its directory is read-only. A host
+  // FIFO that the workload could write without being listed here is refused
+  // at start (docs/policy.md). Not named `unix`: GNU C and C++ predefine
+  // that as a macro, and this header is public.
+  std::vector<std::string> unix_endpoints;
   bool private_tmp = true;         // a fresh, empty tmpfs at /tmp
   bool system = true;              // the baseline of system paths (/usr, /lib*, ...)
 };

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <climits>
 #include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "base/errors.h"
@@ -166,6 +168,12 @@ class Layout {
       p = Parent(p);
     }
     return nullptr;
+  }
+
+  // The rule for exactly `path`, or nullptr.
+  const Entry* At(const std::string& path) const {
+    auto it = entries_.find(path);
+    return it == entries_.end() ? nullptr : &it->second;
   }
 
   bool HasDescendants(const std::string& path) const {
@@ -384,52 +392,149 @@ void BoundTmpfs(LaunchPlan& plan, int64_t mib) {
 
 namespace {
 
-// At most this many entries of a denied directory inside a writable grant
-// are examined (DESIGN principle 8; a secrets directory holds a few).
-constexpr size_t kMaxDeniedTreeEntries = 10000;
+// At most this many entries of a tree are examined when ward must check a
+// tree entry by entry (DESIGN principle 8): a denied directory inside a
+// writable grant (a secrets directory holds a few), a read-only grant inside
+// a writable area (for FIFOs). Beyond it the policy is refused, not checked
+// in part.
+constexpr size_t kMaxWalkedTreeEntries = 10000;
 
-// Why the tree under `root` cannot be denied safely, or "" if it can.
-std::string CheckDeniedTree(const std::string& root) {
+// Called for each entry beneath the walked root, lstat'ed (links are not
+// followed). Returns "" to go on, or why the tree is refused; `*skip` set
+// leaves a directory's contents out.
+using TreeVisitor = std::function<std::string(const std::string& path, const struct stat& st, bool* skip)>;
+
+// Walks the host tree beneath `root` (a real path, a directory), each
+// directory before what it holds. Returns the first reason `visit` gives, or
+// "" if every entry passed. Fails closed: a directory that cannot be listed,
+// or more than kMaxWalkedTreeEntries entries, is a reason too (`purpose` says
+// what the entries are checked for, in that message). An entry that
+// vanishes while it is walked is passed over.
+std::string WalkTree(const std::string& root, const std::string& purpose, const TreeVisitor& visit) {
   std::vector<std::string> todo{root};
   size_t seen = 0;
   while (!todo.empty()) {
     std::string dir = todo.back();
     todo.pop_back();
-    DIR* d = opendir(dir.c_str());
+    std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
     if (!d) return "cannot list " + Quote(dir) + " to check it: " + ErrnoName(errno);
-    while (dirent* e = readdir(d)) {
+    while (dirent* e = readdir(d.get())) {
       std::string name = e->d_name;
       if (name == "." || name == "..") continue;
-      if (++seen > kMaxDeniedTreeEntries) {
-        closedir(d);
-        return "holds more than " + std::to_string(kMaxDeniedTreeEntries) +
-               " entries, which ward checks one by one for other names inside a writable grant; deny narrower paths";
+      if (++seen > kMaxWalkedTreeEntries) {
+        return "holds more than " + std::to_string(kMaxWalkedTreeEntries) + " entries, which ward checks one by one " +
+               purpose;
       }
       std::string p = dir + "/" + name;
       struct stat st;
       if (lstat(p.c_str(), &st) != 0) continue;
-      if (S_ISDIR(st.st_mode)) {
-        todo.push_back(p);
-      } else if (S_ISLNK(st.st_mode)) {
-        char buf[PATH_MAX];
-        ssize_t n = readlink(p.c_str(), buf, sizeof buf - 1);
-        std::string target = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-        std::string abs = !target.empty() && target[0] == '/' ? target : dir + "/" + target;
-        ResolvedPath r = ResolvePath(abs);
-        if (!IsUnder(r.real, root)) {
-          closedir(d);
-          return "holds the symlink " + Quote(p) + " -> " + Quote(target) +
-                 ", which leads out of the denied directory (what is written through it lands outside); remove the link";
-        }
-      } else if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-        closedir(d);
-        return "holds " + Quote(p) + ", which has " + std::to_string(st.st_nlink) +
-               " hard links: its contents are reachable under another name (find them with `find -samefile`)";
-      }
+      bool skip = false;
+      std::string why = visit(p, st, &skip);
+      if (!why.empty()) return why;
+      if (S_ISDIR(st.st_mode) && !skip) todo.push_back(p);
     }
-    closedir(d);
   }
   return "";
+}
+
+// Why the tree under `root` cannot be denied safely, or "" if it can.
+std::string CheckDeniedTree(const std::string& root) {
+  return WalkTree(root, "for other names inside a writable grant; deny narrower paths",
+                  [&](const std::string& p, const struct stat& st, bool*) -> std::string {
+                    if (S_ISLNK(st.st_mode)) {
+                      char buf[PATH_MAX];
+                      ssize_t n = readlink(p.c_str(), buf, sizeof buf - 1);
+                      std::string target = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+                      std::string abs = !target.empty() && target[0] == '/' ? target : Parent(p) + "/" + target;
+                      ResolvedPath r = ResolvePath(abs);
+                      if (!IsUnder(r.real, root)) {
+                        return "holds the symlink " + Quote(p) + " -> " + Quote(target) +
+                               ", which leads out of the denied directory (what is written through it lands "
+                               "outside); remove the link";
+                      }
+                    } else if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+                      return "holds " + Quote(p) + ", which has " + std::to_string(st.st_nlink) +
+                             " hard links: its contents are reachable under another name (find them with `find "
+                             "-samefile`)";
+                    }
+                    return "";
+                  });
+}
+
+// Landlock grants rights through the sandbox's path hierarchy, across mount
+// points: a read-only grant whose path lies beneath a writable rule (a write
+// grant, the private /tmp, any writable area ward makes) inherits
+// LANDLOCK_ACCESS_FS_WRITE_FILE from it, and a read-only mount refuses writes
+// to regular files, directories and symlinks (EROFS) but not the opening of
+// a FIFO for writing. A host FIFO there would let the workload write into
+// whatever reads it on the host, so each one must be listed in
+// filesystem.unix (an inode in `listed`) or denied; otherwise the policy is
+// refused, naming the grant and the FIFO.
+//
+// A read-only grant beneath no writable rule is not walked: no rule grants
+// WRITE_FILE on its path, so landlock refuses to open its FIFOs for writing
+// (EACCES; compile_test LandlockRightsOfAFifo checks the kernel does). That
+// also makes the cost of the walk fall only on grants nested in writable
+// areas. Without landlock (enforcement.landlock "best-effort" on a kernel
+// that has none) nothing refuses it anywhere, FIFOs in read-only grants
+// included: that is part of what the policy accepts losing
+// (docs/policy.md), and no grant is walked.
+Result<void> CheckFifosBeneathWritable(const LaunchPlan& plan, const Layout& layout,
+                                       const std::set<std::pair<dev_t, ino_t>>& listed) {
+  if (plan.landlock_abi == 0) return {};
+  std::vector<std::string> writable;
+  for (const auto* rules : {&plan.landlock, &plan.landlock_child}) {
+    for (const LandlockGrant& g : *rules) {
+      if (g.write) writable.push_back(g.path);
+    }
+  }
+  const std::string why_writable = ", which the sandbox could open for writing (the grant lies inside the writable ";
+  const std::string why_fifo =
+      ", whose landlock rights it inherits, and a read-only mount does not stop writes to a FIFO); list it in "
+      "filesystem.unix, or deny it";
+  for (const LandlockGrant& g : plan.landlock) {
+    if (g.write) continue;
+    // The nearest writable rule above the grant, for the message.
+    const std::string* area = nullptr;
+    for (const auto& w : writable) {
+      if (IsUnder(g.path, w) && (!area || w.size() > area->size())) area = &w;
+    }
+    if (!area) continue;
+    const Entry* rule = layout.At(g.path);
+    const std::string grant = (rule ? rule->origin : std::string("grant")) + " " + Quote(g.path) + ": ";
+    struct stat st;
+    if (lstat(g.path.c_str(), &st) != 0) return Error::Policy(grant + "cannot check it: " + ErrnoName(errno));
+    if (S_ISFIFO(st.st_mode)) {
+      if (listed.count({st.st_dev, st.st_ino})) continue;
+      return Error::Policy(grant + "is a FIFO" + why_writable + Quote(*area) + why_fifo);
+    }
+    if (!S_ISDIR(st.st_mode)) continue;
+    std::string why = WalkTree(
+        g.path, "for FIFOs because the grant lies inside the writable " + Quote(*area) + "; grant narrower paths",
+        [&](const std::string& p, const struct stat& e, bool* skip) -> std::string {
+          // A denied path is hidden (its FIFOs cannot be opened at all); a
+          // writable grant nested here makes its FIFOs writable on purpose.
+          const Entry* nested = layout.At(p);
+          if (nested && (nested->kind == Kind::kDeny || nested->kind == Kind::kWrite)) {
+            *skip = true;
+            return "";
+          }
+          if (!S_ISFIFO(e.st_mode) || listed.count({e.st_dev, e.st_ino})) return "";
+          return "holds the FIFO " + Quote(p) + why_writable + Quote(*area) + why_fifo;
+        });
+    if (!why.empty()) return Error::Policy(grant + why);
+  }
+  return {};
+}
+
+// "a directory", "a regular file", ... for messages.
+std::string FileType(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISLNK(mode)) return "a symlink";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "a file of unknown type";
 }
 
 }  // namespace
@@ -580,6 +685,54 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   for (size_t i = 0; i < fs.write.size(); ++i) WARD_TRY(grant(fs.write[i], Kind::kWrite, "/filesystem/write/" + std::to_string(i), false));
   for (size_t i = 0; i < fs.deny.size(); ++i) WARD_TRY(grant(fs.deny[i], Kind::kDeny, "/filesystem/deny/" + std::to_string(i), false));
 
+  // filesystem.unix: each entry names one socket or FIFO as the object it is
+  // now. The unix gate and landlock act on that inode, not on the name.
+  std::set<std::pair<dev_t, ino_t>> listed;
+  std::vector<Entry> unix_binds;
+  for (size_t i = 0; i < fs.unix_endpoints.size(); ++i) {
+    const std::string origin = "/filesystem/unix/" + std::to_string(i);
+    const std::string& path = fs.unix_endpoints[i];
+    ResolvedPath r = ResolvePath(path, &cache);
+    if (r.error) return Error::Policy(origin + " " + Quote(path) + ": cannot resolve: " + ErrnoName(r.error));
+    struct stat st;
+    int err = lstat(r.real.c_str(), &st) == 0 ? 0 : errno;
+    if (!r.exists && err == 0) err = ENOENT;
+    if (err) {
+      return Error::Policy(origin + " " + Quote(path) + ": " +
+                           (r.real != path ? "resolves to " + Quote(r.real) + ", " : "") + "stat: " + ErrnoName(err) +
+                           "; a listed socket or FIFO must exist when the sandbox starts");
+    }
+    if (IsUnder(r.real, "/proc") || IsUnder(r.real, "/dev")) {
+      return Error::Policy(origin + " " + Quote(path) + ": resolves to " + Quote(r.real) +
+                           ", which cannot be granted (the sandbox has its own /proc and /dev)");
+    }
+    if (!S_ISSOCK(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+      return Error::Policy(origin + " " + Quote(path) + ": is not a unix socket or FIFO (" +
+                           (r.real != path ? Quote(r.real) + " is " : "it is ") + FileType(st.st_mode) + ")");
+    }
+    // Deny beats unix, by the most specific rule as for every path: a
+    // socket or FIFO the policy hides cannot also be one it lets the
+    // workload use. (The parser says so too where the texts show it; here
+    // symlinks are resolved.)
+    const Entry* owner = layout.Owner(r.real, false);
+    if (owner && owner->kind == Kind::kDeny) {
+      return Error::Policy(origin + " " + Quote(path) + ": lies under the denied path " + Quote(owner->real) + " (" +
+                           owner->origin + "); a deny beats filesystem.unix: remove one of the two");
+    }
+    for (auto& l : r.links) {
+      rule_links.push_back({origin, path, l.first, l.second});
+      links.push_back(l);
+    }
+    sources.push_back(r.real);
+    if (!listed.insert({st.st_dev, st.st_ino}).second) continue;  // the same object, through another name
+    plan.unix_endpoints.push_back({r.real, st.st_dev, st.st_ino, S_ISFIFO(st.st_mode)});
+    // Visible at its own path, so its directory need not be granted: a
+    // read-only bind of this one file (as a read grant of a file makes),
+    // unless a grant already shows it.
+    if (!layout.Visible(r.real)) unix_binds.push_back({Kind::kRead, r.real, origin, false, false});
+  }
+  for (Entry& e : unix_binds) WARD_TRY(layout.Add(std::move(e)));
+
   // A rule must mean the object the user named. A symlink inside a writable
   // grant may have been planted by an earlier run (`ln -s /etc a/docs`): a
   // rule resolved through one is refused, not followed. A denied file with
@@ -618,6 +771,12 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   if (plan.base.empty()) return Error::Setup("no host directory is free to hold the sandbox's root (tried /tmp, /mnt, /run, /var/tmp, /opt, /srv, /media)");
 
   layout.Emit();
+  WARD_TRY(CheckFifosBeneathWritable(plan, layout, listed));
+  // A listed FIFO may be opened for writing wherever it is: landlock grants
+  // WRITE_FILE on its inode. (A socket needs no landlock right: landlock ABI
+  // 7 does not govern connect(); the unix gate does. The rule is harmless.)
+  // After the check above, which reads the writable rules of the plan.
+  for (const UnixEndpoint& u : plan.unix_endpoints) plan.landlock.push_back({u.path, true, false});
   for (const auto& [at, content] : links) layout.Symlink(at, content);
 
   // Identity: the caller's uid and gid, mapped to themselves; for a root

@@ -136,6 +136,9 @@ class DocumentParser {
   DocumentParser(const PolicyVars& vars, std::vector<PolicyIssue>& issues)
       : vars_(vars), issues_(issues) {}
 
+  // Each filesystem.unix path -> the pointer of its entry in this document.
+  const std::map<std::string, std::string>& UnixPointers() const { return unix_pointers_; }
+
   void Parse(const json& doc, Policy& out) {
     if (!doc.is_object()) {
       Issue("", "a policy must be a JSON object, got " + TypeName(doc));
@@ -266,7 +269,7 @@ class DocumentParser {
     std::string text;     // its normalized, unexpanded text
   };
 
-  // Parses one of filesystem.read/write/deny. `where` maps each accepted
+  // Parses one of filesystem.read/write/deny/unix. `where` maps each accepted
   // path to the pointer of its first occurrence (for the contradiction checks,
   // which must name the user's own entries, not indexes after composition).
   void PathList(const json& obj, const char* key, const std::string& base,
@@ -337,11 +340,15 @@ class DocumentParser {
   void Filesystem(const json& fs, FilesystemPolicy& out) {
     const std::string base = "/filesystem";
     if (!IsObject(fs, base)) return;
-    Fields(fs, base, {"read", "write", "deny", "tmp", "system"});
-    std::map<std::string, Origin> read_at, write_at, deny_at;
+    Fields(fs, base, {"read", "write", "deny", "unix", "tmp", "system"});
+    std::map<std::string, Origin> read_at, write_at, deny_at, unix_at;
     PathList(fs, "read", base, out.read, read_at);
     PathList(fs, "write", base, out.write, write_at);
     PathList(fs, "deny", base, out.deny, deny_at);
+    // A unix entry may also lie under (or be) a read or write grant: the
+    // grant makes it visible, the entry lets the workload use it.
+    PathList(fs, "unix", base, out.unix_endpoints, unix_at);
+    for (const auto& [p, at] : unix_at) unix_pointers_.emplace(p, at.pointer);
     for (const auto& [p, at] : read_at) {
       auto w = write_at.find(p);
       if (w == write_at.end()) continue;
@@ -543,6 +550,7 @@ class DocumentParser {
 
   const PolicyVars& vars_;
   std::vector<PolicyIssue>& issues_;
+  std::map<std::string, std::string> unix_pointers_;
 };
 
 bool Has(const json& doc, const char* pointer) { return doc.contains(json::json_pointer(pointer)); }
@@ -556,12 +564,14 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
   std::set<std::string> user_paths(ufs.read.begin(), ufs.read.end());
   user_paths.insert(ufs.write.begin(), ufs.write.end());
   user_paths.insert(ufs.deny.begin(), ufs.deny.end());
-  for (auto* list : {&bfs.read, &bfs.write, &bfs.deny}) {
+  user_paths.insert(ufs.unix_endpoints.begin(), ufs.unix_endpoints.end());
+  for (auto* list : {&bfs.read, &bfs.write, &bfs.deny, &bfs.unix_endpoints}) {
     std::erase_if(*list, [&](const std::string& p) { return user_paths.count(p) > 0; });
   }
   bfs.read.insert(bfs.read.end(), ufs.read.begin(), ufs.read.end());
   bfs.write.insert(bfs.write.end(), ufs.write.begin(), ufs.write.end());
   bfs.deny.insert(bfs.deny.end(), ufs.deny.begin(), ufs.deny.end());
+  bfs.unix_endpoints.insert(bfs.unix_endpoints.end(), ufs.unix_endpoints.begin(), ufs.unix_endpoints.end());
   if (Has(doc, "/filesystem/tmp")) bfs.private_tmp = ufs.private_tmp;
   if (Has(doc, "/filesystem/system")) bfs.system = ufs.system;
 
@@ -601,30 +611,48 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
   return base;
 }
 
+// The deny rule that hides `path`, or nullptr. The most specific rule
+// decides, as it does when the plan is compiled: a deny of /home/u with a
+// grant of /home/u/proj leaves /home/u/proj visible. Between equally specific
+// rules deny wins.
+const std::string* HidingDeny(const std::string& path, const FilesystemPolicy& fs) {
+  const std::string* deny = nullptr;
+  size_t grant = 0;
+  for (const auto& d : fs.deny) {
+    if (IsUnder(path, d) && (!deny || d.size() > deny->size())) deny = &d;
+  }
+  for (const auto* list : {&fs.read, &fs.write}) {
+    for (const auto& g : *list) {
+      if (IsUnder(path, g)) grant = std::max(grant, g.size());
+    }
+  }
+  return deny && grant <= deny->size() ? deny : nullptr;
+}
+
 // Checks that need the whole (composed) policy. (Duplicates and read/write
 // or inherit/set overlaps are found while parsing, where the user's own JSON
 // pointers are known; composition cannot create new ones, because a path or
-// variable the user names replaces the profile's rule for it.)
-void CheckComposed(const Policy& p, std::vector<PolicyIssue>& issues) {
+// variable the user names replaces the profile's rule for it.) `unix_at`:
+// the pointer of each filesystem.unix entry in the user's document.
+void CheckComposed(const Policy& p, const std::map<std::string, std::string>& unix_at,
+                   std::vector<PolicyIssue>& issues) {
   const auto& fs = p.filesystem;
   if (p.process.cwd) {
-    // The most specific rule decides, as it does when the plan is compiled:
-    // a deny of /home/u with a grant of /home/u/proj leaves /home/u/proj
-    // visible. Between equally specific rules deny wins.
     const std::string& cwd = *p.process.cwd;
-    const std::string* deny = nullptr;
-    size_t grant = 0;
-    for (const auto& d : fs.deny) {
-      if (IsUnder(cwd, d) && (!deny || d.size() > deny->size())) deny = &d;
-    }
-    for (const auto* list : {&fs.read, &fs.write}) {
-      for (const auto& g : *list) {
-        if (IsUnder(cwd, g)) grant = std::max(grant, g.size());
-      }
-    }
-    if (deny && grant <= deny->size()) {
+    if (const std::string* deny = HidingDeny(cwd, fs)) {
       issues.push_back({"/process/cwd", Quote(cwd) + " lies under the denied path " + Quote(*deny)});
     }
+  }
+  // Deny beats unix: a socket or FIFO the policy hides cannot also be one it
+  // lets the workload use. (A unix entry is not a grant that could make a
+  // denied path visible again, or it would beat every deny above it.)
+  for (const auto& u : fs.unix_endpoints) {
+    const std::string* deny = HidingDeny(u, fs);
+    if (!deny) continue;
+    auto at = unix_at.find(u);
+    issues.push_back({at == unix_at.end() ? "/filesystem/unix" : at->second,
+                      Quote(u) + " lies under the denied path " + Quote(*deny) +
+                          "; a deny beats filesystem.unix: remove one of the two"});
   }
 }
 
@@ -661,7 +689,8 @@ PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, in
   }
   load.issues = std::move(duplicates);
   Policy policy;
-  DocumentParser(vars, load.issues).Parse(doc, policy);
+  DocumentParser parser(vars, load.issues);
+  parser.Parse(doc, policy);
   if (!load.issues.empty()) return load;
   if (policy.extends) {
     if (depth > 4) {
@@ -675,7 +704,7 @@ PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, in
     }
     policy = Compose(*base.policy, policy, doc);
   }
-  CheckComposed(policy, load.issues);
+  CheckComposed(policy, parser.UnixPointers(), load.issues);
   if (load.issues.empty()) load.policy = std::move(policy);
   return load;
 }
@@ -749,6 +778,7 @@ std::string PolicyToJson(const Policy& p) {
   j["filesystem"] = {{"read", p.filesystem.read},
                      {"write", p.filesystem.write},
                      {"deny", p.filesystem.deny},
+                     {"unix", p.filesystem.unix_endpoints},
                      {"tmp", p.filesystem.private_tmp ? "private" : "none"},
                      {"system", p.filesystem.system}};
   json proc = json::object();

@@ -2,14 +2,22 @@
 // symlinks and landlock grants a policy turns into.
 #include "enforce/compile.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include "enforce/landlock.h"
 
 namespace ward {
 namespace {
@@ -42,6 +50,25 @@ class CompileTest : public ::testing::Test {
     return nullptr;
   }
   static size_t IndexOf(const LaunchPlan& plan, const MountOp* op) { return static_cast<size_t>(op - plan.mounts.data()); }
+  // A unix socket file at `path`; the socket is closed, the file stays.
+  static void MakeSocket(const std::string& path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    ASSERT_LT(path.size(), sizeof a.sun_path);
+    memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << path << ": " << strerror(errno);
+    close(fd);
+  }
+  static void MakeFifo(const std::string& path) {
+    ASSERT_EQ(mkfifo(path.c_str(), 0666), 0) << path << ": " << strerror(errno);
+  }
+  // A host-side landlock rule on exactly `path`, writable or not.
+  static bool HasRule(const LaunchPlan& plan, const std::string& path, bool write) {
+    return std::any_of(plan.landlock.begin(), plan.landlock.end(),
+                       [&](const LandlockGrant& g) { return g.path == path && g.write == write; });
+  }
 
   std::string root_;
 };
@@ -378,5 +405,332 @@ TEST_F(CompileTest, DeniedDirectoryInsideWritableGrantIsChecked) {
   EXPECT_TRUE(CompilePlan(p, {"/bin/true"}, 7));
 }
 
+// ---------------------------------------------------------------------------
+// filesystem.unix and FIFOs
+
+// Each entry becomes an endpoint with the inode it has now; one whose
+// directory is not granted is bound by itself, read-only, at its own path;
+// one that a grant already shows is not bound again; both get a landlock
+// rule with write access (what lets a listed FIFO be opened for writing).
+TEST_F(CompileTest, UnixEntriesAreEndpointsBoundAtTheirPathWithAWritableRule) {
+  fs::create_directories(root_ + "/run/daemon");
+  MakeSocket(root_ + "/run/daemon/s");
+  MakeFifo(root_ + "/ws/f");
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws"};
+  p.filesystem.unix_endpoints = {root_ + "/run/daemon/s", root_ + "/ws/f"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  ASSERT_EQ(plan->unix_endpoints.size(), 2u);
+  struct stat sock, fifo;
+  ASSERT_EQ(lstat((root_ + "/run/daemon/s").c_str(), &sock), 0);
+  ASSERT_EQ(lstat((root_ + "/ws/f").c_str(), &fifo), 0);
+  EXPECT_EQ(plan->unix_endpoints[0].path, root_ + "/run/daemon/s");
+  EXPECT_EQ(plan->unix_endpoints[0].dev, sock.st_dev);
+  EXPECT_EQ(plan->unix_endpoints[0].ino, sock.st_ino);
+  EXPECT_FALSE(plan->unix_endpoints[0].fifo);
+  EXPECT_EQ(plan->unix_endpoints[1].path, root_ + "/ws/f");
+  EXPECT_EQ(plan->unix_endpoints[1].ino, fifo.st_ino);
+  EXPECT_TRUE(plan->unix_endpoints[1].fifo);
+  // The socket: a file mount point in the root tmpfs (its directories made
+  // first), then a read-only bind of that one file.
+  const MountOp* dir = Find(*plan, MountOp::Kind::kMkdir, root_ + "/run/daemon");
+  const MountOp* point = Find(*plan, MountOp::Kind::kMkfile, root_ + "/run/daemon/s");
+  const MountOp* bind = Find(*plan, MountOp::Kind::kBind, root_ + "/run/daemon/s");
+  ASSERT_NE(dir, nullptr);
+  ASSERT_NE(point, nullptr);
+  ASSERT_NE(bind, nullptr);
+  EXPECT_LT(IndexOf(*plan, dir), IndexOf(*plan, point));
+  EXPECT_LT(IndexOf(*plan, point), IndexOf(*plan, bind));
+  EXPECT_EQ(bind->source, root_ + "/run/daemon/s");
+  EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_RDONLY);
+  EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_NODEV);
+  EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_NOSUID);
+  EXPECT_EQ(Find(*plan, MountOp::Kind::kBind, root_ + "/run/daemon"), nullptr) << "only the file is bound";
+  // The FIFO is visible through the read grant: no mount of its own.
+  EXPECT_EQ(Find(*plan, MountOp::Kind::kBind, root_ + "/ws/f"), nullptr);
+  EXPECT_EQ(Find(*plan, MountOp::Kind::kMkfile, root_ + "/ws/f"), nullptr);
+  EXPECT_TRUE(HasRule(*plan, root_ + "/run/daemon/s", true));
+  EXPECT_TRUE(HasRule(*plan, root_ + "/ws/f", true));
+  EXPECT_TRUE(HasRule(*plan, root_ + "/ws", false));
+  EXPECT_FALSE(HasRule(*plan, root_ + "/ws", true));
+  // Inside a writable grant: no read-only bind (nor pins) either.
+  MakeSocket(root_ + "/ws/sub/deep/s");
+  Policy w = Base();
+  w.filesystem.write = {root_ + "/ws"};
+  w.filesystem.unix_endpoints = {root_ + "/ws/sub/deep/s"};
+  auto in_write = CompilePlan(w, {"/bin/true"}, 7);
+  ASSERT_TRUE(in_write) << in_write.error().message;
+  EXPECT_EQ(Find(*in_write, MountOp::Kind::kBind, root_ + "/ws/sub/deep/s"), nullptr);
+  EXPECT_EQ(Find(*in_write, MountOp::Kind::kBind, root_ + "/ws/sub"), nullptr);
+  EXPECT_TRUE(HasRule(*in_write, root_ + "/ws/sub/deep/s", true));
+}
+
+// The entry is the object the path resolves to; the path as written still
+// works inside (the link is recreated), and one object named twice is one
+// endpoint.
+TEST_F(CompileTest, UnixEntryIsResolvedThroughSymlinks) {
+  fs::create_directories(root_ + "/run");
+  MakeSocket(root_ + "/run/s");
+  fs::create_symlink(root_ + "/run", root_ + "/var-run");
+  Policy p = Base();
+  p.filesystem.unix_endpoints = {root_ + "/var-run/s", root_ + "/run/s"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  ASSERT_EQ(plan->unix_endpoints.size(), 1u);
+  EXPECT_EQ(plan->unix_endpoints[0].path, root_ + "/run/s");
+  EXPECT_NE(Find(*plan, MountOp::Kind::kBind, root_ + "/run/s"), nullptr);
+  const MountOp* link = Find(*plan, MountOp::Kind::kSymlink, root_ + "/var-run");
+  ASSERT_NE(link, nullptr);
+  EXPECT_EQ(link->source, root_ + "/run");
+}
+
+TEST_F(CompileTest, UnixEntryMustExistAndBeASocketOrFifo) {
+  fs::create_directories(root_ + "/run");
+  MakeSocket(root_ + "/run/s");
+  Policy p = Base();
+  p.filesystem.unix_endpoints = {root_ + "/run/s", root_ + "/run/nope"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().code, Error::Code::kPolicy);
+  EXPECT_EQ(plan.error().message, "/filesystem/unix/1 \"" + root_ +
+                                      "/run/nope\": stat: ENOENT (No such file or directory); a listed socket or "
+                                      "FIFO must exist when the sandbox starts");
+  p.filesystem.unix_endpoints = {root_ + "/ws/.env/x"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("stat: ENOTDIR"), std::string::npos) << plan.error().message;
+  p.filesystem.unix_endpoints = {root_ + "/ws/.env"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().message,
+            "/filesystem/unix/0 \"" + root_ + "/ws/.env\": is not a unix socket or FIFO (it is a regular file)");
+  p.filesystem.unix_endpoints = {root_ + "/link"};  // -> ws/sub, a directory
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().message, "/filesystem/unix/0 \"" + root_ + "/link\": is not a unix socket or FIFO (\"" +
+                                      root_ + "/ws/sub\" is a directory)");
+  p.filesystem.unix_endpoints = {"/dev/null"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("cannot be granted"), std::string::npos) << plan.error().message;
+}
+
+// Deny beats unix, by the most specific rule, on resolved paths.
+TEST_F(CompileTest, UnixEntryUnderADenyIsRefused) {
+  MakeSocket(root_ + "/ws/.ssh/agent");
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws"};
+  p.filesystem.deny = {root_ + "/ws/.ssh"};
+  p.filesystem.unix_endpoints = {root_ + "/ws/.ssh/agent"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().code, Error::Code::kPolicy);
+  EXPECT_EQ(plan.error().message, "/filesystem/unix/0 \"" + root_ + "/ws/.ssh/agent\": lies under the denied path \"" +
+                                      root_ +
+                                      "/ws/.ssh\" (/filesystem/deny/0); a deny beats filesystem.unix: remove "
+                                      "one of the two");
+  // Reached through a symlink, which the parser cannot see.
+  fs::create_symlink(root_ + "/ws/.ssh", root_ + "/agent-dir");
+  p.filesystem.unix_endpoints = {root_ + "/agent-dir/agent"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("lies under the denied path \"" + root_ + "/ws/.ssh\""), std::string::npos)
+      << plan.error().message;
+  // A deny of the file itself.
+  p.filesystem.deny = {root_ + "/ws/.ssh/agent"};
+  p.filesystem.unix_endpoints = {root_ + "/ws/.ssh/agent"};
+  EXPECT_FALSE(CompilePlan(p, {"/bin/true"}, 7));
+  // A more specific grant between the deny and the entry decides.
+  Policy q = Base();
+  q.filesystem.deny = {root_ + "/ws"};
+  q.filesystem.read = {root_ + "/ws/.ssh"};
+  q.filesystem.unix_endpoints = {root_ + "/ws/.ssh/agent"};
+  auto ok = CompilePlan(q, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << ok.error().message;
+}
+
+// As for every rule: a symlink inside a writable grant may have been
+// planted by an earlier run, so an entry resolved through one is refused.
+TEST_F(CompileTest, UnixEntryThroughSymlinkInsideWritableGrantIsRefused) {
+  fs::create_directories(root_ + "/run");
+  MakeSocket(root_ + "/run/s");
+  fs::create_symlink(root_ + "/run/s", root_ + "/ws/s");
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.unix_endpoints = {root_ + "/ws/s"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("/filesystem/unix/0 \"" + root_ + "/ws/s\": resolves through the symlink"),
+            std::string::npos)
+      << plan.error().message;
+  EXPECT_NE(plan.error().message.find("inside the writable grant"), std::string::npos) << plan.error().message;
+}
+
+// Landlock passes a writable rule's rights down to a read-only grant beneath
+// it, and a read-only mount does not stop a FIFO from being opened for
+// writing: a host FIFO in such a grant must be listed or denied.
+TEST_F(CompileTest, FifoInReadOnlyGrantInsideWritableGrantIsRefused) {
+  MakeFifo(root_ + "/ws/sub/deep/f");
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.read = {root_ + "/ws/sub"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().code, Error::Code::kPolicy);
+  EXPECT_EQ(plan.error().message,
+            "/filesystem/read/0 \"" + root_ + "/ws/sub\": holds the FIFO \"" + root_ +
+                "/ws/sub/deep/f\", which the sandbox could open for writing (the grant lies inside the writable \"" +
+                root_ +
+                "/ws\", whose landlock rights it inherits, and a read-only mount does not stop writes to a FIFO); "
+                "list it in filesystem.unix, or deny it");
+  // Listed: allowed, and writable on purpose.
+  Policy listed = p;
+  listed.filesystem.unix_endpoints = {root_ + "/ws/sub/deep/f"};
+  auto ok = CompilePlan(listed, {"/bin/true"}, 7);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_TRUE(HasRule(*ok, root_ + "/ws/sub/deep/f", true));
+  EXPECT_EQ(Find(*ok, MountOp::Kind::kBind, root_ + "/ws/sub/deep/f"), nullptr) << "visible through the grant";
+  // Another name of the listed FIFO is the same object: allowed.
+  fs::create_hard_link(root_ + "/ws/sub/deep/f", root_ + "/ws/sub/g");
+  ok = CompilePlan(listed, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << ok.error().message;
+  fs::remove(root_ + "/ws/sub/g");
+  // Denied (the FIFO, or a directory holding it): hidden, allowed.
+  Policy denied = p;
+  denied.filesystem.deny = {root_ + "/ws/sub/deep/f"};
+  ok = CompilePlan(denied, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << ok.error().message;
+  denied.filesystem.deny = {root_ + "/ws/sub/deep"};
+  ok = CompilePlan(denied, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << ok.error().message;
+  // A writable grant nested in the read-only one makes its FIFOs writable on
+  // purpose: not this check's business.
+  Policy nested = p;
+  nested.filesystem.write = {root_ + "/ws", root_ + "/ws/sub/deep"};
+  ok = CompilePlan(nested, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << ok.error().message;
+}
+
+// A read-only grant of the FIFO itself, inside a writable grant.
+TEST_F(CompileTest, FifoFileGrantInsideWritableGrantIsRefused) {
+  MakeFifo(root_ + "/ws/f");
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.read = {root_ + "/ws/f"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().message,
+            "/filesystem/read/0 \"" + root_ + "/ws/f\": is a FIFO, which the sandbox could open for writing (the " +
+                "grant lies inside the writable \"" + root_ +
+                "/ws\", whose landlock rights it inherits, and a read-only mount does not stop writes to a FIFO); "
+                "list it in filesystem.unix, or deny it");
+  p.filesystem.unix_endpoints = {root_ + "/ws/f"};
+  auto ok = CompilePlan(p, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << ok.error().message;
+}
+
+// The reproduction of the review: {"read": ["/tmp/fifot"]} under the private
+// /tmp, a writable area ward makes itself.
+TEST_F(CompileTest, FifoInReadOnlyGrantUnderThePrivateTmpIsRefused) {
+  char tmpl[] = "/tmp/ward-fifot-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  MakeFifo(dir + "/f");
+  Policy p = Base();
+  p.filesystem.read = {dir};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  p.filesystem.unix_endpoints = {dir + "/f"};
+  auto listed = CompilePlan(p, {"/bin/true"}, 7);
+  fs::remove_all(dir);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().message, "/filesystem/read/0 \"" + dir + "\": holds the FIFO \"" + dir +
+                                      "/f\", which the sandbox could open for writing (the grant lies inside the "
+                                      "writable \"/tmp\", whose landlock rights it inherits, and a read-only mount "
+                                      "does not stop writes to a FIFO); list it in filesystem.unix, or deny it");
+  EXPECT_TRUE(listed) << listed.error().message;
+}
+
+// A read-only grant outside every writable area is not walked: landlock
+// refuses to open its FIFOs for writing (LandlockRightsOfAFifo). Nor is any
+// grant without landlock, which the policy accepts losing (best-effort).
+TEST_F(CompileTest, FifoInReadOnlyGrantOutsideWritableAreasIsAllowed) {
+  MakeFifo(root_ + "/ws/sub/f");
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_TRUE(plan->unix_endpoints.empty());
+  EXPECT_FALSE(HasRule(*plan, root_ + "/ws/sub/f", true));
+  Policy w = Base();
+  w.filesystem.write = {root_ + "/ws"};
+  w.filesystem.read = {root_ + "/ws/sub"};
+  EXPECT_FALSE(CompilePlan(w, {"/bin/true"}, 7));
+  auto without_landlock = CompilePlan(w, {"/bin/true"}, 0);
+  EXPECT_TRUE(without_landlock) << without_landlock.error().message;
+}
+
+// Fail closed, as for a denied directory: a tree too large to check is refused.
+TEST_F(CompileTest, ReadOnlyGrantInsideWritableGrantTooLargeToCheckIsRefused) {
+  fs::create_directories(root_ + "/ws/big/a");
+  // Symlinks: the cheapest entries to make (the walk neither follows nor reads them).
+  for (int i = 0; i < 10000; ++i) ASSERT_EQ(symlink("x", (root_ + "/ws/big/a/" + std::to_string(i)).c_str()), 0);
+  Policy p = Base();
+  p.filesystem.write = {root_ + "/ws"};
+  p.filesystem.read = {root_ + "/ws/big"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().message, "/filesystem/read/0 \"" + root_ +
+                                      "/ws/big\": holds more than 10000 entries, which ward checks one by one for "
+                                      "FIFOs because the grant lies inside the writable \"" +
+                                      root_ + "/ws\"; grant narrower paths");
+  // Exactly at the bound: checked, and passes.
+  fs::remove(root_ + "/ws/big/a/0");
+  auto ok = CompilePlan(p, {"/bin/true"}, 7);
+  EXPECT_TRUE(ok) << ok.error().message;
+}
+
+// What the checks above rely on, asked of the kernel: opening a FIFO for
+// writing (O_NONBLOCK, no reader) fails with EACCES where landlock refuses
+// it and with ENXIO where landlock lets it through to the FIFO.
+int OpenFifoUnderLandlock(const LaunchPlan& plan, const std::string& fifo) {
+  auto ruleset = BuildLandlockRuleset(plan);
+  if (!ruleset) {
+    ADD_FAILURE() << ruleset.error().message;
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || LandlockRestrictSelf(ruleset->get()) != 0) _exit(255);
+    int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    _exit(fd >= 0 ? 0 : errno);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+TEST_F(CompileTest, LandlockRightsOfAFifo) {
+  const int abi = LandlockAbi();
+  if (abi == 0) GTEST_SKIP() << "no landlock on this kernel";
+  MakeFifo(root_ + "/ws/sub/f");
+  // A read-only grant beneath no writable rule: refused by landlock.
+  Policy p = Base();
+  p.filesystem.read = {root_ + "/ws"};
+  auto ro = CompilePlan(p, {"/bin/true"}, abi);
+  ASSERT_TRUE(ro) << ro.error().message;
+  EXPECT_EQ(OpenFifoUnderLandlock(*ro, root_ + "/ws/sub/f"), EACCES);
+  // Listed: the rule on the FIFO lets it through.
+  p.filesystem.unix_endpoints = {root_ + "/ws/sub/f"};
+  auto listed = CompilePlan(p, {"/bin/true"}, abi);
+  ASSERT_TRUE(listed) << listed.error().message;
+  EXPECT_EQ(OpenFifoUnderLandlock(*listed, root_ + "/ws/sub/f"), ENXIO);
+  // A read-only rule beneath a writable one takes nothing away from it: the
+  // reason read-only grants inside writable areas are walked.
+  LaunchPlan nested;
+  nested.landlock_abi = abi;
+  nested.landlock = {{root_ + "/ws", true, false}, {root_ + "/ws/sub", false, false}};
+  EXPECT_EQ(OpenFifoUnderLandlock(nested, root_ + "/ws/sub/f"), ENXIO);
+}
 }  // namespace
 }  // namespace ward

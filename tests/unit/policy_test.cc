@@ -81,6 +81,7 @@ TEST(PolicyParse, MinimalDocumentHasSafeDefaults) {
   EXPECT_TRUE(p.filesystem.read.empty());
   EXPECT_TRUE(p.filesystem.write.empty());
   EXPECT_TRUE(p.filesystem.deny.empty());
+  EXPECT_TRUE(p.filesystem.unix_endpoints.empty());
   EXPECT_TRUE(p.filesystem.private_tmp);
   EXPECT_TRUE(p.filesystem.system);
   EXPECT_TRUE(p.process.argv.empty());
@@ -107,6 +108,7 @@ TEST(PolicyParse, EveryFieldIsRead) {
       "read": ["/usr/share", "${HOME}/docs"],
       "write": ["${WORKSPACE}", "${CWD}/out"],
       "deny": ["${CWD}/.env", "${HOME}/.ssh"],
+      "unix": ["/run/user/1000/bus", "${HOME}/.docker/run/docker.sock"],
       "tmp": "none",
       "system": false
     },
@@ -124,6 +126,7 @@ TEST(PolicyParse, EveryFieldIsRead) {
   EXPECT_EQ(p.filesystem.read, (Strings{"/usr/share", "/home/agent/docs"}));
   EXPECT_EQ(p.filesystem.write, (Strings{"/work/ws", "/work/proj/out"}));
   EXPECT_EQ(p.filesystem.deny, (Strings{"/work/proj/.env", "/home/agent/.ssh"}));
+  EXPECT_EQ(p.filesystem.unix_endpoints, (Strings{"/run/user/1000/bus", "/home/agent/.docker/run/docker.sock"}));
   EXPECT_FALSE(p.filesystem.private_tmp);
   EXPECT_FALSE(p.filesystem.system);
   EXPECT_EQ(p.process.argv, (Strings{"python3", "-c", "pass"}));
@@ -301,7 +304,7 @@ TEST(PolicyUnknownFields, AtEveryLevel) {
   ExpectOneIssue(Doc(R"("netwrk": "none")"), "/netwrk",
                  {"unknown field", "ward, extends, filesystem, process, limits, network, enforcement, description"});
   ExpectOneIssue(Doc(R"("filesystem": {"reed": []})"), "/filesystem/reed",
-                 {"unknown field", "read, write, deny, tmp, system"});
+                 {"unknown field", "read, write, deny, unix, tmp, system"});
   ExpectOneIssue(Doc(R"("process": {"timeout": 5})"), "/process/timeout",
                  {"unknown field", "argv, cwd, env, timeoutMs, shell"});
   ExpectOneIssue(Doc(R"("process": {"env": {"inherits": []}})"), "/process/env/inherits",
@@ -350,6 +353,10 @@ TEST(PolicyTypes, Filesystem) {
                  {"must be an array of absolute paths", "got a string"});
   ExpectOneIssue(Doc(R"("filesystem": {"write": {}})"), "/filesystem/write", {"must be an array", "got an object"});
   ExpectOneIssue(Doc(R"("filesystem": {"deny": null})"), "/filesystem/deny", {"must be an array", "got null"});
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": "/run/user/1000/bus"})"), "/filesystem/unix",
+                 {"must be an array of absolute paths", "got a string"});
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": ["/run/a.sock", true]})"), "/filesystem/unix/1",
+                 {"must be a string", "got a boolean"});
   ExpectOneIssue(Doc(R"("filesystem": {"read": ["/a", 7]})"), "/filesystem/read/1",
                  {"must be a string", "got an integer"});
   ExpectOneIssue(Doc(R"("filesystem": {"read": [["/a"]]})"), "/filesystem/read/0", {"must be a string", "an array"});
@@ -434,6 +441,21 @@ TEST(PolicyPaths, ProcAndDevCannotBeGranted) {
   }
   ExpectOneIssue(Doc(R"("filesystem": {"deny": ["/proc/kcore"]})"), "/filesystem/deny/0",
                  {"provided by the sandbox itself", "cannot be denied"});
+}
+
+// filesystem.unix entries are validated as grants are.
+TEST(PolicyPaths, UnixEntriesAreCheckedLikeGrants) {
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": ["agent.sock"]})"), "/filesystem/unix/0",
+                 {"\"agent.sock\" is relative", "${CWD}"});
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": ["/run/../x.sock"]})"), "/filesystem/unix/0", {"\"..\""});
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": [""]})"), "/filesystem/unix/0", {"path is empty"});
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": ["${XDG_RUNTIME_DIR}/bus"]})"), "/filesystem/unix/0",
+                 {"unknown variable ${XDG_RUNTIME_DIR}"});
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": ["/dev/log"]})"), "/filesystem/unix/0",
+                 {"provided by the sandbox itself", "cannot be granted"});
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": ["/"]})"), "/filesystem/unix/0", {"whole host"});
+  Policy p = Valid(Doc(R"("filesystem": {"unix": ["${HOME}//.ssh-agent/sock/", "${TMPDIR}/.X11-unix/X0"]})"));
+  EXPECT_EQ(p.filesystem.unix_endpoints, (Strings{"/home/agent/.ssh-agent/sock", "/tmp/.X11-unix/X0"}));
 }
 
 TEST(PolicyPaths, RootCannotBeGranted) {
@@ -741,6 +763,45 @@ TEST(PolicyContradictions, SamePathWriteAndDenyIsNotAContradiction) {
   EXPECT_EQ(p.filesystem.deny, (Strings{"/data"}));
 }
 
+TEST(PolicyContradictions, UnixEntryListedTwice) {
+  ExpectOneIssue(Doc(R"("filesystem": {"unix": ["/run/a.sock", "/run//a.sock"]})"), "/filesystem/unix/1",
+                 {"\"/run/a.sock\" is listed twice (first at /filesystem/unix/0)"});
+}
+
+TEST(PolicyContradictions, UnixEntryAlsoGrantedIsNotAContradiction) {
+  // The grant makes it visible; the entry lets the workload use it.
+  Policy p =
+      Valid(Doc(R"("filesystem": {"read": ["/run/a.sock"], "write": ["/srv"], "unix": ["/run/a.sock", "/srv/b"]})"));
+  EXPECT_EQ(p.filesystem.read, (Strings{"/run/a.sock"}));
+  EXPECT_EQ(p.filesystem.unix_endpoints, (Strings{"/run/a.sock", "/srv/b"}));
+}
+
+TEST(PolicyContradictions, UnixEntryUnderADeniedPath) {
+  ExpectOneIssue(
+      Doc(R"("filesystem": {"read": ["${HOME}"], "deny": ["${HOME}/.ssh"], "unix": ["${HOME}/.ssh/agent"]})"),
+      "/filesystem/unix/0",
+      {"\"/home/agent/.ssh/agent\" lies under the denied path \"/home/agent/.ssh\"",
+       "a deny beats filesystem.unix: remove one of the two"});
+  // The entry itself denied; and an equally specific grant does not help.
+  ExpectOneIssue(Doc(R"("filesystem": {"deny": ["/run/a.sock"], "unix": ["/run/a.sock"]})"), "/filesystem/unix/0",
+                 {"denied path \"/run/a.sock\""});
+  ExpectOneIssue(Doc(R"("filesystem": {"deny": ["/run"], "read": ["/run"], "unix": ["/run/a.sock"]})"),
+                 "/filesystem/unix/0", {"denied path \"/run\""});
+  // The pointer names the user's entry, even after two texts for one path merged.
+  ExpectOneIssue(Doc(R"("filesystem": {"deny": ["/srv"], "unix": ["${CWD}/a", "/work/proj/a", "/srv/b"]})"),
+                 "/filesystem/unix/2", {"\"/srv/b\" lies under the denied path \"/srv\""});
+}
+
+TEST(PolicyContradictions, UnixEntryUnderDenyButMoreSpecificGrantIsVisible) {
+  Policy p =
+      Valid(Doc(R"("filesystem": {"deny": ["${HOME}"], "write": ["${HOME}/proj"], "unix": ["${HOME}/proj/s"]})"));
+  EXPECT_EQ(p.filesystem.unix_endpoints, (Strings{"/home/agent/proj/s"}));
+  // A unix entry is not itself a grant that could beat a deny above it.
+  PolicyLoad load = Parse(Doc(R"("filesystem": {"deny": ["${HOME}"], "unix": ["${HOME}/s", "${HOME}/s/x"]})"));
+  EXPECT_FALSE(load.ok());
+  EXPECT_EQ(IssuePaths(load), (Strings{"/filesystem/unix/0", "/filesystem/unix/1"})) << Describe(load);
+}
+
 TEST(PolicyContradictions, EnvInheritedAndSet) {
   ExpectOneIssue(Doc(R"("process": {"env": {"inherit": ["PATH", "CI"], "set": {"CI": "1"}}})"),
                  "/process/env/inherit/1", {"\"CI\" is both inherited and set", "/process/env/set/CI", "keep one"});
@@ -827,6 +888,28 @@ TEST(PolicyExtends, OtherPathsAccumulate) {
   EXPECT_EQ(p.filesystem.write, (Strings{"/work/ws", "/data"}));
   EXPECT_EQ(p.filesystem.read, (Strings{"/usr/share"}));
   EXPECT_EQ(p.filesystem.deny, (Strings{"/work/ws/.env"}));
+}
+
+// filesystem.unix composes as read, write and deny do: a path the document
+// names in any list replaces the profile's rules for it; the rest accumulates.
+TEST(PolicyExtends, UnixComposesLikeTheOtherPathLists) {
+  Policy p = Valid(R"({"ward": 1, "extends": "workspace-write", "filesystem": {"unix": ["/run/a.sock"]}})");
+  EXPECT_EQ(p.filesystem.write, (Strings{"/work/ws"}));
+  EXPECT_EQ(p.filesystem.unix_endpoints, (Strings{"/run/a.sock"}));
+  Policy same = Valid(R"({"ward": 1, "extends": "workspace-write", "filesystem": {"unix": ["${WORKSPACE}"]}})");
+  EXPECT_TRUE(same.filesystem.write.empty());
+  EXPECT_EQ(same.filesystem.unix_endpoints, (Strings{"/work/ws"}));
+  // The check after composition sees the profile's grant: ${WORKSPACE} is
+  // more specific than the user's deny of ${HOME}.
+  PolicyVars v = Vars();
+  v.values["WORKSPACE"] = "/home/agent/ws";
+  Policy h = Valid(
+      R"({"ward": 1, "extends": "workspace-write", "filesystem": {"deny": ["${HOME}"], "unix": ["${WORKSPACE}/s"]}})",
+      v);
+  EXPECT_EQ(h.filesystem.unix_endpoints, (Strings{"/home/agent/ws/s"}));
+  ExpectOneIssue(
+      R"({"ward": 1, "extends": "offline-readonly", "filesystem": {"deny": ["${WORKSPACE}"], "unix": ["${WORKSPACE}/s"]}})",
+      "/filesystem/unix/0", {"lies under the denied path \"/home/agent/ws\""}, v);
 }
 
 TEST(PolicyExtends, EnvInheritAndSetOverride) {
@@ -945,7 +1028,7 @@ TEST(PolicyToJson, DefaultPolicyIsCanonical) {
   json j = json::parse(PolicyToJson(Valid(R"({"ward": 1})")));
   EXPECT_EQ(j, json::parse(R"({
     "ward": 1,
-    "filesystem": {"read": [], "write": [], "deny": [], "tmp": "private", "system": true},
+    "filesystem": {"read": [], "write": [], "deny": [], "unix": [], "tmp": "private", "system": true},
     "process": {"env": {"inherit": [], "set": {}}, "shell": false},
     "limits": {},
     "network": "none",
@@ -955,7 +1038,8 @@ TEST(PolicyToJson, DefaultPolicyIsCanonical) {
 
 TEST(PolicyToJson, EveryFieldIsWritten) {
   Policy p = Valid(R"({"ward": 1, "extends": "minimal", "description": "dropped",
-    "filesystem": {"read": ["/usr/share"], "write": ["${WORKSPACE}"], "deny": ["${HOME}/.ssh"], "tmp": "none", "system": false},
+    "filesystem": {"read": ["/usr/share"], "write": ["${WORKSPACE}"], "deny": ["${HOME}/.ssh"], "unix": ["/run/a.sock"],
+                   "tmp": "none", "system": false},
     "process": {"argv": ["sh", "-c", "true"], "cwd": "${WORKSPACE}", "env": {"inherit": ["PATH"], "set": {"CI": "1"}},
                 "timeoutMs": 1000, "shell": true},
     "limits": {"memoryMiB": 64, "pids": 8, "cpus": 0.5, "cpuSeconds": 2, "openFiles": 32, "fileSizeMiB": 1},
@@ -964,7 +1048,8 @@ TEST(PolicyToJson, EveryFieldIsWritten) {
   EXPECT_EQ(j, json::parse(R"({
     "ward": 1,
     "extends": "minimal",
-    "filesystem": {"read": ["/usr/share"], "write": ["/work/ws"], "deny": ["/home/agent/.ssh"], "tmp": "none", "system": false},
+    "filesystem": {"read": ["/usr/share"], "write": ["/work/ws"], "deny": ["/home/agent/.ssh"], "unix": ["/run/a.sock"],
+                   "tmp": "none", "system": false},
     "process": {"argv": ["sh", "-c", "true"], "cwd": "/work/ws",
                 "env": {"inherit": ["PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM"], "set": {"CI": "1", "HOME": "/tmp"}},
                 "timeoutMs": 1000, "shell": true},
@@ -980,6 +1065,7 @@ TEST(PolicyToJson, OutputParsesBackToTheSamePolicy) {
       R"({"ward": 1, "extends": "workspace-write", "filesystem": {"read": ["${WORKSPACE}"], "deny": ["${HOME}/.ssh"]}})",
       R"({"ward": 1, "extends": "offline-readonly", "process": {"env": {"inherit": ["HOME"], "set": {"LANG": "C"}}},
           "limits": {"cpus": 0.3, "memoryMiB": 100}, "network": "host"})",
+      R"({"ward": 1, "filesystem": {"unix": ["${HOME}/agent.sock", "/run/user/1000/bus"]}})",
       R"({"ward": 1, "filesystem": {"tmp": "none", "system": false, "write": ["/srv"]},
           "process": {"argv": ["x"], "cwd": "/srv", "shell": true, "timeoutMs": 7}})",
   };
