@@ -30,6 +30,16 @@ ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache = nullptr)
 // program needs to start and behave. Paths missing on a host are skipped.
 std::vector<std::string> SystemBaselinePaths();
 
+// How many entries CompilePlan examines, at most, in a tree it must check
+// entry by entry (compile.cc, WalkTree) before it refuses the policy. A
+// process-wide setting that tests lower, to test the refusal without
+// making hundreds of thousands of files.
+struct WalkBounds {
+  size_t denied_tree = 10000;   // a denied directory inside a writable grant (each entry lstat'ed)
+  size_t fifo_tree = 200000;    // a read-only grant inside a writable area (types from the listing)
+};
+WalkBounds& CompileWalkBounds();
+
 // Errors name the policy field (`/filesystem/read/1 "/opt/data": does not exist`).
 Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv, int landlock_abi);
 
