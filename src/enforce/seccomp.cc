@@ -91,7 +91,7 @@ const std::vector<SeccompRule> kConditional = {
     {"personality", "anything but querying or the default Linux personalities: no disabling ASLR, no READ_IMPLIES_EXEC"},
     {"chmod", "with S_ISUID or S_ISGID in the mode: no setuid/setgid file may outlive the run (fchmod, fchmodat, fchmodat2 too)"},
     {"open", "creating a file (O_CREAT, O_TMPFILE) with S_ISUID or S_ISGID in its mode (openat, creat, mknod, mknodat too)"},
-    {"socket", "unix datagram sockets, every mode (EACCES; socketpair too: each send may name any unix socket, see net/unix_gate.h); with network none or egress: families other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (EAFNOSUPPORT: AF_VSOCK is not namespaced, AF_SMC wraps TCP); IPPROTO_SMC; netlink protocols other than NETLINK_ROUTE and NETLINK_SOCK_DIAG (EPROTONOSUPPORT: netfilter, xfrm, audit, uevents, generic netlink)"},
+    {"socket", "unix sockets other than stream and seqpacket (datagram, and SOCK_RAW which the kernel makes a datagram socket), every mode (EACCES; socketpair too: each send may name any unix socket, see net/unix_gate.h); with network none or egress: families other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (EAFNOSUPPORT: AF_VSOCK is not namespaced, AF_SMC wraps TCP); IPPROTO_SMC; netlink protocols other than NETLINK_ROUTE and NETLINK_SOCK_DIAG (EPROTONOSUPPORT: netfilter, xfrm, audit, uevents, generic netlink)"},
     {"connect", "waits for the supervisor, every mode: a pathname unix socket not served from inside the sandbox and not listed in filesystem.unix fails with EACCES (and an abstract one, with the host's network); ward makes every connect() itself, on its own copy of the socket and address (net/unix_gate.h)"},
     {"openat2", "always ENOSYS: its mode lives in memory the filter cannot read, so libc and programs fall back to openat()"},
 };
@@ -260,18 +260,22 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.JumpIf(BPF_JEQ, AF_INET6, "socket-protocol");
   p.JumpIf(BPF_JEQ, AF_NETLINK, "socket-netlink");
   p.Return(errno_ret(EAFNOSUPPORT));
-  // Unix datagram sockets (socket() and socketpair()): every send can name
-  // its destination (sendmsg's msg_name, which a filter cannot read), a
-  // connected socket's too, so no connect() check could hold them to the
-  // sandbox's own sockets (net/unix_gate.h). Stream and seqpacket sockets
-  // ignore a send's address.
+  // Unix sockets (socket() and socketpair()): stream and seqpacket only.
+  // Every send on a datagram socket can name its destination (sendmsg's
+  // msg_name, which a filter cannot read), a connected socket's too, so no
+  // connect() check could hold it to the sandbox's own sockets
+  // (net/unix_gate.h); and the kernel makes a datagram socket of SOCK_RAW
+  // too. Stream and seqpacket sockets ignore a send's address. An allow
+  // list: whatever type a later kernel maps, it is refused.
   p.Label("socketpair");
   p.Load(arg(0));
   p.JumpUnless(BPF_JEQ, AF_UNIX, "allow-socket");
   p.Label("unix-type");
   p.Load(arg(1));
   p.And(kSockTypeMask);
-  p.JumpIf(BPF_JEQ, SOCK_DGRAM, "no-unix-dgram");
+  p.JumpIf(BPF_JEQ, SOCK_STREAM, "unix-ok");
+  p.JumpUnless(BPF_JEQ, SOCK_SEQPACKET, "no-unix-dgram");
+  p.Label("unix-ok");
   if (host) p.Return(kAllow);
   p.Label("socket-protocol");
   p.Load(arg(2));

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -301,6 +302,15 @@ class Server : public std::enable_shared_from_this<Server> {
       socklen_t len = static_cast<socklen_t>(n.args[2]);
       if (len > 0 && !ReadMemory(n.pid, n.args[1], &sa, len)) return Answer(n, EFAULT);
       if (!StillWaiting(n)) return;
+      // A peer other than the kernel (a portid, multicast groups) needs
+      // CAP_NET_ADMIN, which the kernel would check on the caller: ward,
+      // which has it over the sandbox's namespace. The workload has none:
+      // refused as the kernel would refuse it (EPERM). Otherwise it could
+      // send to any netlink socket of its namespace, ward's own included.
+      if (domain == AF_NETLINK && len >= sizeof(sockaddr_nl)) {
+        const auto* nl = reinterpret_cast<const sockaddr_nl*>(&sa);
+        if (nl->nl_family == AF_NETLINK && (nl->nl_pid != 0 || nl->nl_groups != 0)) return Answer(n, EPERM);
+      }
       return Answer(n, connect(sock.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno);
     }
     if (domain != AF_INET && domain != AF_INET6) {

@@ -130,6 +130,41 @@ socklen_t PinAddress(int pin, sockaddr_un* a) {
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + static_cast<size_t>(n) + 1);
 }
 
+// While alive, the calling thread acts as the workload of a root caller's
+// sandbox (its host uid and gid, no supplementary groups), so that the
+// kernel's permission check on the socket and the peer credentials a server
+// reads (SO_PEERCRED) are the workload's. Raw system calls: glibc's wrappers
+// would change every thread of ward. The real and saved uid stay 0, so the
+// thread takes root (and its capabilities) back; should it not, ward aborts
+// (the sandbox dies with it) rather than go on with a thread whose identity
+// it does not know.
+class ActAs {
+ public:
+  ActAs(uid_t uid, gid_t gid) {
+    ngroups_ = static_cast<int>(syscall(SYS_getgroups, kMaxGroups, groups_));
+    ok_ = ngroups_ >= 0 && syscall(SYS_setgroups, 0, nullptr) == 0 && syscall(SYS_setresgid, -1, gid, -1) == 0 &&
+          syscall(SYS_setresuid, -1, uid, -1) == 0;
+    if (!ok_) err_ = errno;
+  }
+  ~ActAs() {
+    if (syscall(SYS_setresuid, -1, 0, -1) != 0 || syscall(SYS_setresgid, -1, 0, -1) != 0 ||
+        (ngroups_ >= 0 && syscall(SYS_setgroups, ngroups_, groups_) != 0)) {
+      abort();
+    }
+  }
+  ActAs(const ActAs&) = delete;
+  ActAs& operator=(const ActAs&) = delete;
+  // 0, or why the thread could not take the identity.
+  int error() const { return ok_ ? 0 : err_; }
+
+ private:
+  static constexpr int kMaxGroups = 256;
+  gid_t groups_[kMaxGroups];
+  int ngroups_ = -1;
+  bool ok_ = false;
+  int err_ = 0;
+};
+
 struct Job {
   Notice notice;
   UniqueFd sock;
@@ -215,11 +250,14 @@ void UnixGate::Connect(const Notice& n, int pidfd, UniqueFd sock, int stop_fd, C
   } else if (named) {
     std::string path(a.sun_path, strnlen(a.sun_path, path_room));
     int err = Resolve(n.pid, pidfd, path, &job->pin);
+    // Checked after reading /proc/TID: the thread id still named the caller
+    // (a thread waiting here cannot have exited and had its id reused).
+    if (!StillWaiting(n)) return;
     if (err != 0) return Answer(n, err);
     struct stat st{};
     if (fstat(job->pin.get(), &st) != 0) return Answer(n, errno);
     if (!S_ISSOCK(st.st_mode)) return Answer(n, ECONNREFUSED);  // as the kernel says
-    Decision d = Decide(n.pid, st.st_dev, st.st_ino);
+    Decision d = Decide(n, st.st_dev, st.st_ino);
     if (!d.allowed || d.as_caller) hooks.RecordEvent(UnixEvent(d.allowed, path, d.rule, d.reason));
     if (!d.allowed) return Answer(n, EACCES);
     job->address_len = PinAddress(job->pin.get(), &job->address);
@@ -230,12 +268,16 @@ void UnixGate::Connect(const Notice& n, int pidfd, UniqueFd sock, int stop_fd, C
   }
   // Anything else (AF_UNSPEC, another family, the unnamed address): made as
   // asked, on ward's copy of the socket; the kernel answers it.
-  if (!job->uid) {
-    int err = ConnectNow(job->sock.get(), job->address, job->address_len);
-    if (err != EAGAIN || !job->blocking) return Answer(n, err);
+  int err = 0;
+  if (job->uid) {
+    ActAs as(*job->uid, *job->gid);
+    err = as.error() ? as.error() : ConnectNow(job->sock.get(), job->address, job->address_len);
+  } else {
+    err = ConnectNow(job->sock.get(), job->address, job->address_len);
   }
-  // With the workload's credentials, or waiting for room in a full backlog:
-  // on a worker, so that this thread never blocks.
+  if (err != EAGAIN || !job->blocking) return Answer(n, err);
+  // A blocking socket and a full backlog: the wait for room is a worker's,
+  // so that this thread never blocks.
   // At most kMaxWorkers at once: a workload could hold one per thread of
   // its own in a full backlog.
   if (workers_->fetch_add(1) >= kMaxWorkers) {
@@ -255,11 +297,11 @@ void UnixGate::Connect(const Notice& n, int pidfd, UniqueFd sock, int stop_fd, C
   }
 }
 
-UnixGate::Decision UnixGate::Decide(pid_t tid, dev_t dev, ino_t ino) {
+UnixGate::Decision UnixGate::Decide(const Notice& n, dev_t dev, ino_t ino) {
   for (const UnixListed& l : config_.listed) {
     if (l.dev == dev && l.ino == ino) return {true, true, l.path, "listed in filesystem.unix"};
   }
-  if (OnPrivateFilesystem(tid, dev)) return {true, false, "", "on a private filesystem of the sandbox"};
+  if (OnPrivateFilesystem(n, dev)) return {true, false, "", "on a private filesystem of the sandbox"};
   if (config_.diag.valid() && ServedInSandboxNetwork(dev, ino)) {
     return {true, false, "", "served by a socket of the sandbox's network namespace"};
   }
@@ -267,14 +309,15 @@ UnixGate::Decision UnixGate::Decide(pid_t tid, dev_t dev, ino_t ino) {
           "a unix socket served from outside the sandbox, not listed in filesystem.unix: refused (EACCES)"};
 }
 
-bool UnixGate::OnPrivateFilesystem(pid_t tid, dev_t dev) {
+bool UnixGate::OnPrivateFilesystem(const Notice& n, dev_t dev) {
   std::lock_guard lock(mu_);
   if (!private_devs_) {
     // The sandbox's tmpfs mounts that are not the host's (a grant of the
     // host's /run is a tmpfs too, with the host's device number). The
-    // workload cannot mount, so the set is read once.
-    DevSet sandbox = MountDevices("/proc/" + std::to_string(tid) + "/mountinfo", true);
-    if (sandbox.empty()) return false;  // not read (the caller is gone): decided again next time
+    // workload cannot mount, so the set is read once, from a caller that
+    // still waits after it was read (its thread id was not reused).
+    DevSet sandbox = MountDevices("/proc/" + std::to_string(n.pid) + "/mountinfo", true);
+    if (sandbox.empty() || !StillWaiting(n)) return false;  // decided again next time
     DevSet host = MountDevices("/proc/self/mountinfo", false);
     private_devs_.emplace();
     for (const auto& d : sandbox) {
@@ -287,6 +330,9 @@ bool UnixGate::OnPrivateFilesystem(pid_t tid, dev_t dev) {
 bool UnixGate::ServedInSandboxNetwork(dev_t dev, ino_t ino) {
   // The kernel's device number encoding (MKDEV: 12 bits major, 20 minor).
   const uint32_t want_dev = (major(dev) << 20) | minor(dev);
+  // unix_diag reports 32 bits of the inode number: a larger one cannot be
+  // told apart, so it is not judged the sandbox's.
+  if (ino > UINT32_MAX) return false;
   bool found = false;
   int err = DumpBoundUnixSockets(config_.diag.get(), ++diag_seq_, [&](uint32_t d, uint64_t i) {
     if (d == want_dev && i == ino) found = true;
@@ -308,12 +354,22 @@ int DumpBoundUnixSockets(int diag_fd, uint32_t seq, const std::function<void(uin
   msg.req.sdiag_family = AF_UNIX;
   msg.req.udiag_states = ~0U;
   msg.req.udiag_show = UDIAG_SHOW_VFS;
+  // Only the kernel may answer: the socket is connected to it (portid 0),
+  // so that no other socket of the namespace can send to it at all, and a
+  // message from anyone else is dropped. The workload lives in this
+  // namespace and could otherwise forge a dump that names a host socket.
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (connect(diag_fd, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) != 0) return errno;
   if (send(diag_fd, &msg, sizeof msg, 0) != static_cast<ssize_t>(sizeof msg)) return errno;
   alignas(nlmsghdr) char buf[32768];
   for (;;) {
-    ssize_t len = recv(diag_fd, buf, sizeof buf, 0);
+    sockaddr_nl from{};
+    socklen_t from_len = sizeof from;
+    ssize_t len = recvfrom(diag_fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
     if (len < 0) return errno;
     if (len == 0) return EPROTO;
+    if (from.nl_pid != 0) continue;
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(len));
          h = NLMSG_NEXT(h, len)) {
       if (h->nlmsg_seq != seq) continue;

@@ -86,8 +86,8 @@ class UnixGate {
     std::string rule;        // the listed entry
     std::string reason;
   };
-  Decision Decide(pid_t tid, dev_t dev, ino_t ino);
-  bool OnPrivateFilesystem(pid_t tid, dev_t dev);
+  Decision Decide(const Notice& n, dev_t dev, ino_t ino);
+  bool OnPrivateFilesystem(const Notice& n, dev_t dev);
   bool ServedInSandboxNetwork(dev_t dev, ino_t ino);
 
   UnixGateConfig config_;

@@ -133,14 +133,38 @@ TEST_F(UnixSockets, AddressRaceNeverReachesTheHost) {
 
 // Unix datagram sockets: every send may name any socket; refused at
 // socket() and socketpair() in every mode. Stream sockets are the control.
+// The red team's way around a deny list: SOCK_RAW, which the kernel turns
+// into SOCK_DGRAM for unix sockets; only stream and seqpacket are allowed.
 TEST_F(UnixSockets, DatagramSocketsRefused) {
   for (const json& policy : {Standard(), HostNetwork()}) {
-    EXPECT_PROBE(RunWard(policy, {"unix-dgram"}), "EACCES");
-    EXPECT_PROBE(RunWard(policy, {"unix-dgram", "pair"}), "EACCES");
+    for (const char* how : {"dgram", "raw"}) {
+      EXPECT_PROBE(RunWard(policy, {"unix-dgram", how}), "EACCES") << how;
+      EXPECT_PROBE(RunWard(policy, {"unix-dgram", how, "pair"}), "EACCES") << how;
+    }
     EXPECT_PROBE(RunWard(policy, {"unix-self", "/tmp", "s.sock"}), "ok");
   }
-  EXPECT_PROBE(RunDirect({"unix-dgram"}), "ok");
-  EXPECT_PROBE(RunDirect({"unix-dgram", "pair"}), "ok");
+  for (const char* how : {"dgram", "raw"}) {
+    EXPECT_PROBE(RunDirect({"unix-dgram", how}), "ok") << how;
+    EXPECT_PROBE(RunDirect({"unix-dgram", how, "pair"}), "ok") << how;
+  }
+}
+
+// The red team forged the kernel's socket-diagnostics answer to the unix
+// gate: ward made the workload's netlink connect() to the gate's own socket,
+// with ward's privileges. A netlink connect() to anything but the kernel is
+// refused as the kernel refuses it to a process without CAP_NET_ADMIN.
+TEST_F(UnixSockets, NetlinkConnectOnlyToTheKernel) {
+  json egress = Standard();
+  egress["network"] = {{"egress", {{"default", "deny"}}}};
+  for (const json& policy : {Standard(), egress}) {
+    EXPECT_PROBE(RunWard(policy, {"netlink-connect", "1"}), "EPERM");
+    EXPECT_PROBE(RunWard(policy, {"netlink-connect", "0", "1"}), "EPERM");
+    EXPECT_PROBE(RunWard(policy, {"netlink-connect", "0"}), "ok");
+  }
+  // Control: with CAP_NET_ADMIN (root outside), the kernel allows it.
+  if (getuid() == 0) {
+    EXPECT_PROBE(RunDirect({"netlink-connect", "1"}), "ok");
+  }
 }
 
 // The review wrote into a host FIFO under a read-only grant: one inside a

@@ -594,11 +594,25 @@ int64_t MonotonicMs() {
   Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
 }
 
-// A unix datagram socket: socket(), or socketpair() with PAIR.
-[[noreturn]] void CmdUnixDgram(bool pair) {
+// A unix datagram socket: socket(), or socketpair() with PAIR; asked for as
+// SOCK_RAW with RAW (the kernel makes a datagram socket of it).
+[[noreturn]] void CmdUnixDgram(bool pair, bool raw) {
   int sv[2];
-  if (pair) Report(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv));
-  Report(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const int type = (raw ? SOCK_RAW : SOCK_DGRAM) | SOCK_CLOEXEC;
+  if (pair) Report(socketpair(AF_UNIX, type, 0, sv));
+  Report(socket(AF_UNIX, type, 0));
+}
+
+// connect() of a NETLINK_SOCK_DIAG socket to netlink port PORTID (0: the
+// kernel), multicast GROUPS.
+[[noreturn]] void CmdNetlinkConnect(long portid, long groups) {
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 4 /* NETLINK_SOCK_DIAG */);
+  if (s < 0) Fail(errno, "step=socket");
+  sockaddr_nl a{};
+  a.nl_family = AF_NETLINK;
+  a.nl_pid = static_cast<uint32_t>(portid);
+  a.nl_groups = static_cast<uint32_t>(groups);
+  Report(connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a));
 }
 
 // The race a hostile workload runs against the unix gate (net/unix_gate.h):
@@ -1212,7 +1226,8 @@ int Main(int argc, char** argv) {
   if (cmd == "connect-loop") CmdConnectLoop(Num(arg(2)));
   if (cmd == "connect-unix") CmdConnectUnix(arg(2), argc > 3 ? arg(3) : "stream");
   if (cmd == "unix-self") CmdUnixSelf(arg(2), arg(3), has(4, "relative"));
-  if (cmd == "unix-dgram") CmdUnixDgram(has(2, "pair"));
+  if (cmd == "unix-dgram") CmdUnixDgram(has(2, "pair") || has(3, "pair"), has(2, "raw") || has(3, "raw"));
+  if (cmd == "netlink-connect") CmdNetlinkConnect(Num(arg(2)), argc > 3 ? Num(arg(3)) : 0);
   if (cmd == "race-unix") CmdRaceUnix(arg(2), arg(3), Num(arg(4)));
   if (cmd == "fifo-write") CmdFifoWrite(arg(2), arg(3));
 

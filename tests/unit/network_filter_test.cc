@@ -143,6 +143,11 @@ TEST(NetworkFilter, UnixInEveryMode) {
       {"socket AF_UNIX dgram, high bits", Call(41, {kHigh | AF_UNIX, kHigh | SOCK_DGRAM, 0}), Errno(EACCES),
        Errno(EACCES)},
       {"socketpair AF_UNIX dgram", Call(53, {AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, 0}), Errno(EACCES), Errno(EACCES)},
+      // The kernel makes a datagram socket of SOCK_RAW (the red team's way around a deny list).
+      {"socket AF_UNIX raw", Call(41, {AF_UNIX, SOCK_RAW, 0}), Errno(EACCES), Errno(EACCES)},
+      {"socketpair AF_UNIX raw", Call(53, {AF_UNIX, SOCK_RAW | SOCK_NONBLOCK, 0, 0}), Errno(EACCES), Errno(EACCES)},
+      {"socket AF_UNIX rdm", Call(41, {AF_UNIX, SOCK_RDM, 0}), Errno(EACCES), Errno(EACCES)},
+      {"socket AF_UNIX type 0", Call(41, {AF_UNIX, 0, 0}), Errno(EACCES), Errno(EACCES)},
       {"socketpair AF_UNIX stream", Call(53, {AF_UNIX, SOCK_STREAM, 0, 0}), kAllow, kAllow},
       {"socketpair AF_UNIX seqpacket", Call(53, {AF_UNIX, SOCK_SEQPACKET, 0, 0}), kAllow, kAllow},
       {"socket AF_INET udp", Call(41, {AF_INET, SOCK_DGRAM, 17}), kAllow, kAllow},
