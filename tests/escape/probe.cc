@@ -1057,6 +1057,11 @@ int Main(int argc, char** argv) {
   if (cmd == "raw-syscall") {  // NR with NULL pointers and zero flags: EFAULT/EINVAL from the kernel
     Report(syscall(Num(arg(2)), nullptr, nullptr, 0, nullptr, 0));  // NULL pointers: EFAULT
   }
+  if (cmd == "write-stderr-raw") {  // TEXT on stderr, no newline after it
+    std::string text = arg(2);
+    if (write(2, text.data(), text.size()) != static_cast<ssize_t>(text.size())) Fail(errno);
+    Ok();
+  }
   if (cmd == "fd-type") {  // what descriptor N is: a pipe, a file, a terminal...
     struct stat st;
     if (fstat(static_cast<int>(Num(arg(2))), &st) != 0) Fail(errno);

@@ -24,8 +24,14 @@ struct PolicySource {
   std::string workspace;
 };
 void AddPolicyOptions(CLI::App& cmd, PolicySource& src, bool allow_default);
-// The policy variables, with --workspace made absolute (false: printed why).
-bool MakeVars(const std::string& workspace_arg, PolicyVars* vars);
-bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out);
+// The policy variables, with --workspace made absolute (false: printed why,
+// and put in `*error` if given).
+bool MakeVars(const std::string& workspace_arg, PolicyVars* vars, std::string* error = nullptr);
+bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out, std::string* error = nullptr);
+
+// `ward run`'s result for a command line CLI11 could not parse (exit 122):
+// printed as JSON where --json, --result-fd or --result-file ask for it
+// (read from argv by hand, as the parse failed).
+void ReportUsageError(int argc, char** argv, const std::string& message);
 
 }  // namespace ward::cli

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
+    ward::cli::ReportUsageError(argc, argv, e.what());
     return ward::kExitUsage;
   }
   if (app.got_subcommand("run")) return run();

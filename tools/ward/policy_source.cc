@@ -17,13 +17,15 @@ void AddPolicyOptions(CLI::App& cmd, PolicySource& src, bool allow_default) {
   cmd.add_option("--workspace", src.workspace, "directory that ${WORKSPACE} names (default: the current directory)");
 }
 
-bool MakeVars(const std::string& workspace_arg, PolicyVars* vars) {
+bool MakeVars(const std::string& workspace_arg, PolicyVars* vars, std::string* error) {
   std::string workspace;
   if (!workspace_arg.empty()) {
     // Relative to the current directory, like any path on a command line.
     char buf[PATH_MAX];
     if (!realpath(workspace_arg.c_str(), buf)) {
-      std::fprintf(stderr, "ward: --workspace \"%s\": %s\n", workspace_arg.c_str(), std::strerror(errno));
+      std::string why = "--workspace \"" + workspace_arg + "\": " + std::strerror(errno);
+      std::fprintf(stderr, "ward: %s\n", why.c_str());
+      if (error) *error = why;
       return false;
     }
     workspace = buf;
@@ -32,9 +34,9 @@ bool MakeVars(const std::string& workspace_arg, PolicyVars* vars) {
   return true;
 }
 
-bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out) {
+bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out, std::string* error) {
   PolicyVars vars;
-  if (!MakeVars(src.workspace, &vars)) return false;
+  if (!MakeVars(src.workspace, &vars, error)) return false;
   PolicyLoad load;
   std::string name;
   if (!src.file.empty()) {
@@ -46,7 +48,12 @@ bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* ou
     name = "profile " + name;
   }
   if (!load.ok()) {
-    std::fputs(load.FormatIssues(name).c_str(), stderr);
+    std::string issues = load.FormatIssues(name);
+    std::fputs(issues.c_str(), stderr);
+    if (error) {
+      *error = issues;
+      while (!error->empty() && error->back() == '\n') error->pop_back();
+    }
     return false;
   }
   *out = std::move(*load.policy);

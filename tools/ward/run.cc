@@ -1,6 +1,13 @@
 // ward run: run a command in a sandbox.
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <optional>
 #include <cstdio>
 #include <cstring>
 
@@ -11,15 +18,24 @@ namespace ward::cli {
 
 namespace {
 
+// Where the run's result goes: --json (the last line of stderr),
+// --result-fd N, --result-file PATH. Every outcome is reported there, the
+// command's and ward's own errors alike.
+struct ResultTargets {
+  bool json = false;
+  int fd = -1;
+  std::string file;
+};
+
 struct RunArgs {
   PolicySource src;
   std::vector<std::string> command;
   bool pty = false;
-  bool json = false;
   bool shell = false;
   int64_t timeout_ms = 0;
   std::string cwd;
   std::vector<std::string> dns_servers;
+  ResultTargets result;
 };
 
 int ErrorExit(const Error& e) {
@@ -32,45 +48,137 @@ int ErrorExit(const Error& e) {
   }
 }
 
-void PrintJson(const RunResult* r, const Error* err, int exit_status) {
+nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit_status) {
   nlohmann::json j;
   j["exitStatus"] = exit_status;
-  if (err) {
-    j["error"] = err->message;
-  } else {
-    j["exitCode"] = r->signal ? nlohmann::json(nullptr) : nlohmann::json(r->exit_code);
-    j["signal"] = r->signal ? nlohmann::json(strsignal(r->signal)) : nlohmann::json(nullptr);
-    j["signalNumber"] = r->signal;
-    j["timedOut"] = r->timed_out;
-    j["interrupted"] = r->interrupted;
-    j["limitsHit"] = r->limits_hit;
-    j["durationMs"] = r->duration_ms;
-    j["landlockAbi"] = r->landlock_abi;
-    if (!r->memory_mechanism.empty()) j["limitMechanisms"]["memory"] = r->memory_mechanism;
-    if (!r->pids_mechanism.empty()) j["limitMechanisms"]["pids"] = r->pids_mechanism;
-    nlohmann::json phases = nlohmann::json::array();
-    for (const auto& p : r->phases) phases.push_back({{"phase", p.name}, {"us", p.us}});
-    j["phases"] = phases;
-    if (!r->egress.empty()) {
-      nlohmann::json eg = nlohmann::json::array();
-      for (const auto& e : r->egress) {
-        nlohmann::json o = {{"kind", e.kind}, {"domain", e.domain}, {"decision", e.allowed ? "allow" : "deny"},
-                            {"rule", e.rule}, {"reason", e.reason}, {"detail", e.detail}, {"atMs", e.at_ms}};
-        if (!e.address.empty()) o["address"] = e.address;
-        if (e.port) o["port"] = e.port;
-        if (!e.path.empty()) o["path"] = e.path;
-        eg.push_back(std::move(o));
-      }
-      j["egress"] = std::move(eg);
-    }
-    if (r->egress_dropped) j["egressDropped"] = r->egress_dropped;
+  if (error) {
+    j["error"] = *error;
+    return j;
   }
-  std::fprintf(stderr, "%s\n", j.dump().c_str());
+  j["exitCode"] = r->signal ? nlohmann::json(nullptr) : nlohmann::json(r->exit_code);
+  j["signal"] = r->signal ? nlohmann::json(strsignal(r->signal)) : nlohmann::json(nullptr);
+  j["signalNumber"] = r->signal;
+  j["timedOut"] = r->timed_out;
+  j["interrupted"] = r->interrupted;
+  j["limitsHit"] = r->limits_hit;
+  j["durationMs"] = r->duration_ms;
+  j["landlockAbi"] = r->landlock_abi;
+  if (!r->memory_mechanism.empty()) j["limitMechanisms"]["memory"] = r->memory_mechanism;
+  if (!r->pids_mechanism.empty()) j["limitMechanisms"]["pids"] = r->pids_mechanism;
+  nlohmann::json phases = nlohmann::json::array();
+  for (const auto& p : r->phases) phases.push_back({{"phase", p.name}, {"us", p.us}});
+  j["phases"] = phases;
+  if (!r->egress.empty()) {
+    nlohmann::json eg = nlohmann::json::array();
+    for (const auto& e : r->egress) {
+      nlohmann::json o = {{"kind", e.kind}, {"domain", e.domain}, {"decision", e.allowed ? "allow" : "deny"},
+                          {"rule", e.rule}, {"reason", e.reason}, {"detail", e.detail}, {"atMs", e.at_ms}};
+      if (!e.address.empty()) o["address"] = e.address;
+      if (e.port) o["port"] = e.port;
+      if (!e.path.empty()) o["path"] = e.path;
+      eg.push_back(std::move(o));
+    }
+    j["egress"] = std::move(eg);
+  }
+  if (r->egress_dropped) j["egressDropped"] = r->egress_dropped;
+  return j;
 }
 
+bool WriteFully(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = write(fd, s.data() + off, s.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// The result's destinations, checked before anything runs (a descriptor
+// that is not open for writing, a file that cannot be made: a usage error,
+// exit 122). The file is written beside its name and renamed into place
+// once complete: a reader sees the whole result or none, and a failed
+// write leaves nothing behind.
+class ResultSink {
+ public:
+  explicit ResultSink(ResultTargets t) : t_(std::move(t)) {}
+  ~ResultSink() {
+    if (!tmp_.empty()) unlink(tmp_.c_str());
+  }
+
+  // "" or why the destinations cannot be used.
+  std::string Open() {
+    if (t_.fd >= 0) {
+      int fl = fcntl(t_.fd, F_GETFL);
+      if (fl < 0) return "--result-fd " + std::to_string(t_.fd) + ": not an open descriptor";
+      if ((fl & O_ACCMODE) == O_RDONLY) return "--result-fd " + std::to_string(t_.fd) + ": not open for writing";
+      fcntl(t_.fd, F_SETFD, FD_CLOEXEC);  // never the workload's
+    }
+    if (!t_.file.empty()) {
+      tmp_ = t_.file + ".ward-" + std::to_string(getpid()) + ".tmp";
+      file_fd_ = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (file_fd_ < 0) {
+        std::string why = "--result-file \"" + t_.file + "\": " + std::strerror(errno);
+        tmp_.clear();
+        return why;
+      }
+    }
+    return "";
+  }
+
+  // Reports `j` everywhere asked; false (and said why on stderr) if a
+  // destination could not take it.
+  bool Emit(const nlohmann::json& j) {
+    const std::string line = j.dump() + "\n";
+    bool ok = true;
+    // On a line of its own, whatever the workload last wrote to stderr.
+    if (t_.json) std::fprintf(stderr, "\n%s", line.c_str());
+    if (t_.fd >= 0 && !WriteFully(t_.fd, line)) {
+      std::fprintf(stderr, "ward: --result-fd %d: %s\n", t_.fd, std::strerror(errno));
+      ok = false;
+    }
+    if (file_fd_ >= 0) {
+      bool written = WriteFully(file_fd_, line) && fsync(file_fd_) == 0;
+      int err = errno;
+      close(file_fd_);
+      file_fd_ = -1;
+      if (written && rename(tmp_.c_str(), t_.file.c_str()) == 0) {
+        tmp_.clear();
+      } else {
+        std::fprintf(stderr, "ward: --result-file \"%s\": %s\n", t_.file.c_str(), std::strerror(written ? errno : err));
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+ private:
+  ResultTargets t_;
+  std::string tmp_;
+  int file_fd_ = -1;
+};
+
 int DoRun(RunArgs& a) {
+  ResultSink sink(a.result);
+  // An error of ward's own: said on stderr, and reported as the result.
+  auto fail = [&](int code, const std::string& message, bool printed) {
+    if (!printed) std::fprintf(stderr, "ward: %s\n", message.c_str());
+    sink.Emit(ResultJson(nullptr, &message, code));
+    return code;
+  };
+  if (std::string why = sink.Open(); !why.empty()) {
+    std::fprintf(stderr, "ward: %s\n", why.c_str());
+    ResultSink json_only(ResultTargets{a.result.json, -1, ""});
+    json_only.Emit(ResultJson(nullptr, &why, kExitUsage));
+    return kExitUsage;
+  }
   Policy policy;
-  if (!LoadPolicy(a.src, "offline-readonly", &policy)) return kExitPolicy;
+  std::string policy_error;
+  if (!LoadPolicy(a.src, "offline-readonly", &policy, &policy_error)) {
+    return fail(a.src.workspace.empty() || policy_error.rfind("--workspace", 0) != 0 ? kExitPolicy : kExitUsage,
+                policy_error, true);
+  }
   if (a.shell) policy.process.shell = true;
   if (a.timeout_ms > 0) policy.process.timeout_ms = a.timeout_ms;
   if (!a.cwd.empty()) policy.process.cwd = a.cwd;
@@ -80,12 +188,7 @@ int DoRun(RunArgs& a) {
   req.pty = a.pty;
   req.dns_servers = a.dns_servers;
   auto r = Run(req);
-  if (!r) {
-    int code = ErrorExit(r.error());
-    std::fprintf(stderr, "ward: %s\n", r.error().message.c_str());
-    if (a.json) PrintJson(nullptr, &r.error(), code);
-    return code;
-  }
+  if (!r) return fail(ErrorExit(r.error()), r.error().message, false);
   int code = r->timed_out ? kExitTimeout : r->signal ? 128 + r->signal : r->exit_code;
   if (r->timed_out) {
     std::fprintf(stderr, "ward: timed out after %lld ms; the sandbox was killed\n",
@@ -96,7 +199,7 @@ int DoRun(RunArgs& a) {
     std::fprintf(stderr, "ward: %llu egress decisions were not recorded (too many)\n",
                  static_cast<unsigned long long>(r->egress_dropped));
   }
-  if (a.json) PrintJson(&*r, nullptr, code);
+  sink.Emit(ResultJson(&*r, nullptr, code));
   return code;
 }
 
@@ -107,10 +210,16 @@ Action AddRun(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "run a command in a sandbox: ward run [--policy FILE | --profile NAME] -- CMD [ARGS...]");
   AddPolicyOptions(*cmd, a->src, true);
   cmd->add_flag("--pty", a->pty, "give the command a terminal of the sandbox's own, relayed to this one (default: no terminal; a terminal on stdin/stdout/stderr reaches the command as a pipe)");
-  cmd->add_flag("--json", a->json,
-                "print a machine-readable result as the last line of stderr: exitStatus, exitCode, signal, timedOut, "
+  cmd->add_flag("--json", a->result.json,
+                "print a machine-readable result (one JSON object) as the last line of stderr, for every outcome "
+                "(ward's own errors: exitStatus and error): exitStatus, exitCode, signal, timedOut, "
                 "limitsHit, durationMs, phases, and egress (every DNS question and connection decided, with the rule; "
                 "every use of a socket listed in filesystem.unix and every refused unix socket, kind \"unix\")");
+  cmd->add_option("--result-fd", a->result.fd,
+                  "also write the result (the --json object and a newline) to this open descriptor, for every outcome")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--result-file", a->result.file,
+                  "also write the result to this file, for every outcome (written beside it, then renamed into place)");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
   cmd->add_option("--timeout-ms", a->timeout_ms, "wall-clock limit; overrides process.timeoutMs")->check(CLI::PositiveNumber);
   cmd->add_option("--cwd", a->cwd, "working directory inside the sandbox; overrides process.cwd");
@@ -134,6 +243,38 @@ Action AddRun(CLI::App& app) {
       "Exit status: the command's own; 128+N if signal N killed it; 122 bad command line, 123 policy invalid\n"
       "or not enforceable here, 124 timeout, 125 sandbox setup failed, 126 not executable, 127 not found.");
   return [a] { return DoRun(*a); };
+}
+
+}  // namespace ward::cli
+
+namespace ward::cli {
+
+void ReportUsageError(int argc, char** argv, const std::string& message) {
+  if (argc < 2 || std::strcmp(argv[1], "run") != 0) return;
+  ResultTargets t;
+  for (int i = 2; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const std::string& name) -> std::optional<std::string> {
+      if (arg == name && i + 1 < argc) return std::string(argv[++i]);
+      if (arg.rfind(name + "=", 0) == 0) return arg.substr(name.size() + 1);
+      return std::nullopt;
+    };
+    if (arg == "--json") t.json = true;
+    if (auto v = value("--result-fd")) {
+      char* end = nullptr;
+      long fd = std::strtol(v->c_str(), &end, 10);
+      t.fd = !v->empty() && *end == 0 && fd >= 0 && fd < INT_MAX ? static_cast<int>(fd) : -1;
+    }
+    if (auto v = value("--result-file")) t.file = *v;
+  }
+  ResultSink sink(t);
+  if (std::string why = sink.Open(); !why.empty()) {
+    std::fprintf(stderr, "ward: %s\n", why.c_str());
+    ResultSink json_only(ResultTargets{t.json, -1, ""});
+    json_only.Emit(ResultJson(nullptr, &message, kExitUsage));
+    return;
+  }
+  sink.Emit(ResultJson(nullptr, &message, kExitUsage));
 }
 
 }  // namespace ward::cli

@@ -1,0 +1,101 @@
+// Results a program can parse (issue 9, item 5): `--json` is one JSON object
+// on a line of its own for every outcome, ward's own errors included, and
+// `--result-fd` / `--result-file` give the same object without stderr.
+#include "escape_fixture.h"
+
+namespace {
+
+class Results : public Escape {
+ protected:
+  Outcome Ward(const std::vector<std::string>& args, const SpawnOptions& o = {}) {
+    std::vector<std::string> argv = {kWard};
+    argv.insert(argv.end(), args.begin(), args.end());
+    SpawnOptions opts = o;
+    if (opts.cwd.empty()) opts.cwd = ws_;
+    if (opts.env.empty()) opts.env = Env();
+    Running r = Spawn(argv, opts);
+    return Finish(r, 20000);
+  }
+};
+
+TEST_F(Results, UsageAndPolicyErrorsAreReported) {
+  Outcome usage = Ward({"run", "--json", "--no-such-flag", "--", "/bin/true"});
+  EXPECT_EQ(usage.ExitStatus(), 122) << usage.Describe();
+  ASSERT_TRUE(usage.result.is_object()) << usage.Describe();
+  EXPECT_EQ(usage.result["exitStatus"], 122);
+  EXPECT_NE(usage.result.value("error", "").find("--no-such-flag"), std::string::npos) << usage.Describe();
+
+  const std::string bad = root_ + "/bad.json";
+  WriteText(bad, R"({"ward": 1, "filesystem": {"raed": []}})");
+  Outcome policy = Ward({"run", "--json", "--policy", bad, "--", "/bin/true"});
+  EXPECT_EQ(policy.ExitStatus(), 123) << policy.Describe();
+  ASSERT_TRUE(policy.result.is_object()) << policy.Describe();
+  EXPECT_EQ(policy.result["exitStatus"], 123);
+  EXPECT_NE(policy.result.value("error", "").find("/filesystem/raed"), std::string::npos) << policy.Describe();
+  // Control: without --json, no JSON.
+  Outcome plain = Ward({"run", "--policy", bad, "--", "/bin/true"});
+  EXPECT_EQ(plain.ExitStatus(), 123);
+  EXPECT_TRUE(plain.result.is_null()) << plain.Describe();
+}
+
+// The workload's stderr ends without a newline: the result is still a line
+// of its own.
+TEST_F(Results, JsonIsALineOfItsOwn) {
+  Outcome o = RunWard(Standard(), {"write-stderr-raw", "partial"});
+  ASSERT_TRUE(o.result.is_object()) << o.Describe();
+  EXPECT_EQ(o.result["exitStatus"], 0);
+  EXPECT_NE(o.err.find("partial\n"), std::string::npos) << o.Describe();
+}
+
+TEST_F(Results, ResultFdAndFile) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const std::string file = root_ + "/result.json";
+  const std::string policy = root_ + "/p.json";
+  WriteText(policy, Standard().dump());
+  // fd 3 in ward: its result; the workload never holds it.
+  Outcome o = Ward({"run", "--policy", policy, "--result-fd", "3", "--result-file", file, "--", kProbe, "fd-type", "3"},
+                   {ws_, -1, {{p[1], 3}}, {}});
+  close(p[1]);
+  char buf[65536];
+  ssize_t n = read(p[0], buf, sizeof buf);
+  close(p[0]);
+  ASSERT_GT(n, 0);
+  std::string line(buf, static_cast<size_t>(n));
+  ASSERT_EQ(line.back(), '\n');
+  json from_fd = json::parse(line, nullptr, false);
+  ASSERT_TRUE(from_fd.is_object()) << line;
+  EXPECT_EQ(from_fd["exitStatus"], 0);
+  EXPECT_PROBE(o, "EBADF");
+  json from_file = json::parse(ReadOr(file), nullptr, false);
+  ASSERT_TRUE(from_file.is_object()) << ReadOr(file);
+  EXPECT_EQ(from_file["exitStatus"], 0);
+  EXPECT_TRUE(o.result.is_null()) << "no --json: stderr carries no result" << o.Describe();
+
+  // A place the file cannot be made: a usage error before anything runs,
+  // and nothing left behind.
+  const std::string nowhere = root_ + "/missing-dir/result.json";
+  Outcome bad = Ward({"run", "--json", "--policy", policy, "--result-file", nowhere, "--", kProbe, "exit", "0"});
+  EXPECT_EQ(bad.ExitStatus(), 122) << bad.Describe();
+  ASSERT_TRUE(bad.result.is_object());
+  EXPECT_NE(bad.result.value("error", "").find("--result-file"), std::string::npos);
+  // A descriptor that is not open.
+  Outcome closed = Ward({"run", "--json", "--policy", policy, "--result-fd", "9", "--", kProbe, "exit", "0"});
+  EXPECT_EQ(closed.ExitStatus(), 122) << closed.Describe();
+  // The file holds the outcome of a failed run too.
+  Outcome failed = Ward({"run", "--policy", policy, "--result-file", file, "--", "/no/such/command"});
+  EXPECT_EQ(failed.ExitStatus(), 127) << failed.Describe();
+  json again = json::parse(ReadOr(file), nullptr, false);
+  ASSERT_TRUE(again.is_object());
+  EXPECT_EQ(again["exitStatus"], 127);
+  // Only the result file itself is there: no temporary beside it.
+  int entries = 0;
+  DIR* d = opendir(root_.c_str());
+  while (dirent* e = readdir(d)) {
+    if (std::string(e->d_name).find("result.json.ward-") != std::string::npos) ++entries;
+  }
+  closedir(d);
+  EXPECT_EQ(entries, 0);
+}
+
+}  // namespace
