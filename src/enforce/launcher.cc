@@ -778,6 +778,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     pumps.emplace_back(in_fd, pty_master.get(), UniqueFd(), 64 * 1024);
     pumps.back().Hold(std::move(in));
     pumps.back().MarkInput();
+    pumps.back().MarkTerminalInput();
     pumps.emplace_back(pty_master.get(), to_fd, UniqueFd(), PIPE_BUF);
     pumps.back().Hold(std::move(out_fd));
   }

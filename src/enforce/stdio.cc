@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,6 +121,7 @@ void Pump::Service(short revents) {
       Close();  // the output went away (EPIPE): nothing more can be delivered
       return;
     }
+    if (w > 0) last_ = buf_[off_ + static_cast<size_t>(w) - 1];
     off_ += static_cast<size_t>(w);
     written_ += static_cast<uint64_t>(w);
     if (off_ == len_) {
@@ -132,6 +134,17 @@ void Pump::Service(short revents) {
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (r <= 0) {
     eof_ = true;
+    if (terminal_ && !eof_told_) {
+      eof_told_ = true;
+      termios t{};
+      if (tcgetattr(to_, &t) == 0 && (t.c_lflag & ICANON) && t.c_cc[VEOF] != _POSIX_VDISABLE) {
+        len_ = 0;
+        if (last_ != '\n' && last_ != '\r') buf_[len_++] = static_cast<char>(t.c_cc[VEOF]);
+        buf_[len_++] = static_cast<char>(t.c_cc[VEOF]);
+        off_ = 0;
+        return;  // written as any input, then the pump closes
+      }
+    }
     Close();
     return;
   }

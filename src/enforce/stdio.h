@@ -57,6 +57,11 @@ class Pump {
   // is gone.
   bool input() const { return input_; }
   void MarkInput() { input_ = true; }
+  // The input goes to a terminal's master (--pty): its end is told as a
+  // terminal tells it, with the terminal's VEOF character (twice after a
+  // partial line, whose first VEOF only delivers it), so that a program
+  // reading the terminal sees end of input.
+  void MarkTerminalInput() { terminal_ = true; }
   void Close();
 
   uint64_t written() const { return written_; }
@@ -69,6 +74,8 @@ class Pump {
   std::vector<char> buf_;
   size_t off_ = 0, len_ = 0;
   bool eof_ = false, done_ = false, input_ = false;
+  bool terminal_ = false, eof_told_ = false;
+  char last_ = '\n';  // the last byte written
 };
 
 // The caller's `fd` (0: read, else write) opened anew as ward's own

@@ -99,3 +99,34 @@ TEST_F(Results, ResultFdAndFile) {
 }
 
 }  // namespace
+
+namespace {
+
+// `echo x | ward run --pty -- cat` hung (issue 9, item 4): the end of a
+// non-terminal stdin reaches the program as a terminal gives it (VEOF), after
+// a partial line too, and ward exits with the program.
+class PtyInput : public Escape {};
+
+TEST_F(PtyInput, EndOfInputReachesTheProgram) {
+  for (const std::string input : {"x\n", "partial"}) {
+    int p[2];
+    ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+    ASSERT_EQ(write(p[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+    close(p[1]);
+    RunOptions o;
+    o.flags = {"--pty"};
+    o.stdin_fd = p[0];
+    o.timeout_ms = 10000;
+    Running r = StartWard(Standard(), {"cat-stdin"}, o);
+    close(p[0]);
+    Outcome out = FinishWard(r, 10000);
+    EXPECT_FALSE(out.host_timeout) << "hung at the end of input" << out.Describe();
+    EXPECT_EQ(out.ExitStatus(), 0) << out.Describe();
+    // The terminal echoes the input first (a partial line stays on the
+    // line the result is then printed on).
+    std::string want = input.back() == '\n' ? input.substr(0, input.size() - 1) : input;
+    EXPECT_NE(out.out.find("RESULT ok content=" + want), std::string::npos) << out.Describe();
+  }
+}
+
+}  // namespace

@@ -1057,6 +1057,18 @@ int Main(int argc, char** argv) {
   if (cmd == "raw-syscall") {  // NR with NULL pointers and zero flags: EFAULT/EINVAL from the kernel
     Report(syscall(Num(arg(2)), nullptr, nullptr, 0, nullptr, 0));  // NULL pointers: EFAULT
   }
+  if (cmd == "cat-stdin") {  // reads stdin to its end; the content, newlines removed
+    std::string all;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(0, buf, sizeof buf)) > 0) all.append(buf, static_cast<size_t>(n));
+    if (n < 0) Fail(errno);
+    std::string kept;
+    for (char c : all) {
+      if (c != '\n' && c != '\r') kept += c;
+    }
+    Ok("content=" + Clean(kept));
+  }
   if (cmd == "write-stderr-raw") {  // TEXT on stderr, no newline after it
     std::string text = arg(2);
     if (write(2, text.data(), text.size()) != static_cast<ssize_t>(text.size())) Fail(errno);

@@ -209,7 +209,7 @@ Action AddRun(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "run a command in a sandbox: ward run [--policy FILE | --profile NAME] -- CMD [ARGS...]");
   AddPolicyOptions(*cmd, a->src, true);
-  cmd->add_flag("--pty", a->pty, "give the command a terminal of the sandbox's own, relayed to this one (default: no terminal; a terminal on stdin/stdout/stderr reaches the command as a pipe)");
+  cmd->add_flag("--pty", a->pty, "give the command a terminal of the sandbox's own, relayed to this one (default: no terminal; a terminal on stdin/stdout/stderr reaches the command as a pipe); the end of a stdin that is not a terminal reaches the command as the terminal's end-of-file character");
   cmd->add_flag("--json", a->result.json,
                 "print a machine-readable result (one JSON object) as the last line of stderr, for every outcome "
                 "(ward's own errors: exitStatus and error): exitStatus, exitCode, signal, timedOut, "
