@@ -157,6 +157,7 @@ int SendTimeoutMs(int fd) {
 }
 
 constexpr int kMaxScannedDescriptors = 256;
+constexpr int kIpprotoMptcp = 262;  // IPPROTO_MPTCP (Linux 5.6; not in every libc's headers)
 
 // Whether the program holds socket `fd` (inode `ino`) anywhere else: another
 // descriptor, or a registration in one of its epoll instances (Go, Netty and
@@ -336,8 +337,12 @@ class Server : public std::enable_shared_from_this<Server> {
     job->sock = std::move(sock);
     if (n.nr == SYS_bind) return Bind(*job);
 
+    // MPTCP is TCP to the peer (and falls back to it): a direct socket for
+    // it is a TCP one, like the program would get from a server without
+    // MPTCP.
+    const int protocol = IntOption(job->sock.get(), SOL_SOCKET, SO_PROTOCOL);
     bool tcp = IntOption(job->sock.get(), SOL_SOCKET, SO_TYPE) == SOCK_STREAM &&
-               IntOption(job->sock.get(), SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP;
+               (protocol == IPPROTO_TCP || protocol == kIpprotoMptcp);
     bool inet_address =
         (job->address.ss_family == AF_INET && domain == AF_INET && job->address_len >= sizeof(sockaddr_in)) ||
         (job->address.ss_family == AF_INET6 && domain == AF_INET6 && job->address_len >= sizeof(sockaddr_in6));

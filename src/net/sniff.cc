@@ -57,9 +57,11 @@ bool IsTchar(char c) {
 }
 
 // A DNS host name as text: labels of 1..63 characters from [A-Za-z0-9_-],
-// separated by single dots, 253 characters at most, no trailing dot. Writes
-// the lower-cased name to *out.
+// separated by single dots, 253 characters at most. A trailing dot (the
+// fully qualified form, "example.com.") names the same host: it is
+// dropped. Writes the lower-cased name to *out.
 bool NormalizeHostName(std::string_view in, std::string* out) {
+  if (!in.empty() && in.back() == '.') in.remove_suffix(1);
   if (in.empty() || in.size() > 253) return false;
   std::string s;
   s.reserve(in.size());

@@ -501,8 +501,11 @@ def run(*argv, stdin="", timeout=10):
     return {"op": "run", "argv": list(argv), "stdin": stdin, "timeout": timeout}
 
 
-def tcp(host, port, send, family=0):
-    return {"op": "tcp", "host": host, "port": port, "send": send, "family": family}
+def tcp(host, port, send, family=0, proto=None):
+    step = {"op": "tcp", "host": host, "port": port, "send": send, "family": family}
+    if proto:
+        step["proto"] = proto
+    return step
 
 
 def sockets(host, port, dead_port, send):
@@ -990,12 +993,13 @@ def direct_sockets(t):
     the same connection goes through the proxy, which reads the SNI. Either
     way only what the rules allow is reached."""
     s = t.suite
-    t1, t2, t3, t4, t5 = (t.tok() for _ in range(5))
+    t1, t2, t3, t4, t5, t6 = (t.tok() for _ in range(6))
     r = s.run(t, s.policy(["10.20.0.0/16:5432", "203.0.113.10:443"]), [
         tcp("10.20.1.5", 5432, t1),
         run("sh", "-c", "printf '%s\\n' | nc -N -w 5 10.20.1.5 5432" % t2),
         tcp("10.20.1.5", 5433, t3),
         curl("https://denied.test/" + t4, "--resolve", "denied.test:443:203.0.113.10"),
+        tcp("10.20.1.5", 5432, t6, proto="mptcp"),
     ])
     t.check(r.s[0].get("ok") and ("ECHO %s local=10.20.1.5:5432" % t1) in r.s[0].get("data", ""),
             "python connect to 10.20.1.5:5432: expected the echo, got %s" % json.dumps(r.s[0]), r)
@@ -1003,7 +1007,10 @@ def direct_sockets(t):
             "nc 10.20.1.5 5432: expected the echo, got %s" % json.dumps(r.s[1]), r)
     m = t.event(r, "10.20.1.5:5432 direct", kind="tcp", address="10.20.1.5", port=5432, decision=ALLOW, rule=R_CIDR,
                 detail="direct")
-    t.check(len(m) == 2, "one direct event per connection (python, nc), got %s" % json.dumps(m), r)
+    # MPTCP is judged and connected like TCP (issue 9, item 3).
+    t.check(r.s[4].get("ok") and ("ECHO %s" % t6) in r.s[4].get("data", ""),
+            "python MPTCP connect to 10.20.1.5:5432: expected the echo, got %s" % json.dumps(r.s[4]), r)
+    t.check(len(m) == 3, "one direct event per connection (python, nc, python MPTCP), got %s" % json.dumps(m), r)
     t.no_event(r, "no 5432 connection through the proxy", port=5432, detail=lambda d: d != "direct")
     # Not allowed: the proxy refuses it as before (the direct way is only
     # ever taken for an allow).

@@ -11,7 +11,7 @@ send, recv ...), and how long the step took, so the driver can tell
 Steps (dicts):
   {"op": "run", "argv": [...], "timeout": S, "stdin": "..."}
       run a program (curl, nc, dig, node, openssl); rc, stdout, stderr
-  {"op": "tcp", "host": H, "port": P, "send": "text", "family": 0|4|6}
+  {"op": "tcp", "host": H, "port": P, "send": "text", "family": 0|4|6, "proto": "mptcp" (optional)}
       socket.create_connection-style client, sends one line, reads the reply
   {"op": "udp", "host": H, "port": P, "send": "text"}
   {"op": "dns", "server": IP, "port": 53, "name": N, "qtype": "A"|"AAAA", "tcp": bool}
@@ -94,6 +94,8 @@ def step_tcp(s):
         return err_result("resolve", e, t0)
     last = None
     for fam, typ, proto, _, addr in infos:
+        if s.get("proto") == "mptcp":
+            proto = 262  # IPPROTO_MPTCP
         try:
             sock = socket.socket(fam, typ, proto)
         except OSError as e:

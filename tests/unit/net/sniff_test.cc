@@ -295,7 +295,7 @@ TEST(ClientHello, RejectsNonHostNameEntries) {
 
 TEST(ClientHello, RejectsNamesThatAreNotPlainHostNames) {
   for (const std::string& bad :
-       {std::string(""), std::string("allowed.test."), std::string(".allowed.test"), std::string("a..test"),
+       {std::string(""), std::string("allowed.test.."), std::string("."), std::string(".allowed.test"), std::string("a..test"),
         std::string("evil.test\0.allowed.test", 23), std::string("allowed.test:443"), std::string("*.allowed.test"),
         std::string("allowed test"), std::string("\xc3\xa9.test"), std::string(64, 'a') + ".test",
         std::string(251, 'a').insert(63, ".").insert(127, ".").insert(191, ".")}) {
@@ -308,6 +308,17 @@ TEST(ClientHello, RejectsNamesThatAreNotPlainHostNames) {
   TlsClientHello h = ParseClientHelloSni(Hello({Sni(longest)}));
   EXPECT_EQ(h.status, TlsSniffStatus::kSni);
   EXPECT_EQ(h.host, longest);
+}
+
+// The fully qualified form names the same host (issue 9, item 3): judged
+// as the name without its trailing dot, so a rule for the name decides it.
+TEST(ClientHello, TrailingDotIsTheSameName) {
+  TlsClientHello h = ParseClientHelloSni(Hello({Sni("Allowed.Test.")}));
+  EXPECT_EQ(h.status, TlsSniffStatus::kSni);
+  EXPECT_EQ(h.host, "allowed.test");
+  HttpRequestHead r = ParseHttpRequestHead("GET / HTTP/1.1\r\nHost: allowed.test.:8080\r\n\r\n");
+  EXPECT_EQ(r.status, HttpSniffStatus::kRequest);
+  EXPECT_EQ(r.host, "allowed.test");
 }
 
 TEST(ClientHello, RejectsMisSizedServerNameList) {
@@ -581,7 +592,8 @@ TEST(HttpHead, RejectsMissingOrDuplicateHost) {
 
 TEST(HttpHead, RejectsHostsThatAreNotPlainHostPort) {
   for (std::string_view bad : {"",
-                               "allowed.test.",
+                               "allowed.test..",
+                               ".",
                                "allowed.test:",
                                "allowed.test:0",
                                "allowed.test:080",
