@@ -554,7 +554,10 @@ HttpRequestHead FinishHead(HttpRequestHead r, const HeaderState& seen) {
   if (e != HttpError::kNone) return HttpFail(std::move(r), HttpSniffStatus::kMalformed, e);
   bool connect = r.method == "CONNECT";
   if (!seen.host) {
-    if (!connect && !absolute) {
+    // HTTP/1.0 needs no Host: such a request names no host (like a TLS
+    // ClientHello without SNI), and its destination address decides. HTTP/1.1
+    // requires one (RFC 9112 3.2).
+    if (!connect && !absolute && r.version_minor != 0) {
       return HttpFail(std::move(r), HttpSniffStatus::kMalformed, HttpError::kMissingHost);
     }
   } else if (connect || absolute) {

@@ -986,6 +986,26 @@ def host_loopback(t):
 
 
 @case
+def http10_without_host(t):
+    """HTTP/1.0 needs no Host (issue 9, item 3): with a domain deny rule the
+    first bytes are read, and a request that names no host is decided by its
+    address, as a TLS ClientHello without SNI is. HTTP/1.1 without Host is
+    malformed and refused."""
+    s = t.suite
+    t1, t2 = t.tok(), t.tok()
+    r = s.run(t, s.policy(["203.0.113.10:80"], ["denied.test"]), [
+        tcp("203.0.113.10", 80, "GET /%s HTTP/1.0\r\n\r" % t1),
+        tcp("203.0.113.10", 80, "GET /%s HTTP/1.1\r\n\r" % t2),
+    ])
+    t.check(r.s[0].get("ok") and "WARD-HTTP-OK" in r.s[0].get("data", ""),
+            "HTTP/1.0 request without Host: expected the server's answer, got %s" % json.dumps(r.s[0]), r)
+    t.event(r, "HTTP/1.0 without Host", kind="tcp", address="203.0.113.10", port=80, decision=ALLOW,
+            rule="203.0.113.10:80", detail="no host name in the first bytes")
+    t.sock_reset(r, 1, "HTTP/1.1 request without Host")
+    t.never_reached(r, t2, "HTTP/1.1 without Host")
+
+
+@case
 def direct_sockets(t):
     """A connection whose decision no first bytes can change (an address
     rule with no deny rule naming a domain) gets a socket ward connected

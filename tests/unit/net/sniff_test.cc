@@ -585,7 +585,10 @@ TEST(HttpHead, RejectsBadHeaderLines) {
 
 TEST(HttpHead, RejectsMissingOrDuplicateHost) {
   ExpectHttpError(Request("Accept: */*\r\n"), HttpError::kMissingHost);
-  ExpectHttpError(Request("", "GET / HTTP/1.0"), HttpError::kMissingHost);
+  // HTTP/1.0 needs no Host: a request that names no host (issue 9, item 3).
+  HttpRequestHead h10 = Head(Request("", "GET / HTTP/1.0"));
+  EXPECT_EQ(h10.status, HttpSniffStatus::kRequest);
+  EXPECT_EQ(h10.host, "");
   ExpectHttpError(Request("Host: allowed.test\r\nHost: evil.test\r\n"), HttpError::kDuplicateHost);
   ExpectHttpError(Request("Host: allowed.test\r\nhost: allowed.test\r\n"), HttpError::kDuplicateHost);
 }
