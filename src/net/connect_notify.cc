@@ -346,6 +346,14 @@ class Server : public std::enable_shared_from_this<Server> {
     bool inet_address =
         (job->address.ss_family == AF_INET && domain == AF_INET && job->address_len >= sizeof(sockaddr_in)) ||
         (job->address.ss_family == AF_INET6 && domain == AF_INET6 && job->address_len >= sizeof(sockaddr_in6));
+    if (tcp && inet_address) {
+      uint16_t port = 0;
+      IpAddress dst = FromSockaddr(job->address, &port);
+      if (std::optional<EgressEvent> refused = hooks_.RefuseAtConnect(dst, port)) {
+        hooks_.RecordEvent(std::move(*refused));
+        return Answer(n, ECONNREFUSED);
+      }
+    }
     if (tcp && inet_address && !IsBound(job->sock.get())) {
       uint16_t port = 0;
       IpAddress dst = FromSockaddr(job->address, &port);

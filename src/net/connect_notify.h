@@ -76,6 +76,11 @@ class ConnectNotifyHooks {
   // directly, or nullopt to connect the program's socket in the sandbox's
   // namespace (the redirect and the proxy judge it).
   virtual std::optional<DirectPlan> PlanDirect(const IpAddress& dst, uint16_t port) = 0;
+  // A TCP connect() from the sandbox to `dst`:`port` that nothing the
+  // program could send would make allowed: the deny decision, so that the
+  // connect() itself is refused (ECONNREFUSED), as a closed port outside
+  // would be. nullopt: decided as usual.
+  virtual std::optional<EgressEvent> RefuseAtConnect(const IpAddress& dst, uint16_t port) = 0;
   virtual void RecordEvent(EgressEvent e) = 0;
   // Runs `fn` on a thread Stop() joins; false if it could not start.
   virtual bool SpawnWorker(std::function<void()> fn) = 0;

@@ -62,6 +62,7 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
   static constexpr int kConnectTimeoutMs = 10000;  // unused: nothing is connected directly
 
   std::optional<DirectPlan> PlanDirect(const IpAddress&, uint16_t) override { return std::nullopt; }
+  std::optional<EgressEvent> RefuseAtConnect(const IpAddress&, uint16_t) override { return std::nullopt; }
   void RecordEvent(EgressEvent e) override {
     std::lock_guard lock(events_mu_);
     if (events_.size() < kMaxEvents) {

@@ -339,6 +339,7 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
  private:
   // ConnectNotifyHooks
   std::optional<DirectPlan> PlanDirect(const IpAddress& dst, uint16_t port) override;
+  std::optional<EgressEvent> RefuseAtConnect(const IpAddress& dst, uint16_t port) override;
   void RecordEvent(EgressEvent e) override { Record(std::move(e)); }
   bool SpawnWorker(std::function<void()> fn) override {
     workers_.Reap();
@@ -671,6 +672,19 @@ void Proxy::AcceptLoop(int listener) {
     }
     HeadSlots::Evicted evicted;
     std::shared_ptr<HeadEntry> head = heads_.Acquire(client.get(), &evicted);
+    {
+      // Its destination now, not when its thread gets to it: an eviction
+      // before then would record a connection to nowhere.
+      sockaddr_storage local{}, orig{};
+      socklen_t local_len = sizeof local, orig_len = sizeof orig;
+      if (getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &local_len) == 0 &&
+          getsockopt(client.get(), local.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP, kSoOriginalDst, &orig,
+                     &orig_len) == 0) {
+        uint16_t port = 0;
+        IpAddress dst = FromSockaddr(orig, &port);
+        heads_.SetDestination(head, dst, port);
+      }
+    }
     if (evicted.any) {
       EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
       e.address = evicted.address;
@@ -957,6 +971,50 @@ std::optional<DirectPlan> Proxy::PlanDirect(const IpAddress& dst, uint16_t port)
   ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
   ev.detail = d.source.empty() ? "direct" : d.source + "; direct";
   return plan;
+}
+
+std::optional<EgressEvent> Proxy::RefuseAtConnect(const IpAddress& dst, uint16_t port) {
+  if (port == kDnsPort) return std::nullopt;  // DNS over TCP: ward's resolver
+  IpAddress unmapped = dst.Unmapped();
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
+  ev.address = dst;
+  ev.port = port;
+  ev.allowed = false;
+  ev.detail = "connect";
+  if (unmapped == Gateway4() || unmapped == Gateway6()) {
+    if (port == kHttpProxyPort) return std::nullopt;
+    // The host's loopback: no name can change a port's decision.
+    EgressDecision d = DecideHostLoopback(port);
+    if (d.allowed) return std::nullopt;
+    ev.domain = kHostLoopbackName;
+    ev.rule = d.rule ? d.rule->text : "";
+    ev.reason = d.reason;
+    return ev;
+  }
+  // The sandbox's own addresses and its loopback (0.0.0.0 and :: connect
+  // there too): routed through lo, never redirected, never outside.
+  const bool loopback = unmapped.is_v4() ? (unmapped.bytes[0] == 127 || unmapped == IpAddress::V4(0, 0, 0, 0))
+                                         : (unmapped == *IpAddress::Parse("::1") || unmapped == *IpAddress::Parse("::"));
+  if (loopback || IpNetwork{Gateway4(), kSandboxPrefix4}.Contains(unmapped) ||
+      IpNetwork{Gateway6(), kSandboxPrefix6}.Contains(unmapped)) {
+    return std::nullopt;
+  }
+  // Final only if no first bytes could allow it: the address alone denies
+  // (a name ward's DNS did not bind to it can only be allowed by an address
+  // rule), and so does every name it did bind (a ClientHello may name any
+  // of them: one allowed name among denied ones is read first).
+  TcpDecision by_address = DecideTcp(guard_, config_.policy, std::nullopt, "", {}, dst, port);
+  if (by_address.allowed) return std::nullopt;
+  const std::vector<std::string> bound = bindings_.NamesFor(dst);
+  for (const std::string& name : bound) {
+    if (DecideTcp(guard_, config_.policy, name, "dns", bound, dst, port).allowed) return std::nullopt;
+  }
+  TcpDecision d = DecideTcp(guard_, config_.policy, std::nullopt, "", bound, dst, port);
+  if (d.allowed) return std::nullopt;  // cannot be, but the proxy decides then
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
+  return ev;
 }
 
 Proxy::FirstBytesJudgement Proxy::JudgeFirstBytes(std::span<const uint8_t> bytes, const IpAddress& dst,

@@ -986,6 +986,30 @@ def host_loopback(t):
 
 
 @case
+def connect_tells_the_truth(t):
+    """Where the address and port already decide a deny (no name ward's DNS
+    bound to the address could allow it), connect() itself is refused with
+    ECONNREFUSED, as a closed port outside (issue 9, item 2): `nc -z` says
+    closed, and the decision is recorded as before."""
+    s = t.suite
+    t1 = t.tok()
+    r = s.run(t, s.policy(["10.20.0.0/16:5432"]), [
+        tcp("10.20.1.5", 5433, t1),
+        run("sh", "-c", "nc -z -w 3 10.20.1.5 5433; echo rc=$?"),
+        run("sh", "-c", "nc -z -w 3 10.20.1.5 5432; echo rc=$?"),
+    ])
+    t.check(not r.s[0].get("ok") and r.s[0].get("stage") == "connect" and r.s[0].get("errno") == "ECONNREFUSED",
+            "python connect to the denied 10.20.1.5:5433: expected ECONNREFUSED from connect(), got %s"
+            % json.dumps(r.s[0]), r)
+    t.check("rc=1" in r.s[1].get("stdout", ""), "nc -z on a denied port: expected closed, got %s" % json.dumps(r.s[1]), r)
+    t.check("rc=0" in r.s[2].get("stdout", ""), "control: nc -z on an allowed port: expected open, got %s"
+            % json.dumps(r.s[2]), r)
+    t.event(r, "10.20.1.5:5433 refused at connect()", kind="tcp", address="10.20.1.5", port=5433, decision=DENY,
+            rule=IS_DEFAULT_RULE, detail="connect")
+    t.never_reached(r, t1, "10.20.1.5:5433")
+
+
+@case
 def http10_without_host(t):
     """HTTP/1.0 needs no Host (issue 9, item 3): with a domain deny rule the
     first bytes are read, and a request that names no host is decided by its
