@@ -1352,10 +1352,18 @@ void Proxy::HttpProxy(UniqueFd client) {
     Record(ev);
 
     if (!connect) {
-      // This request goes on as it came, head and any body bytes already
-      // read; the relay hands the connection back at the next request (or,
-      // after an upgrade the server agreed to, relays the rest unread).
+      // This request goes on in origin-form, as a proxy must send it (an
+      // origin server may not know its own absolute URLs: Python's and
+      // Node's answer 404), without the hop-by-hop fields, followed by any
+      // body bytes already read; the relay hands the connection back at the
+      // next request (or, after an upgrade the server agreed to, relays the
+      // rest unread).
+      std::string origin_head =
+          OriginFormHead(std::string_view(reinterpret_cast<const char*>(buf.data()), head.head_length), head);
+      buf.erase(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(head.head_length));
+      buf.insert(buf.begin(), origin_head.begin(), origin_head.end());
       HttpBodyFraming framing = FramingOf(head);
+      framing.head_length = origin_head.size();  // the head as it goes on
       FirstBytesGate gate = [framing](std::span<const uint8_t>, int i) {
         return i == 0 ? GateVerdict{GateVerdict::Kind::kForward, "", framing} : GateVerdict{GateVerdict::Kind::kHandBack};
       };

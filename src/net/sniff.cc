@@ -1108,4 +1108,82 @@ HttpSniffStatus LenientRequestLine(std::string_view data, LenientReader reader, 
   return ClassifyRequestLine(data, false, reader, skipped);
 }
 
+std::string OriginFormHead(std::string_view head, const HttpRequestHead& parsed) {
+  const std::string& t = parsed.target;
+  size_t sep = t.find("://");
+  if (parsed.method == "CONNECT" || sep == std::string::npos || parsed.status != HttpSniffStatus::kRequest) {
+    return std::string(head);
+  }
+  std::string_view rest = std::string_view(t).substr(sep + 3);
+  size_t path_at = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, path_at);
+  std::string origin = path_at == std::string_view::npos ? "" : std::string(rest.substr(path_at));
+  if (origin.empty()) origin = parsed.method == "OPTIONS" ? "*" : "/";
+  if (origin[0] == '?') origin.insert(0, "/");
+
+  // The header lines (CRLF-terminated: ParseHttpRequestHead takes no other).
+  std::vector<std::string_view> lines;
+  size_t pos = head.find("\r\n");
+  if (pos == std::string_view::npos) return std::string(head);
+  pos += 2;
+  while (pos < head.size()) {
+    size_t end = head.find("\r\n", pos);
+    if (end == std::string_view::npos || end == pos) break;
+    lines.push_back(head.substr(pos, end - pos));
+    pos = end + 2;
+  }
+  auto name_of = [](std::string_view line) {
+    std::string n(line.substr(0, line.find(':')));
+    for (char& c : n) c = Lower(c);
+    return n;
+  };
+  auto value_of = [](std::string_view line) {
+    std::string_view v = line.substr(line.find(':') + 1);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  // The Connection field's options: each names a hop-by-hop field.
+  std::vector<std::string> options;
+  for (std::string_view line : lines) {
+    if (name_of(line) != "connection") continue;
+    std::string_view v = value_of(line);
+    size_t i = 0;
+    while (i <= v.size()) {
+      size_t comma = v.find(',', i);
+      std::string_view token = v.substr(i, comma == std::string_view::npos ? std::string_view::npos : comma - i);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      std::string lower(token);
+      for (char& c : lower) c = Lower(c);
+      if (!lower.empty()) options.push_back(lower);
+      if (comma == std::string_view::npos) break;
+      i = comma + 1;
+    }
+  }
+  const bool upgrade = parsed.upgrade && parsed.connection_upgrade;
+  bool close = false;
+  for (const std::string& o : options) close = close || o == "close";
+
+  std::string out = parsed.method + " " + origin + " HTTP/1." + std::to_string(parsed.version_minor) + "\r\n";
+  bool host = false;
+  for (std::string_view line : lines) {
+    std::string n = name_of(line);
+    if (n == "proxy-connection" || n == "keep-alive" || n == "te" || n == "proxy-authorization" || n == "connection") {
+      continue;
+    }
+    if (n == "upgrade" && !upgrade) continue;
+    if (n != "upgrade" && std::find(options.begin(), options.end(), n) != options.end()) continue;
+    if (n == "host") host = true;
+    out.append(line).append("\r\n");
+  }
+  if (!host) out.append("Host: ").append(authority).append("\r\n");
+  if (upgrade || close) {
+    out.append("Connection: ").append(upgrade ? "upgrade" : "").append(upgrade && close ? ", " : "");
+    out.append(close ? "close" : "").append("\r\n");
+  }
+  out.append("\r\n");
+  return out;
+}
+
 }  // namespace ward::net

@@ -189,6 +189,16 @@ struct HttpRequestHead {
 HttpRequestHead ParseHttpRequestHead(std::string_view data);
 HttpRequestHead ParseHttpRequestHead(std::span<const uint8_t> data);
 
+// The head a proxy sends on for an absolute-form request `head` (its first
+// head.head_length bytes, parsed into `parsed`, status kRequest): the
+// request line in origin-form ("GET /v1/models?x HTTP/1.1"; "*" for an
+// OPTIONS of no path), the header fields as sent but the hop-by-hop ones
+// (RFC 9110 7.6.1: Proxy-Connection, Keep-Alive, TE, Proxy-Authorization,
+// and the fields the Connection header names; its "close" and "upgrade"
+// stay, with the Upgrade field), and a Host from the target when the client
+// sent none. Anything else (origin-form, CONNECT) is returned as it came.
+std::string OriginFormHead(std::string_view head, const HttpRequestHead& parsed);
+
 // Where one request's body ends (RFC 9112 §6.3, for requests): a request
 // without Content-Length or Transfer-Encoding has none; Content-Length: N
 // has N bytes; "Transfer-Encoding: chunked" runs to its last chunk and

@@ -50,7 +50,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       if (!h.host.empty()) CheckHost(h.host);
       if (!h.target_host.empty()) CheckHost(h.target_host);
-      if (h.host.empty() && h.target_host.empty()) __builtin_trap();  // no name to decide on
+      // No name to decide on: only HTTP/1.0, which needs no Host (its
+      // address decides).
+      if (h.host.empty() && h.target_host.empty() && h.version_minor != 0) __builtin_trap();
+      if (h.status == HttpSniffStatus::kRequest) {
+        // What the explicit proxy sends on is a request of its own, naming
+        // the same host, in origin-form.
+        std::string forwarded = ward::net::OriginFormHead(in.substr(0, h.head_length), h);
+        ward::net::HttpRequestHead f = ward::net::ParseHttpRequestHead(forwarded);
+        if (f.status != HttpSniffStatus::kRequest || f.head_length != forwarded.size() || f.method != h.method) {
+          __builtin_trap();
+        }
+        if (!h.target_host.empty() && h.method != "CONNECT" && (!f.target_host.empty() || f.host.empty())) {
+          __builtin_trap();
+        }
+      }
       if (h.status == HttpSniffStatus::kAmbiguousHost && (h.host.empty() || h.target_host.empty())) {
         __builtin_trap();
       }

@@ -967,4 +967,33 @@ TEST(LenientRequestLine, APrefixNeverDecidesOtherwise) {
 }
 
 }  // namespace
+
+// What the explicit proxy sends on (issue 9, item 1): origin-form, no
+// hop-by-hop fields, the client's Host kept or the target's added.
+TEST(OriginForm, RewritesAbsoluteFormRequests) {
+  auto forward = [](std::string_view head) { return OriginFormHead(head, ParseHttpRequestHead(head)); };
+  EXPECT_EQ(forward("GET http://Allowed.Test:8765/v1/models?x=1 HTTP/1.1\r\nHost: allowed.test:8765\r\n"
+                    "User-Agent: curl/7.88.1\r\nProxy-Connection: Keep-Alive\r\n\r\n"),
+            "GET /v1/models?x=1 HTTP/1.1\r\nHost: allowed.test:8765\r\nUser-Agent: curl/7.88.1\r\n\r\n");
+  // The fields Connection names go, with Keep-Alive, TE and the proxy's own;
+  // "close" stays.
+  EXPECT_EQ(forward("POST http://a.test/p HTTP/1.1\r\nHost: a.test\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n"
+                    "Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic eA==\r\n"
+                    "Content-Length: 2\r\n\r\n"),
+            "POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+  // No Host (HTTP/1.0): the target's authority; no path: "/"; a query only.
+  EXPECT_EQ(forward("GET http://[2001:db8::1]:8080 HTTP/1.0\r\n\r\n"),
+            "GET / HTTP/1.0\r\nHost: [2001:db8::1]:8080\r\n\r\n");
+  EXPECT_EQ(forward("GET http://a.test?q HTTP/1.1\r\nHost: a.test\r\n\r\n"), "GET /?q HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  EXPECT_EQ(forward("OPTIONS http://a.test HTTP/1.1\r\nHost: a.test\r\n\r\n"), "OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  // An upgrade keeps Upgrade and Connection: upgrade.
+  EXPECT_EQ(forward("GET http://a.test/ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
+            "GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+  // Origin-form and CONNECT pass as they came.
+  const std::string origin = "GET /x HTTP/1.1\r\nHost: a.test\r\nKeep-Alive: 5\r\n\r\n";
+  EXPECT_EQ(forward(origin), origin);
+  const std::string connect = "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n";
+  EXPECT_EQ(forward(connect), connect);
+}
+
 }  // namespace ward::net
