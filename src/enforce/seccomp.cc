@@ -235,12 +235,16 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.JumpIf(BPF_JEQ, kSocket, "socket");
   p.JumpIf(BPF_JEQ, kSocketpair, "socketpair");
   p.JumpIf(BPF_JEQ, kConnect, "notify");  // every mode: the unix gate (net/unix_gate.h)
-  if (egress) {
-    p.JumpIf(BPF_JEQ, kBind, "notify");
-    p.JumpIf(BPF_JEQ, kListen, "notify");
+  if (!host) {
+    // A connect hidden in a send (TCP Fast Open) would not wait for the
+    // supervisor as every connect() does.
     p.JumpIf(BPF_JEQ, kSendto, "flags-arg3");
     p.JumpIf(BPF_JEQ, kSendmmsg, "flags-arg3");
     p.JumpIf(BPF_JEQ, kSendmsg, "flags-arg2");
+  }
+  if (egress) {
+    p.JumpIf(BPF_JEQ, kBind, "notify");
+    p.JumpIf(BPF_JEQ, kListen, "notify");
     p.JumpIf(BPF_JEQ, kSetsockopt, "setsockopt");
     p.JumpIf(BPF_JEQ, kIoctl, "ioctl");
   }
@@ -299,7 +303,7 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.Return(kAllow);
   p.Label("notify");  // connect (every mode); bind, listen (egress): made by ward (net/connect_notify.h)
   p.Return(kNotify);
-  if (!egress) return p.Finish();
+  if (host) return p.Finish();
 
   p.Label("flags-arg3");  // sendto, sendmmsg: a connect inside a send
   p.Load(arg(3));
@@ -311,6 +315,8 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.Return(kAllow);
   p.Label("no-fastopen");
   p.Return(errno_ret(EOPNOTSUPP));
+  if (!egress) return p.Finish();
+
   // setsockopt: the options that would send a connected socket's packets
   // somewhere else, or turn it into something else. On a direct socket (in
   // the host's namespace) they would reach past the one allowed peer: a

@@ -49,14 +49,21 @@ bool IsAnonymous(int fd, const struct stat& st) {
   struct statfs fs;
   if (fstatfs(fd, &fs) != 0) return false;
   if (S_ISSOCK(st.st_mode)) {
-    // A unix datagram socket could name any socket in each send
-    // (net/unix_gate.h): bridged like a file.
-    int domain = 0, type = 0;
-    socklen_t len = sizeof domain;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return false;
-    len = sizeof type;
+    // Only a connected stream or seqpacket socket passes through: it talks
+    // to its one peer, and a send's address is refused on it. Any other
+    // socket lives in the caller's network and could reach anywhere there
+    // from the sandbox: a datagram socket names a destination in every
+    // send (a unix one any socket, a UDP one any host, even connected), an
+    // unconnected TCP socket connects inside a send (MSG_FASTOPEN), a
+    // listening one accepts the caller's network's connections. Bridged
+    // like a file.
+    int type = 0;
+    socklen_t len = sizeof type;
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return false;
-    if (domain == AF_UNIX && type == SOCK_DGRAM) return false;
+    if (type != SOCK_STREAM && type != SOCK_SEQPACKET) return false;
+    sockaddr_storage peer{};
+    len = sizeof peer;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
     return fs.f_type == SOCKFS_MAGIC;
   }
   return S_ISFIFO(st.st_mode) && fs.f_type == PIPEFS_MAGIC;

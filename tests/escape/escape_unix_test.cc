@@ -216,22 +216,51 @@ TEST_F(UnixSockets, HostFifoNotWritable) {
 
 namespace {
 
-// A unix datagram socket the caller gives as stdin reaches the workload as
-// a pipe (its sends could name any socket); a stream socket passes as it is.
-TEST_F(UnixSockets, DatagramStdioIsBridged) {
+// A socket the caller gives as stdin that could reach anywhere in the
+// caller's network (a unix or UDP datagram socket, an unconnected or
+// listening TCP socket: the second review sent UDP to the host's loopback
+// and made a TCP connection with MSG_FASTOPEN from "network": "none")
+// reaches the workload as a pipe; a connected stream socket, which talks
+// to its one peer, passes as it is.
+TEST_F(UnixSockets, HostNetworkSocketsOnStdioAreBridged) {
+  auto kind_of_stdin = [&](int fd) {
+    Outcome o = RunWard(Standard(), {"fd-type", "0"}, {.stdin_fd = fd});
+    return o.probe.Get("type");
+  };
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
-  ASSERT_EQ(write(sv[1], "x", 1), 1);
-  shutdown(sv[1], SHUT_WR);
-  Outcome o = RunWard(Standard(), {"fd-type", "0"}, {.stdin_fd = sv[0]});
+  EXPECT_EQ(kind_of_stdin(sv[0]), "fifo") << "unix datagram";
   close(sv[0]);
   close(sv[1]);
-  EXPECT_EQ(o.probe.Get("type"), "fifo") << o.Describe();
+  int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(kind_of_stdin(udp), "fifo") << "unconnected UDP";
+  sockaddr_in lo{};
+  lo.sin_family = AF_INET;
+  lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  lo.sin_port = htons(9);
+  ASSERT_EQ(connect(udp, reinterpret_cast<sockaddr*>(&lo), sizeof lo), 0);
+  EXPECT_EQ(kind_of_stdin(udp), "fifo") << "connected UDP (a send may still name another host)";
+  close(udp);
+  int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  EXPECT_EQ(kind_of_stdin(tcp), "fifo") << "unconnected TCP (MSG_FASTOPEN)";
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(tcp, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  ASSERT_EQ(listen(tcp, 4), 0);
+  EXPECT_EQ(kind_of_stdin(tcp), "fifo") << "listening TCP";
+  // Controls: connected stream sockets pass through.
+  socklen_t len = sizeof any;
+  getsockname(tcp, reinterpret_cast<sockaddr*>(&any), &len);
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&any), sizeof any), 0);
+  EXPECT_EQ(kind_of_stdin(client), "sock") << "connected TCP";
+  close(client);
+  close(tcp);
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  Outcome s = RunWard(Standard(), {"fd-type", "0"}, {.stdin_fd = sv[0]});
+  EXPECT_EQ(kind_of_stdin(sv[0]), "sock") << "unix stream pair";
   close(sv[0]);
   close(sv[1]);
-  EXPECT_EQ(s.probe.Get("type"), "sock") << s.Describe();
 }
 
 }  // namespace
