@@ -480,6 +480,18 @@ int ConnectAndRead(const std::string& ip, long port, std::string* content) {
   Ok("deleted=1");
 }
 
+// Accepts the connection `client` made to `listener`, says PONG on it and
+// reads that back through `client`: a program talking to itself.
+std::string PongOverSelf(int listener, int client) {
+  int s = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  if (s < 0) Fail(errno, "step=accept");
+  if (write(s, "PONG", 4) != 4) Fail(errno, "step=write");
+  char buf[8];
+  ssize_t n = read(client, buf, sizeof buf);
+  if (n < 0) Fail(errno, "step=read");
+  return Clean(std::string(buf, static_cast<size_t>(n)));
+}
+
 [[noreturn]] void CmdLoopback() {
   int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (l < 0) Fail(errno, "step=socket");
@@ -492,13 +504,7 @@ int ConnectAndRead(const std::string& ip, long port, std::string* content) {
   getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
   int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
-  int s = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
-  if (s < 0) Fail(errno, "step=accept");
-  if (write(s, "PONG", 4) != 4) Fail(errno, "step=write");
-  char buf[8];
-  ssize_t n = read(c, buf, sizeof buf);
-  if (n < 0) Fail(errno, "step=read");
-  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+  Ok("content=" + PongOverSelf(l, c));
 }
 
 // N connections to a listener of its own on 127.0.0.1, one after another:
@@ -584,14 +590,9 @@ int64_t MonotonicMs() {
   }
   int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) Fail(errno, "step=connect");
-  int s = accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
-  if (s < 0) Fail(errno, "step=accept");
-  if (write(s, "PONG", 4) != 4) Fail(errno, "step=write");
-  char buf[8];
-  ssize_t n = read(c, buf, sizeof buf);
-  if (n < 0) Fail(errno, "step=read");
+  std::string content = PongOverSelf(l, c);
   unlink(path.c_str());
-  Ok("content=" + Clean(std::string(buf, static_cast<size_t>(n))));
+  Ok("content=" + content);
 }
 
 // A unix datagram socket: socket(), or socketpair() with PAIR; asked for as
