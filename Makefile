@@ -5,8 +5,10 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
-.PHONY: all deps build run test test-fast test-asan bench bench-egress fuzz clean
+.PHONY: all deps build run test test-fast test-asan bench bench-egress fuzz install uninstall clean
 
 all: build
 
@@ -47,6 +49,14 @@ fuzz: deps
 	  name=$$(basename $$f _fuzzer); mkdir -p build-fuzz/corpus/$$name; \
 	  echo "fuzzing $$name"; $$f -max_total_time=$${FUZZ_SECONDS:-60} build-fuzz/corpus/$$name tests/fuzz/corpus/$$name || exit 1; \
 	done
+
+# ward on PATH, its man page (made from its --help) and bash/zsh completion.
+install: build
+	@scripts/install.sh $(BUILD) $(PREFIX) $(DESTDIR)
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/ward $(DESTDIR)$(PREFIX)/share/man/man1/ward.1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ward $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_ward
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

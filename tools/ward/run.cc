@@ -230,8 +230,8 @@ Action AddRun(CLI::App& app) {
   cmd->add_option("command", a->command, "the command and its arguments (after --)")->required(false);
   cmd->footer(
       "The environment is empty except what the policy inherits or sets. stdin, stdout and stderr reach the\n"
-      "command as pipes relayed by ward (pipes and sockets pass through as they are; /dev/null and the like are\n"
-      "the sandbox's own): the command cannot change a file, FIFO or terminal it was given.\n"
+      "command as pipes relayed by ward (pipes and connected stream sockets pass through as they are; /dev/null\n"
+      "and the like are the sandbox's own): the command cannot change a file, FIFO or terminal it was given.\n"
       "Unix sockets: the command can connect() only to sockets served inside the sandbox and to those listed in\n"
       "filesystem.unix (others: EACCES, recorded); unix datagram sockets are refused (EACCES).\n"
       "As root, the command is uid 0 inside but an unprivileged uid on the host (WARD_UID_RANGE=BASE[:COUNT],\n"
