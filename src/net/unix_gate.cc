@@ -6,6 +6,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,7 +14,6 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -254,7 +254,7 @@ void UnixGate::Connect(const Notice& n, int pidfd, UniqueFd sock, int stop_fd, C
     // (a thread waiting here cannot have exited and had its id reused).
     if (!StillWaiting(n)) return;
     if (err != 0) return Answer(n, err);
-    struct stat st{};
+    struct stat st {};
     if (fstat(job->pin.get(), &st) != 0) return Answer(n, errno);
     if (!S_ISSOCK(st.st_mode)) return Answer(n, ECONNREFUSED);  // as the kernel says
     Decision d = Decide(n, st.st_dev, st.st_ino);
@@ -370,8 +370,7 @@ int DumpBoundUnixSockets(int diag_fd, uint32_t seq, const std::function<void(uin
     if (len < 0) return errno;
     if (len == 0) return EPROTO;
     if (from.nl_pid != 0) continue;
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(len));
-         h = NLMSG_NEXT(h, len)) {
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, static_cast<unsigned>(len)); h = NLMSG_NEXT(h, len)) {
       if (h->nlmsg_seq != seq) continue;
       if (h->nlmsg_type == NLMSG_DONE) return 0;
       if (h->nlmsg_type == NLMSG_ERROR) {
