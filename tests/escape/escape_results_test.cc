@@ -130,3 +130,27 @@ TEST_F(PtyInput, EndOfInputReachesTheProgram) {
 }
 
 }  // namespace
+
+namespace {
+
+// `--cwd src` (relative) is the caller's src (issue 9, item 9).
+class Cwd : public Escape {};
+
+TEST_F(Cwd, RelativeCwdIsTheCallersDirectory) {
+  RunOptions o;
+  o.flags = {"--cwd", "rw"};  // ward runs in W
+  Outcome rel = RunWard(Standard(), {"pwd"}, o);
+  EXPECT_PROBE(rel, "ok");
+  EXPECT_EQ(rel.probe.Get("cwd"), W("rw")) << rel.Describe();
+  // Control: the absolute form.
+  o.flags = {"--cwd", W("rw")};
+  Outcome abs = RunWard(Standard(), {"pwd"}, o);
+  EXPECT_EQ(abs.probe.Get("cwd"), W("rw")) << abs.Describe();
+  // A relative directory that is not visible: refused, with the reason.
+  o.flags = {"--cwd", "../outside"};
+  Outcome bad = RunWard(Standard(), {"pwd"}, o);
+  EXPECT_EQ(bad.ExitStatus(), 123) << bad.Describe();
+  EXPECT_NE(bad.err.find("/process/cwd"), std::string::npos) << bad.Describe();
+}
+
+}  // namespace

@@ -1058,6 +1058,11 @@ int Main(int argc, char** argv) {
   if (cmd == "raw-syscall") {  // NR with NULL pointers and zero flags: EFAULT/EINVAL from the kernel
     Report(syscall(Num(arg(2)), nullptr, nullptr, 0, nullptr, 0));  // NULL pointers: EFAULT
   }
+  if (cmd == "pwd") {  // the working directory
+    char buf[4096];
+    if (!getcwd(buf, sizeof buf)) Fail(errno);
+    Ok(std::string("cwd=") + buf);
+  }
   if (cmd == "cat-stdin") {  // reads stdin to its end; the content, newlines removed
     std::string all;
     char buf[4096];

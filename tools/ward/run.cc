@@ -181,7 +181,16 @@ int DoRun(RunArgs& a) {
   }
   if (a.shell) policy.process.shell = true;
   if (a.timeout_ms > 0) policy.process.timeout_ms = a.timeout_ms;
-  if (!a.cwd.empty()) policy.process.cwd = a.cwd;
+  if (!a.cwd.empty()) {
+    // A relative --cwd is the caller's, like any path on a command line.
+    std::string cwd = a.cwd;
+    if (cwd[0] != '/') {
+      char here[PATH_MAX];
+      if (!getcwd(here, sizeof here)) return fail(kExitUsage, std::string("--cwd: getcwd: ") + std::strerror(errno), false);
+      cwd = std::string(here) + "/" + cwd;
+    }
+    policy.process.cwd = cwd;
+  }
   RunRequest req;
   req.policy = std::move(policy);
   req.argv = a.command;
@@ -222,7 +231,9 @@ Action AddRun(CLI::App& app) {
                   "also write the result to this file, for every outcome (written beside it, then renamed into place)");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
   cmd->add_option("--timeout-ms", a->timeout_ms, "wall-clock limit; overrides process.timeoutMs")->check(CLI::PositiveNumber);
-  cmd->add_option("--cwd", a->cwd, "working directory inside the sandbox; overrides process.cwd");
+  cmd->add_option("--cwd", a->cwd,
+                  "working directory inside the sandbox (a relative one is taken from the current directory); "
+                  "overrides process.cwd");
   cmd->add_option("--dns-server", a->dns_servers,
                   "egress mode: resolver for the allowed names, ADDR or ADDR:PORT ([v6]:PORT); repeatable; "
                   "default: the nameservers of the host's /etc/resolv.conf")
