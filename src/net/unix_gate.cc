@@ -247,6 +247,8 @@ void UnixGate::Connect(const Notice& n, int pidfd, UniqueFd sock, int stop_fd, C
                                   "an abstract unix socket of the host's network (the sandbox shares it): refused"));
       return Answer(n, EACCES);
     }
+    job->uid = config_.uid;  // the sandbox's own server reads the workload's credentials
+    job->gid = config_.gid;
   } else if (named) {
     std::string path(a.sun_path, strnlen(a.sun_path, path_room));
     int err = Resolve(n.pid, pidfd, path, &job->pin);
