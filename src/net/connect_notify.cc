@@ -353,13 +353,11 @@ class Server : public std::enable_shared_from_this<Server> {
         hooks_.RecordEvent(std::move(*refused));
         return Answer(n, ECONNREFUSED);
       }
-    }
-    if (tcp && inet_address && !IsBound(job->sock.get())) {
-      uint16_t port = 0;
-      IpAddress dst = FromSockaddr(job->address, &port);
-      job->plan = hooks_.PlanDirect(dst, port);
-      // Scanned only for a connection that would go direct.
-      if (job->plan && HeldElsewhere(n.pid, static_cast<int>(n.args[0]), st.st_ino)) job->plan.reset();
+      if (!IsBound(job->sock.get())) {
+        job->plan = hooks_.PlanDirect(dst, port);
+        // Scanned only for a connection that would go direct.
+        if (job->plan && HeldElsewhere(n.pid, static_cast<int>(n.args[0]), st.st_ino)) job->plan.reset();
+      }
     }
     if (!job->plan) return ConnectInSandbox(job);
     SpawnWorker(job, [this](ConnectJob& j) { ConnectDirect(j); });

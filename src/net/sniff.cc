@@ -438,6 +438,26 @@ bool ParseRequestLine(std::string_view line, HttpRequestHead* r) {
   return true;
 }
 
+// A field value without its optional whitespace around it (RFC 9110 5.5).
+std::string_view TrimOws(std::string_view v) {
+  size_t b = v.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  return v.substr(b, v.find_last_not_of(" \t") - b + 1);
+}
+
+// Calls `each` with every item of a comma-separated list value ("keep-alive,
+// Upgrade"), trimmed; empty items included.
+template <typename F>
+void ForEachListItem(std::string_view value, F each) {
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t comma = value.find(',', start);
+    each(TrimOws(value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start)));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+}
+
 struct HeaderState {
   bool host = false;
   bool content_length = false;
@@ -456,10 +476,7 @@ HttpError ParseHeaderLine(std::string_view line, HeaderState* seen, HttpRequestH
     auto u = static_cast<unsigned char>(c);
     if ((u < 0x20 && c != '\t') || u == 0x7f) return HttpError::kHeaderValue;
   }
-  size_t b = value.find_first_not_of(" \t");
-  value = b == std::string_view::npos ? std::string_view() : value.substr(b);
-  size_t e = value.find_last_not_of(" \t");
-  value = value.substr(0, e == std::string_view::npos ? 0 : e + 1);
+  value = TrimOws(value);
 
   if (EqualsIgnoreCase(name, "host")) {
     if (seen->host) return HttpError::kDuplicateHost;
@@ -483,19 +500,9 @@ HttpError ParseHeaderLine(std::string_view line, HeaderState* seen, HttpRequestH
     r->upgrade = true;
   } else if (EqualsIgnoreCase(name, "connection")) {
     // A list of tokens (RFC 9110 §7.6.1): "keep-alive, Upgrade".
-    size_t start = 0;
-    while (start <= value.size()) {
-      size_t comma = value.find(',', start);
-      std::string_view option =
-          value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-      size_t first = option.find_first_not_of(" \t");
-      size_t last = option.find_last_not_of(" \t");
-      if (first != std::string_view::npos && EqualsIgnoreCase(option.substr(first, last - first + 1), "upgrade")) {
-        r->connection_upgrade = true;
-      }
-      if (comma == std::string_view::npos) break;
-      start = comma + 1;
-    }
+    ForEachListItem(value, [r](std::string_view option) {
+      if (EqualsIgnoreCase(option, "upgrade")) r->connection_upgrade = true;
+    });
   } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
     if (seen->transfer_encoding || !EqualsIgnoreCase(value, "chunked")) {
       return HttpError::kTransferEncoding;
@@ -1035,10 +1042,7 @@ bool HttpResponseReader::Line(std::string_view line) {
   std::string_view name = line.substr(0, colon);
   if (!std::all_of(name.begin(), name.end(), IsTchar)) return false;
   std::string_view value = line.substr(colon + 1);
-  size_t b = value.find_first_not_of(" \t");
-  value = b == std::string_view::npos ? std::string_view() : value.substr(b);
-  size_t e = value.find_last_not_of(" \t");
-  value = value.substr(0, e == std::string_view::npos ? 0 : e + 1);
+  value = TrimOws(value);
   if (EqualsIgnoreCase(name, "content-length")) {
     if (content_length_ || value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), IsDigit)) {
       return false;
@@ -1137,29 +1141,15 @@ std::string OriginFormHead(std::string_view head, const HttpRequestHead& parsed)
     for (char& c : n) c = Lower(c);
     return n;
   };
-  auto value_of = [](std::string_view line) {
-    std::string_view v = line.substr(line.find(':') + 1);
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    return v;
-  };
   // The Connection field's options: each names a hop-by-hop field.
   std::vector<std::string> options;
   for (std::string_view line : lines) {
     if (name_of(line) != "connection") continue;
-    std::string_view v = value_of(line);
-    size_t i = 0;
-    while (i <= v.size()) {
-      size_t comma = v.find(',', i);
-      std::string_view token = v.substr(i, comma == std::string_view::npos ? std::string_view::npos : comma - i);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-      std::string lower(token);
+    ForEachListItem(TrimOws(line.substr(line.find(':') + 1)), [&options](std::string_view option) {
+      std::string lower(option);
       for (char& c : lower) c = Lower(c);
-      if (!lower.empty()) options.push_back(lower);
-      if (comma == std::string_view::npos) break;
-      i = comma + 1;
-    }
+      if (!lower.empty()) options.push_back(std::move(lower));
+    });
   }
   const bool upgrade = parsed.upgrade && parsed.connection_upgrade;
   bool close = false;

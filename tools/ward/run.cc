@@ -107,8 +107,20 @@ class ResultSink {
     if (!tmp_.empty()) unlink(tmp_.c_str());
   }
 
-  // "" or why the destinations cannot be used.
+  // "" if every destination can be used. Otherwise why not, said on stderr,
+  // and only --json is kept (the error is reported there).
   std::string Open() {
+    std::string why = Check();
+    if (!why.empty()) {
+      std::fprintf(stderr, "ward: %s\n", why.c_str());
+      t_.fd = -1;
+      t_.file.clear();
+    }
+    return why;
+  }
+
+ private:
+  std::string Check() {
     if (t_.fd >= 0) {
       int fl = fcntl(t_.fd, F_GETFL);
       if (fl < 0) return "--result-fd " + std::to_string(t_.fd) + ": not an open descriptor";
@@ -127,6 +139,7 @@ class ResultSink {
     return "";
   }
 
+ public:
   // Reports `j` everywhere asked; false (and said why on stderr) if a
   // destination could not take it.
   bool Emit(const nlohmann::json& j) {
@@ -167,12 +180,7 @@ int DoRun(RunArgs& a) {
     sink.Emit(ResultJson(nullptr, &message, code));
     return code;
   };
-  if (std::string why = sink.Open(); !why.empty()) {
-    std::fprintf(stderr, "ward: %s\n", why.c_str());
-    ResultSink json_only(ResultTargets{a.result.json, -1, ""});
-    json_only.Emit(ResultJson(nullptr, &why, kExitUsage));
-    return kExitUsage;
-  }
+  if (std::string why = sink.Open(); !why.empty()) return fail(kExitUsage, why, true);
   Policy policy;
   std::string policy_error;
   if (!LoadPolicy(a.src, "offline-readonly", &policy, &policy_error)) {
@@ -279,12 +287,7 @@ void ReportUsageError(int argc, char** argv, const std::string& message) {
     if (auto v = value("--result-file")) t.file = *v;
   }
   ResultSink sink(t);
-  if (std::string why = sink.Open(); !why.empty()) {
-    std::fprintf(stderr, "ward: %s\n", why.c_str());
-    ResultSink json_only(ResultTargets{t.json, -1, ""});
-    json_only.Emit(ResultJson(nullptr, &message, kExitUsage));
-    return;
-  }
+  (void)sink.Open();  // a destination that cannot be used is said, and left out
   sink.Emit(ResultJson(nullptr, &message, kExitUsage));
 }
 
