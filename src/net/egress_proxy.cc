@@ -106,6 +106,26 @@ namespace {
 // them do not compile cleanly as C++.
 constexpr int kSoOriginalDst = 80;
 
+// A redirected connection's two ends as the proxy sees it: its local
+// address (the listener's) and the destination the program connected to
+// (SO_ORIGINAL_DST, from the nat redirect). err: the errno of either read
+// (ENOENT: no NAT entry, the program connected to the listener itself).
+struct Redirected {
+  sockaddr_storage local{};
+  sockaddr_storage original{};
+  int err = 0;
+};
+
+Redirected ReadRedirected(int fd) {
+  Redirected r;
+  socklen_t local_len = sizeof r.local, orig_len = sizeof r.original;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&r.local), &local_len) != 0 ||
+      getsockopt(fd, r.local.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP, kSoOriginalDst, &r.original, &orig_len) != 0) {
+    r.err = errno;
+  }
+  return r;
+}
+
 // How long a client may take to complete a message whose first byte has
 // come (a TLS ClientHello, an HTTP request head): clients send them in one
 // write. Past it the connection is refused, so that half-sent heads cannot
@@ -375,7 +395,7 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
 
   void AcceptLoop(int listener);
   void DatagramLoop(int listener);
-  void HandleConnection(UniqueFd client);
+  void HandleConnection(UniqueFd client, const Redirected& where);
   void Transparent(UniqueFd client, const IpAddress& dst, uint16_t port);
   // Connects an allowed transparent connection and relays it; `head` is what
   // the client sent already; with `gate_first_bytes` the first bytes are
@@ -672,18 +692,13 @@ void Proxy::AcceptLoop(int listener) {
     }
     HeadSlots::Evicted evicted;
     std::shared_ptr<HeadEntry> head = heads_.Acquire(client.get(), &evicted);
-    {
-      // Its destination now, not when its thread gets to it: an eviction
-      // before then would record a connection to nowhere.
-      sockaddr_storage local{}, orig{};
-      socklen_t local_len = sizeof local, orig_len = sizeof orig;
-      if (getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &local_len) == 0 &&
-          getsockopt(client.get(), local.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP, kSoOriginalDst, &orig,
-                     &orig_len) == 0) {
-        uint16_t port = 0;
-        IpAddress dst = FromSockaddr(orig, &port);
-        heads_.SetDestination(head, dst, port);
-      }
+    // Its destination now, not when its thread gets to it: an eviction
+    // before then would record a connection to nowhere.
+    Redirected where = ReadRedirected(client.get());
+    if (where.err == 0) {
+      uint16_t port = 0;
+      IpAddress dst = FromSockaddr(where.original, &port);
+      heads_.SetDestination(head, dst, port);
     }
     if (evicted.any) {
       EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
@@ -697,9 +712,9 @@ void Proxy::AcceptLoop(int listener) {
     }
     // If the thread cannot start, the lambda and the socket in it are
     // destroyed: the client sees its connection closed.
-    bool started = workers_.Spawn([this, c = std::move(client), head]() mutable {
+    bool started = workers_.Spawn([this, c = std::move(client), head, where]() mutable {
       t_head = head;
-      HandleConnection(std::move(c));
+      HandleConnection(std::move(c), where);
       heads_.Release(head);
       t_head.reset();
     });
@@ -707,18 +722,10 @@ void Proxy::AcceptLoop(int listener) {
   }
 }
 
-void Proxy::HandleConnection(UniqueFd client) {
-  sockaddr_storage local{};
-  socklen_t local_len = sizeof(local);
-  sockaddr_storage orig{};
-  socklen_t orig_len = sizeof(orig);
-  int err = 0;
-  if (getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) {
-    err = errno;
-  } else if (getsockopt(client.get(), local.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP, kSoOriginalDst, &orig,
-                        &orig_len) != 0) {
-    err = errno;
-  }
+void Proxy::HandleConnection(UniqueFd client, const Redirected& where) {
+  const sockaddr_storage& local = where.local;
+  const sockaddr_storage& orig = where.original;
+  const int err = where.err;
   if (err != 0) {
     // ENOENT: no NAT entry, so the program connected to the listener itself
     // (e.g. 127.0.0.1:1) instead of being redirected. There is no
