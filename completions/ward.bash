@@ -18,19 +18,22 @@ _ward() {
   case $sub in
     run)
       case $prev in
-        -p | --policy | --result-file | --workspace | --cwd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        -p | --policy | --result-file | --workspace | --cwd | --read | --write | --deny) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --profile) COMPREPLY=($(compgen -W "offline-readonly workspace-write minimal" -- "$cur")); return ;;
-        --timeout-ms | --result-fd | --dns-server) return ;;
+        --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
+        --timeout | --timeout-ms | --memory | --allow-net | --result-fd | --dns-server) return ;;
       esac
-      COMPREPLY=($(compgen -W "--help --policy --profile --workspace --pty --json --result-fd --result-file --shell --timeout-ms --cwd --dns-server --" -- "$cur"))
+      COMPREPLY=($(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms --pty --json --result-fd --result-file --shell --dns-server --" -- "$cur"))
       ;;
     policy)
       if ((cword == 2)); then
         COMPREPLY=($(compgen -W "check show profiles --help" -- "$cur"))
       elif [[ $prev == --profile ]]; then
         COMPREPLY=($(compgen -W "offline-readonly workspace-write minimal" -- "$cur"))
+      elif [[ ${words[2]} == show ]]; then
+        COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms" -- "$cur"))
       else
-        COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "--help --json --policy --profile --workspace" -- "$cur"))
+        COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "--help --json --workspace" -- "$cur"))
       fi
       ;;
     doctor)

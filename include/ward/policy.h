@@ -114,6 +114,14 @@ struct PolicyLoad {
 // against the built-in profiles and expands variables.
 PolicyLoad ParsePolicy(const std::string& json_text, const PolicyVars& vars);
 
+// Applies `layer_json`, a policy document without `extends`, on top of
+// `base` exactly as a document that extends a profile is applied on top of
+// it: the layer wins wherever it speaks (a path it lists replaces `base`'s
+// rule for that path; limits, cwd, timeout and network it names replace
+// `base`'s), and the result is validated as a whole. Issues point into the
+// layer. (`ward run --read/--write/--deny/--env/...` are such a layer.)
+PolicyLoad ExtendPolicy(const Policy& base, const std::string& layer_json, const PolicyVars& vars);
+
 // Reads `file` and calls ParsePolicy.
 PolicyLoad LoadPolicyFile(const std::string& file, const PolicyVars& vars);
 

@@ -331,7 +331,7 @@ class DocumentParser {
       return;
     }
     if (too_big || *v < min || *v > max) {
-      Issue(path, "out of range: must be between " + std::to_string(min) + " and " + std::to_string(max));
+      Issue(path, "out of range: must be between " + std::to_string(min) + " and " + std::to_string(max) + " (" + unit + ")");
       return;
     }
     out = *v;
@@ -656,8 +656,9 @@ void CheckComposed(const Policy& p, const std::map<std::string, std::string>& un
   }
 }
 
-PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, int depth) {
-  PolicyLoad load;
+// Parses `text` as JSON; nullopt (and the reason in `issues`) if it is not.
+// Keys repeated in an object are reported in `issues` too.
+std::optional<json> ReadDocument(const std::string& text, std::vector<PolicyIssue>& issues) {
   json doc;
   std::vector<PolicyIssue> duplicates;
   try {
@@ -678,16 +679,24 @@ PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, in
         what = what.substr(colon + 2);
       }
     }
-    load.issues.push_back({"/", "malformed JSON " + where + ": " + what});
-    return load;
+    issues.push_back({"/", "malformed JSON " + where + ": " + what});
+    return std::nullopt;
   } catch (const json::exception& e) {
     // out_of_range for a number no double can hold.
     std::string what = e.what();  // "[json.exception.out_of_range.406] number overflow ..."
     auto tag = what.find("] ");
-    load.issues.push_back({"/", "malformed JSON: " + (tag == std::string::npos ? what : what.substr(tag + 2))});
-    return load;
+    issues.push_back({"/", "malformed JSON: " + (tag == std::string::npos ? what : what.substr(tag + 2))});
+    return std::nullopt;
   }
-  load.issues = std::move(duplicates);
+  issues.insert(issues.end(), duplicates.begin(), duplicates.end());
+  return doc;
+}
+
+PolicyLoad ParseWithProfiles(const std::string& text, const PolicyVars& vars, int depth) {
+  PolicyLoad load;
+  std::optional<json> read = ReadDocument(text, load.issues);
+  if (!read) return load;
+  const json& doc = *read;
   Policy policy;
   DocumentParser parser(vars, load.issues);
   parser.Parse(doc, policy);
@@ -733,18 +742,41 @@ std::string PolicyLoad::FormatIssues(const std::string& source) const {
   return out;
 }
 
-PolicyLoad ParsePolicy(const std::string& json_text, const PolicyVars& vars) {
-  PolicyLoad load = ParseWithProfiles(json_text, vars, 0);
-  // Reasons quote the input (a parse error's "last read: ..." or a path
-  // expanded from the environment), which need not be UTF-8; front ends
-  // print issues as JSON, so every issue is made valid UTF-8 here (invalid
-  // bytes become U+FFFD).
+namespace {
+
+// Reasons quote the input (a parse error's "last read: ..." or a path
+// expanded from the environment), which need not be UTF-8; front ends
+// print issues as JSON, so every issue is made valid UTF-8 here (invalid
+// bytes become U+FFFD).
+PolicyLoad ValidUtf8(PolicyLoad load) {
   auto valid = [](std::string& s) { s = json::parse(Dump(json(s))).get<std::string>(); };
   for (auto& i : load.issues) {
     valid(i.path);
     valid(i.reason);
   }
   return load;
+}
+
+}  // namespace
+
+PolicyLoad ParsePolicy(const std::string& json_text, const PolicyVars& vars) {
+  return ValidUtf8(ParseWithProfiles(json_text, vars, 0));
+}
+
+PolicyLoad ExtendPolicy(const Policy& base, const std::string& layer_json, const PolicyVars& vars) {
+  PolicyLoad load;
+  std::optional<json> doc = ReadDocument(layer_json, load.issues);
+  if (!doc) return ValidUtf8(std::move(load));
+  Policy layer;
+  DocumentParser parser(vars, load.issues);
+  parser.Parse(*doc, layer);
+  if (layer.extends) load.issues.push_back({"/extends", "a layer is applied to a loaded policy; it cannot extend a profile"});
+  if (!load.issues.empty()) return ValidUtf8(std::move(load));
+  Policy policy = Compose(base, layer, *doc);
+  policy.extends = base.extends;
+  CheckComposed(policy, parser.UnixPointers(), load.issues);
+  if (load.issues.empty()) load.policy = std::move(policy);
+  return ValidUtf8(std::move(load));
 }
 
 PolicyLoad LoadPolicyFile(const std::string& file, const PolicyVars& vars) {

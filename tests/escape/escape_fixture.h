@@ -351,6 +351,23 @@ Outcome Finish(Running& r, int timeout_ms) {
 
 [[maybe_unused]] bool IsCgroup(const std::string& mechanism) { return mechanism.rfind("cgroup", 0) == 0; }
 
+// A listening TCP socket on the host's 127.0.0.1 (a free port, returned in
+// `port`), or -1.
+[[maybe_unused]] int ListenOnHostLoopback(std::string* port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 16) != 0 ||
+      getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (s >= 0) close(s);
+    return -1;
+  }
+  *port = std::to_string(ntohs(a.sin_port));
+  return s;
+}
+
 // A host server on listening socket `fd`: says HELLO-FROM-HOST to each
 // connection and counts them; closes `fd` when it goes out of scope.
 class HostListener {
@@ -501,6 +518,18 @@ class Escape : public ::testing::Test {
   Outcome RunWard(const json& policy, const std::vector<std::string>& probe_args, const RunOptions& o = {}) {
     Running r = StartWard(policy, probe_args, o);
     return FinishWard(r, o.timeout_ms);
+  }
+
+  // ward with `args` as its whole command line (from W, with Env(), unless
+  // `o` says otherwise).
+  Outcome Ward(const std::vector<std::string>& args, const SpawnOptions& o = {}) {
+    std::vector<std::string> argv = {kWard};
+    argv.insert(argv.end(), args.begin(), args.end());
+    SpawnOptions opts = o;
+    if (opts.cwd.empty()) opts.cwd = ws_;
+    if (opts.env.empty()) opts.env = Env();
+    Running r = Spawn(argv, opts);
+    return Finish(r, 20000);
   }
 
   // The positive control for system calls: the probe run directly.

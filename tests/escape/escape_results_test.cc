@@ -5,18 +5,7 @@
 
 namespace {
 
-class Results : public Escape {
- protected:
-  Outcome Ward(const std::vector<std::string>& args, const SpawnOptions& o = {}) {
-    std::vector<std::string> argv = {kWard};
-    argv.insert(argv.end(), args.begin(), args.end());
-    SpawnOptions opts = o;
-    if (opts.cwd.empty()) opts.cwd = ws_;
-    if (opts.env.empty()) opts.env = Env();
-    Running r = Spawn(argv, opts);
-    return Finish(r, 20000);
-  }
-};
+class Results : public Escape {};
 
 TEST_F(Results, UsageAndPolicyErrorsAreReported) {
   Outcome usage = Ward({"run", "--json", "--no-such-flag", "--", "/bin/true"});

@@ -331,23 +331,6 @@ TEST_F(Escape, HostSysctlsNotWritable) {
 
 // --- network ----------------------------------------------------------------------
 
-// A listening TCP socket on the host's 127.0.0.1 (a free port, returned in
-// `port`), or -1.
-int ListenOnHostLoopback(std::string* port) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 16) != 0 ||
-      getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    if (s >= 0) close(s);
-    return -1;
-  }
-  *port = std::to_string(ntohs(a.sin_port));
-  return s;
-}
-
 TEST_F(Escape, NetworkNoneCannotReachHostLoopback) {
   std::string port;
   int s = ListenOnHostLoopback(&port);

@@ -704,7 +704,7 @@ TEST(PolicyAllIssues, ExtendsUnknownDoesNotHideOtherIssues) {
 TEST(PolicyAllIssues, FormatIssuesPrintsFilePointerReason) {
   PolicyLoad load = Parse(R"({"ward": 1, "network": 1, "limits": {"pids": 1}})");
   EXPECT_EQ(load.FormatIssues("agent.json"),
-            "agent.json: /limits/pids: out of range: must be between 2 and 4194304\n"
+            "agent.json: /limits/pids: out of range: must be between 2 and 4194304 (processes and threads, including the sandbox's init)\n"
             "agent.json: /network: must be \"none\" (loopback only), \"host\" (the host's network, "
             "unrestricted) or {\"egress\": {...}} (rules), got 1\n");
 }
@@ -1129,6 +1129,44 @@ TEST(PolicyFile, InvalidCorpusIsRejected) {
     }
   }
   EXPECT_GE(n, 10);
+}
+
+
+// ---------------------------------------------------------------------------
+// ExtendPolicy: a layer (ward run's command-line grants) on a loaded policy
+
+TEST(PolicyLayer, LayerWinsWhereItSpeaks) {
+  Policy base = Valid(Doc(R"("filesystem": {"read": ["/a", "/b"], "write": ["/c"], "deny": ["/a/s"]},
+                             "limits": {"memoryMiB": 512}, "process": {"env": {"inherit": ["X"]}})"));
+  PolicyLoad load = ExtendPolicy(base, Doc(R"("filesystem": {"write": ["/a"], "deny": ["/c"], "read": ["/a/s"]},
+                                              "limits": {"memoryMiB": 64}, "process": {"env": {"set": {"X": "1"}}})"),
+                                 Vars());
+  ASSERT_TRUE(load.ok()) << Describe(load);
+  const auto& fs = load.policy->filesystem;
+  EXPECT_EQ(fs.read, (Strings{"/b", "/a/s"}));
+  EXPECT_EQ(fs.write, (Strings{"/a"}));
+  EXPECT_EQ(fs.deny, (Strings{"/c"}));
+  EXPECT_EQ(load.policy->limits.memory_mib, 64);
+  EXPECT_TRUE(load.policy->process.env.inherit.empty());
+  EXPECT_EQ(load.policy->process.env.set.at("X"), "1");
+  // What the layer does not name is kept.
+  PolicyLoad empty = ExtendPolicy(base, Doc(R"("process": {})"), Vars());
+  ASSERT_TRUE(empty.ok()) << Describe(empty);
+  EXPECT_EQ(PolicyToJson(*empty.policy), PolicyToJson(base));
+}
+
+TEST(PolicyLayer, IssuesPointIntoTheLayerAndTheWholeIsChecked) {
+  Policy base = Valid(Doc(R"("extends": "minimal", "filesystem": {"deny": ["/srv"]})"));
+  PolicyLoad bad = ExtendPolicy(base, Doc(R"("filesystem": {"read": ["rel"]}, "limits": {"pids": 1})"), Vars());
+  EXPECT_EQ(IssuePaths(bad), (Strings{"/filesystem/read/0", "/limits/pids"})) << Describe(bad);
+  EXPECT_FALSE(bad.policy.has_value());
+  PolicyLoad hidden = ExtendPolicy(base, Doc(R"("process": {"cwd": "/srv/x"})"), Vars());
+  EXPECT_EQ(IssuePaths(hidden), (Strings{"/process/cwd"})) << Describe(hidden);
+  PolicyLoad extends = ExtendPolicy(base, Doc(R"("extends": "minimal")"), Vars());
+  EXPECT_EQ(IssuePaths(extends), (Strings{"/extends"})) << Describe(extends);
+  PolicyLoad ok = ExtendPolicy(base, Doc(R"("process": {"cwd": "/opt"})"), Vars());
+  ASSERT_TRUE(ok.ok()) << Describe(ok);
+  EXPECT_EQ(ok.policy->extends, std::optional<std::string>("minimal"));
 }
 
 }  // namespace

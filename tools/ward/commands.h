@@ -16,18 +16,37 @@ Action AddRun(CLI::App& app);
 Action AddPolicy(CLI::App& app);
 Action AddDoctor(CLI::App& app);
 
-// Loads --policy FILE or --profile NAME (exactly one, or the default
-// profile when neither is given). Prints every issue and returns false.
+// --read, --write, --deny, --allow-net, --env, --cwd, --memory, --timeout:
+// a policy layer given on the command line (grants.cc).
+struct GrantArgs {
+  std::vector<std::string> read, write, deny, allow_net, env;
+  std::string cwd, memory, timeout;
+  int64_t timeout_ms = 0;
+  bool empty() const;
+};
+void AddGrantOptions(CLI::App& cmd, GrantArgs& g);
+// Applies the grants on top of `*policy` (ExtendPolicy). 0, or kExitUsage
+// with every problem in `*error`, each naming its flag.
+int ApplyGrants(const GrantArgs& g, const PolicyVars& vars, Policy* policy, std::string* error);
+
+// --policy FILE (or "-": standard input) or --profile NAME (exactly one, or
+// the default profile when neither is given), then the grants.
 struct PolicySource {
   std::string file;
   std::string profile;
   std::string workspace;
+  GrantArgs grants;
 };
 void AddPolicyOptions(CLI::App& cmd, PolicySource& src, bool allow_default);
-// The policy variables, with --workspace made absolute (false: printed why,
-// and put in `*error` if given).
-bool MakeVars(const std::string& workspace_arg, PolicyVars* vars, std::string* error = nullptr);
-bool LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out, std::string* error = nullptr);
+// The policy variables, with --workspace made absolute (false: why, in
+// `*error`).
+bool MakeVars(const std::string& workspace_arg, PolicyVars* vars, std::string* error);
+// Reads a policy file, or standard input for "-".
+PolicyLoad LoadPolicyText(const std::string& file, const PolicyVars& vars);
+// The policy to enforce: 0, or the exit status (kExitUsage for a bad flag,
+// kExitPolicy for an invalid policy) after printing every problem on stderr
+// (also in `*error`, without the trailing newline).
+int LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out, std::string* error = nullptr);
 
 // `ward run`'s result for a command line CLI11 could not parse (exit 122):
 // printed as JSON where --json, --result-fd or --result-file ask for it

@@ -20,9 +20,13 @@ int Check(const PolicyArgs& a) {
   bool all_ok = true;
   nlohmann::json report = nlohmann::json::array();
   PolicyVars vars;
-  if (!MakeVars(a.src.workspace, &vars)) return kExitUsage;
+  std::string why;
+  if (!MakeVars(a.src.workspace, &vars, &why)) {
+    std::fprintf(stderr, "ward: %s\n", why.c_str());
+    return kExitUsage;
+  }
   for (const auto& f : a.files) {
-    PolicyLoad load = LoadPolicyFile(f, vars);
+    PolicyLoad load = LoadPolicyText(f, vars);
     all_ok = all_ok && load.ok();
     if (a.json) {
       nlohmann::json errs = nlohmann::json::array();
@@ -47,17 +51,17 @@ Action AddPolicy(CLI::App& app) {
   cmd->require_subcommand(1);
   auto* check = cmd->add_subcommand(
       "check", "validate policy files: exits 0, or 123 after printing every error with its JSON path");
-  check->add_option("files", a->files, "policy files")->required();
+  check->add_option("files", a->files, "policy files (\"-\": standard input)")->required();
   check->add_flag("--json", a->json, "print the result as JSON");
   check->add_option("--workspace", a->src.workspace, "directory that ${WORKSPACE} names (default: the current directory)");
-  auto* show = cmd->add_subcommand("show", "print a policy as ward will enforce it: profile applied, variables expanded");
+  auto* show = cmd->add_subcommand("show", "print a policy as ward will enforce it: profile applied, variables expanded, command-line grants applied");
   AddPolicyOptions(*show, a->src, true);
   auto* profiles = cmd->add_subcommand("profiles", "list the built-in profiles");
   return [a, check, show, profiles]() -> int {
     if (check->parsed()) return Check(*a);
     if (show->parsed()) {
       Policy p;
-      if (!LoadPolicy(a->src, "offline-readonly", &p)) return kExitPolicy;
+      if (int code = LoadPolicy(a->src, "offline-readonly", &p); code != 0) return code;
       std::printf("%s\n", PolicyToJson(p).c_str());
       return 0;
     }

@@ -32,8 +32,6 @@ struct RunArgs {
   std::vector<std::string> command;
   bool pty = false;
   bool shell = false;
-  int64_t timeout_ms = 0;
-  std::string cwd;
   std::vector<std::string> dns_servers;
   ResultTargets result;
 };
@@ -183,22 +181,10 @@ int DoRun(RunArgs& a) {
   if (std::string why = sink.Open(); !why.empty()) return fail(kExitUsage, why, true);
   Policy policy;
   std::string policy_error;
-  if (!LoadPolicy(a.src, "offline-readonly", &policy, &policy_error)) {
-    return fail(a.src.workspace.empty() || policy_error.rfind("--workspace", 0) != 0 ? kExitPolicy : kExitUsage,
-                policy_error, true);
+  if (int code = LoadPolicy(a.src, "offline-readonly", &policy, &policy_error); code != 0) {
+    return fail(code, policy_error, true);
   }
   if (a.shell) policy.process.shell = true;
-  if (a.timeout_ms > 0) policy.process.timeout_ms = a.timeout_ms;
-  if (!a.cwd.empty()) {
-    // A relative --cwd is the caller's, like any path on a command line.
-    std::string cwd = a.cwd;
-    if (cwd[0] != '/') {
-      char here[PATH_MAX];
-      if (!getcwd(here, sizeof here)) return fail(kExitUsage, std::string("--cwd: getcwd: ") + std::strerror(errno), false);
-      cwd = std::string(here) + "/" + cwd;
-    }
-    policy.process.cwd = cwd;
-  }
   RunRequest req;
   req.policy = std::move(policy);
   req.argv = a.command;
@@ -238,10 +224,6 @@ Action AddRun(CLI::App& app) {
   cmd->add_option("--result-file", a->result.file,
                   "also write the result to this file, for every outcome (written beside it, then renamed into place)");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
-  cmd->add_option("--timeout-ms", a->timeout_ms, "wall-clock limit; overrides process.timeoutMs")->check(CLI::PositiveNumber);
-  cmd->add_option("--cwd", a->cwd,
-                  "working directory inside the sandbox (a relative one is taken from the current directory); "
-                  "overrides process.cwd");
   cmd->add_option("--dns-server", a->dns_servers,
                   "egress mode: resolver for the allowed names, ADDR or ADDR:PORT ([v6]:PORT); repeatable; "
                   "default: the nameservers of the host's /etc/resolv.conf")
