@@ -98,9 +98,16 @@ class Layout {
       return {};
     }
     Entry& old = it->second;
+    if (old.kind == Kind::kTmp && !e.baseline) {
+      // A rule naming /tmp itself speaks of the host's /tmp. A grant of it
+      // (`ward run` from /tmp: the workspace is /tmp) is the host's /tmp
+      // with the grant's access instead of the private one; a deny of it
+      // is what the private /tmp already does.
+      if (e.kind != Kind::kDeny) old = std::move(e);
+      return {};
+    }
     if (old.kind == Kind::kTmp || old.kind == Kind::kProc || old.kind == Kind::kDev) {
-      return Error::Policy(e.origin + " \"" + e.real + "\": conflicts with the sandbox's own " + e.real +
-                           (old.kind == Kind::kTmp ? " (set filesystem.tmp to \"none\" to grant the host's)" : ""));
+      return Error::Policy(e.origin + " \"" + e.real + "\": conflicts with the sandbox's own " + e.real);
     }
     // A user rule replaces a baseline rule; otherwise deny beats allow and
     // read-only beats writable between rules naming the same real path.
@@ -873,14 +880,27 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   // Working directory.
   if (policy.process.cwd) {
     ResolvedPath r = ResolvePath(*policy.process.cwd, &cache);
-    if (!r.exists || !r.is_dir || !layout.Visible(r.real)) {
+    // "/" is the sandbox's own root, always there.
+    if (r.real != "/" && (!r.exists || !r.is_dir || !layout.Visible(r.real))) {
       return Error::Policy("/process/cwd " + Quote(*policy.process.cwd) + ": not a directory visible in the sandbox");
     }
     plan.cwd = r.real;
   } else {
+    // The caller's working directory, as with any command; never silently
+    // another one (a build run from a directory the policy forgot would
+    // run from / and go wrong in ways the user cannot see).
     char buf[PATH_MAX];
-    ResolvedPath r = ResolvePath(getcwd(buf, sizeof buf) ? buf : "/", &cache);
-    plan.cwd = r.exists && layout.Visible(r.real) ? r.real : "/";
+    if (!getcwd(buf, sizeof buf)) {
+      return Error::Policy(std::string("the current directory: getcwd: ") + ErrnoName(errno) +
+                           "; choose the working directory with process.cwd or --cwd");
+    }
+    ResolvedPath r = ResolvePath(buf, &cache);
+    if (r.real != "/" && (!r.exists || !layout.Visible(r.real))) {
+      return Error::Policy("the current directory " + Quote(buf) +
+                           " is not visible in the sandbox: grant it (filesystem.read, --read .) or choose the "
+                           "working directory with process.cwd or --cwd");
+    }
+    plan.cwd = r.real;
   }
 
   // Environment: nothing unless inherited or set.

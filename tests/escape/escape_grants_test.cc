@@ -165,7 +165,7 @@ TEST_F(CliGrants, BadFlagsStartNothing) {
   EXPECT_EQ(h.ExitStatus(), 122) << h.Describe();
   EXPECT_NE(h.result.value("error", "").find("\"host\""), std::string::npos) << h.Describe();
   // Control: the same command line without the bad flags runs.
-  Outcome ok = Ward({"run", "--json", "--profile", "minimal", "--read", Dirname(kProbe), "--", kProbe, "exit", "0"});
+  Outcome ok = Ward({"run", "--json", "--profile", "minimal", "--read", Dirname(kProbe), "--cwd", "/", "--", kProbe, "exit", "0"});
   EXPECT_EQ(ok.ExitStatus(), 0) << ok.Describe();
 }
 

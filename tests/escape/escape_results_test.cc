@@ -142,4 +142,46 @@ TEST_F(Cwd, RelativeCwdIsTheCallersDirectory) {
   EXPECT_NE(bad.err.find("/process/cwd"), std::string::npos) << bad.Describe();
 }
 
+// The working directory never silently becomes "/": ward run from a
+// directory the policy does not show is an error naming it.
+TEST_F(Cwd, InvisibleWorkingDirectoryIsAnError) {
+  const std::string file = root_ + "/p.json";
+  WriteText(file, Standard().dump());
+  Outcome o = Ward({"run", "--json", "--policy", file, "--", kProbe, "pwd"}, {root_, -1, {}, {}});
+  EXPECT_EQ(o.ExitStatus(), 123) << o.Describe();
+  EXPECT_FALSE(o.probe.present) << o.Describe();
+  EXPECT_NE(o.result.value("error", "").find("the current directory \"" + root_ + "\" is not visible"), std::string::npos)
+      << o.Describe();
+  // Controls: a working directory chosen with --cwd; the same directory granted.
+  Outcome chosen = Ward({"run", "--json", "--policy", file, "--cwd", W(), "--", kProbe, "pwd"}, {root_, -1, {}, {}});
+  EXPECT_PROBE(chosen, "ok");
+  EXPECT_EQ(chosen.probe.Get("cwd"), W());
+  Outcome granted = Ward({"run", "--json", "--policy", file, "--read", ".", "--", kProbe, "pwd"}, {root_, -1, {}, {}});
+  EXPECT_PROBE(granted, "ok");
+  EXPECT_EQ(granted.probe.Get("cwd"), root_);
+}
+
+// `ward run` from /tmp: the default profile's workspace is /tmp itself,
+// which is then the host's /tmp (read-only, as the profile grants it)
+// instead of the private one.
+TEST_F(Cwd, RunFromTmp) {
+  char tmpl[] = "/tmp/ward-escape-tmp-XXXXXX";
+  int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(write(fd, "HOST-TMP\n", 9), 9);
+  close(fd);
+  const std::string file = tmpl;
+  Outcome o = Ward({"run", "--json", "--read", Dirname(kProbe), "--", kProbe, "read", file}, {"/tmp", -1, {}, {}});
+  EXPECT_PROBE(o, "ok");
+  EXPECT_EQ(o.probe.Get("content"), "HOST-TMP_") << o.Describe();
+  Outcome pwd = Ward({"run", "--json", "--read", Dirname(kProbe), "--", kProbe, "pwd"}, {"/tmp", -1, {}, {}});
+  EXPECT_EQ(pwd.probe.Get("cwd"), "/tmp") << pwd.Describe();
+  Outcome w = Ward({"run", "--json", "--read", Dirname(kProbe), "--", kProbe, "write", file}, {"/tmp", -1, {}, {}});
+  EXPECT_PROBE(w, "EROFS");
+  // Control: from elsewhere, /tmp is the private one, where the file is not.
+  Outcome priv = Ward({"run", "--json", "--read", Dirname(kProbe), "--", kProbe, "read", file});
+  EXPECT_PROBE(priv, "ENOENT");
+  unlink(tmpl);
+}
+
 }  // namespace

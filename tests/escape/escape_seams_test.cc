@@ -389,6 +389,7 @@ TEST_F(Seams, StalledTerminalDoesNotHoldTheTimeout) {
       const int64_t start = NowMs();
       pid_t pid = fork();
       if (pid == 0) {
+        if (chdir(ws_.c_str()) != 0) _exit(121);
         dup2(tty.slave, 0);
         dup2(tty.slave, 1);
         int null = open("/dev/null", O_WRONLY);

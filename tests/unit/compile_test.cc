@@ -35,6 +35,9 @@ class CompileTest : public ::testing::Test {
     std::ofstream(root_ + "/ws/.env") << "SECRET=1";
     std::ofstream(root_ + "/ws/sub/deep/keep") << "x";
     fs::create_symlink(root_ + "/ws/sub", root_ + "/link");
+    // The caller's working directory must be visible in the sandbox (or
+    // process.cwd set): "/" always is.
+    ASSERT_EQ(chdir("/"), 0);
   }
   void TearDown() override { fs::remove_all(root_); }
 
@@ -192,13 +195,44 @@ TEST_F(CompileTest, GrantResolvingIntoProcIsRefused) {
   EXPECT_NE(plan.error().message.find("cannot be granted"), std::string::npos) << plan.error().message;
 }
 
-TEST_F(CompileTest, WorkspaceUnderTmpConflictsWithPrivateTmp) {
+// A grant of /tmp itself (`ward run` from /tmp, whose workspace is /tmp)
+// is the host's /tmp with the grant's access, instead of the private one; a
+// deny of it is what the private /tmp does already.
+TEST_F(CompileTest, GrantOfTmpItselfIsTheHostsTmp) {
   Policy p = Base();
   p.filesystem.read = {"/tmp"};
   auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  const MountOp* bind = Find(*plan, MountOp::Kind::kBind, "/tmp");
+  ASSERT_NE(bind, nullptr);
+  EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_RDONLY);
+  EXPECT_EQ(Find(*plan, MountOp::Kind::kTmpfs, "/tmp"), nullptr);
+  Policy deny = Base();
+  deny.filesystem.deny = {"/tmp"};
+  plan = CompilePlan(deny, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_NE(Find(*plan, MountOp::Kind::kTmpfs, "/tmp"), nullptr);
+  EXPECT_EQ(Find(*plan, MountOp::Kind::kBind, "/tmp"), nullptr);
+}
+
+// The working directory never silently becomes "/": the caller's must be
+// visible, or process.cwd name one.
+TEST_F(CompileTest, CallersWorkingDirectoryMustBeVisible) {
+  ASSERT_EQ(chdir((root_ + "/ws").c_str()), 0);
+  Policy p = Base();
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
   ASSERT_FALSE(plan);
-  EXPECT_NE(plan.error().message.find("conflicts with the sandbox's own /tmp"), std::string::npos)
+  EXPECT_NE(plan.error().message.find("the current directory \"" + root_ + "/ws\" is not visible"), std::string::npos)
       << plan.error().message;
+  p.process.cwd = "/";
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->cwd, "/");
+  p.process.cwd.reset();
+  p.filesystem.read = {root_ + "/ws"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  EXPECT_EQ(plan->cwd, root_ + "/ws");
 }
 
 // Regression (escape suite, LeakedDirFd_CVE_2024_21626 in a checkout under
