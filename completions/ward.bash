@@ -23,7 +23,7 @@ _ward() {
         --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
         --timeout | --timeout-ms | --memory | --allow-net | --result-fd | --dns-server) return ;;
       esac
-      COMPREPLY=($(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms --pty --json --result-fd --result-file --shell --dns-server --" -- "$cur"))
+      COMPREPLY=($(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms --pty --json --result-fd --result-file --shell --strict --dns-server --" -- "$cur"))
       ;;
     policy)
       if ((cword == 2)); then

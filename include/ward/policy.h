@@ -54,6 +54,11 @@ struct FilesystemPolicy {
   // that as a macro, and this header is public.
   std::vector<std::string> unix_endpoints;
   bool private_tmp = true;         // a fresh, empty tmpfs at /tmp
+  // "home": "private": a fresh tmpfs at the caller's home directory (this
+  // path, ${HOME} when the policy was loaded), writable, seeded with a
+  // .gitconfig naming the caller's git identity, and HOME pointing at it;
+  // gone when the sandbox ends. Empty: "none", no home of the sandbox's own.
+  std::string private_home;
   bool system = true;              // the baseline of system paths (/usr, /lib*, ...)
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,12 @@ struct RunRequest {
   // to, as "ADDR" or "ADDR:PORT" ("[v6]:PORT"); empty: the host's
   // /etc/resolv.conf.
   std::vector<std::string> dns_servers;
+  // Called with each warning (a deny rule that matches nothing, a command
+  // that is another program inside than on the caller's PATH) before the
+  // workload starts; they are also in RunResult::warnings.
+  std::function<void(const std::string&)> on_warning;
+  // Every warning is an error instead (kPolicy): nothing runs.
+  bool strict = false;
 };
 
 // One network decision: a DNS question or a connection (egress mode), or a
@@ -62,6 +69,7 @@ struct RunResult {
   int landlock_abi = 0;
   std::vector<EgressRecord> egress;  // oldest first
   uint64_t egress_dropped = 0;       // decisions not kept (too many): the list is incomplete
+  std::vector<std::string> warnings;  // see RunRequest::on_warning
 };
 
 // Runs the request and returns once every process of the sandbox is gone

@@ -1,4 +1,5 @@
 #include "enforce/compile.h"
+#include "enforce/home.h"
 
 #include <linux/mount.h>
 #include <dirent.h>
@@ -76,7 +77,11 @@ struct Entry {
   // A grant nested in one of the same kind makes no mount of its own unless
   // it lies on a pinned chain (see Emit).
   bool pinned = false;
+  mode_t tmp_mode = 01777;  // kTmp: the new tmpfs's root (kHomeMode for a private home)
 };
+
+// A private home: the workload's alone, like the one it stands for.
+constexpr mode_t kHomeMode = 0700;
 
 bool IsHostBacked(Kind k) { return k == Kind::kRead || k == Kind::kWrite || k == Kind::kPin; }
 
@@ -202,6 +207,14 @@ class Layout {
     return IsHostBacked(o->kind) || (o->kind != Kind::kDeny && o->real == path);
   }
 
+  // A file written into the private tmpfs at `dir` once it is mounted (not
+  // where a grant beneath it, or one of `dir` itself, owns the path).
+  void Seed(const std::string& dir, const std::string& path, const std::string& content) {
+    const Entry* o = Owner(path, false);
+    if (!o || o->kind != Kind::kTmp || o->real != dir) return;
+    deferred_.push_back({MountOp::Kind::kWriteFile, content, Rel(path), 0, 0644});
+  }
+
   // A file synthesized in the root (only where the root tmpfs owns it).
   void Synthesize(const std::string& path, const std::string& content) {
     if (Owner(path, false) != nullptr) return;
@@ -273,7 +286,7 @@ class Layout {
         return;
       case Kind::kTmp:
         MountPoint(e, owner);
-        plan_.mounts.push_back({K::kTmpfs, "", rel, kRw, 01777});
+        plan_.mounts.push_back({K::kTmpfs, "", rel, kRw, e.tmp_mode});
         plan_.landlock_child.push_back({e.real, true, false});
         return;
       case Kind::kProc:
@@ -385,10 +398,11 @@ struct ResolveCache {
 };
 
 void BoundTmpfs(LaunchPlan& plan, int64_t mib) {
-  // The writable ones: mode 01777 (/tmp, /dev/shm). The root and /dev turn
-  // read-only before the workload starts; masks are read-only and empty.
+  // The writable ones: mode 01777 (/tmp, /dev/shm) and a private home. The
+  // root and /dev turn read-only before the workload starts; masks are
+  // read-only and empty.
   for (MountOp& op : plan.mounts) {
-    if (op.kind == MountOp::Kind::kTmpfs && op.mode == 01777) op.size_mib = mib;
+    if (op.kind == MountOp::Kind::kTmpfs && (op.mode == 01777 || op.mode == kHomeMode)) op.size_mib = mib;
     // System V shared memory lives in the IPC namespace's own tmpfs, which
     // has no size: its shmmax/shmall get the same bound (written when the
     // sandbox's /proc is mounted, before /proc/sys turns read-only). Only
@@ -739,6 +753,24 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   if (policy.filesystem.private_tmp) {
     WARD_TRY(layout.Add({Kind::kTmp, "/tmp", "sandbox", true, false}));
   }
+  // The private home, at the caller's home path as it really is (a
+  // symlinked /home is recreated inside like any link met by a rule). A
+  // grant of the home itself replaces it (Layout::Add), as for /tmp.
+  std::string home;
+  if (const std::string& h = policy.filesystem.private_home; !h.empty()) {
+    ResolvedPath r = ResolvePath(h, &cache);
+    home = r.exists && !r.error ? r.real : h;
+    if (r.exists && !r.is_dir) return Error::Policy("/filesystem/home " + Quote(h) + ": not a directory");
+    for (auto& l : r.links) links.push_back(l);
+    if (home == "/" || IsUnder(home, "/proc") || IsUnder(home, "/dev")) {
+      return Error::Policy("/filesystem/home " + Quote(h) + ": resolves to " + Quote(home) + ", which cannot be a home");
+    }
+    if (!(home == "/tmp" && policy.filesystem.private_tmp)) {
+      Entry e{Kind::kTmp, home, "/filesystem/home", true, false};
+      e.tmp_mode = kHomeMode;
+      WARD_TRY(layout.Add(std::move(e)));
+    }
+  }
   if (policy.filesystem.system) {
     for (const char* p : kSystemPaths) WARD_TRY(grant(p, Kind::kRead, "system baseline", true));
   }
@@ -860,13 +892,17 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   std::string name = uid == 0 ? "root" : (user && *user ? user : "user");
   std::string passwd = "root:x:0:0:root:/root:/bin/sh\n";
   std::string group = "root:x:0:\n";
-  if (uid != 0) passwd += name + ":x:" + std::to_string(uid) + ":" + std::to_string(gid) + "::/tmp:/bin/sh\n";
+  if (uid != 0) {
+    passwd += name + ":x:" + std::to_string(uid) + ":" + std::to_string(gid) + "::" + (home.empty() ? "/tmp" : home) +
+              ":/bin/sh\n";
+  }
   if (gid != 0) group += name + ":x:" + std::to_string(gid) + ":\n";
   passwd += "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
   group += "nogroup:x:65534:\n";
   layout.Synthesize("/etc/passwd", passwd);
   layout.Synthesize("/etc/group", group);
   layout.Synthesize("/etc/hostname", "ward\n");
+  if (!home.empty()) layout.Seed(home, home + "/.gitconfig", SeedGitConfig(policy.filesystem.private_home, name));
   if (policy.network != NetworkMode::kHost) layout.Synthesize("/etc/hosts", "127.0.0.1 localhost ward\n::1 localhost ip6-localhost ip6-loopback\n");
   if (policy.network == NetworkMode::kEgress) {
     // Any resolver address would do (every port-53 flow is answered by
@@ -958,6 +994,34 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
       if (dir.empty()) dir = ".";  // POSIX: an empty entry is the working directory
       plan.exec_candidates.push_back(dir + "/" + argv[0]);
       i = j + 1;
+    }
+    // The command the caller means is the one its own PATH finds. If the
+    // sandbox does not show that one, say so, naming what to grant, rather
+    // than fail with a bare "not found" or run another program of the same
+    // name (pyenv's python3 swapped for /usr/bin/python3).
+    const char* caller_path = getenv("PATH");
+    const std::string mine = FindOnPath(argv[0], caller_path ? caller_path : "");
+    auto shown = [&](const std::string& p) {
+      ResolvedPath r = ResolvePath(p, &cache);
+      return r.exists && !r.error && layout.Visible(r.real) && access(r.real.c_str(), X_OK) == 0;
+    };
+    if (!mine.empty() && !shown(mine)) {
+      const char* caller_home = getenv("HOME");
+      const std::string dir = GrantFor(mine, caller_home ? caller_home : "");
+      std::string inside;
+      for (const auto& c : plan.exec_candidates) {
+        if (c[0] == '/' && shown(c)) {
+          inside = c;
+          break;
+        }
+      }
+      const std::string what = "`" + argv[0] + "` is " + mine + " on your PATH";
+      if (inside.empty()) {
+        return Error{Error::Code::kNotFound, what + ", which the sandbox does not show: grant " + Quote(dir) +
+                                                 " (filesystem.read, --read " + dir + ") to use it"};
+      }
+      plan.warnings.push_back(what + " but " + inside + " in the sandbox, which does not show the first: grant " +
+                              Quote(dir) + " (filesystem.read, --read " + dir + ") to run yours");
     }
   }
 

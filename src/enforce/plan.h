@@ -101,6 +101,9 @@ struct LaunchPlan {
   std::string cwd;    // inside the sandbox
   std::vector<std::string> argv;
   std::vector<std::string> exec_candidates;  // argv[0] resolved against the sandbox's PATH
+  // What the policy does not say but the user should know before the run
+  // (RunRequest::strict makes each an error).
+  std::vector<std::string> warnings;
   std::vector<std::string> envp;
   std::vector<LandlockGrant> landlock;        // host-side grants
   std::vector<LandlockGrant> landlock_child;  // paths inside the new root

@@ -340,7 +340,7 @@ class DocumentParser {
   void Filesystem(const json& fs, FilesystemPolicy& out) {
     const std::string base = "/filesystem";
     if (!IsObject(fs, base)) return;
-    Fields(fs, base, {"read", "write", "deny", "unix", "tmp", "system"});
+    Fields(fs, base, {"read", "write", "deny", "unix", "tmp", "home", "system"});
     std::map<std::string, Origin> read_at, write_at, deny_at, unix_at;
     PathList(fs, "read", base, out.read, read_at);
     PathList(fs, "write", base, out.write, write_at);
@@ -365,6 +365,27 @@ class DocumentParser {
       if (t == "private") out.private_tmp = true;
       else if (t == "none") out.private_tmp = false;
       else Issue(base + "/tmp", "must be \"private\" (a fresh tmpfs at /tmp) or \"none\", got " + Dump(t));
+    }
+    if (fs.contains("home")) {
+      const json& h = fs["home"];
+      if (h == "none") {
+        out.private_home.clear();
+      } else if (h == "private") {
+        // The caller's home, as ${HOME} names it: `ls ~` and every tool's
+        // idea of its home directory work unchanged.
+        auto home = vars_.values.find("HOME");
+        std::string reason;
+        auto norm = NormalizePath(home == vars_.values.end() ? "" : home->second, &reason);
+        if (!norm || *norm == "/" || IsUnder(*norm, "/proc") || IsUnder(*norm, "/dev")) {
+          Issue(base + "/home", "\"private\" mounts a fresh home at ${HOME}, which is " +
+                                    Quote(home == vars_.values.end() ? "" : home->second) +
+                                    ": set HOME to the caller's home directory, or use \"none\"");
+        } else {
+          out.private_home = *norm;
+        }
+      } else {
+        Issue(base + "/home", "must be \"private\" (a fresh home at ${HOME}) or \"none\", got " + Dump(h));
+      }
     }
     Bool(fs, "system", base, out.system);
   }
@@ -573,6 +594,7 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
   bfs.deny.insert(bfs.deny.end(), ufs.deny.begin(), ufs.deny.end());
   bfs.unix_endpoints.insert(bfs.unix_endpoints.end(), ufs.unix_endpoints.begin(), ufs.unix_endpoints.end());
   if (Has(doc, "/filesystem/tmp")) bfs.private_tmp = ufs.private_tmp;
+  if (Has(doc, "/filesystem/home")) bfs.private_home = ufs.private_home;
   if (Has(doc, "/filesystem/system")) bfs.system = ufs.system;
 
   auto& bp = base.process;
@@ -812,6 +834,7 @@ std::string PolicyToJson(const Policy& p) {
                      {"deny", p.filesystem.deny},
                      {"unix", p.filesystem.unix_endpoints},
                      {"tmp", p.filesystem.private_tmp ? "private" : "none"},
+                     {"home", p.filesystem.private_home.empty() ? "none" : "private"},
                      {"system", p.filesystem.system}};
   json proc = json::object();
   if (!p.process.argv.empty()) proc["argv"] = p.process.argv;

@@ -8,27 +8,29 @@ namespace {
 
 // The environment every profile passes through: enough for a shell, a
 // compiler or an interpreter to find its tools and print in the user's
-// language; HOME points at the private /tmp because the real one is hidden.
+// language. HOME is the caller's own path, where the profile mounts a
+// private home ("home": "private"): the real one is hidden.
 #define WARD_PROFILE_ENV                                                     \
   R"("env": { "inherit": ["PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM"],)" \
-  R"( "set": { "HOME": "/tmp" } })"
+  R"( "set": { "HOME": "${HOME}" } })"
 
 const std::vector<BuiltinProfile> kProfiles = {
     {"offline-readonly",
-     "read the workspace, write nothing but the private /tmp, no network",
+     "read the workspace, write nothing but the private /tmp and home, no network",
      R"({ "ward": 1,
-          "filesystem": { "read": ["${WORKSPACE}"] },
+          "filesystem": { "read": ["${WORKSPACE}"], "home": "private" },
           "process": { )" WARD_PROFILE_ENV R"( },
           "network": "none" })"},
     {"workspace-write",
-     "read and write the workspace, no network",
+     "read and write the workspace (and a private /tmp and home), no network",
      R"({ "ward": 1,
-          "filesystem": { "write": ["${WORKSPACE}"] },
+          "filesystem": { "write": ["${WORKSPACE}"], "home": "private" },
           "process": { )" WARD_PROFILE_ENV R"( },
           "network": "none" })"},
     {"minimal",
-     "system files only: no workspace, no network",
-     R"({ "ward": 1, "process": { )" WARD_PROFILE_ENV R"( }, "network": "none" })"},
+     "system files, a private /tmp and home: no workspace, no network",
+     R"({ "ward": 1, "filesystem": { "home": "private" }, "process": { )" WARD_PROFILE_ENV R"( },)"
+     R"( "network": "none" })"},
 };
 
 }  // namespace

@@ -127,6 +127,15 @@ Result<RunResult> Run(const RunRequest& req) {
   auto mark = [&](const char* name) { phases.push_back({name, (NowNs() - start) / 1000.0}); };
   auto plan = CompilePlan(policy, req.argv, abi);
   if (!plan) return plan.error();
+  if (req.strict && !plan->warnings.empty()) {
+    std::string all;
+    for (const auto& w : plan->warnings) all += (all.empty() ? "" : "\n") + w;
+    return Error::Policy(all + (plan->warnings.size() > 1 ? "\n(--strict: these warnings are errors)" : " (--strict: a warning is an error)"));
+  }
+  for (const auto& w : plan->warnings) {
+    if (req.on_warning) req.on_warning(w);
+  }
+  result.warnings = plan->warnings;
   mark("plan compiled");
   plan->seccomp = EmbeddedSeccompFilter();
   plan->seccomp_extra = BuildPersonalityFilter();

@@ -691,14 +691,20 @@ TEST_F(Escape, HomeIsHiddenAndNotLeaked) {
   } else {
     EXPECT_PROBE(ls, "ENOENT");
   }
-  // The built-in profile points HOME at the private /tmp.
+  // The built-in profiles mount a private home at the same path: HOME and
+  // `ls ~` work, and show nothing of the caller's but the seeded .gitconfig.
   json prof = {{"ward", 1}, {"extends", "offline-readonly"}, {"filesystem", {{"read", {Dirname(kProbe)}}}}};
   Outcome env = RunWard(prof, {"env"});
   EXPECT_PROBE(env, "ok");
-  EXPECT_NE(env.out.find("ENV HOME=/tmp\n"), std::string::npos) << env.Describe();
-  EXPECT_EQ(env.out.find("HOME=" + home + "\n"), std::string::npos) << env.Describe();
-  Outcome pst = RunWard(prof, {"stat", home});
-  EXPECT_PROBE(pst, "ENOENT");
+  EXPECT_NE(env.out.find("ENV HOME=" + home + "\n"), std::string::npos) << env.Describe();
+  Outcome pls = RunWard(prof, {"ls", home});
+  EXPECT_PROBE(pls, "ok");
+  EXPECT_EQ(pls.probe.Get("names"), ".gitconfig") << pls.Describe();
+  WriteText(home + "/.ward-escape-home-probe", secret_);
+  Outcome pread = RunWard(prof, {"read", home + "/.ward-escape-home-probe"});
+  unlink((home + "/.ward-escape-home-probe").c_str());
+  EXPECT_PROBE(pread, "ENOENT");
+  ExpectNoSecret(pread);
   // Positive control: the home directory is there on the host.
   Outcome ctl = RunDirect({"stat", home});
   EXPECT_PROBE(ctl, "ok");

@@ -304,7 +304,7 @@ TEST(PolicyUnknownFields, AtEveryLevel) {
   ExpectOneIssue(Doc(R"("netwrk": "none")"), "/netwrk",
                  {"unknown field", "ward, extends, filesystem, process, limits, network, enforcement, description"});
   ExpectOneIssue(Doc(R"("filesystem": {"reed": []})"), "/filesystem/reed",
-                 {"unknown field", "read, write, deny, unix, tmp, system"});
+                 {"unknown field", "read, write, deny, unix, tmp, home, system"});
   ExpectOneIssue(Doc(R"("process": {"timeout": 5})"), "/process/timeout",
                  {"unknown field", "argv, cwd, env, timeoutMs, shell"});
   ExpectOneIssue(Doc(R"("process": {"env": {"inherits": []}})"), "/process/env/inherits",
@@ -861,7 +861,8 @@ TEST(PolicyExtends, ProfileAloneIsWhatTheUserGets) {
   EXPECT_TRUE(p.filesystem.read.empty());
   EXPECT_EQ(p.filesystem.write, (Strings{"/work/ws"}));
   EXPECT_EQ(p.process.env.inherit, (Strings{"PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM"}));
-  EXPECT_EQ(p.process.env.set, (std::map<std::string, std::string>{{"HOME", "/tmp"}}));
+  EXPECT_EQ(p.process.env.set, (std::map<std::string, std::string>{{"HOME", "/home/agent"}}));
+  EXPECT_EQ(p.filesystem.private_home, "/home/agent");
   EXPECT_EQ(p.network, NetworkMode::kNone);
   EXPECT_TRUE(p.filesystem.private_tmp);
   EXPECT_TRUE(p.filesystem.system);
@@ -952,7 +953,7 @@ TEST(PolicyExtends, UnsetScalarsKeepTheProfilesValues) {
   EXPECT_FALSE(p.limits.memory_mib.has_value());
   EXPECT_EQ(p.network, NetworkMode::kNone);
   EXPECT_TRUE(p.filesystem.private_tmp);
-  EXPECT_EQ(p.process.env.set.at("HOME"), "/tmp");
+  EXPECT_EQ(p.process.env.set.at("HOME"), "/home/agent");
 }
 
 TEST(PolicyExtends, ProfileThatCannotExpandIsReportedAtExtends) {
@@ -984,7 +985,8 @@ TEST(PolicyProfiles, EveryProfileLoads) {
     EXPECT_TRUE(load.policy->filesystem.private_tmp);
     EXPECT_TRUE(load.policy->filesystem.system);
     EXPECT_TRUE(load.policy->filesystem.deny.empty());
-    EXPECT_EQ(load.policy->process.env.set.at("HOME"), "/tmp");
+    EXPECT_EQ(load.policy->process.env.set.at("HOME"), "/home/agent");
+    EXPECT_EQ(load.policy->filesystem.private_home, "/home/agent");
   }
 }
 
@@ -1028,7 +1030,7 @@ TEST(PolicyToJson, DefaultPolicyIsCanonical) {
   json j = json::parse(PolicyToJson(Valid(R"({"ward": 1})")));
   EXPECT_EQ(j, json::parse(R"({
     "ward": 1,
-    "filesystem": {"read": [], "write": [], "deny": [], "unix": [], "tmp": "private", "system": true},
+    "filesystem": {"read": [], "write": [], "deny": [], "unix": [], "tmp": "private", "home": "none", "system": true},
     "process": {"env": {"inherit": [], "set": {}}, "shell": false},
     "limits": {},
     "network": "none",
@@ -1049,9 +1051,9 @@ TEST(PolicyToJson, EveryFieldIsWritten) {
     "ward": 1,
     "extends": "minimal",
     "filesystem": {"read": ["/usr/share"], "write": ["/work/ws"], "deny": ["/home/agent/.ssh"], "unix": ["/run/a.sock"],
-                   "tmp": "none", "system": false},
+                   "tmp": "none", "home": "private", "system": false},
     "process": {"argv": ["sh", "-c", "true"], "cwd": "/work/ws",
-                "env": {"inherit": ["PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM"], "set": {"CI": "1", "HOME": "/tmp"}},
+                "env": {"inherit": ["PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM"], "set": {"CI": "1", "HOME": "/home/agent"}},
                 "timeoutMs": 1000, "shell": true},
     "limits": {"memoryMiB": 64, "pids": 8, "cpus": 0.5, "cpuSeconds": 2, "openFiles": 32, "fileSizeMiB": 1},
     "network": "host",
@@ -1066,6 +1068,7 @@ TEST(PolicyToJson, OutputParsesBackToTheSamePolicy) {
       R"({"ward": 1, "extends": "offline-readonly", "process": {"env": {"inherit": ["HOME"], "set": {"LANG": "C"}}},
           "limits": {"cpus": 0.3, "memoryMiB": 100}, "network": "host"})",
       R"({"ward": 1, "filesystem": {"unix": ["${HOME}/agent.sock", "/run/user/1000/bus"]}})",
+      R"({"ward": 1, "extends": "minimal", "filesystem": {"home": "none"}})",
       R"({"ward": 1, "filesystem": {"tmp": "none", "system": false, "write": ["/srv"]},
           "process": {"argv": ["x"], "cwd": "/srv", "shell": true, "timeoutMs": 7}})",
   };
@@ -1167,6 +1170,18 @@ TEST(PolicyLayer, IssuesPointIntoTheLayerAndTheWholeIsChecked) {
   PolicyLoad ok = ExtendPolicy(base, Doc(R"("process": {"cwd": "/opt"})"), Vars());
   ASSERT_TRUE(ok.ok()) << Describe(ok);
   EXPECT_EQ(ok.policy->extends, std::optional<std::string>("minimal"));
+}
+
+
+TEST(PolicyHome, PrivateHomeIsTheCallersHomePath) {
+  Policy p = Valid(Doc(R"("filesystem": {"home": "private"})"));
+  EXPECT_EQ(p.filesystem.private_home, "/home/agent");
+  Policy none = Valid(Doc(R"("extends": "minimal", "filesystem": {"home": "none"})"));
+  EXPECT_EQ(none.filesystem.private_home, "");
+  ExpectOneIssue(Doc(R"("filesystem": {"home": "shared"})"), "/filesystem/home", {"must be \"private\"", "\"shared\""});
+  PolicyVars root = Vars();
+  root.values["HOME"] = "/";
+  ExpectOneIssue(Doc(R"("filesystem": {"home": "private"})"), "/filesystem/home", {"${HOME}", "\"/\""}, root);
 }
 
 }  // namespace

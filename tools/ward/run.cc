@@ -32,6 +32,7 @@ struct RunArgs {
   std::vector<std::string> command;
   bool pty = false;
   bool shell = false;
+  bool strict = false;
   std::vector<std::string> dns_servers;
   ResultTargets result;
 };
@@ -79,6 +80,7 @@ nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit
     j["egress"] = std::move(eg);
   }
   if (r->egress_dropped) j["egressDropped"] = r->egress_dropped;
+  if (!r->warnings.empty()) j["warnings"] = r->warnings;
   return j;
 }
 
@@ -190,6 +192,8 @@ int DoRun(RunArgs& a) {
   req.argv = a.command;
   req.pty = a.pty;
   req.dns_servers = a.dns_servers;
+  req.strict = a.strict;
+  req.on_warning = [](const std::string& w) { std::fprintf(stderr, "ward: warning: %s\n", w.c_str()); };
   auto r = Run(req);
   if (!r) return fail(ErrorExit(r.error()), r.error().message, false);
   int code = r->timed_out ? kExitTimeout : r->signal ? 128 + r->signal : r->exit_code;
@@ -224,6 +228,9 @@ Action AddRun(CLI::App& app) {
   cmd->add_option("--result-file", a->result.file,
                   "also write the result to this file, for every outcome (written beside it, then renamed into place)");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
+  cmd->add_flag("--strict", a->strict,
+                "make every warning an error (exit 123, nothing runs): a deny rule that matches nothing, a command "
+                "that is another program in the sandbox than on your PATH");
   cmd->add_option("--dns-server", a->dns_servers,
                   "egress mode: resolver for the allowed names, ADDR or ADDR:PORT ([v6]:PORT); repeatable; "
                   "default: the nameservers of the host's /etc/resolv.conf")
