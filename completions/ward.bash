@@ -33,7 +33,7 @@ _ward() {
       elif [[ ${words[2]} == show ]]; then
         COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms" -- "$cur"))
       else
-        COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "--help --json --workspace" -- "$cur"))
+        COMPREPLY=($(compgen -f -- "$cur") $(compgen -W "--help --json --strict --workspace" -- "$cur"))
       fi
       ;;
     doctor)

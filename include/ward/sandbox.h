@@ -86,6 +86,12 @@ inline constexpr int kExitSetup = 125;       // the sandbox could not be built
 inline constexpr int kExitNotExecutable = 126;
 inline constexpr int kExitNotFound = 127;
 
+// What `ward run` would warn about this policy on this host now, without
+// running anything: each deny rule that names nothing under a grant (a
+// typo such as `.evn`), and each pattern that cannot be expanded within
+// its bound. `ward policy check` prints them.
+std::vector<std::string> PolicyWarnings(const Policy& policy);
+
 // Host capabilities, as `ward doctor` reports them.
 struct DoctorCheck {
   std::string name;

@@ -1,4 +1,5 @@
 #include "enforce/compile.h"
+#include "enforce/glob.h"
 #include "enforce/home.h"
 
 #include <linux/mount.h>
@@ -778,9 +779,35 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
     for (const char* p : kHostNetworkPaths) WARD_TRY(grant(p, Kind::kRead, "network host", true));
   }
   const auto& fs = policy.filesystem;
-  for (size_t i = 0; i < fs.read.size(); ++i) WARD_TRY(grant(fs.read[i], Kind::kRead, "/filesystem/read/" + std::to_string(i), false));
-  for (size_t i = 0; i < fs.write.size(); ++i) WARD_TRY(grant(fs.write[i], Kind::kWrite, "/filesystem/write/" + std::to_string(i), false));
-  for (size_t i = 0; i < fs.deny.size(); ++i) WARD_TRY(grant(fs.deny[i], Kind::kDeny, "/filesystem/deny/" + std::to_string(i), false));
+  // Each rule, a pattern expanded to what it names now (glob.h). A grant
+  // must name something; a deny that names nothing under a grant is
+  // probably a typo, and said so.
+  size_t glob_budget = kGlobBudget;
+  auto rules = [&](const std::vector<std::string>& list, Kind kind, const char* field) -> Result<void> {
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string origin = std::string("/filesystem/") + field + "/" + std::to_string(i);
+      if (!HasGlob(list[i])) {
+        WARD_TRY(grant(list[i], kind, origin, false));
+        if (kind == Kind::kDeny && !ResolvePath(list[i], &cache).exists) {
+          if (std::string w = DenyMatchesNothing(fs, i); !w.empty()) plan.warnings.push_back(w);
+        }
+        continue;
+      }
+      auto matches = ExpandRule(list[i], &glob_budget);
+      if (!matches) return Error::Policy(origin + ": " + matches.error().message);
+      if (matches->empty() && kind != Kind::kDeny) {
+        return Error::Policy(origin + " " + Quote(list[i]) + ": matches nothing; a grant must name something that exists");
+      }
+      if (matches->empty()) {
+        if (std::string w = DenyMatchesNothing(fs, i); !w.empty()) plan.warnings.push_back(w);
+      }
+      for (const auto& m : *matches) WARD_TRY(grant(m, kind, origin + " (" + Quote(list[i]) + ")", false));
+    }
+    return {};
+  };
+  WARD_TRY(rules(fs.read, Kind::kRead, "read"));
+  WARD_TRY(rules(fs.write, Kind::kWrite, "write"));
+  WARD_TRY(rules(fs.deny, Kind::kDeny, "deny"));
 
   // filesystem.unix: each entry names one socket or FIFO as the object it is
   // now. The unix gate and landlock act on that inode, not on the name.

@@ -295,6 +295,24 @@ class DocumentParser {
         Issue(p, "\"/\" cannot be granted: it would expose the whole host; grant the directories the workload needs");
         continue;
       }
+      // Globs (docs/policy.md): `*` and `?` within a component, `**` as a
+      // whole one. A unix entry names one object: no patterns.
+      if (norm->find_first_of("*?") != std::string::npos) {
+        if (std::string_view(key) == "unix") {
+          Issue(p, Quote(*norm) + ": a unix entry names one socket or FIFO; patterns (* and ?) are for read, write and deny");
+          continue;
+        }
+        bool bad = false;
+        for (size_t at = norm->find("**"); at != std::string::npos; at = norm->find("**", at + 2)) {
+          const bool starts = (*norm)[at - 1] == '/';
+          const bool ends = at + 2 == norm->size() || (*norm)[at + 2] == '/';
+          if (!starts || !ends) bad = true;
+        }
+        if (bad) {
+          Issue(p, Quote(*norm) + ": ** must be a whole path component (a/**/b), meaning any number of directories");
+          continue;
+        }
+      }
       // The same path written twice is a mistake; two different texts
       // that expand to one path (${CWD} and ${WORKSPACE}, which are equal
       // by default) are one grant, or the policy would be valid in one

@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "enforce/cgroup.h"
 #include "enforce/compile.h"
+#include "enforce/glob.h"
 #include "enforce/landlock.h"
 #include "enforce/launcher.h"
 #include "enforce/seccomp.h"
@@ -109,6 +110,21 @@ Result<net::EgressProxyConfig> EgressConfig(const RunRequest& req) {
 }
 
 }  // namespace
+
+std::vector<std::string> PolicyWarnings(const Policy& policy) {
+  std::vector<std::string> out;
+  size_t budget = kGlobBudget;
+  const auto& deny = policy.filesystem.deny;
+  for (size_t i = 0; i < deny.size(); ++i) {
+    auto matches = ExpandRule(deny[i], &budget);
+    if (!matches) {
+      out.push_back("/filesystem/deny/" + std::to_string(i) + ": " + matches.error().message);
+    } else if (matches->empty()) {
+      if (std::string w = DenyMatchesNothing(policy.filesystem, i); !w.empty()) out.push_back(w);
+    }
+  }
+  return out;
+}
 
 Result<RunResult> Run(const RunRequest& req) {
   const int64_t start = NowNs();

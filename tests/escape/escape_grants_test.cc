@@ -169,4 +169,63 @@ TEST_F(CliGrants, BadFlagsStartNothing) {
   EXPECT_EQ(ok.ExitStatus(), 0) << ok.Describe();
 }
 
+// Deny globs (issue 9, item 6): every match is hidden, as a literal deny
+// is; a match created during a run is hidden from the runs after it; a deny
+// that names nothing under a grant is a warning (an error with --strict).
+TEST_F(CliGrants, DenyGlobsHideEveryMatch) {
+  MakeDir(W("a"));
+  MakeDir(W("a/b"));
+  WriteText(W("top.env"), secret_ + "\n");
+  WriteText(W("a/b/deep.env"), secret_ + "\n");
+  json p = Standard();
+  p["filesystem"]["deny"].push_back(W("**/*.env"));
+  for (const std::string& f : {W("top.env"), W("a/b/deep.env")}) {
+    Outcome o = RunWard(p, {"read", f});
+    EXPECT_PROBE(o, "EACCES") << f;
+    EXPECT_EQ(o.probe.Get("step"), "open");
+    ExpectNoSecret(o);
+    Outcome ctl = RunWard(Standard(), {"read", f});  // positive control: no glob, readable
+    EXPECT_PROBE(ctl, "ok") << f;
+  }
+  Outcome pub = RunWard(p, {"read", W("public.txt")});
+  EXPECT_PROBE(pub, "ok");
+  // Made during one run inside the writable grant: hidden from the next.
+  Outcome made = RunWard(p, {"write", W("rw/made.env")});
+  EXPECT_PROBE(made, "ok");
+  Outcome later = RunWard(p, {"read", W("rw/made.env")});
+  EXPECT_PROBE(later, "EACCES");
+}
+
+TEST_F(CliGrants, DenyThatNamesNothingIsAWarning) {
+  json p = Standard();
+  p["filesystem"]["deny"].push_back(W(".evn"));
+  Outcome o = RunWard(p, {"read", W("public.txt")});
+  EXPECT_PROBE(o, "ok");
+  ASSERT_TRUE(o.result.contains("warnings")) << o.Describe();
+  EXPECT_NE(o.result["warnings"][0].get<std::string>().find("matches nothing under the grant"), std::string::npos)
+      << o.Describe();
+  RunOptions strict;
+  strict.flags = {"--strict"};
+  Outcome s = RunWard(p, {"read", W("public.txt")}, strict);
+  EXPECT_EQ(s.ExitStatus(), 123) << s.Describe();
+  EXPECT_FALSE(s.probe.present) << s.Describe();
+  // ward policy check says the same, without running anything.
+  const std::string file = root_ + "/typo.json";
+  WriteText(file, p.dump());
+  Outcome check = Ward({"policy", "check", file});
+  EXPECT_EQ(check.ExitStatus(), 0) << check.Describe();
+  EXPECT_NE(check.out.find("warning: /filesystem/deny/3"), std::string::npos) << check.Describe();
+  Outcome strict_check = Ward({"policy", "check", "--strict", file});
+  EXPECT_EQ(strict_check.ExitStatus(), 123) << strict_check.Describe();
+  // Control: the deny names a file that exists; and one no grant shows
+  // (it could not matter) is not a warning either.
+  json fine = Standard();
+  fine["filesystem"]["deny"].push_back(root_ + "/no-such-dir/.env");
+  const std::string fine_file = root_ + "/fine.json";
+  WriteText(fine_file, fine.dump());
+  Outcome clean = Ward({"policy", "check", "--strict", fine_file});
+  EXPECT_EQ(clean.ExitStatus(), 0) << clean.Describe();
+  EXPECT_EQ(clean.out.find("warning"), std::string::npos) << clean.Describe();
+}
+
 }  // namespace

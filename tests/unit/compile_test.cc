@@ -1,6 +1,8 @@
 // The plan compiler against a real directory tree: which mounts, masks,
 // symlinks and landlock grants a policy turns into.
 #include "enforce/compile.h"
+#include "enforce/glob.h"
+#include "policy/paths.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -772,5 +774,89 @@ TEST_F(CompileTest, LandlockRightsOfAFifo) {
   nested.landlock = {{root_ + "/ws", true, false}, {root_ + "/ws/sub", false, false}};
   EXPECT_EQ(OpenFifoUnderLandlock(nested, root_ + "/ws/sub/f"), ENXIO);
 }
+}  // namespace
+}  // namespace ward
+
+namespace ward {
+namespace {
+
+TEST(Glob, ComponentMatching) {
+  EXPECT_TRUE(MatchComponent("*", ".env"));  // a leading dot is matched like any character
+  EXPECT_TRUE(MatchComponent("*.key", "id.key"));
+  EXPECT_TRUE(MatchComponent("*.key", ".key"));
+  EXPECT_FALSE(MatchComponent("*.key", "id.keys"));
+  EXPECT_TRUE(MatchComponent("a?c", "abc"));
+  EXPECT_FALSE(MatchComponent("a?c", "ac"));
+  EXPECT_TRUE(MatchComponent("*a*b*", "xaxxbx"));
+  EXPECT_FALSE(MatchComponent("*a*b*", "xbxxax"));
+  EXPECT_TRUE(HasGlob("/w/**/.env"));
+  EXPECT_FALSE(HasGlob("/w/[x]"));
+}
+
+class GlobTree : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/var/tmp/ward-glob-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    for (const char* d : {"/a/b", "/c", "/real/deep"}) fs::create_directories(root_ + d);
+    for (const char* f : {"/.env", "/a/.env", "/a/b/.env", "/a/b/k.key", "/c/x", "/real/deep/.env"}) {
+      std::ofstream(root_ + f) << "x";
+    }
+    fs::create_directory_symlink(root_ + "/real", root_ + "/c/link");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string root_;
+};
+
+TEST_F(GlobTree, StarStarIsAnyNumberOfDirectoriesAndDoesNotFollowLinks) {
+  size_t budget = 1000;
+  auto m = ExpandRule(root_ + "/**/.env", &budget);
+  ASSERT_TRUE(m) << m.error().message;
+  // Not real/deep/.env through c/link; real/deep/.env itself, yes.
+  EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/.env", root_ + "/a/.env", root_ + "/a/b/.env", root_ + "/real/deep/.env"}));
+  m = ExpandRule(root_ + "/*/*/*.key", &budget);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/a/b/k.key"}));
+  m = ExpandRule(root_ + "/a/?", &budget);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/a/b"}));
+  m = ExpandRule(root_ + "/nothing/*", &budget);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->empty());
+  // A literal path is itself if it exists.
+  m = ExpandRule(root_ + "/c/x", &budget);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->size(), 1u);
+}
+
+TEST_F(GlobTree, TheBoundIsAnErrorNamingThePattern) {
+  size_t budget = 3;
+  auto m = ExpandRule(root_ + "/**/.env", &budget);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().message.find("reads more than the bound"), std::string::npos) << m.error().message;
+  EXPECT_NE(m.error().message.find(root_ + "/**/.env"), std::string::npos) << m.error().message;
+}
+
+TEST_F(GlobTree, CompiledPlanMasksEveryMatchAndWarnsAboutATypo) {
+  ASSERT_EQ(chdir("/"), 0);
+  Policy p;
+  p.filesystem.system = false;
+  p.filesystem.read = {root_};
+  p.filesystem.deny = {root_ + "/**/.env", root_ + "/.evn"};
+  auto plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_TRUE(plan) << plan.error().message;
+  size_t masks = 0;
+  for (const auto& op : plan->mounts) masks += op.kind == MountOp::Kind::kMaskFile && IsUnder("/" + op.target, root_);
+  EXPECT_EQ(masks, 4u);
+  ASSERT_EQ(plan->warnings.size(), 1u);
+  EXPECT_NE(plan->warnings[0].find("/filesystem/deny/1"), std::string::npos) << plan->warnings[0];
+  // A grant pattern must name something.
+  p.filesystem.read = {root_ + "/*.none"};
+  plan = CompilePlan(p, {"/bin/true"}, 7);
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().message.find("matches nothing"), std::string::npos) << plan.error().message;
+}
+
 }  // namespace
 }  // namespace ward

@@ -112,17 +112,17 @@ bool ParseDuration(const std::string& s, int64_t* ms) {
 void AddGrantOptions(CLI::App& cmd, GrantArgs& g) {
   const char* group = "Grants on top of the policy (each a layer that wins where it speaks, as a policy wins over its profile)";
   cmd.add_option("--read", g.read, "make PATH visible read-only (filesystem.read); repeatable; must exist")
-      ->group(group)->type_name("PATH");
+      ->group(group)->type_name("PATH")->allow_extra_args(false);
   cmd.add_option("--write", g.write, "make PATH visible read-write (filesystem.write); repeatable; must exist")
-      ->group(group)->type_name("PATH");
+      ->group(group)->type_name("PATH")->allow_extra_args(false);
   cmd.add_option("--deny", g.deny, "hide PATH, even beneath a grant (filesystem.deny); repeatable")
-      ->group(group)->type_name("PATH");
+      ->group(group)->type_name("PATH")->allow_extra_args(false);
   cmd.add_option("--allow-net", g.allow_net,
                  "allow an egress destination (network.egress.allow: example.com, *.example.com, 10.0.0.0/8, "
                  "host:443, ...); turns network \"none\" into egress with default deny; repeatable")
-      ->group(group)->type_name("RULE");
+      ->group(group)->type_name("RULE")->allow_extra_args(false);
   cmd.add_option("--env", g.env, "NAME: inherit NAME from the caller; NAME=VALUE: set it (process.env); repeatable")
-      ->group(group)->type_name("NAME[=VALUE]");
+      ->group(group)->type_name("NAME[=VALUE]")->allow_extra_args(false);
   cmd.add_option("--cwd", g.cwd,
                  "working directory inside the sandbox (process.cwd; a relative one is taken from the current "
                  "directory)")

@@ -13,6 +13,7 @@ namespace {
 struct PolicyArgs {
   std::vector<std::string> files;
   bool json = false;
+  bool strict = false;
   PolicySource src;
 };
 
@@ -27,15 +28,19 @@ int Check(const PolicyArgs& a) {
   }
   for (const auto& f : a.files) {
     PolicyLoad load = LoadPolicyText(f, vars);
-    all_ok = all_ok && load.ok();
+    // What ward run would warn about on this host (a deny that names
+    // nothing under a grant); --strict makes them errors, as for ward run.
+    std::vector<std::string> warnings = load.ok() ? PolicyWarnings(*load.policy) : std::vector<std::string>{};
+    const bool ok = load.ok() && (!a.strict || warnings.empty());
+    all_ok = all_ok && ok;
     if (a.json) {
       nlohmann::json errs = nlohmann::json::array();
       for (const auto& i : load.issues) errs.push_back({{"path", i.path}, {"reason", i.reason}});
-      report.push_back({{"file", f}, {"ok", load.ok()}, {"errors", errs}});
-    } else if (load.ok()) {
-      std::printf("%s: ok\n", f.c_str());
+      report.push_back({{"file", f}, {"ok", ok}, {"errors", errs}, {"warnings", warnings}});
     } else {
-      std::fputs(load.FormatIssues(f).c_str(), stdout);
+      if (!load.ok()) std::fputs(load.FormatIssues(f).c_str(), stdout);
+      for (const auto& w : warnings) std::printf("%s: %s: %s\n", f.c_str(), a.strict ? "error" : "warning", w.c_str());
+      if (ok) std::printf("%s: ok\n", f.c_str());
     }
   }
   // File names need not be UTF-8; replace what is not rather than throw.
@@ -50,9 +55,13 @@ Action AddPolicy(CLI::App& app) {
   auto* cmd = app.add_subcommand("policy", "validate, show and list policies");
   cmd->require_subcommand(1);
   auto* check = cmd->add_subcommand(
-      "check", "validate policy files: exits 0, or 123 after printing every error with its JSON path");
+      "check",
+      "validate policy files: exits 0, or 123 after printing every error with its JSON path; warns about deny "
+      "rules that name nothing on this host under a grant");
   check->add_option("files", a->files, "policy files (\"-\": standard input)")->required();
-  check->add_flag("--json", a->json, "print the result as JSON");
+  check->add_flag("--json", a->json, "print the result as JSON (each file: ok, errors, warnings)");
+  check->add_flag("--strict", a->strict,
+                  "make every warning an error: a deny rule that names nothing on this host under a grant (a typo?)");
   check->add_option("--workspace", a->src.workspace, "directory that ${WORKSPACE} names (default: the current directory)");
   auto* show = cmd->add_subcommand("show", "print a policy as ward will enforce it: profile applied, variables expanded, command-line grants applied");
   AddPolicyOptions(*show, a->src, true);
