@@ -958,12 +958,20 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
                            "; choose the working directory with process.cwd or --cwd");
     }
     ResolvedPath r = ResolvePath(buf, &cache);
-    if (r.real != "/" && (!r.exists || !layout.Visible(r.real))) {
+    if (r.real != "/" && (!r.exists || !layout.Visible(r.real)) && !home.empty() && layout.Visible(home)) {
+      // A private home is the sandbox's own place to be (the minimal
+      // profile shows no workspace at all): said, not silent.
+      plan.warnings.push_back("the current directory " + Quote(buf) +
+                              " is not visible in the sandbox; the command runs in the private home " + Quote(home) +
+                              " (grant the directory, --read ., or choose one with --cwd)");
+      plan.cwd = home;
+    } else if (r.real != "/" && (!r.exists || !layout.Visible(r.real))) {
       return Error::Policy("the current directory " + Quote(buf) +
                            " is not visible in the sandbox: grant it (filesystem.read, --read .) or choose the "
                            "working directory with process.cwd or --cwd");
+    } else {
+      plan.cwd = r.real;
     }
-    plan.cwd = r.real;
   }
 
   // Environment: nothing unless inherited or set.

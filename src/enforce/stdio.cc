@@ -144,7 +144,10 @@ void Pump::Service(short revents) {
     if (terminal_ && !eof_told_) {
       eof_told_ = true;
       termios t{};
-      if (tcgetattr(to_, &t) == 0 && (t.c_lflag & ICANON) && t.c_cc[VEOF] != _POSIX_VDISABLE) {
+      // In line mode the character is the end of input; a program that
+      // reads the terminal raw (readline: bash, python3's REPL) takes the
+      // same character, on an empty line, as the end of input too.
+      if (tcgetattr(to_, &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE) {
         len_ = 0;
         if (last_ != '\n' && last_ != '\r') buf_[len_++] = static_cast<char>(t.c_cc[VEOF]);
         buf_[len_++] = static_cast<char>(t.c_cc[VEOF]);

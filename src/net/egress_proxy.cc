@@ -1119,8 +1119,10 @@ EgressDecision Proxy::DecideHostLoopback(uint16_t port) const {
   EgressDecision d = config_.policy.Decide(TcpDestination(std::string(kHostLoopbackName), std::nullopt, port));
   // "default": "allow" or a wildcard ("*.internal") mean the outside world,
   // never the host itself: only an allow rule naming host.ward.internal
-  // exactly opens a host port.
-  if (d.allowed && !(d.rule && d.rule->kind == EgressRule::Kind::kDomain && d.rule->domain == kHostLoopbackName)) {
+  // exactly, with its ports, opens a host port (a bare
+  // "host.ward.internal" would open every service of the host's loopback).
+  if (d.allowed && !(d.rule && d.rule->kind == EgressRule::Kind::kDomain && d.rule->domain == kHostLoopbackName &&
+                     !d.rule->ports.empty())) {
     d.allowed = false;
     d.reason = "the host's loopback port " + std::to_string(port) + " is opened only by a rule naming " +
                kHostLoopbackName + ":" + std::to_string(port) + " (not by \"default\": \"allow\"" +
