@@ -78,10 +78,12 @@ def user_name():
 
 class HttpServer:
     """An HTTP server on the host's 127.0.0.1 (an ephemeral port). Every
-    request is recorded; GET answers "E2E-PAGE <name> <token> path=<path>"."""
+    request is recorded; GET answers "E2E-PAGE <name> <token> path=<path>",
+    or, with DIRECTORY, serves the files beneath it (404 for the rest)."""
 
-    def __init__(self, name):
+    def __init__(self, name, directory=None):
         self.name = name
+        self.directory = directory
         self.token = secrets.token_hex(6)
         self.requests = []
         self._lock = threading.Lock()
@@ -94,9 +96,21 @@ class HttpServer:
                 with outer._lock:
                     outer.requests.append({"path": self.path, "host": self.headers.get("Host"),
                                            "peer": self.client_address[0], "time": time.monotonic()})
-                body = ("E2E-PAGE %s %s path=%s\n" % (outer.name, outer.token, self.path)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
+                status, body = 200, ("E2E-PAGE %s %s path=%s\n" % (outer.name, outer.token, self.path)).encode()
+                ctype = "text/plain"
+                if outer.directory:
+                    rel = self.path.split("?")[0].lstrip("/")
+                    f = os.path.join(outer.directory, rel)
+                    if os.path.isdir(f):
+                        f = os.path.join(f, "index.html")
+                    if ".." not in rel.split("/") and os.path.isfile(f):
+                        with open(f, "rb") as fh:
+                            body = fh.read()
+                        ctype = "text/html" if f.endswith(".html") else "application/octet-stream"
+                    else:
+                        status, body = 404, b"not found\n"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -482,6 +496,66 @@ def git_offline_readonly(t):
     t.check(lg.stdout.strip() == "on the host", "git log shows the host's commit, got %r" % lg.stdout, lg)
 
 
+@case
+def git_clone_over_http(t):
+    """git clone of a repository served by the host (dumb HTTP on loopback)
+    under workspace-write with --allow-net host.ward.internal:PORT: through
+    the proxy ward sets (http_proxy) and directly (proxy variables unset);
+    from a port no rule allows, through the proxy git gets ward's 403
+    ("remote: ward: no rule allows ..."), directly "Couldn't connect", and
+    --json records both refusals."""
+    t.need("git")
+    served = t.mkdir("served")
+    bare = os.path.join(served, "repo.git")
+    src = t.mkdir("src")
+    t.write("src/README", "served by the host\n")
+    for argv in (["git", "init", "-q", "--bare", bare], ["git", "-C", src, "init", "-q"],
+                 ["git", "-C", src, "add", "README"],
+                 ["git", "-C", src, "-c", "user.name=Host", "-c", "user.email=host@e2e.invalid", "commit", "-q", "-m",
+                  "served commit"],
+                 ["git", "-C", src, "push", "-q", bare, "HEAD:refs/heads/main"],
+                 ["git", "-C", bare, "symbolic-ref", "HEAD", "refs/heads/main"],
+                 ["git", "-C", bare, "update-server-info"]):
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(t.suite.env,
+                                                                                          GIT_CONFIG_NOSYSTEM="1"))
+        if p.returncode != 0:
+            raise Failure("setting up the served repository: %s: %s" % (" ".join(argv), p.stdout.decode()))
+    ok, no = HttpServer("git", served), HttpServer("git-denied", served)
+    t.cleanups += [ok.stop, no.stop]
+    ws = t.mkdir("ws")
+    direct = "env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY"
+    script = "\n".join([
+        "git clone -q http://%s:%d/repo.git via-proxy; echo \"RC1=$?\"" % (HOST, ok.port),
+        "%s git clone -q http://%s:%d/repo.git direct; echo \"RC2=$?\"" % (direct, HOST, ok.port),
+        "git clone -q http://%s:%d/repo.git denied-proxy; echo \"RC3=$?\"" % (HOST, no.port),
+        "%s git clone -q http://%s:%d/repo.git denied-direct; echo \"RC4=$?\"" % (direct, HOST, no.port),
+        "git -C via-proxy log --format=%s",
+    ])
+    t0 = time.monotonic()
+    r = t.ward(net_opts(t, "%s:%d" % (HOST, ok.port)) + ["--profile", "workspace-write"], ["sh", "-c", script],
+               cwd=ws, timeout=120)
+    t.exit(r, 0, "the git clone script")
+    t.check("RC1=0" in r.stdout and "RC2=0" in r.stdout, "both clones of the allowed server succeed", r)
+    for d in ("via-proxy", "direct"):
+        t.check(os.path.exists(os.path.join(ws, d, "README")), "the %s clone is in the workspace on the host" % d, r)
+    t.check(r.stdout.rstrip().endswith("served commit"), "git log in the clone shows the served commit", r)
+    t.check("RC3=128" in r.stdout and "remote: ward: %s" % deny_reason(no.port) in r.stderr
+            and "The requested URL returned error: 403" in r.stderr,
+            "clone through the proxy from a port not allowed: exit 128, ward's 403 and its reason", r)
+    t.check("RC4=128" in r.stdout and re.search(r"Failed to connect to %s port %d.*Couldn't connect to server"
+                                                % (re.escape(HOST), no.port), r.stderr),
+            "direct clone from a port not allowed: exit 128, Couldn't connect to server", r)
+    t.check(not any(os.path.exists(os.path.join(ws, d)) for d in ("denied-proxy", "denied-direct")),
+            "no directory left by the refused clones", r)
+    t.check(not no.seen(t0), "the denied server never got a request: %s" % no.seen(t0), r)
+    rule = "%s:%d" % (HOST, ok.port)
+    t.event(r, "clone through the proxy", kind="http-proxy", port=ok.port, decision="allow", rule=rule)
+    t.event(r, "direct clone", kind="tcp", port=ok.port, decision="allow", rule=rule)
+    t.event(r, "refused through the proxy", kind="http-proxy", port=no.port, decision="deny",
+            reason=deny_reason(no.port))
+    t.event(r, "refused directly", kind="tcp", port=no.port, decision="deny", reason=deny_reason(no.port))
+
+
 PY_TOOL = r'''
 import errno, json, os, sys
 res = {}
@@ -536,25 +610,113 @@ def python_files(t):
             "control: without --deny the script reads secret.txt: %r" % json_line(c).get("secret"), c)
 
 
+def make_package_index(root):
+    """A PEP 503 simple index under ROOT holding one pure-Python wheel,
+    e2e-hello 1.0 (built here: no network, no build tools)."""
+    import base64
+    import hashlib
+    import zipfile
+    files = {
+        "e2e_hello.py": "def hello():\n    return 'hello from e2e-hello'\n",
+        "e2e_hello-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: e2e-hello\nVersion: 1.0\n",
+        "e2e_hello-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: e2e\nRoot-Is-Purelib: true\n"
+                                         "Tag: py3-none-any\n",
+    }
+    record = []
+    for n, c in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b"=").decode()
+        record.append("%s,sha256=%s,%d" % (n, h, len(c.encode())))
+    files["e2e_hello-1.0.dist-info/RECORD"] = "\n".join(record + ["e2e_hello-1.0.dist-info/RECORD,,"]) + "\n"
+    wheel = "e2e_hello-1.0-py3-none-any.whl"
+    os.makedirs(os.path.join(root, "simple", "e2e-hello"))
+    with zipfile.ZipFile(os.path.join(root, wheel), "w") as z:
+        for n, c in files.items():
+            z.writestr(n, c)
+    digest = hashlib.sha256(open(os.path.join(root, wheel), "rb").read()).hexdigest()
+    with open(os.path.join(root, "simple", "e2e-hello", "index.html"), "w") as f:
+        f.write('<html><body><a href="../../%s#sha256=%s">%s</a></body></html>\n' % (wheel, digest, wheel))
+
+
 @case
 def python_venv(t):
-    """python3 -m venv /tmp/v works inside (pip included) and the venv's
-    python runs; the same into the read-only workspace fails with
+    """python3 -m venv /tmp/v works inside; its pip installs a package from a
+    package index on the host (--allow-net host.ward.internal:PORT, through
+    the HTTP_PROXY ward sets) and the package imports; an index on a port no
+    rule allows gives pip nothing ("No matching distribution") and --json
+    records ward's refusal. A venv in the read-only workspace fails with
     'Read-only file system'."""
     t.need("python3")
     if subprocess.run([PY, "-c", "import ensurepip, venv"], stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL).returncode != 0:
         raise Skip("python3 -m venv needs ensurepip: python3-venv is not installed (scripts/deps.sh installs it)")
-    r = t.ward(["--profile", "offline-readonly"],
-               ["sh", "-c", "python3 -m venv /tmp/v && /tmp/v/bin/python -c 'import sys; print(\"prefix\", sys.prefix)'"
-                " && /tmp/v/bin/pip --version"], timeout=120)
-    t.exit(r, 0, "python3 -m venv /tmp/v inside the sandbox")
+    index = t.mkdir("index")
+    make_package_index(index)
+    ok, no = HttpServer("index", index), HttpServer("other-index", index)
+    t.cleanups += [ok.stop, no.stop]
+    pip = ("/tmp/v/bin/pip install --disable-pip-version-check --no-cache-dir --retries 0 --timeout 10 "
+           "--trusted-host %s" % HOST)
+    script = "\n".join([
+        "python3 -m venv /tmp/v || exit 10",
+        "/tmp/v/bin/python -c 'import sys; print(\"prefix\", sys.prefix)' || exit 11",
+        "%s --index-url http://%s:%d/simple/ e2e-hello || exit 12" % (pip, HOST, ok.port),
+        "/tmp/v/bin/python -c 'import e2e_hello; print(\"IMPORTED\", e2e_hello.hello())' || exit 13",
+        "%s --target /tmp/t2 --index-url http://%s:%d/simple/ e2e-hello; echo \"DENIED-PIP=$?\"" % (pip, HOST,
+                                                                                                   no.port),
+    ])
+    t0 = time.monotonic()
+    r = t.ward(net_opts(t, "%s:%d" % (HOST, ok.port)) + ["--profile", "offline-readonly"], ["sh", "-c", script],
+               timeout=180)
+    t.exit(r, 0, "python3 -m venv /tmp/v, pip install, import (exit 10-13 name the step that failed)")
     t.has(r, "stdout", "prefix /tmp/v", "the venv's python runs with sys.prefix /tmp/v")
-    t.check(re.search(r"^pip \S+ from /tmp/v/", r.stdout, re.M), "pip is installed in the venv", r)
+    t.has(r, "stdout", "Successfully installed e2e-hello-1.0", "pip installs from the host's index")
+    t.has(r, "stdout", "IMPORTED hello from e2e-hello", "the installed package imports")
+    t.check(any(q["path"].endswith(".whl") for q in ok.seen(t0)), "the wheel was downloaded from the host", r)
+    t.has(r, "stdout", "DENIED-PIP=1", "pip against an index on a port no rule allows fails")
+    t.has(r, "stderr", "No matching distribution found for e2e-hello", "pip's reason")
+    t.check(not no.seen(t0), "the index on the denied port never got a request: %s" % no.seen(t0), r)
+    t.event(r, "pip's requests through ward's proxy", kind="http-proxy", port=ok.port, decision="allow",
+            rule="%s:%d" % (HOST, ok.port))
+    t.event(r, "pip's refused request", kind="http-proxy", port=no.port, decision="deny", reason=deny_reason(no.port))
     n = t.ward(["--profile", "offline-readonly"], ["python3", "-m", "venv", "--without-pip", "venv"])
-    t.check(n.rc != 0, "python3 -m venv into the read-only workspace must fail, exit %s" % n.rc, n)
-    t.has(n, "stderr", "Read-only file system", "venv in the read-only workspace: the reason")
+    t.exit(n, 1, "python3 -m venv into the read-only workspace")
+    t.has(n, "stderr", "[Errno 30] Read-only file system: '%s'" % t.path("venv"), "venv in the read-only workspace: "
+          "the reason")
     t.check(not os.path.exists(t.path("venv")), "no venv directory on the host", n)
+
+
+@case
+def python_limits(t):
+    """--timeout 1s stops a python3 that sleeps: exit 124, 'timed out' and
+    timedOut in --json, in about a second. --memory 64M stops one that
+    allocates 300 MiB: with a cgroup, SIGKILL (137) and limitsHit memory;
+    with the RLIMIT_AS fallback (no writable cgroup), MemoryError (exit 1).
+    Controls: the same programs within their limits finish normally."""
+    t.need("python3")
+    sleep = ["python3", "-c", "import time; print('started', flush=True); time.sleep(float(__import__('sys').argv[1]))"]
+    r = t.ward(["--timeout", "1s", "--profile", "minimal"], sleep + ["30"], timeout=30)
+    t.exit(r, 124, "python3 sleeping 30 s under --timeout 1s")
+    t.check(r.result and r.result.get("timedOut") is True, "--json says timedOut", r)
+    t.has(r, "stderr", "ward: timed out after 1000 ms", "ward says why")
+    t.check(r.stdout == "started\n" and r.elapsed < 10, "the program ran and was stopped early (%.1fs)" % r.elapsed, r)
+    c = t.ward(["--timeout", "10s", "--profile", "minimal"], sleep + ["0.1"], timeout=30)
+    t.exit(c, 0, "control: python3 sleeping 0.1 s under --timeout 10s")
+    t.check(c.result and c.result.get("timedOut") is False, "control: timedOut false", c)
+    alloc = ["python3", "-c", "import sys; b = bytearray(int(sys.argv[1]) << 20); b[::4096] = b'x' * len(b[::4096]); "
+             "print('allocated', len(b) >> 20)"]
+    m = t.ward(["--memory", "64M", "--profile", "minimal"], alloc + ["300"], timeout=60)
+    mech = ((m.result or {}).get("limitMechanisms") or {}).get("memory")
+    if mech in ("cgroup-v1", "cgroup-v2"):
+        t.exit(m, 137, "python3 allocating 300 MiB under --memory 64M (%s)" % mech)
+        t.check(m.result.get("limitsHit") == ["memory"], "--json limitsHit: memory", m)
+        t.has(m, "stderr", "ward: memory limit reached", "ward says why")
+    elif mech == "rlimit":
+        t.exit(m, 1, "python3 allocating 300 MiB under --memory 64M (RLIMIT_AS)")
+        t.has(m, "stderr", "MemoryError", "python's MemoryError")
+    else:
+        t.fail("--json limitMechanisms.memory is %r (expected cgroup-v1, cgroup-v2 or rlimit)" % mech, m)
+    c = t.ward(["--memory", "512M", "--profile", "minimal"], alloc + ["100"], timeout=60)
+    t.exit(c, 0, "control: python3 allocating 100 MiB under --memory 512M")
+    t.check(c.stdout == "allocated 100\n", "control: the allocation succeeds", c)
 
 
 PY_NET = r'''
@@ -943,8 +1105,10 @@ class Tmux:
 def tmux_pty_shell(t):
     """An interactive bash in `ward run --pty --profile minimal` inside tmux:
     tty names the sandbox's own /dev/pts device, the shell answers, its
-    hostname is ward's, `exit` ends it (ward exits 0) and the session goes
-    away. Control: without --pty, tty on the same terminal says 'not a tty'."""
+    hostname is ward's, the terminal's size and a resize reach it, Ctrl-C
+    stops the foreground program only, `exit` ends it (ward exits 0) and the
+    session goes away. Control: without --pty, tty on the same terminal says
+    'not a tty'."""
     t.need("tmux", "bash")
     tm = Tmux(t)
     t.cleanups.append(tm.kill)
@@ -965,6 +1129,24 @@ def tmux_pty_shell(t):
     t.check(re.match(r"^/dev/pts/\d+$", tty), "tty names a /dev/pts device, got %r" % tty)
     t.check(tty == "/dev/pts/0", "tty is /dev/pts/0, the sandbox's own devpts (README), got %r" % tty)
     t.check(host == "ward", "hostname inside is ward's (the sandbox's UTS namespace), got %r" % host)
+
+    def ask(keys, pattern, what):
+        tm("send-keys", "-t", "e2e", keys, "Enter")
+        m = tm.wait(lambda: re.search(pattern, tm.pane("e2e"), re.M))
+        t.check(m, "%s: expected /%s/ in the pane; pane:\n%s" % (what, pattern, tm.pane("e2e")))
+        return m
+
+    # The terminal's size reaches the sandbox's pty, and so does a resize.
+    ask("echo SIZE=$(stty size)", r"^SIZE=40 120$", "stty size inside is tmux's 40 rows x 120 columns")
+    tm("resize-window", "-t", "e2e", "-x", "100", "-y", "30")
+    ask("echo RESIZED=$(stty size)", r"^RESIZED=30 100$", "after tmux resize-window, stty size is 30 x 100")
+    # Ctrl-C interrupts the foreground program, not the shell or ward.
+    ask("python3 -c 'import time; print(\"SLEEP\" + \"ING\", flush=True); time.sleep(60)'", r"^SLEEPING$",
+        "python3 started in the foreground")
+    tm("send-keys", "-t", "e2e", "C-c")
+    t.check(tm.wait(lambda: "KeyboardInterrupt" in tm.pane("e2e")),
+            "Ctrl-C reaches python3 as SIGINT (KeyboardInterrupt); pane:\n%s" % tm.pane("e2e"))
+    ask("echo AFTER-INTERRUPT=$?", r"^AFTER-INTERRUPT=130$", "python3 ended by SIGINT (130); the shell lives on")
     tm("send-keys", "-t", "e2e", "exit", "Enter")
     gone = tm.wait(lambda: tm("has-session", "-t", "e2e", check=False)[0] != 0)
     t.check(gone, "the tmux session ends after `exit`; pane:\n%s" % tm.pane("e2e"))
