@@ -1163,6 +1163,31 @@ def tmux_pty_shell(t):
 
 
 @case
+def pty_piped_stdin_ends(t):
+    """`printf 'echo $((6*7))\\n' | ward run --pty -- bash`: a script of
+    commands piped into an interactive program on ward's terminal. `ward run
+    --help`: "the end of a stdin that is not a terminal reaches the command
+    as the terminal's end-of-file character". Expected: the program runs the
+    input, sees end of input and exits (within --timeout 5s). bash and the
+    python3 REPL read the terminal through readline (non-canonical mode);
+    `script -qec CMD /dev/null` ends both at once. Control: dash (sh), which
+    reads the terminal in canonical mode, answers and exits 0."""
+    t.need("bash", "python3")
+    runs = [(["sh"], "echo $((6*7))\n", "42"),
+            (["bash", "--norc", "--noprofile"], "echo $((6*7))\n", "42"),
+            (["python3", "-q"], "print(6*7)\n", "42")]
+    for cmd, stdin, want in runs:
+        r = t.ward(["--timeout", "5s", "--pty", "--profile", "minimal"], cmd, stdin=stdin.encode(), timeout=30)
+        answered = re.search(r"(^|[#$] )%s\r?$" % want, r.stdout, re.M)   # sh prints its answer after "# "
+        what = "`printf %r | ward run --pty -- %s`" % (stdin, " ".join(cmd))
+        t.check(r.rc == 0 and answered and r.elapsed < 5,
+                "%s: expected the program to answer %s, see the end of its input and exit 0 at once; got exit %s "
+                "after %.1fs%s%s" % (what, want, r.rc, r.elapsed,
+                                     " (ward's --timeout 5s killed it: the end of input never reached it)"
+                                     if r.rc == 124 else "", "" if answered else ", and no answer"), r)
+
+
+@case
 def grant_flag_before_double_dash(t):
     """A repeatable grant flag (--env, --read, --write, --deny, --allow-net)
     directly before `--`, then a command with options of its own, as
