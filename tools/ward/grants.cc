@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -64,9 +65,15 @@ bool CallerPath(const std::string& arg, std::string* out, std::string* why) {
   return true;
 }
 
-// "512", "512M", "512MiB", "2G", "2GiB" -> MiB. A bare number is MiB, as in
-// limits.memoryMiB.
-bool ParseMemory(const std::string& s, int64_t* mib) {
+// A positive integer and a unit from `units` ("" is the bare number's):
+// the number times the unit's scale, or false. (std::from_chars-like by
+// hand: CLI11's own AsSizeValue knows bytes, not MiB, and no durations.)
+struct Unit {
+  const char* name;
+  int64_t scale;
+};
+bool ParseQuantity(const std::string& s, std::initializer_list<Unit> units, int64_t max, int64_t* out) {
+  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return false;
   size_t end = 0;
   long long v = 0;
   try {
@@ -74,37 +81,26 @@ bool ParseMemory(const std::string& s, int64_t* mib) {
   } catch (...) {
     return false;
   }
-  if (v <= 0 || !std::isdigit(static_cast<unsigned char>(s[0]))) return false;
-  std::string unit = s.substr(end);
-  int64_t scale;
-  if (unit.empty() || unit == "M" || unit == "MB" || unit == "MiB" || unit == "m") scale = 1;
-  else if (unit == "G" || unit == "GB" || unit == "GiB" || unit == "g") scale = 1024;
-  else return false;
-  if (v > (int64_t{1} << 40) / scale) return false;
-  *mib = v * scale;
-  return true;
+  const std::string unit = s.substr(end);
+  for (const Unit& u : units) {
+    if (unit != u.name) continue;
+    if (v <= 0 || v > max / u.scale) return false;
+    *out = v * u.scale;
+    return true;
+  }
+  return false;
+}
+
+// "512", "512M", "512MiB", "2G", "2GiB" -> MiB. A bare number is MiB, as in
+// limits.memoryMiB.
+bool ParseMemory(const std::string& s, int64_t* mib) {
+  return ParseQuantity(s, {{"", 1}, {"M", 1}, {"MB", 1}, {"MiB", 1}, {"m", 1}, {"G", 1024}, {"GB", 1024}, {"GiB", 1024}, {"g", 1024}},
+                       int64_t{1} << 40, mib);
 }
 
 // "30" (seconds), "30s", "500ms", "2m", "1h" -> milliseconds.
 bool ParseDuration(const std::string& s, int64_t* ms) {
-  size_t end = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(s, &end);
-  } catch (...) {
-    return false;
-  }
-  if (v <= 0 || !std::isdigit(static_cast<unsigned char>(s[0]))) return false;
-  std::string unit = s.substr(end);
-  int64_t scale;
-  if (unit == "ms") scale = 1;
-  else if (unit.empty() || unit == "s") scale = 1000;
-  else if (unit == "m") scale = 60 * 1000;
-  else if (unit == "h") scale = 3600 * 1000;
-  else return false;
-  if (v > INT64_MAX / scale / 2) return false;
-  *ms = v * scale;
-  return true;
+  return ParseQuantity(s, {{"ms", 1}, {"", 1000}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}}, INT64_MAX / 2, ms);
 }
 
 }  // namespace
