@@ -107,11 +107,11 @@ bool ParseDuration(const std::string& s, int64_t* ms) {
 
 void AddGrantOptions(CLI::App& cmd, GrantArgs& g) {
   const char* group = "Grants on top of the policy (each a layer that wins where it speaks, as a policy wins over its profile)";
-  cmd.add_option("--read", g.read, "make PATH visible read-only (filesystem.read); repeatable; must exist")
+  cmd.add_option("--read", g.read, "make PATH visible read-only (filesystem.read); repeatable; must exist; a pattern (*, ?, **) must match")
       ->group(group)->type_name("PATH")->allow_extra_args(false);
-  cmd.add_option("--write", g.write, "make PATH visible read-write (filesystem.write); repeatable; must exist")
+  cmd.add_option("--write", g.write, "make PATH visible read-write (filesystem.write); repeatable; must exist; a pattern (*, ?, **) must match")
       ->group(group)->type_name("PATH")->allow_extra_args(false);
-  cmd.add_option("--deny", g.deny, "hide PATH, even beneath a grant (filesystem.deny); repeatable")
+  cmd.add_option("--deny", g.deny, "hide PATH, even beneath a grant (filesystem.deny); repeatable; patterns: ${WORKSPACE}/**/.env")
       ->group(group)->type_name("PATH")->allow_extra_args(false);
   cmd.add_option("--allow-net", g.allow_net,
                  "allow an egress destination (network.egress.allow: example.com, *.example.com, 10.0.0.0/8, "

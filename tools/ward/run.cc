@@ -220,7 +220,7 @@ Action AddRun(CLI::App& app) {
   cmd->add_flag("--json", a->result.json,
                 "print a machine-readable result (one JSON object) as the last line of stderr, for every outcome "
                 "(ward's own errors: exitStatus and error): exitStatus, exitCode, signal, timedOut, "
-                "limitsHit, durationMs, phases, and egress (every DNS question and connection decided, with the rule; "
+                "limitsHit, durationMs, phases, warnings (if any), and egress (every DNS question and connection decided, with the rule; "
                 "every use of a socket listed in filesystem.unix and every refused unix socket, kind \"unix\")");
   cmd->add_option("--result-fd", a->result.fd,
                   "also write the result (the --json object and a newline) to this open descriptor, for every outcome")
@@ -229,8 +229,9 @@ Action AddRun(CLI::App& app) {
                   "also write the result to this file, for every outcome (written beside it, then renamed into place)");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");
   cmd->add_flag("--strict", a->strict,
-                "make every warning an error (exit 123, nothing runs): a deny rule that matches nothing, a command "
-                "that is another program in the sandbox than on your PATH");
+                "make every warning an error (exit 123, nothing runs): a deny rule that names nothing under a grant, "
+                "a command that is another program in the sandbox than on your PATH, a current directory the sandbox "
+                "does not show (run in the private home instead)");
   cmd->add_option("--dns-server", a->dns_servers,
                   "egress mode: resolver for the allowed names, ADDR or ADDR:PORT ([v6]:PORT); repeatable; "
                   "default: the nameservers of the host's /etc/resolv.conf")
