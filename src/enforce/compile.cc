@@ -786,22 +786,28 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   auto rules = [&](const std::vector<std::string>& list, Kind kind, const char* field) -> Result<void> {
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string origin = std::string("/filesystem/") + field + "/" + std::to_string(i);
-      if (!HasGlob(list[i])) {
-        WARD_TRY(grant(list[i], kind, origin, false));
-        if (kind == Kind::kDeny && !ResolvePath(list[i], &cache).exists) {
-          if (std::string w = DenyMatchesNothing(fs, i); !w.empty()) plan.warnings.push_back(w);
+      const bool pattern = HasGlob(list[i]);
+      std::vector<std::string> matches;
+      if (kind == Kind::kDeny) {
+        auto d = ExpandDeny(fs, i, &glob_budget);
+        if (!d) return Error::Policy(origin + ": " + d.error().message);
+        if (!d->warning.empty()) plan.warnings.push_back(d->warning);
+        matches = std::move(d->matches);
+      } else if (pattern) {
+        auto m = ExpandRule(list[i], &glob_budget);
+        if (!m) return Error::Policy(origin + ": " + m.error().message);
+        if (m->empty()) {
+          return Error::Policy(origin + " " + Quote(list[i]) + ": matches nothing; a grant must name something that exists");
         }
+        matches = std::move(*m);
+      }
+      // A path is granted as written (grant() says why one that is
+      // missing cannot be); a pattern, as each of its matches.
+      if (!pattern) {
+        WARD_TRY(grant(list[i], kind, origin, false));
         continue;
       }
-      auto matches = ExpandRule(list[i], &glob_budget);
-      if (!matches) return Error::Policy(origin + ": " + matches.error().message);
-      if (matches->empty() && kind != Kind::kDeny) {
-        return Error::Policy(origin + " " + Quote(list[i]) + ": matches nothing; a grant must name something that exists");
-      }
-      if (matches->empty()) {
-        if (std::string w = DenyMatchesNothing(fs, i); !w.empty()) plan.warnings.push_back(w);
-      }
-      for (const auto& m : *matches) WARD_TRY(grant(m, kind, origin + " (" + Quote(list[i]) + ")", false));
+      for (const auto& m : matches) WARD_TRY(grant(m, kind, origin + " (" + Quote(list[i]) + ")", false));
     }
     return {};
   };
@@ -958,19 +964,19 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
                            "; choose the working directory with process.cwd or --cwd");
     }
     ResolvedPath r = ResolvePath(buf, &cache);
-    if (r.real != "/" && (!r.exists || !layout.Visible(r.real)) && !home.empty() && layout.Visible(home)) {
+    if (r.real == "/" || (r.exists && layout.Visible(r.real))) {
+      plan.cwd = r.real;
+    } else if (!home.empty() && layout.Visible(home)) {
       // A private home is the sandbox's own place to be (the minimal
       // profile shows no workspace at all): said, not silent.
       plan.warnings.push_back("the current directory " + Quote(buf) +
                               " is not visible in the sandbox; the command runs in the private home " + Quote(home) +
                               " (grant the directory, --read ., or choose one with --cwd)");
       plan.cwd = home;
-    } else if (r.real != "/" && (!r.exists || !layout.Visible(r.real))) {
+    } else {
       return Error::Policy("the current directory " + Quote(buf) +
                            " is not visible in the sandbox: grant it (filesystem.read, --read .) or choose the "
                            "working directory with process.cwd or --cwd");
-    } else {
-      plan.cwd = r.real;
     }
   }
 
@@ -1021,14 +1027,9 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
     plan.exec_candidates.push_back(argv[0]);
   } else {
     if (path_var.empty()) path_var = "/usr/local/bin:/usr/bin:/bin";
-    size_t i = 0;
-    while (i <= path_var.size()) {
-      size_t j = path_var.find(':', i);
-      if (j == std::string::npos) j = path_var.size();
-      std::string dir = path_var.substr(i, j - i);
-      if (dir.empty()) dir = ".";  // POSIX: an empty entry is the working directory
-      plan.exec_candidates.push_back(dir + "/" + argv[0]);
-      i = j + 1;
+    for (const auto& dir : PathEntries(path_var)) {
+      // POSIX: an empty entry is the working directory.
+      plan.exec_candidates.push_back((dir.empty() ? "." : dir) + "/" + argv[0]);
     }
     // The command the caller means is the one its own PATH finds. If the
     // sandbox does not show that one, say so, naming what to grant, rather

@@ -46,7 +46,7 @@ class Expander {
       std::string n = e->d_name;
       if (n == "." || n == "..") continue;
       if (*budget_ == 0) {
-        error_ = "pattern " + std::string("\"") + rule_ + "\" reads more than the bound of directory entries (" +
+        error_ = "pattern \"" + rule_ + "\" reads more than the bound of directory entries (" +
                  std::to_string(kGlobBudget) + " for all patterns); start it deeper, or name fewer trees";
         closedir(d);
         return false;
@@ -129,26 +129,32 @@ bool MatchComponent(std::string_view p, std::string_view n) {
 Result<std::vector<std::string>> ExpandRule(const std::string& rule, size_t* budget) {
   if (!HasGlob(rule)) {
     struct stat st;
-    if (lstat(rule.c_str(), &st) == 0) return std::vector<std::string>{rule};
+    if (stat(rule.c_str(), &st) == 0) return std::vector<std::string>{rule};
     return std::vector<std::string>{};
   }
   return Expander(rule, budget).Run();
 }
 
-std::string DenyMatchesNothing(const FilesystemPolicy& fs, size_t i) {
+Result<DenyExpansion> ExpandDeny(const FilesystemPolicy& fs, size_t i, size_t* budget) {
   const std::string& rule = fs.deny[i];
-  // The fixed part of a pattern: where its matches would be.
+  auto matches = ExpandRule(rule, budget);
+  if (!matches) return matches.error();
+  DenyExpansion out{std::move(*matches), ""};
+  if (!out.matches.empty()) return out;
+  // The fixed part of a pattern (a path's directory): where its matches
+  // would be.
   std::string fixed = rule.substr(0, rule.find_first_of("*?"));
   fixed = fixed.substr(0, std::max<size_t>(1, fixed.rfind('/')));
   for (const auto* list : {&fs.read, &fs.write}) {
     for (const auto& g : *list) {
       if (!HasGlob(g) && IsUnder(fixed, g)) {
-        return "/filesystem/deny/" + std::to_string(i) + " \"" + rule + "\" matches nothing under the grant \"" + g +
-               "\": a typo? (it hides nothing now; a file created there later is hidden from later runs)";
+        out.warning = "/filesystem/deny/" + std::to_string(i) + " \"" + rule + "\" matches nothing under the grant \"" +
+                      g + "\": a typo? (it hides nothing now; a file created there later is hidden from later runs)";
+        return out;
       }
     }
   }
-  return "";
+  return out;
 }
 
 }  // namespace ward

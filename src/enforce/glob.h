@@ -22,7 +22,7 @@ bool HasGlob(std::string_view path);
 bool MatchComponent(std::string_view pattern, std::string_view name);
 
 // The paths a rule names now: a pattern's matches, sorted, or a literal
-// path itself if it exists (lstat), else nothing. `*budget` is the number
+// path itself if what it resolves to exists (stat), else nothing. `*budget` is the number
 // of directory entries the expansion may still read; exceeding it is an
 // error naming the pattern. Directories reached through a symlink are not
 // descended into (a pattern cannot leave the tree it names, nor loop).
@@ -31,9 +31,15 @@ Result<std::vector<std::string>> ExpandRule(const std::string& rule, size_t* bud
 // Default bound for all the patterns of one policy together.
 inline constexpr size_t kGlobBudget = 100000;
 
-// The warning for deny entry `i` of `fs`, which named nothing: "" when it
-// cannot matter (no grant of the policy lies above it, so the path would be
-// hidden anyway), otherwise why it is probably a mistake.
-std::string DenyMatchesNothing(const FilesystemPolicy& fs, size_t i);
+// Deny entry `i` of `fs` expanded (ExpandRule), and, when it names nothing
+// under a grant of the policy, why that is probably a mistake (a typo such
+// as `.evn`); a deny no grant lies above cannot matter and is not warned
+// about. `ward run` (CompilePlan) and `ward policy check` (PolicyWarnings)
+// both ask here.
+struct DenyExpansion {
+  std::vector<std::string> matches;
+  std::string warning;  // "" if none
+};
+Result<DenyExpansion> ExpandDeny(const FilesystemPolicy& fs, size_t i, size_t* budget);
 
 }  // namespace ward

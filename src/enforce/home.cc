@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
@@ -105,13 +106,19 @@ std::string SeedGitConfig(const std::string& home, const std::string& user) {
                       : "the caller's git identity, and nothing else of their configuration.\n");
 }
 
-std::string FindOnPath(const std::string& name, const std::string& path_var) {
+std::vector<std::string> PathEntries(const std::string& path_var) {
+  std::vector<std::string> out;
   size_t i = 0;
   while (i <= path_var.size()) {
-    size_t j = path_var.find(':', i);
-    if (j == std::string::npos) j = path_var.size();
-    std::string dir = path_var.substr(i, j - i);
+    size_t j = std::min(path_var.find(':', i), path_var.size());
+    out.push_back(path_var.substr(i, j - i));
     i = j + 1;
+  }
+  return out;
+}
+
+std::string FindOnPath(const std::string& name, const std::string& path_var) {
+  for (const auto& dir : PathEntries(path_var)) {
     if (dir.empty() || dir[0] != '/') continue;  // relative entries depend on the cwd: not guessed
     std::string p = dir + "/" + name;
     struct stat st;

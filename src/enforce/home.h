@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace ward {
 
@@ -13,6 +14,9 @@ namespace ward {
 // rewrites, include paths are left behind). Without one, a placeholder
 // naming `user` and the sandbox, so that `git commit` works.
 std::string SeedGitConfig(const std::string& home, const std::string& user);
+
+// The entries of a PATH value, in order, empty ones kept.
+std::vector<std::string> PathEntries(const std::string& path_var);
 
 // The first executable `name` on `path_var` (a PATH value), or "".
 std::string FindOnPath(const std::string& name, const std::string& path_var);

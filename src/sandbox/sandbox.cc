@@ -114,14 +114,10 @@ Result<net::EgressProxyConfig> EgressConfig(const RunRequest& req) {
 std::vector<std::string> PolicyWarnings(const Policy& policy) {
   std::vector<std::string> out;
   size_t budget = kGlobBudget;
-  const auto& deny = policy.filesystem.deny;
-  for (size_t i = 0; i < deny.size(); ++i) {
-    auto matches = ExpandRule(deny[i], &budget);
-    if (!matches) {
-      out.push_back("/filesystem/deny/" + std::to_string(i) + ": " + matches.error().message);
-    } else if (matches->empty()) {
-      if (std::string w = DenyMatchesNothing(policy.filesystem, i); !w.empty()) out.push_back(w);
-    }
+  for (size_t i = 0; i < policy.filesystem.deny.size(); ++i) {
+    auto d = ExpandDeny(policy.filesystem, i, &budget);
+    if (!d) out.push_back("/filesystem/deny/" + std::to_string(i) + ": " + d.error().message);
+    else if (!d->warning.empty()) out.push_back(d->warning);
   }
   return out;
 }
