@@ -212,6 +212,10 @@ struct ConnectJob {
   socklen_t address_len = 0;
   bool cloexec = true;  // the program's descriptor's close-on-exec flag
   std::optional<DirectPlan> plan;
+  // Server first: the destination and the decision before the first bytes.
+  std::optional<EgressEvent> server_first;
+  IpAddress dst;
+  uint16_t port = 0;
 };
 
 // The port a bind() asks for: at the same offset in sockaddr_in and
@@ -225,6 +229,10 @@ uint16_t RequestedPort(const sockaddr_storage& sa, socklen_t len) {
 
 
 constexpr int kMaxWorkers = 256;  // connect() calls waited for at once
+// How long a non-blocking connect() waits for its server (server first, see
+// connect_notify.h): a refusal or a handshake takes one round trip, and
+// most round trips are shorter.
+constexpr int kServerFirstWaitMs = 250;
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
@@ -358,9 +366,15 @@ class Server : public std::enable_shared_from_this<Server> {
         // Scanned only for a connection that would go direct.
         if (job->plan && HeldElsewhere(n.pid, static_cast<int>(n.args[0]), st.st_ino)) job->plan.reset();
       }
+      if (!job->plan) {
+        job->server_first = hooks_.ConnectServerFirst(dst, port);
+        job->dst = dst;
+        job->port = port;
+      }
     }
-    if (!job->plan) return ConnectInSandbox(job);
-    SpawnWorker(job, [this](ConnectJob& j) { ConnectDirect(j); });
+    if (job->plan) return SpawnWorker(job, [this](ConnectJob& j) { ConnectDirect(j); });
+    if (job->server_first) return SpawnWorker(job, [this](ConnectJob& j) { ConnectServerFirst(j); });
+    ConnectInSandbox(job);
   }
 
   // A call on a socket ward connected from its own namespace (a direct
@@ -530,6 +544,39 @@ class Server : public std::enable_shared_from_this<Server> {
     if (err == ECONNABORTED && !StillWaiting(job.notice)) return;
     SettleConnect(fd, reinterpret_cast<sockaddr*>(&job.address), job.address_len, err, /*reset_on_failure=*/true);
     Answer(job.notice, err);
+  }
+
+  // Server first (connect_notify.h): ward connects to the server from its
+  // own namespace while the program's connect() waits; a failure is the
+  // connect()'s answer, a connection is left for the proxy and the
+  // program's socket is connected to it as before.
+  void ConnectServerFirst(ConnectJob& job) {
+    EgressEvent& ev = *job.server_first;
+    sockaddr_storage sa;
+    socklen_t len = ToSockaddr(job.dst, job.port, &sa);
+    UniqueFd server(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
+    int err = server.valid() ? 0 : errno;
+    if (err == 0) err = connect(server.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      int flags = fcntl(job.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now
+      bool blocking = flags >= 0 && !(flags & O_NONBLOCK);
+      int limit = blocking ? connect_timeout_ms_ : std::min(connect_timeout_ms_, kServerFirstWaitMs);
+      int send_timeout = SendTimeoutMs(job.sock.get());
+      if (blocking && send_timeout >= 0) limit = std::min(limit, send_timeout);
+      err = WaitWhileCalled(job.notice, server.get(), limit);
+      if (err == ECONNABORTED && !StillWaiting(job.notice)) return;  // the call is gone, and with it the connection
+      // Still under way when the program no longer waits: the proxy waits
+      // for the rest (up to its connect timeout).
+      if (err == ETIMEDOUT && limit < connect_timeout_ms_) err = 0;
+    }
+    if (err != 0) {
+      ev.detail += "; connect: " + ErrnoName(err);
+      hooks_.RecordEvent(std::move(ev));
+      return Answer(job.notice, err);
+    }
+    hooks_.LeaveServerConnection(job.dst, job.port, std::move(server));
+    auto shared = std::make_shared<ConnectJob>(std::move(job));
+    ConnectInSandbox(shared);  // a worker may spawn another: it returns at once
   }
 
   void ConnectDirect(ConnectJob& job) {

@@ -18,6 +18,22 @@
 // takes TCP to the proxy as before (and, with no egress, loopback or the
 // host's network is all there is).
 //
+// Server first (egress mode). A TCP connection the proxy judges by its
+// first bytes is connected to its server before the program's connect()
+// returns, so that connect() reports what the server did, as outside:
+// ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT (a dual-stack client then falls back
+// to the other family; a port scan sees closed ports closed). Only then is
+// the program's socket connected to the proxy, which relays it over the
+// connection already made (net/upstream_pool.h) once the first bytes allow
+// it. Which servers: only those RefuseAtConnect did not refuse, i.e. where
+// the address, or a name ward's DNS bound to it, could be allowed; a SYN
+// never goes where no first bytes could let the connection go. A blocking
+// connect() waits for the server up to the proxy's connect timeout (and its
+// SO_SNDTIMEO); a non-blocking one at most kServerFirstWaitMs, after which it
+// goes on as before (the proxy waits for the rest, and a failure then resets
+// the connection), so that an event loop is held up for one round trip at
+// most that long.
+//
 // Why it is safe (the trust boundary is the workload, which may race any of
 // this from other threads, swapping descriptors and rewriting memory):
 //  - ward acts on the socket object it inspected (pidfd_getfd), with its own
@@ -50,6 +66,7 @@
 #include <optional>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "net/egress_proxy.h"
 #include "net/egress_rules.h"
 
@@ -81,6 +98,18 @@ class ConnectNotifyHooks {
   // connect() itself is refused (ECONNREFUSED), as a closed port outside
   // would be. nullopt: decided as usual.
   virtual std::optional<EgressEvent> RefuseAtConnect(const IpAddress& dst, uint16_t port) = 0;
+  // A TCP connect() from the sandbox to `dst`:`port` that goes to the proxy
+  // (neither direct nor refused): the decision as it stands before the
+  // first bytes when ward is to connect to the server before the connect()
+  // returns (the outcome, refused, unreachable or connected, is then the
+  // connect()'s own); nullopt for the connections ward serves itself (its
+  // DNS, the host's loopback, the HTTP proxy). The event is recorded, with
+  // the error, only if the server cannot be reached.
+  virtual std::optional<EgressEvent> ConnectServerFirst(const IpAddress& dst, uint16_t port) = 0;
+  // The connection ward made to `dst`:`port` for such a connect() (connected,
+  // or its handshake still under way), for the proxy to relay when the
+  // program's connection reaches it (net/upstream_pool.h).
+  virtual void LeaveServerConnection(const IpAddress& dst, uint16_t port, UniqueFd server) = 0;
   virtual void RecordEvent(EgressEvent e) = 0;
   // Runs `fn` on a thread Stop() joins; false if it could not start.
   virtual bool SpawnWorker(std::function<void()> fn) = 0;

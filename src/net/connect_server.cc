@@ -63,6 +63,9 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
 
   std::optional<DirectPlan> PlanDirect(const IpAddress&, uint16_t) override { return std::nullopt; }
   std::optional<EgressEvent> RefuseAtConnect(const IpAddress&, uint16_t) override { return std::nullopt; }
+  // Outside egress mode the program's socket connects as asked: no proxy, no server first.
+  std::optional<EgressEvent> ConnectServerFirst(const IpAddress&, uint16_t) override { return std::nullopt; }
+  void LeaveServerConnection(const IpAddress&, uint16_t, UniqueFd) override {}
   void RecordEvent(EgressEvent e) override {
     std::lock_guard lock(events_mu_);
     if (events_.size() < kMaxEvents) {

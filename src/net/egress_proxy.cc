@@ -53,6 +53,7 @@
 #include "net/sniff.h"
 #include "net/socket_io.h"
 #include "net/tcp_decision.h"
+#include "net/upstream_pool.h"
 
 namespace ward::net {
 
@@ -174,6 +175,15 @@ IpAddress Gateway6() {
   a.family = AF_INET6;
   std::memcpy(a.bytes.data(), kGatewayAddr6, 16);
   return a;
+}
+
+// The sandbox's own addresses and its loopback (0.0.0.0 and :: connect
+// there too): routed through lo, never redirected, never outside.
+bool InsideSandbox(const IpAddress& unmapped) {
+  const bool loopback = unmapped.is_v4() ? (unmapped.bytes[0] == 127 || unmapped == IpAddress::V4(0, 0, 0, 0))
+                                         : (unmapped == *IpAddress::Parse("::1") || unmapped == *IpAddress::Parse("::"));
+  return loopback || IpNetwork{Gateway4(), kSandboxPrefix4}.Contains(unmapped) ||
+         IpNetwork{Gateway6(), kSandboxPrefix6}.Contains(unmapped);
 }
 
 IpAddress FromDns(const DnsAddress& d) {
@@ -360,6 +370,10 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   // ConnectNotifyHooks
   std::optional<DirectPlan> PlanDirect(const IpAddress& dst, uint16_t port) override;
   std::optional<EgressEvent> RefuseAtConnect(const IpAddress& dst, uint16_t port) override;
+  std::optional<EgressEvent> ConnectServerFirst(const IpAddress& dst, uint16_t port) override;
+  void LeaveServerConnection(const IpAddress& dst, uint16_t port, UniqueFd server) override {
+    servers_.Put(dst, port, std::move(server), MonotonicMs());  // closed if the pool is full
+  }
   void RecordEvent(EgressEvent e) override { Record(std::move(e)); }
   bool SpawnWorker(std::function<void()> fn) override {
     workers_.Reap();
@@ -399,9 +413,10 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   void Transparent(UniqueFd client, const IpAddress& dst, uint16_t port);
   // Connects an allowed transparent connection and relays it; `head` is what
   // the client sent already; with `gate_first_bytes` the first bytes are
-  // judged before any is forwarded.
-  void Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const TcpDecision& d, const std::string& detail,
-               std::vector<uint8_t> head, bool gate_first_bytes);
+  // judged before any is forwarded. `server`: the connection made before
+  // the program's connect() returned (invalid: none, connect now).
+  void Connect(UniqueFd client, UniqueFd server, const IpAddress& dst, uint16_t port, const TcpDecision& d,
+               const std::string& detail, std::vector<uint8_t> head, bool gate_first_bytes);
   void HostLoopback(UniqueFd client, const IpAddress& gateway, uint16_t port);
   // Whether a rule opens the host's loopback `port` (never the default).
   EgressDecision DecideHostLoopback(uint16_t port) const;
@@ -453,6 +468,7 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
   Workers workers_;
   HeadSlots heads_;
   BindingTable bindings_;
+  UpstreamPool servers_;  // server-first connections (net/upstream_pool.h)
   std::atomic<int> dns_in_flight_{0};
 
   std::mutex stop_mu_;
@@ -769,6 +785,9 @@ void Proxy::HandleConnection(UniqueFd client, const Redirected& where) {
 }
 
 void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
+  // Made while the program's connect() waited (ConnectServerFirst); closed
+  // with this connection if it is not allowed.
+  UniqueFd server = servers_.Take(dst, port, MonotonicMs());
   const std::vector<std::string> bound = bindings_.NamesFor(dst);
   // Decide on the address and the names ward's DNS bound to it, without
   // waiting for the client: a denied connection fails at once, and an
@@ -777,8 +796,10 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
   // before any of them reaches the server (LateGate), so an SNI or Host
   // naming something else still resets the connection.
   TcpDecision early = DecideTcp(guard_, config_.policy, std::nullopt, "", bound, dst, port);
-  if (early.allowed) return Connect(std::move(client), dst, port, early, "first bytes checked before forwarding", {},
-                                    /*gate=*/true);
+  if (early.allowed) {
+    return Connect(std::move(client), std::move(server), dst, port, early, "first bytes checked before forwarding", {},
+                   /*gate=*/true);
+  }
   // Denied on the address. Only a name in the first bytes that ward bound
   // to this address and that the rules allow can change that (an address
   // shared by an allowed and a denied name); otherwise there is nothing to
@@ -857,10 +878,10 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
     return ResetAndClose(client);
   }
   // Allowed by a name in the first bytes, or (no name came) on the address.
-  Connect(std::move(client), dst, port, d, detail, std::move(head), /*gate=*/!conclusive);
+  Connect(std::move(client), std::move(server), dst, port, d, detail, std::move(head), /*gate=*/!conclusive);
 }
 
-void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const TcpDecision& d,
+void Proxy::Connect(UniqueFd client, UniqueFd made, const IpAddress& dst, uint16_t port, const TcpDecision& d,
                     const std::string& detail, std::vector<uint8_t> head, bool gate_first_bytes) {
   EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
   ev.address = dst;
@@ -870,7 +891,9 @@ void Proxy::Connect(UniqueFd client, const IpAddress& dst, uint16_t port, const 
   ev.reason = d.reason;
   ev.domain = d.domain;
   ev.detail = d.source.empty() || detail.starts_with(d.source) ? detail : d.source + " (" + detail + ")";
-  Result<UniqueFd> server = ConnectTcp(dst, port, config_.connect_timeout_ms, stop_fd_.get());
+  Result<UniqueFd> server = made.valid()
+                                ? FinishConnect(std::move(made), dst, port, config_.connect_timeout_ms, stop_fd_.get())
+                                : ConnectTcp(dst, port, config_.connect_timeout_ms, stop_fd_.get());
   if (!server) {
     ev.detail += "; " + server.error().message;
     Record(std::move(ev));  // before the reset: whoever sees the reset finds the event
@@ -998,14 +1021,7 @@ std::optional<EgressEvent> Proxy::RefuseAtConnect(const IpAddress& dst, uint16_t
     ev.reason = d.reason;
     return ev;
   }
-  // The sandbox's own addresses and its loopback (0.0.0.0 and :: connect
-  // there too): routed through lo, never redirected, never outside.
-  const bool loopback = unmapped.is_v4() ? (unmapped.bytes[0] == 127 || unmapped == IpAddress::V4(0, 0, 0, 0))
-                                         : (unmapped == *IpAddress::Parse("::1") || unmapped == *IpAddress::Parse("::"));
-  if (loopback || IpNetwork{Gateway4(), kSandboxPrefix4}.Contains(unmapped) ||
-      IpNetwork{Gateway6(), kSandboxPrefix6}.Contains(unmapped)) {
-    return std::nullopt;
-  }
+  if (InsideSandbox(unmapped)) return std::nullopt;
   // Final only if no first bytes could allow it: the address alone denies
   // (a name ward's DNS did not bind to it can only be allowed by an address
   // rule), and so does every name it did bind (a ClientHello may name any
@@ -1021,6 +1037,30 @@ std::optional<EgressEvent> Proxy::RefuseAtConnect(const IpAddress& dst, uint16_t
   ev.rule = d.rule ? d.rule->text : "";
   ev.reason = d.reason;
   ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
+  return ev;
+}
+
+std::optional<EgressEvent> Proxy::ConnectServerFirst(const IpAddress& dst, uint16_t port) {
+  if (port == kDnsPort) return std::nullopt;  // DNS over TCP: ward's resolver
+  IpAddress unmapped = dst.Unmapped();
+  if (unmapped == Gateway4() || unmapped == Gateway6() || InsideSandbox(unmapped)) return std::nullopt;
+  // Only where first bytes could allow it (RefuseAtConnect refused the
+  // rest): on the address, or by a name ward's DNS bound to it, which is
+  // what the event says if the server cannot be reached.
+  const std::vector<std::string> bound = bindings_.NamesFor(dst);
+  TcpDecision d = DecideTcp(guard_, config_.policy, std::nullopt, "", bound, dst, port);
+  for (size_t i = 0; !d.allowed && i < bound.size(); ++i) {
+    d = DecideTcp(guard_, config_.policy, bound[i], "dns", bound, dst, port);
+  }
+  if (!d.allowed) return std::nullopt;  // the proxy resets it
+  EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
+  ev.address = dst;
+  ev.port = port;
+  ev.allowed = true;
+  ev.rule = d.rule ? d.rule->text : "";
+  ev.reason = d.reason;
+  ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
+  ev.detail = d.source.empty() ? "server first" : d.source + "; server first";
   return ev;
 }
 

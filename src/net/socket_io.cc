@@ -106,26 +106,30 @@ std::string HostPort(const IpAddress& address, uint16_t port) {
 Result<UniqueFd> ConnectTcp(const IpAddress& address, uint16_t port, int timeout_ms, int stop_fd) {
   sockaddr_storage sa;
   socklen_t len = ToSockaddr(address, port, &sa);
-  std::string what = HostPort(address, port);
   UniqueFd fd(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd.valid()) return SysError("socket", what);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0) {
-    if (errno != EINPROGRESS) return Error::Setup("connect " + what + ": " + ErrnoName(errno));
-    switch (WaitFor(fd.get(), POLLOUT, stop_fd, timeout_ms)) {
-      case WaitStatus::kReady:
-        break;
-      case WaitStatus::kTimeout:
-        return Error::Setup("connect " + what + ": timed out after " + std::to_string(timeout_ms) + " ms");
-      case WaitStatus::kStopped:
-        return Error::Setup("connect " + what + ": the proxy is stopping");
-      case WaitStatus::kError:
-        return Error::Setup("connect " + what + ": poll: " + ErrnoName(errno));
-    }
-    int err = 0;
-    socklen_t elen = sizeof(err);
-    if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
-    if (err != 0) return Error::Setup("connect " + what + ": " + ErrnoName(err));
+  if (!fd.valid()) return SysError("socket", HostPort(address, port));
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 && errno != EINPROGRESS) {
+    return Error::Setup("connect " + HostPort(address, port) + ": " + ErrnoName(errno));
   }
+  return FinishConnect(std::move(fd), address, port, timeout_ms, stop_fd);
+}
+
+Result<UniqueFd> FinishConnect(UniqueFd fd, const IpAddress& address, uint16_t port, int timeout_ms, int stop_fd) {
+  std::string what = HostPort(address, port);
+  switch (WaitFor(fd.get(), POLLOUT, stop_fd, timeout_ms)) {
+    case WaitStatus::kReady:
+      break;
+    case WaitStatus::kTimeout:
+      return Error::Setup("connect " + what + ": timed out after " + std::to_string(timeout_ms) + " ms");
+    case WaitStatus::kStopped:
+      return Error::Setup("connect " + what + ": the proxy is stopping");
+    case WaitStatus::kError:
+      return Error::Setup("connect " + what + ": poll: " + ErrnoName(errno));
+  }
+  int err = 0;
+  socklen_t elen = sizeof(err);
+  if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
+  if (err != 0) return Error::Setup("connect " + what + ": " + ErrnoName(err));
   // The relay forwards what it receives as it receives it: Nagle would only
   // add latency on top of the client's own choice.
   int one = 1;

@@ -47,6 +47,10 @@ IpAddress FromSockaddr(const sockaddr_storage& sa, uint16_t* port);
 // the destination and the errno ("connect 10.0.0.1:443: ECONNREFUSED ...",
 // "connect 10.0.0.1:443: timed out after 10000 ms").
 Result<UniqueFd> ConnectTcp(const IpAddress& address, uint16_t port, int timeout_ms, int stop_fd);
+// Waits for the handshake of `fd`, a non-blocking TCP socket connecting (or
+// connected) to `address`:`port`, and sets TCP_NODELAY, as ConnectTcp does
+// for its own.
+Result<UniqueFd> FinishConnect(UniqueFd fd, const IpAddress& address, uint16_t port, int timeout_ms, int stop_fd);
 
 // Writes all of `data` to a non-blocking socket, waiting as needed (with
 // MSG_NOSIGNAL). False on error, timeout or stop.

@@ -501,10 +501,14 @@ def run(*argv, stdin="", timeout=10):
     return {"op": "run", "argv": list(argv), "stdin": stdin, "timeout": timeout}
 
 
-def tcp(host, port, send, family=0, proto=None):
+def tcp(host, port, send, family=0, proto=None, blocking=False, order=None):
     step = {"op": "tcp", "host": host, "port": port, "send": send, "family": family}
     if proto:
         step["proto"] = proto
+    if blocking:
+        step["blocking"] = True
+    if order:
+        step["order"] = order
     return step
 
 
@@ -1007,6 +1011,61 @@ def connect_tells_the_truth(t):
     t.event(r, "10.20.1.5:5433 refused at connect()", kind="tcp", address="10.20.1.5", port=5433, decision=DENY,
             rule=IS_DEFAULT_RULE, detail="connect")
     t.never_reached(r, t1, "10.20.1.5:5433")
+
+
+@case
+def connect_reports_the_server(t):
+    """A connection judged by its first bytes (a domain rule) is connected to
+    its server before connect() returns (issue 9, item 2, net/connect_notify.h
+    "server first"): a port that refuses is refused at connect(), blocking or
+    not, so `nc -z` says closed; a dual-stack client falls back from an IPv6
+    address that refuses to the IPv4 one, as outside. The failure is recorded
+    with the decision that let ward try. A destination no first bytes could
+    allow gets no SYN at all."""
+    s = t.suite
+    t1, t2, t3, t4, t5, t6, t7 = (t.tok() for _ in range(7))
+    rule = "allowed.test:7001,5434,8444"
+    r = s.run(t, s.policy(STD_ALLOW + [rule], STD_DENY), [
+        tcp("allowed.test", 7001, t1, family=4, blocking=True),
+        tcp("allowed.test", 7001, t2, family=4),
+        run("sh", "-c", "nc -z -w 3 allowed.test 7001; echo rc=$?"),
+        run("sh", "-c", "nc -z -w 3 allowed.test 7777; echo rc=$?"),
+        tcp("allowed.test", 5434, t3, family=6, blocking=True),
+        tcp("allowed.test", 5434, t4, order="v6first", blocking=True),
+        curl("https://allowed.test:8444/" + t5),
+        curl("https://allowed.test:8444/" + t6, "-6"),
+        tcp("203.0.113.11", 7777, t7),
+    ])
+    for i, what in ((0, "blocking"), (1, "non-blocking")):
+        st = r.s[i]
+        t.check(not st.get("ok") and st.get("stage") == "connect" and st.get("errno") == "ECONNREFUSED"
+                and st.get("elapsed_ms", FAST_MS) < FAST_MS,
+                "%s connect to allowed.test:7001 (nothing listens): expected ECONNREFUSED from connect(), got %s"
+                % (what, json.dumps(st)), r)
+    t.check("rc=1" in r.s[2].get("stdout", ""), "nc -z allowed.test 7001: expected closed, got %s"
+            % json.dumps(r.s[2]), r)
+    t.check("rc=0" in r.s[3].get("stdout", ""), "control: nc -z allowed.test 7777: expected open, got %s"
+            % json.dumps(r.s[3]), r)
+    refused = r.events_where(kind="tcp", domain="allowed.test", port=7001, decision=ALLOW, rule=rule,
+                             detail=lambda d: (d or "").startswith("dns; server first; connect: ECONNREFUSED"))
+    t.check(len(refused) == 4, "four refused connections to allowed.test:7001 (python twice, nc twice: -z tries "
+            "each address it resolved), recorded with the server's answer, got %s" % json.dumps(r.events), r)
+    st = r.s[4]
+    t.check(not st.get("ok") and st.get("stage") == "connect" and st.get("errno") == "ECONNREFUSED",
+            "IPv6 connect to allowed.test:5434 (served on IPv4 only): expected ECONNREFUSED, got %s" % json.dumps(st), r)
+    st = r.s[5]
+    t.check(st.get("ok") and st.get("address") == "203.0.113.10" and ("ECHO %s local=203.0.113.10:5434" % t4)
+            in st.get("data", ""), "IPv6 first, then IPv4, to allowed.test:5434: expected the IPv4 echo, got %s"
+            % json.dumps(st), r)
+    t.curl_ok(r, 6, t5, "WARD-HTTPS-OK", "curl https://allowed.test:8444 (dual stack, IPv6 refused)",
+              ["local=203.0.113.10:8444"])
+    t.check(r.s[7].get("rc") == 7, "curl -6 https://allowed.test:8444: expected curl's \"couldn't connect\" (7), "
+            "got %s" % json.dumps(r.s[7]), r)
+    t.never_reached(r, t6, "IPv6 to a port served on IPv4 only")
+    st = r.s[8]
+    t.check(not st.get("ok") and st.get("errno") == "ECONNREFUSED",
+            "203.0.113.11:7777 (no rule, no name bound): expected ECONNREFUSED, got %s" % json.dumps(st), r)
+    t.no_conn(r, "203.0.113.11", 7777, "a destination no first bytes could allow")
 
 
 @case

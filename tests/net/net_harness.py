@@ -36,6 +36,7 @@ test can assert that a denied connection never reached it):
   tcp 80             HTTP     body "WARD-HTTP-OK host=H local=IP:PORT path=P"
   tcp 443, 8443      HTTPS    self-signed (openssl req at start), body with sni=
   tcp 5432,5433,7777 echo     one line -> "ECHO line local=IP:PORT"
+  tcp 8444 (HTTPS), 5434 (echo)   IPv4 addresses only: IPv6 connections are refused
   tcp 7000           hold     reads, never answers, records when the peer closes
   udp 9999           echo     logs every datagram (one socket per address)
   127.0.0.1:8080, :8081 HTTP  the host's loopback (not on any other address)
@@ -250,6 +251,10 @@ class Servers:
             self._serve_tcp(_listen_tcp("::", port), self._handle_http, True)
         for port in (5432, 5433, 7777):
             self._serve_tcp(_listen_tcp("::", port), self._handle_echo)
+        # IPv4 only: an IPv6 connection to these ports is refused (the
+        # dual-stack fallback case).
+        self._serve_tcp(_listen_tcp("0.0.0.0", 8444), self._handle_http, True)
+        self._serve_tcp(_listen_tcp("0.0.0.0", 5434), self._handle_echo)
         self._serve_tcp(_listen_tcp("::", 7000), self._handle_hold)
         for port in (8080, 8081):
             self._serve_tcp(_listen_tcp("127.0.0.1", port), self._handle_http, False)

@@ -11,7 +11,8 @@ send, recv ...), and how long the step took, so the driver can tell
 Steps (dicts):
   {"op": "run", "argv": [...], "timeout": S, "stdin": "..."}
       run a program (curl, nc, dig, node, openssl); rc, stdout, stderr
-  {"op": "tcp", "host": H, "port": P, "send": "text", "family": 0|4|6, "proto": "mptcp" (optional)}
+  {"op": "tcp", "host": H, "port": P, "send": "text", "family": 0|4|6, "proto": "mptcp" (optional),
+   "blocking": bool (optional: a blocking connect()), "order": "v6first" (optional: IPv6 addresses tried first)}
       socket.create_connection-style client, sends one line, reads the reply
   {"op": "udp", "host": H, "port": P, "send": "text"}
   {"op": "dns", "server": IP, "port": 53, "name": N, "qtype": "A"|"AAAA", "tcp": bool}
@@ -92,6 +93,8 @@ def step_tcp(s):
         infos = socket.getaddrinfo(s["host"], s["port"], family_of(s.get("family", 0)), socket.SOCK_STREAM)
     except OSError as e:
         return err_result("resolve", e, t0)
+    if s.get("order") == "v6first":  # as RFC 6724 orders global addresses: a dual-stack client's first try
+        infos.sort(key=lambda i: i[0] != socket.AF_INET6)
     last = None
     for fam, typ, proto, _, addr in infos:
         if s.get("proto") == "mptcp":
@@ -101,7 +104,9 @@ def step_tcp(s):
         except OSError as e:
             last = err_result("socket", e, t0)
             continue
-        sock.settimeout(timeout)
+        # A timeout makes Python's socket non-blocking (connect, then poll);
+        # "blocking" keeps the kernel's blocking connect().
+        sock.settimeout(None if s.get("blocking") else timeout)
         try:
             sock.connect(addr)
         except OSError as e:
@@ -109,6 +114,7 @@ def step_tcp(s):
             last["address"] = addr[0]
             sock.close()
             continue
+        sock.settimeout(timeout)
         res = {"address": addr[0]}
         try:
             sock.sendall((s.get("send", "ping") + "\n").encode())
