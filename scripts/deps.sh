@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ward needs to build and test, if missing.
 # git, tmux, nodejs, python3-venv (and make, cc from build-essential): the
-# programs tests/e2e runs inside ward.
+# programs tests/e2e runs inside ward; default-jre-headless: a JVM that must
+# start under a memory limit (tests/e2e python_limits).
 set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config ccache g++ clang libclang-rt-14-dev
   libseccomp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   bubblewrap python3 python3-jsonschema util-linux passwd procps
   nftables iproute2 curl netcat-openbsd openssl bind9-dnsutils
-  git tmux nodejs python3-venv
+  git tmux nodejs python3-venv default-jre-headless
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -163,6 +163,7 @@ const char* MechanismName(LimitMechanism m) {
     case LimitMechanism::kCgroupV2: return "cgroup-v2";
     case LimitMechanism::kCgroupV1: return "cgroup-v1";
     case LimitMechanism::kRlimit: return "rlimit";
+    case LimitMechanism::kSupervisor: return "supervisor";
     case LimitMechanism::kNone: return "unavailable";
   }
   return "?";
@@ -181,7 +182,10 @@ CgroupSupport ProbeCgroups() {
     *detail = std::string(name) + ": " + MechanismName(m) + " at " + where;
     return m;
   };
-  s.memory = one("memory", LimitMechanism::kRlimit, "memoryMiB falls back to RLIMIT_AS (address space, per process)",
+  s.memory = one("memory", LimitMechanism::kSupervisor,
+                 "memoryMiB is enforced by ward's supervisor: it samples the resident anonymous and shared memory "
+                 "of the sandbox's processes every 20 ms and stops the sandbox past the limit (an allocation "
+                 "faster than that can pass it briefly)",
                  &s.memory_detail);
   s.pids = one("pids", LimitMechanism::kRlimit,
                "pids falls back to RLIMIT_NPROC (per user in the sandbox's user namespace)", &s.pids_detail);
@@ -336,7 +340,7 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
         WARD_TRY(write(*dir, "memory.memsw.limit_in_bytes", bytes));
       }
     } else {
-      p.memory = LimitMechanism::kRlimit;
+      p.memory = LimitMechanism::kSupervisor;  // enforce/memory_watch.h
     }
     p.memory_dir = *dir;
   }
@@ -381,7 +385,7 @@ std::vector<std::string> SandboxCgroup::LimitsHit() const {
     }
     return 0;
   };
-  if (!plan_.memory_dir.empty() && plan_.memory != LimitMechanism::kRlimit) {
+  if (!plan_.memory_dir.empty() && (plan_.memory == LimitMechanism::kCgroupV2 || plan_.memory == LimitMechanism::kCgroupV1)) {
     auto t = ReadFile(plan_.memory_dir + (plan_.memory == LimitMechanism::kCgroupV2 ? "/memory.events" : "/memory.oom_control"));
     if (t && counter(*t, "oom_kill") > 0) hit.push_back("memory");
   }

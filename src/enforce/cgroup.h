@@ -13,7 +13,7 @@ namespace ward {
 
 // What this host offers for each controller, for the current user.
 struct CgroupSupport {
-  LimitMechanism memory = LimitMechanism::kRlimit;
+  LimitMechanism memory = LimitMechanism::kSupervisor;
   LimitMechanism pids = LimitMechanism::kRlimit;
   LimitMechanism cpu = LimitMechanism::kNone;
   // Per controller: where it is, or why it is not and what replaces it.
@@ -31,9 +31,9 @@ class SandboxCgroup {
   ~SandboxCgroup();
 
   // Creates the cgroups `limits` needs and writes the limits. A limit with
-  // no cgroup available falls back to an rlimit (memory -> RLIMIT_AS,
-  // pids -> RLIMIT_NPROC); `cpus` has no rlimit equivalent, so it is an
-  // error naming what is missing.
+  // no cgroup available falls back: memory to ward's supervisor
+  // (enforce/memory_watch.h), pids to RLIMIT_NPROC; `cpus` has no
+  // equivalent, so it is an error naming what is missing.
   static Result<SandboxCgroup> Create(const LimitsPolicy& limits);
 
   const CgroupPlan& plan() const { return plan_; }

@@ -36,6 +36,7 @@
 #include "base/fd_passing.h"
 #include "base/unique_fd.h"
 #include "enforce/idmap.h"
+#include "enforce/memory_watch.h"
 #include "enforce/landlock.h"
 #include "enforce/stdio.h"
 
@@ -53,7 +54,7 @@ enum Step : uint32_t {
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
   kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepIdsWait,
-  kStepIdentity, kStepStdio, kStepPty, kStepConnectListener, kStepCount
+  kStepIdentity, kStepStdio, kStepPty, kStepConnectListener, kStepWatchProc, kStepCount
 };
 
 const char* const kStepNames[] = {
@@ -69,6 +70,7 @@ const char* const kStepNames[] = {
     "open stdio from the sandbox's /dev",
     "open a pty from the sandbox's devpts (/dev/ptmx, TIOCGPTPEER, send the master)",
     "hand the connect() listener to the supervisor (NETLINK_SOCK_DIAG socket, seccomp NEW_LISTENER, SCM_RIGHTS)",
+    "hand the sandbox's /proc to the supervisor's memory watch (open, SCM_RIGHTS)",
 };
 
 static_assert(std::size(kStepNames) == kStepCount, "a name for every step");
@@ -113,6 +115,7 @@ struct ChildContext {
   int pty_channel;      // --pty: unix socket the master goes to the supervisor on, else -1
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
   int connect_channel; // unix socket the seccomp_net listener goes to the supervisor on, else -1
+  int watch_channel;   // memory watch: unix socket the sandbox's /proc goes to the supervisor on, else -1
   int ids_ready;       // root caller: the id-mapped grants, then the go-ahead (enforce/idmap.h), else -1
   const StdioPlan* stdio;  // without a pty: what fd 0..2 become (enforce/stdio.h)
   int* trees;          // root caller: per mount op, a detached tree to move in (enforce/idmap.h), or -1
@@ -388,6 +391,17 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   if (setsid() < 0) ChildFail(c, kStepSetsid, errno);
   Mark(c, kPhPivot);
 
+  // The memory watch (enforce/memory_watch.h) reads the sandbox's processes
+  // through the sandbox's own procfs, opened here, where it is /proc.
+  if (c.watch_channel >= 0) {
+    int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (proc < 0) ChildFail(c, kStepWatchProc, errno);
+    if (int err = SendFds(c.watch_channel, &proc, 1)) ChildFail(c, kStepWatchProc, err);
+    close(proc);
+    close(c.watch_channel);
+    c.watch_channel = -1;
+  }
+
   // --pty: a terminal of the sandbox's own devpts instance, never one of
   // the host's (whose node the workload could chmod: it would own it). The
   // master goes to the supervisor, which relays it to the caller.
@@ -594,6 +608,14 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     connect_child.Reset(sv[1]);
   }
 
+  UniqueFd watch_parent, watch_child;
+  if (opts.watch_memory_bytes > 0) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return SysError("socketpair", "memory watch");
+    watch_parent.Reset(sv[0]);
+    watch_child.Reset(sv[1]);
+  }
+
   UniqueFd egress_parent, egress_child;
   if (plan.egress) {
     int sv[2];
@@ -655,6 +677,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.pty_channel = pty_child.get();
   ctx.egress_channel = egress_child.get();
   ctx.connect_channel = connect_child.get();
+  ctx.watch_channel = watch_child.get();
   ctx.ids_ready = ids_rd.get();
   ctx.stdio = bridge ? &bridge->plan() : nullptr;
   ctx.trees = tree_fds.empty() ? nullptr : tree_fds.data();
@@ -707,6 +730,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   if (bridge) bridge->CloseChildEnds();
   egress_child.Reset();
   connect_child.Reset();
+  watch_child.Reset();
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
 
   std::optional<Error> serve_error;
@@ -762,6 +786,23 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     connect_parent.Reset();
   }
 
+  std::optional<MemoryWatch> watch;
+  if (watch_parent.valid()) {
+    // Sent once init's root is built; nothing if it failed first (its
+    // report says why). A procfs that is not the sandbox's stops it.
+    std::vector<UniqueFd> got = ReceiveFds(watch_parent.get(), 1);
+    if (!got.empty()) {
+      auto opened = MemoryWatch::FromProcfs(std::move(got[0]));
+      if (opened) {
+        watch.emplace(std::move(*opened));
+      } else {
+        send(SIGKILL);
+        out.watch_error = opened.error().message;
+      }
+    }
+    watch_parent.Reset();
+  }
+
   std::unique_ptr<RawTerminal> raw;
   // Pumps from the sandbox's outputs must be drained after init is gone;
   // one into the sandbox (stdin) need not.
@@ -788,6 +829,21 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   siginfo_t info{};
   int64_t deadline = plan.timeout_ms > 0 ? clone_ns + plan.timeout_ms * 1000000 : 0;
   int64_t kill_at = 0;
+  // The memory limit without a cgroup (enforce/memory_watch.h): sampled from
+  // the moment the workload starts until init is gone.
+  bool watching = watch.has_value(), workload_started = false;
+  int64_t next_sample = 0;
+  auto stop_watching = [&](bool exceeded, std::string error) {
+    out.memory_exceeded = exceeded;
+    out.watch_error = std::move(error);
+    watching = false;
+    send(SIGKILL);
+  };
+  auto sample_memory = [&] {
+    auto used = watch->Sample(NowNs() / 1000000);
+    if (!used) return stop_watching(false, used.error().message);
+    if (*used > opts.watch_memory_bytes) stop_watching(true, "");
+  };
 
   // Reads what the child has reported so far. Returns false at end of file
   // (every copy of the write end closed), true while more may come.
@@ -802,6 +858,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
         const Record& r = recs[i];
         if (r.type == kRecPhase && r.step < kPhCount) {
           out.phases.push_back({kPhaseNames[r.step], (r.value - opts.start_ns) / 1000.0});
+          if (r.step == kPhExec) workload_started = true;
         } else if (r.type == kRecError && !have_error) {
           setup_error = r;
           have_error = true;
@@ -835,6 +892,10 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     int64_t next = 0;
     if (deadline && !out.timed_out) next = deadline;
     if (kill_at && (!next || kill_at < next)) next = kill_at;
+    if (watching && workload_started && !init_gone) {
+      if (!next_sample) next_sample = now;  // at once, then every interval
+      if (!next || next_sample < next) next = next_sample;
+    }
     if (next) timeout = next <= now ? 0 : static_cast<int>((next - now) / 1000000 + 1);
     int n = poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) return SysError("poll", "supervisor");
@@ -847,6 +908,10 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     if (kill_at && now >= kill_at) {
       send(SIGKILL);
       kill_at = 0;
+    }
+    if (watching && workload_started && !init_gone && next_sample && now >= next_sample) {
+      sample_memory();
+      next_sample = NowNs() + MemoryWatch::kIntervalMs * 1000000LL;
     }
     if (n <= 0) continue;
     if (fds[1].revents) report_open = drain_report();

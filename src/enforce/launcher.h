@@ -26,6 +26,9 @@ struct LaunchOptions {
   // it (else invalid), before the workload starts. Required then; an error
   // stops the launch (the sandbox is killed).
   std::function<Result<void>(UniqueFd listener, UniqueFd diag)> on_connect_listener;
+  // > 0: the memory limit ward's supervisor enforces (enforce/memory_watch.h),
+  // in bytes; where a memory cgroup enforces it, 0.
+  uint64_t watch_memory_bytes = 0;
 };
 
 struct LaunchOutcome {
@@ -34,6 +37,8 @@ struct LaunchOutcome {
   bool timed_out = false;
   bool interrupted = false;
   int init_signal = 0;   // if the sandbox's init itself was killed
+  bool memory_exceeded = false;  // stopped by the memory watch (watch_memory_bytes)
+  std::string watch_error;       // the memory watch could not be kept: the sandbox was stopped
   std::vector<Phase> phases;
   double duration_ms = 0;
 };

@@ -63,7 +63,9 @@ struct LandlockGrant {
 };
 
 // Where a resource limit is enforced.
-enum class LimitMechanism { kNone, kCgroupV2, kCgroupV1, kRlimit };
+// kSupervisor: ward's supervisor samples the sandbox's memory and stops it
+// past the limit (enforce/memory_watch.h).
+enum class LimitMechanism { kNone, kCgroupV2, kCgroupV1, kRlimit, kSupervisor };
 
 struct CgroupPlan {
   // Directories created for this sandbox, removed (deepest first) at the end.

@@ -41,7 +41,6 @@ const char* RlimitField(int resource) {
     case RLIMIT_CPU: return "/limits/cpuSeconds";
     case RLIMIT_NOFILE: return "/limits/openFiles";
     case RLIMIT_FSIZE: return "/limits/fileSizeMiB";
-    case RLIMIT_AS: return "/limits/memoryMiB (as RLIMIT_AS)";
     case RLIMIT_NPROC: return "/limits/pids (as RLIMIT_NPROC)";
     default: return "limits";
   }
@@ -161,8 +160,9 @@ Result<RunResult> Run(const RunRequest& req) {
   result.memory_mechanism = policy.limits.memory_mib ? MechanismName(cg.memory) : "";
   result.pids_mechanism = policy.limits.pids ? MechanismName(cg.pids) : "";
   // Every writable tmpfs has a size: its pages are memory the sandbox uses.
-  // A memory cgroup counts them (memoryMiB bounds both together); RLIMIT_AS
-  // does not, so without a cgroup /tmp and /dev/shm get half each.
+  // A memory cgroup counts them (memoryMiB bounds both together); the
+  // supervisor's memory watch counts only what processes map, so without a
+  // cgroup /tmp and /dev/shm get half each.
   int64_t tmpfs_mib = 0;
   if (policy.limits.tmpfs_mib) {
     tmpfs_mib = *policy.limits.tmpfs_mib;
@@ -174,7 +174,6 @@ Result<RunResult> Run(const RunRequest& req) {
   }
   BoundTmpfs(*plan, tmpfs_mib);
   auto add_rlimit = [&](int res, uint64_t v) { plan->rlimits.push_back({res, {v, v}}); };
-  if (cg.memory == LimitMechanism::kRlimit) add_rlimit(RLIMIT_AS, *policy.limits.memory_mib * 1024 * 1024);
   if (cg.pids == LimitMechanism::kRlimit) add_rlimit(RLIMIT_NPROC, *policy.limits.pids);
   // Raising a hard limit needs CAP_SYS_RESOURCE in the host's namespace,
   // which the sandbox never has: say so now rather than fail in the child.
@@ -253,6 +252,7 @@ Result<RunResult> Run(const RunRequest& req) {
       return {};
     };
   }
+  if (cg.memory == LimitMechanism::kSupervisor) opts.watch_memory_bytes = *policy.limits.memory_mib * 1024 * 1024;
   opts.pty = req.pty;
   opts.kill_grace_ms = req.kill_grace_ms;
   opts.start_ns = start;
@@ -304,6 +304,10 @@ Result<RunResult> Run(const RunRequest& req) {
   result.timed_out = out->timed_out;
   result.interrupted = out->interrupted;
   result.limits_hit = cgroup->LimitsHit();
+  if (out->memory_exceeded) result.limits_hit.push_back("memory");
+  // The memory limit could not be kept: the sandbox was stopped, and the run
+  // is an error, not a result.
+  if (!out->watch_error.empty()) return Error::Setup("memory watch: " + out->watch_error);
   if (out->exited) {
     if (WIFSIGNALED(out->wait_status)) result.signal = WTERMSIG(out->wait_status);
     else result.exit_code = WEXITSTATUS(out->wait_status);

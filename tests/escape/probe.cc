@@ -892,6 +892,55 @@ unsigned long NamespaceFlag(const std::string& ns) {
   Ok("allocated_mib=" + std::to_string(done));
 }
 
+// memhog-procs MIB K SHARED: K child processes hold MIB MiB each for
+// HOLD ms. SHARED=0: each child allocates and touches its own; SHARED=1:
+// the parent touches MIB MiB once and the children only read their copy
+// (the same pages, shared until written). ok if every child held its part.
+[[noreturn]] void CmdMemhogProcs(long mib, long children, bool shared) {
+  const size_t bytes = static_cast<size_t>(mib) << 20;
+  char* mem = nullptr;
+  if (shared) {
+    mem = static_cast<char*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (mem == MAP_FAILED) Fail(errno, "step=mmap");
+    memset(mem, 0x5a, bytes);
+  }
+  long held = 0;
+  for (long i = 0; i < children; ++i) {
+    pid_t pid = fork();
+    if (pid < 0) Fail(errno, "step=fork held=" + std::to_string(held));
+    if (pid == 0) {
+      char* mine = mem;
+      if (!shared) {
+        mine = static_cast<char*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (mine == MAP_FAILED) _exit(2);
+        memset(mine, 0x5a, bytes);
+      }
+      long sum = 0;
+      for (size_t off = 0; off < bytes; off += 4096) sum += *static_cast<volatile char*>(mine + off);  // every page
+      usleep(1000 * 1000);
+      _exit(sum == 0x5a * static_cast<long>(bytes / 4096) ? 0 : 3);
+    }
+    ++held;
+  }
+  long ok = 0;
+  for (long i = 0; i < children; ++i) {
+    int st = 0;
+    if (wait(&st) > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) ++ok;
+  }
+  if (ok != children) Fail(EIO, "held=" + std::to_string(ok));
+  Ok("held=" + std::to_string(ok));
+}
+
+// memreserve MIB USED: reserves MIB MiB of address space (as V8, the JVM
+// and Go do) and writes USED MiB of it.
+[[noreturn]] void CmdMemreserve(long mib, long used) {
+  const size_t bytes = static_cast<size_t>(mib) << 20;
+  char* p = static_cast<char*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (p == MAP_FAILED) Fail(errno, "step=mmap");
+  memset(p, 0x5a, static_cast<size_t>(used) << 20);
+  Ok("reserved_mib=" + std::to_string(mib));
+}
+
 [[noreturn]] void CmdCaps() {
   FILE* f = fopen("/proc/self/status", "re");
   if (!f) Fail(errno, "step=open");
@@ -1261,6 +1310,8 @@ int Main(int argc, char** argv) {
   if (cmd == "pidns") CmdPidns();
   if (cmd == "forkbomb") CmdForkbomb(argc > 2 ? Num(arg(2)) : 100000);
   if (cmd == "memhog") CmdMemhog(Num(arg(2)));
+  if (cmd == "memreserve") CmdMemreserve(Num(arg(2)), Num(arg(3)));
+  if (cmd == "memhog-procs") CmdMemhogProcs(Num(arg(2)), Num(arg(3)), Num(arg(4)) != 0);
   if (cmd == "spawn-orphan") {
     // spawn-orphan MARKER PIDFILE [HOLD_MS]: leave a sleeper behind, then
     // exit (after HOLD_MS, so the host can see it while the sandbox runs).

@@ -1,0 +1,72 @@
+// memoryMiB where no writable memory cgroup exists (an unprivileged caller
+// on a host that delegates none): ward's supervisor watches the memory the
+// sandbox's processes use and stops the sandbox when it passes the limit.
+//
+// Why not RLIMIT_AS, the old fallback: it bounds address space, per process.
+// Runtimes reserve far more address space than they use (V8's code range, the
+// JVM's heap and class space, Go's arenas), so node, java and go failed to
+// start under 256 or 512 MiB, while a program with many processes could use
+// the limit many times over.
+//
+// What is counted: for every process of the sandbox's pid namespace, its
+// proportional anonymous and shared-memory resident set (Pss_Anon + Pss_Shmem
+// of /proc/PID/smaps_rollup): memory that cannot be reclaimed without swap,
+// each page divided among the processes that map it, so forked workers that
+// share pages are not counted twice. File pages (libraries, mapped files, the
+// page cache) are not: the kernel can drop them, and a memory cgroup would
+// reclaim them before it stopped anything. Pages of a tmpfs that no process
+// maps are bounded by the tmpfs's own size (limits.tmpfsMiB).
+//
+// What it cannot do: stop an allocation as it happens. It samples every
+// kIntervalMs, so a program that allocates faster than that can pass the
+// limit by what it allocates in one interval before it is stopped (on this
+// machine, some hundreds of MiB at most for a tight memset loop). `ward
+// doctor` names the mechanism.
+//
+// Where the processes are found: the sandbox's own procfs (it mounts a fresh
+// one at /proc), opened by its init once its root is built and handed to the
+// supervisor. It lists exactly the sandbox's processes, whatever their pids
+// on the host. Each process's memory is read with the supervisor's
+// credentials, which may read every process the workload runs (they run in
+// the sandbox's user namespace, which the supervisor owns), but not init and
+// its children before they exec (their memory is ward's, from fork): init is
+// skipped, and a process unreadable for longer than kUnreadableMs (a program
+// that is not readable by any user mapped into the sandbox makes its process
+// so) is an error: the limit cannot be kept, and the sandbox is stopped.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string_view>
+
+#include "base/unique_fd.h"
+#include "ward/result.h"
+
+namespace ward {
+
+class MemoryWatch {
+ public:
+  static constexpr int kIntervalMs = 20;
+  static constexpr int kUnreadableMs = 1000;
+
+  // Watches the sandbox whose procfs is `proc` (a directory descriptor).
+  // Refused unless it is a procfs of another pid namespace than ward's.
+  static Result<MemoryWatch> FromProcfs(UniqueFd proc);
+
+  // The memory the sandbox's processes use now (`now_ms`: CLOCK_MONOTONIC),
+  // in bytes. A process that ends meanwhile counts nothing; one whose memory
+  // cannot be read, for another reason than the above, is an error naming
+  // it.
+  Result<uint64_t> Sample(int64_t now_ms);
+
+ private:
+  explicit MemoryWatch(UniqueFd proc) : proc_(std::move(proc)) {}
+  UniqueFd proc_;
+  std::map<int, int64_t> unreadable_since_;  // pid -> first EACCES
+};
+
+// Pss_Anon + Pss_Shmem of one smaps_rollup text, in bytes (0 when neither is
+// there: a process with no memory of its own, e.g. a zombie).
+uint64_t ParseRollup(std::string_view text);
+
+}  // namespace ward
