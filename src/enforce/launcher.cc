@@ -609,7 +609,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   }
 
   UniqueFd watch_parent, watch_child;
-  if (opts.watch_memory_bytes > 0) {
+  if (opts.watch_memory_bytes > 0 || opts.watch_pids > 0) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return SysError("socketpair", "memory watch");
     watch_parent.Reset(sv[0]);
@@ -840,9 +840,11 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     send(SIGKILL);
   };
   auto sample_memory = [&] {
-    auto used = watch->Sample(NowNs() / 1000000);
+    const bool memory = opts.watch_memory_bytes > 0;
+    auto used = watch->Sample(NowNs() / 1000000, memory);
     if (!used) return stop_watching(false, used.error().message);
-    if (*used > opts.watch_memory_bytes) stop_watching(true, "");
+    if (opts.watch_pids > 0 && used->tasks >= opts.watch_pids) out.pids_reached = true;
+    if (memory && used->memory_bytes > opts.watch_memory_bytes) stop_watching(true, "");
   };
 
   // Reads what the child has reported so far. Returns false at end of file

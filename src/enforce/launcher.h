@@ -29,6 +29,8 @@ struct LaunchOptions {
   // > 0: the memory limit ward's supervisor enforces (enforce/memory_watch.h),
   // in bytes; where a memory cgroup enforces it, 0.
   uint64_t watch_memory_bytes = 0;
+  // > 0: a pids limit kept by RLIMIT_NPROC, watched to report it reached.
+  int64_t watch_pids = 0;
 };
 
 struct LaunchOutcome {
@@ -38,6 +40,7 @@ struct LaunchOutcome {
   bool interrupted = false;
   int init_signal = 0;   // if the sandbox's init itself was killed
   bool memory_exceeded = false;  // stopped by the memory watch (watch_memory_bytes)
+  bool pids_reached = false;     // watch_pids tasks seen at once
   std::string watch_error;       // the memory watch could not be kept: the sandbox was stopped
   std::vector<Phase> phases;
   double duration_ms = 0;

@@ -46,7 +46,7 @@ Result<MemoryWatch> MemoryWatch::FromProcfs(UniqueFd proc) {
   return MemoryWatch(std::move(proc));
 }
 
-Result<uint64_t> MemoryWatch::Sample(int64_t now_ms) {
+Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory) {
   int dir_fd = openat(proc_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return SysError("open", "the sandbox's /proc");
   DIR* dir = fdopendir(dir_fd);
@@ -54,19 +54,28 @@ Result<uint64_t> MemoryWatch::Sample(int64_t now_ms) {
     close(dir_fd);
     return SysError("fdopendir", "the sandbox's /proc");
   }
-  uint64_t total = 0;
+  Usage usage;
   std::map<int, int64_t> unreadable;
   std::string path;
   char buf[4096];
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;  // processes only
     const int pid = std::atoi(e->d_name);
-    if (pid == 1) continue;  // init: ward's own, a few pages
+    path.assign(e->d_name).append("/task");
+    if (int task_fd = openat(proc_.get(), path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); task_fd >= 0) {
+      if (DIR* tasks = fdopendir(task_fd)) {
+        while (dirent* t = readdir(tasks)) usage.tasks += t->d_name[0] != '.';
+        closedir(tasks);
+      } else {
+        close(task_fd);
+      }
+    }
+    if (!memory || pid == 1) continue;  // init: ward's own, a few pages
     path.assign(e->d_name).append("/smaps_rollup");
     UniqueFd fd(openat(proc_.get(), path.c_str(), O_RDONLY | O_CLOEXEC));
     ssize_t n = fd.valid() ? read(fd.get(), buf, sizeof buf) : -1;
     if (n >= 0) {
-      total += ParseRollup(std::string_view(buf, static_cast<size_t>(n)));
+      usage.memory_bytes += ParseRollup(std::string_view(buf, static_cast<size_t>(n)));
       continue;
     }
     // Gone meanwhile: ENOENT (the directory) or ESRCH (the process, as the
@@ -88,7 +97,7 @@ Result<uint64_t> MemoryWatch::Sample(int64_t now_ms) {
   }
   closedir(dir);
   unreadable_since_ = std::move(unreadable);
-  return total;
+  return usage;
 }
 
 }  // namespace ward

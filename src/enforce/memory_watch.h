@@ -53,11 +53,20 @@ class MemoryWatch {
   // Refused unless it is a procfs of another pid namespace than ward's.
   static Result<MemoryWatch> FromProcfs(UniqueFd proc);
 
-  // The memory the sandbox's processes use now (`now_ms`: CLOCK_MONOTONIC),
-  // in bytes. A process that ends meanwhile counts nothing; one whose memory
-  // cannot be read, for another reason than the above, is an error naming
-  // it.
-  Result<uint64_t> Sample(int64_t now_ms);
+  struct Usage {
+    uint64_t memory_bytes = 0;  // with `memory`
+    int64_t tasks = 0;          // threads of every process, init's included
+  };
+  // The sandbox now (`now_ms`: CLOCK_MONOTONIC): its tasks, and with
+  // `memory` the memory its processes use, in bytes. A process that ends
+  // meanwhile counts nothing; one whose memory cannot be read, for another
+  // reason than the above, is an error naming it.
+  //
+  // The tasks are how a pids limit kept by RLIMIT_NPROC (no pids cgroup) is
+  // seen to be reached: the kernel counts no failed fork anywhere ward can
+  // read, so a sample at the limit is the evidence (a burst that fills the
+  // limit between two samples goes unseen).
+  Result<Usage> Sample(int64_t now_ms, bool memory);
 
  private:
   explicit MemoryWatch(UniqueFd proc) : proc_(std::move(proc)) {}

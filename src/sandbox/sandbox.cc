@@ -253,6 +253,7 @@ Result<RunResult> Run(const RunRequest& req) {
     };
   }
   if (cg.memory == LimitMechanism::kSupervisor) opts.watch_memory_bytes = *policy.limits.memory_mib * 1024 * 1024;
+  if (cg.pids == LimitMechanism::kRlimit) opts.watch_pids = *policy.limits.pids;
   opts.pty = req.pty;
   opts.kill_grace_ms = req.kill_grace_ms;
   opts.start_ns = start;
@@ -305,6 +306,7 @@ Result<RunResult> Run(const RunRequest& req) {
   result.interrupted = out->interrupted;
   result.limits_hit = cgroup->LimitsHit();
   if (out->memory_exceeded) result.limits_hit.push_back("memory");
+  if (out->pids_reached) result.limits_hit.push_back("pids");
   // The memory limit could not be kept: the sandbox was stopped, and the run
   // is an error, not a result.
   if (!out->watch_error.empty()) return Error::Setup("memory watch: " + out->watch_error);
