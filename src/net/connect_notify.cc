@@ -216,6 +216,7 @@ struct ConnectJob {
   std::optional<EgressEvent> server_first;
   IpAddress dst;
   uint16_t port = 0;
+  UniqueFd server;  // the connection to the server, being made
 };
 
 // The port a bind() asks for: at the same offset in sockaddr_in and
@@ -373,7 +374,7 @@ class Server : public std::enable_shared_from_this<Server> {
       }
     }
     if (job->plan) return SpawnWorker(job, [this](ConnectJob& j) { ConnectDirect(j); });
-    if (job->server_first) return SpawnWorker(job, [this](ConnectJob& j) { ConnectServerFirst(j); });
+    if (job->server_first) return StartServerFirst(job);
     ConnectInSandbox(job);
   }
 
@@ -549,34 +550,46 @@ class Server : public std::enable_shared_from_this<Server> {
   // Server first (connect_notify.h): ward connects to the server from its
   // own namespace while the program's connect() waits; a failure is the
   // connect()'s answer, a connection is left for the proxy and the
-  // program's socket is connected to it as before.
-  void ConnectServerFirst(ConnectJob& job) {
-    EgressEvent& ev = *job.server_first;
+  // program's socket is connected to it as before. A handshake that is
+  // over at once (a local server) is finished here, without a worker.
+  void StartServerFirst(const std::shared_ptr<ConnectJob>& job) {
     sockaddr_storage sa;
-    socklen_t len = ToSockaddr(job.dst, job.port, &sa);
-    UniqueFd server(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
-    int err = server.valid() ? 0 : errno;
-    if (err == 0) err = connect(server.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
+    socklen_t len = ToSockaddr(job->dst, job->port, &sa);
+    job->server.Reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
+    int err = job->server.valid() ? 0 : errno;
+    if (err == 0) err = connect(job->server.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
-      int flags = fcntl(job.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now
+      pollfd ready{job->server.get(), POLLOUT, 0};
+      if (poll(&ready, 1, 0) == 1) {
+        socklen_t elen = sizeof err;
+        if (getsockopt(job->server.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
+      }
+    }
+    if (err != EINPROGRESS) return EndServerFirst(job, err);
+    SpawnWorker(job, [this](ConnectJob& j) {
+      int flags = fcntl(j.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now
       bool blocking = flags >= 0 && !(flags & O_NONBLOCK);
       int limit = blocking ? connect_timeout_ms_ : std::min(connect_timeout_ms_, kServerFirstWaitMs);
-      int send_timeout = SendTimeoutMs(job.sock.get());
+      int send_timeout = SendTimeoutMs(j.sock.get());
       if (blocking && send_timeout >= 0) limit = std::min(limit, send_timeout);
-      err = WaitWhileCalled(job.notice, server.get(), limit);
-      if (err == ECONNABORTED && !StillWaiting(job.notice)) return;  // the call is gone, and with it the connection
+      int e = WaitWhileCalled(j.notice, j.server.get(), limit);
+      if (e == ECONNABORTED && !StillWaiting(j.notice)) return;  // the call is gone, and with it the connection
       // Still under way when the program no longer waits: the proxy waits
       // for the rest (up to its connect timeout).
-      if (err == ETIMEDOUT && limit < connect_timeout_ms_) err = 0;
-    }
+      if (e == ETIMEDOUT && limit < connect_timeout_ms_) e = 0;
+      EndServerFirst(std::make_shared<ConnectJob>(std::move(j)), e);  // a worker may spawn another: it returns at once
+    });
+  }
+
+  void EndServerFirst(const std::shared_ptr<ConnectJob>& job, int err) {
     if (err != 0) {
+      EgressEvent& ev = *job->server_first;
       ev.detail += "; connect: " + ErrnoName(err);
       hooks_.RecordEvent(std::move(ev));
-      return Answer(job.notice, err);
+      return Answer(job->notice, err);
     }
-    hooks_.LeaveServerConnection(job.dst, job.port, std::move(server));
-    auto shared = std::make_shared<ConnectJob>(std::move(job));
-    ConnectInSandbox(shared);  // a worker may spawn another: it returns at once
+    hooks_.LeaveServerConnection(job->dst, job->port, std::move(job->server));
+    ConnectInSandbox(job);
   }
 
   void ConnectDirect(ConnectJob& job) {
