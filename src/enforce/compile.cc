@@ -794,7 +794,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
         if (!d->warning.empty()) plan.warnings.push_back(d->warning);
         matches = std::move(d->matches);
       } else if (pattern) {
-        auto m = ExpandRule(list[i], &glob_budget);
+        auto m = ExpandRule(list[i], GlobUse::kGrant, &glob_budget);
         if (!m) return Error::Policy(origin + ": " + m.error().message);
         if (m->empty()) {
           return Error::Policy(origin + " " + Quote(list[i]) + ": matches nothing; a grant must name something that exists");

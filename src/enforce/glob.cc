@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -29,7 +30,13 @@ std::string Join(const std::string& dir, const std::string& name) { return dir =
 
 class Expander {
  public:
-  Expander(const std::string& rule, size_t* budget) : rule_(rule), parts_(Components(rule)), budget_(budget) {}
+  Expander(const std::string& rule, GlobUse use, size_t* budget)
+      : rule_(rule), parts_(Components(rule)), use_(use), budget_(budget) {
+    first_glob_ = parts_.size();
+    for (size_t i = 0; i < parts_.size() && first_glob_ == parts_.size(); ++i) {
+      if (HasGlob(parts_[i])) first_glob_ = i;
+    }
+  }
 
   Result<std::vector<std::string>> Run() {
     Walk("/", 0);
@@ -38,10 +45,37 @@ class Expander {
   }
 
  private:
-  // Entries of `dir` with whether each is a real directory (not a link to one).
-  bool List(const std::string& dir, std::vector<std::pair<std::string, bool>>* out) {
+  // Whether a deny pattern may pass over `dir`, which ward could not search
+  // or list (`err`): only if the sandbox cannot reach into it either. It
+  // runs with the caller's identity (a root caller's sees everything ward
+  // sees), so a directory the caller owns is not such a place (the sandbox
+  // may chmod it back where it can write), nor is one it may search
+  // without listing (a file there is opened by its name). Otherwise an
+  // error: a file there matching the deny could not be hidden.
+  bool DenyMayPass(const std::string& dir, int err) {
+    if (use_ != GlobUse::kDeny || err == ENOENT || err == ENOTDIR) return true;
+    struct stat st;
+    bool owned = lstat(dir.c_str(), &st) == 0 && st.st_uid == geteuid();
+    if (err == EACCES && !owned && access(dir.c_str(), X_OK) != 0) return true;
+    error_ = "cannot list \"" + dir + "\" (" + std::strerror(err) + ") to find what \"" + rule_ +
+             "\" hides, and the sandbox could reach into it" + (owned ? " (it is the caller's: chmod)" : "") +
+             "; make it readable, or deny the directory itself";
+    return false;
+  }
+
+  // Entries of `dir` with whether each is a real directory (not a link to
+  // one) and whether each is a symlink.
+  struct Entry {
+    std::string name;
+    bool is_dir = false;
+    bool is_link = false;
+  };
+  bool List(const std::string& dir, std::vector<Entry>* out) {
     DIR* d = opendir(dir.c_str());
-    if (!d) return false;  // unreadable or gone: nothing the caller could see there either
+    if (!d) {
+      DenyMayPass(dir, errno);
+      return false;
+    }
     while (dirent* e = readdir(d)) {
       std::string n = e->d_name;
       if (n == "." || n == "..") continue;
@@ -52,12 +86,14 @@ class Expander {
         return false;
       }
       --*budget_;
-      bool is_dir = e->d_type == DT_DIR;
+      bool is_dir = e->d_type == DT_DIR, is_link = e->d_type == DT_LNK;
       if (e->d_type == DT_UNKNOWN) {
         struct stat st;
-        is_dir = lstat(Join(dir, n).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+        bool known = lstat(Join(dir, n).c_str(), &st) == 0;
+        is_dir = known && S_ISDIR(st.st_mode);
+        is_link = known && S_ISLNK(st.st_mode);
       }
-      out->emplace_back(std::move(n), is_dir);
+      out->push_back({std::move(n), is_dir, is_link});
     }
     closedir(d);
     return true;
@@ -71,31 +107,45 @@ class Expander {
     }
     const std::string& part = parts_[i];
     const bool last = i + 1 == parts_.size();
+    // A grant's pattern stays in the tree it names: past its first
+    // wildcard no symlink is followed, nor matched (a sandbox that could
+    // write there could have planted it, to be granted where it points).
+    const bool confined = use_ == GlobUse::kGrant && i > first_glob_;
     if (!HasGlob(part)) {
       std::string next = Join(at, part);
       struct stat st;
-      // A literal component is looked up as any path is (a link to a
-      // directory is followed here: it is named, not searched for).
-      if (last ? lstat(next.c_str(), &st) == 0 : (stat(next.c_str(), &st) == 0 && S_ISDIR(st.st_mode))) Walk(next, i + 1);
+      // Before the first wildcard, a literal component is looked up as any
+      // path is (a link to a directory is followed: it is named, not
+      // searched for).
+      bool found = last || confined ? lstat(next.c_str(), &st) == 0 : stat(next.c_str(), &st) == 0;
+      if (!found) {
+        DenyMayPass(at, errno);
+        return;
+      }
+      if (confined && S_ISLNK(st.st_mode)) return;
+      if (last || S_ISDIR(st.st_mode)) Walk(next, i + 1);
       return;
     }
-    std::vector<std::pair<std::string, bool>> entries;
+    std::vector<Entry> entries;
     if (!List(at, &entries)) return;
     if (part == "**") {
       Walk(at, i + 1);  // zero directories
-      for (const auto& [name, is_dir] : entries) {
-        if (is_dir) Walk(Join(at, name), i);  // one more
+      for (const Entry& e : entries) {
+        if (e.is_dir) Walk(Join(at, e.name), i);  // one more
       }
       return;
     }
-    for (const auto& [name, is_dir] : entries) {
-      if (!MatchComponent(part, name)) continue;
-      if (last || is_dir) Walk(Join(at, name), i + 1);
+    for (const Entry& e : entries) {
+      if (!MatchComponent(part, e.name)) continue;
+      if (e.is_link && use_ == GlobUse::kGrant) continue;
+      if (last || e.is_dir) Walk(Join(at, e.name), i + 1);
     }
   }
 
   const std::string& rule_;
   std::vector<std::string> parts_;
+  GlobUse use_;
+  size_t first_glob_ = 0;  // index of the first component with a wildcard
   size_t* budget_;
   std::set<std::string> found_;
   std::string error_;
@@ -126,18 +176,18 @@ bool MatchComponent(std::string_view p, std::string_view n) {
   return pi == p.size();
 }
 
-Result<std::vector<std::string>> ExpandRule(const std::string& rule, size_t* budget) {
+Result<std::vector<std::string>> ExpandRule(const std::string& rule, GlobUse use, size_t* budget) {
   if (!HasGlob(rule)) {
     struct stat st;
     if (stat(rule.c_str(), &st) == 0) return std::vector<std::string>{rule};
     return std::vector<std::string>{};
   }
-  return Expander(rule, budget).Run();
+  return Expander(rule, use, budget).Run();
 }
 
 Result<DenyExpansion> ExpandDeny(const FilesystemPolicy& fs, size_t i, size_t* budget) {
   const std::string& rule = fs.deny[i];
-  auto matches = ExpandRule(rule, budget);
+  auto matches = ExpandRule(rule, GlobUse::kDeny, budget);
   if (!matches) return matches.error();
   DenyExpansion out{std::move(*matches), ""};
   if (!out.matches.empty()) return out;

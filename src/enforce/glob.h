@@ -21,12 +21,24 @@ bool HasGlob(std::string_view path);
 // character; no `/` in either; a leading `.` is matched like any other).
 bool MatchComponent(std::string_view pattern, std::string_view name);
 
+// What a pattern is expanded for: what each use may not do differs.
+//  - kGrant: past the pattern's first wildcard no symlink is followed or
+//    matched (a sandbox that could write there could have planted one, to
+//    be granted what it points to); a directory ward cannot list holds no
+//    match.
+//  - kDeny: a symlink matched is denied as its target is (more hidden, never
+//    less); a directory ward cannot list or search is an error when the
+//    sandbox could reach into it (the caller owns it, or may search it),
+//    since a match there could not be hidden.
+enum class GlobUse { kGrant, kDeny };
+
 // The paths a rule names now: a pattern's matches, sorted, or a literal
 // path itself if what it resolves to exists (stat), else nothing. `*budget` is the number
 // of directory entries the expansion may still read; exceeding it is an
 // error naming the pattern. Directories reached through a symlink are not
-// descended into (a pattern cannot leave the tree it names, nor loop).
-Result<std::vector<std::string>> ExpandRule(const std::string& rule, size_t* budget);
+// descended into by a wildcard (a pattern cannot leave the tree it names,
+// nor loop).
+Result<std::vector<std::string>> ExpandRule(const std::string& rule, GlobUse use, size_t* budget);
 
 // Default bound for all the patterns of one policy together.
 inline constexpr size_t kGlobBudget = 100000;

@@ -37,6 +37,7 @@
 #include "base/unique_fd.h"
 #include "enforce/idmap.h"
 #include "enforce/memory_watch.h"
+#include "enforce/seccomp.h"
 #include "enforce/landlock.h"
 #include "enforce/stdio.h"
 
@@ -480,8 +481,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
       fds[n] = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
       if (fds[n++] < 0) ChildFail(c, kStepConnectListener, errno);
     }
-    int listener = static_cast<int>(
-        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, c.seccomp_net));
+    int listener = InstallNotifyFilter(c.seccomp_net);
     if (listener < 0) ChildFail(c, kStepSeccomp, errno);
     int send[2] = {listener, n ? fds[0] : -1};
     if (int err = SendFds(c.connect_channel, send, n ? 2 : 1)) ChildFail(c, kStepConnectListener, err);

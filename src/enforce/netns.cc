@@ -375,7 +375,7 @@ int SendEgressListeners(const EgressNetnsPlan& plan, int channel, int* failed) {
     // in its user namespace.
     sock_fprog prog{static_cast<unsigned short>(plan.connect_notify.size()),
                     const_cast<sock_filter*>(plan.connect_notify.data())};
-    fds[made] = static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+    fds[made] = InstallNotifyFilter(&prog);
     if (fds[made] < 0) {
       err = errno;
       *failed = kListenConnectNotify;

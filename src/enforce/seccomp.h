@@ -2,6 +2,11 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdint>
 
@@ -11,6 +16,25 @@
 #include "ward/result.h"
 
 namespace ward {
+
+// Loads `prog` as a user-notification filter on the calling thread and
+// returns its listener (-1 and errno on failure). Async-signal-safe.
+//
+// Once ward has received a notification, the caller's wait is killable only
+// (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, Linux 5.19): a non-fatal signal is
+// delivered after ward answers. Why: ward makes these calls on the program's
+// behalf (a connect() waits while ward connects to the server first,
+// net/connect_notify.h); a signal that ended the call halfway would leave
+// the program a socket in a state no kernel gives (unconnected, and
+// reported writable with no error to a program that retries, as CPython
+// does after EINTR). The cost: a handled signal waits for the answer, at
+// most the proxy's connect timeout. Older kernels: without the flag.
+inline int InstallNotifyFilter(const sock_fprog* prog) {
+  constexpr unsigned long kWaitKillableRecv = 1UL << 5;  // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER | kWaitKillableRecv, prog);
+  if (fd < 0 && errno == EINVAL) fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+  return static_cast<int>(fd);
+}
 
 // One entry of the deny list, with the reason it is there (also printed by
 // `ward doctor --seccomp` and documented in docs/security.md).

@@ -217,7 +217,17 @@ struct ConnectJob {
   IpAddress dst;
   uint16_t port = 0;
   UniqueFd server;  // the connection to the server, being made
+  // The program's SO_SNDTIMEO ran out first: its blocking connect() says
+  // EINPROGRESS, as the kernel's would, while the handshake goes on.
+  bool answer_in_progress = false;
 };
+
+// The TCP state of `fd` (TCP_CLOSE for an unconnected socket), -1 if unknown.
+int TcpState(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
 
 // The port a bind() asks for: at the same offset in sockaddr_in and
 // sockaddr_in6 (and in the AF_UNSPEC form an IPv4 socket accepts).
@@ -229,7 +239,9 @@ uint16_t RequestedPort(const sockaddr_storage& sa, socklen_t len) {
 }
 
 
-constexpr int kMaxWorkers = 256;  // connect() calls waited for at once
+// connect() calls waited for at once: every one to a slow or silent server
+// holds one (a thread, mostly idle) for up to the connect timeout.
+constexpr int kMaxWorkers = 1024;
 // How long a non-blocking connect() waits for its server (server first, see
 // connect_notify.h): a refusal or a handshake takes one round trip, and
 // most round trips are shorter.
@@ -367,7 +379,10 @@ class Server : public std::enable_shared_from_this<Server> {
         // Scanned only for a connection that would go direct.
         if (job->plan && HeldElsewhere(n.pid, static_cast<int>(n.args[0]), st.st_ino)) job->plan.reset();
       }
-      if (!job->plan) {
+      // Only for a socket that is not connected or connecting: connect() on
+      // one that is is answered by the kernel's own checks (EISCONN,
+      // EALREADY) in ConnectInSandbox, without a connection to anyone.
+      if (!job->plan && TcpState(job->sock.get()) == TCP_CLOSE) {
         job->server_first = hooks_.ConnectServerFirst(dst, port);
         job->dst = dst;
         job->port = port;
@@ -524,6 +539,7 @@ class Server : public std::enable_shared_from_this<Server> {
     int r = connect(fd, reinterpret_cast<sockaddr*>(&job->address), job->address_len);
     int err = r == 0 ? 0 : errno;
     fcntl(fd, F_SETFL, flags);
+    if (job->answer_in_progress && (err == 0 || err == EINPROGRESS)) return Answer(job->notice, EINPROGRESS);
     if (err != EINPROGRESS || (flags & O_NONBLOCK)) return Answer(job->notice, err);
     // A handshake over loopback (a local server, or the redirect to the
     // proxy) is usually over by now: answered here, without a worker.
@@ -573,10 +589,16 @@ class Server : public std::enable_shared_from_this<Server> {
       int send_timeout = SendTimeoutMs(j.sock.get());
       if (blocking && send_timeout >= 0) limit = std::min(limit, send_timeout);
       int e = WaitWhileCalled(j.notice, j.server.get(), limit);
-      if (e == ECONNABORTED && !StillWaiting(j.notice)) return;  // the call is gone, and with it the connection
-      // Still under way when the program no longer waits: the proxy waits
-      // for the rest (up to its connect timeout).
-      if (e == ETIMEDOUT && limit < connect_timeout_ms_) e = 0;
+      // Still under way when the program no longer waits (a non-blocking
+      // socket's wait is over, its SO_SNDTIMEO ran out, or a signal ended
+      // the call): its socket goes on connecting as the kernel's would, and
+      // the proxy waits for the rest of the server's handshake (up to its
+      // connect timeout; a failure then resets the connection).
+      if (e == ECONNABORTED && !StillWaiting(j.notice)) e = 0;
+      if (e == ETIMEDOUT && limit < connect_timeout_ms_) {
+        j.answer_in_progress = blocking;
+        e = 0;
+      }
       EndServerFirst(std::make_shared<ConnectJob>(std::move(j)), e);  // a worker may spawn another: it returns at once
     });
   }

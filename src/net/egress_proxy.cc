@@ -535,6 +535,11 @@ Result<void> Proxy::Begin() {
       listener_threads_.emplace_back([this, sandbox, l = config_.connect_notify.get()] {
         ServeConnectNotifications(l, stop_fd_.get(), sandbox, config_.connect_timeout_ms, *this, *config_.unix_gate);
       });
+      // Server-first connections the program's connection never came for
+      // are closed on time, even when nothing else touches the pool.
+      listener_threads_.emplace_back([this] {
+        while (WaitFor(stop_fd_.get(), POLLIN, -1, 1000) == WaitStatus::kTimeout) servers_.Expire(MonotonicMs());
+      });
     }
   } catch (const std::system_error& e) {
     return Error::Setup(std::string("egress proxy: starting a listener thread: ") + e.what());

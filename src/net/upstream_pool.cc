@@ -44,6 +44,11 @@ UniqueFd UpstreamPool::Take(const IpAddress& address, uint16_t port, int64_t now
   return out;
 }
 
+void UpstreamPool::Expire(int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  ExpireLocked(now_ms);
+}
+
 size_t UpstreamPool::size() {
   std::lock_guard lock(mu_);
   return count_;

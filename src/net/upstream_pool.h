@@ -46,6 +46,9 @@ class UpstreamPool {
   // `now_ms`, or an invalid one. IPv4-mapped IPv6 addresses are their IPv4
   // address.
   UniqueFd Take(const IpAddress& address, uint16_t port, int64_t now_ms);
+  // Closes every socket older than kMaxAgeMs (Put and Take do too; the
+  // proxy calls this every second, so that nothing waits for them).
+  void Expire(int64_t now_ms);
   size_t size();
 
  private:

@@ -1013,6 +1013,40 @@ def connect_tells_the_truth(t):
     t.never_reached(r, t1, "10.20.1.5:5433")
 
 
+SERVER_FIRST_EDGES = r'''
+import errno, json, select, signal, socket, struct, time
+out = {}
+s = socket.socket()
+s.connect(("allowed.test", 7777))
+try:
+    s.connect(("203.0.113.10", 443))
+    out["again"] = "ok"
+except OSError as e:
+    out["again"] = errno.errorcode.get(e.errno, str(e))
+s.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 100000))
+t0 = time.monotonic()
+rc = s.connect_ex(("hole.wild.test", 443))
+out["sndtimeo"] = errno.errorcode.get(rc, "ok") if rc else "ok"
+out["sndtimeo_ms"] = round((time.monotonic() - t0) * 1000)
+s.close()
+rang = []
+signal.signal(signal.SIGALRM, lambda *_: rang.append(time.monotonic()))
+s = socket.socket()
+t0 = time.monotonic()
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+try:
+    s.connect(("hole.wild.test", 443))
+    out["signal"] = "ok"
+except OSError as e:
+    out["signal"] = errno.errorcode.get(e.errno, str(e))
+out["signal_ms"] = round((time.monotonic() - t0) * 1000)
+out["handled"] = len(rang)
+print(json.dumps(out))
+'''
+
+
 @case
 def connect_reports_the_server(t):
     """A connection judged by its first bytes (a domain rule) is connected to
@@ -1024,7 +1058,7 @@ def connect_reports_the_server(t):
     allow gets no SYN at all."""
     s = t.suite
     t1, t2, t3, t4, t5, t6, t7 = (t.tok() for _ in range(7))
-    rule = "allowed.test:7001,5434,8444"
+    rule = "allowed.test:7001,5434,8444"  # (hole.wild.test, a server that never answers: R_WILD)
     r = s.run(t, s.policy(STD_ALLOW + [rule], STD_DENY), [
         tcp("allowed.test", 7001, t1, family=4, blocking=True),
         tcp("allowed.test", 7001, t2, family=4),
@@ -1035,6 +1069,7 @@ def connect_reports_the_server(t):
         curl("https://allowed.test:8444/" + t5),
         curl("https://allowed.test:8444/" + t6, "-6"),
         tcp("203.0.113.11", 7777, t7),
+        run(PY, "-c", SERVER_FIRST_EDGES, timeout=25),
     ])
     for i, what in ((0, "blocking"), (1, "non-blocking")):
         st = r.s[i]
@@ -1066,6 +1101,24 @@ def connect_reports_the_server(t):
     t.check(not st.get("ok") and st.get("errno") == "ECONNREFUSED",
             "203.0.113.11:7777 (no rule, no name bound): expected ECONNREFUSED, got %s" % json.dumps(st), r)
     t.no_conn(r, "203.0.113.11", 7777, "a destination no first bytes could allow")
+    # The review's edges: connect() on a connected socket makes no second
+    # connection; SO_SNDTIMEO ends a blocking connect() with EINPROGRESS, as
+    # the kernel's would.
+    st = r.s[9]
+    edges = json.loads(st.get("stdout") or "{}")
+    t.check(edges.get("again") == "EISCONN", "connect() again on a connected socket: expected EISCONN, got %s"
+            % json.dumps(st), r)
+    t.no_conn(r, "203.0.113.10", 443, "connect() again on a connected socket")
+    t.check(edges.get("sndtimeo") == "EINPROGRESS" and edges.get("sndtimeo_ms", 9999) < 1000,
+            "blocking connect() to hole.wild.test with SO_SNDTIMEO 100 ms: expected EINPROGRESS after ~100 ms, got %s"
+            % json.dumps(st), r)
+    # A signal during a blocking connect() to a server that never answers:
+    # the handler runs, and connect() ends as the server makes it end
+    # (CPython retries after EINTR outside; inside, ward delivers the signal
+    # after its answer, net/connect_notify.h), never "connected".
+    t.check(edges.get("signal") in ("EHOSTUNREACH", "ETIMEDOUT") and edges.get("handled") == 1,
+            "blocking connect() to hole.wild.test with a SIGALRM handler: expected the handler to run and "
+            "connect() to fail as the server makes it fail, got %s" % json.dumps(st), r)
 
 
 @case

@@ -17,6 +17,7 @@ every listener go with it.
      203.0.113.14                             wild.test
      203.0.113.15                             good.allowed.test
      2001:db8::20                             ipv6only.test (AAAA only)
+     192.0.2.1 (no route answers it)          hole.wild.test (a server that never answers)
      (127.0.0.1, ::1)                         rebind.test, rebind6.test (DNS rebinding)
      203.0.113.53, 2001:db8::53               the DNS server
      10.20.1.5 (in 10.20.0.0/16)              private.wild.test (RFC 1918; the CIDR rule case)
@@ -81,6 +82,9 @@ DNS_RECORDS = {
     "evil.allowed.test": {"A": ["203.0.113.13"]},
     "good.allowed.test": {"A": ["203.0.113.15"]},
     "ipv6only.test": {"AAAA": ["2001:db8::20"]},
+    # An address nothing answers (routed out of h0, whose peer has none of
+    # it): a connection attempt there waits, then fails.
+    "hole.wild.test": {"A": ["192.0.2.1"]},
     # DNS rebinding into a private network, and to the host's own address.
     "private.wild.test": {"A": ["10.20.1.5"]},
     "self.wild.test": {"A": ["198.51.100.1"]},

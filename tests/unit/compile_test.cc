@@ -811,28 +811,83 @@ class GlobTree : public ::testing::Test {
 
 TEST_F(GlobTree, StarStarIsAnyNumberOfDirectoriesAndDoesNotFollowLinks) {
   size_t budget = 1000;
-  auto m = ExpandRule(root_ + "/**/.env", &budget);
+  auto m = ExpandRule(root_ + "/**/.env", GlobUse::kDeny, &budget);
   ASSERT_TRUE(m) << m.error().message;
   // Not real/deep/.env through c/link; real/deep/.env itself, yes.
   EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/.env", root_ + "/a/.env", root_ + "/a/b/.env", root_ + "/real/deep/.env"}));
-  m = ExpandRule(root_ + "/*/*/*.key", &budget);
+  m = ExpandRule(root_ + "/*/*/*.key", GlobUse::kGrant, &budget);
   ASSERT_TRUE(m);
   EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/a/b/k.key"}));
-  m = ExpandRule(root_ + "/a/?", &budget);
+  m = ExpandRule(root_ + "/a/?", GlobUse::kGrant, &budget);
   ASSERT_TRUE(m);
   EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/a/b"}));
-  m = ExpandRule(root_ + "/nothing/*", &budget);
+  m = ExpandRule(root_ + "/nothing/*", GlobUse::kGrant, &budget);
   ASSERT_TRUE(m);
   EXPECT_TRUE(m->empty());
   // A literal path is itself if it exists.
-  m = ExpandRule(root_ + "/c/x", &budget);
+  m = ExpandRule(root_ + "/c/x", GlobUse::kGrant, &budget);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->size(), 1u);
 }
 
+// The review: a grant pattern matched a symlink a sandbox had planted
+// (docs/notes.md -> the caller's secrets), and granted its target.
+TEST_F(GlobTree, AGrantPatternNeitherMatchesNorFollowsSymlinks) {
+  fs::create_directories(root_ + "/docs/sub");
+  std::ofstream(root_ + "/docs/real.md") << "x";
+  std::ofstream(root_ + "/docs/sub/in.md") << "x";
+  fs::create_symlink(root_ + "/real/deep/.env", root_ + "/docs/notes.md");
+  fs::create_directory_symlink(root_ + "/real", root_ + "/docs/out");
+  size_t budget = 1000;
+  auto m = ExpandRule(root_ + "/docs/*.md", GlobUse::kGrant, &budget);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/docs/real.md"}));
+  // A literal component after a wildcard is not followed through a link.
+  m = ExpandRule(root_ + "/docs/*/deep", GlobUse::kGrant, &budget);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_TRUE(m->empty()) << (*m)[0];
+  m = ExpandRule(root_ + "/docs/*/in.md", GlobUse::kGrant, &budget);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/docs/sub/in.md"}));
+  // A deny pattern hides a link's match as its target (more hidden, never less).
+  m = ExpandRule(root_ + "/docs/*.md", GlobUse::kDeny, &budget);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->size(), 2u);
+}
+
+// The review: a directory the caller owns, made unlistable (chmod 000 or
+// 111) by one run, held a file matching a deny pattern that the next run
+// could read after chmod'ing it back. Such a directory is an error for a
+// deny; a directory the sandbox cannot reach into either is passed over.
+TEST_F(GlobTree, ADenyPatternFailsClosedOnADirectoryItCannotList) {
+  if (geteuid() == 0) GTEST_SKIP() << "root lists every directory (CAP_DAC_READ_SEARCH)";
+  fs::create_directories(root_ + "/ws/config");
+  std::ofstream(root_ + "/ws/config/.env") << "x";
+  size_t budget = 1000;
+  for (mode_t mode : {0000, 0111}) {
+    ASSERT_EQ(chmod((root_ + "/ws/config").c_str(), mode), 0);
+    auto m = ExpandRule(root_ + "/ws/**/.env", GlobUse::kDeny, &budget);
+    ASSERT_FALSE(m) << "mode " << std::oct << mode;
+    EXPECT_NE(m.error().message.find("cannot list \"" + root_ + "/ws/config\""), std::string::npos) << m.error().message;
+    EXPECT_NE(m.error().message.find("chmod"), std::string::npos) << m.error().message;
+    // A literal component under it: the same.
+    m = ExpandRule(root_ + "/ws/*/x/.env", GlobUse::kDeny, &budget);
+    if (mode == 0000) {
+      EXPECT_FALSE(m) << "mode " << std::oct << mode;
+    }
+    // A grant pattern finds nothing there, and that is no error.
+    auto g = ExpandRule(root_ + "/ws/**/.env", GlobUse::kGrant, &budget);
+    EXPECT_TRUE(g) << g.error().message;
+  }
+  ASSERT_EQ(chmod((root_ + "/ws/config").c_str(), 0755), 0);
+  auto m = ExpandRule(root_ + "/ws/**/.env", GlobUse::kDeny, &budget);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(*m, (std::vector<std::string>{root_ + "/ws/config/.env"}));
+}
+
 TEST_F(GlobTree, TheBoundIsAnErrorNamingThePattern) {
   size_t budget = 3;
-  auto m = ExpandRule(root_ + "/**/.env", &budget);
+  auto m = ExpandRule(root_ + "/**/.env", GlobUse::kDeny, &budget);
   ASSERT_FALSE(m);
   EXPECT_NE(m.error().message.find("reads more than the bound"), std::string::npos) << m.error().message;
   EXPECT_NE(m.error().message.find(root_ + "/**/.env"), std::string::npos) << m.error().message;

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "commands.h"
+#include "enforce/glob.h"
 #include "ward/sandbox.h"
 
 namespace ward::cli {
@@ -155,8 +156,10 @@ int ApplyGrants(const GrantArgs& g, const PolicyVars& vars, Policy* policy, std:
         usage(std::string(flag) + " " + Quote(arg) + ": " + why);
         continue;
       }
+      // A pattern is expanded when the sandbox starts, which says if it
+      // names nothing (glob.h).
       struct stat st;
-      if (must_exist && path[0] == '/' && stat(path.c_str(), &st) != 0) {
+      if (must_exist && path[0] == '/' && !HasGlob(path) && stat(path.c_str(), &st) != 0) {
         usage(std::string(flag) + " " + Quote(arg) + ": " + std::strerror(errno) +
               "; a grant must exist (create it first, or leave it out)");
         continue;
