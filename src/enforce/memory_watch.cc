@@ -3,12 +3,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "base/errors.h"
 
@@ -27,6 +30,36 @@ uint64_t Field(std::string_view text, std::string_view key) {
     return std::strtoull(number.c_str(), nullptr, 10) * 1024;
   }
   return 0;
+}
+
+// Bytes of the unlinked tmpfs files (memfds, deleted tmpfs files) the
+// process holds open that are not yet in `seen` (inodes already counted for
+// another descriptor or process), added to `seen`.
+uint64_t UnlinkedShmem(int proc, const char* pid, std::set<std::pair<dev_t, ino_t>>* seen) {
+  std::string dir = std::string(pid) + "/fd";
+  int fd_dir = openat(proc, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_dir < 0) return 0;
+  DIR* d = fdopendir(fd_dir);
+  if (d == nullptr) {
+    close(fd_dir);
+    return 0;
+  }
+  uint64_t bytes = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st;
+    // What the descriptor holds (the magic link followed); only an unlinked
+    // regular file can be memory no mount bounds.
+    if (fstatat(fd_dir, e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 0) continue;
+    if (!seen->insert({st.st_dev, st.st_ino}).second) continue;
+    UniqueFd file(openat(fd_dir, e->d_name, O_PATH | O_CLOEXEC));
+    struct statfs fs{};
+    if (file.valid() && fstatfs(file.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
+      bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+  }
+  closedir(d);
+  return bytes;
 }
 
 }  // namespace
@@ -56,6 +89,11 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory) {
   }
   Usage usage;
   std::map<int, int64_t> unreadable;
+  // Every kFilesEvery samples: memory in unlinked tmpfs files (memfds), which
+  // no mount's size bounds and no mapping may show.
+  const bool files = memory && samples_++ % kFilesEvery == 0;
+  std::set<std::pair<dev_t, ino_t>> seen;
+  uint64_t file_bytes = 0;
   std::string path;
   char buf[4096];
   while (dirent* e = readdir(dir)) {
@@ -76,6 +114,7 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory) {
     ssize_t n = fd.valid() ? read(fd.get(), buf, sizeof buf) : -1;
     if (n >= 0) {
       usage.memory_bytes += ParseRollup(std::string_view(buf, static_cast<size_t>(n)));
+      if (files) file_bytes += UnlinkedShmem(proc_.get(), e->d_name, &seen);
       continue;
     }
     // Gone meanwhile: ENOENT (the directory) or ESRCH (the process, as the
@@ -97,6 +136,8 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory) {
   }
   closedir(dir);
   unreadable_since_ = std::move(unreadable);
+  if (files) unlinked_bytes_ = file_bytes;
+  usage.memory_bytes += unlinked_bytes_;  // as last seen
   return usage;
 }
 

@@ -15,7 +15,13 @@
 // share pages are not counted twice. File pages (libraries, mapped files, the
 // page cache) are not: the kernel can drop them, and a memory cgroup would
 // reclaim them before it stopped anything. Pages of a tmpfs that no process
-// maps are bounded by the tmpfs's own size (limits.tmpfsMiB).
+// maps are bounded by the tmpfs's own size (limits.tmpfsMiB), except those
+// of unlinked files no mount holds (memfd_create, a deleted tmpfs file):
+// every kFilesEvery samples each process's open descriptors are looked at,
+// and such files' blocks counted once each (a mapped one may be counted
+// twice: the bound errs on the side of stopping). Not counted: kernel
+// memory (socket and pipe buffers, which the kernel bounds per user), and
+// System V segments no process maps.
 //
 // What it cannot do: stop an allocation as it happens. It samples every
 // kIntervalMs, so a program that allocates faster than that can pass the
@@ -48,6 +54,9 @@ class MemoryWatch {
  public:
   static constexpr int kIntervalMs = 20;
   static constexpr int kUnreadableMs = 1000;
+  // Open files are scanned every kFilesEvery samples (each descriptor of
+  // each process is a stat).
+  static constexpr uint64_t kFilesEvery = 10;
 
   // Watches the sandbox whose procfs is `proc` (a directory descriptor).
   // Refused unless it is a procfs of another pid namespace than ward's.
@@ -72,6 +81,8 @@ class MemoryWatch {
   explicit MemoryWatch(UniqueFd proc) : proc_(std::move(proc)) {}
   UniqueFd proc_;
   std::map<int, int64_t> unreadable_since_;  // pid -> first EACCES
+  uint64_t samples_ = 0;
+  uint64_t unlinked_bytes_ = 0;  // memfds and the like, as the last file scan saw them
 };
 
 // Pss_Anon + Pss_Shmem of one smaps_rollup text, in bytes (0 when neither is

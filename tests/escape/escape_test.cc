@@ -1094,6 +1094,13 @@ TEST_F(Escape, MemoryLimitIsTheSandboxs) {
   // Control: without the limit, 4 × 24 MiB of their own.
   Outcome free = RunWard(Standard(), {"memhog-procs", "24", "4", "0"});
   EXPECT_PROBE(free, "ok");
+  // Memory in a memfd: no mount's size bounds it, no mapping shows it.
+  Outcome memfd = RunWard(p, {"memfd-fill", "256"});
+  EXPECT_TRUE(memfd.HasLimit("memory")) << memfd.Describe();
+  EXPECT_NE(memfd.Status(), "ok") << memfd.Describe();
+  Outcome memfd_ok = RunWard(p, {"memfd-fill", "16"});
+  EXPECT_PROBE(memfd_ok, "ok");
+  EXPECT_TRUE(memfd_ok.LimitsHit().empty()) << memfd_ok.Describe();
   // 1 GiB of address space reserved, 8 MiB of it used: far under 64 MiB.
   json reserve = Standard();
   reserve["limits"] = {{"memoryMiB", 64}};

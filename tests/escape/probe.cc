@@ -944,6 +944,19 @@ unsigned long NamespaceFlag(const std::string& ns) {
   Ok("reserved_mib=" + std::to_string(mib));
 }
 
+// memfd-fill MIB: writes MIB MiB into a memfd (memory no mount bounds and
+// no mapping shows), holds it 1 s, then says ok.
+[[noreturn]] void CmdMemfdFill(long mib) {
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "ward-probe", 0));
+  if (fd < 0) Fail(errno, "step=memfd_create");
+  std::string chunk(1 << 20, 'x');
+  for (long i = 0; i < mib; ++i) {
+    if (write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) Fail(errno, "written_mib=" + std::to_string(i));
+  }
+  usleep(1000 * 1000);
+  Ok("written_mib=" + std::to_string(mib));
+}
+
 [[noreturn]] void CmdCaps() {
   FILE* f = fopen("/proc/self/status", "re");
   if (!f) Fail(errno, "step=open");
@@ -1313,6 +1326,7 @@ int Main(int argc, char** argv) {
   if (cmd == "pidns") CmdPidns();
   if (cmd == "forkbomb") CmdForkbomb(argc > 2 ? Num(arg(2)) : 100000);
   if (cmd == "memhog") CmdMemhog(Num(arg(2)));
+  if (cmd == "memfd-fill") CmdMemfdFill(Num(arg(2)));
   if (cmd == "memreserve") CmdMemreserve(Num(arg(2)), Num(arg(3)));
   if (cmd == "memhog-procs") CmdMemhogProcs(Num(arg(2)), Num(arg(3)), Num(arg(4)) != 0);
   if (cmd == "spawn-orphan") {
