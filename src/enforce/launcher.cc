@@ -69,7 +69,7 @@ const char* const kStepNames[] = {
     "wait for the egress proxy (the supervisor did not start it)",
     "receive the id-mapped grants (the supervisor did not give the sandbox its identity)", "setgroups/setresgid/setresuid (sandbox identity)",
     "open stdio from the sandbox's /dev",
-    "open a pty from the sandbox's devpts (/dev/ptmx, TIOCGPTPEER, send the master)",
+    "open a pty from the sandbox's devpts (/dev/ptmx, TIOCGPTPEER, send the master and a slave)",
     "hand the connect() listener to the supervisor (NETLINK_SOCK_DIAG socket, seccomp NEW_LISTENER, SCM_RIGHTS)",
     "hand the sandbox's /proc to the supervisor's memory watch (open, SCM_RIGHTS)",
 };
@@ -405,14 +405,23 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
 
   // --pty: a terminal of the sandbox's own devpts instance, never one of
   // the host's (whose node the workload could chmod: it would own it). The
-  // master goes to the supervisor, which relays it to the caller.
+  // master goes to the supervisor, which relays it to the caller, with a
+  // read-only slave of its own: an open file description apart from the
+  // workload's (whose flags the workload sets), opened before the workload
+  // runs (TIOCEXCL cannot keep it out), through which the supervisor sees
+  // what the workload has read and the terminal's mode, to tell it the end
+  // of a stdin that is not a terminal (enforce/terminal_eof.h). It never
+  // reads or writes through it.
   if (c.pty_channel >= 0) {
     int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
     int unlock = 0;
     if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) != 0) ChildFail(c, kStepPty, errno);
     c.pty_slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (c.pty_slave < 0) ChildFail(c, kStepPty, errno);
-    if (int err = SendFds(c.pty_channel, &master, 1)) ChildFail(c, kStepPty, err);
+    int send[2] = {master, ioctl(master, TIOCGPTPEER, O_RDONLY | O_NOCTTY | O_CLOEXEC)};
+    if (send[1] < 0) ChildFail(c, kStepPty, errno);
+    if (int err = SendFds(c.pty_channel, send, 2)) ChildFail(c, kStepPty, err);
+    close(send[1]);
     close(master);
     close(c.pty_channel);
     c.pty_channel = -1;
@@ -645,7 +654,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     bridge = std::move(*b);
   }
 
-  UniqueFd pty_master, pty_parent, pty_child;
+  UniqueFd pty_master, pty_slave, pty_parent, pty_child;
   if (opts.pty) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return SysError("socketpair", "pty");
@@ -756,12 +765,13 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   }
 
   if (opts.pty) {
-    // Init sends the master once its root is built (before it waits for
-    // the egress byte above). Nothing arrives if it failed first: its
-    // report says why.
-    std::vector<UniqueFd> got = ReceiveFds(pty_parent.get(), 1);
-    if (!got.empty()) {
+    // Init sends the master and a slave once its root is built (before it
+    // waits for the egress byte above). Nothing arrives if it failed first:
+    // its report says why.
+    std::vector<UniqueFd> got = ReceiveFds(pty_parent.get(), 2);
+    if (got.size() == 2) {
       pty_master = std::move(got[0]);
+      pty_slave = std::move(got[1]);
       winsize ws;
       if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(pty_master.get(), TIOCSWINSZ, &ws);
     }
@@ -819,7 +829,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     pumps.emplace_back(in_fd, pty_master.get(), UniqueFd(), 64 * 1024);
     pumps.back().Hold(std::move(in));
     pumps.back().MarkInput();
-    pumps.back().MarkTerminalInput();
+    pumps.back().MarkTerminalInput(std::move(pty_slave));
     pumps.emplace_back(pty_master.get(), to_fd, UniqueFd(), PIPE_BUF);
     pumps.back().Hold(std::move(out_fd));
   }
@@ -899,6 +909,10 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
       if (!next || next_sample < next) next = next_sample;
     }
     if (next) timeout = next <= now ? 0 : static_cast<int>((next - now) / 1000000 + 1);
+    for (const Pump& pump : pumps) {
+      const int t = pump.TimeoutMs(now);
+      if (t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
+    }
     int n = poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) return SysError("poll", "supervisor");
     now = NowNs();
@@ -915,6 +929,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
       sample_memory();
       next_sample = NowNs() + MemoryWatch::kIntervalMs * 1000000LL;
     }
+    for (Pump& pump : pumps) pump.Tick(now);
     if (n <= 0) continue;
     if (fds[1].revents) report_open = drain_report();
     if (fds[2].revents & POLLIN) {
@@ -946,6 +961,12 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     if (fds[0].revents) {
       init_gone = true;
       waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
+      // Nobody is left to read the sandbox's input: ward stops reading the
+      // caller's, and lets go of the pty's slave, so that the master reads
+      // to the end of the workload's output (EIO once no slave is open).
+      for (Pump& pump : pumps) {
+        if (pump.input()) pump.Close();
+      }
     }
   }
   // Init is gone; whatever it wrote is in the pipe. The workload's copy of

@@ -23,6 +23,10 @@ namespace ward {
 namespace {
 
 constexpr size_t kBuffer = 64 * 1024;
+// How often a pump telling a terminal's end looks at it: soon after a
+// change (the program reads on at once), less often while nothing changes
+// (the program may compute for hours).
+constexpr int64_t kFirstLookNs = 5 * 1000000, kLastLookNs = 100 * 1000000;
 
 // The memory devices the sandbox's /dev holds (enforce/compile.cc), by
 // device number: the same device opened from there is reached through a
@@ -110,7 +114,7 @@ Pump::Pump(int from, int to, UniqueFd own, size_t chunk)
     : from_(from), to_(to), own_(std::move(own)), chunk_(chunk), buf_(kBuffer) {}
 
 pollfd Pump::Want() const {
-  if (done_) return {-1, 0, 0};
+  if (done_ || telling_) return {-1, 0, 0};
   if (len_ > off_) return {to_, POLLOUT, 0};
   return {from_, POLLIN, 0};
 }
@@ -128,32 +132,21 @@ void Pump::Service(short revents) {
       Close();  // the output went away (EPIPE): nothing more can be delivered
       return;
     }
-    if (w > 0) last_ = buf_[off_ + static_cast<size_t>(w) - 1];
     off_ += static_cast<size_t>(w);
     written_ += static_cast<uint64_t>(w);
-    if (off_ == len_) {
-      off_ = len_ = 0;
-      if (eof_) Close();
-    }
+    if (off_ == len_) off_ = len_ = 0;
     return;
   }
   ssize_t r = read(from_, buf_.data(), buf_.size());
   if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (r <= 0) {
-    eof_ = true;
-    if (terminal_ && !eof_told_) {
-      eof_told_ = true;
-      termios t{};
-      // In line mode the character is the end of input; a program that
-      // reads the terminal raw (readline: bash, python3's REPL) takes the
-      // same character, on an empty line, as the end of input too.
-      if (tcgetattr(to_, &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE) {
-        len_ = 0;
-        if (last_ != '\n' && last_ != '\r') buf_[len_++] = static_cast<char>(t.c_cc[VEOF]);
-        buf_[len_++] = static_cast<char>(t.c_cc[VEOF]);
-        off_ = 0;
-        return;  // written as any input, then the pump closes
-      }
+    // Everything read was written (reads happen only with the buffer
+    // empty). A terminal's reader is told the end as it reads (Tick).
+    if (terminal_ && slave_.valid()) {
+      telling_ = true;
+      next_look_ns_ = 0;
+      look_interval_ns_ = kFirstLookNs;
+      return;
     }
     Close();
     return;
@@ -162,12 +155,49 @@ void Pump::Service(short revents) {
   off_ = 0;
 }
 
+int Pump::TimeoutMs(int64_t now_ns) const {
+  if (done_ || !telling_) return -1;
+  return next_look_ns_ <= now_ns ? 0 : static_cast<int>((next_look_ns_ - now_ns + 999999) / 1000000);
+}
+
+void Pump::Tick(int64_t now_ns) {
+  if (done_ || !telling_ || now_ns < next_look_ns_) return;
+  TerminalEof::View now;
+  cc_t veof = _POSIX_VDISABLE;
+  if (!LookAtTerminal(slave_.get(), &now, &veof)) {
+    Close();  // hung up: the program's session is over
+    return;
+  }
+  TerminalEof::Step step = eof_.Next(now);
+  if (step != TerminalEof::Step::kWait && veof != _POSIX_VDISABLE) {
+    // The slave is the sandbox's terminal and the unread input only ward's
+    // own VEOF (TerminalEof): the flush drops nothing the program wrote or
+    // the caller sent.
+    if (step == TerminalEof::Step::kFlushAndWrite) tcflush(slave_.get(), TCIFLUSH);
+    const char c = static_cast<char>(veof);
+    ssize_t w = write(to_, &c, 1);
+    if (w == 1) {
+      eof_.Wrote(now.canonical);
+    } else if (w < 0 && errno != EINTR && errno != EAGAIN) {
+      Close();
+      return;
+    }
+  }
+  const bool changed = step != TerminalEof::Step::kWait || now.canonical != seen_.canonical ||
+                       now.unread != seen_.unread || now.unread_bytes != seen_.unread_bytes;
+  seen_ = now;
+  look_interval_ns_ = changed ? kFirstLookNs : std::min(look_interval_ns_ * 2, kLastLookNs);
+  next_look_ns_ = now_ns + look_interval_ns_;
+}
+
 void Pump::Close() {
   if (done_) return;
   done_ = true;
+  telling_ = false;
   // Only ward's own descriptors are closed, never the caller's.
   own_.Reset();
   held_.Reset();
+  slave_.Reset();
 }
 
 Result<StdioBridge> StdioBridge::Prepare() {

@@ -16,10 +16,13 @@
 #include <poll.h>
 
 #include <array>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "enforce/terminal_eof.h"
 #include "ward/result.h"
 
 namespace ward {
@@ -47,6 +50,12 @@ class Pump {
   pollfd Want() const;
   // Acts on the revents of the entry Want() returned.
   void Service(short revents);
+  // The most this pump lets poll() wait (ms), or -1: while it tells a
+  // terminal's reader that input ended, it looks at the terminal again
+  // after a few milliseconds (no event says the reader took its input).
+  int TimeoutMs(int64_t now_ns) const;
+  // Acts on time passing (see TimeoutMs); `now_ns`: CLOCK_MONOTONIC.
+  void Tick(int64_t now_ns);
   // True once the input ended and everything read was written (or the
   // output went away).
   // Keeps `fd` (ward's own reopened copy of the caller's descriptor) open
@@ -57,11 +66,18 @@ class Pump {
   // is gone.
   bool input() const { return input_; }
   void MarkInput() { input_ = true; }
-  // The input goes to a terminal's master (--pty): its end is told as a
-  // terminal tells it, with the terminal's VEOF character (twice after a
-  // partial line, whose first VEOF only delivers it), so that a program
-  // reading the terminal sees end of input.
-  void MarkTerminalInput() { terminal_ = true; }
+  // The input goes to a terminal's master (--pty); `slave` is a descriptor
+  // of the same terminal's slave, which the pump only looks at (poll,
+  // TIOCINQ, tcgetattr) and flushes. Its end is told as a terminal tells it,
+  // with the terminal's VEOF character, when and as often as the program
+  // can read it as the end (enforce/terminal_eof.h); until the pump is
+  // closed.
+  void MarkTerminalInput(UniqueFd slave) {
+    terminal_ = true;
+    slave_ = std::move(slave);
+  }
+  // Closes ward's own descriptors (and the slave: a master whose slaves are
+  // all closed reads EIO, the end of the terminal's output).
   void Close();
 
   uint64_t written() const { return written_; }
@@ -73,9 +89,13 @@ class Pump {
   size_t chunk_;
   std::vector<char> buf_;
   size_t off_ = 0, len_ = 0;
-  bool eof_ = false, done_ = false, input_ = false;
-  bool terminal_ = false, eof_told_ = false;
-  char last_ = '\n';  // the last byte written
+  bool done_ = false, input_ = false;
+  // --pty: the input ended and was all written; its end is being told.
+  bool terminal_ = false, telling_ = false;
+  UniqueFd slave_;
+  TerminalEof eof_;
+  TerminalEof::View seen_;
+  int64_t next_look_ns_ = 0, look_interval_ns_ = 0;
 };
 
 // The caller's `fd` (0: read, else write) opened anew as ward's own

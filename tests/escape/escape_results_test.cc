@@ -1,6 +1,8 @@
 // Results a program can parse (issue 9, item 5): `--json` is one JSON object
 // on a line of its own for every outcome, ward's own errors included, and
 // `--result-fd` / `--result-file` give the same object without stderr.
+#include <algorithm>
+
 #include "escape_fixture.h"
 
 namespace {
@@ -115,6 +117,47 @@ TEST_F(PtyInput, EndOfInputReachesTheProgram) {
     // line the result is then printed on).
     std::string want = input.back() == '\n' ? input.substr(0, input.size() - 1) : input;
     EXPECT_NE(out.out.find("RESULT ok content=" + want), std::string::npos) << out.Describe();
+  }
+}
+
+// `printf 'echo hi\n' | ward run --pty -- bash` never ended (issue 9): the
+// VEOF written at once reached the terminal in canonical mode and readline,
+// reading in raw mode, took it as a NUL. A script piped into an interactive
+// bash ends as `bash < script` does: with its `exit`, or after its last line
+// with the last status, also when the last line runs long (the end is then
+// written in canonical mode and told anew when readline goes raw). Control:
+// the same scripts without --pty (bash reads a pipe).
+TEST_F(PtyInput, ScriptPipedIntoAnInteractiveShellEnds) {
+  struct Case {
+    std::string script;
+    int status;
+  };
+  for (const Case& c : {Case{"echo hi\nexit 3\n", 3}, Case{"echo hi\n", 0}, Case{"echo hi\nsleep 0.5\n", 0},
+                        Case{"echo hi\nfalse\n", 1}}) {
+    for (bool pty : {true, false}) {
+      int p[2];
+      ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+      ASSERT_EQ(write(p[1], c.script.data(), c.script.size()), static_cast<ssize_t>(c.script.size()));
+      close(p[1]);
+      std::vector<std::string> args = {"run", "--json", "--profile", "minimal", "--cwd", "/", "--timeout", "10s"};
+      if (pty) args.push_back("--pty");
+      for (const char* a : {"--", "bash", "--norc", "--noprofile"}) args.push_back(a);
+      Outcome o = Ward(args, {ws_, p[0], {}, {}});
+      close(p[0]);
+      const std::string what = std::string(pty ? "--pty" : "no --pty (control)") + ", script " + c.script;
+      EXPECT_FALSE(o.host_timeout) << what << o.Describe();
+      ASSERT_TRUE(o.result.is_object()) << what << o.Describe();
+      EXPECT_FALSE(o.result.value("timedOut", false))
+          << what << ": the end of input never reached bash" << o.Describe();
+      EXPECT_EQ(o.ExitStatus(), c.status) << what << o.Describe();
+      // "hi" on a line of its own (after bash's bracketed-paste sequence on
+      // a terminal), not only the echo of the command line.
+      std::string out = o.out;
+      out.erase(std::remove(out.begin(), out.end(), '\r'), out.end());
+      EXPECT_TRUE(out.starts_with("hi\n") || out.find("\nhi\n") != std::string::npos ||
+                  out.find("\x1b[?2004lhi\n") != std::string::npos)
+          << what << o.Describe();
+    }
   }
 }
 
