@@ -109,7 +109,14 @@ class Layout {
       // (`ward run` from /tmp: the workspace is /tmp) is the host's /tmp
       // with the grant's access instead of the private one; a deny of it
       // is what the private /tmp already does.
-      if (e.kind != Kind::kDeny) old = std::move(e);
+      if (e.kind != Kind::kDeny) {
+        // Said, since it is easy to do without meaning it (a workspace that
+        // is the caller's cwd, and the caller in /tmp or ~).
+        plan_.warnings.push_back(e.origin + " grants \"" + e.real + "\" itself: the sandbox gets the host's " +
+                                 e.real + (e.kind == Kind::kWrite ? " (writable)" : " (read-only)") +
+                                 " instead of a private one");
+        old = std::move(e);
+      }
       return {};
     }
     if (old.kind == Kind::kTmp || old.kind == Kind::kProc || old.kind == Kind::kDev) {

@@ -209,12 +209,18 @@ TEST_F(CompileTest, GrantOfTmpItselfIsTheHostsTmp) {
   ASSERT_NE(bind, nullptr);
   EXPECT_TRUE(bind->attr_set & MOUNT_ATTR_RDONLY);
   EXPECT_EQ(Find(*plan, MountOp::Kind::kTmpfs, "/tmp"), nullptr);
+  // Said: it is easy to do without meaning it (ward run from /tmp).
+  ASSERT_EQ(plan->warnings.size(), 1u);
+  EXPECT_NE(plan->warnings[0].find("the sandbox gets the host's /tmp (read-only) instead of a private one"),
+            std::string::npos)
+      << plan->warnings[0];
   Policy deny = Base();
   deny.filesystem.deny = {"/tmp"};
   plan = CompilePlan(deny, {"/bin/true"}, 7);
   ASSERT_TRUE(plan) << plan.error().message;
   EXPECT_NE(Find(*plan, MountOp::Kind::kTmpfs, "/tmp"), nullptr);
   EXPECT_EQ(Find(*plan, MountOp::Kind::kBind, "/tmp"), nullptr);
+  EXPECT_TRUE(plan->warnings.empty());
 }
 
 // The working directory never silently becomes "/": the caller's must be
