@@ -184,8 +184,9 @@ CgroupSupport ProbeCgroups() {
   };
   s.memory = one("memory", LimitMechanism::kSupervisor,
                  "memoryMiB is enforced by ward's supervisor: it samples the resident anonymous and shared memory "
-                 "of the sandbox's processes every 20 ms and stops the sandbox past the limit (an allocation "
-                 "faster than that can pass it briefly)",
+                 "and the page tables of the sandbox's processes every 20 ms and stops the sandbox past the limit "
+                 "(an allocation faster than that can pass it briefly; memfd_create is refused, ENOSYS; socket "
+                 "buffers are not counted)",
                  &s.memory_detail);
   s.pids = one("pids", LimitMechanism::kRlimit,
                "pids falls back to RLIMIT_NPROC (per user in the sandbox's user namespace)", &s.pids_detail);

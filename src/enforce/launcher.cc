@@ -839,22 +839,18 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   siginfo_t info{};
   int64_t deadline = plan.timeout_ms > 0 ? clone_ns + plan.timeout_ms * 1000000 : 0;
   int64_t kill_at = 0;
-  // The memory limit without a cgroup (enforce/memory_watch.h): sampled from
-  // the moment the workload starts until init is gone.
-  bool watching = watch.has_value(), workload_started = false;
-  int64_t next_sample = 0;
-  auto stop_watching = [&](bool exceeded, std::string error) {
-    out.memory_exceeded = exceeded;
-    out.watch_error = std::move(error);
-    watching = false;
-    send(SIGKILL);
-  };
-  auto sample_memory = [&] {
-    const bool memory = opts.watch_memory_bytes > 0;
-    auto used = watch->Sample(NowNs() / 1000000, memory);
-    if (!used) return stop_watching(false, used.error().message);
-    if (opts.watch_pids > 0 && used->tasks >= opts.watch_pids) out.pids_reached = true;
-    if (memory && used->memory_bytes > opts.watch_memory_bytes) stop_watching(true, "");
+  // The memory limit without a cgroup (enforce/memory_watch.h): sampled on
+  // a thread of its own from the moment the workload starts until init is
+  // gone.
+  std::unique_ptr<MemoryWatchThread> watcher;
+  auto start_watching = [&] {
+    if (!watch || watcher) return;
+    MemoryWatchThread::Limits limits{opts.watch_memory_bytes, opts.watch_pids};
+    const int fd = pidfd.get();
+    watcher = std::make_unique<MemoryWatchThread>(std::move(*watch), limits, [fd] {
+      syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+    });
+    watch.reset();
   };
 
   // Reads what the child has reported so far. Returns false at end of file
@@ -870,7 +866,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
         const Record& r = recs[i];
         if (r.type == kRecPhase && r.step < kPhCount) {
           out.phases.push_back({kPhaseNames[r.step], (r.value - opts.start_ns) / 1000.0});
-          if (r.step == kPhExec) workload_started = true;
+          if (r.step == kPhExec) start_watching();
         } else if (r.type == kRecError && !have_error) {
           setup_error = r;
           have_error = true;
@@ -904,10 +900,6 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     int64_t next = 0;
     if (deadline && !out.timed_out) next = deadline;
     if (kill_at && (!next || kill_at < next)) next = kill_at;
-    if (watching && workload_started && !init_gone) {
-      if (!next_sample) next_sample = now;  // at once, then every interval
-      if (!next || next_sample < next) next = next_sample;
-    }
     if (next) timeout = next <= now ? 0 : static_cast<int>((next - now) / 1000000 + 1);
     for (const Pump& pump : pumps) {
       const int t = pump.TimeoutMs(now);
@@ -924,10 +916,6 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     if (kill_at && now >= kill_at) {
       send(SIGKILL);
       kill_at = 0;
-    }
-    if (watching && workload_started && !init_gone && next_sample && now >= next_sample) {
-      sample_memory();
-      next_sample = NowNs() + MemoryWatch::kIntervalMs * 1000000LL;
     }
     for (Pump& pump : pumps) pump.Tick(now);
     if (n <= 0) continue;
@@ -960,6 +948,13 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     for (size_t i = 0; i < pumps.size(); ++i) pumps[i].Service(fds[3 + i].revents);
     if (fds[0].revents) {
       init_gone = true;
+      // Before the reap: the watcher's kill goes to this pidfd's process.
+      if (watcher) {
+        watcher->Stop();
+        out.memory_exceeded = watcher->memory_exceeded();
+        out.pids_reached = watcher->pids_reached();
+        if (!watcher->error().empty()) out.watch_error = watcher->error();
+      }
       waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
       // Nobody is left to read the sandbox's input: ward stops reading the
       // caller's, and lets go of the pty's slave, so that the master reads

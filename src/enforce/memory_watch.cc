@@ -1,6 +1,9 @@
 #include "enforce/memory_watch.h"
 
 #include <dirent.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -9,9 +12,8 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <set>
 #include <string>
-#include <utility>
+#include <vector>
 
 #include "base/errors.h"
 
@@ -32,39 +34,18 @@ uint64_t Field(std::string_view text, std::string_view key) {
   return 0;
 }
 
-// Bytes of the unlinked tmpfs files (memfds, deleted tmpfs files) the
-// process holds open that are not yet in `seen` (inodes already counted for
-// another descriptor or process), added to `seen`.
-uint64_t UnlinkedShmem(int proc, const char* pid, std::set<std::pair<dev_t, ino_t>>* seen) {
-  std::string dir = std::string(pid) + "/fd";
-  int fd_dir = openat(proc, dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd_dir < 0) return 0;
-  DIR* d = fdopendir(fd_dir);
-  if (d == nullptr) {
-    close(fd_dir);
-    return 0;
-  }
-  uint64_t bytes = 0;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    struct stat st;
-    // What the descriptor holds (the magic link followed); only an unlinked
-    // regular file can be memory no mount bounds.
-    if (fstatat(fd_dir, e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 0) continue;
-    if (!seen->insert({st.st_dev, st.st_ino}).second) continue;
-    UniqueFd file(openat(fd_dir, e->d_name, O_PATH | O_CLOEXEC));
-    struct statfs fs{};
-    if (file.valid() && fstatfs(file.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
-      bytes += static_cast<uint64_t>(st.st_blocks) * 512;
-    }
-  }
-  closedir(d);
-  return bytes;
+// Reads `path` (relative to `dir`) into `buf`; the bytes read, or -1 and
+// errno.
+ssize_t ReadAt(int dir, const std::string& path, char* buf, size_t size) {
+  UniqueFd fd(openat(dir, path.c_str(), O_RDONLY | O_CLOEXEC));
+  return fd.valid() ? read(fd.get(), buf, size) : -1;
 }
 
 }  // namespace
 
 uint64_t ParseRollup(std::string_view text) { return Field(text, "Pss_Anon") + Field(text, "Pss_Shmem"); }
+
+uint64_t ParseStatusPageTables(std::string_view text) { return Field(text, "VmPTE"); }
 
 Result<MemoryWatch> MemoryWatch::FromProcfs(UniqueFd proc) {
   struct statfs fs{};
@@ -88,57 +69,127 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory) {
     return SysError("fdopendir", "the sandbox's /proc");
   }
   Usage usage;
-  std::map<int, int64_t> unreadable;
-  // Every kFilesEvery samples: memory in unlinked tmpfs files (memfds), which
-  // no mount's size bounds and no mapping may show.
-  const bool files = memory && samples_++ % kFilesEvery == 0;
-  std::set<std::pair<dev_t, ino_t>> seen;
-  uint64_t file_bytes = 0;
+  // Every kTablesEvery samples: the page tables (VmPTE), kernel memory a
+  // process makes by touching a wide, sparse mapping.
+  const bool tables = memory && samples_++ % kTablesEvery == 0;
+  uint64_t table_bytes = 0;
+  std::string unreadable;  // a process whose memory could not be read now
+  int unreadable_err = 0;
   std::string path;
   char buf[4096];
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;  // processes only
-    const int pid = std::atoi(e->d_name);
-    path.assign(e->d_name).append("/task");
-    if (int task_fd = openat(proc_.get(), path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); task_fd >= 0) {
+    const std::string pid = e->d_name;
+    // Its threads: counted for pids, and read for memory when the main
+    // thread has exited (its smaps_rollup then says ESRCH, while the other
+    // threads still hold the process's memory).
+    std::vector<std::string> tids;
+    if (int task_fd = openat(proc_.get(), (pid + "/task").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); task_fd >= 0) {
       if (DIR* tasks = fdopendir(task_fd)) {
-        while (dirent* t = readdir(tasks)) usage.tasks += t->d_name[0] != '.';
+        while (dirent* t = readdir(tasks)) {
+          if (t->d_name[0] != '.') tids.emplace_back(t->d_name);
+        }
         closedir(tasks);
       } else {
         close(task_fd);
       }
     }
-    if (!memory || pid == 1) continue;  // init: ward's own, a few pages
-    path.assign(e->d_name).append("/smaps_rollup");
-    UniqueFd fd(openat(proc_.get(), path.c_str(), O_RDONLY | O_CLOEXEC));
-    ssize_t n = fd.valid() ? read(fd.get(), buf, sizeof buf) : -1;
+    usage.tasks += static_cast<int64_t>(tids.size());
+    if (!memory || pid == "1") continue;  // init: ward's own, a few pages
+    ssize_t n = -1;
+    int err = ENOENT;
+    std::string where;  // the directory whose files were read
+    for (size_t i = 0; i <= tids.size() && n < 0; ++i) {
+      where = i == 0 ? pid : pid + "/task/" + tids[i - 1];
+      n = ReadAt(proc_.get(), where + "/smaps_rollup", buf, sizeof buf);
+      if (n < 0) err = errno;
+      if (n < 0 && err != ESRCH) break;  // ESRCH: that thread has no memory map; try the next
+    }
     if (n >= 0) {
       usage.memory_bytes += ParseRollup(std::string_view(buf, static_cast<size_t>(n)));
-      if (files) file_bytes += UnlinkedShmem(proc_.get(), e->d_name, &seen);
+      if (tables) {
+        ssize_t m = ReadAt(proc_.get(), where + "/status", buf, sizeof buf);
+        if (m > 0) table_bytes += ParseStatusPageTables(std::string_view(buf, static_cast<size_t>(m)));
+      }
       continue;
     }
-    // Gone meanwhile: ENOENT (the directory) or ESRCH (the process, as the
-    // file was read).
-    if (errno == ENOENT || errno == ESRCH) continue;
-    int err = errno;
-    if (err == EACCES || err == EPERM) {
-      auto known = unreadable_since_.find(pid);
-      int64_t since = known == unreadable_since_.end() ? now_ms : known->second;
-      if (now_ms - since <= kUnreadableMs) {
-        unreadable[pid] = since;  // init's child before its exec, for a moment
-        continue;
-      }
+    // Gone meanwhile: ENOENT (the directory), or ESRCH from every thread.
+    if (err == ENOENT || err == ESRCH) continue;
+    if (err != EACCES && err != EPERM) {
+      closedir(dir);
+      return Error::Setup("cannot read the memory of the sandbox's process " + pid + " (/proc/" + pid +
+                          "/smaps_rollup: " + ErrnoName(err) + "), so memoryMiB cannot be kept");
     }
-    closedir(dir);
-    return Error::Setup("cannot read the memory of the sandbox's process " + std::string(e->d_name) +
-                        " (/proc/" + e->d_name + "/smaps_rollup: " + ErrnoName(err) +
-                        "), so memoryMiB cannot be kept");
+    unreadable = pid;
+    unreadable_err = err;
   }
   closedir(dir);
-  unreadable_since_ = std::move(unreadable);
-  if (files) unlinked_bytes_ = file_bytes;
-  usage.memory_bytes += unlinked_bytes_;  // as last seen
+  // Init's child is unreadable for a moment, before its exec. Some process
+  // unreadable for longer, whichever it is (a chain of short-lived ones
+  // too), stops the sandbox.
+  if (unreadable.empty()) {
+    unreadable_since_ = -1;
+  } else {
+    if (unreadable_since_ < 0) unreadable_since_ = now_ms;
+    if (now_ms - unreadable_since_ > kUnreadableMs) {
+      return Error::Setup("cannot read the memory of the sandbox's process " + unreadable + " (/proc/" + unreadable +
+                          "/smaps_rollup: " + ErrnoName(unreadable_err) + ") for " +
+                          std::to_string(now_ms - unreadable_since_) +
+                          " ms (a program not readable by any user mapped into the sandbox?), so memoryMiB "
+                          "cannot be kept");
+    }
+  }
+  if (tables) table_bytes_ = table_bytes;
+  usage.memory_bytes += table_bytes_;  // as last seen
   return usage;
+}
+
+MemoryWatchThread::MemoryWatchThread(MemoryWatch watch, Limits limits, std::function<void()> kill)
+    : watch_(std::move(watch)), limits_(limits), kill_(std::move(kill)), stop_(eventfd(0, EFD_CLOEXEC)) {
+  thread_ = std::thread([this] { Run(MemoryWatch::kIntervalMs); });
+}
+
+MemoryWatchThread::~MemoryWatchThread() { Stop(); }
+
+void MemoryWatchThread::Stop() {
+  if (!thread_.joinable()) return;
+  uint64_t one = 1;
+  if (write(stop_.get(), &one, sizeof one) != sizeof one) {
+    // An eventfd write fails only when its counter would overflow: it is
+    // readable already.
+  }
+  thread_.join();
+}
+
+void MemoryWatchThread::Run(int64_t interval_ms) {
+  auto now_ms = [] {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  };
+  for (;;) {
+    const int64_t start = now_ms();
+    auto used = watch_.Sample(start, limits_.memory_bytes > 0);
+    if (!used) {
+      error_ = used.error().message;
+      return kill_();
+    }
+    if (limits_.pids > 0 && used->tasks >= limits_.pids) pids_reached_ = true;
+    if (limits_.memory_bytes > 0 && used->memory_bytes > limits_.memory_bytes) {
+      exceeded_ = true;
+      return kill_();
+    }
+    const int64_t took = now_ms() - start;
+    if (took > kSampleBudgetMs) {
+      error_ = "one sample of the sandbox's " + std::to_string(used->tasks) + " tasks took " + std::to_string(took) +
+               " ms (more than " + std::to_string(kSampleBudgetMs) +
+               "), so memoryMiB cannot be kept; give the sandbox a memory cgroup, or fewer processes";
+      return kill_();
+    }
+    pollfd p{stop_.get(), POLLIN, 0};
+    int n = poll(&p, 1, static_cast<int>(interval_ms));
+    if (n > 0) return;  // stopped
+  }
 }
 
 }  // namespace ward

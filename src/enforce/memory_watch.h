@@ -12,16 +12,16 @@
 // proportional anonymous and shared-memory resident set (Pss_Anon + Pss_Shmem
 // of /proc/PID/smaps_rollup): memory that cannot be reclaimed without swap,
 // each page divided among the processes that map it, so forked workers that
-// share pages are not counted twice. File pages (libraries, mapped files, the
-// page cache) are not: the kernel can drop them, and a memory cgroup would
-// reclaim them before it stopped anything. Pages of a tmpfs that no process
-// maps are bounded by the tmpfs's own size (limits.tmpfsMiB), except those
-// of unlinked files no mount holds (memfd_create, a deleted tmpfs file):
-// every kFilesEvery samples each process's open descriptors are looked at,
-// and such files' blocks counted once each (a mapped one may be counted
-// twice: the bound errs on the side of stopping). Not counted: kernel
-// memory (socket and pipe buffers, which the kernel bounds per user), and
-// System V segments no process maps.
+// share pages are not counted twice; and, every kTablesEvery samples, the
+// page tables of each (VmPTE: kernel memory a program makes by touching a
+// wide, sparse mapping). File pages (libraries, mapped files, the page
+// cache) are not counted: the kernel can drop them, and a memory cgroup
+// would reclaim them before it stopped anything. Pages of a tmpfs that no
+// process maps are bounded by the tmpfs's own size (limits.tmpfsMiB); the
+// in-memory files no mount holds (memfd_create, memfd_secret) are refused
+// to the sandbox under this mechanism (seccomp, ENOSYS: programs fall back
+// to a file in /dev/shm or /tmp). Not counted: kernel memory in socket and
+// pipe buffers, and System V segments no process maps (docs/policy.md).
 //
 // What it cannot do: stop an allocation as it happens. It samples every
 // kIntervalMs, so a program that allocates faster than that can pass the
@@ -36,14 +36,18 @@
 // credentials, which may read every process the workload runs (they run in
 // the sandbox's user namespace, which the supervisor owns), but not init and
 // its children before they exec (their memory is ward's, from fork): init is
-// skipped, and a process unreadable for longer than kUnreadableMs (a program
-// that is not readable by any user mapped into the sandbox makes its process
-// so) is an error: the limit cannot be kept, and the sandbox is stopped.
+// skipped, and some process unreadable in every sample for longer than
+// kUnreadableMs (a program that is not readable by any user mapped into the
+// sandbox makes its process so; a chain of them too) is an error: the limit
+// cannot be kept, and the sandbox is stopped.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
-#include <map>
+#include <functional>
+#include <string>
 #include <string_view>
+#include <thread>
 
 #include "base/unique_fd.h"
 #include "ward/result.h"
@@ -54,9 +58,9 @@ class MemoryWatch {
  public:
   static constexpr int kIntervalMs = 20;
   static constexpr int kUnreadableMs = 1000;
-  // Open files are scanned every kFilesEvery samples (each descriptor of
-  // each process is a stat).
-  static constexpr uint64_t kFilesEvery = 10;
+  // Page tables are read every kTablesEvery samples (another file per
+  // process).
+  static constexpr uint64_t kTablesEvery = 5;
 
   // Watches the sandbox whose procfs is `proc` (a directory descriptor).
   // Refused unless it is a procfs of another pid namespace than ward's.
@@ -80,13 +84,51 @@ class MemoryWatch {
  private:
   explicit MemoryWatch(UniqueFd proc) : proc_(std::move(proc)) {}
   UniqueFd proc_;
-  std::map<int, int64_t> unreadable_since_;  // pid -> first EACCES
+  int64_t unreadable_since_ = -1;  // since when some process could not be read (-1: none now)
   uint64_t samples_ = 0;
-  uint64_t unlinked_bytes_ = 0;  // memfds and the like, as the last file scan saw them
+  uint64_t table_bytes_ = 0;  // page tables, as last read
+};
+
+// Samples a MemoryWatch every kIntervalMs on a thread of its own, so that a
+// slow sample (thousands of processes) never holds up the supervisor's loop
+// (timeouts, signals, output). A sample that takes longer than
+// kSampleBudgetMs is an error (the limit cannot be kept at that pace), like
+// a memory that cannot be read: the sandbox is stopped (`kill`, called on
+// the thread) and error() says why.
+class MemoryWatchThread {
+ public:
+  static constexpr int kSampleBudgetMs = 1000;
+  struct Limits {
+    uint64_t memory_bytes = 0;  // 0: memory not watched
+    int64_t pids = 0;           // 0: tasks not watched
+  };
+  MemoryWatchThread(MemoryWatch watch, Limits limits, std::function<void()> kill);
+  ~MemoryWatchThread();  // Stop()
+  MemoryWatchThread(const MemoryWatchThread&) = delete;
+  MemoryWatchThread& operator=(const MemoryWatchThread&) = delete;
+
+  // Ends the sampling and joins the thread; the results are final after it.
+  void Stop();
+  bool memory_exceeded() const { return exceeded_; }
+  bool pids_reached() const { return pids_reached_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  void Run(int64_t interval_ms);
+
+  MemoryWatch watch_;
+  Limits limits_;
+  std::function<void()> kill_;
+  UniqueFd stop_;  // an eventfd: readable once Stop() is called
+  std::atomic<bool> exceeded_{false}, pids_reached_{false};
+  std::string error_;  // written by the thread, read after the join
+  std::thread thread_;
 };
 
 // Pss_Anon + Pss_Shmem of one smaps_rollup text, in bytes (0 when neither is
 // there: a process with no memory of its own, e.g. a zombie).
 uint64_t ParseRollup(std::string_view text);
+// VmPTE of one /proc/PID/status text, in bytes.
+uint64_t ParseStatusPageTables(std::string_view text);
 
 }  // namespace ward

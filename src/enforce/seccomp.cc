@@ -133,17 +133,29 @@ Result<void> Check(int rc, const std::string& what) {
 // compare an argument only once, so "not any of these five values" has no
 // libseccomp spelling. It is installed as a second filter; the kernel runs
 // both and applies the stricter verdict.
-std::vector<sock_filter> BuildPersonalityFilter() {
+std::vector<sock_filter> BuildPersonalityFilter(bool refuse_memfd) {
   constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
   constexpr uint32_t kNr = 135;                 // __NR_personality on x86_64
+  constexpr uint32_t kMemfdCreate = 319, kMemfdSecret = 447;  // x86_64
   constexpr uint32_t kArgLo = 16, kArgHi = 20;  // offsetof(seccomp_data, args[0]) (+4)
   constexpr uint32_t kAllow = 0x7fff0000U;      // SECCOMP_RET_ALLOW
   constexpr uint32_t kDeny = 0x00050000U | EPERM;  // SECCOMP_RET_ERRNO | EPERM
-  return {
+  constexpr uint32_t kNoSys = 0x00050000U | ENOSYS;  // SECCOMP_RET_ERRNO | ENOSYS
+  std::vector<sock_filter> head = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 4),               // arch
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArchX86_64, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, kAllow),                   // other arches: the main filter kills
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),               // nr
+  };
+  if (refuse_memfd) {
+    // Memory no mount bounds and ward's memory watch cannot see: refused as
+    // a kernel without the call would (programs fall back to a file in
+    // /dev/shm or /tmp, whose size is bounded). enforce/memory_watch.h.
+    head.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kMemfdCreate, 1, 0));
+    head.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kMemfdSecret, 0, 1));
+    head.push_back(BPF_STMT(BPF_RET | BPF_K, kNoSys));
+  }
+  std::vector<sock_filter> personality = {
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kNr, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, kAllow),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArgHi),          // the kernel reads an unsigned int,
@@ -158,6 +170,8 @@ std::vector<sock_filter> BuildPersonalityFilter() {
       BPF_STMT(BPF_RET | BPF_K, kDeny),
       BPF_STMT(BPF_RET | BPF_K, kAllow),
   };
+  head.insert(head.end(), personality.begin(), personality.end());
+  return head;
 }
 
 namespace {

@@ -6,7 +6,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
 
 #include <cstdint>
 
@@ -20,20 +19,14 @@ namespace ward {
 // Loads `prog` as a user-notification filter on the calling thread and
 // returns its listener (-1 and errno on failure). Async-signal-safe.
 //
-// Once ward has received a notification, the caller's wait is killable only
-// (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, Linux 5.19): a non-fatal signal is
-// delivered after ward answers. Why: ward makes these calls on the program's
-// behalf (a connect() waits while ward connects to the server first,
-// net/connect_notify.h); a signal that ended the call halfway would leave
-// the program a socket in a state no kernel gives (unconnected, and
-// reported writable with no error to a program that retries, as CPython
-// does after EINTR). The cost: a handled signal waits for the answer, at
-// most the proxy's connect timeout. Older kernels: without the flag.
+// The caller's wait stays interruptible by any signal, as the kernel's own
+// calls are (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV was tried and dropped:
+// it held a handled signal, Ctrl-C under --pty included, for as long as a
+// call waited, and a unix connect() to a full backlog waits for ever). A
+// call a signal ends while ward makes it is finished by ward at once
+// (net/connect_notify.h, "server first").
 inline int InstallNotifyFilter(const sock_fprog* prog) {
-  constexpr unsigned long kWaitKillableRecv = 1UL << 5;  // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER | kWaitKillableRecv, prog);
-  if (fd < 0 && errno == EINVAL) fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
-  return static_cast<int>(fd);
+  return static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog));
 }
 
 // One entry of the deny list, with the reason it is there (also printed by
@@ -54,8 +47,10 @@ Result<std::vector<sock_filter>> BuildSeccompFilter();
 // installs).
 const std::vector<sock_filter>& EmbeddedSeccompFilter();
 
-// The second, hand-written filter for personality(2) (see seccomp.cc).
-std::vector<sock_filter> BuildPersonalityFilter();
+// The second, hand-written filter for personality(2) (see seccomp.cc); with
+// `refuse_memfd`, memfd_create(2) and memfd_secret(2) fail with ENOSYS too
+// (under ward's memory watch, which cannot count their memory).
+std::vector<sock_filter> BuildPersonalityFilter(bool refuse_memfd = false);
 
 // The network filter, loaded with a user-notification listener the
 // supervisor serves (net/connect_notify.h), in every mode. Every kind:

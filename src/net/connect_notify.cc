@@ -246,6 +246,7 @@ constexpr int kMaxWorkers = 1024;
 // connect_notify.h): a refusal or a handshake takes one round trip, and
 // most round trips are shorter.
 constexpr int kServerFirstWaitMs = 250;
+constexpr int kServerFirstSliceMs = 5;
 
 class Server : public std::enable_shared_from_this<Server> {
  public:
@@ -436,10 +437,10 @@ class Server : public std::enable_shared_from_this<Server> {
   // in slices, so that a call that is gone (a signal, the caller's death)
   // stops the wait. 0 or an errno; ETIMEDOUT after `timeout_ms` (-1: until
   // TCP gives up), ECONNABORTED when stopping or when the call is gone.
-  int WaitWhileCalled(const Notice& n, int fd, int timeout_ms) {
+  int WaitWhileCalled(const Notice& n, int fd, int timeout_ms, int slice_ms = 200) {
     int64_t deadline = timeout_ms < 0 ? -1 : MonotonicMs() + timeout_ms;
     for (;;) {
-      int slice = deadline < 0 ? 200 : std::min(200, RemainingMs(deadline));
+      int slice = deadline < 0 ? slice_ms : std::min(slice_ms, RemainingMs(deadline));
       switch (WaitFor(fd, POLLOUT, stop_fd_, slice)) {
         case WaitStatus::kReady: {
           int err = 0;
@@ -588,7 +589,12 @@ class Server : public std::enable_shared_from_this<Server> {
       int limit = blocking ? connect_timeout_ms_ : std::min(connect_timeout_ms_, kServerFirstWaitMs);
       int send_timeout = SendTimeoutMs(j.sock.get());
       if (blocking && send_timeout >= 0) limit = std::min(limit, send_timeout);
-      int e = WaitWhileCalled(j.notice, j.server.get(), limit);
+      // In short slices: a call a signal ended is noticed within
+      // kServerFirstSliceMs, and the program's socket then connected (below)
+      // rather than left unconnected, which a program retrying after EINTR
+      // would take for connected. (A program that looks sooner still sees
+      // that: docs/network.md.)
+      int e = WaitWhileCalled(j.notice, j.server.get(), limit, kServerFirstSliceMs);
       // Still under way when the program no longer waits (a non-blocking
       // socket's wait is over, its SO_SNDTIMEO ran out, or a signal ended
       // the call): its socket goes on connecting as the kernel's would, and

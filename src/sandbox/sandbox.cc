@@ -149,7 +149,6 @@ Result<RunResult> Run(const RunRequest& req) {
   result.warnings = plan->warnings;
   mark("plan compiled");
   plan->seccomp = EmbeddedSeccompFilter();
-  plan->seccomp_extra = BuildPersonalityFilter();
   if (auto last = ReadFile("/proc/sys/kernel/cap_last_cap")) plan->last_cap = std::atoi(last->c_str());
 
   mark("seccomp built");
@@ -253,6 +252,7 @@ Result<RunResult> Run(const RunRequest& req) {
     };
   }
   if (cg.memory == LimitMechanism::kSupervisor) opts.watch_memory_bytes = *policy.limits.memory_mib * 1024 * 1024;
+  plan->seccomp_extra = BuildPersonalityFilter(/*refuse_memfd=*/opts.watch_memory_bytes > 0);
   if (cg.pids == LimitMechanism::kRlimit) opts.watch_pids = *policy.limits.pids;
   opts.pty = req.pty;
   opts.kill_grace_ms = req.kill_grace_ms;

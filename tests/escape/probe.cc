@@ -38,6 +38,7 @@
 #include <string.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -957,6 +958,42 @@ unsigned long NamespaceFlag(const std::string& ns) {
   Ok("written_mib=" + std::to_string(mib));
 }
 
+// memhog-thread MIB: the main thread exits; another allocates and touches
+// MIB MiB and holds it 1 s, then the process exits 0 (the review: with its
+// main thread gone, a process's smaps_rollup says ESRCH).
+[[noreturn]] void CmdMemhogThread(long mib) {
+  static long want;
+  want = mib;
+  pthread_t t;
+  if (pthread_create(&t, nullptr, [](void*) -> void* {
+        usleep(50 * 1000);  // the main thread is gone by now
+        const size_t bytes = static_cast<size_t>(want) << 20;
+        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) _exit(2);
+        memset(p, 0x5a, bytes);
+        usleep(1000 * 1000);
+        printf("RESULT ok held_mib=%ld\n", want);
+        fflush(stdout);
+        _exit(0);
+      }, nullptr) != 0) {
+    Fail(errno, "step=pthread_create");
+  }
+  syscall(SYS_exit, 0);  // this thread only
+  __builtin_unreachable();
+}
+
+// page-tables GIB: touches one byte every 2 MiB of a GIB GiB mapping (page
+// tables of GIB/512 GiB, hardly any memory of the mapping's own), holds 1 s.
+[[noreturn]] void CmdPageTables(long gib) {
+  const size_t bytes = static_cast<size_t>(gib) << 30;
+  char* p = static_cast<char*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (p == MAP_FAILED) Fail(errno, "step=mmap");
+  madvise(p, bytes, MADV_NOHUGEPAGE);
+  for (size_t off = 0; off < bytes; off += 2 << 20) p[off] = 1;
+  usleep(1000 * 1000);
+  Ok("touched_gib=" + std::to_string(gib));
+}
+
 [[noreturn]] void CmdCaps() {
   FILE* f = fopen("/proc/self/status", "re");
   if (!f) Fail(errno, "step=open");
@@ -1326,6 +1363,8 @@ int Main(int argc, char** argv) {
   if (cmd == "pidns") CmdPidns();
   if (cmd == "forkbomb") CmdForkbomb(argc > 2 ? Num(arg(2)) : 100000);
   if (cmd == "memhog") CmdMemhog(Num(arg(2)));
+  if (cmd == "memhog-thread") CmdMemhogThread(Num(arg(2)));
+  if (cmd == "page-tables") CmdPageTables(Num(arg(2)));
   if (cmd == "memfd-fill") CmdMemfdFill(Num(arg(2)));
   if (cmd == "memreserve") CmdMemreserve(Num(arg(2)), Num(arg(3)));
   if (cmd == "memhog-procs") CmdMemhogProcs(Num(arg(2)), Num(arg(3)), Num(arg(4)) != 0);
