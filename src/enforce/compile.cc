@@ -814,7 +814,30 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
         WARD_TRY(grant(list[i], kind, origin, false));
         continue;
       }
-      for (const auto& m : matches) WARD_TRY(grant(m, kind, origin + " (" + Quote(list[i]) + ")", false));
+      // A grant pattern's matches hold no symlink past the first wildcard
+      // (glob.h); one that resolves through a link now had it put there
+      // since the expansion (a concurrent sandbox swapping a directory for
+      // a link): refused, never followed. The literal part before the
+      // wildcard resolves as any path does.
+      std::string fixed;
+      if (kind != Kind::kDeny) {
+        fixed = list[i].substr(0, list[i].find_first_of("*?"));
+        fixed = fixed.substr(0, std::max<size_t>(1, fixed.rfind('/')));
+        fixed = ResolvePath(fixed, &cache).real;
+      }
+      for (const auto& m : matches) {
+        if (kind != Kind::kDeny) {
+          const std::string rest = m.substr(std::min(m.size(), list[i].substr(0, list[i].find_first_of("*?")).rfind('/')));
+          const std::string expected = fixed == "/" ? rest : fixed + rest;
+          const std::string real = ResolvePath(m, &cache).real;
+          if (real != expected) {
+            return Error::Policy(origin + " (" + Quote(list[i]) + ") " + Quote(m) + ": now resolves to " + Quote(real) +
+                                 " through a symlink that was not there when the pattern was expanded (a concurrent "
+                                 "writer?); not granted");
+          }
+        }
+        WARD_TRY(grant(m, kind, origin + " (" + Quote(list[i]) + ")", false));
+      }
     }
     return {};
   };

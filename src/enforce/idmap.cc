@@ -14,6 +14,7 @@
 
 #include "base/errors.h"
 #include "base/fd_passing.h"
+#include "base/no_symlinks.h"
 
 namespace ward {
 
@@ -160,8 +161,11 @@ Result<std::vector<UniqueFd>> CloneIdmappedTrees(const LaunchPlan& plan, int use
   for (size_t i = 0; i < plan.mounts.size(); ++i) {
     const MountOp& op = plan.mounts[i];
     if (!op.idmap) continue;
-    UniqueFd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, op.source.c_str(),
-                                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+    // No symlink followed on the way (base/no_symlinks.h).
+    UniqueFd source(OpenNoSymlinks(op.source.c_str(), O_PATH));
+    if (!source.valid()) return SysError("openat2 (RESOLVE_NO_SYMLINKS)", op.source);
+    UniqueFd tree(static_cast<int>(syscall(SYS_open_tree, source.get(), "",
+                                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH)));
     if (!tree.valid()) return SysError("open_tree", op.source);
     mount_attr a{};
     a.attr_set = op.attr_set | MOUNT_ATTR_IDMAP;

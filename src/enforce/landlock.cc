@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/errors.h"
+#include "base/no_symlinks.h"
 
 namespace ward {
 
@@ -96,7 +97,7 @@ Result<UniqueFd> BuildLandlockRuleset(const LaunchPlan& plan) {
 }
 
 int LandlockAddPath(int ruleset_fd, int abi, const char* path, bool write, bool dir_only_read) {
-  int fd = open(path, O_PATH | O_CLOEXEC);
+  int fd = OpenNoSymlinks(path, O_PATH);  // base/no_symlinks.h
   if (fd < 0) return errno;
   struct stat st;
   if (fstat(fd, &st) != 0) {

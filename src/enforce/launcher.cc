@@ -35,6 +35,7 @@
 #include "base/errors.h"
 #include "base/fd_passing.h"
 #include "base/unique_fd.h"
+#include "base/no_symlinks.h"
 #include "enforce/idmap.h"
 #include "enforce/memory_watch.h"
 #include "enforce/seccomp.h"
@@ -252,9 +253,21 @@ int RunMountOp(const MountOp& op, int tree) {
         return SetAttr(t, op.attr_set, AT_RECURSIVE);
       }
       [[fallthrough]];
-    case K::kMaskFile:
-      if (mount(op.source.c_str(), t, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
+    case K::kMaskFile: {
+      // The source as the plan names it, no symlink followed (base/no_symlinks.h),
+      // cloned from that very object.
+      int src = OpenNoSymlinks(op.source.c_str(), O_PATH);
+      if (src < 0) return errno;
+      int clone = static_cast<int>(
+          syscall(SYS_open_tree, src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH));
+      int e = clone < 0 ? errno : 0;
+      close(src);
+      if (e) return e;
+      if (syscall(SYS_move_mount, clone, "", AT_FDCWD, t, MOVE_MOUNT_F_EMPTY_PATH) != 0) e = errno;
+      close(clone);
+      if (e) return e;
       return SetAttr(t, op.attr_set, AT_RECURSIVE);
+    }
     case K::kTmpfs:
     case K::kMaskDir:
       if (mount("tmpfs", t, "tmpfs", MsFlags(op.attr_set), TmpfsOptions(opt, op.mode, op.size_mib)) != 0) return errno;
