@@ -393,6 +393,18 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
     return e;
   }
   void Record(EgressEvent e);
+  // The event of TCP decision `d` about `dst`:`port` (its name, rule and
+  // reason); the caller adds how it was made (detail).
+  EgressEvent TcpEvent(const IpAddress& dst, uint16_t port, const TcpDecision& d) const {
+    EgressEvent e = NewEvent(EgressEvent::Kind::kTcp);
+    e.address = dst;
+    e.port = port;
+    e.allowed = d.allowed;
+    e.rule = d.rule ? d.rule->text : "";
+    e.reason = d.reason;
+    e.domain = d.domain;
+    return e;
+  }
   // This connection's first bytes have decided: it is no longer a head.
   void HeadDecided() { heads_.Release(t_head); }
   // Whether this connection was closed to make room for a newer head (its
@@ -888,13 +900,7 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
 
 void Proxy::Connect(UniqueFd client, UniqueFd made, const IpAddress& dst, uint16_t port, const TcpDecision& d,
                     const std::string& detail, std::vector<uint8_t> head, bool gate_first_bytes) {
-  EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
-  ev.address = dst;
-  ev.port = port;
-  ev.allowed = true;
-  ev.rule = d.rule ? d.rule->text : "";
-  ev.reason = d.reason;
-  ev.domain = d.domain;
+  EgressEvent ev = TcpEvent(dst, port, d);
   ev.detail = d.source.empty() || detail.starts_with(d.source) ? detail : d.source + " (" + detail + ")";
   Result<UniqueFd> server = made.valid()
                                 ? FinishConnect(std::move(made), dst, port, config_.connect_timeout_ms, stop_fd_.get())
@@ -1058,12 +1064,7 @@ std::optional<EgressEvent> Proxy::ConnectServerFirst(const IpAddress& dst, uint1
     d = DecideTcp(guard_, config_.policy, bound[i], "dns", bound, dst, port);
   }
   if (!d.allowed) return std::nullopt;  // the proxy resets it
-  EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
-  ev.address = dst;
-  ev.port = port;
-  ev.allowed = true;
-  ev.rule = d.rule ? d.rule->text : "";
-  ev.reason = d.reason;
+  EgressEvent ev = TcpEvent(dst, port, d);
   ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
   ev.detail = d.source.empty() ? "server first" : d.source + "; server first";
   return ev;
