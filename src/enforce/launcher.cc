@@ -63,6 +63,75 @@ Error SetupFailure(const Record& setup_error, const LaunchPlan& plan, LaunchErro
   return Error::Setup("sandbox setup failed at " + what + ": " + ErrnoName(setup_error.err));
 }
 
+// Egress: hands the listeners init built in the sandbox's network namespace
+// to the proxy, then lets init start the workload. An error kills the
+// sandbox (before its workload) and is returned.
+std::optional<Error> ServeEgress(int channel, int pidfd, const LaunchOptions& opts) {
+  // Blocks until init has built the network (bounded: netlink answers
+  // time out) or has failed, closing its end.
+  auto listeners = ReceiveEgressListeners(channel);
+  Result<void> served = !listeners ? Result<void>(listeners.error())
+                        : opts.on_egress_listeners ? opts.on_egress_listeners(std::move(*listeners))
+                                                   : Result<void>(Error::Setup("no egress proxy to serve the sandbox"));
+  if (served) {
+    // Init waits for this byte before it starts the workload.
+    if (write(channel, "G", 1) != 1) served = SysError("write", "egress go");
+  }
+  if (served) return std::nullopt;
+  // Nothing may run unfiltered: the sandbox dies before its workload
+  // (init is still waiting for the byte above). If init failed first,
+  // its report names the step (SetupFailure); otherwise this error stands.
+  SignalPidfd(pidfd, SIGKILL);
+  return served.error();
+}
+
+// --pty: the terminal's master and a read-only slave, from init.
+void ReceivePty(int channel, SupervisedInit* init) {
+  // Init sends the master and a slave once its root is built (before it
+  // waits for the egress byte above). Nothing arrives if it failed first:
+  // its report says why.
+  std::vector<UniqueFd> got = ReceiveFds(channel, 2);
+  if (got.size() == 2) {
+    init->pty_master = std::move(got[0]);
+    init->pty_slave = std::move(got[1]);
+    winsize ws;
+    if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(init->pty_master.get(), TIOCSWINSZ, &ws);
+  }
+}
+
+// seccomp_net: the listener of init's notify filter (and its
+// NETLINK_SOCK_DIAG socket) to the connect() server. An error kills the
+// sandbox and is returned.
+std::optional<Error> ServeConnectListener(int channel, int pidfd, const LaunchOptions& opts) {
+  // Init sends the listener as it loads the filter, after the pty; with
+  // nothing (it failed first) its report says why. Nothing in the sandbox
+  // runs unserved: the workload's connect() calls wait until this serves,
+  // or die with the sandbox if it cannot.
+  bool truncated = false;
+  std::vector<UniqueFd> got = ReceiveFds(channel, 2, &truncated);
+  if (got.empty() || truncated) return std::nullopt;
+  UniqueFd diag = got.size() > 1 ? std::move(got[1]) : UniqueFd();
+  Result<void> served = opts.on_connect_listener(std::move(got[0]), std::move(diag));
+  if (served) return std::nullopt;
+  SignalPidfd(pidfd, SIGKILL);
+  return served.error();
+}
+
+// The memory watch: the sandbox's own procfs, from init.
+void ReceiveMemoryWatch(int channel, int pidfd, SupervisedInit* init, LaunchOutcome* out) {
+  // Sent once init's root is built; nothing if it failed first (its
+  // report says why). A procfs that is not the sandbox's stops it.
+  std::vector<UniqueFd> got = ReceiveFds(channel, 1);
+  if (got.empty()) return;
+  auto opened = MemoryWatch::FromProcfs(std::move(got[0]));
+  if (opened) {
+    init->watch.emplace(std::move(*opened));
+  } else {
+    SignalPidfd(pidfd, SIGKILL);
+    out->watch_error = opened.error().message;
+  }
+}
+
 }  // namespace
 
 Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, int ruleset_fd,
@@ -174,13 +243,12 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     ChildMain(ctx);
   }
   UniqueFd pidfd(pidfd_raw);
-  auto send = [&](int sig) { SignalPidfd(pidfd.get(), sig); };
   if (plan.host_uid) {
     ids_rd.Reset();
     Result<void> mapped = GiveIdentity(static_cast<pid_t>(pid), plan, ids_wr.get());
     if (!mapped) {
       // Nothing has run yet: the child still waits for its identity.
-      send(SIGKILL);
+      SignalPidfd(pidfd.get(), SIGKILL);
       siginfo_t info{};
       waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()), &info, WEXITED);
       return mapped.error();
@@ -207,73 +275,23 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   init.pty = opts.pty;
   init.watch_limits = {opts.watch_memory_bytes, opts.watch_pids};
 
+  // The hand-overs, in the order init makes them.
   std::optional<Error> serve_error;
   if (plan.egress) {
-    // Blocks until init has built the network (bounded: netlink answers
-    // time out) or has failed, closing its end.
-    auto listeners = ReceiveEgressListeners(egress_parent.get());
-    Result<void> served = !listeners ? Result<void>(listeners.error())
-                          : opts.on_egress_listeners ? opts.on_egress_listeners(std::move(*listeners))
-                                                     : Result<void>(Error::Setup("no egress proxy to serve the sandbox"));
-    if (served) {
-      // Init waits for this byte before it starts the workload.
-      if (write(egress_parent.get(), "G", 1) != 1) served = SysError("write", "egress go");
-    }
-    if (!served) {
-      // Nothing may run unfiltered: the sandbox dies before its workload
-      // (init is still waiting for the byte above). If init failed first,
-      // its report names the step (below); otherwise this error stands.
-      send(SIGKILL);
-      serve_error = served.error();
-    }
+    serve_error = ServeEgress(egress_parent.get(), pidfd.get(), opts);
     egress_parent.Reset();
   }
-
   if (opts.pty) {
-    // Init sends the master and a slave once its root is built (before it
-    // waits for the egress byte above). Nothing arrives if it failed first:
-    // its report says why.
-    std::vector<UniqueFd> got = ReceiveFds(pty_parent.get(), 2);
-    if (got.size() == 2) {
-      init.pty_master = std::move(got[0]);
-      init.pty_slave = std::move(got[1]);
-      winsize ws;
-      if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ioctl(init.pty_master.get(), TIOCSWINSZ, &ws);
-    }
+    ReceivePty(pty_parent.get(), &init);
     pty_parent.Reset();
   }
-
   if (connect_parent.valid()) {
-    // Init sends the listener as it loads the filter, after the pty; with
-    // nothing (it failed first) its report says why. Nothing in the sandbox
-    // runs unserved: the workload's connect() calls wait until this serves,
-    // or die with the sandbox if it cannot.
-    bool truncated = false;
-    std::vector<UniqueFd> got = ReceiveFds(connect_parent.get(), 2, &truncated);
-    if (!got.empty() && !truncated) {
-      UniqueFd diag = got.size() > 1 ? std::move(got[1]) : UniqueFd();
-      Result<void> served = opts.on_connect_listener(std::move(got[0]), std::move(diag));
-      if (!served) {
-        send(SIGKILL);
-        if (!serve_error) serve_error = served.error();
-      }
-    }
+    std::optional<Error> failed = ServeConnectListener(connect_parent.get(), pidfd.get(), opts);
+    if (failed && !serve_error) serve_error = std::move(failed);
     connect_parent.Reset();
   }
-
   if (watch_parent.valid()) {
-    // Sent once init's root is built; nothing if it failed first (its
-    // report says why). A procfs that is not the sandbox's stops it.
-    std::vector<UniqueFd> got = ReceiveFds(watch_parent.get(), 1);
-    if (!got.empty()) {
-      auto opened = MemoryWatch::FromProcfs(std::move(got[0]));
-      if (opened) {
-        init.watch.emplace(std::move(*opened));
-      } else {
-        send(SIGKILL);
-        out.watch_error = opened.error().message;
-      }
-    }
+    ReceiveMemoryWatch(watch_parent.get(), pidfd.get(), &init, &out);
     watch_parent.Reset();
   }
 

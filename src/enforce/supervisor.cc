@@ -20,6 +20,8 @@ namespace ward {
 
 namespace {
 
+// --pty: the caller's terminal in raw mode while the supervisor relays it
+// (every key goes to the sandbox's terminal); restored on destruction.
 class RawTerminal {
  public:
   explicit RawTerminal(int fd) : fd_(fd) {
@@ -53,7 +55,11 @@ SignalRelay::SignalRelay() {
   fd_.Reset(signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK));
 }
 
-SignalRelay::~SignalRelay() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
+SignalRelay::~SignalRelay() {
+  // The signalfd first, then the mask, as before the split.
+  fd_.Reset();
+  sigprocmask(SIG_SETMASK, &old_, nullptr);
+}
 
 Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
   auto send_init = [&](int sig) { SignalPidfd(init.pidfd, sig); };
