@@ -72,7 +72,7 @@ const char* const kPhaseNames[kPhCount] = {
 }
 
 void Mark(ChildContext& c, PhaseId id) {
-  c.phases[c.nphases++] = Record{kRecPhase, id, 0, 0, NowNs()};
+  c.phases[c.nphases++] = Record{kRecPhase, id, 0, 0, MonotonicNs()};
 }
 
 int WriteAll(const char* path, const char* data, size_t len) {
@@ -249,7 +249,7 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
     if (ioctl(0, TIOCSCTTY, 0) != 0) ChildFail(c, kStepCtty, errno);
   }
   if (chdir(p.cwd.c_str()) != 0) ChildFail(c, kStepChdirCwd, errno);
-  Record r{kRecPhase, kPhExec, 0, 0, NowNs()};
+  Record r{kRecPhase, kPhExec, 0, 0, MonotonicNs()};
   (void)!write(c.report_fd, &r, sizeof r);
   int err = ENOENT;
   for (const auto& cand : p.exec_candidates) {
@@ -556,12 +556,12 @@ void ReportPhases(ChildContext& c) {
     if (done) break;
   }
   Record last[3];
-  last[0] = Record{kRecPhase, kPhWorkloadExited, 0, 0, NowNs()};
+  last[0] = Record{kRecPhase, kPhWorkloadExited, 0, 0, MonotonicNs()};
   // The workload is gone: nothing else may outlive it.
   kill(-1, SIGKILL);
   while (waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
   }
-  last[1] = Record{kRecPhase, kPhSandboxEmpty, 0, 0, NowNs()};
+  last[1] = Record{kRecPhase, kPhSandboxEmpty, 0, 0, MonotonicNs()};
   last[2] = Record{kRecExit, 0, 0, 0, status};
   (void)!write(c.report_fd, last, sizeof last);
   _exit(0);

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "base/clock.h"
 #include "enforce/plan.h"
 #include "enforce/stdio.h"
 
@@ -54,11 +55,6 @@ struct Record {
 
 // CLOCK_MONOTONIC in ns; async-signal-safe (clock_gettime is), so the child
 // stamps its phases with it too.
-inline int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 // ---------------------------------------------------------------------------
 // The child: async-signal-safe code only (it runs after fork of a possibly

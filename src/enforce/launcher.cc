@@ -228,7 +228,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     args.flags |= CLONE_INTO_CGROUP;
     args.cgroup = static_cast<uint64_t>(cgroup.v2_dir_fd);
   }
-  const int64_t clone_ns = NowNs();
+  const int64_t clone_ns = MonotonicNs();
   long pid = syscall(SYS_clone3, &args, sizeof args);
   if (pid < 0) {
     int err = errno;

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/errors.h"
 
 namespace ward {
@@ -162,13 +162,8 @@ void MemoryWatchThread::Stop() {
 }
 
 void MemoryWatchThread::Run(int64_t interval_ms) {
-  auto now_ms = [] {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-  };
   for (;;) {
-    const int64_t start = now_ms();
+    const int64_t start = MonotonicMs();
     auto used = watch_.Sample(start, limits_.memory_bytes > 0);
     if (!used) {
       error_ = used.error().message;
@@ -179,7 +174,7 @@ void MemoryWatchThread::Run(int64_t interval_ms) {
       exceeded_ = true;
       return kill_();
     }
-    const int64_t took = now_ms() - start;
+    const int64_t took = MonotonicMs() - start;
     if (took > kSampleBudgetMs) {
       error_ = "one sample of the sandbox's " + std::to_string(used->tasks) + " tasks took " + std::to_string(took) +
                " ms (more than " + std::to_string(kSampleBudgetMs) +

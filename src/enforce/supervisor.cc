@@ -148,7 +148,7 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
     fds[2] = {init.signal_fd, POLLIN, 0};
     for (const Pump& pump : pumps) fds.push_back(pump.Want());
     int timeout = -1;
-    int64_t now = NowNs();
+    int64_t now = MonotonicNs();
     int64_t next = 0;
     if (deadline && !out->timed_out) next = deadline;
     if (kill_at && (!next || kill_at < next)) next = kill_at;
@@ -159,7 +159,7 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
     }
     int n = poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) return SysError("poll", "supervisor");
-    now = NowNs();
+    now = MonotonicNs();
     if (deadline && !out->timed_out && now >= deadline) {
       out->timed_out = true;
       send_init(SIGKILL);
@@ -193,7 +193,7 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
         } else {
           out->interrupted = true;
           send_init(sig);
-          kill_at = NowNs() + init.kill_grace_ms * 1000000;
+          kill_at = MonotonicNs() + init.kill_grace_ms * 1000000;
         }
       }
     }
@@ -229,7 +229,7 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
   // ...; done < list` keeps its lines).
   if (init.bridge) init.bridge->SettleStdin();
   for (Pump& pump : pumps) pump.Close();
-  const int64_t end_ns = NowNs();
+  const int64_t end_ns = MonotonicNs();
   out->phases.push_back({"sandbox gone", (end_ns - init.start_ns) / 1000.0});
   out->duration_ms = (end_ns - init.clone_ns) / 1e6;
   if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) out->init_signal = info.si_status;

@@ -14,13 +14,6 @@
 
 namespace ward::net {
 
-int64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-int64_t MonotonicMs() { return MonotonicNs() / 1'000'000; }
 
 int RemainingMs(int64_t deadline_ms) {
   int64_t left = deadline_ms - MonotonicMs();

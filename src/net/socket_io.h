@@ -10,15 +10,12 @@
 #include <span>
 #include <string>
 
+#include "base/clock.h"
 #include "base/unique_fd.h"
 #include "net/egress_rules.h"
 #include "ward/result.h"
 
 namespace ward::net {
-
-// CLOCK_MONOTONIC in nanoseconds / milliseconds.
-int64_t MonotonicNs();
-int64_t MonotonicMs();
 
 enum class WaitStatus : uint8_t { kReady, kTimeout, kStopped, kError };
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 
+#include "base/clock.h"
 #include "base/errors.h"
 #include "base/file.h"
 #include "enforce/cgroup.h"
@@ -29,12 +30,6 @@
 namespace ward {
 
 namespace {
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
 
 const char* RlimitField(int resource) {
   switch (resource) {
@@ -122,7 +117,7 @@ std::vector<std::string> PolicyWarnings(const Policy& policy) {
 }
 
 Result<RunResult> Run(const RunRequest& req) {
-  const int64_t start = NowNs();
+  const int64_t start = MonotonicNs();
   const Policy& policy = req.policy;
   RunResult result;
 
@@ -135,7 +130,7 @@ Result<RunResult> Run(const RunRequest& req) {
   result.landlock_abi = abi;
 
   std::vector<Phase> phases;
-  auto mark = [&](const char* name) { phases.push_back({name, (NowNs() - start) / 1000.0}); };
+  auto mark = [&](const char* name) { phases.push_back({name, (MonotonicNs() - start) / 1000.0}); };
   auto plan = CompilePlan(policy, req.argv, abi);
   if (!plan) return plan.error();
   if (req.strict && !plan->warnings.empty()) {
