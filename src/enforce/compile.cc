@@ -819,16 +819,12 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
       // since the expansion (a concurrent sandbox swapping a directory for
       // a link): refused, never followed. The literal part before the
       // wildcard resolves as any path does.
-      std::string fixed;
-      if (kind != Kind::kDeny) {
-        fixed = list[i].substr(0, list[i].find_first_of("*?"));
-        fixed = fixed.substr(0, std::max<size_t>(1, fixed.rfind('/')));
-        fixed = ResolvePath(fixed, &cache).real;
-      }
+      const std::string base = PatternBase(list[i]);
+      const std::string real_base = kind != Kind::kDeny ? ResolvePath(base, &cache).real : "";
       for (const auto& m : matches) {
         if (kind != Kind::kDeny) {
-          const std::string rest = m.substr(std::min(m.size(), list[i].substr(0, list[i].find_first_of("*?")).rfind('/')));
-          const std::string expected = fixed == "/" ? rest : fixed + rest;
+          const std::string rest = base == "/" ? m : m.substr(base.size());  // "/a/out" of "/w/ws/a/out"
+          const std::string expected = real_base == "/" ? rest : real_base + rest;
           const std::string real = ResolvePath(m, &cache).real;
           if (real != expected) {
             return Error::Policy(origin + " (" + Quote(list[i]) + ") " + Quote(m) + ": now resolves to " + Quote(real) +

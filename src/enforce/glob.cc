@@ -155,6 +155,11 @@ class Expander {
 
 bool HasGlob(std::string_view path) { return path.find_first_of("*?") != std::string_view::npos; }
 
+std::string PatternBase(std::string_view pattern) {
+  std::string_view head = pattern.substr(0, pattern.find_first_of("*?"));
+  return std::string(head.substr(0, std::max<size_t>(1, head.rfind('/'))));
+}
+
 bool MatchComponent(std::string_view p, std::string_view n) {
   // Iterative wildcard matching with one backtrack point (the last `*`).
   size_t pi = 0, ni = 0, star = std::string_view::npos, mark = 0;
@@ -191,10 +196,7 @@ Result<DenyExpansion> ExpandDeny(const FilesystemPolicy& fs, size_t i, size_t* b
   if (!matches) return matches.error();
   DenyExpansion out{std::move(*matches), ""};
   if (!out.matches.empty()) return out;
-  // The fixed part of a pattern (a path's directory): where its matches
-  // would be.
-  std::string fixed = rule.substr(0, rule.find_first_of("*?"));
-  fixed = fixed.substr(0, std::max<size_t>(1, fixed.rfind('/')));
+  const std::string fixed = PatternBase(rule);  // where its matches would be
   for (const auto* list : {&fs.read, &fs.write}) {
     for (const auto& g : *list) {
       if (!HasGlob(g) && IsUnder(fixed, g)) {

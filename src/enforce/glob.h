@@ -17,6 +17,11 @@ namespace ward {
 // True if `path` holds `*` or `?` (a pattern, not a path).
 bool HasGlob(std::string_view path);
 
+// The directory a pattern's matches lie under: the path up to the last `/`
+// before its first wildcard ("/w/a*/b" -> "/w", "/*" -> "/"); for a path
+// without one, its parent.
+std::string PatternBase(std::string_view pattern);
+
 // `name` matches `pattern` (`*`: any run of characters, `?`: one
 // character; no `/` in either; a leading `.` is matched like any other).
 bool MatchComponent(std::string_view pattern, std::string_view name);
