@@ -222,11 +222,22 @@ struct ConnectJob {
   bool answer_in_progress = false;
 };
 
-// The TCP state of `fd` (TCP_CLOSE for an unconnected socket), -1 if unknown.
+// The TCP state of `fd` (TCP_CLOSE for an unconnected socket), -1 (and
+// errno) if it cannot be read.
 int TcpState(int fd) {
   tcp_info info{};
   socklen_t len = sizeof info;
   return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
+
+// How the handshake of a connecting socket stands now, without waiting: 0
+// or its error when over, EINPROGRESS while under way.
+int HandshakeNow(int fd) {
+  pollfd ready{fd, POLLOUT, 0};
+  if (poll(&ready, 1, 0) != 1) return EINPROGRESS;
+  int err = 0;
+  socklen_t len = sizeof err;
+  return getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 ? err : errno;
 }
 
 // The port a bind() asks for: at the same offset in sockaddr_in and
@@ -412,10 +423,9 @@ class Server : public std::enable_shared_from_this<Server> {
       RecordRefused("connect(AF_UNSPEC) on a socket ward connected directly: refused (it would dissolve the connection)");
       return Answer(n, EISCONN);
     }
-    tcp_info info{};
-    socklen_t len = sizeof info;
-    if (getsockopt(sock.get(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return Answer(n, errno);
-    if (info.tcpi_state == TCP_SYN_SENT || info.tcpi_state == TCP_SYN_RECV) {
+    const int state = TcpState(sock.get());
+    if (state < 0) return Answer(n, errno);
+    if (state == TCP_SYN_SENT || state == TCP_SYN_RECV) {
       int flags = fcntl(sock.get(), F_GETFL);
       if (flags >= 0 && (flags & O_NONBLOCK)) return Answer(n, EALREADY);
       auto job = std::make_shared<ConnectJob>();
@@ -426,9 +436,9 @@ class Server : public std::enable_shared_from_this<Server> {
         Answer(j.notice, WaitWhileCalled(j.notice, j.sock.get(), timeout));
       });
     }
-    if (info.tcpi_state != TCP_CLOSE) return Answer(n, EISCONN);
+    if (state != TCP_CLOSE) return Answer(n, EISCONN);
     int err = 0;
-    len = sizeof err;
+    socklen_t len = sizeof err;
     getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
     Answer(n, err != 0 ? err : ECONNABORTED);
   }
@@ -544,10 +554,7 @@ class Server : public std::enable_shared_from_this<Server> {
     if (err != EINPROGRESS || (flags & O_NONBLOCK)) return Answer(job->notice, err);
     // A handshake over loopback (a local server, or the redirect to the
     // proxy) is usually over by now: answered here, without a worker.
-    pollfd ready{fd, POLLOUT, 0};
-    if (poll(&ready, 1, 0) == 1) {
-      socklen_t len = sizeof err;
-      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if ((err = HandshakeNow(fd)) != EINPROGRESS) {
       SettleConnect(fd, reinterpret_cast<sockaddr*>(&job->address), job->address_len, err, /*reset_on_failure=*/true);
       return Answer(job->notice, err);
     }
@@ -570,18 +577,9 @@ class Server : public std::enable_shared_from_this<Server> {
   // program's socket is connected to it as before. A handshake that is
   // over at once (a local server) is finished here, without a worker.
   void StartServerFirst(const std::shared_ptr<ConnectJob>& job) {
-    sockaddr_storage sa;
-    socklen_t len = ToSockaddr(job->dst, job->port, &sa);
-    job->server.Reset(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
-    int err = job->server.valid() ? 0 : errno;
-    if (err == 0) err = connect(job->server.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
-    if (err == EINPROGRESS) {
-      pollfd ready{job->server.get(), POLLOUT, 0};
-      if (poll(&ready, 1, 0) == 1) {
-        socklen_t elen = sizeof err;
-        if (getsockopt(job->server.get(), SOL_SOCKET, SO_ERROR, &err, &elen) != 0) err = errno;
-      }
-    }
+    int err = 0;
+    job->server = StartTcpConnect(job->dst, job->port, &err);
+    if (err == EINPROGRESS) err = HandshakeNow(job->server.get());
     if (err != EINPROGRESS) return EndServerFirst(job, err);
     SpawnWorker(job, [this](ConnectJob& j) {
       int flags = fcntl(j.sock.get(), F_GETFL);  // the program's O_NONBLOCK, as it is now

@@ -96,14 +96,19 @@ std::string HostPort(const IpAddress& address, uint16_t port) {
   return out;
 }
 
-Result<UniqueFd> ConnectTcp(const IpAddress& address, uint16_t port, int timeout_ms, int stop_fd) {
+UniqueFd StartTcpConnect(const IpAddress& address, uint16_t port, int* err) {
   sockaddr_storage sa;
   socklen_t len = ToSockaddr(address, port, &sa);
-  UniqueFd fd(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd.valid()) return SysError("socket", HostPort(address, port));
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 && errno != EINPROGRESS) {
-    return Error::Setup("connect " + HostPort(address, port) + ": " + ErrnoName(errno));
-  }
+  UniqueFd fd(socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP));
+  *err = !fd.valid() ? errno : connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 ? 0 : errno;
+  return fd;
+}
+
+Result<UniqueFd> ConnectTcp(const IpAddress& address, uint16_t port, int timeout_ms, int stop_fd) {
+  int err = 0;
+  UniqueFd fd = StartTcpConnect(address, port, &err);
+  if (!fd.valid()) return SysError("socket", HostPort(address, port), err);
+  if (err != 0 && err != EINPROGRESS) return Error::Setup("connect " + HostPort(address, port) + ": " + ErrnoName(err));
   return FinishConnect(std::move(fd), address, port, timeout_ms, stop_fd);
 }
 

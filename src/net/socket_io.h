@@ -44,6 +44,11 @@ IpAddress FromSockaddr(const sockaddr_storage& sa, uint16_t* port);
 // the destination and the errno ("connect 10.0.0.1:443: ECONNREFUSED ...",
 // "connect 10.0.0.1:443: timed out after 10000 ms").
 Result<UniqueFd> ConnectTcp(const IpAddress& address, uint16_t port, int timeout_ms, int stop_fd);
+// A non-blocking TCP socket of `address`'s family, connecting to
+// `address`:`port` from the calling thread's network namespace; `*err` is
+// connect()'s outcome (0, EINPROGRESS, or the error; socket()'s errno with
+// an invalid descriptor).
+UniqueFd StartTcpConnect(const IpAddress& address, uint16_t port, int* err);
 // Waits for the handshake of `fd`, a non-blocking TCP socket connecting (or
 // connected) to `address`:`port`, and sets TCP_NODELAY, as ConnectTcp does
 // for its own.
