@@ -393,6 +393,18 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
     return e;
   }
   void Record(EgressEvent e);
+  // The decision that allows `dst`:`port` for the first of `bound` (the
+  // names ward's DNS bound to `dst`) that first bytes naming it would make
+  // allowed, if any: what tells a connection that first bytes could still
+  // allow from one nothing can.
+  std::optional<TcpDecision> AllowedByBoundName(const IpAddress& dst, uint16_t port,
+                                                const std::vector<std::string>& bound) const {
+    for (const std::string& name : bound) {
+      TcpDecision d = DecideTcp(guard_, config_.policy, name, "dns", bound, dst, port);
+      if (d.allowed) return d;
+    }
+    return std::nullopt;
+  }
   // The event of TCP decision `d` about `dst`:`port` (its name, rule and
   // reason); the caller adds how it was made (detail).
   EgressEvent TcpEvent(const IpAddress& dst, uint16_t port, const TcpDecision& d) const {
@@ -821,11 +833,7 @@ void Proxy::Transparent(UniqueFd client, const IpAddress& dst, uint16_t port) {
   // to this address and that the rules allow can change that (an address
   // shared by an allowed and a denied name); otherwise there is nothing to
   // wait for.
-  bool name_could_allow = false;
-  for (const auto& n : bound) {
-    if (DecideTcp(guard_, config_.policy, n, "sni", bound, dst, port).allowed) name_could_allow = true;
-  }
-  if (!name_could_allow) {
+  if (!AllowedByBoundName(dst, port, bound)) {
     EgressEvent ev = NewEvent(EgressEvent::Kind::kTcp);
     ev.address = dst;
     ev.port = port;
@@ -1040,9 +1048,7 @@ std::optional<EgressEvent> Proxy::RefuseAtConnect(const IpAddress& dst, uint16_t
   TcpDecision by_address = DecideTcp(guard_, config_.policy, std::nullopt, "", {}, dst, port);
   if (by_address.allowed) return std::nullopt;
   const std::vector<std::string> bound = bindings_.NamesFor(dst);
-  for (const std::string& name : bound) {
-    if (DecideTcp(guard_, config_.policy, name, "dns", bound, dst, port).allowed) return std::nullopt;
-  }
+  if (AllowedByBoundName(dst, port, bound)) return std::nullopt;
   TcpDecision d = DecideTcp(guard_, config_.policy, std::nullopt, "", bound, dst, port);
   if (d.allowed) return std::nullopt;  // cannot be, but the proxy decides then
   ev.rule = d.rule ? d.rule->text : "";
@@ -1060,10 +1066,11 @@ std::optional<EgressEvent> Proxy::ConnectServerFirst(const IpAddress& dst, uint1
   // what the event says if the server cannot be reached.
   const std::vector<std::string> bound = bindings_.NamesFor(dst);
   TcpDecision d = DecideTcp(guard_, config_.policy, std::nullopt, "", bound, dst, port);
-  for (size_t i = 0; !d.allowed && i < bound.size(); ++i) {
-    d = DecideTcp(guard_, config_.policy, bound[i], "dns", bound, dst, port);
+  if (!d.allowed) {
+    std::optional<TcpDecision> named = AllowedByBoundName(dst, port, bound);
+    if (!named) return std::nullopt;  // the proxy resets it
+    d = *named;
   }
-  if (!d.allowed) return std::nullopt;  // the proxy resets it
   EgressEvent ev = TcpEvent(dst, port, d);
   ev.domain = !d.domain.empty() ? d.domain : bound.empty() ? "" : bound.front();
   ev.detail = d.source.empty() ? "server first" : d.source + "; server first";
