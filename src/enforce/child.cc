@@ -65,11 +65,6 @@ const char* const kPhaseNames[kPhCount] = {
 // Helpers of the steps below: async-signal-safe, like everything in this
 // file that runs in the child.
 
-[[noreturn]] void ChildFail(const ChildContext& c, Step step, int err, int index = -1) {
-  Record r{kRecError, step, err, index, 0};
-  (void)!write(c.report_fd, &r, sizeof r);
-  _exit(kExitSetup);
-}
 
 void Mark(ChildContext& c, PhaseId id) {
   c.phases[c.nphases++] = Record{kRecPhase, id, 0, 0, MonotonicNs()};
@@ -170,6 +165,7 @@ int RunMountOp(const MountOp& op, int tree) {
     }
     case K::kWriteFile: {
       int fd = open(t, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, op.mode);
+      if (fd < 0 && errno == EEXIST && op.keep) return 0;
       if (fd < 0) return errno;
       ssize_t n = op.source.empty() ? 0 : write(fd, op.source.data(), op.source.size());
       int e = n == static_cast<ssize_t>(op.source.size()) ? 0 : EIO;
@@ -222,17 +218,6 @@ int RunMountOp(const MountOp& op, int tree) {
   return EINVAL;
 }
 
-// Closes every descriptor from 3 up except `a` and `b` (-1: none).
-void CloseAllBut(int a, int b) {
-  if (a > b) std::swap(a, b);
-  unsigned next = 3;
-  for (int keep : {a, b}) {
-    if (keep < static_cast<int>(next)) continue;
-    if (static_cast<unsigned>(keep) > next) syscall(SYS_close_range, next, keep - 1, 0);
-    next = static_cast<unsigned>(keep) + 1;
-  }
-  syscall(SYS_close_range, next, ~0U, 0);
-}
 
 const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP};
 
@@ -569,6 +554,23 @@ void ReportPhases(ChildContext& c) {
 
 }  // namespace
 
+void ChildFail(const ChildContext& c, Step step, int err, int index) {
+  Record r{kRecError, step, err, index, 0};
+  (void)!write(c.report_fd, &r, sizeof r);
+  _exit(kExitSetup);
+}
+
+void CloseAllBut(int a, int b) {
+  if (a > b) std::swap(a, b);
+  unsigned next = 3;
+  for (int keep : {a, b}) {
+    if (keep < static_cast<int>(next)) continue;
+    if (static_cast<unsigned>(keep) > next) syscall(SYS_close_range, next, keep - 1, 0);
+    next = static_cast<unsigned>(keep) + 1;
+  }
+  syscall(SYS_close_range, next, ~0U, 0);
+}
+
 const char* StepName(uint32_t step) { return step < kStepCount ? kStepNames[step] : "?"; }
 
 const char* PhaseName(uint32_t phase) { return kPhaseNames[phase]; }
@@ -591,6 +593,7 @@ const char* PhaseName(uint32_t phase) { return kPhaseNames[phase]; }
   LoadSeccomp(c);
   WaitForEgressProxy(c);
   ReportPhases(c);
+  if (c.exec_channel >= 0) ServeExecs(c);
   RunInit(c);
 }
 

@@ -53,6 +53,13 @@ struct Record {
   int64_t value;   // timestamp (ns) or wait status
 };
 
+// What init reported besides its phases and the workload's status.
+struct InitReport {
+  bool have_error = false;  // a set-up step failed: `setup_error`
+  Record setup_error{};
+  bool have_exit = false;   // init reported the workload's status (LaunchOutcome::wait_status)
+};
+
 // CLOCK_MONOTONIC in ns; async-signal-safe (clock_gettime is), so the child
 // stamps its phases with it too.
 
@@ -71,6 +78,7 @@ struct ChildContext {
   int egress_channel;  // unix socket to the supervisor (egress mode), else -1
   int connect_channel; // unix socket the seccomp_net listener goes to the supervisor on, else -1
   int watch_channel;   // memory watch: unix socket the sandbox's /proc goes to the supervisor on, else -1
+  int exec_channel;    // held sandbox: requests from the supervisor (enforce/exec_request.h), else -1
   int ids_ready;       // root caller: the id-mapped grants, then the go-ahead (enforce/idmap.h), else -1
   const StdioPlan* stdio;  // without a pty: what fd 0..2 become (enforce/stdio.h)
   int* trees;          // root caller: per mount op, a detached tree to move in (enforce/idmap.h), or -1
@@ -85,8 +93,18 @@ struct ChildContext {
 
 // PID 1 of the sandbox. Builds the sandbox, starts the workload, forwards
 // signals to it, reaps every orphan, and when the workload ends kills
-// whatever is left and reports the workload's status. Called in the child
+// whatever is left and reports the workload's status. A held sandbox's init
+// (exec_channel >= 0) starts no workload: it starts each process its
+// supervisor asks for (enforce/exec_request.h) until the supervisor goes. Called in the child
 // of clone, with the supervisor's signal mask restored; never returns.
 [[noreturn]] void ChildMain(ChildContext& c);
+
+// Inside init (child.cc, child_serve.cc): reports {step, err} and exits.
+[[noreturn]] void ChildFail(const ChildContext& c, Step step, int err, int index = -1);
+// Closes every descriptor from 3 up except `a` and `b` (-1: none).
+void CloseAllBut(int a, int b);
+// A held sandbox's init, once built: serves its supervisor's requests until
+// the supervisor goes (child_serve.cc).
+[[noreturn]] void ServeExecs(ChildContext& c);
 
 }  // namespace ward

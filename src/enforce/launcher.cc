@@ -166,6 +166,11 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     if (auto made = SocketPair("memory watch", &watch_parent, &watch_child); !made) return made.error();
   }
 
+  UniqueFd exec_parent, exec_child;
+  if (opts.hold) {
+    if (auto made = SocketPair("exec requests", &exec_parent, &exec_child); !made) return made.error();
+  }
+
   UniqueFd egress_parent, egress_child;
   if (plan.egress) {
     if (auto made = SocketPair("egress", &egress_parent, &egress_child); !made) return made.error();
@@ -183,7 +188,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   }
 
   std::optional<StdioBridge> bridge;
-  if (!opts.pty) {
+  if (!opts.pty && !opts.hold) {
     auto b = StdioBridge::Prepare();
     if (!b) return b.error();
     bridge = std::move(*b);
@@ -209,6 +214,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   ctx.egress_channel = egress_child.get();
   ctx.connect_channel = connect_child.get();
   ctx.watch_channel = watch_child.get();
+  ctx.exec_channel = exec_child.get();
   ctx.ids_ready = ids_rd.get();
   ctx.stdio = bridge ? &bridge->plan() : nullptr;
   ctx.trees = tree_fds.empty() ? nullptr : tree_fds.data();
@@ -261,6 +267,7 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
   egress_child.Reset();
   connect_child.Reset();
   watch_child.Reset();
+  exec_child.Reset();
   out.phases.push_back({"clone", (clone_ns - opts.start_ns) / 1000.0});
 
   SupervisedInit init;
@@ -295,6 +302,21 @@ Result<LaunchOutcome> Launch(const LaunchPlan& plan, const CgroupPlan& cgroup, i
     watch_parent.Reset();
   }
 
+  if (opts.hold) {
+    HeldInit held;
+    held.pidfd = pidfd.get();
+    held.report_fd = report_rd.get();
+    held.exec_channel = exec_parent.get();
+    held.signal_fd = signals.fd().get();
+    held.clone_ns = clone_ns;
+    held.watch = std::move(init.watch);
+    held.watch_limits = init.watch_limits;
+    auto report = opts.hold(held);
+    if (!report) return report.error();
+    if (report->have_error) return SetupFailure(report->setup_error, plan, exec_error);
+    if (serve_error) return *serve_error;
+    return out;
+  }
   auto supervised = Supervise(init, &out);
   if (!supervised) return supervised.error();
   if (supervised->have_error) return SetupFailure(supervised->setup_error, plan, exec_error);

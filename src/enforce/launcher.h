@@ -4,14 +4,29 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "enforce/child.h"
+#include "enforce/memory_watch.h"
 #include "enforce/plan.h"
 #include "ward/result.h"
 #include "ward/sandbox.h"
 
 namespace ward {
+
+// A held sandbox's init as its supervisor gets it (LaunchOptions::hold):
+// built, or failing; it starts nothing until asked (enforce/exec_request.h).
+struct HeldInit {
+  int pidfd = -1;         // the sandbox's init
+  int report_fd = -1;     // read end of init's report pipe (non-blocking): set-up errors
+  int exec_channel = -1;  // requests to init, its events back (SOCK_SEQPACKET)
+  int signal_fd = -1;     // SignalRelay::fd(): signals for the supervisor itself
+  int64_t clone_ns = 0;
+  std::optional<MemoryWatch> watch;  // the memory limit without a cgroup, if any
+  MemoryWatchThread::Limits watch_limits{};
+};
 
 struct LaunchOptions {
   bool pty = false;
@@ -31,6 +46,11 @@ struct LaunchOptions {
   uint64_t watch_memory_bytes = 0;
   // > 0: a pids limit kept by RLIMIT_NPROC, watched to report it reached.
   int64_t watch_pids = 0;
+  // Set: the sandbox is held (a persistent sandbox): init starts no
+  // workload (plan.argv is ignored) and serves requests; this is called
+  // once the hand-overs are done and holds the sandbox until init is gone
+  // (it must reap it). Its report says whether set-up failed.
+  std::function<Result<InitReport>(HeldInit&)> hold;
 };
 
 struct LaunchOutcome {

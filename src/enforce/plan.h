@@ -48,11 +48,19 @@ struct MountOp {
   // workload's writable tmpfs (/tmp, /dev/shm) by BoundTmpfs. kProc: the
   // bound of System V shared memory in the sandbox's IPC namespace.
   int64_t size_mib = 0;
+  // kWriteFile: an existing target is kept (a seed in a persistent area,
+  // written at the first start; never followed if it is a link).
+  bool keep = false;
 };
 
 // Sets the size of every writable tmpfs of the plan (/tmp, /dev/shm).
 struct LaunchPlan;
 void BoundTmpfs(LaunchPlan& plan, int64_t mib);
+// A held sandbox (lifecycle): its private /tmp and private home become
+// binds of `state_dir`/tmp and `state_dir`/home, directories that outlive a
+// stop, in place of tmpfs. Returns the names of the areas it moved ("tmp",
+// "home"), whose directories the caller makes.
+std::vector<std::string> PersistAreas(LaunchPlan& plan, const std::string& state_dir);
 
 // A landlock grant. Host-side grants are added before clone(); child-side
 // ones name mounts the child creates (/tmp, /dev, /proc, synthesized files).

@@ -64,13 +64,6 @@ struct SupervisedInit {
   MemoryWatchThread::Limits watch_limits{};
 };
 
-// What init reported besides its phases and the workload's status.
-struct InitReport {
-  bool have_error = false;  // a set-up step failed: `setup_error`
-  Record setup_error{};
-  bool have_exit = false;   // init reported the workload's status (out->wait_status)
-};
-
 // Holds `init` until it is gone and the sandbox's output is delivered;
 // fills `out`'s phases, wait status, timeout, interruption, memory watch
 // results, init's own signal and duration. An error only if poll() fails.

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include "net/connect_server.h"
 #include "net/egress_proxy.h"
 #include "net/unix_gate.h"
+#include "sandbox/prepare.h"
 
 namespace ward {
 
@@ -116,10 +118,13 @@ std::vector<std::string> PolicyWarnings(const Policy& policy) {
   return out;
 }
 
-Result<RunResult> Run(const RunRequest& req) {
-  const int64_t start = MonotonicNs();
+Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir) {
+  auto prepared = std::make_unique<PreparedSandbox>();
+  PreparedSandbox& ps = *prepared;
+  ps.start = MonotonicNs();
+  const int64_t start = ps.start;
   const Policy& policy = req.policy;
-  RunResult result;
+  RunResult& result = ps.result;
 
   const int abi = LandlockAbi();
   if (abi == 0 && policy.enforcement.landlock == Requirement::kRequired) {
@@ -129,10 +134,12 @@ Result<RunResult> Run(const RunRequest& req) {
   }
   result.landlock_abi = abi;
 
-  std::vector<Phase> phases;
+  std::vector<Phase>& phases = result.phases;
   auto mark = [&](const char* name) { phases.push_back({name, (MonotonicNs() - start) / 1000.0}); };
-  auto plan = CompilePlan(policy, req.argv, abi);
-  if (!plan) return plan.error();
+  auto compiled = CompilePlan(policy, req.argv, abi);
+  if (!compiled) return compiled.error();
+  ps.plan = std::move(*compiled);
+  LaunchPlan* plan = &ps.plan;
   if (req.strict && !plan->warnings.empty()) {
     std::string all;
     for (const auto& w : plan->warnings) all += (all.empty() ? "" : "\n") + w;
@@ -149,8 +156,9 @@ Result<RunResult> Run(const RunRequest& req) {
   mark("seccomp built");
   auto cgroup = SandboxCgroup::Create(policy.limits);
   if (!cgroup) return cgroup.error();
+  ps.cgroup.emplace(std::move(*cgroup));
   mark("cgroups created");
-  const CgroupPlan& cg = cgroup->plan();
+  const CgroupPlan& cg = ps.cgroup->plan();
   result.memory_mechanism = policy.limits.memory_mib ? MechanismName(cg.memory) : "";
   result.pids_mechanism = policy.limits.pids ? MechanismName(cg.pids) : "";
   // Every writable tmpfs has a size: its pages are memory the sandbox uses.
@@ -167,6 +175,13 @@ Result<RunResult> Run(const RunRequest& req) {
     tmpfs_mib = std::max<int64_t>(1, static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) / 4 * sysconf(_SC_PAGESIZE) >> 20);
   }
   BoundTmpfs(*plan, tmpfs_mib);
+  if (!persist_dir.empty()) {
+    for (const std::string& area : PersistAreas(*plan, persist_dir)) {
+      const std::string dir = persist_dir + "/" + area;
+      if (mkdir(dir.c_str(), area == "tmp" ? 01777 : 0700) != 0 && errno != EEXIST) return SysError("mkdir", dir);
+      if (area == "tmp") chmod(dir.c_str(), 01777);
+    }
+  }
   auto add_rlimit = [&](int res, uint64_t v) { plan->rlimits.push_back({res, {v, v}}); };
   if (cg.pids == LimitMechanism::kRlimit) add_rlimit(RLIMIT_NPROC, *policy.limits.pids);
   // Raising a hard limit needs CAP_SYS_RESOURCE in the host's namespace,
@@ -181,27 +196,25 @@ Result<RunResult> Run(const RunRequest& req) {
     }
   }
 
-  UniqueFd ruleset;
   if (abi > 0) {
     auto rs = BuildLandlockRuleset(*plan);
     if (!rs) return rs.error();
-    ruleset = std::move(*rs);
+    ps.ruleset = std::move(*rs);
   }
   mark("landlock ruleset built");
 
-  LaunchOptions opts;
+  LaunchOptions& opts = ps.opts;
   // The unix gate (net/unix_gate.h): the sockets the policy lists, and who
   // the workload is on the host.
-  net::UnixGateConfig gate_config;
   for (const UnixEndpoint& e : plan->unix_endpoints) {
-    if (!e.fifo) gate_config.listed.push_back({e.path, e.dev, e.ino});
+    if (!e.fifo) ps.gate_config.listed.push_back({e.path, e.dev, e.ino});
   }
   if (plan->host_uid) {
-    gate_config.uid = *plan->host_uid;
-    gate_config.gid = *plan->host_uid;
+    ps.gate_config.uid = *plan->host_uid;
+    ps.gate_config.gid = *plan->host_uid;
   }
-  std::unique_ptr<net::ConnectServer> connect_server;
-  opts.on_connect_listener = [&](UniqueFd listener, UniqueFd diag) -> Result<void> {
+  PreparedSandbox* p = &ps;
+  opts.on_connect_listener = [p](UniqueFd listener, UniqueFd diag) -> Result<void> {
     uint64_t netns = 0;
     if (diag.valid()) {
       netns = net::NetnsCookie(diag.get());
@@ -211,20 +224,18 @@ Result<RunResult> Run(const RunRequest& req) {
       netns = probe.valid() ? net::NetnsCookie(probe.get()) : 0;
     }
     if (netns == 0) return SysError("getsockopt", "SO_NETNS_COOKIE of the sandbox's network (Linux 5.14)");
-    gate_config.diag = std::move(diag);
+    p->gate_config.diag = std::move(diag);
     auto started = net::ConnectServer::Start(std::move(listener), netns,
-                                             std::make_shared<net::UnixGate>(std::move(gate_config)));
+                                             std::make_shared<net::UnixGate>(std::move(p->gate_config)));
     if (!started) return started.error();
-    connect_server = std::move(*started);
+    p->connect_server = std::move(*started);
     return {};
   };
-  std::unique_ptr<net::EgressProxy> proxy;
-  std::optional<net::EgressProxyConfig> egress_config;
   if (policy.network == NetworkMode::kEgress) {
     auto config = EgressConfig(req);
     if (!config) return config.error();
-    egress_config = std::move(*config);
-    opts.on_egress_listeners = [&](std::vector<UniqueFd> fds) -> Result<void> {
+    ps.egress_config = std::move(*config);
+    opts.on_egress_listeners = [p](std::vector<UniqueFd> fds) -> Result<void> {
       // The proxy holds six descriptors per connection: let it use the hard
       // limit. Raised only now, after clone: the sandbox keeps the caller's.
       rlimit nofile{};
@@ -232,17 +243,18 @@ Result<RunResult> Run(const RunRequest& req) {
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
       }
-      egress_config->tcp4 = std::move(fds[kListenTcp4]);
-      egress_config->tcp6 = std::move(fds[kListenTcp6]);
-      egress_config->udp4 = std::move(fds[kListenUdp4]);
-      egress_config->udp6 = std::move(fds[kListenUdp6]);
-      egress_config->dropped_log = std::move(fds[kListenNflog]);
-      egress_config->connect_notify = std::move(fds[kListenConnectNotify]);
-      gate_config.diag = std::move(fds[kListenSockDiag]);
-      egress_config->unix_gate = std::make_shared<net::UnixGate>(std::move(gate_config));
-      auto started = net::EgressProxy::Start(std::move(*egress_config));
+      net::EgressProxyConfig& ec = *p->egress_config;
+      ec.tcp4 = std::move(fds[kListenTcp4]);
+      ec.tcp6 = std::move(fds[kListenTcp6]);
+      ec.udp4 = std::move(fds[kListenUdp4]);
+      ec.udp6 = std::move(fds[kListenUdp6]);
+      ec.dropped_log = std::move(fds[kListenNflog]);
+      ec.connect_notify = std::move(fds[kListenConnectNotify]);
+      p->gate_config.diag = std::move(fds[kListenSockDiag]);
+      ec.unix_gate = std::make_shared<net::UnixGate>(std::move(p->gate_config));
+      auto started = net::EgressProxy::Start(std::move(ec));
       if (!started) return started.error();
-      proxy = std::move(*started);
+      p->proxy = std::move(*started);
       return {};
     };
   }
@@ -252,39 +264,52 @@ Result<RunResult> Run(const RunRequest& req) {
   opts.pty = req.pty;
   opts.kill_grace_ms = req.kill_grace_ms;
   opts.start_ns = start;
-  LaunchError exec_error;
-  auto out = Launch(*plan, cg, ruleset.get(), opts, &exec_error);
-  if (proxy || connect_server) {
-    // The sandbox is gone: close what is still in flight, then collect.
-    std::vector<net::EgressEvent> events;
-    if (proxy) {
-      proxy->Stop();
-      events = proxy->TakeEvents();
-      result.egress_dropped = proxy->DroppedEvents();
-    }
-    if (connect_server) {
-      connect_server->Stop();
-      std::vector<net::EgressEvent> more = connect_server->TakeEvents();
-      events.insert(events.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-      result.egress_dropped += connect_server->DroppedEvents();
-    }
-    // Threads record as they finish; the result lists decisions in time order.
-    std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
-    for (auto& e : events) {
-      EgressRecord r;
-      r.kind = net::EgressEventKindName(e.kind);
-      r.domain = std::move(e.domain);
-      if (e.address) r.address = e.address->ToString();
-      r.port = e.port;
-      r.allowed = e.allowed;
-      r.rule = std::move(e.rule);
-      r.reason = std::move(e.reason);
-      r.detail = std::move(e.detail);
-      r.path = std::move(e.path);
-      r.at_ms = (e.time_ns - start) / 1e6;
-      result.egress.push_back(std::move(r));
-    }
+  return prepared;
+}
+
+std::vector<EgressRecord> CollectEgress(PreparedSandbox& ps, uint64_t* dropped) {
+  std::vector<EgressRecord> records;
+  if (!ps.proxy && !ps.connect_server) return records;
+  // The sandbox is gone: close what is still in flight, then collect.
+  std::vector<net::EgressEvent> events;
+  if (ps.proxy) {
+    ps.proxy->Stop();
+    events = ps.proxy->TakeEvents();
+    *dropped += ps.proxy->DroppedEvents();
   }
+  if (ps.connect_server) {
+    ps.connect_server->Stop();
+    std::vector<net::EgressEvent> more = ps.connect_server->TakeEvents();
+    events.insert(events.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    *dropped += ps.connect_server->DroppedEvents();
+  }
+  // Threads record as they finish; the result lists decisions in time order.
+  std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
+  for (auto& e : events) {
+    EgressRecord r;
+    r.kind = net::EgressEventKindName(e.kind);
+    r.domain = std::move(e.domain);
+    if (e.address) r.address = e.address->ToString();
+    r.port = e.port;
+    r.allowed = e.allowed;
+    r.rule = std::move(e.rule);
+    r.reason = std::move(e.reason);
+    r.detail = std::move(e.detail);
+    r.path = std::move(e.path);
+    r.at_ms = (e.time_ns - ps.start) / 1e6;
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+Result<RunResult> Run(const RunRequest& req) {
+  auto prepared = PrepareSandbox(req, "");
+  if (!prepared) return prepared.error();
+  PreparedSandbox& ps = **prepared;
+  RunResult& result = ps.result;
+  LaunchError exec_error;
+  auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);
+  result.egress = CollectEgress(ps, &result.egress_dropped);
   if (!out) {
     Error e = out.error();
     if (exec_error.exec_errno) {
@@ -293,13 +318,12 @@ Result<RunResult> Run(const RunRequest& req) {
     }
     return e;
   }
-  phases.insert(phases.begin(), Phase{"run started", 0});
-  phases.insert(phases.end(), out->phases.begin(), out->phases.end());
-  result.phases = std::move(phases);
+  result.phases.insert(result.phases.begin(), Phase{"run started", 0});
+  result.phases.insert(result.phases.end(), out->phases.begin(), out->phases.end());
   result.duration_ms = out->duration_ms;
   result.timed_out = out->timed_out;
   result.interrupted = out->interrupted;
-  result.limits_hit = cgroup->LimitsHit();
+  result.limits_hit = ps.cgroup->LimitsHit();
   if (out->memory_exceeded) result.limits_hit.push_back("memory");
   if (out->pids_reached) result.limits_hit.push_back("pids");
   // The memory limit could not be kept: the sandbox was stopped, and the run
@@ -313,7 +337,7 @@ Result<RunResult> Run(const RunRequest& req) {
     // everything in the sandbox.
     result.signal = out->init_signal ? out->init_signal : SIGKILL;
   }
-  return result;
+  return std::move(result);
 }
 
 }  // namespace ward

@@ -1,0 +1,255 @@
+// A held sandbox's init: starts the processes its supervisor asks for
+// (enforce/exec_request.h), reports when each starts and ends, and reaps
+// every orphan. Runs in the child of clone, like the rest of init: no
+// allocation, no stdio, no locks.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/fd_passing.h"
+#include "enforce/child.h"
+#include "enforce/exec_request.h"
+
+namespace ward {
+
+namespace {
+
+// The request being served, and the pointer arrays execve wants: static,
+// since init allocates nothing (a request is at most kExecMaxStrings bytes
+// of strings, so at most half as many strings).
+ExecMessage g_request;
+constexpr size_t kMaxStrings = kExecMaxStrings / 2 + 2;
+char* g_argv[kMaxStrings];
+char* g_envp[kMaxStrings];
+
+struct Running {
+  uint32_t id;
+  pid_t pid;  // 0: free
+};
+Running g_running[kExecMaxRunning];
+
+void Send(int channel, ExecEventType type, uint32_t id, int32_t step, int32_t err, int64_t value) {
+  ExecEvent ev{type, id, step, err, value};
+  (void)!send(channel, &ev, sizeof ev, MSG_NOSIGNAL);
+}
+
+// Splits the request's strings into cwd, argv and envp (NULL-terminated).
+// False if the counts do not match what the message holds.
+bool SplitStrings(const ExecMessage& m, size_t got, const char** cwd) {
+  const ExecHeader& h = m.h;
+  if (got < sizeof h || h.strings_len > got - sizeof h || h.strings_len > kExecMaxStrings) return false;
+  if (h.argc < 1 || static_cast<size_t>(h.argc) + h.envc + 1 > kMaxStrings) return false;
+  const char* p = m.strings;
+  const char* end = m.strings + h.strings_len;
+  const size_t total = 1 + static_cast<size_t>(h.argc) + h.envc;
+  for (size_t i = 0; i < total; ++i) {
+    const char* nul = static_cast<const char*>(memchr(p, 0, static_cast<size_t>(end - p)));
+    if (!nul) return false;
+    if (i == 0) *cwd = p;
+    else if (i <= h.argc) g_argv[i - 1] = const_cast<char*>(p);
+    else g_envp[i - 1 - h.argc] = const_cast<char*>(p);
+    p = nul + 1;
+  }
+  g_argv[h.argc] = nullptr;
+  g_envp[h.envc] = nullptr;
+  return true;
+}
+
+// PATH from the request's environment (execvpe's default when unset).
+const char* PathOf(char* const* envp) {
+  for (; *envp; ++envp) {
+    if (strncmp(*envp, "PATH=", 5) == 0) return *envp + 5;
+  }
+  return "/usr/local/bin:/usr/bin:/bin";
+}
+
+// execve of argv[0] as a shell would find it: as given if it names a path,
+// else in each PATH entry. Returns the errno to report (ENOENT unless an
+// entry existed and could not be run).
+int ExecSearching(char* const* argv, char* const* envp) {
+  const char* name = argv[0];
+  if (strchr(name, '/')) {
+    execve(name, argv, envp);
+    return errno;
+  }
+  int err = ENOENT;
+  const size_t nlen = strlen(name);
+  char path[4096];
+  for (const char* dir = PathOf(envp);;) {
+    const char* colon = strchr(dir, ':');
+    size_t dlen = colon ? static_cast<size_t>(colon - dir) : strlen(dir);
+    if (dlen == 0) dlen = 1, dir = ".";  // an empty entry is the current directory
+    if (dlen + 1 + nlen + 1 <= sizeof path) {
+      memcpy(path, dir, dlen);
+      path[dlen] = '/';
+      memcpy(path + dlen + 1, name, nlen + 1);
+      execve(path, argv, envp);
+      if (errno != ENOENT && errno != ENOTDIR) err = errno;
+    }
+    if (!colon) break;
+    dir = colon + 1;
+  }
+  return err;
+}
+
+// The started process, forked by init: its own session, its stdio (the
+// passed descriptors, /dev/null or a terminal of the sandbox's devpts), the
+// working directory, then exec. Confined as init is (landlock, seccomp,
+// rlimits, no capabilities): it inherits all of it.
+[[noreturn]] void StartExec(ChildContext& c, const ExecHeader& h, const int* fds, const char* cwd, const sigset_t& mask) {
+  sigprocmask(SIG_SETMASK, &mask, nullptr);
+  auto fail = [&](Step step, int err) {
+    Send(c.exec_channel, kEvFailed, h.id, static_cast<int32_t>(step), err, 0);
+    _exit(127);
+  };
+  if (setsid() < 0) fail(kStepSetsid, errno);
+  if (h.flags & kExecPty) {
+    // As OpenPty in child.cc: the master and a read-only slave go to the
+    // supervisor, which hands them to the caller of `ward exec`.
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int unlock = 0;
+    if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) != 0) fail(kStepPty, errno);
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int ro = ioctl(master, TIOCGPTPEER, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0 || ro < 0) fail(kStepPty, errno);
+    ExecEvent ev{kEvPty, h.id, 0, 0, 0};
+    int send[2] = {master, ro};
+    if (int err = SendFdsWithData(c.exec_channel, send, 2, &ev, sizeof ev)) fail(kStepPty, err);
+    close(master);
+    close(ro);
+    for (int fd = 0; fd < 3; ++fd) dup2(slave, fd);
+    if (slave > 2) close(slave);
+    if (ioctl(0, TIOCSCTTY, 0) != 0) fail(kStepCtty, errno);
+  } else {
+    size_t next = 0;
+    for (int fd = 0; fd < 3; ++fd) {
+      int from = -1;
+      if (h.stdio[fd] == kStdioPassed) {
+        from = fds[next++];
+      } else {
+        from = open("/dev/null", static_cast<int>(h.stdio_flags[fd]) | O_CLOEXEC);
+        if (from < 0) fail(kStepStdio, errno);
+      }
+      if (dup2(from, fd) < 0) fail(kStepStdio, errno);
+    }
+  }
+  // Every other descriptor (the passed ones, init's channel and report
+  // pipe) is close-on-exec.
+  if (chdir(cwd) != 0) fail(kStepChdirCwd, errno);
+  fail(kStepExec, ExecSearching(g_argv, g_envp));
+  _exit(127);
+}
+
+void Start(ChildContext& c, size_t got, const int* fds, size_t nfds, const sigset_t& mask) {
+  const ExecHeader& h = g_request.h;
+  const char* cwd = nullptr;
+  size_t passed = 0;
+  for (int fd = 0; fd < 3; ++fd) passed += h.stdio[fd] == kStdioPassed && !(h.flags & kExecPty);
+  if (!SplitStrings(g_request, got, &cwd) || passed != nfds) {
+    Send(c.exec_channel, kEvRefused, h.id, 0, EINVAL, 0);
+    return;
+  }
+  Running* slot = nullptr;
+  for (Running& r : g_running) {
+    if (r.pid == 0) {
+      slot = &r;
+      break;
+    }
+  }
+  if (!slot) {
+    Send(c.exec_channel, kEvRefused, h.id, 0, EAGAIN, 0);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) StartExec(c, h, fds, cwd, mask);
+  if (pid < 0) {
+    // The pids limit, most often: the exec failed, and it is over.
+    Send(c.exec_channel, kEvFailed, h.id, kStepFork, errno, 0);
+    Send(c.exec_channel, kEvExited, h.id, 0, 0, W_EXITCODE(127, 0));
+    return;
+  }
+  *slot = Running{h.id, pid};
+  Send(c.exec_channel, kEvStarted, h.id, 0, 0, pid);
+}
+
+void Signal(const ExecHeader& h) {
+  for (const Running& r : g_running) {
+    if (r.pid != 0 && r.id == h.id) {
+      // Its process group; before its setsid() has run, the process alone.
+      if (kill(-r.pid, h.sig) != 0) kill(r.pid, h.sig);
+    }
+  }
+}
+
+// Reaps every process that ended (orphans included) and reports the
+// started ones.
+void Reap(ChildContext& c) {
+  int st;
+  pid_t w;
+  while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+    for (Running& r : g_running) {
+      if (r.pid == w) {
+        Send(c.exec_channel, kEvExited, r.id, 0, 0, st);
+        r.pid = 0;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+[[noreturn]] void ServeExecs(ChildContext& c) {
+  // Only the report pipe and the channel survive (everything was marked
+  // close-on-exec at the start; init never execs, so it closes the rest).
+  CloseAllBut(c.report_fd, c.exec_channel);
+  sigset_t chld, old;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, &old);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) ChildFail(c, kStepFork, errno);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3 && devnull >= 0; ++fd) dup2(devnull, fd);
+  if (devnull > 2) close(devnull);
+  Send(c.exec_channel, kEvReady, 0, 0, 0, 0);
+  for (;;) {
+    pollfd pf[2] = {{c.exec_channel, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (poll(pf, 2, -1) < 0) continue;
+    if (pf[1].revents) {
+      signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+      }
+      Reap(c);
+    }
+    if (!pf[0].revents) continue;
+    int fds[3];
+    size_t nfds = 0, got = 0;
+    int err = ReceiveFdsWithData(c.exec_channel, fds, 3, &nfds, &g_request, sizeof g_request, &got);
+    if (err == 0 && got == 0) {
+      // The supervisor is gone: so is the sandbox (its parent-death signal
+      // would do the same a moment later).
+      kill(-1, SIGKILL);
+      _exit(0);
+    }
+    if (err == 0 && got >= sizeof(ExecHeader)) {
+      const ExecHeader& h = g_request.h;
+      if (h.op == kExecStart) Start(c, got, fds, nfds, old);
+      else if (h.op == kExecSignal) Signal(h);
+      else if (h.op == kExecStopAll) kill(-1, SIGTERM);
+    } else if (err != EAGAIN && err != EINTR) {
+      Send(c.exec_channel, kEvRefused, 0, 0, err ? err : EINVAL, 0);
+    }
+    for (size_t i = 0; i < nfds; ++i) close(fds[i]);
+  }
+}
+
+}  // namespace ward

@@ -1,0 +1,74 @@
+// A held sandbox's init (enforce/child.h, LaunchOptions::hold) starts
+// processes on request: the messages between it and its supervisor, on one
+// SOCK_SEQPACKET socket pair. Fixed layouts, so that init parses them
+// without allocating (it runs after clone of a multi-threaded supervisor).
+//
+// Trust: only the supervisor writes requests; it builds each one itself from
+// what its owner asked (lifecycle/control.h) and the sandbox's compiled plan.
+// Init still checks every length against the message it read, so a wrong
+// request is refused, never read out of bounds.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ward {
+
+// Supervisor -> init.
+enum ExecOp : uint32_t {
+  kExecStart = 1,    // fork, set up, execve (strings + stdio descriptors follow)
+  kExecSignal = 2,   // `sig` to the process group of exec `id`
+  kExecStopAll = 3,  // SIGTERM to every process of the sandbox (stop)
+};
+
+// What fd 0..2 of a started process become.
+enum ExecStdio : uint32_t {
+  kStdioPassed = 0,   // the next descriptor passed with the request
+  kStdioNull = 1,     // the sandbox's /dev/null, opened with `stdio_flags`
+  kStdioPty = 2,      // the terminal of `kExecPty` (all three or none)
+};
+
+inline constexpr uint32_t kExecPty = 1;  // flags: a terminal of the sandbox's devpts
+
+// Requests carry cwd, argv and envp as NUL-terminated strings after the
+// header; at most this much in all (ARG_MAX is larger: a longer command
+// line is refused by the supervisor with a clear message).
+inline constexpr size_t kExecMaxStrings = 120 * 1024;
+// Processes started and not yet reaped that init tracks at once.
+inline constexpr size_t kExecMaxRunning = 256;
+
+struct ExecHeader {
+  uint32_t op;
+  uint32_t id;          // the supervisor's number for this exec
+  int32_t sig;          // kExecSignal
+  uint32_t flags;       // kExecPty
+  uint32_t argc, envc;  // strings: cwd, then argc argv, then envc envp
+  uint32_t stdio[3];    // ExecStdio
+  uint32_t stdio_flags[3];
+  uint32_t strings_len;
+};
+
+struct ExecMessage {
+  ExecHeader h;
+  char strings[kExecMaxStrings];
+};
+
+// Init (or the process it forked) -> supervisor.
+enum ExecEventType : uint32_t {
+  kEvReady = 1,     // init serves requests (sent once, after set-up)
+  kEvStarted = 2,   // exec `id` forked: `value` its pid in the sandbox
+  kEvPty = 3,       // exec `id`'s terminal: master and a read-only slave passed
+  kEvFailed = 4,    // exec `id` could not start: `step` (enforce/child.h Step) and `err`
+  kEvExited = 5,    // exec `id` ended: `value` its wait status
+  kEvRefused = 6,   // a request init refused: `err` (E2BIG, EAGAIN: too many running, EINVAL)
+};
+
+struct ExecEvent {
+  uint32_t type;
+  uint32_t id;
+  int32_t step;
+  int32_t err;
+  int64_t value;
+};
+
+}  // namespace ward

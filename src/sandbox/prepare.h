@@ -1,0 +1,45 @@
+// Everything a sandbox needs before clone, shared by `ward run` (Run) and a
+// held sandbox's supervisor (lifecycle/held_supervisor.h): the compiled
+// plan, cgroups, landlock ruleset, and the launch options whose hand-overs
+// start the unix gate and the egress proxy.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "enforce/cgroup.h"
+#include "enforce/launcher.h"
+#include "net/connect_server.h"
+#include "net/egress_proxy.h"
+#include "net/unix_gate.h"
+#include "ward/sandbox.h"
+
+namespace ward {
+
+struct PreparedSandbox {
+  int64_t start = 0;  // CLOCK_MONOTONIC when preparation began
+  LaunchPlan plan;
+  std::optional<SandboxCgroup> cgroup;
+  UniqueFd ruleset;  // invalid when landlock is not applied
+  LaunchOptions opts;  // its callbacks point into this object: it never moves
+  net::UnixGateConfig gate_config;
+  std::unique_ptr<net::ConnectServer> connect_server;
+  std::unique_ptr<net::EgressProxy> proxy;
+  std::optional<net::EgressProxyConfig> egress_config;
+  RunResult result;  // filled so far: landlock ABI, mechanisms, warnings, phases
+};
+
+// Compiles `req` and prepares everything before clone. `persist_dir`
+// non-empty: a held sandbox, whose private /tmp and home are directories
+// under it (PersistAreas), made here if missing.
+Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir);
+
+// Stops the egress proxy and the connect() server (the sandbox is gone)
+// and returns their decisions in time order; adds what they could not keep
+// to `*dropped`.
+std::vector<EgressRecord> CollectEgress(PreparedSandbox& ps, uint64_t* dropped);
+
+}  // namespace ward
