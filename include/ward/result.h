@@ -15,7 +15,11 @@ namespace ward {
 // A failure, with a message that names the operation and its arguments
 // (`mount "/proc": EPERM`). `code` is a coarse category used for exit codes.
 struct Error {
-  enum class Code { kPolicy, kSetup, kUsage, kNotFound, kNotExecutable, kInternal };
+  enum class Code {
+    kPolicy, kSetup, kUsage, kNotFound, kNotExecutable, kInternal,
+    // Held sandboxes (ward/lifecycle.h).
+    kRuntimeDir, kNameTaken, kNoSandbox, kState, kSupervisorGone
+  };
   Code code = Code::kSetup;
   std::string message;
 

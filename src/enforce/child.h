@@ -35,7 +35,15 @@ enum Step : uint32_t {
 // value out of range.
 const char* StepName(uint32_t step);
 
-enum RecordType : uint32_t { kRecPhase = 1, kRecError = 2, kRecExit = 3 };
+enum RecordType : uint32_t {
+  kRecPhase = 1, kRecError = 2, kRecExit = 3,
+  // From a held sandbox's supervisor to `ward exec` (lifecycle/control.h):
+  kRecStarted = 4,   // the process runs (`value`: its pid in the sandbox)
+  kRecPty = 5,       // its terminal: the master and a read-only slave come with the message
+  kRecTimedOut = 6,  // process.timeoutMs passed: the supervisor killed it
+  kRecGone = 7,      // the sandbox ended under it (`err`: a GoneReason)
+};
+enum GoneReason : int32_t { kGoneStopped = 1, kGoneMemory = 2, kGoneFailed = 3 };
 
 enum PhaseId : uint32_t {
   kPhChildStart, kPhUserns, kPhNetwork, kPhCgroup, kPhMounts, kPhPivot, kPhLandlock, kPhCaps, kPhSeccomp,

@@ -136,8 +136,9 @@ int ExecSearching(char* const* argv, char* const* envp) {
       if (h.stdio[fd] == kStdioPassed) {
         from = fds[next++];
       } else {
-        from = open("/dev/null", static_cast<int>(h.stdio_flags[fd]) | O_CLOEXEC);
-        if (from < 0) fail(kStepStdio, errno);
+        const uint32_t dev = h.stdio[fd] - kStdioDevFirst;
+        from = dev < kExecDeviceCount ? open(kExecDevices[dev], static_cast<int>(h.stdio_flags[fd]) | O_CLOEXEC) : -1;
+        if (from < 0) fail(kStepStdio, dev < kExecDeviceCount ? errno : EINVAL);
       }
       if (dup2(from, fd) < 0) fail(kStepStdio, errno);
     }
@@ -190,12 +191,16 @@ void Signal(const ExecHeader& h) {
   }
 }
 
+// Set by kExecStopAll: init ends once the sandbox is empty.
+bool g_stopping = false;
+
 // Reaps every process that ended (orphans included) and reports the
-// started ones.
+// started ones. Stopping, init ends with the last of them.
 void Reap(ChildContext& c) {
   int st;
   pid_t w;
-  while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+  while ((w = waitpid(-1, &st, WNOHANG)) >= 0) {
+    if (w == 0) return;
     for (Running& r : g_running) {
       if (r.pid == w) {
         Send(c.exec_channel, kEvExited, r.id, 0, 0, st);
@@ -203,6 +208,7 @@ void Reap(ChildContext& c) {
       }
     }
   }
+  if (g_stopping && errno == ECHILD) _exit(0);
 }
 
 }  // namespace
@@ -244,7 +250,13 @@ void Reap(ChildContext& c) {
       const ExecHeader& h = g_request.h;
       if (h.op == kExecStart) Start(c, got, fds, nfds, old);
       else if (h.op == kExecSignal) Signal(h);
-      else if (h.op == kExecStopAll) kill(-1, SIGTERM);
+      else if (h.op == kExecStopAll) {
+        // Every process but init; init follows the last (the supervisor
+        // kills it after the grace period if some process lingers).
+        g_stopping = true;
+        kill(-1, SIGTERM);
+        Reap(c);
+      }
     } else if (err != EAGAIN && err != EINTR) {
       Send(c.exec_channel, kEvRefused, 0, 0, err ? err : EINVAL, 0);
     }

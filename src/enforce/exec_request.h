@@ -23,10 +23,11 @@ enum ExecOp : uint32_t {
 
 // What fd 0..2 of a started process become.
 enum ExecStdio : uint32_t {
-  kStdioPassed = 0,   // the next descriptor passed with the request
-  kStdioNull = 1,     // the sandbox's /dev/null, opened with `stdio_flags`
-  kStdioPty = 2,      // the terminal of `kExecPty` (all three or none)
+  kStdioPassed = 0,     // the next descriptor passed with the request
+  kStdioDevFirst = 10,  // kStdioDevFirst + i: kExecDevices[i] of the sandbox's /dev, opened with `stdio_flags`
 };
+inline constexpr const char* kExecDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"};
+inline constexpr uint32_t kExecDeviceCount = sizeof kExecDevices / sizeof kExecDevices[0];
 
 inline constexpr uint32_t kExecPty = 1;  // flags: a terminal of the sandbox's devpts
 

@@ -62,6 +62,7 @@ struct LaunchOutcome {
   bool memory_exceeded = false;  // stopped by the memory watch (watch_memory_bytes)
   bool pids_reached = false;     // watch_pids tasks seen at once
   std::string watch_error;       // the memory watch could not be kept: the sandbox was stopped
+  int gone_reason = 0;           // a held sandbox's exec: the sandbox ended under it (GoneReason)
   std::vector<Phase> phases;
   double duration_ms = 0;
 };

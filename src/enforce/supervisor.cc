@@ -62,7 +62,10 @@ SignalRelay::~SignalRelay() {
 }
 
 Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
-  auto send_init = [&](int sig) { SignalPidfd(init.pidfd, sig); };
+  auto send_init = [&](int sig) {
+    if (init.signal_target) init.signal_target(sig);
+    else SignalPidfd(init.pidfd, sig);
+  };
   std::unique_ptr<RawTerminal> raw;
   // Pumps from the sandbox's outputs must be drained after init is gone;
   // one into the sandbox (stdin) need not.
@@ -125,6 +128,10 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
         } else if (r.type == kRecExit) {
           out->wait_status = static_cast<int>(r.value);
           have_exit = true;
+        } else if (r.type == kRecTimedOut) {
+          out->timed_out = true;
+        } else if (r.type == kRecGone) {
+          out->gone_reason = r.err;
         }
       }
     }
@@ -143,7 +150,7 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
   std::vector<pollfd> fds;
   while (!init_gone || (output_pending() && !abandon && !out->timed_out)) {
     fds.assign(3, pollfd{});
-    fds[0] = {init_gone ? -1 : init.pidfd, POLLIN, 0};
+    fds[0] = {init_gone || init.pidfd < 0 ? -1 : init.pidfd, POLLIN, 0};
     fds[1] = {report_open ? init.report_fd : -1, POLLIN, 0};
     fds[2] = {init.signal_fd, POLLIN, 0};
     for (const Pump& pump : pumps) fds.push_back(pump.Want());
@@ -171,7 +178,16 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
     }
     for (Pump& pump : pumps) pump.Tick(now);
     if (n <= 0) continue;
-    if (fds[1].revents) report_open = drain_report();
+    if (fds[1].revents) {
+      report_open = drain_report();
+      if (!report_open && init.pidfd < 0 && !init_gone) {
+        // A held sandbox's process: the end of its connection is its end.
+        init_gone = true;
+        for (Pump& pump : pumps) {
+          if (pump.input()) pump.Close();
+        }
+      }
+    }
     if (fds[2].revents & POLLIN) {
       signalfd_siginfo si;
       while (read(init.signal_fd, &si, sizeof si) == sizeof si) {
@@ -207,7 +223,7 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
         out->pids_reached = watcher->pids_reached();
         if (!watcher->error().empty()) out->watch_error = watcher->error();
       }
-      waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(init.pidfd), &info, WEXITED);
+      if (init.pidfd >= 0) waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(init.pidfd), &info, WEXITED);
       // Nobody is left to read the sandbox's input: ward stops reading the
       // caller's, and lets go of the pty's slave, so that the master reads
       // to the end of the workload's output (EIO once no slave is open).

@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "base/unique_fd.h"
@@ -50,7 +51,9 @@ class SignalRelay {
 // One sandbox's init as the supervisor holds it, once clone and the
 // hand-overs (egress, pty, connect listener, memory watch) are done.
 struct SupervisedInit {
-  int pidfd = -1;         // the sandbox's init
+  // The sandbox's init; -1 for a process of a held sandbox, whose end is
+  // the end of `report_fd` (`ward exec`: the control connection).
+  int pidfd = -1;
   int report_fd = -1;     // read end of init's report pipe (non-blocking)
   int signal_fd = -1;     // SignalRelay::fd()
   int64_t start_ns = 0;   // CLOCK_MONOTONIC when ward started the run: phases count from it
@@ -62,6 +65,9 @@ struct SupervisedInit {
   UniqueFd pty_master, pty_slave;  // --pty, as init sent them (invalid if it did not)
   std::optional<MemoryWatch> watch;  // the memory limit without a cgroup, if any
   MemoryWatchThread::Limits watch_limits{};
+  // Set: how a signal reaches the workload (`ward exec`: a request to the
+  // held sandbox's supervisor); else pidfd_send_signal to init.
+  std::function<void(int)> signal_target;
 };
 
 // Holds `init` until it is gone and the sandbox's output is delivered;

@@ -5,6 +5,9 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "ward/policy.h"
 
@@ -15,6 +18,9 @@ using Action = std::function<int()>;
 Action AddRun(CLI::App& app);
 Action AddPolicy(CLI::App& app);
 Action AddDoctor(CLI::App& app);
+// provision, start, exec, stop, deprovision, ls: each subcommand's name and
+// action (lifecycle_cmd.cc).
+std::vector<std::pair<std::string, Action>> AddLifecycle(CLI::App& app);
 
 // --read, --write, --deny, --allow-net, --env, --cwd, --memory, --timeout:
 // a policy layer given on the command line (grants.cc).

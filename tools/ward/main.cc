@@ -18,7 +18,9 @@ int main(int argc, char** argv) {
       "in a policy and enforced by the kernel: namespaces, landlock, seccomp, cgroups.\n\n"
       "Exit status of `ward run`: the command's own, 128+N if signal N killed it, or one of ward's:\n"
       "  122 bad command line   123 policy invalid or not enforceable   124 timeout\n"
-      "  125 sandbox setup failed   126 command not executable   127 command not found",
+      "  125 sandbox setup failed   126 command not executable   127 command not found\n\n"
+      "Held sandboxes: ward provision, start, exec, stop, deprovision, ls (docs/lifecycle.md);\n"
+      "`ward run` is provision + start + exec + deprovision in one step.",
       "ward"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ward 0.1.0");
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
   auto run = ward::cli::AddRun(app);
   auto policy = ward::cli::AddPolicy(app);
   auto doctor = ward::cli::AddDoctor(app);
+  auto lifecycle = ward::cli::AddLifecycle(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -41,5 +44,8 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("run")) return run();
   if (app.got_subcommand("policy")) return policy();
+  for (auto& [name, action] : lifecycle) {
+    if (app.got_subcommand(name)) return action();
+  }
   return doctor();
 }

@@ -1,0 +1,31 @@
+// The control socket of a held sandbox (RUNTIME/ID/ctl, SOCK_SEQPACKET):
+// what `ward exec`, `ward stop` and `ward ls` send its supervisor, and what
+// comes back.
+//
+// Requests are an ExecMessage (enforce/exec_request.h):
+//   kExecStart   strings: cwd ("" for the sandbox's), argv, then the
+//                environment to add to the sandbox's; descriptors for the
+//                stdio entries kStdioPassed; one per connection
+//   kExecSignal  `sig` to the connection's process (its process group)
+//   kCtlStop     stop the sandbox (SIGTERM to all, SIGKILL after
+//                `sig` milliseconds); the connection ends once it stopped
+//   kCtlStatus   one message back: a JSON object (processes, supervisor memory)
+// Replies to kExecStart are Records (enforce/child.h): kRecStarted, kRecPty
+// (with the terminal's descriptors), kRecError, kRecTimedOut, kRecGone,
+// and last kRecExit, after which the supervisor closes the connection.
+//
+// Who may connect: the supervisor accepts a peer only if its uid is the
+// supervisor's and it lives in the supervisor's user namespace, so no
+// process of any sandbox (whose uid may map to the owner's) is served.
+#pragma once
+
+#include <cstdint>
+
+#include "enforce/exec_request.h"
+
+namespace ward::lifecycle {
+
+inline constexpr uint32_t kCtlStop = 10;
+inline constexpr uint32_t kCtlStatus = 11;
+
+}  // namespace ward::lifecycle

@@ -1,0 +1,601 @@
+#include "lifecycle/held_supervisor.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/clock.h"
+#include "base/errors.h"
+#include "base/fd_passing.h"
+#include "base/file.h"
+#include "enforce/supervisor.h"
+#include "lifecycle/control.h"
+#include "sandbox/prepare.h"
+
+namespace ward::lifecycle {
+
+namespace {
+
+// One connection to the control socket.
+struct Client {
+  UniqueFd fd;
+  uint32_t exec = 0;       // its exec's id; 0: none asked
+  bool stop_waiter = false;  // asked for the stop: answered by the end of the supervisor
+  int64_t deadline = 0;    // process.timeoutMs, CLOCK_MONOTONIC ns; 0: none
+};
+
+void SendRecord(int fd, uint32_t type, uint32_t step, int32_t err, int64_t value) {
+  Record r{type, step, err, 0, value};
+  (void)!send(fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// The peer is its owner, outside every sandbox: the same uid, and the same
+// user namespace as this supervisor. A sandbox's processes live in user
+// namespaces of their own (their uid may map to the owner's), so none is
+// served, whatever path it found to the socket.
+bool PeerIsOwner(int fd) {
+  ucred cr{};
+  socklen_t len = sizeof cr;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || cr.uid != geteuid() || cr.pid <= 0) return false;
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, cr.pid, 0)));
+  if (!pidfd.valid()) return false;
+  struct stat mine, theirs;
+  if (stat("/proc/self/ns/user", &mine) != 0) return false;
+  if (stat(("/proc/" + std::to_string(cr.pid) + "/ns/user").c_str(), &theirs) != 0) return false;
+  // The pid still names the process that connected (not a reused number).
+  pollfd pf{pidfd.get(), POLLIN, 0};
+  if (poll(&pf, 1, 0) != 0) return false;
+  return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+// Splits a request's strings: cwd, argc argv, envc more. False if the
+// message does not hold them.
+bool SplitRequest(const ExecMessage& m, size_t got, std::string* cwd, std::vector<std::string>* argv,
+                  std::vector<std::string>* env) {
+  const ExecHeader& h = m.h;
+  if (got < sizeof h || h.strings_len > got - sizeof h || h.argc < 1) return false;
+  const char* p = m.strings;
+  const char* end = m.strings + h.strings_len;
+  const size_t total = 1 + static_cast<size_t>(h.argc) + h.envc;
+  for (size_t i = 0; i < total; ++i) {
+    const char* nul = static_cast<const char*>(memchr(p, 0, static_cast<size_t>(end - p)));
+    if (!nul) return false;
+    std::string s(p, nul);
+    if (i == 0) *cwd = std::move(s);
+    else if (i <= h.argc) argv->push_back(std::move(s));
+    else env->push_back(std::move(s));
+    p = nul + 1;
+  }
+  return true;
+}
+
+// The number of processes descending from `root` (its children, theirs...),
+// from every /proc/PID/stat's parent.
+size_t CountDescendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+      if (pid <= 0) continue;
+      auto stat = ReadFile("/proc/" + std::string(e->d_name) + "/stat");
+      if (!stat) continue;
+      size_t close = stat->rfind(')');
+      int ppid = 0;
+      if (close != std::string::npos && std::sscanf(stat->c_str() + close + 1, " %*c %d", &ppid) == 1) {
+        children.emplace(ppid, pid);
+      }
+    }
+    closedir(d);
+  }
+  size_t n = 0;
+  std::vector<pid_t> todo{root};
+  while (!todo.empty()) {
+    pid_t p = todo.back();
+    todo.pop_back();
+    auto [a, b] = children.equal_range(p);
+    for (auto it = a; it != b; ++it) {
+      ++n;
+      todo.push_back(it->second);
+    }
+  }
+  return n;
+}
+
+long RssKiB() {
+  auto status = ReadFile("/proc/self/status");
+  if (!status) return 0;
+  size_t at = status->find("VmRSS:");
+  return at == std::string::npos ? 0 : std::atol(status->c_str() + at + 6);
+}
+
+// Serves the held sandbox: the control socket, init's events, the
+// deadlines, the stop. Runs inside Launch (LaunchOptions::hold).
+class Holder {
+ public:
+  Holder(const std::string& dir, PreparedSandbox& ps, int* ready_fd) : dir_(dir), ps_(ps), ready_fd_(ready_fd) {}
+
+  Result<InitReport> Serve(HeldInit& held) {
+    held_ = &held;
+    InitReport report;
+    if (!WaitReady(&report)) return report;
+    if (auto listening = Listen(); !listening) {
+      SignalPidfd(held.pidfd, SIGKILL);
+      ReapInit();
+      return listening.error();
+    }
+    if (held.watch) {
+      const int fd = held.pidfd;
+      watcher_ = std::make_unique<MemoryWatchThread>(std::move(*held.watch), held.watch_limits,
+                                                    [fd] { SignalPidfd(fd, SIGKILL); });
+      held.watch.reset();
+    }
+    // Running from now on: the record says so, and who holds it.
+    if (auto rec = LoadRecord(dir_)) {
+      rec->state = "running";
+      rec->failure.clear();
+      rec->supervisor = getpid();
+      rec->started = Now3339();
+      (void)SaveRecord(dir_, *rec);
+    }
+    Tell("ok");
+    Loop();
+    return report;
+  }
+
+  bool stopped() const { return stopping_; }
+  const std::string& failure() const { return failure_; }
+
+ private:
+  void Tell(const std::string& msg) {
+    if (*ready_fd_ < 0) return;
+    (void)!write(*ready_fd_, msg.data(), msg.size());
+    close(*ready_fd_);
+    *ready_fd_ = -1;
+  }
+
+  // Until init serves (kEvReady), fails (a record on the report pipe), or
+  // dies. False if it will never serve (`report` says why, if it can).
+  bool WaitReady(InitReport* report) {
+    for (;;) {
+      pollfd pf[3] = {{held_->exec_channel, POLLIN, 0}, {held_->report_fd, POLLIN, 0}, {held_->pidfd, POLLIN, 0}};
+      if (poll(pf, 3, -1) < 0) continue;
+      if (pf[1].revents) {
+        Record r;
+        while (read(held_->report_fd, &r, sizeof r) == sizeof r) {
+          if (r.type == kRecError && !report->have_error) {
+            report->have_error = true;
+            report->setup_error = r;
+          }
+        }
+        if (report->have_error) {
+          SignalPidfd(held_->pidfd, SIGKILL);
+          ReapInit();
+          return false;
+        }
+      }
+      if (pf[0].revents) {
+        ExecEvent ev{};
+        ssize_t n = recv(held_->exec_channel, &ev, sizeof ev, MSG_DONTWAIT);
+        if (n == sizeof ev && ev.type == kEvReady) return true;
+      }
+      if (pf[2].revents) {
+        // Died without a report: its set-up error may still be in the pipe.
+        Record r;
+        while (read(held_->report_fd, &r, sizeof r) == sizeof r) {
+          if (r.type == kRecError && !report->have_error) {
+            report->have_error = true;
+            report->setup_error = r;
+          }
+        }
+        ReapInit();
+        if (!report->have_error) failure_ = "the sandbox's init died while it was being built";
+        return false;
+      }
+    }
+  }
+
+  Result<void> Listen() {
+    const std::string path = dir_ + "/ctl";
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) return Error::Setup("control socket path \"" + path + "\" is too long");
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    listen_.Reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!listen_.valid()) return SysError("socket", "AF_UNIX");
+    unlink(path.c_str());  // left by a supervisor that died (start sweeps it too)
+    // Made 0600 from the start: the directory is 0700 already.
+    mode_t old = umask(0177);
+    int bound = bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    umask(old);
+    if (bound != 0) return SysError("bind", path);
+    if (listen(listen_.get(), 128) != 0) return SysError("listen", path);
+    return {};
+  }
+
+  void ReapInit() {
+    if (reaped_) return;
+    siginfo_t info{};
+    waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(held_->pidfd), &info, WEXITED);
+    init_signal_ = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED ? info.si_status : 0;
+    reaped_ = true;
+  }
+
+  void ToInit(const ExecHeader& h, const void* data, size_t len, const int* fds, size_t nfds) {
+    if (nfds) {
+      SendFdsWithData(held_->exec_channel, fds, nfds, data, len);
+    } else {
+      (void)!send(held_->exec_channel, data, len, MSG_NOSIGNAL);
+    }
+    (void)h;
+  }
+
+  void SignalExec(uint32_t id, int sig) {
+    ExecHeader h{};
+    h.op = kExecSignal;
+    h.id = id;
+    h.sig = sig;
+    ToInit(h, &h, sizeof h, nullptr, 0);
+  }
+
+  // Ends a client's exec from the supervisor's side: `type`/`err` (a
+  // kRecGone), then a status, then the end of the connection.
+  void Finish(Client& c, int status) {
+    SendRecord(c.fd.get(), kRecExit, 0, 0, status);
+    c.fd.Reset();
+  }
+
+  void Start(Client& c, size_t got, int* fds, size_t nfds) {
+    std::string cwd;
+    std::vector<std::string> argv, env;
+    const ExecHeader in = request_->h;
+    size_t passed = 0;
+    for (int i = 0; i < 3; ++i) passed += in.stdio[i] == kStdioPassed && !(in.flags & kExecPty);
+    if (c.exec || stopping_ || !SplitRequest(*request_, got, &cwd, &argv, &env) || passed != nfds) {
+      SendRecord(c.fd.get(), kRecError, kStepExec, EINVAL, 0);
+      Finish(c, W_EXITCODE(126, 0));
+      return;
+    }
+    // The sandbox's environment, then what this exec adds (a name it sets
+    // replaces the sandbox's value).
+    std::vector<std::string> envp = ps_.plan.envp;
+    for (const std::string& e : env) {
+      size_t eq = e.find('=');
+      if (eq == 0 || eq == std::string::npos) continue;
+      std::erase_if(envp, [&](const std::string& x) { return x.compare(0, eq + 1, e, 0, eq + 1) == 0; });
+      envp.push_back(e);
+    }
+    ExecMessage& out = *outgoing_;
+    out.h = in;
+    out.h.op = kExecStart;
+    out.h.id = next_id_++;
+    out.h.argc = static_cast<uint32_t>(argv.size());
+    out.h.envc = static_cast<uint32_t>(envp.size());
+    size_t len = 0;
+    bool fits = true;
+    auto put = [&](const std::string& s) {
+      if (len + s.size() + 1 > kExecMaxStrings) {
+        fits = false;
+        return;
+      }
+      std::memcpy(out.strings + len, s.c_str(), s.size() + 1);
+      len += s.size() + 1;
+    };
+    put(cwd.empty() ? ps_.plan.cwd : cwd);
+    for (const auto& s : argv) put(s);
+    for (const auto& s : envp) put(s);
+    if (!fits) {
+      SendRecord(c.fd.get(), kRecError, kStepExec, E2BIG, 0);
+      Finish(c, W_EXITCODE(126, 0));
+      return;
+    }
+    out.h.strings_len = static_cast<uint32_t>(len);
+    c.exec = out.h.id;
+    if (ps_.plan.timeout_ms > 0) c.deadline = MonotonicNs() + ps_.plan.timeout_ms * 1000000;
+    ToInit(out.h, &out, sizeof out.h + len, fds, nfds);
+  }
+
+  void Status(Client& c) {
+    nlohmann::json j = {{"state", stopping_ ? "stopping" : "running"},
+                        {"processes", CountDescendants(init_pid_)},
+                        {"execs", running_execs()},
+                        {"supervisorPid", getpid()},
+                        {"supervisorRssKiB", RssKiB()}};
+    const std::string text = j.dump();
+    (void)!send(c.fd.get(), text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  size_t running_execs() const {
+    size_t n = 0;
+    for (const auto& [fd, c] : clients_) n += c->exec != 0 && c->fd.valid();
+    return n;
+  }
+
+  void Stop(int64_t grace_ms) {
+    if (stopping_) return;
+    stopping_ = true;
+    ExecHeader h{};
+    h.op = kExecStopAll;
+    ToInit(h, &h, sizeof h, nullptr, 0);
+    kill_at_ = MonotonicNs() + (grace_ms > 0 ? grace_ms : 3000) * 1000000;
+  }
+
+  void OnClient(Client& c) {
+    int fds[3];
+    size_t nfds = 0, got = 0;
+    int err = ReceiveFdsWithData(c.fd.get(), fds, 3, &nfds, request_.get(), sizeof *request_, &got);
+    if (err == 0 && got == 0) {
+      // The caller went away: an exec it still ran is killed with its group.
+      if (c.exec && !exited_.count(c.exec)) SignalExec(c.exec, SIGKILL);
+      c.fd.Reset();
+    } else if (err == 0 && got >= sizeof(ExecHeader)) {
+      const ExecHeader& h = request_->h;
+      if (h.op == kExecStart) Start(c, got, fds, nfds);
+      else if (h.op == kExecSignal && c.exec && h.sig > 0 && h.sig < 65) SignalExec(c.exec, h.sig);
+      else if (h.op == kCtlStop) {
+        c.stop_waiter = true;
+        Stop(h.sig);
+      } else if (h.op == kCtlStatus) Status(c);
+    } else if (err != EAGAIN && err != EINTR) {
+      c.fd.Reset();
+    }
+    for (size_t i = 0; i < nfds; ++i) close(fds[i]);
+  }
+
+  Client* ByExec(uint32_t id) {
+    for (auto& [fd, c] : clients_) {
+      if (c->exec == id && c->fd.valid()) return c.get();
+    }
+    return nullptr;
+  }
+
+  void OnInitEvent() {
+    for (;;) {
+      ExecEvent ev{};
+      int fds[2];
+      size_t nfds = 0, got = 0;
+      int err = ReceiveFdsWithData(held_->exec_channel, fds, 2, &nfds, &ev, sizeof ev, &got);
+      if (err == EAGAIN || (err == 0 && got == 0)) break;
+      if (err == 0 && got == sizeof ev) {
+        Client* c = ByExec(ev.id);
+        if (ev.type == kEvExited) exited_.insert(ev.id);
+        if (c) {
+          const int fd = c->fd.get();
+          switch (ev.type) {
+            case kEvStarted: SendRecord(fd, kRecStarted, 0, 0, ev.value); break;
+            case kEvPty: {
+              Record r{kRecPty, 0, 0, 0, 0};
+              SendFdsWithData(fd, fds, nfds, &r, sizeof r);
+              break;
+            }
+            case kEvFailed: SendRecord(fd, kRecError, static_cast<uint32_t>(ev.step), ev.err, 0); break;
+            case kEvRefused:
+              SendRecord(fd, kRecError, kStepFork, ev.err, 0);
+              Finish(*c, W_EXITCODE(125, 0));
+              break;
+            case kEvExited: Finish(*c, static_cast<int>(ev.value)); break;
+            default: break;
+          }
+        }
+      }
+      for (size_t i = 0; i < nfds; ++i) close(fds[i]);
+    }
+  }
+
+  void Loop() {
+    init_pid_ = PidOf(held_->pidfd);
+    fcntl(held_->exec_channel, F_SETFL, O_NONBLOCK);
+    std::vector<pollfd> pf;
+    std::vector<Client*> order;
+    for (;;) {
+      pf.assign({{listen_.get(), POLLIN, 0}, {held_->exec_channel, POLLIN, 0}, {held_->pidfd, POLLIN, 0},
+                 {held_->signal_fd, POLLIN, 0}});
+      order.clear();
+      for (auto& [fd, c] : clients_) {
+        pf.push_back({c->fd.get(), POLLIN, 0});
+        order.push_back(c.get());
+      }
+      int64_t now = MonotonicNs(), next = kill_at_;
+      for (Client* c : order) {
+        if (c->deadline && (!next || c->deadline < next)) next = c->deadline;
+      }
+      int timeout = next ? static_cast<int>(std::max<int64_t>(0, (next - now) / 1000000 + 1)) : -1;
+      int n = poll(pf.data(), pf.size(), timeout);
+      if (n < 0 && errno != EINTR) break;
+      now = MonotonicNs();
+      if (kill_at_ && now >= kill_at_) {
+        SignalPidfd(held_->pidfd, SIGKILL);
+        kill_at_ = 0;
+      }
+      for (Client* c : order) {
+        if (c->deadline && now >= c->deadline && c->fd.valid()) {
+          c->deadline = 0;
+          SendRecord(c->fd.get(), kRecTimedOut, 0, 0, 0);
+          SignalExec(c->exec, SIGKILL);
+        }
+      }
+      if (n <= 0) continue;
+      if (pf[1].revents) OnInitEvent();
+      for (size_t i = 0; i < order.size(); ++i) {
+        if (pf[4 + i].revents && order[i]->fd.valid()) OnClient(*order[i]);
+      }
+      if (pf[0].revents) Accept();
+      if (pf[3].revents) OnSignal();
+      if (pf[2].revents) {
+        // Init is gone, and with it the sandbox: its last events first.
+        OnInitEvent();
+        break;
+      }
+      std::erase_if(clients_, [](const auto& kv) { return !kv.second->fd.valid(); });
+    }
+    GoneForEveryone();
+  }
+
+  void Accept() {
+    for (;;) {
+      UniqueFd fd(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!fd.valid()) return;
+      if (!PeerIsOwner(fd.get())) continue;  // closed unanswered
+      auto c = std::make_unique<Client>();
+      const int key = fd.get();
+      c->fd = std::move(fd);
+      clients_[key] = std::move(c);
+    }
+  }
+
+  void OnSignal() {
+    signalfd_siginfo si;
+    while (read(held_->signal_fd, &si, sizeof si) == sizeof si) {
+      const int sig = static_cast<int>(si.ssi_signo);
+      if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) Stop(3000);
+    }
+  }
+
+  // Init is gone: every exec still running ends, with why.
+  void GoneForEveryone() {
+    ReapInit();
+    if (watcher_) {
+      watcher_->Stop();
+      if (watcher_->memory_exceeded()) failure_ = "the memory limit was reached: the sandbox was killed";
+      else if (!watcher_->error().empty()) failure_ = "memory watch: " + watcher_->error();
+    }
+    if (!stopping_ && failure_.empty()) {
+      failure_ = init_signal_ ? std::string("the sandbox's init was killed by ") + strsignal(init_signal_)
+                              : "the sandbox's init exited";
+    }
+    const int32_t reason = stopping_ ? kGoneStopped : watcher_ && watcher_->memory_exceeded() ? kGoneMemory : kGoneFailed;
+    for (auto& [fd, c] : clients_) {
+      if (!c->fd.valid()) continue;
+      if (c->exec && !exited_.count(c->exec)) {
+        SendRecord(c->fd.get(), kRecGone, 0, reason, 0);
+        Finish(*c, SIGKILL);
+      }
+    }
+    // Stop waiters keep their connection until the supervisor exits: its
+    // end is their answer.
+    stop_waiters_.clear();
+    for (auto& [fd, c] : clients_) {
+      if (c->fd.valid() && c->stop_waiter) stop_waiters_.push_back(std::move(c->fd));
+    }
+    clients_.clear();
+  }
+
+  static pid_t PidOf(int pidfd) {
+    auto info = ReadFile("/proc/self/fdinfo/" + std::to_string(pidfd));
+    if (!info) return 0;
+    size_t at = info->find("\nPid:");
+    return at == std::string::npos ? 0 : static_cast<pid_t>(std::atoi(info->c_str() + at + 5));
+  }
+
+ public:
+  std::vector<UniqueFd> stop_waiters_;
+
+ private:
+  const std::string& dir_;
+  PreparedSandbox& ps_;
+  int* ready_fd_;
+  HeldInit* held_ = nullptr;
+  UniqueFd listen_;
+  std::map<int, std::unique_ptr<Client>> clients_;
+  std::set<uint32_t> exited_;
+  std::unique_ptr<ExecMessage> request_ = std::make_unique<ExecMessage>();
+  std::unique_ptr<ExecMessage> outgoing_ = std::make_unique<ExecMessage>();
+  std::unique_ptr<MemoryWatchThread> watcher_;
+  uint32_t next_id_ = 1;
+  bool stopping_ = false;
+  bool reaped_ = false;
+  int init_signal_ = 0;
+  pid_t init_pid_ = 0;
+  int64_t kill_at_ = 0;
+  std::string failure_;
+};
+
+int ExitFor(const Error& e) {
+  switch (e.code) {
+    case Error::Code::kPolicy: return kExitPolicy;
+    case Error::Code::kUsage: return kExitUsage;
+    default: return kExitSetup;
+  }
+}
+
+}  // namespace
+
+int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
+  auto tell_error = [&](int code, const std::string& why) {
+    if (ready_fd < 0) return;
+    const std::string msg = "E" + std::to_string(code) + " " + why;
+    (void)!write(ready_fd, msg.data(), msg.size());
+    close(ready_fd);
+    ready_fd = -1;
+  };
+  PolicyLoad load = ParsePolicy(rec.policy, PolicyVars::FromEnvironment(rec.workspace));
+  if (!load.ok()) {
+    tell_error(kExitPolicy, load.FormatIssues(dir + "/sandbox.json"));
+    return kExitPolicy;
+  }
+  RunRequest req;
+  req.policy = std::move(*load.policy);
+  // Init of a held sandbox executes nothing of its own: the command is a
+  // placeholder the plan needs, never run.
+  req.argv = {"/"};
+  req.dns_servers = rec.dns_servers;
+  auto prepared = PrepareSandbox(req, dir + "/state");
+  if (!prepared) {
+    tell_error(ExitFor(prepared.error()), prepared.error().message);
+    return ExitFor(prepared.error());
+  }
+  PreparedSandbox& ps = **prepared;
+  Holder holder(dir, ps, &ready_fd);
+  ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };
+  LaunchError exec_error;
+  auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);
+  uint64_t dropped = 0;
+  (void)CollectEgress(ps, &dropped);
+  unlink((dir + "/ctl").c_str());
+  // Whoever asked for the stop is answered by the end of the connection,
+  // once everything is gone: the proxy, the cgroups (with `ps`), the record.
+  std::vector<UniqueFd> waiters = std::move(holder.stop_waiters_);
+  const bool stopped = holder.stopped();
+  const std::string failure = holder.failure();
+  prepared->reset();
+  if (!out) {
+    if (ready_fd >= 0) {
+      tell_error(ExitFor(out.error()), out.error().message);
+      return ExitFor(out.error());
+    }
+    std::fprintf(stderr, "ward supervisor: %s\n", out.error().message.c_str());
+  }
+  if (ready_fd >= 0) {
+    tell_error(kExitSetup, failure.empty() ? "the sandbox ended before it served" : failure);
+    return kExitSetup;
+  }
+  // The record says how it ended; `ward start` and `ward ls` read it.
+  if (auto now = LoadRecord(dir)) {
+    now->supervisor = 0;
+    if (stopped && failure.empty()) {
+      now->state = "stopped";
+      now->failure.clear();
+    } else {
+      now->state = "failed";
+      now->failure = !out ? out.error().message : failure;
+    }
+    (void)SaveRecord(dir, *now);
+  }
+  return 0;
+}
+
+}  // namespace ward::lifecycle

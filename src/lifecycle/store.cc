@@ -1,0 +1,272 @@
+#include "lifecycle/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "base/errors.h"
+#include "base/file.h"
+
+namespace ward::lifecycle {
+
+namespace {
+
+Error DirError(std::string m) { return Error{Error::Code::kRuntimeDir, std::move(m)}; }
+
+// `path` must be a directory (not a link) owned by us with no group or
+// other access; made (0700) if missing and `make`.
+Result<void> CheckPrivateDir(const std::string& path, bool make) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT || !make) return DirError("runtime directory \"" + path + "\": " + ErrnoName(errno));
+    if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+      return DirError("mkdir \"" + path + "\": " + ErrnoName(errno));
+    }
+    if (lstat(path.c_str(), &st) != 0) return DirError("runtime directory \"" + path + "\": " + ErrnoName(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) return DirError("runtime directory \"" + path + "\" is not a directory (a link or a file)");
+  if (st.st_uid != geteuid()) {
+    return DirError("runtime directory \"" + path + "\" belongs to uid " + std::to_string(st.st_uid) + ", not to you (uid " +
+                    std::to_string(geteuid()) + ")");
+  }
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return DirError("runtime directory \"" + path + "\" has mode " + mode + ": group and others must have no access (chmod 0700)");
+  }
+  return {};
+}
+
+std::string Hex(const unsigned char* p, size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += d[p[i] >> 4];
+    out += d[p[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> RuntimeDir() {
+  std::string dir;
+  if (const char* w = getenv("WARD_RUNTIME_DIR"); w && *w) {
+    dir = w;
+  } else if (const char* x = getenv("XDG_RUNTIME_DIR"); x && *x && geteuid() != 0) {
+    WARD_TRY(CheckPrivateDir(x, false));
+    dir = std::string(x) + "/ward";
+  } else if (geteuid() == 0) {
+    dir = "/run/ward";
+  } else {
+    const std::string user_run = "/run/user/" + std::to_string(geteuid());
+    struct stat st;
+    if (lstat(user_run.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid()) {
+      dir = user_run + "/ward";
+    } else {
+      dir = "/tmp/ward-" + std::to_string(geteuid());
+    }
+  }
+  if (dir.empty() || dir[0] != '/') return DirError("runtime directory \"" + dir + "\": not an absolute path");
+  WARD_TRY(CheckPrivateDir(dir, true));
+  WARD_TRY(CheckPrivateDir(dir + "/names", true));
+  return dir;
+}
+
+std::string Now3339() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm t;
+  gmtime_r(&ts.tv_sec, &t);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &t);
+  return buf;
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return Hex(md, len);
+}
+
+Result<std::string> NewId() {
+  unsigned char b[6];
+  if (getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) return SysError("getrandom", "sandbox id");
+  return Hex(b, sizeof b);
+}
+
+std::string CheckName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return "a name has 1 to 63 characters";
+  if (!isalnum(static_cast<unsigned char>(name[0]))) return "a name starts with a letter or digit";
+  for (char ch : name) {
+    if (!isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' && ch != '-') {
+      return "a name holds only letters, digits, '_', '.' and '-'";
+    }
+  }
+  return "";
+}
+
+Result<SandboxRecord> LoadRecord(const std::string& dir) {
+  auto text = ReadFile(dir + "/sandbox.json");
+  if (!text) return Error{Error::Code::kNoSandbox, "no sandbox record in \"" + dir + "\""};
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) return Error::Setup("\"" + dir + "/sandbox.json\": not a JSON object (damaged record)");
+  SandboxRecord r;
+  try {
+    r.id = j.at("id");
+    r.name = j.at("name");
+    r.agent = j.value("agent", "");
+    r.created = j.value("created", "");
+    r.policy = j.at("policy").dump();
+    r.policy_digest = j.value("policyDigest", "");
+    r.workspace = j.value("workspace", "");
+    r.dns_servers = j.value("dnsServers", std::vector<std::string>{});
+    r.state = j.at("state");
+    r.failure = j.value("failure", "");
+    r.supervisor = j.value("supervisorPid", 0);
+    r.started = j.value("started", "");
+  } catch (const std::exception& e) {
+    return Error::Setup("\"" + dir + "/sandbox.json\": " + e.what() + " (damaged record)");
+  }
+  return r;
+}
+
+Result<void> SaveRecord(const std::string& dir, const SandboxRecord& r) {
+  nlohmann::json j = {{"id", r.id},
+                      {"name", r.name},
+                      {"agent", r.agent},
+                      {"created", r.created},
+                      {"policy", nlohmann::json::parse(r.policy)},
+                      {"policyDigest", r.policy_digest},
+                      {"workspace", r.workspace},
+                      {"dnsServers", r.dns_servers},
+                      {"state", r.state}};
+  if (!r.failure.empty()) j["failure"] = r.failure;
+  if (r.supervisor) j["supervisorPid"] = r.supervisor;
+  if (!r.started.empty()) j["started"] = r.started;
+  const std::string tmp = dir + "/.sandbox.json." + std::to_string(getpid());
+  const std::string text = j.dump(2) + "\n";
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return SysError("open", tmp);
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) || fsync(fd.get()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return SysError("write", tmp, e);
+  }
+  fd.Reset();
+  if (rename(tmp.c_str(), (dir + "/sandbox.json").c_str()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return Error::Setup("rename \"" + tmp + "\": " + ErrnoName(e));
+  }
+  return {};
+}
+
+Result<StoreLock> StoreLock::Take(const std::string& runtime) {
+  StoreLock l;
+  const std::string path = runtime + "/.lock";
+  l.fd_.Reset(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!l.fd_.valid()) return SysError("open", path);
+  if (flock(l.fd_.get(), LOCK_EX) != 0) return SysError("flock", path);
+  return l;
+}
+
+Result<std::string> FindSandbox(const std::string& runtime, const std::string& ref) {
+  auto none = [&] {
+    return Error{Error::Code::kNoSandbox, "no sandbox named or numbered \"" + ref + "\" (see `ward ls`)"};
+  };
+  if (!CheckName(ref).empty()) return none();
+  struct stat st;
+  const std::string by_id = runtime + "/" + ref;
+  if (ref != "names" && lstat(by_id.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return by_id;
+  char target[64];
+  ssize_t n = readlink((runtime + "/names/" + ref).c_str(), target, sizeof target - 1);
+  if (n <= 0) return none();
+  target[n] = 0;
+  if (!CheckName(target).empty()) return none();
+  const std::string dir = runtime + "/" + target;
+  if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return none();
+  return dir;
+}
+
+std::vector<std::string> AllSandboxes(const std::string& runtime) {
+  std::vector<std::string> out;
+  DIR* d = opendir(runtime.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.' || std::strcmp(e->d_name, "names") == 0) continue;
+    out.push_back(runtime + "/" + e->d_name);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+// Removes `path` and everything under it without following a link (a
+// sandbox writes its state directory: it may hold links to anywhere).
+void RemoveTree(int parent, const char* name) {
+  int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    if (DIR* d = fdopendir(fd)) {
+      while (dirent* e = readdir(d)) {
+        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+        if (unlinkat(fd, e->d_name, 0) != 0 && (errno == EISDIR || errno == EPERM)) RemoveTree(fd, e->d_name);
+      }
+      closedir(d);
+    } else {
+      close(fd);
+    }
+  }
+  unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+}  // namespace
+
+Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r) {
+  const std::string link = runtime + "/names/" + r.name;
+  char target[64];
+  ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+  if (n > 0 && std::string(target, static_cast<size_t>(n)) == r.id) unlink(link.c_str());
+  int root = open(runtime.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return SysError("open", runtime);
+  RemoveTree(root, r.id.c_str());
+  close(root);
+  struct stat st;
+  if (lstat((runtime + "/" + r.id).c_str(), &st) == 0) {
+    return Error::Setup("could not remove every file of sandbox " + r.id + " under \"" + runtime + "/" + r.id + "\"");
+  }
+  return {};
+}
+
+Result<UniqueFd> ConnectControl(const std::string& dir, int* err) {
+  UniqueFd s(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return SysError("socket", "AF_UNIX");
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const std::string path = dir + "/ctl";
+  if (path.size() >= sizeof a.sun_path) {
+    return Error{Error::Code::kRuntimeDir, "control socket path \"" + path + "\" is too long for a unix socket"};
+  }
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  if (connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    *err = errno;
+    return SysError("connect", path);
+  }
+  return s;
+}
+
+}  // namespace ward::lifecycle

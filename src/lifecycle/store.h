@@ -1,0 +1,78 @@
+// Where held sandboxes live on disk: the runtime directory and each
+// sandbox's record.
+//
+//   RUNTIME/                 0700, the caller's: $XDG_RUNTIME_DIR/ward, /run/ward for root,
+//     .lock                  flock: provision, start, deprovision, names
+//     names/NAME -> ID       a symlink per name (names are unique per user)
+//     ID/                    0700
+//       sandbox.json         the record (written beside, renamed into place)
+//       ctl                  the supervisor's control socket, while it runs
+//       supervisor.log       what the supervisor said (its errors)
+//       state/tmp, state/home  the private /tmp and home, kept across stop/start
+//
+// Only the owning uid reaches any of it: the directory is 0700 and every
+// check refuses a directory of another owner or a wider mode.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "ward/result.h"
+
+namespace ward::lifecycle {
+
+// The runtime directory, made if missing: WARD_RUNTIME_DIR if set, else
+// $XDG_RUNTIME_DIR/ward, else /run/ward for root and /run/user/UID/ward or
+// /tmp/ward-UID for others. Refused (Code kRuntimeDir) if it, or the
+// directory holding it, is not a directory of ours, or is group/other
+// accessible.
+Result<std::string> RuntimeDir();
+
+struct SandboxRecord {
+  std::string id, name, agent;
+  std::string created;        // RFC 3339, UTC
+  std::string policy;         // canonical JSON (PolicyToJson)
+  std::string policy_digest;  // "sha256:HEX" of `policy`
+  std::string workspace;      // the policy's ${WORKSPACE} at provision
+  std::vector<std::string> dns_servers;
+  std::string state;          // "provisioned", "running", "stopped", "failed"
+  std::string failure;        // why, when "failed"
+  pid_t supervisor = 0;       // while "running"
+  std::string started;        // RFC 3339, the last start
+};
+
+std::string Now3339();
+std::string Sha256Hex(const std::string& data);
+// 12 random hex digits.
+Result<std::string> NewId();
+// [A-Za-z0-9][A-Za-z0-9_.-]{0,62}: "" if `name` is one, else why not.
+std::string CheckName(const std::string& name);
+
+Result<SandboxRecord> LoadRecord(const std::string& dir);
+Result<void> SaveRecord(const std::string& dir, const SandboxRecord& r);
+
+// An exclusive flock on RUNTIME/.lock, released on destruction.
+class StoreLock {
+ public:
+  static Result<StoreLock> Take(const std::string& runtime);
+
+ private:
+  UniqueFd fd_;
+};
+
+// The directory of sandbox `ref` (an id or a name); Code kNoSandbox if
+// there is none.
+Result<std::string> FindSandbox(const std::string& runtime, const std::string& ref);
+// Every sandbox directory.
+std::vector<std::string> AllSandboxes(const std::string& runtime);
+// Removes a sandbox's directory and its name (the caller holds the lock).
+Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r);
+
+// Connects to the control socket in `dir` (SOCK_SEQPACKET); the errno of
+// connect on failure (ENOENT, ECONNREFUSED: no supervisor serves it).
+Result<UniqueFd> ConnectControl(const std::string& dir, int* err);
+
+}  // namespace ward::lifecycle
