@@ -134,6 +134,9 @@ Result<SandboxInfo> Provision(const ProvisionRequest& req) {
   // starts none of its own.
   auto plan = CompilePlan(policy, {"/"}, LandlockAbi());
   if (!plan) return plan.error();
+  for (const UnixEndpoint& e : plan->unix_endpoints) {
+    if (!e.fifo) WARD_TRY(lifecycle::RefuseControlSocket(e.path, e.dev, e.ino));
+  }
   if (!req.name.empty()) {
     if (std::string why = lifecycle::CheckName(req.name); !why.empty()) {
       return Error::Usage("--name \"" + req.name + "\": " + why);

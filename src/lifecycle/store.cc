@@ -60,7 +60,7 @@ std::string Hex(const unsigned char* p, size_t n) {
 
 }  // namespace
 
-Result<std::string> RuntimeDir() {
+Result<std::string> RuntimeDir(bool make) {
   std::string dir;
   if (const char* w = getenv("WARD_RUNTIME_DIR"); w && *w) {
     dir = w;
@@ -79,8 +79,8 @@ Result<std::string> RuntimeDir() {
     }
   }
   if (dir.empty() || dir[0] != '/') return DirError("runtime directory \"" + dir + "\": not an absolute path");
-  WARD_TRY(CheckPrivateDir(dir, true));
-  WARD_TRY(CheckPrivateDir(dir + "/names", true));
+  WARD_TRY(CheckPrivateDir(dir, make));
+  WARD_TRY(CheckPrivateDir(dir + "/names", make));
   return dir;
 }
 
@@ -248,6 +248,28 @@ Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r) {
   struct stat st;
   if (lstat((runtime + "/" + r.id).c_str(), &st) == 0) {
     return Error::Setup("could not remove every file of sandbox " + r.id + " under \"" + runtime + "/" + r.id + "\"");
+  }
+  return {};
+}
+
+Result<void> RefuseControlSocket(const std::string& path, dev_t dev, ino_t ino) {
+  auto refuse = [&] {
+    return Error::Policy("filesystem.unix \"" + path +
+                         "\": a held sandbox's control socket, which no sandbox may reach");
+  };
+  // By name: a socket called ctl beside a sandbox record.
+  const size_t slash = path.rfind('/');
+  struct stat st;
+  if (slash != std::string::npos && path.substr(slash + 1) == "ctl" &&
+      lstat((path.substr(0, slash) + "/sandbox.json").c_str(), &st) == 0) {
+    return refuse();
+  }
+  // By inode: every control socket in the caller's runtime directory (a
+  // hard link is another name for the same socket).
+  auto rt = RuntimeDir(/*make=*/false);
+  if (!rt) return {};  // no runtime directory: no control socket of the caller's
+  for (const std::string& dir : AllSandboxes(*rt)) {
+    if (stat((dir + "/ctl").c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) return refuse();
   }
   return {};
 }

@@ -26,10 +26,10 @@ namespace ward::lifecycle {
 
 // The runtime directory, made if missing: WARD_RUNTIME_DIR if set, else
 // $XDG_RUNTIME_DIR/ward, else /run/ward for root and /run/user/UID/ward or
-// /tmp/ward-UID for others. Refused (Code kRuntimeDir) if it, or the
+// /tmp/ward-UID for others (`make` false: an error if it is missing). Refused (Code kRuntimeDir) if it, or the
 // directory holding it, is not a directory of ours, or is group/other
 // accessible.
-Result<std::string> RuntimeDir();
+Result<std::string> RuntimeDir(bool make = true);
 
 struct SandboxRecord {
   std::string id, name, agent;
@@ -70,6 +70,14 @@ Result<std::string> FindSandbox(const std::string& runtime, const std::string& r
 std::vector<std::string> AllSandboxes(const std::string& runtime);
 // Removes a sandbox's directory and its name (the caller holds the lock).
 Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r);
+
+// An error (kPolicy) if a unix socket a policy lists (`dev`/`ino`, as
+// resolved at compile time) is a control socket of a held sandbox: one in
+// the caller's runtime directory, or any socket named `ctl` beside a
+// sandbox record. Connecting a listed socket is ward's own doing (the unix
+// gate connects it with the caller's credentials), which the supervisor
+// could not tell from its owner's.
+Result<void> RefuseControlSocket(const std::string& path, dev_t dev, ino_t ino);
 
 // Connects to the control socket in `dir` (SOCK_SEQPACKET); the errno of
 // connect on failure (ENOENT, ECONNREFUSED: no supervisor serves it).

@@ -27,6 +27,7 @@
 #include "net/connect_server.h"
 #include "net/egress_proxy.h"
 #include "net/unix_gate.h"
+#include "lifecycle/store.h"
 #include "sandbox/prepare.h"
 
 namespace ward {
@@ -140,6 +141,9 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   if (!compiled) return compiled.error();
   ps.plan = std::move(*compiled);
   LaunchPlan* plan = &ps.plan;
+  for (const UnixEndpoint& e : plan->unix_endpoints) {
+    if (!e.fifo) WARD_TRY(lifecycle::RefuseControlSocket(e.path, e.dev, e.ino));
+  }
   if (req.strict && !plan->warnings.empty()) {
     std::string all;
     for (const auto& w : plan->warnings) all += (all.empty() ? "" : "\n") + w;

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Held sandboxes: ward provision / start / exec / stop / deprovision / ls.
+
+Each case asserts the outcome and its reason (exit status, message, errno)
+and has a control where the same thing is allowed. Runs as whoever calls it
+(ctest: root, and the test user through scripts/as-test-user.sh); every
+sandbox lives in a runtime directory the test makes (WARD_RUNTIME_DIR).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+WARD = None
+RT = None
+WS = None
+
+EXIT_RUNTIME_DIR, EXIT_NAME_TAKEN, EXIT_NO_SANDBOX, EXIT_WRONG_STATE, EXIT_SUPERVISOR_GONE = 117, 118, 119, 120, 121
+
+
+def ward(*args, stdin=None, timeout=30, env=None, input_bytes=None):
+    e = dict(os.environ, WARD_RUNTIME_DIR=RT)
+    if env:
+        e.update(env)
+    p = subprocess.run([WARD, *args], cwd=WS, env=e, stdin=stdin, input=input_bytes,
+                       capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def check(cond, what, out=None):
+    if not cond:
+        raise AssertionError(what + ("" if out is None else "\n--- " + repr(out)))
+
+
+def ls():
+    code, out, err = ward("ls", "--json")
+    check(code == 0, "ls", err)
+    return {s["name"]: s for s in json.loads(out)}
+
+
+def provision(name, *extra):
+    code, out, err = ward("provision", "--profile", "workspace-write", "--name", name, *extra)
+    check(code == 0, f"provision {name}", err)
+    return out.strip()
+
+
+def cleanup(*names):
+    for n in names:
+        ward("deprovision", n, "--grace-ms", "500")
+
+
+def test_transitions():
+    code, _, err = ward("exec", "nosuch", "--", "true")
+    check(code == EXIT_NO_SANDBOX and "no sandbox" in err, "exec into an unknown sandbox: 119", (code, err))
+    sid = provision("t-trans")
+    check(len(sid) == 12, "provision prints the id", sid)
+    check(ls()["t-trans"]["state"] == "provisioned", "provisioned")
+    code, _, err = ward("provision", "--profile", "workspace-write", "--name", "t-trans")
+    check(code == EXIT_NAME_TAKEN and "taken" in err, "a taken name: 118", (code, err))
+    for cmd in (["exec", "t-trans", "--", "true"], ["stop", "t-trans"]):
+        code, _, err = ward(*cmd)
+        check(code == EXIT_WRONG_STATE and "provisioned" in err, f"{cmd[0]} of a provisioned sandbox: 120", (code, err))
+    code, _, err = ward("start", "t-trans")
+    check(code == 0, "start", err)
+    check(ls()["t-trans"]["state"] == "running", "running")
+    code, _, err = ward("start", sid)  # the id works as the name does
+    check(code == EXIT_WRONG_STATE and "runs already" in err, "start of a running sandbox: 120", (code, err))
+    code, out, err = ward("exec", sid, "--", "echo", "by-id")
+    check(code == 0 and out == "by-id\n", "exec by id", (code, out, err))
+    code, _, err = ward("stop", "t-trans")
+    check(code == 0 and ls()["t-trans"]["state"] == "stopped", "stop", err)
+    code, _, err = ward("exec", "t-trans", "--", "true")
+    check(code == EXIT_WRONG_STATE and "stopped" in err, "exec into a stopped sandbox: 120", (code, err))
+    code, _, err = ward("deprovision", "t-trans")
+    check(code == 0 and "t-trans" not in ls(), "deprovision", err)
+    check(sorted(os.listdir(RT)) == [".lock", "names"] and os.listdir(os.path.join(RT, "names")) == [],
+          "nothing of it left on disk", os.listdir(RT))
+    code, _, err = ward("deprovision", "t-trans")
+    check(code == EXIT_NO_SANDBOX, "deprovision twice: 119", (code, err))
+
+
+def test_bad_input_leaves_nothing():
+    before = sorted(os.listdir(RT))
+    bad = os.path.join(WS, "bad-policy.json")
+    with open(bad, "w") as f:
+        json.dump({"ward": 1, "extends": "workspace-write", "filesystem": {"read": ["/no/such/path"]}}, f)
+    code, _, err = ward("provision", "--policy", bad, "--name", "t-bad")
+    check(code == 123 and "/no/such/path" in err, "a policy that fails validation: 123 naming the path", (code, err))
+    code, _, err = ward("provision", "--profile", "workspace-write", "--name", "bad/name")
+    check(code == 122, "a bad name: 122", (code, err))
+    check(sorted(os.listdir(RT)) == before and "t-bad" not in ls(), "no half-provisioned sandbox", os.listdir(RT))
+    # A runtime directory others can enter is refused, and left as it is.
+    wide = tempfile.mkdtemp(dir=os.path.dirname(RT))
+    os.chmod(wide, 0o755)
+    code, _, err = ward("ls", env={"WARD_RUNTIME_DIR": wide})
+    check(code == EXIT_RUNTIME_DIR and "0755" in err, "a runtime directory of mode 0755: 117", (code, err))
+    check(os.listdir(wide) == [], "nothing made in it")
+    os.chmod(wide, 0o700)
+    code, _, err = ward("ls", env={"WARD_RUNTIME_DIR": wide})
+    check(code == 0, "control: the same directory at 0700", (code, err))
+    shutil.rmtree(wide)
+
+
+def test_state_persists_and_exit_statuses():
+    provision("t-state")
+    try:
+        check(ward("start", "t-state")[0] == 0, "start")
+        code, out, err = ward("exec", "t-state", "--", "sh", "-c", "echo kept > /tmp/f; echo $HOME > /tmp/home; echo x > $HOME/h")
+        check(code == 0, "write /tmp and home", err)
+        code, out, _ = ward("exec", "t-state", "--", "cat", "/tmp/f")
+        check(code == 0 and out == "kept\n", "/tmp kept between execs", out)
+        check(ward("stop", "t-state")[0] == 0, "stop")
+        check(ward("start", "t-state")[0] == 0, "start again")
+        code, out, err = ward("exec", "t-state", "--", "sh", "-c", 'cat /tmp/f; cat "$HOME/h"')
+        check(code == 0 and out == "kept\nx\n", "/tmp and home kept across stop/start", (code, out, err))
+        code, out, _ = ward("exec", "t-state", "--env", "A=1", "--cwd", "/tmp", "--", "sh", "-c", 'echo "$A $(pwd)"')
+        check(code == 0 and out == "1 /tmp\n", "--env and --cwd", out)
+        code, out, _ = ward("exec", "t-state", "--", "sh", "-c", 'echo "${A:-unset} $(pwd)"')
+        check(out == f"unset {WS}\n", "the sandbox's environment and working directory are the provision's", out)
+        check(ward("exec", "t-state", "--", "sh", "-c", "exit 7")[0] == 7, "exit status passes through")
+        code, _, err = ward("exec", "t-state", "--", "no-such-command")
+        check(code == 127 and "not found" in err, "not found: 127", (code, err))
+        code, _, err = ward("exec", "t-state", "--json", "--", "sh", "-c", "kill -TERM $$")
+        res = json.loads(err.strip().splitlines()[-1])
+        check(code == 143 and res["signalNumber"] == 15 and res["exitStatus"] == 143, "killed by SIGTERM: 143, --json", err)
+        # stdin and stdout stream through pipes: 64 MiB each way.
+        big = 64 << 20
+        code, out, err = ward("exec", "t-state", "--", "wc", "-c", input_bytes=b"\0" * big, timeout=60)
+        check(code == 0 and out.strip() == str(big), "64 MiB of stdin", (code, out[:100], err))
+        p = subprocess.run(f"'{WARD}' exec t-state -- head -c {big} /dev/zero | wc -c", shell=True, cwd=WS,
+                           env=dict(os.environ, WARD_RUNTIME_DIR=RT), capture_output=True, timeout=60)
+        check(p.stdout.decode().strip() == str(big), "64 MiB of stdout", p.stdout)
+        # Several execs at once.
+        results = {}
+
+        def one(i):
+            results[i] = ward("exec", "t-state", "--", "sh", "-c", f"sleep 0.3; echo {i}")
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(all(results[i][0] == 0 and results[i][1] == f"{i}\n" for i in range(6)), "6 concurrent execs", results)
+        check(time.monotonic() - t0 < 1.8, "they ran at once, not one after another", time.monotonic() - t0)
+        # A signal to `ward exec` reaches the command.
+        p = subprocess.Popen([WARD, "exec", "t-state", "--", "sh", "-c", "trap 'exit 42' TERM; sleep 30 & wait"],
+                             cwd=WS, env=dict(os.environ, WARD_RUNTIME_DIR=RT))
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        check(p.wait(10) == 42, "SIGTERM forwarded to the exec'd command", p.returncode)
+    finally:
+        cleanup("t-state")
+
+
+def confinement(cmd_prefix):
+    code, out, err = ward(*cmd_prefix, "--", "sh", "-c",
+                          "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; cat /etc/hostname")
+    check(code == 0, "status read", (code, err))
+    return out
+
+
+def test_exec_confined_as_run():
+    secret_dir = tempfile.mkdtemp(dir=os.path.dirname(WS))
+    secret = os.path.join(secret_dir, "secret")
+    with open(secret, "w") as f:
+        f.write("s3cret")
+    mine = os.path.join(WS, "mine")
+    with open(mine, "w") as f:
+        f.write("ok")
+    provision("t-conf")
+    try:
+        check(ward("start", "t-conf")[0] == 0, "start")
+        run = confinement(["run", "--profile", "workspace-write"])
+        exe = confinement(["exec", "t-conf"])
+        check(run == exe, "exec's capabilities, no_new_privs, seccomp and host name are run's", (run, exe))
+        check("CapEff:\t0000000000000000" in exe and "Seccomp:\t2" in exe and "NoNewPrivs:\t1" in exe,
+              "no capabilities, a seccomp filter, no_new_privs", exe)
+        code, out, err = ward("exec", "t-conf", "--", "cat", secret)
+        check(code == 1 and "No such file" in err, "a path outside the grants does not exist in exec", (code, out, err))
+        code, out, _ = ward("exec", "t-conf", "--", "cat", mine)
+        check(code == 0 and out == "ok", "control: a granted file is read", out)
+        code, out, err = ward("exec", "t-conf", "--", "sh", "-c", "echo x > /etc/ward-test")
+        check(code != 0 and "Read-only" in err, "the root is read-only in exec", (code, err))
+        # Init of the sandbox is not the exec'd process's to touch.
+        code, out, err = ward("exec", "t-conf", "--", "sh", "-c", "ls /proc/1/fd")
+        check(code != 0 and "Permission denied" in err, "init's descriptors are closed to exec", (code, out, err))
+        code, out, err = ward("exec", "t-conf", "--", "sh", "-c", "ls /proc/self/fd")
+        check(code == 0 and sorted(out.split()) == ["0", "1", "2", "3"], "control: exec holds only stdio (3: ls's own)", out)
+    finally:
+        cleanup("t-conf")
+        shutil.rmtree(secret_dir)
+
+
+def ctl_status(path):
+    """Asks a control socket for its status; the reply, or None if the
+    connection ended unanswered."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    s.connect(path)
+    header = struct.pack("<IIiIII3I3II", 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    s.send(header)
+    data = s.recv(4096)
+    s.close()
+    return data or None
+
+
+def test_control_socket_unreachable_from_inside():
+    sid = provision("t-target")
+    try:
+        check(ward("start", "t-target")[0] == 0, "start")
+        ctl = os.path.join(RT, sid, "ctl")
+        st = os.stat(ctl)
+        check(oct(st.st_mode & 0o777) == "0o600" and oct(os.stat(os.path.join(RT, sid)).st_mode & 0o777) == "0o700",
+              "the socket is 0600 in a 0700 directory", oct(st.st_mode))
+        reply = ctl_status(ctl)
+        check(reply is not None and json.loads(reply)["state"] == "running", "control: its owner is served", reply)
+        probe = ("import socket,struct,sys\n"
+                 "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
+                 "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('connect', e.errno); sys.exit(0)\n"
+                 "s.send(struct.pack('<IIiIII3I3II',11,0,0,0,0,0,0,0,0,0,0,0,0)); s.settimeout(5)\n"
+                 "try:\n print('reply', repr(s.recv(4096)))\nexcept ConnectionResetError:\n print('reply', repr(b''))\n")
+        # The runtime directory is not in the sandbox's view at all...
+        code, out, err = ward("exec", "t-target", "--", "python3", "-c", probe, ctl)
+        check(code == 0 and out.strip() == "connect 2", "its own socket does not exist inside (ENOENT)", (code, out, err))
+        # ...and a sandbox whose policy lists the socket reaches it, but is
+        # never served: it lives in a user namespace of its own.
+        pol = os.path.join(WS, "unix-policy.json")
+        with open(pol, "w") as f:
+            json.dump({"ward": 1, "extends": "workspace-write", "filesystem": {"unix": [ctl]}}, f)
+        code, out, err = ward("run", "--policy", pol, "--", "python3", "-c", probe, ctl)
+        check(code == 123 and "control socket" in err, "a policy that lists a control socket is refused", (code, out, err))
+        # A hard link of it (another name, the same socket) too.
+        alias = os.path.join(WS, "alias.sock")
+        os.link(ctl, alias)
+        with open(pol, "w") as f:
+            json.dump({"ward": 1, "extends": "workspace-write", "filesystem": {"unix": [alias]}}, f)
+        code, out, err = ward("run", "--policy", pol, "--", "python3", "-c", probe, alias)
+        check(code == 123 and "control socket" in err, "a hard link of a control socket is refused", (code, out, err))
+        os.unlink(alias)
+        check(ls()["t-target"]["state"] == "running", "and the sandbox is unharmed")
+    finally:
+        cleanup("t-target")
+
+
+def test_other_user_cannot_control():
+    if os.geteuid() != 0:
+        print("  (skipped: only root can act as another user)")
+        return
+    sid = provision("t-owner")
+    try:
+        check(ward("start", "t-owner")[0] == 0, "start")
+        d = os.path.join(RT, sid)
+        ctl = os.path.join(d, "ctl")
+        # Open the path to everyone, so that only the supervisor's own check stands.
+        os.chmod(RT, 0o711)
+        os.chmod(d, 0o711)
+        os.chmod(ctl, 0o666)
+        try:
+            code = subprocess.run(
+                ["setpriv", "--reuid=wardtest", "--regid=wardtest", "--clear-groups", "--reset-env", "--",
+                 "python3", "-c",
+                 "import socket,struct,sys\n"
+                 "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET); s.connect(sys.argv[1]); s.settimeout(5)\n"
+                 "s.send(struct.pack('<IIiIII3I3II',11,0,0,0,0,0,0,0,0,0,0,0,0))\n"
+                 "try:\n sys.exit(0 if s.recv(4096)==b'' else 1)\nexcept ConnectionResetError:\n sys.exit(0)\n",
+                 ctl], timeout=20).returncode
+            check(code == 0, "another user reaching the socket is not served", code)
+            code = subprocess.run(
+                ["setpriv", "--reuid=wardtest", "--regid=wardtest", "--clear-groups", "--reset-env", "--",
+                 "env", "WARD_RUNTIME_DIR=" + RT, WARD, "exec", "t-owner", "--", "true"], capture_output=True,
+                timeout=20).returncode
+            check(code == EXIT_RUNTIME_DIR, "another user's ward refuses the runtime directory", code)
+        finally:
+            os.chmod(ctl, 0o600)
+            os.chmod(d, 0o700)
+            os.chmod(RT, 0o700)
+        check(ctl_status(ctl) is not None, "control: the owner is served")
+    finally:
+        cleanup("t-owner")
+
+
+def pids_with(marker):
+    out = subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout.decode().split()
+    return [p for p in out if int(p) != os.getpid()]
+
+
+def test_supervisor_kill_leaves_nothing():
+    provision("t-kill")
+    try:
+        check(ward("start", "t-kill")[0] == 0, "start")
+        info = ls()["t-kill"]
+        sup = info["supervisorPid"]
+        marker = f"sleep 4321.{os.getpid()}"
+        bg = subprocess.Popen([WARD, "exec", "t-kill", "--", "sh", "-c", marker], cwd=WS,
+                              env=dict(os.environ, WARD_RUNTIME_DIR=RT))
+        deadline = time.time() + 5
+        while not pids_with(marker) and time.time() < deadline:
+            time.sleep(0.05)
+        check(pids_with(marker), "the exec'd process runs")
+        check(ls()["t-kill"]["processes"] >= 1, "ls counts it", ls()["t-kill"])
+        os.kill(sup, signal.SIGKILL)
+        check(bg.wait(10) == 137, "the exec ends, killed", bg.returncode)
+        deadline = time.time() + 5
+        while pids_with(marker) and time.time() < deadline:
+            time.sleep(0.05)
+        check(not pids_with(marker), "no process of the sandbox is left", pids_with(marker))
+        s = ls()["t-kill"]
+        check(s["state"] == "failed" and "supervisor" in s["failure"], "ls: failed, and why", s)
+        code, _, err = ward("exec", "t-kill", "--", "true")
+        check(code == EXIT_SUPERVISOR_GONE, "exec into it: 121", (code, err))
+        check(ward("start", "t-kill")[0] == 0, "it starts again (the stale socket swept)")
+        check(ward("exec", "t-kill", "--", "true")[0] == 0, "and serves")
+    finally:
+        cleanup("t-kill")
+
+
+def test_stop_ends_every_process():
+    provision("t-stop")
+    try:
+        check(ward("start", "t-stop")[0] == 0, "start")
+        marker = f"sleep 4322.{os.getpid()}"
+        check(ward("exec", "t-stop", "--", "sh", "-c", f"{marker} >/dev/null 2>&1 &")[0] == 0, "a background process")
+        time.sleep(0.3)
+        check(pids_with(marker), "it outlives its exec while the sandbox runs")
+        t0 = time.monotonic()
+        check(ward("stop", "t-stop")[0] == 0, "stop")
+        check(time.monotonic() - t0 < 2.5, "a process that ends on SIGTERM does not wait for the grace period")
+        check(not pids_with(marker), "stop ended it")
+        marker2 = f"sleep 4323.{os.getpid()}"
+        check(ward("start", "t-stop")[0] == 0, "start")
+        check(ward("exec", "t-stop", "--", "sh", "-c", f"trap '' TERM; {marker2} >/dev/null 2>&1 &")[0] == 0, "bg")
+        time.sleep(0.3)
+        # sleep ignores SIGTERM (inherited SIG_IGN): SIGKILL after the grace.
+        t0 = time.monotonic()
+        check(ward("stop", "t-stop", "--grace-ms", "500")[0] == 0, "stop")
+        check(0.4 < time.monotonic() - t0 < 3 and not pids_with(marker2), "killed after the grace period")
+    finally:
+        cleanup("t-stop")
+
+
+CASES = [test_transitions, test_bad_input_leaves_nothing, test_state_persists_and_exit_statuses,
+         test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
+         test_supervisor_kill_leaves_nothing, test_stop_ends_every_process]
+
+
+def main():
+    global WARD, RT, WS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ward", required=True)
+    ap.add_argument("--only", action="append")
+    a = ap.parse_args()
+    WARD = os.path.abspath(a.ward)
+    base = tempfile.mkdtemp(prefix="ward-lifecycle-")
+    os.chmod(base, 0o755)
+    RT = os.path.join(base, "rt")
+    os.mkdir(RT, 0o700)
+    WS = os.path.join(base, "ws")
+    os.mkdir(WS)
+    failed = []
+    try:
+        for case in CASES:
+            if a.only and case.__name__ not in a.only and case.__name__[5:] not in a.only:
+                continue
+            print(f"[ RUN  ] {case.__name__}", flush=True)
+            try:
+                case()
+                print(f"[  OK  ] {case.__name__}", flush=True)
+            except Exception:
+                traceback.print_exc()
+                print(f"[FAILED] {case.__name__}", flush=True)
+                failed.append(case.__name__)
+    finally:
+        for name in list(ls().keys()) if os.path.isdir(RT) else []:
+            cleanup(name)
+        shutil.rmtree(base, ignore_errors=True)
+    print(f"{len(failed)} failed: {failed}" if failed else "all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
