@@ -542,6 +542,13 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     close(ready_fd);
     ready_fd = -1;
   };
+  // The record is the owner's file, but a policy that changed since it was
+  // provisioned is not the one the owner agreed to: refused.
+  if ("sha256:" + Sha256Hex(rec.policy) != rec.policy_digest) {
+    tell_error(kExitPolicy, "\"" + dir + "/sandbox.json\": its policy does not match its digest " + rec.policy_digest +
+                                " (changed since it was provisioned); deprovision it and provision it anew");
+    return kExitPolicy;
+  }
   PolicyLoad load = ParsePolicy(rec.policy, PolicyVars::FromEnvironment(rec.workspace));
   if (!load.ok()) {
     tell_error(kExitPolicy, load.FormatIssues(dir + "/sandbox.json"));

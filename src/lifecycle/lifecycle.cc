@@ -134,9 +134,7 @@ Result<SandboxInfo> Provision(const ProvisionRequest& req) {
   // starts none of its own.
   auto plan = CompilePlan(policy, {"/"}, LandlockAbi());
   if (!plan) return plan.error();
-  for (const UnixEndpoint& e : plan->unix_endpoints) {
-    if (!e.fifo) WARD_TRY(lifecycle::RefuseControlSocket(e.path, e.dev, e.ino));
-  }
+  WARD_TRY(lifecycle::RefuseRuntimeDirInView(*plan));
   if (!req.name.empty()) {
     if (std::string why = lifecycle::CheckName(req.name); !why.empty()) {
       return Error::Usage("--name \"" + req.name + "\": " + why);
@@ -163,7 +161,9 @@ Result<SandboxInfo> Provision(const ProvisionRequest& req) {
   }
   r.agent = req.agent;
   r.created = lifecycle::Now3339();
-  r.policy = PolicyToJson(policy);
+  // The record keeps the policy as JSON; its digest is of the text the
+  // record gives back (LoadRecord), compact.
+  r.policy = nlohmann::json::parse(PolicyToJson(policy)).dump();
   r.policy_digest = "sha256:" + lifecycle::Sha256Hex(r.policy);
   r.workspace = req.workspace;
   r.dns_servers = req.dns_servers;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "enforce/plan.h"
 #include "ward/result.h"
 
 namespace ward::lifecycle {
@@ -78,6 +79,12 @@ Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r);
 // gate connects it with the caller's credentials), which the supervisor
 // could not tell from its owner's.
 Result<void> RefuseControlSocket(const std::string& path, dev_t dev, ino_t ino);
+
+// What no sandbox may see or reach (kPolicy otherwise): the caller's
+// runtime directory (records, control sockets, other sandboxes' state)
+// under any grant of `plan`, and any control socket its filesystem.unix
+// lists (RefuseControlSocket).
+Result<void> RefuseRuntimeDirInView(const LaunchPlan& plan);
 
 // Connects to the control socket in `dir` (SOCK_SEQPACKET); the errno of
 // connect on failure (ENOENT, ECONNREFUSED: no supervisor serves it).

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,9 +142,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   if (!compiled) return compiled.error();
   ps.plan = std::move(*compiled);
   LaunchPlan* plan = &ps.plan;
-  for (const UnixEndpoint& e : plan->unix_endpoints) {
-    if (!e.fifo) WARD_TRY(lifecycle::RefuseControlSocket(e.path, e.dev, e.ino));
-  }
+  WARD_TRY(lifecycle::RefuseRuntimeDirInView(*plan));
   if (req.strict && !plan->warnings.empty()) {
     std::string all;
     for (const auto& w : plan->warnings) all += (all.empty() ? "" : "\n") + w;
@@ -183,7 +182,11 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     for (const std::string& area : PersistAreas(*plan, persist_dir)) {
       const std::string dir = persist_dir + "/" + area;
       if (mkdir(dir.c_str(), area == "tmp" ? 01777 : 0700) != 0 && errno != EEXIST) return SysError("mkdir", dir);
-      if (area == "tmp") chmod(dir.c_str(), 01777);
+      // The directory itself, never what a link planted in its place
+      // points to: the mode is set through a descriptor of it.
+      UniqueFd area_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!area_fd.valid()) return SysError("open", dir + " (a persistent area must be a directory, not a link)");
+      if (area == "tmp" && fchmod(area_fd.get(), 01777) != 0) return SysError("fchmod", dir);
     }
   }
   auto add_rlimit = [&](int res, uint64_t v) { plan->rlimits.push_back({res, {v, v}}); };

@@ -349,7 +349,41 @@ def test_stop_ends_every_process():
         cleanup("t-stop")
 
 
-CASES = [test_transitions, test_bad_input_leaves_nothing, test_state_persists_and_exit_statuses,
+def test_runtime_dir_never_in_view():
+    # A runtime directory under a grant (here: the workspace) is refused at
+    # provision and at run, naming it; control: the same policy elsewhere.
+    inside = os.path.join(WS, "rt-inside")
+    os.mkdir(inside, 0o700)
+    for cmd in (["provision", "--profile", "workspace-write", "--name", "t-in"],
+                ["run", "--profile", "workspace-write", "--", "true"]):
+        code, _, err = ward(*cmd, env={"WARD_RUNTIME_DIR": inside})
+        check(code == 123 and "runtime directory" in err, f"{cmd[0]} with the runtime directory in view: 123", (code, err))
+    check(os.listdir(inside) == ["names"], "nothing provisioned there", os.listdir(inside))
+    shutil.rmtree(inside)
+    check(ward("run", "--profile", "workspace-write", "--", "true")[0] == 0, "control: runtime directory outside")
+
+
+def test_planted_link_in_state_not_followed():
+    sid = provision("t-link")
+    try:
+        check(ward("start", "t-link")[0] == 0 and ward("stop", "t-link")[0] == 0, "start, stop")
+        victim = tempfile.mkdtemp(dir=os.path.dirname(WS))
+        os.chmod(victim, 0o755)
+        tmp = os.path.join(RT, sid, "state", "tmp")
+        shutil.rmtree(tmp)
+        os.symlink(victim, tmp)
+        code, _, err = ward("start", "t-link")
+        check(code == 125 and "link" in err, "a link in place of the persistent /tmp: start refused", (code, err))
+        check(oct(os.stat(victim).st_mode & 0o7777) == "0o755", "its target's mode unchanged",
+              oct(os.stat(victim).st_mode))
+        os.unlink(tmp)
+        check(ward("start", "t-link")[0] == 0, "control: with the link gone, it starts (the area made anew)")
+        shutil.rmtree(victim)
+    finally:
+        cleanup("t-link")
+
+
+CASES = [test_runtime_dir_never_in_view, test_planted_link_in_state_not_followed, test_transitions, test_bad_input_leaves_nothing, test_state_persists_and_exit_statuses,
          test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
          test_supervisor_kill_leaves_nothing, test_stop_ends_every_process]
 
