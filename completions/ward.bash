@@ -12,7 +12,7 @@ _ward() {
     fi
   done
   if ((cword == 1)); then
-    COMPREPLY=($(compgen -W "run policy doctor --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "run policy doctor provision start exec stop deprovision ls --help --version" -- "$cur"))
     return
   fi
   case $sub in
@@ -38,6 +38,30 @@ _ward() {
       ;;
     doctor)
       COMPREPLY=($(compgen -W "--help --json --seccomp" -- "$cur"))
+      ;;
+    provision)
+      case $prev in
+        -p | --policy | --workspace | --cwd | --read | --write | --deny) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --profile) COMPREPLY=($(compgen -W "offline-readonly workspace-write minimal" -- "$cur")); return ;;
+        --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
+        --name | --agent | --timeout | --timeout-ms | --memory | --allow-net | --dns-server) return ;;
+      esac
+      COMPREPLY=($(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms --name --agent --dns-server" -- "$cur"))
+      ;;
+    start | stop | deprovision | exec)
+      if ((cword == 2)); then
+        local rt=${WARD_RUNTIME_DIR:-${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/ward}}
+        [[ -z $rt && $EUID -eq 0 ]] && rt=/run/ward
+        COMPREPLY=($(compgen -W "$(ls "$rt/names" 2>/dev/null)" -- "$cur"))
+      elif [[ $sub == exec ]]; then
+        case $prev in --cwd) COMPREPLY=($(compgen -f -- "$cur")); return ;; --env) COMPREPLY=($(compgen -v -- "$cur")); return ;; esac
+        COMPREPLY=($(compgen -W "--help --pty --json --env --cwd --" -- "$cur"))
+      else
+        COMPREPLY=($(compgen -W "--help --grace-ms" -- "$cur"))
+      fi
+      ;;
+    ls)
+      COMPREPLY=($(compgen -W "--help --json" -- "$cur"))
       ;;
   esac
 }

@@ -25,9 +25,12 @@ if command -v groff >/dev/null 2>&1; then
 fi
 bash_completion="$root/usr/share/bash-completion/completions/ward"
 bash -n "$bash_completion" || fail "bash completion does not parse"
-for opt in $("$ward" run --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
-  grep -q -- "$opt" "$bash_completion" || fail "bash completion lacks $opt"
-  grep -q -- "$opt" "$root/usr/share/zsh/site-functions/_ward" || fail "zsh completion lacks $opt"
+for sub in run provision start exec stop deprovision ls; do
+ grep -q -- "$sub" "$bash_completion" || fail "bash completion lacks the subcommand $sub"
+ for opt in $("$ward" $sub --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+  grep -q -- "$opt" "$bash_completion" || fail "bash completion lacks $opt ($sub)"
+  grep -q -- "$opt" "$root/usr/share/zsh/site-functions/_ward" || fail "zsh completion lacks $opt ($sub)"
+ done
 done
 # Completing "ward r" offers run.
 out=$(bash -c ". '$bash_completion'; COMP_WORDS=(ward r); COMP_CWORD=1; _ward; echo \"\${COMPREPLY[*]}\"")
