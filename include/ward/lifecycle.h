@@ -72,11 +72,7 @@ Result<void> Deprovision(const std::string& ref, int64_t grace_ms);
 // is reported "failed", with why.
 Result<std::vector<SandboxInfo>> List();
 
-// Exit statuses of the lifecycle commands (besides run's table).
-inline constexpr int kExitRuntimeDir = 117;     // runtime directory unusable (owner, mode)
-inline constexpr int kExitNameTaken = 118;
-inline constexpr int kExitNoSandbox = 119;
-inline constexpr int kExitWrongState = 120;     // e.g. exec into a stopped sandbox
-inline constexpr int kExitSupervisorGone = 121;  // running, but its supervisor is gone (failed)
+// Exit statuses of the lifecycle commands: kExitRuntimeDir ...
+// kExitSupervisorGone, in ward/sandbox.h beside run's.
 
 }  // namespace ward

@@ -85,6 +85,20 @@ inline constexpr int kExitTimeout = 124;     // process.timeoutMs elapsed
 inline constexpr int kExitSetup = 125;       // the sandbox could not be built
 inline constexpr int kExitNotExecutable = 126;
 inline constexpr int kExitNotFound = 127;
+// Held sandboxes' commands (ward/lifecycle.h).
+inline constexpr int kExitRuntimeDir = 117;      // runtime directory unusable (owner, mode)
+inline constexpr int kExitNameTaken = 118;
+inline constexpr int kExitNoSandbox = 119;
+inline constexpr int kExitWrongState = 120;      // e.g. exec into a stopped sandbox
+inline constexpr int kExitSupervisorGone = 121;  // running, but its supervisor is gone (failed)
+
+// The exit status for one of ward's own errors (the table above).
+int ExitStatusFor(const Error& e);
+// The exit status for a finished command: 124 timeout, 128+N for signal N,
+// else its own.
+inline int ExitStatusOf(const RunResult& r) {
+  return r.timed_out ? kExitTimeout : r.signal ? 128 + r.signal : r.exit_code;
+}
 
 // What `ward run` would warn about this policy on this host now, without
 // running anything: each deny rule that names nothing under a grant (a

@@ -54,6 +54,16 @@ struct ExecMessage {
   char strings[kExecMaxStrings];
 };
 
+// Appends `s` (with its NUL) to `m`'s strings at `*len`; false, and nothing
+// appended, if it would pass kExecMaxStrings.
+inline bool AppendExecString(ExecMessage& m, size_t* len, const char* s, size_t n) {
+  if (*len + n + 1 > kExecMaxStrings) return false;
+  for (size_t i = 0; i < n; ++i) m.strings[*len + i] = s[i];
+  m.strings[*len + n] = '\0';
+  *len += n + 1;
+  return true;
+}
+
 // Init (or the process it forked) -> supervisor.
 enum ExecEventType : uint32_t {
   kEvReady = 1,     // init serves requests (sent once, after set-up)

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "base/clock.h"
@@ -48,14 +49,13 @@ void SendRecord(int fd, uint32_t type, uint32_t step, int32_t err, int64_t value
 // user namespace as this supervisor. A sandbox's processes live in user
 // namespaces of their own (their uid may map to the owner's), so none is
 // served, whatever path it found to the socket.
-bool PeerIsOwner(int fd) {
+bool PeerIsOwner(int fd, const struct stat& mine) {
   ucred cr{};
   socklen_t len = sizeof cr;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || cr.uid != geteuid() || cr.pid <= 0) return false;
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, cr.pid, 0)));
   if (!pidfd.valid()) return false;
-  struct stat mine, theirs;
-  if (stat("/proc/self/ns/user", &mine) != 0) return false;
+  struct stat theirs;
   if (stat(("/proc/" + std::to_string(cr.pid) + "/ns/user").c_str(), &theirs) != 0) return false;
   // The pid still names the process that connected (not a reused number).
   pollfd pf{pidfd.get(), POLLIN, 0};
@@ -171,17 +171,21 @@ class Holder {
   // Until init serves (kEvReady), fails (a record on the report pipe), or
   // dies. False if it will never serve (`report` says why, if it can).
   bool WaitReady(InitReport* report) {
+    // The first set-up error init reported, if any (non-blocking pipe).
+    auto read_errors = [&] {
+      Record r;
+      while (read(held_->report_fd, &r, sizeof r) == sizeof r) {
+        if (r.type == kRecError && !report->have_error) {
+          report->have_error = true;
+          report->setup_error = r;
+        }
+      }
+    };
     for (;;) {
       pollfd pf[3] = {{held_->exec_channel, POLLIN, 0}, {held_->report_fd, POLLIN, 0}, {held_->pidfd, POLLIN, 0}};
       if (poll(pf, 3, -1) < 0) continue;
       if (pf[1].revents) {
-        Record r;
-        while (read(held_->report_fd, &r, sizeof r) == sizeof r) {
-          if (r.type == kRecError && !report->have_error) {
-            report->have_error = true;
-            report->setup_error = r;
-          }
-        }
+        read_errors();
         if (report->have_error) {
           SignalPidfd(held_->pidfd, SIGKILL);
           ReapInit();
@@ -195,13 +199,7 @@ class Holder {
       }
       if (pf[2].revents) {
         // Died without a report: its set-up error may still be in the pipe.
-        Record r;
-        while (read(held_->report_fd, &r, sizeof r) == sizeof r) {
-          if (r.type == kRecError && !report->have_error) {
-            report->have_error = true;
-            report->setup_error = r;
-          }
-        }
+        read_errors();
         ReapInit();
         if (!report->have_error) failure_ = "the sandbox's init died while it was being built";
         return false;
@@ -210,6 +208,9 @@ class Holder {
   }
 
   Result<void> Listen() {
+    struct stat ns;
+    if (stat("/proc/self/ns/user", &ns) != 0) return SysError("stat", "/proc/self/ns/user");
+    own_userns_ = ns;
     const std::string path = dir_ + "/ctl";
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
@@ -235,13 +236,12 @@ class Holder {
     reaped_ = true;
   }
 
-  void ToInit(const ExecHeader& h, const void* data, size_t len, const int* fds, size_t nfds) {
+  void ToInit(const void* data, size_t len, const int* fds, size_t nfds) {
     if (nfds) {
       SendFdsWithData(held_->exec_channel, fds, nfds, data, len);
     } else {
       (void)!send(held_->exec_channel, data, len, MSG_NOSIGNAL);
     }
-    (void)h;
   }
 
   void SignalExec(uint32_t id, int sig) {
@@ -249,11 +249,10 @@ class Holder {
     h.op = kExecSignal;
     h.id = id;
     h.sig = sig;
-    ToInit(h, &h, sizeof h, nullptr, 0);
+    ToInit(&h, sizeof h, nullptr, 0);
   }
 
-  // Ends a client's exec from the supervisor's side: `type`/`err` (a
-  // kRecGone), then a status, then the end of the connection.
+  // Ends a client's exec: its status, then the end of the connection.
   void Finish(Client& c, int status) {
     SendRecord(c.fd.get(), kRecExit, 0, 0, status);
     c.fd.Reset();
@@ -286,18 +285,10 @@ class Holder {
     out.h.argc = static_cast<uint32_t>(argv.size());
     out.h.envc = static_cast<uint32_t>(envp.size());
     size_t len = 0;
-    bool fits = true;
-    auto put = [&](const std::string& s) {
-      if (len + s.size() + 1 > kExecMaxStrings) {
-        fits = false;
-        return;
-      }
-      std::memcpy(out.strings + len, s.c_str(), s.size() + 1);
-      len += s.size() + 1;
-    };
-    put(cwd.empty() ? ps_.plan.cwd : cwd);
-    for (const auto& s : argv) put(s);
-    for (const auto& s : envp) put(s);
+    auto put = [&](const std::string& str) { return AppendExecString(out, &len, str.data(), str.size()); };
+    bool fits = put(cwd.empty() ? ps_.plan.cwd : cwd);
+    for (const auto& a : argv) fits = fits && put(a);
+    for (const auto& e : envp) fits = fits && put(e);
     if (!fits) {
       SendRecord(c.fd.get(), kRecError, kStepExec, E2BIG, 0);
       Finish(c, W_EXITCODE(126, 0));
@@ -306,7 +297,7 @@ class Holder {
     out.h.strings_len = static_cast<uint32_t>(len);
     c.exec = out.h.id;
     if (ps_.plan.timeout_ms > 0) c.deadline = MonotonicNs() + ps_.plan.timeout_ms * 1000000;
-    ToInit(out.h, &out, sizeof out.h + len, fds, nfds);
+    ToInit(&out, sizeof out.h + len, fds, nfds);
   }
 
   void Status(Client& c) {
@@ -330,7 +321,7 @@ class Holder {
     stopping_ = true;
     ExecHeader h{};
     h.op = kExecStopAll;
-    ToInit(h, &h, sizeof h, nullptr, 0);
+    ToInit(&h, sizeof h, nullptr, 0);
     kill_at_ = MonotonicNs() + (grace_ms > 0 ? grace_ms : 3000) * 1000000;
   }
 
@@ -449,7 +440,7 @@ class Holder {
     for (;;) {
       UniqueFd fd(accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (!fd.valid()) return;
-      if (!PeerIsOwner(fd.get())) continue;  // closed unanswered
+      if (!own_userns_ || !PeerIsOwner(fd.get(), *own_userns_)) continue;  // closed unanswered
       auto c = std::make_unique<Client>();
       const int key = fd.get();
       c->fd = std::move(fd);
@@ -510,6 +501,7 @@ class Holder {
   int* ready_fd_;
   HeldInit* held_ = nullptr;
   UniqueFd listen_;
+  std::optional<struct stat> own_userns_;  // this supervisor's user namespace (PeerIsOwner)
   std::map<int, std::unique_ptr<Client>> clients_;
   std::set<uint32_t> exited_;
   std::unique_ptr<ExecMessage> request_ = std::make_unique<ExecMessage>();
@@ -523,14 +515,6 @@ class Holder {
   int64_t kill_at_ = 0;
   std::string failure_;
 };
-
-int ExitFor(const Error& e) {
-  switch (e.code) {
-    case Error::Code::kPolicy: return kExitPolicy;
-    case Error::Code::kUsage: return kExitUsage;
-    default: return kExitSetup;
-  }
-}
 
 }  // namespace
 
@@ -562,8 +546,8 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   req.dns_servers = rec.dns_servers;
   auto prepared = PrepareSandbox(req, dir + "/state");
   if (!prepared) {
-    tell_error(ExitFor(prepared.error()), prepared.error().message);
-    return ExitFor(prepared.error());
+    tell_error(ExitStatusFor(prepared.error()), prepared.error().message);
+    return ExitStatusFor(prepared.error());
   }
   PreparedSandbox& ps = **prepared;
   Holder holder(dir, ps, &ready_fd);
@@ -581,8 +565,8 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   prepared->reset();
   if (!out) {
     if (ready_fd >= 0) {
-      tell_error(ExitFor(out.error()), out.error().message);
-      return ExitFor(out.error());
+      tell_error(ExitStatusFor(out.error()), out.error().message);
+      return ExitStatusFor(out.error());
     }
     std::fprintf(stderr, "ward supervisor: %s\n", out.error().message.c_str());
   }

@@ -268,10 +268,10 @@ Result<void> Deprovision(const std::string& ref, int64_t grace_ms) {
   auto f = Find(ref);
   if (!f) return f.error();
   if (f->record.state == "running") {
-    int err = 0;
-    if (lifecycle::ConnectControl(f->dir, &err)) {
-      auto stopped = Stop(ref, grace_ms);
-      if (!stopped && stopped.error().code != Error::Code::kState) return stopped.error();
+    // A supervisor that is gone took the sandbox with it: nothing to stop.
+    auto stopped = Stop(ref, grace_ms);
+    if (!stopped && stopped.error().code != Error::Code::kState && stopped.error().code != Error::Code::kSupervisorGone) {
+      return stopped.error();
     }
   }
   auto lock = lifecycle::StoreLock::Take(f->runtime);
@@ -371,12 +371,7 @@ Result<RunResult> Exec(const ExecRequest& req) {
     }
   }
   size_t len = 0;
-  auto put = [&](const std::string& s) {
-    if (len + s.size() + 1 > kExecMaxStrings) return false;
-    std::memcpy(msg->strings + len, s.c_str(), s.size() + 1);
-    len += s.size() + 1;
-    return true;
-  };
+  auto put = [&](const std::string& s) { return AppendExecString(*msg, &len, s.data(), s.size()); };
   bool fits = put(req.cwd);
   for (const auto& a : req.argv) fits = fits && put(a);
   for (const auto& e : req.env) fits = fits && put(e);

@@ -109,6 +109,23 @@ Result<net::EgressProxyConfig> EgressConfig(const RunRequest& req) {
 
 }  // namespace
 
+int ExitStatusFor(const Error& e) {
+  switch (e.code) {
+    case Error::Code::kPolicy: return kExitPolicy;
+    case Error::Code::kUsage: return kExitUsage;
+    case Error::Code::kNotFound: return kExitNotFound;
+    case Error::Code::kNotExecutable: return kExitNotExecutable;
+    case Error::Code::kRuntimeDir: return kExitRuntimeDir;
+    case Error::Code::kNameTaken: return kExitNameTaken;
+    case Error::Code::kNoSandbox: return kExitNoSandbox;
+    case Error::Code::kState: return kExitWrongState;
+    case Error::Code::kSupervisorGone: return kExitSupervisorGone;
+    case Error::Code::kSetup:
+    case Error::Code::kInternal: break;
+  }
+  return kExitSetup;
+}
+
 std::vector<std::string> PolicyWarnings(const Policy& policy) {
   std::vector<std::string> out;
   size_t budget = kGlobBudget;

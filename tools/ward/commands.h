@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "ward/policy.h"
+#include "ward/sandbox.h"
 
 namespace ward::cli {
 
@@ -53,6 +55,11 @@ PolicyLoad LoadPolicyText(const std::string& file, const PolicyVars& vars);
 // kExitPolicy for an invalid policy) after printing every problem on stderr
 // (also in `*error`, without the trailing newline).
 int LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out, std::string* error = nullptr);
+
+// The part of `ward run --json`'s result that `ward exec --json` shares:
+// exitStatus, and either error (ward's own) or exitCode, signal,
+// signalNumber, timedOut, interrupted, limitsHit, durationMs, warnings.
+nlohmann::json StatusJson(const RunResult* r, const std::string* error, int exit_status);
 
 // `ward run`'s result for a command line CLI11 could not parse (exit 122):
 // printed as JSON where --json, --result-fd or --result-file ask for it

@@ -14,24 +14,9 @@ namespace ward::cli {
 
 namespace {
 
-int ExitFor(const Error& e) {
-  switch (e.code) {
-    case Error::Code::kPolicy: return kExitPolicy;
-    case Error::Code::kUsage: return kExitUsage;
-    case Error::Code::kNotFound: return kExitNotFound;
-    case Error::Code::kNotExecutable: return kExitNotExecutable;
-    case Error::Code::kRuntimeDir: return kExitRuntimeDir;
-    case Error::Code::kNameTaken: return kExitNameTaken;
-    case Error::Code::kNoSandbox: return kExitNoSandbox;
-    case Error::Code::kState: return kExitWrongState;
-    case Error::Code::kSupervisorGone: return kExitSupervisorGone;
-    default: return kExitSetup;
-  }
-}
-
 int Report(const Error& e) {
   std::fprintf(stderr, "ward: %s\n", e.message.c_str());
-  return ExitFor(e);
+  return ExitStatusFor(e);
 }
 
 const char* kStatusTable =
@@ -128,24 +113,14 @@ int DoExec(ExecArgs& a) {
   };
   if (!r) {
     int code = Report(r.error());
-    emit({{"exitStatus", code}, {"error", r.error().message}});
+    emit(StatusJson(nullptr, &r.error().message, code));
     return code;
   }
-  int code = r->timed_out ? kExitTimeout : r->signal ? 128 + r->signal : r->exit_code;
+  const int code = ExitStatusOf(*r);
   if (r->timed_out) std::fprintf(stderr, "ward: timed out; the command was killed\n");
   for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());
   for (const auto& w : r->warnings) std::fprintf(stderr, "ward: %s\n", w.c_str());
-  nlohmann::json j;
-  j["exitStatus"] = code;
-  j["exitCode"] = r->signal ? nlohmann::json(nullptr) : nlohmann::json(r->exit_code);
-  j["signal"] = r->signal ? nlohmann::json(strsignal(r->signal)) : nlohmann::json(nullptr);
-  j["signalNumber"] = r->signal;
-  j["timedOut"] = r->timed_out;
-  j["interrupted"] = r->interrupted;
-  j["limitsHit"] = r->limits_hit;
-  j["durationMs"] = r->duration_ms;
-  if (!r->warnings.empty()) j["warnings"] = r->warnings;
-  emit(j);
+  emit(StatusJson(&*r, nullptr, code));
   return code;
 }
 

@@ -37,17 +37,9 @@ struct RunArgs {
   ResultTargets result;
 };
 
-int ErrorExit(const Error& e) {
-  switch (e.code) {
-    case Error::Code::kPolicy: return kExitPolicy;
-    case Error::Code::kUsage: return kExitUsage;
-    case Error::Code::kNotFound: return kExitNotFound;
-    case Error::Code::kNotExecutable: return kExitNotExecutable;
-    default: return kExitSetup;
-  }
-}
+}  // namespace
 
-nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit_status) {
+nlohmann::json StatusJson(const RunResult* r, const std::string* error, int exit_status) {
   nlohmann::json j;
   j["exitStatus"] = exit_status;
   if (error) {
@@ -61,6 +53,15 @@ nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit
   j["interrupted"] = r->interrupted;
   j["limitsHit"] = r->limits_hit;
   j["durationMs"] = r->duration_ms;
+  if (!r->warnings.empty()) j["warnings"] = r->warnings;
+  return j;
+}
+
+namespace {
+
+nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit_status) {
+  nlohmann::json j = StatusJson(r, error, exit_status);
+  if (error) return j;
   j["landlockAbi"] = r->landlock_abi;
   if (!r->memory_mechanism.empty()) j["limitMechanisms"]["memory"] = r->memory_mechanism;
   if (!r->pids_mechanism.empty()) j["limitMechanisms"]["pids"] = r->pids_mechanism;
@@ -80,7 +81,6 @@ nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit
     j["egress"] = std::move(eg);
   }
   if (r->egress_dropped) j["egressDropped"] = r->egress_dropped;
-  if (!r->warnings.empty()) j["warnings"] = r->warnings;
   return j;
 }
 
@@ -195,8 +195,8 @@ int DoRun(RunArgs& a) {
   req.strict = a.strict;
   req.on_warning = [](const std::string& w) { std::fprintf(stderr, "ward: warning: %s\n", w.c_str()); };
   auto r = Run(req);
-  if (!r) return fail(ErrorExit(r.error()), r.error().message, false);
-  int code = r->timed_out ? kExitTimeout : r->signal ? 128 + r->signal : r->exit_code;
+  if (!r) return fail(ExitStatusFor(r.error()), r.error().message, false);
+  int code = ExitStatusOf(*r);
   if (r->timed_out) {
     std::fprintf(stderr, "ward: timed out after %lld ms; the sandbox was killed\n",
                  static_cast<long long>(*req.policy.process.timeout_ms));
