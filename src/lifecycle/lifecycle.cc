@@ -132,9 +132,9 @@ Result<SandboxInfo> Provision(const ProvisionRequest& req) {
   // Checked as `ward run` checks it (paths exist, grants are possible);
   // nothing runs. The command is a placeholder: a held sandbox's init
   // starts none of its own.
-  auto plan = CompilePlan(policy, {"/"}, LandlockAbi());
+  auto plan = CompilePlan(lifecycle::HideRuntimeDir(policy), {"/"}, LandlockAbi());
   if (!plan) return plan.error();
-  WARD_TRY(lifecycle::RefuseRuntimeDirInView(*plan));
+  WARD_TRY(lifecycle::RefuseControlSockets(*plan));
   if (!req.name.empty()) {
     if (std::string why = lifecycle::CheckName(req.name); !why.empty()) {
       return Error::Usage("--name \"" + req.name + "\": " + why);

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <openssl/evp.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -275,24 +274,17 @@ Result<void> RefuseControlSocket(const std::string& path, dev_t dev, ino_t ino) 
   return {};
 }
 
-Result<void> RefuseRuntimeDirInView(const LaunchPlan& plan) {
+Result<void> RefuseControlSockets(const LaunchPlan& plan) {
   for (const UnixEndpoint& e : plan.unix_endpoints) {
     if (!e.fifo) WARD_TRY(RefuseControlSocket(e.path, e.dev, e.ino));
   }
-  auto rt = RuntimeDir(/*make=*/false);
-  if (!rt) return {};
-  char real[PATH_MAX];
-  const std::string runtime = realpath(rt->c_str(), real) ? real : *rt;
-  for (const MountOp& op : plan.mounts) {
-    if (op.kind != MountOp::Kind::kBind || op.source.empty() || op.source[0] != '/') continue;
-    const std::string& src = op.source;
-    if (runtime == src || runtime.starts_with(src == "/" ? src : src + "/")) {
-      return Error::Policy("the grant of \"" + src + "\" would show ward's runtime directory \"" + runtime +
-                           "\" (held sandboxes' records and control sockets) to the sandbox: grant a narrower path, "
-                           "or keep WARD_RUNTIME_DIR outside every grant");
-    }
-  }
   return {};
+}
+
+Policy HideRuntimeDir(const Policy& policy) {
+  Policy out = policy;
+  if (auto rt = RuntimeDir(/*make=*/false)) out.filesystem.deny.push_back(*rt);
+  return out;
 }
 
 Result<UniqueFd> ConnectControl(const std::string& dir, int* err) {

@@ -21,6 +21,7 @@
 
 #include "base/unique_fd.h"
 #include "enforce/plan.h"
+#include "ward/policy.h"
 #include "ward/result.h"
 
 namespace ward::lifecycle {
@@ -80,11 +81,16 @@ Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r);
 // could not tell from its owner's.
 Result<void> RefuseControlSocket(const std::string& path, dev_t dev, ino_t ino);
 
-// What no sandbox may see or reach (kPolicy otherwise): the caller's
-// runtime directory (records, control sockets, other sandboxes' state)
-// under any grant of `plan`, and any control socket its filesystem.unix
-// lists (RefuseControlSocket).
-Result<void> RefuseRuntimeDirInView(const LaunchPlan& plan);
+// An error (kPolicy) if `plan`'s filesystem.unix lists a control socket
+// (RefuseControlSocket).
+Result<void> RefuseControlSockets(const LaunchPlan& plan);
+
+// `policy` as a sandbox is compiled from it: the caller's runtime directory
+// (records, control sockets, other sandboxes' private /tmp and home), if
+// there is one, among its deny rules, so that a grant above it (`ward run`
+// from /tmp, where the runtime directory may be /tmp/ward-UID) shows an
+// empty, read-only directory in its place, as any denied directory.
+Policy HideRuntimeDir(const Policy& policy);
 
 // Connects to the control socket in `dir` (SOCK_SEQPACKET); the errno of
 // connect on failure (ENOENT, ECONNREFUSED: no supervisor serves it).

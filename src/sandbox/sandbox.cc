@@ -155,11 +155,11 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
 
   std::vector<Phase>& phases = result.phases;
   auto mark = [&](const char* name) { phases.push_back({name, (MonotonicNs() - start) / 1000.0}); };
-  auto compiled = CompilePlan(policy, req.argv, abi);
+  auto compiled = CompilePlan(lifecycle::HideRuntimeDir(policy), req.argv, abi);
   if (!compiled) return compiled.error();
   ps.plan = std::move(*compiled);
   LaunchPlan* plan = &ps.plan;
-  WARD_TRY(lifecycle::RefuseRuntimeDirInView(*plan));
+  WARD_TRY(lifecycle::RefuseControlSockets(*plan));
   if (req.strict && !plan->warnings.empty()) {
     std::string all;
     for (const auto& w : plan->warnings) all += (all.empty() ? "" : "\n") + w;

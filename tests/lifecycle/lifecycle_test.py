@@ -238,7 +238,10 @@ def test_control_socket_unreachable_from_inside():
         with open(pol, "w") as f:
             json.dump({"ward": 1, "extends": "workspace-write", "filesystem": {"unix": [ctl]}}, f)
         code, out, err = ward("run", "--policy", pol, "--", "python3", "-c", probe, ctl)
-        check(code == 123 and "control socket" in err, "a policy that lists a control socket is refused", (code, out, err))
+        # (Refused by the deny rule that hides the runtime directory, which
+        # beats filesystem.unix, before the control-socket check.)
+        check(code == 123 and f'"{ctl}"' in err and "denied path" in err,
+              "a policy that lists a control socket is refused", (code, out, err))
         # A hard link of it (another name, the same socket) too.
         alias = os.path.join(WS, "alias.sock")
         os.link(ctl, alias)
@@ -350,17 +353,37 @@ def test_stop_ends_every_process():
 
 
 def test_runtime_dir_never_in_view():
-    # A runtime directory under a grant (here: the workspace) is refused at
-    # provision and at run, naming it; control: the same policy elsewhere.
+    # A runtime directory under a grant (here: the workspace, as /tmp/ward-UID
+    # is under a grant of /tmp) is hidden as a denied directory (a mode-0
+    # mask: EACCES) inside, for `run` and for a held sandbox's exec. Control: the
+    # rest of the workspace is seen and written.
     inside = os.path.join(WS, "rt-inside")
     os.mkdir(inside, 0o700)
-    for cmd in (["provision", "--profile", "workspace-write", "--name", "t-in"],
-                ["run", "--profile", "workspace-write", "--", "true"]):
-        code, _, err = ward(*cmd, env={"WARD_RUNTIME_DIR": inside})
-        check(code == 123 and "runtime directory" in err, f"{cmd[0]} with the runtime directory in view: 123", (code, err))
-    check(os.listdir(inside) == ["names"], "nothing provisioned there", os.listdir(inside))
-    shutil.rmtree(inside)
-    check(ward("run", "--profile", "workspace-write", "--", "true")[0] == 0, "control: runtime directory outside")
+    env = {"WARD_RUNTIME_DIR": inside}
+    code, sid, err = ward("provision", "--profile", "workspace-write", "--name", "t-in", env=env)
+    check(code == 0, "provision with the runtime directory under the workspace", err)
+    sid = sid.strip()
+    try:
+        check(ward("start", "t-in", env=env)[0] == 0, "start")
+        record = os.path.join(inside, sid, "sandbox.json")
+        probe = f"ls -A '{inside}'; cat '{record}'; echo x > '{inside}/planted'; echo y > '{WS}/seen' && cat '{WS}/seen'"
+        for cmd in (["run", "--profile", "workspace-write"], ["exec", "t-in"]):
+            code, out, err = ward(*cmd, "--", "sh", "-c", probe, env=env)
+            check(out == "y\n", f"{cmd[0]}: the runtime directory shows nothing; the workspace does", (code, out, err))
+            check(err.count("Permission denied") == 3,
+                  f"{cmd[0]}: the directory cannot be listed, the record read, or a file planted (EACCES)", err)
+        check(sorted(os.listdir(inside)) == sorted([".lock", "names", sid]), "nothing planted on the host",
+              os.listdir(inside))
+        check(ls_in(env)["t-in"]["state"] == "running", "the sandbox is unharmed")
+    finally:
+        ward("deprovision", "t-in", env=env)
+        shutil.rmtree(inside)
+
+
+def ls_in(env):
+    code, out, err = ward("ls", "--json", env=env)
+    check(code == 0, "ls", err)
+    return {s["name"]: s for s in json.loads(out)}
 
 
 def test_planted_link_in_state_not_followed():
