@@ -328,15 +328,6 @@ Result<RunResult> Exec(const ExecRequest& req) {
   if (!rt) return rt.error();
   auto dir = lifecycle::FindSandbox(*rt, req.ref);
   if (!dir) return dir.error();
-  int err = 0;
-  auto conn = lifecycle::ConnectControl(*dir, &err);
-  if (!conn) {
-    auto rec = lifecycle::LoadRecord(*dir);
-    if (!rec) return rec.error();
-    if (rec->state != "running") return StateError(*rec, "start it first (ward start " + rec->name + ")");
-    MarkGone(&*rec, *dir);
-    return Error{Error::Code::kSupervisorGone, "sandbox " + rec->name + " failed: " + rec->failure};
-  }
   if (req.argv.empty()) return Error::Usage("no command: give one after `--`");
 
   // stdio as `ward run` gives it (enforce/stdio.h): pipes ward pumps,
@@ -380,6 +371,17 @@ Result<RunResult> Exec(const ExecRequest& req) {
   h.envc = static_cast<uint32_t>(req.env.size());
   h.strings_len = static_cast<uint32_t>(len);
   const size_t size = sizeof h + len;
+  // The request is ready before the connection is made: the supervisor
+  // accepts it and reads it in one wake-up.
+  int err = 0;
+  auto conn = lifecycle::ConnectControl(*dir, &err);
+  if (!conn) {
+    auto rec = lifecycle::LoadRecord(*dir);
+    if (!rec) return rec.error();
+    if (rec->state != "running") return StateError(*rec, "start it first (ward start " + rec->name + ")");
+    MarkGone(&*rec, *dir);
+    return Error{Error::Code::kSupervisorGone, "sandbox " + rec->name + " failed: " + rec->failure};
+  }
   int sent = pass.empty() ? (send(conn->get(), msg.get(), size, MSG_NOSIGNAL) == static_cast<ssize_t>(size) ? 0 : errno)
                           : SendFdsWithData(conn->get(), pass.data(), pass.size(), msg.get(), size);
   if (sent) return Error::Setup(std::string("send to the sandbox's supervisor: ") + ErrnoName(sent));

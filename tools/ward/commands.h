@@ -20,9 +20,24 @@ using Action = std::function<int()>;
 Action AddRun(CLI::App& app);
 Action AddPolicy(CLI::App& app);
 Action AddDoctor(CLI::App& app);
-// provision, start, exec, stop, deprovision, ls: each subcommand's name and
-// action (lifecycle_cmd.cc).
-std::vector<std::pair<std::string, Action>> AddLifecycle(CLI::App& app);
+// Held sandboxes (lifecycle_cmd.cc).
+Action AddProvision(CLI::App& app);
+Action AddStart(CLI::App& app);
+Action AddExec(CLI::App& app);
+Action AddStop(CLI::App& app);
+Action AddDeprovision(CLI::App& app);
+Action AddLs(CLI::App& app);
+
+// Every subcommand, in the order `ward --help` lists them.
+struct Subcommand {
+  const char* name;
+  Action (*add)(CLI::App&);
+};
+inline constexpr Subcommand kSubcommands[] = {
+    {"run", AddRun},     {"policy", AddPolicy}, {"doctor", AddDoctor},           {"provision", AddProvision},
+    {"start", AddStart}, {"exec", AddExec},     {"stop", AddStop},               {"deprovision", AddDeprovision},
+    {"ls", AddLs},
+};
 
 // --read, --write, --deny, --allow-net, --env, --cwd, --memory, --timeout:
 // a policy layer given on the command line (grants.cc).

@@ -126,9 +126,7 @@ int DoExec(ExecArgs& a) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, Action>> AddLifecycle(CLI::App& app) {
-  std::vector<std::pair<std::string, Action>> out;
-
+Action AddProvision(CLI::App& app) {
   auto pa = std::make_shared<ProvisionArgs>();
   auto* prov = app.add_subcommand("provision", "record a held sandbox from a policy; prints its id; nothing runs yet: "
                                                "ward provision [--policy FILE | --profile NAME] [--name NAME]");
@@ -139,16 +137,20 @@ std::vector<std::pair<std::string, Action>> AddLifecycle(CLI::App& app) {
   prov->footer(std::string("The policy is checked as `ward run` checks it, and fixed: its working directory is the current one\n"
                            "if it names none. The private /tmp and home are kept across exec, stop and start.\n") +
                kStatusTable);
-  out.emplace_back("provision", [pa] { return DoProvision(*pa); });
+  return [pa] { return DoProvision(*pa); };
+}
 
-  auto start_ref = std::make_shared<std::string>();
+Action AddStart(CLI::App& app) {
+  auto ref = std::make_shared<std::string>();
   auto* start = app.add_subcommand("start", "start a provisioned or stopped sandbox: ward start ID|NAME");
-  start->add_option("sandbox", *start_ref, "the sandbox's id or name")->required();
+  start->add_option("sandbox", *ref, "the sandbox's id or name")->required();
   start->footer(std::string("Its supervisor (a process of yours, no daemon) builds the sandbox as `ward run` would and serves\n"
                             "exec requests on $XDG_RUNTIME_DIR/ward/ID/ctl (/run/ward for root). If it dies, the sandbox dies.\n") +
                 kStatusTable);
-  out.emplace_back("start", [start_ref] { return DoStart(*start_ref); });
+  return [ref] { return DoStart(*ref); };
+}
 
+Action AddExec(CLI::App& app) {
   auto ea = std::make_shared<ExecArgs>();
   auto* exec = app.add_subcommand("exec", "run a command in a running sandbox: ward exec ID|NAME [--pty] -- CMD [ARGS...]");
   exec->add_option("sandbox", ea->req.ref, "the sandbox's id or name")->required();
@@ -166,33 +168,38 @@ std::vector<std::pair<std::string, Action>> AddLifecycle(CLI::App& app) {
       "Processes it leaves in the background live on until the sandbox stops. process.timeoutMs applies to each exec.\n"
       "Exit status: the command's own; 128+N for signal N; 124 timeout; 126 not executable; 127 not found;\n"
       "119 no such sandbox; 120 not running; 121 its supervisor is gone; 125 exec could not be set up.");
-  out.emplace_back("exec", [ea] { return DoExec(*ea); });
+  return [ea] { return DoExec(*ea); };
+}
 
-  auto stop_ref = std::make_shared<std::string>();
-  auto stop_grace = std::make_shared<int64_t>(3000);
+Action AddStop(CLI::App& app) {
+  auto ref = std::make_shared<std::string>();
+  auto grace = std::make_shared<int64_t>(3000);
   auto* stop = app.add_subcommand("stop", "stop a running sandbox, keeping its state: ward stop ID|NAME");
-  stop->add_option("sandbox", *stop_ref, "the sandbox's id or name")->required();
-  stop->add_option("--grace-ms", *stop_grace, "SIGTERM to every process, SIGKILL this long after (default 3000)")
+  stop->add_option("sandbox", *ref, "the sandbox's id or name")->required();
+  stop->add_option("--grace-ms", *grace, "SIGTERM to every process, SIGKILL this long after (default 3000)")
       ->check(CLI::NonNegativeNumber);
   stop->footer(kStatusTable);
-  out.emplace_back("stop", [stop_ref, stop_grace] { return DoStop(*stop_ref, *stop_grace); });
+  return [ref, grace] { return DoStop(*ref, *grace); };
+}
 
-  auto dep_ref = std::make_shared<std::string>();
-  auto dep_grace = std::make_shared<int64_t>(3000);
+Action AddDeprovision(CLI::App& app) {
+  auto ref = std::make_shared<std::string>();
+  auto grace = std::make_shared<int64_t>(3000);
   auto* dep = app.add_subcommand("deprovision",
                                  "remove a sandbox and everything of it (stopping it first if it runs): ward deprovision ID|NAME");
-  dep->add_option("sandbox", *dep_ref, "the sandbox's id or name")->required();
-  dep->add_option("--grace-ms", *dep_grace, "if it runs: SIGTERM, then SIGKILL this long after (default 3000)")
+  dep->add_option("sandbox", *ref, "the sandbox's id or name")->required();
+  dep->add_option("--grace-ms", *grace, "if it runs: SIGTERM, then SIGKILL this long after (default 3000)")
       ->check(CLI::NonNegativeNumber);
   dep->footer(kStatusTable);
-  out.emplace_back("deprovision", [dep_ref, dep_grace] { return DoDeprovision(*dep_ref, *dep_grace); });
+  return [ref, grace] { return DoDeprovision(*ref, *grace); };
+}
 
-  auto ls_json = std::make_shared<bool>(false);
+Action AddLs(CLI::App& app) {
+  auto json = std::make_shared<bool>(false);
   auto* ls = app.add_subcommand("ls", "list your sandboxes: id, name, agent, state, created, policy digest, processes");
-  ls->add_flag("--json", *ls_json, "one JSON array (also supervisorPid, supervisorRssKiB, started, failure)");
+  ls->add_flag("--json", *json, "one JSON array (also supervisorPid, supervisorRssKiB, started, failure)");
   ls->footer("A running sandbox whose supervisor is gone is listed as failed, with why.\n" + std::string(kStatusTable));
-  out.emplace_back("ls", [ls_json] { return DoLs(*ls_json); });
-  return out;
+  return [json] { return DoLs(*json); };
 }
 
 }  // namespace ward::cli
