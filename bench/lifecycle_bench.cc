@@ -93,6 +93,20 @@ Json StatsJson(const Stats& s) {
   return {{"n", s.n}, {"median_ms", num(s.median)}, {"p10_ms", num(s.p10)}, {"p90_ms", num(s.p90)}};
 }
 
+// True once `pid` has exited (a zombie counts: it has ended, and reaping
+// it is its parent's job, here pid 1's), polling for up to `ms`.
+bool Ended(long pid, int ms) {
+  for (int waited = 0;; waited += 10) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    size_t close = stat.rfind(')');
+    if (stat.empty() || (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z')) return true;
+    if (waited >= ms) return false;
+    usleep(10000);
+  }
+}
+
 long MemAvailableKiB() {
   std::ifstream in("/proc/meminfo");
   std::string key;
@@ -261,7 +275,7 @@ int Scale(Bench& b, int n, int execs, bool json_out) {
   // Nothing may be left.
   std::vector<std::string> left;
   for (long pid : supervisors) {
-    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) left.push_back("supervisor pid " + std::to_string(pid) + " still exists");
+    if (!Ended(pid, 2000)) left.push_back("supervisor pid " + std::to_string(pid) + " still runs");
   }
   std::vector<std::string> cgroups;
   FindCgroups("/sys/fs/cgroup", 0, supervisors, &cgroups);

@@ -28,6 +28,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +40,9 @@ using json = nlohmann::json;
 const std::string kWard = WARD_BIN;
 const std::string kProbe = WARD_ESCAPE_PROBE;
 const std::string kWorkBase = WARD_ESCAPE_WORK;
+// --ward-via=exec: RunWard runs the probe by `ward exec` in a held sandbox
+// (provision, start, exec, deprovision) instead of `ward run`.
+inline bool g_via_exec = false;
 
 // --- small host-side helpers ---------------------------------------------
 
@@ -398,6 +402,18 @@ class HostListener {
   std::thread thread_;
 };
 
+// True once `pid` has exited (a zombie counts: it has ended; reaping it is
+// its parent's job), polling for up to `ms`.
+inline bool ProcessEnds(pid_t pid, int ms) {
+  for (int waited = 0;; waited += 10) {
+    std::string stat = ReadOr("/proc/" + std::to_string(pid) + "/stat", "");
+    size_t close = stat.rfind(')');
+    if (stat.empty() || (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z')) return true;
+    if (waited >= ms) return false;
+    usleep(10000);
+  }
+}
+
 // --- the fixture -------------------------------------------------------------
 
 struct RunOptions {
@@ -433,6 +449,7 @@ class Escape : public ::testing::Test {
     MakeDir(ws_);
     MakeDir(ws_ + "/rw");
     MakeDir(ws_ + "/secretdir");
+    if (g_via_exec) MakeDir(root_ + "/rt", 0700);
     secret_ = "WARD-SECRET-" + tag + "-" + std::to_string(NowMs());
     WriteText(root_ + "/outside.txt", "OUTSIDE-" + secret_ + "\n");
     WriteText(ws_ + "/public.txt", "PUBLIC-CONTENT\n");
@@ -483,17 +500,21 @@ class Escape : public ::testing::Test {
   std::vector<std::string> Env() const {
     const char* home = getenv("HOME");
     passwd* pw = getpwuid(getuid());
-    return {"PATH=/usr/local/bin:/usr/bin:/bin",
+    std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin",
             std::string("HOME=") + (home ? home : pw ? pw->pw_dir : "/"),
             std::string("USER=") + (pw ? pw->pw_name : "nobody"),
             "LANG=C.UTF-8",
             "WARD_ESCAPE_SECRET=leak-me-" + secret_,
             "WARD_ESCAPE_INHERITED=inherited-value"};
+    // --ward-via=exec: the held sandboxes' store is the test's own.
+    if (g_via_exec) env.push_back("WARD_RUNTIME_DIR=" + root_ + "/rt");
+    return env;
   }
 
   Running StartWard(const json& policy, const std::vector<std::string>& probe_args, const RunOptions& o = {}) {
     const std::string file = root_ + "/policy-" + std::to_string(policies_++) + ".json";
     WriteText(file, policy.dump(2));
+    if (g_via_exec) return StartHeld(file, probe_args, o);
     std::vector<std::string> argv = {kWard, "run", "--policy", file, "--json"};
     argv.insert(argv.end(), o.flags.begin(), o.flags.end());
     argv.push_back("--");
@@ -503,15 +524,79 @@ class Escape : public ::testing::Test {
     return Spawn(argv, {ws_, o.stdin_fd, o.leak, Env()});
   }
 
+  // --ward-via=exec: the policy becomes a held sandbox (provision, start)
+  // and the probe runs in it by `ward exec`; FinishWard deprovisions it.
+  // The policy flags go to provision, --pty to exec; a flag only `ward run`
+  // has skips the test, saying which.
+  Running StartHeld(const std::string& file, const std::vector<std::string>& probe_args, const RunOptions& o) {
+    mountinfo_before_ = ReadOr("/proc/self/mountinfo");
+    held_ = "t";
+    held_ += std::to_string(policies_);  // (not `"t" + ...`: g++ 12 -Wrestrict false positive)
+    std::vector<std::string> prov = {"provision", "--policy", file, "--name", held_};
+    std::vector<std::string> exec = {kWard, "exec", held_, "--json"};
+    for (const std::string& f : o.flags) {
+      if (f == "--pty") exec.push_back(f);
+      else if (f == "--strict") ADD_FAILURE() << "--strict is `ward run`'s only";
+      else prov.push_back(f);
+    }
+    held_refused_.reset();
+    Outcome p = Ward(prov);
+    if (p.ExitStatus() != 0) {
+      // Refused at provision (as `ward run` refuses before it starts):
+      // that is the outcome; nothing runs.
+      held_refused_ = p;
+      return Spawn({"/bin/true"}, {ws_, -1, {}, Env()});
+    }
+    Outcome st = Ward({"start", held_});
+    EXPECT_EQ(st.ExitStatus(), 0) << "ward start" << st.Describe();
+    Outcome ls = Ward({"ls", "--json"});
+    json list = json::parse(ls.out, nullptr, false);
+    held_supervisor_ = 0;
+    if (list.is_array()) {
+      for (const auto& e : list) {
+        if (e.value("name", "") == held_) held_supervisor_ = e.value("supervisorPid", 0);
+      }
+    }
+    EXPECT_GT(held_supervisor_, 0) << "no supervisor for " << held_ << ": " << ls.out;
+    exec.push_back("--");
+    exec.push_back(kProbe);
+    exec.insert(exec.end(), probe_args.begin(), probe_args.end());
+    return Spawn(exec, {ws_, o.stdin_fd, o.leak, Env()});
+  }
+
+  // A check of what `ward exec --json` does not report yet (issue 10's
+  // note): skipped, visibly, under --ward-via=exec; the enforcement
+  // checks around it still run.
+  bool ExecLacks(const char* what) {
+    if (!g_via_exec) return false;
+    std::printf("[ GAP     ] not checked: ward exec --json lacks %s\n", what);
+    return true;
+  }
+
+  // The process that holds the sandbox: ward itself for `ward run`, the
+  // held sandbox's supervisor under --ward-via=exec.
+  pid_t SupervisorOf(const Running& r) const { return g_via_exec ? held_supervisor_ : r.pid; }
+
   // Waits for ward and checks what it left behind.
   Outcome FinishWard(Running& r, int timeout_ms = 20000) {
     Outcome o = Finish(r, timeout_ms);
+    if (g_via_exec && held_refused_) {
+      EXPECT_EQ(ReadOr("/proc/self/mountinfo"), mountinfo_before_) << "the host's mount table changed";
+      return *held_refused_;
+    }
     EXPECT_FALSE(o.host_timeout) << "ward did not return" << o.Describe();
     EXPECT_TRUE(o.result.is_object()) << "no --json result on the last line of stderr" << o.Describe();
+    pid_t owner = o.pid;
+    if (g_via_exec) {
+      Outcome d = Ward({"deprovision", "--grace-ms", "500", held_});
+      EXPECT_EQ(d.ExitStatus(), 0) << "ward deprovision" << d.Describe();
+      owner = held_supervisor_;
+      EXPECT_TRUE(ProcessEnds(owner, 2000)) << "supervisor " << owner << " outlived deprovision";
+    }
     EXPECT_EQ(ReadOr("/proc/self/mountinfo"), mountinfo_before_) << "the host's mount table changed";
-    // The cgroups are removed before ward exits.
-    auto left = CgroupsOf(o.pid);
-    EXPECT_TRUE(left.empty()) << "leftover cgroup " << (left.empty() ? "" : left[0]) << " of ward pid " << o.pid;
+    // The cgroups are removed before ward exits (the supervisor, held).
+    auto left = CgroupsOf(owner);
+    EXPECT_TRUE(left.empty()) << "leftover cgroup " << (left.empty() ? "" : left[0]) << " of ward pid " << owner;
     return o;
   }
 
@@ -547,6 +632,9 @@ class Escape : public ::testing::Test {
 
   std::string root_, ws_, secret_, marker_, mountinfo_before_;
   int policies_ = 0;
+  std::string held_;           // --ward-via=exec: the held sandbox's name
+  pid_t held_supervisor_ = 0;  // and its supervisor
+  std::optional<Outcome> held_refused_;  // its provision's outcome, if refused
 };
 
 #define EXPECT_PROBE(o, expected) EXPECT_EQ((o).Status(), expected) << (o).Describe()
