@@ -36,6 +36,8 @@ test: test-fast test-asan
 
 bench: build
 	@$(BUILD)/bin/ward_startup_bench
+	@$(BUILD)/bin/ward_lifecycle_bench
+	@$(BUILD)/bin/ward_lifecycle_bench --scale 100 --execs 10
 
 # Egress: 1 GiB download, connection set-up and start-up, each against its baseline.
 bench-egress: build

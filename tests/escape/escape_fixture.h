@@ -461,6 +461,12 @@ class Escape : public ::testing::Test {
   }
 
   void TearDown() override {
+    // A held sandbox a failed assertion left running goes first (as the
+    // test user, with its runtime directory).
+    if (g_via_exec && !held_.empty()) {
+      Running r = Spawn({kWard, "deprovision", "--grace-ms", "200", held_}, {ws_, -1, {}, Env()});
+      (void)Finish(r, 10000);
+    }
     // Never leave a sleeper behind, whatever the outcome.
     for (pid_t p : SleepersWithMarker(marker_)) kill(p, SIGKILL);
     if (!HasFailure()) RemoveTree(root_);
@@ -545,6 +551,7 @@ class Escape : public ::testing::Test {
       // Refused at provision (as `ward run` refuses before it starts):
       // that is the outcome; nothing runs.
       held_refused_ = p;
+      held_.clear();
       return Spawn({"/bin/true"}, {ws_, -1, {}, Env()});
     }
     Outcome st = Ward({"start", held_});
@@ -590,6 +597,7 @@ class Escape : public ::testing::Test {
     if (g_via_exec) {
       Outcome d = Ward({"deprovision", "--grace-ms", "500", held_});
       EXPECT_EQ(d.ExitStatus(), 0) << "ward deprovision" << d.Describe();
+      held_.clear();
       owner = held_supervisor_;
       EXPECT_TRUE(ProcessEnds(owner, 2000)) << "supervisor " << owner << " outlived deprovision";
     }
