@@ -439,6 +439,15 @@ std::vector<std::string> PersistAreas(LaunchPlan& plan, const std::string& state
       if (seed.kind == MountOp::Kind::kWriteFile && seed.target.starts_with(under)) seed.keep = true;
     }
   }
+  // The new root's tmpfs hides its host directory: it must not hold the new
+  // sources (a runtime directory under /tmp, where the base is most often).
+  if (!areas.empty()) {
+    std::vector<std::string> sources;
+    for (const MountOp& op : plan.mounts) {
+      if (op.kind == MountOp::Kind::kBind || op.kind == MountOp::Kind::kMaskFile) sources.push_back(op.source);
+    }
+    plan.base = ChooseBase(sources);  // "" (checked by the caller): none is free
+  }
   return areas;
 }
 

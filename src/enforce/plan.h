@@ -59,7 +59,8 @@ void BoundTmpfs(LaunchPlan& plan, int64_t mib);
 // A held sandbox (lifecycle): its private /tmp and private home become
 // binds of `state_dir`/tmp and `state_dir`/home, directories that outlive a
 // stop, in place of tmpfs. Returns the names of the areas it moved ("tmp",
-// "home"), whose directories the caller makes.
+// "home"), whose directories the caller makes. Chooses the plan's base
+// anew, clear of the new sources: empty if no candidate is free.
 std::vector<std::string> PersistAreas(LaunchPlan& plan, const std::string& state_dir);
 
 // A landlock grant. Host-side grants are added before clone(); child-side

@@ -196,7 +196,12 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   }
   BoundTmpfs(*plan, tmpfs_mib);
   if (!persist_dir.empty()) {
-    for (const std::string& area : PersistAreas(*plan, persist_dir)) {
+    const std::vector<std::string> areas = PersistAreas(*plan, persist_dir);
+    if (plan->base.empty()) {
+      return Error::Setup("no host directory is free to hold the sandbox's root beside its persistent areas in " +
+                          persist_dir + " (tried /tmp, /mnt, /run, /var/tmp, /opt, /srv, /media)");
+    }
+    for (const std::string& area : areas) {
       const std::string dir = persist_dir + "/" + area;
       if (mkdir(dir.c_str(), area == "tmp" ? 01777 : 0700) != 0 && errno != EEXIST) return SysError("mkdir", dir);
       // The directory itself, never what a link planted in its place

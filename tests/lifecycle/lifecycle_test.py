@@ -27,11 +27,11 @@ WS = None
 EXIT_RUNTIME_DIR, EXIT_NAME_TAKEN, EXIT_NO_SANDBOX, EXIT_WRONG_STATE, EXIT_SUPERVISOR_GONE = 117, 118, 119, 120, 121
 
 
-def ward(*args, stdin=None, timeout=30, env=None, input_bytes=None):
+def ward(*args, stdin=None, timeout=30, env=None, input_bytes=None, cwd=None):
     e = dict(os.environ, WARD_RUNTIME_DIR=RT)
     if env:
         e.update(env)
-    p = subprocess.run([WARD, *args], cwd=WS, env=e, stdin=stdin, input=input_bytes,
+    p = subprocess.run([WARD, *args], cwd=cwd or WS, env=e, stdin=stdin, input=input_bytes,
                        capture_output=True, timeout=timeout)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
@@ -406,9 +406,28 @@ def test_planted_link_in_state_not_followed():
         cleanup("t-link")
 
 
+def test_runtime_dir_under_tmp_with_nothing_else_there():
+    # The new root's tmpfs is mounted on a host directory that holds no bind
+    # source, /tmp when it can. With no grant under /tmp but the runtime
+    # directory there (the fallback /tmp/ward-UID), the persistent /tmp and
+    # home are sources under /tmp: the root must go elsewhere (it hid them:
+    # ENOENT at start, as the unprivileged user).
+    ws = tempfile.mkdtemp(dir=os.path.expanduser("~"), prefix=".ward-lifecycle-ws-")
+    try:
+        code, _, err = ward("provision", "--profile", "workspace-write", "--name", "t-tmprt", cwd=ws)
+        check(code == 0, "provision from a workspace outside /tmp", err)
+        code, _, err = ward("start", "t-tmprt", cwd=ws)
+        check(code == 0, "start with the runtime directory under /tmp", err)
+        code, out, err = ward("exec", "t-tmprt", "--", "sh", "-c", "echo kept > /tmp/f; cat /tmp/f; echo h > ~/g; cat ~/g", cwd=ws)
+        check(code == 0 and out == "kept\nh\n", "the persistent /tmp and home work", (code, out, err))
+    finally:
+        cleanup("t-tmprt")
+        shutil.rmtree(ws, ignore_errors=True)
+
+
 CASES = [test_runtime_dir_never_in_view, test_planted_link_in_state_not_followed, test_transitions, test_bad_input_leaves_nothing, test_state_persists_and_exit_statuses,
          test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
-         test_supervisor_kill_leaves_nothing, test_stop_ends_every_process]
+         test_supervisor_kill_leaves_nothing, test_stop_ends_every_process, test_runtime_dir_under_tmp_with_nothing_else_there]
 
 
 def main():
