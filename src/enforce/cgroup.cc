@@ -375,8 +375,8 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
   return cg;
 }
 
-std::vector<std::string> SandboxCgroup::LimitsHit() const {
-  std::vector<std::string> hit;
+SandboxCgroup::Counters SandboxCgroup::LimitCounters() const {
+  Counters c;
   auto counter = [](const std::string& text, const std::string& key) -> int64_t {
     std::istringstream in(text);
     std::string k;
@@ -388,12 +388,20 @@ std::vector<std::string> SandboxCgroup::LimitsHit() const {
   };
   if (!plan_.memory_dir.empty() && (plan_.memory == LimitMechanism::kCgroupV2 || plan_.memory == LimitMechanism::kCgroupV1)) {
     auto t = ReadFile(plan_.memory_dir + (plan_.memory == LimitMechanism::kCgroupV2 ? "/memory.events" : "/memory.oom_control"));
-    if (t && counter(*t, "oom_kill") > 0) hit.push_back("memory");
+    if (t) c.oom_kills = counter(*t, "oom_kill");
   }
   if (!plan_.pids_dir.empty() && plan_.pids != LimitMechanism::kRlimit) {
     auto t = ReadFile(plan_.pids_dir + "/pids.events");
-    if (t && counter(*t, "max") > 0) hit.push_back("pids");
+    if (t) c.pids_refused = counter(*t, "max");
   }
+  return c;
+}
+
+std::vector<std::string> SandboxCgroup::LimitsHit() const {
+  std::vector<std::string> hit;
+  const Counters c = LimitCounters();
+  if (c.oom_kills > 0) hit.push_back("memory");
+  if (c.pids_refused > 0) hit.push_back("pids");
   return hit;
 }
 

@@ -39,6 +39,13 @@ class SandboxCgroup {
   const CgroupPlan& plan() const { return plan_; }
   // Which limits were hit ("memory", "pids"), read after the sandbox ended.
   std::vector<std::string> LimitsHit() const;
+  // The kernel's counts so far: processes the memory limit killed
+  // (oom_kill), forks the pids limit refused (pids.events max); 0 where the
+  // limit is not a cgroup's. A held sandbox compares them around each exec.
+  struct Counters {
+    int64_t oom_kills = 0, pids_refused = 0;
+  };
+  Counters LimitCounters() const;
   void Remove();
 
  private:

@@ -42,7 +42,9 @@ enum RecordType : uint32_t {
   kRecPty = 5,       // its terminal: the master and a read-only slave come with the message
   kRecTimedOut = 6,  // process.timeoutMs passed: the supervisor killed it
   kRecGone = 7,      // the sandbox ended under it (`err`: a GoneReason)
+  kRecLimit = 8,     // a limit was reached while it ran (`err`: a LimitId)
 };
+enum LimitId : int32_t { kLimitMemory = 1, kLimitPids = 2 };
 enum GoneReason : int32_t { kGoneStopped = 1, kGoneMemory = 2, kGoneFailed = 3 };
 
 enum PhaseId : uint32_t {

@@ -169,7 +169,10 @@ void MemoryWatchThread::Run(int64_t interval_ms) {
       error_ = used.error().message;
       return kill_();
     }
-    if (limits_.pids > 0 && used->tasks >= limits_.pids) pids_reached_ = true;
+    if (limits_.pids > 0 && used->tasks >= limits_.pids) {
+      pids_reached_ = true;
+      ++pids_at_limit_samples_;
+    }
     if (limits_.memory_bytes > 0 && used->memory_bytes > limits_.memory_bytes) {
       exceeded_ = true;
       return kill_();

@@ -111,6 +111,9 @@ class MemoryWatchThread {
   void Stop();
   bool memory_exceeded() const { return exceeded_; }
   bool pids_reached() const { return pids_reached_; }
+  // Samples that saw the sandbox at its pids limit so far (a held sandbox
+  // compares it around each exec).
+  uint64_t pids_at_limit_samples() const { return pids_at_limit_samples_; }
   const std::string& error() const { return error_; }
 
  private:
@@ -121,6 +124,7 @@ class MemoryWatchThread {
   std::function<void()> kill_;
   UniqueFd stop_;  // an eventfd: readable once Stop() is called
   std::atomic<bool> exceeded_{false}, pids_reached_{false};
+  std::atomic<uint64_t> pids_at_limit_samples_{0};
   std::string error_;  // written by the thread, read after the join
   std::thread thread_;
 };

@@ -132,6 +132,10 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
           out->timed_out = true;
         } else if (r.type == kRecGone) {
           out->gone_reason = r.err;
+        } else if (r.type == kRecLimit) {
+          // A held sandbox's limit reached while this exec ran.
+          if (r.err == kLimitMemory) out->memory_exceeded = true;
+          if (r.err == kLimitPids) out->pids_reached = true;
         }
       }
     }

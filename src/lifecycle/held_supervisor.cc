@@ -32,9 +32,17 @@ namespace ward::lifecycle {
 
 namespace {
 
+// What the sandbox's limits have done so far: the kernel's counts (cgroup
+// limits) and the memory watch's samples at the pids limit (rlimit class).
+struct LimitCounts {
+  int64_t oom_kills = 0, pids_refused = 0;
+  uint64_t pids_samples = 0;
+};
+
 // One connection to the control socket.
 struct Client {
   UniqueFd fd;
+  LimitCounts at_start;  // when its exec started: a limit reached since is reported to it
   uint32_t exec = 0;       // its exec's id; 0: none asked
   bool stop_waiter = false;  // asked for the stop: answered by the end of the supervisor
   int64_t deadline = 0;    // process.timeoutMs, CLOCK_MONOTONIC ns; 0: none
@@ -252,6 +260,29 @@ class Holder {
     ToInit(&h, sizeof h, nullptr, 0);
   }
 
+  LimitCounts Limits() const {
+    LimitCounts l;
+    if (ps_.cgroup) {
+      const SandboxCgroup::Counters k = ps_.cgroup->LimitCounters();
+      l.oom_kills = k.oom_kills;
+      l.pids_refused = k.pids_refused;
+    }
+    if (watcher_) l.pids_samples = watcher_->pids_at_limit_samples();
+    return l;
+  }
+
+  // The limits reached while a client's exec ran (`ward exec --json`'s
+  // limitsHit). With several execs at once, each is told of a limit the
+  // sandbox reached while it ran: the limits are the sandbox's, not one
+  // exec's.
+  void ReportLimits(Client& c) {
+    const LimitCounts now = Limits();
+    if (now.oom_kills > c.at_start.oom_kills) SendRecord(c.fd.get(), kRecLimit, 0, kLimitMemory, 0);
+    if (now.pids_refused > c.at_start.pids_refused || now.pids_samples > c.at_start.pids_samples) {
+      SendRecord(c.fd.get(), kRecLimit, 0, kLimitPids, 0);
+    }
+  }
+
   // Ends a client's exec: its status, then the end of the connection.
   void Finish(Client& c, int status) {
     SendRecord(c.fd.get(), kRecExit, 0, 0, status);
@@ -296,6 +327,7 @@ class Holder {
     }
     out.h.strings_len = static_cast<uint32_t>(len);
     c.exec = out.h.id;
+    c.at_start = Limits();
     if (ps_.plan.timeout_ms > 0) c.deadline = MonotonicNs() + ps_.plan.timeout_ms * 1000000;
     ToInit(&out, sizeof out.h + len, fds, nfds);
   }
@@ -378,7 +410,10 @@ class Holder {
               SendRecord(fd, kRecError, kStepFork, ev.err, 0);
               Finish(*c, W_EXITCODE(125, 0));
               break;
-            case kEvExited: Finish(*c, static_cast<int>(ev.value)); break;
+            case kEvExited:
+              ReportLimits(*c);
+              Finish(*c, static_cast<int>(ev.value));
+              break;
             default: break;
           }
         }
@@ -472,6 +507,7 @@ class Holder {
     for (auto& [fd, c] : clients_) {
       if (!c->fd.valid()) continue;
       if (c->exec && !exited_.count(c->exec)) {
+        ReportLimits(*c);
         SendRecord(c->fd.get(), kRecGone, 0, reason, 0);
         Finish(*c, SIGKILL);
       }
@@ -575,7 +611,15 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     return kExitSetup;
   }
   // The record says how it ended; `ward start` and `ward ls` read it.
-  if (auto now = LoadRecord(dir)) {
+  // Under the store's lock, and only if the record is still there: a
+  // deprovision that removed the sandbox meanwhile (it may have ended on
+  // its own, e.g. at its memory limit) must not see a record recreated in
+  // the directory it is removing. (`ward start` has released the lock: it
+  // was told "ok" before this supervisor served.)
+  // Nor one that names another supervisor: a `ward start` after this one's
+  // control socket was gone may have started the sandbox anew.
+  auto lock = StoreLock::Take(dir.substr(0, dir.rfind('/')));
+  if (auto now = LoadRecord(dir); now && now->supervisor == getpid()) {
     now->supervisor = 0;
     if (stopped && failure.empty()) {
       now->state = "stopped";

@@ -411,6 +411,9 @@ Result<RunResult> Exec(const ExecRequest& req) {
     } else if (r.type == kRecExit) {
       early.have_exit = true;
       out.wait_status = static_cast<int>(r.value);
+    } else if (r.type == kRecLimit) {
+      if (r.err == kLimitMemory) out.memory_exceeded = true;
+      if (r.err == kLimitPids) out.pids_reached = true;
     }
   }
   InitReport report = early;
@@ -446,7 +449,8 @@ Result<RunResult> Exec(const ExecRequest& req) {
   result.duration_ms = (MonotonicNs() - start) / 1e6;
   result.timed_out = out.timed_out;
   result.interrupted = out.interrupted;
-  if (out.gone_reason == kGoneMemory) result.limits_hit.push_back("memory");
+  if (out.gone_reason == kGoneMemory || out.memory_exceeded) result.limits_hit.push_back("memory");
+  if (out.pids_reached) result.limits_hit.push_back("pids");
   if (!report.have_exit) {
     result.signal = SIGKILL;
   } else if (WIFSIGNALED(out.wait_status)) {
