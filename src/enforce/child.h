@@ -43,6 +43,8 @@ enum RecordType : uint32_t {
   kRecTimedOut = 6,  // process.timeoutMs passed: the supervisor killed it
   kRecGone = 7,      // the sandbox ended under it (`err`: a GoneReason)
   kRecLimit = 8,     // a limit was reached while it ran (`err`: a LimitId)
+  kRecReport = 9,    // followed, in the same message, by `value` bytes of JSON: the exec's
+                     // egress decisions and limit mechanisms (lifecycle/control.h)
 };
 enum LimitId : int32_t { kLimitMemory = 1, kLimitPids = 2 };
 enum GoneReason : int32_t { kGoneStopped = 1, kGoneMemory = 2, kGoneFailed = 3 };

@@ -63,6 +63,7 @@ struct LaunchOutcome {
   bool pids_reached = false;     // watch_pids tasks seen at once
   std::string watch_error;       // the memory watch could not be kept: the sandbox was stopped
   int gone_reason = 0;           // a held sandbox's exec: the sandbox ended under it (GoneReason)
+  std::string held_report;       // a held sandbox's exec: its kRecReport JSON
   std::vector<Phase> phases;
   double duration_ms = 0;
 };

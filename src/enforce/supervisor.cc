@@ -6,11 +6,14 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -113,6 +116,19 @@ Result<InitReport> Supervise(SupervisedInit& init, LaunchOutcome* out) {
   auto drain_report = [&]() {
     Record recs[16];
     for (;;) {
+      if (init.pidfd < 0) {
+        // A held sandbox's exec: messages on a SOCK_SEQPACKET connection,
+        // one kRecReport among them larger than a Record (read whole).
+        ssize_t len = recv(init.report_fd, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+        if (len > static_cast<ssize_t>(sizeof(Record))) {
+          std::string msg(static_cast<size_t>(len), '\0');
+          if (recv(init.report_fd, msg.data(), msg.size(), 0) != len) return false;
+          Record head;
+          std::memcpy(&head, msg.data(), sizeof head);
+          if (head.type == kRecReport) out->held_report = msg.substr(sizeof head);
+          continue;
+        }
+      }
       ssize_t n = read(init.report_fd, recs, sizeof recs);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) return true;

@@ -12,7 +12,9 @@
 //   kCtlStatus   one message back: a JSON object (processes, supervisor memory)
 // Replies to kExecStart are Records (enforce/child.h): kRecStarted, kRecPty
 // (with the terminal's descriptors), kRecError, kRecTimedOut, kRecGone,
-// and last kRecExit, after which the supervisor closes the connection.
+// kRecLimit, one kRecReport (a Record whose `value` bytes of JSON follow in
+// the same message: ExecReportJson), and last kRecExit, after which the
+// supervisor closes the connection.
 //
 // Who may connect: the supervisor accepts a peer only if its uid is the
 // supervisor's and it lives in the supervisor's user namespace, so no
@@ -20,12 +22,27 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "enforce/exec_request.h"
+#include "ward/sandbox.h"
 
 namespace ward::lifecycle {
 
 inline constexpr uint32_t kCtlStop = 10;
 inline constexpr uint32_t kCtlStatus = 11;
+
+// At most this many egress decisions go into one exec's report; the rest
+// are counted in egressDropped (a report is one message on the socket).
+inline constexpr size_t kReportMaxEgress = 400;
+
+// One exec's report: {"egress": [...], "egressDropped": N,
+// "limitMechanisms": {"memory": ..., "pids": ...}}; the egress records as
+// `ward run --json` prints them (atMs since the exec began).
+std::string ExecReportJson(const std::vector<EgressRecord>& egress, uint64_t dropped, const RunResult& mechanisms);
+// Fills `out`'s egress, egress_dropped and mechanisms from such a report;
+// what it cannot read is left as it is.
+void ReadExecReport(const std::string& json, RunResult* out);
 
 }  // namespace ward::lifecycle

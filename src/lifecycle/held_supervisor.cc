@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -43,6 +45,8 @@ struct LimitCounts {
 struct Client {
   UniqueFd fd;
   LimitCounts at_start;  // when its exec started: a limit reached since is reported to it
+  int64_t start_ns = 0;  // CLOCK_MONOTONIC then: the egress decisions since are its
+  uint64_t dropped_at_start = 0;
   uint32_t exec = 0;       // its exec's id; 0: none asked
   bool stop_waiter = false;  // asked for the stop: answered by the end of the supervisor
   int64_t deadline = 0;    // process.timeoutMs, CLOCK_MONOTONIC ns; 0: none
@@ -283,6 +287,53 @@ class Holder {
     }
   }
 
+  // The egress decisions not yet past every exec, and how many the proxy
+  // and the connect() server could not keep.
+  void PullEvents() {
+    if (ps_.proxy) {
+      auto more = ps_.proxy->TakeEvents();
+      events_.insert(events_.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    }
+    if (ps_.connect_server) {
+      auto more = ps_.connect_server->TakeEvents();
+      events_.insert(events_.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    }
+  }
+  uint64_t DroppedEvents() const {
+    return (ps_.proxy ? ps_.proxy->DroppedEvents() : 0) + (ps_.connect_server ? ps_.connect_server->DroppedEvents() : 0);
+  }
+
+  // An exec's report (`ward exec --json`): the egress decisions made while
+  // it ran (with several execs at once, each lists every decision of its
+  // time: the rules are the sandbox's), and the limits' mechanisms.
+  void Report(Client& c) {
+    PullEvents();
+    std::stable_sort(events_.begin(), events_.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
+    const int64_t now = MonotonicNs();
+    std::vector<EgressRecord> mine;
+    uint64_t dropped = DroppedEvents() - c.dropped_at_start;
+    for (const auto& e : events_) {
+      if (e.time_ns < c.start_ns || e.time_ns > now) continue;
+      if (mine.size() < kReportMaxEgress) mine.push_back(ToEgressRecord(e, c.start_ns));
+      else ++dropped;
+    }
+    const std::string json = ExecReportJson(mine, dropped, ps_.result);
+    Record head{kRecReport, 0, 0, 0, static_cast<int64_t>(json.size())};
+    std::string msg(reinterpret_cast<const char*>(&head), sizeof head);
+    msg += json;
+    (void)!send(c.fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  // Drops the decisions older than every running exec (all, when none
+  // runs): what no exec will report is not kept.
+  void PruneEvents() {
+    int64_t oldest = INT64_MAX;
+    for (const auto& [fd, c] : clients_) {
+      if (c->exec && c->fd.valid() && !exited_.count(c->exec)) oldest = std::min(oldest, c->start_ns);
+    }
+    std::erase_if(events_, [&](const net::EgressEvent& e) { return e.time_ns < oldest; });
+  }
+
   // Ends a client's exec: its status, then the end of the connection.
   void Finish(Client& c, int status) {
     SendRecord(c.fd.get(), kRecExit, 0, 0, status);
@@ -328,6 +379,8 @@ class Holder {
     out.h.strings_len = static_cast<uint32_t>(len);
     c.exec = out.h.id;
     c.at_start = Limits();
+    c.start_ns = MonotonicNs();
+    c.dropped_at_start = DroppedEvents();
     if (ps_.plan.timeout_ms > 0) c.deadline = MonotonicNs() + ps_.plan.timeout_ms * 1000000;
     ToInit(&out, sizeof out.h + len, fds, nfds);
   }
@@ -412,7 +465,9 @@ class Holder {
               break;
             case kEvExited:
               ReportLimits(*c);
+              Report(*c);
               Finish(*c, static_cast<int>(ev.value));
+              PruneEvents();
               break;
             default: break;
           }
@@ -508,6 +563,7 @@ class Holder {
       if (!c->fd.valid()) continue;
       if (c->exec && !exited_.count(c->exec)) {
         ReportLimits(*c);
+        Report(*c);
         SendRecord(c->fd.get(), kRecGone, 0, reason, 0);
         Finish(*c, SIGKILL);
       }
@@ -540,6 +596,7 @@ class Holder {
   std::optional<struct stat> own_userns_;  // this supervisor's user namespace (PeerIsOwner)
   std::map<int, std::unique_ptr<Client>> clients_;
   std::set<uint32_t> exited_;
+  std::vector<net::EgressEvent> events_;
   std::unique_ptr<ExecMessage> request_ = std::make_unique<ExecMessage>();
   std::unique_ptr<ExecMessage> outgoing_ = std::make_unique<ExecMessage>();
   std::unique_ptr<MemoryWatchThread> watcher_;

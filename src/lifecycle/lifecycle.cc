@@ -303,14 +303,24 @@ Result<std::vector<SandboxInfo>> List() {
 
 namespace {
 
-// A record from the supervisor, with the descriptors that came with it.
+// A record from the supervisor, with the descriptors that came with it
+// (and a kRecReport's JSON).
 struct Reply {
   Record rec{};
   std::vector<UniqueFd> fds;
+  std::string report;
 };
 
 Result<Reply> ReadReply(int conn) {
   Reply r;
+  ssize_t len = recv(conn, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+  if (len > static_cast<ssize_t>(sizeof r.rec)) {
+    std::string msg(static_cast<size_t>(len), '\0');
+    if (recv(conn, msg.data(), msg.size(), 0) != len) return Error::Setup("receive from the sandbox's supervisor: short report");
+    std::memcpy(&r.rec, msg.data(), sizeof r.rec);
+    r.report = msg.substr(sizeof r.rec);
+    return r;
+  }
   int fds[2];
   size_t nfds = 0, got = 0;
   int err = ReceiveFdsWithData(conn, fds, 2, &nfds, &r.rec, sizeof r.rec, &got);
@@ -414,6 +424,8 @@ Result<RunResult> Exec(const ExecRequest& req) {
     } else if (r.type == kRecLimit) {
       if (r.err == kLimitMemory) out.memory_exceeded = true;
       if (r.err == kLimitPids) out.pids_reached = true;
+    } else if (r.type == kRecReport) {
+      out.held_report = std::move(reply->report);
     }
   }
   InitReport report = early;
@@ -458,6 +470,7 @@ Result<RunResult> Exec(const ExecRequest& req) {
   } else {
     result.exit_code = WEXITSTATUS(out.wait_status);
   }
+  lifecycle::ReadExecReport(out.held_report, &result);
   if (out.gone_reason == kGoneStopped) result.warnings.push_back("the sandbox was stopped while the command ran");
   else if (out.gone_reason) result.warnings.push_back("the sandbox ended while the command ran");
   return result;

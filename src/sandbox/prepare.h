@@ -37,6 +37,10 @@ struct PreparedSandbox {
 // under it (PersistAreas), made here if missing.
 Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir);
 
+// One decision as the result lists it, `at_ms` since `origin_ns`
+// (CLOCK_MONOTONIC).
+EgressRecord ToEgressRecord(const net::EgressEvent& e, int64_t origin_ns);
+
 // Stops the egress proxy and the connect() server (the sandbox is gone)
 // and returns their decisions in time order; adds what they could not keep
 // to `*dropped`.

@@ -314,21 +314,23 @@ std::vector<EgressRecord> CollectEgress(PreparedSandbox& ps, uint64_t* dropped) 
   }
   // Threads record as they finish; the result lists decisions in time order.
   std::stable_sort(events.begin(), events.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
-  for (auto& e : events) {
-    EgressRecord r;
-    r.kind = net::EgressEventKindName(e.kind);
-    r.domain = std::move(e.domain);
-    if (e.address) r.address = e.address->ToString();
-    r.port = e.port;
-    r.allowed = e.allowed;
-    r.rule = std::move(e.rule);
-    r.reason = std::move(e.reason);
-    r.detail = std::move(e.detail);
-    r.path = std::move(e.path);
-    r.at_ms = (e.time_ns - ps.start) / 1e6;
-    records.push_back(std::move(r));
-  }
+  for (const auto& e : events) records.push_back(ToEgressRecord(e, ps.start));
   return records;
+}
+
+EgressRecord ToEgressRecord(const net::EgressEvent& e, int64_t origin_ns) {
+  EgressRecord r;
+  r.kind = net::EgressEventKindName(e.kind);
+  r.domain = e.domain;
+  if (e.address) r.address = e.address->ToString();
+  r.port = e.port;
+  r.allowed = e.allowed;
+  r.rule = e.rule;
+  r.reason = e.reason;
+  r.detail = e.detail;
+  r.path = e.path;
+  r.at_ms = static_cast<double>(e.time_ns - origin_ns) / 1e6;
+  return r;
 }
 
 Result<RunResult> Run(const RunRequest& req) {

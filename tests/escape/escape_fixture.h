@@ -571,15 +571,6 @@ class Escape : public ::testing::Test {
     return Spawn(exec, {ws_, o.stdin_fd, o.leak, Env()});
   }
 
-  // A check of what `ward exec --json` does not report yet (issue 10's
-  // note): skipped, visibly, under --ward-via=exec; the enforcement
-  // checks around it still run.
-  bool ExecLacks(const char* what) {
-    if (!g_via_exec) return false;
-    std::printf("[ GAP     ] not checked: ward exec --json lacks %s\n", what);
-    return true;
-  }
-
   // The process that holds the sandbox: ward itself for `ward run`, the
   // held sandbox's supervisor under --ward-via=exec.
   pid_t SupervisorOf(const Running& r) const { return g_via_exec ? held_supervisor_ : r.pid; }

@@ -73,7 +73,8 @@ int LoadPolicy(const PolicySource& src, const char* default_profile, Policy* out
 
 // The part of `ward run --json`'s result that `ward exec --json` shares:
 // exitStatus, and either error (ward's own) or exitCode, signal,
-// signalNumber, timedOut, interrupted, limitsHit, durationMs, warnings.
+// signalNumber, timedOut, interrupted, limitsHit, durationMs, warnings,
+// limitMechanisms, egress, egressDropped.
 nlohmann::json StatusJson(const RunResult* r, const std::string* error, int exit_status);
 
 // `ward run`'s result for a command line CLI11 could not parse (exit 122):

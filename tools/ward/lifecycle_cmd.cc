@@ -157,7 +157,8 @@ Action AddExec(CLI::App& app) {
   exec->add_flag("--pty", ea->req.pty, "give the command a terminal of the sandbox's own, relayed to this one");
   exec->add_flag("--json", ea->json,
                  "print a machine-readable result (one JSON object) as the last line of stderr: exitStatus, exitCode, "
-                 "signal, timedOut, interrupted, limitsHit, durationMs (ward's own errors: exitStatus and error)");
+                 "signal, timedOut, interrupted, limitsHit (a limit the sandbox reached while it ran), limitMechanisms, durationMs, "
+                 "and egress (the sandbox's decisions while it ran, as for `ward run`); ward's own errors: exitStatus and error");
   exec->add_option("--env", ea->req.env, "NAME=VALUE added to the sandbox's environment for this command; repeatable");
   exec->add_option("--cwd", ea->req.cwd, "working directory inside the sandbox (default: the sandbox's)");
   exec->add_option("command", ea->req.argv, "the command and its arguments (after --)")->required();

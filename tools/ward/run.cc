@@ -54,20 +54,8 @@ nlohmann::json StatusJson(const RunResult* r, const std::string* error, int exit
   j["limitsHit"] = r->limits_hit;
   j["durationMs"] = r->duration_ms;
   if (!r->warnings.empty()) j["warnings"] = r->warnings;
-  return j;
-}
-
-namespace {
-
-nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit_status) {
-  nlohmann::json j = StatusJson(r, error, exit_status);
-  if (error) return j;
-  j["landlockAbi"] = r->landlock_abi;
   if (!r->memory_mechanism.empty()) j["limitMechanisms"]["memory"] = r->memory_mechanism;
   if (!r->pids_mechanism.empty()) j["limitMechanisms"]["pids"] = r->pids_mechanism;
-  nlohmann::json phases = nlohmann::json::array();
-  for (const auto& p : r->phases) phases.push_back({{"phase", p.name}, {"us", p.us}});
-  j["phases"] = phases;
   if (!r->egress.empty()) {
     nlohmann::json eg = nlohmann::json::array();
     for (const auto& e : r->egress) {
@@ -81,6 +69,18 @@ nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit
     j["egress"] = std::move(eg);
   }
   if (r->egress_dropped) j["egressDropped"] = r->egress_dropped;
+  return j;
+}
+
+namespace {
+
+nlohmann::json ResultJson(const RunResult* r, const std::string* error, int exit_status) {
+  nlohmann::json j = StatusJson(r, error, exit_status);
+  if (error) return j;
+  j["landlockAbi"] = r->landlock_abi;
+  nlohmann::json phases = nlohmann::json::array();
+  for (const auto& p : r->phases) phases.push_back({{"phase", p.name}, {"us", p.us}});
+  j["phases"] = phases;
   return j;
 }
 
