@@ -16,6 +16,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -248,11 +249,30 @@ class Holder {
     reaped_ = true;
   }
 
+  // A message to init, in order: sent now if the channel takes it, else
+  // queued (with copies of its descriptors) and sent when it drains. Never
+  // dropped: a lost start left its client waiting forever, a lost signal
+  // left a process running (the channel is non-blocking, and a few large
+  // requests fill it).
   void ToInit(const void* data, size_t len, const int* fds, size_t nfds) {
-    if (nfds) {
-      SendFdsWithData(held_->exec_channel, fds, nfds, data, len);
-    } else {
-      (void)!send(held_->exec_channel, data, len, MSG_NOSIGNAL);
+    if (to_init_.empty() && SendToInit(data, len, fds, nfds) != EAGAIN) return;
+    PendingToInit p;
+    p.data.assign(static_cast<const char*>(data), len);
+    for (size_t i = 0; i < nfds; ++i) p.fds.emplace_back(fcntl(fds[i], F_DUPFD_CLOEXEC, 0));
+    to_init_.push_back(std::move(p));
+  }
+  int SendToInit(const void* data, size_t len, const int* fds, size_t nfds) {
+    if (nfds) return SendFdsWithData(held_->exec_channel, fds, nfds, data, len);
+    return send(held_->exec_channel, data, len, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(len) ? 0 : errno;
+  }
+  // Sends what is queued, in order, until the channel is full again.
+  void FlushToInit() {
+    while (!to_init_.empty()) {
+      PendingToInit& p = to_init_.front();
+      std::vector<int> fds;
+      for (const UniqueFd& fd : p.fds) fds.push_back(fd.get());
+      if (SendToInit(p.data.data(), p.data.size(), fds.data(), fds.size()) == EAGAIN) return;
+      to_init_.pop_front();
     }
   }
 
@@ -483,7 +503,8 @@ class Holder {
     std::vector<pollfd> pf;
     std::vector<Client*> order;
     for (;;) {
-      pf.assign({{listen_.get(), POLLIN, 0}, {held_->exec_channel, POLLIN, 0}, {held_->pidfd, POLLIN, 0},
+      const short to_init = static_cast<short>(POLLIN | (to_init_.empty() ? 0 : POLLOUT));
+      pf.assign({{listen_.get(), POLLIN, 0}, {held_->exec_channel, to_init, 0}, {held_->pidfd, POLLIN, 0},
                  {held_->signal_fd, POLLIN, 0}});
       order.clear();
       for (auto& [fd, c] : clients_) {
@@ -510,7 +531,8 @@ class Holder {
         }
       }
       if (n <= 0) continue;
-      if (pf[1].revents) OnInitEvent();
+      if (pf[1].revents & POLLOUT) FlushToInit();
+      if (pf[1].revents & ~POLLOUT) OnInitEvent();
       for (size_t i = 0; i < order.size(); ++i) {
         if (pf[4 + i].revents && order[i]->fd.valid()) OnClient(*order[i]);
       }
@@ -597,6 +619,11 @@ class Holder {
   std::map<int, std::unique_ptr<Client>> clients_;
   std::set<uint32_t> exited_;
   std::vector<net::EgressEvent> events_;
+  struct PendingToInit {
+    std::string data;
+    std::vector<UniqueFd> fds;
+  };
+  std::deque<PendingToInit> to_init_;  // messages the channel did not take yet
   std::unique_ptr<ExecMessage> request_ = std::make_unique<ExecMessage>();
   std::unique_ptr<ExecMessage> outgoing_ = std::make_unique<ExecMessage>();
   std::unique_ptr<MemoryWatchThread> watcher_;

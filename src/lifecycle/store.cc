@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sha2.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -80,6 +81,12 @@ Result<std::string> RuntimeDir(bool make) {
   }
   if (dir.empty() || dir[0] != '/') return DirError("runtime directory \"" + dir + "\": not an absolute path");
   WARD_TRY(CheckPrivateDir(dir, make));
+  // The real path from here on: the sandbox's state directories become
+  // bind sources, compared with other paths as text (the new root's base
+  // must not hide them: /mnt/../tmp/x is under /tmp).
+  char real[PATH_MAX];
+  if (!realpath(dir.c_str(), real)) return DirError("runtime directory \"" + dir + "\": realpath: " + ErrnoName(errno));
+  dir = real;
   WARD_TRY(CheckPrivateDir(dir + "/names", make));
   return dir;
 }

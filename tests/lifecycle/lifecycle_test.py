@@ -425,9 +425,71 @@ def test_runtime_dir_under_tmp_with_nothing_else_there():
         shutil.rmtree(ws, ignore_errors=True)
 
 
+def test_large_concurrent_requests_all_served():
+    # Large requests (a 110 KB environment each) fill the supervisor's
+    # channel to init: a request it could not send at once must wait its
+    # turn, never be dropped (its client then waited forever).
+    provision("t-big")
+    try:
+        check(ward("start", "t-big")[0] == 0, "start")
+        big = "x" * 110000
+        env = dict(os.environ, WARD_RUNTIME_DIR=RT)
+        procs = [subprocess.Popen([WARD, "exec", "t-big", "--env=BIG=" + big, "--", "sh", "-c", f"echo {i} ${{#BIG}}"],
+                                  cwd=WS, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(40)]
+        outs = []
+        for p in procs:
+            try:
+                out, err = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+            outs.append((p.returncode, out.decode(), err.decode()))
+        for i, (code, out, err) in enumerate(outs):
+            check(code == 0 and out == f"{i} 110000\n", f"exec {i} of 40 served", (code, out, err))
+    finally:
+        cleanup("t-big")
+
+
+def test_a_stopped_start_does_not_freeze_the_sandbox():
+    # A process of the sandbox SIGSTOPs every other one, new ones included
+    # (a new exec before its execve too). Each exec is still bounded by
+    # process.timeoutMs, and the sandbox still serves and stops: init never
+    # waits on a process it started.
+    pol = os.path.join(os.path.dirname(WS), "stopper.json")
+    with open(pol, "w") as f:
+        json.dump({"ward": 1, "extends": "workspace-write", "process": {"timeoutMs": 2000}}, f)
+    code, _, err = ward("provision", "--policy", pol, "--name", "t-stopper")
+    check(code == 0, "provision", err)
+    try:
+        check(ward("start", "t-stopper")[0] == 0, "start")
+        stopper = ("import os, signal\n"
+                   "me = os.getpid()\n"
+                   "while True:\n"
+                   "    for pid in range(2, 300):\n"
+                   "        if pid != me:\n"
+                   "            try: os.kill(pid, signal.SIGSTOP)\n"
+                   "            except OSError: pass\n")
+        with open(os.path.join(WS, "stopper.py"), "w") as f:
+            f.write(stopper)
+        code, _, err = ward("exec", "t-stopper", "--", "sh", "-c", "setsid python3 stopper.py </dev/null >/dev/null 2>&1 &")
+        check(code in (0, 124), "the stopper started", (code, err))
+        time.sleep(0.5)
+        for i in range(5):
+            t0 = time.monotonic()
+            code, _, err = ward("exec", "t-stopper", "--", "/bin/true", timeout=20)
+            took = time.monotonic() - t0
+            check(code in (0, 124) and took < 8, f"exec {i}: done or timed out (124), never hung", (code, took, err))
+        t0 = time.monotonic()
+        check(ward("stop", "t-stopper", "--grace-ms", "500", timeout=20)[0] == 0, "stop")
+        check(time.monotonic() - t0 < 5, "stop ends it")
+    finally:
+        cleanup("t-stopper")
+
+
 CASES = [test_runtime_dir_never_in_view, test_planted_link_in_state_not_followed, test_transitions, test_bad_input_leaves_nothing, test_state_persists_and_exit_statuses,
          test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
-         test_supervisor_kill_leaves_nothing, test_stop_ends_every_process, test_runtime_dir_under_tmp_with_nothing_else_there]
+         test_supervisor_kill_leaves_nothing, test_stop_ends_every_process, test_runtime_dir_under_tmp_with_nothing_else_there,
+         test_large_concurrent_requests_all_served, test_a_stopped_start_does_not_freeze_the_sandbox]
 
 
 def main():

@@ -159,7 +159,11 @@ Action AddExec(CLI::App& app) {
                  "print a machine-readable result (one JSON object) as the last line of stderr: exitStatus, exitCode, "
                  "signal, timedOut, interrupted, limitsHit (a limit the sandbox reached while it ran), limitMechanisms, durationMs, "
                  "and egress (the sandbox's decisions while it ran, as for `ward run`); ward's own errors: exitStatus and error");
-  exec->add_option("--env", ea->req.env, "NAME=VALUE added to the sandbox's environment for this command; repeatable");
+  // One value per --env (as run's grants): a vector option would otherwise
+  // take the `--` and leave the command's own flags to ward's parser.
+  exec->add_option("--env", ea->req.env, "NAME=VALUE added to the sandbox's environment for this command; repeatable")
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false);
   exec->add_option("--cwd", ea->req.cwd, "working directory inside the sandbox (default: the sandbox's)");
   exec->add_option("command", ea->req.argv, "the command and its arguments (after --)")->required();
   exec->footer(
