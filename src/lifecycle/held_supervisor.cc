@@ -670,12 +670,24 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     return ExitStatusFor(prepared.error());
   }
   PreparedSandbox& ps = **prepared;
+  if (ps.egress_config) {
+    // The names its DNS bound before a stop still name those addresses. A
+    // damaged file costs them, never more: a missing binding only denies.
+    auto bound = LoadBindings(dir);
+    if (bound) {
+      ps.egress_config->bindings = std::move(*bound);
+    } else {
+      std::fprintf(stderr, "ward supervisor: %s; the names bound before are forgotten\n", bound.error().message.c_str());
+    }
+  }
   Holder holder(dir, ps, &ready_fd);
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };
   LaunchError exec_error;
   auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);
   uint64_t dropped = 0;
   (void)CollectEgress(ps, &dropped);
+  const bool ps_had_proxy = ps.proxy != nullptr;
+  const std::vector<net::DnsBinding> bindings = ps_had_proxy ? ps.proxy->Bindings() : std::vector<net::DnsBinding>{};
   unlink((dir + "/ctl").c_str());
   // Whoever asked for the stop is answered by the end of the connection,
   // once everything is gone: the proxy, the cgroups (with `ps`), the record.
@@ -713,6 +725,11 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       now->failure = !out ? out.error().message : failure;
     }
     (void)SaveRecord(dir, *now);
+    if (ps_had_proxy) {
+      if (auto saved = SaveBindings(dir, bindings); !saved) {
+        std::fprintf(stderr, "ward supervisor: %s (the names bound are forgotten)\n", saved.error().message.c_str());
+      }
+    }
   }
   return 0;
 }

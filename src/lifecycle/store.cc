@@ -149,6 +149,56 @@ Result<SandboxRecord> LoadRecord(const std::string& dir) {
   return r;
 }
 
+// Writes `text` to DIR/NAME through a file beside it renamed into place:
+// a reader sees the old file or the new one, never a part.
+static Result<void> WriteReplacing(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string tmp = dir + "/." + name + "." + std::to_string(getpid());
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return SysError("open", tmp);
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) || fsync(fd.get()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return SysError("write", tmp, e);
+  }
+  fd.Reset();
+  if (rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return Error::Setup("rename \"" + tmp + "\": " + ErrnoName(e));
+  }
+  return {};
+}
+
+Result<std::vector<net::DnsBinding>> LoadBindings(const std::string& dir) {
+  const std::string path = dir + "/dns-bindings.json";
+  std::vector<net::DnsBinding> out;
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0 && errno == ENOENT) return out;
+  auto text = ReadFile(path);
+  if (!text) return Error::Setup("cannot read \"" + path + "\"");
+  try {
+    const nlohmann::json j = nlohmann::json::parse(*text);
+    if (j.at("version") != 1) return Error::Setup("\"" + path + "\": unknown version");
+    for (const auto& b : j.at("bindings")) {
+      auto address = net::IpAddress::Parse(b.at("address").get<std::string>());
+      std::string name = b.at("name");
+      if (!address || name.empty() || name.size() > 253) {
+        return Error::Setup("\"" + path + "\": not an address and a name: " + b.dump());
+      }
+      if (out.size() < net::kMaxDnsBindings) out.push_back({*address, std::move(name)});
+    }
+  } catch (const std::exception& e) {
+    return Error::Setup("\"" + path + "\": " + e.what() + " (damaged)");
+  }
+  return out;
+}
+
+Result<void> SaveBindings(const std::string& dir, const std::vector<net::DnsBinding>& bindings) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const net::DnsBinding& b : bindings) list.push_back({{"address", b.address.ToString()}, {"name", b.name}});
+  return WriteReplacing(dir, "dns-bindings.json", nlohmann::json{{"version", 1}, {"bindings", list}}.dump() + "\n");
+}
+
 Result<void> SaveRecord(const std::string& dir, const SandboxRecord& r) {
   nlohmann::json j = {{"id", r.id},
                       {"name", r.name},
@@ -162,22 +212,7 @@ Result<void> SaveRecord(const std::string& dir, const SandboxRecord& r) {
   if (!r.failure.empty()) j["failure"] = r.failure;
   if (r.supervisor) j["supervisorPid"] = r.supervisor;
   if (!r.started.empty()) j["started"] = r.started;
-  const std::string tmp = dir + "/.sandbox.json." + std::to_string(getpid());
-  const std::string text = j.dump(2) + "\n";
-  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd.valid()) return SysError("open", tmp);
-  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) || fsync(fd.get()) != 0) {
-    int e = errno;
-    unlink(tmp.c_str());
-    return SysError("write", tmp, e);
-  }
-  fd.Reset();
-  if (rename(tmp.c_str(), (dir + "/sandbox.json").c_str()) != 0) {
-    int e = errno;
-    unlink(tmp.c_str());
-    return Error::Setup("rename \"" + tmp + "\": " + ErrnoName(e));
-  }
-  return {};
+  return WriteReplacing(dir, "sandbox.json", j.dump(2) + "\n");
 }
 
 Result<StoreLock> StoreLock::Take(const std::string& runtime) {

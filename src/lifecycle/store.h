@@ -9,6 +9,7 @@
 //       ctl                  the supervisor's control socket, while it runs
 //       supervisor.log       what the supervisor said (its errors)
 //       state/tmp, state/home  the private /tmp and home, kept across stop/start
+//       dns-bindings.json    the names its DNS bound to addresses, kept across stop/start
 //
 // Only the owning uid reaches any of it: the directory is 0700 and every
 // check refuses a directory of another owner or a wider mode.
@@ -21,6 +22,7 @@
 
 #include "base/unique_fd.h"
 #include "enforce/plan.h"
+#include "net/egress_proxy.h"
 #include "ward/policy.h"
 #include "ward/result.h"
 
@@ -55,6 +57,15 @@ std::string CheckName(const std::string& name);
 
 Result<SandboxRecord> LoadRecord(const std::string& dir);
 Result<void> SaveRecord(const std::string& dir, const SandboxRecord& r);
+
+// A held sandbox's DNS bindings (DIR/dns-bindings.json), written by its
+// supervisor when it ends and given to the next start's egress proxy, so
+// that an address a name was resolved to stays that name's across a stop.
+// None if the file is missing; an error if it is damaged or holds an entry
+// that is not an address and a name (the caller then starts without them:
+// fewer bindings only ever deny more).
+Result<std::vector<net::DnsBinding>> LoadBindings(const std::string& dir);
+Result<void> SaveBindings(const std::string& dir, const std::vector<net::DnsBinding>& bindings);
 
 // An exclusive flock on RUNTIME/.lock, released on destruction.
 class StoreLock {

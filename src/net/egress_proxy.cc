@@ -147,7 +147,7 @@ constexpr int kMaxDnsInFlight = 128;       // UDP questions being forwarded; mor
 // Name bindings: at most this many (address, name) pairs in all, and this
 // many addresses learned from one answer (a resolver a workload controls
 // could otherwise make the supervisor hold gigabytes).
-constexpr size_t kMaxBindings = 1 << 15;
+constexpr size_t kMaxBindings = kMaxDnsBindings;
 constexpr size_t kMaxAddressesPerAnswer = 64;
 constexpr size_t kMaxNamesPerAddress = 64;
 // Events kept for the result; past it they are counted, not kept.
@@ -221,6 +221,19 @@ class BindingTable {
     std::lock_guard lock(mu_);
     auto it = table_.find(Key(address));
     return it == table_.end() ? std::vector<std::string>{} : it->second;
+  }
+
+  std::vector<DnsBinding> All() const {
+    std::lock_guard lock(mu_);
+    std::vector<DnsBinding> out;
+    out.reserve(pairs_);
+    for (const auto& [key, names] : table_) {
+      IpAddress a;
+      a.family = key.first;
+      a.bytes = key.second;
+      for (const std::string& n : names) out.push_back({a, n});
+    }
+    return out;
   }
 
  private:
@@ -365,6 +378,7 @@ class Proxy final : public EgressProxy, public ConnectNotifyHooks {
     std::lock_guard lock(events_mu_);
     return events_dropped_;
   }
+  std::vector<DnsBinding> Bindings() override { return bindings_.All(); }
 
  private:
   // ConnectNotifyHooks
@@ -511,6 +525,8 @@ Result<void> Proxy::Begin() {
   }
   stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.valid()) return SysError("eventfd", "egress proxy stop");
+  for (const DnsBinding& b : config_.bindings) bindings_.Bind(b.address, b.name);
+  config_.bindings.clear();
   // The host's own addresses, read once before the workload can connect:
   // its LAN address or a docker bridge must not be reachable through a name.
   if (!config_.host_addresses) {

@@ -56,6 +56,12 @@ struct UpstreamDns {
   uint16_t port = 53;
 };
 
+// A name ward's DNS answered with `address`.
+struct DnsBinding {
+  IpAddress address;
+  std::string name;
+};
+
 struct EgressProxyConfig {
   EgressPolicy policy;
   // The host's own addresses, closed by the DNS rebinding guard
@@ -90,6 +96,10 @@ struct EgressProxyConfig {
   // Decides the unix connect()s that arrive on connect_notify (required
   // with it).
   std::shared_ptr<UnixGate> unix_gate;
+  // Names ward's DNS bound to addresses before this proxy started: a held
+  // sandbox's, from before its stop (lifecycle/held_supervisor.cc). They
+  // count as this proxy's own answers would.
+  std::vector<DnsBinding> bindings;
 };
 
 class EgressProxy {
@@ -106,7 +116,14 @@ class EgressProxy {
   // connections): the first and the newest are kept, those between counted,
   // so that the record says it is incomplete and still ends with the last.
   virtual uint64_t DroppedEvents() = 0;
+  // Every name its DNS bound to an address so far (those of
+  // EgressProxyConfig::bindings included), at most kMaxDnsBindings.
+  virtual std::vector<DnsBinding> Bindings() = 0;
 };
+
+// How many (address, name) pairs a proxy remembers; later answers are not
+// bound (their addresses are decided without the name: fail closed).
+inline constexpr size_t kMaxDnsBindings = 1 << 15;
 
 // The addresses of every interface of the calling thread's network namespace
 // (getifaddrs(3)), IPv4 and IPv6, loopback included, with their interface

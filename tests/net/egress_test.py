@@ -124,6 +124,8 @@ def _passthrough(args):
     out = []
     if args.only:
         out += ["--only", args.only]
+    if args.via != "run":
+        out += ["--via", args.via]
     if args.keep:
         out += ["--keep"]
     if args.harness_only:
@@ -225,8 +227,9 @@ class Skip(Exception):
 
 
 class Suite:
-    def __init__(self, ward, work, servers, verbose):
+    def __init__(self, ward, work, runtime, servers, verbose, via="run"):
         self.ward = ward
+        self.via = via
         self.work = work
         self.servers = servers
         self.verbose = verbose
@@ -235,7 +238,7 @@ class Suite:
         shutil.copy(os.path.join(HERE, "probe.py"), self.probe)
         os.chmod(self.probe, 0o644)
         self.env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8",
-                    "HOME": work, "USER": _user_name()}
+                    "HOME": work, "USER": _user_name(), "WARD_RUNTIME_DIR": runtime}
         help_text = subprocess.run([ward, "run", "--help"], stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT).stdout.decode()
         self.has_dns_option = "--dns-server" in help_text
@@ -253,26 +256,88 @@ class Suite:
         os.chmod(path, 0o644)
         return path
 
-    def run(self, t, policy, steps, timeout_ms=30000, dns=("203.0.113.53",), timeout=60):
-        """Runs probe.py STEPS inside `ward run --json --policy POLICY`."""
-        pfile = self.write_policy(policy)
-        sfile = os.path.join(self.work, "steps-%d.json" % self.n)
-        with open(sfile, "w") as f:
-            json.dump(steps, f)
-        os.chmod(sfile, 0o644)
-        flags = ["run", "--json", "--policy", pfile, "--timeout-ms", str(timeout_ms)]
+    def _ward(self, flags, timeout):
+        """ward FLAGS in the work directory: (exit status or "HUNG", stdout, stderr)."""
+        try:
+            p = subprocess.run([self.ward] + flags, cwd=self.work, env=self.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout)
+            return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        except subprocess.TimeoutExpired as e:
+            return "HUNG", (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(errors="replace")
+
+    def _setup_flags(self, policy, timeout_ms, dns):
+        flags = ["--policy", self.write_policy(policy), "--timeout-ms", str(timeout_ms)]
         if isinstance(policy.get("network"), dict):
             for d in dns:
                 flags += ["--dns-server", d]
-        argv = [self.ward] + flags + ["--", PY, self.probe, sfile]
+        return flags
+
+    def provision(self, t, policy, timeout_ms=30000, dns=("203.0.113.53",)):
+        """A held sandbox with POLICY, started: its name, or (None, status,
+        stderr) when ward refused it (provision's or start's status)."""
+        name = "egress-%d-%s" % (self.n + 1, secrets.token_hex(3))
+        flags = ["provision", "--name", name] + self._setup_flags(policy, timeout_ms, dns)
+        rc, _, err = self._ward(flags, 30)
+        if rc == 0:
+            rc, _, err2 = self._ward(["start", name], 30)
+            err += err2
+            if rc != 0:
+                self.deprovision(t, name)
+        return (name, 0, err) if rc == 0 else (None, rc, err)
+
+    def sandbox_dir(self, name):
+        rt = self.env["WARD_RUNTIME_DIR"]
+        return os.path.join(rt, os.readlink(os.path.join(rt, "names", name)))
+
+    def deprovision(self, t, name):
+        rc, _, err = self._ward(["deprovision", name], 60)
+        t.check(rc == 0, "ward deprovision %s: exit %s: %s" % (name, rc, err.strip()[-300:]))
+
+    def run(self, t, policy, steps, timeout_ms=30000, dns=("203.0.113.53",), timeout=60):
+        """Runs probe.py STEPS inside `ward run --json --policy POLICY`, or
+        with --via exec in a held sandbox of POLICY (provision, start,
+        `ward exec --json`, deprovision)."""
+        if self.via != "exec":
+            return self._probe(t, policy, steps, ["run", "--json"] + self._setup_flags(policy, timeout_ms, dns),
+                               timeout)
         t0 = time.monotonic()
+        name, rc, err = self.provision(t, policy, timeout_ms, dns)
+        if name is None:
+            # Refused at provision or start: that is the outcome, as ward run's
+            # refusal would be (it carries the same status and message).
+            r = self._probe(t, policy, steps, None, timeout, refused=(rc, err))
+            r.t0 = t0
+            return r
         try:
-            p = subprocess.run(argv, cwd=self.work, env=self.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=timeout)
-            rc, out, err = p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-        except subprocess.TimeoutExpired as e:
-            rc, out, err = "HUNG", (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(
-                errors="replace")
+            r = self._probe(t, policy, steps, ["exec", "--json", name], timeout, check_left=False)
+        finally:
+            self.deprovision(t, name)
+        self.nothing_left(t, r)
+        r.t0 = t0
+        return r
+
+    def exec(self, t, policy, name, steps, timeout=60):
+        """probe.py STEPS in the running held sandbox NAME (made with POLICY);
+        what they leave running is the sandbox's until it is deprovisioned."""
+        return self._probe(t, policy, steps, ["exec", "--json", name], timeout, check_left=False)
+
+    def nothing_left(self, t, r):
+        left = processes_mentioning(r.steps_file)
+        if left:
+            t.fail("processes of the sandbox outlived ward: %s" % left, r)
+
+    def _probe(self, t, policy, steps, flags, timeout, refused=None, check_left=True):
+        sfile = os.path.join(self.work, "steps-%d-%s.json" % (self.n, secrets.token_hex(3)))
+        with open(sfile, "w") as f:
+            json.dump(steps, f)
+        os.chmod(sfile, 0o644)
+        t0 = time.monotonic()
+        if refused is None:
+            rc, out, err = self._ward(flags + ["--", PY, self.probe, sfile], timeout)
+        else:
+            flags = ["provision/start (refused)"]
+            rc, out, err = refused[0], "", refused[1] + "\n" + json.dumps(
+                {"exitStatus": refused[0], "error": refused[1].strip()})
         t1 = time.monotonic()
         result = None
         lines = [l for l in err.splitlines() if l.strip()]
@@ -294,15 +359,14 @@ class Suite:
         # Every run: ward answered with --json, the probe ran, the events are
         # well-formed, and nothing of the sandbox is left.
         if rc == "HUNG":
-            t.fail("ward run did not finish within %ds" % timeout, r)
+            t.fail("ward %s did not finish within %ds" % (flags[0], timeout), r)
         if result is None:
             t.fail("no --json result on the last line of ward's stderr", r)
         if steps_out is None and rc != 124:
             t.fail("the probe printed no result (ward exit %s)" % rc, r)
         self._check_events(t, r)
-        left = processes_mentioning(sfile)
-        if left:
-            t.fail("processes of the sandbox outlived ward: %s" % left, r)
+        if check_left:
+            self.nothing_left(t, r)
         if steps_out is None:
             steps_out = [{"ok": False, "errno": "NO-PROBE-RESULT"} for _ in steps]
             r.steps = None
@@ -703,6 +767,67 @@ def deny_overrides_allow(t):
     t.upstream_never_asked(r, "evil.allowed.test", "denied name")
     for tok in (t2, t3):
         t.never_reached(r, tok, "evil.allowed.test")
+
+
+@case
+def dns_bindings_persist(t):
+    """A held sandbox keeps the names its DNS bound (issue 10, item 3): an
+    address that one `ward exec` resolved is allowed by that name in the
+    next exec, and again after `ward stop` and `ward start`. Control: the
+    same connection in the same sandbox before the name was resolved is
+    refused (raw_ip_bypass: an address of an allowed name never resolved
+    there is denied). Runs in a held sandbox in both modes."""
+    s = t.suite
+    pol = s.policy(STD_ALLOW, STD_DENY)
+    t1, t2, t3, t4 = t.tok(), t.tok(), t.tok(), t.tok()
+    name, rc, err = s.provision(t, pol)
+    if not t.check(name, "provision and start: exit %s: %s" % (rc, err.strip()[-300:])):
+        return
+    try:
+        a = s.exec(t, pol, name, [tcp("203.0.113.10", 7777, t1)])
+        t.sock_reset(a, 0, "203.0.113.10:7777 before allowed.test was resolved in this sandbox",
+                     allowed=("ECONNREFUSED", "ECONNRESET", "EPIPE"))
+        t.event(a, "203.0.113.10:7777 without a name", kind="tcp", address="203.0.113.10", port=7777, decision=DENY)
+        t.never_reached(a, t1, "an address no name was bound to")
+        b = s.exec(t, pol, name, [resolve("allowed.test", 4)])
+        t.check(b.s[0].get("addresses") == ["203.0.113.10"], "resolving allowed.test: %s" % json.dumps(b.s[0]), b)
+        c = s.exec(t, pol, name, [tcp("203.0.113.10", 7777, t2)])
+        t.check(c.s[0].get("ok") and ("ECHO " + t2) in c.s[0].get("data", ""),
+                "203.0.113.10:7777 in the exec after the one that resolved allowed.test: expected the echo, got %s"
+                % json.dumps(c.s[0]), c)
+        t.event(c, "bound by an earlier exec", kind="tcp", address="203.0.113.10", port=7777, domain="allowed.test",
+                decision=ALLOW, detail=lambda d: (d or "").startswith("dns"), rule=R_ALLOWED)
+        rc, _, err = s._ward(["stop", name], 30)
+        t.check(rc == 0, "ward stop: exit %s: %s" % (rc, err.strip()[-300:]))
+        rc, _, err = s._ward(["start", name], 30)
+        if t.check(rc == 0, "ward start after stop: exit %s: %s" % (rc, err.strip()[-300:])):
+            d = s.exec(t, pol, name, [tcp("203.0.113.10", 7777, t3)])
+            t.check(d.s[0].get("ok") and ("ECHO " + t3) in d.s[0].get("data", ""),
+                    "203.0.113.10:7777 after stop and start: expected the echo, got %s" % json.dumps(d.s[0]), d)
+            t.event(d, "bound before the stop", kind="tcp", address="203.0.113.10", port=7777,
+                    domain="allowed.test", decision=ALLOW, detail=lambda d: (d or "").startswith("dns"))
+            t.upstream_never_asked(d, "allowed.test", "the exec after the restart (nothing resolved it again)")
+        # A damaged bindings file costs the bindings, never the start: the
+        # same connection is refused again, and the supervisor's log says why.
+        rc, _, err = s._ward(["stop", name], 30)
+        t.check(rc == 0, "ward stop: exit %s: %s" % (rc, err.strip()[-300:]))
+        sdir = s.sandbox_dir(name)
+        with open(os.path.join(sdir, "dns-bindings.json"), "w") as f:
+            f.write('{"version": 1, "bindings": [{"address": "203.0.113.10", "na')
+        rc, _, err = s._ward(["start", name], 30)
+        if t.check(rc == 0, "ward start with a damaged dns-bindings.json: exit %s: %s" % (rc, err.strip()[-300:])):
+            e = s.exec(t, pol, name, [tcp("203.0.113.10", 7777, t4)])
+            t.sock_reset(e, 0, "203.0.113.10:7777 after a start whose bindings file was damaged",
+                         allowed=("ECONNREFUSED", "ECONNRESET", "EPIPE"))
+            t.never_reached(e, t4, "an address whose binding was forgotten")
+            with open(os.path.join(sdir, "supervisor.log")) as f:
+                said = f.read()
+            t.check("dns-bindings.json" in said and "damaged" in said and "forgotten" in said,
+                    "the supervisor's log must name the damaged bindings file: %r" % said[-500:], e)
+    finally:
+        s.deprovision(t, name)
+    for r in t.runs:
+        s.nothing_left(t, r)
 
 
 @case
@@ -1731,6 +1856,9 @@ def inner(args):
     import net_harness
     work = tempfile.mkdtemp(prefix="ward-egress-", dir="/tmp")
     os.chmod(work, 0o755)
+    # Held sandboxes (--via exec, dns_bindings_persist) live in a runtime
+    # directory of the suite's own (0700), gone with it.
+    runtime = tempfile.mkdtemp(prefix="ward-egress-rt-", dir="/tmp")
     try:
         try:
             net_harness.Setup()
@@ -1741,7 +1869,7 @@ def inner(args):
         servers.Start()
         if os.getuid() != 0:
             drop_capabilities()
-        suite = Suite(os.path.abspath(args.ward), work, servers, args.verbose)
+        suite = Suite(os.path.abspath(args.ward), work, runtime, servers, args.verbose, args.via)
         bad = self_check(suite)
         if bad:
             log("FAIL: the test network does not work outside ward (harness bug):\n  " + "\n  ".join(bad))
@@ -1754,7 +1882,7 @@ def inner(args):
                 return rc
             return 0
         mode = "root" if os.getuid() == 0 else "user %s (uid %d, no capabilities)" % (_user_name(), os.getuid())
-        log("egress suite: ward %s, as %s, work dir %s" % (suite.ward, mode, work))
+        log("egress suite: ward %s (via %s), as %s, work dir %s" % (suite.ward, args.via, mode, work))
         if not suite.has_dns_option:
             log("NOTE: `ward run --help` does not mention --dns-server: egress control is not in this ward")
         only = set(args.only.split(",")) if args.only else None
@@ -1789,12 +1917,17 @@ def inner(args):
                         log(r.describe())
         log("egress suite: %d passed, %d failed, %d skipped in %.1fs" % (
             counts["PASS"], counts["FAIL"], counts["SKIP"], time.monotonic() - t_all))
+        left = [e for e in os.listdir(runtime) if e not in ("names", ".lock")]
+        if left:
+            log("FAIL: held sandboxes left in %s after every case: %s" % (runtime, left))
+            return 1
         return 1 if counts["FAIL"] else 0
     finally:
         if args.keep:
             log("kept %s" % work)
         else:
             shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 # -- issue 8 (red-team review of egress), items 6-10 -------------------------
@@ -2311,6 +2444,8 @@ def main():
     ap.add_argument("--ward", required=True, help="the ward binary")
     ap.add_argument("--as-user", help="(as root) run the suite as this user, like scripts/as-test-user.sh")
     ap.add_argument("--only", help="comma-separated case names")
+    ap.add_argument("--via", choices=("run", "exec"), default="run",
+                    help="run each probe with `ward run` (default) or in a held sandbox with `ward exec`")
     ap.add_argument("--list", action="store_true", help="list the cases")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--verbose", action="store_true", help="print every run")
