@@ -486,10 +486,90 @@ def test_a_stopped_start_does_not_freeze_the_sandbox():
         cleanup("t-stopper")
 
 
+def _pty_exec(name, script, rows, cols):
+    """`ward exec --pty NAME -- sh -c SCRIPT` on a terminal of the test's
+    own (ROWS x COLS), ward its session leader with it as controlling
+    terminal, as in an interactive shell. Returns (process, master fd)."""
+    import fcntl
+    import pty
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def session():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    p = subprocess.Popen([WARD, "exec", "--pty", name, "--", "sh", "-c", script], cwd=WS,
+                         env=dict(os.environ, WARD_RUNTIME_DIR=RT), stdin=slave, stdout=slave, stderr=slave,
+                         preexec_fn=session)
+    os.close(slave)
+    return p, master
+
+
+def _read_until(master, token, seconds=10):
+    import select
+    got = b""
+    end = time.monotonic() + seconds
+    while token.encode() not in got and time.monotonic() < end:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every slave end closed
+                break
+            if not chunk:
+                break
+            got += chunk
+    return got.decode(errors="replace")
+
+
+def test_exec_pty():
+    # `ward exec --pty`: the command gets a terminal of the sandbox's own
+    # devpts, sized as the caller's; a resize of the caller's terminal
+    # reaches it as SIGWINCH with the new size; ^C typed on the caller's
+    # terminal interrupts it (SIGINT, 130); its exit status is ward's.
+    # Control: without --pty the same command has no terminal.
+    import fcntl
+    import termios
+    provision("t-pty")
+    try:
+        check(ward("start", "t-pty")[0] == 0, "start")
+        p, master = _pty_exec("t-pty", "tty; stty size; trap 'stty size; exit 7' WINCH; echo READY; "
+                              "i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; exit 3", 30, 100)
+        try:
+            out = _read_until(master, "READY")
+            check("/dev/pts/" in out and "30 100" in out, "a terminal of its own, the caller's size", out)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 41, 123, 0, 0))
+            out = _read_until(master, "41 123")
+            check("41 123" in out, "the new size reached it (SIGWINCH)", out)
+            check(p.wait(timeout=10) == 7, "its trap's exit status is ward's", p.returncode)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(master)
+        p, master = _pty_exec("t-pty", "echo READY; sleep 30; echo NOT-INTERRUPTED", 24, 80)
+        try:
+            check("READY" in _read_until(master, "READY"), "started")
+            time.sleep(0.2)
+            os.write(master, b"\x03")
+            check(p.wait(timeout=10) == 130, "^C interrupts it: SIGINT, 128+2", p.returncode)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(master)
+        code, out, err = ward("exec", "t-pty", "--", "sh", "-c", "tty; echo rc=$?")
+        check("not a tty" in out and "rc=1" in out, "control: without --pty, no terminal", (code, out, err))
+    finally:
+        cleanup("t-pty")
+
+
 CASES = [test_runtime_dir_never_in_view, test_planted_link_in_state_not_followed, test_transitions, test_bad_input_leaves_nothing, test_state_persists_and_exit_statuses,
          test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
          test_supervisor_kill_leaves_nothing, test_stop_ends_every_process, test_runtime_dir_under_tmp_with_nothing_else_there,
-         test_large_concurrent_requests_all_served, test_a_stopped_start_does_not_freeze_the_sandbox]
+         test_large_concurrent_requests_all_served, test_a_stopped_start_does_not_freeze_the_sandbox, test_exec_pty]
 
 
 def main():
