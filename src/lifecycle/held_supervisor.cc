@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -62,15 +63,39 @@ void SendRecord(int fd, uint32_t type, uint32_t step, int32_t err, int64_t value
 // user namespace as this supervisor. A sandbox's processes live in user
 // namespaces of their own (their uid may map to the owner's), so none is
 // served, whatever path it found to the socket.
+// Not in Debian 12's headers (linux 6.1): asm-generic/socket.h and
+// linux/pidfd.h of Linux 6.5 and 6.11.
+constexpr int kSoPeerPidfd = 77;
+constexpr unsigned long kPidfdGetUserNamespace = _IO(0xFF, 9);
+
 bool PeerIsOwner(int fd, const struct stat& mine) {
   ucred cr{};
   socklen_t len = sizeof cr;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || cr.uid != geteuid() || cr.pid <= 0) return false;
-  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, cr.pid, 0)));
+  // The process that connected, as a pidfd the kernel took at connect()
+  // (Linux 6.5): no pid number in between that another process could reuse.
+  int peer = -1;
+  len = sizeof peer;
+  UniqueFd pidfd;
+  if (getsockopt(fd, SOL_SOCKET, kSoPeerPidfd, &peer, &len) == 0) {
+    pidfd.Reset(peer);
+  } else if (errno == ENOPROTOOPT) {
+    // Older kernels: a pidfd of the pid now, checked below to be alive
+    // after its namespace was read (a reused number is refused if the
+    // connecting process had exited before pidfd_open).
+    pidfd.Reset(static_cast<int>(syscall(SYS_pidfd_open, cr.pid, 0)));
+  }
   if (!pidfd.valid()) return false;
   struct stat theirs;
-  if (stat(("/proc/" + std::to_string(cr.pid) + "/ns/user").c_str(), &theirs) != 0) return false;
-  // The pid still names the process that connected (not a reused number).
+  UniqueFd userns(ioctl(pidfd.get(), kPidfdGetUserNamespace, 0));  // Linux 6.11
+  if (userns.valid()) {
+    if (fstat(userns.get(), &theirs) != 0) return false;
+  } else if (errno == ENOTTY || errno == EINVAL) {
+    if (stat(("/proc/" + std::to_string(cr.pid) + "/ns/user").c_str(), &theirs) != 0) return false;
+  } else {
+    return false;  // e.g. EPERM: a process this one may not inspect is not the owner
+  }
+  // Still alive: the namespace read is the connecting process's.
   pollfd pf{pidfd.get(), POLLIN, 0};
   if (poll(&pf, 1, 0) != 0) return false;
   return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;

@@ -293,6 +293,35 @@ def test_other_user_cannot_control():
         cleanup("t-owner")
 
 
+def test_owner_uid_in_another_user_namespace_not_served():
+    # The owner's uid in a user namespace of its own (as every sandbox has:
+    # SO_PEERCRED maps it back to the owner's uid) is not the owner: the
+    # supervisor compares the connecting process's user namespace, taken
+    # from the pidfd the kernel recorded at connect() (SO_PEERPIDFD).
+    # Control: the same client outside the namespace is served.
+    if subprocess.run(["unshare", "--user", "--map-current-user", "true"], capture_output=True).returncode != 0:
+        print("  (skipped: unshare --user is not available here)")
+        return
+    sid = provision("t-userns")
+    try:
+        check(ward("start", "t-userns")[0] == 0, "start")
+        ctl = os.path.join(RT, sid, "ctl")
+        client = ("import socket,struct,sys\n"
+                  "s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET); s.connect(sys.argv[1]); s.settimeout(5)\n"
+                  "s.send(struct.pack('<IIiIII3I3II',11,0,0,0,0,0,0,0,0,0,0,0,0))\n"
+                  "try:\n d=s.recv(4096)\nexcept (ConnectionResetError, BrokenPipeError):\n d=b''\n"
+                  "print('SERVED' if d else 'UNANSWERED')\n")
+        p = subprocess.run(["unshare", "--user", "--map-current-user", sys.executable, "-c", client, ctl],
+                           capture_output=True, timeout=20)
+        out = p.stdout.decode()
+        check("UNANSWERED" in out, "the owner's uid from another user namespace is not served", (out, p.stderr))
+        p = subprocess.run([sys.executable, "-c", client, ctl], capture_output=True, timeout=20)
+        check("SERVED" in p.stdout.decode(), "control: the same client in the owner's namespace is served",
+              (p.stdout, p.stderr))
+    finally:
+        cleanup("t-userns")
+
+
 def pids_with(marker):
     out = subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout.decode().split()
     return [p for p in out if int(p) != os.getpid()]
@@ -569,7 +598,8 @@ def test_exec_pty():
 CASES = [test_runtime_dir_never_in_view, test_planted_link_in_state_not_followed, test_transitions, test_bad_input_leaves_nothing, test_state_persists_and_exit_statuses,
          test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
          test_supervisor_kill_leaves_nothing, test_stop_ends_every_process, test_runtime_dir_under_tmp_with_nothing_else_there,
-         test_large_concurrent_requests_all_served, test_a_stopped_start_does_not_freeze_the_sandbox, test_exec_pty]
+         test_large_concurrent_requests_all_served, test_a_stopped_start_does_not_freeze_the_sandbox, test_exec_pty,
+         test_owner_uid_in_another_user_namespace_not_served]
 
 
 def main():
