@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config ccache g++ clang libclang-rt-14-dev
-  libseccomp-dev libmd-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libseccomp-dev libmd-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   bubblewrap python3 python3-jsonschema util-linux passwd procps
   nftables iproute2 curl netcat-openbsd openssl bind9-dnsutils
   git tmux nodejs python3-venv default-jre-headless

@@ -27,6 +27,8 @@ Action AddExec(CLI::App& app);
 Action AddStop(CLI::App& app);
 Action AddDeprovision(CLI::App& app);
 Action AddLs(CLI::App& app);
+// The audit trail (audit_cmd.cc).
+Action AddAudit(CLI::App& app);
 
 // Every subcommand, in the order `ward --help` lists them.
 struct Subcommand {
@@ -36,7 +38,7 @@ struct Subcommand {
 inline constexpr Subcommand kSubcommands[] = {
     {"run", AddRun},     {"policy", AddPolicy}, {"doctor", AddDoctor},           {"provision", AddProvision},
     {"start", AddStart}, {"exec", AddExec},     {"stop", AddStop},               {"deprovision", AddDeprovision},
-    {"ls", AddLs},
+    {"ls", AddLs},       {"audit", AddAudit},
 };
 
 // --read, --write, --deny, --allow-net, --env, --cwd, --memory, --timeout:

@@ -1,0 +1,293 @@
+#include "audit/store.h"
+
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "base/errors.h"
+
+namespace ward::audit {
+
+namespace {
+
+// How long a writer waits for another ward's transaction (ctest -j, agents
+// in parallel) before the append fails.
+constexpr int kBusyTimeoutMs = 10000;
+
+Error DbError(const std::string& path, sqlite3* db, const std::string& what) {
+  return Error::Setup("audit store \"" + path + "\": " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+// One prepared statement, finalized on every path.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return s_; }
+  void Text(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
+  void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  std::string Column(int i) {
+    const unsigned char* t = sqlite3_column_text(s_, i);
+    return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(sqlite3_column_bytes(s_, i))) : "";
+  }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+Result<void> Exec(sqlite3* db, const std::string& path, const char* sql) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    std::string m = msg ? msg : sqlite3_errmsg(db);
+    sqlite3_free(msg);
+    return Error::Setup("audit store \"" + path + "\": " + m);
+  }
+  return {};
+}
+
+// The directory of `path`, made 0700 with its parents if missing.
+Result<void> MakeParents(const std::string& path) {
+  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
+    const std::string dir = path.substr(0, at);
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return SysError("mkdir", dir);
+  }
+  return {};
+}
+
+const char* const kSchema = R"sql(
+CREATE TABLE agents(name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, created_ns INTEGER NOT NULL);
+CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, agent TEXT NOT NULL,
+  agent_id TEXT NOT NULL, sandbox TEXT NOT NULL, kind TEXT NOT NULL, decision TEXT NOT NULL,
+  summary TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX events_agent ON events(agent, time_ns);
+CREATE INDEX events_sandbox ON events(sandbox, seq);
+CREATE INDEX events_time ON events(time_ns);
+PRAGMA user_version = 1;
+)sql";
+
+}  // namespace
+
+void Store::Close::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+
+Result<Store> Store::Open(const std::string& path) {
+  if (path.empty() || path[0] != '/') return Error::Setup("audit store \"" + path + "\": not an absolute path");
+  WARD_TRY(MakeParents(path));
+  Store s;
+  s.path_ = path;
+  WARD_TRY(s.Init(true));
+  return s;
+}
+
+Result<Store> Store::OpenExisting(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return SysError("stat", path + "\" (the audit store");
+  Store s;
+  s.path_ = path;
+  WARD_TRY(s.Init(false));
+  return s;
+}
+
+Result<void> Store::Init(bool create) {
+  sqlite3* raw = nullptr;
+  const int flags = (create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE) |
+                    SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
+  int rc = sqlite3_open_v2(path_.c_str(), &raw, flags, nullptr);
+  db_.reset(raw);
+  if (rc != SQLITE_OK) return DbError(path_, raw, "open");
+  sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+  // The last connection's close would checkpoint (an fsync) on every ward
+  // command; checkpoints happen as the WAL grows instead.
+  sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  WARD_TRY(Exec(db_.get(), path_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"));
+  // The schema: made by the first writer, under a write lock, once.
+  int version = 0;
+  {
+    Stmt v(db_.get(), "PRAGMA user_version");
+    if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return DbError(path_, db_.get(), "read the schema version");
+    version = sqlite3_column_int(v.get(), 0);
+  }
+  if (version == kSchemaVersion) return {};
+  if (version > kSchemaVersion) {
+    return Error::Setup("audit store \"" + path_ + "\": schema version " + std::to_string(version) +
+                        " is a newer ward's (this one reads " + std::to_string(kSchemaVersion) + ")");
+  }
+  WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
+  Stmt v(db_.get(), "PRAGMA user_version");
+  if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) {
+    (void)Exec(db_.get(), path_, "ROLLBACK");
+    return DbError(path_, db_.get(), "read the schema version");
+  }
+  if (sqlite3_column_int(v.get(), 0) == 0) {
+    if (auto made = Exec(db_.get(), path_, kSchema); !made) {
+      (void)Exec(db_.get(), path_, "ROLLBACK");
+      return made.error();
+    }
+  }
+  return Exec(db_.get(), path_, "COMMIT");
+}
+
+Result<std::string> Store::AgentId(const std::string& agent) {
+  {
+    Stmt q(db_.get(), "SELECT id FROM agents WHERE name = ?1");
+    if (!q.ok()) return DbError(path_, db_.get(), "look up agent");
+    q.Text(1, agent);
+    int rc = sqlite3_step(q.get());
+    if (rc == SQLITE_ROW) return q.Column(0);
+    if (rc != SQLITE_DONE) return DbError(path_, db_.get(), "look up agent");
+  }
+  unsigned char raw[8];
+  if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) return SysError("getrandom", "agent id");
+  char id[17];
+  for (size_t i = 0; i < sizeof raw; ++i) std::snprintf(id + 2 * i, 3, "%02x", raw[i]);
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  // Two first runs at once: one insert wins, both read its id.
+  Stmt ins(db_.get(), "INSERT INTO agents(name, id, created_ns) VALUES(?1, ?2, ?3) ON CONFLICT(name) DO NOTHING");
+  if (!ins.ok()) return DbError(path_, db_.get(), "record agent");
+  ins.Text(1, agent);
+  ins.Text(2, id);
+  ins.Int(3, static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+  if (sqlite3_step(ins.get()) != SQLITE_DONE) return DbError(path_, db_.get(), "record agent");
+  Stmt q(db_.get(), "SELECT id FROM agents WHERE name = ?1");
+  q.Text(1, agent);
+  if (!q.ok() || sqlite3_step(q.get()) != SQLITE_ROW) return DbError(path_, db_.get(), "look up agent");
+  return q.Column(0);
+}
+
+Result<void> Store::Append(std::vector<Event>& events) {
+  if (events.empty()) return {};
+  WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
+  auto fail = [&](const std::string& what) {
+    Error e = DbError(path_, db_.get(), what);
+    (void)Exec(db_.get(), path_, "ROLLBACK");
+    return e;
+  };
+  {
+    Stmt ins(db_.get(),
+             "INSERT INTO events(time_ns, agent, agent_id, sandbox, kind, decision, summary, detail) "
+             "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!ins.ok()) return fail("prepare append");
+    for (Event& e : events) {
+      sqlite3_reset(ins.get());
+      ins.Int(1, e.time_ns);
+      ins.Text(2, e.agent);
+      ins.Text(3, e.agent_id);
+      ins.Text(4, e.sandbox);
+      ins.Text(5, e.kind);
+      ins.Text(6, e.decision);
+      ins.Text(7, e.summary);
+      // Invalid UTF-8 from the sandbox is replaced, never a reason to lose the event.
+      ins.Text(8, e.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      if (sqlite3_step(ins.get()) != SQLITE_DONE) return fail("append");
+      e.seq = sqlite3_last_insert_rowid(db_.get());
+    }
+  }
+  if (sqlite3_exec(db_.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
+  return {};
+}
+
+Result<std::vector<Event>> Store::Find(const Query& q) {
+  // Every filter is a bound parameter; an empty one matches everything.
+  std::string sql =
+      "SELECT seq, time_ns, agent, agent_id, sandbox, kind, decision, summary, detail FROM events "
+      "WHERE (?1 = '' OR agent = ?1) AND (?2 = '' OR sandbox = ?2) AND (?3 = '' OR kind = ?3) "
+      "AND (?4 = '' OR decision = ?4) AND (?5 = 0 OR time_ns >= ?5) AND (?6 = 0 OR time_ns < ?6) AND seq > ?7";
+  sql += q.limit > 0 ? " ORDER BY seq DESC LIMIT ?8" : " ORDER BY seq";
+  Stmt s(db_.get(), sql.c_str());
+  if (!s.ok()) return DbError(path_, db_.get(), "query");
+  s.Text(1, q.agent);
+  s.Text(2, q.sandbox);
+  s.Text(3, q.kind);
+  s.Text(4, q.decision);
+  s.Int(5, q.since_ns);
+  s.Int(6, q.until_ns);
+  s.Int(7, q.after_seq);
+  if (q.limit > 0) s.Int(8, q.limit);
+  std::vector<Event> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    Event e;
+    e.seq = sqlite3_column_int64(s.get(), 0);
+    e.time_ns = sqlite3_column_int64(s.get(), 1);
+    e.agent = s.Column(2);
+    e.agent_id = s.Column(3);
+    e.sandbox = s.Column(4);
+    e.kind = s.Column(5);
+    e.decision = s.Column(6);
+    e.summary = s.Column(7);
+    e.detail = nlohmann::json::parse(s.Column(8), nullptr, false);
+    if (e.detail.is_discarded()) e.detail = {{"damaged", true}};
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return DbError(path_, db_.get(), "query");
+  if (q.limit > 0) std::reverse(out.begin(), out.end());
+  return out;
+}
+
+Result<std::string> DefaultPath() {
+  if (const char* p = std::getenv("WARD_AUDIT_DB"); p && *p) return std::string(p);
+  if (geteuid() == 0) return std::string("/var/lib/ward/audit.db");
+  if (const char* s = std::getenv("XDG_STATE_HOME"); s && s[0] == '/') return std::string(s) + "/ward/audit.db";
+  if (const char* h = std::getenv("HOME"); h && h[0] == '/') return std::string(h) + "/.local/state/ward/audit.db";
+  return Error::Setup("no audit store: set WARD_AUDIT_DB, XDG_STATE_HOME or HOME");
+}
+
+std::string EscapeForTerminal(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [&](unsigned char c) {
+    char b[5];
+    std::snprintf(b, sizeof b, "\\x%02x", c);
+    out += b;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\\') {
+      out += "\\\\";
+      ++i;
+    } else if (c < 0x20 || c == 0x7f) {
+      hex(c);
+      ++i;
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+    } else {
+      // A well-formed UTF-8 sequence passes; anything else byte by byte.
+      size_t n = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+      bool ok = n > 0 && i + n <= s.size() && c >= 0xc2 && c <= 0xf4;
+      for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+      // C1 controls (U+0080..U+009F) act on some terminals.
+      if (ok && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) ok = false;
+      if (ok) {
+        out.append(s, i, n);
+        i += n;
+      } else {
+        hex(c);
+        ++i;
+      }
+    }
+  }
+  return out;
+}
+
+std::string FormatTime(int64_t time_ns) {
+  const time_t secs = static_cast<time_t>(time_ns / 1000000000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char b[96];
+  std::snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
+                t.tm_min, t.tm_sec, static_cast<int>((time_ns / 1000000) % 1000));
+  return b;
+}
+
+}  // namespace ward::audit

@@ -1,0 +1,93 @@
+// The audit trail: an append-only SQLite database (WAL mode) of what each
+// sandbox did and was refused, attributed to an agent.
+//
+//   meta       PRAGMA user_version: the schema's version (kSchemaVersion)
+//   agents     name -> a stable id, made at the agent's first run
+//   events     seq (ascending, never reused), time, agent, agent id, sandbox id,
+//              kind, decision ("allow", "deny" or ""), a one-line summary and
+//              the kind's fields as JSON
+//
+// Durability: each Append is one transaction. Once it returns, the events
+// survive kill -9 of ward and of the workload (the WAL is in the page
+// cache; synchronous=NORMAL), not a power loss before the next checkpoint.
+// A torn write at the WAL's tail fails its checksum and is ignored when
+// the database is next opened: the events before it are read, the reader
+// never sees a part of one.
+//
+// Everything in an event that came from the sandbox (argv, paths, names)
+// is untrusted: it is stored as given, bound as a parameter (never spliced
+// into SQL), and escaped by whoever prints it (EscapeForTerminal).
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ward/result.h"
+
+namespace ward::audit {
+
+inline constexpr int kSchemaVersion = 1;
+
+struct Event {
+  int64_t seq = 0;      // the store's, set by Append
+  int64_t time_ns = 0;  // CLOCK_REALTIME
+  std::string agent, agent_id, sandbox;
+  std::string kind;      // "start", "exit", "egress", "limit"
+  std::string decision;  // "allow", "deny", or "" where nothing was decided
+  std::string summary;   // one line
+  nlohmann::json detail = nlohmann::json::object();
+};
+
+struct Query {
+  std::string agent, sandbox, kind, decision;  // "" matches any
+  int64_t since_ns = 0, until_ns = 0;          // 0: unbounded
+  int64_t after_seq = 0;                       // only events with a greater seq
+  int64_t limit = 0;                           // 0: all; else the newest `limit`, oldest first
+};
+
+class Store {
+ public:
+  // Opens the store at `path`, made (with its directory, 0700) if missing.
+  // An error names the path and why: a file that is not a database, a
+  // schema of a newer ward, a directory that cannot be made.
+  static Result<Store> Open(const std::string& path);
+  // Opens an existing store for reading only (an error if it is missing).
+  static Result<Store> OpenExisting(const std::string& path);
+
+  // The agent's stable id, made (16 random hex digits) at its first use.
+  Result<std::string> AgentId(const std::string& agent);
+  // Appends `events` in one transaction and sets their seq.
+  Result<void> Append(std::vector<Event>& events);
+  // The events `q` matches, oldest first.
+  Result<std::vector<Event>> Find(const Query& q);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Close {
+    void operator()(sqlite3* db) const;
+  };
+  Result<void> Init(bool create);
+  std::string path_;
+  std::unique_ptr<sqlite3, Close> db_;
+};
+
+// WARD_AUDIT_DB if set; else /var/lib/ward/audit.db for root;
+// $XDG_STATE_HOME/ward/audit.db or $HOME/.local/state/ward/audit.db for
+// others. An error if none can be named.
+Result<std::string> DefaultPath();
+
+// `s` with every byte that could act on a terminal or break a line-based
+// reader (controls, DEL, invalid UTF-8) written as \xNN, and backslash as \\.
+std::string EscapeForTerminal(const std::string& s);
+
+// "2026-12-04T03:19:45.123Z"
+std::string FormatTime(int64_t time_ns);
+
+}  // namespace ward::audit

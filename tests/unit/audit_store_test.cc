@@ -1,0 +1,242 @@
+// The audit store: filters, stable agent ids, crash survival, a torn WAL
+// tail, damaged and newer stores, untrusted fields.
+#include "audit/store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace ward::audit {
+namespace {
+
+class AuditStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ward-audit-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/state/ward/audit.db";
+  }
+  void TearDown() override { ASSERT_EQ(std::system(("rm -rf '" + dir_ + "'").c_str()), 0); }
+
+  static Event Make(const std::string& agent, const std::string& sandbox, const std::string& kind,
+                    const std::string& decision, int64_t t) {
+    Event e;
+    e.time_ns = t;
+    e.agent = agent;
+    e.agent_id = "id-" + agent;
+    e.sandbox = sandbox;
+    e.kind = kind;
+    e.decision = decision;
+    e.summary = kind + " of " + sandbox;
+    e.detail = {{"n", t}};
+    return e;
+  }
+
+  size_t Count(Store& s, Query q = {}) {
+    auto found = s.Find(q);
+    EXPECT_TRUE(found) << (found ? "" : found.error().message);
+    return found ? found->size() : 0;
+  }
+
+  std::string dir_, path_;
+};
+
+TEST_F(AuditStore, MadeWithItsDirectoryPrivate) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  struct stat st;
+  ASSERT_EQ(stat((dir_ + "/state/ward").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_EQ(Count(*s), 0u);
+}
+
+TEST_F(AuditStore, FiltersByAgentSandboxKindDecisionAndTime) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  std::vector<Event> ev = {Make("a", "s1", "start", "", 100), Make("a", "s1", "egress", "deny", 200),
+                           Make("a", "s1", "egress", "allow", 300), Make("b", "s2", "start", "", 400),
+                           Make("b", "s2", "exit", "", 500)};
+  ASSERT_TRUE(s->Append(ev));
+  EXPECT_EQ(ev[0].seq + 4, ev[4].seq);
+  EXPECT_EQ(Count(*s), 5u);
+  EXPECT_EQ(Count(*s, {.agent = "a"}), 3u);
+  EXPECT_EQ(Count(*s, {.sandbox = "s2"}), 2u);
+  EXPECT_EQ(Count(*s, {.kind = "egress"}), 2u);
+  EXPECT_EQ(Count(*s, {.decision = "deny"}), 1u);
+  EXPECT_EQ(Count(*s, {.agent = "b", .kind = "start"}), 1u);
+  EXPECT_EQ(Count(*s, {.agent = "nobody"}), 0u);
+  EXPECT_EQ(Count(*s, {.since_ns = 200, .until_ns = 400}), 2u);
+  EXPECT_EQ(Count(*s, {.after_seq = ev[2].seq}), 2u);
+  auto newest = s->Find({.limit = 2});
+  ASSERT_TRUE(newest);
+  ASSERT_EQ(newest->size(), 2u);
+  EXPECT_EQ((*newest)[0].kind, "start");  // oldest first
+  EXPECT_EQ((*newest)[1].kind, "exit");
+  EXPECT_EQ((*newest)[1].detail.value("n", 0), 500);
+}
+
+TEST_F(AuditStore, AgentIdsAreStableAndDistinct) {
+  std::string a1, b1;
+  {
+    auto s = Store::Open(path_);
+    ASSERT_TRUE(s) << s.error().message;
+    auto a = s->AgentId("code-reviewer");
+    auto b = s->AgentId("other");
+    ASSERT_TRUE(a && b);
+    a1 = *a;
+    b1 = *b;
+  }
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  auto a = s->AgentId("code-reviewer");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(*a, a1);
+  EXPECT_NE(a1, b1);
+  EXPECT_EQ(a1.size(), 16u);
+}
+
+// What Append reported as written is there after kill -9 of the writer.
+TEST_F(AuditStore, EventsSurviveKillOfTheWriter) {
+  ASSERT_TRUE(Store::Open(path_));
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(p[0]);
+    auto s = Store::Open(path_);
+    if (!s) _exit(1);
+    for (int i = 1;; ++i) {
+      std::vector<Event> one = {Make("w", "s", "egress", "deny", i)};
+      if (!s->Append(one)) _exit(2);
+      if (write(p[1], "x", 1) != 1) _exit(3);  // reported as written
+    }
+  }
+  close(p[1]);
+  char buf[64];
+  size_t acked = 0;
+  while (acked < 200) {
+    ssize_t n = read(p[0], buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    acked += static_cast<size_t>(n);
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  close(p[0]);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_GE(Count(*s, {.agent = "w"}), acked);
+}
+
+// A write torn at the WAL's end: the transactions before it are read, the
+// reader does not fail, and the store takes new events.
+TEST_F(AuditStore, TornWalTailIsSkipped) {
+  {
+    auto s = Store::Open(path_);
+    ASSERT_TRUE(s) << s.error().message;
+    for (int i = 1; i <= 10; ++i) {
+      std::vector<Event> one = {Make("t", "s", "start", "", i)};
+      ASSERT_TRUE(s->Append(one));
+    }
+  }
+  const std::string wal = path_ + "-wal";
+  struct stat st;
+  ASSERT_EQ(stat(wal.c_str(), &st), 0) << "the WAL is kept after close";
+  ASSERT_GT(st.st_size, 1000);
+  ASSERT_EQ(truncate(wal.c_str(), st.st_size - 100), 0);
+  int fd = open(wal.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "garbage after a torn frame", 26), 26);
+  close(fd);
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  auto found = s->Find({});
+  ASSERT_TRUE(found) << found.error().message;
+  ASSERT_GE(found->size(), 9u);
+  ASSERT_LE(found->size(), 10u);
+  for (size_t i = 0; i < found->size(); ++i) EXPECT_EQ((*found)[i].detail.value("n", 0), static_cast<int>(i + 1));
+  std::vector<Event> more = {Make("t", "s", "exit", "", 11)};
+  ASSERT_TRUE(s->Append(more)) << "the store takes new events after recovery";
+  EXPECT_EQ(Count(*s, {.kind = "exit"}), 1u);
+}
+
+TEST_F(AuditStore, NotADatabaseIsAnErrorNamingIt) {
+  ASSERT_TRUE(Store::Open(path_));
+  for (const char* f : {"", "-wal", "-shm"}) unlink((path_ + f).c_str());
+  int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  std::string junk(8192, 'j');
+  ASSERT_EQ(write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+  close(fd);
+  auto s = Store::Open(path_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find(path_), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("not a database"), std::string::npos) << s.error().message;
+}
+
+TEST_F(AuditStore, NewerSchemaIsRefused) {
+  {
+    auto s = Store::Open(path_);
+    ASSERT_TRUE(s);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::Open(path_);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("newer ward"), std::string::npos) << s.error().message;
+}
+
+TEST_F(AuditStore, OpenExistingDoesNotCreate) {
+  auto s = Store::OpenExisting(path_);
+  ASSERT_FALSE(s);
+  struct stat st;
+  EXPECT_NE(stat(path_.c_str(), &st), 0);
+}
+
+// Fields from the sandbox are data: they neither change the query nor add
+// events, and they come back byte for byte.
+TEST_F(AuditStore, HostileFieldsAreStoredAsData) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s);
+  const std::string evil = "x'); DELETE FROM events; --\n\x1b[2Jforged\tline\xff";
+  Event e = Make(evil, evil, "start", "", 1);
+  e.summary = evil;
+  e.detail = {{"argv", {evil}}};
+  std::vector<Event> one = {e};
+  ASSERT_TRUE(s->Append(one));
+  std::vector<Event> two = {Make("a", "s", "exit", "", 2)};
+  ASSERT_TRUE(s->Append(two));
+  auto found = s->Find({.agent = evil});
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].summary, evil);
+  EXPECT_EQ(Count(*s), 2u);
+}
+
+TEST(EscapeForTerminal, ControlsAndInvalidBytesAreShown) {
+  EXPECT_EQ(EscapeForTerminal("plain text"), "plain text");
+  EXPECT_EQ(EscapeForTerminal("a\x1b[2Jb\n"), "a\\x1b[2Jb\\x0a");
+  EXPECT_EQ(EscapeForTerminal("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(EscapeForTerminal("caf\xc3\xa9"), "caf\xc3\xa9");        // UTF-8 passes
+  EXPECT_EQ(EscapeForTerminal("\xff\xfe"), "\\xff\\xfe");            // invalid bytes
+  EXPECT_EQ(EscapeForTerminal("\xc2\x9b" "1m"), "\\xc2\\x9b1m");     // C1 CSI
+  EXPECT_EQ(EscapeForTerminal("\xe2\x82"), "\\xe2\\x82");            // truncated sequence
+  EXPECT_EQ(EscapeForTerminal(std::string("nul\0x", 5)), "nul\\x00x");
+}
+
+TEST(FormatTime, Utc) { EXPECT_EQ(FormatTime(1796353074910000000LL), "2026-12-04T02:57:54.910Z"); }
+
+}  // namespace
+}  // namespace ward::audit

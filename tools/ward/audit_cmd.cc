@@ -1,0 +1,150 @@
+// ward audit: what agents ran, touched and were refused, from the audit store.
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "audit/store.h"
+#include "commands.h"
+
+namespace ward::cli {
+
+namespace {
+
+struct AuditArgs {
+  std::string agent, sandbox, kind, since, until, db;
+  bool denied = false, allowed = false, json = false, follow = false;
+  int64_t limit = 0;
+};
+
+int64_t NowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME, &t);
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// "90s", "30m", "1h", "2d" before now, or an RFC 3339 time in UTC
+// ("2026-12-04T03:00:00Z"). nullopt if it is neither.
+std::optional<int64_t> ParseWhen(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(s.c_str(), &end, 10);
+  if (errno == 0 && end != s.c_str() && n >= 0 && end[0] != 0 && end[1] == 0) {
+    const int64_t unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 : 0;
+    if (unit && n < 100LL * 365 * 86400 / unit) return NowNs() - static_cast<int64_t>(n) * unit * 1000000000;
+  }
+  tm t{};
+  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &t);
+  if (rest && (std::strcmp(rest, "Z") == 0 || *rest == 0)) return static_cast<int64_t>(timegm(&t)) * 1000000000;
+  return std::nullopt;
+}
+
+nlohmann::json EventJson(const audit::Event& e) {
+  return {{"seq", e.seq},         {"time", audit::FormatTime(e.time_ns)}, {"agent", e.agent},
+          {"agentId", e.agent_id}, {"sandbox", e.sandbox},                 {"kind", e.kind},
+          {"decision", e.decision}, {"summary", e.summary},                {"detail", e.detail}};
+}
+
+std::string Cell(const std::string& s, size_t width) {
+  std::string v = audit::EscapeForTerminal(s);
+  if (v.size() > width) v = v.substr(0, width - 1) + "~";
+  return v;
+}
+
+void Print(const audit::Event& e, bool json) {
+  if (json) {
+    std::printf("%s\n", EventJson(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("%-24s %-16s %-12s %-7s %-8s %s\n", audit::FormatTime(e.time_ns).c_str(), Cell(e.agent, 16).c_str(),
+                Cell(e.sandbox, 12).c_str(), Cell(e.kind, 7).c_str(), Cell(e.decision, 8).c_str(),
+                Cell(e.summary, 200).c_str());
+  }
+}
+
+int DoAudit(const AuditArgs& a) {
+  audit::Query q;
+  q.agent = a.agent;
+  q.sandbox = a.sandbox;
+  q.kind = a.kind;
+  q.decision = a.denied ? "deny" : a.allowed ? "allow" : "";
+  q.limit = a.limit;
+  for (const auto& [text, out, flag] : {std::tuple{a.since, &q.since_ns, "--since"}, {a.until, &q.until_ns, "--until"}}) {
+    if (text.empty()) continue;
+    auto when = ParseWhen(text);
+    if (!when) {
+      std::fprintf(stderr, "ward audit: %s \"%s\": not a duration (90s, 30m, 1h, 2d) or a UTC time (2026-12-04T03:00:00Z)\n",
+                   flag, text.c_str());
+      return kExitUsage;
+    }
+    *out = *when;
+  }
+  std::string path = a.db;
+  if (path.empty()) {
+    auto p = audit::DefaultPath();
+    if (!p) {
+      std::fprintf(stderr, "ward audit: %s\n", p.error().message.c_str());
+      return kExitSetup;
+    }
+    path = *p;
+  }
+  auto store = audit::Store::OpenExisting(path);
+  if (!store) {
+    if (access(path.c_str(), F_OK) != 0 && errno == ENOENT && !a.follow) {
+      std::fprintf(stderr, "ward audit: no audit store at \"%s\" (nothing recorded there yet)\n", path.c_str());
+      return 0;
+    }
+    std::fprintf(stderr, "ward audit: %s\n", store.error().message.c_str());
+    return kExitSetup;
+  }
+  if (!a.json) std::printf("%-24s %-16s %-12s %-7s %-8s %s\n", "TIME", "AGENT", "SANDBOX", "KIND", "DECISION", "SUMMARY");
+  for (;;) {
+    auto found = store->Find(q);
+    if (!found) {
+      std::fprintf(stderr, "ward audit: %s\n", found.error().message.c_str());
+      return kExitSetup;
+    }
+    for (const auto& e : *found) {
+      Print(e, a.json);
+      q.after_seq = e.seq;
+    }
+    if (!a.follow) return 0;
+    // New events as runs write them; the newest `limit` only at first.
+    q.limit = 0;
+    if (std::fflush(stdout) != 0) return 0;  // the reader went away
+    usleep(200 * 1000);
+  }
+}
+
+}  // namespace
+
+Action AddAudit(CLI::App& app) {
+  auto a = std::make_shared<AuditArgs>();
+  auto* cmd = app.add_subcommand("audit", "what agents ran and were refused, from the audit store: ward audit [--agent NAME] [--denied] [--since 1h] [--json] [--follow]");
+  cmd->add_option("--agent", a->agent, "only this agent's events");
+  cmd->add_option("--sandbox", a->sandbox, "only this sandbox's events (its id, as `ward run` sets WARD_SANDBOX_ID)");
+  cmd->add_option("--kind", a->kind, "only events of this kind: start, exit, egress, limit");
+  auto* denied = cmd->add_flag("--denied", a->denied, "only denials");
+  cmd->add_flag("--allowed", a->allowed, "only what was allowed")->excludes(denied);
+  cmd->add_option("--since", a->since, "only events since this: a duration before now (90s, 30m, 1h, 2d) or a UTC time (2026-12-04T03:00:00Z)");
+  cmd->add_option("--until", a->until, "only events before this (same forms as --since)");
+  cmd->add_option("--limit", a->limit, "only the newest N events (still printed oldest first)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", a->json, "one JSON object per line: seq, time, agent, agentId, sandbox, kind, decision, summary, detail");
+  cmd->add_flag("--follow", a->follow, "keep printing new events as runs write them, until interrupted");
+  cmd->add_option("--db", a->db, "the audit store (default: WARD_AUDIT_DB, else /var/lib/ward/audit.db for root, $XDG_STATE_HOME/ward/audit.db or ~/.local/state/ward/audit.db)");
+  cmd->footer(
+      "Every `ward run` records its start (agent, policy digest and policy, command, caller), its egress\n"
+      "decisions, the limits it reached and its exit, attributed to its agent (--agent) and sandbox id.\n"
+      "Fields that come from the sandbox are shown escaped (\\xNN) in the table; --json escapes them as JSON.\n"
+      "Exit status: 0; 122 bad command line; 125 the store cannot be read (it names the file and why).");
+  return [a] { return DoAudit(*a); };
+}
+
+}  // namespace ward::cli
