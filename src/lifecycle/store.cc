@@ -16,6 +16,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "audit/store.h"
 #include "base/errors.h"
 #include "base/file.h"
 
@@ -325,6 +326,13 @@ Result<void> RefuseControlSockets(const LaunchPlan& plan) {
 Policy HideRuntimeDir(const Policy& policy) {
   Policy out = policy;
   if (auto rt = RuntimeDir(/*make=*/false)) out.filesystem.deny.push_back(*rt);
+  // The audit store's directory too: a sandbox whose grants cover it (a
+  // workspace at ~) must not read, forge or erase the trail.
+  if (auto db = audit::DefaultPath()) {
+    const std::string dir = db->substr(0, db->rfind('/'));
+    struct stat st;
+    if (!dir.empty() && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) out.filesystem.deny.push_back(dir);
+  }
   return out;
 }
 

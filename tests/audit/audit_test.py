@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""The audit trail end to end: identity, events of `ward run`, `ward audit`'s
+filters, crash survival, fail-closed, untrusted fields, a store the sandbox
+cannot reach.
+
+Each case asserts the outcome and its reason and has a control where the
+same thing is allowed or present. Runs as whoever calls it (ctest: root, and
+the test user through scripts/as-test-user.sh); every store lives in a
+directory the test makes (WARD_AUDIT_DB).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+WARD = None
+BASE = None
+DB = None
+
+
+def ward(*args, db=None, timeout=60, cwd=None):
+    env = dict(os.environ, WARD_AUDIT_DB=db or DB)
+    p = subprocess.run([WARD, *args], cwd=cwd or BASE, env=env, capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def check(cond, what, out=None):
+    if not cond:
+        raise AssertionError(what + ("" if out is None else "\n--- " + repr(out)[:2000]))
+
+
+def events(*filters, db=None):
+    code, out, err = ward("audit", "--json", *filters, db=db)
+    check(code == 0, "ward audit --json " + " ".join(filters), err)
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def run_env(agent):
+    """One run that prints its identity; (WARD_AGENT, WARD_AGENT_ID, WARD_SANDBOX_ID)."""
+    code, out, err = ward("run", "--agent", agent, "--profile", "minimal", "--cwd", "/", "--",
+                          "sh", "-c", 'echo "$WARD_AGENT $WARD_AGENT_ID $WARD_SANDBOX_ID"')
+    check(code == 0, "run", err)
+    return tuple(out.split())
+
+
+def test_identity_on_every_event():
+    a1 = run_env("reviewer")
+    a2 = run_env("reviewer")
+    b = run_env("builder")
+    check(a1[0] == "reviewer" and len(a1[1]) == 16 and len(a1[2]) == 12, "identity inside the sandbox", a1)
+    check(a1[1] == a2[1], "the agent id is stable for its name", (a1, a2))
+    check(a1[2] != a2[2], "each run has its own sandbox id", (a1, a2))
+    check(b[1] != a1[1], "another agent has another id", (a1, b))
+    ev = events("--sandbox", a1[2])
+    check([e["kind"] for e in ev] == ["start", "exit"], "a run records its start and its exit", ev)
+    check(all(e["agent"] == "reviewer" and e["agentId"] == a1[1] for e in ev), "every event carries the identity", ev)
+    start = ev[0]["detail"]
+    check(start["policyDigest"].startswith("sha256:") and start["argv"][0] == "sh" and start["uid"] == os.getuid()
+          and "filesystem" in start["policy"], "the start names the policy, its digest, the command and the caller", start)
+    check(ev[1]["detail"]["exitStatus"] == 0, "the exit's status", ev[1])
+
+
+def test_filters():
+    sid = run_env("filters")[2]
+    code, _, err = ward("run", "--agent", "filters", "--profile", "minimal", "--cwd", "/", "--", "sh", "-c", "exit 3")
+    check(code == 3, "exit 3", err)
+    ev = events("--agent", "filters")
+    check(len(ev) == 4, "two runs of the agent: four events", ev)
+    check(len(events("--agent", "filters", "--kind", "exit")) == 2, "--kind exit")
+    check(events("--agent", "filters", "--kind", "exit", "--limit", "1")[0]["detail"]["exitStatus"] == 3,
+          "--limit 1: the newest")
+    check(len(events("--sandbox", sid)) == 2, "--sandbox")
+    check(len(events("--agent", "filters", "--since", "1h")) == 4, "--since 1h")
+    check(events("--agent", "filters", "--since", "2099-01-01T00:00:00Z") == [], "--since the future: nothing")
+    check(events("--agent", "filters", "--until", "2000-01-01T00:00:00Z") == [], "--until the past: nothing")
+    check(events("--agent", "filters", "--denied") == [], "no denials in these runs")
+    code, out, err = ward("audit", "--since", "yesterday")
+    check(code == 122 and "--since" in err, "a bad --since is a usage error naming it", (code, err))
+    code, out, err = ward("audit", "--agent", "filters")
+    lines = out.splitlines()
+    check(code == 0 and lines[0].startswith("TIME") and len(lines) == 5, "the table: a header and a line per event", out)
+
+
+def test_egress_decisions_recorded():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    try:
+        probe = ("import socket\n"
+                 "for h, p in (('host.ward.internal', %d), ('192.0.2.1', 80)):\n"
+                 "    s = socket.socket(); s.settimeout(5)\n"
+                 "    try: s.connect((h, p)); print(h, 'connected')\n"
+                 "    except OSError as e: print(h, e.errno)\n" % port)
+        code, out, err = ward("run", "--agent", "net", "--profile", "minimal", "--cwd", "/",
+                              "--allow-net", "host.ward.internal:%d" % port, "--", "python3", "-c", probe)
+        check(code == 0 and "192.0.2.1 111" in out, "192.0.2.1:80 refused (ECONNREFUSED) inside", (out, err))
+    finally:
+        srv.close()
+    denied = events("--agent", "net", "--denied")
+    check(len(denied) == 1 and denied[0]["kind"] == "egress" and denied[0]["detail"]["address"] == "192.0.2.1"
+          and denied[0]["detail"]["port"] == 80 and "no rule allows" in denied[0]["detail"]["reason"],
+          "the denied connection is an egress event with its reason", denied)
+    allowed = events("--agent", "net", "--allowed", "--kind", "egress")
+    check(any(e["detail"].get("port") == port and e["detail"]["rule"] == "host.ward.internal:%d" % port
+              for e in allowed), "control: the allowed connection is recorded with its rule", allowed)
+
+
+def test_limit_recorded():
+    code, out, err = ward("run", "--agent", "hog", "--profile", "minimal", "--cwd", "/", "--memory", "48", "--",
+                          "python3", "-c", "x = bytearray(400 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096])")
+    check(code != 0, "the hog fails", (code, err))
+    lim = events("--agent", "hog", "--kind", "limit")
+    check(len(lim) == 1 and lim[0]["detail"]["limit"] == "memory" and lim[0]["decision"] == "deny",
+          "a memory limit event", (lim, err))
+    code, _, err = ward("run", "--agent", "nohog", "--profile", "minimal", "--cwd", "/", "--memory", "48", "--",
+                        "python3", "-c", "x = bytearray(4 * 1024 * 1024)")
+    check(code == 0 and events("--agent", "nohog", "--kind", "limit") == [], "control: no limit event", err)
+
+
+def test_untrusted_fields_escaped():
+    evil = "ok\x1b[2J\nFORGED 2026-01-01T00:00:00.000Z root start"
+    code, _, err = ward("run", "--agent", "evil", "--profile", "minimal", "--cwd", "/", "--", "sh", "-c", "true", evil)
+    check(code == 0, "run", err)
+    code, out, err = ward("audit", "--agent", "evil")
+    check(code == 0 and "\x1b" not in out and "\\x1b[2J" in out and "\\x0aFORGED" in out,
+          "the table shows control bytes escaped", out)
+    check(len(out.splitlines()) == 3, "no forged line: a header and two events", out)
+    ev = events("--agent", "evil")
+    check(ev[0]["detail"]["argv"][-1] == evil, "--json keeps the argument byte for byte", ev[0]["detail"]["argv"])
+
+
+def test_fails_closed_when_the_store_cannot_be_written():
+    marker = os.path.join(BASE, "ran-marker")
+    bad = "/proc/self/no-such/audit.db"
+    code, _, err = ward("run", "--agent", "x", "--profile", "minimal", "--write", BASE, "--",
+                        "sh", "-c", "touch " + marker, db=bad)
+    check(code == 125 and "audit" in err and bad.rsplit("/", 1)[0] in err, "an unwritable store: 125, naming it", err)
+    check(not os.path.exists(marker), "nothing ran")
+    code, _, err = ward("run", "--agent", "x", "--profile", "minimal", "--write", BASE, "--", "sh", "-c", "touch " + marker)
+    check(code == 0 and os.path.exists(marker), "control: with a writable store it runs", err)
+    junk = os.path.join(BASE, "junk.db")
+    with open(junk, "wb") as f:
+        f.write(b"j" * 8192)
+    code, _, err = ward("audit", db=junk)
+    check(code == 125 and junk in err and "not a database" in err, "a damaged store: 125, naming it", err)
+    code, _, err = ward("run", "--profile", "minimal", "--", "true", db=junk)
+    check(code == 125 and junk in err, "a run with a damaged store fails closed", err)
+
+
+def test_survives_kill_of_ward():
+    env = dict(os.environ, WARD_AUDIT_DB=DB)
+    marker = "sleep 4711.%d" % os.getpid()
+    p = subprocess.Popen([WARD, "run", "--agent", "killed", "--profile", "minimal", "--cwd", "/", "--",
+                          "sh", "-c", marker], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not events("--agent", "killed"):
+        time.sleep(0.1)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    ev = events("--agent", "killed")
+    check([e["kind"] for e in ev] == ["start"], "the start written before the kill is there; no exit", ev)
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout.split()
+    check(not left, "the sandbox died with ward", left)
+    check(run_env("killed")[0] == "killed", "control: the store takes the next run")
+    check(len(events("--agent", "killed")) == 3, "and records it")
+
+
+def test_store_hidden_from_the_sandbox():
+    ws = os.path.join(BASE, "ws")
+    os.makedirs(os.path.join(ws, "other"), exist_ok=True)
+    db = os.path.join(ws, "state", "audit.db")
+    code, out, err = ward("run", "--agent", "nosy", "--profile", "minimal", "--write", ws, "--cwd", ws, "--",
+                          "sh", "-c", "ls state; echo ls=$?; echo x > state/audit.db; echo w=$?; ls other; echo c=$?",
+                          db=db)
+    check(code == 0, "run", err)
+    check("ls=2" in out and "Permission denied" in err and "w=2" in out, "the store's directory: EACCES inside",
+          (out, err))
+    check("c=0" in out, "control: the rest of the grant is seen", out)
+    check(len(events("--agent", "nosy", db=db)) == 2, "and the store holds the run", db)
+
+
+CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
+         test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
+         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox]
+
+
+def main():
+    global WARD, BASE, DB
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ward", required=True)
+    ap.add_argument("--only", action="append")
+    a = ap.parse_args()
+    WARD = os.path.abspath(a.ward)
+    BASE = tempfile.mkdtemp(prefix="ward-audit-")
+    os.chmod(BASE, 0o755)
+    DB = os.path.join(BASE, "store", "audit.db")
+    failed = []
+    try:
+        for case in CASES:
+            if a.only and case.__name__ not in a.only and case.__name__[5:] not in a.only:
+                continue
+            print(f"[ RUN  ] {case.__name__}", flush=True)
+            try:
+                case()
+                print(f"[  OK  ] {case.__name__}", flush=True)
+            except Exception:
+                traceback.print_exc()
+                print(f"[FAILED] {case.__name__}", flush=True)
+                failed.append(case.__name__)
+    finally:
+        shutil.rmtree(BASE, ignore_errors=True)
+    print(f"{len(failed)} failed: {failed}" if failed else "all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+#include "run_audit.h"
+
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "commands.h"
+#include "lifecycle/store.h"
+#include "ward/policy.h"
+
+namespace ward::cli {
+
+namespace {
+
+int64_t NowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME, &t);
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+std::string Joined(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+}  // namespace
+
+audit::Event RunAudit::Base(const std::string& kind) const {
+  audit::Event e;
+  e.time_ns = NowNs();
+  e.agent = agent_;
+  e.agent_id = agent_id_;
+  e.sandbox = sandbox_;
+  e.kind = kind;
+  return e;
+}
+
+Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
+  if (std::string why = lifecycle::CheckName(agent); !why.empty()) {
+    return Error::Usage("--agent \"" + agent + "\": " + why);
+  }
+  auto path = audit::DefaultPath();
+  if (!path) return path.error();
+  auto store = audit::Store::Open(*path);
+  if (!store) return store.error();
+  RunAudit a(std::move(*store));
+  a.agent_ = agent;
+  auto id = a.store_.AgentId(agent);
+  if (!id) return id.error();
+  a.agent_id_ = *id;
+  auto sandbox = lifecycle::NewId();
+  if (!sandbox) return sandbox.error();
+  a.sandbox_ = *sandbox;
+  a.argv_ = req->argv;
+  a.start_ns_ = NowNs();
+  auto& env = req->policy.process.env.set;
+  env["WARD_AGENT"] = a.agent_;
+  env["WARD_AGENT_ID"] = a.agent_id_;
+  env["WARD_SANDBOX_ID"] = a.sandbox_;
+  const std::string policy = PolicyToJson(req->policy);
+  char cwd[4096];
+  audit::Event e = a.Base("start");
+  e.time_ns = a.start_ns_;
+  e.summary = "ward run " + Joined(req->argv);
+  e.detail = {{"policyDigest", "sha256:" + lifecycle::Sha256Hex(policy)},
+              {"policy", nlohmann::json::parse(policy, nullptr, false)},
+              {"argv", req->argv},
+              {"cwd", getcwd(cwd, sizeof cwd) ? cwd : ""},
+              {"uid", getuid()},
+              {"pid", getpid()}};
+  std::vector<audit::Event> one = {std::move(e)};
+  WARD_TRY(a.store_.Append(one));
+  return a;
+}
+
+Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exit_status) {
+  std::vector<audit::Event> events;
+  if (r) {
+    for (const EgressRecord& g : r->egress) {
+      audit::Event e = Base("egress");
+      e.time_ns = start_ns_ + static_cast<int64_t>(g.at_ms * 1e6);
+      e.decision = g.allowed ? "allow" : "deny";
+      std::string where = g.kind == "unix" ? g.path : g.domain;
+      if (!g.address.empty()) where += (where.empty() ? "" : " ") + g.address;
+      if (g.port) where += ":" + std::to_string(g.port);
+      e.summary = g.kind + " " + where + ": " + g.reason;
+      e.detail = {{"kind", g.kind}, {"domain", g.domain}, {"rule", g.rule}, {"reason", g.reason}, {"detail", g.detail}};
+      if (!g.address.empty()) e.detail["address"] = g.address;
+      if (g.port) e.detail["port"] = g.port;
+      if (!g.path.empty()) e.detail["path"] = g.path;
+      events.push_back(std::move(e));
+    }
+    for (const std::string& l : r->limits_hit) {
+      audit::Event e = Base("limit");
+      e.decision = "deny";
+      e.summary = l + " limit reached";
+      e.detail = {{"limit", l}};
+      events.push_back(std::move(e));
+    }
+  }
+  audit::Event e = Base("exit");
+  nlohmann::json status = StatusJson(r, error, exit_status);
+  status.erase("egress");
+  if (error) {
+    e.summary = "ward: " + *error;
+  } else if (r->timed_out) {
+    e.summary = "timed out (exit status " + std::to_string(exit_status) + ")";
+  } else if (r->signal) {
+    e.summary = std::string("killed by ") + sigabbrev_np(r->signal) + " (exit status " + std::to_string(exit_status) + ")";
+  } else {
+    e.summary = "exit status " + std::to_string(exit_status);
+  }
+  e.detail = std::move(status);
+  events.push_back(std::move(e));
+  return store_.Append(events);
+}
+
+}  // namespace ward::cli

@@ -1,0 +1,38 @@
+// What `ward run` records in the audit trail (docs/audit.md): the run's
+// identity, given to the sandbox, its start before anything runs, and its
+// decisions, limits and exit once it ends.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "audit/store.h"
+#include "ward/result.h"
+#include "ward/sandbox.h"
+
+namespace ward::cli {
+
+class RunAudit {
+ public:
+  // Opens the audit store (audit::DefaultPath), takes the agent's stable id
+  // and a new sandbox id, sets WARD_AGENT, WARD_AGENT_ID and
+  // WARD_SANDBOX_ID in the sandbox's environment, and records the start.
+  // Any failure is an error: a run that cannot be recorded does not run.
+  static Result<RunAudit> Begin(const std::string& agent, RunRequest* req);
+
+  // Records how the run ended: each egress decision, each limit reached,
+  // and the exit (`r` null: ward's own error, `error`).
+  Result<void> End(const RunResult* r, const std::string* error, int exit_status);
+
+  const std::string& sandbox() const { return sandbox_; }
+
+ private:
+  audit::Event Base(const std::string& kind) const;
+  audit::Store store_;
+  std::string agent_, agent_id_, sandbox_;
+  int64_t start_ns_ = 0;
+  std::vector<std::string> argv_;
+  RunAudit(audit::Store s) : store_(std::move(s)) {}
+};
+
+}  // namespace ward::cli
