@@ -12,7 +12,7 @@ _ward() {
     fi
   done
   if ((cword == 1)); then
-    COMPREPLY=($(compgen -W "run policy doctor provision start exec stop deprovision ls --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "run policy doctor provision start exec stop deprovision ls audit --help --version" -- "$cur"))
     return
   fi
   case $sub in
@@ -21,9 +21,9 @@ _ward() {
         -p | --policy | --result-file | --workspace | --cwd | --read | --write | --deny) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --profile) COMPREPLY=($(compgen -W "offline-readonly workspace-write minimal" -- "$cur")); return ;;
         --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
-        --timeout | --timeout-ms | --memory | --allow-net | --result-fd | --dns-server) return ;;
+        --timeout | --timeout-ms | --memory | --allow-net | --result-fd | --dns-server | --agent) return ;;
       esac
-      COMPREPLY=($(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms --pty --json --result-fd --result-file --shell --strict --dns-server --" -- "$cur"))
+      COMPREPLY=($(compgen -W "--help --policy --profile --workspace --read --write --deny --allow-net --env --cwd --memory --timeout --timeout-ms --pty --json --result-fd --result-file --shell --strict --dns-server --agent --" -- "$cur"))
       ;;
     policy)
       if ((cword == 2)); then
@@ -62,6 +62,14 @@ _ward() {
       ;;
     ls)
       COMPREPLY=($(compgen -W "--help --json" -- "$cur"))
+      ;;
+    audit)
+      case $prev in
+        --db) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --kind) COMPREPLY=($(compgen -W "start exit egress limit" -- "$cur")); return ;;
+        --agent | --sandbox | --since | --until | --limit) return ;;
+      esac
+      COMPREPLY=($(compgen -W "--help --agent --sandbox --kind --denied --allowed --since --until --limit --json --follow --db" -- "$cur"))
       ;;
   esac
 }

@@ -20,11 +20,12 @@ int main(int argc, char** argv) {
       "  122 bad command line   123 policy invalid or not enforceable   124 timeout\n"
       "  125 sandbox setup failed   126 command not executable   127 command not found\n\n"
       "Held sandboxes: ward provision, start, exec, stop, deprovision, ls (docs/lifecycle.md);\n"
-      "`ward run` is provision + start + exec + deprovision in one step.",
+      "`ward run` is provision + start + exec + deprovision in one step.\n"
+      "Every run is recorded against its agent (--agent) in the audit store: ward audit (docs/audit.md).",
       "ward"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ward 0.1.0");
-  app.footer("Docs: docs/policy.md (policy format), docs/security.md (what is enforced), docs/performance.md.");
+  app.footer("Docs: docs/policy.md (policy format), docs/security.md (what is enforced), docs/audit.md, docs/performance.md.");
   // Only the subcommand argv[1] names is built, when it names one: building
   // every subcommand's options costs each `ward exec` about 0.2 ms
   // (docs/performance.md). `ward --help`, `ward --version` and anything
