@@ -46,7 +46,8 @@ tmp="$man/ward.1.tmp.$$"
   say "[\\fB\\-\\-json\\fR] [\\fB\\-\\-seccomp\\fR]"
   say ".SH DESCRIPTION"
   verbatim "$ward" --help
-  for sub in run policy "policy check" "policy show" "policy profiles" doctor; do
+  for sub in run policy "policy check" "policy show" "policy profiles" doctor provision start exec stop deprovision ls \
+    audit; do
     say ".SH \"WARD $(echo "$sub" | tr a-z A-Z)\""
     # shellcheck disable=SC2086
     verbatim "$ward" $sub --help

@@ -936,8 +936,20 @@ TEST_F(Escape, EnvironmentCleared) {
   while (std::getline(ss, line)) {
     if (line.rfind("ENV ", 0) == 0) env.insert(line.substr(4));
   }
+  // `ward run` adds the run's identity (docs/audit.md); nothing else.
+  std::set<std::string> identity;
+  for (auto it = env.begin(); it != env.end();) {
+    const bool id = it->rfind("WARD_AGENT=", 0) == 0 || it->rfind("WARD_AGENT_ID=", 0) == 0 ||
+                    it->rfind("WARD_SANDBOX_ID=", 0) == 0;
+    if (id) identity.insert(*it);
+    it = id ? env.erase(it) : std::next(it);
+  }
   EXPECT_EQ(env, (std::set<std::string>{"WARD_ESCAPE_INHERITED=inherited-value", "WARD_ESCAPE_SET=set-value"}))
       << o.Describe();
+  if (!g_via_exec) {
+    EXPECT_EQ(identity.size(), 3u) << o.Describe();
+    EXPECT_TRUE(identity.count("WARD_AGENT=default")) << o.Describe();
+  }
   ExpectNoSecret(o);
   // Positive control: the probe prints what it is given.
   Outcome ctl = RunDirect({"env"});
