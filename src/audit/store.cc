@@ -234,12 +234,39 @@ Result<std::vector<Event>> Store::Find(const Query& q) {
   return out;
 }
 
+namespace {
+
+// The home directory /etc/passwd gives `uid`, or "". Read by hand: the
+// static ward binary would need NSS modules (dlopen) for getpwuid.
+std::string HomeOf(uid_t uid) {
+  FILE* f = std::fopen("/etc/passwd", "re");
+  if (!f) return "";
+  std::string home;
+  char line[4096];
+  while (home.empty() && std::fgets(line, sizeof line, f)) {
+    std::string fields[7];
+    size_t n = 0;
+    for (const char* p = line; *p && *p != '\n' && n < 7; ++p) {
+      if (*p == ':') ++n;
+      else if (n < 7) fields[n] += *p;
+    }
+    if (n >= 5 && fields[2] == std::to_string(uid) && fields[5].size() > 1 && fields[5][0] == '/') home = fields[5];
+  }
+  std::fclose(f);
+  return home;
+}
+
+}  // namespace
+
 Result<std::string> DefaultPath() {
   if (const char* p = std::getenv("WARD_AUDIT_DB"); p && *p) return std::string(p);
   if (geteuid() == 0) return std::string("/var/lib/ward/audit.db");
   if (const char* s = std::getenv("XDG_STATE_HOME"); s && s[0] == '/') return std::string(s) + "/ward/audit.db";
   if (const char* h = std::getenv("HOME"); h && h[0] == '/') return std::string(h) + "/.local/state/ward/audit.db";
-  return Error::Setup("no audit store: set WARD_AUDIT_DB, XDG_STATE_HOME or HOME");
+  // No HOME (a cleared environment): the account's home directory.
+  if (std::string home = HomeOf(geteuid()); !home.empty()) return home + "/.local/state/ward/audit.db";
+  return Error::Setup("no audit store: set WARD_AUDIT_DB, XDG_STATE_HOME or HOME (uid " + std::to_string(geteuid()) +
+                      " has no home directory in /etc/passwd)");
 }
 
 std::string EscapeForTerminal(const std::string& s) {
