@@ -35,6 +35,10 @@ struct SandboxInfo {
   int supervisor_pid = 0;
 };
 
+// The sandbox's record as `List` shows it, without asking its supervisor
+// (processes and memory unknown). Errors: kNoSandbox, kRuntimeDir.
+Result<SandboxInfo> Describe(const std::string& ref);
+
 // Checks the policy as `ward run` would (paths, grants) and records the
 // sandbox; nothing runs. Errors: kNameTaken, kPolicy, kRuntimeDir.
 Result<SandboxInfo> Provision(const ProvisionRequest& request);

@@ -118,7 +118,20 @@ Result<Found> Find(const std::string& ref) {
 
 }  // namespace
 
+Result<SandboxInfo> Describe(const std::string& ref) {
+  auto f = Find(ref);
+  if (!f) return f.error();
+  return InfoOf(f->record);
+}
+
 Result<SandboxInfo> Provision(const ProvisionRequest& req) {
+  // The agent names its execs in the audit trail: the same names as
+  // `ward run --agent` takes.
+  if (!req.agent.empty()) {
+    if (std::string why = lifecycle::CheckName(req.agent); !why.empty()) {
+      return Error::Usage("--agent \"" + req.agent + "\": " + why);
+    }
+  }
   auto rt = lifecycle::RuntimeDir();
   if (!rt) return rt.error();
   Policy policy = req.policy;

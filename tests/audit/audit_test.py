@@ -26,7 +26,7 @@ DB = None
 
 
 def ward(*args, db=None, timeout=60, cwd=None):
-    env = dict(os.environ, WARD_AUDIT_DB=db or DB)
+    env = dict(os.environ, WARD_AUDIT_DB=db or DB, WARD_RUNTIME_DIR=os.path.join(BASE, "rt"))
     p = subprocess.run([WARD, *args], cwd=cwd or BASE, env=env, capture_output=True, timeout=timeout)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
@@ -189,9 +189,42 @@ def test_store_hidden_from_the_sandbox():
     check(len(events("--agent", "nosy", db=db)) == 2, "and the store holds the run", db)
 
 
+def test_exec_recorded():
+    # Every `ward exec` into a held sandbox is recorded against the agent it
+    # was provisioned for and the sandbox's id, which the command sees;
+    # its egress decisions too. An unwritable store: the exec does not run.
+    code, out, err = ward("provision", "--profile", "minimal", "--agent", "held-agent", "--name", "held",
+                          "--cwd", "/", "--allow-net", "127.0.0.1:9")
+    check(code == 0, "provision", err)
+    sid = out.strip()
+    try:
+        check(ward("start", "held")[0] == 0, "start")
+        probe = ("import os, socket\n"
+                 "print(os.environ['WARD_AGENT'], os.environ['WARD_SANDBOX_ID'])\n"
+                 "s = socket.socket(); s.settimeout(5)\n"
+                 "try: s.connect(('192.0.2.1', 80))\n"
+                 "except OSError as e: print('errno', e.errno)\n")
+        code, out, err = ward("exec", "held", "--", "python3", "-c", probe)
+        check(code == 0 and out.split()[:2] == ["held-agent", sid] and "errno 111" in out,
+              "the identity inside; the connection refused (ECONNREFUSED)", (out, err))
+        ev = events("--sandbox", sid)
+        check([e["kind"] for e in ev] == ["start", "egress", "exit"], "start, the decision, exit", ev)
+        check(all(e["agent"] == "held-agent" for e in ev) and ev[0]["detail"]["via"] == "exec"
+              and ev[0]["detail"]["name"] == "held" and ev[0]["detail"]["policyDigest"].startswith("sha256:"),
+              "recorded against the sandbox's agent, with its name and policy digest", ev[0])
+        check(ev[1]["decision"] == "deny" and ev[1]["detail"]["address"] == "192.0.2.1", "the denial", ev[1])
+        code, _, err = ward("exec", "held", "--", "true", db="/proc/self/none/audit.db")
+        check(code == 125 and "audit" in err, "an unwritable store: the exec fails closed (125)", (code, err))
+        check(len(events("--sandbox", sid)) == 3, "and nothing more is recorded")
+        code, _, err = ward("exec", "held", "--", "true")
+        check(code == 0 and len(events("--sandbox", sid)) == 5, "control: the next exec is recorded", err)
+    finally:
+        ward("deprovision", "held")
+
+
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
-         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox]
+         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_recorded]
 
 
 def main():
@@ -204,6 +237,7 @@ def main():
     BASE = tempfile.mkdtemp(prefix="ward-audit-")
     os.chmod(BASE, 0o755)
     DB = os.path.join(BASE, "store", "audit.db")
+    os.mkdir(os.path.join(BASE, "rt"), 0o700)
     failed = []
     try:
         for case in CASES:

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "commands.h"
+#include "run_audit.h"
 #include "ward/lifecycle.h"
 
 namespace ward::cli {
@@ -107,16 +108,32 @@ struct ExecArgs {
 };
 
 int DoExec(ExecArgs& a) {
-  auto r = Exec(a.req);
   auto emit = [&](const nlohmann::json& j) {
     if (a.json) std::fprintf(stderr, "\n%s\n", j.dump().c_str());
   };
-  if (!r) {
-    int code = Report(r.error());
-    emit(StatusJson(nullptr, &r.error().message, code));
+  auto fail = [&](const Error& e) {
+    int code = Report(e);
+    emit(StatusJson(nullptr, &e.message, code));
     return code;
+  };
+  // The audit trail, as for `ward run`: the exec is recorded against the
+  // sandbox's agent before it runs, or it does not run.
+  auto info = Describe(a.req.ref);
+  if (!info) return fail(info.error());
+  auto trail = RunAudit::BeginExec(info->agent, info->id, info->name, info->policy_digest, a.req.argv, &a.req.env);
+  if (!trail) return fail(Error::Setup("audit: " + trail.error().message));
+  auto r = Exec(a.req);
+  if (!r) {
+    const int code = ExitStatusFor(r.error());
+    if (auto ended = trail->End(nullptr, &r.error().message, code); !ended) {
+      std::fprintf(stderr, "ward: audit: %s\n", ended.error().message.c_str());
+    }
+    return fail(r.error());
   }
   const int code = ExitStatusOf(*r);
+  if (auto ended = trail->End(&*r, nullptr, code); !ended) {
+    return fail(Error::Setup("audit: " + ended.error().message + " (the command ran; its end is not recorded)"));
+  }
   if (r->timed_out) std::fprintf(stderr, "ward: timed out; the command was killed\n");
   for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());
   for (const auto& w : r->warnings) std::fprintf(stderr, "ward: %s\n", w.c_str());

@@ -38,7 +38,7 @@ audit::Event RunAudit::Base(const std::string& kind) const {
   return e;
 }
 
-Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
+Result<RunAudit> RunAudit::Open(const std::string& agent) {
   if (std::string why = lifecycle::CheckName(agent); !why.empty()) {
     return Error::Usage("--agent \"" + agent + "\": " + why);
   }
@@ -51,28 +51,54 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   auto id = a.store_.AgentId(agent);
   if (!id) return id.error();
   a.agent_id_ = *id;
+  a.start_ns_ = NowNs();
+  return a;
+}
+
+Result<void> RunAudit::Record(audit::Event start) {
+  char cwd[4096];
+  start.time_ns = start_ns_;
+  start.detail["cwd"] = getcwd(cwd, sizeof cwd) ? cwd : "";
+  start.detail["uid"] = getuid();
+  start.detail["pid"] = getpid();
+  std::vector<audit::Event> one = {std::move(start)};
+  return store_.Append(one);
+}
+
+Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
+  auto a = Open(agent);
+  if (!a) return a.error();
   auto sandbox = lifecycle::NewId();
   if (!sandbox) return sandbox.error();
-  a.sandbox_ = *sandbox;
-  a.argv_ = req->argv;
-  a.start_ns_ = NowNs();
+  a->sandbox_ = *sandbox;
   auto& env = req->policy.process.env.set;
-  env["WARD_AGENT"] = a.agent_;
-  env["WARD_AGENT_ID"] = a.agent_id_;
-  env["WARD_SANDBOX_ID"] = a.sandbox_;
+  env["WARD_AGENT"] = a->agent_;
+  env["WARD_AGENT_ID"] = a->agent_id_;
+  env["WARD_SANDBOX_ID"] = a->sandbox_;
   const std::string policy = PolicyToJson(req->policy);
-  char cwd[4096];
-  audit::Event e = a.Base("start");
-  e.time_ns = a.start_ns_;
+  audit::Event e = a->Base("start");
   e.summary = "ward run " + Joined(req->argv);
-  e.detail = {{"policyDigest", "sha256:" + lifecycle::Sha256Hex(policy)},
+  e.detail = {{"via", "run"},
+              {"policyDigest", "sha256:" + lifecycle::Sha256Hex(policy)},
               {"policy", nlohmann::json::parse(policy, nullptr, false)},
-              {"argv", req->argv},
-              {"cwd", getcwd(cwd, sizeof cwd) ? cwd : ""},
-              {"uid", getuid()},
-              {"pid", getpid()}};
-  std::vector<audit::Event> one = {std::move(e)};
-  WARD_TRY(a.store_.Append(one));
+              {"argv", req->argv}};
+  WARD_TRY(a->Record(std::move(e)));
+  return a;
+}
+
+Result<RunAudit> RunAudit::BeginExec(const std::string& agent, const std::string& record_id, const std::string& name,
+                                     const std::string& policy_digest, const std::vector<std::string>& argv,
+                                     std::vector<std::string>* env) {
+  auto a = Open(agent.empty() ? "default" : agent);
+  if (!a) return a.error();
+  a->sandbox_ = record_id;
+  env->push_back("WARD_AGENT=" + a->agent_);
+  env->push_back("WARD_AGENT_ID=" + a->agent_id_);
+  env->push_back("WARD_SANDBOX_ID=" + a->sandbox_);
+  audit::Event e = a->Base("start");
+  e.summary = "ward exec " + name + " " + Joined(argv);
+  e.detail = {{"via", "exec"}, {"name", name}, {"policyDigest", policy_digest}, {"argv", argv}};
+  WARD_TRY(a->Record(std::move(e)));
   return a;
 }
 

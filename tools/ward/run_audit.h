@@ -20,6 +20,13 @@ class RunAudit {
   // Any failure is an error: a run that cannot be recorded does not run.
   static Result<RunAudit> Begin(const std::string& agent, RunRequest* req);
 
+  // The same for `ward exec` into the held sandbox `record_id` (provisioned
+  // for `agent`, "" : "default"): the identity goes into `*env` (NAME=VALUE
+  // entries added to the command's environment).
+  static Result<RunAudit> BeginExec(const std::string& agent, const std::string& record_id, const std::string& name,
+                                    const std::string& policy_digest, const std::vector<std::string>& argv,
+                                    std::vector<std::string>* env);
+
   // Records how the run ended: each egress decision, each limit reached,
   // and the exit (`r` null: ward's own error, `error`).
   Result<void> End(const RunResult* r, const std::string* error, int exit_status);
@@ -27,11 +34,14 @@ class RunAudit {
   const std::string& sandbox() const { return sandbox_; }
 
  private:
+  // Opens the store and takes the agent's id; the start is recorded by
+  // Record(start).
+  static Result<RunAudit> Open(const std::string& agent);
+  Result<void> Record(audit::Event start);
   audit::Event Base(const std::string& kind) const;
   audit::Store store_;
   std::string agent_, agent_id_, sandbox_;
   int64_t start_ns_ = 0;
-  std::vector<std::string> argv_;
   RunAudit(audit::Store s) : store_(std::move(s)) {}
 };
 
