@@ -149,7 +149,7 @@ Action AddProvision(CLI::App& app) {
                                                "ward provision [--policy FILE | --profile NAME] [--name NAME]");
   AddPolicyOptions(*prov, pa->src, true);
   prov->add_option("--name", pa->name, "a name for it, unique among your sandboxes (default: its id)");
-  prov->add_option("--agent", pa->agent, "the agent it is for (shown by `ward ls`)");
+  prov->add_option("--agent", pa->agent, "the agent it is for: shown by `ward ls`, and every exec is recorded against it in the audit trail (default: \"default\"; letters, digits, '_', '.', '-')");
   prov->add_option("--dns-server", pa->dns_servers, "egress mode: resolver for the allowed names (as for `ward run`)");
   prov->footer(std::string("The policy is checked as `ward run` checks it, and fixed: its working directory is the current one\n"
                            "if it names none. The private /tmp and home are kept across exec, stop and start.\n") +
@@ -188,6 +188,8 @@ Action AddExec(CLI::App& app) {
       "egress rules and limits (counted for the whole sandbox). stdio is relayed as by `ward run` (pipes, with\n"
       "back-pressure); SIGINT, SIGTERM and SIGHUP are forwarded (killed 3 s later, or at a second signal).\n"
       "Processes it leaves in the background live on until the sandbox stops. process.timeoutMs applies to each exec.\n"
+      "Each exec is recorded in the audit trail (ward audit) against the sandbox's agent and id, which the command\n"
+      "sees as WARD_AGENT, WARD_AGENT_ID and WARD_SANDBOX_ID; a store that cannot be written stops it (125).\n"
       "Exit status: the command's own; 128+N for signal N; 124 timeout; 126 not executable; 127 not found;\n"
       "119 no such sandbox; 120 not running; 121 its supervisor is gone; 125 exec could not be set up.");
   return [ea] { return DoExec(*ea); };
