@@ -84,6 +84,15 @@ Result<Store> Store::Open(const std::string& path) {
   WARD_TRY(MakeParents(path));
   Store s;
   s.path_ = path;
+  s.bound_ = int64_t{1024} << 20;
+  if (const char* m = std::getenv("WARD_AUDIT_MAX_MIB"); m && *m) {
+    char* end = nullptr;
+    const long long mib = std::strtoll(m, &end, 10);
+    if (*end != 0 || mib < 1 || mib > (int64_t{1} << 30)) {
+      return Error::Setup(std::string("WARD_AUDIT_MAX_MIB=\"") + m + "\": not a size in MiB (1 or more)");
+    }
+    s.bound_ = static_cast<int64_t>(mib) << 20;
+  }
   WARD_TRY(s.Init(true));
   return s;
 }
@@ -193,6 +202,51 @@ Result<void> Store::Append(std::vector<Event>& events) {
     }
   }
   if (sqlite3_exec(db_.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
+  return Trim();
+}
+
+Result<int64_t> Store::Bytes() {
+  // Pages in use: the file's pages less the free ones that new rows reuse.
+  Stmt s(db_.get(), "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM "
+                    "pragma_freelist_count()), (SELECT page_size FROM pragma_page_size())");
+  if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) return DbError(path_, db_.get(), "size");
+  return sqlite3_column_int64(s.get(), 0) * sqlite3_column_int64(s.get(), 1);
+}
+
+Result<void> Store::Trim() {
+  if (bound_ <= 0) return {};
+  auto bytes = Bytes();
+  if (!bytes) return bytes.error();
+  if (*bytes <= bound_) return {};
+  WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
+  auto fail = [&](const std::string& what) {
+    Error e = DbError(path_, db_.get(), what);
+    (void)Exec(db_.get(), path_, "ROLLBACK");
+    return e;
+  };
+  // Keep the newest share of rows that fits three quarters of the bound.
+  Stmt range(db_.get(), "SELECT min(seq), max(seq), count(*) FROM events");
+  if (!range.ok() || sqlite3_step(range.get()) != SQLITE_ROW) return fail("trim");
+  const int64_t first = sqlite3_column_int64(range.get(), 0), count = sqlite3_column_int64(range.get(), 2);
+  const auto drop = static_cast<int64_t>(static_cast<double>(count) * (1.0 - 0.75 * static_cast<double>(bound_) /
+                                                                              static_cast<double>(*bytes))) + 1;
+  Stmt del(db_.get(), "DELETE FROM events WHERE seq < ?1");
+  if (!del.ok()) return fail("trim");
+  del.Int(1, first + drop);
+  if (sqlite3_step(del.get()) != SQLITE_DONE) return fail("trim");
+  const int64_t removed = sqlite3_changes(db_.get());
+  Stmt ins(db_.get(), "INSERT INTO events(time_ns, agent, agent_id, sandbox, kind, decision, summary, detail) "
+                      "VALUES(?1, '', '', '', 'trim', '', ?2, ?3)");
+  if (!ins.ok()) return fail("trim");
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  ins.Int(1, static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+  ins.Text(2, "the store reached its bound (" + std::to_string(bound_ >> 20) + " MiB): removed the " +
+                  std::to_string(removed) + " oldest events");
+  ins.Text(3, nlohmann::json{{"removed", removed}, {"firstSeq", first}, {"lastSeq", first + drop - 1},
+                             {"boundBytes", bound_}}.dump());
+  if (sqlite3_step(ins.get()) != SQLITE_DONE) return fail("trim");
+  if (sqlite3_exec(db_.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit trim");
   return {};
 }
 

@@ -38,7 +38,7 @@ struct Event {
   int64_t seq = 0;      // the store's, set by Append
   int64_t time_ns = 0;  // CLOCK_REALTIME
   std::string agent, agent_id, sandbox;
-  std::string kind;      // "start", "exit", "egress", "limit"
+  std::string kind;      // "start", "exit", "egress", "limit", "trim" (the store's own)
   std::string decision;  // "allow", "deny", or "" where nothing was decided
   std::string summary;   // one line
   nlohmann::json detail = nlohmann::json::object();
@@ -62,8 +62,15 @@ class Store {
 
   // The agent's stable id, made (16 random hex digits) at its first use.
   Result<std::string> AgentId(const std::string& agent);
-  // Appends `events` in one transaction and sets their seq.
+  // Appends `events` in one transaction and sets their seq. Then, if the
+  // database has grown past the bound (SetBound), removes the oldest events
+  // down to three quarters of it and records that as a "trim" event (how
+  // many, and the seq range): the file stops growing, its freed pages are
+  // reused.
   Result<void> Append(std::vector<Event>& events);
+  // The size bound, in bytes (default: WARD_AUDIT_MAX_MIB, else 1024 MiB).
+  // The WAL beside the file adds up to about 4 MiB between checkpoints.
+  void SetBound(int64_t bytes) { bound_ = bytes; }
   // The events `q` matches, oldest first.
   Result<std::vector<Event>> Find(const Query& q);
 
@@ -74,7 +81,10 @@ class Store {
     void operator()(sqlite3* db) const;
   };
   Result<void> Init(bool create);
+  Result<void> Trim();
+  Result<int64_t> Bytes();
   std::string path_;
+  int64_t bound_ = 0;
   std::unique_ptr<sqlite3, Close> db_;
 };
 

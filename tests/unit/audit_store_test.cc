@@ -170,6 +170,45 @@ TEST_F(AuditStore, TornWalTailIsSkipped) {
   EXPECT_EQ(Count(*s, {.kind = "exit"}), 1u);
 }
 
+// Past its bound the store drops its oldest events, says so in a "trim"
+// event, and stops growing; the newest are all kept.
+TEST_F(AuditStore, BoundedBySize) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  s->SetBound(1 << 20);
+  const std::string big(2000, 'b');
+  int64_t last = 0;
+  for (int round = 0; round < 30; ++round) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 100; ++i) {
+      Event e = Make("big", "s", "egress", "deny", round * 100 + i);
+      e.summary = big;
+      batch.push_back(std::move(e));
+    }
+    ASSERT_TRUE(s->Append(batch));
+    last = batch.back().seq;
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_close(db);
+  struct stat st;
+  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  EXPECT_LT(st.st_size, 2 << 20) << "6 MB of events went into a 1 MiB store";
+  auto trims = s->Find({.kind = "trim"});
+  ASSERT_TRUE(trims);
+  ASSERT_FALSE(trims->empty());
+  EXPECT_GT((*trims)[0].detail.value("removed", 0), 0);
+  auto newest = s->Find({.agent = "big", .limit = 100});
+  ASSERT_TRUE(newest);
+  ASSERT_EQ(newest->size(), 100u);
+  EXPECT_EQ(newest->back().seq, last);
+  auto all = s->Find({.agent = "big"});
+  ASSERT_TRUE(all);
+  EXPECT_LT(all->size(), 3000u);
+  EXPECT_GT(all->front().seq, 1) << "the oldest went first";
+}
+
 TEST_F(AuditStore, NotADatabaseIsAnErrorNamingIt) {
   ASSERT_TRUE(Store::Open(path_));
   for (const char* f : {"", "-wal", "-shm"}) unlink((path_ + f).c_str());
