@@ -64,6 +64,12 @@ _ward() {
       COMPREPLY=($(compgen -W "--help --json" -- "$cur"))
       ;;
     audit)
+      if [[ ${words[2]:-} == summary ]]; then
+        [[ $prev == --db ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
+        COMPREPLY=($(compgen -W "--help --sandbox --json --db" -- "$cur"))
+        return
+      fi
+      ((cword == 2)) && [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "summary" -- "$cur")); return; }
       case $prev in
         --db) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --kind) COMPREPLY=($(compgen -W "start exit egress limit" -- "$cur")); return ;;

@@ -171,6 +171,8 @@ def test_survives_kill_of_ward():
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout.split()
     check(not left, "the sandbox died with ward", left)
+    code, out, err = ward("audit", "summary", "--sandbox", ev[0]["sandbox"])
+    check(code == 0 and "no exit recorded" in out, "the summary says the run has no exit", (out, err))
     check(run_env("killed")[0] == "killed", "control: the store takes the next run")
     check(len(events("--agent", "killed")) == 3, "and records it")
 
@@ -218,6 +220,15 @@ def test_exec_recorded():
         check(len(events("--sandbox", sid)) == 3, "and nothing more is recorded")
         code, _, err = ward("exec", "held", "--", "true")
         check(code == 0 and len(events("--sandbox", sid)) == 5, "control: the next exec is recorded", err)
+        code, out, err = ward("audit", "summary", "--sandbox", sid, "--json")
+        check(code == 0, "audit summary", err)
+        summary = json.loads(out)
+        check(summary["agent"] == "held-agent" and len(summary["commands"]) == 2
+              and [c["exit"]["detail"]["exitStatus"] for c in summary["commands"]] == [0, 0]
+              and len(summary["denied"]) == 1 and summary["denied"][0]["detail"]["address"] == "192.0.2.1",
+              "the summary: two commands and how they ended, the one denial", summary)
+        code, out, err = ward("audit", "summary", "--sandbox", "nosuchsandbox")
+        check(code == 1 and "no events" in err, "a sandbox with no events: 1, said", (code, err))
     finally:
         ward("deprovision", "held")
 

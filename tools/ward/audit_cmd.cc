@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -123,6 +124,82 @@ int DoAudit(const AuditArgs& a) {
   }
 }
 
+// One sandbox's story: each command with how it ended, what was denied,
+// how much was allowed, the limits it reached.
+int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
+  std::string path = db;
+  if (path.empty()) {
+    auto p = audit::DefaultPath();
+    if (!p) {
+      std::fprintf(stderr, "ward audit summary: %s\n", p.error().message.c_str());
+      return kExitSetup;
+    }
+    path = *p;
+  }
+  auto store = audit::Store::OpenExisting(path);
+  if (!store) {
+    std::fprintf(stderr, "ward audit summary: %s\n", store.error().message.c_str());
+    return kExitSetup;
+  }
+  audit::Query q;
+  q.sandbox = sandbox;
+  auto found = store->Find(q);
+  if (!found) {
+    std::fprintf(stderr, "ward audit summary: %s\n", found.error().message.c_str());
+    return kExitSetup;
+  }
+  if (found->empty()) {
+    std::fprintf(stderr, "ward audit summary: no events of sandbox \"%s\" in \"%s\"\n", sandbox.c_str(), path.c_str());
+    return 1;
+  }
+  nlohmann::json commands = nlohmann::json::array(), denied = nlohmann::json::array(),
+                 limits = nlohmann::json::array();
+  std::map<int64_t, size_t> open_by_pid;  // ward's pid -> its command, until its exit
+  int64_t allowed = 0;
+  const audit::Event& first = found->front();
+  for (const audit::Event& e : *found) {
+    const int64_t pid = e.detail.is_object() ? e.detail.value("pid", int64_t{0}) : 0;
+    if (e.kind == "start") {
+      open_by_pid[pid] = commands.size();
+      commands.push_back({{"time", audit::FormatTime(e.time_ns)}, {"summary", e.summary},
+                          {"argv", e.detail.value("argv", nlohmann::json::array())}, {"exit", nullptr}});
+    } else if (e.kind == "exit") {
+      if (auto it = open_by_pid.find(pid); it != open_by_pid.end()) {
+        commands[it->second]["exit"] = {{"summary", e.summary}, {"detail", e.detail}};
+        open_by_pid.erase(it);
+      }
+    } else if (e.kind == "limit") {
+      limits.push_back(EventJson(e));
+    }
+    if (e.decision == "deny" && e.kind != "limit") denied.push_back(EventJson(e));
+    if (e.decision == "allow") ++allowed;
+  }
+  if (json) {
+    nlohmann::json j = {{"sandbox", sandbox}, {"agent", first.agent}, {"agentId", first.agent_id},
+                        {"commands", commands}, {"denied", denied}, {"allowedCount", allowed}, {"limits", limits}};
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::printf("sandbox %s, agent %s (%s)\n", Cell(sandbox, 64).c_str(), Cell(first.agent, 64).c_str(),
+              Cell(first.agent_id, 32).c_str());
+  std::printf("commands (%zu):\n", commands.size());
+  for (const auto& c : commands) {
+    const std::string end = c["exit"].is_null() ? "no exit recorded (still running, or ward was killed)"
+                                                : c["exit"]["summary"].get<std::string>();
+    std::printf("  %s  %s\n    -> %s\n", c["time"].get<std::string>().c_str(),
+                Cell(c["summary"].get<std::string>(), 200).c_str(), Cell(end, 200).c_str());
+  }
+  std::printf("denied (%zu):\n", denied.size());
+  for (const auto& d : denied) {
+    std::printf("  %s  %s  %s\n", d["time"].get<std::string>().c_str(), Cell(d["kind"].get<std::string>(), 8).c_str(),
+                Cell(d["summary"].get<std::string>(), 200).c_str());
+  }
+  std::printf("allowed: %lld decisions\n", static_cast<long long>(allowed));
+  std::printf("limits reached: %s\n", limits.empty() ? "none" : "");
+  for (const auto& l : limits) std::printf("  %s  %s\n", l["time"].get<std::string>().c_str(), Cell(l["summary"].get<std::string>(), 200).c_str());
+  return 0;
+}
+
 }  // namespace
 
 Action AddAudit(CLI::App& app) {
@@ -143,8 +220,21 @@ Action AddAudit(CLI::App& app) {
       "Every `ward run` records its start (agent, policy digest and policy, command, caller), its egress\n"
       "decisions, the limits it reached and its exit, attributed to its agent (--agent) and sandbox id.\n"
       "Fields that come from the sandbox are shown escaped (\\xNN) in the table; --json escapes them as JSON.\n"
+      "`ward audit summary --sandbox ID` tells one sandbox's story.\n"
       "Exit status: 0; 122 bad command line; 125 the store cannot be read (it names the file and why).");
-  return [a] { return DoAudit(*a); };
+  auto* sum = cmd->add_subcommand("summary", "one sandbox's commands with how each ended, its denials, its allowed count and limits: ward audit summary --sandbox ID [--json]");
+  auto sandbox = std::make_shared<std::string>();
+  auto sum_json = std::make_shared<bool>(false);
+  auto sum_db = std::make_shared<std::string>();
+  sum->add_option("--sandbox", *sandbox, "the sandbox's id (WARD_SANDBOX_ID, or `ward ls`'s id)")->required();
+  sum->add_flag("--json", *sum_json, "one JSON object: sandbox, agent, agentId, commands (time, summary, argv, exit), denied, allowedCount, limits");
+  sum->add_option("--db", *sum_db, "the audit store (default as for ward audit)");
+  sum->footer("Exit status: 0; 1 no events of that sandbox; 122 bad command line; 125 the store cannot be read.");
+  cmd->require_subcommand(0, 1);
+  return [a, sum, sandbox, sum_json, sum_db] {
+    if (sum->parsed()) return DoSummary(*sum_db, *sandbox, *sum_json);
+    return DoAudit(*a);
+  };
 }
 
 }  // namespace ward::cli

@@ -140,6 +140,7 @@ Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exi
     e.summary = "exit status " + std::to_string(exit_status);
   }
   e.detail = std::move(status);
+  e.detail["pid"] = getpid();  // pairs it with its start (execs may overlap)
   events.push_back(std::move(e));
   return store_.Append(events);
 }
