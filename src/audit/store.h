@@ -69,7 +69,7 @@ class Store {
   // reused.
   Result<void> Append(std::vector<Event>& events);
   // The size bound, in bytes (default: WARD_AUDIT_MAX_MIB, else 1024 MiB).
-  // The WAL beside the file adds up to about 4 MiB between checkpoints.
+  // The WAL beside the file adds up to about 256 KiB between checkpoints.
   void SetBound(int64_t bytes) { bound_ = bytes; }
   // The events `q` matches, oldest first.
   Result<std::vector<Event>> Find(const Query& q);
