@@ -72,10 +72,12 @@ _ward() {
       ((cword == 2)) && [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "summary" -- "$cur")); return; }
       case $prev in
         --db) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --kind) COMPREPLY=($(compgen -W "start exit egress limit" -- "$cur")); return ;;
+        --kind) COMPREPLY=($(compgen -W "start exit egress limit trim" -- "$cur")); return ;;
+        --format) COMPREPLY=($(compgen -W "table json ocsf syslog" -- "$cur")); return ;;
+        --syslog-socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --agent | --sandbox | --since | --until | --limit) return ;;
       esac
-      COMPREPLY=($(compgen -W "--help --agent --sandbox --kind --denied --allowed --since --until --limit --json --follow --db" -- "$cur"))
+      COMPREPLY=($(compgen -W "--help --agent --sandbox --kind --denied --allowed --since --until --limit --json --format --syslog-socket --follow --db" -- "$cur"))
       ;;
   esac
 }

@@ -233,9 +233,51 @@ def test_exec_recorded():
         ward("deprovision", "held")
 
 
+def test_ocsf_and_syslog_export():
+    # --format ocsf: one OCSF event per line with the base attributes a SIEM
+    # needs, the decision as action and disposition; --format syslog: one
+    # datagram per event, authpriv.warning for a denial, info otherwise.
+    code, out, err = ward("run", "--agent", "export", "--profile", "minimal", "--cwd", "/", "--allow-net", "127.0.0.1:9",
+                          "--", "python3", "-c", "import socket\ntry: socket.create_connection(('192.0.2.1', 80), 5)\n"
+                          "except OSError as e: print(e.errno)")
+    check(code == 0 and "111" in out, "the run", (out, err))
+    code, out, err = ward("audit", "--agent", "export", "--format", "ocsf")
+    check(code == 0, "--format ocsf", err)
+    ev = [json.loads(l) for l in out.splitlines()]
+    check(len(ev) == 3, "start, the denial, exit", ev)
+    for o in ev:
+        check(o["type_uid"] == o["class_uid"] * 100 + o["activity_id"] and o["category_uid"] == o["class_uid"] // 1000
+              and isinstance(o["time"], int) and o["metadata"]["product"]["name"] == "ward"
+              and o["metadata"]["version"] and o["severity_id"] in (1, 3) and o["unmapped"]["agent"] == "export",
+              "OCSF base attributes", o)
+    start, deny, end = ev
+    check(start["class_uid"] == 1007 and start["activity_id"] == 1 and "python3" in start["process"]["cmd_line"]
+          and start["actor"]["user"]["uid"] == str(os.getuid()), "the start: Process Activity, Launch", start)
+    check(deny["class_uid"] == 4001 and deny["disposition_id"] == 2 and deny["action_id"] == 2
+          and deny["dst_endpoint"] == {"ip": "192.0.2.1", "port": 80} and deny["severity_id"] == 3,
+          "the denial: Network Activity, Blocked", deny)
+    check(end["class_uid"] == 1007 and end["activity_id"] == 2 and end["status_code"] == "0", "the exit: Terminate", end)
+    path = os.path.join(BASE, "log.sock")
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind(path)
+    log.settimeout(5)
+    try:
+        code, _, err = ward("audit", "--agent", "export", "--format", "syslog", "--syslog-socket", path)
+        check(code == 0, "--format syslog", err)
+        got = [log.recv(1 << 20).decode() for _ in range(3)]
+    finally:
+        log.close()
+    pri = [g[:g.index(">") + 1] for g in got]
+    check(pri == ["<86>", "<84>", "<86>"], "authpriv.info, authpriv.warning for the denial, info", got)
+    check(all(json.loads(g.split("]: ", 1)[1])["agent"] == "export" for g in got), "each message holds the event", got)
+    code, _, err = ward("audit", "--format", "syslog", "--syslog-socket", os.path.join(BASE, "nolog.sock"))
+    check(code == 125 and "nolog.sock" in err, "no log listening: 125, naming the socket", (code, err))
+
+
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
-         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_recorded]
+         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_recorded,
+         test_ocsf_and_syslog_export]
 
 
 def main():

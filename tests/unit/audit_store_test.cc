@@ -1,6 +1,7 @@
 // The audit store: filters, stable agent ids, crash survival, a torn WAL
 // tail, damaged and newer stores, untrusted fields.
 #include "audit/store.h"
+#include "audit/ocsf.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -273,6 +274,29 @@ TEST(EscapeForTerminal, ControlsAndInvalidBytesAreShown) {
   EXPECT_EQ(EscapeForTerminal("\xc2\x9b" "1m"), "\\xc2\\x9b1m");     // C1 CSI
   EXPECT_EQ(EscapeForTerminal("\xe2\x82"), "\\xe2\\x82");            // truncated sequence
   EXPECT_EQ(EscapeForTerminal(std::string("nul\0x", 5)), "nul\\x00x");
+}
+
+// A detail of the wrong shape (a damaged or foreign store) is mapped
+// without it, never a crash.
+TEST(Ocsf, ToleratesAnyDetail) {
+  Event e;
+  e.kind = "exit";
+  e.time_ns = 5000000;
+  for (const char* detail : {R"("a string")", R"({"uid": "x", "exitStatus": [1], "argv": 3})", "null",
+                             R"({"kind": 7, "domain": 1, "address": {}})"}) {
+    e.detail = nlohmann::json::parse(detail);
+    nlohmann::json o = ToOcsf(e);
+    EXPECT_EQ(o["class_uid"], 1007) << detail;
+    EXPECT_EQ(o["type_uid"], 100702) << detail;
+    EXPECT_EQ(o["time"], 5) << detail;
+  }
+  e.kind = "egress";
+  e.decision = "deny";
+  e.detail = {{"kind", "dns"}, {"domain", "x.test"}, {"detail", "A"}};
+  nlohmann::json dns = ToOcsf(e);
+  EXPECT_EQ(dns["class_uid"], 4003);
+  EXPECT_EQ(dns["query"]["hostname"], "x.test");
+  EXPECT_EQ(dns["disposition_id"], 2);
 }
 
 TEST(FormatTime, Utc) { EXPECT_EQ(FormatTime(1796353074910000000LL), "2026-12-04T02:57:54.910Z"); }

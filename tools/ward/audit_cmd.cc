@@ -1,5 +1,7 @@
 // ward audit: what agents ran, touched and were refused, from the audit store.
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,7 +14,9 @@
 #include <optional>
 #include <string>
 
+#include "audit/ocsf.h"
 #include "audit/store.h"
+#include "base/unique_fd.h"
 #include "commands.h"
 
 namespace ward::cli {
@@ -20,7 +24,7 @@ namespace ward::cli {
 namespace {
 
 struct AuditArgs {
-  std::string agent, sandbox, kind, since, until, db;
+  std::string agent, sandbox, kind, since, until, db, format = "table", syslog_socket = "/dev/log";
   bool denied = false, allowed = false, json = false, follow = false;
   int64_t limit = 0;
 };
@@ -60,17 +64,65 @@ std::string Cell(const std::string& s, size_t width) {
   return v;
 }
 
-void Print(const audit::Event& e, bool json) {
-  if (json) {
-    std::printf("%s\n", EventJson(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  } else {
-    std::printf("%-24s %-16s %-12s %-7s %-8s %s\n", audit::FormatTime(e.time_ns).c_str(), Cell(e.agent, 16).c_str(),
-                Cell(e.sandbox, 12).c_str(), Cell(e.kind, 7).c_str(), Cell(e.decision, 8).c_str(),
-                Cell(e.summary, 200).c_str());
-  }
-}
+// Where events go: stdout as a table, JSON lines or OCSF lines, or the
+// system log (one datagram per event on a unix socket, RFC 3164 style as
+// syslog(3) writes: "<PRI>ward-audit[PID]: JSON").
+class Output {
+ public:
+  explicit Output(const AuditArgs& a) : a_(a) {}
 
-int DoAudit(const AuditArgs& a) {
+  // "" or why the destination cannot be used.
+  std::string Open() {
+    if (a_.format != "syslog") {
+      if (a_.format == "table") {
+        std::printf("%-24s %-16s %-12s %-7s %-8s %s\n", "TIME", "AGENT", "SANDBOX", "KIND", "DECISION", "SUMMARY");
+      }
+      return "";
+    }
+    sock_.Reset(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (a_.syslog_socket.size() >= sizeof addr.sun_path) return "--syslog-socket: the path is too long";
+    std::memcpy(addr.sun_path, a_.syslog_socket.c_str(), a_.syslog_socket.size() + 1);
+    if (!sock_.valid() || connect(sock_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return "the system log \"" + a_.syslog_socket + "\": " + std::strerror(errno) +
+             " (no syslog daemon or journal listens there; --syslog-socket names another)";
+    }
+    return "";
+  }
+
+  // False if the event could not be written.
+  bool Put(const audit::Event& e) {
+    const auto dump = [](const nlohmann::json& j) {
+      return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    };
+    if (a_.format == "table") {
+      std::printf("%-24s %-16s %-12s %-7s %-8s %s\n", audit::FormatTime(e.time_ns).c_str(), Cell(e.agent, 16).c_str(),
+                  Cell(e.sandbox, 12).c_str(), Cell(e.kind, 7).c_str(), Cell(e.decision, 8).c_str(),
+                  Cell(e.summary, 200).c_str());
+    } else if (a_.format == "json") {
+      std::printf("%s\n", dump(EventJson(e)).c_str());
+    } else if (a_.format == "ocsf") {
+      std::printf("%s\n", dump(audit::ToOcsf(e)).c_str());
+    } else {
+      // authpriv (10); warning for a refusal, else info.
+      const int pri = 10 * 8 + (e.decision == "deny" ? 4 : 6);
+      const std::string line = "<" + std::to_string(pri) + ">ward-audit[" + std::to_string(getpid()) + "]: " + dump(EventJson(e));
+      if (send(sock_.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+        std::fprintf(stderr, "ward audit: the system log \"%s\": %s\n", a_.syslog_socket.c_str(), std::strerror(errno));
+        return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  const AuditArgs& a_;
+  UniqueFd sock_;
+};
+
+int DoAudit(AuditArgs& a) {
+  if (a.json) a.format = "json";
   audit::Query q;
   q.agent = a.agent;
   q.sandbox = a.sandbox;
@@ -105,7 +157,11 @@ int DoAudit(const AuditArgs& a) {
     std::fprintf(stderr, "ward audit: %s\n", store.error().message.c_str());
     return kExitSetup;
   }
-  if (!a.json) std::printf("%-24s %-16s %-12s %-7s %-8s %s\n", "TIME", "AGENT", "SANDBOX", "KIND", "DECISION", "SUMMARY");
+  Output out(a);
+  if (std::string why = out.Open(); !why.empty()) {
+    std::fprintf(stderr, "ward audit: %s\n", why.c_str());
+    return kExitSetup;
+  }
   for (;;) {
     auto found = store->Find(q);
     if (!found) {
@@ -113,7 +169,7 @@ int DoAudit(const AuditArgs& a) {
       return kExitSetup;
     }
     for (const auto& e : *found) {
-      Print(e, a.json);
+      if (!out.Put(e)) return kExitSetup;
       q.after_seq = e.seq;
     }
     if (!a.follow) return 0;
@@ -213,7 +269,14 @@ Action AddAudit(CLI::App& app) {
   cmd->add_option("--since", a->since, "only events since this: a duration before now (90s, 30m, 1h, 2d) or a UTC time (2026-12-04T03:00:00Z)");
   cmd->add_option("--until", a->until, "only events before this (same forms as --since)");
   cmd->add_option("--limit", a->limit, "only the newest N events (still printed oldest first)")->check(CLI::PositiveNumber);
-  cmd->add_flag("--json", a->json, "one JSON object per line: seq, time, agent, agentId, sandbox, kind, decision, summary, detail");
+  auto* json = cmd->add_flag("--json", a->json, "one JSON object per line: seq, time, agent, agentId, sandbox, kind, decision, summary, detail (as --format json)");
+  cmd->add_option("--format", a->format,
+                  "table (default); json (as --json); ocsf: one OCSF 1.1.0 event per line for a SIEM (Network Activity, "
+                  "DNS Activity, Process Activity; docs/audit.md); syslog: each event to the system log (authpriv; "
+                  "warning for a denial, info otherwise) as \"ward-audit[PID]: JSON\"")
+      ->check(CLI::IsMember({"table", "json", "ocsf", "syslog"}))
+      ->excludes(json);
+  cmd->add_option("--syslog-socket", a->syslog_socket, "with --format syslog: the log's unix datagram socket (default /dev/log)");
   cmd->add_flag("--follow", a->follow, "keep printing new events as runs write them, until interrupted");
   cmd->add_option("--db", a->db, "the audit store (default: WARD_AUDIT_DB, else /var/lib/ward/audit.db for root, $XDG_STATE_HOME/ward/audit.db or ~/.local/state/ward/audit.db)");
   cmd->footer(
