@@ -20,6 +20,27 @@ namespace {
 // in parallel) before the append fails.
 constexpr int kBusyTimeoutMs = 10000;
 
+// Whether JSON text nests deeper than ward ever writes (the parser recurses:
+// a planted detail 100,000 levels deep would exhaust the stack).
+bool TooDeep(const std::string& text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > 64) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 Error DbError(const std::string& path, sqlite3* db, const std::string& what) {
   return Error::Setup("audit store \"" + path + "\": " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
 }
@@ -99,7 +120,7 @@ Result<Store> Store::Open(const std::string& path) {
 
 Result<Store> Store::OpenExisting(const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return SysError("stat", path + "\" (the audit store");
+  if (stat(path.c_str(), &st) != 0) return Error::Setup("the audit store \"" + path + "\": " + ErrnoName(errno));
   Store s;
   s.path_ = path;
   WARD_TRY(s.Init(false));
@@ -108,12 +129,19 @@ Result<Store> Store::OpenExisting(const std::string& path) {
 
 Result<void> Store::Init(bool create) {
   sqlite3* raw = nullptr;
+  // The store and its -wal and -shm (which take its mode) are the owner's
+  // alone. (ward is single-threaded when it opens the store.)
+  const mode_t old_mask = umask(077);
   const int flags = (create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE) |
                     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
   int rc = sqlite3_open_v2(path_.c_str(), &raw, flags, nullptr);
   db_.reset(raw);
+  if (rc == SQLITE_OK) {
+    sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+    rc = sqlite3_exec(raw, "PRAGMA user_version", nullptr, nullptr, nullptr);  // makes the file now
+  }
+  umask(old_mask);
   if (rc != SQLITE_OK) return DbError(path_, raw, "open");
-  sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
   // The last connection's close would checkpoint (an fsync) on every ward
   // command; checkpoints happen as the WAL grows instead.
   sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
@@ -285,7 +313,8 @@ Result<std::vector<Event>> Store::Find(const Query& q) {
     e.kind = s.Column(5);
     e.decision = s.Column(6);
     e.summary = s.Column(7);
-    e.detail = nlohmann::json::parse(s.Column(8), nullptr, false);
+    const std::string text = s.Column(8);
+    e.detail = TooDeep(text) ? nlohmann::json(nlohmann::json::value_t::discarded) : nlohmann::json::parse(text, nullptr, false);
     if (e.detail.is_discarded()) e.detail = {{"damaged", true}};
     out.push_back(std::move(e));
   }

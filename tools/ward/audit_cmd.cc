@@ -295,8 +295,15 @@ Action AddAudit(CLI::App& app) {
   sum->footer("Exit status: 0; 1 no events of that sandbox; 122 bad command line; 125 the store cannot be read.");
   cmd->require_subcommand(0, 1);
   return [a, sum, sandbox, sum_json, sum_db] {
-    if (sum->parsed()) return DoSummary(*sum_db, *sandbox, *sum_json);
-    return DoAudit(*a);
+    // A stored detail of an unexpected shape (a damaged or planted store)
+    // ends the reader with an error, never an abort.
+    try {
+      if (sum->parsed()) return DoSummary(*sum_db, *sandbox, *sum_json);
+      return DoAudit(*a);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ward audit: the store holds an event it cannot read: %s\n", e.what());
+      return kExitSetup;
+    }
   };
 }
 

@@ -109,7 +109,7 @@ struct ExecArgs {
 
 int DoExec(ExecArgs& a) {
   auto emit = [&](const nlohmann::json& j) {
-    if (a.json) std::fprintf(stderr, "\n%s\n", j.dump().c_str());
+    if (a.json) std::fprintf(stderr, "\n%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   };
   auto fail = [&](const Error& e) {
     int code = Report(e);

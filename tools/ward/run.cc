@@ -145,7 +145,9 @@ class ResultSink {
   // Reports `j` everywhere asked; false (and said why on stderr) if a
   // destination could not take it.
   bool Emit(const nlohmann::json& j) {
-    const std::string line = j.dump() + "\n";
+    // Fields from the sandbox (a unix socket's path) may be invalid UTF-8:
+    // replaced, never a reason to lose the result.
+    const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     bool ok = true;
     // On a line of its own, whatever the workload last wrote to stderr.
     if (t_.json) std::fprintf(stderr, "\n%s", line.c_str());

@@ -26,6 +26,19 @@ std::string Joined(const std::vector<std::string>& argv) {
   return s;
 }
 
+// The policy as recorded: process.env.set keeps its names, not its values
+// (tokens are passed that way). The digest is of the policy as enforced.
+nlohmann::json Redacted(nlohmann::json policy) {
+  if (policy.is_object() && policy.contains("process") && policy["process"].is_object()) {
+    auto& process = policy["process"];
+    if (process.contains("env") && process["env"].is_object() && process["env"].contains("set") &&
+        process["env"]["set"].is_object()) {
+      for (auto& [name, value] : process["env"]["set"].items()) value = "(redacted)";
+    }
+  }
+  return policy;
+}
+
 }  // namespace
 
 audit::Event RunAudit::Base(const std::string& kind) const {
@@ -80,7 +93,7 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   e.summary = "ward run " + Joined(req->argv);
   e.detail = {{"via", "run"},
               {"policyDigest", "sha256:" + lifecycle::Sha256Hex(policy)},
-              {"policy", nlohmann::json::parse(policy, nullptr, false)},
+              {"policy", Redacted(nlohmann::json::parse(policy, nullptr, false))},
               {"argv", req->argv}};
   WARD_TRY(a->Record(std::move(e)));
   return a;
