@@ -121,6 +121,12 @@ class Output {
   UniqueFd sock_;
 };
 
+// --db, or the default store (audit::DefaultPath).
+Result<std::string> StorePath(const std::string& db) {
+  if (!db.empty()) return db;
+  return audit::DefaultPath();
+}
+
 int DoAudit(AuditArgs& a) {
   if (a.json) a.format = "json";
   audit::Query q;
@@ -139,15 +145,12 @@ int DoAudit(AuditArgs& a) {
     }
     *out = *when;
   }
-  std::string path = a.db;
-  if (path.empty()) {
-    auto p = audit::DefaultPath();
-    if (!p) {
-      std::fprintf(stderr, "ward audit: %s\n", p.error().message.c_str());
-      return kExitSetup;
-    }
-    path = *p;
+  auto where = StorePath(a.db);
+  if (!where) {
+    std::fprintf(stderr, "ward audit: %s\n", where.error().message.c_str());
+    return kExitSetup;
   }
+  const std::string& path = *where;
   auto store = audit::Store::OpenExisting(path);
   if (!store) {
     if (access(path.c_str(), F_OK) != 0 && errno == ENOENT && !a.follow) {
@@ -183,15 +186,12 @@ int DoAudit(AuditArgs& a) {
 // One sandbox's story: each command with how it ended, what was denied,
 // how much was allowed, the limits it reached.
 int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
-  std::string path = db;
-  if (path.empty()) {
-    auto p = audit::DefaultPath();
-    if (!p) {
-      std::fprintf(stderr, "ward audit summary: %s\n", p.error().message.c_str());
-      return kExitSetup;
-    }
-    path = *p;
+  auto where = StorePath(db);
+  if (!where) {
+    std::fprintf(stderr, "ward audit summary: %s\n", where.error().message.c_str());
+    return kExitSetup;
   }
+  const std::string& path = *where;
   auto store = audit::Store::OpenExisting(path);
   if (!store) {
     std::fprintf(stderr, "ward audit summary: %s\n", store.error().message.c_str());
