@@ -33,6 +33,7 @@ struct SandboxInfo {
   int processes = -1;        // running: processes inside (init not counted); else -1
   long supervisor_rss_kib = 0;  // running: the supervisor's resident memory
   int supervisor_pid = 0;
+  std::string audit_store;   // the audit store its execs are recorded in ("": the caller's default)
 };
 
 // The sandbox's record as `List` shows it, without asking its supervisor

@@ -1,5 +1,6 @@
 #include "audit/store.h"
 
+#include <limits.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "base/errors.h"
 
@@ -142,6 +144,17 @@ Result<void> Store::Init(bool create) {
   }
   umask(old_mask);
   if (rc != SQLITE_OK) return DbError(path_, raw, "open");
+  // A store with a second name (a hard link someone made) could be read or
+  // rewritten through that name by whoever that one is visible to.
+  if (struct stat st; stat(path_.c_str(), &st) == 0 && st.st_nlink > 1) {
+    return Error::Setup("audit store \"" + path_ + "\": has " + std::to_string(st.st_nlink) +
+                        " hard links (find them with `find / -xdev -samefile " + path_ + "`); a store must have one name");
+  }
+  // What the file holds is data, never code: no trigger or view planted in
+  // it runs with ward's privileges, and SQLite refuses writes that would
+  // corrupt it (writable_schema and the like).
+  sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
   // The last connection's close would checkpoint (an fsync) on every ward
   // command; checkpoints happen as the WAL grows instead.
   sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
@@ -159,7 +172,19 @@ Result<void> Store::Init(bool create) {
     if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return DbError(path_, db_.get(), "read the schema version");
     version = sqlite3_column_int(v.get(), 0);
   }
-  if (version == kSchemaVersion) return {};
+  if (version == kSchemaVersion) {
+    // ward's schema has no triggers or views: one in the file was planted
+    // (a trigger that deletes each event as it is written).
+    Stmt planted(db_.get(), "SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1");
+    if (!planted.ok()) return DbError(path_, db_.get(), "read the schema");
+    if (sqlite3_step(planted.get()) == SQLITE_ROW) {
+      const unsigned char* name = sqlite3_column_text(planted.get(), 0);
+      return Error::Setup("audit store \"" + path_ + "\": holds a trigger or view (\"" +
+                          EscapeForTerminal(name ? reinterpret_cast<const char*>(name) : "") +
+                          "\") that ward's schema does not; refused (someone changed the store)");
+    }
+    return {};
+  }
   if (version > kSchemaVersion) {
     return Error::Setup("audit store \"" + path_ + "\": schema version " + std::to_string(version) +
                         " is a newer ward's (this one reads " + std::to_string(kSchemaVersion) + ")");
@@ -348,7 +373,13 @@ std::string HomeOf(uid_t uid) {
 }  // namespace
 
 Result<std::string> DefaultPath() {
-  if (const char* p = std::getenv("WARD_AUDIT_DB"); p && *p) return std::string(p);
+  if (const char* p = std::getenv("WARD_AUDIT_DB"); p && *p) {
+    if (p[0] == '/') return std::string(p);
+    // Made absolute, as it is recorded for a held sandbox's later execs.
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return Error::Setup(std::string("WARD_AUDIT_DB is relative and getcwd failed: ") + strerror(errno));
+    return std::string(cwd) + "/" + p;
+  }
   if (geteuid() == 0) return std::string("/var/lib/ward/audit.db");
   if (const char* s = std::getenv("XDG_STATE_HOME"); s && s[0] == '/') return std::string(s) + "/ward/audit.db";
   if (const char* h = std::getenv("HOME"); h && h[0] == '/') return std::string(h) + "/.local/state/ward/audit.db";

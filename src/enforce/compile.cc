@@ -723,7 +723,21 @@ ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
   return r;
 }
 
-Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv_in, int landlock_abi) {
+// A grant of `real` (rule `origin`, written `path`) at or beneath one of
+// ward's state directories (CompilePlan's `ward_state`).
+static Result<void> RefuseWardState(const std::string& origin, const std::string& path, const std::string& real,
+                             const std::vector<std::string>& ward_state) {
+  for (const auto& d : ward_state) {
+    if (real != d && !IsUnder(real, d)) continue;
+    return Error::Policy(origin + " " + Quote(path) + ": " + (real != path ? "resolves to " + Quote(real) + ", which " : "") +
+                         "lies in " + Quote(d) +
+                         ", where ward keeps its own state (held sandboxes, the audit trail); no sandbox may be granted it");
+  }
+  return {};
+}
+
+Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv_in, int landlock_abi,
+                               const std::vector<std::string>& ward_state) {
   LaunchPlan plan;
   plan.landlock_abi = landlock_abi;
   plan.new_net = policy.network != NetworkMode::kHost;
@@ -772,6 +786,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
       return Error::Policy(origin + " " + Quote(path) + ": resolves to " + Quote(r.real) +
                            ", which cannot be granted (the sandbox has its own /proc and /dev; / would expose the whole host)");
     }
+    if (kind != Kind::kDeny) WARD_TRY(RefuseWardState(origin, path, r.real, ward_state));
     for (auto& l : r.links) {
       if (!baseline) rule_links.push_back({origin, path, l.first, l.second});
       links.push_back(l);
@@ -870,6 +885,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   WARD_TRY(rules(fs.read, Kind::kRead, "read"));
   WARD_TRY(rules(fs.write, Kind::kWrite, "write"));
   WARD_TRY(rules(fs.deny, Kind::kDeny, "deny"));
+  for (const auto& d : ward_state) WARD_TRY(grant(d, Kind::kDeny, "ward's own state", false));
 
   // filesystem.unix: each entry names one socket or FIFO as the object it is
   // now. The unix gate and landlock act on that inode, not on the name.
@@ -909,6 +925,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
       rule_links.push_back({origin, path, l.first, l.second});
       links.push_back(l);
     }
+    WARD_TRY(RefuseWardState(origin, path, r.real, ward_state));
     sources.push_back(r.real);
     if (!listed.insert({st.st_dev, st.st_ino}).second) continue;  // the same object, through another name
     plan.unix_endpoints.push_back({r.real, st.st_dev, st.st_ino, S_ISFIFO(st.st_mode)});

@@ -41,6 +41,14 @@ struct WalkBounds {
 WalkBounds& CompileWalkBounds();
 
 // Errors name the policy field (`/filesystem/read/1 "/opt/data": does not exist`).
-Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv, int landlock_abi);
+//
+// `ward_state`: directories that hold ward's own state (real paths, each
+// place one is visible: lifecycle::WardStateDirs), the sandbox records and
+// the audit trail. Each is hidden as a denied directory is, beneath any
+// grant above it; a grant at or beneath one is refused, since a grant
+// deeper than a deny is mounted over it (a sandbox given DIR/audit.db could
+// read, rewrite or erase the trail).
+Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::string>& argv, int landlock_abi,
+                               const std::vector<std::string>& ward_state = {});
 
 }  // namespace ward

@@ -689,7 +689,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   // placeholder the plan needs, never run.
   req.argv = {"/"};
   req.dns_servers = rec.dns_servers;
-  auto prepared = PrepareSandbox(req, dir + "/state");
+  auto prepared = PrepareSandbox(req, dir + "/state", rec.audit_db);
   if (!prepared) {
     tell_error(ExitStatusFor(prepared.error()), prepared.error().message);
     return ExitStatusFor(prepared.error());

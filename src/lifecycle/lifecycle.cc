@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "audit/store.h"
 #include "base/clock.h"
 #include "base/errors.h"
 #include "base/fd_passing.h"
@@ -54,6 +55,7 @@ SandboxInfo InfoOf(const SandboxRecord& r) {
   i.failure = r.failure;
   i.started = r.started;
   i.supervisor_pid = r.supervisor;
+  i.audit_store = r.audit_db;
   return i;
 }
 
@@ -145,7 +147,10 @@ Result<SandboxInfo> Provision(const ProvisionRequest& req) {
   // Checked as `ward run` checks it (paths exist, grants are possible);
   // nothing runs. The command is a placeholder: a held sandbox's init
   // starts none of its own.
-  auto plan = CompilePlan(lifecycle::HideRuntimeDir(policy), {"/"}, LandlockAbi());
+  // The audit store its execs will be recorded in: the caller's now.
+  auto audit_db = audit::DefaultPath();
+  if (!audit_db) return audit_db.error();
+  auto plan = CompilePlan(policy, {"/"}, LandlockAbi(), lifecycle::WardStateDirs(*audit_db));
   if (!plan) return plan.error();
   WARD_TRY(lifecycle::RefuseControlSockets(*plan));
   if (!req.name.empty()) {
@@ -173,6 +178,7 @@ Result<SandboxInfo> Provision(const ProvisionRequest& req) {
     return Error{Error::Code::kNameTaken, "the name \"" + r.name + "\" is taken (ward ls; ward deprovision " + r.name + ")"};
   }
   r.agent = req.agent;
+  r.audit_db = *audit_db;
   r.created = lifecycle::Now3339();
   // The record keeps the policy as JSON; its digest is of the text the
   // record gives back (LoadRecord), compact.

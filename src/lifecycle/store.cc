@@ -12,11 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "audit/store.h"
+#include "base/mountinfo.h"
 #include "base/errors.h"
 #include "base/file.h"
 
@@ -144,6 +146,7 @@ Result<SandboxRecord> LoadRecord(const std::string& dir) {
     r.failure = j.value("failure", "");
     r.supervisor = j.value("supervisorPid", 0);
     r.started = j.value("started", "");
+    r.audit_db = j.value("auditStore", "");
   } catch (const std::exception& e) {
     return Error::Setup("\"" + dir + "/sandbox.json\": " + e.what() + " (damaged record)");
   }
@@ -213,6 +216,7 @@ Result<void> SaveRecord(const std::string& dir, const SandboxRecord& r) {
   if (!r.failure.empty()) j["failure"] = r.failure;
   if (r.supervisor) j["supervisorPid"] = r.supervisor;
   if (!r.started.empty()) j["started"] = r.started;
+  if (!r.audit_db.empty()) j["auditStore"] = r.audit_db;
   return WriteReplacing(dir, "sandbox.json", j.dump(2) + "\n");
 }
 
@@ -323,15 +327,24 @@ Result<void> RefuseControlSockets(const LaunchPlan& plan) {
   return {};
 }
 
-Policy HideRuntimeDir(const Policy& policy) {
-  Policy out = policy;
-  if (auto rt = RuntimeDir(/*make=*/false)) out.filesystem.deny.push_back(*rt);
-  // The audit store's directory too: a sandbox whose grants cover it (a
-  // workspace at ~) must not read, forge or erase the trail.
-  if (auto db = audit::DefaultPath()) {
-    const std::string dir = db->substr(0, db->rfind('/'));
+std::vector<std::string> WardStateDirs(const std::string& audit_db) {
+  std::vector<std::string> dirs;
+  if (auto rt = RuntimeDir(/*make=*/false)) dirs.push_back(*rt);
+  std::string db = audit_db;
+  if (db.empty()) {
+    if (auto d = audit::DefaultPath()) db = *d;
+  }
+  if (const size_t slash = db.rfind('/'); slash != std::string::npos) {
+    char real[PATH_MAX];
+    const std::string dir = slash == 0 ? "/" : db.substr(0, slash);
     struct stat st;
-    if (!dir.empty() && stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) out.filesystem.deny.push_back(dir);
+    if (realpath(dir.c_str(), real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode)) dirs.push_back(real);
+  }
+  std::vector<std::string> out;
+  for (const auto& d : dirs) {
+    for (auto& p : PathsShowing(d)) {
+      if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
+    }
   }
   return out;
 }

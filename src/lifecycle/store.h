@@ -46,6 +46,11 @@ struct SandboxRecord {
   std::string failure;        // why, when "failed"
   pid_t supervisor = 0;       // while "running"
   std::string started;        // RFC 3339, the last start
+  // The audit store its execs are recorded in, chosen at provision (the
+  // caller's default then), so that no later caller's environment can
+  // send them elsewhere; "" in records from before it was kept: the
+  // default of whoever runs the exec.
+  std::string audit_db;
 };
 
 std::string Now3339();
@@ -96,12 +101,14 @@ Result<void> RefuseControlSocket(const std::string& path, dev_t dev, ino_t ino);
 // (RefuseControlSocket).
 Result<void> RefuseControlSockets(const LaunchPlan& plan);
 
-// `policy` as a sandbox is compiled from it: the caller's runtime directory
-// (records, control sockets, other sandboxes' private /tmp and home), if
-// there is one, among its deny rules, so that a grant above it (`ward run`
-// from /tmp, where the runtime directory may be /tmp/ward-UID) shows an
-// empty, read-only directory in its place, as any denied directory.
-Policy HideRuntimeDir(const Policy& policy);
+// Where ward's own state is visible, for CompilePlan's `ward_state`: the
+// caller's runtime directory (records, control sockets, other sandboxes'
+// private /tmp and home) and the audit store's directory, if they exist,
+// each at its real path and at every other path a bind mount shows it
+// (PathsShowing). A sandbox whose grants lie above one sees an empty,
+// read-only directory in its place; no grant may lie at or beneath one.
+// `audit_db`: the store the run records to ("": the default one).
+std::vector<std::string> WardStateDirs(const std::string& audit_db = "");
 
 // Connects to the control socket in `dir` (SOCK_SEQPACKET); the errno of
 // connect on failure (ENOENT, ECONNREFUSED: no supervisor serves it).

@@ -23,6 +23,7 @@
 #include <sstream>
 
 #include "base/file.h"
+#include "base/mountinfo.h"
 #include "net/socket_io.h"
 
 namespace ward::net {
@@ -33,21 +34,8 @@ using DevSet = std::set<std::pair<unsigned, unsigned>>;
 // Devices of the mounts in a mountinfo file; only tmpfs ones if asked.
 DevSet MountDevices(const std::string& mountinfo, bool tmpfs_only) {
   DevSet out;
-  std::istringstream lines(ReadFile(mountinfo).value_or(""));
-  std::string line;
-  while (std::getline(lines, line)) {
-    // "36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw"
-    std::istringstream f(line);
-    std::string id, parent, dev;
-    if (!(f >> id >> parent >> dev)) continue;
-    size_t sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream tail(line.substr(sep + 3));
-    std::string fstype;
-    tail >> fstype;
-    if (tmpfs_only && fstype != "tmpfs") continue;
-    unsigned maj = 0, min = 0;
-    if (sscanf(dev.c_str(), "%u:%u", &maj, &min) == 2) out.insert({maj, min});
+  for (const MountInfo& m : ReadMountInfo(mountinfo)) {
+    if (!tmpfs_only || m.fstype == "tmpfs") out.insert({m.major, m.minor});
   }
   return out;
 }

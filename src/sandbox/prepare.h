@@ -34,8 +34,11 @@ struct PreparedSandbox {
 
 // Compiles `req` and prepares everything before clone. `persist_dir`
 // non-empty: a held sandbox, whose private /tmp and home are directories
-// under it (PersistAreas), made here if missing.
-Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir);
+// under it (PersistAreas), made here if missing. `audit_db`: the audit
+// store the sandbox's events go to, hidden from it with the rest of ward's
+// state (lifecycle::WardStateDirs; "": the caller's default store).
+Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir,
+                                                        const std::string& audit_db = "");
 
 // One decision as the result lists it, `at_ms` since `origin_ns`
 // (CLOCK_MONOTONIC).

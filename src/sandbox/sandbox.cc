@@ -137,7 +137,8 @@ std::vector<std::string> PolicyWarnings(const Policy& policy) {
   return out;
 }
 
-Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir) {
+Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir,
+                                                        const std::string& audit_db) {
   auto prepared = std::make_unique<PreparedSandbox>();
   PreparedSandbox& ps = *prepared;
   ps.start = MonotonicNs();
@@ -155,7 +156,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
 
   std::vector<Phase>& phases = result.phases;
   auto mark = [&](const char* name) { phases.push_back({name, (MonotonicNs() - start) / 1000.0}); };
-  auto compiled = CompilePlan(lifecycle::HideRuntimeDir(policy), req.argv, abi);
+  auto compiled = CompilePlan(policy, req.argv, abi, lifecycle::WardStateDirs(audit_db));
   if (!compiled) return compiled.error();
   ps.plan = std::move(*compiled);
   LaunchPlan* plan = &ps.plan;

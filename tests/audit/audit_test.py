@@ -191,12 +191,76 @@ def test_store_hidden_from_the_sandbox():
     check(len(events("--agent", "nosy", db=db)) == 2, "and the store holds the run", db)
 
 
+def test_no_grant_reaches_into_the_store():
+    # A grant deeper than a deny is mounted over it: one at or beneath the
+    # store's directory would give the sandbox the trail to read, rewrite
+    # or erase. Refused (123), by name and by pattern; control: a grant
+    # above it shows the rest and an unreadable directory in its place.
+    ws = os.path.join(BASE, "ws2")
+    os.makedirs(os.path.join(ws, "other"), exist_ok=True)
+    db = os.path.join(ws, "state", "audit.db")
+    check(ward("run", "--agent", "a", "--profile", "minimal", "--cwd", "/", "--", "true", db=db)[0] == 0, "make the store")
+    for grant in (db, os.path.join(ws, "state"), os.path.join(ws, "state", "*"), os.path.join(ws, "st*", "audit.db")):
+        code, _, err = ward("run", "--profile", "minimal", "--write", grant, "--cwd", "/", "--", "true", db=db)
+        check(code == 123 and "where ward keeps its own state" in err, "--write " + grant + ": refused (123)", (code, err))
+    code, out, err = ward("run", "--profile", "minimal", "--read", ws, "--cwd", "/", "--", "sh", "-c",
+                          f"cat {db} >/dev/null; echo r=$?; ls {ws}/other; echo c=$?", db=db)
+    check(code == 0 and "r=1" in out and "Permission denied" in err and "c=0" in out,
+          "control: beneath a grant of its parent the store is unreadable, the rest is seen", (out, err))
+    if os.getuid() != 0:
+        print("  skip: the bind-mount alias case needs root (mount --bind)")
+        return
+    # The same directory through a bind mount of its parent: hidden there too.
+    alias = os.path.join(BASE, "alias")
+    os.makedirs(alias, exist_ok=True)
+    subprocess.run(["mount", "--bind", ws, alias], check=True)
+    try:
+        code, out, err = ward("run", "--profile", "minimal", "--read", alias, "--cwd", "/", "--", "sh", "-c",
+                              f"cat {alias}/state/audit.db >/dev/null; echo r=$?; ls {alias}/other; echo c=$?", db=db)
+        check(code == 0 and "r=1" in out and "Permission denied" in err and "c=0" in out,
+              "through a bind mount of its parent: unreadable (EACCES); control: the rest is seen", (out, err))
+        code, _, err = ward("run", "--profile", "minimal", "--read", os.path.join(alias, "state"), "--cwd", "/",
+                            "--", "true", db=db)
+        check(code == 123 and "where ward keeps its own state" in err, "a grant of the alias itself: refused", err)
+    finally:
+        subprocess.run(["umount", alias], check=True)
+
+
+def test_tampered_store_refused():
+    # A second name for the store, or a trigger planted in it (one that
+    # deletes each event as it is written): refused with the reason, and
+    # the run does not run (125). Control: the same store without them.
+    import sqlite3
+    d = os.path.join(BASE, "tamper")
+    os.makedirs(d, exist_ok=True)
+    db = os.path.join(d, "audit.db")
+    ok = ["run", "--profile", "minimal", "--cwd", "/", "--", "true"]
+    check(ward(*ok, db=db)[0] == 0, "control: the store is written")
+    os.link(db, db + ".alias")
+    code, _, err = ward(*ok, db=db)
+    check(code == 125 and "hard links" in err, "a store with two names: refused (125)", (code, err))
+    os.unlink(db + ".alias")
+    check(ward(*ok, db=db)[0] == 0, "control: one name again")
+    c = sqlite3.connect(db)
+    c.execute("CREATE TRIGGER eat AFTER INSERT ON events BEGIN DELETE FROM events; END")
+    c.commit()
+    c.close()
+    code, _, err = ward(*ok, db=db)
+    check(code == 125 and "trigger or view" in err and "eat" in err, "a planted trigger: refused (125)", (code, err))
+    code, _, err = ward("audit", db=db)
+    check(code == 125 and "trigger or view" in err, "and the reader refuses it too", (code, err))
+
+
 def test_exec_recorded():
     # Every `ward exec` into a held sandbox is recorded against the agent it
     # was provisioned for and the sandbox's id, which the command sees;
     # its egress decisions too. An unwritable store: the exec does not run.
+    # Its own store, chosen at provision: an exec's caller cannot send the
+    # events elsewhere with WARD_AUDIT_DB.
+    held_dir = os.path.join(BASE, "heldstore")
+    held_db = os.path.join(held_dir, "audit.db")
     code, out, err = ward("provision", "--profile", "minimal", "--agent", "held-agent", "--name", "held",
-                          "--cwd", "/", "--allow-net", "127.0.0.1:9")
+                          "--cwd", "/", "--allow-net", "127.0.0.1:9", db=held_db)
     check(code == 0, "provision", err)
     sid = out.strip()
     try:
@@ -209,25 +273,33 @@ def test_exec_recorded():
         code, out, err = ward("exec", "held", "--", "python3", "-c", probe)
         check(code == 0 and out.split()[:2] == ["held-agent", sid] and "errno 111" in out,
               "the identity inside; the connection refused (ECONNREFUSED)", (out, err))
-        ev = events("--sandbox", sid)
+        ev = events("--sandbox", sid, db=held_db)
         check([e["kind"] for e in ev] == ["start", "egress", "exit"], "start, the decision, exit", ev)
+        check(events("--sandbox", sid) == [], "nothing in the exec caller's own store", DB)
         check(all(e["agent"] == "held-agent" for e in ev) and ev[0]["detail"]["via"] == "exec"
               and ev[0]["detail"]["name"] == "held" and ev[0]["detail"]["policyDigest"].startswith("sha256:"),
               "recorded against the sandbox's agent, with its name and policy digest", ev[0])
         check(ev[1]["decision"] == "deny" and ev[1]["detail"]["address"] == "192.0.2.1", "the denial", ev[1])
-        code, _, err = ward("exec", "held", "--", "true", db="/proc/self/none/audit.db")
-        check(code == 125 and "audit" in err, "an unwritable store: the exec fails closed (125)", (code, err))
-        check(len(events("--sandbox", sid)) == 3, "and nothing more is recorded")
+        # The store's directory replaced by a file: it cannot be written.
+        os.rename(held_dir, held_dir + ".away")
+        with open(held_dir, "w"):
+            pass
         code, _, err = ward("exec", "held", "--", "true")
-        check(code == 0 and len(events("--sandbox", sid)) == 5, "control: the next exec is recorded", err)
-        code, out, err = ward("audit", "summary", "--sandbox", sid, "--json")
+        os.unlink(held_dir)
+        os.rename(held_dir + ".away", held_dir)
+        check(code == 125 and "audit" in err, "an unwritable store: the exec fails closed (125)", (code, err))
+        check(len(events("--sandbox", sid, db=held_db)) == 3, "and nothing more is recorded")
+        code, _, err = ward("exec", "held", "--", "true", db=os.path.join(BASE, "elsewhere", "audit.db"))
+        check(code == 0 and len(events("--sandbox", sid, db=held_db)) == 5,
+              "control: the next exec is recorded, in the store of the provision", err)
+        code, out, err = ward("audit", "summary", "--sandbox", sid, "--json", db=held_db)
         check(code == 0, "audit summary", err)
         summary = json.loads(out)
         check(summary["agent"] == "held-agent" and len(summary["commands"]) == 2
               and [c["exit"]["detail"]["exitStatus"] for c in summary["commands"]] == [0, 0]
               and len(summary["denied"]) == 1 and summary["denied"][0]["detail"]["address"] == "192.0.2.1",
               "the summary: two commands and how they ended, the one denial", summary)
-        code, out, err = ward("audit", "summary", "--sandbox", "nosuchsandbox")
+        code, out, err = ward("audit", "summary", "--sandbox", "nosuchsandbox", db=held_db)
         check(code == 1 and "no events" in err, "a sandbox with no events: 1, said", (code, err))
     finally:
         ward("deprovision", "held")
@@ -276,7 +348,8 @@ def test_ocsf_and_syslog_export():
 
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
-         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_recorded,
+         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_no_grant_reaches_into_the_store,
+         test_tampered_store_refused, test_exec_recorded,
          test_ocsf_and_syslog_export]
 
 

@@ -120,7 +120,7 @@ int DoExec(ExecArgs& a) {
   // sandbox's agent before it runs, or it does not run.
   auto info = Describe(a.req.ref);
   if (!info) return fail(info.error());
-  auto trail = RunAudit::BeginExec(info->agent, info->id, info->name, info->policy_digest, a.req.argv, &a.req.env);
+  auto trail = RunAudit::BeginExec(info->audit_store, info->agent, info->id, info->name, info->policy_digest, a.req.argv, &a.req.env);
   if (!trail) return fail(Error::Setup("audit: " + trail.error().message));
   auto r = Exec(a.req);
   if (!r) {

@@ -51,13 +51,11 @@ audit::Event RunAudit::Base(const std::string& kind) const {
   return e;
 }
 
-Result<RunAudit> RunAudit::Open(const std::string& agent) {
+Result<RunAudit> RunAudit::Open(const std::string& agent, const std::string& path) {
   if (std::string why = lifecycle::CheckName(agent); !why.empty()) {
     return Error::Usage("--agent \"" + agent + "\": " + why);
   }
-  auto path = audit::DefaultPath();
-  if (!path) return path.error();
-  auto store = audit::Store::Open(*path);
+  auto store = audit::Store::Open(path);
   if (!store) return store.error();
   RunAudit a(std::move(*store));
   a.agent_ = agent;
@@ -79,7 +77,9 @@ Result<void> RunAudit::Record(audit::Event start) {
 }
 
 Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
-  auto a = Open(agent);
+  auto path = audit::DefaultPath();
+  if (!path) return path.error();
+  auto a = Open(agent, *path);
   if (!a) return a.error();
   auto sandbox = lifecycle::NewId();
   if (!sandbox) return sandbox.error();
@@ -99,10 +99,16 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   return a;
 }
 
-Result<RunAudit> RunAudit::BeginExec(const std::string& agent, const std::string& record_id, const std::string& name,
-                                     const std::string& policy_digest, const std::vector<std::string>& argv,
-                                     std::vector<std::string>* env) {
-  auto a = Open(agent.empty() ? "default" : agent);
+Result<RunAudit> RunAudit::BeginExec(const std::string& audit_db, const std::string& agent, const std::string& record_id,
+                                     const std::string& name, const std::string& policy_digest,
+                                     const std::vector<std::string>& argv, std::vector<std::string>* env) {
+  std::string path = audit_db;
+  if (path.empty()) {
+    auto d = audit::DefaultPath();
+    if (!d) return d.error();
+    path = *d;
+  }
+  auto a = Open(agent.empty() ? "default" : agent, path);
   if (!a) return a.error();
   a->sandbox_ = record_id;
   env->push_back("WARD_AGENT=" + a->agent_);

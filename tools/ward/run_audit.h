@@ -21,9 +21,11 @@ class RunAudit {
   static Result<RunAudit> Begin(const std::string& agent, RunRequest* req);
 
   // The same for `ward exec` into the held sandbox `record_id` (provisioned
-  // for `agent`, "" : "default"): the identity goes into `*env` (NAME=VALUE
-  // entries added to the command's environment).
-  static Result<RunAudit> BeginExec(const std::string& agent, const std::string& record_id, const std::string& name,
+  // for `agent`, "" : "default"), recorded in the store chosen at its
+  // provision (`audit_db`; "": the default one): the identity goes into
+  // `*env` (NAME=VALUE entries added to the command's environment).
+  static Result<RunAudit> BeginExec(const std::string& audit_db, const std::string& agent, const std::string& record_id,
+                                    const std::string& name,
                                     const std::string& policy_digest, const std::vector<std::string>& argv,
                                     std::vector<std::string>* env);
 
@@ -36,7 +38,7 @@ class RunAudit {
  private:
   // Opens the store and takes the agent's id; the start is recorded by
   // Record(start).
-  static Result<RunAudit> Open(const std::string& agent);
+  static Result<RunAudit> Open(const std::string& agent, const std::string& path);
   Result<void> Record(audit::Event start);
   audit::Event Base(const std::string& kind) const;
   audit::Store store_;
