@@ -14,6 +14,28 @@
 
 namespace ward {
 
+// A program the sandbox asked the kernel to execute (execve/execveat), as
+// read from the caller's memory before the call (RunRequest::on_exec). What
+// the caller asked for, not proof of what ran: the call may then fail (a
+// PATH search tries each directory), and another thread of the caller may
+// rewrite the strings before the kernel reads them. A record, never a
+// decision.
+struct ProcessExec {
+  int64_t time_ns = 0;          // CLOCK_REALTIME
+  int pid = 0, ppid = 0;        // in the sandbox's pid namespace (0: unknown)
+  int host_pid = 0;             // the caller's process, on the host
+  std::string path;             // as passed; for execveat, resolved against its directory when it can be
+  std::vector<std::string> argv;
+  bool truncated = false;       // argv or path cut at the bounds (net/exec_notice.h)
+  // An absolute path that names nothing in the sandbox (ENOENT, ENOTDIR):
+  // one step of a PATH search, or a program the policy hides; argv unread.
+  bool missing = false;
+  // Why path and argv could not be read ("" if they were): a caller the
+  // supervisor may not read (not dumpable, and ward not root) is recorded
+  // with its pid alone.
+  std::string unreadable;
+};
+
 struct RunRequest {
   Policy policy;
   // The command; overrides policy.process.argv when non-empty.
@@ -33,6 +55,10 @@ struct RunRequest {
   std::function<void(const std::string&)> on_warning;
   // Every warning is an error instead (kPolicy): nothing runs.
   bool strict = false;
+  // Set: called with each program the sandbox executes, as it is about to
+  // (execve and execveat wait for ward meanwhile: about 25 µs each), on a
+  // thread of ward's; it must not block. Unset: executions are not watched.
+  std::function<void(ProcessExec)> on_exec;
 };
 
 // One network decision: a DNS question or a connection (egress mode), or a

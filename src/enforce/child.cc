@@ -238,6 +238,11 @@ const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SI
   (void)!write(c.report_fd, &r, sizeof r);
   int err = ENOENT;
   for (const auto& cand : p.exec_candidates) {
+    // A candidate that is not there is skipped without an execve(): each
+    // one is a notification to the supervisor when executions are watched
+    // (RunRequest::on_exec), and this one may not be read by it (init's
+    // children are not dumpable).
+    if (access(cand.c_str(), F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR)) continue;
     execve(cand.c_str(), c.argv, c.envp);
     // Keep looking past missing entries; remember a permission problem.
     if (errno != ENOENT && errno != ENOTDIR) err = errno;

@@ -723,6 +723,14 @@ ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
   return r;
 }
 
+void NotifyExecs(LaunchPlan* plan) {
+  if (plan->egress && !plan->egress->connect_notify.empty()) {
+    plan->egress->connect_notify = BuildNetworkFilter(NetworkFilter::kEgress, true);
+  } else {
+    plan->seccomp_net = BuildNetworkFilter(plan->new_net ? NetworkFilter::kIsolated : NetworkFilter::kHost, true);
+  }
+}
+
 // A grant of `real` (rule `origin`, written `path`) at or beneath one of
 // ward's state directories (CompilePlan's `ward_state`).
 static Result<void> RefuseWardState(const std::string& origin, const std::string& path, const std::string& real,

@@ -40,6 +40,11 @@ struct WalkBounds {
 };
 WalkBounds& CompileWalkBounds();
 
+// Rebuilds `plan`'s network filter (the egress one, or seccomp_net) so that
+// execve() and execveat() wait for the supervisor as well, which records
+// them (RunRequest::on_exec); nothing else changes.
+void NotifyExecs(LaunchPlan* plan);
+
 // Errors name the policy field (`/filesystem/read/1 "/opt/data": does not exist`).
 //
 // `ward_state`: directories that hold ward's own state (real paths, each

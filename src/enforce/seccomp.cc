@@ -221,11 +221,12 @@ class BpfProgram {
 // Written as raw BPF (with the assembler above) rather than with libseccomp:
 // it is built before clone() on every run, and its tests of flag bits and
 // ranges are a few instructions.
-std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
+std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind, bool notify_exec) {
   constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
   // x86_64 system call numbers.
   constexpr uint32_t kIoctl = 16, kSocket = 41, kConnect = 42, kSendto = 44, kSendmsg = 46, kBind = 49,
-                     kListen = 50, kSocketpair = 53, kSetsockopt = 54, kSendmmsg = 307;
+                     kListen = 50, kSocketpair = 53, kSetsockopt = 54, kSendmmsg = 307, kExecve = 59,
+                     kExecveat = 322;
   auto arg = [](int i) { return static_cast<uint32_t>(16 + 8 * i); };  // offsetof(seccomp_data, args[i]), low half
   constexpr uint32_t kAllow = 0x7fff0000U;   // SECCOMP_RET_ALLOW
   constexpr uint32_t kNotify = 0x7fc00000U;  // SECCOMP_RET_USER_NOTIF
@@ -249,6 +250,10 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind) {
   p.JumpIf(BPF_JEQ, kSocket, "socket");
   p.JumpIf(BPF_JEQ, kSocketpair, "socketpair");
   p.JumpIf(BPF_JEQ, kConnect, "notify");  // every mode: the unix gate (net/unix_gate.h)
+  if (notify_exec) {
+    p.JumpIf(BPF_JEQ, kExecve, "notify");
+    p.JumpIf(BPF_JEQ, kExecveat, "notify");
+  }
   if (!host) {
     // A connect hidden in a send (TCP Fast Open) would not wait for the
     // supervisor as every connect() does.

@@ -70,8 +70,11 @@ std::vector<sock_filter> BuildPersonalityFilter(bool refuse_memfd = false);
 // the other interface, route, ARP and wireless ioctls (0x8910-0x89ff but
 // SIOCOUTQNSD, 0x8b00-0x8bff) fail with EPERM. kHost (the host's network):
 // only what every kind does. Everything else passes (to the other filters).
+// `notify_exec` (any kind): execve() and execveat() wait for the supervisor
+// too, which records what is executed and lets the kernel make the call
+// (net/exec_notice.h: a record, never a decision).
 enum class NetworkFilter : uint8_t { kIsolated, kEgress, kHost };
 
-std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind);
+std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind, bool notify_exec = false);
 
 }  // namespace ward

@@ -29,6 +29,8 @@
 #include "base/fd_passing.h"
 #include "base/file.h"
 #include "enforce/supervisor.h"
+#include "audit/exec_event.h"
+#include "audit/writer.h"
 #include "lifecycle/control.h"
 #include "sandbox/prepare.h"
 
@@ -661,6 +663,29 @@ class Holder {
   std::string failure_;
 };
 
+// The audit store of the sandbox `rec` and the identity its events carry.
+struct Trail {
+  audit::Store store;
+  audit::Event base;
+};
+Result<Trail> OpenTrail(const SandboxRecord& rec) {
+  std::string path = rec.audit_db;
+  if (path.empty()) {
+    auto d = audit::DefaultPath();
+    if (!d) return d.error();
+    path = *d;
+  }
+  auto store = audit::Store::Open(path);
+  if (!store) return store.error();
+  Trail t{std::move(*store), {}};
+  t.base.agent = rec.agent.empty() ? "default" : rec.agent;
+  auto id = t.store.AgentId(t.base.agent);
+  if (!id) return id.error();
+  t.base.agent_id = *id;
+  t.base.sandbox = rec.id;
+  return t;
+}
+
 }  // namespace
 
 int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
@@ -689,6 +714,18 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   // placeholder the plan needs, never run.
   req.argv = {"/"};
   req.dns_servers = rec.dns_servers;
+  // Every program it executes is recorded as it happens, against its agent
+  // and its id, in the store chosen at provision. A store that cannot be
+  // opened: the sandbox does not start (fail closed).
+  auto trail = OpenTrail(rec);
+  if (!trail) {
+    tell_error(kExitSetup, "audit: " + trail.error().message);
+    return kExitSetup;
+  }
+  audit::EventWriter writer(&trail->store);
+  req.on_exec = [&writer, base = trail->base](ProcessExec x) {
+    if (!x.missing) writer.Post(audit::ExecEvent(base, x));
+  };
   auto prepared = PrepareSandbox(req, dir + "/state", rec.audit_db);
   if (!prepared) {
     tell_error(ExitStatusFor(prepared.error()), prepared.error().message);
@@ -720,6 +757,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   const bool stopped = holder.stopped();
   const std::string failure = holder.failure();
   prepared->reset();
+  if (auto written = writer.Finish(); !written) {
+    std::fprintf(stderr, "ward supervisor: audit: %s\n", written.error().message.c_str());
+  }
   if (!out) {
     if (ready_fd >= 0) {
       tell_error(ExitStatusFor(out.error()), out.error().message);

@@ -32,6 +32,7 @@
 #include "base/errors.h"
 #include "base/file.h"
 #include "base/unique_fd.h"
+#include "net/exec_notice.h"
 #include "net/sandbox_net.h"
 #include "net/seccomp_notice.h"
 #include "net/unix_gate.h"
@@ -262,13 +263,14 @@ constexpr int kServerFirstSliceMs = 5;
 class Server : public std::enable_shared_from_this<Server> {
  public:
   Server(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms, ConnectNotifyHooks& hooks,
-         UnixGate& gate)
+         UnixGate& gate, const std::function<void(ProcessExec)>& on_exec)
       : notify_fd_(notify_fd),
         stop_fd_(stop_fd),
         sandbox_(sandbox),
         connect_timeout_ms_(connect_timeout_ms),
         hooks_(hooks),
-        gate_(gate) {}
+        gate_(gate),
+        on_exec_(on_exec) {}
 
   void Run() {
     seccomp_notif_sizes sizes{};
@@ -305,7 +307,20 @@ class Server : public std::enable_shared_from_this<Server> {
  private:
   // Runs on the notification thread and never blocks: what must wait (a
   // handshake) waits on a worker.
+  // An execve()/execveat(): recorded, then made by the kernel as asked
+  // (exec_notice.h says why this is a record, not a decision).
+  void OnExec(const Notice& n) {
+    if (!on_exec_) return Answer(n, 0, /*continue_call=*/true);
+    ProcessExec e = ReadExecNotice(n);
+    // Interrupted meanwhile: the thread id may name another thread now, and
+    // a restarted call comes back as a new notification.
+    if (!StillWaiting(n)) return;
+    Answer(n, 0, /*continue_call=*/true);
+    on_exec_(std::move(e));
+  }
+
   void Handle(const Notice& n) {
+    if (n.nr == SYS_execve || n.nr == SYS_execveat) return OnExec(n);
     UniqueFd pidfd = OpenPidfd(n.pid);
     int open_errno = errno;
     // Checked after opening the pidfd: the thread id still names the caller.
@@ -791,6 +806,7 @@ class Server : public std::enable_shared_from_this<Server> {
   int connect_timeout_ms_;
   ConnectNotifyHooks& hooks_;
   UnixGate& gate_;
+  std::function<void(ProcessExec)> on_exec_;
   std::atomic<int> workers_{0};
 };
 
@@ -803,8 +819,9 @@ uint64_t NetnsCookie(int socket_fd) {
 }
 
 void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
-                               ConnectNotifyHooks& hooks, UnixGate& gate) {
-  std::make_shared<Server>(notify_fd, stop_fd, sandbox, connect_timeout_ms, hooks, gate)->Run();
+                               ConnectNotifyHooks& hooks, UnixGate& gate,
+                               const std::function<void(ProcessExec)>& on_exec) {
+  std::make_shared<Server>(notify_fd, stop_fd, sandbox, connect_timeout_ms, hooks, gate, on_exec)->Run();
 }
 
 }  // namespace ward::net

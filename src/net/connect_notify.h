@@ -69,6 +69,7 @@
 #include "base/unique_fd.h"
 #include "net/egress_proxy.h"
 #include "net/egress_rules.h"
+#include "ward/sandbox.h"
 
 namespace ward::net {
 
@@ -130,9 +131,12 @@ struct SandboxNetwork {
 // Serves the notifications of `notify_fd` until `stop_fd` is readable or no
 // process uses the filter any more. Outside egress mode, hooks.PlanDirect
 // answers nullopt. `hooks` and `gate` outlive every worker started through
-// hooks.SpawnWorker.
+// hooks.SpawnWorker. An execve()/execveat() (the filter's `notify_exec`)
+// is read (net/exec_notice.h), let through, then given to `on_exec` (on
+// this thread, after the answer); without `on_exec` it is let through.
 void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
-                               ConnectNotifyHooks& hooks, UnixGate& gate);
+                               ConnectNotifyHooks& hooks, UnixGate& gate,
+                               const std::function<void(ProcessExec)>& on_exec = {});
 
 // SO_NETNS_COOKIE of a socket's network namespace; 0 if it cannot be read.
 uint64_t NetnsCookie(int socket_fd);

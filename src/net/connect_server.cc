@@ -22,7 +22,8 @@ constexpr size_t kMaxEvents = 4096;
 
 class Server final : public ConnectServer, public ConnectNotifyHooks {
  public:
-  Server(UniqueFd notify, std::shared_ptr<UnixGate> gate) : notify_(std::move(notify)), gate_(std::move(gate)) {}
+  Server(UniqueFd notify, std::shared_ptr<UnixGate> gate, std::function<void(ProcessExec)> on_exec)
+      : notify_(std::move(notify)), gate_(std::move(gate)), on_exec_(std::move(on_exec)) {}
   ~Server() override { Stop(); }
 
   Result<void> Begin(uint64_t netns) {
@@ -31,7 +32,7 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
     try {
       thread_ = std::thread([this, netns] {
         ServeConnectNotifications(notify_.get(), stop_.get(), SandboxNetwork{netns, -1, -1}, kConnectTimeoutMs, *this,
-                                  *gate_);
+                                  *gate_, on_exec_);
       });
     } catch (const std::system_error& e) {
       return Error::Setup(std::string("connect server: starting its thread: ") + e.what());
@@ -81,6 +82,7 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
 
   UniqueFd notify_;
   std::shared_ptr<UnixGate> gate_;
+  std::function<void(ProcessExec)> on_exec_;
   UniqueFd stop_;
   std::thread thread_;
   Workers workers_;
@@ -94,8 +96,9 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
 }  // namespace
 
 Result<std::unique_ptr<ConnectServer>> ConnectServer::Start(UniqueFd notify, uint64_t netns,
-                                                            std::shared_ptr<UnixGate> gate) {
-  auto server = std::make_unique<Server>(std::move(notify), std::move(gate));
+                                                            std::shared_ptr<UnixGate> gate,
+                                                            std::function<void(ProcessExec)> on_exec) {
+  auto server = std::make_unique<Server>(std::move(notify), std::move(gate), std::move(on_exec));
   auto begun = server->Begin(netns);
   if (!begun) return begun.error();
   return std::unique_ptr<ConnectServer>(std::move(server));

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 #include "net/egress_rules.h"
 #include "net/tcp_decision.h"
 #include "ward/result.h"
+#include "ward/sandbox.h"
 
 namespace ward::net {
 
@@ -100,6 +102,9 @@ struct EgressProxyConfig {
   // sandbox's, from before its stop (lifecycle/held_supervisor.cc). They
   // count as this proxy's own answers would.
   std::vector<DnsBinding> bindings;
+  // Given each execve()/execveat() that arrives on connect_notify
+  // (ServeConnectNotifications); may be empty.
+  std::function<void(ProcessExec)> on_exec;
 };
 
 class EgressProxy {

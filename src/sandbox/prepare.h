@@ -27,6 +27,7 @@ struct PreparedSandbox {
   LaunchOptions opts;  // its callbacks point into this object: it never moves
   net::UnixGateConfig gate_config;
   std::unique_ptr<net::ConnectServer> connect_server;
+  std::function<void(ProcessExec)> on_exec;  // RunRequest::on_exec, for the server that serves the listener
   std::unique_ptr<net::EgressProxy> proxy;
   std::optional<net::EgressProxyConfig> egress_config;
   RunResult result;  // filled so far: landlock ABI, mechanisms, warnings, phases

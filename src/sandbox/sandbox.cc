@@ -161,6 +161,10 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   ps.plan = std::move(*compiled);
   LaunchPlan* plan = &ps.plan;
   WARD_TRY(lifecycle::RefuseControlSockets(*plan));
+  if (req.on_exec) {
+    NotifyExecs(plan);
+    ps.on_exec = req.on_exec;
+  }
   if (req.strict && !plan->warnings.empty()) {
     std::string all;
     for (const auto& w : plan->warnings) all += (all.empty() ? "" : "\n") + w;
@@ -256,7 +260,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     if (netns == 0) return SysError("getsockopt", "SO_NETNS_COOKIE of the sandbox's network (Linux 5.14)");
     p->gate_config.diag = std::move(diag);
     auto started = net::ConnectServer::Start(std::move(listener), netns,
-                                             std::make_shared<net::UnixGate>(std::move(p->gate_config)));
+                                             std::make_shared<net::UnixGate>(std::move(p->gate_config)), p->on_exec);
     if (!started) return started.error();
     p->connect_server = std::move(*started);
     return {};
@@ -265,6 +269,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     auto config = EgressConfig(req);
     if (!config) return config.error();
     ps.egress_config = std::move(*config);
+    ps.egress_config->on_exec = ps.on_exec;
     opts.on_egress_listeners = [p](std::vector<UniqueFd> fds) -> Result<void> {
       // The proxy holds six descriptors per connection: let it use the hard
       // limit. Raised only now, after clone: the sandbox keeps the caller's.

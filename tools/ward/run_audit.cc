@@ -41,6 +41,7 @@ nlohmann::json Redacted(nlohmann::json policy) {
 
 }  // namespace
 
+
 audit::Event RunAudit::Base(const std::string& kind) const {
   audit::Event e;
   e.time_ns = NowNs();
@@ -59,7 +60,7 @@ Result<RunAudit> RunAudit::Open(const std::string& agent, const std::string& pat
   if (!store) return store.error();
   RunAudit a(std::move(*store));
   a.agent_ = agent;
-  auto id = a.store_.AgentId(agent);
+  auto id = a.store_->AgentId(agent);
   if (!id) return id.error();
   a.agent_id_ = *id;
   a.start_ns_ = NowNs();
@@ -73,7 +74,7 @@ Result<void> RunAudit::Record(audit::Event start) {
   start.detail["uid"] = getuid();
   start.detail["pid"] = getpid();
   std::vector<audit::Event> one = {std::move(start)};
-  return store_.Append(one);
+  return store_->Append(one);
 }
 
 Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
@@ -96,6 +97,21 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
               {"policy", Redacted(nlohmann::json::parse(policy, nullptr, false))},
               {"argv", req->argv}};
   WARD_TRY(a->Record(std::move(e)));
+  a->writer_ = std::make_unique<audit::EventWriter>(a->store_.get());
+  // A path that names nothing is not an execution (a PATH search tries
+  // each directory): not recorded.
+  // The command itself is executed by a child of the sandbox's init (pid
+  // 1), which a supervisor that is not root may not read (init's children
+  // are not dumpable until they execute): its argv is the one ward gave.
+  req->on_exec = [w = a->writer_.get(), base = a->Base("exec"), argv = req->argv](ProcessExec x) {
+    if (x.missing) return;
+    if (!x.unreadable.empty() && x.ppid == 1 && !argv.empty()) {
+      x.argv = argv;
+      x.path = argv[0];
+      x.unreadable = "read from ward's own request: " + x.unreadable;
+    }
+    w->Post(audit::ExecEvent(base, x));
+  };
   return a;
 }
 
@@ -161,7 +177,15 @@ Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exi
   e.detail = std::move(status);
   e.detail["pid"] = getpid();  // pairs it with its start (execs may overlap)
   events.push_back(std::move(e));
-  return store_.Append(events);
+  if (writer_) {
+    auto written = writer_->Finish();
+    writer_.reset();
+    if (!written) {
+      (void)store_->Append(events);
+      return written.error();
+    }
+  }
+  return store_->Append(events);
 }
 
 }  // namespace ward::cli

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "audit/store.h"
+#include "audit/exec_event.h"
+#include "audit/writer.h"
 #include "ward/result.h"
 #include "ward/sandbox.h"
 
@@ -18,6 +20,8 @@ class RunAudit {
   // and a new sandbox id, sets WARD_AGENT, WARD_AGENT_ID and
   // WARD_SANDBOX_ID in the sandbox's environment, and records the start.
   // Any failure is an error: a run that cannot be recorded does not run.
+  // Sets req->on_exec: each program the sandbox executes is recorded as it
+  // happens (an "exec" event, ExecEvent), by a thread of its own.
   static Result<RunAudit> Begin(const std::string& agent, RunRequest* req);
 
   // The same for `ward exec` into the held sandbox `record_id` (provisioned
@@ -30,7 +34,8 @@ class RunAudit {
                                     std::vector<std::string>* env);
 
   // Records how the run ended: each egress decision, each limit reached,
-  // and the exit (`r` null: ward's own error, `error`).
+  // and the exit (`r` null: ward's own error, `error`), after the exec
+  // events still queued. An error if any event could not be written.
   Result<void> End(const RunResult* r, const std::string* error, int exit_status);
 
   const std::string& sandbox() const { return sandbox_; }
@@ -41,10 +46,13 @@ class RunAudit {
   static Result<RunAudit> Open(const std::string& agent, const std::string& path);
   Result<void> Record(audit::Event start);
   audit::Event Base(const std::string& kind) const;
-  audit::Store store_;
+  // On the heap: the writer's thread holds the store's address while the
+  // RunAudit moves.
+  std::unique_ptr<audit::Store> store_;
+  std::unique_ptr<audit::EventWriter> writer_;
   std::string agent_, agent_id_, sandbox_;
   int64_t start_ns_ = 0;
-  RunAudit(audit::Store s) : store_(std::move(s)) {}
+  RunAudit(audit::Store s) : store_(std::make_unique<audit::Store>(std::move(s))) {}
 };
 
 }  // namespace ward::cli

@@ -1,0 +1,76 @@
+#include "audit/writer.h"
+
+#include <time.h>
+
+#include <system_error>
+#include <utility>
+
+namespace ward::audit {
+
+EventWriter::EventWriter(Store* store) : store_(store) {}
+
+EventWriter::~EventWriter() { (void)Finish(); }
+
+void EventWriter::Post(Event e) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    if (queue_.size() >= kMaxQueued) {
+      if (dropped_++ == 0) dropped_template_ = std::move(e);
+      return;
+    }
+    queue_.push_back(std::move(e));
+    // Started at the first event, not before: the sandbox is cloned from
+    // this process before anything is posted, and clone() copies only the
+    // calling thread (a lock held by another would stay held in the child).
+    if (!thread_.joinable()) {
+      try {
+        thread_ = std::thread([this] { Loop(); });
+      } catch (const std::system_error&) {
+        queue_.pop_back();
+        ++dropped_;
+        if (error_) error_ = Error::Setup("audit: could not start the writer thread; events lost");
+        return;
+      }
+    }
+  }
+  cv_.notify_one();
+}
+
+void EventWriter::Loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty() && stopping_) return;
+    std::vector<Event> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    if (dropped_ > 0) {
+      // Where the gap is: after the batch that was queued before it.
+      Event d = std::move(dropped_template_);
+      d.kind = "dropped";
+      d.decision.clear();
+      d.summary = std::to_string(dropped_) + " events not recorded (more than " + std::to_string(kMaxQueued) +
+                  " waited to be written)";
+      d.detail = {{"count", dropped_}};
+      batch.push_back(std::move(d));
+      dropped_ = 0;
+    }
+    lock.unlock();
+    Result<void> r = store_->Append(batch);
+    lock.lock();
+    if (!r && error_) error_ = Error::Setup(r.error().message + " (" + std::to_string(batch.size()) + " events lost)");
+  }
+}
+
+Result<void> EventWriter::Finish() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+}  // namespace ward::audit

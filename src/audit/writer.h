@@ -1,0 +1,53 @@
+// Events written as they happen, off the thread that produces them: the
+// supervisor's notification thread must answer the sandbox's next call,
+// not wait for SQLite. A thread of its own appends what was posted, in
+// batches (one transaction each), so that `ward audit --follow` sees an
+// exec within milliseconds and a kill -9 of ward loses at most the batch
+// in flight.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "audit/store.h"
+#include "ward/result.h"
+
+namespace ward::audit {
+
+class EventWriter {
+ public:
+  // Writes to `store`, which must outlive it and which nobody else uses
+  // until Finish() has returned. The thread starts with the first Post.
+  explicit EventWriter(Store* store);
+  ~EventWriter();  // Finish(), its error dropped
+  EventWriter(const EventWriter&) = delete;
+  EventWriter& operator=(const EventWriter&) = delete;
+
+  // Queues `e` (thread-safe; never waits for the store). Beyond kMaxQueued
+  // waiting events it is counted instead; the count is recorded as a
+  // "dropped" event when the queue has room again.
+  void Post(Event e);
+
+  // Writes what is queued, stops the thread, and returns the first error an
+  // append met (the events of a failed append are lost; said in the error).
+  Result<void> Finish();
+
+  static constexpr size_t kMaxQueued = 1 << 16;
+
+ private:
+  void Loop();
+  Store* store_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> queue_;
+  uint64_t dropped_ = 0;
+  Event dropped_template_;  // identity of the last event dropped (agent, sandbox)
+  bool stopping_ = false;
+  Result<void> error_;
+  std::thread thread_;
+};
+
+}  // namespace ward::audit
