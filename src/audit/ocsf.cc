@@ -9,7 +9,7 @@ nlohmann::json ToOcsf(const Event& e) {
   if (e.kind == "egress") {
     class_uid = net_kind == "dns" ? 4003 : 4001;
     activity = 1;
-  } else if (e.kind == "start") {
+  } else if (e.kind == "start" || e.kind == "exec") {
     activity = 1;
   } else if (e.kind == "exit") {
     activity = 2;
@@ -60,6 +60,10 @@ nlohmann::json ToOcsf(const Event& e) {
       process["cmd_line"] = cmd;
     }
     if (d.contains("pid")) process["pid"] = d["pid"];
+    if (e.kind == "exec") {
+      if (d.contains("path") && d["path"].is_string()) process["file"] = {{"path", d["path"]}};
+      if (d.contains("ppid") && d["ppid"].is_number_integer()) process["parent_process"] = {{"pid", d["ppid"]}};
+    }
     o["process"] = process;
     // The detail is read as stored: a field of another type is left out, never a reason to fail.
     if (d.contains("uid") && d["uid"].is_number_integer()) {

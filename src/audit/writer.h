@@ -36,6 +36,9 @@ class EventWriter {
   Result<void> Finish();
 
   static constexpr size_t kMaxQueued = 1 << 16;
+  // How long the writer gathers events after the first of a batch: what
+  // `ward audit --follow` may lag behind the sandbox.
+  static constexpr int kBatchMs = 20;
 
  private:
   void Loop();

@@ -92,8 +92,12 @@ int ExecSearching(char* const* argv, char* const* envp) {
       memcpy(path, dir, dlen);
       path[dlen] = '/';
       memcpy(path + dlen + 1, name, nlen + 1);
-      execve(path, argv, envp);
-      if (errno != ENOENT && errno != ENOTDIR) err = errno;
+      // A missing entry is skipped without an execve(): each one would be a
+      // notification to the supervisor when executions are watched.
+      if (access(path, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)) {
+        execve(path, argv, envp);
+        if (errno != ENOENT && errno != ENOTDIR) err = errno;
+      }
     }
     if (!colon) break;
     dir = colon + 1;

@@ -36,10 +36,12 @@ def check(cond, what, out=None):
         raise AssertionError(what + ("" if out is None else "\n--- " + repr(out)[:2000]))
 
 
-def events(*filters, db=None):
+def events(*filters, db=None, execs=True):
+    """The events `filters` select; without the exec events if `execs` is false."""
     code, out, err = ward("audit", "--json", *filters, db=db)
     check(code == 0, "ward audit --json " + " ".join(filters), err)
-    return [json.loads(l) for l in out.splitlines() if l.strip()]
+    ev = [json.loads(l) for l in out.splitlines() if l.strip()]
+    return ev if execs else [e for e in ev if e["kind"] != "exec"]
 
 
 def run_env(agent):
@@ -58,8 +60,11 @@ def test_identity_on_every_event():
     check(a1[1] == a2[1], "the agent id is stable for its name", (a1, a2))
     check(a1[2] != a2[2], "each run has its own sandbox id", (a1, a2))
     check(b[1] != a1[1], "another agent has another id", (a1, b))
-    ev = events("--sandbox", a1[2])
+    ev = events("--sandbox", a1[2], execs=False)
     check([e["kind"] for e in ev] == ["start", "exit"], "a run records its start and its exit", ev)
+    execs = events("--sandbox", a1[2], "--kind", "exec")
+    check(len(execs) == 1 and execs[0]["detail"]["argv"][0] == "sh" and execs[0]["agentId"] == a1[1],
+          "and the one program it executed (echo is sh's own)", execs)
     check(all(e["agent"] == "reviewer" and e["agentId"] == a1[1] for e in ev), "every event carries the identity", ev)
     start = ev[0]["detail"]
     check(start["policyDigest"].startswith("sha256:") and start["argv"][0] == "sh" and start["uid"] == os.getuid()
@@ -72,12 +77,13 @@ def test_filters():
     code, _, err = ward("run", "--agent", "filters", "--profile", "minimal", "--cwd", "/", "--", "sh", "-c", "exit 3")
     check(code == 3, "exit 3", err)
     ev = events("--agent", "filters")
-    check(len(ev) == 4, "two runs of the agent: four events", ev)
+    check(len([e for e in ev if e["kind"] != "exec"]) == 4 and len([e for e in ev if e["kind"] == "exec"]) == 2,
+          "two runs of the agent: four events and an exec of sh in each", ev)
     check(len(events("--agent", "filters", "--kind", "exit")) == 2, "--kind exit")
     check(events("--agent", "filters", "--kind", "exit", "--limit", "1")[0]["detail"]["exitStatus"] == 3,
           "--limit 1: the newest")
-    check(len(events("--sandbox", sid)) == 2, "--sandbox")
-    check(len(events("--agent", "filters", "--since", "1h")) == 4, "--since 1h")
+    check(len(events("--sandbox", sid)) == 3, "--sandbox")
+    check(len(events("--agent", "filters", "--since", "1h")) == 6, "--since 1h")
     check(events("--agent", "filters", "--since", "2099-01-01T00:00:00Z") == [], "--since the future: nothing")
     check(events("--agent", "filters", "--until", "2000-01-01T00:00:00Z") == [], "--until the past: nothing")
     check(events("--agent", "filters", "--denied") == [], "no denials in these runs")
@@ -85,7 +91,7 @@ def test_filters():
     check(code == 122 and "--since" in err, "a bad --since is a usage error naming it", (code, err))
     code, out, err = ward("audit", "--agent", "filters")
     lines = out.splitlines()
-    check(code == 0 and lines[0].startswith("TIME") and len(lines) == 5, "the table: a header and a line per event", out)
+    check(code == 0 and lines[0].startswith("TIME") and len(lines) == 7, "the table: a header and a line per event", out)
 
 
 def test_egress_decisions_recorded():
@@ -132,9 +138,60 @@ def test_untrusted_fields_escaped():
     code, out, err = ward("audit", "--agent", "evil")
     check(code == 0 and "\x1b" not in out and "\\x1b[2J" in out and "\\x0aFORGED" in out,
           "the table shows control bytes escaped", out)
-    check(len(out.splitlines()) == 3, "no forged line: a header and two events", out)
+    check(len(out.splitlines()) == 4, "no forged line: a header and three events (start, exec, exit)", out)
     ev = events("--agent", "evil")
     check(ev[0]["detail"]["argv"][-1] == evil, "--json keeps the argument byte for byte", ev[0]["detail"]["argv"])
+
+
+def test_exec_events():
+    # Every program the sandbox executes, as it happens: path, argv, pid and
+    # parent (sandbox pids); the steps of a PATH search that find nothing
+    # are not executions and not recorded. Bounded: 256 arguments at most,
+    # marked truncated.
+    code, out, err = ward("run", "--agent", "execs", "--profile", "minimal", "--cwd", "/", "--",
+                          "sh", "-c", '/bin/echo a "b c"; env true')
+    check(code == 0 and out == "a b c\n", "the run", (out, err))
+    ev = events("--agent", "execs", "--kind", "exec")
+    check([e["detail"]["argv"] for e in ev] == [["sh", "-c", '/bin/echo a "b c"; env true'], ["/bin/echo", "a", "b c"],
+                                                ["env", "true"], ["true"]], "sh, echo, env and true, in order", ev)
+    sh, echo, env, true = (e["detail"] for e in ev)
+    check(sh["ppid"] == 1 and echo["ppid"] == sh["pid"] and env["ppid"] == sh["pid"] and true["pid"] == env["pid"],
+          "the parents: init runs sh, sh forks echo and env, env becomes true", ev)
+    check(echo["path"] == "/bin/echo" and true["path"].endswith("/true") and os.path.basename(env["path"]) == "env",
+          "the paths executed", ev)
+    big = "import os\nos.execv('/bin/true', ['true'] + ['x'] * 300)"
+    code, _, err = ward("run", "--agent", "execs-big", "--profile", "minimal", "--cwd", "/", "--", "python3", "-c", big)
+    check(code == 0, "the run", err)
+    ev = events("--agent", "execs-big", "--kind", "exec")
+    check(len(ev) == 2 and len(ev[1]["detail"]["argv"]) == 256 and ev[1]["detail"].get("truncated") is True,
+          "300 arguments: 256 kept, marked truncated", ev[1:])
+    check("truncated" not in ev[0]["detail"], "control: python3's own argv is whole", ev[0])
+
+
+def test_follow_streams_execs_as_they_happen():
+    # `ward audit --follow` shows an exec while its run is still going.
+    env = dict(os.environ, WARD_AUDIT_DB=DB, WARD_RUNTIME_DIR=os.path.join(BASE, "rt"))
+    follow = subprocess.Popen([WARD, "audit", "--follow", "--json", "--agent", "live", "--kind", "exec"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    run = None
+    try:
+        time.sleep(0.5)
+        run = subprocess.Popen([WARD, "run", "--agent", "live", "--profile", "minimal", "--cwd", "/", "--",
+                                "sh", "-c", "/bin/true live-marker; sleep 3"], env=env, cwd=BASE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen, deadline = [], time.monotonic() + 10
+        import select
+        while time.monotonic() < deadline and not any("live-marker" in l for l in seen):
+            if select.select([follow.stdout], [], [], 0.2)[0]:
+                seen.append(follow.stdout.readline().decode())
+        check(any("live-marker" in l for l in seen), "the exec arrives on --follow", seen)
+        check(run.poll() is None, "while the run is still going (it sleeps 3 s)")
+        check(run.wait(20) == 0, "the run")
+    finally:
+        follow.kill()
+        follow.wait()
+        if run and run.poll() is None:
+            run.kill()
 
 
 def test_fails_closed_when_the_store_cannot_be_written():
@@ -167,14 +224,16 @@ def test_survives_kill_of_ward():
     p.send_signal(signal.SIGKILL)
     p.wait()
     ev = events("--agent", "killed")
-    check([e["kind"] for e in ev] == ["start"], "the start written before the kill is there; no exit", ev)
+    check([e["kind"] for e in ev][:2] == ["start", "exec"] and ev[1]["detail"]["argv"] == ["sh", "-c", marker]
+          and all(e["kind"] == "exec" for e in ev[1:]),
+          "the start and the execs written before the kill are there; no exit", ev)
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout.split()
     check(not left, "the sandbox died with ward", left)
     code, out, err = ward("audit", "summary", "--sandbox", ev[0]["sandbox"])
     check(code == 0 and "no exit recorded" in out, "the summary says the run has no exit", (out, err))
     check(run_env("killed")[0] == "killed", "control: the store takes the next run")
-    check(len(events("--agent", "killed")) == 3, "and records it")
+    check(len(events("--agent", "killed", execs=False)) == 3, "and records it")
 
 
 def test_store_hidden_from_the_sandbox():
@@ -188,7 +247,7 @@ def test_store_hidden_from_the_sandbox():
     check("ls=2" in out and "Permission denied" in err and "w=2" in out, "the store's directory: EACCES inside",
           (out, err))
     check("c=0" in out, "control: the rest of the grant is seen", out)
-    check(len(events("--agent", "nosy", db=db)) == 2, "and the store holds the run", db)
+    check(len(events("--agent", "nosy", db=db, execs=False)) == 2, "and the store holds the run", db)
 
 
 def test_no_grant_reaches_into_the_store():
@@ -273,8 +332,18 @@ def test_exec_recorded():
         code, out, err = ward("exec", "held", "--", "python3", "-c", probe)
         check(code == 0 and out.split()[:2] == ["held-agent", sid] and "errno 111" in out,
               "the identity inside; the connection refused (ECONNREFUSED)", (out, err))
-        ev = events("--sandbox", sid, db=held_db)
+        ev = events("--sandbox", sid, db=held_db, execs=False)
         check([e["kind"] for e in ev] == ["start", "egress", "exit"], "start, the decision, exit", ev)
+        execs = events("--sandbox", sid, "--kind", "exec", db=held_db)
+        check(len(execs) == 1 and execs[0]["agent"] == "held-agent" and execs[0]["detail"]["ppid"] == 1,
+              "the program the exec ran, recorded by the sandbox's supervisor", execs)
+        if os.getuid() == 0:
+            check(execs[0]["detail"]["argv"][:2] == ["python3", "-c"], "with its argv", execs)
+        else:
+            # init's children are not dumpable until they execute: a
+            # supervisor that is not root cannot read their memory (the
+            # start event holds the argv; docs/audit.md).
+            check("EPERM" in execs[0]["detail"]["unreadable"], "unprivileged: its pid, the argv unread (EPERM)", execs)
         check(events("--sandbox", sid) == [], "nothing in the exec caller's own store", DB)
         check(all(e["agent"] == "held-agent" for e in ev) and ev[0]["detail"]["via"] == "exec"
               and ev[0]["detail"]["name"] == "held" and ev[0]["detail"]["policyDigest"].startswith("sha256:"),
@@ -288,9 +357,9 @@ def test_exec_recorded():
         os.unlink(held_dir)
         os.rename(held_dir + ".away", held_dir)
         check(code == 125 and "audit" in err, "an unwritable store: the exec fails closed (125)", (code, err))
-        check(len(events("--sandbox", sid, db=held_db)) == 3, "and nothing more is recorded")
+        check(len(events("--sandbox", sid, db=held_db, execs=False)) == 3, "and nothing more is recorded")
         code, _, err = ward("exec", "held", "--", "true", db=os.path.join(BASE, "elsewhere", "audit.db"))
-        check(code == 0 and len(events("--sandbox", sid, db=held_db)) == 5,
+        check(code == 0 and len(events("--sandbox", sid, db=held_db, execs=False)) == 5,
               "control: the next exec is recorded, in the store of the provision", err)
         code, out, err = ward("audit", "summary", "--sandbox", sid, "--json", db=held_db)
         check(code == 0, "audit summary", err)
@@ -313,9 +382,16 @@ def test_ocsf_and_syslog_export():
                           "--", "python3", "-c", "import socket\ntry: socket.create_connection(('192.0.2.1', 80), 5)\n"
                           "except OSError as e: print(e.errno)")
     check(code == 0 and "111" in out, "the run", (out, err))
+    code, out, err = ward("audit", "--agent", "export", "--format", "ocsf", "--kind", "exec")
+    check(code == 0, "--format ocsf --kind exec", err)
+    ex = json.loads(out.splitlines()[0])
+    check(ex["class_uid"] == 1007 and ex["activity_id"] == 1 and ex["process"]["file"]["path"].endswith("python3")
+          and ex["process"]["cmd_line"].startswith("python3 -c") and ex["process"]["parent_process"]["pid"] == 1,
+          "an exec: Process Activity, Launch, with the file and the parent", ex)
     code, out, err = ward("audit", "--agent", "export", "--format", "ocsf")
     check(code == 0, "--format ocsf", err)
     ev = [json.loads(l) for l in out.splitlines()]
+    ev = [o for o in ev if o["unmapped"]["kind"] != "exec"]
     check(len(ev) == 3, "start, the denial, exit", ev)
     for o in ev:
         check(o["type_uid"] == o["class_uid"] * 100 + o["activity_id"] and o["category_uid"] == o["class_uid"] // 1000
@@ -336,11 +412,11 @@ def test_ocsf_and_syslog_export():
     try:
         code, _, err = ward("audit", "--agent", "export", "--format", "syslog", "--syslog-socket", path)
         check(code == 0, "--format syslog", err)
-        got = [log.recv(1 << 20).decode() for _ in range(3)]
+        got = [log.recv(1 << 20).decode() for _ in range(4)]
     finally:
         log.close()
     pri = [g[:g.index(">") + 1] for g in got]
-    check(pri == ["<86>", "<84>", "<86>"], "authpriv.info, authpriv.warning for the denial, info", got)
+    check(pri == ["<86>", "<86>", "<84>", "<86>"], "authpriv.info, authpriv.warning for the denial, info", got)
     check(all(json.loads(g.split("]: ", 1)[1])["agent"] == "export" for g in got), "each message holds the event", got)
     code, _, err = ward("audit", "--format", "syslog", "--syslog-socket", os.path.join(BASE, "nolog.sock"))
     check(code == 125 and "nolog.sock" in err, "no log listening: 125, naming the socket", (code, err))
@@ -348,7 +424,8 @@ def test_ocsf_and_syslog_export():
 
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
-         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_no_grant_reaches_into_the_store,
+         test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
+         test_follow_streams_execs_as_they_happen, test_no_grant_reaches_into_the_store,
          test_tampered_store_refused, test_exec_recorded,
          test_ocsf_and_syslog_export]
 
