@@ -38,6 +38,7 @@ bench: build
 	@$(BUILD)/bin/ward_startup_bench
 	@$(BUILD)/bin/ward_lifecycle_bench
 	@$(BUILD)/bin/ward_lifecycle_bench --scale 100 --execs 10
+	@$(BUILD)/bin/ward_audit_bench
 
 # Egress: 1 GiB download, connection set-up and start-up, each against its baseline.
 bench-egress: build

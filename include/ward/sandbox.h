@@ -27,14 +27,18 @@ struct ProcessExec {
   std::string path;             // as passed; for execveat, resolved against its directory when it can be
   std::vector<std::string> argv;
   bool truncated = false;       // argv or path cut at the bounds (net/exec_notice.h)
-  // An absolute path that names nothing in the sandbox (ENOENT, ENOTDIR):
-  // one step of a PATH search, or a program the policy hides; argv unread.
+  // An absolute path that, as ward saw it, named nothing in the sandbox
+  // (ENOENT, ENOTDIR): most likely one step of a PATH search that failed.
+  // A hint only, never a reason to leave the call out: a path through
+  // /proc/self, or a file made just after ward looked, is seen missing too.
   bool missing = false;
   // Why path and argv could not be read ("" if they were): a caller the
   // supervisor may not read (not dumpable, and ward not root) is recorded
   // with its pid alone.
   std::string unreadable;
 };
+
+struct EgressRecord;
 
 struct RunRequest {
   Policy policy;
@@ -59,6 +63,10 @@ struct RunRequest {
   // (execve and execveat wait for ward meanwhile: about 25 µs each), on a
   // thread of ward's; it must not block. Unset: executions are not watched.
   std::function<void(ProcessExec)> on_exec;
+  // Set: called with each network decision as it is made (the same records
+  // RunResult::egress lists at the end), on a thread of ward's; it must not
+  // block.
+  std::function<void(const EgressRecord&)> on_egress;
 };
 
 // One network decision: a DNS question or a connection (egress mode), or a

@@ -15,12 +15,13 @@ Event ExecEvent(const Event& base, const ProcessExec& x) {
     e.summary = "pid " + std::to_string(x.pid) + " executes a program ward could not read (" + x.unreadable + ")";
     return e;
   }
-  e.summary = x.path;
+  e.summary = x.missing ? std::string("(not found) ").append(x.path) : x.path;
   for (size_t i = 1; i < x.argv.size(); ++i) e.summary += " " + x.argv[i];
   if (x.truncated) e.summary += " ...";
   e.detail["path"] = x.path;
   e.detail["argv"] = x.argv;
   if (x.truncated) e.detail["truncated"] = true;
+  if (x.missing) e.detail["found"] = false;  // as ward saw it: most likely a PATH search's miss
   return e;
 }
 

@@ -31,7 +31,7 @@ void EventWriter::Post(Event e) {
       } catch (const std::system_error&) {
         queue_.pop_back();
         ++dropped_;
-        if (error_) error_ = Error::Setup("audit: could not start the writer thread; events lost");
+        if (error_) error_ = Error::Setup("could not start the audit writer thread; events lost");
         return;
       }
     }
@@ -45,12 +45,13 @@ void EventWriter::Post(Event e) {
 
 void EventWriter::Loop() {
   std::unique_lock lock(mu_);
+  bool failing = false;
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty() && stopping_) return;
     // A batch: what arrives within kBatchMs of its first event is written
     // in the same transaction.
-    cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs), [this] { return stopping_; });
+    if (!stopping_) cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs), [this] { return stopping_; });
     std::vector<Event> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
     queue_.clear();
     if (dropped_ > 0) {
@@ -67,7 +68,26 @@ void EventWriter::Loop() {
     lock.unlock();
     Result<void> r = store_->Append(batch);
     lock.lock();
-    if (!r && error_) error_ = Error::Setup(r.error().message + " (" + std::to_string(batch.size()) + " events lost)");
+    if (r) {
+      failing = false;
+      continue;
+    }
+    // The store refused (locked, full): the batch is kept and tried again,
+    // so that a store that recovers loses nothing. Once stopping, one more
+    // try; then what is left is lost, and Finish says how much.
+    last_error_ = r.error().message;
+    if (stopping_ && failing) {
+      lost_ += batch.size() + queue_.size();
+      queue_.clear();
+      return;
+    }
+    failing = true;
+    while (batch.size() + queue_.size() > kMaxQueued && !batch.empty()) {
+      batch.pop_back();
+      ++dropped_;
+    }
+    queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+    if (!stopping_) cv_.wait_for(lock, std::chrono::milliseconds(kRetryMs), [this] { return stopping_; });
   }
 }
 
@@ -79,7 +99,11 @@ Result<void> EventWriter::Finish() {
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mu_);
-  return error_;
+  if (!error_) return error_;
+  if (lost_ > 0) {
+    return Error::Setup(std::to_string(lost_) + " events were not recorded: " + last_error_);
+  }
+  return {};
 }
 
 }  // namespace ward::audit

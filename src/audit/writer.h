@@ -31,14 +31,17 @@ class EventWriter {
   // "dropped" event when the queue has room again.
   void Post(Event e);
 
-  // Writes what is queued, stops the thread, and returns the first error an
-  // append met (the events of a failed append are lost; said in the error).
+  // Writes what is queued, stops the thread. An append the store refuses is
+  // tried again every kRetryMs while running, and once more at the end;
+  // the error says how many events were then lost, and why.
   Result<void> Finish();
 
   static constexpr size_t kMaxQueued = 1 << 16;
   // How long the writer gathers events after the first of a batch: what
   // `ward audit --follow` may lag behind the sandbox.
   static constexpr int kBatchMs = 20;
+  // How long a batch the store refused waits before it is tried again.
+  static constexpr int kRetryMs = 200;
 
  private:
   void Loop();
@@ -49,7 +52,9 @@ class EventWriter {
   uint64_t dropped_ = 0;
   Event dropped_template_;  // identity of the last event dropped (agent, sandbox)
   bool stopping_ = false;
-  Result<void> error_;
+  Result<void> error_;       // the writer thread could not start
+  uint64_t lost_ = 0;        // events given up on at the end
+  std::string last_error_;   // why the store refused the last time
   std::thread thread_;
 };
 

@@ -724,7 +724,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   }
   audit::EventWriter writer(&trail->store);
   req.on_exec = [&writer, base = trail->base](ProcessExec x) {
-    if (!x.missing) writer.Post(audit::ExecEvent(base, x));
+    writer.Post(audit::ExecEvent(base, x));
   };
   auto prepared = PrepareSandbox(req, dir + "/state", rec.audit_db);
   if (!prepared) {

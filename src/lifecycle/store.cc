@@ -329,7 +329,11 @@ Result<void> RefuseControlSockets(const LaunchPlan& plan) {
 
 std::vector<std::string> WardStateDirs(const std::string& audit_db) {
   std::vector<std::string> dirs;
-  if (auto rt = RuntimeDir(/*make=*/false)) dirs.push_back(*rt);
+  // Made now if missing: a directory that appeared after this sandbox
+  // started would not be hidden from it (a sandbox with a grant above it
+  // could read and rewrite the records made there later). One that cannot
+  // be made holds nothing to hide; every held-sandbox command then fails.
+  if (auto rt = RuntimeDir(/*make=*/true)) dirs.push_back(*rt);
   std::string db = audit_db;
   if (db.empty()) {
     if (auto d = audit::DefaultPath()) db = *d;

@@ -22,8 +22,9 @@ constexpr size_t kMaxEvents = 4096;
 
 class Server final : public ConnectServer, public ConnectNotifyHooks {
  public:
-  Server(UniqueFd notify, std::shared_ptr<UnixGate> gate, std::function<void(ProcessExec)> on_exec)
-      : notify_(std::move(notify)), gate_(std::move(gate)), on_exec_(std::move(on_exec)) {}
+  Server(UniqueFd notify, std::shared_ptr<UnixGate> gate, std::function<void(ProcessExec)> on_exec,
+         std::function<void(const EgressEvent&)> on_event)
+      : notify_(std::move(notify)), gate_(std::move(gate)), on_exec_(std::move(on_exec)), on_event_(std::move(on_event)) {}
   ~Server() override { Stop(); }
 
   Result<void> Begin(uint64_t netns) {
@@ -68,6 +69,7 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
   std::optional<EgressEvent> ConnectServerFirst(const IpAddress&, uint16_t) override { return std::nullopt; }
   void LeaveServerConnection(const IpAddress&, uint16_t, UniqueFd) override {}
   void RecordEvent(EgressEvent e) override {
+    if (on_event_) on_event_(e);
     std::lock_guard lock(events_mu_);
     if (events_.size() < kMaxEvents) {
       events_.push_back(std::move(e));
@@ -83,6 +85,7 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
   UniqueFd notify_;
   std::shared_ptr<UnixGate> gate_;
   std::function<void(ProcessExec)> on_exec_;
+  std::function<void(const EgressEvent&)> on_event_;
   UniqueFd stop_;
   std::thread thread_;
   Workers workers_;
@@ -97,8 +100,9 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
 
 Result<std::unique_ptr<ConnectServer>> ConnectServer::Start(UniqueFd notify, uint64_t netns,
                                                             std::shared_ptr<UnixGate> gate,
-                                                            std::function<void(ProcessExec)> on_exec) {
-  auto server = std::make_unique<Server>(std::move(notify), std::move(gate), std::move(on_exec));
+                                                            std::function<void(ProcessExec)> on_exec,
+                                                            std::function<void(const EgressEvent&)> on_event) {
+  auto server = std::make_unique<Server>(std::move(notify), std::move(gate), std::move(on_exec), std::move(on_event));
   auto begun = server->Begin(netns);
   if (!begun) return begun.error();
   return std::unique_ptr<ConnectServer>(std::move(server));

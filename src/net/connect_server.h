@@ -21,8 +21,10 @@ class ConnectServer {
   // Serves `notify` on a thread of its own. `netns`: SO_NETNS_COOKIE of the
   // sandbox's network namespace (the host's, if it shares it). `on_exec`:
   // given each execve()/execveat() the listener brings (may be empty).
+  // `on_event`: given each decision as it is recorded (may be empty).
   static Result<std::unique_ptr<ConnectServer>> Start(UniqueFd notify, uint64_t netns, std::shared_ptr<UnixGate> gate,
-                                                      std::function<void(ProcessExec)> on_exec = {});
+                                                      std::function<void(ProcessExec)> on_exec = {},
+                                                      std::function<void(const EgressEvent&)> on_event = {});
   virtual ~ConnectServer() = default;
   // Ends the thread and every connect() still in flight (safe to repeat).
   virtual void Stop() = 0;

@@ -624,6 +624,7 @@ std::vector<EgressEvent> Proxy::TakeEvents() {
 }
 
 void Proxy::Record(EgressEvent e) {
+  if (config_.on_event) config_.on_event(e);
   std::lock_guard lock(events_mu_);
   // A workload can ask questions forever, and could flood to push what it
   // really did out of the record: the first half of the budget keeps the

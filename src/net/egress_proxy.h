@@ -105,6 +105,9 @@ struct EgressProxyConfig {
   // Given each execve()/execveat() that arrives on connect_notify
   // (ServeConnectNotifications); may be empty.
   std::function<void(ProcessExec)> on_exec;
+  // Given each decision as it is recorded (before TakeEvents has it), on
+  // the thread that decided; may be empty.
+  std::function<void(const EgressEvent&)> on_event;
 };
 
 class EgressProxy {

@@ -78,9 +78,12 @@ void ReadStatus(pid_t tid, ProcessExec* e) {
 }
 
 // Whether the absolute `path` names nothing in thread `tid`'s view of the
-// filesystem (its root): ENOENT or ENOTDIR. False when it names something
-// or this cannot be told (the root unreadable: a caller that is not
-// dumpable, for a supervisor that is not root).
+// filesystem (its root), as seen from ward: ENOENT or ENOTDIR. False when it
+// names something or this cannot be told (the root unreadable: a caller
+// that is not dumpable, for a supervisor that is not root). Only a hint:
+// ward's view differs from the caller's (/proc/self names no process of
+// ward's in the sandbox's procfs), and the caller may create the file
+// between this check and the kernel's.
 bool Missing(pid_t tid, const std::string& path) {
   UniqueFd root(open(("/proc/" + std::to_string(tid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return false;
@@ -119,11 +122,8 @@ ProcessExec ReadExecNotice(const Notice& n) {
     }
   }
   // One attempt of a PATH search (execvp tries each directory in turn)
-  // names nothing: not an execution.
-  if (!e.path.empty() && e.path[0] == '/' && Missing(n.pid, e.path)) {
-    e.missing = true;
-    return e;
-  }
+  // probably names nothing: marked, still recorded (a hint, see Missing).
+  if (!e.path.empty() && e.path[0] == '/' && Missing(n.pid, e.path)) e.missing = true;
   size_t total = e.path.size();
   for (size_t i = 0; argv_at != 0; ++i) {
     if (i == kExecMaxArgs || total >= kExecMaxTotalBytes) {

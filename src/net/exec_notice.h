@@ -22,7 +22,8 @@ inline constexpr size_t kExecMaxTotalBytes = 65536;
 // The call `n` (SYS_execve or SYS_execveat) as a record. Reads the caller's
 // memory and /proc/<tid>/status; the caller must still be waiting
 // afterwards (StillWaiting) for the record to be its own. An absolute path
-// that names nothing in the caller's root is marked `missing`, argv unread.
+// that names nothing in the caller's root, as ward sees it, is marked
+// `missing` (a hint: see ProcessExec).
 ProcessExec ReadExecNotice(const Notice& n);
 
 }  // namespace ward::net

@@ -28,6 +28,7 @@ struct PreparedSandbox {
   net::UnixGateConfig gate_config;
   std::unique_ptr<net::ConnectServer> connect_server;
   std::function<void(ProcessExec)> on_exec;  // RunRequest::on_exec, for the server that serves the listener
+  std::function<void(const net::EgressEvent&)> on_event;  // RunRequest::on_egress, as records
   std::unique_ptr<net::EgressProxy> proxy;
   std::optional<net::EgressProxyConfig> egress_config;
   RunResult result;  // filled so far: landlock ABI, mechanisms, warnings, phases

@@ -165,6 +165,9 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     NotifyExecs(plan);
     ps.on_exec = req.on_exec;
   }
+  if (req.on_egress) {
+    ps.on_event = [cb = req.on_egress, origin = ps.start](const net::EgressEvent& e) { cb(ToEgressRecord(e, origin)); };
+  }
   if (req.strict && !plan->warnings.empty()) {
     std::string all;
     for (const auto& w : plan->warnings) all += (all.empty() ? "" : "\n") + w;
@@ -260,7 +263,8 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     if (netns == 0) return SysError("getsockopt", "SO_NETNS_COOKIE of the sandbox's network (Linux 5.14)");
     p->gate_config.diag = std::move(diag);
     auto started = net::ConnectServer::Start(std::move(listener), netns,
-                                             std::make_shared<net::UnixGate>(std::move(p->gate_config)), p->on_exec);
+                                             std::make_shared<net::UnixGate>(std::move(p->gate_config)), p->on_exec,
+                                             p->on_event);
     if (!started) return started.error();
     p->connect_server = std::move(*started);
     return {};
@@ -270,6 +274,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     if (!config) return config.error();
     ps.egress_config = std::move(*config);
     ps.egress_config->on_exec = ps.on_exec;
+    ps.egress_config->on_event = ps.on_event;
     opts.on_egress_listeners = [p](std::vector<UniqueFd> fds) -> Result<void> {
       // The proxy holds six descriptors per connection: let it use the hard
       // limit. Raised only now, after clone: the sandbox keeps the caller's.

@@ -151,7 +151,13 @@ def test_exec_events():
     code, out, err = ward("run", "--agent", "execs", "--profile", "minimal", "--cwd", "/", "--",
                           "sh", "-c", '/bin/echo a "b c"; env true')
     check(code == 0 and out == "a b c\n", "the run", (out, err))
-    ev = events("--agent", "execs", "--kind", "exec")
+    every = events("--agent", "execs", "--kind", "exec")
+    # env's own PATH search tries directories that are not in the sandbox:
+    # recorded, and marked as not found (as ward saw it).
+    ev = [e for e in every if e["detail"].get("found", True)]
+    misses = [e for e in every if not e["detail"].get("found", True)]
+    check(all(e["detail"]["argv"] == ["true"] and e["summary"].startswith("(not found) ") for e in misses),
+          "the misses of env's PATH search are marked", misses)
     check([e["detail"]["argv"] for e in ev] == [["sh", "-c", '/bin/echo a "b c"; env true'], ["/bin/echo", "a", "b c"],
                                                 ["env", "true"], ["true"]], "sh, echo, env and true, in order", ev)
     sh, echo, env, true = (e["detail"] for e in ev)
@@ -166,27 +172,56 @@ def test_exec_events():
     check(len(ev) == 2 and len(ev[1]["detail"]["argv"]) == 256 and ev[1]["detail"].get("truncated") is True,
           "300 arguments: 256 kept, marked truncated", ev[1:])
     check("truncated" not in ev[0]["detail"], "control: python3's own argv is whole", ev[0])
+    # A path ward cannot resolve as the sandbox does (/proc/self is the
+    # caller's own, not ward's) is recorded all the same: no exec is left
+    # out on a check made from outside.
+    code, out, err = ward("run", "--agent", "execs-proc", "--profile", "minimal", "--cwd", "/", "--", "sh", "-c",
+                          "/proc/self/root/usr/bin/id -u; exec 3</usr/bin/uname; /proc/self/fd/3 -s")
+    check(code == 0 and "Linux" in out, "the run", (out, err))
+    argvs = [e["detail"].get("argv") for e in events("--agent", "execs-proc", "--kind", "exec")]
+    check(["/proc/self/root/usr/bin/id", "-u"] in argvs and ["/proc/self/fd/3", "-s"] in argvs,
+          "programs run through /proc/self are recorded", argvs)
+    sid = ev[0]["sandbox"]
+    code, out, err = ward("audit", "summary", "--sandbox", sid, "--json")
+    summary = json.loads(out) if code == 0 else {}
+    check(summary.get("execCount") == 2 and [x["path"] for x in summary["executed"]][1] == "/bin/true",
+          "the summary lists what ran", (out, err))
 
 
-def test_follow_streams_execs_as_they_happen():
-    # `ward audit --follow` shows an exec while its run is still going.
+def test_follow_streams_events_as_they_happen():
+    # `ward audit --follow` shows an exec and a denied connection while
+    # their run is still going (it sleeps 3 s after them).
     env = dict(os.environ, WARD_AUDIT_DB=DB, WARD_RUNTIME_DIR=os.path.join(BASE, "rt"))
-    follow = subprocess.Popen([WARD, "audit", "--follow", "--json", "--agent", "live", "--kind", "exec"], env=env,
+    follow = subprocess.Popen([WARD, "audit", "--follow", "--json", "--agent", "live"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     run = None
+    connect = "import socket\ntry: socket.create_connection(('192.0.2.1', 80), 5)\nexcept OSError as e: print(e.errno)"
     try:
         time.sleep(0.5)
-        run = subprocess.Popen([WARD, "run", "--agent", "live", "--profile", "minimal", "--cwd", "/", "--",
-                                "sh", "-c", "/bin/true live-marker; sleep 3"], env=env, cwd=BASE,
+        run = subprocess.Popen([WARD, "run", "--agent", "live", "--profile", "minimal", "--cwd", "/",
+                                "--allow-net", "127.0.0.1:9", "--", "sh", "-c",
+                                '/bin/true live-marker; python3 -c "$0"; sleep 3', connect], env=env, cwd=BASE,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        seen, deadline = [], time.monotonic() + 10
+        seen, buf, deadline = [], b"", time.monotonic() + 10
         import select
-        while time.monotonic() < deadline and not any("live-marker" in l for l in seen):
+
+        def got():
+            ev = [json.loads(l) for l in seen if l.strip()]
+            return (any(e["kind"] == "exec" and "live-marker" in e["detail"].get("argv", []) for e in ev),
+                    any(e["kind"] == "egress" and e["decision"] == "deny" and e["detail"].get("address") == "192.0.2.1"
+                        for e in ev))
+        while time.monotonic() < deadline and not all(got()):
+            # Raw reads: a buffered readline would keep lines select() cannot see.
             if select.select([follow.stdout], [], [], 0.2)[0]:
-                seen.append(follow.stdout.readline().decode())
-        check(any("live-marker" in l for l in seen), "the exec arrives on --follow", seen)
-        check(run.poll() is None, "while the run is still going (it sleeps 3 s)")
+                buf += os.read(follow.stdout.fileno(), 1 << 16)
+                *lines, rest = buf.split(b"\n")
+                seen += [l.decode() for l in lines]
+                buf = rest
+        check(all(got()), "the exec and the denial arrive on --follow", seen)
+        check(run.poll() is None, "while the run is still going (it sleeps 3 s)", (run.poll(), seen))
         check(run.wait(20) == 0, "the run")
+        ev = events("--agent", "live", "--kind", "egress")
+        check(len(ev) == 1, "each decision is recorded once (not again at the end)", ev)
     finally:
         follow.kill()
         follow.wait()
@@ -283,6 +318,22 @@ def test_no_grant_reaches_into_the_store():
         check(code == 123 and "where ward keeps its own state" in err, "a grant of the alias itself: refused", err)
     finally:
         subprocess.run(["umount", alias], check=True)
+
+
+def test_runtime_dir_made_before_a_sandbox_could_see_it():
+    # A runtime directory that does not exist yet is made before the
+    # sandbox starts, and hidden from it: a sandbox with a grant above it
+    # cannot read or rewrite the held sandboxes' records made there later.
+    ws = os.path.join(BASE, "ws3")
+    os.makedirs(ws, exist_ok=True)
+    rt = os.path.join(ws, "rt")
+    env = dict(os.environ, WARD_AUDIT_DB=DB, WARD_RUNTIME_DIR=rt)
+    p = subprocess.run([WARD, "run", "--profile", "minimal", "--write", ws, "--cwd", "/", "--", "sh", "-c",
+                        f"ls {rt}; echo r=$?; touch {ws}/x; echo w=$?"], env=env, cwd=BASE, capture_output=True)
+    out, err = p.stdout.decode(), p.stderr.decode()
+    check(p.returncode == 0 and "r=2" in out and "Permission denied" in err, "the runtime directory: EACCES inside",
+          (out, err))
+    check("w=0" in out, "control: the rest of the grant is writable", out)
 
 
 def test_tampered_store_refused():
@@ -425,8 +476,8 @@ def test_ocsf_and_syslog_export():
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
          test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
-         test_follow_streams_execs_as_they_happen, test_no_grant_reaches_into_the_store,
-         test_tampered_store_refused, test_exec_recorded,
+         test_follow_streams_events_as_they_happen, test_no_grant_reaches_into_the_store,
+         test_tampered_store_refused, test_runtime_dir_made_before_a_sandbox_could_see_it, test_exec_recorded,
          test_ocsf_and_syslog_export]
 
 

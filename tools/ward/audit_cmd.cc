@@ -151,9 +151,12 @@ int DoAudit(AuditArgs& a) {
     return kExitSetup;
   }
   const std::string& path = *where;
+  // --follow before anything was recorded: waits for the first run to make
+  // the store.
+  while (a.follow && access(path.c_str(), F_OK) != 0 && errno == ENOENT) usleep(200 * 1000);
   auto store = audit::Store::OpenExisting(path);
   if (!store) {
-    if (access(path.c_str(), F_OK) != 0 && errno == ENOENT && !a.follow) {
+    if (access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
       std::fprintf(stderr, "ward audit: no audit store at \"%s\" (nothing recorded there yet)\n", path.c_str());
       return 0;
     }
@@ -211,7 +214,11 @@ int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
   nlohmann::json commands = nlohmann::json::array(), denied = nlohmann::json::array(),
                  limits = nlohmann::json::array();
   std::map<int64_t, size_t> open_by_pid;  // ward's pid -> its command, until its exit
-  int64_t allowed = 0;
+  int64_t allowed = 0, exec_count = 0;
+  // What ran: each program path once, in the order first seen, with how
+  // many times and its first argv.
+  nlohmann::json executed = nlohmann::json::array();
+  std::map<std::string, size_t> exec_index;
   const audit::Event& first = found->front();
   for (const audit::Event& e : *found) {
     const int64_t pid = e.detail.is_object() ? e.detail.value("pid", int64_t{0}) : 0;
@@ -226,13 +233,24 @@ int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
       }
     } else if (e.kind == "limit") {
       limits.push_back(EventJson(e));
+    } else if (e.kind == "exec" && e.detail.is_object()) {
+      ++exec_count;
+      const nlohmann::json& p = e.detail.contains("path") ? e.detail["path"] : nlohmann::json();
+      const std::string key = p.is_string() ? p.get<std::string>() : "(unread)";
+      if (auto it = exec_index.find(key); it != exec_index.end()) {
+        executed[it->second]["count"] = executed[it->second]["count"].get<int64_t>() + 1;
+      } else {
+        exec_index[key] = executed.size();
+        executed.push_back({{"path", key}, {"count", 1}, {"argv", e.detail.value("argv", nlohmann::json::array())}});
+      }
     }
     if (e.decision == "deny" && e.kind != "limit") denied.push_back(EventJson(e));
     if (e.decision == "allow") ++allowed;
   }
   if (json) {
     nlohmann::json j = {{"sandbox", sandbox}, {"agent", first.agent}, {"agentId", first.agent_id},
-                        {"commands", commands}, {"denied", denied}, {"allowedCount", allowed}, {"limits", limits}};
+                        {"commands", commands}, {"executed", executed}, {"execCount", exec_count},
+                        {"denied", denied}, {"allowedCount", allowed}, {"limits", limits}};
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
@@ -244,6 +262,10 @@ int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
                                                 : c["exit"]["summary"].get<std::string>();
     std::printf("  %s  %s\n    -> %s\n", c["time"].get<std::string>().c_str(),
                 Cell(c["summary"].get<std::string>(), 200).c_str(), Cell(end, 200).c_str());
+  }
+  std::printf("executed (%lld, %zu programs):\n", static_cast<long long>(exec_count), executed.size());
+  for (const auto& x : executed) {
+    std::printf("  %6lld  %s\n", static_cast<long long>(x["count"].get<int64_t>()), Cell(x["path"].get<std::string>(), 200).c_str());
   }
   std::printf("denied (%zu):\n", denied.size());
   for (const auto& d : denied) {
@@ -285,12 +307,12 @@ Action AddAudit(CLI::App& app) {
       "Fields that come from the sandbox are shown escaped (\\xNN) in the table; --json escapes them as JSON.\n"
       "`ward audit summary --sandbox ID` tells one sandbox's story.\n"
       "Exit status: 0; 122 bad command line; 125 the store cannot be read (it names the file and why).");
-  auto* sum = cmd->add_subcommand("summary", "one sandbox's commands with how each ended, its denials, its allowed count and limits: ward audit summary --sandbox ID [--json]");
+  auto* sum = cmd->add_subcommand("summary", "one sandbox's commands with how each ended, the programs it executed, its denials, its allowed count and limits: ward audit summary --sandbox ID [--json]");
   auto sandbox = std::make_shared<std::string>();
   auto sum_json = std::make_shared<bool>(false);
   auto sum_db = std::make_shared<std::string>();
   sum->add_option("--sandbox", *sandbox, "the sandbox's id (WARD_SANDBOX_ID, or `ward ls`'s id)")->required();
-  sum->add_flag("--json", *sum_json, "one JSON object: sandbox, agent, agentId, commands (time, summary, argv, exit), denied, allowedCount, limits");
+  sum->add_flag("--json", *sum_json, "one JSON object: sandbox, agent, agentId, commands (time, summary, argv, exit), executed (path, count, argv), execCount, denied, allowedCount, limits");
   sum->add_option("--db", *sum_db, "the audit store (default as for ward audit)");
   sum->footer("Exit status: 0; 1 no events of that sandbox; 122 bad command line; 125 the store cannot be read.");
   cmd->require_subcommand(0, 1);

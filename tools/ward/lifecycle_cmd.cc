@@ -132,7 +132,7 @@ int DoExec(ExecArgs& a) {
   }
   const int code = ExitStatusOf(*r);
   if (auto ended = trail->End(&*r, nullptr, code); !ended) {
-    return fail(Error::Setup("audit: " + ended.error().message + " (the command ran; its end is not recorded)"));
+    return fail(Error::Setup("audit: " + ended.error().message + " (the command ran)"));
   }
   if (r->timed_out) std::fprintf(stderr, "ward: timed out; the command was killed\n");
   for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());

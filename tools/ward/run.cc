@@ -216,7 +216,7 @@ int DoRun(RunArgs& a) {
   if (auto ended = trail->End(&*r, nullptr, code); !ended) {
     // The workload ran; what it did could not be recorded: said, and the
     // run reports ward's failure rather than the workload's status.
-    return fail(kExitSetup, "audit: " + ended.error().message + " (the command ran; its end is not recorded)", false);
+    return fail(kExitSetup, "audit: " + ended.error().message + " (the command ran)", false);
   }
   if (r->timed_out) {
     std::fprintf(stderr, "ward: timed out after %lld ms; the sandbox was killed\n",

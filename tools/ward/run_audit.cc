@@ -42,6 +42,20 @@ nlohmann::json Redacted(nlohmann::json policy) {
 }  // namespace
 
 
+audit::Event EgressEvent(audit::Event e, int64_t start_ns, const EgressRecord& g) {
+  e.time_ns = start_ns + static_cast<int64_t>(g.at_ms * 1e6);
+  e.decision = g.allowed ? "allow" : "deny";
+  std::string where = g.kind == "unix" ? g.path : g.domain;
+  if (!g.address.empty()) where += (where.empty() ? "" : " ") + g.address;
+  if (g.port) where += ":" + std::to_string(g.port);
+  e.summary = g.kind + " " + where + ": " + g.reason;
+  e.detail = {{"kind", g.kind}, {"domain", g.domain}, {"rule", g.rule}, {"reason", g.reason}, {"detail", g.detail}};
+  if (!g.address.empty()) e.detail["address"] = g.address;
+  if (g.port) e.detail["port"] = g.port;
+  if (!g.path.empty()) e.detail["path"] = g.path;
+  return e;
+}
+
 audit::Event RunAudit::Base(const std::string& kind) const {
   audit::Event e;
   e.time_ns = NowNs();
@@ -98,13 +112,10 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
               {"argv", req->argv}};
   WARD_TRY(a->Record(std::move(e)));
   a->writer_ = std::make_unique<audit::EventWriter>(a->store_.get());
-  // A path that names nothing is not an execution (a PATH search tries
-  // each directory): not recorded.
   // The command itself is executed by a child of the sandbox's init (pid
   // 1), which a supervisor that is not root may not read (init's children
   // are not dumpable until they execute): its argv is the one ward gave.
   req->on_exec = [w = a->writer_.get(), base = a->Base("exec"), argv = req->argv](ProcessExec x) {
-    if (x.missing) return;
     if (!x.unreadable.empty() && x.ppid == 1 && !argv.empty()) {
       x.argv = argv;
       x.path = argv[0];
@@ -112,6 +123,11 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
     }
     w->Post(audit::ExecEvent(base, x));
   };
+  // Network decisions too, as they are made (`ward audit --follow --denied`).
+  req->on_egress = [w = a->writer_.get(), base = a->Base("egress"), start = a->start_ns_](const EgressRecord& g) {
+    w->Post(EgressEvent(base, start, g));
+  };
+  a->streamed_egress_ = true;
   return a;
 }
 
@@ -140,19 +156,10 @@ Result<RunAudit> RunAudit::BeginExec(const std::string& audit_db, const std::str
 Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exit_status) {
   std::vector<audit::Event> events;
   if (r) {
-    for (const EgressRecord& g : r->egress) {
-      audit::Event e = Base("egress");
-      e.time_ns = start_ns_ + static_cast<int64_t>(g.at_ms * 1e6);
-      e.decision = g.allowed ? "allow" : "deny";
-      std::string where = g.kind == "unix" ? g.path : g.domain;
-      if (!g.address.empty()) where += (where.empty() ? "" : " ") + g.address;
-      if (g.port) where += ":" + std::to_string(g.port);
-      e.summary = g.kind + " " + where + ": " + g.reason;
-      e.detail = {{"kind", g.kind}, {"domain", g.domain}, {"rule", g.rule}, {"reason", g.reason}, {"detail", g.detail}};
-      if (!g.address.empty()) e.detail["address"] = g.address;
-      if (g.port) e.detail["port"] = g.port;
-      if (!g.path.empty()) e.detail["path"] = g.path;
-      events.push_back(std::move(e));
+    // Written as they were decided (Begin's on_egress), unless a run
+    // started without that.
+    if (!streamed_egress_) {
+      for (const EgressRecord& g : r->egress) events.push_back(EgressEvent(Base("egress"), start_ns_, g));
     }
     for (const std::string& l : r->limits_hit) {
       audit::Event e = Base("limit");
@@ -181,8 +188,8 @@ Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exi
     auto written = writer_->Finish();
     writer_.reset();
     if (!written) {
-      (void)store_->Append(events);
-      return written.error();
+      auto ended = store_->Append(events);
+      return Error::Setup(written.error().message + (ended ? " (its end is recorded)" : " (nor its end)"));
     }
   }
   return store_->Append(events);

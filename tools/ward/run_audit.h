@@ -14,6 +14,10 @@
 
 namespace ward::cli {
 
+// The "egress" event of decision `g`, `g.at_ms` after `start_ns`, with the
+// identity of `base`.
+audit::Event EgressEvent(audit::Event base, int64_t start_ns, const EgressRecord& g);
+
 class RunAudit {
  public:
   // Opens the audit store (audit::DefaultPath), takes the agent's stable id
@@ -52,6 +56,7 @@ class RunAudit {
   std::unique_ptr<audit::EventWriter> writer_;
   std::string agent_, agent_id_, sandbox_;
   int64_t start_ns_ = 0;
+  bool streamed_egress_ = false;  // egress events were posted as decided
   RunAudit(audit::Store s) : store_(std::make_unique<audit::Store>(std::move(s))) {}
 };
 
