@@ -208,6 +208,16 @@ class Layout {
   // a grant and not masked. A host path under the private /tmp is not (the
   // sandbox's /tmp is another, empty directory); the top of /tmp, /dev or
   // /proc themselves, and the root, exist in the sandbox too.
+  // `path` holds a grant beneath it: the sandbox has the directory, as the
+  // way to what is granted in it, and sees nothing else there (a working
+  // directory where a command reads `data/a.txt` and writes `out/`, and
+  // nothing more: what `ward learn` grants).
+  bool LeadsToGrant(const std::string& path) const {
+    return std::any_of(entries_.begin(), entries_.end(), [&](const auto& kv) {
+      return kv.first != path && IsUnder(kv.first, path) && IsHostBacked(kv.second.kind);
+    });
+  }
+
   bool Visible(const std::string& path) const {
     if (path == "/") return true;
     const Entry* o = Owner(path, false);
@@ -723,11 +733,12 @@ ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
   return r;
 }
 
-void NotifyExecs(LaunchPlan* plan) {
+
+void NotifyCalls(LaunchPlan* plan, bool files) {
   if (plan->egress && !plan->egress->connect_notify.empty()) {
-    plan->egress->connect_notify = BuildNetworkFilter(NetworkFilter::kEgress, true);
+    plan->egress->connect_notify = BuildNetworkFilter(NetworkFilter::kEgress, true, files);
   } else {
-    plan->seccomp_net = BuildNetworkFilter(plan->new_net ? NetworkFilter::kIsolated : NetworkFilter::kHost, true);
+    plan->seccomp_net = BuildNetworkFilter(plan->new_net ? NetworkFilter::kIsolated : NetworkFilter::kHost, true, files);
   }
 }
 
@@ -1031,7 +1042,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
   if (policy.process.cwd) {
     ResolvedPath r = ResolvePath(*policy.process.cwd, &cache);
     // "/" is the sandbox's own root, always there.
-    if (r.real != "/" && (!r.exists || !r.is_dir || !layout.Visible(r.real))) {
+    if (r.real != "/" && (!r.exists || !r.is_dir || !(layout.Visible(r.real) || layout.LeadsToGrant(r.real)))) {
       return Error::Policy("/process/cwd " + Quote(*policy.process.cwd) + ": not a directory visible in the sandbox");
     }
     plan.cwd = r.real;
@@ -1045,7 +1056,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
                            "; choose the working directory with process.cwd or --cwd");
     }
     ResolvedPath r = ResolvePath(buf, &cache);
-    if (r.real == "/" || (r.exists && layout.Visible(r.real))) {
+    if (r.real == "/" || (r.exists && (layout.Visible(r.real) || layout.LeadsToGrant(r.real)))) {
       plan.cwd = r.real;
     } else if (!home.empty() && layout.Visible(home)) {
       // A private home is the sandbox's own place to be (the minimal

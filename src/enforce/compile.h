@@ -42,8 +42,9 @@ WalkBounds& CompileWalkBounds();
 
 // Rebuilds `plan`'s network filter (the egress one, or seccomp_net) so that
 // execve() and execveat() wait for the supervisor as well, which records
-// them (RunRequest::on_exec); nothing else changes.
-void NotifyExecs(LaunchPlan* plan);
+// them (RunRequest::on_exec), and with `files` every file system call that
+// names a path (RunRequest::on_file); nothing else changes.
+void NotifyCalls(LaunchPlan* plan, bool files);
 
 // Errors name the policy field (`/filesystem/read/1 "/opt/data": does not exist`).
 //

@@ -15,6 +15,7 @@
 
 #include "base/errors.h"
 #include "base/unique_fd.h"
+#include "net/file_calls.h"
 #include "net/sandbox_net.h"
 
 namespace ward {
@@ -221,7 +222,7 @@ class BpfProgram {
 // Written as raw BPF (with the assembler above) rather than with libseccomp:
 // it is built before clone() on every run, and its tests of flag bits and
 // ranges are a few instructions.
-std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind, bool notify_exec) {
+std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind, bool notify_exec, bool notify_files) {
   constexpr uint32_t kArchX86_64 = 0xc000003e;  // AUDIT_ARCH_X86_64
   // x86_64 system call numbers.
   constexpr uint32_t kIoctl = 16, kSocket = 41, kConnect = 42, kSendto = 44, kSendmsg = 46, kBind = 49,
@@ -253,6 +254,9 @@ std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind, bool notify_exec
   if (notify_exec) {
     p.JumpIf(BPF_JEQ, kExecve, "notify");
     p.JumpIf(BPF_JEQ, kExecveat, "notify");
+  }
+  if (notify_files) {
+    for (int nr : net::kFileCalls) p.JumpIf(BPF_JEQ, static_cast<uint32_t>(nr), "notify");
   }
   if (!host) {
     // A connect hidden in a send (TCP Fast Open) would not wait for the

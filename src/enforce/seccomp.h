@@ -72,9 +72,10 @@ std::vector<sock_filter> BuildPersonalityFilter(bool refuse_memfd = false);
 // only what every kind does. Everything else passes (to the other filters).
 // `notify_exec` (any kind): execve() and execveat() wait for the supervisor
 // too, which records what is executed and lets the kernel make the call
-// (net/exec_notice.h: a record, never a decision).
+// (net/exec_notice.h: a record, never a decision). `notify_files`: so do the
+// file system calls that name a path (net/file_notice.h, `ward learn`).
 enum class NetworkFilter : uint8_t { kIsolated, kEgress, kHost };
 
-std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind, bool notify_exec = false);
+std::vector<sock_filter> BuildNetworkFilter(NetworkFilter kind, bool notify_exec = false, bool notify_files = false);
 
 }  // namespace ward

@@ -33,6 +33,7 @@
 #include "base/file.h"
 #include "base/unique_fd.h"
 #include "net/exec_notice.h"
+#include "net/file_notice.h"
 #include "net/sandbox_net.h"
 #include "net/seccomp_notice.h"
 #include "net/unix_gate.h"
@@ -263,14 +264,14 @@ constexpr int kServerFirstSliceMs = 5;
 class Server : public std::enable_shared_from_this<Server> {
  public:
   Server(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms, ConnectNotifyHooks& hooks,
-         UnixGate& gate, const std::function<void(ProcessExec)>& on_exec)
+         UnixGate& gate, const CallObservers& observers)
       : notify_fd_(notify_fd),
         stop_fd_(stop_fd),
         sandbox_(sandbox),
         connect_timeout_ms_(connect_timeout_ms),
         hooks_(hooks),
         gate_(gate),
-        on_exec_(on_exec) {}
+        observers_(observers) {}
 
   void Run() {
     seccomp_notif_sizes sizes{};
@@ -317,17 +318,27 @@ class Server : public std::enable_shared_from_this<Server> {
   // An execve()/execveat(): recorded, then made by the kernel as asked
   // (exec_notice.h says why this is a record, not a decision).
   void OnExec(const Notice& n) {
-    if (!on_exec_) return Answer(n, 0, /*continue_call=*/true);
+    if (!observers_.on_exec) return Answer(n, 0, /*continue_call=*/true);
     ProcessExec e = ReadExecNotice(n);
     // Interrupted meanwhile: the thread id may name another thread now, and
     // a restarted call comes back as a new notification.
     if (!StillWaiting(n)) return;
     Answer(n, 0, /*continue_call=*/true);
-    on_exec_(std::move(e));
+    observers_.on_exec(std::move(e));
+  }
+
+  // A file system call (`ward learn`): recorded, then made by the kernel.
+  void OnFile(const Notice& n) {
+    if (!observers_.on_file) return Answer(n, 0, /*continue_call=*/true);
+    std::vector<FileAccess> accesses = ReadFileNotice(n);
+    if (!StillWaiting(n)) return;
+    Answer(n, 0, /*continue_call=*/true);
+    for (auto& a : accesses) observers_.on_file(std::move(a));
   }
 
   void Handle(const Notice& n) {
     if (n.nr == SYS_execve || n.nr == SYS_execveat) return OnExec(n);
+    if (IsFileCall(n.nr)) return OnFile(n);
     UniqueFd pidfd = OpenPidfd(n.pid);
     int open_errno = errno;
     // Checked after opening the pidfd: the thread id still names the caller.
@@ -813,7 +824,7 @@ class Server : public std::enable_shared_from_this<Server> {
   int connect_timeout_ms_;
   ConnectNotifyHooks& hooks_;
   UnixGate& gate_;
-  std::function<void(ProcessExec)> on_exec_;
+  CallObservers observers_;
   std::atomic<int> workers_{0};
 };
 
@@ -826,9 +837,8 @@ uint64_t NetnsCookie(int socket_fd) {
 }
 
 void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
-                               ConnectNotifyHooks& hooks, UnixGate& gate,
-                               const std::function<void(ProcessExec)>& on_exec) {
-  std::make_shared<Server>(notify_fd, stop_fd, sandbox, connect_timeout_ms, hooks, gate, on_exec)->Run();
+                               ConnectNotifyHooks& hooks, UnixGate& gate, const CallObservers& observers) {
+  std::make_shared<Server>(notify_fd, stop_fd, sandbox, connect_timeout_ms, hooks, gate, observers)->Run();
 }
 
 }  // namespace ward::net

@@ -88,6 +88,12 @@ struct DirectPlan {
   EgressEvent event;  // the allow decision; recorded when the connect() ends
 };
 
+// Who is told of the calls the listener lets through unchanged.
+struct CallObservers {
+  std::function<void(ProcessExec)> on_exec;
+  std::function<void(FileAccess)> on_file;
+};
+
 class ConnectNotifyHooks {
  public:
   // A TCP connect() from the sandbox to `dst`:`port`: a plan to connect it
@@ -132,11 +138,12 @@ struct SandboxNetwork {
 // process uses the filter any more. Outside egress mode, hooks.PlanDirect
 // answers nullopt. `hooks` and `gate` outlive every worker started through
 // hooks.SpawnWorker. An execve()/execveat() (the filter's `notify_exec`)
-// is read (net/exec_notice.h), let through, then given to `on_exec` (on
-// this thread, after the answer); without `on_exec` it is let through.
+// is read (net/exec_notice.h), let through, then given to
+// `observers.on_exec`; a file system call (`notify_files`) likewise
+// (net/file_notice.h) to `observers.on_file`. Both on this thread, after the
+// answer; without an observer the call is let through unread.
 void ServeConnectNotifications(int notify_fd, int stop_fd, const SandboxNetwork& sandbox, int connect_timeout_ms,
-                               ConnectNotifyHooks& hooks, UnixGate& gate,
-                               const std::function<void(ProcessExec)>& on_exec = {});
+                               ConnectNotifyHooks& hooks, UnixGate& gate, const CallObservers& observers = {});
 
 // SO_NETNS_COOKIE of a socket's network namespace; 0 if it cannot be read.
 uint64_t NetnsCookie(int socket_fd);

@@ -22,9 +22,9 @@ constexpr size_t kMaxEvents = 4096;
 
 class Server final : public ConnectServer, public ConnectNotifyHooks {
  public:
-  Server(UniqueFd notify, std::shared_ptr<UnixGate> gate, std::function<void(ProcessExec)> on_exec,
+  Server(UniqueFd notify, std::shared_ptr<UnixGate> gate, CallObservers observers,
          std::function<void(const EgressEvent&)> on_event)
-      : notify_(std::move(notify)), gate_(std::move(gate)), on_exec_(std::move(on_exec)), on_event_(std::move(on_event)) {}
+      : notify_(std::move(notify)), gate_(std::move(gate)), observers_(std::move(observers)), on_event_(std::move(on_event)) {}
   ~Server() override { Stop(); }
 
   Result<void> Begin(uint64_t netns) {
@@ -33,7 +33,7 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
     try {
       thread_ = std::thread([this, netns] {
         ServeConnectNotifications(notify_.get(), stop_.get(), SandboxNetwork{netns, -1, -1}, kConnectTimeoutMs, *this,
-                                  *gate_, on_exec_);
+                                  *gate_, observers_);
       });
     } catch (const std::system_error& e) {
       return Error::Setup(std::string("connect server: starting its thread: ") + e.what());
@@ -84,7 +84,7 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
 
   UniqueFd notify_;
   std::shared_ptr<UnixGate> gate_;
-  std::function<void(ProcessExec)> on_exec_;
+  CallObservers observers_;
   std::function<void(const EgressEvent&)> on_event_;
   UniqueFd stop_;
   std::thread thread_;
@@ -100,9 +100,9 @@ class Server final : public ConnectServer, public ConnectNotifyHooks {
 
 Result<std::unique_ptr<ConnectServer>> ConnectServer::Start(UniqueFd notify, uint64_t netns,
                                                             std::shared_ptr<UnixGate> gate,
-                                                            std::function<void(ProcessExec)> on_exec,
+                                                            CallObservers observers,
                                                             std::function<void(const EgressEvent&)> on_event) {
-  auto server = std::make_unique<Server>(std::move(notify), std::move(gate), std::move(on_exec), std::move(on_event));
+  auto server = std::make_unique<Server>(std::move(notify), std::move(gate), std::move(observers), std::move(on_event));
   auto begun = server->Begin(netns);
   if (!begun) return begun.error();
   return std::unique_ptr<ConnectServer>(std::move(server));

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "net/connect_notify.h"
 #include "net/egress_proxy.h"
 #include "ward/result.h"
 
@@ -19,11 +20,11 @@ namespace ward::net {
 class ConnectServer {
  public:
   // Serves `notify` on a thread of its own. `netns`: SO_NETNS_COOKIE of the
-  // sandbox's network namespace (the host's, if it shares it). `on_exec`:
-  // given each execve()/execveat() the listener brings (may be empty).
-  // `on_event`: given each decision as it is recorded (may be empty).
+  // sandbox's network namespace (the host's, if it shares it). `observers`:
+  // told of the executions and file calls the listener brings (may be
+  // empty). `on_event`: given each decision as it is recorded (may be empty).
   static Result<std::unique_ptr<ConnectServer>> Start(UniqueFd notify, uint64_t netns, std::shared_ptr<UnixGate> gate,
-                                                      std::function<void(ProcessExec)> on_exec = {},
+                                                      CallObservers observers = {},
                                                       std::function<void(const EgressEvent&)> on_event = {});
   virtual ~ConnectServer() = default;
   // Ends the thread and every connect() still in flight (safe to repeat).

@@ -102,9 +102,10 @@ struct EgressProxyConfig {
   // sandbox's, from before its stop (lifecycle/held_supervisor.cc). They
   // count as this proxy's own answers would.
   std::vector<DnsBinding> bindings;
-  // Given each execve()/execveat() that arrives on connect_notify
-  // (ServeConnectNotifications); may be empty.
+  // Given each execve()/execveat() and file system call that arrives on
+  // connect_notify (ServeConnectNotifications); may be empty.
   std::function<void(ProcessExec)> on_exec;
+  std::function<void(FileAccess)> on_file;
   // Given each decision as it is recorded (before TakeEvents has it), on
   // the thread that decided; may be empty.
   std::function<void(const EgressEvent&)> on_event;

@@ -702,7 +702,9 @@ std::optional<json> ReadDocument(const std::string& text, std::vector<PolicyIssu
   json doc;
   std::vector<PolicyIssue> duplicates;
   try {
-    doc = json::parse(text, DuplicateKeyFinder(duplicates));
+    // Comments (`// ...`, `/* ... */`) are allowed: `ward learn` says why
+    // each grant is there beside it.
+    doc = json::parse(text, DuplicateKeyFinder(duplicates), /*allow_exceptions=*/true, /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
     // "[json.exception.parse_error.101] parse error at line 2, column 1:
     // syntax error ..." -> "malformed JSON at byte 11 (line 2, column 1):

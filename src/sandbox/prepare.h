@@ -12,6 +12,7 @@
 #include "base/unique_fd.h"
 #include "enforce/cgroup.h"
 #include "enforce/launcher.h"
+#include "net/connect_notify.h"
 #include "net/connect_server.h"
 #include "net/egress_proxy.h"
 #include "net/unix_gate.h"
@@ -27,7 +28,7 @@ struct PreparedSandbox {
   LaunchOptions opts;  // its callbacks point into this object: it never moves
   net::UnixGateConfig gate_config;
   std::unique_ptr<net::ConnectServer> connect_server;
-  std::function<void(ProcessExec)> on_exec;  // RunRequest::on_exec, for the server that serves the listener
+  net::CallObservers observers;  // RunRequest::on_exec and on_file, for the server that serves the listener
   std::function<void(const net::EgressEvent&)> on_event;  // RunRequest::on_egress, as records
   std::unique_ptr<net::EgressProxy> proxy;
   std::optional<net::EgressProxyConfig> egress_config;

@@ -161,9 +161,9 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   ps.plan = std::move(*compiled);
   LaunchPlan* plan = &ps.plan;
   WARD_TRY(lifecycle::RefuseControlSockets(*plan));
-  if (req.on_exec) {
-    NotifyExecs(plan);
-    ps.on_exec = req.on_exec;
+  if (req.on_exec || req.on_file) {
+    NotifyCalls(plan, /*files=*/static_cast<bool>(req.on_file));
+    ps.observers = {req.on_exec, req.on_file};
   }
   if (req.on_egress) {
     ps.on_event = [cb = req.on_egress, origin = ps.start](const net::EgressEvent& e) { cb(ToEgressRecord(e, origin)); };
@@ -263,7 +263,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     if (netns == 0) return SysError("getsockopt", "SO_NETNS_COOKIE of the sandbox's network (Linux 5.14)");
     p->gate_config.diag = std::move(diag);
     auto started = net::ConnectServer::Start(std::move(listener), netns,
-                                             std::make_shared<net::UnixGate>(std::move(p->gate_config)), p->on_exec,
+                                             std::make_shared<net::UnixGate>(std::move(p->gate_config)), p->observers,
                                              p->on_event);
     if (!started) return started.error();
     p->connect_server = std::move(*started);
@@ -273,7 +273,8 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     auto config = EgressConfig(req);
     if (!config) return config.error();
     ps.egress_config = std::move(*config);
-    ps.egress_config->on_exec = ps.on_exec;
+    ps.egress_config->on_exec = ps.observers.on_exec;
+    ps.egress_config->on_file = ps.observers.on_file;
     ps.egress_config->on_event = ps.on_event;
     opts.on_egress_listeners = [p](std::vector<UniqueFd> fds) -> Result<void> {
       // The proxy holds six descriptors per connection: let it use the hard

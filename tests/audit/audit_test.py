@@ -229,6 +229,85 @@ def test_follow_streams_events_as_they_happen():
             run.kill()
 
 
+def test_learn_then_run_then_deny_the_variation():
+    # ward learn watches a command in a permissive sandbox and writes the
+    # least policy it needs, each grant with why; the same command then
+    # runs under it, and a variant that reads another file or connects
+    # elsewhere is refused (ENOENT; ECONNREFUSED with a deny event).
+    ws = os.path.join(BASE, "lws")
+    for d in ("data", "out"):
+        os.makedirs(os.path.join(ws, d), exist_ok=True)
+    for name, text in (("data/a.txt", "alpha\n"), ("data/b.txt", "beta\n"), ("secret.txt", "s3cret\n")):
+        with open(os.path.join(ws, name), "w") as f:
+            f.write(text)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(8)
+    other_port = other.getsockname()[1]
+    probe = ("import socket, sys\n"
+             "data = open(sys.argv[1]).read()\n"
+             "open('out/r.txt', 'w').write(data.upper())\n"
+             "s = socket.socket(); s.settimeout(5)\n"
+             "try: s.connect(('host.ward.internal', int(sys.argv[2]))); print('connected')\n"
+             "except OSError as e: print('errno', e.errno)\n")
+    learned = os.path.join(BASE, "learned.json")
+    try:
+        # The default envelope: files only (the host's own addresses, its
+        # loopback included, are closed to egress's "default": "allow").
+        code, out, err = ward("learn", "--agent", "learner", "-o", learned, "--", "python3", "-c", probe,
+                              "data/a.txt", str(port), cwd=ws)
+        text = open(learned).read()
+        check(code == 0 and "errno 111" in out and '"${WORKSPACE}/data/a.txt"  // read by python3' in text
+              and '"network": "none"' in text, "the default envelope: the file learned", (out, err, text))
+        # An envelope that lets it reach both local servers: it uses one.
+        envelope = os.path.join(BASE, "envelope.json")
+        with open(envelope, "w") as f:
+            f.write('{"ward": 1, "extends": "minimal", // comments are allowed\n'
+                    ' "filesystem": {"read": ["${WORKSPACE}"], "write": ["${WORKSPACE}/out"]},\n'
+                    ' "network": {"egress": {"allow": ["host.ward.internal:%d", "host.ward.internal:%d"]}}}'
+                    % (port, other_port))
+        code, out, err = ward("learn", "--agent", "learner", "--within", envelope, "-o", learned, "--", "python3", "-c",
+                              probe, "data/a.txt", str(port), cwd=ws)
+        check(code == 0 and "connected" in out, "the learning run", (out, err))
+        text = open(learned).read()
+        check('"${WORKSPACE}/data/a.txt"  // read by python3' in text and '"${WORKSPACE}/out"  // created in by python3' in text
+              and '"host.ward.internal:%d"' % port in text, "the grants, each with why", text)
+        check("secret" not in text and "b.txt" not in text, "nothing it did not touch", text)
+        os.unlink(os.path.join(ws, "out", "r.txt"))
+        code, out, err = ward("run", "--policy", learned, "--", "python3", "-c", probe, "data/a.txt", str(port), cwd=ws)
+        check(code == 0 and "connected" in out and open(os.path.join(ws, "out", "r.txt")).read() == "ALPHA\n",
+              "the same command runs under the learned policy", (out, err))
+        code, out, err = ward("run", "--agent", "variant", "--policy", learned, "--", "python3", "-c", probe,
+                              "secret.txt", str(port), cwd=ws)
+        check(code == 1 and "FileNotFoundError" in err, "a variant reading another file: ENOENT", (out, err))
+        code, out, err = ward("run", "--agent", "variant", "--policy", learned, "--", "python3", "-c", probe,
+                              "data/a.txt", str(other_port), cwd=ws)
+        check(code == 0 and "errno 111" in out, "a variant connecting elsewhere: ECONNREFUSED", (out, err))
+        check("%d" % other_port not in text, "the destination it did not use is not learned", text)
+        denied = events("--agent", "variant", "--denied")
+        check(any(e["kind"] == "egress" and e["detail"].get("port") == other_port for e in denied),
+              "and the refusal is recorded", denied)
+        check(events("--agent", "learner", "--kind", "exec")[0]["detail"]["argv"][0] == "python3",
+              "the learning run is in the audit trail", None)
+        # Within an envelope: what the envelope does not grant is neither
+        # reachable nor learned.
+        with open(envelope, "w") as f:
+            f.write('{"ward": 1, "extends": "minimal",\n'
+                    ' "filesystem": {"read": ["${WORKSPACE}/data/b.txt"], "write": ["${WORKSPACE}/out"]}}')
+        code, out, err = ward("learn", "--within", envelope, "-o", learned, "--", "sh", "-c",
+                              "cat data/a.txt; cat data/b.txt > out/x.txt", cwd=ws)
+        text = open(learned).read()
+        check(code == 0 and "No such file" in err and '"${WORKSPACE}/data/a.txt"' not in text and '"${WORKSPACE}/data/b.txt"' in text,
+              "within an envelope: a.txt unreachable (the command fails) and not learned; b.txt learned", (code, err, text))
+    finally:
+        srv.close()
+        other.close()
+
+
 def test_fails_closed_when_the_store_cannot_be_written():
     marker = os.path.join(BASE, "ran-marker")
     bad = "/proc/self/no-such/audit.db"
@@ -478,6 +557,7 @@ CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recor
          test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
          test_follow_streams_events_as_they_happen, test_no_grant_reaches_into_the_store,
          test_tampered_store_refused, test_runtime_dir_made_before_a_sandbox_could_see_it, test_exec_recorded,
+         test_learn_then_run_then_deny_the_variation,
          test_ocsf_and_syslog_export]
 
 

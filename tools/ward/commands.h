@@ -27,8 +27,9 @@ Action AddExec(CLI::App& app);
 Action AddStop(CLI::App& app);
 Action AddDeprovision(CLI::App& app);
 Action AddLs(CLI::App& app);
-// The audit trail (audit_cmd.cc).
+// The audit trail (audit_cmd.cc) and learning mode (learn_cmd.cc).
 Action AddAudit(CLI::App& app);
+Action AddLearn(CLI::App& app);
 
 // Every subcommand, in the order `ward --help` lists them.
 struct Subcommand {
@@ -38,7 +39,7 @@ struct Subcommand {
 inline constexpr Subcommand kSubcommands[] = {
     {"run", AddRun},     {"policy", AddPolicy}, {"doctor", AddDoctor},           {"provision", AddProvision},
     {"start", AddStart}, {"exec", AddExec},     {"stop", AddStop},               {"deprovision", AddDeprovision},
-    {"ls", AddLs},       {"audit", AddAudit},
+    {"ls", AddLs},       {"audit", AddAudit},       {"learn", AddLearn},
 };
 
 // --read, --write, --deny, --allow-net, --env, --cwd, --memory, --timeout:

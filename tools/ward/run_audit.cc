@@ -42,6 +42,13 @@ nlohmann::json Redacted(nlohmann::json policy) {
 }  // namespace
 
 
+void FillFromRequest(ProcessExec* x, const std::vector<std::string>& argv) {
+  if (x->unreadable.empty() || x->ppid != 1 || argv.empty() || !x->argv.empty()) return;
+  x->argv = argv;
+  x->path = argv[0];
+  x->unreadable = "read from ward's own request: " + x->unreadable;
+}
+
 audit::Event EgressEvent(audit::Event e, int64_t start_ns, const EgressRecord& g) {
   e.time_ns = start_ns + static_cast<int64_t>(g.at_ms * 1e6);
   e.decision = g.allowed ? "allow" : "deny";
@@ -116,11 +123,7 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   // 1), which a supervisor that is not root may not read (init's children
   // are not dumpable until they execute): its argv is the one ward gave.
   req->on_exec = [w = a->writer_.get(), base = a->Base("exec"), argv = req->argv](ProcessExec x) {
-    if (!x.unreadable.empty() && x.ppid == 1 && !argv.empty()) {
-      x.argv = argv;
-      x.path = argv[0];
-      x.unreadable = "read from ward's own request: " + x.unreadable;
-    }
+    FillFromRequest(&x, argv);
     w->Post(audit::ExecEvent(base, x));
   };
   // Network decisions too, as they are made (`ward audit --follow --denied`).

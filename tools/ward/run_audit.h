@@ -14,6 +14,11 @@
 
 namespace ward::cli {
 
+// An exec of the command itself (a child of init, ppid 1) that a supervisor
+// that is not root could not read (init's children are not dumpable until
+// they execute): its argv is `argv`, the one ward gave.
+void FillFromRequest(ProcessExec* x, const std::vector<std::string>& argv);
+
 // The "egress" event of decision `g`, `g.at_ms` after `start_ns`, with the
 // identity of `base`.
 audit::Event EgressEvent(audit::Event base, int64_t start_ns, const EgressRecord& g);

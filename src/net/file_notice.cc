@@ -1,0 +1,186 @@
+#include "net/file_notice.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "base/file.h"
+#include "net/file_calls.h"
+
+namespace ward::net {
+namespace {
+
+// How a call names its path: which argument holds the directory descriptor
+// (-1: none, the working directory), which the path, which the open flags
+// (-1: none; -2: openat2's struct open_how), and what it does.
+struct CallShape {
+  int nr;
+  int dirfd_arg, path_arg, flags_arg;
+  FileOp op;
+};
+
+constexpr int kHow = -2;
+
+// x86_64 numbers. rename/link/symlink name a second path; it is listed as
+// a second shape of the same call below.
+const CallShape kCalls[] = {
+    {SYS_open, -1, 0, 1, FileOp::kRead},
+    {SYS_openat, 0, 1, 2, FileOp::kRead},
+    {SYS_openat2, 0, 1, kHow, FileOp::kRead},
+    {SYS_creat, -1, 0, -1, FileOp::kCreate},
+    {SYS_stat, -1, 0, -1, FileOp::kStat},
+    {SYS_lstat, -1, 0, -1, FileOp::kStat},
+    {SYS_newfstatat, 0, 1, -1, FileOp::kStat},
+    {SYS_statx, 0, 1, -1, FileOp::kStat},
+    {SYS_access, -1, 0, -1, FileOp::kStat},
+    {SYS_faccessat, 0, 1, -1, FileOp::kStat},
+    {SYS_faccessat2, 0, 1, -1, FileOp::kStat},
+    {SYS_chdir, -1, 0, -1, FileOp::kStat},
+    {SYS_readlink, -1, 0, -1, FileOp::kRead},
+    {SYS_readlinkat, 0, 1, -1, FileOp::kRead},
+    {SYS_truncate, -1, 0, -1, FileOp::kWrite},
+    {SYS_chmod, -1, 0, -1, FileOp::kWrite},
+    {SYS_fchmodat, 0, 1, -1, FileOp::kWrite},
+    {SYS_utimensat, 0, 1, -1, FileOp::kWrite},
+    {SYS_mkdir, -1, 0, -1, FileOp::kCreate},
+    {SYS_mkdirat, 0, 1, -1, FileOp::kCreate},
+    {SYS_mknod, -1, 0, -1, FileOp::kCreate},
+    {SYS_mknodat, 0, 1, -1, FileOp::kCreate},
+    {SYS_symlink, -1, 1, -1, FileOp::kCreate},
+    {SYS_symlinkat, 1, 2, -1, FileOp::kCreate},
+    {SYS_link, -1, 1, -1, FileOp::kCreate},
+    {SYS_linkat, 2, 3, -1, FileOp::kCreate},
+    {SYS_rmdir, -1, 0, -1, FileOp::kRemove},
+    {SYS_unlink, -1, 0, -1, FileOp::kRemove},
+    {SYS_unlinkat, 0, 1, -1, FileOp::kRemove},
+    {SYS_rename, -1, 0, -1, FileOp::kRemove},
+    {SYS_renameat, 0, 1, -1, FileOp::kRemove},
+    {SYS_renameat2, 0, 1, -1, FileOp::kRemove},
+};
+// The second path of rename (its new name: created) and link (its target:
+// read).
+const CallShape kSecond[] = {
+    {SYS_rename, -1, 1, -1, FileOp::kCreate},
+    {SYS_renameat, 2, 3, -1, FileOp::kCreate},
+    {SYS_renameat2, 2, 3, -1, FileOp::kCreate},
+    {SYS_link, -1, 0, -1, FileOp::kRead},
+    {SYS_linkat, 0, 1, -1, FileOp::kRead},
+};
+
+bool ReadPath(pid_t pid, uint64_t address, std::string* out) {
+  out->clear();
+  if (address == 0) return false;
+  char buf[256];
+  while (out->size() < PATH_MAX) {
+    // A page boundary may fall inside the next 256 bytes: read to it.
+    const size_t to_page = 4096 - static_cast<size_t>(address % 4096);
+    const size_t want = std::min(sizeof buf, to_page);
+    if (!ReadMemory(pid, address, buf, want)) return false;
+    if (const void* nul = memchr(buf, 0, want)) {
+      out->append(buf, static_cast<const char*>(nul) - buf);
+      return true;
+    }
+    out->append(buf, want);
+    address += want;
+  }
+  return false;  // longer than PATH_MAX: the kernel refuses it too
+}
+
+// The directory a relative path of thread `tid` is relative to.
+std::string BaseDir(pid_t tid, int dirfd) {
+  const std::string link = "/proc/" + std::to_string(tid) + (dirfd == AT_FDCWD ? "/cwd" : "/fd/" + std::to_string(dirfd));
+  char buf[PATH_MAX];
+  const ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n <= 0 || buf[0] != '/') return "";  // gone, or not a path ("anon_inode:", "(deleted)" is kept)
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+std::optional<FileAccess> Access(const Notice& n, const CallShape& c, int sandbox_pid, int64_t now) {
+  std::string path;
+  if (!ReadPath(n.pid, n.args[c.path_arg], &path) || path.empty()) return std::nullopt;
+  FileAccess a;
+  a.time_ns = now;
+  a.pid = sandbox_pid;
+  a.op = c.op;
+  if (c.flags_arg != -1) {
+    uint64_t flags = 0;
+    if (c.flags_arg == kHow) {
+      if (!ReadMemory(n.pid, n.args[2], &flags, sizeof flags)) return std::nullopt;
+    } else {
+      flags = n.args[c.flags_arg];
+    }
+    if (flags & O_CREAT) a.op = FileOp::kCreate;
+    else if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) a.op = FileOp::kWrite;
+    else if ((flags & O_PATH) == O_PATH) a.op = FileOp::kStat;
+  }
+  if (path[0] != '/') {
+    const int dirfd = c.dirfd_arg < 0 ? AT_FDCWD : static_cast<int>(n.args[c.dirfd_arg]);
+    const std::string base = BaseDir(n.pid, dirfd);
+    if (base.empty()) return std::nullopt;
+    path = base + "/" + path;
+  }
+  a.path = NormalizePath(path);
+  return a;
+}
+
+int SandboxPid(pid_t tid) {
+  std::istringstream lines(ReadFile("/proc/" + std::to_string(tid) + "/status").value_or(""));
+  std::string line;
+  int pid = 0;
+  while (std::getline(lines, line)) {
+    if (line.compare(0, 6, "NSpid:") != 0) continue;
+    std::istringstream f(line.substr(6));
+    for (int v = 0; f >> v;) pid = v;
+  }
+  return pid;
+}
+
+}  // namespace
+
+bool IsFileCall(int nr) { return std::find(std::begin(kFileCalls), std::end(kFileCalls), nr) != std::end(kFileCalls); }
+
+bool HasShape(int nr) {
+  return std::any_of(std::begin(kCalls), std::end(kCalls), [nr](const CallShape& c) { return c.nr == nr; });
+}
+
+std::vector<FileAccess> ReadFileNotice(const Notice& n) {
+  std::vector<FileAccess> out;
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME, &t);
+  const int64_t now = static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+  const int pid = SandboxPid(n.pid);
+  for (const auto& c : kCalls) {
+    if (c.nr != n.nr) continue;
+    if (auto a = Access(n, c, pid, now)) out.push_back(std::move(*a));
+  }
+  for (const auto& c : kSecond) {
+    if (c.nr != n.nr) continue;
+    if (auto a = Access(n, c, pid, now)) out.push_back(std::move(*a));
+  }
+  return out;
+}
+
+std::string NormalizePath(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(path);
+  while (std::getline(in, part, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (const auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+}  // namespace ward::net

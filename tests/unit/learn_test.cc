@@ -1,0 +1,166 @@
+// ward learn's rules (src/audit/learn.h) and the file-call reader's pure
+// parts (src/net/file_notice.h), without a sandbox.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "audit/learn.h"
+#include "net/file_calls.h"
+#include "net/file_notice.h"
+
+namespace ward::audit {
+namespace {
+
+// A host with these files and directories (and their parents).
+struct FakeHost {
+  std::set<std::string> files, dirs;
+  PathFacts operator()(const std::string& p) const {
+    if (dirs.count(p)) return {true, true};
+    if (files.count(p)) return {true, false};
+    return {};
+  }
+};
+
+int64_t t = 1000;
+FileAccess F(FileOp op, const std::string& path, int pid = 2) { return {++t, pid, op, path}; }
+ProcessExec X(int pid, const std::string& path) {
+  ProcessExec e;
+  e.time_ns = ++t;
+  e.pid = pid;
+  e.path = path;
+  e.argv = {path};
+  return e;
+}
+
+LearnInput Base(const FakeHost& host) {
+  LearnInput in;
+  in.workspace = "/w";
+  in.covered = {"/usr", "/tmp", "/proc"};
+  in.may_read = {"/w", "/opt", "/etc"};
+  in.may_write = {"/w"};
+  in.facts = host;
+  return in;
+}
+
+std::vector<std::string> Paths(const std::vector<LearnedGrant>& g) {
+  std::vector<std::string> v;
+  for (const auto& x : g) v.push_back(x.path);
+  return v;
+}
+
+TEST(Learn, GrantsWhatWasUsedWithWhy) {
+  FakeHost host{{"/w/a.txt", "/w/secret", "/opt/tool/bin/t", "/usr/bin/cat"}, {"/w", "/w/out", "/opt/tool/bin"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/cat"), X(3, "/opt/tool/bin/t")};
+  in.files = {F(FileOp::kRead, "/w/a.txt"), F(FileOp::kCreate, "/w/out/b", 3), F(FileOp::kRead, "/usr/lib/x.so"),
+              F(FileOp::kStat, "/w/missing"), F(FileOp::kRead, "/tmp/scratch")};
+  // Reorder by time: the execs came first.
+  in.execs[0].time_ns = in.execs[1].time_ns = 1;
+  LearnedPolicy p = DerivePolicy(in);
+  EXPECT_EQ(Paths(p.read), (std::vector<std::string>{"/opt/tool/bin/t", "/w/a.txt"}));
+  EXPECT_EQ(Paths(p.write), (std::vector<std::string>{"/w/out"}));
+  ASSERT_EQ(p.read.size(), 2u);
+  EXPECT_EQ(p.read[1].why, "read by cat");
+  EXPECT_NE(p.write[0].why.find("created in by t"), std::string::npos) << p.write[0].why;
+  EXPECT_NE(p.text.find("\"${WORKSPACE}/a.txt\"  // read by cat"), std::string::npos) << p.text;
+  EXPECT_NE(p.text.find("\"/opt/tool/bin/t\",  // executed\n"), std::string::npos) << p.text;
+  EXPECT_NE(p.text.find("\"network\": \"none\""), std::string::npos);
+  EXPECT_EQ(p.text.find("secret"), std::string::npos);
+}
+
+TEST(Learn, CollapsesADirectoryOfManyEntries) {
+  FakeHost host{{"/w/src/a.c", "/w/src/b.c", "/w/src/c.c", "/w/src/d.c", "/w/x"}, {"/w", "/w/src"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/cc")};
+  in.execs[0].time_ns = 1;
+  for (const char* f : {"/w/src/a.c", "/w/src/b.c", "/w/src/c.c", "/w/src/d.c", "/w/x"}) in.files.push_back(F(FileOp::kRead, f));
+  LearnedPolicy p = DerivePolicy(in);
+  EXPECT_EQ(Paths(p.read), (std::vector<std::string>{"/w/src", "/w/x"}));
+  EXPECT_NE(p.read[0].why.find("4 paths"), std::string::npos) << p.read[0].why;
+  // Three are kept one by one (kCollapseAt is 4).
+  in.files.erase(in.files.begin());
+  p = DerivePolicy(in);
+  EXPECT_EQ(Paths(p.read), (std::vector<std::string>{"/w/src/b.c", "/w/src/c.c", "/w/src/d.c", "/w/x"}));
+}
+
+TEST(Learn, NeverAboveTheWorkspaceOrATopLevelDirectory) {
+  FakeHost host{{"/w/a", "/w/b", "/w/c", "/w/d", "/opt/a", "/opt/b", "/opt/c", "/opt/d"}, {"/w", "/opt"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/cat")};
+  in.execs[0].time_ns = 1;
+  for (const char* f : {"/w/a", "/w/b", "/w/c", "/w/d", "/opt/a", "/opt/b", "/opt/c", "/opt/d"}) {
+    in.files.push_back(F(FileOp::kRead, f));
+  }
+  EXPECT_EQ(Paths(DerivePolicy(in).read), (std::vector<std::string>{"/opt", "/w"}));
+}
+
+TEST(Learn, LeavesOutWardsOwnSetupAndWhatTheEnvelopeRefused) {
+  FakeHost host{{"/w/a", "/root/.ssh/id", "/w/out/f"}, {"/w", "/w/out", "/run"}};
+  LearnInput in = Base(host);
+  in.files = {F(FileOp::kCreate, "/run/.ward-mask", 1)};  // before any exec: ward's
+  in.execs = {X(2, "/usr/bin/sh")};
+  in.files.push_back(F(FileOp::kRead, "/w/a", 1));       // pid 1: ward's init
+  in.files.push_back(F(FileOp::kRead, "/root/.ssh/id"));  // outside the envelope: it was refused
+  in.files.push_back(F(FileOp::kCreate, "/etc/evil"));    // a write where it may only read
+  in.files.push_back(F(FileOp::kWrite, "/w/out/f"));
+  LearnedPolicy p = DerivePolicy(in);
+  EXPECT_TRUE(p.read.empty()) << p.text;
+  EXPECT_EQ(Paths(p.write), (std::vector<std::string>{"/w/out/f"}));
+}
+
+TEST(Learn, ADirectoryOnlyPassedThroughNeedsNoGrant) {
+  FakeHost host{{"/w/d/a"}, {"/w", "/w/d"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/cat")};
+  in.execs[0].time_ns = 1;
+  in.files = {F(FileOp::kStat, "/w"), F(FileOp::kRead, "/w/d"), F(FileOp::kRead, "/w/d/a")};
+  EXPECT_EQ(Paths(DerivePolicy(in).read), (std::vector<std::string>{"/w/d/a"}));
+}
+
+TEST(Learn, DestinationsByNameAndPort) {
+  FakeHost host;
+  LearnInput in = Base(host);
+  EgressRecord named{"tcp", "pypi.org", "151.101.0.223", 443, true, "", "", "", "", 0};
+  EgressRecord bare{"tcp", "", "192.0.2.7", 8080, true, "", "", "", "", 0};
+  EgressRecord v6{"tcp", "", "2001:db8::1", 22, true, "", "", "", "", 0};
+  EgressRecord refused{"tcp", "evil.example", "192.0.2.9", 443, false, "", "", "", "", 0};
+  EgressRecord dns{"dns", "pypi.org", "", 0, true, "", "", "", "", 0};
+  in.egress = {named, bare, v6, refused, dns, named};
+  LearnedPolicy p = DerivePolicy(in);
+  EXPECT_EQ(Paths(p.egress), (std::vector<std::string>{"192.0.2.7:8080", "[2001:db8::1]:22", "pypi.org:443"}));
+  EXPECT_NE(p.text.find("\"allow\": ["), std::string::npos) << p.text;
+}
+
+TEST(Learn, HostileNamesCannotBreakTheText) {
+  FakeHost host{{"/w/a\"b\n// x"}, {"/w"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/evil\nname")};
+  in.execs[0].time_ns = 1;
+  in.files = {F(FileOp::kRead, "/w/a\"b\n// x")};
+  LearnedPolicy p = DerivePolicy(in);
+  // The path is a JSON string; the comment stays on its line.
+  EXPECT_NE(p.text.find("\"${WORKSPACE}/a\\\"b\\n// x\"  // read by evil name"), std::string::npos) << p.text;
+}
+
+}  // namespace
+}  // namespace ward::audit
+
+namespace ward::net {
+namespace {
+
+TEST(FileNotice, EveryCallHasAShape) {
+  for (int nr : kFileCalls) {
+    EXPECT_TRUE(IsFileCall(nr)) << nr;
+    EXPECT_TRUE(HasShape(nr)) << nr;
+  }
+  EXPECT_FALSE(IsFileCall(SYS_read));
+}
+
+TEST(FileNotice, NormalizePath) {
+  EXPECT_EQ(NormalizePath("/a/./b/../c//d/"), "/a/c/d");
+  EXPECT_EQ(NormalizePath("/../.."), "/");
+  EXPECT_EQ(NormalizePath("/"), "/");
+}
+
+}  // namespace
+}  // namespace ward::net
