@@ -12,7 +12,7 @@ _ward() {
     fi
   done
   if ((cword == 1)); then
-    COMPREPLY=($(compgen -W "run policy doctor provision start exec stop deprovision ls audit --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "run policy doctor provision start exec stop deprovision ls audit learn --help --version" -- "$cur"))
     return
   fi
   case $sub in
@@ -63,6 +63,15 @@ _ward() {
     ls)
       COMPREPLY=($(compgen -W "--help --json" -- "$cur"))
       ;;
+    learn)
+      [[ " ${words[*]} " == *" -- "* ]] && return
+      case $prev in
+        --within | -o | --output) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --workspace) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --agent | --dns-server) return ;;
+      esac
+      COMPREPLY=($(compgen -W "--help --within -o --output --workspace --agent --dns-server --" -- "$cur"))
+      ;;
     audit)
       if [[ ${words[2]:-} == summary ]]; then
         [[ $prev == --db ]] && { COMPREPLY=($(compgen -f -- "$cur")); return; }
@@ -72,7 +81,7 @@ _ward() {
       ((cword == 2)) && [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "summary" -- "$cur")); return; }
       case $prev in
         --db) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --kind) COMPREPLY=($(compgen -W "start exit egress limit trim" -- "$cur")); return ;;
+        --kind) COMPREPLY=($(compgen -W "start exec exit egress limit trim dropped" -- "$cur")); return ;;
         --format) COMPREPLY=($(compgen -W "table json ocsf syslog" -- "$cur")); return ;;
         --syslog-socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --agent | --sandbox | --since | --until | --limit) return ;;

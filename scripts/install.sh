@@ -47,7 +47,7 @@ tmp="$man/ward.1.tmp.$$"
   say ".SH DESCRIPTION"
   verbatim "$ward" --help
   for sub in run policy "policy check" "policy show" "policy profiles" doctor provision start exec stop deprovision ls \
-    audit "audit summary"; do
+    audit "audit summary" learn; do
     say ".SH \"WARD $(echo "$sub" | tr a-z A-Z)\""
     # shellcheck disable=SC2086
     verbatim "$ward" $sub --help

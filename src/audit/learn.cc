@@ -256,6 +256,8 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
   t += "    \"read\": " + list(out.read, "    ") + ",\n";
   t += "    \"write\": " + list(out.write, "    ") + ",\n";
   t += "    \"unix\": " + list(out.unix, "    ") + "\n  },\n";
+  // Named, so that it may be a directory that only leads to the grants.
+  t += "  \"process\": { \"cwd\": \"${CWD}\" },  // where it ran; only what is granted there is seen\n";
   if (out.egress.empty()) {
     t += "  \"network\": \"none\"\n}\n";
   } else {

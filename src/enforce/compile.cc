@@ -1056,7 +1056,7 @@ Result<LaunchPlan> CompilePlan(const Policy& policy, const std::vector<std::stri
                            "; choose the working directory with process.cwd or --cwd");
     }
     ResolvedPath r = ResolvePath(buf, &cache);
-    if (r.real == "/" || (r.exists && (layout.Visible(r.real) || layout.LeadsToGrant(r.real)))) {
+    if (r.real == "/" || (r.exists && layout.Visible(r.real))) {
       plan.cwd = r.real;
     } else if (!home.empty() && layout.Visible(home)) {
       // A private home is the sandbox's own place to be (the minimal

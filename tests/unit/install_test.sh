@@ -17,7 +17,7 @@ ward="$root/usr/bin/ward"
 man="$root/usr/share/man/man1/ward.1"
 [ -f "$man" ] || fail "no man page"
 for section in "WARD RUN" "WARD POLICY CHECK" "WARD POLICY SHOW" "WARD DOCTOR" "WARD PROVISION" "WARD EXEC" "WARD LS" \
-  "WARD AUDIT"; do
+  "WARD AUDIT" "WARD LEARN"; do
   grep -q "^.SH \"$section\"" "$man" || fail "man page lacks $section"
 done
 grep -q -- '--result-file' "$man" || fail "man page lacks an option of ward run --help"
@@ -26,7 +26,7 @@ if command -v groff >/dev/null 2>&1; then
 fi
 bash_completion="$root/usr/share/bash-completion/completions/ward"
 bash -n "$bash_completion" || fail "bash completion does not parse"
-for sub in run provision start exec stop deprovision ls audit; do
+for sub in run provision start exec stop deprovision ls audit learn; do
  grep -q -- "$sub" "$bash_completion" || fail "bash completion lacks the subcommand $sub"
  for opt in $("$ward" $sub --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
   grep -q -- "$opt" "$bash_completion" || fail "bash completion lacks $opt ($sub)"

@@ -112,6 +112,9 @@ int DoLearn(LearnArgs& a) {
   }
   RunRequest req;
   req.policy = std::move(*load.policy);
+  // Learnt where it stands: the working directory is named, so that one
+  // that only leads to the envelope's grants is still the command's.
+  if (!req.policy.process.cwd) req.policy.process.cwd = vars.values["CWD"];
   req.argv = a.command;
   req.dns_servers = a.dns_servers;
   req.on_warning = [](const std::string& w) { std::fprintf(stderr, "ward: warning: %s\n", w.c_str()); };
