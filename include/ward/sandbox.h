@@ -79,6 +79,12 @@ struct RunRequest {
   std::function<void(const std::string&)> on_warning;
   // Every warning is an error instead (kPolicy): nothing runs.
   bool strict = false;
+  // A root caller's sandbox: the host uid its uid 0 is (one of
+  // WARD_UID_RANGE; kPolicy otherwise). Unset: the range's BASE. `ward
+  // run` gives each agent its own (recorded in the audit store), so that
+  // what an agent's processes do on the host is theirs in `ps`, `ls -l` and
+  // the kernel's audit log. Ignored for other callers (their own uid).
+  std::optional<uint32_t> host_uid;
   // Set: called with each program the sandbox executes, as it is about to
   // (execve and execveat wait for ward meanwhile: about 25 µs each), on a
   // thread of ward's; it must not block. Unset: executions are not watched.

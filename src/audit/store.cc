@@ -95,7 +95,14 @@ CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT N
 CREATE INDEX events_agent ON events(agent, time_ns);
 CREATE INDEX events_sandbox ON events(sandbox, seq);
 CREATE INDEX events_time ON events(time_ns);
-PRAGMA user_version = 1;
+CREATE TABLE agent_uids(name TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
+PRAGMA user_version = 2;
+)sql";
+
+// Version 2: each agent's host uid (root callers' sandboxes).
+const char* const kMigrate1To2 = R"sql(
+CREATE TABLE agent_uids(name TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
+PRAGMA user_version = 2;
 )sql";
 
 }  // namespace
@@ -172,36 +179,87 @@ Result<void> Store::Init(bool create) {
     if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return DbError(path_, db_.get(), "read the schema version");
     version = sqlite3_column_int(v.get(), 0);
   }
-  if (version == kSchemaVersion) {
-    // ward's schema has no triggers or views: one in the file was planted
-    // (a trigger that deletes each event as it is written).
-    Stmt planted(db_.get(), "SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1");
-    if (!planted.ok()) return DbError(path_, db_.get(), "read the schema");
-    if (sqlite3_step(planted.get()) == SQLITE_ROW) {
-      const unsigned char* name = sqlite3_column_text(planted.get(), 0);
-      return Error::Setup("audit store \"" + path_ + "\": holds a trigger or view (\"" +
-                          EscapeForTerminal(name ? reinterpret_cast<const char*>(name) : "") +
-                          "\") that ward's schema does not; refused (someone changed the store)");
-    }
-    return {};
-  }
   if (version > kSchemaVersion) {
     return Error::Setup("audit store \"" + path_ + "\": schema version " + std::to_string(version) +
                         " is a newer ward's (this one reads " + std::to_string(kSchemaVersion) + ")");
   }
-  WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
-  Stmt v(db_.get(), "PRAGMA user_version");
-  if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) {
-    (void)Exec(db_.get(), path_, "ROLLBACK");
-    return DbError(path_, db_.get(), "read the schema version");
-  }
-  if (sqlite3_column_int(v.get(), 0) == 0) {
-    if (auto made = Exec(db_.get(), path_, kSchema); !made) {
+  if (version < kSchemaVersion) {
+    // Made, or brought up to this version, by the first writer, under a
+    // write lock, once.
+    WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
+    auto rollback = [&](Error e) {
       (void)Exec(db_.get(), path_, "ROLLBACK");
-      return made.error();
+      return e;
+    };
+    int now = 0;
+    {
+      Stmt v(db_.get(), "PRAGMA user_version");
+      if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return rollback(DbError(path_, db_.get(), "read the schema version"));
+      now = sqlite3_column_int(v.get(), 0);
     }
+    if (now == 0) {
+      if (auto made = Exec(db_.get(), path_, kSchema); !made) return rollback(made.error());
+    } else if (now == 1) {
+      if (auto made = Exec(db_.get(), path_, kMigrate1To2); !made) return rollback(made.error());
+    }
+    WARD_TRY(Exec(db_.get(), path_, "COMMIT"));
   }
-  return Exec(db_.get(), path_, "COMMIT");
+  // ward's schema has no triggers or views: one in the file was planted
+  // (a trigger that deletes each event as it is written).
+  Stmt planted(db_.get(), "SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1");
+  if (!planted.ok()) return DbError(path_, db_.get(), "read the schema");
+  if (sqlite3_step(planted.get()) == SQLITE_ROW) {
+    const unsigned char* name = sqlite3_column_text(planted.get(), 0);
+    return Error::Setup("audit store \"" + path_ + "\": holds a trigger or view (\"" +
+                        EscapeForTerminal(name ? reinterpret_cast<const char*>(name) : "") +
+                        "\") that ward's schema does not; refused (someone changed the store)");
+  }
+  return {};
+}
+
+Result<uint32_t> Store::AgentHostUid(const std::string& agent, uint32_t base, uint32_t count) {
+  if (count < 2) return Error::Setup("WARD_UID_RANGE holds no uid for agents (its COUNT must be 2 or more)");
+  WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
+  auto fail = [&](Error e) {
+    (void)Exec(db_.get(), path_, "ROLLBACK");
+    return e;
+  };
+  const int64_t lo = int64_t{base} + 1, hi = int64_t{base} + count;  // [lo, hi): BASE is the library's
+  int64_t held = -1;
+  {
+    Stmt q(db_.get(), "SELECT uid FROM agent_uids WHERE name = ?1");
+    if (!q.ok()) return fail(DbError(path_, db_.get(), "look up the agent's uid"));
+    q.Text(1, agent);
+    if (sqlite3_step(q.get()) == SQLITE_ROW) held = sqlite3_column_int64(q.get(), 0);
+  }
+  if (held >= lo && held < hi) {
+    WARD_TRY(Exec(db_.get(), path_, "COMMIT"));
+    return static_cast<uint32_t>(held);
+  }
+  // None yet, or outside the range as it is now (WARD_UID_RANGE changed):
+  // another.
+  // The lowest uid of the range no agent holds.
+  int64_t next = lo;
+  {
+    Stmt used(db_.get(), "SELECT uid FROM agent_uids WHERE uid >= ?1 AND uid < ?2 ORDER BY uid");
+    if (!used.ok()) return fail(DbError(path_, db_.get(), "read the agents' uids"));
+    used.Int(1, lo);
+    used.Int(2, hi);
+    while (sqlite3_step(used.get()) == SQLITE_ROW && sqlite3_column_int64(used.get(), 0) == next) ++next;
+  }
+  if (next >= hi) {
+    return fail(Error::Setup("WARD_UID_RANGE " + std::to_string(base) + ":" + std::to_string(count) + ": every uid is an agent's (" +
+                             std::to_string(count - 1) + " agents); widen the range"));
+  }
+  {
+    Stmt ins(db_.get(), "INSERT INTO agent_uids(name, uid) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET uid = ?2");
+    if (!ins.ok()) return fail(DbError(path_, db_.get(), "record the agent's uid"));
+    ins.Text(1, agent);
+    ins.Int(2, next);
+    if (sqlite3_step(ins.get()) != SQLITE_DONE) return fail(DbError(path_, db_.get(), "record the agent's uid"));
+  }
+  WARD_TRY(Exec(db_.get(), path_, "COMMIT"));
+  return static_cast<uint32_t>(next);
 }
 
 Result<std::string> Store::AgentId(const std::string& agent) {

@@ -3,6 +3,7 @@
 //
 //   meta       PRAGMA user_version: the schema's version (kSchemaVersion)
 //   agents     name -> a stable id, made at the agent's first run
+//   agent_uids name -> the host uid of its sandboxes when ward runs as root
 //   events     seq (ascending, never reused), time, agent, agent id, sandbox id,
 //              kind, decision ("allow", "deny" or ""), a one-line summary and
 //              the kind's fields as JSON
@@ -32,7 +33,9 @@
 
 namespace ward::audit {
 
-inline constexpr int kSchemaVersion = 1;
+// 1: agents, events. 2: agent_uids (a store of version 1 is brought up to
+// 2 when it is opened).
+inline constexpr int kSchemaVersion = 2;
 
 struct Event {
   int64_t seq = 0;      // the store's, set by Append
@@ -62,6 +65,11 @@ class Store {
 
   // The agent's stable id, made (16 random hex digits) at its first use.
   Result<std::string> AgentId(const std::string& agent);
+  // The host uid a root caller's sandboxes of `agent` run as: the one
+  // recorded for it if it lies in (base, base + count), else the lowest of
+  // them no other agent holds, recorded (agent_uids). An error when every
+  // one is taken.
+  Result<uint32_t> AgentHostUid(const std::string& agent, uint32_t base, uint32_t count);
   // Appends `events` in one transaction and sets their seq. Then, if the
   // database has grown past the bound (SetBound), removes the oldest events
   // down to three quarters of it and records that as a "trim" event (how

@@ -36,8 +36,14 @@ Result<void> WriteProcFile(pid_t pid, const char* name, const std::string& text)
 }  // namespace
 
 Result<uid_t> SandboxHostUid() {
+  auto r = SandboxUidRange();
+  if (!r) return r.error();
+  return r->base;
+}
+
+Result<UidRange> SandboxUidRange() {
   const char* env = getenv("WARD_UID_RANGE");
-  if (!env || !*env) return kDefaultBase;
+  if (!env || !*env) return UidRange{kDefaultBase, kDefaultCount};
   std::string text = env;
   char* end = nullptr;
   errno = 0;
@@ -56,7 +62,7 @@ Result<uid_t> SandboxHostUid() {
   if (!ok || base < 1000 || count == 0 || base + count > 0xfffffffeULL) {
     return Error::Usage("WARD_UID_RANGE \"" + text + "\": expected BASE or BASE:COUNT, BASE >= 1000, the range below 4294967295");
   }
-  return static_cast<uid_t>(base);
+  return UidRange{static_cast<uid_t>(base), static_cast<uint32_t>(count)};
 }
 
 Result<void> WriteIdMaps(pid_t pid, const LaunchPlan& plan) {

@@ -22,10 +22,19 @@
 
 namespace ward {
 
-// The first uid of ward's range for sandboxes of root callers, from
+// ward's range of host uids for sandboxes of root callers, from
 // WARD_UID_RANGE ("BASE" or "BASE:COUNT"; default 1879048192:65536, the
-// 0x70000000 block that systemd leaves unused). Until agents get their own
-// uid (issue 11), every sandbox uses BASE. An unparsable value is an error.
+// 0x70000000 block that systemd leaves unused). BASE is the uid of a
+// sandbox with no agent (ward's library); each agent of the CLI gets one of
+// the others, recorded in the audit store (audit::Store::AgentHostUid). An
+// unparsable value is an error.
+struct UidRange {
+  uid_t base = 0;
+  uint32_t count = 0;
+  bool Contains(uid_t u) const { return u >= base && u - base < count; }
+};
+Result<UidRange> SandboxUidRange();
+// Its BASE.
 Result<uid_t> SandboxHostUid();
 
 // The "0 ID 1\n" line a root caller's sandbox has in uid_map and gid_map.

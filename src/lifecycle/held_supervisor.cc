@@ -28,6 +28,7 @@
 #include "base/errors.h"
 #include "base/fd_passing.h"
 #include "base/file.h"
+#include "enforce/idmap.h"
 #include "enforce/supervisor.h"
 #include "audit/exec_event.h"
 #include "audit/writer.h"
@@ -667,6 +668,7 @@ class Holder {
 struct Trail {
   audit::Store store;
   audit::Event base;
+  std::optional<uint32_t> host_uid;  // as root: the agent's
 };
 Result<Trail> OpenTrail(const SandboxRecord& rec) {
   std::string path = rec.audit_db;
@@ -683,6 +685,13 @@ Result<Trail> OpenTrail(const SandboxRecord& rec) {
   if (!id) return id.error();
   t.base.agent_id = *id;
   t.base.sandbox = rec.id;
+  if (geteuid() == 0) {
+    auto range = SandboxUidRange();
+    if (!range) return range.error();
+    auto uid = t.store.AgentHostUid(t.base.agent, range->base, range->count);
+    if (!uid) return uid.error();
+    t.host_uid = *uid;
+  }
   return t;
 }
 
@@ -723,6 +732,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     return kExitSetup;
   }
   audit::EventWriter writer(&trail->store);
+  req.host_uid = trail->host_uid;
   req.on_exec = [&writer, base = trail->base](ProcessExec x) {
     writer.Post(audit::ExecEvent(base, x));
   };

@@ -126,7 +126,7 @@ DoctorCheck ProbeEgress() {
 DoctorCheck ProbeRootIdentity() {
   auto uid = SandboxHostUid();
   if (!uid) return {"sandbox identity", "missing", uid.error().message};
-  const std::string who = "root callers' sandboxes run as host uid " + std::to_string(*uid) + " (WARD_UID_RANGE)";
+  const std::string who = "root callers' sandboxes run as host uids from " + std::to_string(*uid) + " (WARD_UID_RANGE; each agent its own)";
   auto userns = MakeMappedUserns(*uid);
   if (!userns) return {"sandbox identity", "missing", who + ", but: " + userns.error().message + ": no sandbox will start as root"};
   UniqueFd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));

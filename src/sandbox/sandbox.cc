@@ -20,6 +20,7 @@
 #include "base/file.h"
 #include "enforce/cgroup.h"
 #include "enforce/compile.h"
+#include "enforce/idmap.h"
 #include "enforce/glob.h"
 #include "enforce/landlock.h"
 #include "enforce/launcher.h"
@@ -161,6 +162,16 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   ps.plan = std::move(*compiled);
   LaunchPlan* plan = &ps.plan;
   WARD_TRY(lifecycle::RefuseControlSockets(*plan));
+  if (req.host_uid && plan->host_uid) {
+    auto range = SandboxUidRange();
+    if (!range) return range.error();
+    if (!range->Contains(*req.host_uid)) {
+      return Error::Policy("host uid " + std::to_string(*req.host_uid) + " is outside WARD_UID_RANGE (" +
+                           std::to_string(range->base) + ":" + std::to_string(range->count) + ")");
+    }
+    plan->host_uid = *req.host_uid;
+    plan->uid_map = plan->gid_map = RootCallerIdMap(*req.host_uid);
+  }
   if (req.on_exec || req.on_file) {
     NotifyCalls(plan, /*files=*/static_cast<bool>(req.on_file));
     ps.observers = {req.on_exec, req.on_file};

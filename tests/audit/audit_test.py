@@ -308,6 +308,28 @@ def test_learn_then_run_then_deny_the_variation():
         other.close()
 
 
+def test_each_agent_its_own_host_uid():
+    # As root: each agent's sandboxes run as a host uid of their own from
+    # WARD_UID_RANGE, stable for the name and recorded on the start event;
+    # another agent gets another. Unprivileged: the caller's own uid.
+    def host_uid(agent):
+        code, out, err = ward("run", "--agent", agent, "--profile", "minimal", "--cwd", "/", "--",
+                              "cat", "/proc/self/uid_map")
+        check(code == 0, "run", err)
+        inside, outside, count = out.split()
+        return int(inside), int(outside)
+    a1, a2, b = host_uid("uid-a"), host_uid("uid-a"), host_uid("uid-b")
+    if os.getuid() != 0:
+        check(a1 == (os.getuid(), os.getuid()), "unprivileged: the caller, mapped to itself", a1)
+        return
+    base = 1879048192
+    check(a1[0] == 0 and base < a1[1] < base + 65536, "uid 0 inside, an uid of the range outside", a1)
+    check(a1 == a2, "the same agent: the same host uid", (a1, a2))
+    check(b[1] != a1[1] and base < b[1] < base + 65536, "another agent: another host uid", (a1, b))
+    start = events("--agent", "uid-a", "--kind", "start")[0]
+    check(start["detail"]["hostUid"] == a1[1], "the start event says which", start["detail"])
+
+
 def test_fails_closed_when_the_store_cannot_be_written():
     marker = os.path.join(BASE, "ran-marker")
     bad = "/proc/self/no-such/audit.db"
@@ -557,7 +579,7 @@ CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recor
          test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
          test_follow_streams_events_as_they_happen, test_no_grant_reaches_into_the_store,
          test_tampered_store_refused, test_runtime_dir_made_before_a_sandbox_could_see_it, test_exec_recorded,
-         test_learn_then_run_then_deny_the_variation,
+         test_learn_then_run_then_deny_the_variation, test_each_agent_its_own_host_uid,
          test_ocsf_and_syslog_export]
 
 

@@ -59,13 +59,30 @@ std::string ModeOf(const std::string& path) {
   return m;
 }
 
-// A root caller's sandbox runs as an unprivileged host uid (uid 0 inside);
-// an unprivileged caller's as the caller, mapped to itself.
+// A root caller's sandbox runs as an unprivileged host uid (uid 0 inside),
+// its agent's own from WARD_UID_RANGE (default 1879048192:65536; BASE is
+// the library's): stable for the agent, another for another agent. An
+// unprivileged caller's runs as the caller, mapped to itself.
 TEST_F(Seams, RootCallerRunsAsUnprivilegedHostUid) {
-  Outcome o = RunWard(Standard(), {"uid-map"});
+  RunOptions agent;
+  agent.flags = {"--agent", "seams-uid"};
+  Outcome o = RunWard(Standard(), {"uid-map"}, agent);
   EXPECT_PROBE(o, "ok");
   if (geteuid() == 0) {
-    EXPECT_EQ(o.probe.Get("map"), "0,1879048192,1") << o.Describe();
+    const std::string map = o.probe.Get("map");
+    ASSERT_EQ(map.rfind("0,", 0), 0u) << o.Describe();
+    const unsigned long long uid = std::strtoull(map.c_str() + 2, nullptr, 10);
+    EXPECT_GT(uid, 1879048192ULL) << o.Describe();
+    EXPECT_LT(uid, 1879048192ULL + 65536) << o.Describe();
+    EXPECT_EQ(map, "0," + std::to_string(uid) + ",1") << o.Describe();
+    Outcome again = RunWard(Standard(), {"uid-map"}, agent);
+    EXPECT_EQ(again.probe.Get("map"), map) << "the same agent: the same uid\n" << again.Describe();
+    RunOptions other;
+    other.flags = {"--agent", "seams-uid-other"};
+    Outcome b = RunWard(Standard(), {"uid-map"}, other);
+    EXPECT_PROBE(b, "ok");
+    EXPECT_NE(b.probe.Get("map"), map) << "another agent: another uid\n" << b.Describe();
+    EXPECT_EQ(b.probe.Get("map").rfind("0,18790", 0), 0u) << b.Describe();
   } else {
     std::string u = std::to_string(getuid());
     EXPECT_EQ(o.probe.Get("map"), u + "," + u + ",1") << o.Describe();

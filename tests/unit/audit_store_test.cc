@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 namespace ward::audit {
 namespace {
 
@@ -231,11 +233,63 @@ TEST_F(AuditStore, NewerSchemaIsRefused) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 3", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   auto s = Store::Open(path_);
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find("newer ward"), std::string::npos) << s.error().message;
+}
+
+// Each agent's host uid (root callers): the lowest free one above BASE,
+// stable for the name, another for another agent, a new one when the range
+// moved; an error when the range is full.
+TEST_F(AuditStore, AgentHostUidsAreStableDistinctAndBounded) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  auto a = s->AgentHostUid("a", 5000, 3);
+  auto b = s->AgentHostUid("b", 5000, 3);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a, 5001u);
+  EXPECT_EQ(*b, 5002u);
+  EXPECT_EQ(*s->AgentHostUid("a", 5000, 3), 5001u);
+  auto c = s->AgentHostUid("c", 5000, 3);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find("every uid is an agent's"), std::string::npos) << c.error().message;
+  // The range moved: a new uid in it, recorded.
+  EXPECT_EQ(*s->AgentHostUid("a", 9000, 10), 9001u);
+  EXPECT_EQ(*s->AgentHostUid("a", 9000, 10), 9001u);
+  EXPECT_EQ(*s->AgentHostUid("b", 9000, 10), 9002u);
+}
+
+// A store of schema version 1 (before agent_uids) is brought up to 2 when
+// opened, its events kept.
+TEST_F(AuditStore, VersionOneStoreIsUpgraded) {
+  {
+    std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE agents(name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, created_ns INTEGER NOT NULL);"
+                           "CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT, time_ns INTEGER NOT NULL, "
+                           "agent TEXT NOT NULL, agent_id TEXT NOT NULL, sandbox TEXT NOT NULL, kind TEXT NOT NULL, "
+                           "decision TEXT NOT NULL, summary TEXT NOT NULL, detail TEXT NOT NULL);"
+                           "INSERT INTO events VALUES(1, 5, 'old', 'x', 's', 'start', '', 'before', '{}');"
+                           "PRAGMA user_version = 1;",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  auto uid = s->AgentHostUid("old", 7000, 100);
+  ASSERT_TRUE(uid) << uid.error().message;
+  EXPECT_EQ(*uid, 7001u);
+  Query q;
+  q.agent = "old";
+  auto found = s->Find(q);
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ(found->front().summary, "before");
 }
 
 TEST_F(AuditStore, OpenExistingDoesNotCreate) {

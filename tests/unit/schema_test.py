@@ -56,11 +56,37 @@ def load_schema():
     return jsonschema.Draft202012Validator(schema)
 
 
+def strip_comments(text):
+    """The JSON of a policy that holds comments (`// ...`, `/* ... */`), which
+    ward's parser allows: each comment becomes a space, strings untouched."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            out.append(" ")
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            out.append(" ")
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def schema_errors(validator, path):
     """The schema's complaints about a file; a file that is not JSON gets one."""
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = json.loads(strip_comments(f.read()))
     except (ValueError, UnicodeDecodeError) as e:
         return ["not JSON: %s" % e]
     return ["%s: %s" % ("/" + "/".join(str(p) for p in e.absolute_path), e.message)

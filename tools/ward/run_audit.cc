@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "commands.h"
+#include "enforce/idmap.h"
 #include "lifecycle/store.h"
 #include "ward/policy.h"
 
@@ -106,6 +107,14 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   auto sandbox = lifecycle::NewId();
   if (!sandbox) return sandbox.error();
   a->sandbox_ = *sandbox;
+  // As root, the agent's own host uid (recorded in the store).
+  if (geteuid() == 0) {
+    auto range = SandboxUidRange();
+    if (!range) return range.error();
+    auto uid = a->store_->AgentHostUid(agent, range->base, range->count);
+    if (!uid) return uid.error();
+    req->host_uid = *uid;
+  }
   auto& env = req->policy.process.env.set;
   env["WARD_AGENT"] = a->agent_;
   env["WARD_AGENT_ID"] = a->agent_id_;
@@ -117,6 +126,7 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
               {"policyDigest", "sha256:" + lifecycle::Sha256Hex(policy)},
               {"policy", Redacted(nlohmann::json::parse(policy, nullptr, false))},
               {"argv", req->argv}};
+  if (req->host_uid) e.detail["hostUid"] = *req->host_uid;
   WARD_TRY(a->Record(std::move(e)));
   a->writer_ = std::make_unique<audit::EventWriter>(a->store_.get());
   // The command itself is executed by a child of the sandbox's init (pid
