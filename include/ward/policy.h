@@ -89,6 +89,17 @@ struct EnforcementPolicy {
   Requirement landlock = Requirement::kRequired;
 };
 
+// "audit": who the runs are for, and whether a run may go on without its
+// trail (docs/audit.md).
+struct AuditPolicy {
+  // The agent the runs of this policy are recorded for ("": `--agent`, or
+  // "default"); `--agent` given on the command line wins.
+  std::string agent;
+  // kRequired (default): a store that cannot be written stops the run
+  // (125). kBestEffort: said, and the run goes on without its trail.
+  Requirement trail = Requirement::kRequired;
+};
+
 struct Policy {
   int version = 1;
   std::optional<std::string> extends;  // a built-in profile name
@@ -98,6 +109,7 @@ struct Policy {
   NetworkMode network = NetworkMode::kNone;
   EgressPolicyText egress;  // when network is kEgress
   EnforcementPolicy enforcement;
+  AuditPolicy audit;
 };
 
 // Values for ${HOME}, ${CWD}, ${WORKSPACE}, ${USER}, ${TMPDIR}.

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit/store.h"
+
 namespace ward::audit {
 namespace {
 
@@ -105,6 +107,7 @@ std::map<std::string, Need> Collapse(std::map<std::string, Need> m, const std::f
 }  // namespace
 
 LearnedPolicy DerivePolicy(const LearnInput& in) {
+  LearnedPolicy out;
   // The workspace is granted over a private /tmp or home it lies in.
   auto covered = [&](const std::string& p) {
     if (p == "/") return true;
@@ -115,10 +118,24 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
     auto in_any = [&](const std::vector<std::string>& v) {
       return std::any_of(v.begin(), v.end(), [&](const std::string& g) { return Under(p, g); });
     };
-    if (in_any(in.may_write)) return true;
-    if (reading) return in_any(in.may_read);
-    // A file made or removed: in a directory the envelope lets it write.
-    return in_any(in.may_write);
+    return in_any(in.may_write) || (reading && in_any(in.may_read));
+  };
+  auto in_workspace = [&](const std::string& p) { return !in.workspace.empty() && Under(p, in.workspace); };
+  std::map<std::string, std::string> skipped;  // path -> why it is not granted
+  // A policy path cannot say `*`, `?` or `${` literally (they make a
+  // pattern or a variable), nor bytes that are not UTF-8 (JSON).
+  auto writable_as_rule = [&](const std::string& p) {
+    if (p.find_first_of("*?") != std::string::npos || p.find("${") != std::string::npos) {
+      skipped.emplace(p, "its name holds * ? or ${, which a policy path cannot say literally");
+      return false;
+    }
+    try {
+      (void)nlohmann::json(p).dump();
+    } catch (const nlohmann::json::exception&) {
+      skipped.emplace(p, "its name is not UTF-8 text, which a policy (JSON) cannot hold");
+      return false;
+    }
+    return true;
   };
   // Before the command's first exec, and ever from pid 1 (ward's init), the
   // calls are ward's own setting up.
@@ -129,87 +146,94 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
   for (const auto& e : in.execs) execs.push_back({e.time_ns, &e});
   size_t next_exec = 0;
 
-  std::map<std::string, Need> reads, writes;
+  // Every path is judged as what it is on the host now (symlinks
+  // resolved): a link planted in the workspace to a place the envelope does
+  // not grant is never learned as a grant of the link's name, which would
+  // reach the target.
+  std::map<std::string, Need> reads, writes, lookups;
   for (const FileAccess& a : in.files) {
     while (next_exec < execs.size() && execs[next_exec].first <= a.time_ns) {
       const ProcessExec* e = execs[next_exec++].second;
       if (!e->path.empty()) program[e->pid] = Base(e->path);
     }
     if (a.time_ns < first_exec || a.pid == 1) continue;
-    if (!within(a.path, a.op == FileOp::kRead || a.op == FileOp::kStat)) continue;
     const std::string by = program.count(a.pid) ? program[a.pid] : "";
-    const std::string& p = a.path;
-    if (p.empty() || p[0] != '/' || covered(p)) continue;
-    const PathFacts f = in.facts(p);
+    if (a.path.empty() || a.path[0] != '/') continue;
+    const bool changes_dir = a.op == FileOp::kCreate || a.op == FileOp::kRemove;
+    // What it names now: the file, or for a create or remove the directory.
+    const PathFacts f = in.facts(changes_dir ? Parent(a.path) : a.path);
+    if (!f.exists || f.real.empty()) continue;  // nothing there: nothing to grant
+    const std::string& p = f.real;
+    const bool reading = a.op == FileOp::kRead || a.op == FileOp::kStat;
+    if (covered(p) || !within(p, reading)) continue;  // the sandbox's own, or refused while learning
+    std::string example = a.path;
+    if (!writable_as_rule(p)) continue;
     switch (a.op) {
       case FileOp::kRead:
+        Add(f.is_dir ? lookups : reads, p, f.is_dir ? "listed" : "read", by, example);
+        break;
       case FileOp::kStat:
-        // A path looked up that does not exist needs nothing: the command
-        // is told ENOENT under any policy.
-        if (f.exists) Add(reads, p, a.op == FileOp::kRead ? "read" : "looked up", by, p);
+        if (f.is_dir) Add(lookups, p, "looked up", by, example);
+        else Add(reads, p, "looked up", by, example);
         break;
       case FileOp::kWrite:
-        if (f.exists && !f.is_dir) Add(writes, p, "written", by, p);
-        else if (f.exists) Add(writes, p, "changed", by, p);
+        Add(writes, p, f.is_dir ? "changed" : "written", by, example);
         break;
       case FileOp::kCreate:
-      case FileOp::kRemove: {
-        // The directory it is made in or removed from is written.
-        const std::string dir = Parent(p);
-        if (!covered(dir) && in.facts(dir).exists && within(dir, false)) Add(writes, dir, a.op == FileOp::kCreate ? "created in" : "removed from", by, p);
+      case FileOp::kRemove:
+        Add(writes, p, a.op == FileOp::kCreate ? "created in" : "removed from", by, example);
         break;
-      }
     }
   }
   for (const ProcessExec& e : in.execs) {
-    if (e.path.empty() || e.path[0] != '/' || e.missing || covered(e.path) || !within(e.path, true) ||
-        !in.facts(e.path).exists) {
-      continue;
-    }
-    Add(reads, e.path, "executed", "", e.path);
+    if (e.path.empty() || e.path[0] != '/' || e.missing) continue;
+    const PathFacts f = in.facts(e.path);
+    if (!f.exists || f.real.empty() || covered(f.real) || !within(f.real, true) || !writable_as_rule(f.real)) continue;
+    Add(reads, f.real, "executed", "", e.path);
   }
-  // Never above a top-level directory, nor above the workspace for what
-  // lies in it.
-  auto floor_of = [&](const std::string& p) {
-    if (!in.workspace.empty() && Under(p, in.workspace)) return in.workspace;
-    const size_t second = p.find('/', 1);
-    return second == std::string::npos ? p : p.substr(0, second);
-  };
+  // More than kCollapseAt entries of one directory become the directory,
+  // only inside the workspace (the user's project); elsewhere each stays
+  // what it is.
+  auto floor_of = [&](const std::string& p) { return in_workspace(p) ? in.workspace : p; };
   writes = Collapse(std::move(writes), floor_of);
   // What is written need not be read as well.
-  for (auto it = reads.begin(); it != reads.end();) {
-    bool in_write = std::any_of(writes.begin(), writes.end(), [&](const auto& w) { return Under(it->first, w.first); });
-    if (in_write) {
-      it = reads.erase(it);
-    } else {
-      ++it;
+  auto under_any = [](const std::map<std::string, Need>& m, const std::string& p) {
+    // The entry at or above `p`, if any: the greatest key <= p that p lies under.
+    for (std::string d = p;; d = Parent(d)) {
+      if (m.count(d)) return true;
+      if (d == "/") return false;
     }
-  }
-  // A directory only looked up or opened, with something granted beneath
-  // it, needs no grant of its own: the sandbox has it as the way to what
-  // lies in it (and sees nothing else there).
-  auto holds_grant = [&](const std::string& dir) {
-    auto beneath = [&](const std::map<std::string, Need>& m) {
-      return std::any_of(m.begin(), m.end(), [&](const auto& kv) { return kv.first != dir && Under(kv.first, dir); });
-    };
-    return beneath(reads) || beneath(writes);
   };
   for (auto it = reads.begin(); it != reads.end();) {
-    const Need& n = it->second;
-    const bool only_lookups = std::all_of(n.how.begin(), n.how.end(), [](const std::string& h) {
-      return h == "looked up" || h == "read";
-    });
-    if (only_lookups && in.facts(it->first).is_dir && holds_grant(it->first)) {
-      it = reads.erase(it);
+    it = under_any(writes, it->first) ? reads.erase(it) : std::next(it);
+  }
+  reads = Collapse(std::move(reads), floor_of);
+  // A directory only looked up or listed: granted only if it is in the
+  // workspace and nothing beneath it is granted (the sandbox then has it as
+  // the way to what is granted in it, and sees nothing else there). A grant
+  // of it would show everything beneath it, which a listing did not read.
+  auto holds_grant = [&](const std::string& dir) {
+    const std::string prefix = dir == "/" ? "/" : dir + "/";
+    for (const auto* m : {&reads, &writes}) {
+      auto it = m->lower_bound(prefix);
+      if (it != m->end() && it->first.compare(0, prefix.size(), prefix) == 0) return true;
+    }
+    return false;
+  };
+  for (const auto& [dir, n] : lookups) {
+    if (under_any(reads, dir) || under_any(writes, dir) || holds_grant(dir)) continue;
+    if (in_workspace(dir) && n.how.count("listed")) {
+      Merge(reads[dir], n);
     } else {
-      ++it;
+      skipped.emplace(dir, Join(n.how, 3) + (n.by.empty() ? "" : " by " + Join(n.by, 3)) +
+                               "; a grant would show everything beneath it");
     }
   }
   reads = Collapse(std::move(reads), floor_of);
 
-  LearnedPolicy out;
   for (const auto& [p, n] : reads) out.read.push_back({p, Why(p, n)});
   for (const auto& [p, n] : writes) out.write.push_back({p, Why(p, n)});
+  for (const auto& [p, why] : skipped) out.skipped.push_back({p, why});
 
   std::map<std::string, Need> rules, sockets;
   for (const EgressRecord& g : in.egress) {
@@ -229,12 +253,9 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
 
   // The text: JSON, a comment after each entry. The values are JSON
   // strings (escaped); a comment is one line with no "*/" and no newline.
-  auto comment = [](std::string s) {
-    for (char& c : s) {
-      if (c == '\n' || c == '\r' || static_cast<unsigned char>(c) < 0x20) c = ' ';
-    }
-    return s;
-  };
+  // A comment is one line of text: controls and bytes that are not UTF-8
+  // written as \xNN.
+  auto comment = [](const std::string& s) { return EscapeForTerminal(s); };
   auto value = [&](const std::string& p) {
     std::string v = p;
     if (!in.workspace.empty() && Under(p, in.workspace)) v = "${WORKSPACE}" + p.substr(in.workspace.size());
@@ -252,12 +273,17 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
   for (const auto& a : in.argv) cmd += (cmd.empty() ? "" : " ") + a;
   std::string t = "// Learned by `ward learn` from: " + comment(cmd) +
                   "\n// Each grant says what needed it. Review it before use: it allows what this run did, no more.\n";
+  for (const auto& g : out.skipped) t += "// Not granted: " + comment(g.path) + " (" + comment(g.why) + ")\n";
   t += "{\n  \"ward\": 1,\n  \"extends\": \"minimal\",\n  \"filesystem\": {\n";
   t += "    \"read\": " + list(out.read, "    ") + ",\n";
   t += "    \"write\": " + list(out.write, "    ") + ",\n";
   t += "    \"unix\": " + list(out.unix, "    ") + "\n  },\n";
-  // Named, so that it may be a directory that only leads to the grants.
-  t += "  \"process\": { \"cwd\": \"${CWD}\" },  // where it ran; only what is granted there is seen\n";
+  // Named, so that it may be a directory that only leads to the grants
+  // (when one lies there; otherwise ward's default: the private home).
+  const bool cwd_leads = !in.cwd.empty() && std::any_of(out.read.begin(), out.read.end(), [&](const LearnedGrant& g) {
+    return Under(g.path, in.cwd);
+  }) | std::any_of(out.write.begin(), out.write.end(), [&](const LearnedGrant& g) { return Under(g.path, in.cwd); });
+  if (cwd_leads) t += "  \"process\": { \"cwd\": \"${CWD}\" },  // where it ran; only what is granted there is seen\n";
   if (out.egress.empty()) {
     t += "  \"network\": \"none\"\n}\n";
   } else {

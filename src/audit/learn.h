@@ -18,6 +18,7 @@ namespace ward::audit {
 struct PathFacts {
   bool exists = false;
   bool is_dir = false;
+  std::string real;  // the path with every symlink resolved (realpath)
 };
 
 struct LearnInput {
@@ -27,6 +28,7 @@ struct LearnInput {
   std::vector<ProcessExec> execs;
   std::vector<EgressRecord> egress;
   std::string workspace;             // real path; written as ${WORKSPACE}
+  std::string cwd;                   // real path: where the command ran
   std::vector<std::string> covered;  // granted anyway: the system baseline, private /tmp and home, /proc, /dev
   // The envelope's grants (real paths): what the command could reach. A
   // path outside them was refused while learning (ward cannot see the
@@ -46,6 +48,9 @@ struct LearnedPolicy {
   std::vector<LearnedGrant> read, write;
   std::vector<LearnedGrant> egress;  // rules: "name:port" or "address:port"
   std::vector<LearnedGrant> unix;    // filesystem.unix: sockets connected
+  // Used but not granted, and why (a directory only listed outside the
+  // workspace, a name a policy cannot hold): said in the text's header.
+  std::vector<LearnedGrant> skipped;
   // The policy as JSON with a comment beside each grant (ward's policy
   // parser takes comments): extends "minimal", ${WORKSPACE} for the
   // workspace.

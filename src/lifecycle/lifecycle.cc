@@ -177,7 +177,8 @@ Result<SandboxInfo> Provision(const ProvisionRequest& req) {
   if (lstat(link.c_str(), &st) == 0) {
     return Error{Error::Code::kNameTaken, "the name \"" + r.name + "\" is taken (ward ls; ward deprovision " + r.name + ")"};
   }
-  r.agent = req.agent;
+  // The agent: --agent, else the policy's audit.agent ("" : "default").
+  r.agent = !req.agent.empty() ? req.agent : req.policy.audit.agent;
   r.audit_db = *audit_db;
   r.created = lifecycle::Now3339();
   // The record keeps the policy as JSON; its digest is of the text the

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -145,7 +146,7 @@ class DocumentParser {
       return;
     }
     Fields(doc, "", {"ward", "extends", "filesystem", "process", "limits", "network",
-                     "enforcement", "description"});
+                     "enforcement", "audit", "description"});
     if (!doc.contains("ward")) {
       Issue("/ward", "required: the format version, 1");
     } else {
@@ -172,6 +173,7 @@ class DocumentParser {
     if (doc.contains("limits")) Limits(doc["limits"], out.limits);
     if (doc.contains("network")) Network(doc["network"], out);
     if (doc.contains("enforcement")) Enforcement(doc["enforcement"], out.enforcement);
+    if (doc.contains("audit")) Audit(doc["audit"], out.audit);
   }
 
  private:
@@ -587,6 +589,32 @@ class DocumentParser {
     }
   }
 
+  void Audit(const json& a, AuditPolicy& out) {
+    const std::string base = "/audit";
+    if (!IsObject(a, base)) return;
+    Fields(a, base, {"agent", "trail"});
+    if (a.contains("agent")) {
+      // The names `ward run --agent` takes (lifecycle::CheckName).
+      const json& n = a["agent"];
+      const std::string s = n.is_string() ? n.get<std::string>() : "";
+      const bool ok = !s.empty() && s.size() <= 63 && std::isalnum(static_cast<unsigned char>(s[0])) &&
+                      std::all_of(s.begin(), s.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+                      });
+      if (!ok) {
+        Issue(base + "/agent", "must be a name: a letter or digit, then letters, digits, '_', '.' or '-' (at most 63), got " +
+                                   Dump(n));
+      } else {
+        out.agent = s;
+      }
+    }
+    if (a.contains("trail")) {
+      if (a["trail"] == "required") out.trail = Requirement::kRequired;
+      else if (a["trail"] == "best-effort") out.trail = Requirement::kBestEffort;
+      else Issue(base + "/trail", "must be \"required\" or \"best-effort\", got " + Dump(a["trail"]));
+    }
+  }
+
   const PolicyVars& vars_;
   std::vector<PolicyIssue>& issues_;
   std::map<std::string, std::string> unix_pointers_;
@@ -647,6 +675,8 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
     base.egress = user.egress;
   }
   if (Has(doc, "/enforcement/landlock")) base.enforcement = user.enforcement;
+  if (Has(doc, "/audit/agent")) base.audit.agent = user.audit.agent;
+  if (Has(doc, "/audit/trail")) base.audit.trail = user.audit.trail;
   base.extends = user.extends;
   return base;
 }
@@ -881,6 +911,8 @@ std::string PolicyToJson(const Policy& p) {
     j["network"] = p.network == NetworkMode::kHost ? "host" : "none";
   }
   j["enforcement"] = {{"landlock", p.enforcement.landlock == Requirement::kRequired ? "required" : "best-effort"}};
+  j["audit"] = {{"trail", p.audit.trail == Requirement::kRequired ? "required" : "best-effort"}};
+  if (!p.audit.agent.empty()) j["audit"]["agent"] = p.audit.agent;
   return Dump(j, 2);
 }
 

@@ -293,6 +293,28 @@ def test_learn_then_run_then_deny_the_variation():
               "and the refusal is recorded", denied)
         check(events("--agent", "learner", "--kind", "exec")[0]["detail"]["argv"][0] == "python3",
               "the learning run is in the audit trail", None)
+        # The review: links planted in the workspace to a directory outside
+        # the envelope and to /etc were learned by their names, which then
+        # reached the targets. Judged by what they resolve to: not learned.
+        outside = os.path.join(BASE, "outside-secret")
+        os.makedirs(outside, exist_ok=True)
+        with open(os.path.join(outside, "key"), "w") as f:
+            f.write("TOPSECRET\n")
+        for name, target in (("sec", outside), ("etcl", "/etc")):
+            if not os.path.islink(os.path.join(ws, name)):
+                os.symlink(target, os.path.join(ws, name))
+        code, out, err = ward("learn", "-o", learned, "--", "sh", "-c",
+                              "cat data/a.txt; cat sec/key; touch etcl/ward-learn-pwned", cwd=ws)
+        text = open(learned).read()
+        check("TOPSECRET" not in out and '"${WORKSPACE}/data/a.txt"' in text and "sec" not in text.split("{", 1)[1]
+              and "etcl" not in text.split("{", 1)[1] and not os.path.exists("/etc/ward-learn-pwned"),
+              "links to places the envelope does not grant are not learned", (out, err, text))
+        code, out, err = ward("run", "--policy", learned, "--", "sh", "-c", "cat sec/key; touch etcl/ward-learn-pwned",
+                              cwd=ws)
+        check("TOPSECRET" not in out and not os.path.exists("/etc/ward-learn-pwned"),
+              "and the learned policy reaches neither", (out, err))
+        for name in ("sec", "etcl"):
+            os.unlink(os.path.join(ws, name))
         # Within an envelope: what the envelope does not grant is neither
         # reachable nor learned.
         with open(envelope, "w") as f:
@@ -328,6 +350,29 @@ def test_each_agent_its_own_host_uid():
     check(b[1] != a1[1] and base < b[1] < base + 65536, "another agent: another host uid", (a1, b))
     start = events("--agent", "uid-a", "--kind", "start")[0]
     check(start["detail"]["hostUid"] == a1[1], "the start event says which", start["detail"])
+
+
+def test_policy_names_the_agent_and_may_make_the_trail_best_effort():
+    # "audit": {"agent": ...} names the runs' agent (--agent wins);
+    # "trail": "best-effort" lets a run go on, said, when the store cannot
+    # be written, where the default (required) stops it with 125.
+    pol = os.path.join(BASE, "audit-policy.json")
+    with open(pol, "w") as f:
+        f.write('{"ward": 1, "extends": "minimal", "audit": {"agent": "from-policy"}}')
+    code, out, err = ward("run", "--policy", pol, "--cwd", "/", "--", "sh", "-c", 'echo "$WARD_AGENT"')
+    check(code == 0 and out.strip() == "from-policy" and len(events("--agent", "from-policy", "--kind", "start")) == 1,
+          "the policy's agent, inside and on the events", (out, err))
+    code, out, err = ward("run", "--policy", pol, "--agent", "from-flag", "--cwd", "/", "--", "sh", "-c", 'echo "$WARD_AGENT"')
+    check(code == 0 and out.strip() == "from-flag", "--agent wins", (out, err))
+    marker = os.path.join(BASE, "best-effort-ran")
+    bad = "/proc/self/no-such/audit.db"
+    code, _, err = ward("run", "--policy", pol, "--write", BASE, "--cwd", "/", "--", "touch", marker, db=bad)
+    check(code == 125 and not os.path.exists(marker), "required (the default): an unwritable store stops it", err)
+    with open(pol, "w") as f:
+        f.write('{"ward": 1, "extends": "minimal", "audit": {"trail": "best-effort"}}')
+    code, _, err = ward("run", "--policy", pol, "--write", BASE, "--cwd", "/", "--", "touch", marker, db=bad)
+    check(code == 0 and os.path.exists(marker) and "without its trail" in err,
+          "best-effort: it runs, and says it has no trail", (code, err))
 
 
 def test_fails_closed_when_the_store_cannot_be_written():
@@ -580,6 +625,7 @@ CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recor
          test_follow_streams_events_as_they_happen, test_no_grant_reaches_into_the_store,
          test_tampered_store_refused, test_runtime_dir_made_before_a_sandbox_could_see_it, test_exec_recorded,
          test_learn_then_run_then_deny_the_variation, test_each_agent_its_own_host_uid,
+         test_policy_names_the_agent_and_may_make_the_trail_best_effort,
          test_ocsf_and_syslog_export]
 
 

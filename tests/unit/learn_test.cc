@@ -2,6 +2,7 @@
 // parts (src/net/file_notice.h), without a sandbox.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "audit/learn.h"
@@ -14,9 +15,14 @@ namespace {
 // A host with these files and directories (and their parents).
 struct FakeHost {
   std::set<std::string> files, dirs;
+  std::map<std::string, std::string> links;  // name -> target
   PathFacts operator()(const std::string& p) const {
-    if (dirs.count(p)) return {true, true};
-    if (files.count(p)) return {true, false};
+    std::string real = p;
+    for (const auto& [name, target] : links) {
+      if (p == name || p.compare(0, name.size() + 1, name + "/") == 0) real = target + p.substr(name.size());
+    }
+    if (dirs.count(real)) return {true, true, real};
+    if (files.count(real)) return {true, false, real};
     return {};
   }
 };
@@ -83,7 +89,9 @@ TEST(Learn, CollapsesADirectoryOfManyEntries) {
   EXPECT_EQ(Paths(p.read), (std::vector<std::string>{"/w/src/b.c", "/w/src/c.c", "/w/src/d.c", "/w/x"}));
 }
 
-TEST(Learn, NeverAboveTheWorkspaceOrATopLevelDirectory) {
+// Collapsed into the workspace at most, and only inside it: elsewhere each
+// file stays a grant of its own.
+TEST(Learn, CollapsesOnlyInsideTheWorkspace) {
   FakeHost host{{"/w/a", "/w/b", "/w/c", "/w/d", "/opt/a", "/opt/b", "/opt/c", "/opt/d"}, {"/w", "/opt"}};
   LearnInput in = Base(host);
   in.execs = {X(2, "/usr/bin/cat")};
@@ -91,7 +99,69 @@ TEST(Learn, NeverAboveTheWorkspaceOrATopLevelDirectory) {
   for (const char* f : {"/w/a", "/w/b", "/w/c", "/w/d", "/opt/a", "/opt/b", "/opt/c", "/opt/d"}) {
     in.files.push_back(F(FileOp::kRead, f));
   }
-  EXPECT_EQ(Paths(DerivePolicy(in).read), (std::vector<std::string>{"/opt", "/w"}));
+  EXPECT_EQ(Paths(DerivePolicy(in).read), (std::vector<std::string>{"/opt/a", "/opt/b", "/opt/c", "/opt/d", "/w"}));
+}
+
+// The review: links planted in the workspace to places the envelope does
+// not grant (/root/secret, /etc) were learned by their names, which reach
+// the targets. Each path is judged as what it resolves to.
+TEST(Learn, ALinkIsJudgedByWhatItReaches) {
+  FakeHost host{{"/w/a", "/root/secret/key", "/opt/tool"}, {"/w", "/root/secret", "/etc"}};
+  host.links = {{"/w/sec", "/root/secret"}, {"/w/etcl", "/etc"}, {"/w/tool", "/opt/tool"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/sh")};
+  in.execs[0].time_ns = 1;
+  in.files = {F(FileOp::kRead, "/w/sec/key"), F(FileOp::kCreate, "/w/etcl/pwned"), F(FileOp::kRead, "/w/tool"),
+              F(FileOp::kRead, "/w/a")};
+  LearnedPolicy p = DerivePolicy(in);
+  // /opt is in the envelope: the target is learned, never the link's name.
+  EXPECT_EQ(Paths(p.read), (std::vector<std::string>{"/opt/tool", "/w/a"})) << p.text;
+  EXPECT_TRUE(p.write.empty()) << p.text;
+  EXPECT_EQ(p.text.find("sec"), std::string::npos) << p.text;
+  EXPECT_EQ(p.text.find("etcl"), std::string::npos) << p.text;
+}
+
+// A directory only listed or looked up outside the workspace is not
+// granted (a grant would show all beneath it): said in the header.
+TEST(Learn, AListingOutsideTheWorkspaceIsNotGranted) {
+  FakeHost host{{"/opt/data/inner/priv", "/w/x"}, {"/w", "/w/sub", "/opt/data", "/opt/data/inner"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/ls")};
+  in.execs[0].time_ns = 1;
+  in.files = {F(FileOp::kStat, "/opt/data"), F(FileOp::kRead, "/opt/data"), F(FileOp::kRead, "/w/sub")};
+  LearnedPolicy p = DerivePolicy(in);
+  EXPECT_EQ(Paths(p.read), (std::vector<std::string>{"/w/sub"})) << p.text;  // listed in the workspace: granted
+  ASSERT_EQ(p.skipped.size(), 1u);
+  EXPECT_EQ(p.skipped[0].path, "/opt/data");
+  EXPECT_NE(p.text.find("// Not granted: /opt/data (listed, looked up by ls; a grant would show everything beneath it)"),
+            std::string::npos) << p.text;
+}
+
+// A name a policy path cannot hold literally is not granted: `*` would be a
+// pattern, `${` a variable.
+TEST(Learn, NamesAPolicyCannotSayAreNotGranted) {
+  FakeHost host{{"/w/sub/*", "/w/a${b", "/w/ok"}, {"/w", "/w/sub"}};
+  LearnInput in = Base(host);
+  in.execs = {X(2, "/usr/bin/cat")};
+  in.execs[0].time_ns = 1;
+  in.files = {F(FileOp::kRead, "/w/sub/*"), F(FileOp::kRead, "/w/a${b"), F(FileOp::kRead, "/w/ok")};
+  LearnedPolicy p = DerivePolicy(in);
+  EXPECT_EQ(Paths(p.read), (std::vector<std::string>{"/w/ok"})) << p.text;
+  EXPECT_EQ(p.skipped.size(), 2u) << p.text;
+}
+
+// process.cwd is named only when something granted lies there (else the
+// policy would name a directory the sandbox does not have).
+TEST(Learn, TheWorkingDirectoryIsNamedOnlyWhenItLeadsToAGrant) {
+  FakeHost host{{"/w/a", "/opt/x"}, {"/w"}};
+  LearnInput in = Base(host);
+  in.cwd = "/w";
+  in.execs = {X(2, "/usr/bin/cat")};
+  in.execs[0].time_ns = 1;
+  in.files = {F(FileOp::kRead, "/opt/x")};
+  EXPECT_EQ(DerivePolicy(in).text.find("\"cwd\""), std::string::npos);
+  in.files.push_back(F(FileOp::kRead, "/w/a"));
+  EXPECT_NE(DerivePolicy(in).text.find("\"cwd\": \"${CWD}\""), std::string::npos);
 }
 
 TEST(Learn, LeavesOutWardsOwnSetupAndWhatTheEnvelopeRefused) {
@@ -139,7 +209,7 @@ TEST(Learn, HostileNamesCannotBreakTheText) {
   in.files = {F(FileOp::kRead, "/w/a\"b\n// x")};
   LearnedPolicy p = DerivePolicy(in);
   // The path is a JSON string; the comment stays on its line.
-  EXPECT_NE(p.text.find("\"${WORKSPACE}/a\\\"b\\n// x\"  // read by evil name"), std::string::npos) << p.text;
+  EXPECT_NE(p.text.find("\"${WORKSPACE}/a\\\"b\\n// x\"  // read by evil\\x0aname"), std::string::npos) << p.text;
 }
 
 }  // namespace

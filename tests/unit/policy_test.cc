@@ -121,7 +121,8 @@ TEST(PolicyParse, EveryFieldIsRead) {
     },
     "limits": {"memoryMiB": 512, "pids": 64, "cpus": 1.5, "cpuSeconds": 60, "openFiles": 256, "fileSizeMiB": 100},
     "network": "host",
-    "enforcement": {"landlock": "best-effort"}
+    "enforcement": {"landlock": "best-effort"},
+    "audit": {"agent": "ci-bot", "trail": "best-effort"}
   })");
   EXPECT_EQ(p.filesystem.read, (Strings{"/usr/share", "/home/agent/docs"}));
   EXPECT_EQ(p.filesystem.write, (Strings{"/work/ws", "/work/proj/out"}));
@@ -302,7 +303,7 @@ TEST(PolicyVariables, NonUtf8ValuesDoNotBreakMessagesOrOutput) {
 
 TEST(PolicyUnknownFields, AtEveryLevel) {
   ExpectOneIssue(Doc(R"("netwrk": "none")"), "/netwrk",
-                 {"unknown field", "ward, extends, filesystem, process, limits, network, enforcement, description"});
+                 {"unknown field", "ward, extends, filesystem, process, limits, network, enforcement, audit, description"});
   ExpectOneIssue(Doc(R"("filesystem": {"reed": []})"), "/filesystem/reed",
                  {"unknown field", "read, write, deny, unix, tmp, home, system"});
   ExpectOneIssue(Doc(R"("process": {"timeout": 5})"), "/process/timeout",
@@ -1035,8 +1036,28 @@ TEST(PolicyToJson, DefaultPolicyIsCanonical) {
     "process": {"env": {"inherit": [], "set": {}}, "shell": false},
     "limits": {},
     "network": "none",
-    "enforcement": {"landlock": "required"}
+    "enforcement": {"landlock": "required"},
+    "audit": {"trail": "required"}
   })"));
+}
+
+// "audit": the agent a policy's runs are for, and whether a run may go on
+// without its trail; a layer that names either replaces the profile's.
+TEST(PolicyAudit, AgentAndTrail) {
+  Policy p = Valid(R"({"ward": 1, "audit": {"agent": "code-reviewer", "trail": "best-effort"}})");
+  EXPECT_EQ(p.audit.agent, "code-reviewer");
+  EXPECT_EQ(p.audit.trail, Requirement::kBestEffort);
+  Policy d = Valid(R"({"ward": 1})");
+  EXPECT_EQ(d.audit.agent, "");
+  EXPECT_EQ(d.audit.trail, Requirement::kRequired);
+  ExpectOneIssue(R"({"ward": 1, "audit": {"agent": "../x"}})", "/audit/agent", {"must be a name"});
+  ExpectOneIssue(R"({"ward": 1, "audit": {"agent": ""}})", "/audit/agent", {"must be a name"});
+  ExpectOneIssue(R"({"ward": 1, "audit": {"agent": 7}})", "/audit/agent", {"must be a name"});
+  ExpectOneIssue(R"({"ward": 1, "audit": {"trail": "off"}})", "/audit/trail", {"\"required\" or \"best-effort\""});
+  ExpectOneIssue(R"({"ward": 1, "audit": {"agnet": "x"}})", "/audit/agnet", {"unknown field"});
+  Policy layered = Valid(R"({"ward": 1, "extends": "minimal", "audit": {"agent": "a"}})");
+  EXPECT_EQ(layered.audit.agent, "a");
+  EXPECT_EQ(layered.audit.trail, Requirement::kRequired);
 }
 
 TEST(PolicyToJson, EveryFieldIsWritten) {
@@ -1046,7 +1067,7 @@ TEST(PolicyToJson, EveryFieldIsWritten) {
     "process": {"argv": ["sh", "-c", "true"], "cwd": "${WORKSPACE}", "env": {"inherit": ["PATH"], "set": {"CI": "1"}},
                 "timeoutMs": 1000, "shell": true},
     "limits": {"memoryMiB": 64, "pids": 8, "cpus": 0.5, "cpuSeconds": 2, "openFiles": 32, "fileSizeMiB": 1},
-    "network": "host", "enforcement": {"landlock": "best-effort"}})");
+    "network": "host", "enforcement": {"landlock": "best-effort"}, "audit": {"agent": "ci-bot", "trail": "best-effort"}})");
   json j = json::parse(PolicyToJson(p));
   EXPECT_EQ(j, json::parse(R"({
     "ward": 1,
@@ -1058,7 +1079,8 @@ TEST(PolicyToJson, EveryFieldIsWritten) {
                 "timeoutMs": 1000, "shell": true},
     "limits": {"memoryMiB": 64, "pids": 8, "cpus": 0.5, "cpuSeconds": 2, "openFiles": 32, "fileSizeMiB": 1},
     "network": "host",
-    "enforcement": {"landlock": "best-effort"}
+    "enforcement": {"landlock": "best-effort"},
+    "audit": {"agent": "ci-bot", "trail": "best-effort"}
   })")) << j.dump(2);
 }
 

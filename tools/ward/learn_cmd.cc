@@ -24,7 +24,7 @@ namespace ward::cli {
 namespace {
 
 struct LearnArgs {
-  std::string within, output, workspace, agent = "default";
+  std::string within, output, workspace, agent;
   std::vector<std::string> dns_servers;
   std::vector<std::string> command;
 };
@@ -37,8 +37,10 @@ struct Seen {
   std::vector<ProcessExec> execs;
   std::vector<EgressRecord> egress;
   size_t dropped = 0;
+  size_t bytes = 0;  // of paths kept
 };
-constexpr size_t kMaxFiles = 200000;
+constexpr size_t kMaxFiles = 100000;
+constexpr size_t kMaxFileBytes = size_t{32} << 20;
 
 // The envelope when none is given: every top-level directory of the host
 // readable (but /proc, /dev, /sys, /run and /tmp, which the sandbox has of its
@@ -118,11 +120,12 @@ int DoLearn(LearnArgs& a) {
   req.argv = a.command;
   req.dns_servers = a.dns_servers;
   req.on_warning = [](const std::string& w) { std::fprintf(stderr, "ward: warning: %s\n", w.c_str()); };
-  auto trail = RunAudit::Begin(a.agent, &req);
-  if (!trail) {
-    std::fprintf(stderr, "ward learn: audit: %s\n", trail.error().message.c_str());
-    return trail.error().code == Error::Code::kUsage ? kExitUsage : kExitSetup;
+  auto begun = RunAudit::BeginFor(a.agent, &req);
+  if (!begun) {
+    std::fprintf(stderr, "ward learn: audit: %s\n", begun.error().message.c_str());
+    return begun.error().code == Error::Code::kUsage ? kExitUsage : kExitSetup;
   }
+  std::optional<RunAudit>& trail = *begun;
   // The trail's watchers, and this command's beside them.
   Seen seen;
   req.on_exec = [&seen, audit = req.on_exec, argv = req.argv](ProcessExec x) {
@@ -131,33 +134,36 @@ int DoLearn(LearnArgs& a) {
       std::lock_guard lock(seen.mu);
       seen.execs.push_back(x);
     }
-    audit(std::move(x));
+    if (audit) audit(std::move(x));
   };
   req.on_egress = [&seen, audit = req.on_egress](const EgressRecord& g) {
     {
       std::lock_guard lock(seen.mu);
       seen.egress.push_back(g);
     }
-    audit(g);
+    if (audit) audit(g);
   };
+  // Bounded: the sandbox chooses how many calls it makes and how long
+  // their paths are, and this is ward's memory, outside its limits.
   req.on_file = [&seen](FileAccess f) {
     std::lock_guard lock(seen.mu);
-    if (!seen.file_keys.insert({static_cast<int>(f.op), f.path}).second) return;
-    if (seen.files.size() >= kMaxFiles) {
+    if (seen.files.size() >= kMaxFiles || seen.bytes + f.path.size() > kMaxFileBytes) {
       ++seen.dropped;
       return;
     }
+    if (!seen.file_keys.insert({static_cast<int>(f.op), f.path}).second) return;
+    seen.bytes += 2 * f.path.size();  // the key and the record
     seen.files.push_back(std::move(f));
   };
   auto r = Run(req);
   if (!r) {
     const int code = ExitStatusFor(r.error());
-    (void)trail->End(nullptr, &r.error().message, code);
+    (void)RunAudit::EndFor(trail, req, nullptr, &r.error().message, code);
     std::fprintf(stderr, "ward learn: %s\n", r.error().message.c_str());
     return code;
   }
   const int code = ExitStatusOf(*r);
-  if (auto ended = trail->End(&*r, nullptr, code); !ended) {
+  if (auto ended = RunAudit::EndFor(trail, req, &*r, nullptr, code); !ended) {
     std::fprintf(stderr, "ward learn: audit: %s (the command ran)\n", ended.error().message.c_str());
     return kExitSetup;
   }
@@ -179,12 +185,17 @@ int DoLearn(LearnArgs& a) {
     in.covered.push_back(own);
   }
   if (!req.policy.filesystem.private_home.empty()) in.covered.push_back(req.policy.filesystem.private_home);
+  in.cwd = vars.values["CWD"];
+  if (char real[PATH_MAX]; realpath(in.cwd.c_str(), real)) in.cwd = real;
+  // What each path names on the host now, symlinks resolved.
   in.facts = [](const std::string& p) {
     struct stat st;
     audit::PathFacts f;
-    if (stat(p.c_str(), &st) == 0) {
+    char real[PATH_MAX];
+    if (realpath(p.c_str(), real) && stat(real, &st) == 0) {
       f.exists = true;
       f.is_dir = S_ISDIR(st.st_mode);
+      f.real = real;
     }
     return f;
   };
@@ -212,7 +223,13 @@ int DoLearn(LearnArgs& a) {
   std::fprintf(stderr, "ward learn: %zu read, %zu write, %zu network grants%s%s%s\n", learned.read.size(),
                learned.write.size(), learned.egress.size(), a.output.empty() ? "" : " written to ", a.output.c_str(),
                code == 0 ? "" : " (the command failed: the policy holds what it did until then)");
-  if (seen.dropped) std::fprintf(stderr, "ward learn: %zu file accesses past the first %zu were not considered\n", seen.dropped, kMaxFiles);
+  if (seen.dropped) {
+    std::fprintf(stderr, "ward learn: %zu file accesses past the first %zu (or %zu MiB of paths) were not considered\n",
+                 seen.dropped, kMaxFiles, kMaxFileBytes >> 20);
+  }
+  if (!learned.skipped.empty()) {
+    std::fprintf(stderr, "ward learn: %zu paths used but not granted (listed in the policy's header)\n", learned.skipped.size());
+  }
   return code;
 }
 
@@ -228,7 +245,8 @@ Action AddLearn(CLI::App& app) {
                   "writable; a private /tmp and home; any network destination)");
   cmd->add_option("-o,--output", a->output, "write the learned policy here (default: standard output)");
   cmd->add_option("--workspace", a->workspace, "directory that ${WORKSPACE} names (default: the current directory)");
-  cmd->add_option("--agent", a->agent, "the agent this run is recorded for in the audit trail (default: \"default\")");
+  cmd->add_option("--agent", a->agent,
+                  "the agent this run is recorded for in the audit trail (default: the envelope's audit.agent, else \"default\")");
   cmd->add_option("--dns-server", a->dns_servers, "resolver for the names the command looks up, ADDR or ADDR:PORT; repeatable");
   cmd->add_option("command", a->command, "the command and its arguments (after --)")->required(false);
   cmd->footer(

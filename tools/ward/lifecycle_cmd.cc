@@ -149,7 +149,7 @@ Action AddProvision(CLI::App& app) {
                                                "ward provision [--policy FILE | --profile NAME] [--name NAME]");
   AddPolicyOptions(*prov, pa->src, true);
   prov->add_option("--name", pa->name, "a name for it, unique among your sandboxes (default: its id)");
-  prov->add_option("--agent", pa->agent, "the agent it is for: shown by `ward ls`, and every exec is recorded against it in the audit trail (default: \"default\"; letters, digits, '_', '.', '-')");
+  prov->add_option("--agent", pa->agent, "the agent it is for: shown by `ward ls`, and every exec is recorded against it in the audit trail (default: the policy's audit.agent, else \"default\"; letters, digits, '_', '.', '-')");
   prov->add_option("--dns-server", pa->dns_servers, "egress mode: resolver for the allowed names (as for `ward run`)");
   prov->footer(std::string("The policy is checked as `ward run` checks it, and fixed: its working directory is the current one\n"
                            "if it names none. The private /tmp and home are kept across exec, stop and start.\n") +

@@ -35,7 +35,7 @@ struct RunArgs {
   bool shell = false;
   bool strict = false;
   std::vector<std::string> dns_servers;
-  std::string agent = "default";
+  std::string agent;  // "": the policy's audit.agent, else "default"
   ResultTargets result;
 };
 
@@ -198,22 +198,24 @@ int DoRun(RunArgs& a) {
   req.dns_servers = a.dns_servers;
   req.strict = a.strict;
   req.on_warning = [](const std::string& w) { std::fprintf(stderr, "ward: warning: %s\n", w.c_str()); };
-  // The audit trail fails closed: a run that cannot be recorded does not run.
-  auto trail = RunAudit::Begin(a.agent, &req);
-  if (!trail) {
-    const int code = trail.error().code == Error::Code::kUsage ? kExitUsage : kExitSetup;
-    return fail(code, "audit: " + trail.error().message, false);
+  // The audit trail fails closed: a run that cannot be recorded does not
+  // run (unless the policy's audit.trail says "best-effort").
+  auto begun = RunAudit::BeginFor(a.agent, &req);
+  if (!begun) {
+    const int code = begun.error().code == Error::Code::kUsage ? kExitUsage : kExitSetup;
+    return fail(code, "audit: " + begun.error().message, false);
   }
+  std::optional<RunAudit>& trail = *begun;
   auto r = Run(req);
   if (!r) {
     const int code = ExitStatusFor(r.error());
-    if (auto ended = trail->End(nullptr, &r.error().message, code); !ended) {
+    if (auto ended = RunAudit::EndFor(trail, req, nullptr, &r.error().message, code); !ended) {
       std::fprintf(stderr, "ward: audit: %s\n", ended.error().message.c_str());
     }
     return fail(code, r.error().message, false);
   }
   int code = ExitStatusOf(*r);
-  if (auto ended = trail->End(&*r, nullptr, code); !ended) {
+  if (auto ended = RunAudit::EndFor(trail, req, &*r, nullptr, code); !ended) {
     // The workload ran; what it did could not be recorded: said, and the
     // run reports ward's failure rather than the workload's status.
     return fail(kExitSetup, "audit: " + ended.error().message + " (the command ran)", false);
@@ -249,7 +251,7 @@ Action AddRun(CLI::App& app) {
   cmd->add_option("--result-file", a->result.file,
                   "also write the result to this file, for every outcome (written beside it, then renamed into place)");
   cmd->add_option("--agent", a->agent,
-                  "the agent this run is for (default: \"default\"): recorded with every audit event "
+                  "the agent this run is for (default: the policy's audit.agent, else \"default\"): recorded with every audit event "
                   "(`ward audit --agent NAME`) and given to the command as WARD_AGENT, with WARD_AGENT_ID "
                   "(stable for the name) and WARD_SANDBOX_ID (this run's)");
   cmd->add_flag("--shell", a->shell, "run the command through /bin/sh -c (default: executed directly, no shell)");

@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "commands.h"
@@ -142,6 +143,28 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   };
   a->streamed_egress_ = true;
   return a;
+}
+
+Result<std::optional<RunAudit>> RunAudit::BeginFor(const std::string& agent_flag, RunRequest* req) {
+  const std::string agent =
+      !agent_flag.empty() ? agent_flag : !req->policy.audit.agent.empty() ? req->policy.audit.agent : "default";
+  auto a = Begin(agent, req);
+  if (a) return std::optional<RunAudit>(std::move(*a));
+  if (a.error().code == Error::Code::kUsage || req->policy.audit.trail != Requirement::kBestEffort) return a.error();
+  std::fprintf(stderr, "ward: warning: audit: %s; the run goes on without its trail (audit.trail is \"best-effort\")\n",
+               a.error().message.c_str());
+  req->on_exec = nullptr;
+  req->on_egress = nullptr;
+  return std::optional<RunAudit>();
+}
+
+Result<void> RunAudit::EndFor(std::optional<RunAudit>& trail, const RunRequest& req, const RunResult* r,
+                              const std::string* error, int exit_status) {
+  if (!trail) return {};
+  auto ended = trail->End(r, error, exit_status);
+  if (ended || req.policy.audit.trail != Requirement::kBestEffort) return ended;
+  std::fprintf(stderr, "ward: warning: audit: %s (audit.trail is \"best-effort\")\n", ended.error().message.c_str());
+  return {};
 }
 
 Result<RunAudit> RunAudit::BeginExec(const std::string& audit_db, const std::string& agent, const std::string& record_id,

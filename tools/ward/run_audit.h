@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "audit/store.h"
@@ -32,6 +33,18 @@ class RunAudit {
   // Sets req->on_exec: each program the sandbox executes is recorded as it
   // happens (an "exec" event, ExecEvent), by a thread of its own.
   static Result<RunAudit> Begin(const std::string& agent, RunRequest* req);
+
+  // Begin for `ward run` and `ward learn`: the agent is `agent_flag` if
+  // given, else the policy's audit.agent, else "default". A store that
+  // cannot be written is an error, unless the policy's audit.trail is
+  // "best-effort": then said on stderr, and nullopt (the run goes on
+  // without its trail). A bad agent name is an error either way.
+  static Result<std::optional<RunAudit>> BeginFor(const std::string& agent_flag, RunRequest* req);
+
+  // End for a run begun with BeginFor: nothing without a trail; an error
+  // of End is said and dropped when the policy's trail is "best-effort".
+  static Result<void> EndFor(std::optional<RunAudit>& trail, const RunRequest& req, const RunResult* r,
+                             const std::string* error, int exit_status);
 
   // The same for `ward exec` into the held sandbox `record_id` (provisioned
   // for `agent`, "" : "default"), recorded in the store chosen at its
