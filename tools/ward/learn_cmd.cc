@@ -241,8 +241,8 @@ Action AddLearn(CLI::App& app) {
       "learn", "run a command permissively and write the least policy it needs: ward learn [--within POLICY] [-o FILE] -- CMD");
   cmd->add_option("--within", a->within,
                   "the envelope: a policy file whose grants are the most the command may use while it is watched "
-                  "(default: every top-level directory readable but /proc, /dev, /sys, /run and /tmp; the workspace "
-                  "writable; a private /tmp and home; any network destination)");
+                  "(default: every top-level directory readable but /proc, /dev, /sys, /run, /tmp and your home; the "
+                  "workspace writable; a private /tmp and home; any network destination but the host's own addresses)");
   cmd->add_option("-o,--output", a->output, "write the learned policy here (default: standard output)");
   cmd->add_option("--workspace", a->workspace, "directory that ${WORKSPACE} names (default: the current directory)");
   cmd->add_option("--agent", a->agent,
@@ -253,9 +253,12 @@ Action AddLearn(CLI::App& app) {
       "The command runs with ward's isolation (namespaces, seccomp, landlock) and the envelope's grants; every\n"
       "file it opens, looks up, creates or removes, every program it executes and every destination it reaches\n"
       "is watched. The learned policy (JSON with a comment beside each grant) extends \"minimal\" and grants what\n"
-      "was used and exists now: reads and writes outside the system baseline and the private /tmp and home, with\n"
-      "the workspace written ${WORKSPACE}, and more than 3 entries of one directory collapsed into the directory;\n"
-      "network destinations by name and port where a name was used. Run it with `ward run --policy FILE -- CMD`.\n"
+      "was used, exists now and lies inside the envelope, each path judged by what it resolves to: reads and\n"
+      "writes outside the system baseline and the private /tmp and home, the workspace written ${WORKSPACE}, 4 or\n"
+      "more entries of one workspace directory collapsed into the directory; network destinations by name and\n"
+      "port where a name was used. A directory only listed or looked up outside the workspace, or a name a policy\n"
+      "cannot hold (* ? ${), is not granted: the policy's header lists them. Run it with\n"
+      "`ward run --policy FILE -- CMD` (docs/audit.md, \"Learning mode\").\n"
       "The run is recorded in the audit trail like `ward run`. File calls wait for ward (about 20 us each).\n"
       "Exit status: the command's own (the policy is written either way); 122 bad command line, 123 envelope\n"
       "invalid, 125 setup failed.");

@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
       "  125 sandbox setup failed   126 command not executable   127 command not found\n\n"
       "Held sandboxes: ward provision, start, exec, stop, deprovision, ls (docs/lifecycle.md);\n"
       "`ward run` is provision + start + exec + deprovision in one step.\n"
-      "Every run is recorded against its agent (--agent) in the audit store: ward audit (docs/audit.md).",
+      "Every run is recorded against its agent (--agent) in the audit store: ward audit (docs/audit.md);\n"
+      "ward learn writes the least policy a command needs.",
       "ward"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ward 0.1.0");
