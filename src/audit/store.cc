@@ -473,6 +473,15 @@ std::string EscapeForTerminal(const std::string& s) {
       for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
       // C1 controls (U+0080..U+009F) act on some terminals.
       if (ok && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) ok = false;
+      // Bidirectional controls reorder what follows them on the line (a
+      // path shown backwards): U+061C, U+200E-U+200F, U+202A-U+202E,
+      // U+2066-U+2069.
+      if (ok && n == 2 && c == 0xd8 && static_cast<unsigned char>(s[i + 1]) == 0x9c) ok = false;
+      if (ok && n == 3 && c == 0xe2) {
+        const auto b1 = static_cast<unsigned char>(s[i + 1]), b2 = static_cast<unsigned char>(s[i + 2]);
+        if (b1 == 0x80 && (b2 == 0x8e || b2 == 0x8f || (b2 >= 0xaa && b2 <= 0xae))) ok = false;
+        if (b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9) ok = false;
+      }
       if (ok) {
         out.append(s, i, n);
         i += n;

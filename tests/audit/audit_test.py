@@ -84,6 +84,11 @@ def test_filters():
           "--limit 1: the newest")
     check(len(events("--sandbox", sid)) == 3, "--sandbox")
     check(len(events("--agent", "filters", "--since", "1h")) == 6, "--since 1h")
+    # A filter that would match everything, an unknown kind or a time past
+    # what ward can count: refused (122), never read as "any".
+    for bad in (("--agent", ""), ("--sandbox", ""), ("--kind", "nope"), ("--since", "9999-01-01T00:00:00Z")):
+        code, _, err = ward("audit", *bad)
+        check(code == 122 and bad[0] in err, "ward audit %s %r: 122" % bad, err)
     check(events("--agent", "filters", "--since", "2099-01-01T00:00:00Z") == [], "--since the future: nothing")
     check(events("--agent", "filters", "--until", "2000-01-01T00:00:00Z") == [], "--until the past: nothing")
     check(events("--agent", "filters", "--denied") == [], "no denials in these runs")

@@ -328,6 +328,12 @@ TEST(EscapeForTerminal, ControlsAndInvalidBytesAreShown) {
   EXPECT_EQ(EscapeForTerminal("\xc2\x9b" "1m"), "\\xc2\\x9b1m");     // C1 CSI
   EXPECT_EQ(EscapeForTerminal("\xe2\x82"), "\\xe2\\x82");            // truncated sequence
   EXPECT_EQ(EscapeForTerminal(std::string("nul\0x", 5)), "nul\\x00x");
+  // Bidirectional controls (a path shown backwards) are escaped; other
+  // punctuation of the same block passes.
+  EXPECT_EQ(EscapeForTerminal("a\xe2\x80\xae" "b"), "a\\xe2\\x80\\xaeb");          // U+202E RLO
+  EXPECT_EQ(EscapeForTerminal("a\xe2\x81\xa6" "b"), "a\\xe2\\x81\\xa6b");          // U+2066 LRI
+  EXPECT_EQ(EscapeForTerminal("a\xe2\x80\x8f" "b"), "a\\xe2\\x80\\x8fb");          // U+200F RLM
+  EXPECT_EQ(EscapeForTerminal("a\xe2\x80\x94" "b"), "a\xe2\x80\x94" "b");             // U+2014 em dash
 }
 
 // A detail of the wrong shape (a damaged or foreign store) is mapped

@@ -48,7 +48,12 @@ std::optional<int64_t> ParseWhen(const std::string& s) {
   }
   tm t{};
   const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &t);
-  if (rest && (std::strcmp(rest, "Z") == 0 || *rest == 0)) return static_cast<int64_t>(timegm(&t)) * 1000000000;
+  if (rest && (std::strcmp(rest, "Z") == 0 || *rest == 0)) {
+    // Nanoseconds in an int64 reach the year 2262.
+    const time_t secs = timegm(&t);
+    if (secs < 0 || secs > INT64_MAX / 1000000000) return std::nullopt;
+    return static_cast<int64_t>(secs) * 1000000000;
+  }
   return std::nullopt;
 }
 
@@ -60,7 +65,13 @@ nlohmann::json EventJson(const audit::Event& e) {
 
 std::string Cell(const std::string& s, size_t width) {
   std::string v = audit::EscapeForTerminal(s);
-  if (v.size() > width) v = v.substr(0, width - 1) + "~";
+  if (v.size() > width) {
+    // Cut between characters, never inside one (escaped output is UTF-8).
+    size_t cut = width - 1;
+    while (cut > 0 && (static_cast<unsigned char>(v[cut]) & 0xc0) == 0x80) --cut;
+    v.resize(cut);
+    v += "~";
+  }
   return v;
 }
 
@@ -213,7 +224,14 @@ int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
   }
   nlohmann::json commands = nlohmann::json::array(), denied = nlohmann::json::array(),
                  limits = nlohmann::json::array();
-  std::map<int64_t, size_t> open_by_pid;  // ward's pid -> its command, until its exit
+  // A start and its exit share a run id (older stores: ward's pid, which
+  // can repeat across pid namespaces).
+  std::map<std::string, size_t> open_runs;
+  auto run_key = [](const audit::Event& e) {
+    if (!e.detail.is_object()) return std::string();
+    if (e.detail.contains("run") && e.detail["run"].is_string()) return "run:" + e.detail["run"].get<std::string>();
+    return "pid:" + std::to_string(e.detail.value("pid", int64_t{0}));
+  };
   int64_t allowed = 0, exec_count = 0;
   // What ran: each program path once, in the order first seen, with how
   // many times and its first argv.
@@ -221,15 +239,14 @@ int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
   std::map<std::string, size_t> exec_index;
   const audit::Event& first = found->front();
   for (const audit::Event& e : *found) {
-    const int64_t pid = e.detail.is_object() ? e.detail.value("pid", int64_t{0}) : 0;
     if (e.kind == "start") {
-      open_by_pid[pid] = commands.size();
+      open_runs[run_key(e)] = commands.size();
       commands.push_back({{"time", audit::FormatTime(e.time_ns)}, {"summary", e.summary},
                           {"argv", e.detail.value("argv", nlohmann::json::array())}, {"exit", nullptr}});
     } else if (e.kind == "exit") {
-      if (auto it = open_by_pid.find(pid); it != open_by_pid.end()) {
+      if (auto it = open_runs.find(run_key(e)); it != open_runs.end()) {
         commands[it->second]["exit"] = {{"summary", e.summary}, {"detail", e.detail}};
-        open_by_pid.erase(it);
+        open_runs.erase(it);
       }
     } else if (e.kind == "limit") {
       limits.push_back(EventJson(e));
@@ -283,9 +300,15 @@ int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
 Action AddAudit(CLI::App& app) {
   auto a = std::make_shared<AuditArgs>();
   auto* cmd = app.add_subcommand("audit", "what agents ran and were refused, from the audit store: ward audit [--agent NAME] [--denied] [--since 1h] [--json] [--follow]");
-  cmd->add_option("--agent", a->agent, "only this agent's events");
-  cmd->add_option("--sandbox", a->sandbox, "only this sandbox's events (its id, as `ward run` sets WARD_SANDBOX_ID)");
-  cmd->add_option("--kind", a->kind, "only events of this kind: start, exit, egress, limit");
+  // An empty value would match every event: refused, as a typo would be.
+  auto non_empty = CLI::Validator(
+      [](std::string& v) { return v.empty() ? std::string("an empty value would match every event") : std::string(); },
+      "NAME");
+  cmd->add_option("--agent", a->agent, "only this agent's events")->check(non_empty);
+  cmd->add_option("--sandbox", a->sandbox, "only this sandbox's events (its id, as `ward run` sets WARD_SANDBOX_ID)")
+      ->check(non_empty);
+  cmd->add_option("--kind", a->kind, "only events of this kind: start, exec, exit, egress, limit, trim, dropped")
+      ->check(CLI::IsMember({"start", "exec", "exit", "egress", "limit", "trim", "dropped"}));
   auto* denied = cmd->add_flag("--denied", a->denied, "only denials");
   cmd->add_flag("--allowed", a->allowed, "only what was allowed")->excludes(denied);
   cmd->add_option("--since", a->since, "only events since this: a duration before now (90s, 30m, 1h, 2d) or a UTC time (2026-12-04T03:00:00Z)");
@@ -311,7 +334,7 @@ Action AddAudit(CLI::App& app) {
   auto sandbox = std::make_shared<std::string>();
   auto sum_json = std::make_shared<bool>(false);
   auto sum_db = std::make_shared<std::string>();
-  sum->add_option("--sandbox", *sandbox, "the sandbox's id (WARD_SANDBOX_ID, or `ward ls`'s id)")->required();
+  sum->add_option("--sandbox", *sandbox, "the sandbox's id (WARD_SANDBOX_ID, or `ward ls`'s id)")->required()->check(non_empty);
   sum->add_flag("--json", *sum_json, "one JSON object: sandbox, agent, agentId, commands (time, summary, argv, exit), executed (path, count, argv), execCount, denied, allowedCount, limits");
   sum->add_option("--db", *sum_db, "the audit store (default as for ward audit)");
   sum->footer("Exit status: 0; 1 no events of that sandbox; 122 bad command line; 125 the store cannot be read.");

@@ -83,6 +83,9 @@ Result<RunAudit> RunAudit::Open(const std::string& agent, const std::string& pat
   if (!store) return store.error();
   RunAudit a(std::move(*store));
   a.agent_ = agent;
+  auto run = lifecycle::NewId();
+  if (!run) return run.error();
+  a.run_ = *run;
   auto id = a.store_->AgentId(agent);
   if (!id) return id.error();
   a.agent_id_ = *id;
@@ -96,6 +99,7 @@ Result<void> RunAudit::Record(audit::Event start) {
   start.detail["cwd"] = getcwd(cwd, sizeof cwd) ? cwd : "";
   start.detail["uid"] = getuid();
   start.detail["pid"] = getpid();
+  start.detail["run"] = run_;
   std::vector<audit::Event> one = {std::move(start)};
   return store_->Append(one);
 }
@@ -218,7 +222,8 @@ Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exi
     e.summary = "exit status " + std::to_string(exit_status);
   }
   e.detail = std::move(status);
-  e.detail["pid"] = getpid();  // pairs it with its start (execs may overlap)
+  e.detail["pid"] = getpid();
+  e.detail["run"] = run_;  // pairs it with its start (execs may overlap)
   events.push_back(std::move(e));
   if (writer_) {
     auto written = writer_->Finish();

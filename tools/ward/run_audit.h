@@ -73,6 +73,7 @@ class RunAudit {
   std::unique_ptr<audit::Store> store_;
   std::unique_ptr<audit::EventWriter> writer_;
   std::string agent_, agent_id_, sandbox_;
+  std::string run_;  // this command's id: pairs its start with its exit
   int64_t start_ns_ = 0;
   bool streamed_egress_ = false;  // egress events were posted as decided
   RunAudit(audit::Store s) : store_(std::make_unique<audit::Store>(std::move(s))) {}
