@@ -22,6 +22,7 @@ void EventWriter::Post(Event e) {
     }
     const bool was_empty = queue_.empty();
     queue_.push_back(std::move(e));
+    ++posted_;
     // Started at the first event, not before: the sandbox is cloned from
     // this process before anything is posted, and clone() copies only the
     // calling thread (a lock held by another would stay held in the child).
@@ -30,6 +31,7 @@ void EventWriter::Post(Event e) {
         thread_ = std::thread([this] { Loop(); });
       } catch (const std::system_error&) {
         queue_.pop_back();
+        --posted_;
         ++dropped_;
         if (error_) error_ = Error::Setup("could not start the audit writer thread; events lost");
         return;
@@ -50,13 +52,17 @@ void EventWriter::Loop() {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty() && stopping_) return;
     // A batch: what arrives within kBatchMs of its first event is written
-    // in the same transaction.
-    if (!stopping_) cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs), [this] { return stopping_; });
+    // in the same transaction (unless someone waits for it: Flush).
+    if (!stopping_ && !flushing_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs), [this] { return stopping_ || flushing_; });
+    }
     std::vector<Event> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    const uint64_t taken = queue_.size();
     queue_.clear();
+    const uint64_t dropped_now = dropped_;
     if (dropped_ > 0) {
       // Where the gap is: after the batch that was queued before it.
-      Event d = std::move(dropped_template_);
+      Event d = dropped_template_;
       d.kind = "dropped";
       d.decision.clear();
       d.summary = std::to_string(dropped_) + " events not recorded (more than " + std::to_string(kMaxQueued) +
@@ -70,25 +76,46 @@ void EventWriter::Loop() {
     lock.lock();
     if (r) {
       failing = false;
+      done_ += taken;
+      done_cv_.notify_all();
       continue;
     }
     // The store refused (locked, full): the batch is kept and tried again,
     // so that a store that recovers loses nothing. Once stopping, one more
     // try; then what is left is lost, and Finish says how much.
     last_error_ = r.error().message;
+    if (dropped_now > 0) {
+      // The gap's own event goes back to being a count.
+      batch.pop_back();
+      dropped_ += dropped_now;
+    }
     if (stopping_ && failing) {
-      lost_ += batch.size() + queue_.size();
+      lost_ += batch.size() + queue_.size() + dropped_;
       queue_.clear();
+      done_ = posted_;
+      done_cv_.notify_all();
       return;
     }
     failing = true;
     while (batch.size() + queue_.size() > kMaxQueued && !batch.empty()) {
       batch.pop_back();
       ++dropped_;
+      ++done_;
     }
     queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
     if (!stopping_) cv_.wait_for(lock, std::chrono::milliseconds(kRetryMs), [this] { return stopping_; });
   }
+}
+
+bool EventWriter::Flush(int timeout_ms) {
+  std::unique_lock lock(mu_);
+  const uint64_t target = posted_;
+  if (done_ >= target || !thread_.joinable()) return done_ >= target;
+  flushing_ = true;
+  cv_.notify_one();
+  const bool ok = done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return done_ >= target; });
+  flushing_ = false;
+  return ok;
 }
 
 Result<void> EventWriter::Finish() {

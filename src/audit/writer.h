@@ -31,6 +31,13 @@ class EventWriter {
   // "dropped" event when the queue has room again.
   void Post(Event e);
 
+  // Waits until what was posted before the call is written (or given up
+  // on), at most `timeout_ms`: false if it is not by then. A held
+  // sandbox's supervisor flushes before it tells `ward exec` its command
+  // ended, so that the command's exec events are in the store by the time
+  // its caller can look.
+  bool Flush(int timeout_ms);
+
   // Writes what is queued, stops the thread. An append the store refuses is
   // tried again every kRetryMs while running, and once more at the end;
   // the error says how many events were then lost, and why.
@@ -52,6 +59,9 @@ class EventWriter {
   uint64_t dropped_ = 0;
   Event dropped_template_;  // identity of the last event dropped (agent, sandbox)
   bool stopping_ = false;
+  uint64_t posted_ = 0, done_ = 0;  // events queued so far; events written or given up on
+  bool flushing_ = false;           // someone waits in Flush: no batching pause
+  std::condition_variable done_cv_;
   Result<void> error_;       // the writer thread could not start
   uint64_t lost_ = 0;        // events given up on at the end
   std::string last_error_;   // why the store refused the last time

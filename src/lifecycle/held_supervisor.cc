@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -169,6 +170,9 @@ long RssKiB() {
 class Holder {
  public:
   Holder(const std::string& dir, PreparedSandbox& ps, int* ready_fd) : dir_(dir), ps_(ps), ready_fd_(ready_fd) {}
+
+  // Called when an exec's command has ended, before its caller is told.
+  std::function<void()> before_exit_;
 
   Result<InitReport> Serve(HeldInit& held) {
     held_ = &held;
@@ -514,6 +518,10 @@ class Holder {
             case kEvExited:
               ReportLimits(*c);
               Report(*c);
+              // Its exec events are in the store before its caller hears
+              // it ended (bounded: a store that refuses is the writer's to
+              // retry, not this loop's to wait on).
+              if (before_exit_) before_exit_();
               Finish(*c, static_cast<int>(ev.value));
               PruneEvents();
               break;
@@ -753,6 +761,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     }
   }
   Holder holder(dir, ps, &ready_fd);
+  holder.before_exit_ = [&writer] { (void)writer.Flush(2000); };
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };
   LaunchError exec_error;
   auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);

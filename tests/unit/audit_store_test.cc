@@ -1,6 +1,7 @@
 // The audit store: filters, stable agent ids, crash survival, a torn WAL
 // tail, damaged and newer stores, untrusted fields.
 #include "audit/store.h"
+#include "audit/writer.h"
 #include "audit/ocsf.h"
 
 #include <fcntl.h>
@@ -290,6 +291,36 @@ TEST_F(AuditStore, VersionOneStoreIsUpgraded) {
   ASSERT_TRUE(found);
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ(found->front().summary, "before");
+}
+
+// The writer: what was posted before Flush is in the store when it
+// returns (another connection reads it); Finish writes the rest.
+TEST_F(AuditStore, WriterFlushMakesPostedEventsReadable) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  auto reader = Store::OpenExisting(path_);
+  ASSERT_TRUE(reader) << reader.error().message;
+  Query q;
+  q.agent = "w";
+  {
+    EventWriter w(&*s);
+    Event e;
+    e.time_ns = 1;
+    e.agent = "w";
+    e.agent_id = "x";
+    e.sandbox = "s";
+    e.kind = "exec";
+    w.Post(e);
+    ASSERT_TRUE(w.Flush(5000));
+    auto found = reader->Find(q);
+    ASSERT_TRUE(found);
+    EXPECT_EQ(found->size(), 1u);
+    w.Post(e);
+    ASSERT_TRUE(w.Finish());
+  }
+  auto found = reader->Find(q);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->size(), 2u);
 }
 
 TEST_F(AuditStore, OpenExistingDoesNotCreate) {
