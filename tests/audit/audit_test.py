@@ -403,10 +403,12 @@ def test_survives_kill_of_ward():
     marker = "sleep 4711.%d" % os.getpid()
     p = subprocess.Popen([WARD, "run", "--agent", "killed", "--profile", "minimal", "--cwd", "/", "--",
                           "sh", "-c", marker], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Killed once the sleep runs: its exec event (written as it happens) is
+    # the sign.
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not events("--agent", "killed"):
+    while time.monotonic() < deadline and not any(e["detail"].get("argv", [None])[0] == "sleep"
+                                                  for e in events("--agent", "killed", "--kind", "exec")):
         time.sleep(0.1)
-    time.sleep(0.3)
     p.send_signal(signal.SIGKILL)
     p.wait()
     ev = events("--agent", "killed")
