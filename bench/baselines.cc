@@ -34,11 +34,6 @@ const char* const kInheritedEnv[] = {"PATH", "LANG", "LANGUAGE", "LC_ALL", "TERM
 
 }  // namespace
 
-bool IsUnder(const std::string& path, const std::string& dir) {
-  if (dir == "/") return true;
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
-}
-
 std::string FindInPath(const std::string& name) {
   const char* path = getenv("PATH");
   std::istringstream in(path ? path : "/usr/bin:/bin");

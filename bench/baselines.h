@@ -8,13 +8,15 @@
 #include <utility>
 #include <vector>
 
+#include "base/path.h"
+
 namespace ward::bench {
 
 // Child descriptors for bwrap's seccomp programs.
 constexpr int kSeccompFd = 10;
 constexpr int kSeccompExtraFd = 11;
 
-bool IsUnder(const std::string& path, const std::string& dir);
+using ward::IsUnder;  // base/path.h
 // `name` on $PATH, or "".
 std::string FindInPath(const std::string& name);
 

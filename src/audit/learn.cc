@@ -7,19 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "audit/store.h"
+#include "base/path.h"
 
 namespace ward::audit {
 namespace {
-
-bool Under(const std::string& path, const std::string& dir) {
-  if (dir == "/") return true;
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
-}
-
-std::string Parent(const std::string& p) {
-  const size_t i = p.rfind('/');
-  return i == 0 || i == std::string::npos ? "/" : p.substr(0, i);
-}
 
 std::string Base(const std::string& p) { return p.substr(p.rfind('/') + 1); }
 
@@ -79,7 +70,7 @@ std::map<std::string, Need> Collapse(std::map<std::string, Need> m, const std::f
     // Nested: std::map orders a directory before what lies beneath it.
     for (auto it = m.begin(); it != m.end(); ++it) {
       auto next = std::next(it);
-      while (next != m.end() && Under(next->first, it->first) && next->first != it->first) {
+      while (next != m.end() && IsUnder(next->first, it->first) && next->first != it->first) {
         Merge(it->second, next->second);
         next = m.erase(next);
         changed = true;
@@ -88,7 +79,7 @@ std::map<std::string, Need> Collapse(std::map<std::string, Need> m, const std::f
     std::map<std::string, std::vector<std::string>> by_parent;
     for (const auto& [p, n] : m) {
       const std::string parent = Parent(p);
-      if (parent != "/" && Under(parent, floor_of(p)) ) by_parent[parent].push_back(p);
+      if (parent != "/" && IsUnder(parent, floor_of(p)) ) by_parent[parent].push_back(p);
     }
     for (const auto& [parent, kids] : by_parent) {
       if (kids.size() < kCollapseAt) continue;
@@ -111,16 +102,16 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
   // The workspace is granted over a private /tmp or home it lies in.
   auto covered = [&](const std::string& p) {
     if (p == "/") return true;
-    if (!in.workspace.empty() && Under(p, in.workspace)) return false;
-    return std::any_of(in.covered.begin(), in.covered.end(), [&](const std::string& c) { return Under(p, c); });
+    if (!in.workspace.empty() && IsUnder(p, in.workspace)) return false;
+    return std::any_of(in.covered.begin(), in.covered.end(), [&](const std::string& c) { return IsUnder(p, c); });
   };
   auto within = [&](const std::string& p, bool reading) {
     auto in_any = [&](const std::vector<std::string>& v) {
-      return std::any_of(v.begin(), v.end(), [&](const std::string& g) { return Under(p, g); });
+      return std::any_of(v.begin(), v.end(), [&](const std::string& g) { return IsUnder(p, g); });
     };
     return in_any(in.may_write) || (reading && in_any(in.may_read));
   };
-  auto in_workspace = [&](const std::string& p) { return !in.workspace.empty() && Under(p, in.workspace); };
+  auto in_workspace = [&](const std::string& p) { return !in.workspace.empty() && IsUnder(p, in.workspace); };
   std::map<std::string, std::string> skipped;  // path -> why it is not granted
   // A policy path cannot say `*`, `?` or `${` literally (they make a
   // pattern or a variable), nor bytes that are not UTF-8 (JSON).
@@ -258,7 +249,7 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
   auto comment = [](const std::string& s) { return EscapeForTerminal(s); };
   auto value = [&](const std::string& p) {
     std::string v = p;
-    if (!in.workspace.empty() && Under(p, in.workspace)) v = "${WORKSPACE}" + p.substr(in.workspace.size());
+    if (!in.workspace.empty() && IsUnder(p, in.workspace)) v = "${WORKSPACE}" + p.substr(in.workspace.size());
     return nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   };
   auto list = [&](const std::vector<LearnedGrant>& grants, const std::string& indent) {
@@ -281,8 +272,8 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
   // Named, so that it may be a directory that only leads to the grants
   // (when one lies there; otherwise ward's default: the private home).
   const bool cwd_leads = !in.cwd.empty() && std::any_of(out.read.begin(), out.read.end(), [&](const LearnedGrant& g) {
-    return Under(g.path, in.cwd);
-  }) | std::any_of(out.write.begin(), out.write.end(), [&](const LearnedGrant& g) { return Under(g.path, in.cwd); });
+    return IsUnder(g.path, in.cwd);
+  }) | std::any_of(out.write.begin(), out.write.end(), [&](const LearnedGrant& g) { return IsUnder(g.path, in.cwd); });
   if (cwd_leads) t += "  \"process\": { \"cwd\": \"${CWD}\" },  // where it ran; only what is granted there is seen\n";
   if (out.egress.empty()) {
     t += "  \"network\": \"none\"\n}\n";

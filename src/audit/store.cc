@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/errors.h"
 
 namespace ward::audit {
@@ -275,14 +276,12 @@ Result<std::string> Store::AgentId(const std::string& agent) {
   if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) return SysError("getrandom", "agent id");
   char id[17];
   for (size_t i = 0; i < sizeof raw; ++i) std::snprintf(id + 2 * i, 3, "%02x", raw[i]);
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
   // Two first runs at once: one insert wins, both read its id.
   Stmt ins(db_.get(), "INSERT INTO agents(name, id, created_ns) VALUES(?1, ?2, ?3) ON CONFLICT(name) DO NOTHING");
   if (!ins.ok()) return DbError(path_, db_.get(), "record agent");
   ins.Text(1, agent);
   ins.Text(2, id);
-  ins.Int(3, static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+  ins.Int(3, RealtimeNs());
   if (sqlite3_step(ins.get()) != SQLITE_DONE) return DbError(path_, db_.get(), "record agent");
   Stmt q(db_.get(), "SELECT id FROM agents WHERE name = ?1");
   q.Text(1, agent);
@@ -355,9 +354,7 @@ Result<void> Store::Trim() {
   Stmt ins(db_.get(), "INSERT INTO events(time_ns, agent, agent_id, sandbox, kind, decision, summary, detail) "
                       "VALUES(?1, '', '', '', 'trim', '', ?2, ?3)");
   if (!ins.ok()) return fail("trim");
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  ins.Int(1, static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+  ins.Int(1, RealtimeNs());
   ins.Text(2, "the store reached its bound (" + std::to_string(bound_ >> 20) + " MiB): removed the " +
                   std::to_string(removed) + " oldest events");
   ins.Text(3, nlohmann::json{{"removed", removed}, {"firstSeq", first}, {"lastSeq", first + drop - 1},
@@ -445,6 +442,11 @@ Result<std::string> DefaultPath() {
   if (std::string home = HomeOf(geteuid()); !home.empty()) return home + "/.local/state/ward/audit.db";
   return Error::Setup("no audit store: set WARD_AUDIT_DB, XDG_STATE_HOME or HOME (uid " + std::to_string(geteuid()) +
                       " has no home directory in /etc/passwd)");
+}
+
+Result<std::string> PathOrDefault(const std::string& chosen) {
+  if (!chosen.empty()) return chosen;
+  return DefaultPath();
 }
 
 std::string EscapeForTerminal(const std::string& s) {

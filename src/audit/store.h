@@ -101,6 +101,10 @@ class Store {
 // others. An error if none can be named.
 Result<std::string> DefaultPath();
 
+// `chosen` (a store named by --db, or recorded for a held sandbox), else
+// DefaultPath().
+Result<std::string> PathOrDefault(const std::string& chosen);
+
 // `s` with every byte that could act on a terminal or break a line-based
 // reader (controls, DEL, invalid UTF-8) written as \xNN, and backslash as \\.
 std::string EscapeForTerminal(const std::string& s);

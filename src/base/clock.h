@@ -1,5 +1,6 @@
-// CLOCK_MONOTONIC, the one clock ward measures and times out with.
-// Async-signal-safe (clock_gettime is): the sandbox's child reads it too.
+// CLOCK_MONOTONIC, the one clock ward measures and times out with; and
+// CLOCK_REALTIME for timestamps. Async-signal-safe (clock_gettime is): the
+// sandbox's child reads them too.
 #pragma once
 
 #include <time.h>
@@ -15,5 +16,13 @@ inline int64_t MonotonicNs() {
 }
 
 inline int64_t MonotonicMs() { return MonotonicNs() / 1'000'000; }
+
+// CLOCK_REALTIME: when something happened, for records read by people
+// (the audit trail).
+inline int64_t RealtimeNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 
 }  // namespace ward

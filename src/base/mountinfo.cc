@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <sstream>
 
 #include "base/file.h"
+#include "base/path.h"
 
 namespace ward {
 namespace {
@@ -29,12 +31,7 @@ std::string Unescape(const std::string& s) {
   return out;
 }
 
-bool Within(const std::string& path, const std::string& dir) {
-  if (dir == "/") return !path.empty() && path[0] == '/';
-  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
-}
-
-// `path` (Within `dir`) re-rooted from `dir` to `to`.
+// `path` (IsUnder `dir`) re-rooted from `dir` to `to`.
 std::string Rebase(const std::string& path, const std::string& dir, const std::string& to) {
   std::string rest = dir == "/" ? path : path.substr(dir.size());  // "" or "/a/b"
   if (rest == "/") rest.clear();
@@ -66,21 +63,27 @@ std::vector<MountInfo> ReadMountInfo(const std::string& path) {
   return out;
 }
 
-std::vector<std::string> PathsShowing(const std::string& dir) {
-  std::vector<std::string> out{dir};
-  struct statx sx {};
-  if (statx(AT_FDCWD, dir.c_str(), AT_STATX_SYNC_AS_STAT, STATX_MNT_ID, &sx) != 0 || !(sx.stx_mask & STATX_MNT_ID)) {
-    return out;
-  }
-  const std::vector<MountInfo> mounts = ReadMountInfo();
-  auto own = std::find_if(mounts.begin(), mounts.end(), [&](const MountInfo& m) { return m.id == static_cast<int>(sx.stx_mnt_id); });
-  if (own == mounts.end() || !Within(dir, own->mount_point)) return out;
-  // `dir` as a path of its filesystem, then wherever that is mounted.
-  const std::string in_fs = Rebase(dir, own->mount_point, own->root);
-  for (const MountInfo& m : mounts) {
-    if (m.major != own->major || m.minor != own->minor || !Within(in_fs, m.root)) continue;
-    std::string alias = Rebase(in_fs, m.root, m.mount_point);
-    if (std::find(out.begin(), out.end(), alias) == out.end()) out.push_back(std::move(alias));
+std::vector<std::string> PathsShowing(const std::vector<std::string>& dirs) {
+  std::vector<std::string> out;
+  auto add = [&](std::string p) {
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
+  };
+  std::optional<std::vector<MountInfo>> mounts;  // read once, when a dir needs it
+  for (const std::string& dir : dirs) {
+    add(dir);
+    struct statx sx {};
+    if (statx(AT_FDCWD, dir.c_str(), AT_STATX_SYNC_AS_STAT, STATX_MNT_ID, &sx) != 0 || !(sx.stx_mask & STATX_MNT_ID)) {
+      continue;
+    }
+    if (!mounts) mounts = ReadMountInfo();
+    auto own = std::find_if(mounts->begin(), mounts->end(),
+                            [&](const MountInfo& m) { return m.id == static_cast<int>(sx.stx_mnt_id); });
+    if (own == mounts->end() || !IsUnder(dir, own->mount_point)) continue;
+    // `dir` as a path of its filesystem, then wherever that is mounted.
+    const std::string in_fs = Rebase(dir, own->mount_point, own->root);
+    for (const MountInfo& m : *mounts) {
+      if (m.major == own->major && m.minor == own->minor && IsUnder(in_fs, m.root)) add(Rebase(in_fs, m.root, m.mount_point));
+    }
   }
   return out;
 }

@@ -19,14 +19,15 @@ struct MountInfo {
 // (`\040` for a space) undone; empty if it cannot be read.
 std::vector<MountInfo> ReadMountInfo(const std::string& path = "/proc/self/mountinfo");
 
-// Every path of the caller's mount namespace at which the directory `dir`
-// (a real path: no symlinks) is visible: `dir` itself and, for each other
+// Every path of the caller's mount namespace at which each directory of
+// `dirs` (real paths: no symlinks) is visible, each once (the mount table
+// read once for all): `dir` itself and, for each other
 // mount of the same filesystem whose root lies above `dir` there, the same
 // directory seen through that mount (a bind mount of an ancestor:
 // `mount --bind /var/lib /mnt/lib` shows /var/lib/ward at /mnt/lib/ward).
 // A path under a mount stacked over an alias may name something else; it
 // is listed all the same, since a caller hides these (hiding more is safe).
-// Just `dir` if its mount cannot be found (statx STATX_MNT_ID).
-std::vector<std::string> PathsShowing(const std::string& dir);
+// A dir whose mount cannot be found (statx STATX_MNT_ID) is listed alone.
+std::vector<std::string> PathsShowing(const std::vector<std::string>& dirs);
 
 }  // namespace ward

@@ -88,11 +88,6 @@ bool IsHostBacked(Kind k) { return k == Kind::kRead || k == Kind::kWrite || k ==
 
 std::string Rel(const std::string& abs) { return abs == "/" ? "." : abs.substr(1); }
 
-std::string Parent(const std::string& p) {
-  auto i = p.rfind('/');
-  return i == 0 ? "/" : p.substr(0, i);
-}
-
 class Layout {
  public:
   Layout(LaunchPlan& plan) : plan_(plan) {}

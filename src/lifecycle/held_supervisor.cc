@@ -679,13 +679,9 @@ struct Trail {
   std::optional<uint32_t> host_uid;  // as root: the agent's
 };
 Result<Trail> OpenTrail(const SandboxRecord& rec) {
-  std::string path = rec.audit_db;
-  if (path.empty()) {
-    auto d = audit::DefaultPath();
-    if (!d) return d.error();
-    path = *d;
-  }
-  auto store = audit::Store::Open(path);
+  auto path = audit::PathOrDefault(rec.audit_db);
+  if (!path) return path.error();
+  auto store = audit::Store::Open(*path);
   if (!store) return store.error();
   Trail t{std::move(*store), {}};
   t.base.agent = rec.agent.empty() ? "default" : rec.agent;

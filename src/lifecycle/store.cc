@@ -334,23 +334,15 @@ std::vector<std::string> WardStateDirs(const std::string& audit_db) {
   // could read and rewrite the records made there later). One that cannot
   // be made holds nothing to hide; every held-sandbox command then fails.
   if (auto rt = RuntimeDir(/*make=*/true)) dirs.push_back(*rt);
-  std::string db = audit_db;
-  if (db.empty()) {
-    if (auto d = audit::DefaultPath()) db = *d;
-  }
+  auto chosen = audit::PathOrDefault(audit_db);
+  const std::string db = chosen ? *chosen : "";
   if (const size_t slash = db.rfind('/'); slash != std::string::npos) {
     char real[PATH_MAX];
     const std::string dir = slash == 0 ? "/" : db.substr(0, slash);
     struct stat st;
     if (realpath(dir.c_str(), real) && stat(real, &st) == 0 && S_ISDIR(st.st_mode)) dirs.push_back(real);
   }
-  std::vector<std::string> out;
-  for (const auto& d : dirs) {
-    for (auto& p : PathsShowing(d)) {
-      if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
-    }
-  }
-  return out;
+  return PathsShowing(dirs);
 }
 
 Result<UniqueFd> ConnectControl(const std::string& dir, int* err) {

@@ -88,12 +88,6 @@ struct DirectPlan {
   EgressEvent event;  // the allow decision; recorded when the connect() ends
 };
 
-// Who is told of the calls the listener lets through unchanged.
-struct CallObservers {
-  std::function<void(ProcessExec)> on_exec;
-  std::function<void(FileAccess)> on_file;
-};
-
 class ConnectNotifyHooks {
  public:
   // A TCP connect() from the sandbox to `dst`:`port`: a plan to connect it

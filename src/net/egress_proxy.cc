@@ -574,7 +574,7 @@ Result<void> Proxy::Begin() {
       SandboxNetwork sandbox{netns, config_.tcp4.get(), config_.tcp6.get()};
       listener_threads_.emplace_back([this, sandbox, l = config_.connect_notify.get()] {
         ServeConnectNotifications(l, stop_fd_.get(), sandbox, config_.connect_timeout_ms, *this, *config_.unix_gate,
-                                  CallObservers{config_.on_exec, config_.on_file});
+                                  config_.observers);
       });
       // Server-first connections the program's connection never came for
       // are closed on time, even when nothing else touches the pool.

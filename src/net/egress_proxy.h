@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "net/call_observers.h"
 #include "net/egress_rules.h"
 #include "net/tcp_decision.h"
 #include "ward/result.h"
@@ -104,8 +105,7 @@ struct EgressProxyConfig {
   std::vector<DnsBinding> bindings;
   // Given each execve()/execveat() and file system call that arrives on
   // connect_notify (ServeConnectNotifications); may be empty.
-  std::function<void(ProcessExec)> on_exec;
-  std::function<void(FileAccess)> on_file;
+  CallObservers observers;
   // Given each decision as it is recorded (before TakeEvents has it), on
   // the thread that decided; may be empty.
   std::function<void(const EgressEvent&)> on_event;

@@ -3,14 +3,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
+#include <span>
 #include <sstream>
 
-#include "base/file.h"
+#include "base/clock.h"
 #include "net/file_calls.h"
 
 namespace ward::net {
@@ -73,32 +72,18 @@ const CallShape kSecond[] = {
     {SYS_linkat, 0, 1, -1, FileOp::kRead},
 };
 
+// A path argument: false if it cannot be read or is longer than PATH_MAX
+// (the kernel refuses such a path too).
 bool ReadPath(pid_t pid, uint64_t address, std::string* out) {
-  out->clear();
-  if (address == 0) return false;
-  char buf[256];
-  while (out->size() < PATH_MAX) {
-    // A page boundary may fall inside the next 256 bytes: read to it.
-    const size_t to_page = 4096 - static_cast<size_t>(address % 4096);
-    const size_t want = std::min(sizeof buf, to_page);
-    if (!ReadMemory(pid, address, buf, want)) return false;
-    if (const void* nul = memchr(buf, 0, want)) {
-      out->append(buf, static_cast<const char*>(nul) - buf);
-      return true;
-    }
-    out->append(buf, want);
-    address += want;
-  }
-  return false;  // longer than PATH_MAX: the kernel refuses it too
+  bool too_long = false;
+  return address != 0 && ReadString(pid, address, PATH_MAX, out, &too_long) && !too_long;
 }
 
-// The directory a relative path of thread `tid` is relative to.
+// The directory a relative path of thread `tid` is relative to: "" if it
+// is gone or not a path ("anon_inode:..."; "(deleted)" is kept).
 std::string BaseDir(pid_t tid, int dirfd) {
-  const std::string link = "/proc/" + std::to_string(tid) + (dirfd == AT_FDCWD ? "/cwd" : "/fd/" + std::to_string(dirfd));
-  char buf[PATH_MAX];
-  const ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
-  if (n <= 0 || buf[0] != '/') return "";  // gone, or not a path ("anon_inode:", "(deleted)" is kept)
-  return std::string(buf, static_cast<size_t>(n));
+  std::string dir = ReadFdLink(tid, dirfd);
+  return !dir.empty() && dir[0] == '/' ? dir : "";
 }
 
 std::optional<FileAccess> Access(const Notice& n, const CallShape& c, int sandbox_pid, int64_t now) {
@@ -129,18 +114,6 @@ std::optional<FileAccess> Access(const Notice& n, const CallShape& c, int sandbo
   return a;
 }
 
-int SandboxPid(pid_t tid) {
-  std::istringstream lines(ReadFile("/proc/" + std::to_string(tid) + "/status").value_or(""));
-  std::string line;
-  int pid = 0;
-  while (std::getline(lines, line)) {
-    if (line.compare(0, 6, "NSpid:") != 0) continue;
-    std::istringstream f(line.substr(6));
-    for (int v = 0; f >> v;) pid = v;
-  }
-  return pid;
-}
-
 }  // namespace
 
 bool IsFileCall(int nr) { return std::find(std::begin(kFileCalls), std::end(kFileCalls), nr) != std::end(kFileCalls); }
@@ -151,17 +124,15 @@ bool HasShape(int nr) {
 
 std::vector<FileAccess> ReadFileNotice(const Notice& n) {
   std::vector<FileAccess> out;
-  timespec t{};
-  clock_gettime(CLOCK_REALTIME, &t);
-  const int64_t now = static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
-  const int pid = SandboxPid(n.pid);
-  for (const auto& c : kCalls) {
-    if (c.nr != n.nr) continue;
-    if (auto a = Access(n, c, pid, now)) out.push_back(std::move(*a));
-  }
-  for (const auto& c : kSecond) {
-    if (c.nr != n.nr) continue;
-    if (auto a = Access(n, c, pid, now)) out.push_back(std::move(*a));
+  const int64_t now = RealtimeNs();
+  const std::vector<int> nspid = ReadProcStatus(n.pid).nspid;
+  const int pid = nspid.empty() ? 0 : nspid.back();
+  // The call's path, then (rename, link) its second one.
+  for (std::span<const CallShape> table : {std::span<const CallShape>(kCalls), std::span<const CallShape>(kSecond)}) {
+    for (const CallShape& c : table) {
+      if (c.nr != n.nr) continue;
+      if (auto a = Access(n, c, pid, now)) out.push_back(std::move(*a));
+    }
   }
   return out;
 }

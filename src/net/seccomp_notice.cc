@@ -5,11 +5,15 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "base/file.h"
@@ -63,6 +67,48 @@ bool WriteMemory(pid_t pid, uint64_t address, const void* data, size_t len) {
   iovec local{const_cast<void*>(data), len};
   iovec remote{reinterpret_cast<void*>(static_cast<uintptr_t>(address)), len};
   return process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
+}
+
+bool ReadString(pid_t pid, uint64_t address, size_t max, std::string* out, bool* truncated) {
+  out->clear();
+  constexpr uint64_t kPage = 4096;
+  char buf[kPage];
+  while (out->size() < max) {
+    const size_t want = std::min(static_cast<size_t>(kPage - address % kPage), max - out->size());
+    if (!ReadMemory(pid, address, buf, want)) return false;
+    if (const void* nul = memchr(buf, 0, want)) {
+      out->append(buf, static_cast<size_t>(static_cast<const char*>(nul) - buf));
+      return true;
+    }
+    out->append(buf, want);
+    address += want;
+  }
+  *truncated = true;
+  return true;
+}
+
+ProcStatus ReadProcStatus(pid_t tid) {
+  ProcStatus st;
+  std::istringstream lines(ReadFile("/proc/" + std::to_string(tid) + "/status").value_or(""));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.compare(0, 5, "Tgid:") == 0) {
+      st.tgid = atoi(line.c_str() + 5);
+    } else if (line.compare(0, 5, "PPid:") == 0) {
+      st.ppid = atoi(line.c_str() + 5);
+    } else if (line.compare(0, 6, "NSpid:") == 0) {
+      std::istringstream f(line.substr(6));
+      for (int v = 0; f >> v;) st.nspid.push_back(v);
+    }
+  }
+  return st;
+}
+
+std::string ReadFdLink(pid_t tid, int fd) {
+  const std::string link = "/proc/" + std::to_string(tid) + (fd == AT_FDCWD ? "/cwd" : "/fd/" + std::to_string(fd));
+  char buf[PATH_MAX];
+  const ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
 }  // namespace ward::net

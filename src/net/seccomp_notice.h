@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "base/unique_fd.h"
 
@@ -39,6 +41,26 @@ void Answer(const Notice& n, int error, bool continue_call = false);
 UniqueFd OpenPidfd(pid_t tid);
 
 bool ReadMemory(pid_t pid, uint64_t address, void* out, size_t len);
+
+// The NUL-terminated string at `address` in `pid`, at most `max` bytes,
+// read up to each page boundary in turn (process_vm_readv stops at an
+// unmapped page). false if a read failed (errno says why); `*truncated` set
+// if no NUL came within `max` (what was read is kept).
+bool ReadString(pid_t pid, uint64_t address, size_t max, std::string* out, bool* truncated);
+
+// From /proc/<tid>/status: the thread's process (Tgid), its parent (PPid),
+// both in the supervisor's pid namespace, and its pid in each namespace
+// from the supervisor's down (NSpid: the last is the sandbox's). Zeros and
+// empty if it is gone.
+struct ProcStatus {
+  int tgid = 0, ppid = 0;
+  std::vector<int> nspid;
+};
+ProcStatus ReadProcStatus(pid_t tid);
+
+// What /proc/<tid>/fd/<fd> (or, for AT_FDCWD, /proc/<tid>/cwd) names: ""
+// if it cannot be read.
+std::string ReadFdLink(pid_t tid, int fd);
 bool WriteMemory(pid_t pid, uint64_t address, const void* data, size_t len);
 
 }  // namespace ward::net

@@ -40,11 +40,6 @@ std::optional<std::string> NormalizePath(std::string_view path, std::string* rea
   return out.empty() ? "/" : out;
 }
 
-bool IsUnder(std::string_view path, std::string_view dir) {
-  if (dir == "/") return true;
-  if (path.size() < dir.size() || path.substr(0, dir.size()) != dir) return false;
-  return path.size() == dir.size() || path[dir.size()] == '/';
-}
 
 int PathDepth(std::string_view path) {
   int n = 0;

@@ -5,14 +5,15 @@
 #include <string>
 #include <string_view>
 
+#include "base/path.h"
+
 namespace ward {
 
 // "/a//b/./c/" -> "/a/b/c". Rejects empty, relative, NUL-containing and
 // ".."-containing paths, explaining why in *reason.
 std::optional<std::string> NormalizePath(std::string_view path, std::string* reason);
 
-// True if `path` equals `dir` or lies beneath it (both normalized).
-bool IsUnder(std::string_view path, std::string_view dir);
+// IsUnder: base/path.h.
 
 // Number of components: "/" -> 0, "/a/b" -> 2.
 int PathDepth(std::string_view path);

@@ -284,8 +284,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     auto config = EgressConfig(req);
     if (!config) return config.error();
     ps.egress_config = std::move(*config);
-    ps.egress_config->on_exec = ps.observers.on_exec;
-    ps.egress_config->on_file = ps.observers.on_file;
+    ps.egress_config->observers = ps.observers;
     ps.egress_config->on_event = ps.on_event;
     opts.on_egress_listeners = [p](std::vector<UniqueFd> fds) -> Result<void> {
       // The proxy holds six descriptors per connection: let it use the hard

@@ -16,6 +16,7 @@
 
 #include "audit/ocsf.h"
 #include "audit/store.h"
+#include "base/clock.h"
 #include "base/unique_fd.h"
 #include "commands.h"
 
@@ -29,12 +30,6 @@ struct AuditArgs {
   int64_t limit = 0;
 };
 
-int64_t NowNs() {
-  timespec t{};
-  clock_gettime(CLOCK_REALTIME, &t);
-  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
-}
-
 // "90s", "30m", "1h", "2d" before now, or an RFC 3339 time in UTC
 // ("2026-12-04T03:00:00Z"). nullopt if it is neither.
 std::optional<int64_t> ParseWhen(const std::string& s) {
@@ -44,7 +39,7 @@ std::optional<int64_t> ParseWhen(const std::string& s) {
   const long long n = std::strtoll(s.c_str(), &end, 10);
   if (errno == 0 && end != s.c_str() && n >= 0 && end[0] != 0 && end[1] == 0) {
     const int64_t unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 : 0;
-    if (unit && n < 100LL * 365 * 86400 / unit) return NowNs() - static_cast<int64_t>(n) * unit * 1000000000;
+    if (unit && n < 100LL * 365 * 86400 / unit) return RealtimeNs() - static_cast<int64_t>(n) * unit * 1000000000;
   }
   tm t{};
   const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &t);
@@ -132,11 +127,6 @@ class Output {
   UniqueFd sock_;
 };
 
-// --db, or the default store (audit::DefaultPath).
-Result<std::string> StorePath(const std::string& db) {
-  if (!db.empty()) return db;
-  return audit::DefaultPath();
-}
 
 int DoAudit(AuditArgs& a) {
   if (a.json) a.format = "json";
@@ -156,7 +146,7 @@ int DoAudit(AuditArgs& a) {
     }
     *out = *when;
   }
-  auto where = StorePath(a.db);
+  auto where = audit::PathOrDefault(a.db);
   if (!where) {
     std::fprintf(stderr, "ward audit: %s\n", where.error().message.c_str());
     return kExitSetup;
@@ -200,7 +190,7 @@ int DoAudit(AuditArgs& a) {
 // One sandbox's story: each command with how it ended, what was denied,
 // how much was allowed, the limits it reached.
 int DoSummary(const std::string& db, const std::string& sandbox, bool json) {
-  auto where = StorePath(db);
+  auto where = audit::PathOrDefault(db);
   if (!where) {
     std::fprintf(stderr, "ward audit summary: %s\n", where.error().message.c_str());
     return kExitSetup;

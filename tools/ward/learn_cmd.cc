@@ -68,6 +68,12 @@ std::string DefaultEnvelope(const std::string& home) {
               "network": { "egress": { "default": "allow" } } })";
 }
 
+// `p` with every symlink resolved; `p` itself if it cannot be.
+std::string RealOr(const std::string& p) {
+  char real[PATH_MAX];
+  return realpath(p.c_str(), real) ? std::string(real) : p;
+}
+
 bool WriteAtomically(const std::string& path, const std::string& text, std::string* error) {
   const std::string tmp = path + ".ward-" + std::to_string(getpid()) + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -176,8 +182,7 @@ int DoLearn(LearnArgs& a) {
     in.egress = std::move(seen.egress);
   }
   in.argv = a.command;
-  in.workspace = vars.values["WORKSPACE"];
-  if (char real[PATH_MAX]; realpath(in.workspace.c_str(), real)) in.workspace = real;
+  in.workspace = RealOr(vars.values["WORKSPACE"]);
   in.covered = SystemBaselinePaths();
   // The sandbox's own: /proc, /dev, /sys, the private /tmp, and the files
   // ward writes into every root (/etc/hosts, /etc/resolv.conf, passwd, group).
@@ -185,8 +190,7 @@ int DoLearn(LearnArgs& a) {
     in.covered.push_back(own);
   }
   if (!req.policy.filesystem.private_home.empty()) in.covered.push_back(req.policy.filesystem.private_home);
-  in.cwd = vars.values["CWD"];
-  if (char real[PATH_MAX]; realpath(in.cwd.c_str(), real)) in.cwd = real;
+  in.cwd = RealOr(vars.values["CWD"]);
   // What each path names on the host now, symlinks resolved.
   in.facts = [](const std::string& p) {
     struct stat st;
@@ -206,8 +210,7 @@ int DoLearn(LearnArgs& a) {
       auto m = ExpandRule(rule, GlobUse::kGrant, &budget);
       if (!m) continue;  // the run compiled it: it expanded then
       for (const auto& p : *m) {
-        char real[PATH_MAX];
-        out->push_back(realpath(p.c_str(), real) ? real : p);
+        out->push_back(RealOr(p));
       }
     }
   };

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "commands.h"
+#include "base/clock.h"
 #include "enforce/idmap.h"
 #include "lifecycle/store.h"
 #include "ward/policy.h"
@@ -15,12 +16,6 @@
 namespace ward::cli {
 
 namespace {
-
-int64_t NowNs() {
-  timespec t{};
-  clock_gettime(CLOCK_REALTIME, &t);
-  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
-}
 
 std::string Joined(const std::vector<std::string>& argv) {
   std::string s;
@@ -67,7 +62,7 @@ audit::Event EgressEvent(audit::Event e, int64_t start_ns, const EgressRecord& g
 
 audit::Event RunAudit::Base(const std::string& kind) const {
   audit::Event e;
-  e.time_ns = NowNs();
+  e.time_ns = RealtimeNs();
   e.agent = agent_;
   e.agent_id = agent_id_;
   e.sandbox = sandbox_;
@@ -89,7 +84,7 @@ Result<RunAudit> RunAudit::Open(const std::string& agent, const std::string& pat
   auto id = a.store_->AgentId(agent);
   if (!id) return id.error();
   a.agent_id_ = *id;
-  a.start_ns_ = NowNs();
+  a.start_ns_ = RealtimeNs();
   return a;
 }
 
@@ -174,13 +169,9 @@ Result<void> RunAudit::EndFor(std::optional<RunAudit>& trail, const RunRequest& 
 Result<RunAudit> RunAudit::BeginExec(const std::string& audit_db, const std::string& agent, const std::string& record_id,
                                      const std::string& name, const std::string& policy_digest,
                                      const std::vector<std::string>& argv, std::vector<std::string>* env) {
-  std::string path = audit_db;
-  if (path.empty()) {
-    auto d = audit::DefaultPath();
-    if (!d) return d.error();
-    path = *d;
-  }
-  auto a = Open(agent.empty() ? "default" : agent, path);
+  auto path = audit::PathOrDefault(audit_db);
+  if (!path) return path.error();
+  auto a = Open(agent.empty() ? "default" : agent, *path);
   if (!a) return a.error();
   a->sandbox_ = record_id;
   env->push_back("WARD_AGENT=" + a->agent_);
