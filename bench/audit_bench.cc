@@ -3,7 +3,8 @@
 // default audit level), against named baselines in the same run.
 //
 // The workload: `sh -c` running a loop that executes --programs short
-// programs (/bin/true), under bench/full-layers.json. Each round runs every
+// programs (/bin/true), then reads the workspace's `secret` once (which the
+// policy denies), under bench/full-layers.json. Each round runs every
 // runner once, in an order that rotates:
 //   bare         the loop itself, posix_spawn'ed: what the programs cost
 //   sandbox      the same sandbox with audit off: ward's library (ward::Run,
@@ -12,9 +13,14 @@
 //   ward-run     `ward run --agent bench --policy full-layers.json -- sh -c
 //                LOOP`: the CLI, whose audit trail is always on; every
 //                program is an "exec" event, written as it happens
+//   ward-files   the same with bench/full-layers-files.json, which adds
+//                audit.files "denied": every file system call that names a
+//                path waits for ward's judgement too (not the default
+//                level; its cost is reported, no target)
 // The verdict is the ratio of the medians ward-run / sandbox. After the
-// rounds, the store must hold one exec event per program (else the bench
-// measured nothing and fails, exit 1).
+// rounds, the store must hold one exec event per program of both audited
+// runners, and each ward-files run one "file" event (the read of `secret`)
+// (else the bench measured nothing and fails, exit 1).
 //
 // The store is a private one (WARD_AUDIT_DB) in a directory this program
 // creates and removes.
@@ -87,6 +93,7 @@ int main(int argc, char** argv) {
   if (ward_path.empty()) ward_path = bin_dir + "/ward";
   if (!Executable(ward_path)) Die("no ward binary at \"" + ward_path + "\" (--ward)");
   const std::string policy = std::string(WARD_SOURCE_DIR) + "/bench/full-layers.json";
+  const std::string policy_files = std::string(WARD_SOURCE_DIR) + "/bench/full-layers-files.json";
   const std::string ws = PrepareWorkspace(workspace, bin_dir);
   char tmpl[] = "/tmp/ward-audit-bench-XXXXXX";
   if (!mkdtemp(tmpl)) Die(Errno("mkdtemp"));
@@ -96,13 +103,16 @@ int main(int argc, char** argv) {
   if (chdir(ws.c_str()) != 0) Die(Errno("chdir \"" + ws + "\""));
 
   const std::string loop =
-      "i=0; while [ $i -lt " + std::to_string(programs) + " ]; do /bin/true; i=$((i+1)); done";
+      "i=0; while [ $i -lt " + std::to_string(programs) + " ]; do /bin/true; i=$((i+1)); done; "
+      "cat secret >/dev/null 2>&1; true";
   const std::vector<std::string> workload = {"/bin/sh", "-c", loop};
   std::vector<std::string> ward_run = {ward_path, "run", "--agent", "bench", "--policy", policy, "--"};
   ward_run.insert(ward_run.end(), workload.begin(), workload.end());
+  std::vector<std::string> ward_files = {ward_path, "run", "--agent", "bench-files", "--policy", policy_files, "--"};
+  ward_files.insert(ward_files.end(), workload.begin(), workload.end());
 
   Spawner spawner;
-  const std::vector<std::string> names = {"bare", "sandbox", "ward-run"};
+  const std::vector<std::string> names = {"bare", "sandbox", "ward-run", "ward-files"};
   std::map<std::string, std::vector<double>> ms;
   for (int r = 0; r < rounds; ++r) {
     for (size_t k = 0; k < names.size(); ++k) {
@@ -113,7 +123,7 @@ int main(int argc, char** argv) {
       if (name == "sandbox") {
         t = RunUnaudited(policy, ws, workload, &status);
       } else {
-        Outcome o = spawner.Run(name == "bare" ? workload : ward_run);
+        Outcome o = spawner.Run(name == "bare" ? workload : name == "ward-run" ? ward_run : ward_files);
         t = o.ms;
         status = o.status;
         err = o.err;
@@ -126,28 +136,34 @@ int main(int argc, char** argv) {
     }
   }
 
-  // The audited runs must have recorded every program they executed.
-  Spawner counter;
-  char count_file[] = "/tmp/ward-audit-bench-count-XXXXXX";
-  int cfd = mkstemp(count_file);
-  if (cfd < 0) Die(Errno("mkstemp"));
-  close(cfd);
-  const std::string count_cmd = ward_path + " audit --agent bench --kind exec --json | grep -c '\"path\":\"/bin/true\"' > " +
-                                count_file;
-  const int rc = system(count_cmd.c_str());
-  (void)rc;
-  long recorded = 0;
-  if (FILE* f = fopen(count_file, "r")) {
-    if (fscanf(f, "%ld", &recorded) != 1) recorded = 0;
-    fclose(f);
-  }
-  unlink(count_file);
+  // The audited runs must have recorded every program they executed, and
+  // the files level the denied read of each run.
+  auto count = [&](const std::string& query, const std::string& pattern) {
+    char count_file[] = "/tmp/ward-audit-bench-count-XXXXXX";
+    int cfd = mkstemp(count_file);
+    if (cfd < 0) Die(Errno("mkstemp"));
+    close(cfd);
+    const std::string cmd = ward_path + " audit " + query + " --json | grep -c '" + pattern + "' > " + count_file;
+    const int rc = system(cmd.c_str());
+    (void)rc;
+    long n = 0;
+    if (FILE* f = fopen(count_file, "r")) {
+      if (fscanf(f, "%ld", &n) != 1) n = 0;
+      fclose(f);
+    }
+    unlink(count_file);
+    return n;
+  };
+  const long recorded = count("--agent bench --kind exec", "\"path\":\"/bin/true\"");
+  const long recorded_files = count("--agent bench-files --kind exec", "\"path\":\"/bin/true\"");
+  const long denials = count("--agent bench-files --kind file", "/secret");
   std::filesystem::remove_all(store_dir);
   const long expected = static_cast<long>(rounds) * programs;
 
   std::map<std::string, Stats> stats;
   for (const auto& n : names) stats[n] = Summarize(ms[n]);
   const double ratio = stats["ward-run"].median / stats["sandbox"].median;
+  const double ratio_files = stats["ward-files"].median / stats["sandbox"].median;
   const bool met = ratio <= 1.3;
   if (json) {
     std::string out = "{\"programs\":" + std::to_string(programs) + ",\"rounds\":" + std::to_string(rounds);
@@ -156,7 +172,9 @@ int main(int argc, char** argv) {
              std::to_string(stats[n].p10) + ",\"p90_ms\":" + std::to_string(stats[n].p90) + "}";
     }
     out += ",\"ratio\":" + std::to_string(ratio) + ",\"target_met\":" + (met ? "true" : "false") +
-           ",\"exec_events\":" + std::to_string(recorded) + ",\"expected_exec_events\":" + std::to_string(expected) + "}";
+           ",\"files_ratio\":" + std::to_string(ratio_files) + ",\"exec_events\":" + std::to_string(recorded) +
+           ",\"files_exec_events\":" + std::to_string(recorded_files) + ",\"file_events\":" + std::to_string(denials) +
+           ",\"expected_exec_events\":" + std::to_string(expected) + "}";
     std::printf("%s\n", out.c_str());
   } else {
     std::printf("ward_audit_bench: sh loop executing %d programs, %d rounds (median, p10-p90, ms)\n", programs, rounds);
@@ -165,11 +183,16 @@ int main(int argc, char** argv) {
                   stats[n].p90, stats[n].median * 1000.0 / programs);
     }
     std::printf("  audit cost: ward-run / sandbox = %.2fx (target <= 1.3x: %s)\n", ratio, met ? "met" : "NOT met");
-    std::printf("  exec events recorded: %ld of %ld programs\n", recorded, expected);
+    std::printf("  with audit.files \"denied\": ward-files / sandbox = %.2fx (not the default level; no target)\n",
+                ratio_files);
+    std::printf("  exec events recorded: %ld and %ld of %ld programs; file denials: %ld of %d runs\n", recorded,
+                recorded_files, expected, denials, rounds);
   }
-  if (recorded != expected) {
-    std::fprintf(stderr, "ward_audit_bench: the store holds %ld exec events of /bin/true, expected %ld\n", recorded,
-                 expected);
+  if (recorded != expected || recorded_files != expected || denials != rounds) {
+    std::fprintf(stderr,
+                 "ward_audit_bench: the store holds %ld and %ld exec events of /bin/true (expected %ld) and %ld file "
+                 "denials (expected %d)\n",
+                 recorded, recorded_files, expected, denials, rounds);
     return 1;
   }
   return 0;

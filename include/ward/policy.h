@@ -98,6 +98,11 @@ struct AuditPolicy {
   // kRequired (default): a store that cannot be written stops the run
   // (125). kBestEffort: said, and the run goes on without its trail.
   Requirement trail = Requirement::kRequired;
+  // kDenied: every file system call that names a path waits for ward's
+  // supervisor (about 10 µs), which records those the policy does not grant
+  // as "file" events (enforce/file_view.h). kOff (default): not watched.
+  enum class Files : uint8_t { kOff, kDenied };
+  Files files = Files::kOff;
 };
 
 struct Policy {

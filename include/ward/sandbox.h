@@ -42,11 +42,11 @@ struct ProcessExec {
 // (RunRequest::on_file): what it asked for, read before the kernel acts,
 // whatever the kernel then answered (a record, like ProcessExec).
 enum class FileOp : uint8_t {
-  kRead,    // open for reading, readlink
+  kRead,    // open for reading
   kWrite,   // open for writing, truncate, chmod, utimensat
   kCreate,  // open with O_CREAT, mkdir, mknod, symlink, link (the new name)
   kRemove,  // unlink, rmdir, rename (both names)
-  kStat,    // stat, access, chdir: the path must be visible
+  kStat,    // stat, access, chdir, readlink: the path must be visible
 };
 struct FileAccess {
   int64_t time_ns = 0;  // CLOCK_REALTIME
@@ -56,6 +56,24 @@ struct FileAccess {
   // caller's working directory or directory descriptor; `.` and `..`
   // resolved by name, symlinks not followed).
   std::string path;
+  // The calling thread, in the host's pid namespace (valid while it lives).
+  int host_tid = 0;
+};
+
+// A file access the policy does not grant (RunRequest::on_file_denied),
+// judged by ward by the path the call names, as it is made; the workload
+// meets the kernel's own answer (ENOENT where nothing is granted, EACCES at
+// a deny rule's mask, EROFS in a read-only grant). enforce/file_view.h.
+struct FileDenial {
+  FileAccess access;
+  // The host path the access leads to through links, when it is another
+  // ("" if the same): judged by it.
+  std::string resolved;
+  // "not granted", "read-only", "denied by a rule", or "hidden by the
+  // sandbox's private DIR" (the host has the file, the sandbox's own /tmp,
+  // home, /dev or /proc does not).
+  std::string reason;
+  std::string rule;  // the path of the rule that decided ("" for none)
 };
 
 struct EgressRecord;
@@ -98,6 +116,11 @@ struct RunRequest {
   // ward's. Each such call then waits for ward (about 20 µs): for `ward
   // learn`, not for everyday runs.
   std::function<void(FileAccess)> on_file;
+  // Set: called with each file access the policy does not grant (a
+  // FileDenial), as it is made, on a thread of ward's (policy
+  // audit.files "denied"). Every file system call that names a path then
+  // waits for ward (about 10 µs); those the policy grants are not reported.
+  std::function<void(FileDenial)> on_file_denied;
 };
 
 // One network decision: a DNS question or a connection (egress mode), or a

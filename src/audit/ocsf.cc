@@ -15,6 +15,11 @@ nlohmann::json ToOcsf(const Event& e) {
     activity = 2;
   } else if (e.kind == "trim") {
     class_uid = 6002;
+  } else if (e.kind == "file") {
+    // File System Activity: Create 1, Read 2, Update 3, Delete 4, Get Attributes 8.
+    class_uid = 1001;
+    const std::string op = d.contains("operation") && d["operation"].is_string() ? d["operation"].get<std::string>() : "";
+    activity = op == "create" ? 1 : op == "read" ? 2 : op == "write" ? 3 : op == "remove" ? 4 : op == "stat" ? 8 : 99;
   }
   nlohmann::json o = {
       {"class_uid", class_uid},
@@ -47,6 +52,9 @@ nlohmann::json ToOcsf(const Event& e) {
     if (d.contains("path")) dst["path"] = d["path"];
     o["dst_endpoint"] = dst;
     o["connection_info"] = {{"protocol_name", net_kind == "udp" ? "udp" : net_kind == "unix" ? "unix" : "tcp"}};
+  } else if (class_uid == 1001) {
+    if (d.contains("path") && d["path"].is_string()) o["file"] = {{"path", d["path"]}, {"type_id", 0}};
+    if (d.contains("pid") && d["pid"].is_number_integer()) o["actor"]["process"] = {{"pid", d["pid"]}};
   } else if (class_uid == 4003) {
     o["query"] = {{"hostname", d.contains("domain") ? d["domain"] : ""}, {"type", d.contains("detail") ? d["detail"] : ""}};
   } else if (class_uid == 1007) {

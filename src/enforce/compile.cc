@@ -164,8 +164,19 @@ class Layout {
     for (const auto& [k, e] : entries_) EmitEntry(e);
   }
 
-  // After synthesized files and symlinks: late read-only switches.
+  // After synthesized files and symlinks: late read-only switches, and
+  // the plan's view of what is granted where.
   void Finish() {
+    using A = ViewRule::Access;
+    for (const auto& [path, e] : entries_) {
+      A access = e.kind == Kind::kRead                             ? A::kRead
+                 : e.kind == Kind::kWrite || e.kind == Kind::kPin ? A::kWrite
+                 : e.kind == Kind::kDeny                            ? A::kHidden
+                                                                    : A::kPrivate;
+      plan_.view.push_back({path, access});
+    }
+    for (const auto& path : synthesized_) plan_.view.push_back({path, A::kPrivate});
+    std::sort(plan_.view.begin(), plan_.view.end(), [](const ViewRule& a, const ViewRule& b) { return a.path < b.path; });
     for (const auto& op : deferred_) plan_.mounts.push_back(op);
     if (mask_file_used_) {
       plan_.mounts.insert(plan_.mounts.begin(), MountOp{MountOp::Kind::kWriteFile, "", ".ward-mask", 0, 0});
@@ -232,6 +243,7 @@ class Layout {
   void Synthesize(const std::string& path, const std::string& content) {
     if (Owner(path, false) != nullptr) return;
     MakeParents(path, nullptr);
+    synthesized_.push_back(path);
     plan_.mounts.push_back({MountOp::Kind::kWriteFile, content, Rel(path), 0, 0644});
     plan_.landlock_child.push_back({path, false, false});
   }
@@ -364,6 +376,7 @@ class Layout {
   std::vector<MountOp> deferred_;
   std::set<std::string> made_, symlinks_;
   bool mask_file_used_ = false;
+  std::vector<std::string> synthesized_;
 };
 
 std::string Quote(const std::string& s) { return "\"" + s + "\""; }

@@ -71,6 +71,22 @@ struct LandlockGrant {
   bool list_only = false;  // READ_DIR only (the root directory)
 };
 
+// What the policy lets the sandbox do at and beneath `path` (a host path,
+// which is also the sandbox's), for judging the file accesses the
+// supervisor watches (enforce/file_view.h). Sorted by path; the nearest
+// rule at or above a path holds for it; beneath no rule lies the sandbox's
+// bare root, where only the directories leading to a rule exist.
+struct ViewRule {
+  enum class Access : uint8_t {
+    kRead,     // a read-only grant
+    kWrite,    // a writable grant
+    kHidden,   // a deny rule's mask
+    kPrivate,  // the sandbox's own: private /tmp and home, /proc, /dev, synthesized files
+  };
+  std::string path;
+  Access access;
+};
+
 // Where a resource limit is enforced.
 // kSupervisor: ward's supervisor samples the sandbox's memory and stops it
 // past the limit (enforce/memory_watch.h).
@@ -116,6 +132,7 @@ struct LaunchPlan {
   // (RunRequest::strict makes each an error).
   std::vector<std::string> warnings;
   std::vector<std::string> envp;
+  std::vector<ViewRule> view;                 // the grants, for judging accesses
   std::vector<LandlockGrant> landlock;        // host-side grants
   std::vector<LandlockGrant> landlock_child;  // paths inside the new root
   int landlock_abi = 0;       // 0: landlock not applied

@@ -32,6 +32,7 @@
 #include "enforce/idmap.h"
 #include "enforce/supervisor.h"
 #include "audit/exec_event.h"
+#include "audit/file_event.h"
 #include "audit/writer.h"
 #include "lifecycle/control.h"
 #include "sandbox/prepare.h"
@@ -740,6 +741,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   req.on_exec = [&writer, base = trail->base](ProcessExec x) {
     writer.Post(audit::ExecEvent(base, x));
   };
+  if (req.policy.audit.files == AuditPolicy::Files::kDenied) {
+    req.on_file_denied = [&writer, base = trail->base](const FileDenial& d) { writer.Post(audit::FileEvent(base, d)); };
+  }
   auto prepared = PrepareSandbox(req, dir + "/state", rec.audit_db);
   if (!prepared) {
     tell_error(ExitStatusFor(prepared.error()), prepared.error().message);

@@ -12,6 +12,9 @@ namespace ward::net {
 struct CallObservers {
   std::function<void(ProcessExec)> on_exec;
   std::function<void(FileAccess)> on_file;
+  // FileAccess::pid is read for on_file (false: left 0; FileAccess::host_tid
+  // is always set).
+  bool file_pids = true;
 };
 
 }  // namespace ward::net

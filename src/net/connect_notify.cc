@@ -330,7 +330,7 @@ class Server : public std::enable_shared_from_this<Server> {
   // A file system call (`ward learn`): recorded, then made by the kernel.
   void OnFile(const Notice& n) {
     if (!observers_.on_file) return Answer(n, 0, /*continue_call=*/true);
-    std::vector<FileAccess> accesses = ReadFileNotice(n);
+    std::vector<FileAccess> accesses = ReadFileNotice(n, observers_.file_pids);
     if (!StillWaiting(n)) return;
     Answer(n, 0, /*continue_call=*/true);
     for (auto& a : accesses) observers_.on_file(std::move(a));

@@ -41,8 +41,8 @@ const CallShape kCalls[] = {
     {SYS_faccessat, 0, 1, -1, FileOp::kStat},
     {SYS_faccessat2, 0, 1, -1, FileOp::kStat},
     {SYS_chdir, -1, 0, -1, FileOp::kStat},
-    {SYS_readlink, -1, 0, -1, FileOp::kRead},
-    {SYS_readlinkat, 0, 1, -1, FileOp::kRead},
+    {SYS_readlink, -1, 0, -1, FileOp::kStat},  // the link itself: it must be visible
+    {SYS_readlinkat, 0, 1, -1, FileOp::kStat},
     {SYS_truncate, -1, 0, -1, FileOp::kWrite},
     {SYS_chmod, -1, 0, -1, FileOp::kWrite},
     {SYS_fchmodat, 0, 1, -1, FileOp::kWrite},
@@ -92,6 +92,7 @@ std::optional<FileAccess> Access(const Notice& n, const CallShape& c, int sandbo
   FileAccess a;
   a.time_ns = now;
   a.pid = sandbox_pid;
+  a.host_tid = static_cast<int>(n.pid);
   a.op = c.op;
   if (c.flags_arg != -1) {
     uint64_t flags = 0;
@@ -122,11 +123,10 @@ bool HasShape(int nr) {
   return std::any_of(std::begin(kCalls), std::end(kCalls), [nr](const CallShape& c) { return c.nr == nr; });
 }
 
-std::vector<FileAccess> ReadFileNotice(const Notice& n) {
+std::vector<FileAccess> ReadFileNotice(const Notice& n, bool with_pid) {
   std::vector<FileAccess> out;
   const int64_t now = RealtimeNs();
-  const std::vector<int> nspid = ReadProcStatus(n.pid).nspid;
-  const int pid = nspid.empty() ? 0 : nspid.back();
+  const int pid = with_pid ? SandboxPid(n.pid) : 0;
   // The call's path, then (rename, link) its second one.
   for (std::span<const CallShape> table : {std::span<const CallShape>(kCalls), std::span<const CallShape>(kSecond)}) {
     for (const CallShape& c : table) {

@@ -22,7 +22,9 @@ bool HasShape(int nr);
 
 // The accesses call `n` makes (rename: two), each with an absolute path;
 // none if its path cannot be read or is empty (a call on a descriptor).
-std::vector<FileAccess> ReadFileNotice(const Notice& n);
+// `with_pid`: FileAccess::pid is read too (from /proc: a third of the
+// cost); otherwise left 0 for the caller to read if it needs it.
+std::vector<FileAccess> ReadFileNotice(const Notice& n, bool with_pid = true);
 
 // `path` with `.`, `..` and repeated slashes resolved by name ("/a/./b/../c"
 // -> "/a/c"); `path` must be absolute.

@@ -111,4 +111,9 @@ std::string ReadFdLink(pid_t tid, int fd) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
+int SandboxPid(pid_t tid) {
+  const std::vector<int> nspid = ReadProcStatus(tid).nspid;
+  return nspid.empty() ? 0 : nspid.back();
+}
+
 }  // namespace ward::net

@@ -57,6 +57,8 @@ struct ProcStatus {
   std::vector<int> nspid;
 };
 ProcStatus ReadProcStatus(pid_t tid);
+// Thread `tid`'s id in the sandbox's (innermost) pid namespace; 0 if gone.
+int SandboxPid(pid_t tid);
 
 // What /proc/<tid>/fd/<fd> (or, for AT_FDCWD, /proc/<tid>/cwd) names: ""
 // if it cannot be read.

@@ -592,7 +592,7 @@ class DocumentParser {
   void Audit(const json& a, AuditPolicy& out) {
     const std::string base = "/audit";
     if (!IsObject(a, base)) return;
-    Fields(a, base, {"agent", "trail"});
+    Fields(a, base, {"agent", "trail", "files"});
     if (a.contains("agent")) {
       // The names `ward run --agent` takes (lifecycle::CheckName).
       const json& n = a["agent"];
@@ -612,6 +612,11 @@ class DocumentParser {
       if (a["trail"] == "required") out.trail = Requirement::kRequired;
       else if (a["trail"] == "best-effort") out.trail = Requirement::kBestEffort;
       else Issue(base + "/trail", "must be \"required\" or \"best-effort\", got " + Dump(a["trail"]));
+    }
+    if (a.contains("files")) {
+      if (a["files"] == "denied") out.files = AuditPolicy::Files::kDenied;
+      else if (a["files"] == "off") out.files = AuditPolicy::Files::kOff;
+      else Issue(base + "/files", "must be \"denied\" or \"off\", got " + Dump(a["files"]));
     }
   }
 
@@ -677,6 +682,7 @@ Policy Compose(Policy base, const Policy& user, const json& doc) {
   if (Has(doc, "/enforcement/landlock")) base.enforcement = user.enforcement;
   if (Has(doc, "/audit/agent")) base.audit.agent = user.audit.agent;
   if (Has(doc, "/audit/trail")) base.audit.trail = user.audit.trail;
+  if (Has(doc, "/audit/files")) base.audit.files = user.audit.files;
   base.extends = user.extends;
   return base;
 }
@@ -913,6 +919,7 @@ std::string PolicyToJson(const Policy& p) {
   j["enforcement"] = {{"landlock", p.enforcement.landlock == Requirement::kRequired ? "required" : "best-effort"}};
   j["audit"] = {{"trail", p.audit.trail == Requirement::kRequired ? "required" : "best-effort"}};
   if (!p.audit.agent.empty()) j["audit"]["agent"] = p.audit.agent;
+  j["audit"]["files"] = p.audit.files == AuditPolicy::Files::kDenied ? "denied" : "off";
   return Dump(j, 2);
 }
 

@@ -19,6 +19,7 @@
 #include "base/errors.h"
 #include "base/file.h"
 #include "enforce/cgroup.h"
+#include "enforce/file_view.h"
 #include "enforce/compile.h"
 #include "enforce/idmap.h"
 #include "enforce/glob.h"
@@ -27,6 +28,7 @@
 #include "enforce/seccomp.h"
 #include "net/connect_notify.h"
 #include "net/connect_server.h"
+#include "net/seccomp_notice.h"
 #include "net/egress_proxy.h"
 #include "net/unix_gate.h"
 #include "lifecycle/store.h"
@@ -172,9 +174,22 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     plan->host_uid = *req.host_uid;
     plan->uid_map = plan->gid_map = RootCallerIdMap(*req.host_uid);
   }
-  if (req.on_exec || req.on_file) {
-    NotifyCalls(plan, /*files=*/static_cast<bool>(req.on_file));
+  if (req.on_exec || req.on_file || req.on_file_denied) {
+    const bool files = req.on_file || req.on_file_denied;
+    NotifyCalls(plan, files);
     ps.observers = {req.on_exec, req.on_file};
+    if (req.on_file_denied) {
+      // Judged on the listener's thread, after the call goes on; the pid
+      // is read only for what is reported.
+      auto judge = std::make_shared<FileJudge>(plan->view);
+      ps.observers.file_pids = static_cast<bool>(req.on_file);
+      ps.observers.on_file = [judge, learn = req.on_file, report = req.on_file_denied](FileAccess a) {
+        std::optional<FileDenial> d = judge->Judge(a);
+        if (d && d->access.pid == 0) d->access.pid = net::SandboxPid(a.host_tid);
+        if (learn) learn(std::move(a));
+        if (d) report(std::move(*d));
+      };
+    }
   }
   if (req.on_egress) {
     ps.on_event = [cb = req.on_egress, origin = ps.start](const net::EgressEvent& e) { cb(ToEgressRecord(e, origin)); };

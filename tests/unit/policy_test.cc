@@ -122,7 +122,7 @@ TEST(PolicyParse, EveryFieldIsRead) {
     "limits": {"memoryMiB": 512, "pids": 64, "cpus": 1.5, "cpuSeconds": 60, "openFiles": 256, "fileSizeMiB": 100},
     "network": "host",
     "enforcement": {"landlock": "best-effort"},
-    "audit": {"agent": "ci-bot", "trail": "best-effort"}
+    "audit": {"agent": "ci-bot", "trail": "best-effort", "files": "denied"}
   })");
   EXPECT_EQ(p.filesystem.read, (Strings{"/usr/share", "/home/agent/docs"}));
   EXPECT_EQ(p.filesystem.write, (Strings{"/work/ws", "/work/proj/out"}));
@@ -1037,7 +1037,7 @@ TEST(PolicyToJson, DefaultPolicyIsCanonical) {
     "limits": {},
     "network": "none",
     "enforcement": {"landlock": "required"},
-    "audit": {"trail": "required"}
+    "audit": {"trail": "required", "files": "off"}
   })"));
 }
 
@@ -1055,6 +1055,12 @@ TEST(PolicyAudit, AgentAndTrail) {
   ExpectOneIssue(R"({"ward": 1, "audit": {"agent": 7}})", "/audit/agent", {"must be a name"});
   ExpectOneIssue(R"({"ward": 1, "audit": {"trail": "off"}})", "/audit/trail", {"\"required\" or \"best-effort\""});
   ExpectOneIssue(R"({"ward": 1, "audit": {"agnet": "x"}})", "/audit/agnet", {"unknown field"});
+  // files: whether the file accesses the policy does not grant are recorded.
+  EXPECT_EQ(d.audit.files, AuditPolicy::Files::kOff);
+  EXPECT_EQ(Valid(R"({"ward": 1, "audit": {"files": "denied"}})").audit.files, AuditPolicy::Files::kDenied);
+  EXPECT_EQ(Valid(R"({"ward": 1, "audit": {"files": "off"}})").audit.files, AuditPolicy::Files::kOff);
+  ExpectOneIssue(R"({"ward": 1, "audit": {"files": "all"}})", "/audit/files", {"\"denied\" or \"off\""});
+  ExpectOneIssue(R"({"ward": 1, "audit": {"files": true}})", "/audit/files", {"\"denied\" or \"off\""});
   Policy layered = Valid(R"({"ward": 1, "extends": "minimal", "audit": {"agent": "a"}})");
   EXPECT_EQ(layered.audit.agent, "a");
   EXPECT_EQ(layered.audit.trail, Requirement::kRequired);
@@ -1067,7 +1073,7 @@ TEST(PolicyToJson, EveryFieldIsWritten) {
     "process": {"argv": ["sh", "-c", "true"], "cwd": "${WORKSPACE}", "env": {"inherit": ["PATH"], "set": {"CI": "1"}},
                 "timeoutMs": 1000, "shell": true},
     "limits": {"memoryMiB": 64, "pids": 8, "cpus": 0.5, "cpuSeconds": 2, "openFiles": 32, "fileSizeMiB": 1},
-    "network": "host", "enforcement": {"landlock": "best-effort"}, "audit": {"agent": "ci-bot", "trail": "best-effort"}})");
+    "network": "host", "enforcement": {"landlock": "best-effort"}, "audit": {"agent": "ci-bot", "trail": "best-effort", "files": "denied"}})");
   json j = json::parse(PolicyToJson(p));
   EXPECT_EQ(j, json::parse(R"({
     "ward": 1,
@@ -1080,7 +1086,7 @@ TEST(PolicyToJson, EveryFieldIsWritten) {
     "limits": {"memoryMiB": 64, "pids": 8, "cpus": 0.5, "cpuSeconds": 2, "openFiles": 32, "fileSizeMiB": 1},
     "network": "host",
     "enforcement": {"landlock": "best-effort"},
-    "audit": {"agent": "ci-bot", "trail": "best-effort"}
+    "audit": {"agent": "ci-bot", "trail": "best-effort", "files": "denied"}
   })")) << j.dump(2);
 }
 

@@ -298,7 +298,7 @@ Action AddAudit(CLI::App& app) {
   cmd->add_option("--sandbox", a->sandbox, "only this sandbox's events (its id, as `ward run` sets WARD_SANDBOX_ID)")
       ->check(non_empty);
   cmd->add_option("--kind", a->kind, "only events of this kind: start, exec, exit, egress, limit, trim, dropped")
-      ->check(CLI::IsMember({"start", "exec", "exit", "egress", "limit", "trim", "dropped"}));
+      ->check(CLI::IsMember({"start", "exec", "file", "exit", "egress", "limit", "trim", "dropped"}));
   auto* denied = cmd->add_flag("--denied", a->denied, "only denials");
   cmd->add_flag("--allowed", a->allowed, "only what was allowed")->excludes(denied);
   cmd->add_option("--since", a->since, "only events since this: a duration before now (90s, 30m, 1h, 2d) or a UTC time (2026-12-04T03:00:00Z)");

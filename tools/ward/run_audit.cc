@@ -141,6 +141,12 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
     w->Post(EgressEvent(base, start, g));
   };
   a->streamed_egress_ = true;
+  // File accesses the policy does not grant, when it asks (audit.files).
+  if (req->policy.audit.files == AuditPolicy::Files::kDenied) {
+    req->on_file_denied = [w = a->writer_.get(), base = a->Base("file")](const FileDenial& d) {
+      w->Post(audit::FileEvent(base, d));
+    };
+  }
   return a;
 }
 
@@ -154,6 +160,7 @@ Result<std::optional<RunAudit>> RunAudit::BeginFor(const std::string& agent_flag
                a.error().message.c_str());
   req->on_exec = nullptr;
   req->on_egress = nullptr;
+  req->on_file_denied = nullptr;
   return std::optional<RunAudit>();
 }
 

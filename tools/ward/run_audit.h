@@ -9,6 +9,7 @@
 
 #include "audit/store.h"
 #include "audit/exec_event.h"
+#include "audit/file_event.h"
 #include "audit/writer.h"
 #include "ward/result.h"
 #include "ward/sandbox.h"
