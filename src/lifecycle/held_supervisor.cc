@@ -31,6 +31,7 @@
 #include "base/file.h"
 #include "enforce/idmap.h"
 #include "enforce/supervisor.h"
+#include "audit/egress_event.h"
 #include "audit/exec_event.h"
 #include "audit/file_event.h"
 #include "audit/writer.h"
@@ -740,6 +741,11 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   req.host_uid = trail->host_uid;
   req.on_exec = [&writer, base = trail->base](ProcessExec x) {
     writer.Post(audit::ExecEvent(base, x));
+  };
+  // Its network decisions too, as they are made: once each, whichever exec
+  // (or a process an earlier exec left running) made them.
+  req.on_egress = [&writer, base = trail->base](const EgressRecord& g) {
+    writer.Post(audit::EgressEvent(base, RealtimeNs(), g));
   };
   if (req.policy.audit.files == AuditPolicy::Files::kDenied) {
     req.on_file_denied = [&writer, base = trail->base](const FileDenial& d) { writer.Post(audit::FileEvent(base, d)); };

@@ -626,6 +626,137 @@ def test_ocsf_and_syslog_export():
     check(code == 125 and "nolog.sock" in err, "no log listening: 125, naming the socket", (code, err))
 
 
+FILE_PROBE = """
+import errno, os, sys
+d, hostfile = sys.argv[1], sys.argv[2]
+def t(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+t('hidden', lambda: open(d + '/hidden/s').read())
+t('ro-write', lambda: os.close(os.open(d + '/ro/f', os.O_WRONLY)))
+t('deny', lambda: open(d + '/rw/secret/k').read())
+t('private', lambda: open(hostfile).read())
+t('link', lambda: open(d + '/rw/link').read())
+t('missing', lambda: open(d + '/none').read())
+t('ro-read', lambda: open(d + '/ro/f').read())
+t('rw-write', lambda: open(d + '/rw/out', 'w').write('x'))
+t('own-tmp', lambda: (open('/tmp/own', 'w').write('x'), open('/tmp/own').read()))
+"""
+
+
+def file_tree():
+    """A host tree outside ward's state (BASE holds it): ro/f, rw/secret/k,
+    hidden/s and rw/link -> hidden/s; and a policy granting ro read-only and
+    rw writable, denying rw/secret, recording denied file accesses."""
+    d = tempfile.mkdtemp(prefix="ward-files-", dir="/var/tmp")
+    os.chmod(d, 0o755)
+    for sub in ("ro", "rw", "rw/secret", "hidden"):
+        os.mkdir(os.path.join(d, sub))
+    for f in ("ro/f", "rw/secret/k", "hidden/s"):
+        with open(os.path.join(d, f), "w") as out:
+            out.write("x")
+    os.symlink(os.path.join(d, "hidden", "s"), os.path.join(d, "rw", "link"))
+    pol = os.path.join(d, "policy.json")
+    with open(pol, "w") as f:
+        json.dump({"ward": 1, "extends": "minimal",
+                   "filesystem": {"read": [d + "/ro"], "write": [d + "/rw"], "deny": [d + "/rw/secret"]},
+                   "audit": {"files": "denied"}}, f)
+    return d, pol
+
+
+def test_file_denials_recorded():
+    # audit.files "denied": each file access the policy does not grant is a
+    # "file" event with its operation, path and reason, while the kernel
+    # refuses it (the errno the program sees); what is granted, what the
+    # host does not have and the sandbox's own /tmp are not reported.
+    d, pol = file_tree()
+    hostfile = os.path.join(BASE, "hostfile")  # the host's /tmp: hidden by the private one
+    with open(hostfile, "w") as f:
+        f.write("h")
+    try:
+        code, out, err = ward("run", "--agent", "files", "--policy", pol, "--cwd", "/", "--",
+                              "/usr/bin/python3", "-c", FILE_PROBE, d, hostfile)
+        got = dict(l.split() for l in out.splitlines())
+        check(code == 0 and got == {"hidden": "ENOENT", "ro-write": "EROFS", "deny": "EACCES", "private": "ENOENT",
+                                    "link": "ENOENT", "missing": "ENOENT", "ro-read": "ok", "rw-write": "ok",
+                                    "own-tmp": "ok"}, "what the kernel answered", (out, err))
+        ev = events("--agent", "files", "--kind", "file")
+        mine = [(e["detail"]["operation"], e["detail"]["path"], e["detail"].get("resolved", ""), e["detail"]["reason"],
+                 e["detail"].get("rule", "")) for e in ev if e["detail"]["path"].startswith((d, hostfile))]
+        check(mine == [("read", d + "/hidden/s", "", "not granted", ""),
+                       ("write", d + "/ro/f", "", "read-only", d + "/ro"),
+                       ("read", d + "/rw/secret/k", "", "denied by a rule", d + "/rw/secret"),
+                       ("read", hostfile, "", "hidden by the sandbox's private /tmp", "/tmp"),
+                       ("read", d + "/rw/link", d + "/hidden/s", "not granted", "")],
+              "one event per denied access, in order, with its reason; none for the granted, missing or own", ev)
+        check(all(e["decision"] == "deny" and e["agent"] == "files" and e["detail"]["pid"] > 1 for e in ev),
+              "denials, of the agent, with the pid in the sandbox", ev)
+        check(len(events("--agent", "files", "--denied")) == len(ev), "--denied shows them")
+        code, out, err = ward("audit", "--agent", "files", "--format", "ocsf", "--kind", "file")
+        o = json.loads(out.splitlines()[0])
+        check(code == 0 and o["class_uid"] == 1001 and o["activity_id"] == 2 and o["disposition_id"] == 2
+              and o["file"]["path"] == d + "/hidden/s", "OCSF: File System Activity, Read, Blocked", o)
+        # Control: the default level watches no file access.
+        code, out, err = ward("run", "--agent", "nofiles", "--profile", "minimal", "--read", d + "/ro", "--cwd", "/",
+                              "--", "/usr/bin/python3", "-c", FILE_PROBE, d, hostfile)
+        check(code == 0 and "hidden ENOENT" in out, "the same probe without audit.files", (out, err))
+        check(events("--agent", "nofiles", "--kind", "file") == [], "records no file event")
+        # A held sandbox records them too, in the store of its provision.
+        code, out, err = ward("provision", "--policy", pol, "--agent", "held-files", "--name", "heldfiles", "--cwd", "/")
+        check(code == 0, "provision", err)
+        sid = out.strip()
+        try:
+            check(ward("start", "heldfiles")[0] == 0, "start")
+            code, out, err = ward("exec", "heldfiles", "--", "cat", d + "/hidden/s")
+            check(code == 1 and "No such file" in err, "cat of what is not granted: ENOENT", (code, err))
+            ev = [e for e in events("--sandbox", sid, "--kind", "file") if e["detail"]["path"].startswith(d)]
+            check([(e["agent"], e["detail"]["path"], e["detail"]["reason"]) for e in ev]
+                  == [("held-files", d + "/hidden/s", "not granted")], "the held sandbox's denial", ev)
+        finally:
+            ward("deprovision", "heldfiles")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_held_egress_written_as_it_happens():
+    # A held sandbox's supervisor writes each network decision as it is
+    # made (not when the exec ends), once, whichever exec made it.
+    held_db = os.path.join(BASE, "heldlive", "audit.db")
+    code, out, err = ward("provision", "--profile", "minimal", "--agent", "held-live", "--name", "heldlive",
+                          "--cwd", "/", "--allow-net", "127.0.0.1:9", db=held_db)
+    check(code == 0, "provision", err)
+    sid = out.strip()
+    env = dict(os.environ, WARD_AUDIT_DB=held_db, WARD_RUNTIME_DIR=os.path.join(BASE, "rt"))
+    proc = None
+    try:
+        check(ward("start", "heldlive")[0] == 0, "start")
+        probe = ("import socket, time\n"
+                 "s = socket.socket(); s.settimeout(5)\n"
+                 "try: s.connect(('192.0.2.1', 80))\n"
+                 "except OSError as e: print('errno', e.errno, flush=True)\n"
+                 "time.sleep(30)\n")
+        proc = subprocess.Popen([WARD, "exec", "heldlive", "--", "python3", "-c", probe], env=env, cwd=BASE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 20
+        found = []
+        while time.time() < deadline and not found:
+            found = events("--sandbox", sid, "--kind", "egress", db=held_db) if os.path.exists(held_db) else []
+            time.sleep(0.1)
+        check(proc.poll() is None, "the exec still runs")
+        check(len(found) == 1 and found[0]["decision"] == "deny" and found[0]["detail"]["address"] == "192.0.2.1"
+              and found[0]["agent"] == "held-live", "its denial is in the store while it runs", found)
+        proc.kill()
+        proc.wait(timeout=30)
+        check(ward("stop", "heldlive")[0] == 0, "stop")
+        check(len(events("--sandbox", sid, "--kind", "egress", db=held_db)) == 1, "written once", held_db)
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+        ward("deprovision", "heldlive")
+
+
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
          test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
@@ -633,7 +764,8 @@ CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recor
          test_tampered_store_refused, test_runtime_dir_made_before_a_sandbox_could_see_it, test_exec_recorded,
          test_learn_then_run_then_deny_the_variation, test_each_agent_its_own_host_uid,
          test_policy_names_the_agent_and_may_make_the_trail_best_effort,
-         test_ocsf_and_syslog_export]
+         test_ocsf_and_syslog_export, test_file_denials_recorded,
+         test_held_egress_written_as_it_happens]
 
 
 def main():

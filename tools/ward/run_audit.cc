@@ -46,20 +46,6 @@ void FillFromRequest(ProcessExec* x, const std::vector<std::string>& argv) {
   x->unreadable = "read from ward's own request: " + x->unreadable;
 }
 
-audit::Event EgressEvent(audit::Event e, int64_t start_ns, const EgressRecord& g) {
-  e.time_ns = start_ns + static_cast<int64_t>(g.at_ms * 1e6);
-  e.decision = g.allowed ? "allow" : "deny";
-  std::string where = g.kind == "unix" ? g.path : g.domain;
-  if (!g.address.empty()) where += (where.empty() ? "" : " ") + g.address;
-  if (g.port) where += ":" + std::to_string(g.port);
-  e.summary = g.kind + " " + where + ": " + g.reason;
-  e.detail = {{"kind", g.kind}, {"domain", g.domain}, {"rule", g.rule}, {"reason", g.reason}, {"detail", g.detail}};
-  if (!g.address.empty()) e.detail["address"] = g.address;
-  if (g.port) e.detail["port"] = g.port;
-  if (!g.path.empty()) e.detail["path"] = g.path;
-  return e;
-}
-
 audit::Event RunAudit::Base(const std::string& kind) const {
   audit::Event e;
   e.time_ns = RealtimeNs();
@@ -138,7 +124,7 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   };
   // Network decisions too, as they are made (`ward audit --follow --denied`).
   req->on_egress = [w = a->writer_.get(), base = a->Base("egress"), start = a->start_ns_](const EgressRecord& g) {
-    w->Post(EgressEvent(base, start, g));
+    w->Post(audit::EgressEvent(base, start + static_cast<int64_t>(g.at_ms * 1e6), g));
   };
   a->streamed_egress_ = true;
   // File accesses the policy does not grant, when it asks (audit.files).
@@ -188,16 +174,19 @@ Result<RunAudit> RunAudit::BeginExec(const std::string& audit_db, const std::str
   e.summary = "ward exec " + name + " " + Joined(argv);
   e.detail = {{"via", "exec"}, {"name", name}, {"policyDigest", policy_digest}, {"argv", argv}};
   WARD_TRY(a->Record(std::move(e)));
+  // The sandbox's supervisor writes its network decisions as they are
+  // made, once each (lifecycle/held_supervisor.cc), whichever exec runs.
+  a->streamed_egress_ = true;
   return a;
 }
 
 Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exit_status) {
   std::vector<audit::Event> events;
   if (r) {
-    // Written as they were decided (Begin's on_egress), unless a run
-    // started without that.
+    // Written as they were decided (Begin's on_egress; a held sandbox's
+    // supervisor), unless a run started without that.
     if (!streamed_egress_) {
-      for (const EgressRecord& g : r->egress) events.push_back(EgressEvent(Base("egress"), start_ns_, g));
+      for (const EgressRecord& g : r->egress) events.push_back(audit::EgressEvent(Base("egress"), start_ns_ + static_cast<int64_t>(g.at_ms * 1e6), g));
     }
     for (const std::string& l : r->limits_hit) {
       audit::Event e = Base("limit");

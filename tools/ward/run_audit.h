@@ -8,6 +8,7 @@
 #include <string>
 
 #include "audit/store.h"
+#include "audit/egress_event.h"
 #include "audit/exec_event.h"
 #include "audit/file_event.h"
 #include "audit/writer.h"
@@ -21,9 +22,6 @@ namespace ward::cli {
 // they execute): its argv is `argv`, the one ward gave.
 void FillFromRequest(ProcessExec* x, const std::vector<std::string>& argv);
 
-// The "egress" event of decision `g`, `g.at_ms` after `start_ns`, with the
-// identity of `base`.
-audit::Event EgressEvent(audit::Event base, int64_t start_ns, const EgressRecord& g);
 
 class RunAudit {
  public:
