@@ -731,24 +731,30 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   req.dns_servers = rec.dns_servers;
   // Every program it executes is recorded as it happens, against its agent
   // and its id, in the store chosen at provision. A store that cannot be
-  // opened: the sandbox does not start (fail closed).
+  // opened: the sandbox does not start (fail closed), unless its policy
+  // says audit.trail "best-effort" (then said, and it runs without).
   auto trail = OpenTrail(rec);
-  if (!trail) {
+  if (!trail && req.policy.audit.trail != Requirement::kBestEffort) {
     tell_error(kExitSetup, "audit: " + trail.error().message);
     return kExitSetup;
   }
-  audit::EventWriter writer(&trail->store);
-  req.host_uid = trail->host_uid;
-  req.on_exec = [&writer, base = trail->base](ProcessExec x) {
-    writer.Post(audit::ExecEvent(base, x));
-  };
-  // Its network decisions too, as they are made: once each, whichever exec
-  // (or a process an earlier exec left running) made them.
-  req.on_egress = [&writer, base = trail->base](const EgressRecord& g) {
-    writer.Post(audit::EgressEvent(base, RealtimeNs(), g));
-  };
-  if (req.policy.audit.files == AuditPolicy::Files::kDenied) {
-    req.on_file_denied = [&writer, base = trail->base](const FileDenial& d) { writer.Post(audit::FileEvent(base, d)); };
+  std::optional<audit::EventWriter> writer;
+  if (trail) {
+    writer.emplace(&trail->store);
+    audit::EventWriter* w = &*writer;
+    req.host_uid = trail->host_uid;
+    req.on_exec = [w, base = trail->base](ProcessExec x) { w->Post(audit::ExecEvent(base, x)); };
+    // Its network decisions too, as they are made: once each, whichever
+    // exec (or a process an earlier exec left running) made them.
+    req.on_egress = [w, base = trail->base](const EgressRecord& g) {
+      w->Post(audit::EgressEvent(base, RealtimeNs(), g));
+    };
+    if (req.policy.audit.files == AuditPolicy::Files::kDenied) {
+      req.on_file_denied = [w, base = trail->base](const FileDenial& d) { w->Post(audit::FileEvent(base, d)); };
+    }
+  } else {
+    std::fprintf(stderr, "ward supervisor: warning: audit: %s; the sandbox runs without its trail (audit.trail is \"best-effort\")\n",
+                 trail.error().message.c_str());
   }
   auto prepared = PrepareSandbox(req, dir + "/state", rec.audit_db);
   if (!prepared) {
@@ -767,7 +773,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     }
   }
   Holder holder(dir, ps, &ready_fd);
-  holder.before_exit_ = [&writer] { (void)writer.Flush(2000); };
+  holder.before_exit_ = [&writer] {
+    if (writer) (void)writer->Flush(2000);
+  };
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };
   LaunchError exec_error;
   auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);
@@ -782,7 +790,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   const bool stopped = holder.stopped();
   const std::string failure = holder.failure();
   prepared->reset();
-  if (auto written = writer.Finish(); !written) {
+  if (auto written = writer ? writer->Finish() : Result<void>{}; !written) {
     std::fprintf(stderr, "ward supervisor: audit: %s\n", written.error().message.c_str());
   }
   if (!out) {

@@ -56,6 +56,12 @@ SandboxInfo InfoOf(const SandboxRecord& r) {
   i.started = r.started;
   i.supervisor_pid = r.supervisor;
   i.audit_store = r.audit_db;
+  // The policy as provisioned (its digest is checked when it starts).
+  const nlohmann::json p = nlohmann::json::parse(r.policy, nullptr, false);
+  if (p.is_object() && p.contains("audit") && p["audit"].is_object()) {
+    const nlohmann::json& a = p["audit"];
+    i.audit_best_effort = a.contains("trail") && a["trail"] == "best-effort";
+  }
   return i;
 }
 

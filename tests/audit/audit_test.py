@@ -378,6 +378,26 @@ def test_policy_names_the_agent_and_may_make_the_trail_best_effort():
     code, _, err = ward("run", "--policy", pol, "--write", BASE, "--cwd", "/", "--", "touch", marker, db=bad)
     check(code == 0 and os.path.exists(marker) and "without its trail" in err,
           "best-effort: it runs, and says it has no trail", (code, err))
+    # A held sandbox alike: its start and each exec.
+    code, out, err = ward("provision", "--policy", pol, "--name", "be-held", "--cwd", "/", db=bad)
+    check(code == 0, "provision best-effort", err)
+    try:
+        code, _, err = ward("start", "be-held", db=bad)
+        check(code == 0, "best-effort: the held sandbox starts without its store", (code, err))
+        code, out, err = ward("exec", "be-held", "--", "echo", "ran", db=bad)
+        check(code == 0 and out.strip() == "ran" and "without its trail" in err,
+              "and its exec runs, saying it has no trail", (code, out, err))
+    finally:
+        ward("deprovision", "be-held")
+    with open(pol, "w") as f:
+        f.write('{"ward": 1, "extends": "minimal"}')
+    code, out, err = ward("provision", "--policy", pol, "--name", "req-held", "--cwd", "/", db=bad)
+    check(code == 0, "provision required", err)
+    try:
+        code, _, err = ward("start", "req-held", db=bad)
+        check(code == 125 and "audit" in err, "required: the held sandbox does not start (125)", (code, err))
+    finally:
+        ward("deprovision", "req-held")
 
 
 def test_fails_closed_when_the_store_cannot_be_written():

@@ -120,19 +120,30 @@ int DoExec(ExecArgs& a) {
   // sandbox's agent before it runs, or it does not run.
   auto info = Describe(a.req.ref);
   if (!info) return fail(info.error());
-  auto trail = RunAudit::BeginExec(info->audit_store, info->agent, info->id, info->name, info->policy_digest, a.req.argv, &a.req.env);
-  if (!trail) return fail(Error::Setup("audit: " + trail.error().message));
+  // A policy whose audit.trail is "best-effort": said, and the exec goes
+  // on without its record (as `ward run` does).
+  auto begun = RunAudit::BeginExec(info->audit_store, info->agent, info->id, info->name, info->policy_digest, a.req.argv, &a.req.env);
+  std::optional<RunAudit> trail;
+  if (begun) {
+    trail.emplace(std::move(*begun));
+  } else if (!info->audit_best_effort) {
+    return fail(Error::Setup("audit: " + begun.error().message));
+  } else {
+    std::fprintf(stderr, "ward: warning: audit: %s; the exec goes on without its trail (audit.trail is \"best-effort\")\n",
+                 begun.error().message.c_str());
+  }
   auto r = Exec(a.req);
   if (!r) {
     const int code = ExitStatusFor(r.error());
-    if (auto ended = trail->End(nullptr, &r.error().message, code); !ended) {
+    if (auto ended = trail ? trail->End(nullptr, &r.error().message, code) : Result<void>{}; !ended) {
       std::fprintf(stderr, "ward: audit: %s\n", ended.error().message.c_str());
     }
     return fail(r.error());
   }
   const int code = ExitStatusOf(*r);
-  if (auto ended = trail->End(&*r, nullptr, code); !ended) {
-    return fail(Error::Setup("audit: " + ended.error().message + " (the command ran)"));
+  if (auto ended = trail ? trail->End(&*r, nullptr, code) : Result<void>{}; !ended) {
+    if (!info->audit_best_effort) return fail(Error::Setup("audit: " + ended.error().message + " (the command ran)"));
+    std::fprintf(stderr, "ward: warning: audit: %s (audit.trail is \"best-effort\")\n", ended.error().message.c_str());
   }
   if (r->timed_out) std::fprintf(stderr, "ward: timed out; the command was killed\n");
   for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());
