@@ -134,6 +134,22 @@ def test_limit_recorded():
     code, _, err = ward("run", "--agent", "nohog", "--profile", "minimal", "--cwd", "/", "--memory", "48", "--",
                         "python3", "-c", "x = bytearray(4 * 1024 * 1024)")
     check(code == 0 and events("--agent", "nohog", "--kind", "limit") == [], "control: no limit event", err)
+    # The time limit: ward kills the sandbox (124), a "time" limit event.
+    code, _, err = ward("run", "--agent", "slow", "--profile", "minimal", "--cwd", "/", "--timeout", "300ms", "--",
+                        "sleep", "30")
+    lim = events("--agent", "slow", "--kind", "limit")
+    check(code == 124 and [l["detail"]["limit"] for l in lim] == ["time"], "a time limit event", (code, lim, err))
+    code, _, err = ward("run", "--agent", "quick", "--profile", "minimal", "--cwd", "/", "--timeout", "10s", "--", "true")
+    check(code == 0 and events("--agent", "quick", "--kind", "limit") == [], "control: in time, no event", err)
+    # File size (RLIMIT_FSIZE): the writer is killed by SIGXFSZ.
+    pol = os.path.join(BASE, "fsize-policy.json")
+    with open(pol, "w") as f:
+        f.write('{"ward": 1, "extends": "minimal", "limits": {"fileSizeMiB": 1}}')
+    code, _, err = ward("run", "--agent", "big", "--policy", pol, "--cwd", "/", "--",
+                        "sh", "-c", "exec head -c 2000000 /dev/zero > /tmp/big")
+    lim = events("--agent", "big", "--kind", "limit")
+    check(code == 128 + signal.SIGXFSZ and [l["detail"]["limit"] for l in lim] == ["file size"],
+          "a file size limit event (SIGXFSZ)", (code, lim, err))
 
 
 def test_untrusted_fields_escaped():

@@ -188,7 +188,14 @@ Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exi
     if (!streamed_egress_) {
       for (const EgressRecord& g : r->egress) events.push_back(audit::EgressEvent(Base("egress"), start_ns_ + static_cast<int64_t>(g.at_ms * 1e6), g));
     }
-    for (const std::string& l : r->limits_hit) {
+    // The cgroup's limits as ward saw them reached; the time limit (ward
+    // killed it); CPU time and file size as the kernel's signal says
+    // (RLIMIT_CPU's SIGXCPU, RLIMIT_FSIZE's SIGXFSZ, when they ended it).
+    std::vector<std::string> hit = r->limits_hit;
+    if (r->timed_out) hit.push_back("time");
+    if (r->signal == SIGXCPU) hit.push_back("cpu");
+    if (r->signal == SIGXFSZ) hit.push_back("file size");
+    for (const std::string& l : hit) {
       audit::Event e = Base("limit");
       e.decision = "deny";
       e.summary = l + " limit reached";
