@@ -365,20 +365,25 @@ Result<void> Store::Trim() {
 }
 
 Result<std::vector<Event>> Store::Find(const Query& q) {
-  // Every filter is a bound parameter; an empty one matches everything.
-  std::string sql =
-      "SELECT seq, time_ns, agent, agent_id, sandbox, kind, decision, summary, detail FROM events "
-      "WHERE (?1 = '' OR agent = ?1) AND (?2 = '' OR sandbox = ?2) AND (?3 = '' OR kind = ?3) "
-      "AND (?4 = '' OR decision = ?4) AND (?5 = 0 OR time_ns >= ?5) AND (?6 = 0 OR time_ns < ?6) AND seq > ?7";
+  // Every filter is a bound parameter; only those given are in the WHERE
+  // clause, so that SQLite can answer from an index (agent, sandbox, time)
+  // instead of reading every event ("?1 = '' OR agent = ?1" defeats them).
+  std::string sql = "SELECT seq, time_ns, agent, agent_id, sandbox, kind, decision, summary, detail FROM events WHERE seq > ?7";
+  if (!q.agent.empty()) sql += " AND agent = ?1";
+  if (!q.sandbox.empty()) sql += " AND sandbox = ?2";
+  if (!q.kind.empty()) sql += " AND kind = ?3";
+  if (!q.decision.empty()) sql += " AND decision = ?4";
+  if (q.since_ns != 0) sql += " AND time_ns >= ?5";
+  if (q.until_ns != 0) sql += " AND time_ns < ?6";
   sql += q.limit > 0 ? " ORDER BY seq DESC LIMIT ?8" : " ORDER BY seq";
   Stmt s(db_.get(), sql.c_str());
   if (!s.ok()) return DbError(path_, db_.get(), "query");
-  s.Text(1, q.agent);
-  s.Text(2, q.sandbox);
-  s.Text(3, q.kind);
-  s.Text(4, q.decision);
-  s.Int(5, q.since_ns);
-  s.Int(6, q.until_ns);
+  if (!q.agent.empty()) s.Text(1, q.agent);
+  if (!q.sandbox.empty()) s.Text(2, q.sandbox);
+  if (!q.kind.empty()) s.Text(3, q.kind);
+  if (!q.decision.empty()) s.Text(4, q.decision);
+  if (q.since_ns != 0) s.Int(5, q.since_ns);
+  if (q.until_ns != 0) s.Int(6, q.until_ns);
   s.Int(7, q.after_seq);
   if (q.limit > 0) s.Int(8, q.limit);
   std::vector<Event> out;
