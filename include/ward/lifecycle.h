@@ -34,7 +34,9 @@ struct SandboxInfo {
   long supervisor_rss_kib = 0;  // running: the supervisor's resident memory
   int supervisor_pid = 0;
   std::string audit_store;   // the audit store its execs are recorded in ("": the caller's default)
-  bool audit_best_effort = false;  // its policy's audit.trail is "best-effort"
+  // Running without its audit trail (audit.trail "best-effort" and a store
+  // its supervisor could not open): why; "" when it records.
+  std::string audit_off;
 };
 
 // The sandbox's record as `List` shows it, without asking its supervisor

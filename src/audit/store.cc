@@ -154,6 +154,10 @@ Result<void> Store::Init(bool create) {
   if (rc != SQLITE_OK) return DbError(path_, raw, "open");
   // A store with a second name (a hard link someone made) could be read or
   // rewritten through that name by whoever that one is visible to.
+  if (struct stat st; stat(path_.c_str(), &st) == 0) {
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+  }
   if (struct stat st; stat(path_.c_str(), &st) == 0 && st.st_nlink > 1) {
     return Error::Setup("audit store \"" + path_ + "\": has " + std::to_string(st.st_nlink) +
                         " hard links (find them with `find / -xdev -samefile " + path_ + "`); a store must have one name");
@@ -327,6 +331,17 @@ Result<int64_t> Store::Bytes() {
                     "pragma_freelist_count()), (SELECT page_size FROM pragma_page_size())");
   if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) return DbError(path_, db_.get(), "size");
   return sqlite3_column_int64(s.get(), 0) * sqlite3_column_int64(s.get(), 1);
+}
+
+Result<void> Store::StillAt() const {
+  struct stat st;
+  if (stat(path_.c_str(), &st) != 0) {
+    return Error::Setup("audit store \"" + path_ + "\": " + std::strerror(errno) + " (moved or removed since it was opened)");
+  }
+  if (st.st_dev != dev_ || st.st_ino != ino_) {
+    return Error::Setup("audit store \"" + path_ + "\": replaced by another file since it was opened");
+  }
+  return {};
 }
 
 Result<void> Store::Trim() {

@@ -20,6 +20,8 @@
 // into SQL), and escaped by whoever prints it (EscapeForTerminal).
 #pragma once
 
+#include <sys/types.h>
+
 #include <sqlite3.h>
 
 #include <cstdint>
@@ -84,6 +86,12 @@ class Store {
 
   const std::string& path() const { return path_; }
 
+  // An error if the store's path no longer names the file opened (moved,
+  // removed or replaced since): what a long-lived writer (a held sandbox's
+  // supervisor) would append there no reader of the path would see.
+  // Thread-safe (reads nothing the writer changes).
+  Result<void> StillAt() const;
+
  private:
   struct Close {
     void operator()(sqlite3* db) const;
@@ -92,6 +100,8 @@ class Store {
   Result<void> Trim();
   Result<int64_t> Bytes();
   std::string path_;
+  dev_t dev_ = 0;  // the file opened (StillAt)
+  ino_t ino_ = 0;
   int64_t bound_ = 0;
   std::unique_ptr<sqlite3, Close> db_;
 };

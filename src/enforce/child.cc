@@ -51,6 +51,7 @@ const char* const kStepNames[] = {
     "open a pty from the sandbox's devpts (/dev/ptmx, TIOCGPTPEER, send the master and a slave)",
     "hand the connect() listener to the supervisor (NETLINK_SOCK_DIAG socket, seccomp NEW_LISTENER, SCM_RIGHTS)",
     "hand the sandbox's /proc to the supervisor's memory watch (open, SCM_RIGHTS)",
+    "record the exec in the audit trail",
 };
 
 static_assert(std::size(kStepNames) == kStepCount, "a name for every step");

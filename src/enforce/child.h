@@ -28,7 +28,9 @@ enum Step : uint32_t {
   kStepSetsid, kStepLandlockRule, kStepNoNewPrivs, kStepLandlock, kStepRlimit, kStepSecurebits,
   kStepCapBound, kStepCapAmbient, kStepCapset, kStepSeccomp, kStepFork, kStepChdirCwd, kStepCtty,
   kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepIdsWait,
-  kStepIdentity, kStepStdio, kStepPty, kStepConnectListener, kStepWatchProc, kStepCount
+  kStepIdentity, kStepStdio, kStepPty, kStepConnectListener, kStepWatchProc,
+  kStepAudit,  // a held sandbox's supervisor could not record an exec's start: refused
+  kStepCount
 };
 
 // The step's name for a message ("pivot_root", "setrlimit" ...), "?" for a

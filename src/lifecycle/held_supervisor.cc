@@ -56,6 +56,8 @@ struct Client {
   int64_t start_ns = 0;  // CLOCK_MONOTONIC then: the egress decisions since are its
   uint64_t dropped_at_start = 0;
   uint32_t exec = 0;       // its exec's id; 0: none asked
+  pid_t peer_pid = 0;      // who connected (SO_PEERCRED)
+  uid_t peer_uid = 0;
   bool stop_waiter = false;  // asked for the stop: answered by the end of the supervisor
   int64_t deadline = 0;    // process.timeoutMs, CLOCK_MONOTONIC ns; 0: none
 };
@@ -176,6 +178,29 @@ class Holder {
   // Called when an exec's command has ended, before its caller is told.
   std::function<void()> before_exit_;
 
+  // The audit trail of each exec (HoldSandbox): its start, before the
+  // command goes to init (an error refuses it: nothing runs), and its end,
+  // whether or not its caller is still there.
+  struct ExecStart {
+    uint32_t id;
+    const std::vector<std::string>& argv;
+    const std::string& cwd;
+    pid_t caller_pid;
+    uid_t caller_uid;
+  };
+  struct ExecEnd {
+    uint32_t id;
+    int wait_status;  // as waitpid gives it
+    bool timed_out, refused;
+    std::vector<std::string> limits;  // reached while it ran: "memory", "pids"
+    std::string gone;                 // the sandbox ended under it: why
+    double duration_ms;
+  };
+  std::function<Result<void>(const ExecStart&)> on_exec_start_;
+  std::function<void(const ExecEnd&)> on_exec_end_;
+  // Why nothing is recorded ("" if it is), for the record `ward exec` reads.
+  std::string audit_off_;
+
   Result<InitReport> Serve(HeldInit& held) {
     held_ = &held;
     InitReport report;
@@ -197,6 +222,7 @@ class Holder {
       rec->failure.clear();
       rec->supervisor = getpid();
       rec->started = Now3339();
+      rec->audit_off = audit_off_;
       (void)SaveRecord(dir_, *rec);
     }
     Tell("ok");
@@ -334,11 +360,28 @@ class Holder {
   // sandbox reached while it ran: the limits are the sandbox's, not one
   // exec's.
   void ReportLimits(Client& c) {
-    const LimitCounts now = Limits();
-    if (now.oom_kills > c.at_start.oom_kills) SendRecord(c.fd.get(), kRecLimit, 0, kLimitMemory, 0);
-    if (now.pids_refused > c.at_start.pids_refused || now.pids_samples > c.at_start.pids_samples) {
-      SendRecord(c.fd.get(), kRecLimit, 0, kLimitPids, 0);
+    for (const std::string& l : LimitsSince(c.at_start)) {
+      SendRecord(c.fd.get(), kRecLimit, 0, l == "memory" ? kLimitMemory : kLimitPids, 0);
     }
+  }
+  std::vector<std::string> LimitsSince(const LimitCounts& then) const {
+    const LimitCounts now = Limits();
+    std::vector<std::string> hit;
+    if (now.oom_kills > then.oom_kills) hit.push_back("memory");
+    if (now.pids_refused > then.pids_refused || now.pids_samples > then.pids_samples) hit.push_back("pids");
+    return hit;
+  }
+
+  // An exec ended (or was refused, or the sandbox ended under it): its end
+  // goes to the audit trail, whoever still waits for it.
+  void Ended(uint32_t id, int wait_status, bool refused, const std::string& gone) {
+    auto t = tracks_.find(id);
+    if (t == tracks_.end()) return;
+    if (on_exec_end_) {
+      on_exec_end_({id, wait_status, t->second.timed_out, refused, LimitsSince(t->second.at_start), gone,
+                    static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
+    }
+    tracks_.erase(t);
   }
 
   // The egress decisions not yet past every exec, and how many the proxy
@@ -431,7 +474,17 @@ class Holder {
       return;
     }
     out.h.strings_len = static_cast<uint32_t>(len);
+    if (on_exec_start_) {
+      if (auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid});
+          !recorded) {
+        std::fprintf(stderr, "ward supervisor: audit: %s: exec refused\n", recorded.error().message.c_str());
+        SendRecord(c.fd.get(), kRecError, kStepAudit, EIO, 0);
+        Finish(c, W_EXITCODE(125, 0));
+        return;
+      }
+    }
     c.exec = out.h.id;
+    tracks_[out.h.id] = Track{MonotonicNs(), Limits(), false};
     c.at_start = Limits();
     c.start_ns = MonotonicNs();
     c.dropped_at_start = DroppedEvents();
@@ -503,6 +556,8 @@ class Holder {
       if (err == 0 && got == sizeof ev) {
         Client* c = ByExec(ev.id);
         if (ev.type == kEvExited) exited_.insert(ev.id);
+        if (!c && ev.type == kEvExited) Ended(ev.id, static_cast<int>(ev.value), false, "");
+        if (!c && ev.type == kEvRefused) Ended(ev.id, W_EXITCODE(125, 0), true, "");
         if (c) {
           const int fd = c->fd.get();
           switch (ev.type) {
@@ -514,12 +569,15 @@ class Holder {
             }
             case kEvFailed: SendRecord(fd, kRecError, static_cast<uint32_t>(ev.step), ev.err, 0); break;
             case kEvRefused:
+              Ended(ev.id, W_EXITCODE(125, 0), true, "");
+              if (before_exit_) before_exit_();
               SendRecord(fd, kRecError, kStepFork, ev.err, 0);
               Finish(*c, W_EXITCODE(125, 0));
               break;
             case kEvExited:
               ReportLimits(*c);
               Report(*c);
+              Ended(ev.id, static_cast<int>(ev.value), false, "");
               // Its exec events are in the store before its caller hears
               // it ended (bounded: a store that refuses is the writer's to
               // retry, not this loop's to wait on).
@@ -564,6 +622,7 @@ class Holder {
       for (Client* c : order) {
         if (c->deadline && now >= c->deadline && c->fd.valid()) {
           c->deadline = 0;
+          if (auto t = tracks_.find(c->exec); t != tracks_.end()) t->second.timed_out = true;
           SendRecord(c->fd.get(), kRecTimedOut, 0, 0, 0);
           SignalExec(c->exec, SIGKILL);
         }
@@ -592,6 +651,12 @@ class Holder {
       if (!fd.valid()) return;
       if (!own_userns_ || !PeerIsOwner(fd.get(), *own_userns_)) continue;  // closed unanswered
       auto c = std::make_unique<Client>();
+      ucred cr{};
+      socklen_t len = sizeof cr;
+      if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
+        c->peer_pid = cr.pid;
+        c->peer_uid = cr.uid;
+      }
       const int key = fd.get();
       c->fd = std::move(fd);
       clients_[key] = std::move(c);
@@ -619,6 +684,11 @@ class Holder {
                               : "the sandbox's init exited";
     }
     const int32_t reason = stopping_ ? kGoneStopped : watcher_ && watcher_->memory_exceeded() ? kGoneMemory : kGoneFailed;
+    const std::string gone = stopping_ ? "the sandbox was stopped" : failure_;
+    std::vector<uint32_t> still;
+    for (const auto& [id, t] : tracks_) still.push_back(id);
+    for (uint32_t id : still) Ended(id, SIGKILL, false, gone);
+    if (before_exit_) before_exit_();
     for (auto& [fd, c] : clients_) {
       if (!c->fd.valid()) continue;
       if (c->exec && !exited_.count(c->exec)) {
@@ -656,6 +726,14 @@ class Holder {
   std::optional<struct stat> own_userns_;  // this supervisor's user namespace (PeerIsOwner)
   std::map<int, std::unique_ptr<Client>> clients_;
   std::set<uint32_t> exited_;
+  // Each exec from its start to its end, for the audit trail (its caller
+  // may be gone meanwhile).
+  struct Track {
+    int64_t start_ns;  // CLOCK_MONOTONIC
+    LimitCounts at_start;
+    bool timed_out;
+  };
+  std::map<uint32_t, Track> tracks_;
   std::vector<net::EgressEvent> events_;
   struct PendingToInit {
     std::string data;
@@ -752,6 +830,11 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     if (req.policy.audit.files == AuditPolicy::Files::kDenied) {
       req.on_file_denied = [w, base = trail->base](const FileDenial& d) { w->Post(audit::FileEvent(base, d)); };
     }
+    // Who it is, for every command it runs.
+    auto& env = req.policy.process.env.set;
+    env["WARD_AGENT"] = trail->base.agent;
+    env["WARD_AGENT_ID"] = trail->base.agent_id;
+    env["WARD_SANDBOX_ID"] = trail->base.sandbox;
   } else {
     std::fprintf(stderr, "ward supervisor: warning: audit: %s; the sandbox runs without its trail (audit.trail is \"best-effort\")\n",
                  trail.error().message.c_str());
@@ -773,6 +856,79 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     }
   }
   Holder holder(dir, ps, &ready_fd);
+  // Each exec's start and end, recorded here, where the store is open: its
+  // caller (`ward exec`) opens no store, and an exec whose caller was
+  // killed still has its end recorded.
+  std::map<uint32_t, std::pair<std::string, pid_t>> runs;  // exec id -> its run id, its caller
+  if (writer) {
+    holder.on_exec_start_ = [w = &*writer, &trail, &rec, &runs](const Holder::ExecStart& s) -> Result<void> {
+      // A store moved or replaced since it was opened would take the
+      // events where no reader of its path sees them.
+      WARD_TRY(trail->store.StillAt());
+      auto run = NewId();
+      if (!run) return run.error();
+      audit::Event e = trail->base;
+      e.kind = "start";
+      e.time_ns = RealtimeNs();
+      std::string cmd;
+      for (const auto& a : s.argv) cmd += " " + a;
+      e.summary = "ward exec " + rec.name + cmd;
+      e.detail = {{"via", "exec"}, {"name", rec.name}, {"policyDigest", rec.policy_digest}, {"argv", s.argv},
+                  {"cwd", s.cwd},  {"uid", s.caller_uid}, {"pid", s.caller_pid},           {"run", *run}};
+      w->Post(std::move(e));
+      if (!w->Flush(2000)) return Error::Setup("the audit store did not take the exec's start within 2 s");
+      runs[s.id] = {*run, s.caller_pid};
+      return {};
+    };
+    holder.on_exec_end_ = [w = &*writer, &trail, &runs](const Holder::ExecEnd& x) {
+      auto it = runs.find(x.id);
+      if (it == runs.end()) return;
+      const auto [run, caller] = it->second;
+      runs.erase(it);
+      const int sig = x.refused || !WIFSIGNALED(x.wait_status) ? 0 : WTERMSIG(x.wait_status);
+      const int code = x.refused || sig ? 0 : WEXITSTATUS(x.wait_status);
+      const int status = x.refused ? kExitSetup : x.timed_out ? kExitTimeout : sig ? 128 + sig : code;
+      std::vector<std::string> limits = x.limits;
+      if (x.timed_out) limits.push_back("time");
+      if (sig == SIGXCPU) limits.push_back("cpu");
+      if (sig == SIGXFSZ) limits.push_back("file size");
+      for (const std::string& l : limits) {
+        audit::Event e = trail->base;
+        e.kind = "limit";
+        e.time_ns = RealtimeNs();
+        e.decision = "deny";
+        e.summary = l + " limit reached";
+        e.detail = {{"limit", l}};
+        w->Post(std::move(e));
+      }
+      audit::Event e = trail->base;
+      e.kind = "exit";
+      e.time_ns = RealtimeNs();
+      e.detail = {{"exitStatus", status}, {"timedOut", x.timed_out}, {"limitsHit", limits},
+                  {"durationMs", x.duration_ms}, {"pid", caller}, {"run", run}};
+      if (x.refused) {
+        e.summary = "ward: the sandbox refused to start the command";
+        e.detail["error"] = "refused: the sandbox could not start the command";
+      } else if (!x.gone.empty()) {
+        e.summary = "ended with the sandbox: " + x.gone + " (exit status " + std::to_string(status) + ")";
+        e.detail["error"] = x.gone;
+      } else if (x.timed_out) {
+        e.summary = "timed out (exit status " + std::to_string(status) + ")";
+      } else if (sig) {
+        e.summary = std::string("killed by ") + sigabbrev_np(sig) + " (exit status " + std::to_string(status) + ")";
+      } else {
+        e.summary = "exit status " + std::to_string(status);
+      }
+      if (!x.refused && x.gone.empty()) {
+        e.detail["exitCode"] = sig ? nlohmann::json(nullptr) : nlohmann::json(code);
+        e.detail["signal"] = sig ? nlohmann::json(strsignal(sig)) : nlohmann::json(nullptr);
+        e.detail["signalNumber"] = sig;
+      }
+      w->Post(std::move(e));
+    };
+  } else {
+    holder.audit_off_ = trail.error().message;
+  }
   holder.before_exit_ = [&writer] {
     if (writer) (void)writer->Flush(2000);
   };

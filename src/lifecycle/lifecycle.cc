@@ -56,12 +56,7 @@ SandboxInfo InfoOf(const SandboxRecord& r) {
   i.started = r.started;
   i.supervisor_pid = r.supervisor;
   i.audit_store = r.audit_db;
-  // The policy as provisioned (its digest is checked when it starts).
-  const nlohmann::json p = nlohmann::json::parse(r.policy, nullptr, false);
-  if (p.is_object() && p.contains("audit") && p["audit"].is_object()) {
-    const nlohmann::json& a = p["audit"];
-    i.audit_best_effort = a.contains("trail") && a["trail"] == "best-effort";
-  }
+  if (r.state == "running") i.audit_off = r.audit_off;
   return i;
 }
 
@@ -480,6 +475,10 @@ Result<RunResult> Exec(const ExecRequest& req) {
       x.code = e.err == ENOENT || e.err == ENOTDIR ? Error::Code::kNotFound : Error::Code::kNotExecutable;
       if (x.code == Error::Code::kNotFound) x.message = "command not found in the sandbox: " + req.argv[0];
       return x;
+    }
+    if (e.step == kStepAudit) {
+      return Error::Setup("audit: the sandbox's supervisor could not record this exec in its audit store, so it did "
+                          "not run (the sandbox's supervisor.log says why)");
     }
     return Error::Setup(std::string("exec: ") + StepName(e.step) + ": " + ErrnoName(e.err));
   }

@@ -147,6 +147,7 @@ Result<SandboxRecord> LoadRecord(const std::string& dir) {
     r.supervisor = j.value("supervisorPid", 0);
     r.started = j.value("started", "");
     r.audit_db = j.value("auditStore", "");
+    r.audit_off = j.value("auditOff", "");
   } catch (const std::exception& e) {
     return Error::Setup("\"" + dir + "/sandbox.json\": " + e.what() + " (damaged record)");
   }
@@ -217,6 +218,7 @@ Result<void> SaveRecord(const std::string& dir, const SandboxRecord& r) {
   if (r.supervisor) j["supervisorPid"] = r.supervisor;
   if (!r.started.empty()) j["started"] = r.started;
   if (!r.audit_db.empty()) j["auditStore"] = r.audit_db;
+  if (!r.audit_off.empty()) j["auditOff"] = r.audit_off;
   return WriteReplacing(dir, "sandbox.json", j.dump(2) + "\n");
 }
 

@@ -51,6 +51,9 @@ struct SandboxRecord {
   // send them elsewhere; "" in records from before it was kept: the
   // default of whoever runs the exec.
   std::string audit_db;
+  // While running: why its supervisor records nothing ("" : it records).
+  // Only with audit.trail "best-effort"; `ward exec` says it.
+  std::string audit_off;
 };
 
 std::string Now3339();

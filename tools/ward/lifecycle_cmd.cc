@@ -8,7 +8,6 @@
 #include <cstring>
 
 #include "commands.h"
-#include "run_audit.h"
 #include "ward/lifecycle.h"
 
 namespace ward::cli {
@@ -116,35 +115,18 @@ int DoExec(ExecArgs& a) {
     emit(StatusJson(nullptr, &e.message, code));
     return code;
   };
-  // The audit trail, as for `ward run`: the exec is recorded against the
-  // sandbox's agent before it runs, or it does not run.
+  // The audit trail: the sandbox's supervisor records the exec's start
+  // before it runs (or refuses it: 125) and its end, in the store chosen at
+  // provision; this process opens no store.
   auto info = Describe(a.req.ref);
   if (!info) return fail(info.error());
-  // A policy whose audit.trail is "best-effort": said, and the exec goes
-  // on without its record (as `ward run` does).
-  auto begun = RunAudit::BeginExec(info->audit_store, info->agent, info->id, info->name, info->policy_digest, a.req.argv, &a.req.env);
-  std::optional<RunAudit> trail;
-  if (begun) {
-    trail.emplace(std::move(*begun));
-  } else if (!info->audit_best_effort) {
-    return fail(Error::Setup("audit: " + begun.error().message));
-  } else {
-    std::fprintf(stderr, "ward: warning: audit: %s; the exec goes on without its trail (audit.trail is \"best-effort\")\n",
-                 begun.error().message.c_str());
+  if (!info->audit_off.empty()) {
+    std::fprintf(stderr, "ward: warning: audit: %s; the sandbox runs without its trail (audit.trail is \"best-effort\")\n",
+                 info->audit_off.c_str());
   }
   auto r = Exec(a.req);
-  if (!r) {
-    const int code = ExitStatusFor(r.error());
-    if (auto ended = trail ? trail->End(nullptr, &r.error().message, code) : Result<void>{}; !ended) {
-      std::fprintf(stderr, "ward: audit: %s\n", ended.error().message.c_str());
-    }
-    return fail(r.error());
-  }
+  if (!r) return fail(r.error());
   const int code = ExitStatusOf(*r);
-  if (auto ended = trail ? trail->End(&*r, nullptr, code) : Result<void>{}; !ended) {
-    if (!info->audit_best_effort) return fail(Error::Setup("audit: " + ended.error().message + " (the command ran)"));
-    std::fprintf(stderr, "ward: warning: audit: %s (audit.trail is \"best-effort\")\n", ended.error().message.c_str());
-  }
   if (r->timed_out) std::fprintf(stderr, "ward: timed out; the command was killed\n");
   for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());
   for (const auto& w : r->warnings) std::fprintf(stderr, "ward: %s\n", w.c_str());

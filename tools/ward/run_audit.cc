@@ -159,32 +159,11 @@ Result<void> RunAudit::EndFor(std::optional<RunAudit>& trail, const RunRequest& 
   return {};
 }
 
-Result<RunAudit> RunAudit::BeginExec(const std::string& audit_db, const std::string& agent, const std::string& record_id,
-                                     const std::string& name, const std::string& policy_digest,
-                                     const std::vector<std::string>& argv, std::vector<std::string>* env) {
-  auto path = audit::PathOrDefault(audit_db);
-  if (!path) return path.error();
-  auto a = Open(agent.empty() ? "default" : agent, *path);
-  if (!a) return a.error();
-  a->sandbox_ = record_id;
-  env->push_back("WARD_AGENT=" + a->agent_);
-  env->push_back("WARD_AGENT_ID=" + a->agent_id_);
-  env->push_back("WARD_SANDBOX_ID=" + a->sandbox_);
-  audit::Event e = a->Base("start");
-  e.summary = "ward exec " + name + " " + Joined(argv);
-  e.detail = {{"via", "exec"}, {"name", name}, {"policyDigest", policy_digest}, {"argv", argv}};
-  WARD_TRY(a->Record(std::move(e)));
-  // The sandbox's supervisor writes its network decisions as they are
-  // made, once each (lifecycle/held_supervisor.cc), whichever exec runs.
-  a->streamed_egress_ = true;
-  return a;
-}
-
 Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exit_status) {
   std::vector<audit::Event> events;
   if (r) {
-    // Written as they were decided (Begin's on_egress; a held sandbox's
-    // supervisor), unless a run started without that.
+    // Written as they were decided (Begin's on_egress), unless a run
+    // started without that.
     if (!streamed_egress_) {
       for (const EgressRecord& g : r->egress) events.push_back(audit::EgressEvent(Base("egress"), start_ns_ + static_cast<int64_t>(g.at_ms * 1e6), g));
     }

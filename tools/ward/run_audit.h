@@ -45,15 +45,6 @@ class RunAudit {
   static Result<void> EndFor(std::optional<RunAudit>& trail, const RunRequest& req, const RunResult* r,
                              const std::string* error, int exit_status);
 
-  // The same for `ward exec` into the held sandbox `record_id` (provisioned
-  // for `agent`, "" : "default"), recorded in the store chosen at its
-  // provision (`audit_db`; "": the default one): the identity goes into
-  // `*env` (NAME=VALUE entries added to the command's environment).
-  static Result<RunAudit> BeginExec(const std::string& audit_db, const std::string& agent, const std::string& record_id,
-                                    const std::string& name,
-                                    const std::string& policy_digest, const std::vector<std::string>& argv,
-                                    std::vector<std::string>* env);
-
   // Records how the run ended: each egress decision, each limit reached,
   // and the exit (`r` null: ward's own error, `error`), after the exec
   // events still queued. An error if any event could not be written.
