@@ -46,7 +46,8 @@ enum class FileOp : uint8_t {
   kWrite,   // open for writing, truncate, chmod, utimensat
   kCreate,  // open with O_CREAT, mkdir, mknod, symlink, link (the new name)
   kRemove,  // unlink, rmdir, rename (both names)
-  kStat,    // stat, access, chdir, readlink: the path must be visible
+  kStat,    // stat, access, chdir, readlink, getxattr: the path must be visible
+  kExecute, // execve (RunRequest::on_file_denied only)
 };
 struct FileAccess {
   int64_t time_ns = 0;  // CLOCK_REALTIME
@@ -56,6 +57,12 @@ struct FileAccess {
   // caller's working directory or directory descriptor; `.` and `..`
   // resolved by name, symlinks not followed).
   std::string path;
+  // The same, made absolute but not resolved by name: `..` after a link
+  // leaves the link's target, not its directory (the kernel's reading).
+  std::string named;
+  // The call follows a link in the last component (open, stat, chmod);
+  // false for lstat, readlink, unlink, rename, O_NOFOLLOW, AT_SYMLINK_NOFOLLOW.
+  bool follow = true;
   // The calling thread, in the host's pid namespace (valid while it lives).
   int host_tid = 0;
 };
@@ -74,6 +81,9 @@ struct FileDenial {
   // home, /dev or /proc does not).
   std::string reason;
   std::string rule;  // the path of the rule that decided ("" for none)
+  // Identical denials (operation and path) not recorded since the last one
+  // that was, each within a second of it (enforce/file_view.h).
+  uint64_t repeats = 0;
 };
 
 struct EgressRecord;
@@ -121,6 +131,10 @@ struct RunRequest {
   // audit.files "denied"). Every file system call that names a path then
   // waits for ward (about 10 µs); those the policy grants are not reported.
   std::function<void(FileDenial)> on_file_denied;
+  // With on_file_denied: called with each count of file accesses left
+  // unjudged or denials left unrecorded (a flood: enforce/file_view.h), and
+  // why, on the same thread.
+  std::function<void(uint64_t, const std::string&)> on_file_dropped;
 };
 
 // One network decision: a DNS question or a connection (egress mode), or a

@@ -1,5 +1,7 @@
 #include "audit/file_event.h"
 
+#include "base/clock.h"
+
 namespace ward::audit {
 
 const char* FileOpName(FileOp op) {
@@ -9,6 +11,7 @@ const char* FileOpName(FileOp op) {
     case FileOp::kCreate: return "create";
     case FileOp::kRemove: return "remove";
     case FileOp::kStat: return "stat";
+    case FileOp::kExecute: return "execute";
   }
   return "?";
 }
@@ -26,6 +29,22 @@ Event FileEvent(const Event& base, const FileDenial& d) {
   e.detail = {{"pid", d.access.pid}, {"operation", op}, {"path", d.access.path}, {"reason", d.reason}};
   if (!d.resolved.empty()) e.detail["resolved"] = d.resolved;
   if (!d.rule.empty()) e.detail["rule"] = d.rule;
+  if (d.repeats) {
+    e.detail["repeats"] = d.repeats;
+    e.summary += " (and " + std::to_string(d.repeats) + " identical before it, not recorded)";
+  }
+  return e;
+}
+
+Event FileDroppedEvent(const Event& base, uint64_t count, const std::string& why) {
+  Event e;
+  e.time_ns = RealtimeNs();
+  e.agent = base.agent;
+  e.agent_id = base.agent_id;
+  e.sandbox = base.sandbox;
+  e.kind = "dropped";
+  e.summary = std::to_string(count) + " " + why;
+  e.detail = {{"count", count}, {"what", "file"}, {"why", why}};
   return e;
 }
 

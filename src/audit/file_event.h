@@ -11,6 +11,10 @@ namespace ward::audit {
 // id, sandbox) of `base`. The path is the sandbox's bytes, stored as given.
 Event FileEvent(const Event& base, const FileDenial& d);
 
+// A "dropped" event: `count` file accesses left unjudged or denials left
+// unrecorded in a flood, and why (enforce/file_view.h).
+Event FileDroppedEvent(const Event& base, uint64_t count, const std::string& why);
+
 // The operation's name in events: "read", "write", "create", "remove",
 // "stat".
 const char* FileOpName(FileOp op);

@@ -161,6 +161,7 @@ LearnedPolicy DerivePolicy(const LearnInput& in) {
     if (!writable_as_rule(p)) continue;
     switch (a.op) {
       case FileOp::kRead:
+      case FileOp::kExecute:
         Add(f.is_dir ? lookups : reads, p, f.is_dir ? "listed" : "read", by, example);
         break;
       case FileOp::kStat:

@@ -176,6 +176,7 @@ class Layout {
       plan_.view.push_back({path, access});
     }
     for (const auto& path : synthesized_) plan_.view.push_back({path, A::kPrivate});
+    for (const auto& path : symlinks_) plan_.view.push_back({path, A::kLink});
     std::sort(plan_.view.begin(), plan_.view.end(), [](const ViewRule& a, const ViewRule& b) { return a.path < b.path; });
     for (const auto& op : deferred_) plan_.mounts.push_back(op);
     if (mask_file_used_) {

@@ -3,33 +3,53 @@
 // audit.files "denied"; RunRequest::on_file_denied).
 //
 // A record, never a decision: the kernel has enforced the view already
-// (mounts, masks, landlock). The access is judged by the path the call
-// names, as the supervisor reads it while the call waits (then the call
-// goes on, and the judgement is made on the supervisor's thread):
+// (mounts, masks, landlock). The supervisor's listener hands each access
+// over (Submit) and answers the call at once; a thread of the judge's own
+// judges it, so the sandbox never waits for what the judgement looks at on
+// the host (which would tell it, by the time a call takes, whether a host
+// file it cannot see exists). An access is judged by the path the call
+// names, as the kernel reads it:
 //  - granted by name (a writable grant; a read-only one for reading) or
 //    the way to a grant (a directory of the bare root that leads to one),
-//    through no link on the host: not reported;
+//    through no link on the host: not reported; nor a look at a link ward
+//    made in the bare root (/bin -> usr/bin) itself;
 //  - in the sandbox's own areas (private /tmp and home, /dev, /proc): the
 //    sandbox's files, not reported; but a read of a name the host has and
 //    the sandbox does not is reported, "hidden by the sandbox's private
 //    DIR" (the workload looked for the host's file: `cat ~/.ssh/id_rsa`);
-//  - otherwise (not granted by name, or a name that passes through a link)
-//    the path is resolved on the host (/lib -> usr/lib; a link planted in
-//    a grant); a path the host does not have is not reported (a failed
-//    lookup is not a denial: PATH and library searches), nor one that
-//    leads to a grant; the rest is a denial: "not granted", "read-only"
-//    or "denied by a rule".
+//    never for /proc (the host's is another pid namespace);
+//  - otherwise (not granted by name, or a path that passes through a link
+//    or `..`) the path is resolved on the host component by component, as
+//    the kernel would (links followed where the call follows them, `..`
+//    after a link leaving its target, a new name through a dangling link
+//    landing where the link points, at most 40 links); a path the host
+//    does not have is not reported (a failed lookup is not a denial: PATH
+//    and library searches), nor one that leads to a grant or into /proc;
+//    the rest is a denial: "not granted", "read-only" or "denied by a rule".
+// Floods are bounded: identical denials (operation and path) within a
+// second of the last one recorded are counted on the next one recorded
+// (FileDenial::repeats); more than kRatePerSecond a second (after a burst of
+// kBurst), or more than kMaxQueued accesses waiting, are counted and
+// reported as dropped.
 // Not judged: a link inside the sandbox's own areas (a link in its private
-// /tmp leads elsewhere there than on the host: such a read is not
-// reported), calls on descriptors (read, write, fchmod on an fd opened
-// earlier, which was judged when opened), and what the call does if
-// another thread rewrites its path meanwhile.
+// /tmp leads elsewhere there than on the host), calls on descriptors
+// (read, write, fchmod on an fd opened earlier: judged when opened), a
+// relative path whose directory's name is longer than PATH_MAX (its name
+// cannot be read from /proc), and what the call does if another thread
+// rewrites its path meanwhile.
 #pragma once
 
 #include <sys/types.h>
 
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -38,25 +58,79 @@
 
 namespace ward {
 
+// Where a path leads on the host, resolved component by component.
+struct HostPath {
+  enum State : uint8_t {
+    kNothing,  // the host has nothing there (or a loop of links)
+    kExists,
+    kNew,      // the last component does not exist; its directory does
+    kUnknown,  // a directory on the way ward may not search: taken as named from there
+  };
+  std::string path;  // absolute, normalized
+  State state = kNothing;
+  bool through_link = false;
+  bool into_proc = false;  // it led into /proc: the sandbox's own there
+};
+HostPath HostResolve(const std::string& named, bool follow_last);
+
 class FileJudge {
  public:
   explicit FileJudge(std::vector<ViewRule> view) : view_(std::move(view)) {}
+  ~FileJudge();  // judges what waits, then stops its thread
+  FileJudge(const FileJudge&) = delete;
+  FileJudge& operator=(const FileJudge&) = delete;
 
-  // The denial of `a` (made by host thread a.host_tid), or nullopt.
+  // Sets what the thread that judges what Submit hands over (started with
+  // the first access, not before: see Submit) does with it: `report` gets
+  // each denial (its pid as the access had it: 0 if not read), `dropped`
+  // each count of accesses left unjudged or unrecorded (and why). Both are
+  // called on that thread.
+  void Start(std::function<void(FileDenial)> report, std::function<void(uint64_t, const std::string&)> dropped);
+  // Thread-safe; never waits.
+  void Submit(FileAccess a);
+
+  // The denial of `a` (made by host thread a.host_tid), or nullopt; on the
+  // caller's thread.
   std::optional<FileDenial> Judge(const FileAccess& a);
 
   // By the name alone, no system call: "" if granted (`*own`: in the
   // sandbox's own area), else why not; `*rule`: the rule that decided.
   std::string ByName(const std::string& path, FileOp op, const ViewRule** rule, bool* own) const;
 
+  static constexpr size_t kMaxQueued = 4096;
+  static constexpr int kRatePerSecond = 200, kBurst = 2000;
+
  private:
   const ViewRule* RuleFor(const std::string& path) const;
   bool LeadsToRule(const std::string& path) const;
+  bool OwnLink(const std::string& path) const;
   // Whether the sandbox's root (that of thread `tid`) has `path`.
   bool SandboxHas(const std::string& path, int tid);
+  void Loop();
+  // Rate and repeats: whether `d` is recorded now (its repeats set).
+  bool Admit(FileDenial& d, int64_t now_ns);
 
   std::vector<ViewRule> view_;
   UniqueFd root_;  // the sandbox's root, opened from the first thread asked
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<FileAccess> queue_;
+  uint64_t overflow_ = 0;  // accesses not queued (full)
+  bool stopping_ = false;
+  bool started_ = false;
+  std::thread thread_;
+  std::function<void(FileDenial)> report_;
+  std::function<void(uint64_t, const std::string&)> dropped_;
+  // The judge's thread only.
+  struct Seen {
+    int64_t last_ns;
+    uint64_t suppressed;
+  };
+  std::unordered_map<std::string, Seen> seen_;
+  double tokens_ = kBurst;
+  int64_t tokens_at_ns_ = 0;
+  uint64_t over_rate_ = 0;
 };
 
 }  // namespace ward

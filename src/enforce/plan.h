@@ -82,6 +82,7 @@ struct ViewRule {
     kWrite,    // a writable grant
     kHidden,   // a deny rule's mask
     kPrivate,  // the sandbox's own: private /tmp and home, /proc, /dev, synthesized files
+    kLink,     // a link ward made in the bare root (/bin -> usr/bin): this name only, not beneath
   };
   std::string path;
   Access access;

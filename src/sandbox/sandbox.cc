@@ -28,6 +28,7 @@
 #include "enforce/seccomp.h"
 #include "net/connect_notify.h"
 #include "net/connect_server.h"
+#include "net/file_notice.h"
 #include "net/seccomp_notice.h"
 #include "net/egress_proxy.h"
 #include "net/unix_gate.h"
@@ -179,16 +180,36 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
     NotifyCalls(plan, files);
     ps.observers = {req.on_exec, req.on_file};
     if (req.on_file_denied) {
-      // Judged on the listener's thread, after the call goes on; the pid
-      // is read only for what is reported.
+      // Handed to the judge's own thread (enforce/file_view.h): the call
+      // goes on at once; the pid is read only for what is reported.
       auto judge = std::make_shared<FileJudge>(plan->view);
+      judge->Start(
+          [report = req.on_file_denied](FileDenial d) {
+            if (d.access.pid == 0) d.access.pid = net::SandboxPid(d.access.host_tid);
+            report(std::move(d));
+          },
+          req.on_file_dropped);
       ps.observers.file_pids = static_cast<bool>(req.on_file);
-      ps.observers.on_file = [judge, learn = req.on_file, report = req.on_file_denied](FileAccess a) {
-        std::optional<FileDenial> d = judge->Judge(a);
-        if (d && d->access.pid == 0) d->access.pid = net::SandboxPid(a.host_tid);
-        if (learn) learn(std::move(a));
-        if (d) report(std::move(*d));
+      ps.observers.on_file = [judge, learn = req.on_file](FileAccess a) {
+        if (learn) learn(a);
+        judge->Submit(std::move(a));
       };
+      // An execution too: the program must be readable where it is.
+      {
+        ps.observers.on_exec = [judge, exec = ps.observers.on_exec](ProcessExec x) {
+          if (!x.path.empty() && x.path[0] == '/') {
+            FileAccess a;
+            a.time_ns = x.time_ns;
+            a.pid = x.pid;
+            a.host_tid = x.host_pid;
+            a.op = FileOp::kExecute;
+            a.named = x.path;
+            a.path = net::NormalizePath(x.path);
+            judge->Submit(std::move(a));
+          }
+          if (exec) exec(std::move(x));
+        };
+      }
     }
   }
   if (req.on_egress) {

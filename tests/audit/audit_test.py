@@ -694,6 +694,9 @@ def file_tree():
         with open(os.path.join(d, f), "w") as out:
             out.write("x")
     os.symlink(os.path.join(d, "hidden", "s"), os.path.join(d, "rw", "link"))
+    os.mkdir(os.path.join(d, "hidden", "sub"))
+    os.symlink(os.path.join(d, "hidden", "sub"), os.path.join(d, "rw", "sub"))
+    os.symlink(os.path.join(d, "ro", "created"), os.path.join(d, "rw", "dangling"))
     pol = os.path.join(d, "policy.json")
     with open(pol, "w") as f:
         json.dump({"ward": 1, "extends": "minimal",
@@ -731,7 +734,7 @@ def test_file_denials_recorded():
               "denials, of the agent, with the pid in the sandbox", ev)
         check(len(events("--agent", "files", "--denied")) == len(ev), "--denied shows them")
         code, out, err = ward("audit", "--agent", "files", "--format", "ocsf", "--kind", "file")
-        o = json.loads(out.splitlines()[0])
+        o = [json.loads(l) for l in out.splitlines() if json.loads(l)["file"]["path"] == d + "/hidden/s"][0]
         check(code == 0 and o["class_uid"] == 1001 and o["activity_id"] == 2 and o["disposition_id"] == 2
               and o["file"]["path"] == d + "/hidden/s", "OCSF: File System Activity, Read, Blocked", o)
         # Control: the default level watches no file access.
@@ -793,6 +796,57 @@ def test_held_egress_written_as_it_happens():
         ward("deprovision", "heldlive")
 
 
+EVASION_PROBE = """
+import errno, os, sys
+d = sys.argv[1]
+def t(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+t('dotdot', lambda: os.close(os.open(d + '/rw/sub/../s', os.O_RDONLY)))
+t('dangling', lambda: os.close(os.open(d + '/rw/dangling', os.O_WRONLY | os.O_CREAT)))
+t('stat-link', lambda: os.stat(d + '/rw/link'))
+t('lstat-link', lambda: os.lstat(d + '/rw/link'))
+t('chown', lambda: os.chown(d + '/hidden/s', -1, -1))
+t('getxattr', lambda: os.getxattr(d + '/hidden/s', 'user.x'))
+t('proc-self', lambda: open('/proc/self/status').read())
+t('proc-exe', lambda: os.readlink('/proc/self/exe'))
+t('root-link', lambda: os.lstat('/bin'))
+t('root-list', lambda: [os.lstat('/' + n) for n in os.listdir('/')])
+"""
+
+
+def test_file_denials_not_evaded():
+    # What a red-team review found unrecorded or recorded falsely: `..`
+    # after a link (the kernel leaves the link's target), a new name through
+    # a dangling link, stat (not lstat) of a planted link, chown and xattr
+    # calls; and no event for the sandbox's own /proc/self or for ward's
+    # links in its root (ls -l /).
+    d, pol = file_tree()
+    try:
+        code, out, err = ward("run", "--agent", "evade", "--policy", pol, "--cwd", "/", "--",
+                              "/usr/bin/python3", "-c", EVASION_PROBE, d)
+        got = dict(l.split() for l in out.splitlines())
+        check(code == 0 and got == {"dotdot": "ENOENT", "dangling": "EROFS", "stat-link": "ENOENT", "lstat-link": "ok",
+                                    "chown": "ENOENT", "getxattr": "ENOENT", "proc-self": "ok", "proc-exe": "ok",
+                                    "root-link": "ok", "root-list": "ok"}, "what the kernel answered", (out, err))
+        ev = events("--agent", "evade", "--kind", "file")
+        mine = sorted((e["detail"]["operation"], e["detail"]["path"], e["detail"].get("resolved", ""),
+                       e["detail"]["reason"]) for e in ev if e["detail"]["path"].startswith(d))
+        check(mine == sorted([("read", d + "/rw/s", d + "/hidden/s", "not granted"),
+                              ("create", d + "/rw/dangling", d + "/ro/created", "read-only"),
+                              ("stat", d + "/rw/link", d + "/hidden/s", "not granted"),
+                              ("write", d + "/hidden/s", "", "not granted"),
+                              ("stat", d + "/hidden/s", "", "not granted")]),
+              "each refused access recorded, judged where the kernel went", ev)
+        own = [e for e in ev if e["detail"]["path"].startswith("/proc") or e["detail"]["path"] in
+               ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")]
+        check(own == [], "nothing for /proc/self or ward's own root links", own)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
          test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
@@ -801,7 +855,7 @@ CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recor
          test_learn_then_run_then_deny_the_variation, test_each_agent_its_own_host_uid,
          test_policy_names_the_agent_and_may_make_the_trail_best_effort,
          test_ocsf_and_syslog_export, test_file_denials_recorded,
-         test_held_egress_written_as_it_happens]
+         test_held_egress_written_as_it_happens, test_file_denials_not_evaded]
 
 
 def main():

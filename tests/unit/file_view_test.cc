@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -66,14 +67,25 @@ class FileJudgeOnHost : public ::testing::Test {
     ASSERT_EQ(symlink((d_ + "/hidden/s").c_str(), (d_ + "/rw/link").c_str()), 0);
     ASSERT_EQ(symlink("../ro/f", (d_ + "/rw/ok").c_str()), 0);
     ASSERT_EQ(symlink((d_ + "/hidden").c_str(), (d_ + "/rw/dir").c_str()), 0);
+    ASSERT_EQ(mkdir((d_ + "/hidden/sub").c_str(), 0755), 0);
+    ASSERT_EQ(symlink((d_ + "/hidden/sub").c_str(), (d_ + "/rw/sub").c_str()), 0);
+    ASSERT_EQ(symlink((d_ + "/ro/created").c_str(), (d_ + "/rw/dangling").c_str()), 0);
+    ASSERT_EQ(symlink("loop2", (d_ + "/rw/loop1").c_str()), 0);
+    ASSERT_EQ(symlink("loop1", (d_ + "/rw/loop2").c_str()), 0);
   }
   void TearDown() override { std::filesystem::remove_all(d_); }
 
-  std::optional<FileDenial> Judge(FileOp op, const std::string& rel) {
+  // As the call names it: `follow` as stat, open (true) or lstat,
+  // readlink, unlink (false); the path normalized by name as the listener
+  // does.
+  std::optional<FileDenial> Judge(FileOp op, const std::string& rel, bool follow = true) {
     FileJudge j({{d_ + "/ro", A::kRead}, {d_ + "/rw", A::kWrite}});
     FileAccess a;
     a.op = op;
-    a.path = d_ + rel;
+    a.named = d_ + rel;
+    a.path = std::filesystem::path(a.named).lexically_normal().string();
+    if (a.path.size() > 1 && a.path.back() == '/') a.path.pop_back();
+    a.follow = follow;
     a.pid = 7;
     return j.Judge(a);
   }
@@ -116,15 +128,88 @@ TEST_F(FileJudgeOnHost, LinksPlantedInAGrantAreJudgedByWhereTheyLead) {
   d = Judge(FileOp::kRead, "/rw/dir/s");
   ASSERT_TRUE(d) << "a link in the middle of the path";
   EXPECT_EQ(d->resolved, d_ + "/hidden/s");
-  // The link itself (lstat, readlink, unlink) is the grant's.
-  EXPECT_FALSE(Judge(FileOp::kStat, "/rw/link"));
-  EXPECT_FALSE(Judge(FileOp::kRemove, "/rw/link"));
+  // The link itself (lstat, readlink, unlink) is the grant's; stat follows it.
+  EXPECT_FALSE(Judge(FileOp::kStat, "/rw/link", false));
+  EXPECT_FALSE(Judge(FileOp::kRemove, "/rw/link", false));
+  d = Judge(FileOp::kStat, "/rw/link", true);
+  ASSERT_TRUE(d) << "stat (not lstat) of the link reads its target";
+  EXPECT_EQ(d->resolved, d_ + "/hidden/s");
   // A link to a grant: as granted as its target.
   EXPECT_FALSE(Judge(FileOp::kRead, "/rw/ok"));
   d = Judge(FileOp::kWrite, "/rw/ok");
   ASSERT_TRUE(d) << "writing through a link into a read-only grant";
   EXPECT_EQ(d->reason, "read-only");
   EXPECT_EQ(d->resolved, d_ + "/ro/f");
+}
+
+TEST_F(FileJudgeOnHost, DotDotAfterALinkLeavesItsTarget) {
+  // rw/sub -> hidden/sub: the kernel reads rw/sub/../s as hidden/s, not
+  // rw/s (which the policy grants by name).
+  auto d = Judge(FileOp::kRead, "/rw/sub/../s");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->reason, "not granted");
+  EXPECT_EQ(d->resolved, d_ + "/hidden/s");
+  EXPECT_FALSE(Judge(FileOp::kRead, "/rw/../ro/f")) << "control: `..` with no link on the way";
+}
+
+TEST_F(FileJudgeOnHost, NewNameThroughADanglingLinkLandsWhereItPoints) {
+  // rw/dangling -> ro/created (not there): O_CREAT creates ro/created.
+  auto d = Judge(FileOp::kCreate, "/rw/dangling");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->reason, "read-only");
+  EXPECT_EQ(d->resolved, d_ + "/ro/created");
+  EXPECT_FALSE(Judge(FileOp::kCreate, "/rw/dangling", false)) << "O_EXCL, symlink(2): the link's own name";
+}
+
+TEST_F(FileJudgeOnHost, ALoopOfLinksIsNothing) { EXPECT_FALSE(Judge(FileOp::kRead, "/rw/loop1")); }
+
+TEST(FileJudge, TheSandboxsOwnProcAndLinksAreNotDenials) {
+  FileJudge j({{"/bin", A::kLink}, {"/proc", A::kPrivate}, {"/usr", A::kRead}});
+  FileAccess a;
+  a.op = FileOp::kRead;
+  a.path = a.named = "/proc/self/status";
+  EXPECT_FALSE(j.Judge(a)) << "the host's /proc is another pid namespace";
+  a.named = "/proc/1/root/etc/shadow";
+  a.path = a.named;
+  EXPECT_FALSE(j.Judge(a));
+  a.op = FileOp::kStat;
+  a.follow = false;
+  a.path = a.named = "/bin";
+  EXPECT_FALSE(j.Judge(a)) << "lstat of ward's /bin link (ls -l /)";
+  a.follow = true;
+  a.path = a.named = "/bin/sh";
+  EXPECT_FALSE(j.Judge(a)) << "through it, where the host's /bin leads: /usr/bin, granted";
+}
+
+// The judge's own thread: identical denials within a second are counted on
+// the next one recorded, a flood beyond the rate is counted as dropped, and
+// what waits is judged before the judge goes.
+TEST_F(FileJudgeOnHost, ThreadCountsRepeatsAndFloods) {
+  std::vector<FileDenial> got;
+  uint64_t dropped = 0;
+  {
+    FileJudge j({{d_ + "/ro", A::kRead}, {d_ + "/rw", A::kWrite}});
+    j.Start([&](FileDenial d) { got.push_back(std::move(d)); }, [&](uint64_t n, const std::string&) { dropped += n; });
+    FileAccess a;
+    a.op = FileOp::kRead;
+    a.path = a.named = d_ + "/hidden/s";
+    for (int i = 0; i < 5; ++i) j.Submit(a);
+    // Distinct denials, more than the burst allows.
+    for (int i = 0; i < FileJudge::kBurst + 50; ++i) {
+      FileAccess b;
+      b.op = FileOp::kCreate;
+      b.path = b.named = d_ + "/hidden/n" + std::to_string(i);
+      j.Submit(b);
+    }
+  }
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].access.path, d_ + "/hidden/s");
+  EXPECT_EQ(std::count_if(got.begin(), got.end(), [&](const FileDenial& d) { return d.access.path == d_ + "/hidden/s"; }), 1)
+      << "four identical repeats within a second are not recorded again";
+  EXPECT_LE(got.size(), static_cast<size_t>(FileJudge::kBurst) + 10);
+  EXPECT_GE(dropped, 40u) << "beyond the burst: counted, not recorded (or not judged: the queue)";
+  EXPECT_EQ(got.size() - 1 + dropped, static_cast<size_t>(FileJudge::kBurst) + 50)
+      << "every distinct denial is recorded or counted";
 }
 
 }  // namespace

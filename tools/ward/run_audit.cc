@@ -132,6 +132,9 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
     req->on_file_denied = [w = a->writer_.get(), base = a->Base("file")](const FileDenial& d) {
       w->Post(audit::FileEvent(base, d));
     };
+    req->on_file_dropped = [w = a->writer_.get(), base = a->Base("dropped")](uint64_t n, const std::string& why) {
+      w->Post(audit::FileDroppedEvent(base, n, why));
+    };
   }
   return a;
 }
@@ -147,6 +150,7 @@ Result<std::optional<RunAudit>> RunAudit::BeginFor(const std::string& agent_flag
   req->on_exec = nullptr;
   req->on_egress = nullptr;
   req->on_file_denied = nullptr;
+  req->on_file_dropped = nullptr;
   return std::optional<RunAudit>();
 }
 
