@@ -2,11 +2,20 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <system_error>
 #include <utility>
 
 namespace ward::audit {
+
+namespace {
+
+// About what an event holds: its summary repeats its path and argv, and its
+// detail holds them again.
+size_t Bytes(const Event& e) { return 2 * e.summary.size() + 256; }
+
+}  // namespace
 
 EventWriter::EventWriter(Store* store) : store_(store) {}
 
@@ -16,11 +25,15 @@ void EventWriter::Post(Event e) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
-    if (queue_.size() >= kMaxQueued) {
+    // A sandbox that floods long paths while the store is locked must not
+    // grow ward without bound.
+    const size_t bytes = Bytes(e);
+    if (queue_.size() >= kMaxQueued || queued_bytes_ + bytes > kMaxQueuedBytes) {
       if (dropped_++ == 0) dropped_template_ = std::move(e);
       return;
     }
     const bool was_empty = queue_.empty();
+    queued_bytes_ += bytes;
     queue_.push_back(std::move(e));
     ++posted_;
     // Started at the first event, not before: the sandbox is cloned from
@@ -59,6 +72,9 @@ void EventWriter::Loop() {
     std::vector<Event> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
     const uint64_t taken = queue_.size();
     queue_.clear();
+    // Still counted in queued_bytes_ until written: a refused batch comes back.
+    size_t batch_bytes = 0;
+    for (const Event& e : batch) batch_bytes += Bytes(e);
     const uint64_t dropped_now = dropped_;
     if (dropped_ > 0) {
       // Where the gap is: after the batch that was queued before it.
@@ -66,7 +82,7 @@ void EventWriter::Loop() {
       d.kind = "dropped";
       d.decision.clear();
       d.summary = std::to_string(dropped_) + " events not recorded (more than " + std::to_string(kMaxQueued) +
-                  " waited to be written)";
+                  " events or " + std::to_string(kMaxQueuedBytes >> 20) + " MiB waited to be written)";
       d.detail = {{"count", dropped_}};
       batch.push_back(std::move(d));
       dropped_ = 0;
@@ -76,6 +92,7 @@ void EventWriter::Loop() {
     lock.lock();
     if (r) {
       failing = false;
+      queued_bytes_ -= std::min(queued_bytes_, batch_bytes);
       done_ += taken;
       done_cv_.notify_all();
       continue;
@@ -92,12 +109,14 @@ void EventWriter::Loop() {
     if (stopping_ && failing) {
       lost_ += batch.size() + queue_.size() + dropped_;
       queue_.clear();
+      queued_bytes_ = 0;
       done_ = posted_;
       done_cv_.notify_all();
       return;
     }
     failing = true;
     while (batch.size() + queue_.size() > kMaxQueued && !batch.empty()) {
+      queued_bytes_ -= std::min(queued_bytes_, Bytes(batch.back()));
       batch.pop_back();
       ++dropped_;
       ++done_;

@@ -27,7 +27,7 @@ class EventWriter {
   EventWriter& operator=(const EventWriter&) = delete;
 
   // Queues `e` (thread-safe; never waits for the store). Beyond kMaxQueued
-  // waiting events it is counted instead; the count is recorded as a
+  // waiting events (or about kMaxQueuedBytes) it is counted instead; the count is recorded as a
   // "dropped" event when the queue has room again.
   void Post(Event e);
 
@@ -44,6 +44,7 @@ class EventWriter {
   Result<void> Finish();
 
   static constexpr size_t kMaxQueued = 1 << 16;
+  static constexpr size_t kMaxQueuedBytes = size_t{64} << 20;  // about: 2x the summary + 256 per event
   // How long the writer gathers events after the first of a batch: what
   // `ward audit --follow` may lag behind the sandbox.
   static constexpr int kBatchMs = 20;
@@ -56,6 +57,7 @@ class EventWriter {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> queue_;
+  size_t queued_bytes_ = 0;
   uint64_t dropped_ = 0;
   Event dropped_template_;  // identity of the last event dropped (agent, sandbox)
   bool stopping_ = false;

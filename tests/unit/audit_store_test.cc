@@ -14,6 +14,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 
@@ -321,6 +322,42 @@ TEST_F(AuditStore, WriterFlushMakesPostedEventsReadable) {
   auto found = reader->Find(q);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->size(), 2u);
+}
+
+// While the store is locked, the writer holds at most about
+// kMaxQueuedBytes of events (a sandbox flooding long paths cannot grow ward
+// without bound); the rest is counted in one "dropped" event.
+TEST_F(AuditStore, WriterQueueIsBoundedInBytes) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &lock), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const int posted = 100;
+  {
+    EventWriter w(&*s);
+    Event e = Make("big", "s", "file", "deny", 1);
+    e.summary.assign(1 << 20, 'x');
+    for (int i = 0; i < posted; ++i) w.Post(e);
+    EXPECT_FALSE(w.Flush(300)) << "the store is locked";
+    ASSERT_EQ(sqlite3_exec(lock, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_TRUE(w.Finish());
+  }
+  sqlite3_close(lock);
+  Query q;
+  q.agent = "big";
+  auto found = s->Find(q);
+  ASSERT_TRUE(found);
+  int written = 0;
+  uint64_t dropped = 0;
+  for (const Event& e : *found) {
+    if (e.kind == "file") ++written;
+    if (e.kind == "dropped") dropped += e.detail["count"].get<uint64_t>();
+  }
+  const int most = static_cast<int>(EventWriter::kMaxQueuedBytes / (2 << 20)) + 1;
+  EXPECT_GT(written, 0);
+  EXPECT_LE(written, most) << "about 64 MiB of 2 MiB events";
+  EXPECT_EQ(written + static_cast<int>(dropped), posted) << "every event written or counted";
 }
 
 TEST_F(AuditStore, OpenExistingDoesNotCreate) {
