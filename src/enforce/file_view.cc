@@ -182,17 +182,24 @@ std::string FileJudge::ByName(const std::string& path, FileOp op, const ViewRule
   return "not granted";
 }
 
-bool FileJudge::SandboxHas(const std::string& path, int tid) {
-  if (!root_.valid()) {
-    if (tid <= 0) return true;
-    root_.Reset(open(("/proc/" + std::to_string(tid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root_.valid()) return true;  // cannot tell: not reported
-  }
+bool FileJudge::TakeRoot(int tid) {
+  if (root_.load() >= 0) return true;
+  if (tid <= 0) return false;
+  int fd = open(("/proc/" + std::to_string(tid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int none = -1;
+  if (!root_.compare_exchange_strong(none, fd)) close(fd);
+  return true;
+}
+
+bool FileJudge::SandboxHas(const std::string& path) {
+  const int root = root_.load();
+  if (root < 0) return true;  // cannot tell: not reported
   open_how how{};
   how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   const char* rel = path == "/" ? "." : path.c_str() + 1;
-  int fd = static_cast<int>(syscall(SYS_openat2, root_.get(), rel, &how, sizeof how));
+  int fd = static_cast<int>(syscall(SYS_openat2, root, rel, &how, sizeof how));
   if (fd >= 0) {
     close(fd);
     return true;
@@ -213,7 +220,7 @@ std::optional<FileDenial> FileJudge::Judge(const FileAccess& a) {
     // The sandbox's own area: what it writes there is its own; a read of a
     // name the host has and the sandbox does not looked for the host's file.
     if (Writes(a.op) || IsUnder(a.path, "/proc") || HasDotDot(named) || !HostHas(a.path) ||
-        SandboxHas(a.path, a.host_tid)) {
+        SandboxHas(a.path)) {
       return std::nullopt;
     }
     why = "hidden by the sandbox's private " + rule->path;
@@ -253,18 +260,27 @@ void FileJudge::Submit(FileAccess a) {
       return;
     }
     queue_.push_back(std::move(a));
+    ++submitted_;
   }
   cv_.notify_one();
 }
 
+bool FileJudge::Drain(int timeout_ms) {
+  std::unique_lock lock(mu_);
+  const uint64_t target = submitted_;
+  return judged_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return judged_ >= target; });
+}
+
 FileJudge::~FileJudge() {
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
+  if (thread_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
   }
-  cv_.notify_one();
-  thread_.join();
+  if (root_.load() >= 0) close(root_.load());
 }
 
 bool FileJudge::Admit(FileDenial& d, int64_t now_ns) {
@@ -307,13 +323,18 @@ void FileJudge::Loop() {
     }
     if (overflow && dropped_) dropped_(overflow, "file accesses not judged: more than " + std::to_string(kMaxQueued) + " waited");
     std::optional<FileDenial> d = Judge(a);
-    if (!d) continue;
-    if (!Admit(*d, MonotonicNs())) continue;
-    if (over_rate_ && dropped_) {
-      dropped_(std::exchange(over_rate_, 0), "file denials not recorded: more than " + std::to_string(kRatePerSecond) +
-                                                 " a second");
+    if (d && Admit(*d, MonotonicNs())) {
+      if (over_rate_ && dropped_) {
+        dropped_(std::exchange(over_rate_, 0), "file denials not recorded: more than " + std::to_string(kRatePerSecond) +
+                                                   " a second");
+      }
+      if (report_) report_(std::move(*d));
     }
-    if (report_) report_(std::move(*d));
+    {
+      std::lock_guard lock(mu_);
+      ++judged_;
+    }
+    judged_cv_.notify_all();
   }
   uint64_t overflow = std::exchange(overflow_, 0);
   if (overflow && dropped_) dropped_(overflow, "file accesses not judged: more than " + std::to_string(kMaxQueued) + " waited");

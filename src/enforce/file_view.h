@@ -41,6 +41,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -80,14 +81,25 @@ class FileJudge {
   FileJudge(const FileJudge&) = delete;
   FileJudge& operator=(const FileJudge&) = delete;
 
-  // Sets what the thread that judges what Submit hands over (started with
-  // the first access, not before: see Submit) does with it: `report` gets
-  // each denial (its pid as the access had it: 0 if not read), `dropped`
-  // each count of accesses left unjudged or unrecorded (and why). Both are
-  // called on that thread.
+  // Where the judge's thread sends what it finds: `report` each denial
+  // (its pid as the access had it), `dropped` each count of accesses left
+  // unjudged or denials left unrecorded (and why); both on that thread. The
+  // thread itself starts with the first Submit, once the sandbox runs: the
+  // supervisor must be single-threaded when it clones the sandbox (the
+  // child's glibc setgroups/setresuid would wait for threads not in it).
   void Start(std::function<void(FileDenial)> report, std::function<void(uint64_t, const std::string&)> dropped);
   // Thread-safe; never waits.
   void Submit(FileAccess a);
+  // The sandbox's root, from a thread of it (/proc/TID/root), for what the
+  // judgement asks of the sandbox's own areas; taken once, while the
+  // thread lives (the sandbox cannot change its root: no capabilities).
+  // Thread-safe; false until taken (an unprivileged supervisor may not
+  // open the root of a process that is not dumpable yet: try the next).
+  bool TakeRoot(int tid);
+  // Waits until what was submitted before the call is judged and reported,
+  // at most `timeout_ms`: false if not by then. A held sandbox's
+  // supervisor drains before it tells `ward exec` its command ended.
+  bool Drain(int timeout_ms);
 
   // The denial of `a` (made by host thread a.host_tid), or nullopt; on the
   // caller's thread.
@@ -104,18 +116,20 @@ class FileJudge {
   const ViewRule* RuleFor(const std::string& path) const;
   bool LeadsToRule(const std::string& path) const;
   bool OwnLink(const std::string& path) const;
-  // Whether the sandbox's root (that of thread `tid`) has `path`.
-  bool SandboxHas(const std::string& path, int tid);
+  // Whether the sandbox's root (TakeRoot) has `path`; true if unknown.
+  bool SandboxHas(const std::string& path);
   void Loop();
   // Rate and repeats: whether `d` is recorded now (its repeats set).
   bool Admit(FileDenial& d, int64_t now_ns);
 
   std::vector<ViewRule> view_;
-  UniqueFd root_;  // the sandbox's root, opened from the first thread asked
+  std::atomic<int> root_{-1};  // the sandbox's root (TakeRoot), owned
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<FileAccess> queue_;
+  uint64_t submitted_ = 0, judged_ = 0;  // Drain
+  std::condition_variable judged_cv_;
   uint64_t overflow_ = 0;  // accesses not queued (full)
   bool stopping_ = false;
   bool started_ = false;

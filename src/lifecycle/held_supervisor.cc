@@ -932,7 +932,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   } else {
     holder.audit_off_ = trail.error().message;
   }
-  holder.before_exit_ = [&writer] {
+  holder.before_exit_ = [&writer, &ps] {
+    // Its file accesses judged, then everything written.
+    if (ps.file_judge) (void)ps.file_judge->Drain(1000);
     if (writer) (void)writer->Flush(2000);
   };
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };

@@ -11,6 +11,7 @@
 
 #include "base/unique_fd.h"
 #include "enforce/cgroup.h"
+#include "enforce/file_view.h"
 #include "enforce/launcher.h"
 #include "net/connect_notify.h"
 #include "net/connect_server.h"
@@ -28,7 +29,10 @@ struct PreparedSandbox {
   LaunchOptions opts;  // its callbacks point into this object: it never moves
   net::UnixGateConfig gate_config;
   std::unique_ptr<net::ConnectServer> connect_server;
-  net::CallObservers observers;  // RunRequest::on_exec and on_file, for the server that serves the listener
+  net::CallObservers observers;
+  // audit.files: the judge of the sandbox's file accesses (a held
+  // sandbox's supervisor drains it before an exec's end is told).
+  std::shared_ptr<FileJudge> file_judge;  // RunRequest::on_exec and on_file, for the server that serves the listener
   std::function<void(const net::EgressEvent&)> on_event;  // RunRequest::on_egress, as records
   std::unique_ptr<net::EgressProxy> proxy;
   std::optional<net::EgressProxyConfig> egress_config;

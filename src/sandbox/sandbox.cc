@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 #include "base/clock.h"
 #include "base/errors.h"
@@ -183,20 +184,31 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
       // Handed to the judge's own thread (enforce/file_view.h): the call
       // goes on at once; the pid is read only for what is reported.
       auto judge = std::make_shared<FileJudge>(plan->view);
+      ps.file_judge = judge;
       judge->Start(
-          [report = req.on_file_denied](FileDenial d) {
-            if (d.access.pid == 0) d.access.pid = net::SandboxPid(d.access.host_tid);
-            report(std::move(d));
-          },
+          [report = req.on_file_denied](FileDenial d) { report(std::move(d)); },
           req.on_file_dropped);
       ps.observers.file_pids = static_cast<bool>(req.on_file);
-      ps.observers.on_file = [judge, learn = req.on_file](FileAccess a) {
+      // On the listener's thread, while the caller waits: the sandbox's
+      // root once, and each thread's pid in the sandbox once (a thread that
+      // has ended by the time its access is judged is gone from /proc).
+      auto pids = std::make_shared<std::unordered_map<int, int>>();
+      auto rooted = std::make_shared<bool>(false);
+      ps.observers.on_file = [judge, pids, rooted, learn = req.on_file](FileAccess a) {
+        if (!*rooted) *rooted = judge->TakeRoot(a.host_tid);
+        if (a.pid == 0) {
+          if (pids->size() > 4096) pids->clear();
+          auto [it, fresh] = pids->try_emplace(a.host_tid, 0);
+          if (fresh || it->second == 0) it->second = net::SandboxPid(a.host_tid);
+          a.pid = it->second;
+        }
         if (learn) learn(a);
         judge->Submit(std::move(a));
       };
       // An execution too: the program must be readable where it is.
       {
-        ps.observers.on_exec = [judge, exec = ps.observers.on_exec](ProcessExec x) {
+        ps.observers.on_exec = [judge, rooted, exec = ps.observers.on_exec](ProcessExec x) {
+          if (!*rooted) *rooted = judge->TakeRoot(x.host_pid);
           if (!x.path.empty() && x.path[0] == '/') {
             FileAccess a;
             a.time_ns = x.time_ns;
