@@ -226,7 +226,20 @@ std::optional<FileDenial> FileJudge::Judge(const FileAccess& a) {
     why = "hidden by the sandbox's private " + rule->path;
   } else {
     // Granted by a name with no `..` and no link on the host's way: done.
-    if (why.empty() && !HasDotDot(named) && !ThroughLink(a.path, follow)) return std::nullopt;
+    // A read-only grant's paths found clean are remembered: the sandbox
+    // cannot plant a link there (most of what programs open: libraries).
+    if (why.empty() && !HasDotDot(named)) {
+      const bool read_only = rule && rule->access == ViewRule::Access::kRead;
+      const std::string key = follow ? a.path : a.path + "\n";
+      if (read_only && clean_.count(key)) return std::nullopt;
+      if (!ThroughLink(a.path, follow)) {
+        if (read_only) {
+          if (clean_.size() >= 8192) clean_.clear();
+          clean_.insert(key);
+        }
+        return std::nullopt;
+      }
+    }
     // Otherwise where it leads on the host, as the kernel would go.
     const HostPath h = HostResolve(named, follow);
     if (h.state == HostPath::kNothing || h.into_proc) return std::nullopt;
@@ -248,6 +261,7 @@ void FileJudge::Start(std::function<void(FileDenial)> report, std::function<void
 }
 
 void FileJudge::Submit(FileAccess a) {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
     // The thread starts with the first access, once the sandbox runs: the
@@ -259,16 +273,24 @@ void FileJudge::Submit(FileAccess a) {
       ++overflow_;
       return;
     }
+    // Only the first access of a batch wakes the thread (a wake-up per
+    // call would cost the sandbox a context switch on each).
+    wake = queue_.empty();
     queue_.push_back(std::move(a));
     ++submitted_;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 bool FileJudge::Drain(int timeout_ms) {
   std::unique_lock lock(mu_);
   const uint64_t target = submitted_;
-  return judged_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return judged_ >= target; });
+  if (judged_ >= target) return true;
+  ++draining_;
+  cv_.notify_one();
+  const bool ok = judged_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return judged_ >= target; });
+  --draining_;
+  return ok;
 }
 
 FileJudge::~FileJudge() {
@@ -310,33 +332,34 @@ bool FileJudge::Admit(FileDenial& d, int64_t now_ns) {
 }
 
 void FileJudge::Loop() {
+  std::unique_lock lock(mu_);
   for (;;) {
-    FileAccess a;
-    uint64_t overflow = 0;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stopping, all judged
-      a = std::move(queue_.front());
-      queue_.pop_front();
-      overflow = std::exchange(overflow_, 0);
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) break;  // stopping, all judged
+    // A batch: what arrives within kBatchMs of its first access (unless
+    // someone drains or stops).
+    if (!stopping_ && !draining_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs), [&] { return stopping_ || draining_ > 0; });
     }
+    std::deque<FileAccess> batch = std::exchange(queue_, {});
+    const uint64_t overflow = std::exchange(overflow_, 0);
+    lock.unlock();
     if (overflow && dropped_) dropped_(overflow, "file accesses not judged: more than " + std::to_string(kMaxQueued) + " waited");
-    std::optional<FileDenial> d = Judge(a);
-    if (d && Admit(*d, MonotonicNs())) {
+    for (FileAccess& a : batch) {
+      std::optional<FileDenial> d = Judge(a);
+      if (!d || !Admit(*d, MonotonicNs())) continue;
       if (over_rate_ && dropped_) {
         dropped_(std::exchange(over_rate_, 0), "file denials not recorded: more than " + std::to_string(kRatePerSecond) +
                                                    " a second");
       }
       if (report_) report_(std::move(*d));
     }
-    {
-      std::lock_guard lock(mu_);
-      ++judged_;
-    }
+    lock.lock();
+    judged_ += batch.size();
     judged_cv_.notify_all();
   }
-  uint64_t overflow = std::exchange(overflow_, 0);
+  const uint64_t overflow = std::exchange(overflow_, 0);
+  lock.unlock();
   if (overflow && dropped_) dropped_(overflow, "file accesses not judged: more than " + std::to_string(kMaxQueued) + " waited");
   if (over_rate_ && dropped_) {
     dropped_(std::exchange(over_rate_, 0), "file denials not recorded: more than " + std::to_string(kRatePerSecond) +

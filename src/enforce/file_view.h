@@ -51,6 +51,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -111,6 +112,8 @@ class FileJudge {
 
   static constexpr size_t kMaxQueued = 4096;
   static constexpr int kRatePerSecond = 200, kBurst = 2000;
+  // How long the thread gathers accesses after the first of a batch.
+  static constexpr int kBatchMs = 5;
 
  private:
   const ViewRule* RuleFor(const std::string& path) const;
@@ -129,6 +132,7 @@ class FileJudge {
   std::condition_variable cv_;
   std::deque<FileAccess> queue_;
   uint64_t submitted_ = 0, judged_ = 0;  // Drain
+  int draining_ = 0;
   std::condition_variable judged_cv_;
   uint64_t overflow_ = 0;  // accesses not queued (full)
   bool stopping_ = false;
@@ -142,6 +146,7 @@ class FileJudge {
     uint64_t suppressed;
   };
   std::unordered_map<std::string, Seen> seen_;
+  std::unordered_set<std::string> clean_;  // read-only grants' paths with no link on the way
   double tokens_ = kBurst;
   int64_t tokens_at_ns_ = 0;
   uint64_t over_rate_ = 0;
