@@ -81,7 +81,7 @@ _ward() {
       ((cword == 2)) && [[ $cur != -* ]] && { COMPREPLY=($(compgen -W "summary" -- "$cur")); return; }
       case $prev in
         --db) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        --kind) COMPREPLY=($(compgen -W "start exec exit egress limit trim dropped" -- "$cur")); return ;;
+        --kind) COMPREPLY=($(compgen -W "start exec file exit egress limit trim dropped" -- "$cur")); return ;;
         --format) COMPREPLY=($(compgen -W "table json ocsf syslog" -- "$cur")); return ;;
         --syslog-socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --agent | --sandbox | --since | --until | --limit) return ;;

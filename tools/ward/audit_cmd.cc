@@ -297,7 +297,7 @@ Action AddAudit(CLI::App& app) {
   cmd->add_option("--agent", a->agent, "only this agent's events")->check(non_empty);
   cmd->add_option("--sandbox", a->sandbox, "only this sandbox's events (its id, as `ward run` sets WARD_SANDBOX_ID)")
       ->check(non_empty);
-  cmd->add_option("--kind", a->kind, "only events of this kind: start, exec, exit, egress, limit, trim, dropped")
+  cmd->add_option("--kind", a->kind, "only events of this kind: start, exec, file (a denied file access: policy audit.files), exit, egress, limit, trim, dropped")
       ->check(CLI::IsMember({"start", "exec", "file", "exit", "egress", "limit", "trim", "dropped"}));
   auto* denied = cmd->add_flag("--denied", a->denied, "only denials");
   cmd->add_flag("--allowed", a->allowed, "only what was allowed")->excludes(denied);
