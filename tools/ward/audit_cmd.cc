@@ -307,7 +307,7 @@ Action AddAudit(CLI::App& app) {
   auto* json = cmd->add_flag("--json", a->json, "one JSON object per line: seq, time, agent, agentId, sandbox, kind, decision, summary, detail (as --format json)");
   cmd->add_option("--format", a->format,
                   "table (default); json (as --json); ocsf: one OCSF 1.1.0 event per line for a SIEM (Network Activity, "
-                  "DNS Activity, Process Activity; docs/audit.md); syslog: each event to the system log (authpriv; "
+                  "DNS Activity, Process Activity, File System Activity; docs/audit.md); syslog: each event to the system log (authpriv; "
                   "warning for a denial, info otherwise) as \"ward-audit[PID]: JSON\"")
       ->check(CLI::IsMember({"table", "json", "ocsf", "syslog"}))
       ->excludes(json);
