@@ -132,9 +132,9 @@ struct RunRequest {
   // waits for ward (about 10 µs); those the policy grants are not reported.
   std::function<void(FileDenial)> on_file_denied;
   // With on_file_denied: called with each count of file accesses left
-  // unjudged or denials left unrecorded (a flood: enforce/file_view.h), and
-  // why, on the same thread.
-  std::function<void(uint64_t, const std::string&)> on_file_dropped;
+  // unjudged or denials left unrecorded (a flood: enforce/file_view.h), why,
+  // and a random sample of the paths not recorded, on the same thread.
+  std::function<void(uint64_t, const std::string&, const std::vector<std::string>&)> on_file_dropped;
 };
 
 // One network decision: a DNS question or a connection (egress mode), or a

@@ -31,12 +31,12 @@ Event FileEvent(const Event& base, const FileDenial& d) {
   if (!d.rule.empty()) e.detail["rule"] = d.rule;
   if (d.repeats) {
     e.detail["repeats"] = d.repeats;
-    e.summary += " (and " + std::to_string(d.repeats) + " identical before it, not recorded)";
+    e.summary += " (" + std::to_string(d.repeats) + " more identical, each within a second of another, not recorded one by one)";
   }
   return e;
 }
 
-Event FileDroppedEvent(const Event& base, uint64_t count, const std::string& why) {
+Event FileDroppedEvent(const Event& base, uint64_t count, const std::string& why, const std::vector<std::string>& sample) {
   Event e;
   e.time_ns = RealtimeNs();
   e.agent = base.agent;
@@ -45,6 +45,7 @@ Event FileDroppedEvent(const Event& base, uint64_t count, const std::string& why
   e.kind = "dropped";
   e.summary = std::to_string(count) + " " + why;
   e.detail = {{"count", count}, {"what", "file"}, {"why", why}};
+  if (!sample.empty()) e.detail["sample"] = sample;
   return e;
 }
 

@@ -12,8 +12,9 @@ namespace ward::audit {
 Event FileEvent(const Event& base, const FileDenial& d);
 
 // A "dropped" event: `count` file accesses left unjudged or denials left
-// unrecorded in a flood, and why (enforce/file_view.h).
-Event FileDroppedEvent(const Event& base, uint64_t count, const std::string& why);
+// unrecorded in a flood, why, and a random sample of their paths
+// (enforce/file_view.h).
+Event FileDroppedEvent(const Event& base, uint64_t count, const std::string& why, const std::vector<std::string>& sample);
 
 // The operation's name in events: "read", "write", "create", "remove",
 // "stat".

@@ -86,58 +86,6 @@ bool HostHas(const std::string& path) {
 
 }  // namespace
 
-HostPath HostResolve(const std::string& named, bool follow_last) {
-  HostPath out;
-  std::deque<std::string> todo = Components(named);
-  std::vector<std::string> cur;
-  int links = 0;
-  auto joined = [&] { return JoinByName(cur, {}); };
-  while (!todo.empty()) {
-    std::string c = std::move(todo.front());
-    todo.pop_front();
-    if (c == ".") continue;
-    if (c == "..") {
-      if (!cur.empty()) cur.pop_back();
-      continue;
-    }
-    cur.push_back(std::move(c));
-    if (cur.size() == 1 && cur[0] == "proc") {
-      // The sandbox has its own /proc: the host's says nothing of it.
-      out.path = JoinByName(cur, todo);
-      out.state = HostPath::kExists;
-      out.into_proc = true;
-      return out;
-    }
-    const bool last = std::none_of(todo.begin(), todo.end(), [](const std::string& x) { return x != "."; });
-    const std::string p = joined();
-    struct stat st;
-    if (lstat(p.c_str(), &st) != 0) {
-      out.path = JoinByName(cur, todo);
-      out.state = errno == EACCES ? HostPath::kUnknown : last && errno == ENOENT ? HostPath::kNew : HostPath::kNothing;
-      return out;
-    }
-    if (S_ISLNK(st.st_mode) && (!last || follow_last)) {
-      if (++links > 40) return out;  // ELOOP
-      char buf[PATH_MAX];
-      ssize_t n = readlink(p.c_str(), buf, sizeof buf);
-      if (n <= 0 || static_cast<size_t>(n) >= sizeof buf) {
-        out.path = JoinByName(cur, todo);
-        out.state = HostPath::kUnknown;
-        return out;
-      }
-      const std::string target(buf, static_cast<size_t>(n));
-      out.through_link = true;
-      cur.pop_back();
-      if (target[0] == '/') cur.clear();
-      std::deque<std::string> t = Components(target);
-      todo.insert(todo.begin(), t.begin(), t.end());
-    }
-  }
-  out.path = joined();
-  out.state = HostPath::kExists;
-  return out;
-}
-
 const ViewRule* FileJudge::RuleFor(const std::string& path) const {
   for (std::string p = path;; p = Parent(p)) {
     auto it = std::lower_bound(view_.begin(), view_.end(), p,
@@ -192,69 +140,212 @@ bool FileJudge::TakeRoot(int tid) {
   return true;
 }
 
-bool FileJudge::SandboxHas(const std::string& path) {
-  const int root = root_.load();
-  if (root < 0) return true;  // cannot tell: not reported
+namespace {
+
+bool Numeric(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// One component `name` beneath the directory `dir`, not followed, no
+// magic link, no way out of `dir` (RESOLVE_BENEATH: `name` holds no '/').
+int OpenBeneath(int dir, const std::string& name) {
   open_how how{};
-  how.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  const char* rel = path == "/" ? "." : path.c_str() + 1;
-  int fd = static_cast<int>(syscall(SYS_openat2, root, rel, &how, sizeof how));
-  if (fd >= 0) {
-    close(fd);
-    return true;
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(syscall(SYS_openat2, dir, name.c_str(), &how, sizeof how));
+}
+
+}  // namespace
+
+void PinMagicLinks(FileAccess* a) {
+  const std::string& named = a->named;
+  if (named.compare(0, 6, "/proc/") != 0 || a->host_tid <= 0) return;
+  std::deque<std::string> c = Components(named);
+  if (c.size() < 3) return;
+  const std::string me = std::to_string(a->pid);
+  if (!(c[1] == "self" || c[1] == "thread-self" || (a->pid > 0 && c[1] == me))) return;
+  std::string host = "/proc/" + std::to_string(a->host_tid) + "/";
+  size_t used = 3;
+  if (c[2] == "cwd" || c[2] == "root" || c[2] == "exe") {
+    host += c[2];
+  } else if (c[2] == "fd" && c.size() >= 4 && Numeric(c[3])) {
+    host += "fd/" + c[3];
+    used = 4;
+  } else {
+    return;
   }
-  return errno != ENOENT && errno != ENOTDIR;
+  std::string target = "/";
+  if (c[2] != "root") {
+    char buf[PATH_MAX];
+    ssize_t n = readlink(host.c_str(), buf, sizeof buf);
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof buf || buf[0] != '/') return;
+    target.assign(buf, static_cast<size_t>(n));
+  }
+  for (size_t i = used; i < c.size(); ++i) target += (target.back() == '/' ? "" : "/") + c[i];
+  a->named = target;
+}
+
+SandboxPath FileJudge::SandboxResolve(const std::string& named, bool follow, int pid, int tid) const {
+  SandboxPath out;
+  const int root = root_.load();
+  if (root < 0) {
+    out.unjudged = true;
+    return out;
+  }
+  std::deque<std::string> todo = Components(named);
+  std::vector<std::string> cur;
+  std::vector<UniqueFd> fds;  // fds[i]: cur[0..i], opened in the sandbox
+  int links = 0, steps = 0;
+  const std::string me = std::to_string(pid);
+  while (!todo.empty()) {
+    if (++steps > kMaxSteps || fds.size() > 256) {
+      out.unjudged = true;
+      return out;
+    }
+    std::string c = std::move(todo.front());
+    todo.pop_front();
+    if (c == ".") continue;
+    if (c == "..") {
+      if (!cur.empty()) {
+        cur.pop_back();
+        fds.pop_back();
+      }
+      continue;
+    }
+    // /proc/self and /proc/thread-self: the caller's own (ward has no pid
+    // in the sandbox's /proc).
+    if (cur.size() == 1 && cur[0] == "proc" && (c == "self" || c == "thread-self")) {
+      if (pid <= 0) {
+        out.unjudged = true;
+        return out;
+      }
+      c = me;
+    }
+    const bool last = std::none_of(todo.begin(), todo.end(), [](const std::string& x) { return x != "."; });
+    int fd = OpenBeneath(fds.empty() ? root : fds.back().get(), c);
+    if (fd < 0) {
+      const int e = errno;
+      cur.push_back(std::move(c));
+      out.path = JoinByName(cur, todo);
+      // Not in the sandbox (or in a directory ward may not search, as a
+      // deny rule's mode-0 mask): the rest is the name asked for.
+      if (e == ENOENT || e == ENOTDIR || e == EACCES) {
+        out.parent_exists = last && e == ENOENT;
+        return out;
+      }
+      out.unjudged = true;
+      return out;
+    }
+    UniqueFd f(fd);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      out.unjudged = true;
+      return out;
+    }
+    cur.push_back(std::move(c));
+    if (S_ISLNK(st.st_mode) && (!last || follow)) {
+      if (++links > 40) {  // ELOOP: the kernel gives up too
+        out.path = JoinByName(cur, todo);
+        return out;
+      }
+      std::string target;
+      if (cur[0] == "proc" && cur.size() >= 3 && Numeric(cur[1])) {
+        // A magic link: the caller's own root, cwd, exe or fd/N are what
+        // its host thread's say; another process's are not judged.
+        const bool own = cur[1] == me && tid > 0;
+        std::string host;
+        if (own && cur.size() == 3 && (cur[2] == "root" || cur[2] == "cwd" || cur[2] == "exe")) {
+          host = "/proc/" + std::to_string(tid) + "/" + cur[2];
+        } else if (own && cur.size() == 4 && cur[2] == "fd" && Numeric(cur[3])) {
+          host = "/proc/" + std::to_string(tid) + "/fd/" + cur[3];
+        }
+        char buf[PATH_MAX];
+        ssize_t n = host.empty() ? -1 : readlink(host.c_str(), buf, sizeof buf);
+        if (n <= 0 || static_cast<size_t>(n) >= sizeof buf || buf[0] != '/') {
+          out.unjudged = true;
+          return out;
+        }
+        target.assign(buf, static_cast<size_t>(n));
+        if (cur[2] == "root") target = "/";  // its root is the sandbox's
+      } else {
+        char buf[PATH_MAX];
+        ssize_t n = readlinkat(fd, "", buf, sizeof buf);
+        if (n <= 0 || static_cast<size_t>(n) >= sizeof buf) {
+          out.unjudged = true;
+          return out;
+        }
+        target.assign(buf, static_cast<size_t>(n));
+      }
+      cur.pop_back();
+      if (target[0] == '/') {
+        cur.clear();
+        fds.clear();
+      }
+      std::deque<std::string> t = Components(target);
+      todo.insert(todo.begin(), t.begin(), t.end());
+      continue;
+    }
+    fds.push_back(std::move(f));
+  }
+  out.path = JoinByName(cur, {});
+  out.exists = true;
+  return out;
 }
 
 std::optional<FileDenial> FileJudge::Judge(const FileAccess& a) {
   const bool follow = a.follow || a.op == FileOp::kExecute;
   const std::string& named = a.named.empty() ? a.path : a.named;
+  const bool dotdot = HasDotDot(named);
   // A look at a link ward made in the bare root (`ls -l /`) is the sandbox's own.
-  if (!follow && OwnLink(a.path) && !HasDotDot(named)) return std::nullopt;
+  if (!follow && !dotdot && OwnLink(a.path)) return std::nullopt;
   const ViewRule* rule = nullptr;
   bool own = false;
   std::string why = ByName(a.path, a.op, &rule, &own);
-  FileDenial d;
-  if (why.empty() && own) {
-    // The sandbox's own area: what it writes there is its own; a read of a
-    // name the host has and the sandbox does not looked for the host's file.
-    if (Writes(a.op) || IsUnder(a.path, "/proc") || HasDotDot(named) || !HostHas(a.path) ||
-        SandboxHas(a.path)) {
+  // Granted by a name with no `..` and no link on the host's way (grants
+  // are binds of host paths: the same there): done. A read-only grant's
+  // paths found clean are remembered: the sandbox cannot plant a link
+  // there (most of what programs open: libraries).
+  if (why.empty() && !own && !dotdot) {
+    const bool read_only = rule && rule->access == ViewRule::Access::kRead;
+    const std::string key = follow ? a.path : a.path + "\n";
+    if (read_only && clean_.count(key)) return std::nullopt;
+    if (!ThroughLink(a.path, follow)) {
+      if (read_only) {
+        if (clean_.size() >= 8192) clean_.clear();
+        clean_.insert(key);
+      }
       return std::nullopt;
     }
+  }
+  // Where it leads in the sandbox's view.
+  const SandboxPath w = SandboxResolve(named, follow, a.pid, a.host_tid);
+  if (w.unjudged) {
+    ++unjudged_;
+    return std::nullopt;
+  }
+  why = ByName(w.path, a.op, &rule, &own);
+  if (w.exists || (a.op == FileOp::kCreate && w.parent_exists)) {
+    // What the sandbox has (or a new name where it has the directory):
+    // judged by where it is.
+    if (why.empty()) return std::nullopt;
+  } else if (own) {
+    // A name the sandbox's own area lacks: the host's file of that name,
+    // looked for (never the host's /proc: another pid namespace).
+    if (Writes(a.op) || IsUnder(w.path, "/proc") || !HostHas(w.path)) return std::nullopt;
     why = "hidden by the sandbox's private " + rule->path;
   } else {
-    // Granted by a name with no `..` and no link on the host's way: done.
-    // A read-only grant's paths found clean are remembered: the sandbox
-    // cannot plant a link there (most of what programs open: libraries).
-    if (why.empty() && !HasDotDot(named)) {
-      const bool read_only = rule && rule->access == ViewRule::Access::kRead;
-      const std::string key = follow ? a.path : a.path + "\n";
-      if (read_only && clean_.count(key)) return std::nullopt;
-      if (!ThroughLink(a.path, follow)) {
-        if (read_only) {
-          if (clean_.size() >= 8192) clean_.clear();
-          clean_.insert(key);
-        }
-        return std::nullopt;
-      }
-    }
-    // Otherwise where it leads on the host, as the kernel would go.
-    const HostPath h = HostResolve(named, follow);
-    if (h.state == HostPath::kNothing || h.into_proc) return std::nullopt;
-    if (h.state == HostPath::kNew && a.op != FileOp::kCreate) return std::nullopt;  // a lookup of what is not there
-    why = ByName(h.path, a.op, &rule, &own);
-    if (why.empty()) return std::nullopt;  // leads to what is granted, or to the sandbox's own
-    if (h.path != a.path) d.resolved = h.path;
+    // A name the sandbox lacks: a denial if the host has it.
+    if (why.empty() || !HostHas(w.path)) return std::nullopt;
   }
+  FileDenial d;
+  if (w.path != a.path) d.resolved = w.path;
   d.access = a;
   d.reason = std::move(why);
   if (rule) d.rule = rule->path;
   return d;
 }
 
-void FileJudge::Start(std::function<void(FileDenial)> report, std::function<void(uint64_t, const std::string&)> dropped) {
+void FileJudge::Start(std::function<void(FileDenial)> report, Dropped dropped) {
   report_ = std::move(report);
   dropped_ = std::move(dropped);
   started_ = true;
@@ -298,6 +389,7 @@ FileJudge::~FileJudge() {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
+      stop_deadline_ = MonotonicNs() + int64_t{kStopMs} * 1000000;
     }
     cv_.notify_one();
     thread_.join();
@@ -306,29 +398,74 @@ FileJudge::~FileJudge() {
 }
 
 bool FileJudge::Admit(FileDenial& d, int64_t now_ns) {
-  // Identical denials within a second of the last one recorded: counted.
+  // Identical denials (operation, where it led, why) within a second of the
+  // last one recorded: counted, however the path was spelled.
   const std::string key = std::to_string(static_cast<int>(d.access.op)) + ":" +
-                          (d.access.named.empty() ? d.access.path : d.access.named);
-  if (seen_.size() > 4096) seen_.clear();
-  auto [it, fresh] = seen_.try_emplace(key, Seen{now_ns, 0});
+                          (d.resolved.empty() ? d.access.path : d.resolved) + ":" + d.reason;
+  if (seen_.size() > 4096) {
+    // Forgotten, but their counts are not lost.
+    for (auto& [k, v] : seen_) {
+      if (v.suppressed && report_) {
+        v.last.repeats = v.suppressed;
+        report_(std::move(v.last));
+      }
+    }
+    seen_.clear();
+  }
+  auto [it, fresh] = seen_.try_emplace(key, Seen{now_ns, 0, {}});
   if (!fresh) {
     if (now_ns - it->second.last_ns < 1000000000) {
       ++it->second.suppressed;
+      it->second.last = d;
       return false;
     }
     d.repeats = it->second.suppressed;
-    it->second = Seen{now_ns, 0};
+    it->second.suppressed = 0;
+    it->second.last_ns = now_ns;
   }
   // At most kRatePerSecond a second, after a burst of kBurst.
   if (tokens_at_ns_ == 0) tokens_at_ns_ = now_ns;
   tokens_ = std::min<double>(kBurst, tokens_ + static_cast<double>(now_ns - tokens_at_ns_) * kRatePerSecond / 1e9);
   tokens_at_ns_ = now_ns;
   if (tokens_ < 1) {
-    ++over_rate_;
+    OverRate(d);
     return false;
   }
   tokens_ -= 1;
   return true;
+}
+
+void FileJudge::OverRate(const FileDenial& d) {
+  // Reservoir sampling: each path dropped is as likely to be kept as any
+  // other, so a flood cannot choose to hide one.
+  ++over_rate_;
+  const std::string path = d.resolved.empty() ? d.access.path : d.resolved;
+  if (sample_.size() < kSample) {
+    sample_.push_back(path);
+    return;
+  }
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  const uint64_t j = rng_ % over_rate_;
+  if (j < kSample) sample_[j] = path;
+}
+
+void FileJudge::ReportDropped() {
+  if (!dropped_) return;
+  if (uint64_t n = std::exchange(overflow_taken_, 0)) {
+    dropped_(n, "file accesses not judged: more than " + std::to_string(kMaxQueued) + " waited", {});
+  }
+  if (uint64_t n = std::exchange(over_rate_, 0)) {
+    dropped_(n, "file denials not recorded: more than " + std::to_string(kRatePerSecond) + " a second", sample_);
+    sample_.clear();
+  }
+  if (uint64_t n = std::exchange(unjudged_, 0)) {
+    dropped_(n, "file accesses not judged: a path too deep, too long or through a link ward cannot read", {});
+  }
+  if (uint64_t n = std::exchange(stopped_, 0)) {
+    dropped_(n, "file accesses not judged: the sandbox ended with them waiting", {});
+  }
 }
 
 void FileJudge::Loop() {
@@ -342,29 +479,34 @@ void FileJudge::Loop() {
       cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs), [&] { return stopping_ || draining_ > 0; });
     }
     std::deque<FileAccess> batch = std::exchange(queue_, {});
-    const uint64_t overflow = std::exchange(overflow_, 0);
+    overflow_taken_ += std::exchange(overflow_, 0);
     lock.unlock();
-    if (overflow && dropped_) dropped_(overflow, "file accesses not judged: more than " + std::to_string(kMaxQueued) + " waited");
     for (FileAccess& a : batch) {
+      const int64_t deadline = stop_deadline_.load();
+      if (deadline && MonotonicNs() > deadline) {
+        ++stopped_;
+        continue;
+      }
       std::optional<FileDenial> d = Judge(a);
       if (!d || !Admit(*d, MonotonicNs())) continue;
-      if (over_rate_ && dropped_) {
-        dropped_(std::exchange(over_rate_, 0), "file denials not recorded: more than " + std::to_string(kRatePerSecond) +
-                                                   " a second");
-      }
+      ReportDropped();
       if (report_) report_(std::move(*d));
     }
     lock.lock();
     judged_ += batch.size();
     judged_cv_.notify_all();
   }
-  const uint64_t overflow = std::exchange(overflow_, 0);
+  overflow_taken_ += std::exchange(overflow_, 0);
   lock.unlock();
-  if (overflow && dropped_) dropped_(overflow, "file accesses not judged: more than " + std::to_string(kMaxQueued) + " waited");
-  if (over_rate_ && dropped_) {
-    dropped_(std::exchange(over_rate_, 0), "file denials not recorded: more than " + std::to_string(kRatePerSecond) +
-                                               " a second");
+  // The counts of repeats not yet on a recorded event, on a last copy.
+  for (auto& [k, v] : seen_) {
+    if (v.suppressed && report_) {
+      v.last.repeats = v.suppressed;
+      report_(std::move(v.last));
+    }
   }
+  seen_.clear();
+  ReportDropped();
 }
 
 }  // namespace ward

@@ -19,24 +19,35 @@
 //    DIR" (the workload looked for the host's file: `cat ~/.ssh/id_rsa`);
 //    never for /proc (the host's is another pid namespace);
 //  - otherwise (not granted by name, or a path that passes through a link
-//    or `..`) the path is resolved on the host component by component, as
-//    the kernel would (links followed where the call follows them, `..`
-//    after a link leaving its target, a new name through a dangling link
-//    landing where the link points, at most 40 links); a path the host
-//    does not have is not reported (a failed lookup is not a denial: PATH
-//    and library searches), nor one that leads to a grant or into /proc;
-//    the rest is a denial: "not granted", "read-only" or "denied by a rule".
-// Floods are bounded: identical denials (operation and path) within a
-// second of the last one recorded are counted on the next one recorded
+//    or `..`) the path is walked in the sandbox's own view, component by
+//    component from its root, as the kernel would (links read there and
+//    followed where the call follows them, `..` after a link leaving its
+//    target, /proc/self and the caller's own /proc magic links mapped to
+//    what they name, at most 40 links and kMaxSteps components). Where the
+//    walk ends: an object the sandbox has is judged by its path (a write in
+//    a read-only grant, a deny rule's mask); a name the sandbox lacks is a
+//    denial if the host has it and the policy does not grant it ("not
+//    granted", "read-only", "denied by a rule", or "hidden by the sandbox's
+//    private DIR" in its own areas), and nothing if the host lacks it too
+//    (a failed lookup is not a denial: PATH and library searches). The host
+//    is asked about that one name only.
+// Floods are bounded: identical denials (operation, where the path led,
+// reason) within a second of the last one recorded are counted, and the
+// count goes on the next one recorded or, at the end, on a last copy
 // (FileDenial::repeats); more than kRatePerSecond a second (after a burst of
 // kBurst), or more than kMaxQueued accesses waiting, are counted and
-// reported as dropped.
-// Not judged: a link inside the sandbox's own areas (a link in its private
-// /tmp leads elsewhere there than on the host), calls on descriptors
-// (read, write, fchmod on an fd opened earlier: judged when opened), a
-// relative path whose directory's name is longer than PATH_MAX (its name
-// cannot be read from /proc), and what the call does if another thread
-// rewrites its path meanwhile.
+// reported as dropped with a random sample of the paths dropped (so that a
+// sandbox cannot choose which denial a flood hides). When the judge stops,
+// what still waits is judged for at most kStopMs, the rest counted.
+// Not judged: calls on descriptors (read, write, fchmod on an fd opened
+// earlier: judged when opened); a relative path whose directory's name is
+// longer than PATH_MAX (its name cannot be read from /proc); a link in
+// /proc other than the caller's own root, cwd, exe and fd/N; what a path
+// named after kMaxSteps components or 256 directories deep leads to
+// (counted as dropped); and what the call did if the sandbox changed a
+// link or the path between the call and the judgement (it is judged
+// after the call goes on: a program racing its own links can make the
+// record wrong, never the enforcement).
 #pragma once
 
 #include <sys/types.h>
@@ -60,20 +71,19 @@
 
 namespace ward {
 
-// Where a path leads on the host, resolved component by component.
-struct HostPath {
-  enum State : uint8_t {
-    kNothing,  // the host has nothing there (or a loop of links)
-    kExists,
-    kNew,      // the last component does not exist; its directory does
-    kUnknown,  // a directory on the way ward may not search: taken as named from there
-  };
-  std::string path;  // absolute, normalized
-  State state = kNothing;
-  bool through_link = false;
-  bool into_proc = false;  // it led into /proc: the sandbox's own there
+// Where a path leads in the sandbox's view (FileJudge::SandboxResolve).
+struct SandboxPath {
+  std::string path;        // absolute, normalized: where the walk ended, and the rest by name
+  bool exists = false;     // the sandbox has it
+  bool parent_exists = false;  // it lacks only the last component
+  bool unjudged = false;   // too deep, too long, or a link it cannot read
 };
-HostPath HostResolve(const std::string& named, bool follow_last);
+
+// On the listener's thread, while the caller waits: a path through the
+// caller's own /proc magic links (/proc/self/fd/N, cwd, exe, root) made
+// into what they name now (by the time the judge looks, the process may be
+// gone, and its /proc entries with it).
+void PinMagicLinks(FileAccess* a);
 
 class FileJudge {
  public:
@@ -88,7 +98,8 @@ class FileJudge {
   // thread itself starts with the first Submit, once the sandbox runs: the
   // supervisor must be single-threaded when it clones the sandbox (the
   // child's glibc setgroups/setresuid would wait for threads not in it).
-  void Start(std::function<void(FileDenial)> report, std::function<void(uint64_t, const std::string&)> dropped);
+  using Dropped = std::function<void(uint64_t count, const std::string& why, const std::vector<std::string>& sample)>;
+  void Start(std::function<void(FileDenial)> report, Dropped dropped);
   // Thread-safe; never waits.
   void Submit(FileAccess a);
   // The sandbox's root, from a thread of it (/proc/TID/root), for what the
@@ -114,13 +125,21 @@ class FileJudge {
   static constexpr int kRatePerSecond = 200, kBurst = 2000;
   // How long the thread gathers accesses after the first of a batch.
   static constexpr int kBatchMs = 5;
+  static constexpr int kMaxSteps = 4096;  // components walked per access, links' included
+  static constexpr int kStopMs = 2000;    // judging what waits when the judge stops
+  static constexpr size_t kSample = 16;   // paths kept of those dropped
 
  private:
   const ViewRule* RuleFor(const std::string& path) const;
   bool LeadsToRule(const std::string& path) const;
   bool OwnLink(const std::string& path) const;
-  // Whether the sandbox's root (TakeRoot) has `path`; true if unknown.
-  bool SandboxHas(const std::string& path);
+  // Walks `named` in the sandbox's view from its root (TakeRoot), for the
+  // caller `pid` (in the sandbox) and `tid` (on the host).
+  SandboxPath SandboxResolve(const std::string& named, bool follow, int pid, int tid) const;
+  // Counts `d` as over the rate, keeping a random sample of the paths.
+  void OverRate(const FileDenial& d);
+  // Reports what was counted and not recorded since the last report.
+  void ReportDropped();
   void Loop();
   // Rate and repeats: whether `d` is recorded now (its repeats set).
   bool Admit(FileDenial& d, int64_t now_ns);
@@ -135,21 +154,26 @@ class FileJudge {
   int draining_ = 0;
   std::condition_variable judged_cv_;
   uint64_t overflow_ = 0;  // accesses not queued (full)
+  uint64_t overflow_taken_ = 0;  // the same, taken by the judge's thread to report
+  std::atomic<int64_t> stop_deadline_{0};  // CLOCK_MONOTONIC: judging stops then (kStopMs)
   bool stopping_ = false;
   bool started_ = false;
   std::thread thread_;
   std::function<void(FileDenial)> report_;
-  std::function<void(uint64_t, const std::string&)> dropped_;
+  FileJudge::Dropped dropped_;
   // The judge's thread only.
   struct Seen {
     int64_t last_ns;
     uint64_t suppressed;
+    FileDenial last;  // for the count at the end
   };
   std::unordered_map<std::string, Seen> seen_;
   std::unordered_set<std::string> clean_;  // read-only grants' paths with no link on the way
   double tokens_ = kBurst;
   int64_t tokens_at_ns_ = 0;
-  uint64_t over_rate_ = 0;
+  uint64_t over_rate_ = 0, unjudged_ = 0, stopped_ = 0;
+  std::vector<std::string> sample_;  // of the paths over the rate (reservoir)
+  uint64_t rng_ = 0x9e3779b97f4a7c15ULL;
 };
 
 }  // namespace ward

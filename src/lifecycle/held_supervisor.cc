@@ -829,8 +829,8 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     };
     if (req.policy.audit.files == AuditPolicy::Files::kDenied) {
       req.on_file_denied = [w, base = trail->base](const FileDenial& d) { w->Post(audit::FileEvent(base, d)); };
-      req.on_file_dropped = [w, base = trail->base](uint64_t n, const std::string& why) {
-        w->Post(audit::FileDroppedEvent(base, n, why));
+      req.on_file_dropped = [w, base = trail->base](uint64_t n, const std::string& why, const std::vector<std::string>& sample) {
+        w->Post(audit::FileDroppedEvent(base, n, why, sample));
       };
     }
     // Who it is, for every command it runs.

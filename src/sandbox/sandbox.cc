@@ -203,6 +203,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
           a.pid = it->second;
         }
         if (learn) learn(a);
+        PinMagicLinks(&a);
         judge->Submit(std::move(a));
       };
       // An execution too: the program must be readable where it is.

@@ -814,6 +814,14 @@ t('proc-self', lambda: open('/proc/self/status').read())
 t('proc-exe', lambda: os.readlink('/proc/self/exe'))
 t('root-link', lambda: os.lstat('/bin'))
 t('root-list', lambda: [os.lstat('/' + n) for n in os.listdir('/')])
+os.mkdir('/tmp/x')
+t('proc-dotdot', lambda: open('/proc/self/../..' + d + '/hidden/s3').read())
+t('tmp-dotdot', lambda: open('/tmp/x/../..' + d + '/rw/secret/k').read())
+t('proc1-dotdot', lambda: os.close(os.open('/proc/1/../..' + d + '/ro/f', os.O_WRONLY)))
+fd = os.open(d + '/ro/f', os.O_PATH)
+t('fd-reopen', lambda: os.close(os.open('/proc/self/fd/%d' % fd, os.O_WRONLY)))
+os.mkdir(d + '/rw/dd'); os.chdir(d + '/rw/dd'); os.rmdir(d + '/rw/dd')
+t('deleted-cwd', lambda: open('../../hidden/s2').read())
 """
 
 
@@ -824,24 +832,37 @@ def test_file_denials_not_evaded():
     # calls; and no event for the sandbox's own /proc/self or for ward's
     # links in its root (ls -l /).
     d, pol = file_tree()
+    for f in ("hidden/s2", "hidden/s3"):
+        with open(os.path.join(d, f), "w") as out:
+            out.write("x")
     try:
         code, out, err = ward("run", "--agent", "evade", "--policy", pol, "--cwd", "/", "--",
                               "/usr/bin/python3", "-c", EVASION_PROBE, d)
         got = dict(l.split() for l in out.splitlines())
         check(code == 0 and got == {"dotdot": "ENOENT", "dangling": "EROFS", "stat-link": "ENOENT", "lstat-link": "ok",
                                     "chown": "ENOENT", "getxattr": "ENOENT", "proc-self": "ok", "proc-exe": "ok",
-                                    "root-link": "ok", "root-list": "ok"}, "what the kernel answered", (out, err))
+                                    "root-link": "ok", "root-list": "ok", "proc-dotdot": "ENOENT",
+                                    "tmp-dotdot": "EACCES", "proc1-dotdot": "EROFS", "fd-reopen": "EROFS",
+                                    "deleted-cwd": "ENOENT"}, "what the kernel answered", (out, err))
         ev = events("--agent", "evade", "--kind", "file")
-        mine = sorted((e["detail"]["operation"], e["detail"]["path"], e["detail"].get("resolved", ""),
-                       e["detail"]["reason"]) for e in ev if e["detail"]["path"].startswith(d))
+        def fd_path(p):
+            return "/proc/self/fd/N" if p.startswith("/proc/self/fd/") else p
+        mine = sorted((e["detail"]["operation"], fd_path(e["detail"]["path"]), e["detail"].get("resolved", ""),
+                       e["detail"]["reason"]) for e in ev
+                      if e["detail"]["path"].startswith(d) or e["detail"].get("resolved", "").startswith(d))
         check(mine == sorted([("read", d + "/rw/s", d + "/hidden/s", "not granted"),
                               ("create", d + "/rw/dangling", d + "/ro/created", "read-only"),
                               ("stat", d + "/rw/link", d + "/hidden/s", "not granted"),
                               ("write", d + "/hidden/s", "", "not granted"),
-                              ("stat", d + "/hidden/s", "", "not granted")]),
-              "each refused access recorded, judged where the kernel went", ev)
-        own = [e for e in ev if e["detail"]["path"].startswith("/proc") or e["detail"]["path"] in
-               ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")]
+                              ("stat", d + "/hidden/s", "", "not granted"),
+                              ("read", d + "/hidden/s3", "", "not granted"),
+                              ("read", d + "/rw/secret/k", "", "denied by a rule"),
+                              ("write", d + "/ro/f", "", "read-only"),
+                              ("write", "/proc/self/fd/N", d + "/ro/f", "read-only"),
+                              ("read", d + "/hidden/s2", "", "not granted")]),
+              "each refused access recorded, judged where the kernel went", mine)
+        own = [e for e in ev if (e["detail"]["path"].startswith("/proc") and not e["detail"].get("resolved"))
+               or e["detail"]["path"] in ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")]
         check(own == [], "nothing for /proc/self or ward's own root links", own)
     finally:
         shutil.rmtree(d, ignore_errors=True)

@@ -3,6 +3,7 @@
 // host: links planted in a grant, new names, calls on a link itself.
 #include "enforce/file_view.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -80,6 +81,7 @@ class FileJudgeOnHost : public ::testing::Test {
   // does.
   std::optional<FileDenial> Judge(FileOp op, const std::string& rel, bool follow = true) {
     FileJudge j({{d_ + "/ro", A::kRead}, {d_ + "/rw", A::kWrite}});
+    EXPECT_TRUE(j.TakeRoot(getpid()));  // this test's "sandbox" is the host's view
     FileAccess a;
     a.op = op;
     a.named = d_ + rel;
@@ -161,12 +163,40 @@ TEST_F(FileJudgeOnHost, NewNameThroughADanglingLinkLandsWhereItPoints) {
   EXPECT_FALSE(Judge(FileOp::kCreate, "/rw/dangling", false)) << "O_EXCL, symlink(2): the link's own name";
 }
 
+// /proc/self/fd/N (a reopen of an O_PATH descriptor) and /proc/1/../..:
+// judged where they lead, not as the sandbox's own /proc.
+TEST_F(FileJudgeOnHost, ProcPathsLeadingOut) {
+  FileJudge j({{"/proc", A::kPrivate}, {d_ + "/ro", A::kRead}, {d_ + "/rw", A::kWrite}});
+  ASSERT_TRUE(j.TakeRoot(getpid()));
+  UniqueFd fd(open((d_ + "/ro/f").c_str(), O_PATH | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  FileAccess a;
+  a.op = FileOp::kWrite;
+  a.pid = getpid();
+  a.host_tid = gettid();
+  a.path = a.named = "/proc/self/fd/" + std::to_string(fd.get());
+  auto d = j.Judge(a);
+  ASSERT_TRUE(d) << "a write through the descriptor's magic link";
+  EXPECT_EQ(d->reason, "read-only");
+  EXPECT_EQ(d->resolved, d_ + "/ro/f");
+  a.op = FileOp::kRead;
+  EXPECT_FALSE(j.Judge(a)) << "control: reading it";
+  a.named = "/proc/1/../.." + d_ + "/hidden/s";
+  a.path = d_ + "/hidden/s";
+  d = j.Judge(a);
+  ASSERT_TRUE(d) << "out of /proc by `..`";
+  EXPECT_EQ(d->reason, "not granted");
+}
+
 TEST_F(FileJudgeOnHost, ALoopOfLinksIsNothing) { EXPECT_FALSE(Judge(FileOp::kRead, "/rw/loop1")); }
 
 TEST(FileJudge, TheSandboxsOwnProcAndLinksAreNotDenials) {
   FileJudge j({{"/bin", A::kLink}, {"/proc", A::kPrivate}, {"/usr", A::kRead}});
+  ASSERT_TRUE(j.TakeRoot(getpid()));
   FileAccess a;
   a.op = FileOp::kRead;
+  a.pid = getpid();
+  a.host_tid = gettid();
   a.path = a.named = "/proc/self/status";
   EXPECT_FALSE(j.Judge(a)) << "the host's /proc is another pid namespace";
   a.named = "/proc/1/root/etc/shadow";
@@ -189,7 +219,9 @@ TEST_F(FileJudgeOnHost, ThreadCountsRepeatsAndFloods) {
   uint64_t dropped = 0;
   {
     FileJudge j({{d_ + "/ro", A::kRead}, {d_ + "/rw", A::kWrite}});
-    j.Start([&](FileDenial d) { got.push_back(std::move(d)); }, [&](uint64_t n, const std::string&) { dropped += n; });
+    j.Start([&](FileDenial d) { got.push_back(std::move(d)); },
+            [&](uint64_t n, const std::string&, const std::vector<std::string>&) { dropped += n; });
+    ASSERT_TRUE(j.TakeRoot(getpid()));
     FileAccess a;
     a.op = FileOp::kRead;
     a.path = a.named = d_ + "/hidden/s";
@@ -204,11 +236,14 @@ TEST_F(FileJudgeOnHost, ThreadCountsRepeatsAndFloods) {
   }
   ASSERT_FALSE(got.empty());
   EXPECT_EQ(got[0].access.path, d_ + "/hidden/s");
-  EXPECT_EQ(std::count_if(got.begin(), got.end(), [&](const FileDenial& d) { return d.access.path == d_ + "/hidden/s"; }), 1)
-      << "four identical repeats within a second are not recorded again";
+  EXPECT_FALSE(got[0].repeats);
+  const auto last = std::find_if(got.rbegin(), got.rend(), [&](const FileDenial& d) { return d.access.path == d_ + "/hidden/s"; });
+  EXPECT_EQ(std::count_if(got.begin(), got.end(), [&](const FileDenial& d) { return d.access.path == d_ + "/hidden/s"; }), 2)
+      << "four identical repeats within a second: not recorded one by one, their count on a last copy at the end";
+  EXPECT_EQ(last->repeats, 4u);
   EXPECT_LE(got.size(), static_cast<size_t>(FileJudge::kBurst) + 10);
   EXPECT_GE(dropped, 40u) << "beyond the burst: counted, not recorded (or not judged: the queue)";
-  EXPECT_EQ(got.size() - 1 + dropped, static_cast<size_t>(FileJudge::kBurst) + 50)
+  EXPECT_EQ(got.size() - 2 + dropped, static_cast<size_t>(FileJudge::kBurst) + 50)
       << "every distinct denial is recorded or counted";
 }
 

@@ -132,8 +132,8 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
     req->on_file_denied = [w = a->writer_.get(), base = a->Base("file")](const FileDenial& d) {
       w->Post(audit::FileEvent(base, d));
     };
-    req->on_file_dropped = [w = a->writer_.get(), base = a->Base("dropped")](uint64_t n, const std::string& why) {
-      w->Post(audit::FileDroppedEvent(base, n, why));
+    req->on_file_dropped = [w = a->writer_.get(), base = a->Base("dropped")](uint64_t n, const std::string& why, const std::vector<std::string>& sample) {
+      w->Post(audit::FileDroppedEvent(base, n, why, sample));
     };
   }
   return a;
