@@ -21,16 +21,16 @@ EventWriter::EventWriter(Store* store) : store_(store) {}
 
 EventWriter::~EventWriter() { (void)Finish(); }
 
-void EventWriter::Post(Event e) {
+bool EventWriter::Post(Event e) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return;
+    if (stopping_) return false;
     // A sandbox that floods long paths while the store is locked must not
     // grow ward without bound.
     const size_t bytes = Bytes(e);
     if (queue_.size() >= kMaxQueued || queued_bytes_ + bytes > kMaxQueuedBytes) {
       if (dropped_++ == 0) dropped_template_ = std::move(e);
-      return;
+      return false;
     }
     const bool was_empty = queue_.empty();
     queued_bytes_ += bytes;
@@ -47,15 +47,16 @@ void EventWriter::Post(Event e) {
         --posted_;
         ++dropped_;
         if (error_) error_ = Error::Setup("could not start the audit writer thread; events lost");
-        return;
+        return false;
       }
     }
     // The writer sleeps between batches; only the first event of one
     // wakes it (a wake-up per event would cost the sandbox a context switch
     // on each of its executions).
-    if (!was_empty) return;
+    if (!was_empty) return true;
   }
   cv_.notify_one();
+  return true;
 }
 
 void EventWriter::Loop() {

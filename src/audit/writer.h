@@ -29,7 +29,8 @@ class EventWriter {
   // Queues `e` (thread-safe; never waits for the store). Beyond kMaxQueued
   // waiting events (or about kMaxQueuedBytes) it is counted instead; the count is recorded as a
   // "dropped" event when the queue has room again.
-  void Post(Event e);
+  // Returns false if `e` was counted instead of queued.
+  bool Post(Event e);
 
   // Waits until what was posted before the call is written (or given up
   // on), at most `timeout_ms`: false if it is not by then. A held

@@ -454,6 +454,10 @@ class Holder {
     for (const std::string& e : env) {
       size_t eq = e.find('=');
       if (eq == 0 || eq == std::string::npos) continue;
+      // Who the sandbox is (the audit trail's identity) is not the
+      // caller's to say.
+      const std::string name = e.substr(0, eq);
+      if (name == "WARD_AGENT" || name == "WARD_AGENT_ID" || name == "WARD_SANDBOX_ID") continue;
       std::erase_if(envp, [&](const std::string& x) { return x.compare(0, eq + 1, e, 0, eq + 1) == 0; });
       envp.push_back(e);
     }
@@ -864,12 +868,31 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   // killed still has its end recorded.
   std::map<uint32_t, std::pair<std::string, pid_t>> runs;  // exec id -> its run id, its caller
   if (writer) {
-    holder.on_exec_start_ = [w = &*writer, &trail, &rec, &runs](const Holder::ExecStart& s) -> Result<void> {
-      // A store moved or replaced since it was opened would take the
-      // events where no reader of its path sees them.
-      WARD_TRY(trail->store.StillAt());
+    // A start that cannot be recorded refuses the exec (nothing runs),
+    // unless the policy's audit.trail is "best-effort" (then said in the
+    // log, and it runs). A refused exec's start that the store takes later
+    // is paired with an exit saying so.
+    const bool best_effort = req.policy.audit.trail == Requirement::kBestEffort;
+    holder.on_exec_start_ = [w = &*writer, &trail, &rec, &runs, best_effort](const Holder::ExecStart& s) -> Result<void> {
       auto run = NewId();
       if (!run) return run.error();
+      auto refuse = [&](Error e, bool posted) -> Result<void> {
+        if (posted) {
+          audit::Event x = trail->base;
+          x.kind = "exit";
+          x.time_ns = RealtimeNs();
+          x.summary = "ward: refused: " + e.message;
+          x.detail = {{"exitStatus", kExitSetup}, {"error", "refused: " + e.message}, {"pid", s.caller_pid}, {"run", *run}};
+          w->Post(std::move(x));
+        }
+        if (!best_effort) return e;
+        std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs without its record (audit.trail is \"best-effort\")\n",
+                     e.message.c_str());
+        return {};
+      };
+      // A store moved or replaced since it was opened would take the
+      // events where no reader of its path sees them.
+      if (auto still = trail->store.StillAt(); !still) return refuse(still.error(), false);
       audit::Event e = trail->base;
       e.kind = "start";
       e.time_ns = RealtimeNs();
@@ -878,8 +901,14 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       e.summary = "ward exec " + rec.name + cmd;
       e.detail = {{"via", "exec"}, {"name", rec.name}, {"policyDigest", rec.policy_digest}, {"argv", s.argv},
                   {"cwd", s.cwd},  {"uid", s.caller_uid}, {"pid", s.caller_pid},           {"run", *run}};
-      w->Post(std::move(e));
-      if (!w->Flush(2000)) return Error::Setup("the audit store did not take the exec's start within 2 s");
+      if (!w->Post(std::move(e))) return refuse(Error::Setup("the audit writer's queue is full"), false);
+      if (!w->Flush(2000)) {
+        Error late = Error::Setup("the audit store did not take the exec's start within 2 s");
+        if (!best_effort) return refuse(late, true);
+        // It runs: its start and end are written when the store takes them.
+        std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs (audit.trail is \"best-effort\")\n",
+                     late.message.c_str());
+      }
       runs[s.id] = {*run, s.caller_pid};
       return {};
     };

@@ -23,6 +23,7 @@ import traceback
 WARD = None
 BASE = None
 DB = None
+FILES_DIR = None  # outside ward's state (BASE): what a sandbox may be granted
 
 
 def ward(*args, db=None, timeout=60, cwd=None):
@@ -569,9 +570,11 @@ def test_exec_recorded():
                  "s = socket.socket(); s.settimeout(5)\n"
                  "try: s.connect(('192.0.2.1', 80))\n"
                  "except OSError as e: print('errno', e.errno)\n")
-        code, out, err = ward("exec", "held", "--", "python3", "-c", probe)
+        code, out, err = ward("exec", "held", "--env", "WARD_SANDBOX_ID=forged", "--env", "WARD_AGENT=other", "--",
+                              "python3", "-c", probe)
         check(code == 0 and out.split()[:2] == ["held-agent", sid] and "errno 111" in out,
-              "the identity inside; the connection refused (ECONNREFUSED)", (out, err))
+              "the identity inside, which the exec's caller cannot set; the connection refused (ECONNREFUSED)",
+              (out, err))
         ev = events("--sandbox", sid, db=held_db, execs=False)
         check([e["kind"] for e in ev] == ["start", "egress", "exit"], "start, the decision, exit", ev)
         execs = events("--sandbox", sid, "--kind", "exec", db=held_db)
@@ -868,6 +871,51 @@ def test_file_denials_not_evaded():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_held_exec_with_a_locked_store():
+    # A store another process holds locked: the exec's start cannot be
+    # written, so it is refused (125, nothing ran); once the store is free,
+    # that start is there with an exit saying it was refused. With
+    # audit.trail "best-effort" the same exec runs.
+    import sqlite3
+    for trail, name in (("required", "lockreq"), ("best-effort", "lockbe")):
+        db = os.path.join(BASE, name, "audit.db")
+        pol = os.path.join(BASE, name + ".json")
+        with open(pol, "w") as f:
+            json.dump({"ward": 1, "extends": "minimal", "filesystem": {"write": [FILES_DIR]},
+                       "audit": {"trail": trail}}, f)
+        code, out, err = ward("provision", "--policy", pol, "--name", name, "--cwd", "/", db=db)
+        check(code == 0, "provision", err)
+        sid = out.strip()
+        marker = os.path.join(FILES_DIR, name)
+        try:
+            check(ward("start", name)[0] == 0, "start")
+            check(ward("exec", name, "--", "true")[0] == 0, "control: an exec with the store free")
+            lock = sqlite3.connect(db, timeout=0, isolation_level=None)
+            lock.execute("BEGIN EXCLUSIVE")
+            try:
+                code, _, err = ward("exec", name, "--", "touch", marker)
+            finally:
+                lock.execute("COMMIT")
+                lock.close()
+            if trail == "required":
+                check(code == 125 and "audit" in err and not os.path.exists(marker),
+                      "required: refused (125), nothing ran", (code, err))
+                deadline = time.time() + 10
+                refused = []
+                while time.time() < deadline and not refused:
+                    ev = events("--sandbox", sid, db=db, execs=False)
+                    starts = {e["detail"]["run"]: e for e in ev if e["kind"] == "start"}
+                    refused = [e for e in ev if e["kind"] == "exit" and "refused" in e["detail"].get("error", "")
+                               and e["detail"]["run"] in starts]
+                    time.sleep(0.2)
+                check(len(refused) == 1 and refused[0]["detail"]["exitStatus"] == 125,
+                      "its start, written later, paired with an exit saying it was refused", ev)
+            else:
+                check(code == 0 and os.path.exists(marker), "best-effort: it runs", (code, err))
+        finally:
+            ward("deprovision", name)
+
+
 CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recorded, test_limit_recorded,
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
          test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
@@ -876,11 +924,12 @@ CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recor
          test_learn_then_run_then_deny_the_variation, test_each_agent_its_own_host_uid,
          test_policy_names_the_agent_and_may_make_the_trail_best_effort,
          test_ocsf_and_syslog_export, test_file_denials_recorded,
-         test_held_egress_written_as_it_happens, test_file_denials_not_evaded]
+         test_held_egress_written_as_it_happens, test_file_denials_not_evaded,
+         test_held_exec_with_a_locked_store]
 
 
 def main():
-    global WARD, BASE, DB
+    global WARD, BASE, DB, FILES_DIR
     ap = argparse.ArgumentParser()
     ap.add_argument("--ward", required=True)
     ap.add_argument("--only", action="append")
@@ -890,6 +939,8 @@ def main():
     os.chmod(BASE, 0o755)
     DB = os.path.join(BASE, "store", "audit.db")
     os.mkdir(os.path.join(BASE, "rt"), 0o700)
+    FILES_DIR = tempfile.mkdtemp(prefix="ward-audit-files-", dir="/var/tmp")
+    os.chmod(FILES_DIR, 0o755)
     failed = []
     try:
         for case in CASES:
@@ -905,6 +956,7 @@ def main():
                 failed.append(case.__name__)
     finally:
         shutil.rmtree(BASE, ignore_errors=True)
+        shutil.rmtree(FILES_DIR, ignore_errors=True)
     print(f"{len(failed)} failed: {failed}" if failed else "all passed")
     return 1 if failed else 0
 

@@ -171,7 +171,7 @@ Action AddExec(CLI::App& app) {
                  "and egress (the sandbox's decisions while it ran, as for `ward run`); ward's own errors: exitStatus and error");
   // One value per --env (as run's grants): a vector option would otherwise
   // take the `--` and leave the command's own flags to ward's parser.
-  exec->add_option("--env", ea->req.env, "NAME=VALUE added to the sandbox's environment for this command; repeatable")
+  exec->add_option("--env", ea->req.env, "NAME=VALUE added to the sandbox's environment for this command; repeatable (WARD_AGENT, WARD_AGENT_ID and WARD_SANDBOX_ID are the sandbox's and cannot be set)")
       ->type_name("NAME=VALUE")
       ->allow_extra_args(false);
   exec->add_option("--cwd", ea->req.cwd, "working directory inside the sandbox (default: the sandbox's)");
