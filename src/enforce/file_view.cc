@@ -133,10 +133,24 @@ std::string FileJudge::ByName(const std::string& path, FileOp op, const ViewRule
 bool FileJudge::TakeRoot(int tid) {
   if (root_.load() >= 0) return true;
   if (tid <= 0) return false;
-  int fd = open(("/proc/" + std::to_string(tid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
+  // Its mount namespace too: held, it keeps the sandbox's mounts while
+  // the judge walks them after the sandbox has ended (the judge is stopped
+  // and this closed right after: nothing outlives the run for long).
+  const std::string proc = "/proc/" + std::to_string(tid);
+  int ns = open((proc + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
+  if (ns < 0) return false;
+  int fd = open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    close(ns);
+    return false;
+  }
   int none = -1;
-  if (!root_.compare_exchange_strong(none, fd)) close(fd);
+  if (!root_.compare_exchange_strong(none, fd)) {
+    close(fd);
+    close(ns);
+    return true;
+  }
+  mntns_.store(ns);
   return true;
 }
 
@@ -359,7 +373,8 @@ void FileJudge::Submit(FileAccess a) {
     // supervisor must still be single-threaded when it clones the sandbox
     // (the child's glibc setgroups/setresuid would wait for threads that
     // are not in it).
-    if (!thread_.joinable() && started_ && !stopping_) thread_ = std::thread([this] { Loop(); });
+    if (stopping_) return;  // the sandbox has ended (Stop)
+    if (started_ && !thread_.joinable()) thread_ = std::thread([this] { Loop(); });
     if (queue_.size() >= kMaxQueued) {
       ++overflow_;
       return;
@@ -384,17 +399,23 @@ bool FileJudge::Drain(int timeout_ms) {
   return ok;
 }
 
-FileJudge::~FileJudge() {
-  if (thread_.joinable()) {
-    {
-      std::lock_guard lock(mu_);
+void FileJudge::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
       stopping_ = true;
       stop_deadline_ = MonotonicNs() + int64_t{kStopMs} * 1000000;
     }
-    cv_.notify_one();
-    thread_.join();
   }
+  cv_.notify_one();
+  // Submit starts no thread once stopping_ is set, so thread_ is settled.
+  if (thread_.joinable()) thread_.join();
+}
+
+FileJudge::~FileJudge() {
+  Stop();
   if (root_.load() >= 0) close(root_.load());
+  if (mntns_.load() >= 0) close(mntns_.load());
 }
 
 bool FileJudge::Admit(FileDenial& d, int64_t now_ns) {

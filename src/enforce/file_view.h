@@ -112,6 +112,11 @@ class FileJudge {
   // at most `timeout_ms`: false if not by then. A held sandbox's
   // supervisor drains before it tells `ward exec` its command ended.
   bool Drain(int timeout_ms);
+  // Judges what waits (at most kStopMs), reports it and the counts, and
+  // stops the thread; what is submitted afterwards is not judged. Called
+  // once the sandbox has ended, before its audit trail is closed (the
+  // destructor does it too).
+  void Stop();
 
   // The denial of `a` (made by host thread a.host_tid), or nullopt; on the
   // caller's thread.
@@ -145,7 +150,8 @@ class FileJudge {
   bool Admit(FileDenial& d, int64_t now_ns);
 
   std::vector<ViewRule> view_;
-  std::atomic<int> root_{-1};  // the sandbox's root (TakeRoot), owned
+  std::atomic<int> root_{-1};   // the sandbox's root (TakeRoot), owned
+  std::atomic<int> mntns_{-1};  // its mount namespace, held while the judge may walk it
 
   std::mutex mu_;
   std::condition_variable cv_;

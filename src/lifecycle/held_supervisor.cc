@@ -969,6 +969,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };
   LaunchError exec_error;
   auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);
+  if (ps.file_judge) ps.file_judge->Stop();  // its last denials, before the trail closes
   uint64_t dropped = 0;
   (void)CollectEgress(ps, &dropped);
   const bool ps_had_proxy = ps.proxy != nullptr;

@@ -412,6 +412,9 @@ Result<RunResult> Run(const RunRequest& req) {
   LaunchError exec_error;
   auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);
   result.egress = CollectEgress(ps, &result.egress_dropped);
+  // Its file accesses judged and reported before Run returns, while the
+  // caller's audit trail is open.
+  if (ps.file_judge) ps.file_judge->Stop();
   if (!out) {
     Error e = out.error();
     if (exec_error.exec_errno) {

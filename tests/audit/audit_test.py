@@ -732,7 +732,7 @@ def test_file_denials_recorded():
                        ("read", d + "/rw/secret/k", "", "denied by a rule", d + "/rw/secret"),
                        ("read", hostfile, "", "hidden by the sandbox's private /tmp", "/tmp"),
                        ("read", d + "/rw/link", d + "/hidden/s", "not granted", "")],
-              "one event per denied access, in order, with its reason; none for the granted, missing or own", ev)
+              "one event per denied access, in order, with its reason; none for the granted, missing or own", (mine, ev))
         check(all(e["decision"] == "deny" and e["agent"] == "files" and e["detail"]["pid"] > 1 for e in ev),
               "denials, of the agent, with the pid in the sandbox", ev)
         check(len(events("--agent", "files", "--denied")) == len(ev), "--denied shows them")
