@@ -152,15 +152,16 @@ Result<void> Store::Init(bool create) {
   }
   umask(old_mask);
   if (rc != SQLITE_OK) return DbError(path_, raw, "open");
-  // A store with a second name (a hard link someone made) could be read or
-  // rewritten through that name by whoever that one is visible to.
+  // The file opened (StillAt). A store with a second name (a hard link
+  // someone made) could be read or rewritten through that name by whoever
+  // that one is visible to.
   if (struct stat st; stat(path_.c_str(), &st) == 0) {
     dev_ = st.st_dev;
     ino_ = st.st_ino;
-  }
-  if (struct stat st; stat(path_.c_str(), &st) == 0 && st.st_nlink > 1) {
-    return Error::Setup("audit store \"" + path_ + "\": has " + std::to_string(st.st_nlink) +
-                        " hard links (find them with `find / -xdev -samefile " + path_ + "`); a store must have one name");
+    if (st.st_nlink > 1) {
+      return Error::Setup("audit store \"" + path_ + "\": has " + std::to_string(st.st_nlink) +
+                          " hard links (find them with `find / -xdev -samefile " + path_ + "`); a store must have one name");
+    }
   }
   // What the file holds is data, never code: no trigger or view planted in
   // it runs with ward's privileges, and SQLite refuses writes that would

@@ -169,33 +169,49 @@ int OpenBeneath(int dir, const std::string& name) {
   return static_cast<int>(syscall(SYS_openat2, dir, name.c_str(), &how, sizeof how));
 }
 
+// What the caller's own /proc magic link `entry` ("root", "cwd", "exe" or
+// "fd/N") names, read from its host thread `tid`: "" if it cannot be read
+// or is not a path. Its root is the sandbox's: "/".
+std::string OwnMagicTarget(int tid, const std::string& entry) {
+  if (entry == "root") return "/";
+  char buf[PATH_MAX];
+  const std::string host = "/proc/" + std::to_string(tid) + "/" + entry;
+  ssize_t n = readlink(host.c_str(), buf, sizeof buf);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof buf || buf[0] != '/') return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The magic link `c[at]` (and `c[at + 1]` for fd/N) of a /proc/<pid>/
+// directory: its entry name for OwnMagicTarget, "" if it is not one;
+// `*used`: the components it takes.
+std::string MagicEntry(const std::vector<std::string>& c, size_t at, size_t* used) {
+  if (c.size() > at && (c[at] == "cwd" || c[at] == "root" || c[at] == "exe")) {
+    *used = 1;
+    return c[at];
+  }
+  if (c.size() > at + 1 && c[at] == "fd" && Numeric(c[at + 1])) {
+    *used = 2;
+    return "fd/" + c[at + 1];
+  }
+  return "";
+}
+
 }  // namespace
 
 void PinMagicLinks(FileAccess* a) {
   const std::string& named = a->named;
   if (named.compare(0, 6, "/proc/") != 0 || a->host_tid <= 0) return;
-  std::deque<std::string> c = Components(named);
+  const std::deque<std::string> parts = Components(named);
+  const std::vector<std::string> c(parts.begin(), parts.end());
   if (c.size() < 3) return;
   const std::string me = std::to_string(a->pid);
   if (!(c[1] == "self" || c[1] == "thread-self" || (a->pid > 0 && c[1] == me))) return;
-  std::string host = "/proc/" + std::to_string(a->host_tid) + "/";
-  size_t used = 3;
-  if (c[2] == "cwd" || c[2] == "root" || c[2] == "exe") {
-    host += c[2];
-  } else if (c[2] == "fd" && c.size() >= 4 && Numeric(c[3])) {
-    host += "fd/" + c[3];
-    used = 4;
-  } else {
-    return;
-  }
-  std::string target = "/";
-  if (c[2] != "root") {
-    char buf[PATH_MAX];
-    ssize_t n = readlink(host.c_str(), buf, sizeof buf);
-    if (n <= 0 || static_cast<size_t>(n) >= sizeof buf || buf[0] != '/') return;
-    target.assign(buf, static_cast<size_t>(n));
-  }
-  for (size_t i = used; i < c.size(); ++i) target += (target.back() == '/' ? "" : "/") + c[i];
+  size_t used = 0;
+  const std::string entry = MagicEntry(c, 2, &used);
+  if (entry.empty()) return;
+  std::string target = OwnMagicTarget(a->host_tid, entry);
+  if (target.empty()) return;
+  for (size_t i = 2 + used; i < c.size(); ++i) target += (target.back() == '/' ? "" : "/") + c[i];
   a->named = target;
 }
 
@@ -266,21 +282,13 @@ SandboxPath FileJudge::SandboxResolve(const std::string& named, bool follow, int
       if (cur[0] == "proc" && cur.size() >= 3 && Numeric(cur[1])) {
         // A magic link: the caller's own root, cwd, exe or fd/N are what
         // its host thread's say; another process's are not judged.
-        const bool own = cur[1] == me && tid > 0;
-        std::string host;
-        if (own && cur.size() == 3 && (cur[2] == "root" || cur[2] == "cwd" || cur[2] == "exe")) {
-          host = "/proc/" + std::to_string(tid) + "/" + cur[2];
-        } else if (own && cur.size() == 4 && cur[2] == "fd" && Numeric(cur[3])) {
-          host = "/proc/" + std::to_string(tid) + "/fd/" + cur[3];
-        }
-        char buf[PATH_MAX];
-        ssize_t n = host.empty() ? -1 : readlink(host.c_str(), buf, sizeof buf);
-        if (n <= 0 || static_cast<size_t>(n) >= sizeof buf || buf[0] != '/') {
+        size_t used = 0;
+        const std::string entry = cur[1] == me && tid > 0 ? MagicEntry(cur, 2, &used) : "";
+        if (!entry.empty() && cur.size() == 2 + used) target = OwnMagicTarget(tid, entry);
+        if (target.empty()) {
           out.unjudged = true;
           return out;
         }
-        target.assign(buf, static_cast<size_t>(n));
-        if (cur[2] == "root") target = "/";  // its root is the sandbox's
       } else {
         char buf[PATH_MAX];
         ssize_t n = readlinkat(fd, "", buf, sizeof buf);
@@ -423,16 +431,7 @@ bool FileJudge::Admit(FileDenial& d, int64_t now_ns) {
   // last one recorded: counted, however the path was spelled.
   const std::string key = std::to_string(static_cast<int>(d.access.op)) + ":" +
                           (d.resolved.empty() ? d.access.path : d.resolved) + ":" + d.reason;
-  if (seen_.size() > 4096) {
-    // Forgotten, but their counts are not lost.
-    for (auto& [k, v] : seen_) {
-      if (v.suppressed && report_) {
-        v.last.repeats = v.suppressed;
-        report_(std::move(v.last));
-      }
-    }
-    seen_.clear();
-  }
+  if (seen_.size() > 4096) FlushRepeats();  // forgotten, but their counts are not lost
   auto [it, fresh] = seen_.try_emplace(key, Seen{now_ns, 0, {}});
   if (!fresh) {
     if (now_ns - it->second.last_ns < 1000000000) {
@@ -519,6 +518,11 @@ void FileJudge::Loop() {
   }
   overflow_taken_ += std::exchange(overflow_, 0);
   lock.unlock();
+  FlushRepeats();
+  ReportDropped();
+}
+
+void FileJudge::FlushRepeats() {
   // The counts of repeats not yet on a recorded event, on a last copy.
   for (auto& [k, v] : seen_) {
     if (v.suppressed && report_) {
@@ -527,7 +531,6 @@ void FileJudge::Loop() {
     }
   }
   seen_.clear();
-  ReportDropped();
 }
 
 }  // namespace ward

@@ -145,6 +145,9 @@ class FileJudge {
   void OverRate(const FileDenial& d);
   // Reports what was counted and not recorded since the last report.
   void ReportDropped();
+  // Reports the repeats counted and not yet on a recorded event, each on a
+  // last copy, and forgets them.
+  void FlushRepeats();
   void Loop();
   // Rate and repeats: whether `d` is recorded now (its repeats set).
   bool Admit(FileDenial& d, int64_t now_ns);

@@ -32,6 +32,7 @@
 #include "enforce/idmap.h"
 #include "enforce/supervisor.h"
 #include "audit/egress_event.h"
+#include "audit/end_event.h"
 #include "audit/exec_event.h"
 #include "audit/file_event.h"
 #include "audit/writer.h"
@@ -189,14 +190,17 @@ class Holder {
     uid_t caller_uid;
   };
   struct ExecEnd {
-    uint32_t id;
+    const std::string& run;  // what on_exec_start_ gave it ("": not recorded)
+    pid_t caller_pid;
     int wait_status;  // as waitpid gives it
     bool timed_out, refused;
     std::vector<std::string> limits;  // reached while it ran: "memory", "pids"
     std::string gone;                 // the sandbox ended under it: why
     double duration_ms;
   };
-  std::function<Result<void>(const ExecStart&)> on_exec_start_;
+  // Gives the exec's run id (pairing its start and end; "" if its start
+  // was not recorded and it may run all the same).
+  std::function<Result<std::string>(const ExecStart&)> on_exec_start_;
   std::function<void(const ExecEnd&)> on_exec_end_;
   // Why nothing is recorded ("" if it is), for the record `ward exec` reads.
   std::string audit_off_;
@@ -378,8 +382,8 @@ class Holder {
     auto t = tracks_.find(id);
     if (t == tracks_.end()) return;
     if (on_exec_end_) {
-      on_exec_end_({id, wait_status, t->second.timed_out, refused, LimitsSince(t->second.at_start), gone,
-                    static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
+      on_exec_end_({t->second.run, t->second.caller_pid, wait_status, t->second.timed_out, refused,
+                    LimitsSince(t->second.at_start), gone, static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
     }
     tracks_.erase(t);
   }
@@ -478,17 +482,19 @@ class Holder {
       return;
     }
     out.h.strings_len = static_cast<uint32_t>(len);
+    std::string run;
     if (on_exec_start_) {
-      if (auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid});
-          !recorded) {
+      auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid});
+      if (!recorded) {
         std::fprintf(stderr, "ward supervisor: audit: %s: exec refused\n", recorded.error().message.c_str());
         SendRecord(c.fd.get(), kRecError, kStepAudit, EIO, 0);
         Finish(c, W_EXITCODE(125, 0));
         return;
       }
+      run = std::move(*recorded);
     }
     c.exec = out.h.id;
-    tracks_[out.h.id] = Track{MonotonicNs(), Limits(), false};
+    tracks_[out.h.id] = Track{MonotonicNs(), Limits(), false, std::move(run), c.peer_pid};
     c.at_start = Limits();
     c.start_ns = MonotonicNs();
     c.dropped_at_start = DroppedEvents();
@@ -736,6 +742,8 @@ class Holder {
     int64_t start_ns;  // CLOCK_MONOTONIC
     LimitCounts at_start;
     bool timed_out;
+    std::string run;  // its run id in the audit trail ("": not recorded)
+    pid_t caller_pid;
   };
   std::map<uint32_t, Track> tracks_;
   std::vector<net::EgressEvent> events_;
@@ -866,17 +874,16 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   // Each exec's start and end, recorded here, where the store is open: its
   // caller (`ward exec`) opens no store, and an exec whose caller was
   // killed still has its end recorded.
-  std::map<uint32_t, std::pair<std::string, pid_t>> runs;  // exec id -> its run id, its caller
   if (writer) {
     // A start that cannot be recorded refuses the exec (nothing runs),
     // unless the policy's audit.trail is "best-effort" (then said in the
     // log, and it runs). A refused exec's start that the store takes later
     // is paired with an exit saying so.
     const bool best_effort = req.policy.audit.trail == Requirement::kBestEffort;
-    holder.on_exec_start_ = [w = &*writer, &trail, &rec, &runs, best_effort](const Holder::ExecStart& s) -> Result<void> {
+    holder.on_exec_start_ = [w = &*writer, &trail, &rec, best_effort](const Holder::ExecStart& s) -> Result<std::string> {
       auto run = NewId();
       if (!run) return run.error();
-      auto refuse = [&](Error e, bool posted) -> Result<void> {
+      auto refuse = [&](Error e, bool posted) -> Result<std::string> {
         if (posted) {
           audit::Event x = trail->base;
           x.kind = "exit";
@@ -888,7 +895,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
         if (!best_effort) return e;
         std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs without its record (audit.trail is \"best-effort\")\n",
                      e.message.c_str());
-        return {};
+        return std::string();
       };
       // A store moved or replaced since it was opened would take the
       // events where no reader of its path sees them.
@@ -909,49 +916,28 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
         std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs (audit.trail is \"best-effort\")\n",
                      late.message.c_str());
       }
-      runs[s.id] = {*run, s.caller_pid};
-      return {};
+      return *run;
     };
-    holder.on_exec_end_ = [w = &*writer, &trail, &runs](const Holder::ExecEnd& x) {
-      auto it = runs.find(x.id);
-      if (it == runs.end()) return;
-      const auto [run, caller] = it->second;
-      runs.erase(it);
+    holder.on_exec_end_ = [w = &*writer, &trail](const Holder::ExecEnd& x) {
+      if (x.run.empty()) return;
       const int sig = x.refused || !WIFSIGNALED(x.wait_status) ? 0 : WTERMSIG(x.wait_status);
       const int code = x.refused || sig ? 0 : WEXITSTATUS(x.wait_status);
       const int status = x.refused ? kExitSetup : x.timed_out ? kExitTimeout : sig ? 128 + sig : code;
-      std::vector<std::string> limits = x.limits;
-      if (x.timed_out) limits.push_back("time");
-      if (sig == SIGXCPU) limits.push_back("cpu");
-      if (sig == SIGXFSZ) limits.push_back("file size");
-      for (const std::string& l : limits) {
-        audit::Event e = trail->base;
-        e.kind = "limit";
-        e.time_ns = RealtimeNs();
-        e.decision = "deny";
-        e.summary = l + " limit reached";
-        e.detail = {{"limit", l}};
-        w->Post(std::move(e));
-      }
+      const std::vector<std::string> limits = audit::LimitsReached(x.limits, x.timed_out, sig);
+      for (const std::string& l : limits) w->Post(audit::LimitEvent(trail->base, l));
       audit::Event e = trail->base;
       e.kind = "exit";
       e.time_ns = RealtimeNs();
       e.detail = {{"exitStatus", status}, {"timedOut", x.timed_out}, {"limitsHit", limits},
-                  {"durationMs", x.duration_ms}, {"pid", caller}, {"run", run}};
+                  {"durationMs", x.duration_ms}, {"pid", x.caller_pid}, {"run", x.run}};
       if (x.refused) {
         e.summary = "ward: the sandbox refused to start the command";
         e.detail["error"] = "refused: the sandbox could not start the command";
       } else if (!x.gone.empty()) {
         e.summary = "ended with the sandbox: " + x.gone + " (exit status " + std::to_string(status) + ")";
         e.detail["error"] = x.gone;
-      } else if (x.timed_out) {
-        e.summary = "timed out (exit status " + std::to_string(status) + ")";
-      } else if (sig) {
-        e.summary = std::string("killed by ") + sigabbrev_np(sig) + " (exit status " + std::to_string(status) + ")";
       } else {
-        e.summary = "exit status " + std::to_string(status);
-      }
-      if (!x.refused && x.gone.empty()) {
+        e.summary = audit::ExitSummary(x.timed_out, sig, status);
         e.detail["exitCode"] = sig ? nlohmann::json(nullptr) : nlohmann::json(code);
         e.detail["signal"] = sig ? nlohmann::json(strsignal(sig)) : nlohmann::json(nullptr);
         e.detail["signalNumber"] = sig;

@@ -171,33 +171,14 @@ Result<void> RunAudit::End(const RunResult* r, const std::string* error, int exi
     if (!streamed_egress_) {
       for (const EgressRecord& g : r->egress) events.push_back(audit::EgressEvent(Base("egress"), start_ns_ + static_cast<int64_t>(g.at_ms * 1e6), g));
     }
-    // The cgroup's limits as ward saw them reached; the time limit (ward
-    // killed it); CPU time and file size as the kernel's signal says
-    // (RLIMIT_CPU's SIGXCPU, RLIMIT_FSIZE's SIGXFSZ, when they ended it).
-    std::vector<std::string> hit = r->limits_hit;
-    if (r->timed_out) hit.push_back("time");
-    if (r->signal == SIGXCPU) hit.push_back("cpu");
-    if (r->signal == SIGXFSZ) hit.push_back("file size");
-    for (const std::string& l : hit) {
-      audit::Event e = Base("limit");
-      e.decision = "deny";
-      e.summary = l + " limit reached";
-      e.detail = {{"limit", l}};
-      events.push_back(std::move(e));
+    for (const std::string& l : audit::LimitsReached(r->limits_hit, r->timed_out, r->signal)) {
+      events.push_back(audit::LimitEvent(Base("limit"), l));
     }
   }
   audit::Event e = Base("exit");
   nlohmann::json status = StatusJson(r, error, exit_status);
   status.erase("egress");
-  if (error) {
-    e.summary = "ward: " + *error;
-  } else if (r->timed_out) {
-    e.summary = "timed out (exit status " + std::to_string(exit_status) + ")";
-  } else if (r->signal) {
-    e.summary = std::string("killed by ") + sigabbrev_np(r->signal) + " (exit status " + std::to_string(exit_status) + ")";
-  } else {
-    e.summary = "exit status " + std::to_string(exit_status);
-  }
+  e.summary = error ? "ward: " + *error : audit::ExitSummary(r->timed_out, r->signal, exit_status);
   e.detail = std::move(status);
   e.detail["pid"] = getpid();
   e.detail["run"] = run_;  // pairs it with its start (execs may overlap)

@@ -9,6 +9,7 @@
 
 #include "audit/store.h"
 #include "audit/egress_event.h"
+#include "audit/end_event.h"
 #include "audit/exec_event.h"
 #include "audit/file_event.h"
 #include "audit/writer.h"
