@@ -2,6 +2,7 @@
 // enforce, audit, the mount table.
 #pragma once
 
+#include <deque>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,20 @@ inline bool IsUnder(std::string_view path, std::string_view dir) {
 inline std::string Parent(const std::string& path) {
   const size_t i = path.rfind('/');
   return i == 0 || i == std::string::npos ? "/" : path.substr(0, i);
+}
+
+// The names between `path`'s slashes, in order ("/a//b/" -> a, b); `.` and
+// `..` kept.
+inline std::deque<std::string> PathComponents(std::string_view path) {
+  std::deque<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
 }
 
 }  // namespace ward

@@ -18,6 +18,7 @@
 #include <set>
 
 #include "base/errors.h"
+#include "base/path.h"
 #include "enforce/idmap.h"
 #include "enforce/seccomp.h"
 #include "policy/paths.h"
@@ -683,14 +684,7 @@ ResolvedPath ResolvePath(const std::string& path, ResolveCache* cache) {
   ResolvedPath r;
   std::deque<std::string> todo;
   auto push_components = [&](const std::string& p, bool front) {
-    std::vector<std::string> comps;
-    size_t i = 0;
-    while (i < p.size()) {
-      size_t j = p.find('/', i);
-      if (j == std::string::npos) j = p.size();
-      if (j > i) comps.push_back(p.substr(i, j - i));
-      i = j + 1;
-    }
+    const std::deque<std::string> comps = PathComponents(p);
     if (front) todo.insert(todo.begin(), comps.begin(), comps.end());
     else todo.insert(todo.end(), comps.begin(), comps.end());
   };

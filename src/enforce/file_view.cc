@@ -19,18 +19,6 @@ namespace {
 
 bool Writes(FileOp op) { return op == FileOp::kWrite || op == FileOp::kCreate || op == FileOp::kRemove; }
 
-std::deque<std::string> Components(const std::string& path) {
-  std::deque<std::string> out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
-    if (j > i) out.push_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return out;
-}
-
 // `prefix` joined to `rest`, `.` and `..` resolved by name.
 std::string JoinByName(std::vector<std::string> prefix, const std::deque<std::string>& rest) {
   for (const auto& c : rest) {
@@ -47,7 +35,7 @@ std::string JoinByName(std::vector<std::string> prefix, const std::deque<std::st
 }
 
 bool HasDotDot(const std::string& named) {
-  for (const auto& c : Components(named)) {
+  for (const auto& c : PathComponents(named)) {
     if (c == "..") return true;
   }
   return false;
@@ -201,7 +189,7 @@ std::string MagicEntry(const std::vector<std::string>& c, size_t at, size_t* use
 void PinMagicLinks(FileAccess* a) {
   const std::string& named = a->named;
   if (named.compare(0, 6, "/proc/") != 0 || a->host_tid <= 0) return;
-  const std::deque<std::string> parts = Components(named);
+  const std::deque<std::string> parts = PathComponents(named);
   const std::vector<std::string> c(parts.begin(), parts.end());
   if (c.size() < 3) return;
   const std::string me = std::to_string(a->pid);
@@ -222,7 +210,7 @@ SandboxPath FileJudge::SandboxResolve(const std::string& named, bool follow, int
     out.unjudged = true;
     return out;
   }
-  std::deque<std::string> todo = Components(named);
+  std::deque<std::string> todo = PathComponents(named);
   std::vector<std::string> cur;
   std::vector<UniqueFd> fds;  // fds[i]: cur[0..i], opened in the sandbox
   int links = 0, steps = 0;
@@ -303,7 +291,7 @@ SandboxPath FileJudge::SandboxResolve(const std::string& named, bool follow, int
         cur.clear();
         fds.clear();
       }
-      std::deque<std::string> t = Components(target);
+      std::deque<std::string> t = PathComponents(target);
       todo.insert(todo.begin(), t.begin(), t.end());
       continue;
     }
