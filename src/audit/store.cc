@@ -294,35 +294,65 @@ Result<std::string> Store::AgentId(const std::string& agent) {
   return q.Column(0);
 }
 
-Result<void> Store::Append(std::vector<Event>& events) {
+void Store::Finalize::operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+
+Result<void> Store::Append(std::vector<Event>& events, int busy_ms) {
   if (events.empty()) return {};
+  if (busy_ms >= 0) sqlite3_busy_timeout(db_.get(), busy_ms);
+  struct RestoreBusy {
+    sqlite3* db;
+    bool changed;
+    ~RestoreBusy() {
+      if (changed) sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    }
+  } restore{db_.get(), busy_ms >= 0};
   WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
   auto fail = [&](const std::string& what) {
     Error e = DbError(path_, db_.get(), what);
+    if (insert_) sqlite3_reset(insert_.get());
     (void)Exec(db_.get(), path_, "ROLLBACK");
     return e;
   };
-  {
-    Stmt ins(db_.get(),
-             "INSERT INTO events(time_ns, agent, agent_id, sandbox, kind, decision, summary, detail) "
-             "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    if (!ins.ok()) return fail("prepare append");
-    for (Event& e : events) {
-      sqlite3_reset(ins.get());
-      ins.Int(1, e.time_ns);
-      ins.Text(2, e.agent);
-      ins.Text(3, e.agent_id);
-      ins.Text(4, e.sandbox);
-      ins.Text(5, e.kind);
-      ins.Text(6, e.decision);
-      ins.Text(7, e.summary);
-      // Invalid UTF-8 from the sandbox is replaced, never a reason to lose the event.
-      ins.Text(8, e.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-      if (sqlite3_step(ins.get()) != SQLITE_DONE) return fail("append");
-      e.seq = sqlite3_last_insert_rowid(db_.get());
+  // Prepared once for the store's life: a held sandbox appends on the path
+  // of each exec.
+  if (!insert_) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v3(db_.get(),
+                           "INSERT INTO events(time_ns, agent, agent_id, sandbox, kind, decision, summary, detail) "
+                           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(raw);
+      return fail("prepare append");
     }
+    insert_.reset(raw);
   }
+  sqlite3_stmt* ins = insert_.get();
+  auto text = [ins](int i, const std::string& v) {
+    sqlite3_bind_text(ins, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  };
+  for (Event& e : events) {
+    sqlite3_reset(ins);
+    sqlite3_bind_int64(ins, 1, e.time_ns);
+    text(2, e.agent);
+    text(3, e.agent_id);
+    text(4, e.sandbox);
+    text(5, e.kind);
+    text(6, e.decision);
+    text(7, e.summary);
+    // Invalid UTF-8 from the sandbox is replaced, never a reason to lose the event.
+    const std::string detail = e.detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text(8, detail);
+    if (sqlite3_step(ins) != SQLITE_DONE) return fail("append");
+    e.seq = sqlite3_last_insert_rowid(db_.get());
+    unchecked_bytes_ += static_cast<int64_t>(e.summary.size() + detail.size()) + 128;
+  }
+  sqlite3_reset(ins);
   if (sqlite3_exec(db_.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
+  // The file's size is measured (a query) once 1/64 of the bound has been
+  // appended since the last time, not on every append: the store may pass
+  // its bound by that much (and a batch) before it is trimmed.
+  if (bound_ <= 0 || unchecked_bytes_ * 64 < bound_) return {};
+  unchecked_bytes_ = 0;
   return Trim();
 }
 

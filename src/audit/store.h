@@ -77,10 +77,17 @@ class Store {
   // down to three quarters of it and records that as a "trim" event (how
   // many, and the seq range): the file stops growing, its freed pages are
   // reused.
-  Result<void> Append(std::vector<Event>& events);
+  // `busy_ms`: how long it waits for another writer's lock (default: the
+  // store's, 10 s).
+  Result<void> Append(std::vector<Event>& events, int busy_ms = -1);
   // The size bound, in bytes (default: WARD_AUDIT_MAX_MIB, else 1024 MiB).
   // The WAL beside the file adds up to about 256 KiB between checkpoints.
-  void SetBound(int64_t bytes) { bound_ = bytes; }
+  // Checked after the first append and then after each 1/64 of the bound
+  // appended.
+  void SetBound(int64_t bytes) {
+    bound_ = bytes;
+    unchecked_bytes_ = INT64_MAX / 128;
+  }
   // The events `q` matches, oldest first.
   Result<std::vector<Event>> Find(const Query& q);
 
@@ -103,7 +110,14 @@ class Store {
   dev_t dev_ = 0;  // the file opened (StillAt)
   ino_t ino_ = 0;
   int64_t bound_ = 0;
+  // Appended since the size was last measured (about: text and 128 bytes
+  // an event). Large at first: the first append measures.
+  int64_t unchecked_bytes_ = INT64_MAX / 128;
   std::unique_ptr<sqlite3, Close> db_;
+  struct Finalize {
+    void operator()(sqlite3_stmt* s) const;
+  };
+  std::unique_ptr<sqlite3_stmt, Finalize> insert_;  // Append's, prepared at its first use; finalized before db_ closes
 };
 
 // WARD_AUDIT_DB if set; else /var/lib/ward/audit.db for root;

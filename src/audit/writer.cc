@@ -61,7 +61,6 @@ bool EventWriter::Post(Event e) {
 
 void EventWriter::Loop() {
   std::unique_lock lock(mu_);
-  bool failing = false;
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty() && stopping_) return;
@@ -70,70 +69,104 @@ void EventWriter::Loop() {
     if (!stopping_ && !flushing_) {
       cv_.wait_for(lock, std::chrono::milliseconds(kBatchMs), [this] { return stopping_ || flushing_; });
     }
-    std::vector<Event> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-    const uint64_t taken = queue_.size();
-    queue_.clear();
-    // Still counted in queued_bytes_ until written: a refused batch comes back.
-    size_t batch_bytes = 0;
-    for (const Event& e : batch) batch_bytes += Bytes(e);
-    const uint64_t dropped_now = dropped_;
-    if (dropped_ > 0) {
-      // Where the gap is: after the batch that was queued before it.
-      Event d = dropped_template_;
-      d.kind = "dropped";
-      d.decision.clear();
-      d.summary = std::to_string(dropped_) + " events not recorded (more than " + std::to_string(kMaxQueued) +
-                  " events or " + std::to_string(kMaxQueuedBytes >> 20) + " MiB waited to be written)";
-      d.detail = {{"count", dropped_}};
-      batch.push_back(std::move(d));
-      dropped_ = 0;
+    bool written;
+    {
+      lock.unlock();
+      std::lock_guard append(append_mu_);
+      lock.lock();
+      written = WriteQueued(lock);
     }
-    lock.unlock();
-    Result<void> r = store_->Append(batch);
-    lock.lock();
-    if (r) {
-      failing = false;
-      queued_bytes_ -= std::min(queued_bytes_, batch_bytes);
-      done_ += taken;
-      done_cv_.notify_all();
-      continue;
-    }
-    // The store refused (locked, full): the batch is kept and tried again,
-    // so that a store that recovers loses nothing. Once stopping, one more
-    // try; then what is left is lost, and Finish says how much.
-    last_error_ = r.error().message;
-    if (dropped_now > 0) {
-      // The gap's own event goes back to being a count.
-      batch.pop_back();
-      dropped_ += dropped_now;
-    }
-    if (stopping_ && failing) {
-      lost_ += batch.size() + queue_.size() + dropped_;
-      queue_.clear();
-      queued_bytes_ = 0;
-      done_ = posted_;
-      done_cv_.notify_all();
-      return;
-    }
-    failing = true;
-    while (batch.size() + queue_.size() > kMaxQueued && !batch.empty()) {
-      queued_bytes_ -= std::min(queued_bytes_, Bytes(batch.back()));
-      batch.pop_back();
-      ++dropped_;
-      ++done_;
-    }
-    queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+    if (written) continue;
+    if (stopping_ && gave_up_) return;
     if (!stopping_) cv_.wait_for(lock, std::chrono::milliseconds(kRetryMs), [this] { return stopping_; });
   }
 }
 
+bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms) {
+  if (queue_.empty() && dropped_ == 0) return true;
+  std::vector<Event> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  const uint64_t taken = queue_.size();
+  queue_.clear();
+  // Still counted in queued_bytes_ until written: a refused batch comes back.
+  size_t batch_bytes = 0;
+  for (const Event& e : batch) batch_bytes += Bytes(e);
+  const uint64_t dropped_now = dropped_;
+  if (dropped_ > 0) {
+    // Where the gap is: after the batch that was queued before it.
+    Event d = dropped_template_;
+    d.kind = "dropped";
+    d.decision.clear();
+    d.summary = std::to_string(dropped_) + " events not recorded (more than " + std::to_string(kMaxQueued) +
+                " events or " + std::to_string(kMaxQueuedBytes >> 20) + " MiB waited to be written)";
+    d.detail = {{"count", dropped_}};
+    batch.push_back(std::move(d));
+    dropped_ = 0;
+  }
+  lock.unlock();
+  Result<void> r = store_->Append(batch, busy_ms);
+  lock.lock();
+  if (r) {
+    failing_ = false;
+    queued_bytes_ -= std::min(queued_bytes_, batch_bytes);
+    done_ += taken;
+    done_cv_.notify_all();
+    return true;
+  }
+  // The store refused (locked, full): the batch is kept and tried again,
+  // so that a store that recovers loses nothing. Once stopping, one more
+  // try; then what is left is lost, and Finish says how much.
+  last_error_ = r.error().message;
+  if (dropped_now > 0) {
+    // The gap's own event goes back to being a count.
+    batch.pop_back();
+    dropped_ += dropped_now;
+  }
+  if (stopping_ && failing_) {
+    lost_ += batch.size() + queue_.size() + dropped_;
+    queue_.clear();
+    queued_bytes_ = 0;
+    done_ = posted_;
+    gave_up_ = true;
+    done_cv_.notify_all();
+    return false;
+  }
+  failing_ = true;
+  while (batch.size() + queue_.size() > kMaxQueued && !batch.empty()) {
+    queued_bytes_ -= std::min(queued_bytes_, Bytes(batch.back()));
+    batch.pop_back();
+    ++dropped_;
+    ++done_;
+  }
+  queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+  return false;
+}
+
 bool EventWriter::Flush(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::unique_lock lock(mu_);
   const uint64_t target = posted_;
   if (done_ >= target || !thread_.joinable()) return done_ >= target;
+  // Written here, on the caller's thread, when the store is taking events:
+  // handing the batch to the writer thread and waiting for it costs two
+  // wake-ups (on an idle vCPU, a good part of the transaction's own time),
+  // on the path of every held exec. In queue order: the writer takes its
+  // batches under the same append lock. A store that refused the last
+  // batch is the writer's to retry.
+  // Another writer's lock is waited for until the deadline, not the
+  // store's 10 s: the caller (a supervisor's loop) must keep its word.
+  if (!failing_) {
+    lock.unlock();
+    std::unique_lock append(append_mu_, deadline);
+    lock.lock();
+    if (append.owns_lock() && done_ < target && !failing_) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (!WriteQueued(lock, static_cast<int>(std::max<int64_t>(1, left.count())))) cv_.notify_one();
+    }
+  }
+  if (done_ >= target) return true;
   flushing_ = true;
   cv_.notify_one();
-  const bool ok = done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return done_ >= target; });
+  const bool ok = done_cv_.wait_until(lock, deadline, [&] { return done_ >= target; });
   flushing_ = false;
   return ok;
 }

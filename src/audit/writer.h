@@ -32,11 +32,12 @@ class EventWriter {
   // Returns false if `e` was counted instead of queued.
   bool Post(Event e);
 
-  // Waits until what was posted before the call is written (or given up
-  // on), at most `timeout_ms`: false if it is not by then. A held
-  // sandbox's supervisor flushes before it tells `ward exec` its command
-  // ended, so that the command's exec events are in the store by the time
-  // its caller can look.
+  // Writes what was posted before the call (on the caller's thread, unless
+  // the writer thread is appending or retrying a refused batch: then waits
+  // for it), at most `timeout_ms`: false if it is not written by then. A
+  // held sandbox's supervisor flushes before it tells `ward exec` its
+  // command ended, so that the command's exec events are in the store by
+  // the time its caller can look.
   bool Flush(int timeout_ms);
 
   // Writes what is queued, stops the thread. An append the store refuses is
@@ -54,7 +55,14 @@ class EventWriter {
 
  private:
   void Loop();
+  // Appends what is queued (and the count of what was dropped), with mu_
+  // held on entry and exit (released around the append) and append_mu_
+  // held throughout. False if the store refused it (queued again, or given
+  // up on once stopping: gave_up_).
+  // `busy_ms`: as Store::Append's.
+  bool WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms = -1);
   Store* store_;
+  std::timed_mutex append_mu_;  // one append at a time, batches in queue order; taken before mu_
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> queue_;
@@ -64,6 +72,8 @@ class EventWriter {
   bool stopping_ = false;
   uint64_t posted_ = 0, done_ = 0;  // events queued so far; events written or given up on
   bool flushing_ = false;           // someone waits in Flush: no batching pause
+  bool failing_ = false;            // the store refused the last batch
+  bool gave_up_ = false;            // stopping, and the store refused twice: the rest was lost
   std::condition_variable done_cv_;
   Result<void> error_;       // the writer thread could not start
   uint64_t lost_ = 0;        // events given up on at the end
