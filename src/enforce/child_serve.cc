@@ -109,7 +109,8 @@ int ExecSearching(char* const* argv, char* const* envp) {
 // passed descriptors, /dev/null or a terminal of the sandbox's devpts), the
 // working directory, then exec. Confined as init is (landlock, seccomp,
 // rlimits, no capabilities): it inherits all of it.
-[[noreturn]] void StartExec(ChildContext& c, const ExecHeader& h, const int* fds, const char* cwd, const sigset_t& mask) {
+[[noreturn]] void StartExec(ChildContext& c, const ExecHeader& h, const int* fds, int gate, const char* cwd,
+                            const sigset_t& mask) {
   sigprocmask(SIG_SETMASK, &mask, nullptr);
   auto fail = [&](Step step, int err) {
     Send(c.exec_channel, kEvFailed, h.id, static_cast<int32_t>(step), err, 0);
@@ -150,6 +151,16 @@ int ExecSearching(char* const* argv, char* const* envp) {
   // Every other descriptor (the passed ones, init's channel and report
   // pipe) is close-on-exec.
   if (chdir(cwd) != 0) fail(kStepChdirCwd, errno);
+  if (gate >= 0) {
+    // Nothing runs before its start is in the audit trail: the supervisor
+    // says so on the gate (kExecGated).
+    char go = 0;
+    ssize_t n;
+    do {
+      n = read(gate, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1 || go != 'g') fail(kStepAudit, n < 0 ? errno : EACCES);
+  }
   fail(kStepExec, ExecSearching(g_argv, g_envp));
   _exit(127);
 }
@@ -159,7 +170,8 @@ void Start(ChildContext& c, size_t got, const int* fds, size_t nfds, const sigse
   const char* cwd = nullptr;
   size_t passed = 0;
   for (int fd = 0; fd < 3; ++fd) passed += h.stdio[fd] == kStdioPassed && !(h.flags & kExecPty);
-  if (!SplitStrings(g_request, got, &cwd) || passed != nfds) {
+  const size_t gated = (h.flags & kExecGated) ? 1 : 0;
+  if (!SplitStrings(g_request, got, &cwd) || passed + gated != nfds) {
     Send(c.exec_channel, kEvRefused, h.id, 0, EINVAL, 0);
     return;
   }
@@ -179,7 +191,7 @@ void Start(ChildContext& c, size_t got, const int* fds, size_t nfds, const sigse
   // exec and freeze init (every later exec, signal, timeout and reaping).
   // The vfork saved about 0.1 ms an exec; not worth that.
   pid_t pid = fork();
-  if (pid == 0) StartExec(c, h, fds, cwd, mask);
+  if (pid == 0) StartExec(c, h, fds, gated ? fds[nfds - 1] : -1, cwd, mask);
   if (pid < 0) {
     // The pids limit, most often: the exec failed, and it is over.
     Send(c.exec_channel, kEvFailed, h.id, kStepFork, errno, 0);
@@ -245,9 +257,9 @@ void Reap(ChildContext& c) {
       Reap(c);
     }
     if (!pf[0].revents) continue;
-    int fds[3];
+    int fds[4];  // stdio and the gate
     size_t nfds = 0, got = 0;
-    int err = ReceiveFdsWithData(c.exec_channel, fds, 3, &nfds, &g_request, sizeof g_request, &got);
+    int err = ReceiveFdsWithData(c.exec_channel, fds, 4, &nfds, &g_request, sizeof g_request, &got);
     if (err == 0 && got == 0) {
       // The supervisor is gone: so is the sandbox (its parent-death signal
       // would do the same a moment later).

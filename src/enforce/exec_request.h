@@ -30,6 +30,11 @@ inline constexpr const char* kExecDevices[] = {"/dev/null", "/dev/zero", "/dev/f
 inline constexpr uint32_t kExecDeviceCount = sizeof kExecDevices / sizeof kExecDevices[0];
 
 inline constexpr uint32_t kExecPty = 1;  // flags: a terminal of the sandbox's devpts
+// flags: the last descriptor passed is a gate. The started process reads
+// one byte from it before its execve: 'g' lets it run; anything else, or the
+// gate's end, refuses it (kStepAudit). The supervisor records the exec's
+// start meanwhile, while init forks and sets the process up.
+inline constexpr uint32_t kExecGated = 2;
 
 // Requests carry cwd, argv and envp as NUL-terminated strings after the
 // header; at most this much in all (ARG_MAX is larger: a longer command

@@ -57,6 +57,7 @@ struct Client {
   int64_t start_ns = 0;  // CLOCK_MONOTONIC then: the egress decisions since are its
   uint64_t dropped_at_start = 0;
   uint32_t exec = 0;       // its exec's id; 0: none asked
+  bool exited = false;     // its exec's process has ended
   pid_t peer_pid = 0;      // who connected (SO_PEERCRED)
   uid_t peer_uid = 0;
   bool stop_waiter = false;  // asked for the stop: answered by the end of the supervisor
@@ -363,13 +364,12 @@ class Holder {
   // limitsHit). With several execs at once, each is told of a limit the
   // sandbox reached while it ran: the limits are the sandbox's, not one
   // exec's.
-  void ReportLimits(Client& c) {
-    for (const std::string& l : LimitsSince(c.at_start)) {
+  void ReportLimits(Client& c, const LimitCounts& now) {
+    for (const std::string& l : LimitsSince(c.at_start, now)) {
       SendRecord(c.fd.get(), kRecLimit, 0, l == "memory" ? kLimitMemory : kLimitPids, 0);
     }
   }
-  std::vector<std::string> LimitsSince(const LimitCounts& then) const {
-    const LimitCounts now = Limits();
+  static std::vector<std::string> LimitsSince(const LimitCounts& then, const LimitCounts& now) {
     std::vector<std::string> hit;
     if (now.oom_kills > then.oom_kills) hit.push_back("memory");
     if (now.pids_refused > then.pids_refused || now.pids_samples > then.pids_samples) hit.push_back("pids");
@@ -377,13 +377,15 @@ class Holder {
   }
 
   // An exec ended (or was refused, or the sandbox ended under it): its end
-  // goes to the audit trail, whoever still waits for it.
-  void Ended(uint32_t id, int wait_status, bool refused, const std::string& gone) {
+  // goes to the audit trail, whoever still waits for it. `now`: the
+  // limits' counts now.
+  void Ended(uint32_t id, int wait_status, bool refused, const std::string& gone, const LimitCounts& now) {
     auto t = tracks_.find(id);
     if (t == tracks_.end()) return;
     if (on_exec_end_) {
       on_exec_end_({t->second.run, t->second.caller_pid, wait_status, t->second.timed_out, refused,
-                    LimitsSince(t->second.at_start), gone, static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
+                    LimitsSince(t->second.at_start, now), gone,
+                    static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
     }
     tracks_.erase(t);
   }
@@ -430,7 +432,7 @@ class Holder {
   void PruneEvents() {
     int64_t oldest = INT64_MAX;
     for (const auto& [fd, c] : clients_) {
-      if (c->exec && c->fd.valid() && !exited_.count(c->exec)) oldest = std::min(oldest, c->start_ns);
+      if (c->exec && c->fd.valid() && !c->exited) oldest = std::min(oldest, c->start_ns);
     }
     std::erase_if(events_, [&](const net::EgressEvent& e) { return e.time_ns < oldest; });
   }
@@ -482,24 +484,49 @@ class Holder {
       return;
     }
     out.h.strings_len = static_cast<uint32_t>(len);
-    std::string run;
-    if (on_exec_start_) {
-      auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid});
-      if (!recorded) {
-        std::fprintf(stderr, "ward supervisor: audit: %s: exec refused\n", recorded.error().message.c_str());
-        SendRecord(c.fd.get(), kRecError, kStepAudit, EIO, 0);
+    // Recorded before it runs, and recorded while init forks it and sets it
+    // up: the process waits at a gate (kExecGated) until its start is in
+    // the audit trail, and is refused if it cannot be.
+    const bool gated = static_cast<bool>(on_exec_start_);
+    UniqueFd gate_go, gate_wait;
+    if (gated) {
+      int pair[2];
+      if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        SendRecord(c.fd.get(), kRecError, kStepExec, errno, 0);
         Finish(c, W_EXITCODE(125, 0));
         return;
       }
-      run = std::move(*recorded);
+      gate_go.Reset(pair[0]);
+      gate_wait.Reset(pair[1]);
     }
+    out.h.flags = (in.flags & kExecPty) | (gated ? kExecGated : 0);
+    int pass[4];
+    for (size_t i = 0; i < nfds; ++i) pass[i] = fds[i];
+    if (gated) pass[nfds] = gate_wait.get();
     c.exec = out.h.id;
-    tracks_[out.h.id] = Track{MonotonicNs(), Limits(), false, std::move(run), c.peer_pid};
     c.at_start = Limits();
     c.start_ns = MonotonicNs();
-    c.dropped_at_start = DroppedEvents();
+    tracks_[out.h.id] = Track{c.start_ns, c.at_start, false, "", c.peer_pid};
     if (ps_.plan.timeout_ms > 0) c.deadline = MonotonicNs() + ps_.plan.timeout_ms * 1000000;
-    ToInit(&out, sizeof out.h + len, fds, nfds);
+    ToInit(&out, sizeof out.h + len, pass, nfds + (gated ? 1 : 0));
+    gate_wait.Reset();
+    if (!gated) return;
+    auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid});
+    if (!recorded) {
+      // The gate closes unopened: the process ends without its execve.
+      // Nothing of it is recorded as ended (its start was not recorded;
+      // a start the store takes late is paired by on_exec_start_ itself).
+      std::fprintf(stderr, "ward supervisor: audit: %s: exec refused\n", recorded.error().message.c_str());
+      tracks_.erase(out.h.id);
+      c.exec = 0;
+      c.deadline = 0;
+      SendRecord(c.fd.get(), kRecError, kStepAudit, EIO, 0);
+      Finish(c, W_EXITCODE(125, 0));
+      return;
+    }
+    tracks_[out.h.id].run = std::move(*recorded);
+    const char go = 'g';
+    (void)!send(gate_go.get(), &go, 1, MSG_NOSIGNAL);
   }
 
   void Status(Client& c) {
@@ -533,7 +560,7 @@ class Holder {
     int err = ReceiveFdsWithData(c.fd.get(), fds, 3, &nfds, request_.get(), sizeof *request_, &got);
     if (err == 0 && got == 0) {
       // The caller went away: an exec it still ran is killed with its group.
-      if (c.exec && !exited_.count(c.exec)) SignalExec(c.exec, SIGKILL);
+      if (c.exec && !c.exited) SignalExec(c.exec, SIGKILL);
       c.fd.Reset();
     } else if (err == 0 && got >= sizeof(ExecHeader)) {
       const ExecHeader& h = request_->h;
@@ -565,9 +592,11 @@ class Holder {
       if (err == EAGAIN || (err == 0 && got == 0)) break;
       if (err == 0 && got == sizeof ev) {
         Client* c = ByExec(ev.id);
-        if (ev.type == kEvExited) exited_.insert(ev.id);
-        if (!c && ev.type == kEvExited) Ended(ev.id, static_cast<int>(ev.value), false, "");
-        if (!c && ev.type == kEvRefused) Ended(ev.id, W_EXITCODE(125, 0), true, "");
+        if (ev.type == kEvExited) {
+          for (auto& [fd, other] : clients_) other->exited = other->exited || other->exec == ev.id;
+        }
+        if (!c && ev.type == kEvExited) Ended(ev.id, static_cast<int>(ev.value), false, "", Limits());
+        if (!c && ev.type == kEvRefused) Ended(ev.id, W_EXITCODE(125, 0), true, "", Limits());
         if (c) {
           const int fd = c->fd.get();
           switch (ev.type) {
@@ -579,15 +608,16 @@ class Holder {
             }
             case kEvFailed: SendRecord(fd, kRecError, static_cast<uint32_t>(ev.step), ev.err, 0); break;
             case kEvRefused:
-              Ended(ev.id, W_EXITCODE(125, 0), true, "");
+              Ended(ev.id, W_EXITCODE(125, 0), true, "", Limits());
               if (before_exit_) before_exit_();
               SendRecord(fd, kRecError, kStepFork, ev.err, 0);
               Finish(*c, W_EXITCODE(125, 0));
               break;
-            case kEvExited:
-              ReportLimits(*c);
+            case kEvExited: {
+              const LimitCounts now = Limits();
+              ReportLimits(*c, now);
               Report(*c);
-              Ended(ev.id, static_cast<int>(ev.value), false, "");
+              Ended(ev.id, static_cast<int>(ev.value), false, "", now);
               // Its exec events are in the store before its caller hears
               // it ended (bounded: a store that refuses is the writer's to
               // retry, not this loop's to wait on).
@@ -595,6 +625,7 @@ class Holder {
               Finish(*c, static_cast<int>(ev.value));
               PruneEvents();
               break;
+            }
             default: break;
           }
         }
@@ -697,12 +728,13 @@ class Holder {
     const std::string gone = stopping_ ? "the sandbox was stopped" : failure_;
     std::vector<uint32_t> still;
     for (const auto& [id, t] : tracks_) still.push_back(id);
-    for (uint32_t id : still) Ended(id, SIGKILL, false, gone);
+    const LimitCounts now = Limits();
+    for (uint32_t id : still) Ended(id, SIGKILL, false, gone, now);
     if (before_exit_) before_exit_();
     for (auto& [fd, c] : clients_) {
       if (!c->fd.valid()) continue;
-      if (c->exec && !exited_.count(c->exec)) {
-        ReportLimits(*c);
+      if (c->exec && !c->exited) {
+        ReportLimits(*c, now);
         Report(*c);
         SendRecord(c->fd.get(), kRecGone, 0, reason, 0);
         Finish(*c, SIGKILL);
@@ -735,7 +767,6 @@ class Holder {
   UniqueFd listen_;
   std::optional<struct stat> own_userns_;  // this supervisor's user namespace (PeerIsOwner)
   std::map<int, std::unique_ptr<Client>> clients_;
-  std::set<uint32_t> exited_;
   // Each exec from its start to its end, for the audit trail (its caller
   // may be gone meanwhile).
   struct Track {
