@@ -296,7 +296,7 @@ Result<std::string> Store::AgentId(const std::string& agent) {
 
 void Store::Finalize::operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 
-Result<void> Store::Append(std::vector<Event>& events, int busy_ms) {
+Result<void> Store::Append(std::vector<Event>& events, int busy_ms, bool trim) {
   if (events.empty()) return {};
   if (busy_ms >= 0) sqlite3_busy_timeout(db_.get(), busy_ms);
   struct RestoreBusy {
@@ -351,7 +351,7 @@ Result<void> Store::Append(std::vector<Event>& events, int busy_ms) {
   // The file's size is measured (a query) once 1/64 of the bound has been
   // appended since the last time, not on every append: the store may pass
   // its bound by that much (and a batch) before it is trimmed.
-  if (bound_ <= 0 || unchecked_bytes_ * 64 < bound_) return {};
+  if (!trim || bound_ <= 0 || unchecked_bytes_ * 64 < bound_) return {};
   unchecked_bytes_ = 0;
   return Trim();
 }

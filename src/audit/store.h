@@ -78,8 +78,9 @@ class Store {
   // many, and the seq range): the file stops growing, its freed pages are
   // reused.
   // `busy_ms`: how long it waits for another writer's lock (default: the
-  // store's, 10 s).
-  Result<void> Append(std::vector<Event>& events, int busy_ms = -1);
+  // store's, 10 s). `trim` false: no trim now (it may take seconds on a
+  // large store); a later append does it.
+  Result<void> Append(std::vector<Event>& events, int busy_ms = -1, bool trim = true);
   // The size bound, in bytes (default: WARD_AUDIT_MAX_MIB, else 1024 MiB).
   // The WAL beside the file adds up to about 256 KiB between checkpoints.
   // Checked after the first append and then after each 1/64 of the bound

@@ -21,20 +21,21 @@ EventWriter::EventWriter(Store* store) : store_(store) {}
 
 EventWriter::~EventWriter() { (void)Finish(); }
 
-bool EventWriter::Post(Event e) {
+bool EventWriter::Post(Event e, bool essential) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
     // A sandbox that floods long paths while the store is locked must not
-    // grow ward without bound.
+    // grow ward without bound. (Essential events are a few per command:
+    // bounded by the commands ward is asked to run, not by the sandbox.)
     const size_t bytes = Bytes(e);
-    if (queue_.size() >= kMaxQueued || queued_bytes_ + bytes > kMaxQueuedBytes) {
+    if (!essential && (queue_.size() >= kMaxQueued || queued_bytes_ + bytes > kMaxQueuedBytes)) {
       if (dropped_++ == 0) dropped_template_ = std::move(e);
       return false;
     }
     const bool was_empty = queue_.empty();
     queued_bytes_ += bytes;
-    queue_.push_back(std::move(e));
+    queue_.push_back({std::move(e), essential});
     ++posted_;
     // Started at the first event, not before: the sandbox is cloned from
     // this process before anything is posted, and clone() copies only the
@@ -82,9 +83,16 @@ void EventWriter::Loop() {
   }
 }
 
-bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms) {
+bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms, bool trim) {
   if (queue_.empty() && dropped_ == 0) return true;
-  std::vector<Event> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  std::vector<Event> batch;
+  std::vector<bool> essential;
+  batch.reserve(queue_.size() + 1);
+  essential.reserve(queue_.size());
+  for (Queued& q : queue_) {
+    batch.push_back(std::move(q.event));
+    essential.push_back(q.essential);
+  }
   const uint64_t taken = queue_.size();
   queue_.clear();
   // Still counted in queued_bytes_ until written: a refused batch comes back.
@@ -103,7 +111,7 @@ bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms) {
     dropped_ = 0;
   }
   lock.unlock();
-  Result<void> r = store_->Append(batch, busy_ms);
+  Result<void> r = store_->Append(batch, busy_ms, trim);
   lock.lock();
   if (r) {
     failing_ = false;
@@ -131,13 +139,21 @@ bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms) {
     return false;
   }
   failing_ = true;
-  while (batch.size() + queue_.size() > kMaxQueued && !batch.empty()) {
-    queued_bytes_ -= std::min(queued_bytes_, Bytes(batch.back()));
-    batch.pop_back();
-    ++dropped_;
-    ++done_;
+  // Beyond kMaxQueued, the newest of the batch are counted instead, except
+  // the essential ones.
+  size_t excess = batch.size() + queue_.size() > kMaxQueued ? batch.size() + queue_.size() - kMaxQueued : 0;
+  std::deque<Queued> back;
+  for (size_t i = batch.size(); i-- > 0;) {
+    if (excess > 0 && !essential[i]) {
+      queued_bytes_ -= std::min(queued_bytes_, Bytes(batch[i]));
+      --excess;
+      ++dropped_;
+      ++done_;
+      continue;
+    }
+    back.push_front({std::move(batch[i]), essential[i]});
   }
-  queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+  queue_.insert(queue_.begin(), std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()));
   return false;
 }
 
@@ -160,7 +176,9 @@ bool EventWriter::Flush(int timeout_ms) {
     lock.lock();
     if (append.owns_lock() && done_ < target && !failing_) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (!WriteQueued(lock, static_cast<int>(std::max<int64_t>(1, left.count())))) cv_.notify_one();
+      // Not trimmed here: a trim of a large store takes seconds; the
+      // writer thread's next batch does it.
+      if (!WriteQueued(lock, static_cast<int>(std::max<int64_t>(1, left.count())), false)) cv_.notify_one();
     }
   }
   if (done_ >= target) return true;
@@ -169,6 +187,18 @@ bool EventWriter::Flush(int timeout_ms) {
   const bool ok = done_cv_.wait_until(lock, deadline, [&] { return done_ >= target; });
   flushing_ = false;
   return ok;
+}
+
+Result<void> EventWriter::WriteNow(Event e, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::unique_lock append(append_mu_, deadline);
+  if (!append.owns_lock()) {
+    return Error::Setup("the audit writer was busy for " + std::to_string(timeout_ms) + " ms");
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  std::vector<Event> one;
+  one.push_back(std::move(e));
+  return store_->Append(one, static_cast<int>(std::max<int64_t>(1, left.count())), false);
 }
 
 Result<void> EventWriter::Finish() {

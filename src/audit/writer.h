@@ -29,8 +29,17 @@ class EventWriter {
   // Queues `e` (thread-safe; never waits for the store). Beyond kMaxQueued
   // waiting events (or about kMaxQueuedBytes) it is counted instead; the count is recorded as a
   // "dropped" event when the queue has room again.
-  // Returns false if `e` was counted instead of queued.
-  bool Post(Event e);
+  // Returns false if `e` was counted instead of queued. An `essential`
+  // event (an exec's end, its limits: a few per command ward is asked to
+  // run) is queued past those bounds and never counted instead.
+  bool Post(Event e, bool essential = false);
+
+  // Writes `e` now, in a transaction of its own, on the caller's thread:
+  // an error unless it is in the store within `timeout_ms` (another append
+  // of this writer, another process's lock). What is queued stays queued.
+  // A held exec's start: proof that this very event was written, which a
+  // flush (counting events written or given up on) does not give.
+  Result<void> WriteNow(Event e, int timeout_ms);
 
   // Writes what was posted before the call (on the caller's thread, unless
   // the writer thread is appending or retrying a refused batch: then waits
@@ -59,13 +68,17 @@ class EventWriter {
   // held on entry and exit (released around the append) and append_mu_
   // held throughout. False if the store refused it (queued again, or given
   // up on once stopping: gave_up_).
-  // `busy_ms`: as Store::Append's.
-  bool WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms = -1);
+  // `busy_ms`, `trim`: as Store::Append's.
+  bool WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms = -1, bool trim = true);
   Store* store_;
   std::timed_mutex append_mu_;  // one append at a time, batches in queue order; taken before mu_
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Event> queue_;
+  struct Queued {
+    Event event;
+    bool essential;  // Post's
+  };
+  std::deque<Queued> queue_;
   size_t queued_bytes_ = 0;
   uint64_t dropped_ = 0;
   Event dropped_template_;  // identity of the last event dropped (agent, sandbox)

@@ -615,13 +615,14 @@ class Holder {
               break;
             case kEvExited: {
               const LimitCounts now = Limits();
-              ReportLimits(*c, now);
-              Report(*c);
               Ended(ev.id, static_cast<int>(ev.value), false, "", now);
               // Its exec events are in the store before its caller hears
               // it ended (bounded: a store that refuses is the writer's to
-              // retry, not this loop's to wait on).
+              // retry, not this loop's to wait on). Then its limits, report
+              // and status at once: one wake-up of the caller, not two.
               if (before_exit_) before_exit_();
+              ReportLimits(*c, now);
+              Report(*c);
               Finish(*c, static_cast<int>(ev.value));
               PruneEvents();
               break;
@@ -908,8 +909,12 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   if (writer) {
     // A start that cannot be recorded refuses the exec (nothing runs),
     // unless the policy's audit.trail is "best-effort" (then said in the
-    // log, and it runs). A refused exec's start that the store takes later
-    // is paired with an exit saying so.
+    // log, and it runs). Its start is written in a transaction of its own
+    // (WriteNow): a flush counts events written or given up on, and a
+    // sandbox flooding events while the store is locked could have the
+    // start given up on and the exec let through. Not written, it is
+    // queued: once the store takes events again it is there, paired with
+    // an exit saying it was refused (or, best-effort, with its end).
     const bool best_effort = req.policy.audit.trail == Requirement::kBestEffort;
     holder.on_exec_start_ = [w = &*writer, &trail, &rec, best_effort](const Holder::ExecStart& s) -> Result<std::string> {
       auto run = NewId();
@@ -921,7 +926,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
           x.time_ns = RealtimeNs();
           x.summary = "ward: refused: " + e.message;
           x.detail = {{"exitStatus", kExitSetup}, {"error", "refused: " + e.message}, {"pid", s.caller_pid}, {"run", *run}};
-          w->Post(std::move(x));
+          w->Post(std::move(x), true);
         }
         if (!best_effort) return e;
         std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs without its record (audit.trail is \"best-effort\")\n",
@@ -939,14 +944,14 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       e.summary = "ward exec " + rec.name + cmd;
       e.detail = {{"via", "exec"}, {"name", rec.name}, {"policyDigest", rec.policy_digest}, {"argv", s.argv},
                   {"cwd", s.cwd},  {"uid", s.caller_uid}, {"pid", s.caller_pid},           {"run", *run}};
-      if (!w->Post(std::move(e))) return refuse(Error::Setup("the audit writer's queue is full"), false);
-      if (!w->Flush(2000)) {
-        Error late = Error::Setup("the audit store did not take the exec's start within 2 s");
-        if (!best_effort) return refuse(late, true);
-        // It runs: its start and end are written when the store takes them.
-        std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs (audit.trail is \"best-effort\")\n",
-                     late.message.c_str());
-      }
+      auto written = w->WriteNow(e, 2000);
+      if (written) return *run;
+      w->Post(std::move(e), true);
+      Error late = Error::Setup("the audit store did not take the exec's start within 2 s: " + written.error().message);
+      if (!best_effort) return refuse(late, true);
+      // It runs: its start and end are written when the store takes them.
+      std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs (audit.trail is \"best-effort\")\n",
+                   late.message.c_str());
       return *run;
     };
     holder.on_exec_end_ = [w = &*writer, &trail](const Holder::ExecEnd& x) {
@@ -955,7 +960,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       const int code = x.refused || sig ? 0 : WEXITSTATUS(x.wait_status);
       const int status = x.refused ? kExitSetup : x.timed_out ? kExitTimeout : sig ? 128 + sig : code;
       const std::vector<std::string> limits = audit::LimitsReached(x.limits, x.timed_out, sig);
-      for (const std::string& l : limits) w->Post(audit::LimitEvent(trail->base, l));
+      for (const std::string& l : limits) w->Post(audit::LimitEvent(trail->base, l), true);
       audit::Event e = trail->base;
       e.kind = "exit";
       e.time_ns = RealtimeNs();
@@ -973,7 +978,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
         e.detail["signal"] = sig ? nlohmann::json(strsignal(sig)) : nlohmann::json(nullptr);
         e.detail["signalNumber"] = sig;
       }
-      w->Post(std::move(e));
+      w->Post(std::move(e), true);
     };
   } else {
     holder.audit_off_ = trail.error().message;

@@ -14,6 +14,8 @@
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <sqlite3.h>
 
 #include <filesystem>
@@ -362,6 +364,48 @@ TEST_F(AuditStore, WriterQueueIsBoundedInBytes) {
   // under load, 36 of the 100 were neither written nor counted; not
   // reproduced alone or under CPU load since (an open question).
   EXPECT_LE(written + static_cast<int>(dropped), posted);
+}
+
+// A held exec's start must be proven written before the command runs: a
+// flush counts events written or given up on, and a flood that overflows
+// the queue while the store is locked once let a start be given up on and
+// the exec through (red-team finding). WriteNow writes that very event or
+// fails within its deadline; essential events (an exec's end) are never
+// counted instead of queued, whatever the flood.
+TEST_F(AuditStore, StartIsWrittenOrRefusedAndEndsSurviveAFlood) {
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s) << s.error().message;
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &lock), SQLITE_OK);
+  {
+    EventWriter w(&*s);
+    ASSERT_TRUE(w.WriteNow(Make("a", "s", "start", "", 1), 2000)) << "control: the store is free";
+    ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+    // More than the writer can have in flight (the batch it took) plus a full queue.
+    const size_t flood = 2 * EventWriter::kMaxQueued + 1000;
+    for (size_t i = 0; i < flood; ++i) w.Post(Make("a", "s", "egress", "deny", 2));
+    EXPECT_FALSE(w.Post(Make("a", "s", "egress", "deny", 3))) << "the queue is full: counted instead";
+    EXPECT_TRUE(w.Post(Make("a", "s", "exit", "", 4), true)) << "an essential event is queued all the same";
+    const auto t0 = std::chrono::steady_clock::now();
+    auto refused = w.WriteNow(Make("a", "s", "start", "", 5), 300);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_FALSE(refused) << "the store is locked: not written, and said";
+    EXPECT_LT(waited, std::chrono::milliseconds(2000)) << "within its deadline, not SQLite's 10 s";
+    EXPECT_FALSE(w.Flush(300)) << "the store is locked";
+    ASSERT_EQ(sqlite3_exec(lock, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_TRUE(w.Finish());
+  }
+  sqlite3_close(lock);
+  auto starts = s->Find({.kind = "start"});
+  ASSERT_TRUE(starts);
+  ASSERT_EQ(starts->size(), 1u) << "the refused start was never written";
+  EXPECT_EQ((*starts)[0].time_ns, 1);
+  auto exits = s->Find({.kind = "exit"});
+  ASSERT_TRUE(exits);
+  ASSERT_EQ(exits->size(), 1u) << "the essential end survived the flood";
+  auto dropped = s->Find({.kind = "dropped"});
+  ASSERT_TRUE(dropped);
+  EXPECT_FALSE(dropped->empty()) << "the flood's overflow is counted";
 }
 
 TEST_F(AuditStore, OpenExistingDoesNotCreate) {
