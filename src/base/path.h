@@ -5,6 +5,7 @@
 #include <deque>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ward {
 
@@ -35,5 +36,27 @@ inline std::deque<std::string> PathComponents(std::string_view path) {
   }
   return out;
 }
+
+// `prefix` (names from the root) followed by `rest`, `.` and `..` resolved
+// by name (`..` of the root is the root), as an absolute path. By name:
+// not what the kernel resolves where a name is a symlink.
+inline std::string JoinByName(std::vector<std::string> prefix, const std::deque<std::string>& rest) {
+  for (const auto& c : rest) {
+    if (c == ".") continue;
+    if (c == "..") {
+      if (!prefix.empty()) prefix.pop_back();
+    } else {
+      prefix.push_back(c);
+    }
+  }
+  std::string out;
+  for (const auto& c : prefix) out += "/" + c;
+  return out.empty() ? "/" : out;
+}
+
+// The absolute `path` with `.`, `..` and repeated slashes resolved by name
+// ("/a/./b/../c//" -> "/a/c"). Unlike ward::NormalizePath (policy/paths.h),
+// which refuses a `..`.
+inline std::string ResolveByName(std::string_view path) { return JoinByName({}, PathComponents(path)); }
 
 }  // namespace ward

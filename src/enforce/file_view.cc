@@ -19,21 +19,6 @@ namespace {
 
 bool Writes(FileOp op) { return op == FileOp::kWrite || op == FileOp::kCreate || op == FileOp::kRemove; }
 
-// `prefix` joined to `rest`, `.` and `..` resolved by name.
-std::string JoinByName(std::vector<std::string> prefix, const std::deque<std::string>& rest) {
-  for (const auto& c : rest) {
-    if (c == ".") continue;
-    if (c == "..") {
-      if (!prefix.empty()) prefix.pop_back();
-    } else {
-      prefix.push_back(c);
-    }
-  }
-  std::string out;
-  for (const auto& c : prefix) out += "/" + c;
-  return out.empty() ? "/" : out;
-}
-
 bool HasDotDot(const std::string& named) {
   for (const auto& c : PathComponents(named)) {
     if (c == "..") return true;

@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <span>
-#include <sstream>
 
 #include "base/clock.h"
+#include "base/path.h"
 #include "net/file_calls.h"
 
 namespace ward::net {
@@ -151,7 +151,7 @@ std::optional<FileAccess> Access(const Notice& n, const CallShape& c, int sandbo
     path = base + "/" + path;
   }
   a.named = path;
-  a.path = NormalizePath(path);
+  a.path = ResolveByName(path);
   return a;
 }
 
@@ -175,23 +175,6 @@ std::vector<FileAccess> ReadFileNotice(const Notice& n, bool with_pid) {
     }
   }
   return out;
-}
-
-std::string NormalizePath(const std::string& path) {
-  std::vector<std::string> parts;
-  std::string part;
-  std::istringstream in(path);
-  while (std::getline(in, part, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (!parts.empty()) parts.pop_back();
-      continue;
-    }
-    parts.push_back(part);
-  }
-  std::string out;
-  for (const auto& p : parts) out += "/" + p;
-  return out.empty() ? "/" : out;
 }
 
 }  // namespace ward::net

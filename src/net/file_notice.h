@@ -26,8 +26,4 @@ bool HasShape(int nr);
 // cost); otherwise left 0 for the caller to read if it needs it.
 std::vector<FileAccess> ReadFileNotice(const Notice& n, bool with_pid = true);
 
-// `path` with `.`, `..` and repeated slashes resolved by name ("/a/./b/../c"
-// -> "/a/c"); `path` must be absolute.
-std::string NormalizePath(const std::string& path);
-
 }  // namespace ward::net

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/errors.h"
 #include "base/file.h"
+#include "base/path.h"
 #include "enforce/cgroup.h"
 #include "enforce/file_view.h"
 #include "enforce/compile.h"
@@ -217,7 +218,7 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
             a.host_tid = x.host_pid;
             a.op = FileOp::kExecute;
             a.named = x.path;
-            a.path = net::NormalizePath(x.path);
+            a.path = ResolveByName(x.path);
             judge->Submit(std::move(a));
           }
           if (exec) exec(std::move(x));

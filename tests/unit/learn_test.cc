@@ -6,6 +6,7 @@
 #include <set>
 
 #include "audit/learn.h"
+#include "base/path.h"
 #include "net/file_calls.h"
 #include "net/file_notice.h"
 
@@ -226,10 +227,10 @@ TEST(FileNotice, EveryCallHasAShape) {
   EXPECT_FALSE(IsFileCall(SYS_read));
 }
 
-TEST(FileNotice, NormalizePath) {
-  EXPECT_EQ(NormalizePath("/a/./b/../c//d/"), "/a/c/d");
-  EXPECT_EQ(NormalizePath("/../.."), "/");
-  EXPECT_EQ(NormalizePath("/"), "/");
+TEST(Path, ResolveByName) {
+  EXPECT_EQ(ResolveByName("/a/./b/../c//d/"), "/a/c/d");
+  EXPECT_EQ(ResolveByName("/../.."), "/");
+  EXPECT_EQ(ResolveByName("/"), "/");
 }
 
 }  // namespace
