@@ -29,7 +29,6 @@
 #include "base/errors.h"
 #include "base/fd_passing.h"
 #include "base/file.h"
-#include "enforce/idmap.h"
 #include "enforce/supervisor.h"
 #include "audit/egress_event.h"
 #include "audit/end_event.h"
@@ -37,6 +36,7 @@
 #include "audit/file_event.h"
 #include "audit/writer.h"
 #include "lifecycle/control.h"
+#include "lifecycle/trail.h"
 #include "sandbox/prepare.h"
 
 namespace ward::lifecycle {
@@ -805,21 +805,13 @@ struct Trail {
 Result<Trail> OpenTrail(const SandboxRecord& rec) {
   auto path = audit::PathOrDefault(rec.audit_db);
   if (!path) return path.error();
-  auto store = audit::Store::Open(*path);
-  if (!store) return store.error();
-  Trail t{std::move(*store), {}};
-  t.base.agent = rec.agent.empty() ? "default" : rec.agent;
-  auto id = t.store.AgentId(t.base.agent);
-  if (!id) return id.error();
-  t.base.agent_id = *id;
+  const std::string agent = rec.agent.empty() ? "default" : rec.agent;
+  auto opened = OpenAgentTrail(*path, agent);
+  if (!opened) return opened.error();
+  Trail t{std::move(opened->store), {}, opened->host_uid};
+  t.base.agent = agent;
+  t.base.agent_id = opened->agent_id;
   t.base.sandbox = rec.id;
-  if (geteuid() == 0) {
-    auto range = SandboxUidRange();
-    if (!range) return range.error();
-    auto uid = t.store.AgentHostUid(t.base.agent, range->base, range->count);
-    if (!uid) return uid.error();
-    t.host_uid = *uid;
-  }
   return t;
 }
 

@@ -9,8 +9,8 @@
 
 #include "commands.h"
 #include "base/clock.h"
-#include "enforce/idmap.h"
 #include "lifecycle/store.h"
+#include "lifecycle/trail.h"
 #include "ward/policy.h"
 
 namespace ward::cli {
@@ -60,16 +60,15 @@ Result<RunAudit> RunAudit::Open(const std::string& agent, const std::string& pat
   if (std::string why = lifecycle::CheckName(agent); !why.empty()) {
     return Error::Usage("--agent \"" + agent + "\": " + why);
   }
-  auto store = audit::Store::Open(path);
-  if (!store) return store.error();
-  RunAudit a(std::move(*store));
+  auto trail = lifecycle::OpenAgentTrail(path, agent);
+  if (!trail) return trail.error();
+  RunAudit a(std::move(trail->store));
   a.agent_ = agent;
+  a.agent_id_ = trail->agent_id;
+  a.host_uid_ = trail->host_uid;
   auto run = lifecycle::NewId();
   if (!run) return run.error();
   a.run_ = *run;
-  auto id = a.store_->AgentId(agent);
-  if (!id) return id.error();
-  a.agent_id_ = *id;
   a.start_ns_ = RealtimeNs();
   return a;
 }
@@ -94,13 +93,7 @@ Result<RunAudit> RunAudit::Begin(const std::string& agent, RunRequest* req) {
   if (!sandbox) return sandbox.error();
   a->sandbox_ = *sandbox;
   // As root, the agent's own host uid (recorded in the store).
-  if (geteuid() == 0) {
-    auto range = SandboxUidRange();
-    if (!range) return range.error();
-    auto uid = a->store_->AgentHostUid(agent, range->base, range->count);
-    if (!uid) return uid.error();
-    req->host_uid = *uid;
-  }
+  if (a->host_uid_) req->host_uid = *a->host_uid_;
   auto& env = req->policy.process.env.set;
   env["WARD_AGENT"] = a->agent_;
   env["WARD_AGENT_ID"] = a->agent_id_;

@@ -64,6 +64,7 @@ class RunAudit {
   std::unique_ptr<audit::Store> store_;
   std::unique_ptr<audit::EventWriter> writer_;
   std::string agent_, agent_id_, sandbox_;
+  std::optional<uint32_t> host_uid_;  // as root: the agent's (lifecycle::OpenAgentTrail)
   std::string run_;  // this command's id: pairs its start with its exit
   int64_t start_ns_ = 0;
   bool streamed_egress_ = false;  // egress events were posted as decided
