@@ -348,12 +348,10 @@ Result<void> Store::Append(std::vector<Event>& events, int busy_ms, bool trim) {
   }
   sqlite3_reset(ins);
   if (sqlite3_exec(db_.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
-  // The file's size is measured (a query) once 1/64 of the bound has been
-  // appended since the last time, not on every append: the store may pass
-  // its bound by that much (and a batch) before it is trimmed.
-  if (!trim || bound_ <= 0 || unchecked_bytes_ * 64 < bound_) return {};
-  unchecked_bytes_ = 0;
-  return Trim();
+  // The events are in: a trim that fails now is tried again at a later
+  // append (its error is not theirs: a caller would write them twice).
+  if (trim) (void)Trim();
+  return {};
 }
 
 Result<int64_t> Store::Bytes() {
@@ -375,26 +373,41 @@ Result<void> Store::StillAt() const {
   return {};
 }
 
-Result<void> Store::Trim() {
-  if (bound_ <= 0) return {};
-  auto bytes = Bytes();
-  if (!bytes) return bytes.error();
-  if (*bytes <= bound_) return {};
+Result<bool> Store::TrimStep(int64_t max_rows) {
+  if (bound_ <= 0) return false;
+  if (trim_until_ == 0) {
+    // Measured once 1/64 of the bound has been appended since the last
+    // time, not on every append: the store may pass its bound by that much
+    // (and a batch) before it is trimmed.
+    if (unchecked_bytes_ * 64 < bound_) return false;
+    auto bytes = Bytes();
+    if (!bytes) return bytes.error();
+    unchecked_bytes_ = 0;
+    if (*bytes <= bound_) return false;
+    // Keep the newest share of rows that fits three quarters of the bound.
+    Stmt range(db_.get(), "SELECT min(seq), count(*) FROM events");
+    if (!range.ok() || sqlite3_step(range.get()) != SQLITE_ROW) return DbError(path_, db_.get(), "trim");
+    const int64_t first = sqlite3_column_int64(range.get(), 0), count = sqlite3_column_int64(range.get(), 1);
+    const auto drop = static_cast<int64_t>(static_cast<double>(count) * (1.0 - 0.75 * static_cast<double>(bound_) /
+                                                                                static_cast<double>(*bytes))) + 1;
+    trim_until_ = first + drop;
+  }
   WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
   auto fail = [&](const std::string& what) {
     Error e = DbError(path_, db_.get(), what);
     (void)Exec(db_.get(), path_, "ROLLBACK");
     return e;
   };
-  // Keep the newest share of rows that fits three quarters of the bound.
-  Stmt range(db_.get(), "SELECT min(seq), max(seq), count(*) FROM events");
-  if (!range.ok() || sqlite3_step(range.get()) != SQLITE_ROW) return fail("trim");
-  const int64_t first = sqlite3_column_int64(range.get(), 0), count = sqlite3_column_int64(range.get(), 2);
-  const auto drop = static_cast<int64_t>(static_cast<double>(count) * (1.0 - 0.75 * static_cast<double>(bound_) /
-                                                                              static_cast<double>(*bytes))) + 1;
+  int64_t first = 0;
+  {
+    Stmt low(db_.get(), "SELECT min(seq) FROM events");
+    if (!low.ok() || sqlite3_step(low.get()) != SQLITE_ROW) return fail("trim");
+    first = sqlite3_column_int64(low.get(), 0);
+  }
+  const int64_t until = std::min(trim_until_, first + max_rows);
   Stmt del(db_.get(), "DELETE FROM events WHERE seq < ?1");
   if (!del.ok()) return fail("trim");
-  del.Int(1, first + drop);
+  del.Int(1, until);
   if (sqlite3_step(del.get()) != SQLITE_DONE) return fail("trim");
   const int64_t removed = sqlite3_changes(db_.get());
   Stmt ins(db_.get(), "INSERT INTO events(time_ns, agent, agent_id, sandbox, kind, decision, summary, detail) "
@@ -403,11 +416,20 @@ Result<void> Store::Trim() {
   ins.Int(1, RealtimeNs());
   ins.Text(2, "the store reached its bound (" + std::to_string(bound_ >> 20) + " MiB): removed the " +
                   std::to_string(removed) + " oldest events");
-  ins.Text(3, nlohmann::json{{"removed", removed}, {"firstSeq", first}, {"lastSeq", first + drop - 1},
+  ins.Text(3, nlohmann::json{{"removed", removed}, {"firstSeq", first}, {"lastSeq", until - 1},
                              {"boundBytes", bound_}}.dump());
   if (sqlite3_step(ins.get()) != SQLITE_DONE) return fail("trim");
   if (sqlite3_exec(db_.get(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit trim");
-  return {};
+  if (until >= trim_until_) trim_until_ = 0;
+  return trim_until_ != 0;
+}
+
+Result<void> Store::Trim() {
+  for (;;) {
+    auto more = TrimStep(kTrimStepRows);
+    if (!more) return more.error();
+    if (!*more) return {};
+  }
 }
 
 Result<std::vector<Event>> Store::Find(const Query& q) {

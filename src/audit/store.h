@@ -79,8 +79,14 @@ class Store {
   // reused.
   // `busy_ms`: how long it waits for another writer's lock (default: the
   // store's, 10 s). `trim` false: no trim now (it may take seconds on a
-  // large store); a later append does it.
+  // large store): TrimStep does it, or a later append.
   Result<void> Append(std::vector<Event>& events, int busy_ms = -1, bool trim = true);
+  // One step of the trim Append does: if the store is past its bound (or a
+  // trim is under way), removes at most `max_rows` of the oldest events in
+  // a transaction of its own, with its "trim" event. True if more must go.
+  // A trim of a large store takes seconds; in steps, others write between.
+  Result<bool> TrimStep(int64_t max_rows);
+  static constexpr int64_t kTrimStepRows = 10000;
   // The size bound, in bytes (default: WARD_AUDIT_MAX_MIB, else 1024 MiB).
   // The WAL beside the file adds up to about 256 KiB between checkpoints.
   // Checked after the first append and then after each 1/64 of the bound
@@ -114,6 +120,7 @@ class Store {
   // Appended since the size was last measured (about: text and 128 bytes
   // an event). Large at first: the first append measures.
   int64_t unchecked_bytes_ = INT64_MAX / 128;
+  int64_t trim_until_ = 0;  // a trim under way removes the events before this seq; 0: none
   std::unique_ptr<sqlite3, Close> db_;
   struct Finalize {
     void operator()(sqlite3_stmt* s) const;

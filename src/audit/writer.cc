@@ -75,9 +75,23 @@ void EventWriter::Loop() {
       lock.unlock();
       std::lock_guard append(append_mu_);
       lock.lock();
-      written = WriteQueued(lock);
+      written = WriteQueued(lock, -1, false);
     }
-    if (written) continue;
+    if (written) {
+      // The store's bound, in steps: a WriteNow or Flush waiting for the
+      // append lock gets it between two (a whole trim of a large store
+      // took seconds and refused held execs meanwhile).
+      lock.unlock();
+      for (;;) {
+        std::unique_lock append(append_mu_);
+        auto more = store_->TrimStep(Store::kTrimStepRows);
+        append.unlock();
+        if (!more || !*more) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      lock.lock();
+      continue;
+    }
     if (stopping_ && gave_up_) return;
     if (!stopping_) cv_.wait_for(lock, std::chrono::milliseconds(kRetryMs), [this] { return stopping_; });
   }
