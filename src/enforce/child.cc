@@ -52,6 +52,7 @@ const char* const kStepNames[] = {
     "hand the connect() listener to the supervisor (NETLINK_SOCK_DIAG socket, seccomp NEW_LISTENER, SCM_RIGHTS)",
     "hand the sandbox's /proc to the supervisor's memory watch (open, SCM_RIGHTS)",
     "record the exec in the audit trail",
+    "hand the persistent /tmp and home to the supervisor (open, SCM_RIGHTS)",
 };
 
 static_assert(std::size(kStepNames) == kStepCount, "a name for every step");

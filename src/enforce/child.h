@@ -30,6 +30,7 @@ enum Step : uint32_t {
   kStepExec, kStepLoopback, kStepNetLinks, kStepNftables, kStepEgressListeners, kStepEgressGo, kStepIdsWait,
   kStepIdentity, kStepStdio, kStepPty, kStepConnectListener, kStepWatchProc,
   kStepAudit,  // a held sandbox's supervisor could not record an exec's start: refused
+  kStepPersist,  // a held sandbox's init hands its persistent areas to the supervisor
   kStepCount
 };
 

@@ -3,6 +3,7 @@
 // every orphan. Runs in the child of clone, like the rest of init: no
 // allocation, no stdio, no locks.
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -246,7 +247,27 @@ void Reap(ChildContext& c) {
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   for (int fd = 0; fd < 3 && devnull >= 0; ++fd) dup2(devnull, fd);
   if (devnull > 2) close(devnull);
-  Send(c.exec_channel, kEvReady, 0, 0, 0, 0);
+  // The persistent areas' directories (a held sandbox's /tmp and home),
+  // for the supervisor to fill now and save when the sandbox ends
+  // (lifecycle/persist.h); nothing else runs in the sandbox yet.
+  int areas[kMaxPersistAreas];
+  size_t n = 0;
+  for (const std::string& target : c.plan->persist_targets) {
+    char path[PATH_MAX];
+    if (n == kMaxPersistAreas || target.size() + 2 > sizeof path) ChildFail(c, kStepPersist, E2BIG);
+    path[0] = '/';
+    memcpy(path + 1, target.c_str(), target.size() + 1);
+    areas[n] = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (areas[n] < 0) ChildFail(c, kStepPersist, errno);
+    ++n;
+  }
+  ExecEvent ready{kEvReady, 0, 0, 0, 0};
+  if (n == 0) {
+    Send(c.exec_channel, kEvReady, 0, 0, 0, 0);
+  } else if (int err = SendFdsWithData(c.exec_channel, areas, n, &ready, sizeof ready)) {
+    ChildFail(c, kStepPersist, err);
+  }
+  for (size_t i = 0; i < n; ++i) close(areas[i]);
   for (;;) {
     pollfd pf[2] = {{c.exec_channel, POLLIN, 0}, {sfd, POLLIN, 0}};
     if (poll(pf, 2, -1) < 0) continue;

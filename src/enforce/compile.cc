@@ -441,32 +441,14 @@ void BoundTmpfs(LaunchPlan& plan, int64_t mib) {
   }
 }
 
-std::vector<std::string> PersistAreas(LaunchPlan& plan, const std::string& state_dir) {
-  std::vector<std::string> areas;
-  for (MountOp& op : plan.mounts) {
+std::vector<PersistArea> PersistAreas(const LaunchPlan& plan) {
+  std::vector<PersistArea> areas;
+  for (const MountOp& op : plan.mounts) {
     // The private /tmp and a private home (not /dev/shm: like a reboot,
     // a stop empties it).
     const bool tmp = op.kind == MountOp::Kind::kTmpfs && op.mode == 01777 && op.target == "tmp";
     const bool home = op.kind == MountOp::Kind::kTmpfs && op.mode == kHomeMode;
-    if (!tmp && !home) continue;
-    const std::string name = tmp ? "tmp" : "home";
-    areas.push_back(name);
-    // Id-mapped for a root caller like a writable grant: what the sandbox
-    // writes there belongs to the caller on the host.
-    op = MountOp{MountOp::Kind::kBind, state_dir + "/" + name, op.target, kRw, 0755, true};
-    const std::string under = op.target + "/";
-    for (MountOp& seed : plan.mounts) {
-      if (seed.kind == MountOp::Kind::kWriteFile && seed.target.starts_with(under)) seed.keep = true;
-    }
-  }
-  // The new root's tmpfs hides its host directory: it must not hold the new
-  // sources (a runtime directory under /tmp, where the base is most often).
-  if (!areas.empty()) {
-    std::vector<std::string> sources;
-    for (const MountOp& op : plan.mounts) {
-      if (op.kind == MountOp::Kind::kBind || op.kind == MountOp::Kind::kMaskFile) sources.push_back(op.source);
-    }
-    plan.base = ChooseBase(sources);  // "" (checked by the caller): none is free
+    if (tmp || home) areas.push_back({tmp ? "tmp" : "home", op.target});
   }
   return areas;
 }

@@ -71,7 +71,7 @@ inline bool AppendExecString(ExecMessage& m, size_t* len, const char* s, size_t 
 
 // Init (or the process it forked) -> supervisor.
 enum ExecEventType : uint32_t {
-  kEvReady = 1,     // init serves requests (sent once, after set-up)
+  kEvReady = 1,     // init serves requests (sent once, after set-up), with a descriptor of each persistent area
   kEvStarted = 2,   // exec `id` forked: `value` its pid in the sandbox
   kEvPty = 3,       // exec `id`'s terminal: master and a read-only slave passed
   kEvFailed = 4,    // exec `id` could not start: `step` (enforce/child.h Step) and `err`

@@ -56,12 +56,14 @@ struct MountOp {
 // Sets the size of every writable tmpfs of the plan (/tmp, /dev/shm).
 struct LaunchPlan;
 void BoundTmpfs(LaunchPlan& plan, int64_t mib);
-// A held sandbox (lifecycle): its private /tmp and private home become
-// binds of `state_dir`/tmp and `state_dir`/home, directories that outlive a
-// stop, in place of tmpfs. Returns the names of the areas it moved ("tmp",
-// "home"), whose directories the caller makes. Chooses the plan's base
-// anew, clear of the new sources: empty if no candidate is free.
-std::vector<std::string> PersistAreas(LaunchPlan& plan, const std::string& state_dir);
+// A held sandbox's persistent areas (lifecycle/persist.h): its private /tmp
+// and private home, tmpfs whose content its supervisor keeps across stops.
+struct PersistArea {
+  std::string name;    // "tmp", "home": its directory in the sandbox's state
+  std::string target;  // where it is in the sandbox (relative to its root)
+};
+std::vector<PersistArea> PersistAreas(const LaunchPlan& plan);
+inline constexpr size_t kMaxPersistAreas = 2;
 
 // A landlock grant. Host-side grants are added before clone(); child-side
 // ones name mounts the child creates (/tmp, /dev, /proc, synthesized files).
@@ -124,6 +126,10 @@ struct UnixEndpoint {
 };
 
 struct LaunchPlan {
+  // A held sandbox's persistent areas (PersistAreas: their targets): its
+  // init hands the supervisor a descriptor of each with kEvReady
+  // (enforce/exec_request.h), at most kMaxPersistAreas.
+  std::vector<std::string> persist_targets;
   std::string base;   // host directory the new root's tmpfs is mounted on
   std::vector<MountOp> mounts;
   std::string cwd;    // inside the sandbox

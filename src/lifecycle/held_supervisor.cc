@@ -36,6 +36,7 @@
 #include "audit/file_event.h"
 #include "audit/writer.h"
 #include "lifecycle/control.h"
+#include "lifecycle/persist.h"
 #include "lifecycle/trail.h"
 #include "sandbox/prepare.h"
 
@@ -205,11 +206,22 @@ class Holder {
   std::function<void(const ExecEnd&)> on_exec_end_;
   // Why nothing is recorded ("" if it is), for the record `ward exec` reads.
   std::string audit_off_;
+  // Once init serves, before anyone is: its persistent areas (the
+  // directories init handed over with kEvReady) put back (an error: the
+  // sandbox does not start).
+  std::function<Result<void>(std::vector<UniqueFd> areas)> on_ready_;
 
   Result<InitReport> Serve(HeldInit& held) {
     held_ = &held;
     InitReport report;
     if (!WaitReady(&report)) return report;
+    if (on_ready_) {
+      if (auto ready = on_ready_(std::move(ready_areas_)); !ready) {
+        SignalPidfd(held.pidfd, SIGKILL);
+        ReapInit();
+        return ready.error();
+      }
+    }
     if (auto listening = Listen(); !listening) {
       SignalPidfd(held.pidfd, SIGKILL);
       ReapInit();
@@ -272,8 +284,15 @@ class Holder {
       }
       if (pf[0].revents) {
         ExecEvent ev{};
-        ssize_t n = recv(held_->exec_channel, &ev, sizeof ev, MSG_DONTWAIT);
-        if (n == sizeof ev && ev.type == kEvReady) return true;
+        int fds[kMaxPersistAreas];
+        size_t nfds = 0, got = 0;
+        const int err = ReceiveFdsWithData(held_->exec_channel, fds, kMaxPersistAreas, &nfds, &ev, sizeof ev, &got);
+        std::vector<UniqueFd> areas;
+        for (size_t i = 0; i < nfds; ++i) areas.emplace_back(fds[i]);
+        if (err == 0 && got == sizeof ev && ev.type == kEvReady) {
+          ready_areas_ = std::move(areas);
+          return true;
+        }
       }
       if (pf[2].revents) {
         // Died without a report: its set-up error may still be in the pipe.
@@ -392,18 +411,24 @@ class Holder {
 
   // The egress decisions not yet past every exec, and how many the proxy
   // and the connect() server could not keep.
+  // At most kHeldEgress are kept for the reports (an exec lists at most
+  // kReportMaxEgress): a sandbox flooding decisions while an exec runs
+  // grew the supervisor by hundreds of MB and made each exec's end sort
+  // them all. The rest are counted, as the proxy's own overflow is.
+  static constexpr size_t kHeldEgress = 4 * kReportMaxEgress;
   void PullEvents() {
-    if (ps_.proxy) {
-      auto more = ps_.proxy->TakeEvents();
-      events_.insert(events_.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-    }
-    if (ps_.connect_server) {
-      auto more = ps_.connect_server->TakeEvents();
-      events_.insert(events_.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-    }
+    auto take = [&](std::vector<net::EgressEvent> more) {
+      for (auto& e : more) {
+        if (events_.size() < kHeldEgress) events_.push_back(std::move(e));
+        else ++events_overflow_;
+      }
+    };
+    if (ps_.proxy) take(ps_.proxy->TakeEvents());
+    if (ps_.connect_server) take(ps_.connect_server->TakeEvents());
   }
   uint64_t DroppedEvents() const {
-    return (ps_.proxy ? ps_.proxy->DroppedEvents() : 0) + (ps_.connect_server ? ps_.connect_server->DroppedEvents() : 0);
+    return (ps_.proxy ? ps_.proxy->DroppedEvents() : 0) + (ps_.connect_server ? ps_.connect_server->DroppedEvents() : 0) +
+           events_overflow_;
   }
 
   // An exec's report (`ward exec --json`): the egress decisions made while
@@ -765,6 +790,7 @@ class Holder {
   PreparedSandbox& ps_;
   int* ready_fd_;
   HeldInit* held_ = nullptr;
+  std::vector<UniqueFd> ready_areas_;  // init's persistent areas (kEvReady)
   UniqueFd listen_;
   std::optional<struct stat> own_userns_;  // this supervisor's user namespace (PeerIsOwner)
   std::map<int, std::unique_ptr<Client>> clients_;
@@ -779,6 +805,7 @@ class Holder {
   };
   std::map<uint32_t, Track> tracks_;
   std::vector<net::EgressEvent> events_;
+  uint64_t events_overflow_ = 0;  // decisions past kHeldEgress, not kept
   struct PendingToInit {
     std::string data;
     std::vector<UniqueFd> fds;
@@ -980,10 +1007,22 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     if (ps.file_judge) (void)ps.file_judge->Drain(1000);
     if (writer) (void)writer->Flush(2000);
   };
+  // Its private /tmp and home: put back before it serves, saved when it
+  // has ended (lifecycle/persist.h).
+  PersistentAreas areas;
+  if (!ps.persist_areas.empty()) {
+    std::optional<uid_t> as_uid;
+    if (ps.plan.host_uid) as_uid = *ps.plan.host_uid;
+    holder.on_ready_ = [&areas, &ps, &dir, as_uid](std::vector<UniqueFd> roots) {
+      return areas.Restore(dir + "/state", ps.persist_areas, std::move(roots), as_uid);
+    };
+  }
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };
   LaunchError exec_error;
   auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);
   if (ps.file_judge) ps.file_judge->Stop();  // its last denials, before the trail closes
+  auto saved = areas.Save();
+  if (!saved) std::fprintf(stderr, "ward supervisor: %s (the last save is kept)\n", saved.error().message.c_str());
   uint64_t dropped = 0;
   (void)CollectEgress(ps, &dropped);
   const bool ps_had_proxy = ps.proxy != nullptr;
@@ -1020,17 +1059,20 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   auto lock = StoreLock::Take(dir.substr(0, dir.rfind('/')));
   if (auto now = LoadRecord(dir); now && now->supervisor == getpid()) {
     now->supervisor = 0;
-    if (stopped && failure.empty()) {
+    if (stopped && failure.empty() && saved) {
       now->state = "stopped";
       now->failure.clear();
     } else {
       now->state = "failed";
-      now->failure = !out ? out.error().message : failure;
+      now->failure = !out ? out.error().message : !failure.empty() ? failure : "";
+      if (!saved) {
+        now->failure += (now->failure.empty() ? "" : "; ") + saved.error().message + " (the last save is kept)";
+      }
     }
     (void)SaveRecord(dir, *now);
     if (ps_had_proxy) {
-      if (auto saved = SaveBindings(dir, bindings); !saved) {
-        std::fprintf(stderr, "ward supervisor: %s (the names bound are forgotten)\n", saved.error().message.c_str());
+      if (auto kept = SaveBindings(dir, bindings); !kept) {
+        std::fprintf(stderr, "ward supervisor: %s (the names bound are forgotten)\n", kept.error().message.c_str());
       }
     }
   }

@@ -266,13 +266,17 @@ std::vector<std::string> AllSandboxes(const std::string& runtime) {
   return out;
 }
 
-namespace {
-
-// Removes `path` and everything under it without following a link (a
-// sandbox writes its state directory: it may hold links to anywhere).
 void RemoveTree(int parent, const char* name) {
   int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES) {
+    // A directory of the caller's it may not read (the sandbox made it
+    // mode 0): opened for its owner.
+    if (fchmodat(parent, name, 0700, AT_SYMLINK_NOFOLLOW) == 0) {
+      fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+  }
   if (fd >= 0) {
+    (void)fchmod(fd, 0700);  // its entries removable (it goes too)
     if (DIR* d = fdopendir(fd)) {
       while (dirent* e = readdir(d)) {
         if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
@@ -285,8 +289,6 @@ void RemoveTree(int parent, const char* name) {
   }
   unlinkat(parent, name, AT_REMOVEDIR);
 }
-
-}  // namespace
 
 Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r) {
   const std::string link = runtime + "/names/" + r.name;

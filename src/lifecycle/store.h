@@ -92,6 +92,11 @@ std::vector<std::string> AllSandboxes(const std::string& runtime);
 // Removes a sandbox's directory and its name (the caller holds the lock).
 Result<void> RemoveSandbox(const std::string& runtime, const SandboxRecord& r);
 
+// Removes `name` in the directory `parent` and everything under it without
+// following a link (a sandbox writes its state directory: it may hold links
+// to anywhere); best effort.
+void RemoveTree(int parent, const char* name);
+
 // An error (kPolicy) if a unix socket a policy lists (`dev`/`ino`, as
 // resolved at compile time) is a control socket of a held sandbox: one in
 // the caller's runtime directory, or any socket named `ctl` beside a

@@ -37,11 +37,13 @@ struct PreparedSandbox {
   std::unique_ptr<net::EgressProxy> proxy;
   std::optional<net::EgressProxyConfig> egress_config;
   RunResult result;  // filled so far: landlock ABI, mechanisms, warnings, phases
+  // A held sandbox's private /tmp and home (PrepareSandbox's `persist_dir`).
+  std::vector<PersistArea> persist_areas;
 };
 
 // Compiles `req` and prepares everything before clone. `persist_dir`
-// non-empty: a held sandbox, whose private /tmp and home are directories
-// under it (PersistAreas), made here if missing. `audit_db`: the audit
+// non-empty: a held sandbox, whose private /tmp and home are saved in
+// directories under it (lifecycle/persist.h), made here if missing. `audit_db`: the audit
 // store the sandbox's events go to, hidden from it with the rest of ward's
 // state (lifecycle::WardStateDirs; "": the caller's default store).
 Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, const std::string& persist_dir,

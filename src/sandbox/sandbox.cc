@@ -28,6 +28,7 @@
 #include "enforce/landlock.h"
 #include "enforce/launcher.h"
 #include "enforce/seccomp.h"
+#include "lifecycle/persist.h"
 #include "net/connect_notify.h"
 #include "net/connect_server.h"
 #include "net/file_notice.h"
@@ -265,20 +266,11 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   }
   BoundTmpfs(*plan, tmpfs_mib);
   if (!persist_dir.empty()) {
-    const std::vector<std::string> areas = PersistAreas(*plan, persist_dir);
-    if (plan->base.empty()) {
-      return Error::Setup("no host directory is free to hold the sandbox's root beside its persistent areas in " +
-                          persist_dir + " (tried /tmp, /mnt, /run, /var/tmp, /opt, /srv, /media)");
-    }
-    for (const std::string& area : areas) {
-      const std::string dir = persist_dir + "/" + area;
-      if (mkdir(dir.c_str(), area == "tmp" ? 01777 : 0700) != 0 && errno != EEXIST) return SysError("mkdir", dir);
-      // The directory itself, never what a link planted in its place
-      // points to: the mode is set through a descriptor of it.
-      UniqueFd area_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!area_fd.valid()) return SysError("open", dir + " (a persistent area must be a directory, not a link)");
-      if (area == "tmp" && fchmod(area_fd.get(), 01777) != 0) return SysError("fchmod", dir);
-    }
+    // Tmpfs like ward run's, whose content the held sandbox's supervisor
+    // puts back at each start and saves at its end (lifecycle/persist.h).
+    ps.persist_areas = PersistAreas(*plan);
+    for (const PersistArea& a : ps.persist_areas) plan->persist_targets.push_back(a.target);
+    WARD_TRY(lifecycle::PersistentAreas::Prepare(persist_dir, ps.persist_areas));
   }
   auto add_rlimit = [&](int res, uint64_t v) { plan->rlimits.push_back({res, {v, v}}); };
   if (cg.pids == LimitMechanism::kRlimit) add_rlimit(RLIMIT_NPROC, *policy.limits.pids);

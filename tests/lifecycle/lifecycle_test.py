@@ -163,6 +163,80 @@ def test_state_persists_and_exit_statuses():
         cleanup("t-state")
 
 
+WRITE_PROBE = """
+import errno, sys
+for path, size in zip(sys.argv[1::2], sys.argv[2::2]):
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\\0" * int(size))
+        print(path, "ok")
+    except OSError as e:
+        print(path, errno.errorcode[e.errno])
+"""
+
+TREE = (
+    "set -e; cd /tmp; echo hi > keep; ln keep hard; ln -s /etc/passwd lnk; ln -s nowhere dangling; mkfifo fifo; "
+    "truncate -s 100M sparse; mkdir -p d/e; echo z > d/e/z; chmod 500 d; echo s > secret; chmod 000 secret; "
+    "mkdir closed; echo c > closed/c; chmod 000 closed; chmod 640 keep; touch -d 2001-02-03 keep; echo h > \"$HOME/k\""
+)
+TREE_CHECK = (
+    "cd /tmp; cat keep \"$HOME/k\" d/e/z; [ keep -ef hard ] && echo hardlinked; readlink lnk dangling; "
+    "[ -p fifo ] && echo fifo; stat -c '%n %a %s %b' keep sparse secret closed d | sort; date -r keep +%F; "
+    "chmod 700 closed; cat closed/c; chmod 000 closed"
+)
+
+
+def test_persistent_tmp_and_home_bounded_and_kept():
+    # A held sandbox's /tmp and home are tmpfs sized by limits.tmpfsMiB, as
+    # ward run's (ENOSPC beyond), whose content is saved when it stops and
+    # put back when it starts: files, hard links, symlinks (not followed),
+    # FIFOs, holes, modes, times. A supervisor killed with SIGKILL saves
+    # nothing: the next start has the last save. No mount is ever left on
+    # the host.
+    pol = os.path.join(os.path.dirname(WS), "bounded.json")
+    with open(pol, "w") as f:
+        json.dump({"ward": 1, "extends": "workspace-write", "limits": {"tmpfsMiB": 1},
+                   "filesystem": {"home": "private"}}, f)
+    code, out, err = ward("provision", "--policy", pol, "--name", "t-bound")
+    check(code == 0, "provision", err)
+    sid = out.strip()
+    mounts_before = open("/proc/self/mountinfo").read().count(RT)
+    try:
+        check(ward("start", "t-bound")[0] == 0, "start")
+        code, out, err = ward("exec", "t-bound", "--", "sh", "-c",
+                              'exec python3 -c "$0" /tmp/small 400000 /tmp/big 1200000 "$HOME/x" 1200000', WRITE_PROBE)
+        lines = out.split()
+        check(code == 0 and lines[1] == "ok" and lines[3] == "ENOSPC" and lines[5] == "ENOSPC",
+              "1 MiB each: 400 kB fit in /tmp; 1.2 MB fit neither in /tmp nor in home (ENOSPC)", (code, out, err))
+        code, out, err = ward("exec", "t-bound", "--", "sh", "-c", "rm -f /tmp/small /tmp/big \"$HOME/x\"; " + TREE)
+        check(code == 0, "a tree of every kind", (code, out, err))
+        code, expected, err = ward("exec", "t-bound", "--", "sh", "-c", TREE_CHECK)
+        check(code == 0 and "hardlinked" in expected and "fifo" in expected and "2001-02-03" in expected,
+              "the tree as written", (code, expected, err))
+        check(ward("stop", "t-bound")[0] == 0, "stop")
+        check(open("/proc/self/mountinfo").read().count(RT) == mounts_before, "no mount of it on the host")
+        check(ward("start", "t-bound")[0] == 0, "start again")
+        code, out, err = ward("exec", "t-bound", "--", "sh", "-c", TREE_CHECK)
+        check(code == 0 and out == expected, "the same tree after stop and start", (expected, out, err))
+        code, out, err = ward("exec", "t-bound", "--", "sh", "-c", "df -k /tmp | tail -1")
+        check(code == 0 and int(out.split()[2]) < 600, "holes stayed holes: the 100 MB sparse file fits 1 MiB", out)
+        # Killed: what changed since the start is lost, the last save kept.
+        check(ward("exec", "t-bound", "--", "sh", "-c", "echo late > /tmp/late")[0] == 0, "write after the start")
+        sup = ls()["t-bound"]["supervisorPid"]
+        os.kill(sup, signal.SIGKILL)
+        deadline = time.time() + 10
+        while time.time() < deadline and ls()["t-bound"]["state"] == "running":
+            time.sleep(0.05)
+        check(ward("start", "t-bound")[0] == 0, "start after the supervisor was killed")
+        code, out, err = ward("exec", "t-bound", "--", "sh", "-c", "cat /tmp/keep; ls /tmp/late 2>&1 || true")
+        check(code == 0 and out.startswith("hi\n") and "No such file" in out,
+              "the last save is back; what the killed supervisor never saved is not", (code, out, err))
+    finally:
+        cleanup("t-bound")
+    check(not os.path.exists(os.path.join(RT, sid)), "deprovision removes the saved areas")
+    check(open("/proc/self/mountinfo").read().count(RT) == 0, "no mount left under the runtime directory")
+
+
 def confinement(cmd_prefix):
     code, out, err = ward(*cmd_prefix, "--", "sh", "-c",
                           "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; cat /etc/hostname")
@@ -598,7 +672,7 @@ CASES = [test_runtime_dir_never_in_view, test_planted_link_in_state_not_followed
          test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
          test_supervisor_kill_leaves_nothing, test_stop_ends_every_process, test_runtime_dir_under_tmp_with_nothing_else_there,
          test_large_concurrent_requests_all_served, test_a_stopped_start_does_not_freeze_the_sandbox, test_exec_pty,
-         test_owner_uid_in_another_user_namespace_not_served]
+         test_owner_uid_in_another_user_namespace_not_served, test_persistent_tmp_and_home_bounded_and_kept]
 
 
 def main():
