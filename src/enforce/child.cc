@@ -114,14 +114,19 @@ char* AppendDecimal(char* p, uint64_t v) {
 
 // Formats "mode=NNNN" (octal) and, if size_mib > 0, ",size=Nm" into buf
 // (at least 40 bytes) without stdio.
-const char* TmpfsOptions(char* buf, mode_t mode, int64_t size_mib) {
+const char* TmpfsOptions(char* buf, mode_t mode, int64_t size_mib, int64_t nr_inodes) {
   memcpy(buf, "mode=0000", 10);
   for (int i = 0; i < 4; ++i) buf[8 - i] = static_cast<char>('0' + ((mode >> (3 * i)) & 7));
+  char* p = buf + 9;
   if (size_mib > 0) {
-    char* p = buf + 9;
     memcpy(p, ",size=", 6);
     p = AppendDecimal(p + 6, static_cast<uint64_t>(size_mib));
     *p++ = 'm';
+    *p = '\0';
+  }
+  if (nr_inodes > 0) {
+    memcpy(p, ",nr_inodes=", 11);
+    p = AppendDecimal(p + 11, static_cast<uint64_t>(nr_inodes));
     *p = '\0';
   }
   return buf;
@@ -154,7 +159,7 @@ int BoundShm(const char* proc, uint64_t mib) {
 int RunMountOp(const MountOp& op, int tree) {
   using K = MountOp::Kind;
   const char* t = op.target.c_str();
-  char opt[48];
+  char opt[96];  // mode, size and nr_inodes: at most 9 + 27 + 31
   switch (op.kind) {
     case K::kMkdir:
       if (mkdir(t, op.mode) != 0 && errno != EEXIST) return errno;
@@ -203,7 +208,9 @@ int RunMountOp(const MountOp& op, int tree) {
     }
     case K::kTmpfs:
     case K::kMaskDir:
-      if (mount("tmpfs", t, "tmpfs", MsFlags(op.attr_set), TmpfsOptions(opt, op.mode, op.size_mib)) != 0) return errno;
+      if (mount("tmpfs", t, "tmpfs", MsFlags(op.attr_set), TmpfsOptions(opt, op.mode, op.size_mib, op.nr_inodes)) != 0) {
+        return errno;
+      }
       return 0;
     case K::kProc:
       if (mount("proc", t, "proc", MsFlags(op.attr_set), nullptr) != 0) return errno;

@@ -441,14 +441,17 @@ void BoundTmpfs(LaunchPlan& plan, int64_t mib) {
   }
 }
 
-std::vector<PersistArea> PersistAreas(const LaunchPlan& plan) {
+std::vector<PersistArea> PersistAreas(LaunchPlan& plan) {
   std::vector<PersistArea> areas;
-  for (const MountOp& op : plan.mounts) {
+  for (MountOp& op : plan.mounts) {
     // The private /tmp and a private home (not /dev/shm: like a reboot,
     // a stop empties it).
     const bool tmp = op.kind == MountOp::Kind::kTmpfs && op.mode == 01777 && op.target == "tmp";
     const bool home = op.kind == MountOp::Kind::kTmpfs && op.mode == kHomeMode;
-    if (tmp || home) areas.push_back({tmp ? "tmp" : "home", op.target});
+    if (!tmp && !home) continue;
+    areas.push_back({tmp ? "tmp" : "home", op.target});
+    const int64_t mib = op.size_mib > 0 ? op.size_mib : 1024;
+    op.nr_inodes = std::max(kPersistMinInodes, mib * kPersistInodesPerMiB);
   }
   return areas;
 }

@@ -48,6 +48,10 @@ struct MountOp {
   // workload's writable tmpfs (/tmp, /dev/shm) by BoundTmpfs. kProc: the
   // bound of System V shared memory in the sandbox's IPC namespace.
   int64_t size_mib = 0;
+  // kTmpfs: its inodes (0: the kernel's default, half the memory's pages).
+  // Set for a held sandbox's persistent areas (PersistAreas): each is
+  // copied at every stop and start.
+  int64_t nr_inodes = 0;
   // kWriteFile: an existing target is kept (a seed in a persistent area,
   // written at the first start; never followed if it is a link).
   bool keep = false;
@@ -58,11 +62,14 @@ struct LaunchPlan;
 void BoundTmpfs(LaunchPlan& plan, int64_t mib);
 // A held sandbox's persistent areas (lifecycle/persist.h): its private /tmp
 // and private home, tmpfs whose content its supervisor keeps across stops.
+// Bounds their inodes (kPersistInodesPerMiB of their size, at least
+// kPersistMinInodes): a save costs one copy per inode.
 struct PersistArea {
   std::string name;    // "tmp", "home": its directory in the sandbox's state
   std::string target;  // where it is in the sandbox (relative to its root)
 };
-std::vector<PersistArea> PersistAreas(const LaunchPlan& plan);
+std::vector<PersistArea> PersistAreas(LaunchPlan& plan);
+inline constexpr int64_t kPersistInodesPerMiB = 256, kPersistMinInodes = 1024;
 inline constexpr size_t kMaxPersistAreas = 2;
 
 // A landlock grant. Host-side grants are added before clone(); child-side

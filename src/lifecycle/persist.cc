@@ -15,6 +15,7 @@
 #include <map>
 #include <utility>
 
+#include "audit/store.h"
 #include "base/errors.h"
 #include "lifecycle/store.h"
 
@@ -29,6 +30,14 @@ int OpenIn(int dir, const char* name, int flags) {
   how.flags = static_cast<uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
   how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_BENEATH;
   return static_cast<int>(syscall(SYS_openat2, dir, name, &how, sizeof how));
+}
+
+// The id of the mount `name` in `dir` is on (the mount's own if it is a
+// mount point); 0 if it cannot be told.
+uint64_t MountId(int dir, const char* name) {
+  struct statx sx;
+  if (statx(dir, name, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH, STATX_MNT_ID, &sx) != 0 || !(sx.stx_mask & STATX_MNT_ID)) return 0;
+  return sx.stx_mnt_id;
 }
 
 // Why it failed, and where (the area and the path in it).
@@ -70,9 +79,17 @@ class FsUser {
 
 // A tree copied from one directory descriptor to another, as persist.h says,
 // by the file-system user `me`.
+//
+// Into a sandbox's fresh tmpfs (a restore), what ward made there comes
+// first: a mount point (a grant under /tmp or home, the host's) is never
+// touched, removed or entered; a directory stays a directory (it may hold
+// mount points: a saved entry of another type in its place is dropped);
+// only a file of the tmpfs's own (a seed) gives way to a saved one. A
+// sandbox that replaced the parent of a grant by a file, or a granted file
+// by its placeholder, gets ward's layout back, not the host's files removed.
 class Copier {
  public:
-  Copier(int dst_root, uid_t me) : dst_root_(dst_root), me_(me), buf_(1 << 16) {}
+  Copier(int dst_root, uid_t me) : dst_root_(dst_root), dst_mount_(MountId(dst_root, "")), me_(me), buf_(1 << 16) {}
 
   bool Entries(int src, int dst, const std::string& rel, int depth) {
     DIR* d = fdopendir(dup(src));
@@ -111,13 +128,13 @@ class Copier {
   bool Entry(int src, int dst, const char* name, const std::string& rel, int depth) {
     struct stat st;
     if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return Fail(rel, "fstatat", errno);
-    // What is there already (a seed the sandbox wrote at its start) gives
-    // way, but a directory to a directory.
+    // What is there already: see the class comment.
     struct stat there;
     const bool have = fstatat(dst, name, &there, AT_SYMLINK_NOFOLLOW) == 0;
-    if (have && !(S_ISDIR(st.st_mode) && S_ISDIR(there.st_mode))) {
-      if (S_ISDIR(there.st_mode)) RemoveTree(dst, name);
-      else if (unlinkat(dst, name, 0) != 0) return Fail(rel, "unlinkat", errno);
+    if (have) {
+      if (dst_mount_ == 0 || MountId(dst, name) != dst_mount_) return true;  // a mount point
+      if (S_ISDIR(there.st_mode) != S_ISDIR(st.st_mode)) return true;
+      if (!S_ISDIR(there.st_mode) && unlinkat(dst, name, 0) != 0) return Fail(rel, "unlinkat", errno);
     }
     const timespec times[2] = {st.st_atim, st.st_mtim};
     if (S_ISDIR(st.st_mode)) {
@@ -135,7 +152,7 @@ class Copier {
       const bool ok = Entries(s.get(), d.get(), rel, depth + 1);
       if (put_back) (void)!fchmod(s.get(), put_back & 07777);
       if (!ok) return false;
-      if (fchmod(d.get(), st.st_mode & 07777 & ~S_ISUID) != 0) return Fail(rel, "fchmod", errno);
+      if (fchmod(d.get(), st.st_mode & 01777) != 0) return Fail(rel, "fchmod", errno);
       (void)futimens(d.get(), times);
       return true;
     }
@@ -158,9 +175,13 @@ class Copier {
   }
 
   bool File(int src, int dst, const char* name, const std::string& rel, const struct stat& st, const timespec* times) {
-    // A file with several names: the first copied, the others linked to it.
+    // A file with several names: the first copied, the others linked to it
+    // (its path kept: at most kMaxLinkBytes of them, each under PATH_MAX).
     if (st.st_nlink > 1) {
+      if (rel.size() >= PATH_MAX) return Fail(rel, "a hard-linked file's path is longer than PATH_MAX", 0);
+      if (link_bytes_ + rel.size() > kMaxLinkBytes) return Fail(rel, "more hard-linked files than a save keeps", 0);
       auto [at, fresh] = links_.try_emplace({st.st_dev, st.st_ino}, rel);
+      if (fresh) link_bytes_ += rel.size() + 64;
       if (!fresh) {
         // rel is "/a/b" below the copy's root: linkat wants "a/b".
         if (linkat(dst_root_, at->second.substr(1).c_str(), dst, name, 0) != 0) {
@@ -212,15 +233,42 @@ class Copier {
     return true;
   }
 
+  static constexpr size_t kMaxLinkBytes = size_t{16} << 20;
   int dst_root_;
+  uint64_t dst_mount_;  // the destination's mount (restore: the sandbox's tmpfs)
   uid_t me_;
+  size_t link_bytes_ = 0;
   std::vector<char> buf_;
   std::map<std::pair<dev_t, ino_t>, std::string> links_;  // a multiply-linked file's first copy, from the root
   CopyError error_;
 };
 
+// Removes the files of `dir`'s own tmpfs (`mount`) under it, directories
+// and mount points left in place (ward's layout; the host's grants).
+void ClearOwnFiles(int dir, uint64_t mount, int depth) {
+  if (mount == 0 || depth > kPersistMaxDepth) return;
+  DIR* d = fdopendir(dup(dir));
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    if (MountId(dir, e->d_name) != mount) continue;
+    struct stat st;
+    if (fstatat(dir, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISDIR(st.st_mode)) {
+      (void)unlinkat(dir, e->d_name, 0);
+      continue;
+    }
+    UniqueFd sub(OpenIn(dir, e->d_name, O_RDONLY | O_DIRECTORY));
+    if (sub.valid()) ClearOwnFiles(sub.get(), mount, depth + 1);
+  }
+  closedir(d);
+}
+
 Error CopyFailed(const std::string& area, const char* doing, const CopyError& e) {
-  std::string msg = std::string("persistent /") + area + ": " + doing + ": \"" + e.where + "\": " + e.what;
+  // The path is the sandbox's: escaped, and cut short.
+  std::string where = audit::EscapeForTerminal(e.where);
+  if (where.size() > 240) where = where.substr(0, 240) + "...";
+  std::string msg = std::string("persistent /") + area + ": " + doing + ": \"" + where + "\": " + e.what;
   if (e.err) msg += ": " + ErrnoName(e.err);
   return Error::Setup(msg);
 }
@@ -232,8 +280,10 @@ Result<void> PersistentAreas::Prepare(const std::string& state_dir, const std::v
   if (!state.valid()) return SysError("open", state_dir);
   for (const PersistArea& a : areas) {
     RemoveTree(state.get(), (a.name + ".new").c_str());  // a save cut short
-    if (mkdirat(state.get(), a.name.c_str(), 0700) != 0 && errno != EEXIST) return SysError("mkdir", state_dir + "/" + a.name);
-    // The directory itself, never what a link planted in its place points to.
+    // None yet (never saved), or a directory: never what a link planted
+    // in its place points to.
+    struct stat st;
+    if (fstatat(state.get(), a.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     UniqueFd dir(OpenIn(state.get(), a.name.c_str(), O_RDONLY | O_DIRECTORY));
     if (!dir.valid()) {
       return SysError("open", state_dir + "/" + a.name + " (a persistent area must be a directory, not a link)");
@@ -260,11 +310,17 @@ Result<void> PersistentAreas::Restore(const std::string& state_dir, const std::v
       return Error::Setup("persistent /" + a.name + ": the sandbox's /" + a.target + " is not its tmpfs");
     }
     UniqueFd saved(OpenIn(state.get(), a.name.c_str(), O_RDONLY | O_DIRECTORY));
-    if (!saved.valid()) return SysError("open", state_dir + "/" + a.name);
-    FsUser who(as_uid);
-    if (!who.ok()) return Error::Setup("persistent /" + a.name + ": setfsuid " + std::to_string(*as_uid) + " refused");
-    Copier c(tmpfs.get(), as_uid ? *as_uid : geteuid());
-    if (!c.Entries(saved.get(), tmpfs.get(), "", 0)) return CopyFailed(a.name, "restore", c.error());
+    if (!saved.valid() && errno != ENOENT) return SysError("open", state_dir + "/" + a.name);
+    if (saved.valid()) {
+      FsUser who(as_uid);
+      if (!who.ok()) return Error::Setup("persistent /" + a.name + ": setfsuid " + std::to_string(*as_uid) + " refused");
+      // What the save holds is what the sandbox left: the files ward wrote
+      // at this start (seeds) go first, so that one the sandbox removed
+      // stays removed and the save fits the tmpfs it came from.
+      ClearOwnFiles(tmpfs.get(), MountId(tmpfs.get(), ""), 0);
+      Copier c(tmpfs.get(), as_uid ? *as_uid : geteuid());
+      if (!c.Entries(saved.get(), tmpfs.get(), "", 0)) return CopyFailed(a.name, "restore", c.error());
+    }
     held_.push_back({a.name, std::move(tmpfs)});
   }
   return {};

@@ -237,6 +237,53 @@ def test_persistent_tmp_and_home_bounded_and_kept():
     check(open("/proc/self/mountinfo").read().count(RT) == 0, "no mount left under the runtime directory")
 
 
+def test_restore_never_reaches_the_host():
+    # The save holds the placeholders of what ward mounted inside /tmp and
+    # home (grants); a restore never removes, replaces or enters a mount
+    # point, so a sandbox that replaced a grant's parent by a file, or a
+    # granted file by its placeholder, gets ward's layout back and the
+    # host's files stay (red-team finding: it once deleted a denied file).
+    # The files ward writes at each start give way to the save, so a full
+    # save still fits.
+    home = tempfile.mkdtemp(dir="/var/tmp", prefix="ward-home-")
+    proj = os.path.join(home, "src", "proj")
+    os.makedirs(os.path.join(proj, "lib"))
+    for path, text in ((os.path.join(proj, ".env"), "secret"), (os.path.join(proj, "lib", "a.c"), "code")):
+        with open(path, "w") as f:
+            f.write(text)
+    notes = os.path.join(os.path.dirname(WS), "notes.txt")  # under /tmp: inside the private /tmp
+    with open(notes, "w") as f:
+        f.write("notes")
+    pol = os.path.join(os.path.dirname(WS), "grants-in-areas.json")
+    with open(pol, "w") as f:
+        json.dump({"ward": 1, "extends": "workspace-write", "limits": {"tmpfsMiB": 2},
+                   "filesystem": {"home": "private", "write": [proj], "deny": [os.path.join(proj, ".env")],
+                                  "read": [notes]}}, f)
+    env = {"HOME": home}
+    try:
+        code, _, err = ward("provision", "--policy", pol, "--name", "t-grants", env=env)
+        check(code == 0, "provision", err)
+        check(ward("start", "t-grants", env=env)[0] == 0, "start")
+        code, out, err = ward("exec", "t-grants", "--", "sh", "-c",
+                              f'cat {notes}; cd "$HOME"; rm -f src/proj/.env 2>/dev/null; mv src old && touch src; '
+                              'ls -A "$HOME"; dd if=/dev/zero of="$HOME/fill" bs=64k 2>/dev/null; echo filled', env=env)
+        check(code == 0 and out.startswith("notes") and "filled" in out, "the grants work; home replaced and filled",
+              (code, out, err))
+        check(ward("stop", "t-grants", env=env)[0] == 0, "stop")
+        code, _, err = ward("start", "t-grants", env=env)
+        check(code == 0, "a full save still fits: the start succeeds", (code, err))
+        check(open(os.path.join(proj, ".env")).read() == "secret" and
+              open(os.path.join(proj, "lib", "a.c")).read() == "code",
+              "the host's files under the grant are all there", os.listdir(proj))
+        code, out, err = ward("exec", "t-grants", "--", "sh", "-c",
+                              f'cat {notes}; echo; cat "$HOME/src/proj/lib/a.c"; echo; ls -l {notes}', env=env)
+        check(code == 0 and out.startswith("notes\ncode\n") and " 5 " in out,
+              "after the restart, the granted file and directory are the host's again", (code, out, err))
+    finally:
+        cleanup("t-grants")
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def confinement(cmd_prefix):
     code, out, err = ward(*cmd_prefix, "--", "sh", "-c",
                           "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; cat /etc/hostname")
@@ -672,7 +719,8 @@ CASES = [test_runtime_dir_never_in_view, test_planted_link_in_state_not_followed
          test_exec_confined_as_run, test_control_socket_unreachable_from_inside, test_other_user_cannot_control,
          test_supervisor_kill_leaves_nothing, test_stop_ends_every_process, test_runtime_dir_under_tmp_with_nothing_else_there,
          test_large_concurrent_requests_all_served, test_a_stopped_start_does_not_freeze_the_sandbox, test_exec_pty,
-         test_owner_uid_in_another_user_namespace_not_served, test_persistent_tmp_and_home_bounded_and_kept]
+         test_owner_uid_in_another_user_namespace_not_served, test_persistent_tmp_and_home_bounded_and_kept,
+         test_restore_never_reaches_the_host]
 
 
 def main():
