@@ -145,7 +145,8 @@ Action AddProvision(CLI::App& app) {
   prov->add_option("--agent", pa->agent, "the agent it is for: shown by `ward ls`, and every exec is recorded against it in the audit trail (default: the policy's audit.agent, else \"default\"; letters, digits, '_', '.', '-')");
   prov->add_option("--dns-server", pa->dns_servers, "egress mode: resolver for the allowed names (as for `ward run`)");
   prov->footer(std::string("The policy is checked as `ward run` checks it, and fixed: its working directory is the current one\n"
-                           "if it names none. The private /tmp and home are kept across exec, stop and start.\n") +
+                           "if it names none. The private /tmp and home (tmpfs of limits.tmpfsMiB) are kept across exec, stop and\n"
+                           "start: saved when the sandbox stops, put back when it starts.\n") +
                kStatusTable);
   return [pa] { return DoProvision(*pa); };
 }
