@@ -37,6 +37,9 @@ struct SandboxInfo {
   // Running without its audit trail (audit.trail "best-effort" and a store
   // its supervisor could not open): why; "" when it records.
   std::string audit_off;
+  // Start: what the caller should know (e.g. saved files of its /tmp or
+  // home that no longer fit and were left out).
+  std::vector<std::string> warnings;
 };
 
 // The sandbox's record as `List` shows it, without asking its supervisor

@@ -209,17 +209,24 @@ class Holder {
   // Once init serves, before anyone is: its persistent areas (the
   // directories init handed over with kEvReady) put back (an error: the
   // sandbox does not start).
-  std::function<Result<void>(std::vector<UniqueFd> areas)> on_ready_;
+  // Its warnings go to `ward start` with the "ok".
+  std::function<Result<std::vector<std::string>>(std::vector<UniqueFd> areas)> on_ready_;
 
   Result<InitReport> Serve(HeldInit& held) {
     held_ = &held;
     InitReport report;
     if (!WaitReady(&report)) return report;
+    std::string ok = "ok";
     if (on_ready_) {
-      if (auto ready = on_ready_(std::move(ready_areas_)); !ready) {
+      auto ready = on_ready_(std::move(ready_areas_));
+      if (!ready) {
         SignalPidfd(held.pidfd, SIGKILL);
         ReapInit();
         return ready.error();
+      }
+      for (const std::string& w : *ready) {
+        std::fprintf(stderr, "ward supervisor: warning: %s\n", w.c_str());
+        ok += "\n" + w;
       }
     }
     if (auto listening = Listen(); !listening) {
@@ -242,7 +249,7 @@ class Holder {
       rec->audit_off = audit_off_;
       (void)SaveRecord(dir_, *rec);
     }
-    Tell("ok");
+    Tell(ok);
     Loop();
     return report;
   }
@@ -1013,8 +1020,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   if (!ps.persist_areas.empty()) {
     std::optional<uid_t> as_uid;
     if (ps.plan.host_uid) as_uid = *ps.plan.host_uid;
-    holder.on_ready_ = [&areas, &ps, &dir, as_uid](std::vector<UniqueFd> roots) {
-      return areas.Restore(dir + "/state", ps.persist_areas, std::move(roots), as_uid);
+    holder.on_ready_ = [&areas, &ps, &dir, as_uid](std::vector<UniqueFd> roots) -> Result<std::vector<std::string>> {
+      WARD_TRY(areas.Restore(dir + "/state", ps.persist_areas, std::move(roots), as_uid));
+      return areas.warnings();
     };
   }
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };

@@ -251,7 +251,14 @@ Result<SandboxInfo> Start(const std::string& ref) {
   if (said.rfind("ok", 0) == 0) {
     auto now = lifecycle::LoadRecord(f->dir);
     if (!now) return now.error();
-    return InfoOf(*now);
+    SandboxInfo info = InfoOf(*now);
+    // "ok", then a line per warning.
+    for (size_t at = said.find('\n'); at != std::string::npos;) {
+      const size_t end = said.find('\n', at + 1);
+      info.warnings.push_back(said.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1));
+      at = end;
+    }
+    return info;
   }
   if (said.empty()) {
     std::string why = LastLogLine(f->dir);

@@ -40,6 +40,18 @@ uint64_t MountId(int dir, const char* name) {
   return sx.stx_mnt_id;
 }
 
+// A directory stream of its own for `dir`: a dup() would share (and move)
+// the read position of `dir`, which is read again later (a tmpfs root is
+// cleared, then restored into, then saved: with a shared position the
+// second save found it empty).
+DIR* OpenStream(int dir) {
+  const int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  DIR* d = fdopendir(fd);
+  if (!d) close(fd);
+  return d;
+}
+
 // Why it failed, and where (the area and the path in it).
 struct CopyError {
   std::string where;
@@ -89,10 +101,19 @@ class FsUser {
 // by its placeholder, gets ward's layout back, not the host's files removed.
 class Copier {
  public:
-  Copier(int dst_root, uid_t me) : dst_root_(dst_root), dst_mount_(MountId(dst_root, "")), me_(me), buf_(1 << 16) {}
+  // `lenient` (a restore): an entry that does not fit the destination
+  // (ENOSPC, EDQUOT) is left out and counted, not an error. A sandbox can
+  // make its save bigger than its fresh tmpfs holds (a grant's parent
+  // renamed: ward makes the grant's place anew beside the renamed copy);
+  // it must not keep the sandbox from ever starting again.
+  Copier(int dst_root, uid_t me, bool lenient = false)
+      : dst_root_(dst_root), dst_mount_(MountId(dst_root, "")), me_(me), lenient_(lenient), buf_(1 << 16) {}
+
+  uint64_t left_out() const { return left_out_; }
+  const std::string& first_left_out() const { return first_left_out_; }
 
   bool Entries(int src, int dst, const std::string& rel, int depth) {
-    DIR* d = fdopendir(dup(src));
+    DIR* d = OpenStream(src);
     if (!d) return Fail(rel, "fdopendir", errno);
     bool ok = true;
     while (dirent* e = readdir(d)) {
@@ -110,6 +131,10 @@ class Copier {
 
  private:
   bool Fail(const std::string& where, const std::string& what, int err) {
+    if (lenient_ && (err == ENOSPC || err == EDQUOT)) {
+      if (left_out_++ == 0) first_left_out_ = where;
+      return true;
+    }
     error_ = {where, what, err};
     return false;
   }
@@ -156,7 +181,12 @@ class Copier {
       (void)futimens(d.get(), times);
       return true;
     }
-    if (S_ISREG(st.st_mode)) return File(src, dst, name, rel, st, times);
+    if (S_ISREG(st.st_mode)) {
+      const uint64_t before = left_out_;
+      const bool ok = File(src, dst, name, rel, st, times);
+      if (left_out_ != before) (void)unlinkat(dst, name, 0);  // what of it fitted
+      return ok;
+    }
     if (S_ISLNK(st.st_mode)) {
       char target[PATH_MAX + 1];
       const ssize_t n = readlinkat(src, name, target, PATH_MAX);
@@ -237,6 +267,9 @@ class Copier {
   int dst_root_;
   uint64_t dst_mount_;  // the destination's mount (restore: the sandbox's tmpfs)
   uid_t me_;
+  bool lenient_;
+  uint64_t left_out_ = 0;
+  std::string first_left_out_;
   size_t link_bytes_ = 0;
   std::vector<char> buf_;
   std::map<std::pair<dev_t, ino_t>, std::string> links_;  // a multiply-linked file's first copy, from the root
@@ -247,7 +280,7 @@ class Copier {
 // and mount points left in place (ward's layout; the host's grants).
 void ClearOwnFiles(int dir, uint64_t mount, int depth) {
   if (mount == 0 || depth > kPersistMaxDepth) return;
-  DIR* d = fdopendir(dup(dir));
+  DIR* d = OpenStream(dir);
   if (!d) return;
   while (dirent* e = readdir(d)) {
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
@@ -318,8 +351,15 @@ Result<void> PersistentAreas::Restore(const std::string& state_dir, const std::v
       // at this start (seeds) go first, so that one the sandbox removed
       // stays removed and the save fits the tmpfs it came from.
       ClearOwnFiles(tmpfs.get(), MountId(tmpfs.get(), ""), 0);
-      Copier c(tmpfs.get(), as_uid ? *as_uid : geteuid());
+      Copier c(tmpfs.get(), as_uid ? *as_uid : geteuid(), true);
       if (!c.Entries(saved.get(), tmpfs.get(), "", 0)) return CopyFailed(a.name, "restore", c.error());
+      if (c.left_out() > 0) {
+        std::string first = audit::EscapeForTerminal(c.first_left_out());
+        if (first.size() > 240) first = first.substr(0, 240) + "...";
+        warnings_.push_back("persistent /" + a.name + ": " + std::to_string(c.left_out()) +
+                            " saved entries did not fit its tmpfs (limits.tmpfsMiB) and were left out, the first \"" +
+                            first + "\"");
+      }
     }
     held_.push_back({a.name, std::move(tmpfs)});
   }

@@ -51,6 +51,9 @@ class PersistentAreas {
   // the area, the path in it and why; the last save is kept then.
   Result<void> Save();
 
+  // What Restore left out and why (entries that did not fit the tmpfs).
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
  private:
   struct Held {
     std::string name;
@@ -59,6 +62,7 @@ class PersistentAreas {
   std::string state_dir_;
   std::optional<uid_t> as_uid_;
   std::vector<Held> held_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace ward::lifecycle

@@ -220,6 +220,13 @@ def test_persistent_tmp_and_home_bounded_and_kept():
         check(code == 0 and out == expected, "the same tree after stop and start", (expected, out, err))
         code, out, err = ward("exec", "t-bound", "--", "sh", "-c", "df -k /tmp | tail -1")
         check(code == 0 and int(out.split()[2]) < 600, "holes stayed holes: the 100 MB sparse file fits 1 MiB", out)
+        # A second cycle saves what was restored and what came since (a
+        # shared directory position once made every save after a restore
+        # empty).
+        check(ward("exec", "t-bound", "--", "sh", "-c", "echo more > /tmp/more; echo m > \"$HOME/m\"")[0] == 0, "write")
+        check(ward("stop", "t-bound")[0] == 0 and ward("start", "t-bound")[0] == 0, "stop and start again")
+        code, out, err = ward("exec", "t-bound", "--", "sh", "-c", TREE_CHECK + '; cat /tmp/more "$HOME/m"')
+        check(code == 0 and out == expected + "more\nm\n", "the second save holds both", (expected, out, err))
         # Killed: what changed since the start is lost, the last save kept.
         check(ward("exec", "t-bound", "--", "sh", "-c", "echo late > /tmp/late")[0] == 0, "write after the start")
         sup = ls()["t-bound"]["supervisorPid"]
@@ -279,6 +286,17 @@ def test_restore_never_reaches_the_host():
                               f'cat {notes}; echo; cat "$HOME/src/proj/lib/a.c"; echo; ls -l {notes}', env=env)
         check(code == 0 and out.startswith("notes\ncode\n") and " 5 " in out,
               "after the restart, the granted file and directory are the host's again", (code, out, err))
+        # A save bigger than a fresh tmpfs holds (the grant's parent renamed:
+        # ward makes the grant's place anew beside it; every inode used):
+        # what does not fit is left out and said, and the sandbox starts.
+        code, out, err = ward("exec", "t-grants", "--", "sh", "-c",
+                              'cd "$HOME"; rm -f fill; mv src src3; i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; '
+                              'echo $i', env=env)
+        check(code == 0 and int(out.split()[-1]) > 100, "home's inodes all used", (code, out, err))
+        check(ward("stop", "t-grants", env=env)[0] == 0, "stop")
+        code, _, err = ward("start", "t-grants", env=env)
+        check(code == 0 and "did not fit" in err and "left out" in err,
+              "the start succeeds and says what was left out", (code, err))
     finally:
         cleanup("t-grants")
         shutil.rmtree(home, ignore_errors=True)

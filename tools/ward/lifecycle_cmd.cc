@@ -52,6 +52,7 @@ int DoProvision(ProvisionArgs& a) {
 int DoStart(const std::string& ref) {
   auto info = Start(ref);
   if (!info) return Report(info.error());
+  for (const auto& w : info->warnings) std::fprintf(stderr, "ward: warning: %s\n", w.c_str());
   return 0;
 }
 
