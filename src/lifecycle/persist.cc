@@ -184,7 +184,11 @@ class Copier {
     if (S_ISREG(st.st_mode)) {
       const uint64_t before = left_out_;
       const bool ok = File(src, dst, name, rel, st, times);
-      if (left_out_ != before) (void)unlinkat(dst, name, 0);  // what of it fitted
+      if (left_out_ != before) {
+        (void)unlinkat(dst, name, 0);  // what of it fitted
+        // Its other names are copied anew, not linked to this one.
+        if (auto at = links_.find({st.st_dev, st.st_ino}); at != links_.end() && at->second == rel) links_.erase(at);
+      }
       return ok;
     }
     if (S_ISLNK(st.st_mode)) {
