@@ -101,16 +101,27 @@ class FsUser {
 // by its placeholder, gets ward's layout back, not the host's files removed.
 class Copier {
  public:
-  // `lenient` (a restore): an entry that does not fit the destination
-  // (ENOSPC, EDQUOT) is left out and counted, not an error. A sandbox can
-  // make its save bigger than its fresh tmpfs holds (a grant's parent
-  // renamed: ward makes the grant's place anew beside the renamed copy);
-  // it must not keep the sandbox from ever starting again.
+  // `lenient` (a restore): an entry that cannot be copied (most often:
+  // it does not fit, ENOSPC or EDQUOT) is left out and counted, not an
+  // error. The sandbox shaped its save; nothing in it may keep the sandbox
+  // from ever starting again (a grant's parent renamed makes a save bigger
+  // than a fresh tmpfs holds: ward makes the grant's place anew beside it).
   Copier(int dst_root, uid_t me, bool lenient = false)
       : dst_root_(dst_root), dst_mount_(MountId(dst_root, "")), me_(me), lenient_(lenient), buf_(1 << 16) {}
 
   uint64_t left_out() const { return left_out_; }
   const std::string& first_left_out() const { return first_left_out_; }
+  const std::string& first_why() const { return first_why_; }
+
+  // The copied tree, then the modes of its directories that shut out their
+  // owner (no S_IXUSR), set last, deepest first: a later name of a
+  // hard-linked file is made through the path of its first, which such a
+  // directory would close (a mode-0 directory on it refused every restore).
+  bool Copy(int src, int dst) {
+    const bool ok = Entries(src, dst, "", 0);
+    for (const auto& [rel, mode] : closed_dirs_) (void)fchmodat(dst_root_, rel.c_str() + 1, mode, AT_SYMLINK_NOFOLLOW);
+    return ok;
+  }
 
   bool Entries(int src, int dst, const std::string& rel, int depth) {
     DIR* d = OpenStream(src);
@@ -131,8 +142,11 @@ class Copier {
 
  private:
   bool Fail(const std::string& where, const std::string& what, int err) {
-    if (lenient_ && (err == ENOSPC || err == EDQUOT)) {
-      if (left_out_++ == 0) first_left_out_ = where;
+    if (lenient_) {
+      if (left_out_++ == 0) {
+        first_left_out_ = where;
+        first_why_ = what + (err ? ": " + ErrnoName(err) : "");
+      }
       return true;
     }
     error_ = {where, what, err};
@@ -177,7 +191,14 @@ class Copier {
       const bool ok = Entries(s.get(), d.get(), rel, depth + 1);
       if (put_back) (void)!fchmod(s.get(), put_back & 07777);
       if (!ok) return false;
-      if (fchmod(d.get(), st.st_mode & 01777) != 0) return Fail(rel, "fchmod", errno);
+      const mode_t mode = st.st_mode & 01777;
+      const bool closed = !(mode & S_IXUSR) && rel.size() < PATH_MAX && closed_bytes_ + rel.size() <= kMaxLinkBytes;
+      if (closed) {
+        closed_dirs_.emplace_back(rel, mode);  // set by Copy, last
+        closed_bytes_ += rel.size() + 16;
+      } else if (fchmod(d.get(), mode) != 0) {
+        return Fail(rel, "fchmod", errno);
+      }
       (void)futimens(d.get(), times);
       return true;
     }
@@ -273,7 +294,9 @@ class Copier {
   uid_t me_;
   bool lenient_;
   uint64_t left_out_ = 0;
-  std::string first_left_out_;
+  std::string first_left_out_, first_why_;
+  std::vector<std::pair<std::string, mode_t>> closed_dirs_;  // post-order: deepest first
+  size_t closed_bytes_ = 0;
   size_t link_bytes_ = 0;
   std::vector<char> buf_;
   std::map<std::pair<dev_t, ino_t>, std::string> links_;  // a multiply-linked file's first copy, from the root
@@ -356,13 +379,13 @@ Result<void> PersistentAreas::Restore(const std::string& state_dir, const std::v
       // stays removed and the save fits the tmpfs it came from.
       ClearOwnFiles(tmpfs.get(), MountId(tmpfs.get(), ""), 0);
       Copier c(tmpfs.get(), as_uid ? *as_uid : geteuid(), true);
-      if (!c.Entries(saved.get(), tmpfs.get(), "", 0)) return CopyFailed(a.name, "restore", c.error());
+      if (!c.Copy(saved.get(), tmpfs.get())) return CopyFailed(a.name, "restore", c.error());
       if (c.left_out() > 0) {
         std::string first = audit::EscapeForTerminal(c.first_left_out());
         if (first.size() > 240) first = first.substr(0, 240) + "...";
         warnings_.push_back("persistent /" + a.name + ": " + std::to_string(c.left_out()) +
-                            " saved entries did not fit its tmpfs (limits.tmpfsMiB) and were left out, the first \"" +
-                            first + "\"");
+                            " saved entries could not be put back and were left out, the first \"" + first +
+                            "\": " + c.first_why() + " (entries that no longer fit its tmpfs: limits.tmpfsMiB)");
       }
     }
     held_.push_back({a.name, std::move(tmpfs)});
@@ -388,8 +411,14 @@ Result<void> PersistentAreas::Save() {
     {
       FsUser who(as_uid_);
       if (!who.ok()) return Error::Setup("persistent /" + h.name + ": setfsuid refused");
+      // The area's root too may have been shut to its owner (chmod 0 /tmp).
+      struct stat root;
+      if (fstat(h.root.get(), &root) == 0 && root.st_uid == (as_uid_ ? *as_uid_ : geteuid()) &&
+          (root.st_mode & (S_IRUSR | S_IXUSR)) != (S_IRUSR | S_IXUSR)) {
+        (void)fchmod(h.root.get(), (root.st_mode & 07777) | S_IRUSR | S_IXUSR);
+      }
       Copier c(dst.get(), as_uid_ ? *as_uid_ : geteuid());
-      copied = c.Entries(h.root.get(), dst.get(), "", 0);
+      copied = c.Copy(h.root.get(), dst.get());
       why = c.error();
     }
     if (!copied) {
