@@ -49,6 +49,8 @@
 
 #include "baselines.h"
 #include "bench_util.h"
+#include "base/mountinfo.h"
+#include "base/path.h"
 #include "ward/lifecycle.h"
 
 namespace {
@@ -195,27 +197,18 @@ Outcome ApiExec(const std::string& ref) {
   return o;
 }
 
-// The file system type of `path` ("tmpfs", "ext4"...), from /proc/self/mountinfo's
+// The file system type of `path` ("tmpfs", "ext4"...): its mount's, the
 // longest mount point above it.
 std::string FsType(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, best_type = "?";
+  std::string type = "?";
   size_t best = 0;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, point, field;
-    f >> id >> parent >> dev >> root >> point;
-    while (f >> field && field != "-") {
-    }
-    std::string type;
-    f >> type;
-    const bool above = point == "/" || path == point || path.compare(0, point.size() + 1, point + "/") == 0;
-    if (above && point.size() >= best) {
-      best = point.size();
-      best_type = type;
+  for (const ward::MountInfo& m : ward::ReadMountInfo()) {
+    if (ward::IsUnder(path, m.mount_point) && m.mount_point.size() >= best) {
+      best = m.mount_point.size();
+      type = m.fstype;
     }
   }
-  return best_type;
+  return type;
 }
 
 int Latency(Bench& b, int rounds, int warmup, const std::string& bwrap_path, bool json_out) {

@@ -15,6 +15,12 @@ namespace {
 // detail holds them again.
 size_t Bytes(const Event& e) { return 2 * e.summary.size() + 256; }
 
+// What is left until `deadline`, in ms, at least 1 (a store's busy wait).
+int MsLeft(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<int64_t>(1, left.count()));
+}
+
 }  // namespace
 
 EventWriter::EventWriter(Store* store) : store_(store) {}
@@ -75,7 +81,7 @@ void EventWriter::Loop() {
       lock.unlock();
       std::lock_guard append(append_mu_);
       lock.lock();
-      written = WriteQueued(lock, -1, false);
+      written = WriteQueued(lock, -1);
     }
     if (written) {
       // The store's bound, in steps: a WriteNow or Flush waiting for the
@@ -97,7 +103,7 @@ void EventWriter::Loop() {
   }
 }
 
-bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms, bool trim) {
+bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms) {
   if (queue_.empty() && dropped_ == 0) return true;
   std::vector<Event> batch;
   std::vector<bool> essential;
@@ -125,7 +131,8 @@ bool EventWriter::WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms, b
     dropped_ = 0;
   }
   lock.unlock();
-  Result<void> r = store_->Append(batch, busy_ms, trim);
+  // Not trimmed here: the writer thread trims in steps (Loop).
+  Result<void> r = store_->Append(batch, busy_ms, false);
   lock.lock();
   if (r) {
     failing_ = false;
@@ -188,12 +195,7 @@ bool EventWriter::Flush(int timeout_ms) {
     lock.unlock();
     std::unique_lock append(append_mu_, deadline);
     lock.lock();
-    if (append.owns_lock() && done_ < target && !failing_) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      // Not trimmed here: a trim of a large store takes seconds; the
-      // writer thread's next batch does it.
-      if (!WriteQueued(lock, static_cast<int>(std::max<int64_t>(1, left.count())), false)) cv_.notify_one();
-    }
+    if (append.owns_lock() && done_ < target && !failing_ && !WriteQueued(lock, MsLeft(deadline))) cv_.notify_one();
   }
   if (done_ >= target) return true;
   flushing_ = true;
@@ -209,10 +211,9 @@ Result<void> EventWriter::WriteNow(Event e, int timeout_ms) {
   if (!append.owns_lock()) {
     return Error::Setup("the audit writer was busy for " + std::to_string(timeout_ms) + " ms");
   }
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   std::vector<Event> one;
   one.push_back(std::move(e));
-  return store_->Append(one, static_cast<int>(std::max<int64_t>(1, left.count())), false);
+  return store_->Append(one, MsLeft(deadline), false);
 }
 
 Result<void> EventWriter::Finish() {

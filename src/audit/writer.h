@@ -68,8 +68,9 @@ class EventWriter {
   // held on entry and exit (released around the append) and append_mu_
   // held throughout. False if the store refused it (queued again, or given
   // up on once stopping: gave_up_).
-  // `busy_ms`, `trim`: as Store::Append's.
-  bool WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms = -1, bool trim = true);
+  // `busy_ms`: as Store::Append's. Never trims (the writer thread trims in
+  // steps, Loop).
+  bool WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms);
   Store* store_;
   std::timed_mutex append_mu_;  // one append at a time, batches in queue order; taken before mu_
   std::mutex mu_;

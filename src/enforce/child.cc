@@ -172,7 +172,6 @@ int RunMountOp(const MountOp& op, int tree) {
     }
     case K::kWriteFile: {
       int fd = open(t, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, op.mode);
-      if (fd < 0 && errno == EEXIST && op.keep) return 0;
       if (fd < 0) return errno;
       ssize_t n = op.source.empty() ? 0 : write(fd, op.source.data(), op.source.size());
       int e = n == static_cast<ssize_t>(op.source.size()) ? 0 : EIO;

@@ -252,7 +252,8 @@ void Reap(ChildContext& c) {
   // (lifecycle/persist.h); nothing else runs in the sandbox yet.
   int areas[kMaxPersistAreas];
   size_t n = 0;
-  for (const std::string& target : c.plan->persist_targets) {
+  for (const PersistArea& area : c.plan->persist) {
+    const std::string& target = area.target;
     char path[PATH_MAX];
     if (n == kMaxPersistAreas || target.size() + 2 > sizeof path) ChildFail(c, kStepPersist, E2BIG);
     path[0] = '/';

@@ -52,9 +52,6 @@ struct MountOp {
   // Set for a held sandbox's persistent areas (PersistAreas): each is
   // copied at every stop and start.
   int64_t nr_inodes = 0;
-  // kWriteFile: an existing target is kept (a seed in a persistent area,
-  // written at the first start; never followed if it is a link).
-  bool keep = false;
 };
 
 // Sets the size of every writable tmpfs of the plan (/tmp, /dev/shm).
@@ -133,10 +130,10 @@ struct UnixEndpoint {
 };
 
 struct LaunchPlan {
-  // A held sandbox's persistent areas (PersistAreas: their targets): its
-  // init hands the supervisor a descriptor of each with kEvReady
-  // (enforce/exec_request.h), at most kMaxPersistAreas.
-  std::vector<std::string> persist_targets;
+  // A held sandbox's persistent areas (PersistAreas): its init hands the
+  // supervisor a descriptor of each with kEvReady (enforce/exec_request.h),
+  // at most kMaxPersistAreas.
+  std::vector<PersistArea> persist;
   std::string base;   // host directory the new root's tmpfs is mounted on
   std::vector<MountOp> mounts;
   std::string cwd;    // inside the sandbox

@@ -23,7 +23,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 
 #include "base/clock.h"
 #include "base/errors.h"
@@ -1017,11 +1016,11 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   // Its private /tmp and home: put back before it serves, saved when it
   // has ended (lifecycle/persist.h).
   PersistentAreas areas;
-  if (!ps.persist_areas.empty()) {
+  if (!ps.plan.persist.empty()) {
     std::optional<uid_t> as_uid;
     if (ps.plan.host_uid) as_uid = *ps.plan.host_uid;
     holder.on_ready_ = [&areas, &ps, &dir, as_uid](std::vector<UniqueFd> roots) -> Result<std::vector<std::string>> {
-      WARD_TRY(areas.Restore(dir + "/state", ps.persist_areas, std::move(roots), as_uid));
+      WARD_TRY(areas.Restore(dir + "/state", ps.plan.persist, std::move(roots), as_uid));
       return areas.warnings();
     };
   }
@@ -1072,7 +1071,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       now->failure.clear();
     } else {
       now->state = "failed";
-      now->failure = !out ? out.error().message : !failure.empty() ? failure : "";
+      now->failure = !out ? out.error().message : failure;
       if (!saved) {
         now->failure += (now->failure.empty() ? "" : "; ") + saved.error().message + " (the last save is kept)";
       }

@@ -118,6 +118,12 @@ class Copier {
   // hard-linked file is made through the path of its first, which such a
   // directory would close (a mode-0 directory on it refused every restore).
   bool Copy(int src, int dst) {
+    // The source's root too may have been shut to its owner (chmod 0 /tmp
+    // lost the save): opened to it (what a save reads is then discarded).
+    struct stat root;
+    if (fstat(src, &root) == 0) {
+      if (const mode_t mode = OwnerReadable(root)) (void)fchmod(src, mode);
+    }
     const bool ok = Entries(src, dst, "", 0);
     for (const auto& [rel, mode] : closed_dirs_) (void)fchmodat(dst_root_, rel.c_str() + 1, mode, AT_SYMLINK_NOFOLLOW);
     return ok;
@@ -153,14 +159,20 @@ class Copier {
     return false;
   }
 
-  // The owner's own entry it may not read (mode 0 or write-only: only an
-  // unprivileged supervisor meets one, root reads everything): made
-  // readable for the copy. Returns the mode to put back (0: unchanged).
-  mode_t MakeReadable(int dir, const char* name, const struct stat& st) const {
+  // The mode that opens `st`, an entry of the copier's own it may not read
+  // (or search, a directory), to it: mode 0 or write-only, which the copier
+  // meets as its owner, never with a capability. 0: nothing to change.
+  mode_t OwnerReadable(const struct stat& st) const {
     if (st.st_uid != me_) return 0;
     const mode_t need = S_ISDIR(st.st_mode) ? S_IRUSR | S_IXUSR : S_IRUSR;
-    if ((st.st_mode & need) == need) return 0;
-    if (fchmodat(dir, name, (st.st_mode & 07777) | need, AT_SYMLINK_NOFOLLOW) != 0) return 0;
+    return (st.st_mode & need) == need ? 0 : (st.st_mode & 07777) | need;
+  }
+
+  // `name` in `dir` made readable for the copy (OwnerReadable). Returns
+  // the mode to put back (0: unchanged).
+  mode_t MakeReadable(int dir, const char* name, const struct stat& st) const {
+    const mode_t open = OwnerReadable(st);
+    if (!open || fchmodat(dir, name, open, AT_SYMLINK_NOFOLLOW) != 0) return 0;
     return (st.st_mode & 07777) | S_IFMT;  // S_IFMT marks "changed" even for mode 0
   }
 
@@ -378,7 +390,7 @@ Result<void> PersistentAreas::Restore(const std::string& state_dir, const std::v
       // at this start (seeds) go first, so that one the sandbox removed
       // stays removed and the save fits the tmpfs it came from.
       ClearOwnFiles(tmpfs.get(), MountId(tmpfs.get(), ""), 0);
-      Copier c(tmpfs.get(), as_uid ? *as_uid : geteuid(), true);
+      Copier c(tmpfs.get(), CopyingUser(), true);
       if (!c.Copy(saved.get(), tmpfs.get())) return CopyFailed(a.name, "restore", c.error());
       if (c.left_out() > 0) {
         std::string first = audit::EscapeForTerminal(c.first_left_out());
@@ -411,13 +423,7 @@ Result<void> PersistentAreas::Save() {
     {
       FsUser who(as_uid_);
       if (!who.ok()) return Error::Setup("persistent /" + h.name + ": setfsuid refused");
-      // The area's root too may have been shut to its owner (chmod 0 /tmp).
-      struct stat root;
-      if (fstat(h.root.get(), &root) == 0 && root.st_uid == (as_uid_ ? *as_uid_ : geteuid()) &&
-          (root.st_mode & (S_IRUSR | S_IXUSR)) != (S_IRUSR | S_IXUSR)) {
-        (void)fchmod(h.root.get(), (root.st_mode & 07777) | S_IRUSR | S_IXUSR);
-      }
-      Copier c(dst.get(), as_uid_ ? *as_uid_ : geteuid());
+      Copier c(dst.get(), CopyingUser());
       copied = c.Copy(h.root.get(), dst.get());
       why = c.error();
     }

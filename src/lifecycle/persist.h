@@ -16,6 +16,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <optional>
 #include <string>
@@ -60,6 +61,8 @@ class PersistentAreas {
     UniqueFd root;  // the tmpfs's root
   };
   std::string state_dir_;
+  // The file-system user both copies run as: as_uid_, else the caller.
+  uid_t CopyingUser() const { return as_uid_ ? *as_uid_ : geteuid(); }
   std::optional<uid_t> as_uid_;
   std::vector<Held> held_;
   std::vector<std::string> warnings_;

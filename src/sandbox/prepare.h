@@ -37,8 +37,6 @@ struct PreparedSandbox {
   std::unique_ptr<net::EgressProxy> proxy;
   std::optional<net::EgressProxyConfig> egress_config;
   RunResult result;  // filled so far: landlock ABI, mechanisms, warnings, phases
-  // A held sandbox's private /tmp and home (PrepareSandbox's `persist_dir`).
-  std::vector<PersistArea> persist_areas;
 };
 
 // Compiles `req` and prepares everything before clone. `persist_dir`

@@ -268,9 +268,8 @@ Result<std::unique_ptr<PreparedSandbox>> PrepareSandbox(const RunRequest& req, c
   if (!persist_dir.empty()) {
     // Tmpfs like ward run's, whose content the held sandbox's supervisor
     // puts back at each start and saves at its end (lifecycle/persist.h).
-    ps.persist_areas = PersistAreas(*plan);
-    for (const PersistArea& a : ps.persist_areas) plan->persist_targets.push_back(a.target);
-    WARD_TRY(lifecycle::PersistentAreas::Prepare(persist_dir, ps.persist_areas));
+    plan->persist = PersistAreas(*plan);
+    WARD_TRY(lifecycle::PersistentAreas::Prepare(persist_dir, plan->persist));
   }
   auto add_rlimit = [&](int res, uint64_t v) { plan->rlimits.push_back({res, {v, v}}); };
   if (cg.pids == LimitMechanism::kRlimit) add_rlimit(RLIMIT_NPROC, *policy.limits.pids);
