@@ -69,8 +69,11 @@ bool EventWriter::Post(Event e, bool essential) {
 void EventWriter::Loop() {
   std::unique_lock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty() && stopping_) return;
+    // A count of dropped events is work too: a burst dropped while the
+    // whole queue was in flight left the queue empty, and its count was
+    // never written (written + dropped fell short of posted).
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || dropped_ > 0; });
+    if (queue_.empty() && dropped_ == 0 && stopping_) return;
     // A batch: what arrives within kBatchMs of its first event is written
     // in the same transaction (unless someone waits for it: Flush).
     if (!stopping_ && !flushing_) {
