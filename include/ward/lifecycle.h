@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,10 @@ struct ExecRequest {
   std::string cwd;               // "" : the sandbox's working directory
   bool pty = false;
   int64_t kill_grace_ms = 3000;
+  // Each warning the sandbox gives about this exec, as it comes (before the
+  // command runs): e.g. that it runs without its audit trail (audit.trail
+  // "best-effort"). Unset: they are the result's warnings.
+  std::function<void(const std::string&)> on_warning;
 };
 
 // Runs a command in a running sandbox, relaying stdio (with back-pressure:

@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <vector>
 #include <cmath>
@@ -196,7 +198,11 @@ CgroupSupport ProbeCgroups() {
 }
 
 SandboxCgroup::SandboxCgroup(SandboxCgroup&& o) noexcept
-    : plan_(std::move(o.plan_)), watchdog_fd_(o.watchdog_fd_), watchdog_pid_(o.watchdog_pid_) {
+    : plan_(std::move(o.plan_)),
+      oom_counter_(std::move(o.oom_counter_)),
+      pids_counter_(std::move(o.pids_counter_)),
+      watchdog_fd_(o.watchdog_fd_),
+      watchdog_pid_(o.watchdog_pid_) {
   o.plan_ = CgroupPlan{};
   o.watchdog_fd_ = o.watchdog_pid_ = -1;
 }
@@ -204,6 +210,8 @@ SandboxCgroup& SandboxCgroup::operator=(SandboxCgroup&& o) noexcept {
   if (this != &o) {
     Remove();
     plan_ = std::move(o.plan_);
+    oom_counter_ = std::move(o.oom_counter_);
+    pids_counter_ = std::move(o.pids_counter_);
     watchdog_fd_ = o.watchdog_fd_;
     watchdog_pid_ = o.watchdog_pid_;
     o.plan_ = CgroupPlan{};
@@ -264,6 +272,8 @@ Result<void> SandboxCgroup::StartWatchdog() {
 SandboxCgroup::~SandboxCgroup() { Remove(); }
 
 void SandboxCgroup::Remove() {
+  oom_counter_.Reset();
+  pids_counter_.Reset();
   for (int fd : plan_.v1_procs_fds) close(fd);
   plan_.v1_procs_fds.clear();
   if (plan_.v2_dir_fd >= 0) close(plan_.v2_dir_fd);
@@ -372,29 +382,32 @@ Result<SandboxCgroup> SandboxCgroup::Create(const LimitsPolicy& limits) {
     }
   }
   if (!p.dirs.empty()) WARD_TRY(cg.StartWatchdog());
+  if (!p.memory_dir.empty() && (p.memory == LimitMechanism::kCgroupV2 || p.memory == LimitMechanism::kCgroupV1)) {
+    const char* file = p.memory == LimitMechanism::kCgroupV2 ? "/memory.events" : "/memory.oom_control";
+    cg.oom_counter_.Reset(open((p.memory_dir + file).c_str(), O_RDONLY | O_CLOEXEC));
+  }
+  if (!p.pids_dir.empty() && p.pids != LimitMechanism::kRlimit) {
+    cg.pids_counter_.Reset(open((p.pids_dir + "/pids.events").c_str(), O_RDONLY | O_CLOEXEC));
+  }
   return cg;
 }
 
 SandboxCgroup::Counters SandboxCgroup::LimitCounters() const {
-  Counters c;
-  auto counter = [](const std::string& text, const std::string& key) -> int64_t {
-    std::istringstream in(text);
-    std::string k;
-    int64_t v;
-    while (in >> k >> v) {
-      if (k == key) return v;
+  // The value of the line "`key` VALUE" of a counters file, read anew from
+  // its start (the kernel writes it at each read); 0 if it cannot be read.
+  auto counter = [](const UniqueFd& file, const char* key) -> int64_t {
+    char text[512];
+    const ssize_t n = file.valid() ? pread(file.get(), text, sizeof text - 1, 0) : -1;
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    const size_t len = strlen(key);
+    for (const char* line = text; line; line = strchr(line, '\n')) {
+      if (*line == '\n') ++line;
+      if (strncmp(line, key, len) == 0 && line[len] == ' ') return strtoll(line + len + 1, nullptr, 10);
     }
     return 0;
   };
-  if (!plan_.memory_dir.empty() && (plan_.memory == LimitMechanism::kCgroupV2 || plan_.memory == LimitMechanism::kCgroupV1)) {
-    auto t = ReadFile(plan_.memory_dir + (plan_.memory == LimitMechanism::kCgroupV2 ? "/memory.events" : "/memory.oom_control"));
-    if (t) c.oom_kills = counter(*t, "oom_kill");
-  }
-  if (!plan_.pids_dir.empty() && plan_.pids != LimitMechanism::kRlimit) {
-    auto t = ReadFile(plan_.pids_dir + "/pids.events");
-    if (t) c.pids_refused = counter(*t, "max");
-  }
-  return c;
+  return Counters{counter(oom_counter_, "oom_kill"), counter(pids_counter_, "max")};
 }
 
 std::vector<std::string> SandboxCgroup::LimitsHit() const {

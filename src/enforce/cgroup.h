@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.h"
 #include "enforce/plan.h"
 #include "ward/policy.h"
 #include "ward/result.h"
@@ -54,6 +55,9 @@ class SandboxCgroup {
   Result<void> StartWatchdog();
 
   CgroupPlan plan_;
+  // The counters' files (memory.events or memory.oom_control, pids.events),
+  // open while the cgroups live: a held sandbox reads them twice an exec.
+  UniqueFd oom_counter_, pids_counter_;
   int watchdog_fd_ = -1;
   int watchdog_pid_ = -1;
 };

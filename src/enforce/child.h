@@ -48,6 +48,8 @@ enum RecordType : uint32_t {
   kRecLimit = 8,     // a limit was reached while it ran (`err`: a LimitId)
   kRecReport = 9,    // followed, in the same message, by `value` bytes of JSON: the exec's
                      // egress decisions and limit mechanisms (lifecycle/control.h)
+  kRecWarning = 10,  // followed, likewise, by `value` bytes of text: a warning about the exec
+                     // (before it runs: the sandbox has no audit trail)
 };
 enum LimitId : int32_t { kLimitMemory = 1, kLimitPids = 2 };
 enum GoneReason : int32_t { kGoneStopped = 1, kGoneMemory = 2, kGoneFailed = 3 };

@@ -10,11 +10,12 @@
 //   kCtlStop     stop the sandbox (SIGTERM to all, SIGKILL after
 //                `sig` milliseconds); the connection ends once it stopped
 //   kCtlStatus   one message back: a JSON object (processes, supervisor memory)
-// Replies to kExecStart are Records (enforce/child.h): kRecStarted, kRecPty
-// (with the terminal's descriptors), kRecError, kRecTimedOut, kRecGone,
-// kRecLimit, one kRecReport (a Record whose `value` bytes of JSON follow in
-// the same message: ExecReportJson), and last kRecExit, after which the
-// supervisor closes the connection.
+// Replies to kExecStart are Records (enforce/child.h): first a kRecWarning
+// if the sandbox runs without its audit trail (a Record whose `value` bytes
+// of text follow in the same message), kRecStarted, kRecPty (with the
+// terminal's descriptors), kRecError, kRecTimedOut, kRecGone, kRecLimit,
+// one kRecReport (likewise followed by JSON: ExecReportJson), and last
+// kRecExit, after which the supervisor closes the connection.
 //
 // Who may connect: the supervisor accepts a peer only if its uid is the
 // supervisor's and it lives in the supervisor's user namespace, so no

@@ -451,10 +451,19 @@ class Holder {
       if (mine.size() < kReportMaxEgress) mine.push_back(ToEgressRecord(e, c.start_ns));
       else ++dropped;
     }
-    const std::string json = ExecReportJson(mine, dropped, ps_.result);
-    Record head{kRecReport, 0, 0, 0, static_cast<int64_t>(json.size())};
+    if (!mine.empty() || dropped) return SendText(c, kRecReport, ExecReportJson(mine, dropped, ps_.result));
+    // Most execs make no egress decision: their report is the sandbox's
+    // limit mechanisms alone, the same each time.
+    if (quiet_report_.empty()) quiet_report_ = ExecReportJson({}, 0, ps_.result);
+    SendText(c, kRecReport, quiet_report_);
+  }
+
+  // A record followed, in the same message, by `text` (kRecReport's JSON,
+  // kRecWarning's words).
+  static void SendText(Client& c, uint32_t type, const std::string& text) {
+    Record head{type, 0, 0, 0, static_cast<int64_t>(text.size())};
     std::string msg(reinterpret_cast<const char*>(&head), sizeof head);
-    msg += json;
+    msg += text;
     (void)!send(c.fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   }
 
@@ -484,6 +493,10 @@ class Holder {
       SendRecord(c.fd.get(), kRecError, kStepExec, EINVAL, 0);
       Finish(c, W_EXITCODE(126, 0));
       return;
+    }
+    if (!audit_off_.empty()) {
+      SendText(c, kRecWarning, "warning: audit: " + audit_off_ +
+                                   "; the sandbox runs without its trail (audit.trail is \"best-effort\")");
     }
     // The sandbox's environment, then what this exec adds (a name it sets
     // replaces the sandbox's value).
@@ -812,6 +825,7 @@ class Holder {
   std::map<uint32_t, Track> tracks_;
   std::vector<net::EgressEvent> events_;
   uint64_t events_overflow_ = 0;  // decisions past kHeldEgress, not kept
+  std::string quiet_report_;      // an exec's report with no egress decision (Report)
   struct PendingToInit {
     std::string data;
     std::vector<UniqueFd> fds;

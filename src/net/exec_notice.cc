@@ -37,16 +37,13 @@ bool Missing(pid_t tid, const std::string& path) {
 ProcessExec ReadExecNotice(const Notice& n) {
   ProcessExec e;
   e.time_ns = RealtimeNs();
-  const ProcStatus self = ReadProcStatus(n.pid);
-  e.host_pid = self.tgid;
-  if (!self.nspid.empty()) e.pid = self.nspid.back();
-  // The parent's sandbox pid; 0 for a parent outside the sandbox's pid
+  // The parent's sandbox pid is 0 for a parent outside the sandbox's pid
   // namespace (ward's init is pid 1 inside; its parent is not the
   // sandbox's).
-  if (self.ppid > 0) {
-    const ProcStatus parent = ReadProcStatus(self.ppid);
-    if (parent.nspid.size() >= 2) e.ppid = parent.nspid.back();
-  }
+  const ProcessIds ids = ReadProcessIds(n.pid);
+  e.host_pid = ids.host_tgid;
+  e.pid = ids.pid;
+  e.ppid = ids.ppid;
   const bool at = n.nr == SYS_execveat;
   const uint64_t path_at = at ? n.args[1] : n.args[0];
   const uint64_t argv_at = at ? n.args[2] : n.args[1];
@@ -54,6 +51,8 @@ ProcessExec ReadExecNotice(const Notice& n) {
     e.unreadable = std::string("process_vm_readv: ") + ErrnoName(errno);
     return e;
   }
+  // argv[0] is most often the path itself (execvp, a shell): not read twice.
+  const std::string path_read = !at && !e.truncated ? e.path : std::string();
   if (at && (e.path.empty() || e.path[0] != '/')) {
     // Relative to a directory descriptor of the caller (fexecve: the file
     // itself, AT_EMPTY_PATH): named by what the descriptor names.
@@ -67,19 +66,32 @@ ProcessExec ReadExecNotice(const Notice& n) {
   // probably names nothing: marked, still recorded (a hint, see Missing).
   if (!e.path.empty() && e.path[0] == '/' && Missing(n.pid, e.path)) e.missing = true;
   size_t total = e.path.size();
+  // The argv array, read a batch of pointers at a time, never past the end
+  // of the page the batch starts in (the array may end right there).
+  uint64_t ptrs[32];
+  size_t have = 0, next = 0;
   for (size_t i = 0; argv_at != 0; ++i) {
     if (i == kExecMaxArgs || total >= kExecMaxTotalBytes) {
       e.truncated = true;
       break;
     }
-    uint64_t ptr = 0;
-    if (!ReadMemory(n.pid, argv_at + 8 * i, &ptr, sizeof ptr)) {
-      e.truncated = true;
-      break;
+    if (next == have) {
+      const uint64_t at_ptr = argv_at + 8 * i;
+      const size_t fit = std::max<size_t>(1, (4096 - at_ptr % 4096) / 8);
+      have = std::min({std::size(ptrs), fit, kExecMaxArgs - i});
+      next = 0;
+      if (!ReadMemory(n.pid, at_ptr, ptrs, 8 * have)) {
+        e.truncated = true;
+        break;
+      }
     }
+    const uint64_t ptr = ptrs[next++];
     if (ptr == 0) break;
+    const size_t max = std::min(kExecMaxArgBytes, kExecMaxTotalBytes - total);
     std::string arg;
-    if (!ReadString(n.pid, ptr, std::min(kExecMaxArgBytes, kExecMaxTotalBytes - total), &arg, &e.truncated)) {
+    if (ptr == path_at && !path_read.empty() && path_read.size() < max) {
+      arg = path_read;
+    } else if (!ReadString(n.pid, ptr, max, &arg, &e.truncated)) {
       e.truncated = true;
       break;
     }

@@ -21,10 +21,8 @@ namespace ward::cli {
 
 namespace {
 
-using nlohmann::json;
-
 std::string Quote(const std::string& s) {
-  return json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // A path on the command line is the caller's: a relative one is taken from
@@ -145,7 +143,7 @@ int ApplyGrants(const GrantArgs& g, const PolicyVars& vars, Policy* policy, std:
   // the parser's for the layer made of the rest.
   std::vector<std::string> problems;
   auto usage = [&](const std::string& why) { problems.push_back(why); };
-  json layer = {{"ward", 1}};
+  nlohmann::json layer = {{"ward", 1}};
   // The pointer of each element of the layer -> the flag that made it, to
   // name the flag in an error.
   std::vector<std::pair<std::string, std::string>> flags;
@@ -164,7 +162,7 @@ int ApplyGrants(const GrantArgs& g, const PolicyVars& vars, Policy* policy, std:
               "; a grant must exist (create it first, or leave it out)");
         continue;
       }
-      json& list = layer["filesystem"][field];
+      nlohmann::json& list = layer["filesystem"][field];
       flags.push_back({"/filesystem/" + std::string(field) + "/" + std::to_string(list.size()),
                        std::string(flag) + " " + Quote(arg)});
       list.push_back(path);
@@ -178,7 +176,7 @@ int ApplyGrants(const GrantArgs& g, const PolicyVars& vars, Policy* policy, std:
           "use a policy with network \"none\" or egress rules");
   } else if (!g.allow_net.empty()) {
     // The policy's own rules stay; the flags add to its allow list.
-    json egress = {{"default", policy->egress.default_allow ? "allow" : "deny"},
+    nlohmann::json egress = {{"default", policy->egress.default_allow ? "allow" : "deny"},
                    {"allow", policy->network == NetworkMode::kEgress ? policy->egress.allow : std::vector<std::string>{}},
                    {"deny", policy->network == NetworkMode::kEgress ? policy->egress.deny : std::vector<std::string>{}}};
     for (const auto& rule : g.allow_net) {
@@ -190,7 +188,7 @@ int ApplyGrants(const GrantArgs& g, const PolicyVars& vars, Policy* policy, std:
   for (const auto& e : g.env) {
     auto eq = e.find('=');
     if (eq == std::string::npos) {
-      json& list = layer["process"]["env"]["inherit"];
+      nlohmann::json& list = layer["process"]["env"]["inherit"];
       flags.push_back({"/process/env/inherit/" + std::to_string(list.size()), "--env " + Quote(e)});
       list.push_back(e);
     } else {

@@ -118,13 +118,9 @@ int DoExec(ExecArgs& a) {
   };
   // The audit trail: the sandbox's supervisor records the exec's start
   // before it runs (or refuses it: 125) and its end, in the store chosen at
-  // provision; this process opens no store.
-  auto info = Describe(a.req.ref);
-  if (!info) return fail(info.error());
-  if (!info->audit_off.empty()) {
-    std::fprintf(stderr, "ward: warning: audit: %s; the sandbox runs without its trail (audit.trail is \"best-effort\")\n",
-                 info->audit_off.c_str());
-  }
+  // provision; this process opens no store. A sandbox without its trail
+  // says so before the command runs.
+  a.req.on_warning = [](const std::string& w) { std::fprintf(stderr, "ward: %s\n", w.c_str()); };
   auto r = Exec(a.req);
   if (!r) return fail(r.error());
   const int code = ExitStatusOf(*r);
