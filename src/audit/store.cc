@@ -137,6 +137,26 @@ Result<Store> Store::OpenExisting(const std::string& path) {
   return s;
 }
 
+void Store::DeferCheckpoints(std::function<void(int)> wal_frames) {
+  wal_frames_ = std::make_unique<std::function<void(int)>>(std::move(wal_frames));
+  // Replaces SQLite's own hook, which is what checkpoints at
+  // wal_autocheckpoint frames.
+  sqlite3_wal_hook(
+      db_.get(),
+      [](void* fn, sqlite3*, const char*, int frames) {
+        (*static_cast<std::function<void(int)>*>(fn))(frames);
+        return SQLITE_OK;
+      },
+      wal_frames_.get());
+}
+
+Result<void> Store::Checkpoint() {
+  if (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) != SQLITE_OK) {
+    return DbError(path_, db_.get(), "checkpoint");
+  }
+  return {};
+}
+
 Result<void> Store::Init(bool create) {
   sqlite3* raw = nullptr;
   // The store and its -wal and -shm (which take its mode) are the owner's

@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -100,6 +101,16 @@ class Store {
 
   const std::string& path() const { return path_; }
 
+  // Commits on this connection no longer checkpoint the WAL (with a store
+  // on a disk: two fsyncs, milliseconds every few dozen commits, paid by
+  // whoever committed: a held exec's start or end). `wal_frames` is told
+  // the WAL's length after each commit (on the committing thread), for
+  // another connection to checkpoint it (Checkpoint).
+  void DeferCheckpoints(std::function<void(int frames)> wal_frames);
+  // Copies what the WAL holds into the database as far as readers allow,
+  // waiting for no one (SQLITE_CHECKPOINT_PASSIVE).
+  Result<void> Checkpoint();
+
   // An error if the store's path no longer names the file opened (moved,
   // removed or replaced since): what a long-lived writer (a held sandbox's
   // supervisor) would append there no reader of the path would see.
@@ -121,6 +132,9 @@ class Store {
   // an event). Large at first: the first append measures.
   int64_t unchecked_bytes_ = INT64_MAX / 128;
   int64_t trim_until_ = 0;  // a trim under way removes the events before this seq; 0: none
+  // DeferCheckpoints' callback: on the heap (the store moves), and
+  // declared before db_ so that it outlives the connection that calls it.
+  std::unique_ptr<std::function<void(int)>> wal_frames_;
   std::unique_ptr<sqlite3, Close> db_;
   struct Finalize {
     void operator()(sqlite3_stmt* s) const;

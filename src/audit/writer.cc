@@ -27,6 +27,32 @@ EventWriter::EventWriter(Store* store) : store_(store) {}
 
 EventWriter::~EventWriter() { (void)Finish(); }
 
+void EventWriter::CheckpointOffThread() {
+  store_->DeferCheckpoints([this](int frames) {
+    if (frames < kCheckpointFrames) return;
+    std::lock_guard lock(mu_);
+    checkpoint_due_ = true;
+    cv_.notify_one();
+  });
+}
+
+void EventWriter::Checkpoint() {
+  // Its own connection: in WAL mode a checkpoint and an append go on side
+  // by side, so neither waits for the other's append lock.
+  if (!checkpointer_) {
+    auto own = Store::OpenExisting(store_->path());
+    if (own) {
+      checkpointer_.emplace(std::move(*own));
+    } else {
+      // Then on the writer's connection, between two appends.
+      std::lock_guard append(append_mu_);
+      (void)store_->Checkpoint();
+      return;
+    }
+  }
+  (void)checkpointer_->Checkpoint();
+}
+
 bool EventWriter::Post(Event e, bool essential) {
   {
     std::lock_guard lock(mu_);
@@ -72,7 +98,14 @@ void EventWriter::Loop() {
     // A count of dropped events is work too: a burst dropped while the
     // whole queue was in flight left the queue empty, and its count was
     // never written (written + dropped fell short of posted).
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || dropped_ > 0; });
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || dropped_ > 0 || checkpoint_due_; });
+    if (checkpoint_due_) {
+      checkpoint_due_ = false;
+      lock.unlock();
+      Checkpoint();
+      lock.lock();
+      continue;
+    }
     if (queue_.empty() && dropped_ == 0 && stopping_) return;
     // A batch: what arrives within kBatchMs of its first event is written
     // in the same transaction (unless someone waits for it: Flush).

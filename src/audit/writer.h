@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "audit/store.h"
@@ -49,6 +50,13 @@ class EventWriter {
   // the time its caller can look.
   bool Flush(int timeout_ms);
 
+  // From now on the store's WAL is checkpointed on the writer thread, on a
+  // connection of its own, once it holds kCheckpointFrames pages: not in
+  // the commit of whoever appended (WriteNow and Flush run on the path of
+  // a held exec; a checkpoint of a store on a disk takes milliseconds).
+  void CheckpointOffThread();
+  static constexpr int kCheckpointFrames = 64;
+
   // Writes what is queued, stops the thread. An append the store refuses is
   // tried again every kRetryMs while running, and once more at the end;
   // the error says how many events were then lost, and why.
@@ -71,7 +79,11 @@ class EventWriter {
   // `busy_ms`: as Store::Append's. Never trims (the writer thread trims in
   // steps, Loop).
   bool WriteQueued(std::unique_lock<std::mutex>& lock, int busy_ms);
+  // The checkpoint CheckpointOffThread asks for, on the writer thread.
+  void Checkpoint();
   Store* store_;
+  std::optional<Store> checkpointer_;  // the writer thread's own connection (CheckpointOffThread)
+  bool checkpoint_due_ = false;
   std::timed_mutex append_mu_;  // one append at a time, batches in queue order; taken before mu_
   std::mutex mu_;
   std::condition_variable cv_;

@@ -902,6 +902,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   std::optional<audit::EventWriter> writer;
   if (trail) {
     writer.emplace(&trail->store);
+    // Its execs' starts and ends are written on the path of each exec: the
+    // WAL's checkpoints (fsyncs) are not.
+    writer->CheckpointOffThread();
     audit::EventWriter* w = &*writer;
     req.host_uid = trail->host_uid;
     req.on_exec = [w, base = trail->base](ProcessExec x) { w->Post(audit::ExecEvent(base, x)); };

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 #include <sqlite3.h>
 
 #include <filesystem>
@@ -324,6 +325,50 @@ TEST_F(AuditStore, WriterFlushMakesPostedEventsReadable) {
   auto found = reader->Find(q);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->size(), 2u);
+}
+
+// A held supervisor's writer checkpoints the WAL on its own thread and
+// connection (CheckpointOffThread), so that an exec's start and end
+// (WriteNow, Flush) never pay a checkpoint's fsyncs. Control: with
+// checkpoints deferred and nobody to make them, the commits themselves make
+// none, and the WAL grows with each; with the writer's, it stays about at
+// its size limit (1 MiB).
+TEST_F(AuditStore, WalIsCheckpointedOffTheCommittingThread) {
+  auto wal_bytes = [](const std::string& db) {
+    struct stat st{};
+    return stat((db + "-wal").c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+  };
+  auto commit_600 = [&](EventWriter& w) {
+    for (int i = 0; i < 600; ++i) {
+      auto written = w.WriteNow(Make("a", "s", "start", "", i), 5000);
+      ASSERT_TRUE(written) << written.error().message;
+      // Paced as execs are: the writer's checkpoint ends between two.
+      if (i % 50 == 49) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+  };
+  const std::string nobody = dir_ + "/nobody/audit.db";
+  {
+    auto s = Store::Open(nobody);
+    ASSERT_TRUE(s) << s.error().message;
+    EventWriter w(&*s);
+    s->DeferCheckpoints([](int) {});
+    commit_600(w);
+    EXPECT_GT(wal_bytes(nobody), 600 * 4096) << "a commit checkpointed";
+    ASSERT_TRUE(w.Finish());
+  }
+  {
+    auto s = Store::Open(path_);
+    ASSERT_TRUE(s) << s.error().message;
+    EventWriter w(&*s);
+    w.CheckpointOffThread();
+    w.Post(Make("a", "s", "exec", "", 0));  // the writer thread starts with the first event
+    commit_600(w);
+    EXPECT_LT(wal_bytes(path_), 3 * (1 << 20) / 2) << "the writer thread made no checkpoint";
+    ASSERT_TRUE(w.Finish());
+    Query q;
+    q.agent = "a";
+    EXPECT_EQ(Count(*s, q), 601u);
+  }
 }
 
 // While the store is locked, the writer holds at most about
