@@ -1,7 +1,11 @@
 // ward_lifecycle_bench: what a held sandbox costs (docs/performance.md,
 // "Held sandboxes"), against named baselines in the same run.
 //
-// Latency (each round runs every runner once, in an order that rotates):
+// Latency (each round runs every runner once, in an order shuffled anew
+// each round, the same from run to run: a runner is timed after each of the
+// others about as often; in a fixed cyclic order each always came after the
+// same one, and ward-exec always after bwrap's or a deprovision's network
+// namespace teardown, which the kernel finishes in the background):
 //   bare             posix_spawn("/bin/true") and wait: the floor
 //   ward-run         a cold one-shot `ward run --policy full-layers.json -- /bin/true`
 //   bwrap            bubblewrap with the closest options (as ward_startup_bench)
@@ -36,11 +40,14 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <numeric>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -226,9 +233,13 @@ int Latency(Bench& b, int rounds, int warmup, const std::string& bwrap_path, boo
       {"provision+start", "ward provision + ward start (deprovision not timed)", {}},
   };
   int fresh = 0;
+  std::vector<size_t> order(runners.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::mt19937 shuffle_rng(20261204);
   for (int round = 0; round < warmup + rounds; ++round) {
-    for (size_t k = 0; k < runners.size(); ++k) {
-      Runner& r = runners[(k + static_cast<size_t>(round)) % runners.size()];
+    std::shuffle(order.begin(), order.end(), shuffle_rng);
+    for (size_t k : order) {
+      Runner& r = runners[k];
       double ms = 0;
       Outcome o;
       if (r.name == "bare") {
