@@ -159,9 +159,12 @@ Result<void> Store::Checkpoint() {
 
 Result<void> Store::Init(bool create) {
   sqlite3* raw = nullptr;
-  // The store and its -wal and -shm (which take its mode) are the owner's
-  // alone. (ward is single-threaded when it opens the store.)
-  const mode_t old_mask = umask(077);
+  // The store and its -wal and -shm (which SQLite gives its mode) are the
+  // owner's alone. The umask is set only to make the store (ward is
+  // single-threaded then): it is the process's, and an existing store is
+  // also opened on a held supervisor's writer thread (its checkpoint
+  // connection) while other threads run.
+  const mode_t old_mask = create ? umask(077) : 0;
   const int flags = (create ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READWRITE) |
                     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
   int rc = sqlite3_open_v2(path_.c_str(), &raw, flags, nullptr);
@@ -170,7 +173,7 @@ Result<void> Store::Init(bool create) {
     sqlite3_busy_timeout(raw, kBusyTimeoutMs);
     rc = sqlite3_exec(raw, "PRAGMA user_version", nullptr, nullptr, nullptr);  // makes the file now
   }
-  umask(old_mask);
+  if (create) umask(old_mask);
   if (rc != SQLITE_OK) return DbError(path_, raw, "open");
   // The file opened (StillAt). A store with a second name (a hard link
   // someone made) could be read or rewritten through that name by whoever

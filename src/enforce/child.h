@@ -49,8 +49,11 @@ enum RecordType : uint32_t {
   kRecReport = 9,    // followed, in the same message, by `value` bytes of JSON: the exec's
                      // egress decisions and limit mechanisms (lifecycle/control.h)
   kRecWarning = 10,  // followed, likewise, by `value` bytes of text: a warning about the exec
-                     // (before it runs: the sandbox has no audit trail)
+                     // (before it runs: the sandbox has no audit trail, or the exec no record)
 };
+// kRecStarted's `step` from a supervisor that sends kRecWarning before it
+// (0 from one started by an older ward: its caller reads the record).
+inline constexpr uint32_t kStartedAfterWarnings = 1;
 enum LimitId : int32_t { kLimitMemory = 1, kLimitPids = 2 };
 enum GoneReason : int32_t { kGoneStopped = 1, kGoneMemory = 2, kGoneFailed = 3 };
 

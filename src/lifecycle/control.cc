@@ -4,6 +4,10 @@
 
 namespace ward::lifecycle {
 
+std::string AuditOffWarning(const std::string& why) {
+  return "warning: audit: " + why + "; the sandbox runs without its trail (audit.trail is \"best-effort\")";
+}
+
 std::string ExecReportJson(const std::vector<EgressRecord>& egress, uint64_t dropped, const RunResult& mechanisms) {
   nlohmann::json eg = nlohmann::json::array();
   for (const auto& e : egress) {

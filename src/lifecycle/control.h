@@ -11,8 +11,9 @@
 //                `sig` milliseconds); the connection ends once it stopped
 //   kCtlStatus   one message back: a JSON object (processes, supervisor memory)
 // Replies to kExecStart are Records (enforce/child.h): first a kRecWarning
-// if the sandbox runs without its audit trail (a Record whose `value` bytes
-// of text follow in the same message), kRecStarted, kRecPty (with the
+// if the sandbox runs without its audit trail or the exec without its
+// record (a Record whose `value` bytes of text follow in the same message),
+// kRecStarted (`step` kStartedAfterWarnings), kRecPty (with the
 // terminal's descriptors), kRecError, kRecTimedOut, kRecGone, kRecLimit,
 // one kRecReport (likewise followed by JSON: ExecReportJson), and last
 // kRecExit, after which the supervisor closes the connection.
@@ -41,6 +42,10 @@ inline constexpr size_t kReportMaxEgress = 400;
 // One exec's report: {"egress": [...], "egressDropped": N,
 // "limitMechanisms": {"memory": ..., "pids": ...}}; the egress records as
 // `ward run --json` prints them (atMs since the exec began).
+// The warning an exec's caller is given when the sandbox runs without its
+// audit trail (`why`: the store's error).
+std::string AuditOffWarning(const std::string& why);
+
 std::string ExecReportJson(const std::vector<EgressRecord>& egress, uint64_t dropped, const RunResult& mechanisms);
 // Fills `out`'s egress, egress_dropped and mechanisms from such a report;
 // what it cannot read is left as it is.

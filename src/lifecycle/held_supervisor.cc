@@ -189,6 +189,7 @@ class Holder {
     const std::string& cwd;
     pid_t caller_pid;
     uid_t caller_uid;
+    std::string* warning;  // what its caller is told before it runs (best-effort: not recorded, or late)
   };
   struct ExecEnd {
     const std::string& run;  // what on_exec_start_ gave it ("": not recorded)
@@ -494,10 +495,7 @@ class Holder {
       Finish(c, W_EXITCODE(126, 0));
       return;
     }
-    if (!audit_off_.empty()) {
-      SendText(c, kRecWarning, "warning: audit: " + audit_off_ +
-                                   "; the sandbox runs without its trail (audit.trail is \"best-effort\")");
-    }
+    if (!audit_off_.empty()) SendText(c, kRecWarning, AuditOffWarning(audit_off_));
     // The sandbox's environment, then what this exec adds (a name it sets
     // replaces the sandbox's value).
     std::vector<std::string> envp = ps_.plan.envp;
@@ -555,7 +553,8 @@ class Holder {
     ToInit(&out, sizeof out.h + len, pass, nfds + (gated ? 1 : 0));
     gate_wait.Reset();
     if (!gated) return;
-    auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid});
+    std::string warning;
+    auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid, &warning});
     if (!recorded) {
       // The gate closes unopened: the process ends without its execve.
       // Nothing of it is recorded as ended (its start was not recorded;
@@ -569,6 +568,7 @@ class Holder {
       return;
     }
     tracks_[out.h.id].run = std::move(*recorded);
+    if (!warning.empty()) SendText(c, kRecWarning, warning);
     const char go = 'g';
     (void)!send(gate_go.get(), &go, 1, MSG_NOSIGNAL);
   }
@@ -644,7 +644,7 @@ class Holder {
         if (c) {
           const int fd = c->fd.get();
           switch (ev.type) {
-            case kEvStarted: SendRecord(fd, kRecStarted, 0, 0, ev.value); break;
+            case kEvStarted: SendRecord(fd, kRecStarted, kStartedAfterWarnings, 0, ev.value); break;
             case kEvPty: {
               Record r{kRecPty, 0, 0, 0, 0};
               SendFdsWithData(fd, fds, nfds, &r, sizeof r);
@@ -971,8 +971,8 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
           w->Post(std::move(x), true);
         }
         if (!best_effort) return e;
-        std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs without its record (audit.trail is \"best-effort\")\n",
-                     e.message.c_str());
+        *s.warning = "warning: audit: " + e.message + "; the command runs without its record (audit.trail is \"best-effort\")";
+        std::fprintf(stderr, "ward supervisor: %s\n", s.warning->c_str());
         return std::string();
       };
       // A store moved or replaced since it was opened would take the
@@ -992,8 +992,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       Error late = Error::Setup("the audit store did not take the exec's start within 2 s: " + written.error().message);
       if (!best_effort) return refuse(late, true);
       // It runs: its start and end are written when the store takes them.
-      std::fprintf(stderr, "ward supervisor: warning: audit: %s; the exec runs (audit.trail is \"best-effort\")\n",
-                   late.message.c_str());
+      *s.warning = "warning: audit: " + late.message +
+                   "; the command runs, its record written when the store takes it (audit.trail is \"best-effort\")";
+      std::fprintf(stderr, "ward supervisor: %s\n", s.warning->c_str());
       return *run;
     };
     holder.on_exec_end_ = [w = &*writer, &trail](const Holder::ExecEnd& x) {

@@ -433,6 +433,10 @@ Result<RunResult> Exec(const ExecRequest& req) {
   LaunchOutcome out;
   InitReport early;
   std::vector<std::string> warnings;
+  auto warn = [&](std::string w) {
+    if (req.on_warning) req.on_warning(w);
+    else warnings.push_back(std::move(w));
+  };
   bool started = false;
   // Until the process runs (and its terminal came, with --pty), or its
   // start failed.
@@ -440,7 +444,14 @@ Result<RunResult> Exec(const ExecRequest& req) {
     auto reply = ReadReply(conn->get());
     if (!reply) return reply.error();
     const Record& r = reply->rec;
-    if (r.type == kRecStarted) started = true;
+    if (r.type == kRecStarted) {
+      started = true;
+      // A supervisor started by an older ward sends no kRecWarning: a
+      // missing trail is in its record.
+      if (r.step != kStartedAfterWarnings) {
+        if (auto rec = lifecycle::LoadRecord(*dir); rec && !rec->audit_off.empty()) warn(lifecycle::AuditOffWarning(rec->audit_off));
+      }
+    }
     else if (r.type == kRecPty && reply->fds.size() == 2) {
       init.pty_master = std::move(reply->fds[0]);
       init.pty_slave = std::move(reply->fds[1]);
@@ -458,8 +469,7 @@ Result<RunResult> Exec(const ExecRequest& req) {
     } else if (r.type == kRecReport) {
       out.held_report = std::move(reply->text);
     } else if (r.type == kRecWarning) {
-      if (req.on_warning) req.on_warning(reply->text);
-      else warnings.push_back(std::move(reply->text));
+      warn(std::move(reply->text));
     }
   }
   InitReport report = early;

@@ -137,7 +137,10 @@ ProcessIds ReadProcessIds(pid_t tid) {
       return ids;
     }
   }
-  const ProcStatus self = ReadProcStatus(tid);
+  ProcStatus self = ReadProcStatus(tid);
+  // A thread's NSpid is its own; the process's is its thread group
+  // leader's (the pid it has after an execve).
+  if (self.tgid > 0 && self.tgid != tid) self.nspid = ReadProcStatus(self.tgid).nspid;
   ids.host_tgid = self.tgid;
   ids.host_ppid = self.ppid;
   if (!self.nspid.empty()) ids.pid = self.nspid.back();
