@@ -63,9 +63,11 @@ struct ExecRequest {
   std::string cwd;               // "" : the sandbox's working directory
   bool pty = false;
   int64_t kill_grace_ms = 3000;
-  // Each warning the sandbox gives about this exec, as it comes (before the
-  // command runs): e.g. that it runs without its audit trail (audit.trail
-  // "best-effort"). Unset: they are the result's warnings.
+  // Called with each warning the sandbox gives about this exec, before the
+  // command runs (from a supervisor started by an older ward: once it
+  // runs): that the sandbox runs without its audit trail, or this exec
+  // without its record (audit.trail "best-effort"). They are also the
+  // first of RunResult::warnings.
   std::function<void(const std::string&)> on_warning;
 };
 

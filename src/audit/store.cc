@@ -138,6 +138,11 @@ Result<Store> Store::OpenExisting(const std::string& path) {
 }
 
 void Store::DeferCheckpoints(std::function<void(int)> wal_frames) {
+  if (!wal_frames) {
+    sqlite3_wal_autocheckpoint(db_.get(), kWalCheckpointFrames);  // SQLite's own hook again
+    wal_frames_.reset();
+    return;
+  }
   wal_frames_ = std::make_unique<std::function<void(int)>>(std::move(wal_frames));
   // Replaces SQLite's own hook, which is what checkpoints at
   // wal_autocheckpoint frames.
@@ -199,8 +204,8 @@ Result<void> Store::Init(bool create) {
   // checkpoint: about 4 ms on every ward command here). 64 pages keep that
   // read under 256 KiB; the checkpoint (an fsync) comes every few dozen runs.
   WARD_TRY(Exec(db_.get(), path_,
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=64; "
-                "PRAGMA journal_size_limit=1048576;"));
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=1048576;"));
+  sqlite3_wal_autocheckpoint(db_.get(), kWalCheckpointFrames);
   // The schema: made by the first writer, under a write lock, once.
   int version = 0;
   {

@@ -63,7 +63,8 @@ class Store {
   // An error names the path and why: a file that is not a database, a
   // schema of a newer ward, a directory that cannot be made.
   static Result<Store> Open(const std::string& path);
-  // Opens an existing store for reading only (an error if it is missing).
+  // Opens an existing store (an error if it is missing), read and written
+  // as Open's, but never made.
   static Result<Store> OpenExisting(const std::string& path);
 
   // The agent's stable id, made (16 random hex digits) at its first use.
@@ -89,7 +90,8 @@ class Store {
   Result<bool> TrimStep(int64_t max_rows);
   static constexpr int64_t kTrimStepRows = 10000;
   // The size bound, in bytes (default: WARD_AUDIT_MAX_MIB, else 1024 MiB).
-  // The WAL beside the file adds up to about 256 KiB between checkpoints.
+  // The WAL beside the file adds up to about 256 KiB between checkpoints
+  // (at most its 1 MiB size limit when commits outrun deferred ones).
   // Checked after the first append and then after each 1/64 of the bound
   // appended.
   void SetBound(int64_t bytes) {
@@ -101,15 +103,22 @@ class Store {
 
   const std::string& path() const { return path_; }
 
+  // The WAL's length, in pages, at which it is checkpointed: by SQLite in
+  // the commit that reaches it, or after DeferCheckpoints by whoever
+  // `wal_frames` tells.
+  static constexpr int kWalCheckpointFrames = 64;
   // Commits on this connection no longer checkpoint the WAL (with a store
   // on a disk: two fsyncs, milliseconds every few dozen commits, paid by
   // whoever committed: a held exec's start or end). `wal_frames` is told
   // the WAL's length after each commit (on the committing thread), for
-  // another connection to checkpoint it (Checkpoint).
+  // another connection to checkpoint it (Checkpoint). An empty function
+  // gives the checkpoints back to the commits (before its callee goes).
   void DeferCheckpoints(std::function<void(int frames)> wal_frames);
   // Copies what the WAL holds into the database as far as readers allow,
   // waiting for no one (SQLITE_CHECKPOINT_PASSIVE).
   Result<void> Checkpoint();
+  // Both have the same file open.
+  bool SameFileAs(const Store& other) const { return dev_ == other.dev_ && ino_ == other.ino_; }
 
   // An error if the store's path no longer names the file opened (moved,
   // removed or replaced since): what a long-lived writer (a held sandbox's

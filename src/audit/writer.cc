@@ -28,8 +28,9 @@ EventWriter::EventWriter(Store* store) : store_(store) {}
 EventWriter::~EventWriter() { (void)Finish(); }
 
 void EventWriter::CheckpointOffThread() {
+  checkpoints_deferred_ = true;
   store_->DeferCheckpoints([this](int frames) {
-    if (frames < kCheckpointFrames) return;
+    if (frames < Store::kWalCheckpointFrames) return;
     std::lock_guard lock(mu_);
     checkpoint_due_ = true;
     cv_.notify_one();
@@ -38,19 +39,22 @@ void EventWriter::CheckpointOffThread() {
 
 void EventWriter::Checkpoint() {
   // Its own connection: in WAL mode a checkpoint and an append go on side
-  // by side, so neither waits for the other's append lock.
-  if (!checkpointer_) {
+  // by side, so neither waits for the other's append lock. Opened once, and
+  // only on the file store_ has open (not whatever its path names now).
+  if (!checkpointer_ && !checkpointer_failed_) {
     auto own = Store::OpenExisting(store_->path());
-    if (own) {
-      checkpointer_.emplace(std::move(*own));
-    } else {
-      // Then on the writer's connection, between two appends.
-      std::lock_guard append(append_mu_);
-      (void)store_->Checkpoint();
-      return;
-    }
+    if (own && own->SameFileAs(*store_)) checkpointer_.emplace(std::move(*own));
+    else checkpointer_failed_ = true;
   }
-  (void)checkpointer_->Checkpoint();
+  if (checkpointer_) {
+    (void)checkpointer_->Checkpoint();
+    return;
+  }
+  // Else on the writer's connection, between two appends. (A checkpoint
+  // that fails is tried again at the next one due: the WAL only grows
+  // meanwhile.)
+  std::lock_guard append(append_mu_);
+  (void)store_->Checkpoint();
 }
 
 bool EventWriter::Post(Event e, bool essential) {
@@ -259,6 +263,13 @@ Result<void> EventWriter::Finish() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
+  // Whoever commits on the store from now on checkpoints again (the hook
+  // calls into this writer).
+  if (checkpoints_deferred_) {
+    store_->DeferCheckpoints(nullptr);
+    checkpoints_deferred_ = false;
+  }
+  checkpointer_.reset();
   std::lock_guard lock(mu_);
   if (!error_) return error_;
   if (lost_ > 0) {

@@ -50,12 +50,13 @@ class EventWriter {
   // the time its caller can look.
   bool Flush(int timeout_ms);
 
-  // From now on the store's WAL is checkpointed on the writer thread, on a
-  // connection of its own, once it holds kCheckpointFrames pages: not in
-  // the commit of whoever appended (WriteNow and Flush run on the path of
-  // a held exec; a checkpoint of a store on a disk takes milliseconds).
+  // From now on, until Finish, the store's WAL is checkpointed on the
+  // writer thread, on a connection of its own, once it holds
+  // Store::kWalCheckpointFrames pages: not in the commit of whoever
+  // appended (WriteNow and Flush run on the path of a held exec; a
+  // checkpoint of a store on a disk takes milliseconds). Called before
+  // anything is posted or written.
   void CheckpointOffThread();
-  static constexpr int kCheckpointFrames = 64;
 
   // Writes what is queued, stops the thread. An append the store refuses is
   // tried again every kRetryMs while running, and once more at the end;
@@ -83,6 +84,8 @@ class EventWriter {
   void Checkpoint();
   Store* store_;
   std::optional<Store> checkpointer_;  // the writer thread's own connection (CheckpointOffThread)
+  bool checkpointer_failed_ = false;   // it could not be opened: checkpoints go on store_'s
+  bool checkpoints_deferred_ = false;  // CheckpointOffThread was called
   bool checkpoint_due_ = false;
   std::timed_mutex append_mu_;  // one append at a time, batches in queue order; taken before mu_
   std::mutex mu_;

@@ -5,7 +5,7 @@
 namespace ward::lifecycle {
 
 std::string AuditOffWarning(const std::string& why) {
-  return "warning: audit: " + why + "; the sandbox runs without its trail (audit.trail is \"best-effort\")";
+  return "audit: " + why + "; the sandbox runs without its trail (audit.trail is \"best-effort\")";
 }
 
 std::string ExecReportJson(const std::vector<EgressRecord>& egress, uint64_t dropped, const RunResult& mechanisms) {

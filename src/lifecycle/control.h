@@ -39,13 +39,13 @@ inline constexpr uint32_t kCtlStatus = 11;
 // are counted in egressDropped (a report is one message on the socket).
 inline constexpr size_t kReportMaxEgress = 400;
 
-// One exec's report: {"egress": [...], "egressDropped": N,
-// "limitMechanisms": {"memory": ..., "pids": ...}}; the egress records as
-// `ward run --json` prints them (atMs since the exec began).
 // The warning an exec's caller is given when the sandbox runs without its
 // audit trail (`why`: the store's error).
 std::string AuditOffWarning(const std::string& why);
 
+// One exec's report: {"egress": [...], "egressDropped": N,
+// "limitMechanisms": {"memory": ..., "pids": ...}}; the egress records as
+// `ward run --json` prints them (atMs since the exec began).
 std::string ExecReportJson(const std::vector<EgressRecord>& egress, uint64_t dropped, const RunResult& mechanisms);
 // Fills `out`'s egress, egress_dropped and mechanisms from such a report;
 // what it cannot read is left as it is.

@@ -109,8 +109,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     env["WARD_AGENT_ID"] = trail->base.agent_id;
     env["WARD_SANDBOX_ID"] = trail->base.sandbox;
   } else {
-    std::fprintf(stderr, "ward supervisor: warning: audit: %s; the sandbox runs without its trail (audit.trail is \"best-effort\")\n",
-                 trail.error().message.c_str());
+    std::fprintf(stderr, "ward supervisor: warning: %s\n", AuditOffWarning(trail.error().message).c_str());
   }
   auto prepared = PrepareSandbox(req, dir + "/state", rec.audit_db);
   if (!prepared) {
@@ -155,8 +154,8 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
           w->Post(std::move(x), true);
         }
         if (!best_effort) return e;
-        *s.warning = "warning: audit: " + e.message + "; the command runs without its record (audit.trail is \"best-effort\")";
-        std::fprintf(stderr, "ward supervisor: %s\n", s.warning->c_str());
+        *s.warning = "audit: " + e.message + "; the command runs without its record (audit.trail is \"best-effort\")";
+        std::fprintf(stderr, "ward supervisor: warning: %s\n", s.warning->c_str());
         return std::string();
       };
       // A store moved or replaced since it was opened would take the
@@ -176,9 +175,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       Error late = Error::Setup("the audit store did not take the exec's start within 2 s: " + written.error().message);
       if (!best_effort) return refuse(late, true);
       // It runs: its start and end are written when the store takes them.
-      *s.warning = "warning: audit: " + late.message +
+      *s.warning = "audit: " + late.message +
                    "; the command runs, its record written when the store takes it (audit.trail is \"best-effort\")";
-      std::fprintf(stderr, "ward supervisor: %s\n", s.warning->c_str());
+      std::fprintf(stderr, "ward supervisor: warning: %s\n", s.warning->c_str());
       return *run;
     };
     holder.on_exec_end_ = [w = &*writer, &trail](const Holder::ExecEnd& x) {
@@ -239,7 +238,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   unlink((dir + "/ctl").c_str());
   // Whoever asked for the stop is answered by the end of the connection,
   // once everything is gone: the proxy, the cgroups (with `ps`), the record.
-  std::vector<UniqueFd> waiters = std::move(holder.stop_waiters_);
+  std::vector<UniqueFd> waiters = holder.TakeStopWaiters();
   const bool stopped = holder.stopped();
   const std::string failure = holder.failure();
   prepared->reset();

@@ -187,8 +187,6 @@ void Holder::Tell(const std::string& msg) {
   *ready_fd_ = -1;
 }
 
-// Until init serves (kEvReady), fails (a record on the report pipe), or
-// dies. False if it will never serve (`report` says why, if it can).
 bool Holder::WaitReady(InitReport* report) {
   // The first set-up error init reported, if any (non-blocking pipe).
   auto read_errors = [&] {
@@ -262,11 +260,6 @@ void Holder::ReapInit() {
   reaped_ = true;
 }
 
-// A message to init, in order: sent now if the channel takes it, else
-// queued (with copies of its descriptors) and sent when it drains. Never
-// dropped: a lost start left its client waiting forever, a lost signal
-// left a process running (the channel is non-blocking, and a few large
-// requests fill it).
 void Holder::ToInit(const void* data, size_t len, const int* fds, size_t nfds) {
   if (to_init_.empty() && SendToInit(data, len, fds, nfds) != EAGAIN) return;
   PendingToInit p;
@@ -280,7 +273,6 @@ int Holder::SendToInit(const void* data, size_t len, const int* fds, size_t nfds
   return send(held_->exec_channel, data, len, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(len) ? 0 : errno;
 }
 
-// Sends what is queued, in order, until the channel is full again.
 void Holder::FlushToInit() {
   while (!to_init_.empty()) {
     PendingToInit& p = to_init_.front();
@@ -299,7 +291,7 @@ void Holder::SignalExec(uint32_t id, int sig) {
   ToInit(&h, sizeof h, nullptr, 0);
 }
 
-LimitCounts Holder::Limits() const {
+Holder::LimitCounts Holder::Limits() const {
   LimitCounts l;
   if (ps_.cgroup) {
     const SandboxCgroup::Counters k = ps_.cgroup->LimitCounters();
@@ -310,10 +302,6 @@ LimitCounts Holder::Limits() const {
   return l;
 }
 
-// The limits reached while a client's exec ran (`ward exec --json`'s
-// limitsHit). With several execs at once, each is told of a limit the
-// sandbox reached while it ran: the limits are the sandbox's, not one
-// exec's.
 void Holder::ReportLimits(ControlClient& c, const LimitCounts& now) {
   for (const std::string& l : LimitsSince(c.at_start, now)) {
     SendRecord(c.fd.get(), kRecLimit, 0, l == "memory" ? kLimitMemory : kLimitPids, 0);
@@ -327,9 +315,6 @@ std::vector<std::string> Holder::LimitsSince(const LimitCounts& then, const Limi
   return hit;
 }
 
-// An exec ended (or was refused, or the sandbox ended under it): its end
-// goes to the audit trail, whoever still waits for it. `now`: the
-// limits' counts now.
 void Holder::Ended(uint32_t id, int wait_status, bool refused, const std::string& gone, const LimitCounts& now) {
   auto t = tracks_.find(id);
   if (t == tracks_.end()) return;
@@ -357,9 +342,6 @@ uint64_t Holder::DroppedEvents() const {
          events_overflow_;
 }
 
-// An exec's report (`ward exec --json`): the egress decisions made while
-// it ran (with several execs at once, each lists every decision of its
-// time: the rules are the sandbox's), and the limits' mechanisms.
 void Holder::Report(ControlClient& c) {
   PullEvents();
   std::stable_sort(events_.begin(), events_.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
@@ -378,8 +360,6 @@ void Holder::Report(ControlClient& c) {
   SendText(c, kRecReport, quiet_report_);
 }
 
-// A record followed, in the same message, by `text` (kRecReport's JSON,
-// kRecWarning's words).
 void Holder::SendText(ControlClient& c, uint32_t type, const std::string& text) {
   Record head{type, 0, 0, 0, static_cast<int64_t>(text.size())};
   std::string msg(reinterpret_cast<const char*>(&head), sizeof head);
@@ -387,8 +367,6 @@ void Holder::SendText(ControlClient& c, uint32_t type, const std::string& text) 
   (void)!send(c.fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-// Drops the decisions older than every running exec (all, when none
-// runs): what no exec will report is not kept.
 void Holder::PruneEvents() {
   int64_t oldest = INT64_MAX;
   for (const auto& [fd, c] : clients_) {
@@ -397,7 +375,6 @@ void Holder::PruneEvents() {
   std::erase_if(events_, [&](const net::EgressEvent& e) { return e.time_ns < oldest; });
 }
 
-// Ends a client's exec: its status, then the end of the connection.
 void Holder::Finish(ControlClient& c, int status) {
   SendRecord(c.fd.get(), kRecExit, 0, 0, status);
   c.fd.Reset();
@@ -467,6 +444,9 @@ void Holder::Start(ControlClient& c, size_t got, int* fds, size_t nfds) {
   c.exec = out.h.id;
   c.at_start = Limits();
   c.start_ns = MonotonicNs();
+  // Decisions not kept before now are not this exec's to report.
+  PullEvents();
+  c.dropped_at_start = DroppedEvents();
   tracks_[out.h.id] = Track{c.start_ns, c.at_start, false, "", c.peer_pid};
   if (ps_.plan.timeout_ms > 0) c.deadline = MonotonicNs() + ps_.plan.timeout_ms * 1000000;
   ToInit(&out, sizeof out.h + len, pass, nfds + (gated ? 1 : 0));
@@ -539,7 +519,7 @@ void Holder::OnClient(ControlClient& c) {
   for (size_t i = 0; i < nfds; ++i) close(fds[i]);
 }
 
-ControlClient* Holder::ByExec(uint32_t id) {
+Holder::ControlClient* Holder::ByExec(uint32_t id) {
   for (auto& [fd, c] : clients_) {
     if (c->exec == id && c->fd.valid()) return c.get();
   }
@@ -676,7 +656,6 @@ void Holder::OnSignal() {
   }
 }
 
-// Init is gone: every exec still running ends, with why.
 void Holder::GoneForEveryone() {
   ReapInit();
   if (watcher_) {

@@ -24,27 +24,6 @@
 
 namespace ward::lifecycle {
 
-// What the sandbox's limits have done so far: the kernel's counts (cgroup
-// limits) and the memory watch's samples at the pids limit (rlimit class).
-struct LimitCounts {
-  int64_t oom_kills = 0, pids_refused = 0;
-  uint64_t pids_samples = 0;
-};
-
-// One connection to the control socket.
-struct ControlClient {
-  UniqueFd fd;
-  LimitCounts at_start;  // when its exec started: a limit reached since is reported to it
-  int64_t start_ns = 0;  // CLOCK_MONOTONIC then: the egress decisions since are its
-  uint64_t dropped_at_start = 0;
-  uint32_t exec = 0;       // its exec's id; 0: none asked
-  bool exited = false;     // its exec's process has ended
-  pid_t peer_pid = 0;      // who connected (SO_PEERCRED)
-  uid_t peer_uid = 0;
-  bool stop_waiter = false;  // asked for the stop: answered by the end of the supervisor
-  int64_t deadline = 0;    // process.timeoutMs, CLOCK_MONOTONIC ns; 0: none
-};
-
 // Serves the held sandbox: the control socket, init's events, the
 // deadlines, the stop. Runs inside Launch (LaunchOptions::hold).
 class Holder {
@@ -78,7 +57,8 @@ class Holder {
   // was not recorded and it may run all the same).
   std::function<Result<std::string>(const ExecStart&)> on_exec_start_;
   std::function<void(const ExecEnd&)> on_exec_end_;
-  // Why nothing is recorded ("" if it is), for the record `ward exec` reads.
+  // Why nothing is recorded ("" if it is): said to each exec's caller
+  // (kRecWarning) and kept in the sandbox's record (SandboxInfo::audit_off).
   std::string audit_off_;
   // Once init serves, before anyone is: its persistent areas (the
   // directories init handed over with kEvReady) put back (an error: the
@@ -86,12 +66,39 @@ class Holder {
   // Its warnings go to `ward start` with the "ok".
   std::function<Result<std::vector<std::string>>(std::vector<UniqueFd> areas)> on_ready_;
 
+  // Waits for init to serve, puts back the persistent areas, listens on
+  // the control socket, says "ok" on the ready pipe, then serves until
+  // init is gone (the sandbox stopped or failed). What Launch reports.
   Result<InitReport> Serve(HeldInit& held);
 
   bool stopped() const { return stopping_; }
   const std::string& failure() const { return failure_; }
+  // The connections of those who asked for the stop: answered by their end,
+  // once everything of the sandbox is gone.
+  std::vector<UniqueFd> TakeStopWaiters() { return std::move(stop_waiters_); }
 
  private:
+  // What the sandbox's limits have done so far: the kernel's counts (cgroup
+  // limits) and the memory watch's samples at the pids limit (rlimit class).
+  struct LimitCounts {
+    int64_t oom_kills = 0, pids_refused = 0;
+    uint64_t pids_samples = 0;
+  };
+
+  // One connection to the control socket.
+  struct ControlClient {
+    UniqueFd fd;
+    LimitCounts at_start;  // when its exec started: a limit reached since is reported to it
+    int64_t start_ns = 0;  // CLOCK_MONOTONIC then: the egress decisions since are its
+    uint64_t dropped_at_start = 0;
+    uint32_t exec = 0;       // its exec's id; 0: none asked
+    bool exited = false;     // its exec's process has ended
+    pid_t peer_pid = 0;      // who connected (SO_PEERCRED)
+    uid_t peer_uid = 0;
+    bool stop_waiter = false;  // asked for the stop: answered by the end of the supervisor
+    int64_t deadline = 0;    // process.timeoutMs, CLOCK_MONOTONIC ns; 0: none
+  };
+
   void Tell(const std::string& msg);
 
   // Until init serves (kEvReady), fails (a record on the report pipe), or
@@ -179,10 +186,6 @@ class Holder {
 
   static pid_t PidOf(int pidfd);
 
- public:
-  std::vector<UniqueFd> stop_waiters_;
-
- private:
   const std::string& dir_;
   PreparedSandbox& ps_;
   int* ready_fd_;
@@ -191,6 +194,7 @@ class Holder {
   UniqueFd listen_;
   std::optional<struct stat> own_userns_;  // this supervisor's user namespace (PeerIsOwner)
   std::map<int, std::unique_ptr<ControlClient>> clients_;
+  std::vector<UniqueFd> stop_waiters_;
   // Each exec from its start to its end, for the audit trail (its caller
   // may be gone meanwhile).
   struct Track {

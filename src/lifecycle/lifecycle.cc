@@ -347,6 +347,9 @@ Result<Reply> ReadReply(int conn) {
     if (recv(conn, msg.data(), msg.size(), 0) != len) return Error::Setup("receive from the sandbox's supervisor: short report");
     std::memcpy(&r.rec, msg.data(), sizeof r.rec);
     r.text = msg.substr(sizeof r.rec);
+    if (r.rec.value != static_cast<int64_t>(r.text.size())) {
+      return Error::Setup("receive from the sandbox's supervisor: a record's text is not the length it says");
+    }
     return r;
   }
   int fds[2];
@@ -374,7 +377,7 @@ Result<RunResult> Exec(const ExecRequest& req) {
   std::optional<StdioBridge> bridge;
   // Not value-initialized: zeroing its 120 KiB of strings cost each exec
   // ~30 page faults; only the header and the strings written are sent.
-  std::unique_ptr<ExecMessage> msg(new ExecMessage);
+  auto msg = std::make_unique_for_overwrite<ExecMessage>();
   ExecHeader& h = msg->h;
   h = ExecHeader{};
   h.op = kExecStart;
@@ -435,7 +438,7 @@ Result<RunResult> Exec(const ExecRequest& req) {
   std::vector<std::string> warnings;
   auto warn = [&](std::string w) {
     if (req.on_warning) req.on_warning(w);
-    else warnings.push_back(std::move(w));
+    warnings.push_back(std::move(w));
   };
   bool started = false;
   // Until the process runs (and its terminal came, with --pty), or its
@@ -451,8 +454,7 @@ Result<RunResult> Exec(const ExecRequest& req) {
       if (r.step != kStartedAfterWarnings) {
         if (auto rec = lifecycle::LoadRecord(*dir); rec && !rec->audit_off.empty()) warn(lifecycle::AuditOffWarning(rec->audit_off));
       }
-    }
-    else if (r.type == kRecPty && reply->fds.size() == 2) {
+    } else if (r.type == kRecPty && reply->fds.size() == 2) {
       init.pty_master = std::move(reply->fds[0]);
       init.pty_slave = std::move(reply->fds[1]);
       winsize ws;

@@ -37,9 +37,6 @@ bool Missing(pid_t tid, const std::string& path) {
 ProcessExec ReadExecNotice(const Notice& n) {
   ProcessExec e;
   e.time_ns = RealtimeNs();
-  // The parent's sandbox pid is 0 for a parent outside the sandbox's pid
-  // namespace (ward's init is pid 1 inside; its parent is not the
-  // sandbox's).
   const ProcessIds ids = ReadProcessIds(n.pid);
   e.host_pid = ids.host_tgid;
   e.pid = ids.pid;
@@ -52,7 +49,8 @@ ProcessExec ReadExecNotice(const Notice& n) {
     return e;
   }
   // argv[0] is most often the path itself (execvp, a shell): not read twice.
-  const std::string path_read = !at && !e.truncated ? e.path : std::string();
+  // (For execve the path is kept as read.)
+  const bool path_whole = !at && !e.truncated;
   if (at && (e.path.empty() || e.path[0] != '/')) {
     // Relative to a directory descriptor of the caller (fexecve: the file
     // itself, AT_EMPTY_PATH): named by what the descriptor names.
@@ -67,7 +65,9 @@ ProcessExec ReadExecNotice(const Notice& n) {
   if (!e.path.empty() && e.path[0] == '/' && Missing(n.pid, e.path)) e.missing = true;
   size_t total = e.path.size();
   // The argv array, read a batch of pointers at a time, never past the end
-  // of the page the batch starts in (the array may end right there).
+  // of the 4 KiB page the batch starts in (the array may end right there;
+  // a larger page's end is also a 4 KiB page's).
+  constexpr uint64_t kPage = 4096;
   uint64_t ptrs[32];
   size_t have = 0, next = 0;
   for (size_t i = 0; argv_at != 0; ++i) {
@@ -77,7 +77,7 @@ ProcessExec ReadExecNotice(const Notice& n) {
     }
     if (next == have) {
       const uint64_t at_ptr = argv_at + 8 * i;
-      const size_t fit = std::max<size_t>(1, (4096 - at_ptr % 4096) / 8);
+      const size_t fit = std::max<size_t>(1, (kPage - at_ptr % kPage) / 8);
       have = std::min({std::size(ptrs), fit, kExecMaxArgs - i});
       next = 0;
       if (!ReadMemory(n.pid, at_ptr, ptrs, 8 * have)) {
@@ -89,8 +89,8 @@ ProcessExec ReadExecNotice(const Notice& n) {
     if (ptr == 0) break;
     const size_t max = std::min(kExecMaxArgBytes, kExecMaxTotalBytes - total);
     std::string arg;
-    if (ptr == path_at && !path_read.empty() && path_read.size() < max) {
-      arg = path_read;
+    if (ptr == path_at && path_whole && e.path.size() < max) {
+      arg = e.path;
     } else if (!ReadString(n.pid, ptr, max, &arg, &e.truncated)) {
       e.truncated = true;
       break;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +35,11 @@ constexpr uint64_t kPidfdInfoPid = 1;                              // PIDFD_INFO
 constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);  // PIDFD_GET_INFO
 constexpr unsigned long kPidfdGetPidNamespace = _IO(0xFF, 5);       // PIDFD_GET_PID_NAMESPACE
 constexpr unsigned long kNsGetTgidInPidns = _IOR(0xb7, 0x9, int);  // NS_GET_TGID_IN_PIDNS
+static_assert(sizeof(PidfdInfo) == 64, "PIDFD_INFO_SIZE_VER0");
+
+// Set once a kernel has said it has no thread pidfds or no PIDFD_GET_INFO
+// (before 6.9, 6.13): every later call goes to /proc at once.
+std::atomic<bool> g_no_pidfd_info{false};
 
 pid_t ThreadGroupOf(pid_t tid) {
   std::optional<std::string> status = ReadFile("/proc/" + std::to_string(tid) + "/status");
@@ -121,15 +127,21 @@ ProcessIds ReadProcessIds(pid_t tid) {
   // 6.13): about 40 us less per call than making and parsing two
   // /proc/<pid>/status texts, which an older kernel still gets.
   ProcessIds ids;
-  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, tid, kPidfdThread)));
+  UniqueFd pidfd;
   PidfdInfo info{};
   info.mask = kPidfdInfoPid;
-  if (pidfd.valid() && ioctl(pidfd.get(), kPidfdGetInfo, &info) == 0) {
+  bool asked = false;
+  if (!g_no_pidfd_info.load(std::memory_order_relaxed)) {
+    pidfd.Reset(static_cast<int>(syscall(SYS_pidfd_open, tid, kPidfdThread)));
+    if (!pidfd.valid() && errno == EINVAL) g_no_pidfd_info = true;
+    asked = pidfd.valid() && ioctl(pidfd.get(), kPidfdGetInfo, &info) == 0;
+    if (pidfd.valid() && !asked && (errno == ENOTTY || errno == EINVAL)) g_no_pidfd_info = true;
+  }
+  if (asked) {
     UniqueFd ns(ioctl(pidfd.get(), kPidfdGetPidNamespace, 0));
     const int pid = ns.valid() ? ioctl(ns.get(), kNsGetTgidInPidns, static_cast<unsigned long>(info.tgid)) : -1;
     if (pid > 0) {
       ids.host_tgid = static_cast<int>(info.tgid);
-      ids.host_ppid = static_cast<int>(info.ppid);
       ids.pid = pid;
       // ESRCH: the parent is not in the namespace (init's is ward's).
       const int ppid = info.ppid > 0 ? ioctl(ns.get(), kNsGetTgidInPidns, static_cast<unsigned long>(info.ppid)) : -1;
@@ -142,7 +154,6 @@ ProcessIds ReadProcessIds(pid_t tid) {
   // leader's (the pid it has after an execve).
   if (self.tgid > 0 && self.tgid != tid) self.nspid = ReadProcStatus(self.tgid).nspid;
   ids.host_tgid = self.tgid;
-  ids.host_ppid = self.ppid;
   if (!self.nspid.empty()) ids.pid = self.nspid.back();
   if (self.ppid > 0) {
     const ProcStatus parent = ReadProcStatus(self.ppid);

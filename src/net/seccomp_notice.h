@@ -58,11 +58,11 @@ struct ProcStatus {
 };
 ProcStatus ReadProcStatus(pid_t tid);
 
-// Thread `tid`'s process and that process's parent: their ids in the
-// supervisor's pid namespace (`host_`) and in the thread's own (innermost)
-// one; `ppid` 0 for a parent outside it. Zeros if it is gone.
+// Thread `tid`'s process: its id in the supervisor's pid namespace
+// (`host_tgid`) and in the thread's own (innermost) one, and its parent's
+// there (0 for a parent outside it). Zeros if it is gone.
 struct ProcessIds {
-  int host_tgid = 0, host_ppid = 0, pid = 0, ppid = 0;
+  int host_tgid = 0, pid = 0, ppid = 0;
 };
 ProcessIds ReadProcessIds(pid_t tid);
 // Thread `tid`'s id in the sandbox's (innermost) pid namespace; 0 if gone.

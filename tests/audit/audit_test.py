@@ -799,6 +799,36 @@ def test_held_egress_written_as_it_happens():
         ward("deprovision", "heldlive")
 
 
+def test_held_exec_counts_only_its_own_drops():
+    # `ward exec --json` lists at most 400 egress decisions made while it
+    # ran and counts the rest (egressDropped): a flood in one exec is that
+    # exec's count, not the next one's (the supervisor compared with the
+    # count at its start, which it never took: each exec counted every drop
+    # since the sandbox started).
+    held_db = os.path.join(BASE, "helddrop", "audit.db")
+    code, out, err = ward("provision", "--profile", "minimal", "--agent", "held-drop", "--name", "helddrop",
+                          "--cwd", "/", "--allow-net", "127.0.0.1:9", db=held_db)
+    check(code == 0, "provision", err)
+    flood = ("import socket\n"
+             "for i in range(2500):\n"
+             "    s = socket.socket(); s.setblocking(False)\n"
+             "    try: s.connect(('192.0.2.1', 80))\n"
+             "    except OSError: pass\n"
+             "    s.close()\n")
+    try:
+        check(ward("start", "helddrop", db=held_db)[0] == 0, "start")
+        code, _, err = ward("exec", "helddrop", "--json", "--", "python3", "-c", flood, db=held_db, timeout=120)
+        first = json.loads(err.strip().splitlines()[-1]) if err.strip() else {}
+        check(code == 0 and len(first.get("egress", [])) == 400 and first.get("egressDropped", 0) >= 2100,
+              "the flood: 400 listed, the rest counted", {k: v for k, v in first.items() if k != "egress"})
+        code, _, err = ward("exec", "helddrop", "--json", "--", "true", db=held_db)
+        second = json.loads(err.strip().splitlines()[-1]) if err.strip() else {}
+        check(code == 0 and "egress" not in second and "egressDropped" not in second,
+              "the next exec made no decision: none listed, none counted", second)
+    finally:
+        ward("deprovision", "helddrop", db=held_db)
+
+
 EVASION_PROBE = """
 import errno, os, sys
 d = sys.argv[1]
@@ -922,7 +952,7 @@ CASES = [test_identity_on_every_event, test_filters, test_egress_decisions_recor
          test_untrusted_fields_escaped, test_fails_closed_when_the_store_cannot_be_written,
          test_survives_kill_of_ward, test_store_hidden_from_the_sandbox, test_exec_events,
          test_follow_streams_events_as_they_happen, test_no_grant_reaches_into_the_store,
-         test_tampered_store_refused, test_runtime_dir_made_before_a_sandbox_could_see_it, test_exec_recorded,
+         test_tampered_store_refused, test_held_exec_counts_only_its_own_drops, test_runtime_dir_made_before_a_sandbox_could_see_it, test_exec_recorded,
          test_learn_then_run_then_deny_the_variation, test_each_agent_its_own_host_uid,
          test_policy_names_the_agent_and_may_make_the_trail_best_effort,
          test_ocsf_and_syslog_export, test_file_denials_recorded,

@@ -120,13 +120,17 @@ int DoExec(ExecArgs& a) {
   // before it runs (or refuses it: 125) and its end, in the store chosen at
   // provision; this process opens no store. A sandbox without its trail
   // says so before the command runs.
-  a.req.on_warning = [](const std::string& w) { std::fprintf(stderr, "ward: %s\n", w.c_str()); };
+  size_t said = 0;
+  a.req.on_warning = [&said](const std::string& w) {
+    std::fprintf(stderr, "ward: warning: %s\n", w.c_str());
+    ++said;
+  };
   auto r = Exec(a.req);
   if (!r) return fail(r.error());
   const int code = ExitStatusOf(*r);
   if (r->timed_out) std::fprintf(stderr, "ward: timed out; the command was killed\n");
   for (const auto& l : r->limits_hit) std::fprintf(stderr, "ward: %s limit reached\n", l.c_str());
-  for (const auto& w : r->warnings) std::fprintf(stderr, "ward: %s\n", w.c_str());
+  for (size_t i = said; i < r->warnings.size(); ++i) std::fprintf(stderr, "ward: %s\n", r->warnings[i].c_str());
   emit(StatusJson(&*r, nullptr, code));
   return code;
 }
