@@ -28,7 +28,6 @@ EventWriter::EventWriter(Store* store) : store_(store) {}
 EventWriter::~EventWriter() { (void)Finish(); }
 
 void EventWriter::CheckpointOffThread() {
-  checkpoints_deferred_ = true;
   store_->DeferCheckpoints([this](int frames) {
     if (frames < Store::kWalCheckpointFrames) return;
     std::lock_guard lock(mu_);
@@ -263,12 +262,10 @@ Result<void> EventWriter::Finish() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  // Whoever commits on the store from now on checkpoints again (the hook
-  // calls into this writer).
-  if (checkpoints_deferred_) {
-    store_->DeferCheckpoints(nullptr);
-    checkpoints_deferred_ = false;
-  }
+  // Whoever commits on the store from now on checkpoints again (a hook of
+  // CheckpointOffThread would call into this writer; without one, this
+  // sets what the store had).
+  store_->DeferCheckpoints(nullptr);
   checkpointer_.reset();
   std::lock_guard lock(mu_);
   if (!error_) return error_;

@@ -85,7 +85,6 @@ class EventWriter {
   Store* store_;
   std::optional<Store> checkpointer_;  // the writer thread's own connection (CheckpointOffThread)
   bool checkpointer_failed_ = false;   // it could not be opened: checkpoints go on store_'s
-  bool checkpoints_deferred_ = false;  // CheckpointOffThread was called
   bool checkpoint_due_ = false;
   std::timed_mutex append_mu_;  // one append at a time, batches in queue order; taken before mu_
   std::mutex mu_;

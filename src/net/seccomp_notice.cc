@@ -37,8 +37,8 @@ constexpr unsigned long kPidfdGetPidNamespace = _IO(0xFF, 5);       // PIDFD_GET
 constexpr unsigned long kNsGetTgidInPidns = _IOR(0xb7, 0x9, int);  // NS_GET_TGID_IN_PIDNS
 static_assert(sizeof(PidfdInfo) == 64, "PIDFD_INFO_SIZE_VER0");
 
-// Set once a kernel has said it has no thread pidfds or no PIDFD_GET_INFO
-// (before 6.9, 6.13): every later call goes to /proc at once.
+// Set once a kernel has said it has no PIDFD_GET_INFO (before 6.13): every
+// later call goes to /proc at once.
 std::atomic<bool> g_no_pidfd_info{false};
 
 pid_t ThreadGroupOf(pid_t tid) {
@@ -132,8 +132,7 @@ ProcessIds ReadProcessIds(pid_t tid) {
   info.mask = kPidfdInfoPid;
   bool asked = false;
   if (!g_no_pidfd_info.load(std::memory_order_relaxed)) {
-    pidfd.Reset(static_cast<int>(syscall(SYS_pidfd_open, tid, kPidfdThread)));
-    if (!pidfd.valid() && errno == EINVAL) g_no_pidfd_info = true;
+    pidfd = OpenPidfd(tid);
     asked = pidfd.valid() && ioctl(pidfd.get(), kPidfdGetInfo, &info) == 0;
     if (pidfd.valid() && !asked && (errno == ENOTTY || errno == EINVAL)) g_no_pidfd_info = true;
   }
