@@ -295,7 +295,7 @@ int Listener(int family, int type, uint16_t port) {
     a->sin6_port = htons(port);
     len = sizeof *a;
   }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || (type == SOCK_STREAM && listen(fd, 4096) != 0)) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || (type == SOCK_STREAM && listen(fd, net::kProxyListenBacklog) != 0)) {
     int e = errno;
     close(fd);
     return -e;

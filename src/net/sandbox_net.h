@@ -37,6 +37,12 @@ inline constexpr int kSandboxPrefix6 = 64;
 // the workload, which holds no capability, can never bind them first.
 inline constexpr uint16_t kProxyPort = 1;  // TCP: every redirected connection
 inline constexpr uint16_t kDnsPort = 53;   // UDP: every redirected DNS query
+// The TCP listeners' accept queue (the kernel caps it at net.core.somaxconn,
+// 4096 by default). A burst of connections waits there while the proxy's
+// accept loop starts a thread for each; a full queue drops the handshake's
+// last ACK, and the client, already connected, stalls a retransmission (1 s,
+// then 3 s) before the proxy sees it.
+inline constexpr int kProxyListenBacklog = 4096;
 
 // gateway:3128 is the explicit HTTP proxy (HTTP_PROXY / HTTPS_PROXY point
 // there); gateway:53 is DNS; gateway:PORT otherwise is the host's loopback
