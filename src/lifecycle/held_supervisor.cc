@@ -127,7 +127,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       std::fprintf(stderr, "ward supervisor: %s; the names bound before are forgotten\n", bound.error().message.c_str());
     }
   }
-  Holder holder(dir, ps, &ready_fd);
+  Holder::Hooks hooks;
   // Each exec's start and end, recorded here, where the store is open: its
   // caller (`ward exec`) opens no store, and an exec whose caller was
   // killed still has its end recorded.
@@ -141,7 +141,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
     // queued: once the store takes events again it is there, paired with
     // an exit saying it was refused (or, best-effort, with its end).
     const bool best_effort = req.policy.audit.trail == Requirement::kBestEffort;
-    holder.on_exec_start_ = [w = &*writer, &trail, &rec, best_effort](const Holder::ExecStart& s) -> Result<std::string> {
+    hooks.on_exec_start = [w = &*writer, &trail, &rec, best_effort](const Holder::ExecStart& s) -> Result<std::string> {
       auto run = NewId();
       if (!run) return run.error();
       auto refuse = [&](Error e, bool posted) -> Result<std::string> {
@@ -180,7 +180,7 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       std::fprintf(stderr, "ward supervisor: warning: %s\n", s.warning->c_str());
       return *run;
     };
-    holder.on_exec_end_ = [w = &*writer, &trail](const Holder::ExecEnd& x) {
+    hooks.on_exec_end = [w = &*writer, &trail](const Holder::ExecEnd& x) {
       if (x.run.empty()) return;
       const int sig = x.refused || !WIFSIGNALED(x.wait_status) ? 0 : WTERMSIG(x.wait_status);
       const int code = x.refused || sig ? 0 : WEXITSTATUS(x.wait_status);
@@ -207,9 +207,9 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
       w->Post(std::move(e), true);
     };
   } else {
-    holder.audit_off_ = trail.error().message;
+    hooks.audit_off = trail.error().message;
   }
-  holder.before_exit_ = [&writer, &ps] {
+  hooks.before_exit = [&writer, &ps] {
     // Its file accesses judged, then everything written.
     if (ps.file_judge) (void)ps.file_judge->Drain(1000);
     if (writer) (void)writer->Flush(2000);
@@ -220,11 +220,12 @@ int HoldSandbox(const std::string& dir, SandboxRecord rec, int ready_fd) {
   if (!ps.plan.persist.empty()) {
     std::optional<uid_t> as_uid;
     if (ps.plan.host_uid) as_uid = *ps.plan.host_uid;
-    holder.on_ready_ = [&areas, &ps, &dir, as_uid](std::vector<UniqueFd> roots) -> Result<std::vector<std::string>> {
+    hooks.on_ready = [&areas, &ps, &dir, as_uid](std::vector<UniqueFd> roots) -> Result<std::vector<std::string>> {
       WARD_TRY(areas.Restore(dir + "/state", ps.plan.persist, std::move(roots), as_uid));
       return areas.warnings();
     };
   }
+  Holder holder(dir, ps, &ready_fd, std::move(hooks));
   ps.opts.hold = [&](HeldInit& held) { return holder.Serve(held); };
   LaunchError exec_error;
   auto out = Launch(ps.plan, ps.cgroup->plan(), ps.ruleset.get(), ps.opts, &exec_error);

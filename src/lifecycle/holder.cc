@@ -143,8 +143,8 @@ Result<InitReport> Holder::Serve(HeldInit& held) {
   InitReport report;
   if (!WaitReady(&report)) return report;
   std::string ok = "ok";
-  if (on_ready_) {
-    auto ready = on_ready_(std::move(ready_areas_));
+  if (hooks_.on_ready) {
+    auto ready = hooks_.on_ready(std::move(ready_areas_));
     if (!ready) {
       SignalPidfd(held.pidfd, SIGKILL);
       ReapInit();
@@ -172,7 +172,7 @@ Result<InitReport> Holder::Serve(HeldInit& held) {
     rec->failure.clear();
     rec->supervisor = getpid();
     rec->started = Now3339();
-    rec->audit_off = audit_off_;
+    rec->audit_off = hooks_.audit_off;
     (void)SaveRecord(dir_, *rec);
   }
   Tell(ok);
@@ -318,8 +318,8 @@ std::vector<std::string> Holder::LimitsSince(const LimitCounts& then, const Limi
 void Holder::Ended(uint32_t id, int wait_status, bool refused, const std::string& gone, const LimitCounts& now) {
   auto t = tracks_.find(id);
   if (t == tracks_.end()) return;
-  if (on_exec_end_) {
-    on_exec_end_({t->second.run, t->second.caller_pid, wait_status, t->second.timed_out, refused,
+  if (hooks_.on_exec_end) {
+    hooks_.on_exec_end({t->second.run, t->second.caller_pid, wait_status, t->second.timed_out, refused,
                   LimitsSince(t->second.at_start, now), gone,
                   static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
   }
@@ -391,7 +391,7 @@ void Holder::Start(ControlClient& c, size_t got, int* fds, size_t nfds) {
     Finish(c, W_EXITCODE(126, 0));
     return;
   }
-  if (!audit_off_.empty()) SendText(c, kRecWarning, AuditOffWarning(audit_off_));
+  if (!hooks_.audit_off.empty()) SendText(c, kRecWarning, AuditOffWarning(hooks_.audit_off));
   // The sandbox's environment, then what this exec adds (a name it sets
   // replaces the sandbox's value).
   std::vector<std::string> envp = ps_.plan.envp;
@@ -425,7 +425,7 @@ void Holder::Start(ControlClient& c, size_t got, int* fds, size_t nfds) {
   // Recorded before it runs, and recorded while init forks it and sets it
   // up: the process waits at a gate (kExecGated) until its start is in
   // the audit trail, and is refused if it cannot be.
-  const bool gated = static_cast<bool>(on_exec_start_);
+  const bool gated = static_cast<bool>(hooks_.on_exec_start);
   UniqueFd gate_go, gate_wait;
   if (gated) {
     int pair[2];
@@ -453,11 +453,11 @@ void Holder::Start(ControlClient& c, size_t got, int* fds, size_t nfds) {
   gate_wait.Reset();
   if (!gated) return;
   std::string warning;
-  auto recorded = on_exec_start_({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid, &warning});
+  auto recorded = hooks_.on_exec_start({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid, &warning});
   if (!recorded) {
     // The gate closes unopened: the process ends without its execve.
     // Nothing of it is recorded as ended (its start was not recorded;
-    // a start the store takes late is paired by on_exec_start_ itself).
+    // a start the store takes late is paired by on_exec_start itself).
     std::fprintf(stderr, "ward supervisor: audit: %s: exec refused\n", recorded.error().message.c_str());
     tracks_.erase(out.h.id);
     c.exec = 0;
@@ -552,7 +552,7 @@ void Holder::OnInitEvent() {
           case kEvFailed: SendRecord(fd, kRecError, static_cast<uint32_t>(ev.step), ev.err, 0); break;
           case kEvRefused:
             Ended(ev.id, W_EXITCODE(125, 0), true, "", Limits());
-            if (before_exit_) before_exit_();
+            if (hooks_.before_exit) hooks_.before_exit();
             SendRecord(fd, kRecError, kStepFork, ev.err, 0);
             Finish(*c, W_EXITCODE(125, 0));
             break;
@@ -563,7 +563,7 @@ void Holder::OnInitEvent() {
             // it ended (bounded: a store that refuses is the writer's to
             // retry, not this loop's to wait on). Then its limits, report
             // and status at once: one wake-up of the caller, not two.
-            if (before_exit_) before_exit_();
+            if (hooks_.before_exit) hooks_.before_exit();
             ReportLimits(*c, now);
             Report(*c);
             Finish(*c, static_cast<int>(ev.value));
@@ -673,7 +673,7 @@ void Holder::GoneForEveryone() {
   for (const auto& [id, t] : tracks_) still.push_back(id);
   const LimitCounts now = Limits();
   for (uint32_t id : still) Ended(id, SIGKILL, false, gone, now);
-  if (before_exit_) before_exit_();
+  if (hooks_.before_exit) hooks_.before_exit();
   for (auto& [fd, c] : clients_) {
     if (!c->fd.valid()) continue;
     if (c->exec && !c->exited) {

@@ -28,11 +28,6 @@ namespace ward::lifecycle {
 // deadlines, the stop. Runs inside Launch (LaunchOptions::hold).
 class Holder {
  public:
-  Holder(const std::string& dir, PreparedSandbox& ps, int* ready_fd) : dir_(dir), ps_(ps), ready_fd_(ready_fd) {}
-
-  // Called when an exec's command has ended, before its caller is told.
-  std::function<void()> before_exit_;
-
   // The audit trail of each exec (HoldSandbox): its start, before the
   // command goes to init (an error refuses it: nothing runs), and its end,
   // whether or not its caller is still there.
@@ -45,7 +40,7 @@ class Holder {
     std::string* warning;  // what its caller is told before it runs (best-effort: not recorded, or late)
   };
   struct ExecEnd {
-    const std::string& run;  // what on_exec_start_ gave it ("": not recorded)
+    const std::string& run;  // what on_exec_start gave it ("": not recorded)
     pid_t caller_pid;
     int wait_status;  // as waitpid gives it
     bool timed_out, refused;
@@ -53,18 +48,25 @@ class Holder {
     std::string gone;                 // the sandbox ended under it: why
     double duration_ms;
   };
-  // Gives the exec's run id (pairing its start and end; "" if its start
-  // was not recorded and it may run all the same).
-  std::function<Result<std::string>(const ExecStart&)> on_exec_start_;
-  std::function<void(const ExecEnd&)> on_exec_end_;
-  // Why nothing is recorded ("" if it is): said to each exec's caller
-  // (kRecWarning) and kept in the sandbox's record (SandboxInfo::audit_off).
-  std::string audit_off_;
-  // Once init serves, before anyone is: its persistent areas (the
-  // directories init handed over with kEvReady) put back (an error: the
-  // sandbox does not start).
-  // Its warnings go to `ward start` with the "ok".
-  std::function<Result<std::vector<std::string>>(std::vector<UniqueFd> areas)> on_ready_;
+  // What the supervisor around it does at each step; any may be empty.
+  struct Hooks {
+    // Gives the exec's run id (pairing its start and end; "" if its start
+    // was not recorded and it may run all the same).
+    std::function<Result<std::string>(const ExecStart&)> on_exec_start;
+    std::function<void(const ExecEnd&)> on_exec_end;
+    // Why nothing is recorded ("" if it is): said to each exec's caller
+    // (kRecWarning) and kept in the sandbox's record (SandboxInfo::audit_off).
+    std::string audit_off;
+    // Called when an exec's command has ended, before its caller is told.
+    std::function<void()> before_exit;
+    // Once init serves, before anyone is: its persistent areas (the
+    // directories init handed over with kEvReady) put back (an error: the
+    // sandbox does not start). Its warnings go to `ward start` with the "ok".
+    std::function<Result<std::vector<std::string>>(std::vector<UniqueFd> areas)> on_ready;
+  };
+
+  Holder(const std::string& dir, PreparedSandbox& ps, int* ready_fd, Hooks hooks)
+      : dir_(dir), ps_(ps), ready_fd_(ready_fd), hooks_(std::move(hooks)) {}
 
   // Waits for init to serve, puts back the persistent areas, listens on
   // the control socket, says "ok" on the ready pipe, then serves until
@@ -189,6 +191,7 @@ class Holder {
   const std::string& dir_;
   PreparedSandbox& ps_;
   int* ready_fd_;
+  const Hooks hooks_;
   HeldInit* held_ = nullptr;
   std::vector<UniqueFd> ready_areas_;  // init's persistent areas (kEvReady)
   UniqueFd listen_;
