@@ -5,7 +5,7 @@
 // The workload: `sh -c` running a loop that executes --programs short
 // programs (/bin/true), then reads the workspace's `secret` once (which the
 // policy denies), under bench/full-layers.json. Each round runs every
-// runner once, in an order that rotates:
+// runner once, in an order shuffled anew each round (RoundOrder):
 //   bare         the loop itself, posix_spawn'ed: what the programs cost
 //   sandbox      the same sandbox with audit off: ward's library (ward::Run,
 //                which records nothing and watches no execution) in a
@@ -114,9 +114,10 @@ int main(int argc, char** argv) {
   Spawner spawner;
   const std::vector<std::string> names = {"bare", "sandbox", "ward-run", "ward-files"};
   std::map<std::string, std::vector<double>> ms;
+  RoundOrder order(names.size());
   for (int r = 0; r < rounds; ++r) {
-    for (size_t k = 0; k < names.size(); ++k) {
-      const std::string& name = names[(k + static_cast<size_t>(r)) % names.size()];
+    for (size_t k : order.Next()) {
+      const std::string& name = names[k];
       int status = 0;
       double t = 0;
       std::string err;

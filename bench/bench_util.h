@@ -1,6 +1,6 @@
 // Pieces every process-level benchmark here needs: clocks, paths, the
-// last line of a child's stderr, and the order statistics reported
-// (medians with p10 / p90).
+// last line of a child's stderr, the order of a round's runners, and the
+// order statistics reported (medians with p10 / p90).
 #pragma once
 
 #include <errno.h>
@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -72,6 +74,26 @@ inline std::string DescribeStatus(int status) {
   if (WIFSIGNALED(status)) return std::string("signal ") + strsignal(WTERMSIG(status));
   return "status " + std::to_string(status);
 }
+
+// The order in which a round runs its runners: shuffled anew each round,
+// the same from run to run (a fixed seed). In a fixed cyclic order each
+// runner always comes right after the same other one and inherits what it
+// leaves behind (a network namespace the kernel is still tearing down, caches
+// it evicted): one baseline always after bwrap, another always after the
+// bare floor. Shuffled, each comes after each of the others about as often.
+class RoundOrder {
+ public:
+  explicit RoundOrder(size_t runners) : order_(runners) { std::iota(order_.begin(), order_.end(), size_t{0}); }
+  // The indices 0..runners-1 for the next round.
+  const std::vector<size_t>& Next() {
+    std::shuffle(order_.begin(), order_.end(), rng_);
+    return order_;
+  }
+
+ private:
+  std::vector<size_t> order_;
+  std::mt19937 rng_{20261204};
+};
 
 struct Stats {
   size_t n = 0;

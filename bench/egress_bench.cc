@@ -1,9 +1,10 @@
 // ward_egress_bench: what ward's egress mode ("network": {"egress": ...})
 // costs, each figure a ratio or difference against a baseline measured in
 // the same run, the runners interleaved round by round (their order
-// rotating) so that a noisy, shared machine slows them all alike. Bulk and
-// latency also run a third runner for scale: the client through a minimal
-// splice() relay in this process, the floor for any user-space proxy.
+// shuffled anew each round) so that a noisy, shared machine slows them all
+// alike. Bulk and latency also run a third runner for scale: the client
+// through a minimal splice() relay in this process, the floor for any
+// user-space proxy.
 //
 //   bulk     one download of --bulk-mib MiB (default 1 GiB) from a local
 //            server: ward_egress_client inside `ward run` against the same
@@ -627,8 +628,8 @@ void Progress(const Options& opt, const std::string& name, int round, int total)
   if (!opt.json && (round + 1) % 10 == 0) std::fprintf(stderr, "  %s: %d/%d rounds\n", name.c_str(), round + 1, total);
 }
 
-// Each round runs every runner once, in an order that rotates from round to
-// round. `one(index, round, counted)` returns the round's figure for the
+// Each round runs every runner once, in an order shuffled anew each round
+// (bench_util.h RoundOrder). `one(index, round, counted)` returns the round's figure for the
 // pairing (throughput, the run's median latency, the wall time);
 // `pair(ward, base)` turns the two into the round's paired figure.
 template <typename F, typename P>
@@ -636,13 +637,11 @@ void Interleave(const Options& opt, Section& s, int rounds, F&& one, P&& pair) {
   const int total = opt.warmup + rounds;
   const size_t n = s.runners.size();
   s.samples.assign(n, {});
+  RoundOrder order(n);
   for (int round = 0; round < total; ++round) {
     const bool counted = round >= opt.warmup;
     std::vector<double> figure(n, NAN);
-    for (size_t k = 0; k < n; ++k) {
-      const size_t i = (k + static_cast<size_t>(round)) % n;
-      figure[i] = one(i, round, counted);
-    }
+    for (size_t i : order.Next()) figure[i] = one(i, round, counted);
     if (counted) s.paired.push_back(pair(figure[1], figure[0]));
     Progress(opt, s.name, round, total);
   }
@@ -994,7 +993,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  std::printf("ward_egress_bench: runners interleaved round by round (order rotating), %d warm-up round(s) per section\n", opt.warmup);
+  std::printf("ward_egress_bench: runners interleaved round by round (order shuffled), %d warm-up round(s) per section\n", opt.warmup);
   std::printf("machine: Linux %s, %ld CPUs, uid %u; network: %s\n", u.release, cpus, getuid(), netns.c_str());
   std::printf("servers %s:%u and %s:%u (HTTP), DNS %s:53 (A %s); the DNS server answered %llu question(s)\n", kServerAddr,
               kServerPort, kLoopbackAddr, kServerPort, kDnsAddr, kServerName,

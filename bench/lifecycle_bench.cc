@@ -2,10 +2,9 @@
 // "Held sandboxes"), against named baselines in the same run.
 //
 // Latency (each round runs every runner once, in an order shuffled anew
-// each round, the same from run to run: a runner is timed after each of the
-// others about as often; in a fixed cyclic order each always came after the
-// same one, and ward-exec always after bwrap's or a deprovision's network
-// namespace teardown, which the kernel finishes in the background):
+// each round: bench_util.h RoundOrder; in the fixed cyclic order used before,
+// ward-exec always came after bwrap's or a deprovision's network namespace
+// teardown, which the kernel finishes in the background):
 //   bare             posix_spawn("/bin/true") and wait: the floor
 //   ward-run         a cold one-shot `ward run --policy full-layers.json -- /bin/true`
 //   bwrap            bubblewrap with the closest options (as ward_startup_bench)
@@ -233,12 +232,9 @@ int Latency(Bench& b, int rounds, int warmup, const std::string& bwrap_path, boo
       {"provision+start", "ward provision + ward start (deprovision not timed)", {}},
   };
   int fresh = 0;
-  std::vector<size_t> order(runners.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::mt19937 shuffle_rng(20261204);
+  RoundOrder order(runners.size());
   for (int round = 0; round < warmup + rounds; ++round) {
-    std::shuffle(order.begin(), order.end(), shuffle_rng);
-    for (size_t k : order) {
+    for (size_t k : order.Next()) {
       Runner& r = runners[k];
       double ms = 0;
       Outcome o;

@@ -2,8 +2,8 @@
 // sandboxed `/bin/true`, for ward and for named baselines, interleaved in
 // the same run so that a noisy, shared machine slows them all alike.
 //
-// Runners (each round runs every present runner once, in an order that
-// rotates from round to round):
+// Runners (each round runs every present runner once, in an order shuffled
+// anew each round: bench_util.h RoundOrder):
 //   bare      posix_spawn("/bin/true") and wait: the floor
 //   ward      ward run --policy bench/full-layers.json --json -- /bin/true
 //             (every layer: mounts, landlock, seccomp, limits, network none)
@@ -270,11 +270,12 @@ int main(int argc, char** argv) {
   int landlock_abi = -1;
 
   const int total = warmup + rounds;
+  RoundOrder order(runners.size());
   for (int round = 0; round < total; ++round) {
     const bool counted = round >= warmup;
     std::map<std::string, double> this_round;
-    for (size_t k = 0; k < runners.size(); ++k) {
-      Runner& r = runners[(k + static_cast<size_t>(round)) % runners.size()];
+    for (size_t k : order.Next()) {
+      Runner& r = runners[k];
       if (!r.present || !r.failure.empty()) continue;
       Outcome o = spawner.Run(r.argv, r.fds);
       if (!WIFEXITED(o.status) || WEXITSTATUS(o.status) != 0) {
