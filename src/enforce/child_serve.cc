@@ -47,19 +47,13 @@ void Send(int channel, ExecEventType type, uint32_t id, int32_t step, int32_t er
 // False if the counts do not match what the message holds.
 bool SplitStrings(const ExecMessage& m, size_t got, const char** cwd) {
   const ExecHeader& h = m.h;
-  if (got < sizeof h || h.strings_len > got - sizeof h || h.strings_len > kExecMaxStrings) return false;
-  if (h.argc < 1 || static_cast<size_t>(h.argc) + h.envc + 1 > kMaxStrings) return false;
-  const char* p = m.strings;
-  const char* end = m.strings + h.strings_len;
-  const size_t total = 1 + static_cast<size_t>(h.argc) + h.envc;
-  for (size_t i = 0; i < total; ++i) {
-    const char* nul = static_cast<const char*>(memchr(p, 0, static_cast<size_t>(end - p)));
-    if (!nul) return false;
+  if (static_cast<size_t>(h.argc) + h.envc + 1 > kMaxStrings) return false;
+  const bool ok = ForEachExecString(m, got, [&](size_t i, const char* p) {
     if (i == 0) *cwd = p;
     else if (i <= h.argc) g_argv[i - 1] = const_cast<char*>(p);
     else g_envp[i - 1 - h.argc] = const_cast<char*>(p);
-    p = nul + 1;
-  }
+  });
+  if (!ok) return false;
   g_argv[h.argc] = nullptr;
   g_envp[h.envc] = nullptr;
   return true;

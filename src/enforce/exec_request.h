@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace ward {
 
@@ -66,6 +67,26 @@ inline bool AppendExecString(ExecMessage& m, size_t* len, const char* s, size_t 
   for (size_t i = 0; i < n; ++i) m.strings[*len + i] = s[i];
   m.strings[*len + n] = '\0';
   *len += n + 1;
+  return true;
+}
+
+// Walks the strings of a request `got` bytes long: `each(i, s)` for each,
+// i = 0 the cwd, 1..argc argv, then envp. False, part-way through, if the
+// header's counts or length do not match what the message holds. Allocates
+// nothing: init uses it too.
+template <typename Each>
+bool ForEachExecString(const ExecMessage& m, size_t got, Each&& each) {
+  const ExecHeader& h = m.h;
+  if (got < sizeof h || h.strings_len > got - sizeof h || h.strings_len > kExecMaxStrings || h.argc < 1) return false;
+  const char* p = m.strings;
+  const char* end = m.strings + h.strings_len;
+  const size_t total = 1 + static_cast<size_t>(h.argc) + h.envc;
+  for (size_t i = 0; i < total; ++i) {
+    const char* nul = static_cast<const char*>(memchr(p, 0, static_cast<size_t>(end - p)));
+    if (!nul) return false;
+    each(i, p);
+    p = nul + 1;
+  }
   return true;
 }
 

@@ -80,21 +80,11 @@ bool PeerIsOwner(int fd, const struct stat& mine) {
 // message does not hold them.
 bool SplitRequest(const ExecMessage& m, size_t got, std::string* cwd, std::vector<std::string>* argv,
                   std::vector<std::string>* env) {
-  const ExecHeader& h = m.h;
-  if (got < sizeof h || h.strings_len > got - sizeof h || h.argc < 1) return false;
-  const char* p = m.strings;
-  const char* end = m.strings + h.strings_len;
-  const size_t total = 1 + static_cast<size_t>(h.argc) + h.envc;
-  for (size_t i = 0; i < total; ++i) {
-    const char* nul = static_cast<const char*>(memchr(p, 0, static_cast<size_t>(end - p)));
-    if (!nul) return false;
-    std::string s(p, nul);
-    if (i == 0) *cwd = std::move(s);
-    else if (i <= h.argc) argv->push_back(std::move(s));
-    else env->push_back(std::move(s));
-    p = nul + 1;
-  }
-  return true;
+  return ForEachExecString(m, got, [&](size_t i, const char* p) {
+    if (i == 0) *cwd = p;
+    else if (i <= m.h.argc) argv->emplace_back(p);
+    else env->emplace_back(p);
+  });
 }
 
 // The number of processes descending from `root` (its children, theirs...),
