@@ -46,14 +46,14 @@ void EventWriter::Checkpoint() {
     else checkpointer_failed_ = true;
   }
   if (checkpointer_) {
-    (void)checkpointer_->Checkpoint();
+    if (checkpointer_->Checkpoint()) ++checkpoints_;
     return;
   }
   // Else on the writer's connection, between two appends. (A checkpoint
   // that fails is tried again at the next one due: the WAL only grows
   // meanwhile.)
   std::lock_guard append(append_mu_);
-  (void)store_->Checkpoint();
+  if (store_->Checkpoint()) ++checkpoints_;
 }
 
 bool EventWriter::Post(Event e, bool essential) {

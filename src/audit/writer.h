@@ -6,6 +6,7 @@
 // in flight.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -57,6 +58,8 @@ class EventWriter {
   // checkpoint of a store on a disk takes milliseconds). Called before
   // anything is posted or written.
   void CheckpointOffThread();
+  // The checkpoints the writer thread has made since (tests, diagnostics).
+  uint64_t checkpoints() const { return checkpoints_.load(); }
 
   // Writes what is queued, stops the thread. An append the store refuses is
   // tried again every kRetryMs while running, and once more at the end;
@@ -86,6 +89,7 @@ class EventWriter {
   std::optional<Store> checkpointer_;  // the writer thread's own connection (CheckpointOffThread)
   bool checkpointer_failed_ = false;   // it could not be opened: checkpoints go on store_'s
   bool checkpoint_due_ = false;
+  std::atomic<uint64_t> checkpoints_{0};
   std::timed_mutex append_mu_;  // one append at a time, batches in queue order; taken before mu_
   std::mutex mu_;
   std::condition_variable cv_;

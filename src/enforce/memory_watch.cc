@@ -5,10 +5,12 @@
 #include <sys/eventfd.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <string>
@@ -60,7 +62,7 @@ Result<MemoryWatch> MemoryWatch::FromProcfs(UniqueFd proc) {
   return MemoryWatch(std::move(proc));
 }
 
-Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory) {
+Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, const std::vector<pid_t>& at_gate) {
   int dir_fd = openat(proc_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return SysError("open", "the sandbox's /proc");
   DIR* dir = fdopendir(dir_fd);
@@ -96,6 +98,9 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory) {
     }
     usage.tasks += static_cast<int64_t>(tids.size());
     if (!memory || pid == "1") continue;  // init: ward's own, a few pages
+    if (std::find(at_gate.begin(), at_gate.end(), static_cast<pid_t>(std::atoi(e->d_name))) != at_gate.end()) {
+      continue;  // a fork of init before its exec: the same
+    }
     ssize_t n = -1;
     int err = ENOENT;
     std::string where;  // the directory whose files were read
@@ -161,10 +166,35 @@ void MemoryWatchThread::Stop() {
   thread_.join();
 }
 
+void MemoryWatchThread::AtGate(int gate) {
+  std::lock_guard lock(gates_mu_);
+  gates_[gate] = 0;
+}
+
+void MemoryWatchThread::PastGate(int gate) {
+  std::lock_guard lock(gates_mu_);
+  gates_.erase(gate);
+}
+
+std::vector<pid_t> MemoryWatchThread::AtGates() {
+  std::vector<pid_t> pids;
+  std::lock_guard lock(gates_mu_);
+  for (auto& [fd, pid] : gates_) {
+    // Said by ward's own code: only that process holds the other end, and
+    // it closes it at its exec.
+    pid_t said = 0;
+    if (pid == 0 && recv(fd, &said, sizeof said, MSG_DONTWAIT) == static_cast<ssize_t>(sizeof said) && said > 1) {
+      pid = said;
+    }
+    if (pid > 0) pids.push_back(pid);
+  }
+  return pids;
+}
+
 void MemoryWatchThread::Run(int64_t interval_ms) {
   for (;;) {
     const int64_t start = MonotonicMs();
-    auto used = watch_.Sample(start, limits_.memory_bytes > 0);
+    auto used = watch_.Sample(start, limits_.memory_bytes > 0, AtGates());
     if (!used) {
       error_ = used.error().message;
       return kill_();

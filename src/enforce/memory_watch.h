@@ -36,18 +36,25 @@
 // credentials, which may read every process the workload runs (they run in
 // the sandbox's user namespace, which the supervisor owns), but not init and
 // its children before they exec (their memory is ward's, from fork): init is
-// skipped, and some process unreadable in every sample for longer than
+// skipped, so is a held exec's process while it waits at its gate for its
+// start to be recorded (it says its pid on the gate: AtGate), and some
+// process unreadable in every sample for longer than
 // kUnreadableMs (a program that is not readable by any user mapped into the
 // sandbox makes its process so; a chain of them too) is an error: the limit
 // cannot be kept, and the sandbox is stopped.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "base/unique_fd.h"
 #include "ward/result.h"
@@ -79,7 +86,13 @@ class MemoryWatch {
   // seen to be reached: the kernel counts no failed fork anywhere ward can
   // read, so a sample at the limit is the evidence (a burst that fills the
   // limit between two samples goes unseen).
-  Result<Usage> Sample(int64_t now_ms, bool memory);
+  //
+  // `at_gate`: processes a held sandbox's init forked for an exec, waiting
+  // at its gate (enforce/exec_request.h kExecGated) until its start is in
+  // the audit trail. Still ward's code and unreadable until their exec, as
+  // init is, for as long as the store takes (seconds, when it is busy):
+  // not counted, as init is not.
+  Result<Usage> Sample(int64_t now_ms, bool memory, const std::vector<pid_t>& at_gate = {});
 
  private:
   explicit MemoryWatch(UniqueFd proc) : proc_(std::move(proc)) {}
@@ -116,8 +129,17 @@ class MemoryWatchThread {
   uint64_t pids_at_limit_samples() const { return pids_at_limit_samples_; }
   const std::string& error() const { return error_; }
 
+  // A held exec's process waits at its gate: `gate` is the supervisor's end,
+  // on which that process sends its pid (in the sandbox) before it waits.
+  // Until PastGate(gate) the process is not counted as unreadable
+  // (MemoryWatch::Sample's at_gate). PastGate before `gate` is closed.
+  void AtGate(int gate);
+  void PastGate(int gate);
+
  private:
   void Run(int64_t interval_ms);
+  // The processes at their gates now (reads the pids not yet read).
+  std::vector<pid_t> AtGates();
 
   MemoryWatch watch_;
   Limits limits_;
@@ -126,6 +148,8 @@ class MemoryWatchThread {
   std::atomic<bool> exceeded_{false}, pids_reached_{false};
   std::atomic<uint64_t> pids_at_limit_samples_{0};
   std::string error_;  // written by the thread, read after the join
+  std::mutex gates_mu_;
+  std::map<int, pid_t> gates_;  // gate descriptor -> the process waiting there (0: not said yet)
   std::thread thread_;
 };
 

@@ -442,6 +442,16 @@ void Holder::Start(ControlClient& c, size_t got, int* fds, size_t nfds) {
   ToInit(&out, sizeof out.h + len, pass, nfds + (gated ? 1 : 0));
   gate_wait.Reset();
   if (!gated) return;
+  // While it waits, its process is not the memory watch's to count: a
+  // busy store may take seconds to record its start.
+  struct AtGate {
+    MemoryWatchThread* watch;
+    int gate;
+    ~AtGate() {
+      if (watch) watch->PastGate(gate);
+    }
+  } at_gate{watcher_.get(), gate_go.get()};
+  if (watcher_) watcher_->AtGate(gate_go.get());
   std::string warning;
   auto recorded = hooks_.on_exec_start({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid, &warning});
   if (!recorded) {

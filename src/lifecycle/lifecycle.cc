@@ -425,13 +425,16 @@ Result<RunResult> Exec(const ExecRequest& req) {
     MarkGone(&*rec, *dir);
     return Error{Error::Code::kSupervisorGone, "sandbox " + rec->name + " failed: " + rec->failure};
   }
+  // Signals are taken for the command before it is asked for: one that
+  // came between the request and the relay would end this process and
+  // leave the command running.
+  SignalRelay signals;
+  if (!signals.fd().valid()) return SysError("signalfd", "SIGINT,SIGTERM,SIGHUP,SIGQUIT");
   int sent = pass.empty() ? (send(conn->get(), msg.get(), size, MSG_NOSIGNAL) == static_cast<ssize_t>(size) ? 0 : errno)
                           : SendFdsWithData(conn->get(), pass.data(), pass.size(), msg.get(), size);
   if (sent) return Error::Setup(std::string("send to the sandbox's supervisor: ") + ErrnoName(sent));
   if (bridge) bridge->CloseChildEnds();
 
-  SignalRelay signals;
-  if (!signals.fd().valid()) return SysError("signalfd", "SIGINT,SIGTERM,SIGHUP,SIGQUIT");
   SupervisedInit init;
   LaunchOutcome out;
   InitReport early;

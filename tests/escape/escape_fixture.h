@@ -590,7 +590,7 @@ class Escape : public ::testing::Test {
       EXPECT_EQ(d.ExitStatus(), 0) << "ward deprovision" << d.Describe();
       held_.clear();
       owner = held_supervisor_;
-      EXPECT_TRUE(ProcessEnds(owner, 2000)) << "supervisor " << owner << " outlived deprovision";
+      EXPECT_TRUE(ProcessEnds(owner, 15000)) << "supervisor " << owner << " outlived deprovision";
     }
     EXPECT_EQ(ReadOr("/proc/self/mountinfo"), mountinfo_before_) << "the host's mount table changed";
     // The cgroups are removed before ward exits (the supervisor, held).

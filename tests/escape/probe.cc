@@ -878,7 +878,7 @@ unsigned long NamespaceFlag(const std::string& ns) {
   }
   // At the limit for a moment, as a real fork bomb stays (a pids limit kept
   // by RLIMIT_NPROC is seen reached only by sampling: memory_watch.h).
-  if (err) usleep(150 * 1000);
+  if (err) usleep(1000 * 1000);
   for (pid_t p : kids) kill(p, SIGKILL);
   for (pid_t p : kids) waitpid(p, nullptr, 0);
   if (err) Fail(err, "forks=" + std::to_string(kids.size()));

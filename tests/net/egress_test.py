@@ -1761,12 +1761,12 @@ def no_leaks_inflight(t):
     script = ("curl -sS --noproxy '*' --max-time 60 -4 http://allowed.test:7000/%s & "
               "curl -sS --max-time 60 http://allowed.test:7000/%s & wait" % (t1, t2))
     r = s.run(t, s.policy(STD_ALLOW + ["allowed.test:7000"], STD_DENY),
-              [run("sh", "-c", script, timeout=90)], timeout_ms=2000)
+              [run("sh", "-c", script, timeout=90)], timeout_ms=6000)
     ended = time.monotonic()
     t.check(r.rc == 124 and (r.result or {}).get("timedOut") is True,
             "expected ward to time out (exit 124, timedOut), got exit %s" % r.rc, r)
-    t.check(r.t1 - r.t0 < 10, "ward took %.1fs to end a run with a 2s timeout" % (r.t1 - r.t0), r)
-    deadline = ended + 3
+    t.check(r.t1 - r.t0 < 30, "ward took %.1fs to end a run with a 6s timeout" % (r.t1 - r.t0), r)
+    deadline = ended + 10
     while time.monotonic() < deadline:
         entries = s.servers.hold.items()[before:]
         if len(entries) >= 2 and all(e.get("closed_at") for e in entries):

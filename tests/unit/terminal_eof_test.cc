@@ -248,9 +248,10 @@ TEST_F(TerminalEofPty, ReadlineSeesTheEnd) {
 
 // The bug: the last command runs long in canonical mode, where the end is
 // written as the mark; readline then switches to raw mode and would read a
-// NUL. Told anew as ^D before it reads (settle_ms: ward looks within 100 ms).
+// NUL. Told anew as ^D before it reads (settle_ms: ward looks within 100 ms;
+// 1 s leaves a loaded machine time to schedule it).
 TEST_F(TerminalEofPty, EndWrittenWhileTheLastCommandRunsReachesReadline) {
-  EXPECT_EQ(Run("one\ntwo\n", [] { Readline(300, 250); }), "line:one\nline:two\n<EOF>");
+  EXPECT_EQ(Run("one\ntwo\n", [] { Readline(300, 1000); }), "line:one\nline:two\n<EOF>");
   // Reading at once: it may take the NUL first, then the ^D.
   std::string got = Run("one\ntwo\n", [] { Readline(300, 0); });
   EXPECT_TRUE(got == "line:one\nline:two\n<EOF>" || got == "line:one\nline:two\n<NUL><EOF>") << got;
@@ -261,12 +262,19 @@ TEST_F(TerminalEofPty, RawReaderGetsOneEof) {
   std::string got = Run(
       "x",
       [] {
+        // Until the ^D (at most 10 s), then 300 ms more: a second one
+        // would come within them.
         fcntl(0, F_SETFL, O_NONBLOCK);
-        const int64_t end = NowNs() + 600 * 1000000LL;
+        int64_t end = NowNs() + 10000 * 1000000LL;
+        bool eof = false;
         std::string seen;
         while (NowNs() < end) {
           char c;
           if (read(0, &c, 1) == 1) seen += c == 4 ? std::string("^D") : std::string(1, c);
+          if (!eof && seen.ends_with("^D")) {
+            eof = true;
+            end = NowNs() + 300 * 1000000LL;
+          }
           SleepMs(5);
         }
         Say(seen);

@@ -1096,7 +1096,7 @@ class FakeDns {
     setsockopt(tcp_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     EXPECT_EQ(bind(udp_.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << strerror(errno);
     EXPECT_EQ(bind(tcp_.get(), reinterpret_cast<sockaddr*>(&sa), len), 0) << strerror(errno);
-    EXPECT_EQ(listen(tcp_.get(), 16), 0);
+    EXPECT_EQ(listen(tcp_.get(), SOMAXCONN), 0);
     stop_.Reset(eventfd(0, EFD_CLOEXEC));
     thread_ = std::thread([this] { Loop(); });
   }
@@ -1203,7 +1203,7 @@ class LabProxy {
     c.host_addresses = std::move(host);
     c.dns_servers = {UpstreamDns{Ip(kHostAddr4), kFakeDnsPort}};
     c.sniff_timeout_ms = sniff_timeout_ms;
-    c.dns_timeout_ms = 1000;
+    c.dns_timeout_ms = 5000;  // the lab's resolver answers at once; a loaded machine may not
     c.tcp4 = std::move(g_lab->tcp4);
     c.tcp6 = std::move(g_lab->tcp6);
     c.udp4 = std::move(g_lab->udp4);
@@ -1215,9 +1215,10 @@ class LabProxy {
 
   EgressProxy& proxy() { return *proxy_; }
 
-  // The first event (seen so far or within 3 s) that `match` accepts.
+  // The first event (seen so far or within 10 s: a ceiling for a loaded
+  // machine, left as soon as it comes) that `match` accepts.
   std::optional<EgressEvent> Find(const std::function<bool(const EgressEvent&)>& match) {
-    int64_t deadline = MonotonicMs() + 3000;
+    int64_t deadline = MonotonicMs() + 10000;
     for (;;) {
       for (EgressEvent& e : proxy_->TakeEvents()) seen_.push_back(std::move(e));
       for (const EgressEvent& e : seen_) {
