@@ -62,7 +62,29 @@ Result<MemoryWatch> MemoryWatch::FromProcfs(UniqueFd proc) {
   return MemoryWatch(std::move(proc));
 }
 
-Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, const std::vector<pid_t>& at_gate) {
+uint64_t ParseStatStartTicks(std::string_view text) {
+  // After the command name (which may hold spaces and parentheses): the
+  // state (field 3), then fields 4..22.
+  const size_t close = text.rfind(')');
+  if (close == std::string_view::npos) return 0;
+  size_t at = close + 1;
+  for (int field = 3; field <= 22; ++field) {
+    at = text.find_first_not_of(' ', at);
+    if (at == std::string_view::npos) return 0;
+    const size_t end = std::min(text.find_first_of(" \n", at), text.size());
+    if (field == 22) return std::strtoull(std::string(text.substr(at, end - at)).c_str(), nullptr, 10);
+    at = end;
+  }
+  return 0;
+}
+
+uint64_t MemoryWatch::StartTicks(pid_t pid) const {
+  char buf[1024];
+  ssize_t n = ReadAt(proc_.get(), std::to_string(pid) + "/stat", buf, sizeof buf);
+  return n > 0 ? ParseStatStartTicks(std::string_view(buf, static_cast<size_t>(n))) : 0;
+}
+
+Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, const std::vector<AtGate>& at_gate) {
   int dir_fd = openat(proc_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return SysError("open", "the sandbox's /proc");
   DIR* dir = fdopendir(dir_fd);
@@ -98,9 +120,6 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, cons
     }
     usage.tasks += static_cast<int64_t>(tids.size());
     if (!memory || pid == "1") continue;  // init: ward's own, a few pages
-    if (std::find(at_gate.begin(), at_gate.end(), static_cast<pid_t>(std::atoi(e->d_name))) != at_gate.end()) {
-      continue;  // a fork of init before its exec: the same
-    }
     ssize_t n = -1;
     int err = ENOENT;
     std::string where;  // the directory whose files were read
@@ -125,6 +144,11 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, cons
       return Error::Setup("cannot read the memory of the sandbox's process " + pid + " (/proc/" + pid +
                           "/smaps_rollup: " + ErrnoName(err) + "), so memoryMiB cannot be kept");
     }
+    // A fork of init waiting at its gate: unreadable as init is, until its
+    // exec (the very process the gate named, not one that took its pid).
+    const pid_t number = static_cast<pid_t>(std::atoi(e->d_name));
+    const auto gate = std::find_if(at_gate.begin(), at_gate.end(), [&](const AtGate& g) { return g.pid == number; });
+    if (gate != at_gate.end() && gate->start_ticks != 0 && StartTicks(number) == gate->start_ticks) continue;
     unreadable = pid;
     unreadable_err = err;
   }
@@ -168,7 +192,7 @@ void MemoryWatchThread::Stop() {
 
 void MemoryWatchThread::AtGate(int gate) {
   std::lock_guard lock(gates_mu_);
-  gates_[gate] = 0;
+  gates_[gate] = {0, 0};
 }
 
 void MemoryWatchThread::PastGate(int gate) {
@@ -176,19 +200,20 @@ void MemoryWatchThread::PastGate(int gate) {
   gates_.erase(gate);
 }
 
-std::vector<pid_t> MemoryWatchThread::AtGates() {
-  std::vector<pid_t> pids;
+std::vector<MemoryWatch::AtGate> MemoryWatchThread::AtGates() {
+  std::vector<MemoryWatch::AtGate> at;
   std::lock_guard lock(gates_mu_);
-  for (auto& [fd, pid] : gates_) {
+  for (auto& [fd, gate] : gates_) {
     // Said by ward's own code: only that process holds the other end, and
-    // it closes it at its exec.
+    // it closes it at its exec. Its start time now, while it waits there
+    // (it cannot pass the gate before PastGate's caller opens it).
     pid_t said = 0;
-    if (pid == 0 && recv(fd, &said, sizeof said, MSG_DONTWAIT) == static_cast<ssize_t>(sizeof said) && said > 1) {
-      pid = said;
+    if (gate.pid == 0 && recv(fd, &said, sizeof said, MSG_DONTWAIT) == static_cast<ssize_t>(sizeof said) && said > 1) {
+      gate = {said, watch_.StartTicks(said)};
     }
-    if (pid > 0) pids.push_back(pid);
+    if (gate.pid > 0) at.push_back(gate);
   }
-  return pids;
+  return at;
 }
 
 void MemoryWatchThread::Run(int64_t interval_ms) {

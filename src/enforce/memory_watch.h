@@ -36,9 +36,10 @@
 // credentials, which may read every process the workload runs (they run in
 // the sandbox's user namespace, which the supervisor owns), but not init and
 // its children before they exec (their memory is ward's, from fork): init is
-// skipped, so is a held exec's process while it waits at its gate for its
-// start to be recorded (it says its pid on the gate: AtGate), and some
-// process unreadable in every sample for longer than
+// skipped; a held exec's process waiting at its gate for its start to be
+// recorded is spared the unreadable rule (it says its pid on the gate:
+// AtGate; it is counted if it can be read); and some process unreadable in
+// every sample for longer than
 // kUnreadableMs (a program that is not readable by any user mapped into the
 // sandbox makes its process so; a chain of them too) is an error: the limit
 // cannot be kept, and the sandbox is stopped.
@@ -90,9 +91,19 @@ class MemoryWatch {
   // `at_gate`: processes a held sandbox's init forked for an exec, waiting
   // at its gate (enforce/exec_request.h kExecGated) until its start is in
   // the audit trail. Still ward's code and unreadable until their exec, as
-  // init is, for as long as the store takes (seconds, when it is busy):
-  // not counted, as init is not.
-  Result<Usage> Sample(int64_t now_ms, bool memory, const std::vector<pid_t>& at_gate = {});
+  // init is, for as long as the store takes (seconds, when it is busy).
+  // Such a process is spared the unreadable rule, nothing else: one that
+  // can be read is counted, and the process is known by its pid and start
+  // time together (a process of the sandbox that killed it and took its
+  // pid is not it).
+  struct AtGate {
+    pid_t pid;
+    uint64_t start_ticks;  // field 22 of /proc/PID/stat
+  };
+  Result<Usage> Sample(int64_t now_ms, bool memory, const std::vector<AtGate>& at_gate = {});
+  // A process's start time (field 22 of its stat, readable whoever may read
+  // its memory), or 0 if it is gone.
+  uint64_t StartTicks(pid_t pid) const;
 
  private:
   explicit MemoryWatch(UniqueFd proc) : proc_(std::move(proc)) {}
@@ -139,7 +150,7 @@ class MemoryWatchThread {
  private:
   void Run(int64_t interval_ms);
   // The processes at their gates now (reads the pids not yet read).
-  std::vector<pid_t> AtGates();
+  std::vector<MemoryWatch::AtGate> AtGates();
 
   MemoryWatch watch_;
   Limits limits_;
@@ -149,7 +160,7 @@ class MemoryWatchThread {
   std::atomic<uint64_t> pids_at_limit_samples_{0};
   std::string error_;  // written by the thread, read after the join
   std::mutex gates_mu_;
-  std::map<int, pid_t> gates_;  // gate descriptor -> the process waiting there (0: not said yet)
+  std::map<int, MemoryWatch::AtGate> gates_;  // gate descriptor -> the process waiting there (pid 0: not said yet)
   std::thread thread_;
 };
 
@@ -158,5 +169,8 @@ class MemoryWatchThread {
 uint64_t ParseRollup(std::string_view text);
 // VmPTE of one /proc/PID/status text, in bytes.
 uint64_t ParseStatusPageTables(std::string_view text);
+// The start time (field 22, clock ticks after boot) of one /proc/PID/stat
+// text; 0 if it has none.
+uint64_t ParseStatStartTicks(std::string_view text);
 
 }  // namespace ward

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+#include <string>
+
 namespace ward {
 namespace {
 
@@ -20,6 +24,20 @@ TEST(MemoryWatch, CountsAnonymousAndSharedMemoryOnly) {
   EXPECT_EQ(ParseRollup(rollup), (112u + 8u) * 1024);
   EXPECT_EQ(ParseRollup(""), 0u) << "a zombie has no memory of its own";
   EXPECT_EQ(ParseRollup("Pss_Anon_X: 5 kB\nXPss_Anon: 7 kB\n"), 0u) << "whole keys only";
+}
+
+// A process at its gate is known by its pid and this start time together.
+TEST(MemoryWatch, StartTicksFromStat) {
+  // A command name with spaces and parentheses cannot shift the fields.
+  const std::string stat =
+      "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 2400000 300 18446744073709551615\n";
+  EXPECT_EQ(ParseStatStartTicks(stat), 987654u);
+  EXPECT_EQ(ParseStatStartTicks("42 (x) S 1 42"), 0u) << "too short";
+  EXPECT_EQ(ParseStatStartTicks("no name here"), 0u);
+  // Positive control: this process's own, as the kernel writes it.
+  std::ifstream self("/proc/self/stat");
+  std::string text((std::istreambuf_iterator<char>(self)), std::istreambuf_iterator<char>());
+  EXPECT_GT(ParseStatStartTicks(text), 0u) << text;
 }
 
 TEST(MemoryWatch, RefusesWardsOwnProcfs) {
