@@ -629,9 +629,10 @@ void Progress(const Options& opt, const std::string& name, int round, int total)
 }
 
 // Each round runs every runner once, in an order shuffled anew each round
-// (bench_util.h RoundOrder). `one(index, round, counted)` returns the round's figure for the
-// pairing (throughput, the run's median latency, the wall time);
-// `pair(ward, base)` turns the two into the round's paired figure.
+// (bench_util.h RoundOrder). `one(index, round, counted)` returns the
+// round's figure for the pairing (throughput, the run's median latency, the
+// wall time); `pair(ward, base)` turns the two into the round's paired
+// figure.
 template <typename F, typename P>
 void Interleave(const Options& opt, Section& s, int rounds, F&& one, P&& pair) {
   const int total = opt.warmup + rounds;

@@ -45,8 +45,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <numeric>
-#include <random>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>

@@ -254,30 +254,28 @@ Result<void> Store::Init(bool create) {
 Result<uint32_t> Store::AgentHostUid(const std::string& agent, uint32_t base, uint32_t count) {
   if (count < 2) return Error::Setup("WARD_UID_RANGE holds no uid for agents (its COUNT must be 2 or more)");
   const int64_t lo = int64_t{base} + 1, hi = int64_t{base} + count;  // [lo, hi): BASE is the library's
+  // The agent's uid now (-1: none); false if the store cannot be read.
+  auto held_uid = [&](int64_t* uid) {
+    Stmt q(db_.get(), "SELECT uid FROM agent_uids WHERE name = ?1");
+    if (!q.ok()) return false;
+    q.Text(1, agent);
+    *uid = sqlite3_step(q.get()) == SQLITE_ROW ? sqlite3_column_int64(q.get(), 0) : -1;
+    return true;
+  };
   // Held already, in the range (every run but an agent's first): a read,
   // no write lock. (A run uses the uid it read either way: the lock was
   // released before the run began.)
-  {
-    Stmt q(db_.get(), "SELECT uid FROM agent_uids WHERE name = ?1");
-    if (!q.ok()) return DbError(path_, db_.get(), "look up the agent's uid");
-    q.Text(1, agent);
-    if (sqlite3_step(q.get()) == SQLITE_ROW) {
-      const int64_t held = sqlite3_column_int64(q.get(), 0);
-      if (held >= lo && held < hi) return static_cast<uint32_t>(held);
-    }
-  }
+  int64_t held = -1;
+  if (!held_uid(&held)) return DbError(path_, db_.get(), "look up the agent's uid");
+  if (held >= lo && held < hi) return static_cast<uint32_t>(held);
   WARD_TRY(Exec(db_.get(), path_, "BEGIN IMMEDIATE"));
   auto fail = [&](Error e) {
     (void)Exec(db_.get(), path_, "ROLLBACK");
     return e;
   };
-  int64_t held = -1;
-  {
-    Stmt q(db_.get(), "SELECT uid FROM agent_uids WHERE name = ?1");
-    if (!q.ok()) return fail(DbError(path_, db_.get(), "look up the agent's uid"));
-    q.Text(1, agent);
-    if (sqlite3_step(q.get()) == SQLITE_ROW) held = sqlite3_column_int64(q.get(), 0);
-  }
+  // Again under the lock: another first run of this agent may have taken
+  // one meanwhile.
+  if (!held_uid(&held)) return fail(DbError(path_, db_.get(), "look up the agent's uid"));
   if (held >= lo && held < hi) {
     WARD_TRY(Exec(db_.get(), path_, "COMMIT"));
     return static_cast<uint32_t>(held);

@@ -58,7 +58,8 @@ class EventWriter {
   // checkpoint of a store on a disk takes milliseconds). Called before
   // anything is posted or written.
   void CheckpointOffThread();
-  // The checkpoints the writer thread has made since (tests, diagnostics).
+  // The checkpoints the writer thread has made since CheckpointOffThread
+  // (tests, diagnostics).
   uint64_t checkpoints() const { return checkpoints_.load(); }
 
   // Writes what is queued, stops the thread. An append the store refuses is

@@ -157,7 +157,8 @@ int ExecSearching(char* const* argv, char* const* envp) {
     do {
       n = read(gate, &go, 1);
     } while (n < 0 && errno == EINTR);
-    if (n != 1 || go != 'g') fail(kStepAudit, n < 0 ? errno : EACCES);
+    // Closed unopened: refused (ECONNRESET when its pid was left unread).
+    if (n != 1 || go != 'g') fail(kStepAudit, n < 0 && errno != ECONNRESET ? errno : EACCES);
   }
   fail(kStepExec, ExecSearching(g_argv, g_envp));
   _exit(127);

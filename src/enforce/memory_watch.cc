@@ -84,7 +84,7 @@ uint64_t MemoryWatch::StartTicks(pid_t pid) const {
   return n > 0 ? ParseStatStartTicks(std::string_view(buf, static_cast<size_t>(n))) : 0;
 }
 
-Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, const std::vector<AtGate>& at_gate) {
+Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, const std::vector<GatedProcess>& at_gate) {
   int dir_fd = openat(proc_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) return SysError("open", "the sandbox's /proc");
   DIR* dir = fdopendir(dir_fd);
@@ -147,7 +147,7 @@ Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, cons
     // A fork of init waiting at its gate: unreadable as init is, until its
     // exec (the very process the gate named, not one that took its pid).
     const pid_t number = static_cast<pid_t>(std::atoi(e->d_name));
-    const auto gate = std::find_if(at_gate.begin(), at_gate.end(), [&](const AtGate& g) { return g.pid == number; });
+    const auto gate = std::find_if(at_gate.begin(), at_gate.end(), [&](const GatedProcess& g) { return g.pid == number; });
     if (gate != at_gate.end() && gate->start_ticks != 0 && StartTicks(number) == gate->start_ticks) continue;
     unreadable = pid;
     unreadable_err = err;
@@ -200,13 +200,21 @@ void MemoryWatchThread::PastGate(int gate) {
   gates_.erase(gate);
 }
 
-std::vector<MemoryWatch::AtGate> MemoryWatchThread::AtGates() {
-  std::vector<MemoryWatch::AtGate> at;
+std::vector<MemoryWatch::GatedProcess> MemoryWatchThread::AtGates() {
+  std::vector<MemoryWatch::GatedProcess> at;
   std::lock_guard lock(gates_mu_);
   for (auto& [fd, gate] : gates_) {
-    // Said by ward's own code: only that process holds the other end, and
-    // it closes it at its exec. Its start time now, while it waits there
-    // (it cannot pass the gate before PastGate's caller opens it).
+    if (gate.pid < 0) continue;
+    // Only the gated process holds the other end (init closed its copy
+    // after the fork; it closes at the exec): hung up, that process has
+    // exec'd or ended, and whatever holds its pid now is not it.
+    pollfd p{fd, POLLRDHUP, 0};
+    if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL))) {
+      gate.pid = -1;
+      continue;
+    }
+    // Its pid, said by ward's own code; its start time read now, while it
+    // still holds the gate.
     pid_t said = 0;
     if (gate.pid == 0 && recv(fd, &said, sizeof said, MSG_DONTWAIT) == static_cast<ssize_t>(sizeof said) && said > 1) {
       gate = {said, watch_.StartTicks(said)};

@@ -96,11 +96,11 @@ class MemoryWatch {
   // can be read is counted, and the process is known by its pid and start
   // time together (a process of the sandbox that killed it and took its
   // pid is not it).
-  struct AtGate {
+  struct GatedProcess {
     pid_t pid;
     uint64_t start_ticks;  // field 22 of /proc/PID/stat
   };
-  Result<Usage> Sample(int64_t now_ms, bool memory, const std::vector<AtGate>& at_gate = {});
+  Result<Usage> Sample(int64_t now_ms, bool memory, const std::vector<GatedProcess>& at_gate = {});
   // A process's start time (field 22 of its stat, readable whoever may read
   // its memory), or 0 if it is gone.
   uint64_t StartTicks(pid_t pid) const;
@@ -142,15 +142,17 @@ class MemoryWatchThread {
 
   // A held exec's process waits at its gate: `gate` is the supervisor's end,
   // on which that process sends its pid (in the sandbox) before it waits.
-  // Until PastGate(gate) the process is not counted as unreadable
-  // (MemoryWatch::Sample's at_gate). PastGate before `gate` is closed.
+  // Until PastGate(gate), and while that process still holds the other end
+  // (it closes at its exec or its end: nothing else holds it), the process
+  // is not counted as unreadable (MemoryWatch::Sample's at_gate). PastGate
+  // before `gate` is closed.
   void AtGate(int gate);
   void PastGate(int gate);
 
  private:
   void Run(int64_t interval_ms);
   // The processes at their gates now (reads the pids not yet read).
-  std::vector<MemoryWatch::AtGate> AtGates();
+  std::vector<MemoryWatch::GatedProcess> AtGates();
 
   MemoryWatch watch_;
   Limits limits_;
@@ -160,7 +162,9 @@ class MemoryWatchThread {
   std::atomic<uint64_t> pids_at_limit_samples_{0};
   std::string error_;  // written by the thread, read after the join
   std::mutex gates_mu_;
-  std::map<int, MemoryWatch::AtGate> gates_;  // gate descriptor -> the process waiting there (pid 0: not said yet)
+  // Gate descriptor -> the process waiting there (pid 0: not said yet; -1:
+  // gone from the gate, never spared again).
+  std::map<int, MemoryWatch::GatedProcess> gates_;
   std::thread thread_;
 };
 

@@ -310,8 +310,8 @@ void Holder::Ended(uint32_t id, int wait_status, bool refused, const std::string
   if (t == tracks_.end()) return;
   if (hooks_.on_exec_end) {
     hooks_.on_exec_end({t->second.run, t->second.caller_pid, wait_status, t->second.timed_out, refused,
-                  LimitsSince(t->second.at_start, now), gone,
-                  static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
+                        LimitsSince(t->second.at_start, now), gone,
+                        static_cast<double>(MonotonicNs() - t->second.start_ns) / 1e6});
   }
   tracks_.erase(t);
 }
@@ -444,13 +444,13 @@ void Holder::Start(ControlClient& c, size_t got, int* fds, size_t nfds) {
   if (!gated) return;
   // While it waits, its process is not the memory watch's to count: a
   // busy store may take seconds to record its start.
-  struct AtGate {
+  struct GateRegistration {
     MemoryWatchThread* watch;
     int gate;
-    ~AtGate() {
+    ~GateRegistration() {
       if (watch) watch->PastGate(gate);
     }
-  } at_gate{watcher_.get(), gate_go.get()};
+  } registered{watcher_.get(), gate_go.get()};
   if (watcher_) watcher_->AtGate(gate_go.get());
   std::string warning;
   auto recorded = hooks_.on_exec_start({out.h.id, argv, cwd.empty() ? ps_.plan.cwd : cwd, c.peer_pid, c.peer_uid, &warning});

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,11 +67,22 @@ TEST(ExecRequest, LengthPastTheMessageIsRefused) {
   b.got -= 1;  // the last NUL did not arrive
   Walk(b, &ok);
   EXPECT_FALSE(ok);
-  Built c = Request({"/w", "true"}, 1, 0);
-  c.m->h.strings_len = kExecMaxStrings + 1;
-  c.got = sizeof(ExecMessage);
-  Walk(c, &ok);
-  EXPECT_FALSE(ok);
+  // A length past what any request may hold, in a buffer that has room
+  // for it and says so: refused all the same (kExecMaxStrings).
+  struct Larger {
+    ExecMessage m;
+    char more[64];
+  };
+  auto larger = std::make_unique<Larger>();
+  larger->m.h = ExecHeader{};
+  larger->m.h.argc = 1;
+  // An empty cwd, then one argument whose end lies just past the bound.
+  larger->m.strings[0] = 0;
+  for (size_t i = 1; i < kExecMaxStrings; ++i) larger->m.strings[i] = 'x';
+  static_assert(offsetof(Larger, more) == offsetof(Larger, m) + sizeof(ExecHeader) + kExecMaxStrings);
+  larger->more[0] = 0;
+  larger->m.h.strings_len = kExecMaxStrings + 1;
+  EXPECT_FALSE(ForEachExecString(larger->m, sizeof(Larger), [](size_t, const char*) {}));
   Built d = Request({"/w", "true"}, 1, 0);
   d.got = sizeof(ExecHeader) - 1;  // not even a header
   Walk(d, &ok);
