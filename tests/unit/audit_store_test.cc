@@ -340,24 +340,26 @@ TEST_F(AuditStore, WalIsCheckpointedOffTheCommittingThread) {
     return stat((db + "-wal").c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
   };
   // Paced as execs are: every 50 commits (more than kWalCheckpointFrames
-  // pages) a pause, in which the writer thread's checkpoint ends. With
-  // `made` counting them, the k-th pause waits (up to 10 s) until k have
-  // been made; a wait that runs out is the last (the count is short, and
-  // the test fails below, not slowly).
-  auto commit_600 = [&](EventWriter& w, std::function<uint64_t()> made) {
-    uint64_t pauses = 0;
+  // pages) a pause, in which the writer thread's checkpoint ends; the WAL
+  // restarts at the next commit only after a checkpoint that saw no commit
+  // come in meanwhile. With `made` counting them, each pause waits (up to
+  // 3 s, for a loaded machine) for one more checkpoint than at its start:
+  // counting to k is not enough, checkpoints made while commits went on
+  // leave frames behind. (One that ended just before the pause leaves
+  // nothing due: that pause waits its 3 s, and the WAL was backfilled.)
+  auto commit_600 = [&](EventWriter& w, const std::function<uint64_t()>& made) {
     for (int i = 0; i < 600; ++i) {
       auto written = w.WriteNow(Make("a", "s", "start", "", i), 5000);
       ASSERT_TRUE(written) << written.error().message;
       if (i % 50 != 49) continue;
-      ++pauses;
       if (!made) {
         std::this_thread::sleep_for(std::chrono::milliseconds(30));
         continue;
       }
-      int waited = 0;
-      for (; waited < 10000 && made() < pauses; waited += 5) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      if (waited >= 10000) made = nullptr;
+      const uint64_t before = made();
+      for (int waited = 0; waited < 3000 && made() == before; waited += 5) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
     }
   };
   const std::string nobody = dir_ + "/nobody/audit.db";
