@@ -686,7 +686,7 @@ def test_a_stopped_start_does_not_freeze_the_sandbox():
             check(code in (0, 124) and took < 8, f"exec {i}: done or timed out (124), never hung", (code, took, err))
         t0 = time.monotonic()
         check(ward("stop", "t-stopper", "--grace-ms", "500", timeout=20)[0] == 0, "stop")
-        check(time.monotonic() - t0 < 5, "stop ends it")
+        check(time.monotonic() - t0 < 15, "stop ends it")
     finally:
         cleanup("t-stopper")
 
