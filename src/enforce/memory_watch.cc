@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "base/errors.h"
+#include "base/proc_stat.h"
 
 namespace ward {
 namespace {
@@ -62,26 +63,11 @@ Result<MemoryWatch> MemoryWatch::FromProcfs(UniqueFd proc) {
   return MemoryWatch(std::move(proc));
 }
 
-uint64_t ParseStatStartTicks(std::string_view text) {
-  // After the command name (which may hold spaces and parentheses): the
-  // state (field 3), then fields 4..22.
-  const size_t close = text.rfind(')');
-  if (close == std::string_view::npos) return 0;
-  size_t at = close + 1;
-  for (int field = 3; field <= 22; ++field) {
-    at = text.find_first_not_of(' ', at);
-    if (at == std::string_view::npos) return 0;
-    const size_t end = std::min(text.find_first_of(" \n", at), text.size());
-    if (field == 22) return std::strtoull(std::string(text.substr(at, end - at)).c_str(), nullptr, 10);
-    at = end;
-  }
-  return 0;
-}
-
 uint64_t MemoryWatch::StartTicks(pid_t pid) const {
   char buf[1024];
   ssize_t n = ReadAt(proc_.get(), std::to_string(pid) + "/stat", buf, sizeof buf);
-  return n > 0 ? ParseStatStartTicks(std::string_view(buf, static_cast<size_t>(n))) : 0;
+  if (n <= 0) return 0;
+  return static_cast<uint64_t>(ProcStatField(std::string_view(buf, static_cast<size_t>(n)), 22).value_or(0));
 }
 
 Result<MemoryWatch::Usage> MemoryWatch::Sample(int64_t now_ms, bool memory, const std::vector<GatedProcess>& at_gate) {

@@ -173,8 +173,5 @@ class MemoryWatchThread {
 uint64_t ParseRollup(std::string_view text);
 // VmPTE of one /proc/PID/status text, in bytes.
 uint64_t ParseStatusPageTables(std::string_view text);
-// The start time (field 22, clock ticks after boot) of one /proc/PID/stat
-// text; 0 if it has none.
-uint64_t ParseStatStartTicks(std::string_view text);
 
 }  // namespace ward

@@ -22,6 +22,7 @@
 #include "base/errors.h"
 #include "base/fd_passing.h"
 #include "base/file.h"
+#include "base/proc_stat.h"
 #include "enforce/supervisor.h"
 #include "lifecycle/store.h"
 
@@ -97,11 +98,7 @@ size_t CountDescendants(pid_t root) {
       if (pid <= 0) continue;
       auto stat = ReadFile("/proc/" + std::string(e->d_name) + "/stat");
       if (!stat) continue;
-      size_t close = stat->rfind(')');
-      int ppid = 0;
-      if (close != std::string::npos && std::sscanf(stat->c_str() + close + 1, " %*c %d", &ppid) == 1) {
-        children.emplace(ppid, pid);
-      }
+      if (auto ppid = ProcStatField(*stat, 4)) children.emplace(static_cast<pid_t>(*ppid), pid);
     }
     closedir(d);
   }

@@ -1,12 +1,15 @@
 #include "enforce/memory_watch.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <iterator>
 #include <string>
+
+#include "base/proc_stat.h"
 
 namespace ward {
 namespace {
@@ -26,18 +29,22 @@ TEST(MemoryWatch, CountsAnonymousAndSharedMemoryOnly) {
   EXPECT_EQ(ParseRollup("Pss_Anon_X: 5 kB\nXPss_Anon: 7 kB\n"), 0u) << "whole keys only";
 }
 
-// A process at its gate is known by its pid and this start time together.
+// A process at its gate is known by its pid and its start time together
+// (field 22); a held sandbox counts its processes by their parents (4).
 TEST(MemoryWatch, StartTicksFromStat) {
   // A command name with spaces and parentheses cannot shift the fields.
   const std::string stat =
       "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 2400000 300 18446744073709551615\n";
-  EXPECT_EQ(ParseStatStartTicks(stat), 987654u);
-  EXPECT_EQ(ParseStatStartTicks("42 (x) S 1 42"), 0u) << "too short";
-  EXPECT_EQ(ParseStatStartTicks("no name here"), 0u);
+  EXPECT_EQ(ProcStatField(stat, 22), 987654);
+  EXPECT_EQ(ProcStatField(stat, 4), 1);
+  EXPECT_EQ(ProcStatField("42 (x) S 1 42", 22), std::nullopt) << "too short";
+  EXPECT_EQ(ProcStatField("42 (x) S 1 42\n", 6), std::nullopt) << "past the end of the line";
+  EXPECT_EQ(ProcStatField("no name here", 4), std::nullopt);
   // Positive control: this process's own, as the kernel writes it.
   std::ifstream self("/proc/self/stat");
   std::string text((std::istreambuf_iterator<char>(self)), std::istreambuf_iterator<char>());
-  EXPECT_GT(ParseStatStartTicks(text), 0u) << text;
+  EXPECT_GT(ProcStatField(text, 22).value_or(0), 0) << text;
+  EXPECT_EQ(ProcStatField(text, 4), getppid()) << text;
 }
 
 TEST(MemoryWatch, RefusesWardsOwnProcfs) {
